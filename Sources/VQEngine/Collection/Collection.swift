@@ -1,0 +1,201 @@
+// A collection: its config and its local shards; routes points, merges results.
+//
+// Point id -> shard by a stable hash (`PointID.stableHash % shard_number`), the
+// same in every process and on every peer. Searches ask every shard (in
+// parallel when there are several) and merge their top-k.
+
+import Foundation
+
+/// How long a write waits before it returns.
+package enum WriteWait: Sendable {
+    /// Once logged and queued (not yet durable): for pipelines that sync later.
+    case queued
+    /// Once durable in the WAL (Qdrant's `wait=false`).
+    case durable
+    /// Once applied and searchable (Qdrant's `wait=true`).
+    case applied
+}
+
+/// A receipt for submitted writes: the last operation number per shard.
+package struct WriteTicket: Sendable {
+    package var ops: [Int: UInt64] = [:]
+
+    package init() {}
+
+    package mutating func merge(_ other: WriteTicket) {
+        for (shard, op) in other.ops { ops[shard] = max(ops[shard] ?? 0, op) }
+    }
+}
+
+/// A search request, already validated against the collection.
+package struct SearchRequest: Sendable {
+    package var vector: [Float]
+    package var limit: Int = 10
+    package var offset: Int = 0
+    package var withPayload = false
+    package var exact = false
+
+    package init(vector: [Float], limit: Int = 10) {
+        self.vector = vector
+        self.limit = limit
+    }
+}
+
+/// Counts for `vq info`.
+package struct CollectionStatus: Sendable {
+    package var points: Int
+    package var shards: [ShardStatus]
+    package var segmentCount: Int { shards.reduce(0) { $0 + $1.segments.count } }
+    package var queueDepth: Int { shards.reduce(0) { $0 + $1.queueDepth } }
+    package var unindexedPoints: Int { shards.reduce(0) { $0 + $1.unindexedPoints } }
+}
+
+/// A collection open in this process.
+package final class Collection: @unchecked Sendable {
+    package let name: String
+    package let config: CollectionConfig
+    package let shards: [LocalShard]
+
+    /// Opens every shard (replaying WALs).
+    init(name: String, config: CollectionConfig, directory: DataDirectory, warn: (String) -> Void) throws {
+        self.name = name
+        self.config = config
+        var shards: [LocalShard] = []
+        for s in 0..<config.shardNumber {
+            shards.append(try LocalShard(directory: directory.shardDir(name, s), options: config.shardOptions, warn: warn))
+        }
+        self.shards = shards
+    }
+
+    package func shardIndex(_ id: PointID) -> Int {
+        Int(id.stableHash % UInt64(shards.count))
+    }
+
+    // MARK: writing
+
+    /// Checks a vector's dimension and values, and normalises it for cosine.
+    /// - Throws: `.invalidInput` naming the dimension or the non-finite element.
+    package func prepare(_ vector: inout [Float]) throws {
+        guard vector.count == config.dim else {
+            throw VQError.invalid("vector has \(vector.count) dimensions; collection \"\(name)\" expects \(config.dim)")
+        }
+        if let bad = vector.firstIndex(where: { !$0.isFinite }) {
+            throw VQError.invalid("vector element \(bad) is \(vector[bad]); expected a finite number")
+        }
+        if config.distance.normalizes { vector.withUnsafeMutableBufferPointer { Distance.normalize($0) } }
+    }
+
+    /// Upserts a batch whose vectors are already checked (see `prepare`); one operation per shard touched.
+    package func upsert(_ batch: PointBatch, wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
+        precondition(batch.dim == config.dim)
+        var normalized = batch
+        if config.distance.normalizes {
+            let dim = batch.dim
+            normalized.vectors.withUnsafeMutableBufferPointer { v in
+                for i in 0..<batch.count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
+            }
+        }
+        var ticket = WriteTicket()
+        if shards.count == 1 {
+            ticket.ops[0] = try shards[0].submit(.upsert(normalized), deadline: deadline)
+        } else {
+            var parts = [PointBatch](repeating: PointBatch(dim: batch.dim), count: shards.count)
+            normalized.vectors.withUnsafeBufferPointer { v in
+                for i in 0..<batch.count {
+                    let s = shardIndex(batch.ids[i])
+                    parts[s].append(id: batch.ids[i], vector: UnsafeBufferPointer(rebasing: v[(i * batch.dim)..<((i + 1) * batch.dim)]),
+                                    payload: batch.payloads[i])
+                }
+            }
+            for (s, part) in parts.enumerated() where part.count > 0 {
+                ticket.ops[s] = try shards[s].submit(.upsert(part), deadline: deadline)
+            }
+        }
+        try self.wait(ticket, wait)
+        return ticket
+    }
+
+    /// Deletes points by id.
+    package func delete(_ ids: [PointID], wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
+        var parts = [[PointID]](repeating: [], count: shards.count)
+        for id in ids { parts[shardIndex(id)].append(id) }
+        var ticket = WriteTicket()
+        for (s, part) in parts.enumerated() where !part.isEmpty {
+            ticket.ops[s] = try shards[s].submit(.delete(part), deadline: deadline)
+        }
+        try self.wait(ticket, wait)
+        return ticket
+    }
+
+    /// Waits until every operation of `ticket` reached `level`.
+    package func wait(_ ticket: WriteTicket, _ level: WriteWait) throws {
+        switch level {
+        case .queued: return
+        case .durable: for (s, op) in ticket.ops { try shards[s].waitDurable(op) }
+        case .applied:
+            for (s, op) in ticket.ops { try shards[s].waitDurable(op) }
+            for (s, op) in ticket.ops { try shards[s].waitApplied(op) }
+        }
+    }
+
+    // MARK: reading
+
+    /// Top-`limit` (after `offset`) over every shard.
+    /// - Throws: `.invalidInput` for a bad vector or limit.
+    package func search(_ request: SearchRequest) throws -> [ScoredPoint] {
+        var query = request.vector
+        try prepare(&query)
+        guard request.limit >= 0 else { throw VQError.invalid("limit is \(request.limit); expected 0 or more") }
+        guard request.offset >= 0 else { throw VQError.invalid("offset is \(request.offset); expected 0 or more") }
+        let k = request.limit + request.offset
+        if k == 0 { return [] }
+        var hits: [ScoredPoint]
+        if shards.count == 1 {
+            hits = query.withUnsafeBufferPointer { shards[0].search($0, limit: k, withPayload: request.withPayload) }
+        } else {
+            let results = UnsafeMutableBufferPointer<[ScoredPoint]>.allocate(capacity: shards.count)
+            results.initialize(repeating: [])
+            defer { results.deinitialize(); results.deallocate() }
+            let shards = self.shards
+            let withPayload = request.withPayload
+            nonisolated(unsafe) let out = results
+            query.withUnsafeBufferPointer { q in
+                nonisolated(unsafe) let q = q
+                DispatchQueue.concurrentPerform(iterations: shards.count) { s in
+                    out[s] = shards[s].search(q, limit: k, withPayload: withPayload)
+                }
+            }
+            hits = Array(results.joined())
+            hits.sort { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
+            if hits.count > k { hits.removeLast(hits.count - k) }
+        }
+        return Array(hits.dropFirst(request.offset))
+    }
+
+    /// Points by id, in the order asked (missing ones left out).
+    package func retrieve(_ ids: [PointID], withVector: Bool, withPayload: Bool) -> [PointRecord] {
+        var found: [PointID: PointRecord] = [:]
+        var parts = [[PointID]](repeating: [], count: shards.count)
+        for id in ids { parts[shardIndex(id)].append(id) }
+        for (s, part) in parts.enumerated() where !part.isEmpty {
+            for r in shards[s].retrieve(part, withVector: withVector, withPayload: withPayload) { found[r.id] = r }
+        }
+        return ids.compactMap { found[$0] }
+    }
+
+    package var pointCount: Int { shards.reduce(0) { $0 + $1.pointCount } }
+
+    package var status: CollectionStatus {
+        let s = shards.map(\.status)
+        return CollectionStatus(points: s.reduce(0) { $0 + $1.points }, shards: s)
+    }
+
+    /// Drains queues, flushes and stops every shard.
+    package func close() throws {
+        var first: (any Error)?
+        for shard in shards {
+            do { try shard.close() } catch { if first == nil { first = error } }
+        }
+        if let first { throw first }
+    }
+}

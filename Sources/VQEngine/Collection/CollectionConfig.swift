@@ -1,0 +1,160 @@
+// A collection's configuration, shaped like Qdrant's collection info `config`.
+//
+//   {"params": {"vectors": {"size": 384, "distance": "Cosine"}, "shard_number": 1,
+//               "replication_factor": 1, "write_consistency_factor": 1,
+//               "read_fan_out_delay_ms": 0, "read_fan_out_factor": 0},
+//    "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0},
+//    "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
+//               "default_segment_number": 0, "max_segment_size": null, "indexing_threshold": 10000,
+//               "flush_interval_sec": 5, "prevent_unoptimized": false},
+//    "update_queue_size": 1000000}
+//
+// Sizes in kilobytes of vector data, as Qdrant counts them.
+
+/// Everything a collection is created with.
+package struct CollectionConfig: Sendable, Equatable {
+    package var dim: Int
+    package var distance: Distance = .cosine
+    package var shardNumber = 1
+    package var replicationFactor = 1
+    package var writeConsistencyFactor = 1
+    package var readFanOutDelayMs = 0
+    package var readFanOutFactor = 0
+    package var m = 16
+    package var efConstruct = 100
+    package var fullScanThreshold = 10_000
+    package var maxIndexingThreads = 0
+    package var deletedThreshold = 0.2
+    package var vacuumMinVectorNumber = 1000
+    package var defaultSegmentNumber = 0
+    /// Kilobytes of vector data one segment may hold; nil = automatic (200,000 KB).
+    package var maxSegmentSize: Int? = nil
+    package var indexingThreshold = 10_000
+    package var flushIntervalSec = 5
+    package var preventUnoptimized = false
+    package var updateQueueSize = 1_000_000
+
+    package static let formatVersion = 1
+    package static let automaticMaxSegmentSize = 200_000
+
+    package init(dim: Int, distance: Distance = .cosine) {
+        self.dim = dim
+        self.distance = distance
+    }
+
+    /// Rows of vector data in `kilobytes` at this dimension (at least 1).
+    package func rows(forKilobytes kilobytes: Int) -> Int {
+        max(1, kilobytes * 1024 / (dim * 4))
+    }
+
+    /// The shard options this config implies.
+    package var shardOptions: ShardOptions {
+        var o = ShardOptions(dim: dim, distance: distance)
+        o.updateQueueSize = updateQueueSize
+        o.segmentCapacity = rows(forKilobytes: maxSegmentSize ?? CollectionConfig.automaticMaxSegmentSize)
+        o.flushInterval = Double(flushIntervalSec)
+        return o
+    }
+
+    /// Checks every field's range.
+    /// - Throws: `.invalidInput` naming the field, its value and the allowed range.
+    package func validate() throws {
+        func check(_ ok: Bool, _ name: String, _ value: some CustomStringConvertible, _ expected: String) throws {
+            if !ok { throw VQError.invalid("\(name) is \(value); expected \(expected)") }
+        }
+        try check((1...65_536).contains(dim), "vector size", dim, "1 to 65536")
+        try check((1...1024).contains(shardNumber), "shard_number", shardNumber, "1 to 1024")
+        try check((1...64).contains(replicationFactor), "replication_factor", replicationFactor, "1 to 64")
+        try check((1...64).contains(writeConsistencyFactor), "write_consistency_factor", writeConsistencyFactor, "1 to 64")
+        try check(writeConsistencyFactor <= replicationFactor, "write_consistency_factor", writeConsistencyFactor,
+                  "at most replication_factor (\(replicationFactor))")
+        try check((0...600_000).contains(readFanOutDelayMs), "read_fan_out_delay_ms", readFanOutDelayMs, "0 (off) to 600000")
+        try check((0...64).contains(readFanOutFactor), "read_fan_out_factor", readFanOutFactor, "0 to 64")
+        try check(m == 0 || (2...512).contains(m), "m", m, "0 (no index) or 2 to 512")
+        try check((4...10_000).contains(efConstruct), "ef_construct", efConstruct, "4 to 10000")
+        try check(fullScanThreshold >= 0, "full_scan_threshold", fullScanThreshold, "a non-negative number of kilobytes")
+        try check(maxIndexingThreads >= 0, "max_indexing_threads", maxIndexingThreads, "0 (all cores) or more")
+        try check((0...1).contains(deletedThreshold), "deleted_threshold", deletedThreshold, "0 to 1")
+        try check(vacuumMinVectorNumber >= 0, "vacuum_min_vector_number", vacuumMinVectorNumber, "0 or more")
+        try check(defaultSegmentNumber >= 0, "default_segment_number", defaultSegmentNumber, "0 (automatic) or more")
+        if let maxSegmentSize {
+            try check(maxSegmentSize >= 1, "max_segment_size", maxSegmentSize, "at least 1 kilobyte")
+        }
+        try check(indexingThreshold >= 0, "indexing_threshold", indexingThreshold, "0 (no indexing) or more kilobytes")
+        try check((0...86_400).contains(flushIntervalSec), "flush_interval_sec", flushIntervalSec, "0 to 86400")
+        try check((1...100_000_000).contains(updateQueueSize), "update_queue_size", updateQueueSize, "1 to 100000000")
+    }
+
+    package var json: JSON {
+        .object([
+            ("format", .string("vq-collection")),
+            ("version", .int(Int64(CollectionConfig.formatVersion))),
+            ("params", .object([
+                ("vectors", .object([("size", .int(Int64(dim))), ("distance", .string(distance.rawValue))])),
+                ("shard_number", .int(Int64(shardNumber))),
+                ("replication_factor", .int(Int64(replicationFactor))),
+                ("write_consistency_factor", .int(Int64(writeConsistencyFactor))),
+                ("read_fan_out_delay_ms", .int(Int64(readFanOutDelayMs))),
+                ("read_fan_out_factor", .int(Int64(readFanOutFactor))),
+            ])),
+            ("hnsw_config", .object([
+                ("m", .int(Int64(m))), ("ef_construct", .int(Int64(efConstruct))),
+                ("full_scan_threshold", .int(Int64(fullScanThreshold))),
+                ("max_indexing_threads", .int(Int64(maxIndexingThreads))),
+            ])),
+            ("optimizer_config", .object([
+                ("deleted_threshold", .double(deletedThreshold)),
+                ("vacuum_min_vector_number", .int(Int64(vacuumMinVectorNumber))),
+                ("default_segment_number", .int(Int64(defaultSegmentNumber))),
+                ("max_segment_size", maxSegmentSize.map { .int(Int64($0)) } ?? .null),
+                ("indexing_threshold", .int(Int64(indexingThreshold))),
+                ("flush_interval_sec", .int(Int64(flushIntervalSec))),
+                ("prevent_unoptimized", .bool(preventUnoptimized)),
+            ])),
+            ("update_queue_size", .int(Int64(updateQueueSize))),
+        ])
+    }
+
+    /// Reads a stored config.
+    /// - Throws: `.corrupt` naming the missing or malformed field.
+    package init(json: JSON, path: String) throws {
+        func field(_ keys: String...) throws -> JSON {
+            var v: JSON? = json
+            for k in keys { v = v?[k] }
+            guard let v else { throw VQError(.corrupt, "\(path) lacks \(keys.joined(separator: "."))") }
+            return v
+        }
+        func int(_ keys: String...) throws -> Int {
+            var v: JSON? = json
+            for k in keys { v = v?[k] }
+            guard let i = v?.intValue else { throw VQError(.corrupt, "\(path): \(keys.joined(separator: ".")) is missing or not an integer") }
+            return Int(i)
+        }
+        guard try field("format").stringValue == "vq-collection" else { throw VQError(.corrupt, "\(path) is not a vq collection config") }
+        let version = try int("version")
+        guard version == CollectionConfig.formatVersion else {
+            throw VQError(.corrupt, "\(path) has format version \(version); this vq reads version \(CollectionConfig.formatVersion)")
+        }
+        guard let distance = Distance(rawValue: try field("params", "vectors", "distance").stringValue ?? "") else {
+            throw VQError(.corrupt, "\(path): params.vectors.distance is not a known distance")
+        }
+        self.init(dim: try int("params", "vectors", "size"), distance: distance)
+        shardNumber = try int("params", "shard_number")
+        replicationFactor = try int("params", "replication_factor")
+        writeConsistencyFactor = try int("params", "write_consistency_factor")
+        readFanOutDelayMs = try int("params", "read_fan_out_delay_ms")
+        readFanOutFactor = try int("params", "read_fan_out_factor")
+        m = try int("hnsw_config", "m")
+        efConstruct = try int("hnsw_config", "ef_construct")
+        fullScanThreshold = try int("hnsw_config", "full_scan_threshold")
+        maxIndexingThreads = try int("hnsw_config", "max_indexing_threads")
+        deletedThreshold = try field("optimizer_config", "deleted_threshold").doubleValue ?? 0.2
+        vacuumMinVectorNumber = try int("optimizer_config", "vacuum_min_vector_number")
+        defaultSegmentNumber = try int("optimizer_config", "default_segment_number")
+        maxSegmentSize = try field("optimizer_config", "max_segment_size").intValue.map { Int($0) }
+        indexingThreshold = try int("optimizer_config", "indexing_threshold")
+        flushIntervalSec = try int("optimizer_config", "flush_interval_sec")
+        preventUnoptimized = try field("optimizer_config", "prevent_unoptimized").boolValue ?? false
+        updateQueueSize = try int("update_queue_size")
+    }
+}

@@ -1,0 +1,101 @@
+// The engine facade: a locked data directory and the collections in it.
+//
+// The CLI's embedded mode and (later) the server use only this type.
+
+import Foundation
+
+/// An open data directory: its lock and its collections.
+package final class Engine: @unchecked Sendable {
+    package let directory: DataDirectory
+    private let lock: DirectoryLock
+    private let mutex = NSLock()
+    private var open: [String: Collection] = [:]
+    private let warn: @Sendable (String) -> Void
+
+    /// Opens (creating if needed) a data directory and takes its lock.
+    /// - Throws: `.busy` naming the holder when another process has it.
+    package init(path: String, address: String? = nil, warn: @escaping @Sendable (String) -> Void) throws {
+        directory = DataDirectory(path)
+        if FileIO.exists(path) && !FileIO.isDirectory(path) {
+            throw VQError.invalid("data directory \(path) is a file; expected a directory")
+        }
+        try FileIO.makeDirectories(path)
+        lock = try DirectoryLock(directory, address: address)
+        try directory.prepare()
+        self.warn = warn
+    }
+
+    /// Collection names are letters, digits, '-' and '_', 1 to 255 characters.
+    package static func validateName(_ name: String) throws {
+        let ok = !name.isEmpty && name.utf8.count <= 255 && name.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F
+        }
+        if !ok {
+            throw VQError.invalid("collection name \"\(name)\" is invalid; expected 1 to 255 letters, digits, '-' or '_'")
+        }
+    }
+
+    /// The names of the collections, sorted.
+    package func collectionNames() -> [String] {
+        FileIO.list(directory.collectionsDir).filter { !$0.hasPrefix(".") && FileIO.exists(directory.collectionConfig($0)) }
+    }
+
+    /// Creates a collection: its config and shard directories appear at once (a rename), or not at all.
+    /// - Throws: `.alreadyExists`, or `.invalidInput` for a bad name or config.
+    package func createCollection(_ name: String, config: CollectionConfig) throws {
+        try Engine.validateName(name)
+        try config.validate()
+        mutex.lock()
+        defer { mutex.unlock() }
+        let target = directory.collectionDir(name)
+        if FileIO.exists(target) {
+            throw VQError(.alreadyExists, "collection \"\(name)\" already exists in \(directory.root)")
+        }
+        let staging = directory.collectionsDir + "/.creating-" + name
+        try FileIO.removeTree(staging)
+        try FileIO.makeDirectories(staging + "/shards")
+        try ChecksummedJSON.write(staging + "/config.json", config.json)
+        guard rename(staging, target) == 0 else { throw ioError("rename", staging) }
+        try FileIO.syncDirectory(directory.collectionsDir)
+    }
+
+    /// Opens a collection (once per process; later calls return the same one).
+    /// - Throws: `.notFound` naming the collection.
+    package func collection(_ name: String) throws -> Collection {
+        try Engine.validateName(name)
+        mutex.lock()
+        defer { mutex.unlock() }
+        if let c = open[name] { return c }
+        let path = directory.collectionConfig(name)
+        guard FileIO.exists(path) else {
+            let known = collectionNames()
+            throw VQError(.notFound, "collection \"\(name)\" does not exist in \(directory.root)",
+                          hint: known.isEmpty ? "create it with: vq create-collection \(name) --dim N" : "collections: \(known.joined(separator: ", "))")
+        }
+        let config = try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
+        let c = try Collection(name: name, config: config, directory: directory, warn: warn)
+        open[name] = c
+        return c
+    }
+
+    /// The stored config of a collection, without opening its shards.
+    package func config(of name: String) throws -> CollectionConfig {
+        try Engine.validateName(name)
+        let path = directory.collectionConfig(name)
+        guard FileIO.exists(path) else { throw VQError(.notFound, "collection \"\(name)\" does not exist in \(directory.root)") }
+        return try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
+    }
+
+    /// Closes every open collection (drain, flush).
+    package func close() throws {
+        mutex.lock()
+        let all = Array(open.values)
+        open.removeAll()
+        mutex.unlock()
+        var first: (any Error)?
+        for c in all {
+            do { try c.close() } catch { if first == nil { first = error } }
+        }
+        if let first { throw first }
+    }
+}

@@ -1,0 +1,207 @@
+// Segments: where a shard's points live.
+//
+//   Segment.swift          storage of one segment: vectors, rows, deletions, payloads
+//   Segment+Search.swift   exact (brute-force) search with the SIMD kernels
+//
+// A segment keeps five memory-mapped arrays (see MappedArray), row i of each
+// describing the same point:
+//
+//   vectors.f32   row i at floats [i*dim, (i+1)*dim)          (cosine: unit length)
+//   rows.bin      RowRecord: id tag, id words, version (op number of the last write)
+//   deleted.bits  bit i set = row i is deleted (a tombstone)
+//   payload.idx   PayloadRef: offset and length of the row's payload JSON in payload.dat
+//   payload.dat   payload JSON, append-only
+//
+// The appendable segment takes new rows; a full one stops being appendable and
+// a new one takes over. Opening maps the files: nothing is parsed or rebuilt.
+// How many rows of each file are valid comes from the shard manifest.
+
+/// A row's identity: the point id and the operation that last wrote it.
+package struct RowRecord: BitwiseCopyable, Sendable {
+    /// 0 = numeric id in `a`; 1 = UUID in `a` (high) and `b` (low).
+    var tag: UInt64
+    var a: UInt64
+    var b: UInt64
+    var version: UInt64
+
+    init(id: PointID, version: UInt64) {
+        switch id {
+        case .number(let n): tag = 0; a = n; b = 0
+        case .uuid(let hi, let lo): tag = 1; a = hi; b = lo
+        }
+        self.version = version
+    }
+
+    var id: PointID { tag == 0 ? .number(a) : .uuid(a, b) }
+}
+
+/// Where a row's payload JSON lives in payload.dat; length 0 means no payload.
+package struct PayloadRef: BitwiseCopyable, Sendable {
+    var offset: UInt64
+    var length: UInt64
+}
+
+/// What the shard manifest records of a segment.
+package struct SegmentInfo: Sendable, Equatable {
+    package var id: UInt64
+    package var rows: Int
+    package var payloadBytes: Int
+    package var appendable: Bool
+
+    var json: JSON {
+        .object([("id", .int(Int64(id))), ("rows", .int(Int64(rows))), ("payload_bytes", .int(Int64(payloadBytes))),
+                 ("appendable", .bool(appendable))])
+    }
+
+    init(id: UInt64, rows: Int, payloadBytes: Int, appendable: Bool) {
+        self.id = id
+        self.rows = rows
+        self.payloadBytes = payloadBytes
+        self.appendable = appendable
+    }
+
+    init(json: JSON, path: String) throws {
+        guard let id = json["id"]?.intValue, let rows = json["rows"]?.intValue, let bytes = json["payload_bytes"]?.intValue,
+              let appendable = json["appendable"]?.boolValue, id >= 0, rows >= 0, bytes >= 0 else {
+            throw VQError(.corrupt, "\(path) has a malformed segment entry: \(json.compactText)")
+        }
+        self.init(id: UInt64(id), rows: Int(rows), payloadBytes: Int(bytes), appendable: appendable)
+    }
+}
+
+/// One segment's points, vectors and payloads.
+///
+/// Mutated only by its shard's applier thread, under the shard's write lock;
+/// searched under the read lock.
+package final class Segment: @unchecked Sendable {
+    package let id: UInt64
+    package let directory: String
+    package let dim: Int
+    package let distance: Distance
+    package let capacity: Int
+    package private(set) var appendable: Bool
+    package private(set) var deletedCount = 0
+    let vectors: MappedArray<Float>
+    let rows: MappedArray<RowRecord>
+    let deleted: MappedArray<UInt64>
+    let payloadIndex: MappedArray<PayloadRef>
+    let payloadData: MappedArray<UInt8>
+
+    /// The most payload bytes one segment's payload.dat may hold (virtual reservation only).
+    static let payloadCapacity = 1 << 34
+
+    /// Opens a segment's files (creating empty ones for a new segment).
+    /// - Parameter capacity: the most rows it may ever hold; for a sealed segment, its row count.
+    package init(directory: String, info: SegmentInfo, dim: Int, distance: Distance, capacity: Int) throws {
+        self.id = info.id
+        self.directory = directory
+        self.dim = dim
+        self.distance = distance
+        self.capacity = max(capacity, info.rows)
+        self.appendable = info.appendable
+        try FileIO.makeDirectories(directory)
+        typealias F = DataDirectory.SegmentFile
+        func path(_ f: F) -> String { directory + "/" + f.rawValue }
+        let cap = self.capacity
+        vectors = try MappedArray(path: path(.vectors), count: info.rows * dim, capacity: cap * dim)
+        rows = try MappedArray(path: path(.rows), count: info.rows, capacity: cap)
+        deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64)
+        payloadIndex = try MappedArray(path: path(.payloadIndex), count: info.rows, capacity: cap)
+        payloadData = try MappedArray(path: path(.payloadData), count: info.payloadBytes,
+                                      capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes)
+        for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
+    }
+
+    package var rowCount: Int { rows.count }
+    package var liveCount: Int { rows.count - deletedCount }
+    package var isFull: Bool { rows.count >= capacity }
+
+    package var info: SegmentInfo {
+        SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable)
+    }
+
+    /// Stops taking new rows.
+    package func seal() { appendable = false }
+
+    // MARK: rows
+
+    @inline(__always)
+    package func isDeleted(_ row: Int) -> Bool {
+        deleted.base[row >> 6] & (1 << UInt64(row & 63)) != 0
+    }
+
+    package func record(_ row: Int) -> RowRecord { rows.base[row] }
+
+    package func vector(_ row: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: vectors.base + row * dim, count: dim)
+    }
+
+    /// Marks `row` deleted (idempotent).
+    package func markDeleted(_ row: Int) {
+        let word = row >> 6, bit = UInt64(1) << UInt64(row & 63)
+        if deleted[word] & bit == 0 {
+            deleted[word] |= bit
+            deletedCount += 1
+        }
+    }
+
+    /// Appends a row.
+    /// - Returns: the new row number.
+    package func append(id: PointID, version: UInt64, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) throws -> Int {
+        precondition(vector.count == dim)
+        let row = rows.count
+        guard row < capacity else { throw VQError(.internal, "segment \(id) is full (\(capacity) rows)") }
+        try vectors.append(contentsOf: vector)
+        try rows.append(RowRecord(id: id, version: version))
+        if (row + 1 + 63) / 64 > deleted.count { try deleted.append(0) }
+        try payloadIndex.append(try storePayload(payload))
+        return row
+    }
+
+    /// Replaces a live row's vector, version and payload in place.
+    package func overwrite(row: Int, version: UInt64, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) throws {
+        (vectors.base + row * dim).update(from: vector.baseAddress!, count: dim)
+        vectors.markDirty((row * dim)..<((row + 1) * dim))
+        var r = rows[row]
+        r.version = version
+        rows[row] = r
+        payloadIndex[row] = try storePayload(payload)
+    }
+
+    /// Sets a row's payload bytes (nil clears it).
+    package func setPayload(row: Int, version: UInt64, _ payload: [UInt8]?) throws {
+        var r = rows[row]
+        r.version = version
+        rows[row] = r
+        payloadIndex[row] = try storePayload(payload)
+    }
+
+    private func storePayload(_ payload: [UInt8]?) throws -> PayloadRef {
+        guard let payload, !payload.isEmpty else { return PayloadRef(offset: 0, length: 0) }
+        let offset = payloadData.count
+        try payload.withUnsafeBufferPointer { (p) in try payloadData.append(contentsOf: p) }
+        return PayloadRef(offset: UInt64(offset), length: UInt64(payload.count))
+    }
+
+    /// The row's payload JSON bytes, or nil.
+    package func payloadBytes(_ row: Int) -> [UInt8]? {
+        let ref = payloadIndex.base[row]
+        guard ref.length > 0 else { return nil }
+        return Array(UnsafeBufferPointer(start: payloadData.base + Int(ref.offset), count: Int(ref.length)))
+    }
+
+    /// The row's payload as JSON (nil when absent or unreadable).
+    package func payload(_ row: Int) -> JSON? {
+        guard let bytes = payloadBytes(row) else { return nil }
+        return try? JSONParser.parse(bytes)
+    }
+
+    /// Writes everything changed since the last flush and fsyncs it.
+    package func flush() throws {
+        try vectors.flush()
+        try rows.flush()
+        try deleted.flush()
+        try payloadData.flush()
+        try payloadIndex.flush()
+    }
+}

@@ -1,0 +1,102 @@
+// The operations a shard logs and applies, and their WAL encoding.
+//
+//   upsert:  | kind 1 u8 | count u32 | dim u32 | ids (count x (tag u8, a u64, b u64)) |
+//            | vectors (count x dim x f32) | payloads (count x (present u8 [, blob])) |
+//   delete:  | kind 2 u8 | count u32 | ids (count x (tag u8, a u64, b u64)) |
+
+/// Points to write, stored flat: vector i at `vectors[i*dim ..< (i+1)*dim]`.
+package struct PointBatch: Sendable {
+    package var dim: Int
+    package var ids: [PointID] = []
+    package var vectors: [Float] = []
+    /// Compact JSON bytes of each point's payload object, or nil.
+    package var payloads: [[UInt8]?] = []
+
+    package init(dim: Int) { self.dim = dim }
+
+    package var count: Int { ids.count }
+
+    package mutating func append(id: PointID, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) {
+        precondition(vector.count == dim)
+        ids.append(id)
+        vectors.append(contentsOf: vector)
+        payloads.append(payload)
+    }
+
+    package mutating func removeAll() {
+        ids.removeAll(keepingCapacity: true)
+        vectors.removeAll(keepingCapacity: true)
+        payloads.removeAll(keepingCapacity: true)
+    }
+}
+
+/// One logged change to a shard.
+package enum Operation: Sendable {
+    case upsert(PointBatch)
+    case delete([PointID])
+
+    private static let upsertKind: UInt8 = 1
+    private static let deleteKind: UInt8 = 2
+
+    package func encode() -> [UInt8] {
+        switch self {
+        case .upsert(let batch):
+            var w = ByteWriter(capacity: 9 + batch.count * (17 + batch.dim * 4 + 1))
+            w.u8(Operation.upsertKind)
+            w.u32(UInt32(batch.count))
+            w.u32(UInt32(batch.dim))
+            for id in batch.ids { Operation.writeID(&w, id) }
+            batch.vectors.withUnsafeBufferPointer { w.floats($0) }
+            for p in batch.payloads {
+                if let p { w.u8(1); w.blob(p) } else { w.u8(0) }
+            }
+            return w.bytes
+        case .delete(let ids):
+            var w = ByteWriter(capacity: 5 + ids.count * 17)
+            w.u8(Operation.deleteKind)
+            w.u32(UInt32(ids.count))
+            for id in ids { Operation.writeID(&w, id) }
+            return w.bytes
+        }
+    }
+
+    package static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Operation {
+        var r = ByteReader(bytes)
+        switch try r.u8() {
+        case upsertKind:
+            let count = Int(try r.u32())
+            let dim = Int(try r.u32())
+            var batch = PointBatch(dim: dim)
+            batch.ids.reserveCapacity(count)
+            for _ in 0..<count { batch.ids.append(try readID(&r)) }
+            try r.floats(count * dim, into: &batch.vectors)
+            for _ in 0..<count { batch.payloads.append(try r.u8() == 1 ? try r.blob() : nil) }
+            return .upsert(batch)
+        case deleteKind:
+            let count = Int(try r.u32())
+            var ids: [PointID] = []
+            ids.reserveCapacity(count)
+            for _ in 0..<count { ids.append(try readID(&r)) }
+            return .delete(ids)
+        case let kind:
+            throw VQError(.corrupt, "unknown operation kind \(kind) in WAL record")
+        }
+    }
+
+    private static func writeID(_ w: inout ByteWriter, _ id: PointID) {
+        switch id {
+        case .number(let n): w.u8(0); w.u64(n); w.u64(0)
+        case .uuid(let hi, let lo): w.u8(1); w.u64(hi); w.u64(lo)
+        }
+    }
+
+    private static func readID(_ r: inout ByteReader) throws -> PointID {
+        let tag = try r.u8()
+        let a = try r.u64(), b = try r.u64()
+        switch tag {
+        case 0: return .number(a)
+        case 1: return .uuid(a, b)
+        default: throw VQError(.corrupt, "unknown point id tag \(tag) in WAL record")
+        }
+    }
+}

@@ -1,0 +1,143 @@
+// Small POSIX file helpers: whole-file reads, atomic replacement, directory fsync.
+//
+// Every file that is replaced is written to `NAME.tmp`, fsynced, renamed over
+// `NAME`, and its directory fsynced, so a crash leaves the old or the new file,
+// never a mix.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+package enum FileIO {
+    package static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    package static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// `mkdir -p`.
+    package static func makeDirectories(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw VQError(.io, "cannot create directory \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// The names in a directory (not `.` or `..`), sorted; empty if it does not exist.
+    package static func list(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    package static func readAll(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ioError("open", path) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ioError("stat", path) }
+        let size = Int(st.st_size)
+        var out = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+            if n < 0 { if errno == EINTR { continue }; throw ioError("read", path) }
+            if n == 0 { break }
+            done += n
+        }
+        if done < size { out.removeLast(size - done) }
+        return out
+    }
+
+    /// Writes all of `bytes` at the file's current offset, retrying short writes.
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 { if errno == EINTR { continue }; throw ioError("write", path) }
+            done += n
+        }
+    }
+
+    /// Writes all of `bytes` at `offset`, retrying short writes.
+    package static func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            if n < 0 { if errno == EINTR { continue }; throw ioError("write", path) }
+            done += n
+        }
+    }
+
+    /// Flushes a file's data to stable storage.
+    package static func sync(_ fd: Int32, path: String) throws {
+        #if os(Linux)
+        let rc = fdatasync(fd)
+        #else
+        let rc = fsync(fd)
+        #endif
+        if rc != 0 { throw ioError("fsync", path) }
+    }
+
+    /// Makes a directory's entries (creations, renames, removals) durable.
+    package static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ioError("open directory", path) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw ioError("fsync directory", path) }
+    }
+
+    /// Replaces `path` with `bytes` atomically and durably.
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ioError("create", tmp) }
+        do {
+            try bytes.withUnsafeBytes { (raw) in try writeAll(fd, raw, path: tmp) }
+            try sync(fd, path: tmp)
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else { throw ioError("rename", tmp) }
+        try syncDirectory(directoryOf(path))
+    }
+
+    package static func directoryOf(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    package static func remove(_ path: String) {
+        unlink(path)
+    }
+
+    /// `rm -rf`.
+    package static func removeTree(_ path: String) throws {
+        guard exists(path) else { return }
+        do { try FileManager.default.removeItem(atPath: path) } catch {
+            throw VQError(.io, "cannot remove \(path): \(error.localizedDescription)")
+        }
+    }
+
+    package static func fileSize(_ path: String) -> Int? {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : nil
+    }
+}

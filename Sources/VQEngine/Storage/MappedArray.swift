@@ -1,0 +1,179 @@
+// A growable array of plain values kept in one contiguous, file-backed mapping.
+//
+//   reserved address range (PROT_NONE until used, never moves)
+//   +----------------------------+----------------------+-------------------+
+//   | file pages, MAP_PRIVATE    | anonymous pages, RW  | reserved, unused  |
+//   | (rows flushed earlier)     | (rows appended since)|                   |
+//   +----------------------------+----------------------+-------------------+
+//   0                     fileCount*stride        count*stride       capacity*stride
+//
+// Opening maps the file: nothing is read or rebuilt. Appends and overwrites go
+// to memory; `flush()` writes what changed to the file (pwrite) and fsyncs.
+// Because the range is reserved up front, the base pointer never moves, so
+// readers may hold it while the owner appends (the owner serialises writers).
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file-backed, memory-mapped array of `Element`, growable up to `capacity`.
+///
+/// Not internally synchronised: one writer at a time (the shard's applier),
+/// readers concurrently with the writer only for elements below a count they
+/// read under the shard's lock.
+package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
+    package let path: String
+    package let capacity: Int
+    package let base: UnsafeMutablePointer<Element>
+    package private(set) var count: Int
+    private let fd: Int32
+    private let reservedBytes: Int
+    private var accessibleBytes: Int
+    private var fileCount: Int
+    private var dirtyChunks = Set<Int>()
+    private static var chunkBytes: Int { 1 << 16 }
+    private static var stride: Int { MemoryLayout<Element>.stride }
+
+    /// Opens (or creates) the file and maps its first `count` elements.
+    /// - Parameters:
+    ///   - count: how many elements of the file are valid (from the manifest); later bytes are dropped.
+    ///   - capacity: the most elements this array may ever hold.
+    /// - Throws: `.corrupt` when the file is shorter than `count` elements; `.io` on system errors.
+    package init(path: String, count: Int, capacity: Int) throws {
+        precondition(count <= capacity)
+        self.path = path
+        self.capacity = capacity
+        let stride = Self.stride
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ioError("open", path) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw ioError("stat", path) }
+        let fileBytes = count * stride
+        if Int(st.st_size) < fileBytes {
+            close(fd)
+            throw VQError(.corrupt, "\(path) holds \(st.st_size) bytes; expected at least \(fileBytes) for \(count) entries")
+        }
+        if Int(st.st_size) > fileBytes {
+            // Bytes of a flush that never reached the manifest: the WAL will redo them.
+            _ = ftruncate(fd, off_t(fileBytes))
+        }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let reserved = max(page, (capacity * stride + page - 1) / page * page)
+        #if os(Linux)
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        #else
+        let flags = MAP_PRIVATE | MAP_ANON
+        #endif
+        let region = mmap(nil, reserved, PROT_NONE, flags, -1, 0)
+        guard let region, region != MAP_FAILED else { close(fd); throw ioError("reserve memory for", path) }
+        var accessible = 0
+        if fileBytes > 0 {
+            accessible = (fileBytes + page - 1) / page * page
+            let mapped = mmap(region, accessible, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0)
+            guard mapped == region else {
+                munmap(region, reserved)
+                close(fd)
+                throw ioError("mmap", path)
+            }
+        }
+        self.fd = fd
+        self.reservedBytes = reserved
+        self.accessibleBytes = accessible
+        self.base = region.bindMemory(to: Element.self, capacity: capacity)
+        self.count = count
+        self.fileCount = count
+    }
+
+    deinit {
+        munmap(UnsafeMutableRawPointer(base), reservedBytes)
+        close(fd)
+    }
+
+    /// Makes room for `newCount` elements (anonymous pages past the file's).
+    private func ensureAccessible(_ newCount: Int) throws {
+        guard newCount <= capacity else {
+            throw VQError(.internal, "\(path) is full: \(capacity) entries")
+        }
+        let need = newCount * Self.stride
+        guard need > accessibleBytes else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var grow = max(need - accessibleBytes, max(accessibleBytes / 2, 1 << 20))
+        grow = (grow + page - 1) / page * page
+        grow = min(grow, reservedBytes - accessibleBytes)
+        let start = UnsafeMutableRawPointer(base) + accessibleBytes
+        #if os(Linux)
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+        #else
+        let flags = MAP_PRIVATE | MAP_ANON | MAP_FIXED
+        #endif
+        let mapped = mmap(start, grow, PROT_READ | PROT_WRITE, flags, -1, 0)
+        guard mapped == start else { throw ioError("grow mapping of", path) }
+        accessibleBytes += grow
+    }
+
+    /// Appends `values`.
+    package func append(contentsOf values: UnsafeBufferPointer<Element>) throws {
+        guard values.count > 0 else { return }
+        try ensureAccessible(count + values.count)
+        (base + count).update(from: values.baseAddress!, count: values.count)
+        count += values.count
+    }
+
+    package func append(_ value: Element) throws {
+        try ensureAccessible(count + 1)
+        base[count] = value
+        count += 1
+    }
+
+    /// Appends `n` zeroed elements (fresh anonymous pages are zero).
+    package func appendZeros(_ n: Int) throws {
+        guard n > 0 else { return }
+        try ensureAccessible(count + n)
+        UnsafeMutableRawPointer(base + count).initializeMemory(as: UInt8.self, repeating: 0, count: n * Self.stride)
+        count += n
+    }
+
+    /// Marks elements `range` (already below `count`) as changed, so `flush` writes them.
+    package func markDirty(_ range: Range<Int>) {
+        guard range.lowerBound < fileCount else { return }
+        let first = range.lowerBound * Self.stride / Self.chunkBytes
+        let last = (min(range.upperBound, fileCount) * Self.stride - 1) / Self.chunkBytes
+        for c in first...last { dirtyChunks.insert(c) }
+    }
+
+    package subscript(i: Int) -> Element {
+        get { base[i] }
+        set {
+            base[i] = newValue
+            if i < fileCount { markDirty(i..<(i + 1)) }
+        }
+    }
+
+    package var buffer: UnsafeBufferPointer<Element> { UnsafeBufferPointer(start: base, count: count) }
+
+    /// Whether `flush` has anything to write.
+    package var isDirty: Bool { count != fileCount || !dirtyChunks.isEmpty }
+
+    /// Writes changed and appended elements to the file and fsyncs it.
+    package func flush() throws {
+        guard isDirty else { return }
+        let raw = UnsafeRawPointer(base)
+        let fileBytes = fileCount * Self.stride
+        for c in dirtyChunks.sorted() {
+            let start = c * Self.chunkBytes
+            let end = min(start + Self.chunkBytes, fileBytes)
+            if start < end {
+                try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + start, count: end - start), at: start, path: path)
+            }
+        }
+        let newBytes = count * Self.stride
+        if newBytes > fileBytes {
+            try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + fileBytes, count: newBytes - fileBytes), at: fileBytes, path: path)
+        }
+        try FileIO.sync(fd, path: path)
+        dirtyChunks.removeAll()
+        fileCount = count
+    }
+}

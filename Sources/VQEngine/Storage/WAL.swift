@@ -1,0 +1,286 @@
+// The write-ahead log of one shard.
+//
+// File layout (little-endian), files named by their first operation number:
+//
+//   header (16 bytes)  | magic "VWAL" u32 | version u32 | first op u64 |
+//   record             | body length u32 | crc32c u32 | op u64 | body ... |
+//                        crc covers the op number and the body
+//
+// Appends go to an in-memory buffer under a short lock and get consecutive
+// operation numbers. `sync(upTo:)` is group commit: one caller at a time
+// writes everything buffered so far and fsyncs it; callers whose operation was
+// covered return without a syscall. Files rotate once they pass `fileLimit`;
+// files whose operations are all flushed to segments are removed.
+//
+// Opening validates every record. A damaged or torn record at the very end
+// of the last file is truncated with a warning; damage followed by intact
+// records, or a gap in operation numbers, is refused: skipping it would lose
+// acknowledged writes silently.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// One shard's write-ahead log: durable, checksummed, numbered operations.
+package final class WAL: Sendable {
+    package static let magic: UInt32 = 0x4C41_5756  // "VWAL"
+    package static let version: UInt32 = 1
+    static let headerSize = 16
+    static let recordHeaderSize = 16
+    static let maxRecordBytes = 1 << 30
+
+    private struct State {
+        var pending: [UInt8] = []
+        var pendingFirstOp: UInt64 = 0
+        var nextOp: UInt64
+        var durableOp: UInt64
+        var failed: String?
+    }
+
+    private struct FileState {
+        var fd: Int32
+        var path: String
+        var size: Int
+        var files: [(firstOp: UInt64, name: String)]
+    }
+
+    package let directory: String
+    private let fileLimit: Int
+    private let state: Mutex<State>
+    private let file: Mutex<FileState>
+
+    /// Opens the log in `directory`, replaying records with op >= `replayFrom` through `apply`.
+    ///
+    /// - Parameters:
+    ///   - nextOpAtLeast: the first operation number to use if the log is empty (flushed op + 1).
+    ///   - warn: receives one line per repaired problem (a truncated tail).
+    /// - Throws: `.corrupt` for damage that cannot be repaired without losing acknowledged writes.
+    package init(directory: String, nextOpAtLeast: UInt64, replayFrom: UInt64, fileLimit: Int = 32 << 20,
+                 warn: (String) -> Void, apply: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
+        self.directory = directory
+        self.fileLimit = fileLimit
+        try FileIO.makeDirectories(directory)
+        var files: [(firstOp: UInt64, name: String)] = []
+        for name in FileIO.list(directory) {
+            if let op = DataDirectory.walFirstOp(fileName: name) { files.append((op, name)) }
+        }
+        files.sort { $0.firstOp < $1.firstOp }
+
+        var expected: UInt64? = nil
+        var lastSize = 0
+        for (index, entry) in files.enumerated() {
+            let path = directory + "/" + entry.name
+            let isLast = index == files.count - 1
+            let bytes = try FileIO.readAll(path)
+            let result = try bytes.withUnsafeBytes { (raw) -> (end: Int, next: UInt64) in
+                try WAL.scan(raw, path: path, nameOp: entry.firstOp, expected: expected, isLast: isLast,
+                             replayFrom: replayFrom, apply: apply)
+            }
+            if result.end < bytes.count {
+                // Only reachable for the last file: scan() throws otherwise.
+                warn("WAL \(path): damaged or torn tail at byte \(result.end) removed (\(bytes.count - result.end) bytes); operations before it are intact")
+                let fd = open(path, O_WRONLY | O_CLOEXEC)
+                guard fd >= 0, ftruncate(fd, off_t(result.end)) == 0 else { throw ioError("truncate", path) }
+                try FileIO.sync(fd, path: path)
+                close(fd)
+            }
+            expected = result.next
+            lastSize = result.end
+        }
+        if let first = files.first?.firstOp, first > nextOpAtLeast {
+            throw VQError(.corrupt, "WAL in \(directory) starts at operation \(first) but operations from \(nextOpAtLeast) are not in any segment; refusing to open with a gap")
+        }
+        var next = expected ?? nextOpAtLeast
+        if next < nextOpAtLeast {
+            // Every logged operation is already in the segments.
+            for entry in files { FileIO.remove(directory + "/" + entry.name) }
+            files = []
+            next = nextOpAtLeast
+        }
+        var fs: FileState
+        if let last = files.last, lastSize >= WAL.headerSize {
+            let path = directory + "/" + last.name
+            let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            guard fd >= 0 else { throw ioError("open", path) }
+            fs = FileState(fd: fd, path: path, size: lastSize, files: files)
+        } else {
+            if let last = files.last {
+                // A file whose header never became durable holds nothing.
+                FileIO.remove(directory + "/" + last.name)
+                files.removeLast()
+            }
+            fs = try WAL.createFile(directory: directory, firstOp: next, files: files)
+        }
+        self.file = Mutex(fs)
+        self.state = Mutex(State(nextOp: next, durableOp: next - 1))
+    }
+
+    /// Validates one file's records; returns where the valid part ends and the next expected op.
+    private static func scan(_ raw: UnsafeRawBufferPointer, path: String, nameOp: UInt64, expected: UInt64?, isLast: Bool,
+                             replayFrom: UInt64, apply: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws -> (end: Int, next: UInt64) {
+        guard raw.count >= headerSize else {
+            if isLast { return (0, expected ?? nameOp) }
+            throw VQError(.corrupt, "WAL \(path) is shorter than its header but is not the newest file")
+        }
+        let magic = raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian
+        let version = raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian
+        let first = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian
+        guard magic == WAL.magic else { throw VQError(.corrupt, "WAL \(path) has a bad magic number; it is not a vq WAL file") }
+        guard version == WAL.version else { throw VQError(.corrupt, "WAL \(path) has format version \(version); this vq reads version \(WAL.version)") }
+        guard first == nameOp else { throw VQError(.corrupt, "WAL \(path) starts at operation \(first) but its name says \(nameOp)") }
+        if let expected, first != expected {
+            throw VQError(.corrupt, "WAL \(path) starts at operation \(first); expected \(expected): operations are missing")
+        }
+        var op = first
+        var offset = headerSize
+        while offset < raw.count {
+            if let length = validRecord(raw, at: offset, op: op) {
+                if op >= replayFrom {
+                    try apply(op, UnsafeRawBufferPointer(rebasing: raw[(offset + recordHeaderSize)..<(offset + recordHeaderSize + length)]))
+                }
+                offset += recordHeaderSize + length
+                op += 1
+                continue
+            }
+            // Damage at `offset`. A tail is only a tail if nothing valid follows it.
+            if !isLast {
+                throw VQError(.corrupt, "WAL \(path) is damaged at byte \(offset) (operation \(op)) but newer WAL files follow; refusing to skip acknowledged operations")
+            }
+            if let later = findRecord(raw, after: offset, ops: [op, op + 1]) {
+                throw VQError(.corrupt, "WAL \(path) is damaged at byte \(offset) (operation \(op)) and intact records follow at byte \(later); refusing to skip them",
+                              hint: "restore the shard from a replica or backup")
+            }
+            return (offset, op)
+        }
+        return (offset, op)
+    }
+
+    /// The body length of an intact record for `op` at `offset`, or nil.
+    private static func validRecord(_ raw: UnsafeRawBufferPointer, at offset: Int, op: UInt64) -> Int? {
+        guard raw.count - offset >= recordHeaderSize else { return nil }
+        let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian)
+        let crc = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self).littleEndian
+        let recordOp = raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self).littleEndian
+        guard recordOp == op, length <= maxRecordBytes, raw.count - offset - recordHeaderSize >= length else { return nil }
+        let covered = UnsafeRawBufferPointer(rebasing: raw[(offset + 8)..<(offset + recordHeaderSize + length)])
+        return CRC32C.update(0, covered) == crc ? length : nil
+    }
+
+    private static func findRecord(_ raw: UnsafeRawBufferPointer, after offset: Int, ops: [UInt64]) -> Int? {
+        var at = offset + 1
+        while at + recordHeaderSize <= raw.count {
+            let recordOp = raw.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self).littleEndian
+            if ops.contains(recordOp), validRecord(raw, at: at, op: recordOp) != nil { return at }
+            at += 1
+        }
+        return nil
+    }
+
+    private static func createFile(directory: String, firstOp: UInt64, files: [(firstOp: UInt64, name: String)]) throws -> FileState {
+        let name = DataDirectory.walFileName(firstOp: firstOp)
+        let path = directory + "/" + name
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ioError("create", path) }
+        var header = ByteWriter(capacity: headerSize)
+        header.u32(magic)
+        header.u32(version)
+        header.u64(firstOp)
+        try header.bytes.withUnsafeBytes { (raw) in try FileIO.writeAll(fd, raw, path: path) }
+        try FileIO.sync(fd, path: path)
+        try FileIO.syncDirectory(directory)
+        return FileState(fd: fd, path: path, size: headerSize, files: files + [(firstOp, name)])
+    }
+
+    deinit {
+        _ = file.withLock { close($0.fd) }
+    }
+
+    // MARK: appending
+
+    /// The next operation number that `append` will assign.
+    package var nextOp: UInt64 { state.withLock { $0.nextOp } }
+
+    /// The highest operation number known durable.
+    package var durableOp: UInt64 { state.withLock { $0.durableOp } }
+
+    /// Buffers one record and returns its operation number. Not durable until `sync(upTo:)`.
+    /// - Throws: if an earlier write failed (the log then refuses all writes).
+    package func append(_ body: UnsafeRawBufferPointer) throws -> UInt64 {
+        let result: Result<UInt64, VQError> = state.withLock { s in
+            if let failed = s.failed { return .failure(VQError(.io, "WAL in \(directory) is unusable after an earlier error: \(failed)")) }
+            let op = s.nextOp
+            if s.pending.isEmpty { s.pendingFirstOp = op }
+            s.nextOp += 1
+            var header = ByteWriter(capacity: WAL.recordHeaderSize)
+            header.u32(UInt32(body.count))
+            var opBytes = ByteWriter(capacity: 8)
+            opBytes.u64(op)
+            let crc = opBytes.bytes.withUnsafeBytes { CRC32C.update(CRC32C.update(0, $0), body) }
+            header.u32(crc)
+            header.u64(op)
+            s.pending.append(contentsOf: header.bytes)
+            s.pending.append(contentsOf: body)
+            return .success(op)
+        }
+        return try result.get()
+    }
+
+    /// Makes every operation up to `op` durable (group commit).
+    package func sync(upTo op: UInt64) throws {
+        if state.withLock({ $0.durableOp >= op }) { return }
+        let result: Result<Void, VQError> = file.withLock { f in
+            // Whoever held the file lock before us may have covered `op`.
+            let (buffer, firstOp, lastOp, failed): ([UInt8], UInt64, UInt64, String?) = state.withLock { s in
+                if s.durableOp >= op { return ([], 0, 0, nil) }
+                let b = s.pending
+                s.pending = []
+                s.pending.reserveCapacity(b.capacity)
+                return (b, s.pendingFirstOp, s.nextOp - 1, s.failed)
+            }
+            if let failed { return .failure(VQError(.io, "WAL in \(directory) is unusable after an earlier error: \(failed)")) }
+            if buffer.isEmpty { return .success(()) }
+            do {
+                if f.size >= fileLimit {
+                    let files = f.files
+                    close(f.fd)
+                    f = try WAL.createFile(directory: directory, firstOp: firstOp, files: files)
+                }
+                let path = f.path
+                let fd = f.fd
+                try buffer.withUnsafeBytes { (raw) in try FileIO.writeAll(fd, raw, path: path) }
+                try FileIO.sync(fd, path: path)
+                f.size += buffer.count
+                state.withLock { $0.durableOp = lastOp }
+                return .success(())
+            } catch {
+                state.withLock { $0.failed = "\(error)" }
+                return .failure(VQError.wrap(error))
+            }
+        }
+        try result.get()
+    }
+
+    /// Removes WAL files whose operations are all at or below `flushedOp`.
+    ///
+    /// When every operation is flushed, the open file is replaced by an empty
+    /// one too, so a quiet shard keeps no WAL data it does not need.
+    package func removeFlushed(upTo flushedOp: UInt64) {
+        file.withLock { f in
+            while f.files.count > 1, f.files[1].firstOp <= flushedOp + 1 {
+                FileIO.remove(directory + "/" + f.files[0].name)
+                f.files.removeFirst()
+            }
+            let idle = state.withLock { $0.pending.isEmpty && $0.nextOp == flushedOp + 1 && $0.failed == nil }
+            guard idle, f.size > WAL.headerSize, let fresh = try? WAL.createFile(directory: directory, firstOp: flushedOp + 1, files: []) else { return }
+            close(f.fd)
+            for entry in f.files { FileIO.remove(directory + "/" + entry.name) }
+            f = fresh
+        }
+    }
+
+    /// The number of WAL files on disk.
+    package var fileCount: Int { file.withLock { $0.files.count } }
+}

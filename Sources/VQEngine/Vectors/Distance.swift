@@ -1,0 +1,65 @@
+// Distances and their kernels.
+//
+//   Distance.swift        the metric enum: names, score conventions, normalisation
+//   DistanceKernels.swift SIMD kernels (dot, squared L2, L1) and scalar oracles
+//
+// Internally every score is "higher is better": cosine and dot use the inner
+// product (cosine on vectors normalised at insert), euclid the negated squared
+// distance, manhattan the negated L1 distance. `userScore` turns an internal
+// score into what Qdrant reports: similarity for cosine/dot, distance for
+// euclid/manhattan (sorted ascending).
+
+/// A collection's distance metric, named as in Qdrant's API.
+package enum Distance: String, Sendable, CaseIterable, Codable {
+    case cosine = "Cosine"
+    case dot = "Dot"
+    case euclid = "Euclid"
+    case manhattan = "Manhattan"
+
+    /// Parses the CLI spelling (any case): cosine, dot, euclid, manhattan.
+    package init?(name: String) {
+        switch name.lowercased() {
+        case "cosine": self = .cosine
+        case "dot": self = .dot
+        case "euclid", "euclidean", "l2": self = .euclid
+        case "manhattan", "l1": self = .manhattan
+        default: return nil
+        }
+    }
+
+    package var cliName: String { rawValue.lowercased() }
+
+    /// Whether stored vectors (and queries) are scaled to unit length.
+    package var normalizes: Bool { self == .cosine }
+
+    /// Whether the reported score grows with similarity.
+    package var higherIsBetter: Bool { self == .cosine || self == .dot }
+
+    /// The internal score of `a` against `b` (higher is better).
+    @inline(__always)
+    package func score(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dim: Int) -> Float {
+        switch self {
+        case .cosine, .dot: return DistanceKernels.dot(a, b, dim)
+        case .euclid: return -DistanceKernels.squaredL2(a, b, dim)
+        case .manhattan: return -DistanceKernels.l1(a, b, dim)
+        }
+    }
+
+    /// The score as Qdrant reports it.
+    package func userScore(_ value: Float) -> Float {
+        switch self {
+        case .cosine, .dot: return value
+        case .euclid: return (-value).squareRoot()
+        case .manhattan: return -value
+        }
+    }
+
+    /// Scales `v` to unit length in place (a zero vector stays zero).
+    package static func normalize(_ v: UnsafeMutableBufferPointer<Float>) {
+        guard let p = v.baseAddress else { return }
+        let norm = DistanceKernels.dot(p, p, v.count).squareRoot()
+        guard norm > 0 else { return }
+        let inv = 1 / norm
+        for i in 0..<v.count { v[i] *= inv }
+    }
+}

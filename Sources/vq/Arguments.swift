@@ -1,0 +1,162 @@
+// Hand-written argument parsing, driven by CommandSpec.
+//
+// Accepts `--name value`, `--name=value`, `-s value`, `-svalue`, flags, and
+// positionals; `--` ends options. Unknown names fail with the closest valid one.
+
+import VQEngine
+
+/// A mistake in how vq was called: exit status 2.
+struct UsageError: Error, CustomStringConvertible {
+    var message: String
+    var command: String?
+    var description: String { message }
+}
+
+/// The parsed command line of one subcommand.
+struct Arguments {
+    let spec: CommandSpec
+    private(set) var values: [String: String] = [:]
+    private(set) var flags: Set<String> = []
+    private(set) var positionals: [String] = []
+    private let environment: [String: String]
+
+    /// Parses `args` (after the subcommand name) against `spec`.
+    init(spec: CommandSpec, args: [String], environment: [String: String]) throws {
+        self.spec = spec
+        self.environment = environment
+        let options = spec.allOptions
+        var i = 0
+        var onlyPositionals = false
+        func option(long: String) throws -> OptionSpec {
+            if let o = options.first(where: { $0.long == long }) { return o }
+            let names = options.filter { !$0.hidden }.map { "--" + $0.long }
+            throw UsageError(message: "unknown option '--\(long)' for 'vq \(spec.name)'" + suggestion("--" + long, names), command: spec.name)
+        }
+        while i < args.count {
+            let arg = args[i]
+            i += 1
+            if onlyPositionals || arg == "-" || !arg.hasPrefix("-") {
+                positionals.append(arg)
+                continue
+            }
+            if arg == "--" { onlyPositionals = true; continue }
+            var spec: OptionSpec
+            var inline: String?
+            if arg.hasPrefix("--") {
+                let body = arg.dropFirst(2)
+                if let eq = body.firstIndex(of: "=") {
+                    spec = try option(long: String(body[..<eq]))
+                    inline = String(body[body.index(after: eq)...])
+                } else {
+                    spec = try option(long: String(body))
+                }
+            } else {
+                let letter = arg[arg.index(after: arg.startIndex)]
+                guard let o = options.first(where: { $0.short == letter }) else {
+                    if arg.count > 1, Double(arg) != nil {
+                        positionals.append(arg)  // a negative number
+                        continue
+                    }
+                    let names = options.compactMap { $0.short.map { "-\($0)" } }
+                    throw UsageError(message: "unknown option '\(arg)' for 'vq \(self.spec.name)'" + suggestion(arg, names), command: self.spec.name)
+                }
+                spec = o
+                let rest = arg.dropFirst(2)
+                if !rest.isEmpty { inline = String(rest) }
+            }
+            if let valueName = spec.value {
+                let value: String
+                if let inline {
+                    value = inline
+                } else {
+                    guard i < args.count else {
+                        throw UsageError(message: "option '--\(spec.long)' needs a value (\(valueName))", command: self.spec.name)
+                    }
+                    value = args[i]
+                    i += 1
+                }
+                values[spec.long] = value
+            } else {
+                if inline != nil {
+                    throw UsageError(message: "option '--\(spec.long)' takes no value", command: self.spec.name)
+                }
+                flags.insert(spec.long)
+            }
+        }
+    }
+
+    func has(_ flag: String) -> Bool { flags.contains(flag) }
+
+    /// The option's value, else its environment variable's.
+    func string(_ name: String) -> String? {
+        if let v = values[name] { return v }
+        if let env = spec.allOptions.first(where: { $0.long == name })?.env, let v = environment[env], !v.isEmpty { return v }
+        return nil
+    }
+
+    /// An integer option within `range`, or `fallback` when absent.
+    func int(_ name: String, default fallback: Int, in range: ClosedRange<Int> = Int.min...Int.max) throws -> Int {
+        guard let text = string(name) else { return fallback }
+        guard let v = Int(text), range.contains(v) else {
+            let expected = range == Int.min...Int.max ? "an integer"
+                : range.upperBound == Int.max ? "an integer of at least \(range.lowerBound)" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+            throw UsageError(message: "--\(name) is '\(text)'; expected \(expected)", command: spec.name)
+        }
+        return v
+    }
+
+    /// A required integer option.
+    func requiredInt(_ name: String, in range: ClosedRange<Int>) throws -> Int {
+        guard string(name) != nil else {
+            throw UsageError(message: "'vq \(spec.name)' needs --\(name)", command: spec.name)
+        }
+        return try int(name, default: 0, in: range)
+    }
+
+    /// Positional argument `index`, or a usage error naming it.
+    func positional(_ index: Int) throws -> String {
+        guard index < positionals.count else {
+            throw UsageError(message: "'vq \(spec.name)' needs \(spec.arguments[index].name)", command: spec.name)
+        }
+        return positionals[index]
+    }
+
+    /// Fails on more positionals than the spec names.
+    func checkPositionalCount() throws {
+        if positionals.count > spec.arguments.count {
+            let extra = positionals[spec.arguments.count]
+            throw UsageError(message: "unexpected argument '\(extra)' for 'vq \(spec.name)'", command: spec.name)
+        }
+    }
+
+    var dataDir: String { string("data-dir") ?? "./vq-data" }
+    var quiet: Bool { has("quiet") }
+}
+
+/// "; did you mean 'X'?" for the closest candidate within a small edit distance, else "".
+func suggestion(_ word: String, _ candidates: [String]) -> String {
+    var best: (String, Int)?
+    for c in candidates {
+        let d = editDistance(word, c)
+        if best == nil || d < best!.1 { best = (c, d) }
+    }
+    guard let best, best.1 <= max(2, word.count / 3) else { return "" }
+    return "; did you mean '\(best.0)'?"
+}
+
+/// Levenshtein distance.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var prev = Array(0...b.count)
+    var cur = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        cur[0] = i
+        for j in 1...b.count {
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&prev, &cur)
+    }
+    return prev[b.count]
+}

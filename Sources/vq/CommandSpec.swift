@@ -1,0 +1,228 @@
+// The one table of vq's commands and flags.
+//
+// It drives argument parsing (Arguments.swift), `--help` (Help.swift), the man
+// pages and the shell completions (Generate.swift). Add a flag here and every
+// one of them learns it; CI fails if the committed man/ and completions/ files
+// differ from what this table generates.
+
+/// What a shell should offer when completing a value.
+enum CompletionKind: Equatable {
+    case none
+    case file
+    case directory
+    case choices([String])
+    case collection
+}
+
+/// One `--long`/`-s` option.
+struct OptionSpec {
+    var long: String
+    var short: Character? = nil
+    /// The value's name in help (`DIR`, `N`); nil for a flag that takes no value.
+    var value: String? = nil
+    var help: String
+    var env: String? = nil
+    var defaultText: String? = nil
+    var completion: CompletionKind = .none
+    var hidden = false
+}
+
+/// One positional argument.
+struct ArgumentSpec {
+    var name: String
+    var help: String
+    var optional = false
+    var completion: CompletionKind = .none
+}
+
+/// One subcommand.
+struct CommandSpec {
+    var name: String
+    var summary: String
+    var description: String
+    var arguments: [ArgumentSpec] = []
+    var options: [OptionSpec] = []
+    var examples: [(String, String)] = []
+    /// False for commands a later release fills in; they say so and exit 1.
+    var built = true
+    /// Whether the data-directory options apply.
+    var usesData = true
+
+    var allOptions: [OptionSpec] {
+        options + (usesData ? CommandSpec.dataOptions : []) + CommandSpec.globalOptions
+    }
+
+    var synopsis: String {
+        var parts = ["vq", name]
+        for a in arguments { parts.append(a.optional ? "[\(a.name)]" : a.name) }
+        parts.append("[OPTIONS]")
+        return parts.joined(separator: " ")
+    }
+}
+
+extension CommandSpec {
+    static let version = "0.1.0"
+
+    static let dataOptions: [OptionSpec] = [
+        OptionSpec(long: "data-dir", value: "DIR", help: "Data directory to open (embedded mode).", env: "VQ_DATA_DIR",
+                   defaultText: "./vq-data", completion: .directory),
+        OptionSpec(long: "url", value: "URL", help: "Talk to the vq server or cluster at URL instead of opening a data directory.",
+                   env: "VQ_URL"),
+    ]
+
+    static let globalOptions: [OptionSpec] = [
+        OptionSpec(long: "quiet", short: "q", help: "Print no progress or summaries on stderr; errors still print."),
+        OptionSpec(long: "help", short: "h", help: "Show this help and exit."),
+    ]
+
+    static let commands: [CommandSpec] = [
+        CommandSpec(
+            name: "create-collection",
+            summary: "Create a collection of vectors",
+            description: """
+            Creates collection NAME for vectors of --dim dimensions. The parameters are stored in the \
+            collection's config and keep their Qdrant names; sizes are kilobytes of vector data, as in Qdrant. \
+            Prints {"collection":NAME,"created":true} on stdout.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection name: letters, digits, '-' and '_'.")],
+            options: [
+                OptionSpec(long: "dim", value: "N", help: "Vector dimension (required)."),
+                OptionSpec(long: "distance", value: "METRIC", help: "cosine, dot, euclid or manhattan.", defaultText: "cosine",
+                           completion: .choices(["cosine", "dot", "euclid", "manhattan"])),
+                OptionSpec(long: "shards", value: "N", help: "Number of shards (shard_number).", defaultText: "1"),
+                OptionSpec(long: "replication-factor", value: "N", help: "Replicas of each shard (replication_factor).", defaultText: "1"),
+                OptionSpec(long: "write-consistency-factor", value: "N",
+                           help: "Replicas that must confirm a write (write_consistency_factor).", defaultText: "1"),
+                OptionSpec(long: "read-fan-out-delay-ms", value: "MS",
+                           help: "Ask another replica when one has not answered after MS milliseconds; 0 = off (read_fan_out_delay_ms).",
+                           defaultText: "0"),
+                OptionSpec(long: "read-fan-out-factor", value: "N", help: "Extra replicas every read asks (read_fan_out_factor).",
+                           defaultText: "0"),
+                OptionSpec(long: "m", value: "N", help: "HNSW links per node (hnsw_config.m); 0 = no index.", defaultText: "16"),
+                OptionSpec(long: "ef-construct", value: "N", help: "HNSW build beam width (hnsw_config.ef_construct).", defaultText: "100"),
+                OptionSpec(long: "full-scan-threshold", value: "KB",
+                           help: "Segments with less vector data are searched by exact scan (hnsw_config.full_scan_threshold).",
+                           defaultText: "10000"),
+                OptionSpec(long: "indexing-threshold", value: "KB",
+                           help: "Vector data at which a segment is indexed; 0 = never (optimizer_config.indexing_threshold).",
+                           defaultText: "10000"),
+                OptionSpec(long: "max-segment-size", value: "KB",
+                           help: "Most vector data one segment holds (optimizer_config.max_segment_size).", defaultText: "200000"),
+                OptionSpec(long: "prevent-unoptimized",
+                           help: "Apply updates no faster than they are indexed (optimizer_config.prevent_unoptimized)."),
+                OptionSpec(long: "update-queue-size", value: "N",
+                           help: "Pending updates per shard before writers wait (update_queue_size).", defaultText: "1000000"),
+            ],
+            examples: [
+                ("Create a collection for 384-dimensional sentence embeddings:", "vq create-collection docs --dim 384"),
+                ("Three shards, two replicas each, delayed fan-out after 20 ms:",
+                 "vq create-collection docs --dim 384 --shards 3 --replication-factor 2 --read-fan-out-delay-ms 20"),
+            ]
+        ),
+        CommandSpec(
+            name: "upsert",
+            summary: "Insert or replace points from a file or standard input",
+            description: """
+            Reads points from FILE (or standard input when FILE is '-' or absent) and upserts them in batches. \
+            JSON Lines take one {"id": ID, "vector": [...], "payload": {...}} per line; ids are unsigned integers \
+            or UUID strings. In .fvecs and .npy (float32, 2-D) files the id of row i is i plus --id-offset. \
+            A progress bar shows on stderr when it is a terminal; a one-line JSON summary goes to stdout. \
+            Exit status 0 means every point is durable. A bad line stops the run with exit status 2 and names \
+            the line; every point before it is stored, so re-running after a fix is safe (upsert is idempotent).
+            """,
+            arguments: [
+                ArgumentSpec(name: "NAME", help: "Collection to write to.", completion: .collection),
+                ArgumentSpec(name: "FILE", help: "Input file, or '-' for standard input.", optional: true, completion: .file),
+            ],
+            options: [
+                OptionSpec(long: "format", value: "FORMAT", help: "jsonl, fvecs or npy; by default from FILE's extension, else jsonl.",
+                           completion: .choices(["jsonl", "fvecs", "npy"])),
+                OptionSpec(long: "batch-size", value: "N", help: "Points per batch.", defaultText: "256"),
+                OptionSpec(long: "id-offset", value: "N", help: "Added to row numbers to make ids (fvecs, npy).", defaultText: "0"),
+            ],
+            examples: [
+                ("Upsert a JSON Lines file:", "vq upsert docs points.jsonl"),
+                ("From a pipeline:", "gen-embeddings | vq upsert docs -"),
+                ("A second .fvecs file after the first million rows:", "vq upsert docs part2.fvecs --id-offset 1000000"),
+            ]
+        ),
+        CommandSpec(
+            name: "search",
+            summary: "Find the nearest points to query vectors",
+            description: """
+            Searches collection NAME with one --vector, or with every query in --queries FILE (JSON Lines with a \
+            "vector", bare JSON arrays, or .fvecs). Prints one JSON line per query: \
+            {"results":[{"id":ID,"score":SCORE}, ...]}. Scores follow Qdrant: similarity for cosine and dot \
+            (highest first), distance for euclid and manhattan (lowest first).
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to search.", completion: .collection)],
+            options: [
+                OptionSpec(long: "vector", value: "JSON", help: "One query vector as a JSON array."),
+                OptionSpec(long: "queries", value: "FILE", help: "Query file (JSON Lines or .fvecs), or '-' for standard input.",
+                           completion: .file),
+                OptionSpec(long: "limit", short: "k", value: "K", help: "Results per query.", defaultText: "10"),
+                OptionSpec(long: "with-payload", help: "Include each point's payload."),
+                OptionSpec(long: "exact", help: "Exact (brute-force) search, bypassing any index."),
+                OptionSpec(long: "format", value: "FORMAT", help: "json (JSON Lines) or table (for people).", defaultText: "json",
+                           completion: .choices(["json", "table"])),
+            ],
+            examples: [
+                ("Ten nearest points to one vector:", "vq search docs --vector '[0.1, 0.2, 0.3]'"),
+                ("Every query in a file, five results each, as a table:", "vq search docs --queries q.jsonl -k 5 --format table"),
+            ]
+        ),
+        CommandSpec(
+            name: "collections",
+            summary: "List collections",
+            description: "Prints the name of every collection, one per line.",
+            examples: [("List collections in ./vq-data:", "vq collections")]
+        ),
+        CommandSpec(
+            name: "info",
+            summary: "Show a collection's config, points, segments and queues",
+            description: """
+            Prints one JSON object: the collection's config, its point count, its segments, the update queue depth \
+            and how many points are not yet indexed.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to describe.", completion: .collection)],
+            examples: [("Describe a collection:", "vq info docs")]
+        ),
+        CommandSpec(
+            name: "optimize",
+            summary: "Seal, index, merge and vacuum segments now",
+            description: "Runs the optimizer on collection NAME now. Not built yet: it arrives with HNSW indexing.",
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to optimize.", completion: .collection)],
+            options: [OptionSpec(long: "wait", help: "Return once optimization has finished.")],
+            examples: [("Optimize and wait:", "vq optimize docs --wait")],
+            built: false
+        ),
+        CommandSpec(
+            name: "serve",
+            summary: "Run a peer: the HTTP API over a data directory",
+            description: "Serves the Qdrant-compatible REST API over a data directory. Not built yet.",
+            options: [OptionSpec(long: "listen", value: "HOST:PORT", help: "Address to listen on.", defaultText: "127.0.0.1:6333")],
+            examples: [("Serve ./vq-data on the default port:", "vq serve")],
+            built: false
+        ),
+        CommandSpec(
+            name: "join",
+            summary: "Start a peer and join it to a cluster",
+            description: "Starts a new peer and joins the cluster that the peer at URL belongs to. Not built yet.",
+            arguments: [ArgumentSpec(name: "URL", help: "Any member of the cluster.")],
+            options: [OptionSpec(long: "listen", value: "HOST:PORT", help: "Address to listen on.", defaultText: "127.0.0.1:6333")],
+            examples: [("Join the cluster of a local peer:", "vq join http://127.0.0.1:6333 --data-dir peer2 --listen 127.0.0.1:6334")],
+            built: false
+        ),
+        CommandSpec(
+            name: "bench",
+            summary: "Measure recall, throughput and latency",
+            description: "Benchmarks build time, recall@k and search latency on a dataset. Not built yet.",
+            examples: [("Benchmark a synthetic dataset:", "vq bench --synthetic 100000,128")],
+            built: false
+        ),
+    ]
+
+    static func named(_ name: String) -> CommandSpec? {
+        commands.first { $0.name == name }
+    }
+}

@@ -1,0 +1,36 @@
+import VQEngine
+
+/// `vq create-collection NAME --dim N [...]`
+func createCollection(_ args: Arguments) throws -> Int32 {
+    let name = try args.positional(0)
+    try Engine.validateName(name)
+    var config = CollectionConfig(dim: try args.requiredInt("dim", in: 1...65_536))
+    if let text = args.string("distance") {
+        guard let d = Distance(name: text) else {
+            throw UsageError(message: "--distance is '\(text)'; expected cosine, dot, euclid or manhattan"
+                             + suggestion(text.lowercased(), ["cosine", "dot", "euclid", "manhattan"]))
+        }
+        config.distance = d
+    }
+    config.shardNumber = try args.int("shards", default: 1, in: 1...1024)
+    config.replicationFactor = try args.int("replication-factor", default: 1, in: 1...64)
+    config.writeConsistencyFactor = try args.int("write-consistency-factor", default: 1, in: 1...64)
+    config.readFanOutDelayMs = try args.int("read-fan-out-delay-ms", default: 0, in: 0...600_000)
+    config.readFanOutFactor = try args.int("read-fan-out-factor", default: 0, in: 0...64)
+    config.m = try args.int("m", default: 16, in: 0...512)
+    config.efConstruct = try args.int("ef-construct", default: 100, in: 4...10_000)
+    config.fullScanThreshold = try args.int("full-scan-threshold", default: 10_000, in: 0...Int(Int32.max))
+    config.indexingThreshold = try args.int("indexing-threshold", default: 10_000, in: 0...Int(Int32.max))
+    if args.string("max-segment-size") != nil {
+        config.maxSegmentSize = try args.int("max-segment-size", default: 0, in: 1...Int(Int32.max))
+    }
+    config.preventUnoptimized = args.has("prevent-unoptimized")
+    config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
+    do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }
+    let engine = try openEngine(args, create: true)
+    try engine.createCollection(name, config: config)
+    var w = JSONWriter()
+    w.write(.object([("collection", .string(name)), ("created", .bool(true))]))
+    standardOutput.write(bytes: w.bytes + [0x0A])
+    return 0
+}

@@ -1,0 +1,93 @@
+import Foundation
+import VQEngine
+
+/// `vq search NAME (--vector JSON | --queries FILE)`: one JSON line (or table) per query.
+func search(_ args: Arguments) throws -> Int32 {
+    let name = try args.positional(0)
+    let limit = try args.int("limit", default: 10, in: 1...100_000)
+    let table: Bool
+    switch (args.string("format") ?? "json").lowercased() {
+    case "json", "jsonl": table = false
+    case "table": table = true
+    case let other: throw UsageError(message: "--format is '\(other)'; expected json or table" + suggestion(other, ["json", "table"]))
+    }
+    let vectorText = args.string("vector")
+    let queriesPath = args.string("queries")
+    guard (vectorText == nil) != (queriesPath == nil) else {
+        throw UsageError(message: "'vq search' needs exactly one of --vector JSON or --queries FILE")
+    }
+    var single: [Float]?
+    if let vectorText {
+        let json: JSON
+        do { json = try JSONParser.parse(vectorText) } catch {
+            throw UsageError(message: "--vector is not valid JSON: \(error)")
+        }
+        guard let items = json.arrayValue else { throw UsageError(message: "--vector is \(json.typeName); expected a JSON array of numbers") }
+        single = try items.enumerated().map { i, e in
+            guard let d = e.doubleValue else { throw UsageError(message: "--vector element \(i) is \(e.typeName); expected a number") }
+            return Float(d)
+        }
+    }
+    let engine = try openEngine(args, create: false)
+    let collection = try engine.collection(name)
+    let reader = try queriesPath.map { try QueryReader(path: $0) }
+    var request = SearchRequest(vector: [], limit: limit)
+    request.withPayload = args.has("with-payload")
+    request.exact = args.has("exact")
+    var queryNumber = 0
+    while true {
+        if let reader {
+            guard let v = try reader.next() else { break }
+            request.vector = v
+        } else {
+            guard let v = single else { break }
+            request.vector = v
+            single = nil
+        }
+        queryNumber += 1
+        let hits: [ScoredPoint]
+        do { hits = try collection.search(request) } catch let e as VQError where e.kind == .invalidInput {
+            throw InputError(line: reader?.recordNumber ?? 1, unit: reader == nil ? "--vector" : "query", message: e.message)
+        }
+        if table {
+            writeTable(hits, query: queryNumber, withPayload: request.withPayload)
+        } else {
+            var w = JSONWriter(capacity: 64 + hits.count * 48)
+            w.raw("{\"results\":[")
+            for (i, h) in hits.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"id\":")
+                w.write(h.id.json)
+                w.raw(",\"score\":")
+                w.writeFloat(h.score)
+                if request.withPayload {
+                    w.raw(",\"payload\":")
+                    w.write(h.payload ?? .null)
+                }
+                w.raw("}")
+            }
+            w.raw("]}\n")
+            standardOutput.write(bytes: w.bytes)
+        }
+    }
+    try engine.close()
+    return 0
+}
+
+private func writeTable(_ hits: [ScoredPoint], query: Int, withPayload: Bool) {
+    var out = "query \(query)\n"
+    out += "  rank  id                                      score\(withPayload ? "         payload" : "")\n"
+    for (i, h) in hits.enumerated() {
+        let rank = String(i + 1)
+        let id = h.id.description
+        let score = String(h.score)
+        out += "  " + rank + String(repeating: " ", count: max(1, 6 - rank.count))
+        out += id + String(repeating: " ", count: max(1, 40 - id.count))
+        out += score
+        if withPayload {
+            out += String(repeating: " ", count: max(1, 14 - score.count)) + (h.payload.map { JSONWriter.string($0) } ?? "-")
+        }
+        out += "\n"
+    }
+    standardOutput.write(out)
+}

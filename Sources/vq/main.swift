@@ -1,0 +1,138 @@
+// vq: one executable, one subcommand per file.
+//
+//   main.swift              dispatch, exit codes
+//   CommandSpec.swift       the table of commands and flags
+//   Arguments.swift         parsing against the table
+//   Help.swift, Generate.swift   --help, man pages, completions
+//   Output.swift            stdout/stderr, progress bar
+//   CreateCollection.swift Upsert.swift Search.swift Collections.swift Info.swift
+//   Optimize.swift Serve.swift Join.swift Bench.swift
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import VQEngine
+
+/// Runs vq with `argv` (without the program name) and returns the exit status.
+func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
+    guard let first = argv.first else {
+        printError(Help.main)
+        return 2
+    }
+    do {
+        switch first {
+        case "-h", "--help":
+            standardOutput.write(Help.main)
+            return 0
+        case "-V", "--version":
+            standardOutput.write("vq \(CommandSpec.version)\n")
+            return 0
+        case "--generate":
+            return try generate(Array(argv.dropFirst()))
+        case "help":
+            guard argv.count > 1 else { standardOutput.write(Help.main); return 0 }
+            guard let spec = CommandSpec.named(argv[1]) else { throw unknownCommand(argv[1]) }
+            standardOutput.write(Help.command(spec))
+            return 0
+        default:
+            break
+        }
+        guard let spec = CommandSpec.named(first) else {
+            if first.hasPrefix("-") {
+                throw UsageError(message: "unknown option '\(first)'" + suggestion(first, ["--help", "--version"]) + "; expected a command first")
+            }
+            throw unknownCommand(first)
+        }
+        let args = try Arguments(spec: spec, args: Array(argv.dropFirst()), environment: environment)
+        if args.has("help") {
+            standardOutput.write(Help.command(spec))
+            return 0
+        }
+        try args.checkPositionalCount()
+        guard spec.built else {
+            reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
+            return 1
+        }
+        if spec.usesData, let url = args.string("url") {
+            reportError("remote mode (--url \(url)) needs 'vq serve', which is not built yet in vq \(CommandSpec.version)",
+                        hint: "unset VQ_URL and use --data-dir")
+            return 1
+        }
+        switch spec.name {
+        case "create-collection": return try createCollection(args)
+        case "upsert": return try upsert(args)
+        case "search": return try search(args)
+        case "collections": return try listCollections(args)
+        case "info": return try info(args)
+        default:
+            reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
+            return 1
+        }
+    } catch let e as UsageError {
+        reportError(e.message)
+        return 2
+    } catch let e as InputError {
+        reportError(e.description)
+        return 2
+    } catch let e as VQError {
+        reportError(e.message, hint: e.hint)
+        return exitCode(e.kind)
+    } catch {
+        reportError("\(error)")
+        return 1
+    }
+}
+
+/// Exit status for an engine error: bad input is the caller's mistake (2), everything else a runtime failure (1).
+func exitCode(_ kind: VQErrorKind) -> Int32 {
+    switch kind {
+    case .invalidInput: return 2
+    case .notFound, .alreadyExists, .busy, .overloaded, .corrupt, .io, .internal: return 1
+    }
+}
+
+func unknownCommand(_ name: String) -> UsageError {
+    UsageError(message: "unknown command '\(name)'" + suggestion(name, CommandSpec.commands.map(\.name) + ["help"]))
+}
+
+/// Opens the data directory for a command; read-only commands refuse to create it.
+func openEngine(_ args: Arguments, create: Bool) throws -> Engine {
+    let path = args.dataDir
+    if !create && !FileIO.isDirectory(path) {
+        throw VQError(.notFound, "data directory \(path) does not exist", hint: "create a collection first, or pass --data-dir")
+    }
+    return try Engine(path: path) { warning in printError("vq: warning: \(warning)") }
+}
+
+/// `vq --generate man|bash|zsh|fish|all [DIR]`: writes generated files under DIR (default: print to stdout).
+func generate(_ args: [String]) throws -> Int32 {
+    guard let kind = args.first else { throw UsageError(message: "--generate needs a kind: man, bash, zsh, fish or all") }
+    let files: [(String, String)]
+    switch kind {
+    case "man": files = Generate.allFiles.filter { $0.0.hasPrefix("man/") }
+    case "bash": files = [("completions/vq.bash", Generate.bash)]
+    case "zsh": files = [("completions/_vq", Generate.zsh)]
+    case "fish": files = [("completions/vq.fish", Generate.fish)]
+    case "all": files = Generate.allFiles
+    default: throw UsageError(message: "--generate kind '\(kind)' is unknown" + suggestion(kind, ["man", "bash", "zsh", "fish", "all"]))
+    }
+    guard args.count > 1 else {
+        for (_, text) in files { standardOutput.write(text) }
+        return 0
+    }
+    let root = args[1]
+    for (path, text) in files {
+        let full = root + "/" + path
+        try FileIO.makeDirectories(FileIO.directoryOf(full))
+        try FileIO.writeAtomically(full, Array(text.utf8))
+    }
+    return 0
+}
+
+signal(SIGPIPE, SIG_DFL)
+let status = runVQ(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+standardOutput.flush()
+exit(status)
