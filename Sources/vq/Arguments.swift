@@ -69,7 +69,8 @@ struct Arguments {
                 if let inline {
                     value = inline
                 } else {
-                    guard i < args.count else {
+                    // "--limit --data-dir x" is a missing value, not a limit of "--data-dir".
+                    guard i < args.count, !(args[i].hasPrefix("--") && args[i].count > 2) else {
                         throw UsageError(message: "option '--\(spec.long)' needs a value (\(valueName))", command: self.spec.name)
                     }
                     value = args[i]

@@ -363,34 +363,128 @@ package struct JSONParser: ~Copyable {
         return Float(v)
     }
 
+    /// The value of eight ASCII digits packed little-endian in `chunk`, or nil if any byte is not a digit.
+    @inline(__always)
+    static func eightDigits(_ chunk: UInt64) -> UInt64? {
+        let allDigits = (chunk & 0xF0F0_F0F0_F0F0_F0F0) | (((chunk &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4)
+        guard allDigits == 0x3333_3333_3333_3333 else { return nil }
+        var x = chunk &- 0x3030_3030_3030_3030
+        x = (x &* 10) &+ (x >> 8)
+        x = (((x & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32)))
+            &+ (((x >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10_000 << 32)))) >> 32
+        return x
+    }
+
     /// Parses `[n, n, ...]` appending each number as a `Float` to `out`.
+    ///
+    /// The hot path of JSONL ingest: one pass over raw bytes per number, the
+    /// mantissa in a `UInt64` (19 significant digits), one multiply or divide by
+    /// an exact power of ten, and strict JSON number syntax.
     /// - Returns: the number of elements read.
     /// - Throws: on anything but numbers, naming the element's index; on values that overflow `Float`.
     package mutating func parseFloatArray(into out: inout [Float]) throws -> Int {
         try expect(UInt8(ascii: "["))
-        var n = 0
         if consume(UInt8(ascii: "]")) { return 0 }
+        let bytes = base.baseAddress!
+        let count = base.count
+        var n = 0
+        var i = position
+        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
         while true {
-            skipWhitespace()
-            guard position < base.count else { throw error("array ended early") }
-            let c = base[position]
-            guard c == UInt8(ascii: "-") || c &- 0x30 < 10 else {
+            while i < count && isSpace(bytes[i]) { i += 1 }
+            let start = i
+            var negative = false
+            if i < count && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+            guard i < count, bytes[i] &- 0x30 < 10 else {
+                position = start
                 throw error("vector element \(n) is not a number")
             }
-            let start = position
-            let f = try parseFloat()
+            var mantissa: UInt64 = 0
+            var significant = 0
+            var exponent = 0
+            var dropped = false
+            if bytes[i] == UInt8(ascii: "0") {
+                i += 1
+                if i < count && bytes[i] &- 0x30 < 10 { position = i; throw error("invalid number: leading zero") }
+            } else {
+                while i < count {
+                    let d = bytes[i] &- 0x30
+                    if d >= 10 { break }
+                    if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(d); significant += 1 } else { exponent += 1; dropped = true }
+                    i += 1
+                }
+            }
+            if i < count && bytes[i] == UInt8(ascii: ".") {
+                i += 1
+                guard i < count, bytes[i] &- 0x30 < 10 else { position = i; throw error("invalid number: expected a digit after '.'") }
+                if mantissa == 0 {
+                    while i < count && bytes[i] == UInt8(ascii: "0") { exponent -= 1; i += 1 }
+                }
+                // Eight digits at a time while they fit the 19-digit mantissa.
+                while significant <= 11 && i + 8 <= count {
+                    let chunk = UnsafeRawPointer(bytes + i).loadUnaligned(as: UInt64.self).littleEndian
+                    guard let value = JSONParser.eightDigits(chunk) else { break }
+                    mantissa = mantissa &* 100_000_000 &+ value
+                    significant += 8
+                    exponent -= 8
+                    i += 8
+                }
+                while i < count {
+                    let d = bytes[i] &- 0x30
+                    if d >= 10 { break }
+                    if significant < 19 {
+                        mantissa = mantissa &* 10 &+ UInt64(d)
+                        exponent -= 1
+                        if mantissa != 0 { significant += 1 }
+                    } else {
+                        dropped = true
+                    }
+                    i += 1
+                }
+            }
+            if i < count && (bytes[i] | 0x20) == UInt8(ascii: "e") {
+                i += 1
+                var expNegative = false
+                if i < count && (bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-")) {
+                    expNegative = bytes[i] == UInt8(ascii: "-")
+                    i += 1
+                }
+                guard i < count, bytes[i] &- 0x30 < 10 else { position = i; throw error("invalid number: expected a digit in the exponent") }
+                var e = 0
+                while i < count {
+                    let d = bytes[i] &- 0x30
+                    if d >= 10 { break }
+                    if e < 100_000 { e = e * 10 + Int(d) }
+                    i += 1
+                }
+                exponent += expNegative ? -e : e
+            }
+            var v: Double
+            if mantissa == 0 {
+                v = 0
+            } else if exponent >= -22 && exponent <= 22 {
+                let m = Double(mantissa)
+                v = exponent >= 0 ? m * JSONParser.powersOfTen[exponent] : m / JSONParser.powersOfTen[-exponent]
+            } else {
+                position = start
+                v = abs(exactDouble(Decimal(negative: false, mantissa: mantissa, exponent: exponent, isInteger: false,
+                                            digitsDropped: true, start: start, end: i)))
+            }
+            _ = dropped
+            let f = Float(negative ? -v : v)
             guard f.isFinite else {
+                position = start
                 throw JSONParseError(offset: start, message: "vector element \(n) is out of the float32 range")
             }
             out.append(f)
             n += 1
-            skipWhitespace()
-            guard position < base.count else { throw error("array ended early") }
-            let sep = base[position]
-            position += 1
+            while i < count && isSpace(bytes[i]) { i += 1 }
+            guard i < count else { position = i; throw error("array ended early") }
+            let sep = bytes[i]
+            i += 1
             if sep == UInt8(ascii: ",") { continue }
-            if sep == UInt8(ascii: "]") { return n }
-            position -= 1
+            if sep == UInt8(ascii: "]") { position = i; return n }
+            position = i - 1
             throw error("expected ',' or ']' in vector")
         }
     }

@@ -259,6 +259,13 @@ package final class LocalShard: @unchecked Sendable {
 
     // MARK: closing
 
+    /// Stops the applier without a final flush, as a crash would leave the shard (tests only).
+    func abandonForTesting() {
+        withProgress { $0.stopped = true }
+        queue.close()
+        applierDone.wait()
+    }
+
     /// Applies what is queued, flushes, and stops the applier. Later calls do nothing.
     package func close() throws {
         let already = withProgress { shard in

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import VQEngine
+
+@Suite struct LocalShardTests {
+    func batch(_ ids: Range<Int>, dim: Int, rng: inout SplitMix64, payload: Bool = false) -> (PointBatch, [[Float]]) {
+        var b = PointBatch(dim: dim)
+        var vectors: [[Float]] = []
+        for i in ids {
+            let v = rng.vector(dim)
+            vectors.append(v)
+            v.withUnsafeBufferPointer { b.append(id: .number(UInt64(i)), vector: $0, payload: payload ? Array("{\"i\":\(i)}".utf8) : nil) }
+        }
+        return (b, vectors)
+    }
+
+    func search(_ shard: LocalShard, _ q: [Float], k: Int) -> [PointID] {
+        q.withUnsafeBufferPointer { shard.search($0, limit: k, withPayload: false) }.map(\.id)
+    }
+
+    @Test("upserts are searchable once applied, and survive reopening without replay", arguments: [Distance.dot, .euclid, .manhattan])
+    func upsertSearchReopen(distance: Distance) throws {
+        let tmp = TempDir()
+        var rng = SplitMix64(seed: 11)
+        var options = ShardOptions(dim: 12, distance: distance)
+        options.segmentCapacity = 64  // several segments
+        let (b, vectors) = batch(0..<300, dim: 12, rng: &rng)
+        let q = rng.vector(12)
+        let expected = oracleTopK(vectors, ids: b.ids, query: q, distance: distance, k: 10).map(\.0)
+        do {
+            let shard = try LocalShard(directory: tmp.path, options: options, warn: { _ in })
+            let op = try shard.submit(.upsert(b))
+            try shard.waitDurable(op)
+            try shard.waitApplied(op)
+            #expect(shard.pointCount == 300)
+            #expect(shard.status.segments.count == 5)
+            #expect(search(shard, q, k: 10) == expected)
+            try shard.close()
+        }
+        let shard = try LocalShard(directory: tmp.path, options: options, warn: { _ in })
+        #expect(shard.pointCount == 300)
+        #expect(search(shard, q, k: 10) == expected)
+        try shard.close()
+    }
+
+    @Test("overwrites and deletes across segments leave one live copy per id")
+    func overwriteAndDelete() throws {
+        let tmp = TempDir()
+        var rng = SplitMix64(seed: 5)
+        var options = ShardOptions(dim: 4, distance: .dot)
+        options.segmentCapacity = 10
+        let shard = try LocalShard(directory: tmp.path, options: options, warn: { _ in })
+        let (first, _) = batch(0..<25, dim: 4, rng: &rng, payload: true)
+        _ = try shard.submit(.upsert(first))
+        let (second, _) = batch(20..<30, dim: 4, rng: &rng)
+        _ = try shard.submit(.upsert(second))
+        let op = try shard.submit(.delete([.number(0), .number(21), .number(999)]))
+        try shard.waitApplied(op)
+        #expect(shard.pointCount == 28)
+        let got = shard.retrieve([.number(0), .number(1), .number(22)], withVector: true, withPayload: true)
+        #expect(got.map(\.id) == [.number(1), .number(22)])
+        #expect(got[0].payload == .object([("i", .int(1))]))
+        #expect(got[1].payload == nil)  // overwritten without payload
+        #expect(got[1].vector == Array(second.vectors[8..<12]))
+        // Every live id appears once in a full search.
+        let all = search(shard, [1, 1, 1, 1], k: 100)
+        #expect(all.count == 28)
+        #expect(Set(all).count == 28)
+        try shard.close()
+    }
+
+    @Test("an unflushed shard replays its WAL on open")
+    func replayWithoutFlush() throws {
+        let tmp = TempDir()
+        var rng = SplitMix64(seed: 8)
+        var options = ShardOptions(dim: 8, distance: .cosine)
+        options.flushInterval = 3600
+        let (b, _) = batch(0..<50, dim: 8, rng: &rng)
+        var ops: [UInt64] = []
+        do {
+            let shard = try LocalShard(directory: tmp.path, options: options, warn: { _ in })
+            ops.append(try shard.submit(.upsert(b)))
+            ops.append(try shard.submit(.delete([.number(3)])))
+            try shard.waitDurable(ops[1])
+            // No close: as if the process died. The manifest was never written.
+            #expect(!FileIO.exists(DataDirectory.manifest(shardDir: tmp.path)))
+            shard.abandonForTesting()
+        }
+        let shard = try LocalShard(directory: tmp.path, options: options, warn: { _ in })
+        #expect(shard.pointCount == 49)
+        #expect(shard.status.appliedOp == ops[1])
+        try shard.close()
+    }
+
+    @Test("operations encode and decode losslessly")
+    func operationCoding() throws {
+        var rng = SplitMix64(seed: 1)
+        var (b, _) = batch(0..<5, dim: 3, rng: &rng, payload: true)
+        b.ids[2] = .uuid(0xDEAD, 0xBEEF)
+        b.payloads[3] = nil
+        let bytes = Operation.upsert(b).encode()
+        guard case .upsert(let back) = try bytes.withUnsafeBytes({ try Operation.decode($0) }) else {
+            Issue.record("decoded the wrong kind")
+            return
+        }
+        #expect(back.ids == b.ids)
+        #expect(back.vectors == b.vectors)
+        #expect(back.payloads.map { $0 ?? [] } == b.payloads.map { $0 ?? [] })
+        #expect(throws: VQError.self) { _ = try bytes.dropLast(3).withUnsafeBytes { try Operation.decode($0) } }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+@testable import VQEngine
+
+/// SplitMix64: a small seeded generator, so every test is repeatable.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func float() -> Float { Float.random(in: -1...1, using: &self) }
+
+    mutating func vector(_ dim: Int) -> [Float] { (0..<dim).map { _ in float() } }
+}
+
+/// A fresh temporary directory, removed when the value is released.
+final class TempDir {
+    let path: String
+
+    init(_ label: String = "vq-test") {
+        let base = FileManager.default.temporaryDirectory.path
+        path = base + "/\(label)-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Brute-force top-k ids for `query` over `vectors` under `distance`, in Double.
+func oracleTopK(_ vectors: [[Float]], ids: [PointID], query: [Float], distance: Distance, k: Int) -> [(PointID, Double)] {
+    func norm(_ v: [Float]) -> [Double] {
+        let d = v.map(Double.init)
+        guard distance == .cosine else { return d }
+        let n = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return n > 0 ? d.map { $0 / n } : d
+    }
+    let q = norm(query)
+    var scored: [(PointID, Double)] = []
+    for (i, v) in vectors.enumerated() {
+        let x = norm(v)
+        var s = 0.0
+        switch distance {
+        case .cosine, .dot: for j in x.indices { s += x[j] * q[j] }
+        case .euclid: for j in x.indices { s -= (x[j] - q[j]) * (x[j] - q[j]) }
+        case .manhattan: for j in x.indices { s -= abs(x[j] - q[j]) }
+        }
+        scored.append((ids[i], s))
+    }
+    scored.sort { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+    return Array(scored.prefix(k))
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+
+@Suite struct CLITests {
+    @Test("--version, --help, help CMD and CMD --help print on stdout and exit 0")
+    func help() throws {
+        #expect(try vq(["--version"]).stdout == "vq 0.1.0\n")
+        let main = try vq(["--help"])
+        #expect(main.status == 0 && main.stdout.contains("create-collection"))
+        let viaHelp = try vq(["help", "upsert"])
+        let viaFlag = try vq(["upsert", "--help"])
+        #expect(viaHelp.status == 0 && viaFlag.status == 0)
+        #expect(viaHelp.stdout == viaFlag.stdout)
+        #expect(viaFlag.stdout.contains("--batch-size N"))
+    }
+
+    @Test("usage mistakes exit 2 with one line naming the closest valid name", arguments: [
+        (["serch"], "unknown command 'serch'; did you mean 'search'?"),
+        (["create-collection", "c", "--dimm", "3"], "unknown option '--dimm' for 'vq create-collection'; did you mean '--dim'?"),
+        (["create-collection", "c"], "'vq create-collection' needs --dim"),
+        (["create-collection", "c", "--dim", "zero"], "--dim is 'zero'; expected an integer from 1 to 65536"),
+        (["create-collection", "c", "--dim", "3", "--distance", "cosin"], "did you mean 'cosine'?"),
+        (["search", "c"], "needs exactly one of --vector JSON or --queries FILE"),
+        (["upsert"], "'vq upsert' needs NAME"),
+        (["search", "c", "--limit"], "option '--limit' needs a value (K)"),
+    ])
+    func usageErrors(args: [String], message: String) throws {
+        let s = Scratch()
+        let run = try vq(args + ["--data-dir", s.data])
+        #expect(run.status == 2)
+        #expect(run.stderr.hasPrefix("vq: error: "))
+        #expect(run.stderr.contains(message))
+        #expect(run.stdout.isEmpty)
+    }
+
+    @Test("commands not built yet say so and exit 1", arguments: ["serve", "join", "bench", "optimize"])
+    func notBuilt(command: String) throws {
+        let args = command == "join" ? [command, "http://127.0.0.1:1"] : command == "optimize" ? [command, "c"] : [command]
+        let run = try vq(args)
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("not built yet"))
+    }
+
+    @Test("VQ_DATA_DIR is the default data directory")
+    func environment() throws {
+        let s = Scratch()
+        #expect(try vq(["create-collection", "e", "--dim", "2"], env: ["VQ_DATA_DIR": s.data]).status == 0)
+        #expect(try vq(["collections"], env: ["VQ_DATA_DIR": s.data]).stdout == "e\n")
+        #expect(try vq(["collections", "--data-dir", s.path + "/none"]).stdout == "")
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+
+/// SIGKILL in the middle of upserting, many times: acknowledged data is never lost,
+/// the directory always opens, and no batch is half-applied.
+@Suite struct CrashTests {
+    @Test("killed upserts never lose acknowledged batches or apply half a batch")
+    func killLoop() throws {
+        let s = Scratch()
+        let dim = 8
+        let batch = 50
+        let perRun = 2000
+        #expect(try vq(["create-collection", "k", "--dim", "\(dim)", "--data-dir", s.data]).status == 0)
+        var rng = Rng(state: 2024)
+        var acknowledged = 0  // points from runs that exited 0
+        var previousTotal = 0
+        for run in 0..<12 {
+            let first = run * perRun
+            let vectors = (0..<perRun).map { _ in rng.vector(dim) }
+            let path = s.path + "/run\(run).jsonl"
+            try writeFile(path, jsonl(vectors, firstID: first))
+            let p = Process()
+            p.executableURL = vqBinary
+            p.arguments = ["upsert", "k", path, "--batch-size", "\(batch)", "--data-dir", s.data, "-q"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            // Kill at a seeded moment from "at once" to "probably finished".
+            usleep(UInt32(rng.next() % 250_000))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let exitedCleanly = p.terminationReason == .exit && p.terminationStatus == 0
+            let info = try vq(["info", "k", "--data-dir", s.data])
+            #expect(info.status == 0, "run \(run): the directory must always open: \(info.stderr)")
+            let total = try points(info.stdout)
+            let added = total - previousTotal
+            #expect(added >= 0, "run \(run): points were lost")
+            #expect(added % batch == 0, "run \(run): \(added) points is not a whole number of batches")
+            if exitedCleanly {
+                acknowledged += perRun
+                #expect(added == perRun, "run \(run) exited 0 but only \(added) of \(perRun) points are there")
+            }
+            #expect(total >= acknowledged)
+            previousTotal = total
+        }
+        // Every point that is there is searchable and whole.
+        let search = try vq(["search", "k", "--vector", "[1,0,0,0,0,0,0,0]", "-k", "5", "--data-dir", s.data])
+        #expect(search.status == 0)
+    }
+
+    private func points(_ infoJSON: String) throws -> Int {
+        let obj = try JSONSerialization.jsonObject(with: Data(infoJSON.utf8)) as? [String: Any]
+        return (obj?["points"] as? NSNumber)?.intValue ?? -1
+    }
+}
