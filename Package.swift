@@ -12,7 +12,8 @@ let package = Package(
     ],
     dependencies: [],
     targets: [
-        .target(name: "VQEngine", swiftSettings: strict),
+        .target(name: "CVQSupport"),
+        .target(name: "VQEngine", dependencies: ["CVQSupport"], swiftSettings: strict),
         .executableTarget(name: "vq", dependencies: ["VQEngine"], swiftSettings: strict),
         .testTarget(name: "VQEngineTests", dependencies: ["VQEngine"], swiftSettings: strict),
         .testTarget(name: "vqTests", dependencies: ["vq", "VQEngine"], swiftSettings: strict),

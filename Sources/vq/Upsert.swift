@@ -35,7 +35,7 @@ func upsert(_ args: Arguments) throws -> Int32 {
 
     func submit() throws {
         guard batch.count > 0 else { return }
-        ticket.merge(try collection.upsert(batch, wait: .queued))
+        ticket.merge(try collection.upsert(&batch, wait: .queued))
         submitted += batch.count
         batches += 1
         batch.removeAll()

@@ -86,15 +86,18 @@ package final class Collection: @unchecked Sendable {
     }
 
     /// Upserts a batch whose vectors are already checked (see `prepare`); one operation per shard touched.
-    package func upsert(_ batch: PointBatch, wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
+    ///
+    /// For cosine collections the batch's vectors are normalised in place (no copy).
+    package func upsert(_ batch: inout PointBatch, wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
         precondition(batch.dim == config.dim)
-        var normalized = batch
         if config.distance.normalizes {
             let dim = batch.dim
-            normalized.vectors.withUnsafeMutableBufferPointer { v in
-                for i in 0..<batch.count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
+            let count = batch.count
+            batch.vectors.withUnsafeMutableBufferPointer { v in
+                for i in 0..<count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
             }
         }
+        let normalized = batch
         var ticket = WriteTicket()
         if shards.count == 1 {
             ticket.ops[0] = try shards[0].submit(.upsert(normalized), deadline: deadline)

@@ -24,6 +24,9 @@ package struct ShardOptions: Sendable {
     /// Rows an appendable segment takes before a new one starts.
     package var segmentCapacity: Int = 1 << 20
     package var flushInterval: TimeInterval = 5
+    /// Applied vector bytes after which the applier flushes early, so a bulk load
+    /// writes segments while it ingests and the WAL to replay stays short.
+    package var flushBytes: Int = 16 << 20
     package var walFileLimit: Int = 32 << 20
 
     package init(dim: Int, distance: Distance) {
@@ -83,6 +86,7 @@ package final class LocalShard: @unchecked Sendable {
     // Applier thread only (and close, after the applier stopped).
     private var flushedSegments: [SegmentInfo]
     private var lastFlush = Date()
+    private var bytesSinceFlush = 0
 
     // Guarded by `progress`.
     private let progress = NSCondition()
@@ -150,14 +154,15 @@ package final class LocalShard: @unchecked Sendable {
                 if let last = batch.last {
                     try wal.sync(upTo: last.op)
                     for entry in batch {
-                        try lock.write { () in try holder.apply(entry.op, entry.operation) }
+                        try lock.write { try holder.apply(entry.op, entry.operation) }
+                        if case .upsert(let b) = entry.operation { bytesSinceFlush += b.vectors.count * 4 }
                         progress.lock()
                         appliedOp = entry.op
                         progress.broadcast()
                         progress.unlock()
                     }
                 }
-                if Date() >= deadline { try flush() }
+                if Date() >= deadline || bytesSinceFlush >= options.flushBytes { try flush() }
             } catch {
                 progress.lock()
                 failure = VQError.wrap(error)
@@ -173,6 +178,7 @@ package final class LocalShard: @unchecked Sendable {
     /// Runs on the applier thread, or after it stopped.
     private func flush() throws {
         lastFlush = Date()
+        bytesSinceFlush = 0
         let (segs, infos, nextId) = lock.read { (holder.segments, holder.infos, holder.nextSegmentId) }
         let (applied, flushed) = withProgress { ($0.appliedOp, $0.flushedOp) }
         guard applied != flushed || infos != flushedSegments else { return }
@@ -203,9 +209,8 @@ package final class LocalShard: @unchecked Sendable {
     /// - Throws: `.overloaded` if the queue stayed full until `deadline`; nothing was logged then.
     package func submit(_ operation: Operation, deadline: Date? = nil) throws -> UInt64 {
         if let failure = withProgress({ $0.failure }) { throw failure }
-        let body = operation.encode()
         let op = try queue.push(deadline: deadline) { () -> UpdateQueue.Entry in
-            let op = try body.withUnsafeBytes { (raw) -> UInt64 in try wal.append(raw) }
+            let op = try wal.append { operation.encode(into: &$0) }
             return UpdateQueue.Entry(op: op, operation: operation)
         }
         guard let op else {

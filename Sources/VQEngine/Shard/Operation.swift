@@ -39,9 +39,15 @@ package enum Operation: Sendable {
     private static let deleteKind: UInt8 = 2
 
     package func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 0)
+        encode(into: &w)
+        return w.bytes
+    }
+
+    /// Appends the encoding to `w` (the WAL encodes straight into its buffer).
+    package func encode(into w: inout ByteWriter) {
         switch self {
         case .upsert(let batch):
-            var w = ByteWriter(capacity: 9 + batch.count * (17 + batch.dim * 4 + 1))
             w.u8(Operation.upsertKind)
             w.u32(UInt32(batch.count))
             w.u32(UInt32(batch.dim))
@@ -50,13 +56,10 @@ package enum Operation: Sendable {
             for p in batch.payloads {
                 if let p { w.u8(1); w.blob(p) } else { w.u8(0) }
             }
-            return w.bytes
         case .delete(let ids):
-            var w = ByteWriter(capacity: 5 + ids.count * 17)
             w.u8(Operation.deleteKind)
             w.u32(UInt32(ids.count))
             for id in ids { Operation.writeID(&w, id) }
-            return w.bytes
         }
     }
 

@@ -1,7 +1,20 @@
+import CVQSupport
+
 /// CRC-32C (Castagnoli), the checksum of every WAL record and file footer.
 ///
-/// Slicing-by-8 in software: eight 256-entry tables, eight bytes per step.
+/// The SSE4.2 CRC32 instruction when the CPU has it (about ten times faster:
+/// it checksums every byte a bulk upsert logs); otherwise slicing-by-8 in
+/// software, eight 256-entry tables, eight bytes per step.
 package enum CRC32C {
+    private static let hardware = cvq_has_hw_crc32c() == 1
+
+    /// Extends `crc` (the value of earlier bytes, 0 to start) over `bytes`.
+    package static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard bytes.count > 0 else { return crc }
+        if hardware { return cvq_crc32c_hw(crc, bytes.baseAddress!, bytes.count) }
+        return software(crc, bytes)
+    }
+
     private static let tables: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
         for i in 0..<256 {
@@ -19,8 +32,8 @@ package enum CRC32C {
         return t
     }()
 
-    /// Extends `crc` (the value of earlier bytes, 0 to start) over `bytes`.
-    package static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    /// The portable version, also the tests' oracle for the hardware one.
+    package static func software(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         var i = 0
         let n = bytes.count

@@ -108,7 +108,7 @@ package enum FileIO {
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ioError("create", tmp) }
         do {
-            try bytes.withUnsafeBytes { (raw) in try writeAll(fd, raw, path: tmp) }
+            try bytes.withUnsafeBytes { raw in try writeAll(fd, raw, path: tmp) }
             try sync(fd, path: tmp)
         } catch {
             close(fd)

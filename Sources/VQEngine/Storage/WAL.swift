@@ -33,7 +33,7 @@ package final class WAL: Sendable {
     static let maxRecordBytes = 1 << 30
 
     private struct State {
-        var pending: [UInt8] = []
+        var pending = ByteWriter(capacity: 0)
         var pendingFirstOp: UInt64 = 0
         var nextOp: UInt64
         var durableOp: UInt64
@@ -45,7 +45,12 @@ package final class WAL: Sendable {
         var path: String
         var size: Int
         var files: [(firstOp: UInt64, name: String)]
+        /// The buffer `sync` swaps with the writers' one.
+        var spare: [UInt8] = []
     }
+
+    /// The largest buffer kept for reuse between syncs.
+    static let spareLimit = 64 << 20
 
     package let directory: String
     private let fileLimit: Int
@@ -188,7 +193,7 @@ package final class WAL: Sendable {
         header.u32(magic)
         header.u32(version)
         header.u64(firstOp)
-        try header.bytes.withUnsafeBytes { (raw) in try FileIO.writeAll(fd, raw, path: path) }
+        try header.bytes.withUnsafeBytes { raw in try FileIO.writeAll(fd, raw, path: path) }
         try FileIO.sync(fd, path: path)
         try FileIO.syncDirectory(directory)
         return FileState(fd: fd, path: path, size: headerSize, files: files + [(firstOp, name)])
@@ -209,20 +214,30 @@ package final class WAL: Sendable {
     /// Buffers one record and returns its operation number. Not durable until `sync(upTo:)`.
     /// - Throws: if an earlier write failed (the log then refuses all writes).
     package func append(_ body: UnsafeRawBufferPointer) throws -> UInt64 {
+        try append { $0.bytes.append(contentsOf: body) }
+    }
+
+    /// Buffers one record whose body `encode` appends straight into the log's buffer.
+    ///
+    /// `encode` runs under the log's lock; it should only append bytes.
+    /// - Returns: the record's operation number.
+    package func append(encodedBy encode: (inout ByteWriter) -> Void) throws -> UInt64 {
         let result: Result<UInt64, VQError> = state.withLock { s in
             if let failed = s.failed { return .failure(VQError(.io, "WAL in \(directory) is unusable after an earlier error: \(failed)")) }
             let op = s.nextOp
-            if s.pending.isEmpty { s.pendingFirstOp = op }
+            if s.pending.bytes.isEmpty { s.pendingFirstOp = op }
             s.nextOp += 1
-            var header = ByteWriter(capacity: WAL.recordHeaderSize)
-            header.u32(UInt32(body.count))
-            var opBytes = ByteWriter(capacity: 8)
-            opBytes.u64(op)
-            let crc = opBytes.bytes.withUnsafeBytes { CRC32C.update(CRC32C.update(0, $0), body) }
-            header.u32(crc)
-            header.u64(op)
-            s.pending.append(contentsOf: header.bytes)
-            s.pending.append(contentsOf: body)
+            let start = s.pending.bytes.count
+            s.pending.u32(0)  // length, patched below
+            s.pending.u32(0)  // crc, patched below
+            s.pending.u64(op)
+            encode(&s.pending)
+            let length = s.pending.bytes.count - start - WAL.recordHeaderSize
+            let crc = s.pending.bytes.withUnsafeBytes { CRC32C.update(0, UnsafeRawBufferPointer(rebasing: $0[(start + 8)...])) }
+            s.pending.bytes.withUnsafeMutableBytes { raw in
+                raw.storeBytes(of: UInt32(length).littleEndian, toByteOffset: start, as: UInt32.self)
+                raw.storeBytes(of: crc.littleEndian, toByteOffset: start + 4, as: UInt32.self)
+            }
             return .success(op)
         }
         return try result.get()
@@ -233,12 +248,20 @@ package final class WAL: Sendable {
         if state.withLock({ $0.durableOp >= op }) { return }
         let result: Result<Void, VQError> = file.withLock { f in
             // Whoever held the file lock before us may have covered `op`.
-            let (buffer, firstOp, lastOp, failed): ([UInt8], UInt64, UInt64, String?) = state.withLock { s in
-                if s.durableOp >= op { return ([], 0, 0, nil) }
-                let b = s.pending
-                s.pending = []
-                s.pending.reserveCapacity(b.capacity)
-                return (b, s.pendingFirstOp, s.nextOp - 1, s.failed)
+            // Double buffering: the writers' buffer and this one swap, so neither is reallocated.
+            var buffer = f.spare
+            f.spare = []
+            buffer.removeAll(keepingCapacity: true)
+            let (firstOp, lastOp, failed): (UInt64, UInt64, String?) = state.withLock { s in
+                if s.durableOp >= op { return (0, 0, nil) }
+                swap(&buffer, &s.pending.bytes)
+                return (s.pendingFirstOp, s.nextOp - 1, s.failed)
+            }
+            defer {
+                if buffer.capacity <= WAL.spareLimit {
+                    buffer.removeAll(keepingCapacity: true)
+                    f.spare = buffer
+                }
             }
             if let failed { return .failure(VQError(.io, "WAL in \(directory) is unusable after an earlier error: \(failed)")) }
             if buffer.isEmpty { return .success(()) }
@@ -250,7 +273,7 @@ package final class WAL: Sendable {
                 }
                 let path = f.path
                 let fd = f.fd
-                try buffer.withUnsafeBytes { (raw) in try FileIO.writeAll(fd, raw, path: path) }
+                try buffer.withUnsafeBytes { raw in try FileIO.writeAll(fd, raw, path: path) }
                 try FileIO.sync(fd, path: path)
                 f.size += buffer.count
                 state.withLock { $0.durableOp = lastOp }
@@ -273,7 +296,7 @@ package final class WAL: Sendable {
                 FileIO.remove(directory + "/" + f.files[0].name)
                 f.files.removeFirst()
             }
-            let idle = state.withLock { $0.pending.isEmpty && $0.nextOp == flushedOp + 1 && $0.failed == nil }
+            let idle = state.withLock { $0.pending.bytes.isEmpty && $0.nextOp == flushedOp + 1 && $0.failed == nil }
             guard idle, f.size > WAL.headerSize, let fresh = try? WAL.createFile(directory: directory, firstOp: flushedOp + 1, files: []) else { return }
             close(f.fd)
             for entry in f.files { FileIO.remove(directory + "/" + entry.name) }

@@ -21,7 +21,7 @@ import Testing
             vectors.append(v)
             v.withUnsafeBufferPointer { b.append(id: .number(UInt64(i)), vector: $0, payload: nil) }
         }
-        _ = try c.upsert(b, wait: .applied)
+        _ = try c.upsert(&b, wait: .applied)
         #expect(c.pointCount == 500)
         for _ in 0..<20 {
             let q = rng.vector(16)
