@@ -23,12 +23,14 @@ _vq() {
         --full-scan-threshold) COMPREPLY=(); return ;;
         --indexing-threshold) COMPREPLY=(); return ;;
         --max-segment-size) COMPREPLY=(); return ;;
+        --max-indexing-threads) COMPREPLY=(); return ;;
+        --default-segment-number) COMPREPLY=(); return ;;
         --update-queue-size) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --prevent-unoptimized --update-queue-size --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --prevent-unoptimized --update-queue-size --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     upsert)
@@ -40,7 +42,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--format --batch-size --id-offset --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--format --batch-size --id-offset --no-optimize --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         else
@@ -52,12 +54,13 @@ _vq() {
         --vector) COMPREPLY=(); return ;;
         --queries) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --limit|-k) COMPREPLY=(); return ;;
+        --hnsw-ef) COMPREPLY=(); return ;;
         --format) COMPREPLY=($(compgen -W "json table" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --exact --format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --exact --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -115,11 +118,26 @@ _vq() {
         ;;
     bench)
         case "$prev" in
+        --base) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --queries) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --groundtruth) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --synthetic) COMPREPLY=(); return ;;
+        --queries-count) COMPREPLY=(); return ;;
+        --seed) COMPREPLY=(); return ;;
+        --save-dataset) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --distance) COMPREPLY=($(compgen -W "cosine dot euclid manhattan" -- "$cur")); return ;;
+        --k) COMPREPLY=(); return ;;
+        --ef) COMPREPLY=(); return ;;
+        --m) COMPREPLY=(); return ;;
+        --ef-construct) COMPREPLY=(); return ;;
+        --threads) COMPREPLY=(); return ;;
+        --scenario) COMPREPLY=($(compgen -W "recall write-load" -- "$cur")); return ;;
+        --duration) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --scenario --duration --json --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     help)

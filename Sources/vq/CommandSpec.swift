@@ -108,6 +108,10 @@ extension CommandSpec {
                            defaultText: "10000"),
                 OptionSpec(long: "max-segment-size", value: "KB",
                            help: "Most vector data one segment holds (optimizer_config.max_segment_size).", defaultText: "200000"),
+                OptionSpec(long: "max-indexing-threads", value: "N",
+                           help: "Threads that build one HNSW graph; 0 = all cores (hnsw_config.max_indexing_threads).", defaultText: "0"),
+                OptionSpec(long: "default-segment-number", value: "N",
+                           help: "Segments the merger aims for; 0 = automatic (optimizer_config.default_segment_number).", defaultText: "0"),
                 OptionSpec(long: "prevent-unoptimized",
                            help: "Apply updates no faster than they are indexed (optimizer_config.prevent_unoptimized)."),
                 OptionSpec(long: "update-queue-size", value: "N",
@@ -139,6 +143,8 @@ extension CommandSpec {
                            completion: .choices(["jsonl", "fvecs", "npy"])),
                 OptionSpec(long: "batch-size", value: "N", help: "Points per batch.", defaultText: "256"),
                 OptionSpec(long: "id-offset", value: "N", help: "Added to row numbers to make ids (fvecs, npy).", defaultText: "0"),
+                OptionSpec(long: "no-optimize",
+                           help: "Exit once the points are durable, without waiting for the optimizer to index them."),
             ],
             examples: [
                 ("Upsert a JSON Lines file:", "vq upsert docs points.jsonl"),
@@ -163,6 +169,11 @@ extension CommandSpec {
                 OptionSpec(long: "limit", short: "k", value: "K", help: "Results per query.", defaultText: "10"),
                 OptionSpec(long: "with-payload", help: "Include each point's payload."),
                 OptionSpec(long: "exact", help: "Exact (brute-force) search, bypassing any index."),
+                OptionSpec(long: "hnsw-ef", value: "N", help: "HNSW beam width: higher is more accurate and slower.",
+                           defaultText: "max(ef_construct, limit)"),
+                OptionSpec(long: "indexed-only",
+                           help: "Search indexed segments only (and unindexed ones small enough for a full scan); "
+                               + "each result line says how many points were left out (unindexed_skipped)."),
                 OptionSpec(long: "format", value: "FORMAT", help: "json (JSON Lines) or table (for people).", defaultText: "json",
                            completion: .choices(["json", "table"])),
             ],
@@ -190,11 +201,16 @@ extension CommandSpec {
         CommandSpec(
             name: "optimize",
             summary: "Seal, index, merge and vacuum segments now",
-            description: "Runs the optimizer on collection NAME now. Not built yet: it arrives with HNSW indexing.",
+            description: """
+            Runs the optimizer on collection NAME now: seals the appendable segment, builds HNSW graphs for every \
+            sealed segment, merges segments down to default_segment_number (within max_segment_size) and vacuums \
+            deleted points. Searches and writes go on meanwhile. Prints a JSON summary: segments before and after, \
+            points indexed, seconds. An embedded run always waits for the result; --wait is accepted for scripts \
+            that also talk to servers.
+            """,
             arguments: [ArgumentSpec(name: "NAME", help: "Collection to optimize.", completion: .collection)],
-            options: [OptionSpec(long: "wait", help: "Return once optimization has finished.")],
-            examples: [("Optimize and wait:", "vq optimize docs --wait")],
-            built: false
+            options: [OptionSpec(long: "wait", help: "Return once optimization has finished (always so in embedded mode).")],
+            examples: [("Index everything now:", "vq optimize docs")]
         ),
         CommandSpec(
             name: "serve",
@@ -215,10 +231,44 @@ extension CommandSpec {
         ),
         CommandSpec(
             name: "bench",
-            summary: "Measure recall, throughput and latency",
-            description: "Benchmarks build time, recall@k and search latency on a dataset. Not built yet.",
-            examples: [("Benchmark a synthetic dataset:", "vq bench --synthetic 100000,128")],
-            built: false
+            summary: "Measure build time, recall, throughput and latency",
+            description: """
+            Builds a collection from a dataset in a temporary data directory (or --data-dir) through the engine \
+            (WAL, update queue, segments, then HNSW indexing) and reports the build time, then for each --ef: \
+            recall@k against exact ground truth, queries per second with 1 and with --threads threads, and latency \
+            percentiles. DIR holds base.fvecs, query.fvecs and groundtruth.ivecs (TEXMEX layout); --base and \
+            --queries name files (.fvecs or .npy) and the ground truth is computed when absent; --synthetic N,DIM \
+            generates clustered data (seeded). --scenario write-load instead measures search latency while a writer \
+            upserts at full speed, three ways: default, indexed_only, and indexed_only with prevent_unoptimized.
+            """,
+            arguments: [ArgumentSpec(name: "DIR", help: "Dataset directory (base.fvecs, query.fvecs, groundtruth.ivecs).",
+                                     optional: true, completion: .directory)],
+            options: [
+                OptionSpec(long: "base", value: "FILE", help: "Base vectors (.fvecs or .npy).", completion: .file),
+                OptionSpec(long: "queries", value: "FILE", help: "Query vectors (.fvecs or .npy).", completion: .file),
+                OptionSpec(long: "groundtruth", value: "FILE", help: "Exact neighbours (.ivecs); computed when absent.", completion: .file),
+                OptionSpec(long: "synthetic", value: "N,DIM", help: "Generate N clustered DIM-dimensional points instead."),
+                OptionSpec(long: "queries-count", value: "N", help: "Queries to generate with --synthetic.", defaultText: "1000"),
+                OptionSpec(long: "seed", value: "N", help: "Seed for --synthetic.", defaultText: "42"),
+                OptionSpec(long: "save-dataset", value: "DIR", help: "Also write the dataset (and ground truth) as .fvecs/.ivecs to DIR.",
+                           completion: .directory),
+                OptionSpec(long: "distance", value: "METRIC", help: "cosine, dot, euclid or manhattan.", defaultText: "cosine",
+                           completion: .choices(["cosine", "dot", "euclid", "manhattan"])),
+                OptionSpec(long: "k", value: "K", help: "Neighbours per query (recall@K).", defaultText: "10"),
+                OptionSpec(long: "ef", value: "LIST", help: "hnsw_ef values to sweep, comma-separated.", defaultText: "16,32,48,64,96,128"),
+                OptionSpec(long: "m", value: "N", help: "HNSW links per node.", defaultText: "16"),
+                OptionSpec(long: "ef-construct", value: "N", help: "HNSW build beam width.", defaultText: "100"),
+                OptionSpec(long: "threads", value: "N", help: "Threads for indexing and for the multi-threaded QPS.", defaultText: "all cores"),
+                OptionSpec(long: "scenario", value: "NAME", help: "recall (default) or write-load.", defaultText: "recall",
+                           completion: .choices(["recall", "write-load"])),
+                OptionSpec(long: "duration", value: "S", help: "Seconds of writing per write-load run.", defaultText: "10"),
+                OptionSpec(long: "json", help: "Print one JSON object instead of a table."),
+            ],
+            examples: [
+                ("Recall and speed on a TEXMEX-style dataset:", "vq bench ../shared/data/minilm-20k --ef 16,32,64"),
+                ("200,000 synthetic 128-d points, machine-readable:", "vq bench --synthetic 200000,128 --json"),
+                ("Search latency under a full-speed writer:", "vq bench ../shared/data/minilm-20k --scenario write-load --duration 10"),
+            ]
         ),
     ]
 

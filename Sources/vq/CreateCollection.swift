@@ -24,6 +24,8 @@ func createCollection(_ args: Arguments) throws -> Int32 {
     if args.string("max-segment-size") != nil {
         config.maxSegmentSize = try args.int("max-segment-size", default: 0, in: 1...Int(Int32.max))
     }
+    config.maxIndexingThreads = try args.int("max-indexing-threads", default: 0, in: 0...1024)
+    config.defaultSegmentNumber = try args.int("default-segment-number", default: 0, in: 0...1024)
     config.preventUnoptimized = args.has("prevent-unoptimized")
     config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
     do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }

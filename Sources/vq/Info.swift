@@ -23,7 +23,8 @@ func info(_ args: Arguments) throws -> Int32 {
     let out: JSON = .object([
         ("name", .string(name)), ("points", .int(Int64(status.points))),
         ("segments_count", .int(Int64(status.segmentCount))), ("queue_depth", .int(Int64(status.queueDepth))),
-        ("unindexed_points", .int(Int64(status.unindexedPoints))), ("config", config),
+        ("unindexed_points", .int(Int64(status.unindexedPoints))),
+        ("indexing_rate", .double((status.indexingRate * 10).rounded() / 10)), ("config", config),
         ("shards", .array(shards)), ("segments", .array(segments)),
     ])
     standardOutput.write(bytes: JSONWriter.bytes(out) + [0x0A])

@@ -113,3 +113,18 @@ final class ProgressBar {
         _ = clear.withCString { rawWrite(STDERR_FILENO, $0, strlen($0)) }
     }
 }
+
+/// A one-line status on stderr for steps without a count (indexing); silent unless stderr is a terminal.
+final class StatusLine {
+    private let enabled: Bool
+
+    init(quiet: Bool) { enabled = !quiet && stderrIsTerminal }
+
+    func show(_ text: String) {
+        guard enabled else { return }
+        let line = "\r\u{1B}[2K" + text
+        _ = line.withCString { rawWrite(STDERR_FILENO, $0, strlen($0)) }
+    }
+
+    func clear() { show("") }
+}

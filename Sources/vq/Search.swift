@@ -34,6 +34,8 @@ func search(_ args: Arguments) throws -> Int32 {
     var request = SearchRequest(vector: [], limit: limit)
     request.withPayload = args.has("with-payload")
     request.exact = args.has("exact")
+    request.indexedOnly = args.has("indexed-only")
+    if args.string("hnsw-ef") != nil { request.hnswEf = try args.int("hnsw-ef", default: 0, in: 1...1_000_000) }
     var queryNumber = 0
     while true {
         if let reader {
@@ -45,10 +47,11 @@ func search(_ args: Arguments) throws -> Int32 {
             single = nil
         }
         queryNumber += 1
-        let hits: [ScoredPoint]
-        do { hits = try collection.search(request) } catch let e as VQError where e.kind == .invalidInput {
+        let result: SearchResult
+        do { result = try collection.search(request) } catch let e as VQError where e.kind == .invalidInput {
             throw InputError(line: reader?.recordNumber ?? 1, unit: reader == nil ? "--vector" : "query", message: e.message)
         }
+        let hits = result.hits
         if table {
             writeTable(hits, query: queryNumber, withPayload: request.withPayload)
         } else {
@@ -66,7 +69,9 @@ func search(_ args: Arguments) throws -> Int32 {
                 }
                 w.raw("}")
             }
-            w.raw("]}\n")
+            w.raw("]")
+            if request.indexedOnly { w.raw(",\"unindexed_skipped\":\(result.unindexedSkipped)") }
+            w.raw("}\n")
             standardOutput.write(bytes: w.bytes)
         }
     }

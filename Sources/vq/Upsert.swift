@@ -64,13 +64,24 @@ func upsert(_ args: Arguments) throws -> Int32 {
         return 2
     }
     progress.update(count: submitted, bytes: reader.bytesRead, force: true)
-    try engine.close()
     progress.finish()
+    let durableSeconds = Date().timeIntervalSince(start)
+    if !args.has("no-optimize") {
+        // Leave the collection as a server would: applied, sealed and indexed per its thresholds.
+        let status = StatusLine(quiet: args.quiet)
+        status.show("upsert \(name): \(submitted) points durable; indexing...")
+        _ = try collection.settle()
+        status.clear()
+    }
+    let status = collection.status
+    try engine.close()
     let seconds = Date().timeIntervalSince(start)
     let summary: JSON = .object([
         ("collection", .string(name)), ("points", .int(Int64(submitted))), ("batches", .int(Int64(batches))),
         ("seconds", .double((seconds * 1000).rounded() / 1000)),
+        ("durable_seconds", .double((durableSeconds * 1000).rounded() / 1000)),
         ("points_per_second", .int(Int64(Double(submitted) / max(seconds, 1e-9)))),
+        ("unindexed_points", .int(Int64(status.unindexedPoints))),
     ])
     standardOutput.write(bytes: JSONWriter.bytes(summary) + [0x0A])
     return 0

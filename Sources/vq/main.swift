@@ -67,6 +67,8 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "search": return try search(args)
         case "collections": return try listCollections(args)
         case "info": return try info(args)
+        case "optimize": return try optimize(args)
+        case "bench": return try bench(args)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1

@@ -1,6 +1,6 @@
 // Small C helpers for what Swift cannot express: CPU-feature dispatch to
-// hardware instructions. Each function has a portable Swift fallback in
-// VQEngine, used when the CPU lacks the feature.
+// hardware instructions (CRC32, AVX2/FMA, AVX-512) and prefetch. Each has a
+// portable fallback, and VQEngine keeps Swift versions as the tests' oracle.
 #ifndef CVQ_SUPPORT_H
 #define CVQ_SUPPORT_H
 
@@ -13,5 +13,28 @@ int cvq_has_hw_crc32c(void);
 /// CRC-32C of `len` bytes extending `crc` (0 to start), with the CRC32 instruction.
 /// Call only when cvq_has_hw_crc32c() returns 1.
 uint32_t cvq_crc32c_hw(uint32_t crc, const void *data, size_t len);
+
+/// A distance kernel: inner product, squared L2 or L1 of two float vectors of length n.
+typedef float (*cvq_kernel)(const float *a, const float *b, size_t n);
+
+/// The kernels the CPU supports best, and a name for the level ("avx512", "avx2", "generic").
+typedef struct {
+    cvq_kernel dot;
+    cvq_kernel l2sq;
+    cvq_kernel l1;
+    const char *level;
+} cvq_kernels;
+
+/// Picks the kernels once (cpuid); `level_limit` 0 = best available, 1 = at most AVX2, 2 = generic C.
+cvq_kernels cvq_select_kernels(int level_limit);
+
+/// Hints the CPU to fetch `p` into cache for reading.
+static inline void cvq_prefetch(const void *p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 0, 3);
+#else
+    (void)p;
+#endif
+}
 
 #endif

@@ -27,18 +27,29 @@ package struct WriteTicket: Sendable {
     }
 }
 
-/// A search request, already validated against the collection.
+/// A search request.
 package struct SearchRequest: Sendable {
     package var vector: [Float]
     package var limit: Int = 10
     package var offset: Int = 0
     package var withPayload = false
+    /// Brute force, bypassing graphs.
     package var exact = false
+    /// HNSW beam width; nil = max(ef_construct, limit).
+    package var hnswEf: Int? = nil
+    /// Search indexed segments only (plus unindexed ones small enough for a full scan).
+    package var indexedOnly = false
 
     package init(vector: [Float], limit: Int = 10) {
         self.vector = vector
         self.limit = limit
     }
+}
+
+/// Hits, and how many points `indexed_only` left out.
+package struct SearchResult: Sendable {
+    package var hits: [ScoredPoint]
+    package var unindexedSkipped: Int
 }
 
 /// Counts for `vq info`.
@@ -48,6 +59,11 @@ package struct CollectionStatus: Sendable {
     package var segmentCount: Int { shards.reduce(0) { $0 + $1.segments.count } }
     package var queueDepth: Int { shards.reduce(0) { $0 + $1.queueDepth } }
     package var unindexedPoints: Int { shards.reduce(0) { $0 + $1.unindexedPoints } }
+    /// Points per second of graph building, over all shards.
+    package var indexingRate: Double {
+        let seconds = shards.reduce(0) { $0 + $1.indexingSeconds }
+        return seconds > 0 ? Double(shards.reduce(0) { $0 + $1.indexedPointsTotal }) / seconds : 0
+    }
 }
 
 /// A collection open in this process.
@@ -144,35 +160,56 @@ package final class Collection: @unchecked Sendable {
     // MARK: reading
 
     /// Top-`limit` (after `offset`) over every shard.
-    /// - Throws: `.invalidInput` for a bad vector or limit.
-    package func search(_ request: SearchRequest) throws -> [ScoredPoint] {
+    /// - Throws: `.invalidInput` for a bad vector, limit, offset or ef.
+    package func search(_ request: SearchRequest) throws -> SearchResult {
         var query = request.vector
         try prepare(&query)
         guard request.limit >= 0 else { throw VQError.invalid("limit is \(request.limit); expected 0 or more") }
         guard request.offset >= 0 else { throw VQError.invalid("offset is \(request.offset); expected 0 or more") }
+        if let ef = request.hnswEf, ef < 1 { throw VQError.invalid("hnsw_ef is \(ef); expected 1 or more") }
         let k = request.limit + request.offset
-        if k == 0 { return [] }
+        if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }
+        var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(config.efConstruct, k))
+        shardRequest.exact = request.exact
+        shardRequest.indexedOnly = request.indexedOnly
+        shardRequest.withPayload = request.withPayload
         var hits: [ScoredPoint]
+        var skipped = 0
         if shards.count == 1 {
-            hits = query.withUnsafeBufferPointer { shards[0].search($0, limit: k, withPayload: request.withPayload) }
+            (hits, skipped) = query.withUnsafeBufferPointer { shards[0].search($0, shardRequest) }
         } else {
-            let results = UnsafeMutableBufferPointer<[ScoredPoint]>.allocate(capacity: shards.count)
-            results.initialize(repeating: [])
+            let results = UnsafeMutableBufferPointer<(hits: [ScoredPoint], skipped: Int)>.allocate(capacity: shards.count)
+            results.initialize(repeating: ([], 0))
             defer { results.deinitialize(); results.deallocate() }
             let shards = self.shards
-            let withPayload = request.withPayload
+            let shardRequest = shardRequest
             nonisolated(unsafe) let out = results
             query.withUnsafeBufferPointer { q in
                 nonisolated(unsafe) let q = q
                 DispatchQueue.concurrentPerform(iterations: shards.count) { s in
-                    out[s] = shards[s].search(q, limit: k, withPayload: withPayload)
+                    out[s] = shards[s].search(q, shardRequest)
                 }
             }
-            hits = Array(results.joined())
+            hits = results.flatMap(\.hits)
+            skipped = results.reduce(0) { $0 + $1.skipped }
             hits.sort { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
             if hits.count > k { hits.removeLast(hits.count - k) }
         }
-        return Array(hits.dropFirst(request.offset))
+        return SearchResult(hits: Array(hits.dropFirst(request.offset)), unindexedSkipped: skipped)
+    }
+
+    /// Runs the optimizer on every shard now (`vq optimize`): seal, index, merge, vacuum.
+    package func optimize() throws -> OptimizeReport {
+        var report = OptimizeReport()
+        for shard in shards { report.add(try shard.optimize(force: true)) }
+        return report
+    }
+
+    /// Waits until every submitted write is applied and the optimizer has nothing left to do.
+    package func settle() throws -> OptimizeReport {
+        var report = OptimizeReport()
+        for shard in shards { report.add(try shard.settle()) }
+        return report
     }
 
     /// Points by id, in the order asked (missing ones left out).

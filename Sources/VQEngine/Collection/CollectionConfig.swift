@@ -36,6 +36,8 @@ package struct CollectionConfig: Sendable, Equatable {
 
     package static let formatVersion = 1
     package static let automaticMaxSegmentSize = 200_000
+    /// default_segment_number 0 means this many: few segments keep searches short.
+    package static let automaticSegmentNumber = 2
 
     package init(dim: Int, distance: Distance = .cosine) {
         self.dim = dim
@@ -53,6 +55,13 @@ package struct CollectionConfig: Sendable, Equatable {
         o.updateQueueSize = updateQueueSize
         o.segmentCapacity = rows(forKilobytes: maxSegmentSize ?? CollectionConfig.automaticMaxSegmentSize)
         o.flushInterval = Double(flushIntervalSec)
+        o.indexingThresholdRows = indexingThreshold == 0 ? 0 : rows(forKilobytes: indexingThreshold)
+        o.fullScanRows = fullScanThreshold == 0 ? 0 : rows(forKilobytes: fullScanThreshold)
+        o.hnsw = HNSWParams(m: m, efConstruct: efConstruct, threads: maxIndexingThreads)
+        o.preventUnoptimized = preventUnoptimized
+        o.defaultSegmentNumber = defaultSegmentNumber == 0 ? CollectionConfig.automaticSegmentNumber : defaultSegmentNumber
+        o.deletedThreshold = deletedThreshold
+        o.vacuumMinVectorNumber = vacuumMinVectorNumber
         return o
     }
 

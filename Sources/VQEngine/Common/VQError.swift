@@ -43,7 +43,7 @@ package struct VQError: Error, CustomStringConvertible, Sendable {
         error as? VQError ?? VQError(.internal, "\(error)")
     }
 
-    static func invalid(_ message: String, hint: String? = nil) -> VQError {
+    package static func invalid(_ message: String, hint: String? = nil) -> VQError {
         VQError(.invalidInput, message, hint: hint)
     }
 }

@@ -1,42 +1,51 @@
-// Exact search over one segment: a scan with the metric chosen once per query.
+// Search over one segment: the HNSW graph when the segment has one and is not
+// small enough for a full scan, else an exact scan. The metric is chosen once
+// per query (DistanceFunction); no per-row dispatch beyond one indirect call.
 
-/// A kernel chosen at compile time, so the scan loop has no per-row dispatch.
-protocol ScoreKernel {
-    static func score(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float
-}
+/// How one segment should be searched.
+package struct SegmentSearch {
+    package var k: Int
+    /// HNSW beam width.
+    package var ef: Int
+    /// Brute force even where a graph exists.
+    package var exact = false
+    /// Segments with fewer live rows than this are scanned even when indexed (full_scan_threshold).
+    package var fullScanRows = 0
 
-enum DotKernel: ScoreKernel {
-    @inline(__always)
-    static func score(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float { DistanceKernels.dot(a, b, n) }
-}
-
-enum NegL2Kernel: ScoreKernel {
-    @inline(__always)
-    static func score(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float { -DistanceKernels.squaredL2(a, b, n) }
-}
-
-enum NegL1Kernel: ScoreKernel {
-    @inline(__always)
-    static func score(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float { -DistanceKernels.l1(a, b, n) }
+    package init(k: Int, ef: Int, exact: Bool = false, fullScanRows: Int = 0) {
+        self.k = k
+        self.ef = ef
+        self.exact = exact
+        self.fullScanRows = fullScanRows
+    }
 }
 
 extension Segment {
-    /// Scores every live row against `query` and keeps the best in `top`.
-    ///
-    /// Keys pushed are `tag << 32 | row`, so results from several segments can share one heap.
-    /// - Parameters:
-    ///   - query: `dim` floats, already normalised for cosine.
-    ///   - accept: an optional row filter (payload conditions); nil scans every live row.
-    /// - Complexity: O(rows x dim).
-    package func exactSearch(_ query: UnsafePointer<Float>, tag: UInt64, into top: inout TopK, accept: ((Int) -> Bool)? = nil) {
-        switch distance {
-        case .cosine, .dot: scan(DotKernel.self, query, tag, &top, accept)
-        case .euclid: scan(NegL2Kernel.self, query, tag, &top, accept)
-        case .manhattan: scan(NegL1Kernel.self, query, tag, &top, accept)
-        }
+    /// Whether a search with `params` would walk the graph rather than scan.
+    package func usesGraph(_ params: SegmentSearch) -> Bool {
+        graph != nil && !params.exact && liveCount >= params.fullScanRows
     }
 
-    private func scan<K: ScoreKernel>(_: K.Type, _ query: UnsafePointer<Float>, _ tag: UInt64, _ top: inout TopK, _ accept: ((Int) -> Bool)?) {
+    /// Adds this segment's best rows for `query` to `top`, keyed `tag << 32 | row`.
+    /// - Parameters:
+    ///   - query: `dim` floats, already normalised for cosine.
+    ///   - accept: an optional row filter (payload conditions); nil keeps every live row.
+    package func search(_ query: UnsafePointer<Float>, tag: UInt64, params: SegmentSearch, into top: inout TopK,
+                        accept: ((Int) -> Bool)? = nil) {
+        let distance = DistanceFunction(self.distance)
+        if let graph, usesGraph(params), accept == nil {
+            let hits = graph.search(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef,
+                                    deleted: deletedCount > 0 ? UnsafePointer(deleted.base) : nil)
+            for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
+            return
+        }
+        exactSearch(query, tag: tag, distance: distance, into: &top, accept: accept)
+    }
+
+    /// Scores every live row against `query` and keeps the best in `top`.
+    /// - Complexity: O(rows x dim).
+    package func exactSearch(_ query: UnsafePointer<Float>, tag: UInt64, distance: DistanceFunction, into top: inout TopK,
+                             accept: ((Int) -> Bool)? = nil) {
         let n = rowCount
         let dim = self.dim
         let base = UnsafePointer(vectors.base)
@@ -45,7 +54,7 @@ extension Segment {
         var threshold = top.threshold
         for row in 0..<n {
             if hasDeletes && bits[row >> 6] & (1 << UInt64(row & 63)) != 0 { continue }
-            let s = K.score(query, base + row * dim, dim)
+            let s = -distance(query, base + row * dim, dim)
             if s >= threshold {
                 if let accept, !accept(row) { continue }
                 top.push(ScoredKey(score: s, key: tag << 32 | UInt64(row)))

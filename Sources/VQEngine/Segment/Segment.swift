@@ -1,7 +1,7 @@
 // Segments: where a shard's points live.
 //
-//   Segment.swift          storage of one segment: vectors, rows, deletions, payloads
-//   Segment+Search.swift   exact (brute-force) search with the SIMD kernels
+//   Segment.swift          storage of one segment: vectors, rows, deletions, payloads, graph
+//   Segment+Search.swift   search: the HNSW graph when it has one, else an exact scan
 //
 // A segment keeps five memory-mapped arrays (see MappedArray), row i of each
 // describing the same point:
@@ -11,6 +11,7 @@
 //   deleted.bits  bit i set = row i is deleted (a tombstone)
 //   payload.idx   PayloadRef: offset and length of the row's payload JSON in payload.dat
 //   payload.dat   payload JSON, append-only
+//   hnsw.bin      the HNSW graph over the rows (sealed, indexed segments only; see HNSWGraph)
 //
 // The appendable segment takes new rows; a full one stops being appendable and
 // a new one takes over. Opening maps the files: nothing is parsed or rebuilt.
@@ -47,17 +48,19 @@ package struct SegmentInfo: Sendable, Equatable {
     package var rows: Int
     package var payloadBytes: Int
     package var appendable: Bool
+    package var indexed = false
 
     var json: JSON {
         .object([("id", .int(Int64(id))), ("rows", .int(Int64(rows))), ("payload_bytes", .int(Int64(payloadBytes))),
-                 ("appendable", .bool(appendable))])
+                 ("appendable", .bool(appendable)), ("indexed", .bool(indexed))])
     }
 
-    init(id: UInt64, rows: Int, payloadBytes: Int, appendable: Bool) {
+    init(id: UInt64, rows: Int, payloadBytes: Int, appendable: Bool, indexed: Bool = false) {
         self.id = id
         self.rows = rows
         self.payloadBytes = payloadBytes
         self.appendable = appendable
+        self.indexed = indexed
     }
 
     init(json: JSON, path: String) throws {
@@ -65,7 +68,8 @@ package struct SegmentInfo: Sendable, Equatable {
               let appendable = json["appendable"]?.boolValue, id >= 0, rows >= 0, bytes >= 0 else {
             throw VQError(.corrupt, "\(path) has a malformed segment entry: \(json.compactText)")
         }
-        self.init(id: UInt64(id), rows: Int(rows), payloadBytes: Int(bytes), appendable: appendable)
+        self.init(id: UInt64(id), rows: Int(rows), payloadBytes: Int(bytes), appendable: appendable,
+                  indexed: json["indexed"]?.boolValue ?? false)
     }
 }
 
@@ -86,6 +90,8 @@ package final class Segment: @unchecked Sendable {
     let deleted: MappedArray<UInt64>
     let payloadIndex: MappedArray<PayloadRef>
     let payloadData: MappedArray<UInt8>
+    /// The HNSW graph over the rows; nil until the optimizer indexes the segment.
+    package private(set) var graph: HNSWGraph?
 
     /// The most payload bytes one segment's payload.dat may hold (virtual reservation only).
     static let payloadCapacity = 1 << 34
@@ -110,6 +116,21 @@ package final class Segment: @unchecked Sendable {
         payloadData = try MappedArray(path: path(.payloadData), count: info.payloadBytes,
                                       capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes)
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
+        if info.indexed { graph = try HNSWGraph.open(directory + "/" + Segment.graphFile) }
+    }
+
+    package static let graphFile = "hnsw.bin"
+
+    /// Whether searches can use a graph.
+    package var indexed: Bool { graph != nil }
+
+    /// Builds the graph over every row (deleted ones stay as tombstones) and writes it durably.
+    /// Call on a sealed segment before it is published to searches.
+    package func buildIndex(_ params: HNSWParams, progress: (@Sendable (Int) -> Void)? = nil) throws {
+        precondition(!appendable)
+        let g = HNSWBuilder.build(vectors: vectors.base, count: rowCount, dim: dim, distance: distance, params: params, progress: progress)
+        try g.write(to: directory + "/" + Segment.graphFile)
+        graph = g
     }
 
     package var rowCount: Int { rows.count }
@@ -117,7 +138,7 @@ package final class Segment: @unchecked Sendable {
     package var isFull: Bool { rows.count >= capacity }
 
     package var info: SegmentInfo {
-        SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable)
+        SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: graph != nil)
     }
 
     /// Stops taking new rows.

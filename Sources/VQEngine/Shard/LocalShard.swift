@@ -1,102 +1,63 @@
-// A shard held on this machine: WAL -> update queue -> segments.
+// A shard held on this machine: WAL -> update queue -> segments -> optimizer.
 //
-//   writer:   encode -> queue.push { wal.append } -> wal.sync (group commit) -> acknowledged
-//   applier:  queue.pop -> wal.sync (never applies what is not durable) -> segments (write lock)
-//             -> every flush interval: segments flush, manifest, old WAL files removed
-//   readers:  segments under the read lock
+//   writer:    encode -> queue.push { wal.append } -> wal.sync (group commit) -> acknowledged
+//   applier:   [prevent_unoptimized: wait while unindexed points >= threshold]
+//              queue.pop -> wal.sync (never applies what is not durable) -> segments (write lock)
+//              -> every flush interval or 16 MiB: segments flush, manifest, old WAL files removed
+//   optimizer: seal the appendable segment at indexing_threshold, build segments
+//              with HNSW graphs off the lock, swap them in under the write lock,
+//              then flush (the manifest is the commit point) and drop the old ones
+//   readers:   segments under the read lock
 //
 // The manifest (shard.json) is the commit point of a flush: it names the
 // segments, how many rows of each are valid, and the last operation they
 // contain. Opening maps the segments and replays the WAL after that operation.
 //
-//   LocalShard.swift      the pipeline, threads and waiting
-//   SegmentHolder.swift   segments and the id map: apply, search, retrieve
-//   UpdateQueue.swift     the bounded queue (back pressure)
-//   Operation.swift       what is logged, and its encoding
+//   LocalShard.swift            the pipeline, threads and waiting
+//   LocalShard+Optimizer.swift  planning and running optimizations
+//   SegmentHolder.swift         segments and the id map: apply, search, retrieve, swap
+//   UpdateQueue.swift           the bounded queue (back pressure)
+//   Operation.swift             what is logged, and its encoding
+//   ShardTypes.swift            options, requests, results
 
 import Foundation
 
-/// Tunables of one shard, from the collection config.
-package struct ShardOptions: Sendable {
-    package var dim: Int
-    package var distance: Distance
-    package var updateQueueSize: Int = 1_000_000
-    /// Rows an appendable segment takes before a new one starts.
-    package var segmentCapacity: Int = 1 << 20
-    package var flushInterval: TimeInterval = 5
-    /// Applied vector bytes after which the applier flushes early, so a bulk load
-    /// writes segments while it ingests and the WAL to replay stays short.
-    package var flushBytes: Int = 16 << 20
-    package var walFileLimit: Int = 32 << 20
-
-    package init(dim: Int, distance: Distance) {
-        self.dim = dim
-        self.distance = distance
-    }
-}
-
-/// A search hit, with the score as Qdrant reports it.
-package struct ScoredPoint: Sendable {
-    package var id: PointID
-    package var version: UInt64
-    package var score: Float
-    /// The internal score (higher is better), for merging across shards.
-    package var rank: Float
-    package var payload: JSON?
-}
-
-/// A stored point, as `retrieve` returns it.
-package struct PointRecord: Sendable {
-    package var id: PointID
-    package var version: UInt64
-    package var vector: [Float]
-    package var payload: JSON?
-}
-
-/// Counts for `vq info` and metrics.
-package struct ShardStatus: Sendable {
-    package var points: Int
-    package var segments: [SegmentStatus]
-    package var queueDepth: Int
-    package var appliedOp: UInt64
-    package var flushedOp: UInt64
-    package var walFiles: Int
-    package var unindexedPoints: Int
-}
-
-package struct SegmentStatus: Sendable {
-    package var id: UInt64
-    package var rows: Int
-    package var livePoints: Int
-    package var deleted: Int
-    package var appendable: Bool
-    package var indexed: Bool
-}
-
-/// One shard's data, WAL, update queue and applier thread.
+/// One shard's data, WAL, update queue, applier and optimizer threads.
 package final class LocalShard: @unchecked Sendable {
     package let directory: String
     package let options: ShardOptions
-    private let wal: WAL
-    private let queue: UpdateQueue
-    private let lock = RWLock()
-    /// Guarded by `lock`; mutated by the applier only.
-    private let holder: SegmentHolder
+    let wal: WAL
+    let queue: UpdateQueue
+    let lock = RWLock()
+    /// Guarded by `lock`; rows mutated by the applier, segments swapped by the optimizer.
+    let holder: SegmentHolder
 
-    // Applier thread only (and close, after the applier stopped).
-    private var flushedSegments: [SegmentInfo]
+    // Applier thread only.
     private var lastFlush = Date()
     private var bytesSinceFlush = 0
 
+    /// Serialises flushes (applier, optimizer, close).
+    private let flushMutex = NSLock()
+    private var flushedSegments: [SegmentInfo]
+
     // Guarded by `progress`.
-    private let progress = NSCondition()
+    let progress = NSCondition()
     private var appliedOp: UInt64
     private var flushedOp: UInt64
     private var failure: VQError?
+    var closing = false
     private var stopped = false
+    var indexedPointsTotal = 0
+    var indexingSeconds = 0.0
     private let applierDone = DispatchSemaphore(value: 0)
 
-    /// Opens (or creates) the shard in `directory`, replaying its WAL, and starts the applier.
+    /// One optimization at a time (background thread or `optimize(force:)`).
+    let optimizing = NSLock()
+    /// Wakes the optimizer thread; guarded by `progress`.
+    var optimizerWanted = false
+    let optimizerDone = DispatchSemaphore(value: 0)
+
+    /// Opens (or creates) the shard in `directory`, replaying its WAL, and starts its threads.
     /// - Parameter warn: receives one line per repaired problem.
     package init(directory: String, options: ShardOptions, warn: (String) -> Void) throws {
         self.directory = directory
@@ -122,7 +83,8 @@ package final class LocalShard: @unchecked Sendable {
             nextSegmentId = UInt64(next)
             for entry in list { infos.append(try SegmentInfo(json: entry, path: manifestPath)) }
         }
-        // Segment directories the manifest does not name were started after the last flush; the WAL redoes them.
+        // Segment directories the manifest does not name were started after the last flush
+        // (the WAL redoes them) or replaced by an optimization that committed: both go.
         let known = Set(infos.map { String($0.id) })
         for name in FileIO.list(segmentsDir) where !known.contains(name) {
             try FileIO.removeTree(segmentsDir + "/" + name)
@@ -138,18 +100,39 @@ package final class LocalShard: @unchecked Sendable {
         self.flushedSegments = infos
         self.flushedOp = flushed
         self.appliedOp = applied
-        let thread = Thread { [self] in runApplier() }
-        thread.name = "vq-applier"
-        thread.start()
+        let applier = Thread { [self] in runApplier() }
+        applier.name = "vq-applier"
+        applier.start()
+        if options.backgroundOptimizer {
+            let optimizer = Thread { [self] in runOptimizer() }
+            optimizer.name = "vq-optimizer"
+            optimizer.start()
+        } else {
+            optimizerDone.signal()
+        }
     }
 
     // MARK: applying
 
+    /// prevent_unoptimized: whether the applier must wait for the optimizer before taking more.
+    private var mustWaitForIndexing: Bool {
+        guard options.preventUnoptimized, options.indexingEnabled else { return false }
+        return lock.read { holder.unindexedPoints } >= options.indexingThresholdRows
+    }
+
     private func runApplier() {
         defer { applierDone.signal() }
         while true {
+            // prevent_unoptimized: apply no faster than the optimizer indexes. The queue absorbs
+            // the burst; when it is full, back pressure reaches writers.
+            while mustWaitForIndexing && !withProgress({ $0.closing }) {
+                wakeOptimizer()
+                progress.lock()
+                if !closing { _ = progress.wait(until: Date().addingTimeInterval(0.05)) }
+                progress.unlock()
+            }
             let deadline = lastFlush.addingTimeInterval(options.flushInterval)
-            guard let batch = queue.pop(max: 64, deadline: deadline) else { return }
+            guard let batch = queue.pop(max: options.preventUnoptimized ? 1 : 64, deadline: deadline) else { return }
             do {
                 if let last = batch.last {
                     try wal.sync(upTo: last.op)
@@ -161,6 +144,7 @@ package final class LocalShard: @unchecked Sendable {
                         progress.broadcast()
                         progress.unlock()
                     }
+                    wakeOptimizer()
                 }
                 if Date() >= deadline || bytesSinceFlush >= options.flushBytes { try flush() }
             } catch {
@@ -175,26 +159,34 @@ package final class LocalShard: @unchecked Sendable {
     }
 
     /// Writes segments and the manifest, then drops WAL files the segments now cover.
-    /// Runs on the applier thread, or after it stopped.
-    private func flush() throws {
+    ///
+    /// Holds the read lock throughout, so the applier cannot change rows mid-flush
+    /// and the optimizer cannot swap segments; searches go on.
+    func flush() throws {
+        flushMutex.lock()
+        defer { flushMutex.unlock() }
         lastFlush = Date()
         bytesSinceFlush = 0
-        let (segs, infos, nextId) = lock.read { (holder.segments, holder.infos, holder.nextSegmentId) }
-        let (applied, flushed) = withProgress { ($0.appliedOp, $0.flushedOp) }
-        guard applied != flushed || infos != flushedSegments else { return }
-        for seg in segs { try seg.flush() }
-        let manifest: JSON = .object([
-            ("format", .string("vq-shard")), ("version", .int(1)),
-            ("flushed_op", .int(Int64(applied))), ("next_segment_id", .int(Int64(nextId))),
-            ("segments", .array(infos.map(\.json))),
-        ])
-        try ChecksummedJSON.write(DataDirectory.manifest(shardDir: directory), manifest)
-        flushedSegments = infos
-        withProgress { $0.flushedOp = applied }
-        wal.removeFlushed(upTo: applied)
+        let flushed: UInt64? = try lock.read {
+            let (applied, previous) = withProgress { ($0.appliedOp, $0.flushedOp) }
+            let infos = holder.infos
+            guard applied != previous || infos != flushedSegments else { return nil }
+            for seg in holder.segments { try seg.flush() }
+            let manifest: JSON = .object([
+                ("format", .string("vq-shard")), ("version", .int(1)),
+                ("flushed_op", .int(Int64(applied))), ("next_segment_id", .int(Int64(holder.nextSegmentId))),
+                ("segments", .array(infos.map(\.json))),
+            ])
+            try ChecksummedJSON.write(DataDirectory.manifest(shardDir: directory), manifest)
+            flushedSegments = infos
+            return applied
+        }
+        guard let flushed else { return }
+        withProgress { $0.flushedOp = flushed }
+        wal.removeFlushed(upTo: flushed)
     }
 
-    private func withProgress<T>(_ body: (LocalShard) -> T) -> T {
+    func withProgress<T>(_ body: (LocalShard) -> T) -> T {
         progress.lock()
         defer { progress.unlock() }
         return body(self)
@@ -235,12 +227,23 @@ package final class LocalShard: @unchecked Sendable {
         }
     }
 
+    /// The last operation number handed out.
+    package var lastOp: UInt64 { wal.nextOp - 1 }
+
     // MARK: reading
 
-    /// Exact top-`limit` search over every segment.
+    /// Top-`k` over the segments; with `indexedOnly`, unindexed segments too big for a full scan are left out.
     /// - Parameter query: `dim` floats, already normalised for cosine.
-    package func search(_ query: UnsafeBufferPointer<Float>, limit: Int, withPayload: Bool) -> [ScoredPoint] {
-        lock.read { holder.search(query, limit: limit, withPayload: withPayload) }
+    /// - Returns: the hits and how many live points were skipped.
+    package func search(_ query: UnsafeBufferPointer<Float>, _ request: ShardSearch) -> (hits: [ScoredPoint], skipped: Int) {
+        var params = SegmentSearch(k: request.k, ef: request.ef, exact: request.exact, fullScanRows: options.fullScanRows)
+        params.ef = max(params.ef, params.k)
+        let fullScanRows = options.fullScanRows
+        return lock.read {
+            holder.search(query, params: params, withPayload: request.withPayload) { seg in
+                !request.indexedOnly || seg.indexed || seg.liveCount < fullScanRows
+            }
+        }
     }
 
     /// The stored points among `ids` (missing ids are left out).
@@ -251,36 +254,47 @@ package final class LocalShard: @unchecked Sendable {
     package var pointCount: Int { lock.read { holder.locations.count } }
 
     package var status: ShardStatus {
-        let (points, segs) = lock.read {
+        let (points, segs, unindexed) = lock.read {
             (holder.locations.count, holder.segments.map {
                 SegmentStatus(id: $0.id, rows: $0.rowCount, livePoints: $0.liveCount, deleted: $0.deletedCount,
-                              appendable: $0.appendable, indexed: false)
-            })
+                              appendable: $0.appendable, indexed: $0.indexed)
+            }, holder.unindexedPoints)
         }
-        let (applied, flushed) = withProgress { ($0.appliedOp, $0.flushedOp) }
-        return ShardStatus(points: points, segments: segs, queueDepth: queue.depth, appliedOp: applied, flushedOp: flushed,
-                           walFiles: wal.fileCount, unindexedPoints: segs.filter { !$0.indexed }.reduce(0) { $0 + $1.livePoints })
+        return withProgress { s in
+            ShardStatus(points: points, segments: segs, queueDepth: queue.depth, appliedOp: s.appliedOp, flushedOp: s.flushedOp,
+                        walFiles: wal.fileCount, unindexedPoints: unindexed, indexedPointsTotal: s.indexedPointsTotal,
+                        indexingSeconds: s.indexingSeconds)
+        }
     }
 
     // MARK: closing
 
-    /// Stops the applier without a final flush, as a crash would leave the shard (tests only).
+    /// Stops the threads without a final flush, as a crash would leave the shard (tests only).
     func abandonForTesting() {
-        withProgress { $0.stopped = true }
+        withProgress {
+            $0.stopped = true
+            $0.closing = true
+            $0.progress.broadcast()
+        }
         queue.close()
         applierDone.wait()
+        optimizerDone.wait()
     }
 
-    /// Applies what is queued, flushes, and stops the applier. Later calls do nothing.
+    /// Applies what is queued, stops the optimizer (an optimization in progress finishes), flushes.
+    /// Later calls do nothing.
     package func close() throws {
         let already = withProgress { shard in
             let was = shard.stopped
             shard.stopped = true
+            shard.closing = true
+            shard.progress.broadcast()
             return was
         }
         guard !already else { return }
         queue.close()
         applierDone.wait()
+        optimizerDone.wait()
         if let failure = withProgress({ $0.failure }) { throw failure }
         try flush()
     }

@@ -1,20 +1,22 @@
 // The segments of one shard and the id -> (segment, row) map over them.
 //
-// Not synchronised: LocalShard holds it behind a readers-writer lock, and only
-// the applier (or the opening thread, replaying the WAL) mutates it.
+// Not synchronised: LocalShard holds it behind a readers-writer lock; the
+// applier (or the opening thread, replaying the WAL) mutates rows, the
+// optimizer swaps whole segments. Segments sit in slots that never move while
+// they live, so a location (slot, row) stays valid across swaps of others.
 
 /// A shard's segments, its appendable segment and the map from point id to row.
 package final class SegmentHolder: @unchecked Sendable {
     struct Location {
-        var segment: Int32
+        var slot: Int32
         var row: UInt32
     }
 
     let shardDir: String
     let options: ShardOptions
-    private(set) var segments: [Segment] = []
+    private(set) var slots: [Segment?] = []
     private(set) var locations: [PointID: Location] = [:]
-    private(set) var appendableIndex = 0
+    private(set) var appendableSlot = 0
     private(set) var nextSegmentId: UInt64
 
     /// Opens the segments the manifest names and rebuilds the id map.
@@ -23,48 +25,71 @@ package final class SegmentHolder: @unchecked Sendable {
         self.options = options
         self.nextSegmentId = nextSegmentId
         for info in infos {
-            segments.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: info.id), info: info,
-                                        dim: options.dim, distance: options.distance,
-                                        capacity: info.appendable ? options.segmentCapacity : info.rows))
+            slots.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: info.id), info: info,
+                                     dim: options.dim, distance: options.distance,
+                                     capacity: info.appendable ? options.segmentCapacity : info.rows))
         }
         buildLocations()
-        if let i = segments.lastIndex(where: { $0.appendable && !$0.isFull }) {
-            appendableIndex = i
+        if let i = slots.lastIndex(where: { $0!.appendable && !$0!.isFull }) {
+            appendableSlot = i
         } else {
             try addAppendableSegment()
         }
     }
 
+    /// The live segments, in slot order.
+    var segments: [Segment] { slots.compactMap { $0 } }
+
+    var appendable: Segment { slots[appendableSlot]! }
+
     /// Rebuilds the id map; where two live rows share an id (a flush cut short), the newer version wins.
     private func buildLocations() {
         locations.removeAll(keepingCapacity: true)
-        for (s, seg) in segments.enumerated() {
+        for (s, seg) in slots.enumerated() {
+            guard let seg else { continue }
             for row in 0..<seg.rowCount where !seg.isDeleted(row) {
                 let rec = seg.record(row)
                 let id = rec.id
                 if let old = locations[id] {
-                    let oldSeg = segments[Int(old.segment)]
+                    let oldSeg = slots[Int(old.slot)]!
                     if oldSeg.record(Int(old.row)).version > rec.version {
                         seg.markDeleted(row)
                         continue
                     }
                     oldSeg.markDeleted(Int(old.row))
                 }
-                locations[id] = Location(segment: Int32(s), row: UInt32(row))
+                locations[id] = Location(slot: Int32(s), row: UInt32(row))
             }
         }
     }
 
+    /// A new segment id (its directory name).
+    func takeSegmentId() -> UInt64 {
+        defer { nextSegmentId += 1 }
+        return nextSegmentId
+    }
+
+    /// Puts `segment` in a free slot; returns the slot.
+    private func place(_ segment: Segment) -> Int {
+        if let free = slots.firstIndex(where: { $0 == nil }) {
+            slots[free] = segment
+            return free
+        }
+        slots.append(segment)
+        return slots.count - 1
+    }
+
     private func addAppendableSegment() throws {
-        let id = nextSegmentId
-        nextSegmentId += 1
+        let id = takeSegmentId()
         let info = SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true)
-        segments.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: id), info: info,
-                                    dim: options.dim, distance: options.distance, capacity: options.segmentCapacity))
-        appendableIndex = segments.count - 1
+        let seg = try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: id), info: info,
+                              dim: options.dim, distance: options.distance, capacity: options.segmentCapacity)
+        appendableSlot = place(seg)
     }
 
     var infos: [SegmentInfo] { segments.map(\.info) }
+
+    // MARK: applying
 
     /// Applies one logged operation.
     ///
@@ -77,7 +102,7 @@ package final class SegmentHolder: @unchecked Sendable {
                 throw VQError(.corrupt, "operation \(op) has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
             }
             let dim = options.dim
-            try batch.vectors.withUnsafeBufferPointer { (vectors) in
+            try batch.vectors.withUnsafeBufferPointer { vectors in
                 for i in 0..<batch.count {
                     try upsert(batch.ids[i], UnsafeBufferPointer(rebasing: vectors[(i * dim)..<((i + 1) * dim)]), batch.payloads[i], op)
                 }
@@ -85,7 +110,7 @@ package final class SegmentHolder: @unchecked Sendable {
         case .delete(let ids):
             for id in ids {
                 if let loc = locations.removeValue(forKey: id) {
-                    segments[Int(loc.segment)].markDeleted(Int(loc.row))
+                    slots[Int(loc.slot)]!.markDeleted(Int(loc.row))
                 }
             }
         }
@@ -93,40 +118,85 @@ package final class SegmentHolder: @unchecked Sendable {
 
     private func upsert(_ id: PointID, _ vector: UnsafeBufferPointer<Float>, _ payload: [UInt8]?, _ op: UInt64) throws {
         if let loc = locations[id] {
-            let seg = segments[Int(loc.segment)]
-            if Int(loc.segment) == appendableIndex && seg.appendable {
+            let seg = slots[Int(loc.slot)]!
+            if Int(loc.slot) == appendableSlot && seg.appendable {
                 try seg.overwrite(row: Int(loc.row), version: op, vector: vector, payload: payload)
                 return
             }
             seg.markDeleted(Int(loc.row))
         }
-        if segments[appendableIndex].isFull || !segments[appendableIndex].appendable {
-            segments[appendableIndex].seal()
+        if appendable.isFull || !appendable.appendable {
+            appendable.seal()
             try addAppendableSegment()
         }
-        let row = try segments[appendableIndex].append(id: id, version: op, vector: vector, payload: payload)
-        locations[id] = Location(segment: Int32(appendableIndex), row: UInt32(row))
+        let row = try appendable.append(id: id, version: op, vector: vector, payload: payload)
+        locations[id] = Location(slot: Int32(appendableSlot), row: UInt32(row))
     }
 
-    /// Exact top-`limit` over every segment.
-    func search(_ query: UnsafeBufferPointer<Float>, limit: Int, withPayload: Bool) -> [ScoredPoint] {
-        var top = TopK(k: limit)
-        for (i, seg) in segments.enumerated() {
-            seg.exactSearch(query.baseAddress!, tag: UInt64(i), into: &top)
+    // MARK: optimizing
+
+    /// Seals the appendable segment (if it has rows) and starts a fresh one.
+    /// - Returns: whether a segment was sealed.
+    @discardableResult
+    func sealAppendable() throws -> Bool {
+        guard appendable.rowCount > 0 else { return false }
+        appendable.seal()
+        try addAppendableSegment()
+        return true
+    }
+
+    /// Replaces the segments in `sources` (slots) with `merged`, whose row i copies `rowMap[i]`.
+    ///
+    /// Rows deleted in a source since the copy was taken are deleted in `merged`
+    /// too; every other row's id now points into `merged`. Caller holds the write lock.
+    func replace(sources: [Int], with merged: Segment, rowMap: [(slot: Int32, row: UInt32)]) {
+        let slot = place(merged)
+        for (i, from) in rowMap.enumerated() {
+            let source = slots[Int(from.slot)]!
+            if source.isDeleted(Int(from.row)) {
+                merged.markDeleted(i)
+                continue
+            }
+            locations[merged.record(i).id] = Location(slot: Int32(slot), row: UInt32(i))
         }
-        return top.sorted().map { hit in
-            let seg = segments[Int(hit.key >> 32)]
+        for s in sources { slots[s] = nil }
+    }
+
+    /// Live vector data in segments that have no graph (the appendable one included), in points.
+    var unindexedPoints: Int {
+        segments.reduce(0) { $0 + ($1.indexed ? 0 : $1.liveCount) }
+    }
+
+    // MARK: reading
+
+    /// The best `params.k` rows over the segments `include` admits.
+    /// - Returns: the hits, and how many live points were left out (segments `include` rejected).
+    func search(_ query: UnsafeBufferPointer<Float>, params: SegmentSearch, withPayload: Bool,
+                include: (Segment) -> Bool) -> (hits: [ScoredPoint], skipped: Int) {
+        var top = TopK(k: params.k)
+        var skipped = 0
+        for (i, seg) in slots.enumerated() {
+            guard let seg else { continue }
+            if !include(seg) {
+                skipped += seg.liveCount
+                continue
+            }
+            seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top)
+        }
+        let hits = top.sorted().map { hit in
+            let seg = slots[Int(hit.key >> 32)]!
             let row = Int(hit.key & 0xFFFF_FFFF)
             let rec = seg.record(row)
             return ScoredPoint(id: rec.id, version: rec.version, score: options.distance.userScore(hit.score), rank: hit.score,
                                payload: withPayload ? seg.payload(row) : nil)
         }
+        return (hits, skipped)
     }
 
     func retrieve(_ ids: [PointID], withVector: Bool, withPayload: Bool) -> [PointRecord] {
         ids.compactMap { id in
             guard let loc = locations[id] else { return nil }
-            let seg = segments[Int(loc.segment)]
+            let seg = slots[Int(loc.slot)]!
             let row = Int(loc.row)
             return PointRecord(id: id, version: seg.record(row).version, vector: withVector ? Array(seg.vector(row)) : [],
                                payload: withPayload ? seg.payload(row) : nil)

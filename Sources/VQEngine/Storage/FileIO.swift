@@ -12,6 +12,11 @@ import Darwin
 import Foundation
 
 package enum FileIO {
+    /// open(2), for types whose own `open` would shadow it.
+    package static func openFD(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) -> Int32 {
+        open(path, flags, mode)
+    }
+
     package static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0

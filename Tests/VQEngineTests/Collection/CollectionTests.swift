@@ -27,12 +27,12 @@ import Testing
             let q = rng.vector(16)
             let expected = oracleTopK(vectors, ids: b.ids, query: q, distance: .cosine, k: 10)
             var request = SearchRequest(vector: q, limit: 10)
-            let got = try c.search(request)
+            let got = try c.search(request).hits
             #expect(got.map(\.id) == expected.map(\.0))
             for (g, x) in zip(got, expected) { #expect(abs(Double(g.score) - x.1) < 1e-4) }
             request.offset = 5
             request.limit = 5
-            #expect(try c.search(request).map(\.id) == Array(expected.map(\.0)[5..<10]))
+            #expect(try c.search(request).hits.map(\.id) == Array(expected.map(\.0)[5..<10]))
         }
         try e.close()
     }

@@ -15,7 +15,7 @@ import Testing
     }
 
     func search(_ shard: LocalShard, _ q: [Float], k: Int) -> [PointID] {
-        q.withUnsafeBufferPointer { shard.search($0, limit: k, withPayload: false) }.map(\.id)
+        q.withUnsafeBufferPointer { shard.search($0, ShardSearch(k: k, ef: 100)) }.hits.map(\.id)
     }
 
     @Test("upserts are searchable once applied, and survive reopening without replay", arguments: [Distance.dot, .euclid, .manhattan])

@@ -1,0 +1,274 @@
+// HNSW: the graph of a sealed segment, its file layout and its search.
+//
+//   HNSWGraph.swift     layout, open/write, query-time search (no locks: the graph is immutable)
+//   HNSWBuilder.swift   multi-threaded construction (hnswlib's algorithm, striped node locks)
+//   VisitedSet.swift, CandidateHeap.swift   per-search scratch, pooled
+//
+// Nodes are the segment's rows (dense UInt32 ids), so a node's vector is row
+// `node` of the segment's vectors.f32. One buffer holds everything, laid out
+// as the file is:
+//
+//   offset 0     header (64 bytes): magic "VHNW" u32 | version u32 | count u64 | m u32 | m0 u32 |
+//                maxLevel u32 | entry u32 | upperBlocks u64 | crc32c u32 (of all bytes after the header)
+//   level0       count x (m0 + 1) u32: [n, link_1 ... link_n, unused...] per node
+//   levels       count x u8: the top level of each node (0 for most)
+//   upperOffsets count x u32: first upper block of the node (its level 1)
+//   upper        upperBlocks x (m + 1) u32: [n, links...] for levels 1...level of each node
+//
+// each section starts on a 64-byte boundary. Deleted rows stay in the graph
+// (tombstones): searches walk through them but never return them.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CVQSupport
+import Synchronization
+
+/// Sizes and offsets of the graph's sections for given counts.
+struct HNSWLayout {
+    static let headerSize = 64
+    static let magic: UInt32 = 0x574E_4856  // "VHNW"
+    static let version: UInt32 = 1
+
+    let count: Int
+    let m: Int
+    let m0: Int
+    let upperBlocks: Int
+    let level0: Int
+    let levels: Int
+    let upperOffsets: Int
+    let upper: Int
+    let total: Int
+
+    init(count: Int, m: Int, upperBlocks: Int) {
+        func align(_ x: Int) -> Int { (x + 63) & ~63 }
+        self.count = count
+        self.m = m
+        self.m0 = 2 * m
+        self.upperBlocks = upperBlocks
+        level0 = HNSWLayout.headerSize
+        levels = align(level0 + count * (m0 + 1) * 4)
+        upperOffsets = align(levels + count)
+        upper = align(upperOffsets + count * 4)
+        total = align(upper + upperBlocks * (m + 1) * 4)
+    }
+}
+
+/// An immutable HNSW graph over a segment's rows.
+package final class HNSWGraph: @unchecked Sendable {
+    package let count: Int
+    package let m: Int
+    package let m0: Int
+    package let maxLevel: Int
+    package let entryPoint: UInt32
+    let level0: UnsafePointer<UInt32>
+    let levels: UnsafePointer<UInt8>
+    let upperOffsets: UnsafePointer<UInt32>
+    let upper: UnsafePointer<UInt32>
+    private let raw: UnsafeRawPointer
+    private let length: Int
+    private let mapped: Bool
+
+    /// Wraps a complete buffer in the file layout (header filled in).
+    /// - Parameter mapped: whether `raw` is an mmap (unmapped on deinit) or an allocation (freed).
+    init(raw: UnsafeRawPointer, length: Int, mapped: Bool) {
+        self.raw = raw
+        self.length = length
+        self.mapped = mapped
+        count = Int(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        m = Int(raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+        m0 = Int(raw.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
+        maxLevel = Int(raw.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+        entryPoint = raw.loadUnaligned(fromByteOffset: 28, as: UInt32.self)
+        let blocks = Int(raw.loadUnaligned(fromByteOffset: 32, as: UInt64.self))
+        let layout = HNSWLayout(count: count, m: m, upperBlocks: blocks)
+        level0 = (raw + layout.level0).assumingMemoryBound(to: UInt32.self)
+        levels = (raw + layout.levels).assumingMemoryBound(to: UInt8.self)
+        upperOffsets = (raw + layout.upperOffsets).assumingMemoryBound(to: UInt32.self)
+        upper = (raw + layout.upper).assumingMemoryBound(to: UInt32.self)
+    }
+
+    deinit {
+        if mapped {
+            munmap(UnsafeMutableRawPointer(mutating: raw), length)
+        } else {
+            raw.deallocate()
+        }
+    }
+
+    /// Bytes the graph occupies.
+    package var byteCount: Int { length }
+
+    // MARK: files
+
+    /// Writes the graph to `path` durably (temporary name, fsync, rename).
+    package func write(to path: String) throws {
+        try FileIO.writeAtomically(path, Array(UnsafeRawBufferPointer(start: raw, count: length)))
+    }
+
+    /// Maps a graph file, checking its magic, version, size and checksum.
+    /// - Throws: `.corrupt` naming what is wrong.
+    package static func open(_ path: String) throws -> HNSWGraph {
+        let fd = FileIO.openFD(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ioError("open", path) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ioError("stat", path) }
+        let size = Int(st.st_size)
+        guard size >= HNSWLayout.headerSize else { throw VQError(.corrupt, "\(path) is shorter than an HNSW header") }
+        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else { throw ioError("mmap", path) }
+        let raw = UnsafeRawPointer(p)
+        func fail(_ why: String) -> VQError {
+            munmap(p, size)
+            return VQError(.corrupt, "\(path): \(why)")
+        }
+        guard raw.loadUnaligned(as: UInt32.self) == HNSWLayout.magic else { throw fail("not an HNSW graph file (bad magic)") }
+        let version = raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        guard version == HNSWLayout.version else { throw fail("graph format version \(version); this vq reads \(HNSWLayout.version)") }
+        let layout = HNSWLayout(count: Int(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                                m: Int(raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),
+                                upperBlocks: Int(raw.loadUnaligned(fromByteOffset: 32, as: UInt64.self)))
+        guard layout.total == size else { throw fail("file is \(size) bytes; its header says \(layout.total)") }
+        let stored = raw.loadUnaligned(fromByteOffset: 40, as: UInt32.self)
+        let crc = CRC32C.update(0, UnsafeRawBufferPointer(start: raw + HNSWLayout.headerSize, count: size - HNSWLayout.headerSize))
+        guard crc == stored else { throw fail("checksum mismatch; the graph is damaged") }
+        return HNSWGraph(raw: raw, length: size, mapped: true)
+    }
+
+    // MARK: search
+
+    @inline(__always)
+    func links(_ node: UInt32, level: Int) -> UnsafePointer<UInt32> {
+        level == 0 ? level0 + Int(node) * (m0 + 1) : upper + (Int(upperOffsets[Int(node)]) + level - 1) * (m + 1)
+    }
+
+    /// The `k` nearest live rows to `query`, nearest first.
+    ///
+    /// - Parameters:
+    ///   - vectors: the segment's rows (`count x dim`).
+    ///   - ef: the search beam width (at least `k`).
+    ///   - deleted: the segment's tombstone bitmap, or nil when nothing is deleted.
+    /// - Returns: (distance, row) pairs, lower distance first.
+    /// - Complexity: about O(ef x m0 x log(count)) distance evaluations.
+    package func search(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
+                        k: Int, ef: Int, deleted: UnsafePointer<UInt64>?) -> [Candidate] {
+        guard count > 0, k > 0 else { return [] }
+        var context = SearchContext.take(nodes: count)
+        defer { SearchContext.give(context) }
+        var cur = entryPoint
+        var curDist = distance(query, vectors + Int(cur) * dim, dim)
+        var level = maxLevel
+        while level > 0 {
+            var changed = true
+            while changed {
+                changed = false
+                let block = links(cur, level: level)
+                let n = Int(block[0])
+                for j in 0..<n {
+                    let nb = block[1 + j]
+                    let d = distance(query, vectors + Int(nb) * dim, dim)
+                    if d < curDist {
+                        curDist = d
+                        cur = nb
+                        changed = true
+                    }
+                }
+            }
+            level -= 1
+        }
+        searchBase(query, vectors: vectors, dim: dim, distance: distance, entry: cur, entryDistance: curDist,
+                   ef: max(ef, k), deleted: deleted, context: &context)
+        while context.results.count > k { context.results.pop() }
+        var out = [Candidate](repeating: Candidate(distance: 0, node: 0), count: context.results.count)
+        var i = out.count
+        while !context.results.isEmpty {
+            i -= 1
+            out[i] = context.results.pop()
+        }
+        return out
+    }
+
+    /// Beam search on level 0 from `entry`; leaves the best `ef` live nodes in `context.results`.
+    private func searchBase(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
+                            entry: UInt32, entryDistance: Float, ef: Int, deleted: UnsafePointer<UInt64>?,
+                            context: inout SearchContext) {
+        @inline(__always) func isDeleted(_ node: UInt32) -> Bool {
+            guard let deleted else { return false }
+            return deleted[Int(node) >> 6] & (1 << UInt64(node & 63)) != 0
+        }
+        let stride0 = m0 + 1
+        _ = context.visited.insert(entry)
+        context.frontier.push(Candidate(distance: entryDistance, node: entry))
+        var bound = Float.infinity
+        if !isDeleted(entry) {
+            context.results.push(Candidate(distance: entryDistance, node: entry))
+            bound = entryDistance
+        }
+        while !context.frontier.isEmpty {
+            let c = context.frontier.top
+            if c.distance > bound && context.results.count >= ef { break }
+            context.frontier.pop()
+            // The next candidate's links are read next: start fetching them now.
+            if !context.frontier.isEmpty { cvq_prefetch(level0 + Int(context.frontier.top.node) * stride0) }
+            let list = level0 + Int(c.node) * stride0
+            let n = Int(list[0])
+            if n > 0 {
+                context.visited.prefetch(list[1])
+                cvq_prefetch(vectors + Int(list[1]) * dim)
+            }
+            for j in 1...max(n, 1) where j <= n {
+                let nb = list[j]
+                if j < n {
+                    context.visited.prefetch(list[j + 1])
+                    cvq_prefetch(vectors + Int(list[j + 1]) * dim)
+                }
+                if !context.visited.insert(nb) { continue }
+                let d = distance(query, vectors + Int(nb) * dim, dim)
+                if context.results.count < ef || d < bound {
+                    context.frontier.push(Candidate(distance: d, node: nb))
+                    if !isDeleted(nb) {
+                        if context.results.count < ef {
+                            context.results.push(Candidate(distance: d, node: nb))
+                        } else {
+                            context.results.replaceTop(Candidate(distance: d, node: nb))
+                        }
+                    }
+                    if !context.results.isEmpty { bound = context.results.top.distance }
+                }
+            }
+        }
+    }
+}
+
+/// Reusable scratch for one search: visited marks and the two heaps.
+struct SearchContext: @unchecked Sendable {
+    var visited: VisitedSet
+    var frontier = CandidateHeap(max: false, capacity: 256)
+    var results = CandidateHeap(max: true, capacity: 256)
+
+    private static let pool = Mutex<[SearchContext]>([])
+
+    /// A context for a graph of `nodes` nodes, from the pool when one is free.
+    static func take(nodes: Int) -> SearchContext {
+        var c = pool.withLock { $0.popLast() } ?? SearchContext(visited: VisitedSet(capacity: nodes))
+        c.visited.reset(count: nodes)
+        c.frontier.removeAll()
+        c.results.removeAll()
+        return c
+    }
+
+    static func give(_ c: SearchContext) {
+        let kept = pool.withLock { p -> Bool in
+            guard p.count < 64 else { return false }
+            p.append(c)
+            return true
+        }
+        if !kept {
+            c.visited.deallocate()
+            c.frontier.deallocate()
+            c.results.deallocate()
+        }
+    }
+}

@@ -1,0 +1,174 @@
+// The optimizer: seals, indexes, merges and vacuums segments while searches and writes go on.
+//
+// Every task but sealing is a rebuild: copy the live rows of some sealed
+// segments into a new segment (off the lock; sealed rows never change, only
+// their tombstones), build its HNSW graph, fsync it, then under the write lock
+// carry over tombstones set meanwhile and point the ids at the new rows. The
+// next manifest names the new segment instead of the old ones; until it is
+// durable the old ones stay authoritative (a crash leaves the new directory an
+// orphan, removed on open), after it the old directories are removed.
+
+import Foundation
+
+extension LocalShard {
+    enum OptimizerTask {
+        /// Seal the appendable segment; a fresh one takes writes.
+        case seal
+        /// Rebuild these slots into one segment, with a graph if `index`.
+        case rebuild(slots: [Int], index: Bool)
+    }
+
+    func wakeOptimizer() {
+        progress.lock()
+        optimizerWanted = true
+        progress.broadcast()
+        progress.unlock()
+    }
+
+    /// The background optimizer thread: runs whatever the thresholds call for.
+    func runOptimizer() {
+        defer { optimizerDone.signal() }
+        while true {
+            progress.lock()
+            if !optimizerWanted && !closing { _ = progress.wait(until: Date().addingTimeInterval(1)) }
+            let stop = closing
+            optimizerWanted = false
+            progress.unlock()
+            if stop { return }
+            do {
+                _ = try optimize(force: false)
+            } catch {
+                // Leave the segments as they are (the old ones stay authoritative) and retry later.
+                progress.lock()
+                _ = progress.wait(until: Date().addingTimeInterval(1))
+                progress.unlock()
+            }
+        }
+    }
+
+    /// Runs optimizations until none is due.
+    ///
+    /// - Parameter force: seal the appendable segment even below the threshold, index every sealed
+    ///   segment, and merge down to `default_segment_number` (what `vq optimize` asks for).
+    /// - Returns: what was done.
+    package func optimize(force: Bool) throws -> OptimizeReport {
+        optimizing.lock()
+        defer { optimizing.unlock() }
+        let start = Date()
+        var report = OptimizeReport()
+        report.segmentsBefore = lock.read { holder.segments.count }
+        var sealed = false
+        while true {
+            if !force && withProgress({ $0.closing }) { break }
+            guard let task = plan(force: force, mayForceSeal: force && !sealed) else { break }
+            report.tasks += 1
+            switch task {
+            case .seal:
+                sealed = true
+                try lock.write { _ = try holder.sealAppendable() }
+            case .rebuild(let slots, let index):
+                report.pointsIndexed += try rebuild(slots, index: index)
+            }
+        }
+        if report.tasks > 0 { try flush() }
+        report.segmentsAfter = lock.read { holder.segments.count }
+        report.seconds = Date().timeIntervalSince(start)
+        return report
+    }
+
+    /// The next task, or nil when the shard is as the config wants it.
+    func plan(force: Bool, mayForceSeal: Bool) -> OptimizerTask? {
+        lock.read {
+            let o = options
+            let app = holder.appendable
+            if o.indexingEnabled && app.liveCount >= o.indexingThresholdRows { return .seal }
+            if mayForceSeal && app.rowCount > 0 { return .seal }
+            let sealed = holder.slots.indices.filter { holder.slots[$0].map { !$0.appendable } ?? false }
+            func seg(_ i: Int) -> Segment { holder.slots[i]! }
+            let wantIndex = o.hnsw.m > 0 && (o.indexingEnabled || force)
+            // 1. Sealed segments without a graph: index them, merging small ones on the way.
+            let unindexed = sealed.filter { seg($0).graph == nil }.sorted { seg($0).liveCount < seg($1).liveCount }
+            if !unindexed.isEmpty {
+                var group: [Int] = []
+                var rows = 0
+                for s in unindexed where group.isEmpty || rows + seg(s).liveCount <= o.segmentCapacity {
+                    group.append(s)
+                    rows += seg(s).liveCount
+                }
+                if wantIndex || group.count > 1 { return .rebuild(slots: group, index: wantIndex) }
+            }
+            // 2. Too many segments: merge the smallest into one.
+            if sealed.count > max(1, o.defaultSegmentNumber) {
+                let bySize = sealed.sorted { seg($0).liveCount < seg($1).liveCount }
+                var group: [Int] = []
+                var rows = 0
+                for s in bySize.prefix(sealed.count - max(1, o.defaultSegmentNumber) + 1) where rows + seg(s).liveCount <= o.segmentCapacity {
+                    group.append(s)
+                    rows += seg(s).liveCount
+                }
+                if group.count > 1 { return .rebuild(slots: group, index: wantIndex || group.allSatisfy { seg($0).indexed }) }
+            }
+            // 3. Vacuum: segments whose tombstones pass deleted_threshold.
+            for s in sealed {
+                let x = seg(s)
+                if x.deletedCount > 0 && x.deletedCount >= o.vacuumMinVectorNumber
+                    && Double(x.deletedCount) > o.deletedThreshold * Double(x.rowCount) {
+                    return .rebuild(slots: [s], index: x.indexed || wantIndex)
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Copies the live rows of `slots` into a new segment (with a graph if `index`) and swaps it in.
+    /// - Returns: the number of points indexed.
+    private func rebuild(_ slots: [Int], index: Bool) throws -> Int {
+        let started = Date()
+        let (sources, rowMap, id): ([Segment], [(slot: Int32, row: UInt32)], UInt64) = lock.write {
+            var map: [(slot: Int32, row: UInt32)] = []
+            for s in slots {
+                let seg = holder.slots[s]!
+                for row in 0..<seg.rowCount where !seg.isDeleted(row) { map.append((Int32(s), UInt32(row))) }
+            }
+            return (slots.map { holder.slots[$0]! }, map, holder.takeSegmentId())
+        }
+        let directory = DataDirectory.segmentDir(shardDir: self.directory, id: id)
+        do {
+            let merged = try Segment(directory: directory, info: SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true),
+                                     dim: options.dim, distance: options.distance, capacity: max(1, rowMap.count))
+            let bySlot = Dictionary(uniqueKeysWithValues: zip(slots, sources))
+            for from in rowMap {
+                let source = bySlot[Int(from.slot)]!
+                let row = Int(from.row)
+                let record = source.record(row)
+                _ = try merged.append(id: record.id, version: record.version, vector: source.vector(row), payload: source.payloadBytes(row))
+            }
+            merged.seal()
+            if index && merged.rowCount > 0 { try merged.buildIndex(options.hnsw) }
+            try merged.flush()
+            lock.write { holder.replace(sources: slots, with: merged, rowMap: rowMap) }
+        } catch {
+            try? FileIO.removeTree(directory)
+            throw error
+        }
+        // The manifest naming the new segment is the commit point; only then may the old files go.
+        try flush()
+        for source in sources { try? FileIO.removeTree(source.directory) }
+        let seconds = Date().timeIntervalSince(started)
+        withProgress { s in
+            if index {
+                s.indexedPointsTotal += rowMap.count
+                s.indexingSeconds += seconds
+            }
+            s.progress.broadcast()
+        }
+        return index ? rowMap.count : 0
+    }
+
+    /// Applies everything submitted so far, then runs the optimizer until it is idle
+    /// (what a server would have done by now; `vq upsert` waits for it before exiting).
+    package func settle() throws -> OptimizeReport {
+        try waitApplied(lastOp)
+        return try optimize(force: false)
+    }
+}

@@ -1,0 +1,113 @@
+// Value types a shard takes and returns.
+
+import Foundation
+
+/// Tunables of one shard, from the collection config.
+package struct ShardOptions: Sendable {
+    package var dim: Int
+    package var distance: Distance
+    package var updateQueueSize: Int = 1_000_000
+    /// Rows an appendable segment takes before a new one starts (max_segment_size).
+    package var segmentCapacity: Int = 1 << 20
+    package var flushInterval: TimeInterval = 5
+    /// Applied vector bytes after which the applier flushes early, so a bulk load
+    /// writes segments while it ingests and the WAL to replay stays short.
+    package var flushBytes: Int = 16 << 20
+    package var walFileLimit: Int = 32 << 20
+    /// Live points at which the appendable segment is sealed and indexed (indexing_threshold); 0 = never.
+    package var indexingThresholdRows = 0
+    /// Segments with fewer live points are searched by exact scan (full_scan_threshold).
+    package var fullScanRows = 0
+    package var hnsw = HNSWParams()
+    /// Apply updates only while unindexed points are below the indexing threshold.
+    package var preventUnoptimized = false
+    /// Sealed segments the merger aims for.
+    package var defaultSegmentNumber = 2
+    package var deletedThreshold = 0.2
+    package var vacuumMinVectorNumber = 1000
+    /// Whether the background optimizer runs (off in tests that drive it by hand).
+    package var backgroundOptimizer = true
+
+    package init(dim: Int, distance: Distance) {
+        self.dim = dim
+        self.distance = distance
+    }
+
+    /// Whether segments get HNSW graphs at all (m = 0 or a zero threshold turn it off).
+    package var indexingEnabled: Bool { indexingThresholdRows > 0 && hnsw.m > 0 }
+}
+
+/// A search as a shard sees it.
+package struct ShardSearch: Sendable {
+    package var k: Int
+    package var ef: Int
+    package var exact = false
+    package var indexedOnly = false
+    package var withPayload = false
+
+    package init(k: Int, ef: Int) {
+        self.k = k
+        self.ef = ef
+    }
+}
+
+/// A search hit, with the score as Qdrant reports it.
+package struct ScoredPoint: Sendable {
+    package var id: PointID
+    package var version: UInt64
+    package var score: Float
+    /// The internal score (higher is better), for merging across shards.
+    package var rank: Float
+    package var payload: JSON?
+}
+
+/// A stored point, as `retrieve` returns it.
+package struct PointRecord: Sendable {
+    package var id: PointID
+    package var version: UInt64
+    package var vector: [Float]
+    package var payload: JSON?
+}
+
+/// Counts for `vq info` and metrics.
+package struct ShardStatus: Sendable {
+    package var points: Int
+    package var segments: [SegmentStatus]
+    package var queueDepth: Int
+    package var appliedOp: UInt64
+    package var flushedOp: UInt64
+    package var walFiles: Int
+    package var unindexedPoints: Int
+    package var indexedPointsTotal: Int
+    package var indexingSeconds: Double
+    /// Points per second over every graph built since the shard opened (0 before the first).
+    package var indexingRate: Double { indexingSeconds > 0 ? Double(indexedPointsTotal) / indexingSeconds : 0 }
+}
+
+package struct SegmentStatus: Sendable {
+    package var id: UInt64
+    package var rows: Int
+    package var livePoints: Int
+    package var deleted: Int
+    package var appendable: Bool
+    package var indexed: Bool
+}
+
+/// What one optimizer run did.
+package struct OptimizeReport: Sendable {
+    package var segmentsBefore = 0
+    package var segmentsAfter = 0
+    package var pointsIndexed = 0
+    package var seconds = 0.0
+    package var tasks = 0
+
+    package init() {}
+
+    package mutating func add(_ other: OptimizeReport) {
+        segmentsBefore += other.segmentsBefore
+        segmentsAfter += other.segmentsAfter
+        pointsIndexed += other.pointsIndexed
+        seconds = max(seconds, other.seconds)
+        tasks += other.tasks
+    }
+}
