@@ -53,3 +53,41 @@ import Testing
         return (obj?["points"] as? NSNumber)?.intValue ?? -1
     }
 }
+
+@Suite struct OptimizeCrashTests {
+    @Test("vq optimize killed at random moments loses nothing; a later run completes")
+    func killDuringOptimize() throws {
+        let s = Scratch()
+        let dim = 8
+        #expect(try vq(["create-collection", "o", "--dim", "\(dim)", "--indexing-threshold", "0", "--m", "8", "--ef-construct", "32",
+                        "--data-dir", s.data]).status == 0)
+        var rng = Rng(state: 99)
+        let vectors = (0..<3000).map { _ in rng.vector(dim) }
+        try writeFile(s.path + "/p.jsonl", jsonl(vectors))
+        #expect(try vq(["upsert", "o", s.path + "/p.jsonl", "--no-optimize", "--data-dir", s.data]).status == 0)
+        func points() throws -> Int {
+            let info = try vq(["info", "o", "--data-dir", s.data])
+            #expect(info.status == 0, "\(info.stderr)")
+            let obj = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+            return (obj?["points"] as? NSNumber)?.intValue ?? -1
+        }
+        for _ in 0..<8 {
+            let p = Process()
+            p.executableURL = vqBinary
+            p.arguments = ["optimize", "o", "--data-dir", s.data, "-q"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            usleep(UInt32(rng.next() % 400_000))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            #expect(try points() == 3000)
+        }
+        let done = try vq(["optimize", "o", "--data-dir", s.data])
+        #expect(done.status == 0, "\(done.stderr)")
+        #expect(try points() == 3000)
+        let q = "[" + vectors[17].map { "\($0)" }.joined(separator: ",") + "]"
+        let hit = try vq(["search", "o", "--vector", q, "-k", "1", "--data-dir", s.data])
+        #expect(try resultIDs(hit.stdout) == [17])
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import Testing
+@testable import VQEngine
+
+@Suite struct OptimizerTests {
+    func options(dim: Int = 8, threshold: Int = 200, background: Bool = false) -> ShardOptions {
+        var o = ShardOptions(dim: dim, distance: .euclid)
+        o.indexingThresholdRows = threshold
+        o.fullScanRows = 50
+        o.hnsw = HNSWParams(m: 8, efConstruct: 40, threads: 1)
+        o.segmentCapacity = 5000
+        o.backgroundOptimizer = background
+        return o
+    }
+
+    func points(_ range: Range<Int>, dim: Int, seed: UInt64) -> PointBatch {
+        var rng = SplitMix64(seed: seed)
+        var b = PointBatch(dim: dim)
+        for i in range { rng.vector(dim).withUnsafeBufferPointer { b.append(id: .number(UInt64(i)), vector: $0, payload: nil) } }
+        return b
+    }
+
+    func search(_ shard: LocalShard, _ q: [Float], k: Int, exact: Bool = false, indexedOnly: Bool = false) -> (hits: [ScoredPoint], skipped: Int) {
+        var r = ShardSearch(k: k, ef: 64)
+        r.exact = exact
+        r.indexedOnly = indexedOnly
+        return q.withUnsafeBufferPointer { shard.search($0, r) }
+    }
+
+    @Test("the optimizer seals at the threshold and indexes; searches find the same nearest points")
+    func indexes() throws {
+        let tmp = TempDir()
+        let shard = try LocalShard(directory: tmp.path, options: options(), warn: { _ in })
+        for part in 0..<5 { _ = try shard.submit(.upsert(points((part * 200)..<((part + 1) * 200), dim: 8, seed: UInt64(part)))) }
+        let report = try shard.settle()
+        let status = shard.status
+        #expect(report.pointsIndexed == 1000)
+        #expect(status.points == 1000)
+        #expect(status.unindexedPoints < 200)
+        #expect(status.segments.contains { $0.indexed })
+        var rng = SplitMix64(seed: 77)
+        var agree = 0
+        for _ in 0..<20 {
+            let q = rng.vector(8)
+            let a = Set(search(shard, q, k: 10).hits.map(\.id)), b = Set(search(shard, q, k: 10, exact: true).hits.map(\.id))
+            agree += a.intersection(b).count
+        }
+        #expect(agree >= 180)
+        try shard.close()
+        // Reopening maps the graphs; nothing is rebuilt.
+        let again = try LocalShard(directory: tmp.path, options: options(), warn: { _ in })
+        #expect(again.status.segments.filter(\.indexed).map(\.rows) == status.segments.filter(\.indexed).map(\.rows))
+        try again.close()
+    }
+
+    @Test("indexed_only skips exactly the points of unindexed segments too big for a full scan")
+    func indexedOnly() throws {
+        let tmp = TempDir()
+        var o = options()
+        o.indexingThresholdRows = 0  // nothing is indexed in the background
+        let shard = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+        _ = try shard.submit(.upsert(points(0..<300, dim: 8, seed: 1)))
+        _ = try shard.settle()
+        _ = try shard.optimize(force: true)  // 300 indexed points
+        let op = try shard.submit(.upsert(points(300..<420, dim: 8, seed: 2)))  // 120 unindexed (>= full scan 50)
+        try shard.waitApplied(op)
+        let q = [Float](repeating: 0, count: 8)
+        let all = search(shard, q, k: 1000)
+        #expect(all.hits.count == 420 && all.skipped == 0)
+        let only = search(shard, q, k: 1000, indexedOnly: true)
+        #expect(only.skipped == 120)
+        #expect(only.hits.allSatisfy { if case .number(let n) = $0.id { return n < 300 } else { return false } })
+        // Small unindexed segments are scanned anyway: 10 points < full_scan 50.
+        try shard.close()
+        o.fullScanRows = 1000
+        let wide = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+        #expect(search(wide, q, k: 1000, indexedOnly: true).skipped == 0)
+        try wide.close()
+    }
+
+    @Test("prevent_unoptimized keeps unindexed points bounded while a writer floods the queue")
+    func preventUnoptimized() throws {
+        let tmp = TempDir()
+        var o = options(threshold: 300, background: true)
+        o.preventUnoptimized = true
+        let shard = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+        var maxUnindexed = 0
+        var last: UInt64 = 0
+        for part in 0..<30 {
+            last = try shard.submit(.upsert(points((part * 100)..<((part + 1) * 100), dim: 8, seed: UInt64(part))))
+            maxUnindexed = max(maxUnindexed, shard.status.unindexedPoints)
+        }
+        while shard.status.appliedOp < last {
+            maxUnindexed = max(maxUnindexed, shard.status.unindexedPoints)
+            usleep(1000)
+        }
+        _ = try shard.settle()
+        // The applier stops at the threshold; at most one more operation lands before it notices.
+        #expect(maxUnindexed <= 300 + 100)
+        #expect(shard.pointCount == 3000)
+        try shard.close()
+    }
+
+    @Test("searches during optimizer swaps see every point exactly once")
+    func swapIsAtomic() throws {
+        let tmp = TempDir()
+        var o = options(threshold: 0)
+        o.defaultSegmentNumber = 1
+        let shard = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+        for part in 0..<6 { _ = try shard.submit(.upsert(points((part * 150)..<((part + 1) * 150), dim: 8, seed: UInt64(part)))) }
+        _ = try shard.settle()
+        let stop = DispatchSemaphore(value: 0)
+        let finished = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var problems: [String] = []
+        nonisolated(unsafe) var rounds = 0
+        Thread {
+            defer { finished.signal() }
+            let q = [Float](repeating: 0.1, count: 8)
+            while stop.wait(timeout: .now()) == .timedOut {
+                let hits = self.search(shard, q, k: 2000, exact: true).hits
+                let ids = Set(hits.map(\.id))
+                if hits.count != 900 || ids.count != 900 { problems.append("\(hits.count) hits, \(ids.count) distinct") }
+                rounds += 1
+            }
+        }.start()
+        // Seal, index and merge everything into one segment while the searcher runs.
+        let report = try shard.optimize(force: true)
+        stop.signal()
+        finished.wait()
+        #expect(problems.isEmpty, "\(problems.prefix(3))")
+        #expect(rounds > 0)
+        #expect(report.segmentsAfter <= 2)
+        #expect(shard.status.segments.filter { !$0.appendable }.count == 1)
+        try shard.close()
+    }
+
+    @Test("vacuum rebuilds a segment whose deleted share passes the threshold")
+    func vacuum() throws {
+        let tmp = TempDir()
+        var o = options(threshold: 0)
+        o.vacuumMinVectorNumber = 10
+        o.deletedThreshold = 0.2
+        let shard = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+        _ = try shard.submit(.upsert(points(0..<400, dim: 8, seed: 4)))
+        _ = try shard.settle()
+        _ = try shard.optimize(force: true)
+        let op = try shard.submit(.delete((0..<150).map { .number(UInt64($0)) }))
+        try shard.waitApplied(op)
+        #expect(shard.status.segments.contains { $0.deleted == 150 })
+        _ = try shard.optimize(force: false)
+        let sealed = shard.status.segments.filter { !$0.appendable }
+        #expect(sealed.allSatisfy { $0.deleted == 0 })
+        #expect(sealed.reduce(0) { $0 + $1.livePoints } == 250)
+        try shard.close()
+    }
+}
