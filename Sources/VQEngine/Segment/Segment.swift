@@ -125,11 +125,19 @@ package final class Segment: @unchecked Sendable {
     package var indexed: Bool { graph != nil }
 
     /// Builds the graph over every row (deleted ones stay as tombstones) and writes it durably.
-    /// Call on a sealed segment before it is published to searches.
-    package func buildIndex(_ params: HNSWParams, progress: (@Sendable (Int) -> Void)? = nil) throws {
+    ///
+    /// Does not attach it: call `attach(_:)` under the shard's write lock, since searches read `graph`.
+    /// Only for sealed segments, whose rows no longer change.
+    package func buildIndex(_ params: HNSWParams, progress: (@Sendable (Int) -> Void)? = nil) throws -> HNSWGraph {
         precondition(!appendable)
         let g = HNSWBuilder.build(vectors: vectors.base, count: rowCount, dim: dim, distance: distance, params: params, progress: progress)
         try g.write(to: directory + "/" + Segment.graphFile)
+        return g
+    }
+
+    /// Publishes a graph built by `buildIndex`.
+    package func attach(_ g: HNSWGraph) {
+        precondition(g.count == rowCount)
         graph = g
     }
 

@@ -16,6 +16,8 @@ extension LocalShard {
         case seal
         /// Rebuild these slots into one segment, with a graph if `index`.
         case rebuild(slots: [Int], index: Bool)
+        /// Build a graph for this sealed segment where it is (no tombstones to drop, nothing to merge).
+        case indexInPlace(slot: Int)
     }
 
     func wakeOptimizer() {
@@ -68,6 +70,8 @@ extension LocalShard {
                 try lock.write { _ = try holder.sealAppendable() }
             case .rebuild(let slots, let index):
                 report.pointsIndexed += try rebuild(slots, index: index)
+            case .indexInPlace(let slot):
+                report.pointsIndexed += try indexInPlace(slot)
             }
         }
         if report.tasks > 0 { try flush() }
@@ -95,6 +99,7 @@ extension LocalShard {
                     group.append(s)
                     rows += seg(s).liveCount
                 }
+                if group.count == 1 && wantIndex && seg(group[0]).deletedCount == 0 { return .indexInPlace(slot: group[0]) }
                 if wantIndex || group.count > 1 { return .rebuild(slots: group, index: wantIndex) }
             }
             // 2. Too many segments: merge the smallest into one.
@@ -144,7 +149,7 @@ extension LocalShard {
                 _ = try merged.append(id: record.id, version: record.version, vector: source.vector(row), payload: source.payloadBytes(row))
             }
             merged.seal()
-            if index && merged.rowCount > 0 { try merged.buildIndex(options.hnsw) }
+            if index && merged.rowCount > 0 { merged.attach(try merged.buildIndex(options.hnsw)) }
             try merged.flush()
             lock.write { holder.replace(sources: slots, with: merged, rowMap: rowMap) }
         } catch {
@@ -163,6 +168,26 @@ extension LocalShard {
             s.progress.broadcast()
         }
         return index ? rowMap.count : 0
+    }
+
+    /// Builds the graph of one sealed segment in its own directory, then publishes it.
+    ///
+    /// The manifest still says "not indexed" until the flush after the attach, so a
+    /// crash before it leaves the segment as it was (its stray graph file is rewritten later).
+    /// - Returns: the number of points indexed.
+    private func indexInPlace(_ slot: Int) throws -> Int {
+        let started = Date()
+        let seg = lock.read { holder.slots[slot]! }
+        let graph = try seg.buildIndex(options.hnsw)
+        lock.write { seg.attach(graph) }
+        try flush()
+        let seconds = Date().timeIntervalSince(started)
+        withProgress { s in
+            s.indexedPointsTotal += seg.rowCount
+            s.indexingSeconds += seconds
+            s.progress.broadcast()
+        }
+        return seg.rowCount
     }
 
     /// Applies everything submitted so far, then runs the optimizer until it is idle
