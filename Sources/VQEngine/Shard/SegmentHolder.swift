@@ -10,12 +10,39 @@ package final class SegmentHolder: @unchecked Sendable {
     struct Location {
         var slot: Int32
         var row: UInt32
+
+        init(slot: Int32, row: UInt32) {
+            self.slot = slot
+            self.row = row
+        }
+
+        init(packed: UInt64) {
+            slot = Int32(truncatingIfNeeded: packed >> 32)
+            row = UInt32(truncatingIfNeeded: packed)
+        }
+
+        var packed: UInt64 { UInt64(UInt32(bitPattern: slot)) << 32 | UInt64(row) }
+    }
+
+    /// Point id -> location, packed.
+    struct Locations {
+        var tracker = IDTracker()
+        var count: Int { tracker.count }
+
+        subscript(id: PointID) -> Location? {
+            get { tracker[id].map(Location.init(packed:)) }
+            set { tracker[id] = newValue?.packed }
+        }
+
+        mutating func removeValue(forKey id: PointID) -> Location? {
+            tracker.removeValue(forKey: id).map(Location.init(packed:))
+        }
     }
 
     let shardDir: String
     let options: ShardOptions
     private(set) var slots: [Segment?] = []
-    private(set) var locations: [PointID: Location] = [:]
+    private(set) var locations = Locations()
     private(set) var appendableSlot = 0
     private(set) var nextSegmentId: UInt64
 
@@ -44,7 +71,7 @@ package final class SegmentHolder: @unchecked Sendable {
 
     /// Rebuilds the id map; where two live rows share an id (a flush cut short), the newer version wins.
     private func buildLocations() {
-        locations.removeAll(keepingCapacity: true)
+        locations = Locations(tracker: IDTracker(capacity: slots.reduce(0) { $0 + ($1?.liveCount ?? 0) }))
         for (s, seg) in slots.enumerated() {
             guard let seg else { continue }
             for row in 0..<seg.rowCount where !seg.isDeleted(row) {
