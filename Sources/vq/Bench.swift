@@ -20,12 +20,12 @@ func bench(_ args: Arguments) throws -> Int32 {
     }
     let dataset = try loadBenchDataset(args, k: k, distance: distance)
     if let dir = args.string("save-dataset") { try dataset.save(to: dir) }
+    let scenario = args.string("scenario") ?? "recall"
     var config = CollectionConfig(dim: dataset.dim, distance: distance)
     config.m = try args.int("m", default: 16, in: 2...512)
     config.efConstruct = try args.int("ef-construct", default: 100, in: 4...10_000)
-    config.maxIndexingThreads = threads
+    config.maxIndexingThreads = scenario == "recall" ? threads : 0
     config.maxSegmentSize = max(CollectionConfig.automaticMaxSegmentSize, dataset.count * dataset.dim * 4 / 1024 + 1)
-    let scenario = args.string("scenario") ?? "recall"
     let json = args.has("json")
     let progress = StatusLine(quiet: args.quiet)
 
