@@ -49,19 +49,20 @@ def main():
             rates = []
             for r in range(RUNS):
                 d = os.path.join(tmp, f"ingest-{label}-{r}")
-                vq("create-collection", "m", "--dim", str(dim), "--data-dir", d)
+                # Ingest alone: indexing is measured by Benchmarks/indexing.sh.
+                vq("create-collection", "m", "--dim", str(dim), "--indexing-threshold", "0", "--data-dir", d)
                 # Start every run from a quiet disk: earlier runs' writeback otherwise lands in this one.
                 os.sync()
                 time.sleep(0.5)
-                summary = json.loads(vq("upsert", "m", src, "--data-dir", d, "-q").stdout)
+                summary = json.loads(vq("upsert", "m", src, "--no-optimize", "--data-dir", d, "-q").stdout)
                 rates.append(summary["points_per_second"])
             rows.append((f"ingest {label} -> durable (points/s, median of {RUNS}; slowest, fastest)",
                          f"{statistics.median(rates):,.0f} ({min(rates):,.0f}, {max(rates):,.0f})"))
 
         d = os.path.join(tmp, f"ingest-.fvecs-0")
         one = "[" + ",".join(map(str, vectors[0].tolist())) + "]"
-        cold = sorted(wall("search", "m", "--vector", one, "--data-dir", d) for _ in range(21))
-        all_q = min(wall("search", "m", "--queries", queries, "--data-dir", d) for _ in range(RUNS))
+        cold = sorted(wall("search", "m", "--vector", one, "--exact", "--data-dir", d) for _ in range(21))
+        all_q = min(wall("search", "m", "--queries", queries, "--exact", "--data-dir", d) for _ in range(RUNS))
         nq = os.path.getsize(queries) // (4 + 4 * dim)
         per_query = (all_q - cold[0]) / (nq - 1)
         rows.append(("cold start: one `vq search` process (ms, median of 21)", f"{cold[10] * 1000:.1f}"))

@@ -92,7 +92,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
 func exitCode(_ kind: VQErrorKind) -> Int32 {
     switch kind {
     case .invalidInput: return 2
-    case .notFound, .alreadyExists, .busy, .overloaded, .corrupt, .io, .internal: return 1
+    case .notFound, .alreadyExists, .busy, .overloaded, .corrupt, .io, .cancelled, .internal: return 1
     }
 }
 

@@ -20,6 +20,8 @@ package enum VQErrorKind: Sendable, Equatable {
     case corrupt
     /// A system call or file failed.
     case io
+    /// Stopped on purpose (the shard is closing).
+    case cancelled
     /// A bug: an invariant did not hold.
     case `internal`
 }

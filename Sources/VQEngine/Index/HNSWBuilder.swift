@@ -50,25 +50,28 @@ package final class HNSWBuilder: @unchecked Sendable {
     private let useLocks: Bool
     private let top = Mutex<(entry: UInt32, maxLevel: Int)>((0, 0))
     private let next = Atomic<Int>(1)
-    private let progress: (@Sendable (Int) -> Void)?
+    private let shouldContinue: (@Sendable () -> Bool)?
+    private let cancelled = Atomic<Bool>(false)
 
     /// Builds the graph of `count` vectors of `dim` floats (row i = node i).
-    /// - Parameter progress: called now and then with the number of nodes inserted.
+    /// - Parameter shouldContinue: asked every few hundred nodes; returning false abandons the build.
+    /// - Returns: the graph, or nil when `shouldContinue` said stop.
     /// - Complexity: about O(count x ef_construct x m x log(count)) distance evaluations.
     package static func build(vectors: UnsafePointer<Float>, count: Int, dim: Int, distance: Distance, params: HNSWParams,
-                              progress: (@Sendable (Int) -> Void)? = nil) -> HNSWGraph {
-        let builder = HNSWBuilder(vectors: vectors, count: count, dim: dim, distance: distance, params: params, progress: progress)
+                              shouldContinue: (@Sendable () -> Bool)? = nil) -> HNSWGraph? {
+        let builder = HNSWBuilder(vectors: vectors, count: count, dim: dim, distance: distance, params: params,
+                                  shouldContinue: shouldContinue)
         return builder.run()
     }
 
     private init(vectors: UnsafePointer<Float>, count: Int, dim: Int, distance: Distance, params: HNSWParams,
-                 progress: (@Sendable (Int) -> Void)?) {
+                 shouldContinue: (@Sendable () -> Bool)?) {
         self.vectors = vectors
         self.count = count
         self.dim = dim
         self.distance = DistanceFunction(distance)
         self.params = params
-        self.progress = progress
+        self.shouldContinue = shouldContinue
         let m = max(2, params.m)
         // Levels first: they fix the layout. Level l with probability (1/m)^l.
         let mult = 1 / log(Double(m))
@@ -105,7 +108,7 @@ package final class HNSWBuilder: @unchecked Sendable {
         locks.deallocate()
     }
 
-    private func run() -> HNSWGraph {
+    private func run() -> HNSWGraph? {
         if count > 0 {
             top.withLock { $0 = (0, Int(levels[0])) }
             let threads = useLocks ? max(1, params.threads > 0 ? params.threads : ProcessInfo.processInfo.activeProcessorCount) : 1
@@ -114,6 +117,10 @@ package final class HNSWBuilder: @unchecked Sendable {
             } else {
                 DispatchQueue.concurrentPerform(iterations: threads) { _ in worker() }
             }
+        }
+        if cancelled.load(ordering: .relaxed) {
+            raw.deallocate()
+            return nil
         }
         let (entry, maxLevel) = top.withLock { $0 }
         raw.storeBytes(of: HNSWLayout.magic, toByteOffset: 0, as: UInt32.self)
@@ -151,8 +158,9 @@ package final class HNSWBuilder: @unchecked Sendable {
         while true {
             let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
             if i >= count { return }
+            if i % 256 == 0, let shouldContinue, !shouldContinue() { cancelled.store(true, ordering: .relaxed) }
+            if cancelled.load(ordering: .relaxed) { return }
             insert(UInt32(i), &s)
-            if let progress, i % 4096 == 0 { progress(i) }
         }
     }
 

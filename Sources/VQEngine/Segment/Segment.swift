@@ -128,9 +128,13 @@ package final class Segment: @unchecked Sendable {
     ///
     /// Does not attach it: call `attach(_:)` under the shard's write lock, since searches read `graph`.
     /// Only for sealed segments, whose rows no longer change.
-    package func buildIndex(_ params: HNSWParams, progress: (@Sendable (Int) -> Void)? = nil) throws -> HNSWGraph {
+    /// - Throws: `.cancelled` when `shouldContinue` said stop.
+    package func buildIndex(_ params: HNSWParams, shouldContinue: (@Sendable () -> Bool)? = nil) throws -> HNSWGraph {
         precondition(!appendable)
-        let g = HNSWBuilder.build(vectors: vectors.base, count: rowCount, dim: dim, distance: distance, params: params, progress: progress)
+        guard let g = HNSWBuilder.build(vectors: vectors.base, count: rowCount, dim: dim, distance: distance, params: params,
+                                        shouldContinue: shouldContinue) else {
+            throw VQError(.cancelled, "indexing segment \(id) was stopped")
+        }
         try g.write(to: directory + "/" + Segment.graphFile)
         return g
     }

@@ -39,6 +39,8 @@ extension LocalShard {
             if stop { return }
             do {
                 _ = try optimize(force: false)
+            } catch let e as VQError where e.kind == .cancelled {
+                return
             } catch {
                 // Leave the segments as they are (the old ones stay authoritative) and retry later.
                 progress.lock()
@@ -149,7 +151,7 @@ extension LocalShard {
                 _ = try merged.append(id: record.id, version: record.version, vector: source.vector(row), payload: source.payloadBytes(row))
             }
             merged.seal()
-            if index && merged.rowCount > 0 { merged.attach(try merged.buildIndex(buildParams(foreground: foreground))) }
+            if index && merged.rowCount > 0 { merged.attach(try merged.buildIndex(buildParams(foreground: foreground), shouldContinue: keepGoing(foreground))) }
             try merged.flush()
             lock.write { holder.replace(sources: slots, with: merged, rowMap: rowMap) }
         } catch {
@@ -182,6 +184,12 @@ extension LocalShard {
         return p
     }
 
+    /// For background builds: stop when the shard starts closing (close need not wait for a whole graph).
+    func keepGoing(_ foreground: Bool) -> (@Sendable () -> Bool)? {
+        if foreground { return nil }
+        return { @Sendable [weak self] in !(self?.withProgress { $0.closing } ?? true) }
+    }
+
     /// Builds the graph of one sealed segment in its own directory, then publishes it.
     ///
     /// The manifest still says "not indexed" until the flush after the attach, so a
@@ -190,7 +198,7 @@ extension LocalShard {
     private func indexInPlace(_ slot: Int, foreground: Bool) throws -> Int {
         let started = Date()
         let seg = lock.read { holder.slots[slot]! }
-        let graph = try seg.buildIndex(buildParams(foreground: foreground))
+        let graph = try seg.buildIndex(buildParams(foreground: foreground), shouldContinue: keepGoing(foreground))
         lock.write { seg.attach(graph) }
         try flush()
         let seconds = Date().timeIntervalSince(started)

@@ -56,7 +56,7 @@ import Testing
     func build(_ d: Data, _ distance: Distance, threads: Int) -> HNSWGraph {
         d.vectors.withUnsafeBufferPointer {
             HNSWBuilder.build(vectors: $0.baseAddress!, count: d.count, dim: d.dim, distance: distance,
-                              params: HNSWParams(m: 8, efConstruct: 64, threads: threads))
+                              params: HNSWParams(m: 8, efConstruct: 64, threads: threads))!
         }
     }
 
@@ -118,6 +118,16 @@ import Testing
         #expect(throws: VQError.self) { _ = try HNSWGraph.open(path) }
         try FileIO.writeAtomically(path, Array(bytes.prefix(100)))
         #expect(throws: VQError.self) { _ = try HNSWGraph.open(path) }
+    }
+
+    @Test("a build asked to stop returns nothing")
+    func cancel() {
+        let d = data(count: 2000, dim: 8, seed: 2, distance: .euclid)
+        let g = d.vectors.withUnsafeBufferPointer {
+            HNSWBuilder.build(vectors: $0.baseAddress!, count: d.count, dim: d.dim, distance: .euclid,
+                              params: HNSWParams(m: 8, efConstruct: 32, threads: 1), shouldContinue: { false })
+        }
+        #expect(g == nil)
     }
 
     @Test("the C kernels agree with the Swift oracle", arguments: [1, 7, 16, 17, 100, 384])
