@@ -99,11 +99,21 @@ _vq() {
     serve)
         case "$prev" in
         --listen) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --read-only-api-key) COMPREPLY=(); return ;;
+        --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --max-body-bytes) COMPREPLY=(); return ;;
+        --max-header-bytes) COMPREPLY=(); return ;;
+        --max-connections) COMPREPLY=(); return ;;
+        --header-timeout) COMPREPLY=(); return ;;
+        --idle-timeout) COMPREPLY=(); return ;;
+        --write-timeout) COMPREPLY=(); return ;;
+        --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --log-format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     join)

@@ -214,11 +214,37 @@ extension CommandSpec {
         ),
         CommandSpec(
             name: "serve",
-            summary: "Run a peer: the HTTP API over a data directory",
-            description: "Serves the Qdrant-compatible REST API over a data directory. Not built yet.",
-            options: [OptionSpec(long: "listen", value: "HOST:PORT", help: "Address to listen on.", defaultText: "127.0.0.1:6333")],
-            examples: [("Serve ./vq-data on the default port:", "vq serve")],
-            built: false
+            summary: "Run a peer: the Qdrant-compatible HTTP API over a data directory",
+            description: """
+            Serves the REST API (Qdrant's paths and JSON shapes) over the data directory until SIGINT or SIGTERM, \
+            then stops accepting, finishes requests in flight, flushes and releases the directory. The lock file \
+            records the address, so embedded commands on the same directory are told where the server is. \
+            Settings come from flags, then VQ_* environment variables (VQ_LISTEN, VQ_API_KEY, ...), then --config \
+            FILE (a JSON object with the same names in snake_case), then defaults. Logs go to stderr, one line per event.
+            """,
+            options: [
+                OptionSpec(long: "listen", value: "HOST:PORT", help: "Address to listen on (port 0 picks a free one).", env: "VQ_LISTEN",
+                           defaultText: "127.0.0.1:6333"),
+                OptionSpec(long: "api-key", value: "KEY", help: "Require this key (api-key header or Authorization: Bearer) on every route but health.",
+                           env: "VQ_API_KEY"),
+                OptionSpec(long: "read-only-api-key", value: "KEY", help: "A second key that may only read.", env: "VQ_READ_ONLY_API_KEY"),
+                OptionSpec(long: "config", value: "FILE", help: "JSON file of settings (lower precedence than flags and environment).",
+                           completion: .file),
+                OptionSpec(long: "max-body-bytes", value: "N", help: "Largest request body; larger gets 413.", defaultText: "33554432"),
+                OptionSpec(long: "max-header-bytes", value: "N", help: "Largest request head; larger gets 431.", defaultText: "16384"),
+                OptionSpec(long: "max-connections", value: "N", help: "Open connections before new ones get 503.", defaultText: "20000"),
+                OptionSpec(long: "header-timeout", value: "S", help: "Seconds a request's head may take to arrive.", defaultText: "10"),
+                OptionSpec(long: "idle-timeout", value: "S", help: "Seconds an idle keep-alive connection is kept.", defaultText: "120"),
+                OptionSpec(long: "write-timeout", value: "S", help: "Seconds a write may wait on a full update queue before 429.",
+                           defaultText: "5"),
+                OptionSpec(long: "prevent-unoptimized", help: "Default prevent_unoptimized for collections created through this server."),
+                OptionSpec(long: "log-format", value: "FORMAT", help: "text or json.", defaultText: "text",
+                           completion: .choices(["text", "json"])),
+            ],
+            examples: [
+                ("Serve ./vq-data on the default port:", "vq serve"),
+                ("On all interfaces with an API key from the environment:", "VQ_API_KEY=secret vq serve --listen 0.0.0.0:6333"),
+            ]
         ),
         CommandSpec(
             name: "join",

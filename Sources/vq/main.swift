@@ -69,6 +69,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "info": return try info(args)
         case "optimize": return try optimize(args)
         case "bench": return try bench(args)
+        case "serve": return try serve(args)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1

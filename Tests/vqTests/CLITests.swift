@@ -33,9 +33,9 @@ import Testing
         #expect(run.stdout.isEmpty)
     }
 
-    @Test("commands not built yet say so and exit 1", arguments: ["serve", "join"])
+    @Test("commands not built yet say so and exit 1", arguments: ["join"])
     func notBuilt(command: String) throws {
-        let args = command == "join" ? [command, "http://127.0.0.1:1"] : [command]
+        let args = [command, "http://127.0.0.1:1"]
         let run = try vq(args)
         #expect(run.status == 1)
         #expect(run.stderr.contains("not built yet"))

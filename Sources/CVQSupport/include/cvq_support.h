@@ -34,7 +34,19 @@ static inline void cvq_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
 #else
     (void)p;
+/// epoll, wrapped so Swift needs neither <sys/epoll.h> nor its packed struct.
+/// Event bits: 1 = readable, 2 = writable, 4 = hang-up or error. Linux only; elsewhere they fail with -1.
+int cvq_epoll_create(void);
+int cvq_epoll_ctl(int epfd, int op, int fd, int readable, int writable); // op: 0 add, 1 modify, 2 delete
+int cvq_epoll_wait(int epfd, int *fds, uint32_t *events, int max, int timeout_ms);
+
 #endif
 }
+
+/// epoll, wrapped so Swift needs neither <sys/epoll.h> nor its packed struct.
+/// Event bits: 1 = readable, 2 = writable, 4 = hang-up or error. Linux only; elsewhere they fail with -1.
+int cvq_epoll_create(void);
+int cvq_epoll_ctl(int epfd, int op, int fd, int readable, int writable); // op: 0 add, 1 modify, 2 delete
+int cvq_epoll_wait(int epfd, int *fds, uint32_t *events, int max, int timeout_ms);
 
 #endif

@@ -39,6 +39,8 @@ package struct SearchRequest: Sendable {
     package var hnswEf: Int? = nil
     /// Search indexed segments only (plus unindexed ones small enough for a full scan).
     package var indexedOnly = false
+    /// Payload / id conditions; filtered searches scan.
+    package var filter: Filter? = nil
 
     package init(vector: [Float], limit: Int = 10) {
         self.vector = vector
@@ -173,6 +175,7 @@ package final class Collection: @unchecked Sendable {
         shardRequest.exact = request.exact
         shardRequest.indexedOnly = request.indexedOnly
         shardRequest.withPayload = request.withPayload
+        shardRequest.filter = request.filter
         var hits: [ScoredPoint]
         var skipped = 0
         if shards.count == 1 {
@@ -196,6 +199,41 @@ package final class Collection: @unchecked Sendable {
             if hits.count > k { hits.removeLast(hits.count - k) }
         }
         return SearchResult(hits: Array(hits.dropFirst(request.offset)), unindexedSkipped: skipped)
+    }
+
+    /// Submits one payload operation per shard touched (ids routed like points).
+    package func updatePayload(_ ids: [PointID], wait: WriteWait, deadline: Date? = nil,
+                               _ make: ([PointID]) -> Operation) throws -> WriteTicket {
+        var parts = [[PointID]](repeating: [], count: shards.count)
+        for id in ids { parts[shardIndex(id)].append(id) }
+        var ticket = WriteTicket()
+        for (s, part) in parts.enumerated() where !part.isEmpty {
+            ticket.ops[s] = try shards[s].submit(make(part), deadline: deadline)
+        }
+        try self.wait(ticket, wait)
+        return ticket
+    }
+
+    /// Points passing `filter`, ordered by id, from the first id >= `offset`, at most `limit`.
+    /// - Returns: the page and the id where the next page starts (nil at the end).
+    package func scroll(filter: Filter?, offset: PointID?, limit: Int, withVector: Bool, withPayload: Bool)
+        -> (points: [PointRecord], next: PointID?) {
+        var all = shards.flatMap { $0.scan(filter: filter, withVector: withVector, withPayload: withPayload) }
+        all.sort { $0.id < $1.id }
+        let start = offset.map { o in all.firstIndex { !($0.id < o) } ?? all.count } ?? 0
+        let end = min(all.count, start + limit)
+        return (Array(all[start..<end]), end < all.count ? all[end].id : nil)
+    }
+
+    /// How many points pass `filter`.
+    package func count(filter: Filter?) -> Int {
+        guard let filter else { return pointCount }
+        return shards.reduce(0) { $0 + $1.scan(filter: filter, withVector: false, withPayload: false).count }
+    }
+
+    /// The ids of the points passing `filter`.
+    package func ids(matching filter: Filter) -> [PointID] {
+        shards.flatMap { $0.scan(filter: filter, withVector: false, withPayload: false).map(\.id) }
     }
 
     /// Runs the optimizer on every shard now (`vq optimize`): seal, index, merge, vacuum.

@@ -86,6 +86,47 @@ package final class Engine: @unchecked Sendable {
         return try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
     }
 
+    /// Deletes a collection and its files.
+    /// - Throws: `.notFound` when there is none by that name.
+    package func deleteCollection(_ name: String) throws {
+        try Engine.validateName(name)
+        mutex.lock()
+        defer { mutex.unlock() }
+        guard FileIO.exists(directory.collectionConfig(name)) else {
+            throw VQError(.notFound, "collection \"\(name)\" does not exist in \(directory.root)")
+        }
+        if let c = open.removeValue(forKey: name) { try? c.close() }
+        let doomed = directory.collectionsDir + "/.deleting-" + name
+        try FileIO.removeTree(doomed)
+        guard rename(directory.collectionDir(name), doomed) == 0 else { throw ioError("rename", directory.collectionDir(name)) }
+        try FileIO.syncDirectory(directory.collectionsDir)
+        try FileIO.removeTree(doomed)
+    }
+
+    /// Changes a collection's stored config and reopens it with the new one.
+    ///
+    /// Writes in flight on the old instance finish or fail with "closing"; nothing acknowledged is lost.
+    package func updateCollection(_ name: String, _ change: (inout CollectionConfig) throws -> Void) throws -> CollectionConfig {
+        try Engine.validateName(name)
+        mutex.lock()
+        defer { mutex.unlock() }
+        let path = directory.collectionConfig(name)
+        guard FileIO.exists(path) else { throw VQError(.notFound, "collection \"\(name)\" does not exist in \(directory.root)") }
+        var config = try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
+        let before = config
+        try change(&config)
+        try config.validate()
+        guard config.dim == before.dim, config.distance == before.distance, config.shardNumber == before.shardNumber else {
+            throw VQError.invalid("vector size, distance and shard_number cannot change; create a new collection")
+        }
+        try ChecksummedJSON.write(path, config.json)
+        if let c = open.removeValue(forKey: name) {
+            try c.close()
+            open[name] = try Collection(name: name, config: config, directory: directory, warn: warn)
+        }
+        return config
+    }
+
     /// Closes every open collection (drain, flush).
     package func close() throws {
         mutex.lock()

@@ -240,7 +240,7 @@ package final class LocalShard: @unchecked Sendable {
         params.ef = max(params.ef, params.k)
         let fullScanRows = options.fullScanRows
         return lock.read {
-            holder.search(query, params: params, withPayload: request.withPayload) { seg in
+            holder.search(query, params: params, withPayload: request.withPayload, filter: request.filter) { seg in
                 !request.indexedOnly || seg.indexed || seg.liveCount < fullScanRows
             }
         }
@@ -249,6 +249,11 @@ package final class LocalShard: @unchecked Sendable {
     /// The stored points among `ids` (missing ids are left out).
     package func retrieve(_ ids: [PointID], withVector: Bool, withPayload: Bool) -> [PointRecord] {
         lock.read { holder.retrieve(ids, withVector: withVector, withPayload: withPayload) }
+    }
+
+    /// Every live point passing `filter`.
+    package func scan(filter: Filter?, withVector: Bool, withPayload: Bool) -> [PointRecord] {
+        lock.read { holder.scan(filter: filter, withVector: withVector, withPayload: withPayload) }
     }
 
     package var pointCount: Int { lock.read { holder.locations.count } }

@@ -34,9 +34,18 @@ package struct PointBatch: Sendable {
 package enum Operation: Sendable {
     case upsert(PointBatch)
     case delete([PointID])
+    /// Merge `payload` (an object's JSON) into each point's payload; with `overwrite`, replace it.
+    case setPayload(ids: [PointID], payload: [UInt8], overwrite: Bool)
+    /// Remove these top-level keys from each point's payload.
+    case deletePayloadKeys(ids: [PointID], keys: [String])
+    /// Remove each point's payload.
+    case clearPayload([PointID])
 
     private static let upsertKind: UInt8 = 1
     private static let deleteKind: UInt8 = 2
+    private static let setPayloadKind: UInt8 = 3
+    private static let deleteKeysKind: UInt8 = 4
+    private static let clearPayloadKind: UInt8 = 5
 
     package func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 0)
@@ -58,8 +67,20 @@ package enum Operation: Sendable {
             }
         case .delete(let ids):
             w.u8(Operation.deleteKind)
-            w.u32(UInt32(ids.count))
-            for id in ids { Operation.writeID(&w, id) }
+            Operation.writeIDs(&w, ids)
+        case .setPayload(let ids, let payload, let overwrite):
+            w.u8(Operation.setPayloadKind)
+            Operation.writeIDs(&w, ids)
+            w.blob(payload)
+            w.u8(overwrite ? 1 : 0)
+        case .deletePayloadKeys(let ids, let keys):
+            w.u8(Operation.deleteKeysKind)
+            Operation.writeIDs(&w, ids)
+            w.u32(UInt32(keys.count))
+            for k in keys { w.blob(Array(k.utf8)) }
+        case .clearPayload(let ids):
+            w.u8(Operation.clearPayloadKind)
+            Operation.writeIDs(&w, ids)
         }
     }
 
@@ -76,14 +97,36 @@ package enum Operation: Sendable {
             for _ in 0..<count { batch.payloads.append(try r.u8() == 1 ? try r.blob() : nil) }
             return .upsert(batch)
         case deleteKind:
-            let count = Int(try r.u32())
-            var ids: [PointID] = []
-            ids.reserveCapacity(count)
-            for _ in 0..<count { ids.append(try readID(&r)) }
-            return .delete(ids)
+            return .delete(try readIDs(&r))
+        case setPayloadKind:
+            let ids = try readIDs(&r)
+            let payload = try r.blob()
+            return .setPayload(ids: ids, payload: payload, overwrite: try r.u8() == 1)
+        case deleteKeysKind:
+            let ids = try readIDs(&r)
+            let n = Int(try r.u32())
+            var keys: [String] = []
+            for _ in 0..<n { keys.append(String(decoding: try r.blob(), as: UTF8.self)) }
+            return .deletePayloadKeys(ids: ids, keys: keys)
+        case clearPayloadKind:
+            return .clearPayload(try readIDs(&r))
         case let kind:
             throw VQError(.corrupt, "unknown operation kind \(kind) in WAL record")
         }
+    }
+
+    private static func writeIDs(_ w: inout ByteWriter, _ ids: [PointID]) {
+        w.u32(UInt32(ids.count))
+        for id in ids { writeID(&w, id) }
+    }
+
+    private static func readIDs(_ r: inout ByteReader) throws -> [PointID] {
+        let count = Int(try r.u32())
+        guard count <= r.remaining / 17 else { throw VQError(.corrupt, "WAL record claims \(count) ids but is too short") }
+        var ids: [PointID] = []
+        ids.reserveCapacity(count)
+        for _ in 0..<count { ids.append(try readID(&r)) }
+        return ids
     }
 
     private static func writeID(_ w: inout ByteWriter, _ id: PointID) {

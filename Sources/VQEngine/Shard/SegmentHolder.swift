@@ -140,7 +140,40 @@ package final class SegmentHolder: @unchecked Sendable {
                     slots[Int(loc.slot)]!.markDeleted(Int(loc.row))
                 }
             }
+        case .setPayload(let ids, let payload, let overwrite):
+            let patch = (try? JSONParser.parse(payload))?.objectValue ?? []
+            for id in ids {
+                try updatePayload(id, op) { old in
+                    if overwrite { return .object(patch) }
+                    var members = old?.objectValue ?? []
+                    for (k, v) in patch {
+                        if let i = members.firstIndex(where: { $0.0 == k }) { members[i].1 = v } else { members.append((k, v)) }
+                    }
+                    return .object(members)
+                }
+            }
+        case .deletePayloadKeys(let ids, let keys):
+            for id in ids {
+                try updatePayload(id, op) { old in .object((old?.objectValue ?? []).filter { !keys.contains($0.0) }) }
+            }
+        case .clearPayload(let ids):
+            for id in ids { try updatePayload(id, op) { _ in nil } }
         }
+    }
+
+    /// Rewrites one point's payload: in place in the appendable segment, else by moving the
+    /// point there (sealed segments never change rows, only tombstones). Missing ids are skipped.
+    private func updatePayload(_ id: PointID, _ op: UInt64, _ change: (JSON?) -> JSON?) throws {
+        guard let loc = locations[id] else { return }
+        let seg = slots[Int(loc.slot)]!
+        let row = Int(loc.row)
+        let new = change(seg.payload(row)).map { JSONWriter.bytes($0) }
+        if Int(loc.slot) == appendableSlot && seg.appendable {
+            try seg.setPayload(row: row, version: op, new)
+            return
+        }
+        let vector = Array(seg.vector(row))
+        try vector.withUnsafeBufferPointer { try upsert(id, $0, new, op) }
     }
 
     private func upsert(_ id: PointID, _ vector: UnsafeBufferPointer<Float>, _ payload: [UInt8]?, _ op: UInt64) throws {
@@ -196,9 +229,24 @@ package final class SegmentHolder: @unchecked Sendable {
 
     // MARK: reading
 
+    /// Every live point passing `filter`, in no particular order.
+    func scan(filter: Filter?, withVector: Bool, withPayload: Bool) -> [PointRecord] {
+        var out: [PointRecord] = []
+        for seg in segments {
+            for row in 0..<seg.rowCount where !seg.isDeleted(row) {
+                let rec = seg.record(row)
+                let payload = (withPayload || filter != nil) ? seg.payload(row) : nil
+                if let filter, !filter.matches(id: rec.id, payload: payload) { continue }
+                out.append(PointRecord(id: rec.id, version: rec.version, vector: withVector ? Array(seg.vector(row)) : [],
+                                       payload: withPayload ? payload : nil))
+            }
+        }
+        return out
+    }
+
     /// The best `params.k` rows over the segments `include` admits.
     /// - Returns: the hits, and how many live points were left out (segments `include` rejected).
-    func search(_ query: UnsafeBufferPointer<Float>, params: SegmentSearch, withPayload: Bool,
+    func search(_ query: UnsafeBufferPointer<Float>, params: SegmentSearch, withPayload: Bool, filter: Filter? = nil,
                 include: (Segment) -> Bool) -> (hits: [ScoredPoint], skipped: Int) {
         var top = TopK(k: params.k)
         var skipped = 0
@@ -208,7 +256,13 @@ package final class SegmentHolder: @unchecked Sendable {
                 skipped += seg.liveCount
                 continue
             }
-            seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top)
+            if let filter {
+                seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top) { row in
+                    filter.matches(id: seg.record(row).id, payload: seg.payload(row))
+                }
+            } else {
+                seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top)
+            }
         }
         let hits = top.sorted().map { hit in
             let seg = slots[Int(hit.key >> 32)]!

@@ -44,6 +44,7 @@ package struct ShardSearch: Sendable {
     package var exact = false
     package var indexedOnly = false
     package var withPayload = false
+    package var filter: Filter? = nil
 
     package init(k: Int, ef: Int) {
         self.k = k

@@ -1,0 +1,60 @@
+// Prometheus text for GET /metrics: request counts and latency histograms per
+// route, and per-collection gauges (points, segments, queue depth, unindexed
+// points, indexing rate).
+
+import Foundation
+import Synchronization
+
+final class Metrics: Sendable {
+    static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+    private struct Route {
+        var count = 0
+        var errors = 0
+        var sum = 0.0
+        var buckets = [Int](repeating: 0, count: Metrics.buckets.count)
+    }
+
+    private let routes = Mutex<[String: Route]>([:])
+
+    func record(route: String, status: Int, seconds: Double) {
+        routes.withLock { all in
+            var r = all[route] ?? Route()
+            r.count += 1
+            if status >= 400 { r.errors += 1 }
+            r.sum += seconds
+            for (i, b) in Metrics.buckets.enumerated() where seconds <= b { r.buckets[i] += 1 }
+            all[route] = r
+        }
+    }
+
+    func render(engine: Engine) -> String {
+        var s = "# HELP vq_http_requests_total Requests by route.\n# TYPE vq_http_requests_total counter\n"
+        let snapshot = routes.withLock { $0 }
+        for (name, r) in snapshot.sorted(by: { $0.key < $1.key }) {
+            s += "vq_http_requests_total{route=\"\(name)\"} \(r.count)\n"
+            s += "vq_http_request_errors_total{route=\"\(name)\"} \(r.errors)\n"
+        }
+        s += "# HELP vq_http_request_duration_seconds Request latency by route.\n# TYPE vq_http_request_duration_seconds histogram\n"
+        for (name, r) in snapshot.sorted(by: { $0.key < $1.key }) {
+            for (i, b) in Metrics.buckets.enumerated() {
+                s += "vq_http_request_duration_seconds_bucket{route=\"\(name)\",le=\"\(b)\"} \(r.buckets[i])\n"
+            }
+            s += "vq_http_request_duration_seconds_bucket{route=\"\(name)\",le=\"+Inf\"} \(r.count)\n"
+            s += "vq_http_request_duration_seconds_sum{route=\"\(name)\"} \(r.sum)\n"
+            s += "vq_http_request_duration_seconds_count{route=\"\(name)\"} \(r.count)\n"
+        }
+        s += "# TYPE vq_collection_points gauge\n# TYPE vq_collection_segments gauge\n# TYPE vq_update_queue_depth gauge\n"
+        s += "# TYPE vq_unindexed_points gauge\n# TYPE vq_indexing_rate_points_per_second gauge\n"
+        for name in engine.collectionNames() {
+            guard let c = try? engine.collection(name) else { continue }
+            let st = c.status
+            s += "vq_collection_points{collection=\"\(name)\"} \(st.points)\n"
+            s += "vq_collection_segments{collection=\"\(name)\"} \(st.segmentCount)\n"
+            s += "vq_update_queue_depth{collection=\"\(name)\"} \(st.queueDepth)\n"
+            s += "vq_unindexed_points{collection=\"\(name)\"} \(st.unindexedPoints)\n"
+            s += "vq_indexing_rate_points_per_second{collection=\"\(name)\"} \(st.indexingRate)\n"
+        }
+        return s
+    }
+}

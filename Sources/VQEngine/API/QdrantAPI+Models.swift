@@ -1,0 +1,387 @@
+// Request bodies -> engine calls, engine results -> Qdrant's JSON shapes.
+
+import Foundation
+
+extension QdrantAPI {
+    // MARK: small readers
+
+    func requireArray(_ body: JSON, _ key: String) throws -> [JSON] {
+        guard let v = body[key] else { throw VQError.invalid("request body lacks \"\(key)\"") }
+        guard let a = v.arrayValue else { throw VQError.invalid("\"\(key)\" is \(v.typeName); expected an array") }
+        return a
+    }
+
+    func int(_ body: JSON, _ key: String, default d: Int, min lower: Int = 0) throws -> Int {
+        guard let v = body[key], v != .null else { return d }
+        guard let i = v.intValue, i >= Int64(lower), i <= Int64(Int32.max) else {
+            throw VQError.invalid("\"\(key)\" is \(v.compactText); expected an integer of at least \(lower)")
+        }
+        return Int(i)
+    }
+
+    func bool(_ body: JSON, _ key: String, default d: Bool) throws -> Bool {
+        guard let v = body[key], v != .null else { return d }
+        guard let b = v.boolValue else { throw VQError.invalid("\"\(key)\" is \(v.typeName); expected true or false") }
+        return b
+    }
+
+    /// with_payload: true/false, or a list of keys (taken as true: whole payloads are returned).
+    func withPayload(_ body: JSON, default d: Bool) throws -> Bool {
+        guard let v = body["with_payload"], v != .null else { return d }
+        switch v {
+        case .bool(let b): return b
+        case .array, .object: return true
+        default: throw VQError.invalid("\"with_payload\" is \(v.typeName); expected a boolean or a list of keys")
+        }
+    }
+
+    func withVector(_ body: JSON) throws -> Bool {
+        guard let v = body["with_vector"] ?? body["with_vectors"], v != .null else { return false }
+        switch v {
+        case .bool(let b): return b
+        case .array: return true
+        default: throw VQError.invalid("\"with_vector\" is \(v.typeName); expected a boolean")
+        }
+    }
+
+    func vector(_ json: JSON?, _ what: String) throws -> [Float] {
+        guard let json else { throw VQError.invalid("\(what) is missing; expected an array of numbers") }
+        if case .object = json { throw VQError.invalid("\(what): named and sparse vectors are not supported; expected an array of numbers") }
+        guard let items = json.arrayValue else { throw VQError.invalid("\(what) is \(json.typeName); expected an array of numbers") }
+        return try items.enumerated().map { i, e in
+            guard let d = e.doubleValue else { throw VQError.invalid("\(what) element \(i) is \(e.typeName); expected a number") }
+            return Float(d)
+        }
+    }
+
+    func filter(_ body: JSON) throws -> Filter? {
+        guard let f = body["filter"], f != .null else { return nil }
+        return try Filter(json: f)
+    }
+
+    func parsePathID(_ text: String) throws -> PointID {
+        if let n = UInt64(text) { return .number(n) }
+        if let u = PointID(uuidString: text) { return u }
+        throw VQError.invalid("point id \"\(text)\" is invalid; expected an unsigned integer or a UUID")
+    }
+
+    /// `?wait=true`: applied and searchable; otherwise once durable. `?timeout=S` bounds back pressure.
+    func writeOptions(_ r: HTTPRequest) throws -> (WriteWait, Date) {
+        let wait: WriteWait
+        switch r.query["wait"]?.lowercased() {
+        case nil, "false", "0": wait = .durable
+        case "true", "1", "": wait = .applied
+        case let other?: throw VQError.invalid("wait is \"\(other)\"; expected true or false")
+        }
+        var timeout = config.writeTimeout
+        if let t = r.query["timeout"] {
+            guard let v = Double(t), v > 0 else { throw VQError.invalid("timeout is \"\(t)\"; expected a positive number of seconds") }
+            timeout = v
+        }
+        return (wait, Date().addingTimeInterval(timeout))
+    }
+
+    func updateResult(_ ticket: WriteTicket, _ wait: WriteWait, _ start: UInt64) -> HTTPResponse {
+        APIEnvelope.ok(.object([("operation_id", .int(Int64(ticket.ops.values.max() ?? 0))),
+                                ("status", .string(wait == .applied ? "completed" : "acknowledged"))]), since: start)
+    }
+
+    /// The points a selector names: {"points": [ids]} or {"filter": {...}}.
+    func selected(_ collection: Collection, _ body: JSON) throws -> [PointID] {
+        if let points = body["points"], points != .null {
+            guard let list = points.arrayValue else {
+                if case .object = points { return collection.ids(matching: try Filter(json: points)) }
+                throw VQError.invalid("\"points\" is \(points.typeName); expected a list of point ids")
+            }
+            return try list.map { try PointID(json: $0) }
+        }
+        if let f = try filter(body) { return collection.ids(matching: f) }
+        throw VQError.invalid("request names no points; expected \"points\": [ids] or \"filter\"")
+    }
+
+    // MARK: JSON out
+
+    func recordJSON(_ p: PointRecord, withVector: Bool, withPayload: Bool) -> JSON {
+        var m: [(String, JSON)] = [("id", p.id.json)]
+        if withPayload { m.append(("payload", p.payload ?? .object([]))) }
+        if withVector { m.append(("vector", .array(p.vector.map { .double(Double($0)) }))) }
+        return .object(m)
+    }
+
+    func scoredJSON(_ h: ScoredPoint, vector: [Float]?) -> JSON {
+        // The float's shortest form (0.98058069, not 0.9805806875228882), as Qdrant prints f32 scores.
+        let score = Double(h.score.description) ?? Double(h.score)
+        var m: [(String, JSON)] = [("id", h.id.json), ("version", .int(Int64(h.version))), ("score", .double(score))]
+        if let payload = h.payload { m.append(("payload", payload)) }
+        if let vector { m.append(("vector", .array(vector.map { .double(Double($0)) }))) }
+        return .object(m)
+    }
+
+    // MARK: collections
+
+    func createCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        try Engine.validateName(name)
+        let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parse(r.body)
+        guard let vectors = body["vectors"] else { throw VQError.invalid("collection needs \"vectors\": {\"size\": N, \"distance\": \"Cosine\"}") }
+        guard let size = vectors["size"]?.intValue else {
+            throw VQError.invalid("named vectors are not supported; expected \"vectors\": {\"size\": N, \"distance\": \"Cosine|Dot|Euclid|Manhattan\"}")
+        }
+        guard let distanceName = vectors["distance"]?.stringValue, let distance = Distance(rawValue: distanceName) else {
+            throw VQError.invalid("vectors.distance is \(vectors["distance"]?.compactText ?? "missing"); expected Cosine, Dot, Euclid or Manhattan")
+        }
+        var c = CollectionConfig(dim: Int(size), distance: distance)
+        c.preventUnoptimized = config.preventUnoptimized
+        c.updateQueueSize = config.updateQueueSize
+        c.shardNumber = try int(body, "shard_number", default: 1, min: 1)
+        c.replicationFactor = try int(body, "replication_factor", default: 1, min: 1)
+        c.writeConsistencyFactor = try int(body, "write_consistency_factor", default: 1, min: 1)
+        c.readFanOutDelayMs = try int(body, "read_fan_out_delay_ms", default: 0)
+        c.readFanOutFactor = try int(body, "read_fan_out_factor", default: 0)
+        try applyHNSW(&c, body["hnsw_config"])
+        try applyOptimizers(&c, body["optimizers_config"])
+        try engine.createCollection(name, config: c)
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    func applyHNSW(_ c: inout CollectionConfig, _ h: JSON?) throws {
+        guard let h, h != .null else { return }
+        c.m = try int(h, "m", default: c.m)
+        c.efConstruct = try int(h, "ef_construct", default: c.efConstruct, min: 4)
+        c.fullScanThreshold = try int(h, "full_scan_threshold", default: c.fullScanThreshold)
+        c.maxIndexingThreads = try int(h, "max_indexing_threads", default: c.maxIndexingThreads)
+    }
+
+    func applyOptimizers(_ c: inout CollectionConfig, _ o: JSON?) throws {
+        guard let o, o != .null else { return }
+        if let d = o["deleted_threshold"], d != .null {
+            guard let v = d.doubleValue else { throw VQError.invalid("deleted_threshold is \(d.typeName); expected a number from 0 to 1") }
+            c.deletedThreshold = v
+        }
+        c.vacuumMinVectorNumber = try int(o, "vacuum_min_vector_number", default: c.vacuumMinVectorNumber)
+        c.defaultSegmentNumber = try int(o, "default_segment_number", default: c.defaultSegmentNumber)
+        if let v = o["max_segment_size"], v != .null { c.maxSegmentSize = try int(o, "max_segment_size", default: 0, min: 1) }
+        c.indexingThreshold = try int(o, "indexing_threshold", default: c.indexingThreshold)
+        c.flushIntervalSec = try int(o, "flush_interval_sec", default: c.flushIntervalSec)
+        c.preventUnoptimized = try bool(o, "prevent_unoptimized", default: c.preventUnoptimized)
+    }
+
+    func updateCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parse(r.body)
+        _ = try engine.updateCollection(name) { c in
+            if let p = body["params"], p != .null {
+                c.replicationFactor = try int(p, "replication_factor", default: c.replicationFactor, min: 1)
+                c.writeConsistencyFactor = try int(p, "write_consistency_factor", default: c.writeConsistencyFactor, min: 1)
+                c.readFanOutDelayMs = try int(p, "read_fan_out_delay_ms", default: c.readFanOutDelayMs)
+                c.readFanOutFactor = try int(p, "read_fan_out_factor", default: c.readFanOutFactor)
+            }
+            try applyHNSW(&c, body["hnsw_config"])
+            try applyOptimizers(&c, body["optimizers_config"])
+        }
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    func collectionInfo(_ name: String) throws -> JSON {
+        let collection = try engine.collection(name)
+        let c = collection.config
+        let status = collection.status
+        let indexed = status.points - status.unindexedPoints
+        return .object([
+            ("status", .string(c.indexingThreshold > 0 && status.unindexedPoints >= c.shardOptions.indexingThresholdRows ? "yellow" : "green")),
+            ("optimizer_status", .string("ok")),
+            ("indexed_vectors_count", .int(Int64(max(0, indexed)))),
+            ("points_count", .int(Int64(status.points))),
+            ("segments_count", .int(Int64(status.segmentCount))),
+            ("config", .object([
+                ("params", .object([
+                    ("vectors", .object([("size", .int(Int64(c.dim))), ("distance", .string(c.distance.rawValue))])),
+                    ("shard_number", .int(Int64(c.shardNumber))),
+                    ("replication_factor", .int(Int64(c.replicationFactor))),
+                    ("write_consistency_factor", .int(Int64(c.writeConsistencyFactor))),
+                    ("read_fan_out_factor", .int(Int64(c.readFanOutFactor))),
+                    ("read_fan_out_delay_ms", .int(Int64(c.readFanOutDelayMs))),
+                    ("on_disk_payload", .bool(true)),
+                ])),
+                ("hnsw_config", .object([
+                    ("m", .int(Int64(c.m))), ("ef_construct", .int(Int64(c.efConstruct))),
+                    ("full_scan_threshold", .int(Int64(c.fullScanThreshold))),
+                    ("max_indexing_threads", .int(Int64(c.maxIndexingThreads))), ("on_disk", .bool(true)),
+                ])),
+                ("optimizer_config", .object([
+                    ("deleted_threshold", .double(c.deletedThreshold)),
+                    ("vacuum_min_vector_number", .int(Int64(c.vacuumMinVectorNumber))),
+                    ("default_segment_number", .int(Int64(c.defaultSegmentNumber))),
+                    ("max_segment_size", c.maxSegmentSize.map { .int(Int64($0)) } ?? .null),
+                    ("memmap_threshold", .null),
+                    ("indexing_threshold", .int(Int64(c.indexingThreshold))),
+                    ("flush_interval_sec", .int(Int64(c.flushIntervalSec))),
+                    ("max_optimization_threads", .null),
+                    ("prevent_unoptimized", .bool(c.preventUnoptimized)),
+                ])),
+                ("wal_config", .object([("wal_capacity_mb", .int(32)), ("wal_segments_ahead", .int(0))])),
+                ("quantization_config", .null),
+            ])),
+            ("payload_schema", .object([])),
+        ])
+    }
+
+    func clusterInfo() -> JSON {
+        .object([
+            ("status", .string("enabled")), ("peer_id", .int(1)),
+            ("peers", .object([("1", .object([("uri", .string(config.advertisedURL))]))])),
+            ("raft_info", .object([("term", .int(0)), ("commit", .int(0)), ("pending_operations", .int(0)), ("leader", .int(1)),
+                                   ("role", .string("Leader")), ("is_voter", .bool(true))])),
+            ("consensus_thread_status", .object([("consensus_thread_status", .string("working")),
+                                                 ("last_update", .string(ISO8601DateFormatter().string(from: Date())))])),
+            ("message_send_failures", .object([])),
+        ])
+    }
+
+    func collectionCluster(_ name: String) throws -> JSON {
+        let collection = try engine.collection(name)
+        let shards: [JSON] = collection.shards.enumerated().map { i, s in
+            .object([("shard_id", .int(Int64(i))), ("points_count", .int(Int64(s.pointCount))), ("state", .string("Active"))])
+        }
+        return .object([("peer_id", .int(1)), ("shard_count", .int(Int64(shards.count))), ("local_shards", .array(shards)),
+                        ("remote_shards", .array([])), ("shard_transfers", .array([]))])
+    }
+
+    // MARK: points
+
+    func upsert(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        let (wait, deadline) = try writeOptions(r)
+        var batch = PointBatch(dim: collection.config.dim)
+        func add(_ id: JSON, _ vector: JSON?, _ payload: JSON?, _ what: String) throws {
+            let pid = try PointID(json: id)
+            var v = try self.vector(vector, "\(what).vector")
+            try collection.prepare(&v)
+            var bytes: [UInt8]?
+            switch payload {
+            case nil, .null?: bytes = nil
+            case .object?: bytes = JSONWriter.bytes(payload!)
+            case let other?: throw VQError.invalid("\(what).payload is \(other.typeName); expected an object")
+            }
+            v.withUnsafeBufferPointer { batch.append(id: pid, vector: $0, payload: bytes) }
+        }
+        if let points = body["points"] {
+            guard let list = points.arrayValue else { throw VQError.invalid("\"points\" is \(points.typeName); expected an array") }
+            for (i, p) in list.enumerated() {
+                guard let id = p["id"] else { throw VQError.invalid("points[\(i)] lacks \"id\"") }
+                try add(id, p["vector"], p["payload"], "points[\(i)]")
+            }
+        } else if let b = body["batch"] {
+            let ids = try requireArray(b, "ids")
+            guard let vectors = b["vectors"]?.arrayValue, vectors.count == ids.count else {
+                throw VQError.invalid("batch.vectors must be an array with one vector per id (\(ids.count))")
+            }
+            let payloads = b["payloads"]?.arrayValue
+            if let payloads, payloads.count != ids.count { throw VQError.invalid("batch.payloads has \(payloads.count) entries; expected \(ids.count)") }
+            for i in ids.indices { try add(ids[i], vectors[i], payloads?[i], "batch[\(i)]") }
+        } else {
+            throw VQError.invalid("upsert needs \"points\": [...] or \"batch\": {\"ids\", \"vectors\", \"payloads\"}")
+        }
+        let ticket = try collection.upsert(&batch, wait: wait, deadline: deadline)
+        return updateResult(ticket, wait, start)
+    }
+
+    func getPoints(_ collection: Collection, _ body: JSON) throws -> JSON {
+        let ids = try requireArray(body, "ids").map { try PointID(json: $0) }
+        let wv = try withVector(body), wp = try withPayload(body, default: true)
+        return .array(collection.retrieve(ids, withVector: wv, withPayload: wp).map { recordJSON($0, withVector: wv, withPayload: wp) })
+    }
+
+    func deletePoints(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        let (wait, deadline) = try writeOptions(r)
+        let ids = try selected(collection, body)
+        return updateResult(try collection.delete(ids, wait: wait, deadline: deadline), wait, start)
+    }
+
+    func setPayload(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, overwrite: Bool, _ start: UInt64) throws -> HTTPResponse {
+        let (wait, deadline) = try writeOptions(r)
+        guard let payload = body["payload"], case .object = payload else { throw VQError.invalid("\"payload\" must be an object") }
+        let ids = try selected(collection, body)
+        let bytes = JSONWriter.bytes(payload)
+        let ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .setPayload(ids: $0, payload: bytes, overwrite: overwrite) }
+        return updateResult(ticket, wait, start)
+    }
+
+    func deletePayload(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        let (wait, deadline) = try writeOptions(r)
+        let keys = try requireArray(body, "keys").map { k -> String in
+            guard let s = k.stringValue else { throw VQError.invalid("\"keys\" must hold strings") }
+            return s
+        }
+        let ids = try selected(collection, body)
+        let ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .deletePayloadKeys(ids: $0, keys: keys) }
+        return updateResult(ticket, wait, start)
+    }
+
+    func clearPayload(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        let (wait, deadline) = try writeOptions(r)
+        let ids = try selected(collection, body)
+        let ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .clearPayload($0) }
+        return updateResult(ticket, wait, start)
+    }
+
+    func scroll(_ collection: Collection, _ body: JSON) throws -> JSON {
+        let limit = try int(body, "limit", default: 10, min: 1)
+        let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
+        let wv = try withVector(body), wp = try withPayload(body, default: true)
+        let (points, next) = collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp)
+        return .object([("points", .array(points.map { recordJSON($0, withVector: wv, withPayload: wp) })),
+                        ("next_page_offset", next?.json ?? .null)])
+    }
+
+    func count(_ collection: Collection, _ body: JSON) throws -> JSON {
+        .object([("count", .int(Int64(collection.count(filter: try filter(body)))))])
+    }
+
+    /// Shared by search and query: limit, offset, params, filter, score_threshold, with_*.
+    func runSearch(_ collection: Collection, vector: [Float], body: JSON) throws -> [JSON] {
+        var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10))
+        req.offset = try int(body, "offset", default: 0)
+        req.withPayload = try withPayload(body, default: false)
+        req.filter = try filter(body)
+        if let params = body["params"], params != .null {
+            if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
+            req.exact = try bool(params, "exact", default: false)
+            req.indexedOnly = try bool(params, "indexed_only", default: false)
+        }
+        let threshold = body["score_threshold"]?.doubleValue
+        var hits = try collection.search(req).hits
+        if let threshold {
+            hits = hits.filter { collection.config.distance.higherIsBetter ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+        }
+        let wv = try withVector(body)
+        let vectors: [PointID: [Float]] = wv
+            ? Dictionary(uniqueKeysWithValues: collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) })
+            : [:]
+        return hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil) }
+    }
+
+    func search(_ collection: Collection, _ body: JSON) throws -> JSON {
+        .array(try runSearch(collection, vector: try vector(body["vector"], "vector"), body: body))
+    }
+
+    /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
+    func query(_ collection: Collection, _ body: JSON) throws -> JSON {
+        guard let q = body["query"], q != .null else {
+            throw VQError.invalid("query needs \"query\": a vector or {\"nearest\": vector}; other query kinds are not supported")
+        }
+        let v: [Float]
+        switch q {
+        case .array: v = try vector(q, "query")
+        case .object:
+            if let nearest = q["nearest"] { v = try vector(nearest, "query.nearest") } else {
+                throw VQError.invalid("query \(q.compactText) is not supported; expected a vector or {\"nearest\": vector}")
+            }
+        case .int, .uint, .string:
+            let id = try PointID(json: q)
+            guard let p = collection.retrieve([id], withVector: true, withPayload: false).first else {
+                throw VQError(.notFound, "point \(id) does not exist")
+            }
+            v = p.vector
+        default: throw VQError.invalid("query is \(q.typeName); expected a vector or {\"nearest\": vector}")
+        }
+        return .object([("points", .array(try runSearch(collection, vector: v, body: body)))])
+    }
+}

@@ -1,0 +1,185 @@
+// Parses HTTP/1.1 requests from a byte buffer. Strict: anything malformed is
+// an error with a status (400, 413, 431, 501, 505), never a crash.
+
+/// Size limits for requests.
+package struct HTTPLimits: Sendable {
+    package var maxHeaderBytes = 16 << 10
+    package var maxBodyBytes = 32 << 20
+    package var maxHeaders = 100
+
+    package init() {}
+}
+
+/// The outcome of looking at the bytes received so far.
+package enum HTTPParseResult {
+    /// Not a whole request yet.
+    case needMore
+    /// A request, and how many bytes of the buffer it used.
+    case request(HTTPRequest, consumed: Int)
+    /// A malformed request: answer with `status` and close.
+    case error(status: Int, message: String)
+}
+
+package enum HTTPParser {
+    /// Parses the first request in `buffer`.
+    package static func parse(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimits) -> HTTPParseResult {
+        let bytes = buffer.bindMemory(to: UInt8.self)
+        // Find the end of the header block.
+        var headerEnd = -1
+        var i = 0
+        let n = bytes.count
+        while i + 3 < n {
+            if bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 { headerEnd = i; break }
+            i += 1
+        }
+        if headerEnd < 0 {
+            if n > limits.maxHeaderBytes { return .error(status: 431, message: "request headers exceed \(limits.maxHeaderBytes) bytes") }
+            return .needMore
+        }
+        if headerEnd > limits.maxHeaderBytes { return .error(status: 431, message: "request headers exceed \(limits.maxHeaderBytes) bytes") }
+        guard let head = String(validating: UnsafeBufferPointer(rebasing: bytes[0..<headerEnd]), as: UTF8.self) else {
+            return .error(status: 400, message: "request headers are not valid UTF-8")
+        }
+        var lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
+        guard !lines.isEmpty else { return .error(status: 400, message: "empty request") }
+        let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
+        guard requestLine.count == 3 else { return .error(status: 400, message: "malformed request line") }
+        let method = String(requestLine[0]), target = String(requestLine[1]), version = requestLine[2]
+        guard !method.isEmpty, method.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else {
+            return .error(status: 400, message: "malformed method")
+        }
+        guard version == "HTTP/1.1" || version == "HTTP/1.0" else {
+            return .error(status: version.hasPrefix("HTTP/") ? 505 : 400, message: "unsupported protocol version \(version)")
+        }
+        guard target.hasPrefix("/") else { return .error(status: 400, message: "request target must be an absolute path") }
+        if lines.count > limits.maxHeaders { return .error(status: 431, message: "more than \(limits.maxHeaders) header fields") }
+        var headers: [(String, String)] = []
+        var contentLength: Int?
+        var chunked = false
+        var keepAlive = version == "HTTP/1.1"
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
+                return .error(status: 400, message: "malformed header line")
+            }
+            let name = line[..<colon].lowercased()
+            guard !name.contains(" ") && !name.contains("\t") else { return .error(status: 400, message: "malformed header name") }
+            let value = line[line.index(after: colon)...].trimmingCharactersSpaceTab()
+            headers.append((name, value))
+            switch name {
+            case "content-length":
+                guard let v = Int(value), v >= 0 else { return .error(status: 400, message: "invalid Content-Length") }
+                if let existing = contentLength, existing != v { return .error(status: 400, message: "conflicting Content-Length headers") }
+                contentLength = v
+            case "transfer-encoding":
+                let codings = value.lowercased().split(separator: ",").map { $0.trimmingCharactersSpaceTab() }
+                guard codings.last == "chunked", codings.allSatisfy({ $0 == "chunked" || $0 == "identity" }) else {
+                    return .error(status: 501, message: "unsupported Transfer-Encoding \(value)")
+                }
+                chunked = true
+            case "connection":
+                let v = value.lowercased()
+                if v.contains("close") { keepAlive = false } else if v.contains("keep-alive") { keepAlive = true }
+            default: break
+            }
+        }
+        if chunked && contentLength != nil { return .error(status: 400, message: "both Content-Length and chunked Transfer-Encoding") }
+        let bodyStart = headerEnd + 4
+        var body: [UInt8] = []
+        var consumed = bodyStart
+        if chunked {
+            var p = bodyStart
+            while true {
+                // chunk-size [;ext] CRLF
+                var lineEnd = p
+                while lineEnd + 1 < n && !(bytes[lineEnd] == 13 && bytes[lineEnd + 1] == 10) { lineEnd += 1 }
+                if lineEnd + 1 >= n { return n - bodyStart > limits.maxBodyBytes + 4096 ? .error(status: 413, message: "body too large") : .needMore }
+                var size = 0
+                var digits = 0
+                var q = p
+                while q < lineEnd, let d = hexDigit(bytes[q]) {
+                    size = size * 16 + d
+                    digits += 1
+                    if size > limits.maxBodyBytes { return .error(status: 413, message: "request body exceeds \(limits.maxBodyBytes) bytes") }
+                    q += 1
+                }
+                guard digits > 0, q == lineEnd || bytes[q] == UInt8(ascii: ";") else { return .error(status: 400, message: "malformed chunk size") }
+                p = lineEnd + 2
+                if size == 0 {
+                    // Trailers, then an empty line.
+                    while true {
+                        var e = p
+                        while e + 1 < n && !(bytes[e] == 13 && bytes[e + 1] == 10) { e += 1 }
+                        if e + 1 >= n { return .needMore }
+                        let empty = e == p
+                        p = e + 2
+                        if empty { break }
+                    }
+                    consumed = p
+                    break
+                }
+                if body.count + size > limits.maxBodyBytes { return .error(status: 413, message: "request body exceeds \(limits.maxBodyBytes) bytes") }
+                if p + size + 2 > n { return .needMore }
+                body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[p..<(p + size)]))
+                guard bytes[p + size] == 13 && bytes[p + size + 1] == 10 else { return .error(status: 400, message: "malformed chunk") }
+                p += size + 2
+            }
+        } else if let length = contentLength, length > 0 {
+            if length > limits.maxBodyBytes { return .error(status: 413, message: "request body of \(length) bytes exceeds \(limits.maxBodyBytes)") }
+            if n - bodyStart < length { return .needMore }
+            body = Array(UnsafeBufferPointer(rebasing: bytes[bodyStart..<(bodyStart + length)]))
+            consumed = bodyStart + length
+        } else if contentLength == nil && (method == "POST" || method == "PUT" || method == "PATCH") {
+            // No length and not chunked: an empty body (HTTP/1.1 requests never read to EOF).
+        }
+        var path = target
+        var query: [String: String] = [:]
+        if let q = target.firstIndex(of: "?") {
+            path = String(target[..<q])
+            for pair in target[target.index(after: q)...].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let key = percentDecode(String(kv[0])) ?? String(kv[0])
+                let value = kv.count > 1 ? (percentDecode(String(kv[1])) ?? String(kv[1])) : ""
+                query[key] = value
+            }
+        }
+        guard let decoded = percentDecode(path) else { return .error(status: 400, message: "malformed percent-encoding in path") }
+        return .request(HTTPRequest(method: method, path: decoded, query: query, headers: headers, body: body, keepAlive: keepAlive),
+                        consumed: consumed)
+    }
+
+    private static func hexDigit(_ c: UInt8) -> Int? {
+        switch c {
+        case 0x30...0x39: return Int(c - 0x30)
+        case 0x61...0x66: return Int(c - 0x61 + 10)
+        case 0x41...0x46: return Int(c - 0x41 + 10)
+        default: return nil
+        }
+    }
+
+    /// Decodes %XX escapes and '+' in queries; nil when malformed or not UTF-8.
+    static func percentDecode(_ s: String) -> String? {
+        guard s.contains("%") || s.contains("+") else { return s }
+        var out: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let c = it.popFirst() {
+            if c == UInt8(ascii: "%") {
+                guard let h = it.popFirst(), let l = it.popFirst(), let hv = hexDigit(h), let lv = hexDigit(l) else { return nil }
+                out.append(UInt8(hv * 16 + lv))
+            } else if c == UInt8(ascii: "+") {
+                out.append(0x20)
+            } else {
+                out.append(c)
+            }
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharactersSpaceTab() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,340 @@
+// An HTTP/1.1 server: one event-loop thread owns every socket; handlers run on
+// a worker pool and hand their responses back through a wake-up pipe.
+//
+//   accept -> read into the connection's buffer -> parse -> (one request in flight
+//   per connection, so pipelined requests are answered in order) -> worker runs
+//   the handler -> loop writes the response -> parse the next buffered request
+//
+// Idle connections cost a buffer and a table entry, not a thread. Slow clients
+// are dropped: a request whose headers have not arrived within `headerTimeout`,
+// or a connection idle past `idleTimeout`, is closed.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Synchronization
+
+/// Server settings; each is a `vq serve` flag.
+package struct HTTPServerConfig: Sendable {
+    package var host = "127.0.0.1"
+    package var port = 6333
+    package var limits = HTTPLimits()
+    package var headerTimeout: Double = 10
+    package var idleTimeout: Double = 120
+    package var maxConnections = 20_000
+
+    package init() {}
+}
+
+/// A running server.
+package final class HTTPServer: @unchecked Sendable {
+    package typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
+
+    /// Owned by the loop thread; workers only carry the reference back with their response.
+    private final class Connection: @unchecked Sendable {
+        let fd: Int32
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var outputOffset = 0
+        var busy = false
+        var closeAfterWrite = false
+        var peerClosed = false
+        var lastActivity: Double
+        var requestStarted: Double?
+
+        init(fd: Int32, now: Double) {
+            self.fd = fd
+            lastActivity = now
+        }
+    }
+
+    private struct Completion: @unchecked Sendable {
+        var connection: Connection
+        var bytes: [UInt8]
+        var close: Bool
+    }
+
+    package let config: HTTPServerConfig
+    /// The port actually bound (useful when asked for port 0).
+    package let port: Int
+    private let listenFD: Int32
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let handler: Handler
+    private let poller: Poller
+    private var connections: [Int32: Connection] = [:]
+    private let completions = Mutex<[Completion]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = DispatchSemaphore(value: 0)
+    private let workers = DispatchQueue(label: "vq.http.workers", attributes: .concurrent)
+    private let inFlight = Atomic<Int>(0)
+
+    /// Binds and listens; call `start()` to serve.
+    /// - Throws: `.io` naming the address when it cannot bind.
+    package init(config: HTTPServerConfig, handler: @escaping Handler) throws {
+        self.config = config
+        self.handler = handler
+        poller = try Poller()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ioError("socket", "") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(config.port).bigEndian)
+        let host = config.host == "localhost" ? "127.0.0.1" : config.host
+        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
+            close(fd)
+            throw VQError.invalid("listen address \(config.host) is not an IPv4 address; expected e.g. 127.0.0.1 or 0.0.0.0")
+        }
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw VQError(.io, "cannot listen on \(config.host):\(config.port): \(errnoText(code))",
+                          hint: code == EADDRINUSE ? "another process uses the port; pick another with --listen" : nil)
+        }
+        guard listen(fd, 1024) == 0 else { close(fd); throw ioError("listen on", "\(config.host):\(config.port)") }
+        var actual = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = Int(UInt16(bigEndian: actual.sin_port))
+        HTTPServer.setNonBlocking(fd)
+        listenFD = fd
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { close(fd); throw ioError("pipe", "") }
+        wakeRead = pipeFDs[0]
+        wakeWrite = pipeFDs[1]
+        HTTPServer.setNonBlocking(wakeRead)
+        HTTPServer.setNonBlocking(wakeWrite)
+        poller.add(listenFD)
+        poller.add(wakeRead)
+    }
+
+    private static func setNonBlocking(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+
+    private static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Starts the event loop thread.
+    package func start() {
+        let t = Thread { [self] in loop() }
+        t.name = "vq-http"
+        t.start()
+    }
+
+    /// Stops accepting, finishes requests in flight (up to `grace` seconds), closes every connection.
+    package func stop(grace: Double = 10) {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        wake()
+        _ = stopped.wait(timeout: .now() + grace + 1)
+    }
+
+    private func wake() {
+        var b: UInt8 = 1
+        _ = write(wakeWrite, &b, 1)
+    }
+
+    private func loop() {
+        defer {
+            for (_, c) in connections { close(c.fd) }
+            connections.removeAll()
+            close(listenFD)
+            close(wakeRead)
+            close(wakeWrite)
+            stopped.signal()
+        }
+        var lastSweep = HTTPServer.now()
+        var drainDeadline: Double?
+        while true {
+            if stopping.load(ordering: .relaxed) {
+                if drainDeadline == nil {
+                    drainDeadline = HTTPServer.now() + 10
+                    poller.remove(listenFD)
+                }
+                let busy = connections.values.contains { $0.busy || $0.outputOffset < $0.output.count }
+                if !busy || HTTPServer.now() > drainDeadline! { return }
+            }
+            for ev in poller.wait(timeoutMs: 250) {
+                if ev.fd == listenFD {
+                    acceptAll()
+                } else if ev.fd == wakeRead {
+                    var scratch = [UInt8](repeating: 0, count: 256)
+                    while read(wakeRead, &scratch, 256) > 0 {}
+                    deliverCompletions()
+                } else if let c = connections[ev.fd] {
+                    if ev.readable || ev.hangup { readFrom(c) }
+                    if connections[ev.fd] === c && ev.writable { flush(c) }
+                }
+            }
+            deliverCompletions()
+            let now = HTTPServer.now()
+            if now - lastSweep >= 0.5 {
+                lastSweep = now
+                sweep(now)
+            }
+        }
+    }
+
+    private func acceptAll() {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 { return }
+            if connections.count >= config.maxConnections || stopping.load(ordering: .relaxed) {
+                let busy = HTTPResponse.json(503, Array("{\"status\":{\"error\":\"server has reached its connection limit\"},\"time\":0}".utf8))
+                    .serialized(keepAlive: false)
+                _ = busy.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+                close(fd)
+                continue
+            }
+            HTTPServer.setNonBlocking(fd)
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let c = Connection(fd: fd, now: HTTPServer.now())
+            connections[fd] = c
+            poller.add(fd)
+        }
+    }
+
+    private func drop(_ c: Connection) {
+        poller.remove(c.fd)
+        close(c.fd)
+        connections[c.fd] = nil
+    }
+
+    private func readFrom(_ c: Connection) {
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(c.fd, $0.baseAddress!, $0.count) }
+            if n > 0 {
+                if c.input.isEmpty && !c.busy { c.requestStarted = HTTPServer.now() }
+                c.input.append(contentsOf: chunk[0..<n])
+                c.lastActivity = HTTPServer.now()
+                if c.input.count > config.limits.maxBodyBytes + config.limits.maxHeaderBytes + 65_536 { break }
+                continue
+            }
+            if n == 0 {
+                c.peerClosed = true
+                break
+            }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { break }
+            drop(c)
+            return
+        }
+        if c.peerClosed && !c.busy && c.input.isEmpty {
+            drop(c)
+            return
+        }
+        if c.peerClosed { poller.modify(c.fd, read: false, write: c.outputOffset < c.output.count) }
+        parseNext(c)
+    }
+
+    private func parseNext(_ c: Connection) {
+        guard !c.busy, connections[c.fd] === c, !c.input.isEmpty, !c.closeAfterWrite else {
+            if c.peerClosed && !c.busy && c.outputOffset >= c.output.count && connections[c.fd] === c { drop(c) }
+            return
+        }
+        let result = c.input.withUnsafeBytes { HTTPParser.parse($0, limits: config.limits) }
+        switch result {
+        case .needMore:
+            if c.peerClosed { drop(c) }
+        case .error(let status, let message):
+            var w = JSONWriter()
+            w.write(.object([("status", .object([("error", .string(message))])), ("time", .double(0))]))
+            c.input.removeAll()
+            c.closeAfterWrite = true
+            send(c, HTTPResponse.json(status, w.bytes).serialized(keepAlive: false))
+        case .request(let request, let consumed):
+            c.input.removeFirst(consumed)
+            c.busy = true
+            c.requestStarted = nil
+            let keepAlive = request.keepAlive && !stopping.load(ordering: .relaxed)
+            let handler = self.handler
+            inFlight.add(1, ordering: .relaxed)
+            nonisolated(unsafe) let conn = c
+            workers.async { [self] in
+                let response = handler(request)
+                let bytes = response.serialized(keepAlive: keepAlive)
+                completions.withLock { $0.append(Completion(connection: conn, bytes: bytes, close: !keepAlive)) }
+                inFlight.subtract(1, ordering: .relaxed)
+                wake()
+            }
+        }
+    }
+
+    private func deliverCompletions() {
+        let ready = completions.withLock { list -> [Completion] in
+            let out = list
+            list.removeAll()
+            return out
+        }
+        for done in ready {
+            let c = done.connection
+            guard connections[c.fd] === c else { continue }
+            c.busy = false
+            c.lastActivity = HTTPServer.now()
+            if done.close { c.closeAfterWrite = true }
+            send(c, done.bytes)
+            if connections[c.fd] === c && !c.input.isEmpty && !c.closeAfterWrite { c.requestStarted = HTTPServer.now() }
+            parseNext(c)
+        }
+    }
+
+    private func send(_ c: Connection, _ bytes: [UInt8]) {
+        if c.outputOffset >= c.output.count {
+            c.output = bytes
+            c.outputOffset = 0
+        } else {
+            c.output.append(contentsOf: bytes)
+        }
+        flush(c)
+    }
+
+    private func flush(_ c: Connection) {
+        while c.outputOffset < c.output.count {
+            let n = c.output.withUnsafeBytes { write(c.fd, $0.baseAddress! + c.outputOffset, $0.count - c.outputOffset) }
+            if n > 0 {
+                c.outputOffset += n
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                poller.modify(c.fd, read: !c.peerClosed, write: true)
+                return
+            }
+            drop(c)
+            return
+        }
+        c.output = []
+        c.outputOffset = 0
+        if c.closeAfterWrite || (c.peerClosed && !c.busy) {
+            drop(c)
+            return
+        }
+        poller.modify(c.fd, read: !c.peerClosed, write: false)
+    }
+
+    /// Closes connections whose request headers are late or that sat idle too long.
+    private func sweep(_ now: Double) {
+        for c in Array(connections.values) where !c.busy {
+            if let started = c.requestStarted, !c.input.isEmpty, now - started > config.headerTimeout {
+                c.input.removeAll()
+                c.closeAfterWrite = true
+                send(c, HTTPResponse.json(408, Array("{\"status\":{\"error\":\"request not received in time\"},\"time\":0}".utf8))
+                    .serialized(keepAlive: false))
+            } else if c.input.isEmpty && c.outputOffset >= c.output.count && now - c.lastActivity > config.idleTimeout {
+                drop(c)
+            }
+        }
+    }
+
+    /// Open connections (for metrics).
+    package var connectionCount: Int { connections.count }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Qdrant's official Python client against a running `vq serve` (URL in argv[1]).
+
+Exercises what applications do: create, upsert (int and UUID ids, payloads), get,
+search with a filter, query, scroll with pagination, count, payload update,
+delete, collection update and delete. Exits non-zero on the first mismatch.
+"""
+import sys
+import uuid
+
+from qdrant_client import QdrantClient, models
+
+url = sys.argv[1]
+client = QdrantClient(url=url, prefer_grpc=False, timeout=10)
+name = "compat"
+
+assert not client.collection_exists(name)
+client.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+assert client.collection_exists(name)
+info = client.get_collection(name)
+assert info.config.params.vectors.size == 4, info
+assert info.config.params.vectors.distance == models.Distance.COSINE
+
+u = str(uuid.UUID("550e8400-e29b-41d4-a716-446655440000"))
+points = [models.PointStruct(id=i, vector=[1.0, i / 10, 0.0, 0.5], payload={"city": "Paris" if i % 2 else "Rome", "n": i})
+          for i in range(1, 21)]
+points.append(models.PointStruct(id=u, vector=[0.0, 1.0, 0.0, 0.0], payload={"city": "Oslo", "n": 100}))
+r = client.upsert(name, points=points, wait=True)
+assert r.status == models.UpdateStatus.COMPLETED, r
+
+got = client.retrieve(name, ids=[1, u], with_payload=True, with_vectors=True)
+assert sorted(str(p.id) for p in got) == sorted(["1", u]), got
+assert next(p for p in got if str(p.id) == u).payload["city"] == "Oslo"
+
+hits = client.query_points(name, query=[1.0, 0.1, 0.0, 0.5], limit=3,
+                           query_filter=models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="Paris"))]),
+                           with_payload=True).points
+assert len(hits) == 3 and all(h.payload["city"] == "Paris" for h in hits), hits
+assert hits[0].id == 1 and hits[0].score >= hits[1].score, hits
+
+near = client.query_points(name, query=[0.0, 1.0, 0.0, 0.0], limit=1).points
+assert str(near[0].id) == u, near
+
+ranged = client.count(name, count_filter=models.Filter(must=[models.FieldCondition(key="n", range=models.Range(gte=5, lt=10))]))
+assert ranged.count == 5, ranged
+assert client.count(name).count == 21
+
+seen, offset = [], None
+while True:
+    page, offset = client.scroll(name, limit=6, offset=offset, with_payload=False)
+    seen += [str(p.id) for p in page]
+    if offset is None:
+        break
+assert len(seen) == 21 and len(set(seen)) == 21, seen
+
+client.set_payload(name, payload={"tag": "new"}, points=[1, 2], wait=True)
+assert client.retrieve(name, ids=[1])[0].payload == {"city": "Paris", "n": 1, "tag": "new"}
+client.delete_payload(name, keys=["tag"], points=[1], wait=True)
+assert "tag" not in client.retrieve(name, ids=[1])[0].payload
+
+client.delete(name, points_selector=models.PointIdsList(points=[2, 3]), wait=True)
+assert client.count(name).count == 19
+client.delete(name, points_selector=models.FilterSelector(filter=models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="Oslo"))])), wait=True)
+assert client.count(name).count == 18
+
+client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=20000))
+assert client.get_collection(name).config.optimizer_config.indexing_threshold == 20000
+
+assert any(c.name == name for c in client.get_collections().collections)
+client.delete_collection(name)
+assert not client.collection_exists(name)
+print("qdrant-client compatibility: all checks passed")

@@ -1,0 +1,212 @@
+import Foundation
+import Testing
+
+/// A `vq serve` child on 127.0.0.1 and a free port, stopped with SIGTERM.
+final class ServerProcess {
+    let process = Process()
+    let scratch = Scratch()
+    var port = 0
+    private let errPipe = Pipe()
+    private var log = ""
+
+    init(_ extra: [String] = []) throws {
+        process.executableURL = vqBinary
+        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", scratch.data] + extra
+        process.standardError = errPipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Read stderr until the "listening" line names the port (bounded).
+        let handle = errPipe.fileHandleForReading
+        for _ in 0..<200 where port == 0 {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            log += String(decoding: chunk, as: UTF8.self)
+            if let r = log.range(of: "127.0.0.1:"), let p = Int(log[r.upperBound...].prefix { $0.isNumber }) { port = p }
+        }
+        guard port > 0 else { throw VQTestError("server did not start: \(log)") }
+    }
+
+    /// Sends SIGTERM and returns the exit status and everything it logged.
+    func stop() -> (Int32, String) {
+        process.terminate()
+        process.waitUntilExit()
+        log += String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, log)
+    }
+
+    deinit { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+}
+
+struct VQTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A raw TCP connection to the server, for exact control over the bytes.
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw VQTestError("connect failed") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { _ = text.withCString { write(fd, $0, strlen($0)) } }
+
+    /// Reads one response (head + Content-Length body); nil on EOF or timeout.
+    func response() -> (status: Int, headers: String, body: String)? {
+        var data = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            if let end = findHeaderEnd(data) {
+                let head = String(decoding: data[0..<end], as: UTF8.self)
+                let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                if data.count >= end + 4 + length {
+                    let status = Int(head.split(separator: " ")[1]) ?? 0
+                    let body = String(decoding: data[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                    pending = Array(data[(end + 4 + length)...])
+                    return (status, head, body)
+                }
+            }
+            if !pending.isEmpty { data += pending; pending = []; continue }
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { return nil }
+            data += buf[0..<n]
+        }
+    }
+
+    private var pending: [UInt8] = []
+
+    private func findHeaderEnd(_ d: [UInt8]) -> Int? {
+        guard d.count >= 4 else { return nil }
+        for i in 0...(d.count - 4) where d[i] == 13 && d[i + 1] == 10 && d[i + 2] == 13 && d[i + 3] == 10 { return i }
+        return nil
+    }
+
+    /// Whether the server closed the connection (EOF within the timeout).
+    func closedByServer() -> Bool {
+        var b: UInt8 = 0
+        return read(fd, &b, 1) == 0
+    }
+}
+
+func request(_ port: Int, _ method: String, _ path: String, _ body: String? = nil, headers: [String: String] = [:]) throws
+    -> (status: Int, headers: String, body: String) {
+    let c = try RawConnection(port: port)
+    var text = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    for (k, v) in headers { text += "\(k): \(v)\r\n" }
+    if let body { text += "Content-Length: \(body.utf8.count)\r\n\r\n\(body)" } else { text += "\r\n" }
+    c.send(text)
+    guard let r = c.response() else { throw VQTestError("no response to \(method) \(path)") }
+    return r
+}
+
+@Suite struct ServerTests {
+    @Test("the core API round trip, keep-alive, pipelining and a graceful stop")
+    func roundTrip() throws {
+        let server = try ServerProcess()
+        let p = server.port
+        #expect(try request(p, "GET", "/").body.contains("\"version\""))
+        #expect(try request(p, "PUT", "/collections/c", #"{"vectors":{"size":3,"distance":"Dot"}}"#).status == 200)
+        #expect(try request(p, "PUT", "/collections/c", #"{"vectors":{"size":3,"distance":"Dot"}}"#).status == 409)
+        let up = try request(p, "PUT", "/collections/c/points?wait=true",
+                             #"{"points":[{"id":1,"vector":[1,0,0],"payload":{"k":"a"}},{"id":2,"vector":[0,1,0]}]}"#)
+        #expect(up.status == 200 && up.body.contains("\"completed\""))
+        let q = try request(p, "POST", "/collections/c/points/query", #"{"query":[1,0.1,0],"limit":1,"with_payload":true}"#)
+        #expect(q.body.contains(#""id":1,"version":1,"score":1"#) && q.body.contains(#""payload":{"k":"a"}"#), "\(q.body)")
+        // Three pipelined requests on one keep-alive connection come back in order.
+        let c = try RawConnection(port: p)
+        c.send("GET /healthz HTTP/1.1\r\n\r\nGET /collections/c/exists HTTP/1.1\r\n\r\nPOST /collections/c/points/count HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(c.response()?.body == "healthz check passed")
+        #expect(c.response()?.body.contains(#"{"exists":true}"#) == true)
+        #expect(c.response()?.body.contains(#"{"count":2}"#) == true)
+        let (status, log) = server.stop()
+        #expect(status == 0)
+        #expect(log.contains("stopped"))
+    }
+
+    @Test("bad requests get the right status and a clear message, and the server keeps serving")
+    func badRequests() throws {
+        let server = try ServerProcess(["--max-body-bytes", "2000", "--header-timeout", "1"])
+        let p = server.port
+        #expect(try request(p, "PUT", "/collections/c", #"{"vectors":{"size":3,"distance":"Cosine"}}"#).status == 200)
+        let cases: [(String, String, String?, Int, String)] = [
+            ("POST", "/collections/c/points/search", "{bad json", 400, "not valid JSON"),
+            ("POST", "/collections/c/points/search", #"{"vector":[1,2]}"#, 400, "vector has 2 dimensions"),
+            ("POST", "/collections/nope/points/search", #"{"vector":[1,2,3]}"#, 404, "does not exist"),
+            ("POST", "/collections/c/points/search", #"{"vector":[1,2,3],"filter":{"must":[{"key":"x"}]}}"#, 400, "needs match or range"),
+            ("PUT", "/collections/c/points", #"{"points":[{"id":"42","vector":[1,2,3]}]}"#, 400, "is not a UUID"),
+            ("PUT", "/collections/c/points", "{\"points\":[{\"id\":1,\"vector\":[" + String(repeating: "1,", count: 1000) + "1]}]}", 413, "exceeds"),
+            ("GET", "/nowhere", nil, 404, "no route"),
+        ]
+        for (m, path, body, status, fragment) in cases {
+            let r = try request(p, m, path, body)
+            #expect(r.status == status, "\(m) \(path): \(r.body)")
+            #expect(r.body.contains(fragment), "\(m) \(path): \(r.body)")
+            #expect(r.body.hasPrefix("{\"status\":{\"error\":"), "\(r.body)")
+        }
+        // Malformed request line: 400 and the connection is closed.
+        let bad = try RawConnection(port: p)
+        bad.send("NONSENSE\r\n\r\n")
+        #expect(bad.response()?.status == 400)
+        #expect(bad.closedByServer())
+        // A slow client that never finishes its headers is dropped.
+        let slow = try RawConnection(port: p)
+        slow.send("GET / HTTP/1.1\r\nX-Slow: ")
+        let answer = slow.response()
+        #expect(answer == nil || answer?.status == 408)
+        // An abrupt disconnect in the middle of a body.
+        let gone = try RawConnection(port: p)
+        gone.send("PUT /collections/c/points HTTP/1.1\r\nContent-Length: 500\r\n\r\n{\"points\":")
+        _ = gone
+        // Still serving.
+        #expect(try request(p, "GET", "/healthz").status == 200)
+        #expect(server.stop().0 == 0)
+    }
+
+    @Test("API keys: every route but health needs one; the read-only key may only read")
+    func apiKeys() throws {
+        let server = try ServerProcess(["--api-key", "secret", "--read-only-api-key", "reader"])
+        let p = server.port
+        #expect(try request(p, "GET", "/healthz").status == 200)
+        #expect(try request(p, "GET", "/collections").status == 401)
+        #expect(try request(p, "GET", "/collections", headers: ["api-key": "wrong"]).status == 401)
+        #expect(try request(p, "PUT", "/collections/k", #"{"vectors":{"size":2,"distance":"Dot"}}"#,
+                            headers: ["Authorization": "Bearer secret"]).status == 200)
+        #expect(try request(p, "GET", "/collections", headers: ["api-key": "reader"]).status == 200)
+        #expect(try request(p, "POST", "/collections/k/points/query", #"{"query":[1,0]}"#, headers: ["api-key": "reader"]).status == 200)
+        #expect(try request(p, "PUT", "/collections/k/points", #"{"points":[{"id":1,"vector":[1,0]}]}"#,
+                            headers: ["api-key": "reader"]).status == 403)
+        _ = server.stop()
+    }
+
+    @Test("Qdrant's Python client works against vq serve",
+          .enabled(if: ProcessInfo.processInfo.environment["VQ_COMPAT_PYTHON"] != nil, "set VQ_COMPAT_PYTHON (.ci/run does) to a python with qdrant-client"))
+    func qdrantClient() throws {
+        let server = try ServerProcess()
+        let python = ProcessInfo.processInfo.environment["VQ_COMPAT_PYTHON"]!
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("compat/qdrant_client_compat.py").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [script, "http://127.0.0.1:\(server.port)"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.contains("all checks passed"))
+        _ = server.stop()
+    }
+}
