@@ -1,7 +1,7 @@
 import VQEngine
 
 /// `vq create-collection NAME --dim N [...]`
-func createCollection(_ args: Arguments) throws -> Int32 {
+func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     let name = try args.positional(0)
     try Engine.validateName(name)
     var config = CollectionConfig(dim: try args.requiredInt("dim", in: 1...65_536))
@@ -29,6 +29,7 @@ func createCollection(_ args: Arguments) throws -> Int32 {
     config.preventUnoptimized = args.has("prevent-unoptimized")
     config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
     do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }
+    if case .remote(let client) = target { return try remoteCreateCollection(client, name, config) }
     let engine = try openEngine(args, create: true)
     try engine.createCollection(name, config: config)
     var w = JSONWriter()

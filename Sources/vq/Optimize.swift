@@ -2,8 +2,9 @@ import Foundation
 import VQEngine
 
 /// `vq optimize NAME`: seal, index, merge and vacuum now; one JSON summary line.
-func optimize(_ args: Arguments) throws -> Int32 {
+func optimize(_ args: Arguments, _ target: Target) throws -> Int32 {
     let name = try args.positional(0)
+    if case .remote(let client) = target { return try remoteOptimize(client, name) }
     let engine = try openEngine(args, create: false)
     let collection = try engine.collection(name)
     let status = StatusLine(quiet: args.quiet)

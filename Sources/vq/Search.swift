@@ -2,7 +2,7 @@ import Foundation
 import VQEngine
 
 /// `vq search NAME (--vector JSON | --queries FILE)`: one JSON line (or table) per query.
-func search(_ args: Arguments) throws -> Int32 {
+func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     let name = try args.positional(0)
     let limit = try args.int("limit", default: 10, in: 1...100_000)
     let table: Bool
@@ -28,8 +28,16 @@ func search(_ args: Arguments) throws -> Int32 {
             return Float(d)
         }
     }
-    let engine = try openEngine(args, create: false)
-    let collection = try engine.collection(name)
+    var engine: Engine?
+    var collection: Collection?
+    var client: HTTPClient?
+    switch target {
+    case .embedded:
+        engine = try openEngine(args, create: false)
+        collection = try engine!.collection(name)
+    case .remote(let c):
+        client = c
+    }
     let reader = try queriesPath.map { try QueryReader(path: $0) }
     var request = SearchRequest(vector: [], limit: limit)
     request.withPayload = args.has("with-payload")
@@ -48,7 +56,9 @@ func search(_ args: Arguments) throws -> Int32 {
         }
         queryNumber += 1
         let result: SearchResult
-        do { result = try collection.search(request) } catch let e as VQError where e.kind == .invalidInput {
+        do {
+            if let collection { result = try collection.search(request) } else { result = try remoteSearch(client!, name, request) }
+        } catch let e as VQError where e.kind == .invalidInput {
             throw InputError(line: reader?.recordNumber ?? 1, unit: reader == nil ? "--vector" : "query", message: e.message)
         }
         let hits = result.hits
@@ -75,7 +85,7 @@ func search(_ args: Arguments) throws -> Int32 {
             standardOutput.write(bytes: w.bytes)
         }
     }
-    try engine.close()
+    try engine?.close()
     return 0
 }
 

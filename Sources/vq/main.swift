@@ -56,18 +56,15 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1
         }
-        if spec.usesData, let url = args.string("url") {
-            reportError("remote mode (--url \(url)) needs 'vq serve', which is not built yet in vq \(CommandSpec.version)",
-                        hint: "unset VQ_URL and use --data-dir")
-            return 1
-        }
+        let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize"]
+        let target: Target = remoteCapable.contains(spec.name) ? try resolveTarget(args) : .embedded
         switch spec.name {
-        case "create-collection": return try createCollection(args)
-        case "upsert": return try upsert(args)
-        case "search": return try search(args)
-        case "collections": return try listCollections(args)
-        case "info": return try info(args)
-        case "optimize": return try optimize(args)
+        case "create-collection": return try createCollection(args, target)
+        case "upsert": return try upsert(args, target)
+        case "search": return try search(args, target)
+        case "collections": return try listCollections(args, target)
+        case "info": return try info(args, target)
+        case "optimize": return try optimize(args, target)
         case "bench": return try bench(args)
         case "serve": return try serve(args)
         default:

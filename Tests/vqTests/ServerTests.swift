@@ -210,3 +210,38 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         _ = server.stop()
     }
 }
+
+@Suite struct RemoteModeTests {
+    @Test("remote and embedded commands print the same results on the same data; a served directory redirects")
+    func remoteEqualsEmbedded() throws {
+        let server = try ServerProcess()
+        let url = "http://127.0.0.1:\(server.port)"
+        let s = Scratch()
+        var rng = Rng(state: 5)
+        let vectors = (0..<300).map { _ in rng.vector(8) }
+        try writeFile(s.path + "/p.jsonl", jsonl(vectors, payload: { "{\"n\":\($0),\"s\":\"x\($0)\"}" }))
+        let queries = (0..<20).map { _ in rng.vector(8) }
+        try writeFile(s.path + "/q.jsonl", queries.map { "[" + $0.map { "\($0)" }.joined(separator: ",") + "]\n" }.joined())
+        var outputs: [String] = []
+        for mode in [["--data-dir", s.data], ["--url", url]] {
+            #expect(try vq(["create-collection", "r", "--dim", "8", "--distance", "euclid"] + mode).status == 0)
+            let up = try vq(["upsert", "r", s.path + "/p.jsonl", "--batch-size", "50"] + mode)
+            #expect(up.status == 0, "\(up.stderr)")
+            let found = try vq(["search", "r", "--queries", s.path + "/q.jsonl", "-k", "5", "--with-payload", "--exact"] + mode)
+            #expect(found.status == 0, "\(found.stderr)")
+            outputs.append(found.stdout)
+            #expect(try vq(["collections"] + mode).stdout == "r\n")
+        }
+        #expect(outputs[0] == outputs[1])
+        #expect(outputs[0].split(separator: "\n").count == 20)
+        // The server's own directory: embedded commands are sent to it.
+        let redirected = try vq(["collections", "--data-dir", server.scratch.data])
+        #expect(redirected.stdout == "r\n")
+        #expect(redirected.stderr.contains("talking to it"))
+        // Errors keep their exit codes.
+        #expect(try vq(["search", "r", "--vector", "[1,2]", "--url", url]).status == 2)
+        #expect(try vq(["search", "nope", "--vector", "[1,2]", "--url", url]).status == 1)
+        #expect(try vq(["collections", "--url", "http://127.0.0.1:1"]).status == 1)
+        _ = server.stop()
+    }
+}

@@ -337,6 +337,10 @@ extension QdrantAPI {
 
     /// Shared by search and query: limit, offset, params, filter, score_threshold, with_*.
     func runSearch(_ collection: Collection, vector: [Float], body: JSON) throws -> [JSON] {
+        try runSearchCounting(collection, vector: vector, body: body).points
+    }
+
+    func runSearchCounting(_ collection: Collection, vector: [Float], body: JSON) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
         var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10))
         req.offset = try int(body, "offset", default: 0)
         req.withPayload = try withPayload(body, default: false)
@@ -347,7 +351,8 @@ extension QdrantAPI {
             req.indexedOnly = try bool(params, "indexed_only", default: false)
         }
         let threshold = body["score_threshold"]?.doubleValue
-        var hits = try collection.search(req).hits
+        let result = try collection.search(req)
+        var hits = result.hits
         if let threshold {
             hits = hits.filter { collection.config.distance.higherIsBetter ? Double($0.score) >= threshold : Double($0.score) <= threshold }
         }
@@ -355,7 +360,7 @@ extension QdrantAPI {
         let vectors: [PointID: [Float]] = wv
             ? Dictionary(uniqueKeysWithValues: collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) })
             : [:]
-        return hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil) }
+        return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil) }, result.unindexedSkipped, req.indexedOnly)
     }
 
     func search(_ collection: Collection, _ body: JSON) throws -> JSON {
@@ -382,6 +387,9 @@ extension QdrantAPI {
             v = p.vector
         default: throw VQError.invalid("query is \(q.typeName); expected a vector or {\"nearest\": vector}")
         }
-        return .object([("points", .array(try runSearch(collection, vector: v, body: body)))])
+        let r = try runSearchCounting(collection, vector: v, body: body)
+        // vq adds how many points indexed_only left out, only when it was asked for.
+        return r.indexedOnly ? .object([("points", .array(r.points)), ("unindexed_skipped", .int(Int64(r.skipped)))])
+            : .object([("points", .array(r.points))])
     }
 }

@@ -120,6 +120,16 @@ package final class QdrantAPI: @unchecked Sendable {
             let exists = (try? Engine.validateName(name)) != nil && engine.collectionNames().contains(name)
             return ("collections.exists", APIEnvelope.ok(.object([("exists", .bool(exists))]), since: start))
         }
+        if p.count == 3 && p[2] == "optimize" && m == "POST" {
+            // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
+            let collection = try engine.collection(name)
+            _ = try collection.settle()
+            let report = try collection.optimize()
+            return ("collections.optimize", APIEnvelope.ok(.object([
+                ("segments_before", .int(Int64(report.segmentsBefore))), ("segments_after", .int(Int64(report.segmentsAfter))),
+                ("points_indexed", .int(Int64(report.pointsIndexed))), ("seconds", .double((report.seconds * 1000).rounded() / 1000)),
+            ]), since: start))
+        }
         if p.count == 3 && p[2] == "cluster" && m == "GET" {
             return ("collections.cluster", APIEnvelope.ok(try collectionCluster(name), since: start))
         }

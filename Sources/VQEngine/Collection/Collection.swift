@@ -52,6 +52,11 @@ package struct SearchRequest: Sendable {
 package struct SearchResult: Sendable {
     package var hits: [ScoredPoint]
     package var unindexedSkipped: Int
+
+    package init(hits: [ScoredPoint], unindexedSkipped: Int) {
+        self.hits = hits
+        self.unindexedSkipped = unindexedSkipped
+    }
 }
 
 /// Counts for `vq info`.

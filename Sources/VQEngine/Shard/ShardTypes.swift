@@ -60,6 +60,14 @@ package struct ScoredPoint: Sendable {
     /// The internal score (higher is better), for merging across shards.
     package var rank: Float
     package var payload: JSON?
+
+    package init(id: PointID, version: UInt64, score: Float, rank: Float, payload: JSON?) {
+        self.id = id
+        self.version = version
+        self.score = score
+        self.rank = rank
+        self.payload = payload
+    }
 }
 
 /// A stored point, as `retrieve` returns it.

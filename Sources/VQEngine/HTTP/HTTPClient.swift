@@ -1,0 +1,143 @@
+// A small blocking HTTP/1.1 client with a keep-alive connection pool, for the
+// CLI's remote mode (and, later, peers). One request per call; idle
+// connections are reused; a request that finds its pooled connection closed
+// is retried once on a fresh one.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Synchronization
+
+/// A client for one server (scheme http, host, port).
+package final class HTTPClient: Sendable {
+    package let host: String
+    package let port: Int
+    package let timeout: Double
+    private let idle = Mutex<[Int32]>([])
+
+    /// - Parameter url: `http://HOST:PORT` (a trailing slash or path is ignored).
+    /// - Throws: `.invalidInput` for anything but an http URL with a numeric IPv4 or localhost host.
+    package init(url: String, timeout: Double = 30) throws {
+        guard url.hasPrefix("http://") else { throw VQError.invalid("URL \(url) is not supported; expected http://HOST:PORT") }
+        var rest = url.dropFirst(7)
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        let parts = rest.split(separator: ":")
+        guard !parts.isEmpty, parts.count <= 2 else { throw VQError.invalid("URL \(url) has no host; expected http://HOST:PORT") }
+        host = parts[0] == "localhost" ? "127.0.0.1" : String(parts[0])
+        if parts.count == 2 {
+            guard let p = Int(parts[1]), (1...65_535).contains(p) else { throw VQError.invalid("URL \(url) has a bad port") }
+            port = p
+        } else {
+            port = 80
+        }
+        self.timeout = timeout
+    }
+
+    deinit { idle.withLock { for fd in $0 { close(fd) } } }
+
+    private func connect() throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ioError("socket", "") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
+            close(fd)
+            throw VQError.invalid("host \(host) is not an IPv4 address")
+        }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: .init((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { systemConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else {
+            let code = errno
+            close(fd)
+            throw VQError(.io, "cannot connect to http://\(host):\(port): \(errnoText(code))", hint: "is vq serve running there?")
+        }
+        return fd
+    }
+
+    /// Sends one request and returns the response.
+    /// - Throws: `.io` when the server cannot be reached or the answer is malformed.
+    package func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> HTTPResponse {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        if let body { bytes += body }
+        for attempt in 0..<2 {
+            let pooled = idle.withLock { $0.popLast() }
+            let fd = try pooled ?? connect()
+            do {
+                let response = try exchange(fd, bytes)
+                if response.keepAlive { idle.withLock { $0.append(fd) } } else { close(fd) }
+                return response.response
+            } catch {
+                close(fd)
+                if pooled == nil || attempt == 1 { throw error }
+            }
+        }
+        throw VQError(.io, "no response from http://\(host):\(port)")
+    }
+
+    private func exchange(_ fd: Int32, _ bytes: [UInt8]) throws -> (response: HTTPResponse, keepAlive: Bool) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n <= 0 { throw VQError(.io, "sending to http://\(host):\(port) failed: \(errnoText())") }
+            done += n
+        }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var headEnd = -1
+        var length = -1
+        var status = 0
+        var keepAlive = true
+        var headers: [(String, String)] = []
+        while true {
+            if headEnd < 0, data.count >= 4 {
+                for i in 0...(data.count - 4) where data[i] == 13 && data[i + 1] == 10 && data[i + 2] == 13 && data[i + 3] == 10 {
+                    headEnd = i
+                    break
+                }
+                if headEnd >= 0 {
+                    let head = String(decoding: data[0..<headEnd], as: UTF8.self).split(separator: "\r\n")
+                    let statusParts = head.first?.split(separator: " ") ?? []
+                    guard statusParts.count >= 2, let s = Int(statusParts[1]) else {
+                        throw VQError(.io, "malformed response from http://\(host):\(port)")
+                    }
+                    status = s
+                    for line in head.dropFirst() {
+                        guard let colon = line.firstIndex(of: ":") else { continue }
+                        let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharactersSpaceTab()
+                        headers.append((name, value))
+                        if name == "content-length" { length = Int(value) ?? -1 }
+                        if name == "connection" && value.lowercased() == "close" { keepAlive = false }
+                    }
+                    guard length >= 0 else { throw VQError(.io, "response from http://\(host):\(port) has no Content-Length") }
+                }
+            }
+            if headEnd >= 0 && data.count >= headEnd + 4 + length {
+                let body = Array(data[(headEnd + 4)..<(headEnd + 4 + length)])
+                return (HTTPResponse(status: status, headers: headers, body: body), keepAlive)
+            }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                throw VQError(.io, n == 0 ? "http://\(host):\(port) closed the connection" : "reading from http://\(host):\(port) failed: \(errnoText())")
+            }
+            data += buffer[0..<n]
+        }
+    }
+}
+
+/// connect(2), for types whose own `connect` would shadow it.
+func systemConnect(_ fd: Int32, _ addr: UnsafePointer<sockaddr>, _ len: socklen_t) -> Int32 {
+    connect(fd, addr, len)
+}

@@ -1,0 +1,194 @@
+import Foundation
+import VQEngine
+
+/// Where a data command runs: in this process, or on a server over HTTP.
+enum Target {
+    case embedded
+    case remote(HTTPClient)
+}
+
+/// `--url`/`VQ_URL` means remote; so does a data directory held by a running `vq serve`
+/// (its lock file records the address); otherwise the command opens the directory itself.
+func resolveTarget(_ args: Arguments) throws -> Target {
+    if let url = args.string("url") { return .remote(try HTTPClient(url: url)) }
+    let dir = DataDirectory(args.dataDir)
+    if FileIO.exists(dir.lockFile) {
+        let holder = DirectoryLock.readHolder(dir)
+        if let address = holder.address, let pid = holder.pid, kill(pid, 0) == 0, address.hasPrefix("http://") {
+            // Only if the holder really still holds it: try the lock without keeping it.
+            if (try? DirectoryLock(dir)) == nil {
+                if !args.quiet { printError("vq: \(args.dataDir) is served by process \(pid) at \(address); talking to it") }
+                return .remote(try HTTPClient(url: address))
+            }
+        }
+    }
+    return .embedded
+}
+
+/// One API call: JSON in, the envelope's `result` out; errors become VQError with the server's message.
+func call(_ client: HTTPClient, _ method: String, _ path: String, _ body: JSON? = nil, rawBody: [UInt8]? = nil) throws -> JSON {
+    var headers: [(String, String)] = []
+    if let key = ProcessInfo.processInfo.environment["VQ_API_KEY"], !key.isEmpty { headers.append(("api-key", key)) }
+    var attempt = 0
+    while true {
+        let response = try client.send(method, path, body: rawBody ?? body.map { JSONWriter.bytes($0) }, headers: headers)
+        let json = try? JSONParser.parse(response.body)
+        if response.status == 200, let json { return json["result"] ?? json }
+        if response.status == 429 && attempt < 20 {
+            // Back pressure: honour Retry-After, as Qdrant's clients do.
+            attempt += 1
+            let wait = response.headers.first { $0.0 == "retry-after" }.flatMap { Double($0.1) } ?? 1
+            Thread.sleep(forTimeInterval: wait)
+            continue
+        }
+        let message = json?["status"]?["error"]?.stringValue ?? String(decoding: response.body.prefix(200), as: UTF8.self)
+        let kind: VQErrorKind
+        switch response.status {
+        case 400, 413, 422: kind = .invalidInput
+        case 401, 403: kind = .busy
+        case 404: kind = .notFound
+        case 409: kind = .alreadyExists
+        case 429: kind = .overloaded
+        default: kind = .io
+        }
+        throw VQError(kind, "server: \(message)")
+    }
+}
+
+func remoteCollections(_ client: HTTPClient) throws -> Int32 {
+    let result = try call(client, "GET", "/collections")
+    for c in result["collections"]?.arrayValue ?? [] {
+        if let name = c["name"]?.stringValue { standardOutput.write(name + "\n") }
+    }
+    return 0
+}
+
+func remoteCreateCollection(_ client: HTTPClient, _ name: String, _ c: CollectionConfig) throws -> Int32 {
+    var optimizers: [(String, JSON)] = [
+        ("indexing_threshold", .int(Int64(c.indexingThreshold))), ("prevent_unoptimized", .bool(c.preventUnoptimized)),
+        ("default_segment_number", .int(Int64(c.defaultSegmentNumber))),
+    ]
+    if let max = c.maxSegmentSize { optimizers.append(("max_segment_size", .int(Int64(max)))) }
+    let body: JSON = .object([
+        ("vectors", .object([("size", .int(Int64(c.dim))), ("distance", .string(c.distance.rawValue))])),
+        ("shard_number", .int(Int64(c.shardNumber))), ("replication_factor", .int(Int64(c.replicationFactor))),
+        ("write_consistency_factor", .int(Int64(c.writeConsistencyFactor))),
+        ("read_fan_out_delay_ms", .int(Int64(c.readFanOutDelayMs))), ("read_fan_out_factor", .int(Int64(c.readFanOutFactor))),
+        ("hnsw_config", .object([("m", .int(Int64(c.m))), ("ef_construct", .int(Int64(c.efConstruct))),
+                                 ("full_scan_threshold", .int(Int64(c.fullScanThreshold))),
+                                 ("max_indexing_threads", .int(Int64(c.maxIndexingThreads)))])),
+        ("optimizers_config", .object(optimizers)),
+    ])
+    _ = try call(client, "PUT", "/collections/\(name)", body)
+    standardOutput.write(bytes: JSONWriter.bytes(.object([("collection", .string(name)), ("created", .bool(true))])) + [0x0A])
+    return 0
+}
+
+func remoteInfo(_ client: HTTPClient, _ name: String) throws -> Int32 {
+    let r = try call(client, "GET", "/collections/\(name)")
+    let out: JSON = .object([
+        ("name", .string(name)), ("points", r["points_count"] ?? .null), ("segments_count", r["segments_count"] ?? .null),
+        ("indexed_points", r["indexed_vectors_count"] ?? .null), ("status", r["status"] ?? .null), ("config", r["config"] ?? .null),
+    ])
+    standardOutput.write(bytes: JSONWriter.bytes(out) + [0x0A])
+    return 0
+}
+
+func remoteOptimize(_ client: HTTPClient, _ name: String) throws -> Int32 {
+    let r = try call(client, "POST", "/collections/\(name)/optimize")
+    var members = r.objectValue ?? []
+    members.insert(("collection", .string(name)), at: 0)
+    standardOutput.write(bytes: JSONWriter.bytes(.object(members)) + [0x0A])
+    return 0
+}
+
+/// Streams batches as `PUT /points?wait=false` with at most `inFlight` requests outstanding.
+final class RemoteUploader: @unchecked Sendable {
+    let client: HTTPClient
+    let path: String
+    private let slots: DispatchSemaphore
+    private let group = DispatchGroup()
+    private let lock = NSLock()
+    private var failure: (any Error)?
+    private(set) var acknowledged = 0
+
+    init(client: HTTPClient, collection: String, inFlight: Int) {
+        self.client = client
+        path = "/collections/\(collection)/points?wait=false"
+        slots = DispatchSemaphore(value: inFlight)
+    }
+
+    /// Encodes `batch` and sends it in the background (blocks while `inFlight` are outstanding).
+    func send(_ batch: PointBatch) throws {
+        if let failure = lock.withLock({ failure }) { throw failure }
+        var w = JSONWriter(capacity: batch.vectors.count * 12 + batch.count * 32)
+        w.raw("{\"batch\":{\"ids\":[")
+        for (i, id) in batch.ids.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.write(id.json)
+        }
+        w.raw("],\"vectors\":[")
+        for i in 0..<batch.count {
+            if i > 0 { w.raw(",") }
+            w.raw("[")
+            for j in 0..<batch.dim {
+                if j > 0 { w.raw(",") }
+                w.writeFloat(batch.vectors[i * batch.dim + j])
+            }
+            w.raw("]")
+        }
+        w.raw("],\"payloads\":[")
+        for (i, p) in batch.payloads.enumerated() {
+            if i > 0 { w.raw(",") }
+            if let p { w.bytes.append(contentsOf: p) } else { w.raw("null") }
+        }
+        w.raw("]}}")
+        let body = w.bytes
+        let count = batch.count
+        slots.wait()
+        group.enter()
+        DispatchQueue.global().async { [self] in
+            defer { slots.signal(); group.leave() }
+            do {
+                _ = try call(client, "PUT", path, rawBody: body)
+                lock.withLock { acknowledged += count }
+            } catch {
+                lock.withLock { if failure == nil { failure = error } }
+            }
+        }
+    }
+
+    /// Waits for every batch sent; rethrows the first failure.
+    func finish() throws {
+        group.wait()
+        if let failure = lock.withLock({ failure }) { throw failure }
+    }
+}
+
+/// Runs one query remotely (POST /points/query) and converts the answer to engine hits.
+func remoteSearch(_ client: HTTPClient, _ name: String, _ r: SearchRequest) throws -> SearchResult {
+    var params: [(String, JSON)] = [("exact", .bool(r.exact)), ("indexed_only", .bool(r.indexedOnly))]
+    if let ef = r.hnswEf { params.append(("hnsw_ef", .int(Int64(ef)))) }
+    let body: JSON = .object([
+        ("query", .array(r.vector.map { .double(Double($0)) })), ("limit", .int(Int64(r.limit))),
+        ("with_payload", .bool(r.withPayload)), ("params", .object(params)),
+    ])
+    let result = try call(client, "POST", "/collections/\(name)/points/query", body)
+    let hits = try (result["points"]?.arrayValue ?? []).map { p -> ScoredPoint in
+        let id = try PointID(json: p["id"] ?? .null)
+        let score = floatFromShortest(p["score"]?.doubleValue ?? 0)
+        return ScoredPoint(id: id, version: UInt64(p["version"]?.intValue ?? 0), score: score, rank: score,
+                           payload: r.withPayload ? (p["payload"] ?? .null) : nil)
+    }
+    return SearchResult(hits: hits, unindexedSkipped: Int(result["unindexed_skipped"]?.intValue ?? 0))
+}
+
+/// The float whose shortest decimal form the server printed as `d`.
+///
+/// `Float(d)` can land one unit off when the decimal was rounded twice (to
+/// Double, then to Float); of it and its neighbours, take the one that prints back as `d`.
+func floatFromShortest(_ d: Double) -> Float {
+    let f = Float(d)
+    for candidate in [f, f.nextUp, f.nextDown] where Double(candidate.description) == d { return candidate }
+    return f
+}
