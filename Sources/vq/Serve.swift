@@ -60,9 +60,16 @@ func serve(_ args: Arguments) throws -> Int32 {
         }
     }
 
+    // Idle keep-alive connections are file descriptors: allow as many as the hard limit does.
+    var limit = rlimit()
+    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+
     // Bind first (to learn the port), then lock the directory recording the address.
     nonisolated(unsafe) var apiRef: QdrantAPI?
-    let server = try HTTPServer(config: http) { request in
+    let server = try HTTPServer(config: http, inline: { apiRef?.isInline($0) ?? false }) { request in
         apiRef?.handle(request) ?? HTTPResponse.text(503, "starting")
     }
     let address = "http://\(http.host):\(server.port)"

@@ -121,7 +121,7 @@ extension QdrantAPI {
 
     func createCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
         try Engine.validateName(name)
-        let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parse(r.body)
+        let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parseRequest(r.body)
         guard let vectors = body["vectors"] else { throw VQError.invalid("collection needs \"vectors\": {\"size\": N, \"distance\": \"Cosine\"}") }
         guard let size = vectors["size"]?.intValue else {
             throw VQError.invalid("named vectors are not supported; expected \"vectors\": {\"size\": N, \"distance\": \"Cosine|Dot|Euclid|Manhattan\"}")
@@ -166,7 +166,7 @@ extension QdrantAPI {
     }
 
     func updateCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
-        let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parse(r.body)
+        let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parseRequest(r.body)
         _ = try engine.updateCollection(name) { c in
             if let p = body["params"], p != .null {
                 c.replicationFactor = try int(p, "replication_factor", default: c.replicationFactor, min: 1)

@@ -36,7 +36,15 @@ package final class QdrantAPI: @unchecked Sendable {
         self.config = config
     }
 
-    /// Handles one request (called on a worker thread).
+    /// Whether `request` is a read that may run on an event-loop thread (never blocks on disk or queues).
+    package func isInline(_ r: HTTPRequest) -> Bool {
+        if r.method == "GET" { return !(r.path.hasSuffix("/metrics")) }
+        guard r.method == "POST" else { return false }
+        return r.path.hasSuffix("/points/query") || r.path.hasSuffix("/points/search") || r.path.hasSuffix("/query/batch")
+            || r.path.hasSuffix("/search/batch") || r.path.hasSuffix("/points/count")
+    }
+
+    /// Handles one request (called on a worker thread, or an event loop for `isInline` ones).
     package func handle(_ request: HTTPRequest) -> HTTPResponse {
         let start = DispatchTime.now().uptimeNanoseconds
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
@@ -136,7 +144,7 @@ package final class QdrantAPI: @unchecked Sendable {
         guard p.count >= 3, p[2] == "points" else { throw VQError(.notFound, "no route for \(m) \(r.path)") }
         let collection = try engine.collection(name)
         let rest = Array(p.dropFirst(3))
-        let body: JSON = r.body.isEmpty ? .object([]) : try JSONParser.parse(r.body)
+        let body: JSON = r.body.isEmpty ? .object([]) : try JSONParser.parseRequest(r.body)
         switch (m, rest) {
         case ("PUT", []): return ("points.upsert", try upsert(collection, r, body, start))
         case ("POST", []): return ("points.get", APIEnvelope.ok(try getPoints(collection, body), since: start))

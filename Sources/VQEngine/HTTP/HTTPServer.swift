@@ -25,13 +25,55 @@ package struct HTTPServerConfig: Sendable {
     package var headerTimeout: Double = 10
     package var idleTimeout: Double = 120
     package var maxConnections = 20_000
+    /// Event-loop threads; 0 = one per core.
+    package var loops = 0
 
     package init() {}
 }
 
-/// A running server.
+/// A running server: `loops` event loops (one per core by default), each with its own
+/// listening socket on the same port (SO_REUSEPORT: the kernel spreads connections).
 package final class HTTPServer: @unchecked Sendable {
     package typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
+    /// Whether a request may run on the event loop itself (short, never blocking: reads);
+    /// others (writes, which may wait on fsync or back pressure) go to the worker pool.
+    package typealias Inline = @Sendable (HTTPRequest) -> Bool
+
+    package let config: HTTPServerConfig
+    package let port: Int
+    private let loops: [EventLoop]
+
+    /// Binds and listens; call `start()` to serve.
+    /// - Throws: `.io` naming the address when it cannot bind.
+    package init(config: HTTPServerConfig, inline: @escaping Inline = { _ in false }, handler: @escaping Handler) throws {
+        self.config = config
+        let count = max(1, config.loops > 0 ? config.loops : ProcessInfo.processInfo.activeProcessorCount)
+        let workers = DispatchQueue(label: "vq.http.workers", attributes: .concurrent)
+        var loops: [EventLoop] = []
+        var port = config.port
+        for _ in 0..<count {
+            var c = config
+            c.port = port
+            let loop = try EventLoop(config: c, inline: inline, handler: handler, workers: workers)
+            port = loop.port
+            loops.append(loop)
+        }
+        self.loops = loops
+        self.port = port
+    }
+
+    package func start() { for l in loops { l.start() } }
+
+    /// Stops accepting, finishes requests in flight (up to `grace` seconds), closes every connection.
+    package func stop(grace: Double = 10) { for l in loops { l.stop(grace: grace) } }
+
+    /// Open connections (for metrics).
+    package var connectionCount: Int { loops.reduce(0) { $0 + $1.connectionCount } }
+}
+
+/// One event-loop thread and the connections it owns.
+final class EventLoop: @unchecked Sendable {
+    typealias Handler = HTTPServer.Handler
 
     /// Owned by the loop thread; workers only carry the reference back with their response.
     private final class Connection: @unchecked Sendable {
@@ -57,9 +99,10 @@ package final class HTTPServer: @unchecked Sendable {
         var close: Bool
     }
 
-    package let config: HTTPServerConfig
+    let config: HTTPServerConfig
     /// The port actually bound (useful when asked for port 0).
-    package let port: Int
+    let port: Int
+    private let inline: HTTPServer.Inline
     private let listenFD: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -69,19 +112,19 @@ package final class HTTPServer: @unchecked Sendable {
     private let completions = Mutex<[Completion]>([])
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
-    private let workers = DispatchQueue(label: "vq.http.workers", attributes: .concurrent)
-    private let inFlight = Atomic<Int>(0)
+    private let workers: DispatchQueue
 
-    /// Binds and listens; call `start()` to serve.
-    /// - Throws: `.io` naming the address when it cannot bind.
-    package init(config: HTTPServerConfig, handler: @escaping Handler) throws {
+    init(config: HTTPServerConfig, inline: @escaping HTTPServer.Inline, handler: @escaping Handler, workers: DispatchQueue) throws {
         self.config = config
         self.handler = handler
+        self.inline = inline
+        self.workers = workers
         poller = try Poller()
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ioError("socket", "") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(config.port).bigEndian)
@@ -102,14 +145,14 @@ package final class HTTPServer: @unchecked Sendable {
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         port = Int(UInt16(bigEndian: actual.sin_port))
-        HTTPServer.setNonBlocking(fd)
+        EventLoop.setNonBlocking(fd)
         listenFD = fd
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { close(fd); throw ioError("pipe", "") }
         wakeRead = pipeFDs[0]
         wakeWrite = pipeFDs[1]
-        HTTPServer.setNonBlocking(wakeRead)
-        HTTPServer.setNonBlocking(wakeWrite)
+        EventLoop.setNonBlocking(wakeRead)
+        EventLoop.setNonBlocking(wakeWrite)
         poller.add(listenFD)
         poller.add(wakeRead)
     }
@@ -123,14 +166,13 @@ package final class HTTPServer: @unchecked Sendable {
     private static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// Starts the event loop thread.
-    package func start() {
+    func start() {
         let t = Thread { [self] in loop() }
         t.name = "vq-http"
         t.start()
     }
 
-    /// Stops accepting, finishes requests in flight (up to `grace` seconds), closes every connection.
-    package func stop(grace: Double = 10) {
+    func stop(grace: Double) {
         guard !stopping.exchange(true, ordering: .relaxed) else { return }
         wake()
         _ = stopped.wait(timeout: .now() + grace + 1)
@@ -150,16 +192,16 @@ package final class HTTPServer: @unchecked Sendable {
             close(wakeWrite)
             stopped.signal()
         }
-        var lastSweep = HTTPServer.now()
+        var lastSweep = EventLoop.now()
         var drainDeadline: Double?
         while true {
             if stopping.load(ordering: .relaxed) {
                 if drainDeadline == nil {
-                    drainDeadline = HTTPServer.now() + 10
+                    drainDeadline = EventLoop.now() + 10
                     poller.remove(listenFD)
                 }
                 let busy = connections.values.contains { $0.busy || $0.outputOffset < $0.output.count }
-                if !busy || HTTPServer.now() > drainDeadline! { return }
+                if !busy || EventLoop.now() > drainDeadline! { return }
             }
             for ev in poller.wait(timeoutMs: 250) {
                 if ev.fd == listenFD {
@@ -174,7 +216,7 @@ package final class HTTPServer: @unchecked Sendable {
                 }
             }
             deliverCompletions()
-            let now = HTTPServer.now()
+            let now = EventLoop.now()
             if now - lastSweep >= 0.5 {
                 lastSweep = now
                 sweep(now)
@@ -193,10 +235,10 @@ package final class HTTPServer: @unchecked Sendable {
                 close(fd)
                 continue
             }
-            HTTPServer.setNonBlocking(fd)
+            EventLoop.setNonBlocking(fd)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let c = Connection(fd: fd, now: HTTPServer.now())
+            let c = Connection(fd: fd, now: EventLoop.now())
             connections[fd] = c
             poller.add(fd)
         }
@@ -213,9 +255,9 @@ package final class HTTPServer: @unchecked Sendable {
         while true {
             let n = chunk.withUnsafeMutableBytes { read(c.fd, $0.baseAddress!, $0.count) }
             if n > 0 {
-                if c.input.isEmpty && !c.busy { c.requestStarted = HTTPServer.now() }
+                if c.input.isEmpty && !c.busy { c.requestStarted = EventLoop.now() }
                 c.input.append(contentsOf: chunk[0..<n])
-                c.lastActivity = HTTPServer.now()
+                c.lastActivity = EventLoop.now()
                 if c.input.count > config.limits.maxBodyBytes + config.limits.maxHeaderBytes + 65_536 { break }
                 continue
             }
@@ -257,13 +299,22 @@ package final class HTTPServer: @unchecked Sendable {
             c.requestStarted = nil
             let keepAlive = request.keepAlive && !stopping.load(ordering: .relaxed)
             let handler = self.handler
-            inFlight.add(1, ordering: .relaxed)
+            if inline(request) {
+                // Short reads run here: no hand-off to a worker and back.
+                let bytes = handler(request).serialized(keepAlive: keepAlive)
+                c.busy = false
+                c.lastActivity = EventLoop.now()
+                if !keepAlive { c.closeAfterWrite = true }
+                send(c, bytes)
+                if connections[c.fd] === c && !c.input.isEmpty && !c.closeAfterWrite { c.requestStarted = EventLoop.now() }
+                parseNext(c)
+                return
+            }
             nonisolated(unsafe) let conn = c
             workers.async { [self] in
                 let response = handler(request)
                 let bytes = response.serialized(keepAlive: keepAlive)
                 completions.withLock { $0.append(Completion(connection: conn, bytes: bytes, close: !keepAlive)) }
-                inFlight.subtract(1, ordering: .relaxed)
                 wake()
             }
         }
@@ -279,10 +330,10 @@ package final class HTTPServer: @unchecked Sendable {
             let c = done.connection
             guard connections[c.fd] === c else { continue }
             c.busy = false
-            c.lastActivity = HTTPServer.now()
+            c.lastActivity = EventLoop.now()
             if done.close { c.closeAfterWrite = true }
             send(c, done.bytes)
-            if connections[c.fd] === c && !c.input.isEmpty && !c.closeAfterWrite { c.requestStarted = HTTPServer.now() }
+            if connections[c.fd] === c && !c.input.isEmpty && !c.closeAfterWrite { c.requestStarted = EventLoop.now() }
             parseNext(c)
         }
     }
@@ -335,6 +386,6 @@ package final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Open connections (for metrics).
-    package var connectionCount: Int { connections.count }
+    /// Open connections (for metrics; read racily from other threads).
+    var connectionCount: Int { connections.count }
 }
