@@ -15,6 +15,8 @@ let package = Package(
         .target(name: "CVQSupport"),
         .target(name: "VQEngine", dependencies: ["CVQSupport"], swiftSettings: strict),
         .executableTarget(name: "vq", dependencies: ["VQEngine"], swiftSettings: strict),
+        // Fuzz targets (see the file's header for the -sanitize=fuzzer build); a replayer otherwise.
+        .executableTarget(name: "vq-fuzz", dependencies: ["VQEngine"], swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]),
         .testTarget(name: "VQEngineTests", dependencies: ["VQEngine"], swiftSettings: strict),
         .testTarget(name: "vqTests", dependencies: ["vq", "VQEngine"], swiftSettings: strict),
     ]
