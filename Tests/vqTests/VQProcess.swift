@@ -1,4 +1,5 @@
 import Foundation
+import VQEngine
 
 /// The built `vq` binary: next to the test bundle (STYLE.md: drop a trailing `.xctest`).
 let vqBinary: URL = {
@@ -57,14 +58,12 @@ final class Scratch {
     var data: String { path + "/data" }
 }
 
+/// SplitMix64 (the engine's `mix64` is its finaliser), seeded so every run is the same.
 struct Rng {
     var state: UInt64
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        defer { state &+= 0x9E37_79B9_7F4A_7C15 }
+        return mix64(state)
     }
     mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 53) * 2 - 1) }
     mutating func vector(_ dim: Int) -> [Float] { (0..<dim).map { _ in float() } }
