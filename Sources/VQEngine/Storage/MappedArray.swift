@@ -126,14 +126,6 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         count += 1
     }
 
-    /// Appends `n` zeroed elements (fresh anonymous pages are zero).
-    package func appendZeros(_ n: Int) throws {
-        guard n > 0 else { return }
-        try ensureAccessible(count + n)
-        UnsafeMutableRawPointer(base + count).initializeMemory(as: UInt8.self, repeating: 0, count: n * Self.stride)
-        count += n
-    }
-
     /// Marks elements `range` (already below `count`) as changed, so `flush` writes them.
     package func markDirty(_ range: Range<Int>) {
         guard range.lowerBound < fileCount else { return }

@@ -1,7 +1,8 @@
 // Distances and their kernels.
 //
 //   Distance.swift        the metric enum: names, score conventions, normalisation
-//   DistanceKernels.swift SIMD kernels (dot, squared L2, L1) and scalar oracles
+//   Kernels.swift         the kernels in use (C: AVX-512 / AVX2+FMA / plain), chosen once per process
+//   DistanceKernels.swift Swift SIMD kernels (normalisation) and scalar oracles for the tests
 //
 // Internally every score is "higher is better": cosine and dot use the inner
 // product (cosine on vectors normalised at insert), euclid the negated squared
@@ -34,16 +35,6 @@ package enum Distance: String, Sendable, CaseIterable, Codable {
 
     /// Whether the reported score grows with similarity.
     package var higherIsBetter: Bool { self == .cosine || self == .dot }
-
-    /// The internal score of `a` against `b` (higher is better).
-    @inline(__always)
-    package func score(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dim: Int) -> Float {
-        switch self {
-        case .cosine, .dot: return DistanceKernels.dot(a, b, dim)
-        case .euclid: return -DistanceKernels.squaredL2(a, b, dim)
-        case .manhattan: return -DistanceKernels.l1(a, b, dim)
-        }
-    }
 
     /// The score as Qdrant reports it.
     package func userScore(_ value: Float) -> Float {

@@ -23,11 +23,12 @@ import Testing
         let a: [Float] = [3, 0], b: [Float] = [0, 4]
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
-                let euclid = Distance.euclid.score(pa.baseAddress!, pb.baseAddress!, 2)
+                // Internal score = -distance (higher is better); userScore gives Qdrant's number.
+                let euclid = -DistanceFunction(.euclid)(pa.baseAddress!, pb.baseAddress!, 2)
                 #expect(Distance.euclid.userScore(euclid) == 5)
-                let manhattan = Distance.manhattan.score(pa.baseAddress!, pb.baseAddress!, 2)
+                let manhattan = -DistanceFunction(.manhattan)(pa.baseAddress!, pb.baseAddress!, 2)
                 #expect(Distance.manhattan.userScore(manhattan) == 7)
-                #expect(Distance.dot.userScore(Distance.dot.score(pa.baseAddress!, pa.baseAddress!, 2)) == 9)
+                #expect(Distance.dot.userScore(-DistanceFunction(.dot)(pa.baseAddress!, pa.baseAddress!, 2)) == 9)
             }
         }
     }
