@@ -85,12 +85,7 @@ func remoteCreateCollection(_ client: HTTPClient, _ name: String, _ c: Collectio
 }
 
 func remoteInfo(_ client: HTTPClient, _ name: String) throws -> Int32 {
-    let r = try call(client, "GET", "/collections/\(name)")
-    let out: JSON = .object([
-        ("name", .string(name)), ("points", r["points_count"] ?? .null), ("segments_count", r["segments_count"] ?? .null),
-        ("indexed_points", r["indexed_vectors_count"] ?? .null), ("status", r["status"] ?? .null), ("config", r["config"] ?? .null),
-    ])
-    standardOutput.write(bytes: JSONWriter.bytes(out) + [0x0A])
+    standardOutput.write(bytes: JSONWriter.bytes(try call(client, "GET", "/collections/\(name)/info")) + [0x0A])
     return 0
 }
 

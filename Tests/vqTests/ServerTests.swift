@@ -231,6 +231,8 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
             #expect(found.status == 0, "\(found.stderr)")
             outputs.append(found.stdout)
             #expect(try vq(["collections"] + mode).stdout == "r\n")
+            let info = try vq(["info", "r"] + mode)
+            #expect(info.status == 0 && info.stdout.contains("\"points\":300") && info.stdout.contains("\"segments\":["), "\(info.stdout)")
         }
         #expect(outputs[0] == outputs[1])
         #expect(outputs[0].split(separator: "\n").count == 20)

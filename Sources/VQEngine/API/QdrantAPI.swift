@@ -128,6 +128,11 @@ package final class QdrantAPI: @unchecked Sendable {
             let exists = (try? Engine.validateName(name)) != nil && engine.collectionNames().contains(name)
             return ("collections.exists", APIEnvelope.ok(.object([("exists", .bool(exists))]), since: start))
         }
+        if p.count == 3 && p[2] == "info" && m == "GET" {
+            // vq's extension: what `vq info` prints, so remote and embedded print the same.
+            let collection = try engine.collection(name)
+            return ("collections.info", APIEnvelope.ok(collection.infoJSON(status: collection.status), since: start))
+        }
         if p.count == 3 && p[2] == "optimize" && m == "POST" {
             // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
             let collection = try engine.collection(name)
