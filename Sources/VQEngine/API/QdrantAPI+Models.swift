@@ -324,6 +324,7 @@ extension QdrantAPI {
 
     func scroll(_ collection: Collection, _ body: JSON) throws -> JSON {
         let limit = try int(body, "limit", default: 10, min: 1)
+        guard limit <= Collection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(Collection.maxResults)") }
         let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
         let (points, next) = collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp)

@@ -90,6 +90,9 @@ package final class Collection: @unchecked Sendable {
         self.shards = shards
     }
 
+    /// The most results one search may ask for (limit + offset).
+    package static let maxResults = 100_000
+
     package func shardIndex(_ id: PointID) -> Int {
         Int(id.stableHash % UInt64(shards.count))
     }
@@ -173,6 +176,9 @@ package final class Collection: @unchecked Sendable {
         try prepare(&query)
         guard request.limit >= 0 else { throw VQError.invalid("limit is \(request.limit); expected 0 or more") }
         guard request.offset >= 0 else { throw VQError.invalid("offset is \(request.offset); expected 0 or more") }
+        guard request.limit + request.offset <= Collection.maxResults else {
+            throw VQError.invalid("limit + offset is \(request.limit + request.offset); expected at most \(Collection.maxResults) (page with scroll for more)")
+        }
         if let ef = request.hnswEf, ef < 1 { throw VQError.invalid("hnsw_ef is \(ef); expected 1 or more") }
         let k = request.limit + request.offset
         if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }

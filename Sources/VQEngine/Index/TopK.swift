@@ -26,7 +26,7 @@ package struct TopK {
 
     package init(k: Int) {
         self.k = k
-        heap.reserveCapacity(k)
+        heap.reserveCapacity(min(k, 1024))
     }
 
     package var count: Int { heap.count }

@@ -219,7 +219,7 @@ package final class Segment: @unchecked Sendable {
     /// The row's payload JSON bytes, or nil.
     package func payloadBytes(_ row: Int) -> [UInt8]? {
         let ref = payloadIndex.base[row]
-        guard ref.length > 0 else { return nil }
+        guard ref.length > 0, ref.offset + ref.length <= UInt64(payloadData.count) else { return nil }
         return Array(UnsafeBufferPointer(start: payloadData.base + Int(ref.offset), count: Int(ref.length)))
     }
 

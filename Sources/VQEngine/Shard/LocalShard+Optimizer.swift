@@ -58,12 +58,14 @@ extension LocalShard {
     package func optimize(force: Bool) throws -> OptimizeReport {
         optimizing.lock()
         defer { optimizing.unlock() }
+        // A closed shard's files belong to whoever opens the directory next.
+        if withProgress({ $0.stopped }) { throw VQError(.cancelled, "the shard is closed") }
         let start = Date()
         var report = OptimizeReport()
         report.segmentsBefore = lock.read { holder.segments.count }
         var sealed = false
         while true {
-            if !force && withProgress({ $0.closing }) { break }
+            if withProgress({ $0.closing }) { break }
             guard let task = plan(force: force, mayForceSeal: force && !sealed) else { break }
             report.tasks += 1
             switch task {
@@ -184,10 +186,9 @@ extension LocalShard {
         return p
     }
 
-    /// For background builds: stop when the shard starts closing (close need not wait for a whole graph).
+    /// Stop a graph build when the shard starts closing (close need not wait for a whole graph).
     func keepGoing(_ foreground: Bool) -> (@Sendable () -> Bool)? {
-        if foreground { return nil }
-        return { @Sendable [weak self] in !(self?.withProgress { $0.closing } ?? true) }
+        { @Sendable [weak self] in !(self?.withProgress { $0.closing } ?? true) }
     }
 
     /// Builds the graph of one sealed segment in its own directory, then publishes it.

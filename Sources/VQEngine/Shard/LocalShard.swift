@@ -32,7 +32,7 @@ package final class LocalShard: @unchecked Sendable {
     /// Guarded by `lock`; rows mutated by the applier, segments swapped by the optimizer.
     let holder: SegmentHolder
 
-    // Applier thread only.
+    // Guarded by `flushMutex`.
     private var lastFlush = Date()
     private var bytesSinceFlush = 0
 
@@ -46,7 +46,7 @@ package final class LocalShard: @unchecked Sendable {
     private var flushedOp: UInt64
     private var failure: VQError?
     var closing = false
-    private var stopped = false
+    var stopped = false
     var indexedPointsTotal = 0
     var indexingSeconds = 0.0
     private let applierDone = DispatchSemaphore(value: 0)
@@ -131,14 +131,14 @@ package final class LocalShard: @unchecked Sendable {
                 if !closing { _ = progress.wait(until: Date().addingTimeInterval(0.05)) }
                 progress.unlock()
             }
-            let deadline = lastFlush.addingTimeInterval(options.flushInterval)
+            let deadline = flushMutex.withLock { lastFlush }.addingTimeInterval(options.flushInterval)
             guard let batch = queue.pop(max: options.preventUnoptimized ? 1 : 64, deadline: deadline) else { return }
             do {
                 if let last = batch.last {
                     try wal.sync(upTo: last.op)
                     for entry in batch {
                         try lock.write { try holder.apply(entry.op, entry.operation) }
-                        if case .upsert(let b) = entry.operation { bytesSinceFlush += b.vectors.count * 4 }
+                        if case .upsert(let b) = entry.operation { flushMutex.withLock { bytesSinceFlush += b.vectors.count * 4 } }
                         progress.lock()
                         appliedOp = entry.op
                         progress.broadcast()
@@ -146,13 +146,15 @@ package final class LocalShard: @unchecked Sendable {
                     }
                     wakeOptimizer()
                 }
-                if Date() >= deadline || bytesSinceFlush >= options.flushBytes { try flush() }
+                if Date() >= deadline || flushMutex.withLock({ bytesSinceFlush }) >= options.flushBytes { try flush() }
             } catch {
                 progress.lock()
                 failure = VQError.wrap(error)
                 progress.broadcast()
                 progress.unlock()
-                // Stop applying: what is logged stays in the WAL for the next open.
+                // Stop applying: what is logged stays in the WAL for the next open. Writers
+                // waiting for room must not wait forever: closing the queue fails them.
+                queue.close()
                 return
             }
         }
@@ -172,6 +174,11 @@ package final class LocalShard: @unchecked Sendable {
             let infos = holder.infos
             guard applied != previous || infos != flushedSegments else { return nil }
             for seg in holder.segments { try seg.flush() }
+            // New segment directories must exist durably before the manifest names them.
+            let known = Set(flushedSegments.map(\.id))
+            let fresh = holder.segments.filter { !known.contains($0.id) }
+            for seg in fresh { try FileIO.syncDirectory(seg.directory) }
+            if !fresh.isEmpty { try FileIO.syncDirectory(DataDirectory.segmentsDir(shardDir: directory)) }
             let manifest: JSON = .object([
                 ("format", .string("vq-shard")), ("version", .int(1)),
                 ("flushed_op", .int(Int64(applied))), ("next_segment_id", .int(Int64(holder.nextSegmentId))),
@@ -206,6 +213,7 @@ package final class LocalShard: @unchecked Sendable {
             return UpdateQueue.Entry(op: op, operation: operation)
         }
         guard let op else {
+            if let failure = withProgress({ $0.failure }) { throw failure }
             throw VQError(.overloaded, "the update queue is full (\(queue.capacity) operations) and stayed full; the write was not accepted",
                           hint: "retry later, or raise update_queue_size")
         }
@@ -300,6 +308,9 @@ package final class LocalShard: @unchecked Sendable {
         queue.close()
         applierDone.wait()
         optimizerDone.wait()
+        // A foreground optimize (vq optimize, POST /optimize) stops at its next check; wait for it.
+        optimizing.lock()
+        optimizing.unlock()
         if let failure = withProgress({ $0.failure }) { throw failure }
         try flush()
     }
