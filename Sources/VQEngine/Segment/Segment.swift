@@ -98,7 +98,8 @@ package final class Segment: @unchecked Sendable {
 
     /// Opens a segment's files (creating empty ones for a new segment).
     /// - Parameter capacity: the most rows it may ever hold; for a sealed segment, its row count.
-    package init(directory: String, info: SegmentInfo, dim: Int, distance: Distance, capacity: Int) throws {
+    /// - Parameter committedFlush: the manifest's flush sequence number (undo files of later flushes are applied).
+    package init(directory: String, info: SegmentInfo, dim: Int, distance: Distance, capacity: Int, committedFlush: UInt64 = 0) throws {
         self.id = info.id
         self.directory = directory
         self.dim = dim
@@ -109,10 +110,11 @@ package final class Segment: @unchecked Sendable {
         typealias F = DataDirectory.SegmentFile
         func path(_ f: F) -> String { directory + "/" + f.rawValue }
         let cap = self.capacity
-        vectors = try MappedArray(path: path(.vectors), count: info.rows * dim, capacity: cap * dim)
-        rows = try MappedArray(path: path(.rows), count: info.rows, capacity: cap)
-        deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64)
-        payloadIndex = try MappedArray(path: path(.payloadIndex), count: info.rows, capacity: cap)
+        let c = committedFlush
+        vectors = try MappedArray(path: path(.vectors), count: info.rows * dim, capacity: cap * dim, committedFlush: c)
+        rows = try MappedArray(path: path(.rows), count: info.rows, capacity: cap, committedFlush: c)
+        deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64, committedFlush: c)
+        payloadIndex = try MappedArray(path: path(.payloadIndex), count: info.rows, capacity: cap, committedFlush: c)
         payloadData = try MappedArray(path: path(.payloadData), count: info.payloadBytes,
                                       capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes)
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
@@ -229,12 +231,22 @@ package final class Segment: @unchecked Sendable {
         return try? JSONParser.parse(bytes)
     }
 
-    /// Writes everything changed since the last flush and fsyncs it.
-    package func flush() throws {
-        try vectors.flush()
-        try rows.flush()
-        try deleted.flush()
-        try payloadData.flush()
-        try payloadIndex.flush()
+    /// Writes everything changed since the last flush and fsyncs it; overwrites stay undoable
+    /// until `dropUndo()` (see MappedArray).
+    package func flush(sequence: UInt64 = 0) throws {
+        try vectors.flush(sequence: sequence)
+        try rows.flush(sequence: sequence)
+        try deleted.flush(sequence: sequence)
+        try payloadData.flush(sequence: sequence)
+        try payloadIndex.flush(sequence: sequence)
+    }
+
+    /// Forgets the undo data of the last flush (its manifest is durable).
+    package func dropUndo() {
+        vectors.dropUndo()
+        rows.dropUndo()
+        deleted.dropUndo()
+        payloadIndex.dropUndo()
+        payloadData.dropUndo()
     }
 }

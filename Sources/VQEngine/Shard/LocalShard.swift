@@ -39,6 +39,10 @@ package final class LocalShard: @unchecked Sendable {
     /// Serialises flushes (applier, optimizer, close).
     private let flushMutex = NSLock()
     private var flushedSegments: [SegmentInfo]
+    /// The sequence number of the last committed flush (guarded by `flushMutex`).
+    private var flushSeq: UInt64
+    /// Tests: make the next flush stop after writing segments, before the manifest (a crash there).
+    var failBeforeManifestForTesting = false
 
     // Guarded by `progress`.
     let progress = NSCondition()
@@ -69,6 +73,7 @@ package final class LocalShard: @unchecked Sendable {
         var infos: [SegmentInfo] = []
         var flushed: UInt64 = 0
         var nextSegmentId: UInt64 = 1
+        var flushSeq: UInt64 = 0
         if FileIO.exists(manifestPath) {
             let m = try ChecksummedJSON.read(manifestPath)
             guard m["format"]?.stringValue == "vq-shard", let version = m["version"]?.intValue else {
@@ -81,6 +86,7 @@ package final class LocalShard: @unchecked Sendable {
             }
             flushed = UInt64(op)
             nextSegmentId = UInt64(next)
+            flushSeq = UInt64(max(0, m["flush_seq"]?.intValue ?? 0))
             for entry in list { infos.append(try SegmentInfo(json: entry, path: manifestPath)) }
         }
         // Segment directories the manifest does not name were started after the last flush
@@ -89,7 +95,8 @@ package final class LocalShard: @unchecked Sendable {
         for name in FileIO.list(segmentsDir) where !known.contains(name) {
             try FileIO.removeTree(segmentsDir + "/" + name)
         }
-        let holder = try SegmentHolder(shardDir: directory, options: options, infos: infos, nextSegmentId: nextSegmentId)
+        let holder = try SegmentHolder(shardDir: directory, options: options, infos: infos, nextSegmentId: nextSegmentId,
+                                       committedFlush: flushSeq)
         var applied = flushed
         wal = try WAL(directory: DataDirectory.walDir(shardDir: directory), nextOpAtLeast: flushed + 1, replayFrom: flushed + 1,
                       fileLimit: options.walFileLimit, warn: warn) { (op, body) in
@@ -98,6 +105,7 @@ package final class LocalShard: @unchecked Sendable {
         }
         self.holder = holder
         self.flushedSegments = infos
+        self.flushSeq = flushSeq
         self.flushedOp = flushed
         self.appliedOp = applied
         let applier = Thread { [self] in runApplier() }
@@ -164,6 +172,8 @@ package final class LocalShard: @unchecked Sendable {
     ///
     /// Holds the read lock throughout, so the applier cannot change rows mid-flush
     /// and the optimizer cannot swap segments; searches go on.
+    func flushForTesting() throws { try flush() }
+
     func flush() throws {
         flushMutex.lock()
         defer { flushMutex.unlock() }
@@ -173,7 +183,9 @@ package final class LocalShard: @unchecked Sendable {
             let (applied, previous) = withProgress { ($0.appliedOp, $0.flushedOp) }
             let infos = holder.infos
             guard applied != previous || infos != flushedSegments else { return nil }
-            for seg in holder.segments { try seg.flush() }
+            let seq = flushSeq + 1
+            for seg in holder.segments { try seg.flush(sequence: seq) }
+            if failBeforeManifestForTesting { throw VQError(.io, "simulated crash before the manifest (tests)") }
             // New segment directories must exist durably before the manifest names them.
             let known = Set(flushedSegments.map(\.id))
             let fresh = holder.segments.filter { !known.contains($0.id) }
@@ -182,9 +194,12 @@ package final class LocalShard: @unchecked Sendable {
             let manifest: JSON = .object([
                 ("format", .string("vq-shard")), ("version", .int(1)),
                 ("flushed_op", .int(Int64(applied))), ("next_segment_id", .int(Int64(holder.nextSegmentId))),
-                ("segments", .array(infos.map(\.json))),
+                ("flush_seq", .int(Int64(seq))), ("segments", .array(infos.map(\.json))),
             ])
             try ChecksummedJSON.write(DataDirectory.manifest(shardDir: directory), manifest)
+            // Committed: the overwrites of this flush stand.
+            for seg in holder.segments { seg.dropUndo() }
+            flushSeq = seq
             flushedSegments = infos
             return applied
         }

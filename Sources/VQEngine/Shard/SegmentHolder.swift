@@ -47,14 +47,14 @@ package final class SegmentHolder: @unchecked Sendable {
     private(set) var nextSegmentId: UInt64
 
     /// Opens the segments the manifest names and rebuilds the id map.
-    init(shardDir: String, options: ShardOptions, infos: [SegmentInfo], nextSegmentId: UInt64) throws {
+    init(shardDir: String, options: ShardOptions, infos: [SegmentInfo], nextSegmentId: UInt64, committedFlush: UInt64 = 0) throws {
         self.shardDir = shardDir
         self.options = options
         self.nextSegmentId = nextSegmentId
         for info in infos {
             slots.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: info.id), info: info,
                                      dim: options.dim, distance: options.distance,
-                                     capacity: info.appendable ? options.segmentCapacity : info.rows))
+                                     capacity: info.appendable ? options.segmentCapacity : info.rows, committedFlush: committedFlush))
         }
         buildLocations()
         if let i = slots.lastIndex(where: { $0!.appendable && !$0!.isFull }) {

@@ -9,6 +9,16 @@
 //
 // Opening maps the file: nothing is read or rebuilt. Appends and overwrites go
 // to memory; `flush()` writes what changed to the file (pwrite) and fsyncs.
+//
+// Overwrites of elements the last manifest already covers (tombstones, payload
+// slots, overwritten rows) are undoable: before writing them, `flush` saves the
+// file's current bytes of those chunks to NAME.undo, tagged with the flush's
+// sequence number, and fsyncs it. If the process dies before the manifest of
+// that flush is durable, the next open puts the old bytes back, so the segment
+// is exactly as the manifest describes and the WAL replay starts from a state
+// it knows. Once the manifest is durable, `dropUndo()` removes the file.
+//
+//   NAME.undo: | magic "VUND" u32 | flush seq u64 | entries: (offset u64, length u32, bytes)* | crc32c u32 |
 // Because the range is reserved up front, the base pointer never moves, so
 // readers may hold it while the owner appends (the owner serialises writers).
 
@@ -40,14 +50,19 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
     /// - Parameters:
     ///   - count: how many elements of the file are valid (from the manifest); later bytes are dropped.
     ///   - capacity: the most elements this array may ever hold.
+    ///   - committedFlush: the manifest's flush sequence number; an undo file from a later flush is applied.
     /// - Throws: `.corrupt` when the file is shorter than `count` elements; `.io` on system errors.
-    package init(path: String, count: Int, capacity: Int) throws {
+    package init(path: String, count: Int, capacity: Int, committedFlush: UInt64 = 0) throws {
         precondition(count <= capacity)
         self.path = path
         self.capacity = capacity
         let stride = Self.stride
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ioError("open", path) }
+        do { try MappedArray.applyUndo(fd: fd, path: path, committedFlush: committedFlush) } catch {
+            close(fd)
+            throw error
+        }
         var st = stat()
         guard fstat(fd, &st) == 0 else { close(fd); throw ioError("stat", path) }
         let fileBytes = count * stride
@@ -147,11 +162,75 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
     /// Whether `flush` has anything to write.
     package var isDirty: Bool { count != fileCount || !dirtyChunks.isEmpty }
 
+    private var undoPath: String { path + ".undo" }
+    private static var undoMagic: UInt32 { 0x444E_5556 }  // "VUND"
+
+    /// Puts back the bytes an uncommitted flush overwrote (see the header), then removes the undo file.
+    private static func applyUndo(fd: Int32, path: String, committedFlush: UInt64) throws {
+        let undo = path + ".undo"
+        guard FileIO.exists(undo) else { return }
+        let bytes = try FileIO.readAll(undo)
+        defer { FileIO.remove(undo) }
+        // A torn undo file was never followed by overwrites (they start after it is durable).
+        guard bytes.count >= 16 else { return }
+        let ok = bytes.withUnsafeBytes { raw -> Bool in
+            raw.loadUnaligned(as: UInt32.self) == undoMagic
+                && CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)]))
+                    == raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self)
+        }
+        guard ok else { return }
+        let seq = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt64.self) }
+        guard seq > committedFlush else { return }  // that flush committed: its overwrites stand
+        try bytes.withUnsafeBytes { raw in
+            var at = 12
+            while at + 12 <= raw.count - 4 {
+                let offset = Int(raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                let length = Int(raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+                at += 12
+                guard at + length <= raw.count - 4 else { break }
+                try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(rebasing: raw[at..<(at + length)]), at: offset, path: path)
+                at += length
+            }
+        }
+        try FileIO.sync(fd, path: path)
+    }
+
+    /// Removes the undo file of the last flush, once the manifest that covers it is durable.
+    package func dropUndo() {
+        FileIO.remove(undoPath)
+    }
+
     /// Writes changed and appended elements to the file and fsyncs it.
-    package func flush() throws {
+    /// - Parameter sequence: the flush's number, recorded in the undo file of overwritten chunks.
+    package func flush(sequence: UInt64 = 0) throws {
         guard isDirty else { return }
         let raw = UnsafeRawPointer(base)
         let fileBytes = fileCount * Self.stride
+        let overwritten = dirtyChunks.sorted().compactMap { c -> Range<Int>? in
+            let start = c * Self.chunkBytes
+            let end = min(start + Self.chunkBytes, fileBytes)
+            return start < end ? start..<end : nil
+        }
+        if !overwritten.isEmpty {
+            var undo = ByteWriter(capacity: 16 + overwritten.reduce(0) { $0 + $1.count + 12 })
+            undo.u32(Self.undoMagic)
+            undo.u64(sequence)
+            for r in overwritten {
+                undo.u64(UInt64(r.lowerBound))
+                undo.u32(UInt32(r.count))
+                var old = [UInt8](repeating: 0, count: r.count)
+                var done = 0
+                while done < r.count {
+                    let n = old.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, r.count - done, off_t(r.lowerBound + done)) }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { throw ioError("read", path) }
+                    done += n
+                }
+                undo.bytes += old
+            }
+            undo.u32(CRC32C.checksum(undo.bytes))
+            try FileIO.writeAtomically(undoPath, undo.bytes)
+        }
         for c in dirtyChunks.sorted() {
             let start = c * Self.chunkBytes
             let end = min(start + Self.chunkBytes, fileBytes)

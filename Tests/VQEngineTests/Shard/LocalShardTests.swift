@@ -109,3 +109,37 @@ import Testing
         #expect(throws: VQError.self) { _ = try bytes.dropLast(3).withUnsafeBytes { try Operation.decode($0) } }
     }
 }
+
+@Suite struct FlushCrashTests {
+    @Test("a crash between writing segments and the manifest loses nothing: overwritten rows are put back and the WAL redoes them")
+    func crashBeforeManifest() throws {
+        let tmp = TempDir()
+        var o = ShardOptions(dim: 2, distance: .euclid)
+        o.segmentCapacity = 4
+        o.flushInterval = 3600
+        o.backgroundOptimizer = false
+        var b = PointBatch(dim: 2)
+        for i in 0..<6 { [Float(i), 0].withUnsafeBufferPointer { b.append(id: .number(UInt64(i)), vector: $0, payload: Array("{\"i\":\(i)}".utf8)) } }
+        do {
+            let shard = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+            try shard.waitApplied(try shard.submit(.upsert(b)))
+            try shard.flushForTesting()  // committed: points 0-3 in a sealed segment, 4-5 appendable
+            // Move point 1 out of the sealed segment (payload update), delete point 4, overwrite point 5.
+            _ = try shard.submit(.setPayload(ids: [.number(1)], payload: Array("{\"x\":1}".utf8), overwrite: false))
+            _ = try shard.submit(.delete([.number(4)]))
+            var c = PointBatch(dim: 2)
+            [Float(9), 9].withUnsafeBufferPointer { c.append(id: .number(5), vector: $0, payload: nil) }
+            try shard.waitApplied(try shard.submit(.upsert(c)))
+            shard.failBeforeManifestForTesting = true
+            #expect(throws: VQError.self) { try shard.flushForTesting() }
+            shard.abandonForTesting()
+        }
+        let shard = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+        let got = shard.retrieve((0..<6).map { .number(UInt64($0)) }, withVector: true, withPayload: true)
+        #expect(got.map(\.id) == [.number(0), .number(1), .number(2), .number(3), .number(5)])
+        #expect(got[1].payload == (try JSONParser.parse(#"{"i":1,"x":1}"#)))
+        #expect(got[4].vector == [9, 9] && got[4].payload == nil)
+        #expect(shard.pointCount == 5)
+        try shard.close()
+    }
+}
