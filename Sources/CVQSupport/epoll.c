@@ -8,7 +8,8 @@ int cvq_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
 int cvq_epoll_ctl(int epfd, int op, int fd, int readable, int writable) {
     struct epoll_event ev;
-    ev.events = EPOLLRDHUP | (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
+    // EPOLLRDHUP only while reading: after a half-close it would fire forever (level-triggered).
+    ev.events = (readable ? (EPOLLIN | EPOLLRDHUP) : 0) | (writable ? EPOLLOUT : 0);
     ev.data.fd = fd;
     int kind = op == 0 ? EPOLL_CTL_ADD : op == 1 ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
     return epoll_ctl(epfd, kind, fd, &ev);

@@ -60,6 +60,9 @@ func serve(_ args: Arguments) throws -> Int32 {
         }
     }
 
+    // A client that disconnects must not kill the server: writes to it fail with EPIPE instead.
+    signal(SIGPIPE, SIG_IGN)
+
     // Idle keep-alive connections are file descriptors: allow as many as the hard limit does.
     var limit = rlimit()
     if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {

@@ -169,6 +169,18 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         let gone = try RawConnection(port: p)
         gone.send("PUT /collections/c/points HTTP/1.1\r\nContent-Length: 500\r\n\r\n{\"points\":")
         _ = gone
+        // A client that sends requests and leaves before the answers: writes fail, the server lives on.
+        for _ in 0..<20 {
+            let leaver = try RawConnection(port: p)
+            leaver.send("POST /collections/c/points/count HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /healthz HTTP/1.1\r\n\r\n")
+        }
+        // Thousands of pipelined requests in one burst are all answered, in order.
+        let burst = try RawConnection(port: p)
+        burst.send(String(repeating: "GET /healthz HTTP/1.1\r\n\r\n", count: 3000) + "GET /collections/c/exists HTTP/1.1\r\n\r\n")
+        var answered = 0
+        while answered < 3000, let r = burst.response(), r.body == "healthz check passed" { answered += 1 }
+        #expect(answered == 3000)
+        #expect(burst.response()?.body.contains("\"exists\":true") == true)
         // Still serving.
         #expect(try request(p, "GET", "/healthz").status == 200)
         #expect(server.stop().0 == 0)

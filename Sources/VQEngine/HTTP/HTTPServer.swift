@@ -79,6 +79,8 @@ final class EventLoop: @unchecked Sendable {
     private final class Connection: @unchecked Sendable {
         let fd: Int32
         var input: [UInt8] = []
+        /// Where the next request starts in `input` (consumed bytes are dropped in batches).
+        var inputStart = 0
         var output: [UInt8] = []
         var outputOffset = 0
         var busy = false
@@ -113,6 +115,8 @@ final class EventLoop: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
     private let workers: DispatchQueue
+    private let inFlight = Atomic<Int>(0)
+    private var grace: Double = 10
 
     init(config: HTTPServerConfig, inline: @escaping HTTPServer.Inline, handler: @escaping Handler, workers: DispatchQueue) throws {
         self.config = config
@@ -173,6 +177,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func stop(grace: Double) {
+        self.grace = grace
         guard !stopping.exchange(true, ordering: .relaxed) else { return }
         wake()
         _ = stopped.wait(timeout: .now() + grace + 1)
@@ -188,8 +193,12 @@ final class EventLoop: @unchecked Sendable {
             for (_, c) in connections { close(c.fd) }
             connections.removeAll()
             close(listenFD)
-            close(wakeRead)
-            close(wakeWrite)
+            // A worker still running writes to the wake pipe when done: close it only after the last one.
+            for _ in 0..<Int(max(1, grace) * 100) where inFlight.load(ordering: .relaxed) > 0 { usleep(10_000) }
+            if inFlight.load(ordering: .relaxed) == 0 {
+                close(wakeRead)
+                close(wakeWrite)
+            }
             stopped.signal()
         }
         var lastSweep = EventLoop.now()
@@ -197,10 +206,10 @@ final class EventLoop: @unchecked Sendable {
         while true {
             if stopping.load(ordering: .relaxed) {
                 if drainDeadline == nil {
-                    drainDeadline = EventLoop.now() + 10
+                    drainDeadline = EventLoop.now() + grace
                     poller.remove(listenFD)
                 }
-                let busy = connections.values.contains { $0.busy || $0.outputOffset < $0.output.count }
+                let busy = inFlight.load(ordering: .relaxed) > 0 || connections.values.contains { $0.outputOffset < $0.output.count }
                 if !busy || EventLoop.now() > drainDeadline! { return }
             }
             for ev in poller.wait(timeoutMs: 250) {
@@ -211,6 +220,14 @@ final class EventLoop: @unchecked Sendable {
                     while read(wakeRead, &scratch, 256) > 0 {}
                     deliverCompletions()
                 } else if let c = connections[ev.fd] {
+                    if ev.hangup && !ev.readable && !wantsInput(c) {
+                        // Hung up while its request runs: hang-ups are reported whatever the mask, so stop
+                        // watching it; the response write will fail and drop it.
+                        c.peerClosed = true
+                        poller.remove(c.fd)
+                        if !c.busy { drop(c) }
+                        continue
+                    }
                     if ev.readable || ev.hangup { readFrom(c) }
                     if connections[ev.fd] === c && ev.writable { flush(c) }
                 }
@@ -250,15 +267,30 @@ final class EventLoop: @unchecked Sendable {
         connections[c.fd] = nil
     }
 
+    /// Bytes of unanswered output past which a connection's pipelined requests wait.
+    private static var outputHighWater: Int { 1 << 20 }
+
+    /// Whether the loop should read more from `c`: not while a request runs on a worker, not after
+    /// the peer closed, not while its output backs up, not past the input cap.
+    private func wantsInput(_ c: Connection) -> Bool {
+        !c.busy && !c.peerClosed && !c.closeAfterWrite && c.output.count - c.outputOffset < EventLoop.outputHighWater
+            && c.input.count - c.inputStart <= config.limits.maxBodyBytes + config.limits.maxHeaderBytes + 65_536
+    }
+
+    /// Tells the poller what `c` waits for now.
+    private func updateInterest(_ c: Connection) {
+        guard connections[c.fd] === c else { return }
+        poller.modify(c.fd, read: wantsInput(c), write: c.outputOffset < c.output.count)
+    }
+
     private func readFrom(_ c: Connection) {
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
+        while wantsInput(c) {
             let n = chunk.withUnsafeMutableBytes { read(c.fd, $0.baseAddress!, $0.count) }
             if n > 0 {
-                if c.input.isEmpty && !c.busy { c.requestStarted = EventLoop.now() }
+                if c.input.count == c.inputStart && !c.busy { c.requestStarted = EventLoop.now() }
                 c.input.append(contentsOf: chunk[0..<n])
                 c.lastActivity = EventLoop.now()
-                if c.input.count > config.limits.maxBodyBytes + config.limits.maxHeaderBytes + 65_536 { break }
                 continue
             }
             if n == 0 {
@@ -270,54 +302,74 @@ final class EventLoop: @unchecked Sendable {
             drop(c)
             return
         }
-        if c.peerClosed && !c.busy && c.input.isEmpty {
+        if c.peerClosed && !c.busy && c.input.count == c.inputStart && c.outputOffset >= c.output.count {
             drop(c)
             return
         }
-        if c.peerClosed { poller.modify(c.fd, read: false, write: c.outputOffset < c.output.count) }
         parseNext(c)
+        updateInterest(c)
     }
 
+    /// Answers buffered requests in order: inline ones here, one at a time on a worker otherwise.
     private func parseNext(_ c: Connection) {
-        guard !c.busy, connections[c.fd] === c, !c.input.isEmpty, !c.closeAfterWrite else {
-            if c.peerClosed && !c.busy && c.outputOffset >= c.output.count && connections[c.fd] === c { drop(c) }
-            return
-        }
-        let result = c.input.withUnsafeBytes { HTTPParser.parse($0, limits: config.limits) }
-        switch result {
-        case .needMore:
-            if c.peerClosed { drop(c) }
-        case .error(let status, let message):
-            var w = JSONWriter()
-            w.write(.object([("status", .object([("error", .string(message))])), ("time", .double(0))]))
-            c.input.removeAll()
-            c.closeAfterWrite = true
-            send(c, HTTPResponse.json(status, w.bytes).serialized(keepAlive: false))
-        case .request(let request, let consumed):
-            c.input.removeFirst(consumed)
-            c.busy = true
-            c.requestStarted = nil
-            let keepAlive = request.keepAlive && !stopping.load(ordering: .relaxed)
-            let handler = self.handler
-            if inline(request) {
-                // Short reads run here: no hand-off to a worker and back.
-                let bytes = handler(request).serialized(keepAlive: keepAlive)
-                c.busy = false
-                c.lastActivity = EventLoop.now()
+        while true {
+            guard connections[c.fd] === c else { return }
+            guard !c.busy, c.input.count > c.inputStart, !c.closeAfterWrite,
+                  c.output.count - c.outputOffset < EventLoop.outputHighWater else { break }
+            let result = c.input.withUnsafeBytes { raw in
+                HTTPParser.parse(UnsafeRawBufferPointer(rebasing: raw[c.inputStart...]), limits: config.limits)
+            }
+            switch result {
+            case .needMore:
+                if c.peerClosed { drop(c); return }
+                compact(c)
+                return
+            case .error(let status, let message):
+                var w = JSONWriter()
+                w.write(.object([("status", .object([("error", .string(message))])), ("time", .double(0))]))
+                c.input = []
+                c.inputStart = 0
+                c.closeAfterWrite = true
+                send(c, HTTPResponse.json(status, w.bytes).serialized(keepAlive: false))
+                return
+            case .request(let request, let consumed):
+                c.inputStart += consumed
+                c.requestStarted = c.input.count > c.inputStart ? EventLoop.now() : nil
+                let keepAlive = request.keepAlive && !stopping.load(ordering: .relaxed)
                 if !keepAlive { c.closeAfterWrite = true }
-                send(c, bytes)
-                if connections[c.fd] === c && !c.input.isEmpty && !c.closeAfterWrite { c.requestStarted = EventLoop.now() }
-                parseNext(c)
+                if inline(request) {
+                    // Short reads run here: no hand-off to a worker and back.
+                    let bytes = handler(request).serialized(keepAlive: keepAlive)
+                    c.lastActivity = EventLoop.now()
+                    send(c, bytes)
+                    continue
+                }
+                c.busy = true
+                let handler = self.handler
+                nonisolated(unsafe) let conn = c
+                inFlight.add(1, ordering: .relaxed)
+                workers.async { [self] in
+                    let bytes = handler(request).serialized(keepAlive: keepAlive)
+                    completions.withLock { $0.append(Completion(connection: conn, bytes: bytes, close: !keepAlive)) }
+                    inFlight.subtract(1, ordering: .relaxed)
+                    wake()
+                }
+                compact(c)
                 return
             }
-            nonisolated(unsafe) let conn = c
-            workers.async { [self] in
-                let response = handler(request)
-                let bytes = response.serialized(keepAlive: keepAlive)
-                completions.withLock { $0.append(Completion(connection: conn, bytes: bytes, close: !keepAlive)) }
-                wake()
-            }
         }
+        compact(c)
+    }
+
+    /// Drops consumed input (once per batch of requests, not per request).
+    private func compact(_ c: Connection) {
+        guard c.inputStart > 0 else { return }
+        if c.inputStart >= c.input.count {
+            c.input.removeAll(keepingCapacity: c.input.capacity <= 1 << 20)
+        } else {
+            c.input.removeFirst(c.inputStart)
+        }
+        c.inputStart = 0
     }
 
     private func deliverCompletions() {
@@ -333,8 +385,10 @@ final class EventLoop: @unchecked Sendable {
             c.lastActivity = EventLoop.now()
             if done.close { c.closeAfterWrite = true }
             send(c, done.bytes)
-            if connections[c.fd] === c && !c.input.isEmpty && !c.closeAfterWrite { c.requestStarted = EventLoop.now() }
+            guard connections[c.fd] === c else { continue }
+            if c.input.count > c.inputStart && !c.closeAfterWrite { c.requestStarted = EventLoop.now() }
             parseNext(c)
+            updateInterest(c)
         }
     }
 
@@ -353,11 +407,12 @@ final class EventLoop: @unchecked Sendable {
             let n = c.output.withUnsafeBytes { write(c.fd, $0.baseAddress! + c.outputOffset, $0.count - c.outputOffset) }
             if n > 0 {
                 c.outputOffset += n
+                c.lastActivity = EventLoop.now()
                 continue
             }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                poller.modify(c.fd, read: !c.peerClosed, write: true)
+                updateInterest(c)
                 return
             }
             drop(c)
@@ -365,22 +420,29 @@ final class EventLoop: @unchecked Sendable {
         }
         c.output = []
         c.outputOffset = 0
-        if c.closeAfterWrite || (c.peerClosed && !c.busy) {
+        if c.closeAfterWrite && !c.busy || (c.peerClosed && !c.busy && c.input.count == c.inputStart) {
             drop(c)
             return
         }
-        poller.modify(c.fd, read: !c.peerClosed, write: false)
+        updateInterest(c)
     }
 
     /// Closes connections whose request headers are late or that sat idle too long.
     private func sweep(_ now: Double) {
-        for c in Array(connections.values) where !c.busy {
-            if let started = c.requestStarted, !c.input.isEmpty, now - started > config.headerTimeout {
+        for c in Array(connections.values) {
+            // A client that stopped reading its answers holds buffers: drop it after the idle timeout.
+            if c.outputOffset < c.output.count && now - c.lastActivity > config.idleTimeout {
+                drop(c)
+                continue
+            }
+            if c.busy { continue }
+            if let started = c.requestStarted, c.input.count > c.inputStart, now - started > config.headerTimeout {
                 c.input.removeAll()
+                c.inputStart = 0
                 c.closeAfterWrite = true
                 send(c, HTTPResponse.json(408, Array("{\"status\":{\"error\":\"request not received in time\"},\"time\":0}".utf8))
                     .serialized(keepAlive: false))
-            } else if c.input.isEmpty && c.outputOffset >= c.output.count && now - c.lastActivity > config.idleTimeout {
+            } else if c.input.count == c.inputStart && c.outputOffset >= c.output.count && now - c.lastActivity > config.idleTimeout {
                 drop(c)
             }
         }
