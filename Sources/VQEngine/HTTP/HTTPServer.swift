@@ -54,6 +54,8 @@ package final class HTTPServer: @unchecked Sendable {
         for _ in 0..<count {
             var c = config
             c.port = port
+            // The connection limit is for the whole server: each loop takes its share.
+            c.maxConnections = max(1, (config.maxConnections + count - 1) / count)
             let loop = try EventLoop(config: c, inline: inline, handler: handler, workers: workers)
             port = loop.port
             loops.append(loop)

@@ -193,9 +193,16 @@ package final class WAL: Sendable {
         header.u32(magic)
         header.u32(version)
         header.u64(firstOp)
-        try header.bytes.withUnsafeBytes { raw in try FileIO.writeAll(fd, raw, path: path) }
-        try FileIO.sync(fd, path: path)
-        try FileIO.syncDirectory(directory)
+        do {
+            try header.bytes.withUnsafeBytes { raw in try FileIO.writeAll(fd, raw, path: path) }
+            try FileIO.sync(fd, path: path)
+            try FileIO.syncDirectory(directory)
+        } catch {
+            // Leave no half-made file behind: replay would take it for damage.
+            close(fd)
+            FileIO.remove(path)
+            throw error
+        }
         return FileState(fd: fd, path: path, size: headerSize, files: files + [(firstOp, name)])
     }
 
@@ -267,9 +274,12 @@ package final class WAL: Sendable {
             if buffer.isEmpty { return .success(()) }
             do {
                 if f.size >= fileLimit {
-                    let files = f.files
-                    close(f.fd)
-                    f = try WAL.createFile(directory: directory, firstOp: firstOp, files: files)
+                    // A new file that cannot be made now (EMFILE, say) is not fatal: keep appending
+                    // to the current one and rotate at the next sync.
+                    if let next = try? WAL.createFile(directory: directory, firstOp: firstOp, files: f.files) {
+                        close(f.fd)
+                        f = next
+                    }
                 }
                 let path = f.path
                 let fd = f.fd
