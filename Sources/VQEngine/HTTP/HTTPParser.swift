@@ -20,9 +20,30 @@ package enum HTTPParseResult {
     case error(status: Int, message: String)
 }
 
+/// Where a chunked body's scan stopped, so the next read resumes there instead of
+/// walking every chunk again (which made a trickled body quadratic).
+package struct HTTPParseProgress: Sendable {
+    /// Offset of the next chunk-size line from the start of the request (0 = not started).
+    package var chunkLine = 0
+    /// Body bytes in the chunks before it.
+    package var bodyBytes = 0
+
+    package init(chunkLine: Int = 0, bodyBytes: Int = 0) {
+        self.chunkLine = chunkLine
+        self.bodyBytes = bodyBytes
+    }
+}
+
 package enum HTTPParser {
     /// Parses the first request in `buffer`.
     package static func parse(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimits) -> HTTPParseResult {
+        var progress = HTTPParseProgress()
+        return parse(buffer, limits: limits, progress: &progress)
+    }
+
+    /// Parses the first request in `buffer`, resuming a chunked body's scan from `progress`
+    /// (reset it when a request completes or the buffer's start moves).
+    package static func parse(_ buffer: UnsafeRawBufferPointer, limits: HTTPLimits, progress: inout HTTPParseProgress) -> HTTPParseResult {
         let bytes = buffer.bindMemory(to: UInt8.self)
         // Find the end of the header block.
         var headerEnd = -1
@@ -87,12 +108,18 @@ package enum HTTPParser {
         var body: [UInt8] = []
         var consumed = bodyStart
         if chunked {
-            var p = bodyStart
+            // Pass 1: walk the chunk headers (resuming where the last call stopped), no copying.
+            var p = progress.chunkLine > bodyStart ? progress.chunkLine : bodyStart
+            var total = progress.chunkLine > bodyStart ? progress.bodyBytes : 0
             while true {
                 // chunk-size [;ext] CRLF
                 var lineEnd = p
                 while lineEnd + 1 < n && !(bytes[lineEnd] == 13 && bytes[lineEnd + 1] == 10) { lineEnd += 1 }
-                if lineEnd + 1 >= n { return n - bodyStart > limits.maxBodyBytes + 4096 ? .error(status: 413, message: "body too large") : .needMore }
+                if lineEnd + 1 >= n {
+                    if lineEnd - p > 4096 { return .error(status: 400, message: "chunk-size line too long") }
+                    progress = HTTPParseProgress(chunkLine: p, bodyBytes: total)
+                    return .needMore
+                }
                 var size = 0
                 var digits = 0
                 var q = p
@@ -103,26 +130,47 @@ package enum HTTPParser {
                     q += 1
                 }
                 guard digits > 0, q == lineEnd || bytes[q] == UInt8(ascii: ";") else { return .error(status: 400, message: "malformed chunk size") }
-                p = lineEnd + 2
                 if size == 0 {
                     // Trailers, then an empty line.
+                    var t = lineEnd + 2
                     while true {
-                        var e = p
+                        var e = t
                         while e + 1 < n && !(bytes[e] == 13 && bytes[e + 1] == 10) { e += 1 }
-                        if e + 1 >= n { return .needMore }
-                        let empty = e == p
-                        p = e + 2
+                        if e + 1 >= n {
+                            progress = HTTPParseProgress(chunkLine: p, bodyBytes: total)
+                            return .needMore
+                        }
+                        let empty = e == t
+                        t = e + 2
                         if empty { break }
                     }
-                    consumed = p
+                    consumed = t
                     break
                 }
-                if body.count + size > limits.maxBodyBytes { return .error(status: 413, message: "request body exceeds \(limits.maxBodyBytes) bytes") }
-                if p + size + 2 > n { return .needMore }
-                body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[p..<(p + size)]))
-                guard bytes[p + size] == 13 && bytes[p + size + 1] == 10 else { return .error(status: 400, message: "malformed chunk") }
-                p += size + 2
+                if total + size > limits.maxBodyBytes { return .error(status: 413, message: "request body exceeds \(limits.maxBodyBytes) bytes") }
+                let data = lineEnd + 2
+                if data + size + 2 > n {
+                    progress = HTTPParseProgress(chunkLine: p, bodyBytes: total)
+                    return .needMore
+                }
+                guard bytes[data + size] == 13 && bytes[data + size + 1] == 10 else { return .error(status: 400, message: "malformed chunk") }
+                total += size
+                p = data + size + 2
             }
+            // Pass 2 (once): copy the chunks' data, re-walking the part scanned by earlier calls.
+            body.reserveCapacity(total)
+            var r = bodyStart
+            while true {
+                var lineEnd = r
+                while !(bytes[lineEnd] == 13 && bytes[lineEnd + 1] == 10) { lineEnd += 1 }
+                var size = 0
+                var q = r
+                while q < lineEnd, let d = hexDigit(bytes[q]) { size = size * 16 + d; q += 1 }
+                if size == 0 { break }
+                body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[(lineEnd + 2)..<(lineEnd + 2 + size)]))
+                r = lineEnd + 2 + size + 2
+            }
+            progress = HTTPParseProgress()
         } else if let length = contentLength, length > 0 {
             if length > limits.maxBodyBytes { return .error(status: 413, message: "request body of \(length) bytes exceeds \(limits.maxBodyBytes)") }
             if n - bodyStart < length { return .needMore }

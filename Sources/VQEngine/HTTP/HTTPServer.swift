@@ -83,6 +83,8 @@ final class EventLoop: @unchecked Sendable {
         var input: [UInt8] = []
         /// Where the next request starts in `input` (consumed bytes are dropped in batches).
         var inputStart = 0
+        /// How far a chunked body's scan got (relative to `inputStart`).
+        var parseProgress = HTTPParseProgress()
         var output: [UInt8] = []
         var outputOffset = 0
         var busy = false
@@ -318,9 +320,11 @@ final class EventLoop: @unchecked Sendable {
             guard connections[c.fd] === c else { return }
             guard !c.busy, c.input.count > c.inputStart, !c.closeAfterWrite,
                   c.output.count - c.outputOffset < EventLoop.outputHighWater else { break }
+            var progress = c.parseProgress
             let result = c.input.withUnsafeBytes { raw in
-                HTTPParser.parse(UnsafeRawBufferPointer(rebasing: raw[c.inputStart...]), limits: config.limits)
+                HTTPParser.parse(UnsafeRawBufferPointer(rebasing: raw[c.inputStart...]), limits: config.limits, progress: &progress)
             }
+            c.parseProgress = progress
             switch result {
             case .needMore:
                 if c.peerClosed { drop(c); return }

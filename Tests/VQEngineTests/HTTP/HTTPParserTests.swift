@@ -28,6 +28,23 @@ import Testing
         guard case .needMore = parse(String(raw.dropLast(7))) else { Issue.record("expected needMore"); return }
     }
 
+    @Test("a chunked body arriving a few bytes at a time resumes its scan and ends up whole")
+    func chunkedTrickle() {
+        var raw = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for i in 0..<200 { raw += "1\r\n\(i % 10)\r\n" }
+        raw += "0\r\n\r\n"
+        let bytes = Array(raw.utf8)
+        var progress = HTTPParseProgress()
+        var result: HTTPParseResult = .needMore
+        for end in stride(from: 1, through: bytes.count, by: 7) + [bytes.count] {
+            result = bytes.withUnsafeBytes { HTTPParser.parse(UnsafeRawBufferPointer(rebasing: $0[0..<end]), limits: HTTPLimits(), progress: &progress) }
+            if case .request = result { break }
+        }
+        guard case .request(let r, let consumed) = result else { Issue.record("not parsed"); return }
+        #expect(consumed == bytes.count)
+        #expect(r.body == Array((0..<200).map { String($0 % 10) }.joined().utf8))
+    }
+
     @Test("malformed and oversized requests get the right status", arguments: [
         ("GARBAGE\r\n\r\n", 400), ("GET / HTTP/2.0\r\n\r\n", 505), ("GET / FTP/1.0\r\n\r\n", 400),
         ("GET x HTTP/1.1\r\n\r\n", 400), ("get / HTTP/1.1\r\n\r\n", 400), ("GET / HTTP/1.1\r\nbad header\r\n\r\n", 400),
