@@ -61,7 +61,9 @@ enum Help {
     private static func row(_ label: String, _ help: String) -> String {
         let column = 36
         if label.count + 2 <= column {
-            return label + String(repeating: " ", count: column - label.count) + wrap(help, indent: column, firstIndent: 0) + "\n"
+            // Wrap as if the first line were indented too, then put the label in that indent.
+            let text = wrap(help, indent: column, firstIndent: column)
+            return label + String(repeating: " ", count: column - label.count) + text.dropFirst(column) + "\n"
         }
         return label + "\n" + wrap(help, indent: column) + "\n"
     }
