@@ -1,6 +1,6 @@
 // Prometheus text for GET /metrics: request counts and latency histograms per
 // route, and per-collection gauges (points, segments, queue depth, unindexed
-// points, indexing rate).
+// points, indexing rate) for the collections the server has open.
 
 import Foundation
 import Synchronization
@@ -46,8 +46,8 @@ final class Metrics: Sendable {
         }
         s += "# TYPE vq_collection_points gauge\n# TYPE vq_collection_segments gauge\n# TYPE vq_update_queue_depth gauge\n"
         s += "# TYPE vq_unindexed_points gauge\n# TYPE vq_indexing_rate_points_per_second gauge\n"
-        for name in engine.collectionNames() {
-            guard let c = try? engine.collection(name) else { continue }
+        // Only collections already open: a scrape must not open (and replay) every collection.
+        for (name, c) in engine.openCollections() {
             let st = c.status
             s += "vq_collection_points{collection=\"\(name)\"} \(st.points)\n"
             s += "vq_collection_segments{collection=\"\(name)\"} \(st.segmentCount)\n"

@@ -78,6 +78,13 @@ package final class Engine: @unchecked Sendable {
         return c
     }
 
+    /// The collections this process has open, by name (opening none).
+    package func openCollections() -> [(String, Collection)] {
+        mutex.lock()
+        defer { mutex.unlock() }
+        return open.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
     /// The stored config of a collection, without opening its shards.
     package func config(of name: String) throws -> CollectionConfig {
         try Engine.validateName(name)
