@@ -19,20 +19,11 @@ import Testing
             let vectors = (0..<perRun).map { _ in rng.vector(dim) }
             let path = s.path + "/run\(run).jsonl"
             try writeFile(path, jsonl(vectors, firstID: first))
-            let p = Process()
-            p.executableURL = vqBinary
-            p.arguments = ["upsert", "k", path, "--batch-size", "\(batch)", "--data-dir", s.data, "-q"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
             // Kill at a seeded moment from "at once" to "probably finished".
-            usleep(UInt32(rng.next() % 250_000))
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            let exitedCleanly = p.terminationReason == .exit && p.terminationStatus == 0
-            let info = try vq(["info", "k", "--data-dir", s.data])
-            #expect(info.status == 0, "run \(run): the directory must always open: \(info.stderr)")
-            let total = try points(info.stdout)
+            let exitedCleanly = try runKilled(["upsert", "k", path, "--batch-size", "\(batch)", "--data-dir", s.data, "-q"],
+                                              afterMicroseconds: UInt32(rng.next() % 250_000))
+            let total = try pointCount("k", dataDir: s.data)
+            #expect(total >= 0, "run \(run): the directory must always open")
             let added = total - previousTotal
             #expect(added >= 0, "run \(run): points were lost")
             #expect(added % batch == 0, "run \(run): \(added) points is not a whole number of batches")
@@ -48,10 +39,6 @@ import Testing
         #expect(search.status == 0)
     }
 
-    private func points(_ infoJSON: String) throws -> Int {
-        let obj = try JSONSerialization.jsonObject(with: Data(infoJSON.utf8)) as? [String: Any]
-        return (obj?["points"] as? NSNumber)?.intValue ?? -1
-    }
 }
 
 @Suite struct OptimizeCrashTests {
@@ -65,22 +52,9 @@ import Testing
         let vectors = (0..<3000).map { _ in rng.vector(dim) }
         try writeFile(s.path + "/p.jsonl", jsonl(vectors))
         #expect(try vq(["upsert", "o", s.path + "/p.jsonl", "--no-optimize", "--data-dir", s.data]).status == 0)
-        func points() throws -> Int {
-            let info = try vq(["info", "o", "--data-dir", s.data])
-            #expect(info.status == 0, "\(info.stderr)")
-            let obj = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
-            return (obj?["points"] as? NSNumber)?.intValue ?? -1
-        }
+        func points() throws -> Int { try pointCount("o", dataDir: s.data) }
         for _ in 0..<8 {
-            let p = Process()
-            p.executableURL = vqBinary
-            p.arguments = ["optimize", "o", "--data-dir", s.data, "-q"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            usleep(UInt32(rng.next() % 400_000))
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            _ = try runKilled(["optimize", "o", "--data-dir", s.data, "-q"], afterMicroseconds: UInt32(rng.next() % 400_000))
             #expect(try points() == 3000)
         }
         let done = try vq(["optimize", "o", "--data-dir", s.data])
@@ -90,4 +64,26 @@ import Testing
         let hit = try vq(["search", "o", "--vector", q, "-k", "1", "--data-dir", s.data])
         #expect(try resultIDs(hit.stdout) == [17])
     }
+}
+
+/// Runs vq with `args`, sends SIGKILL after `afterMicroseconds`, and says whether it had already exited 0.
+func runKilled(_ args: [String], afterMicroseconds: UInt32) throws -> Bool {
+    let p = Process()
+    p.executableURL = vqBinary
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    usleep(afterMicroseconds)
+    kill(p.processIdentifier, SIGKILL)
+    p.waitUntilExit()
+    return p.terminationReason == .exit && p.terminationStatus == 0
+}
+
+/// The point count `vq info` reports, or -1 when the directory does not open.
+func pointCount(_ collection: String, dataDir: String) throws -> Int {
+    let info = try vq(["info", collection, "--data-dir", dataDir])
+    #expect(info.status == 0, "the directory must always open: \(info.stderr)")
+    let obj = try? JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+    return (obj?["points"] as? NSNumber)?.intValue ?? -1
 }
