@@ -146,11 +146,21 @@ package final class Collection: @unchecked Sendable {
 
     /// Deletes points by id.
     package func delete(_ ids: [PointID], wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
+        try submitByShard(ids, wait: wait, deadline: deadline) { .delete($0) }
+    }
+
+    /// `ids` split by the shard that owns each.
+    private func byShard(_ ids: [PointID]) -> [[PointID]] {
         var parts = [[PointID]](repeating: [], count: shards.count)
         for id in ids { parts[shardIndex(id)].append(id) }
+        return parts
+    }
+
+    /// Submits `make(idsOfShard)` to every shard that owns some of `ids`, then waits to `wait`.
+    private func submitByShard(_ ids: [PointID], wait: WriteWait, deadline: Date?, _ make: ([PointID]) -> Operation) throws -> WriteTicket {
         var ticket = WriteTicket()
-        for (s, part) in parts.enumerated() where !part.isEmpty {
-            ticket.ops[s] = try shards[s].submit(.delete(part), deadline: deadline)
+        for (s, part) in byShard(ids).enumerated() where !part.isEmpty {
+            ticket.ops[s] = try shards[s].submit(make(part), deadline: deadline)
         }
         try self.wait(ticket, wait)
         return ticket
@@ -215,14 +225,7 @@ package final class Collection: @unchecked Sendable {
     /// Submits one payload operation per shard touched (ids routed like points).
     package func updatePayload(_ ids: [PointID], wait: WriteWait, deadline: Date? = nil,
                                _ make: ([PointID]) -> Operation) throws -> WriteTicket {
-        var parts = [[PointID]](repeating: [], count: shards.count)
-        for id in ids { parts[shardIndex(id)].append(id) }
-        var ticket = WriteTicket()
-        for (s, part) in parts.enumerated() where !part.isEmpty {
-            ticket.ops[s] = try shards[s].submit(make(part), deadline: deadline)
-        }
-        try self.wait(ticket, wait)
-        return ticket
+        try submitByShard(ids, wait: wait, deadline: deadline, make)
     }
 
     /// Points passing `filter`, ordered by id, from the first id >= `offset`, at most `limit`.
@@ -264,9 +267,7 @@ package final class Collection: @unchecked Sendable {
     /// Points by id, in the order asked (missing ones left out).
     package func retrieve(_ ids: [PointID], withVector: Bool, withPayload: Bool) -> [PointRecord] {
         var found: [PointID: PointRecord] = [:]
-        var parts = [[PointID]](repeating: [], count: shards.count)
-        for id in ids { parts[shardIndex(id)].append(id) }
-        for (s, part) in parts.enumerated() where !part.isEmpty {
+        for (s, part) in byShard(ids).enumerated() where !part.isEmpty {
             for r in shards[s].retrieve(part, withVector: withVector, withPayload: withPayload) { found[r.id] = r }
         }
         return ids.compactMap { found[$0] }
