@@ -87,8 +87,8 @@ func benchWriteLoad(root: String, config base: CollectionConfig, dataset: BenchD
         while Date() < idleEnd { idle.append(try timedSearch(q).0); q += 1 }
 
         progress.show("bench write-load: \(label): writing and searching for \(Int(seconds)) s...")
-        let stop = Atomic(false)
-        let written = Atomic(0)
+        let stop = Locked(false)
+        let written = Locked(0)
         let done = DispatchSemaphore(value: 0)
         let d = dataset
         let writer = Thread {
@@ -130,8 +130,8 @@ func benchWriteLoad(root: String, config base: CollectionConfig, dataset: BenchD
     return WriteLoadReport(dataset: dataset, seconds: seconds, runs: runs)
 }
 
-/// A tiny lock-based atomic for the benchmark's writer thread.
-final class Atomic<T: Sendable>: @unchecked Sendable {
+/// A value behind a lock, shared with the benchmark's writer thread (not Synchronization.Atomic: a class can be captured).
+final class Locked<T: Sendable>: @unchecked Sendable {
     private var value: T
     private let lock = NSLock()
     init(_ value: T) { self.value = value }
@@ -139,6 +139,6 @@ final class Atomic<T: Sendable>: @unchecked Sendable {
     func store(_ v: T) { lock.lock(); value = v; lock.unlock() }
 }
 
-extension Atomic where T == Int {
+extension Locked where T == Int {
     func add(_ n: Int) { lock.lock(); value += n; lock.unlock() }
 }
