@@ -15,6 +15,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fvecs_to_jsonl import convert  # noqa: E402  (the JSONL the benchmark ingests)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VQ = os.path.join(ROOT, ".build", "release", "vq")
 DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "data", "minilm-20k")
@@ -41,9 +44,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         jsonl = os.path.join(tmp, "base.jsonl")
-        with open(jsonl, "w") as out:
-            for i, row in enumerate(vectors):
-                out.write(json.dumps({"id": i, "vector": row.tolist()}, separators=(",", ":")) + "\n")
+        convert(base, jsonl)
 
         for label, src in (("JSONL", jsonl), (".fvecs", base)):
             rates = []

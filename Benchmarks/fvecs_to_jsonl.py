@@ -11,8 +11,8 @@ import sys
 import numpy as np
 
 
-def main() -> None:
-    src, dst = sys.argv[1], sys.argv[2]
+def convert(src: str, dst: str) -> None:
+    """Writes dst as JSON Lines of src's vectors, id = row number."""
     raw = np.fromfile(src, dtype="<i4")
     dim = int(raw[0])
     vectors = raw.reshape(-1, dim + 1)[:, 1:].view("<f4")
@@ -20,6 +20,10 @@ def main() -> None:
         for i, row in enumerate(vectors):
             out.write(json.dumps({"id": i, "vector": row.tolist()}, separators=(",", ":")))
             out.write("\n")
+
+
+def main() -> None:
+    convert(sys.argv[1], sys.argv[2])
 
 
 if __name__ == "__main__":
