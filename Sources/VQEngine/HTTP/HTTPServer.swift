@@ -1,9 +1,11 @@
-// An HTTP/1.1 server: one event-loop thread owns every socket; handlers run on
-// a worker pool and hand their responses back through a wake-up pipe.
+// An HTTP/1.1 server: one event-loop thread per core, each with its own
+// listening socket on the port (SO_REUSEPORT) and owning its connections.
+// Short reads run on the loop; other handlers run on a worker pool and hand
+// their responses back through the loop's wake-up pipe.
 //
 //   accept -> read into the connection's buffer -> parse -> (one request in flight
-//   per connection, so pipelined requests are answered in order) -> worker runs
-//   the handler -> loop writes the response -> parse the next buffered request
+//   per connection, so pipelined requests are answered in order) -> handler (inline
+//   or on a worker) -> loop writes the response -> parse the next buffered request
 //
 // Idle connections cost a buffer and a table entry, not a thread. Slow clients
 // are dropped: a request whose headers have not arrived within `headerTimeout`,
