@@ -364,28 +364,6 @@ package struct JSONParser: ~Copyable {
         return .double(v)
     }
 
-    /// Parses a number into a `Float` with one rounding from at most 19 significant digits.
-    ///
-    /// Exact for up to 15 digits and powers up to 1e22; beyond that the result can be
-    /// off by one unit in the last place of a `Double` before rounding to `Float`,
-    /// which changes the `Float` only in rare halfway cases. Vectors need no more.
-    @inline(__always)
-    package mutating func parseFloat() throws -> Float {
-        let d = try scanNumber()
-        var v: Double
-        if d.mantissa == 0 {
-            v = 0
-        } else if abs(d.exponent) <= 22 {
-            let m = Double(d.mantissa)
-            v = d.exponent >= 0 ? m * JSONParser.powersOfTen[d.exponent] : m / JSONParser.powersOfTen[-d.exponent]
-        } else {
-            v = exactDouble(Decimal(negative: false, mantissa: d.mantissa, exponent: d.exponent, isInteger: false, digitsDropped: true, start: d.start, end: d.end))
-            v = abs(v)
-        }
-        if d.negative { v = -v }
-        return Float(v)
-    }
-
     /// The value of eight ASCII digits packed little-endian in `chunk`, or nil if any byte is not a digit.
     @inline(__always)
     static func eightDigits(_ chunk: UInt64) -> UInt64? {
@@ -402,7 +380,9 @@ package struct JSONParser: ~Copyable {
     ///
     /// The hot path of JSONL ingest: one pass over raw bytes per number, the
     /// mantissa in a `UInt64` (19 significant digits), one multiply or divide by
-    /// an exact power of ten, and strict JSON number syntax.
+    /// an exact power of ten, and strict JSON number syntax. Exact for up to 15
+    /// digits; with more, the Double can be one unit in its last place off before
+    /// rounding to Float, which changes the Float only in rare halfway cases.
     /// - Returns: the number of elements read.
     /// - Throws: on anything but numbers, naming the element's index; on values that overflow `Float`.
     package mutating func parseFloatArray(into out: inout [Float]) throws -> Int {
@@ -425,7 +405,6 @@ package struct JSONParser: ~Copyable {
             var mantissa: UInt64 = 0
             var significant = 0
             var exponent = 0
-            var dropped = false
             if bytes[i] == UInt8(ascii: "0") {
                 i += 1
                 if i < count && bytes[i] &- 0x30 < 10 { position = i; throw error("invalid number: leading zero") }
@@ -433,7 +412,7 @@ package struct JSONParser: ~Copyable {
                 while i < count {
                     let d = bytes[i] &- 0x30
                     if d >= 10 { break }
-                    if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(d); significant += 1 } else { exponent += 1; dropped = true }
+                    if significant < 19 { mantissa = mantissa &* 10 &+ UInt64(d); significant += 1 } else { exponent += 1 }
                     i += 1
                 }
             }
@@ -459,8 +438,6 @@ package struct JSONParser: ~Copyable {
                         mantissa = mantissa &* 10 &+ UInt64(d)
                         exponent -= 1
                         if mantissa != 0 { significant += 1 }
-                    } else {
-                        dropped = true
                     }
                     i += 1
                 }
@@ -493,7 +470,6 @@ package struct JSONParser: ~Copyable {
                 v = abs(exactDouble(Decimal(negative: false, mantissa: mantissa, exponent: exponent, isInteger: false,
                                             digitsDropped: true, start: start, end: i)))
             }
-            _ = dropped
             let f = Float(negative ? -v : v)
             guard f.isFinite else {
                 position = start
