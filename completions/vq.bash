@@ -108,12 +108,13 @@ _vq() {
         --header-timeout) COMPREPLY=(); return ;;
         --idle-timeout) COMPREPLY=(); return ;;
         --write-timeout) COMPREPLY=(); return ;;
+        --update-queue-size) COMPREPLY=(); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --log-format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     join)

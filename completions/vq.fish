@@ -85,6 +85,7 @@ complete -c vq -n '__fish_seen_subcommand_from serve' -l header-timeout -x -d 'S
 complete -c vq -n '__fish_seen_subcommand_from serve' -l idle-timeout -x -d 'Seconds an idle keep-alive connection is kept.'
 complete -c vq -n '__fish_seen_subcommand_from serve' -l write-timeout -x -d 'Seconds a write may wait on a full update queue before 429.'
 complete -c vq -n '__fish_seen_subcommand_from serve' -l prevent-unoptimized -d 'Default prevent_unoptimized for collections created through this server.'
+complete -c vq -n '__fish_seen_subcommand_from serve' -l update-queue-size -x -d 'Default bound of each shard\'s update queue for collections created through this server.'
 complete -c vq -n '__fish_seen_subcommand_from serve' -l log-format -x -a 'text json' -d 'text or json.'
 complete -c vq -n '__fish_seen_subcommand_from serve' -l data-dir -r -a '(__fish_complete_directories)' -d 'Data directory to open (embedded mode).'
 complete -c vq -n '__fish_seen_subcommand_from serve' -l url -x -d 'Talk to the vq server or cluster at URL instead of opening a data directory.'

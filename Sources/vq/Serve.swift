@@ -46,6 +46,10 @@ func serve(_ args: Arguments) throws -> Int32 {
     api.readOnlyApiKey = setting("read-only-api-key")
     api.writeTimeout = try number("write-timeout", api.writeTimeout)
     api.preventUnoptimized = args.has("prevent-unoptimized") || setting("prevent-unoptimized") == "true"
+    api.updateQueueSize = Int(try number("update-queue-size", Double(api.updateQueueSize)))
+    guard (1...100_000_000).contains(api.updateQueueSize) else {
+        throw UsageError(message: "--update-queue-size is \(api.updateQueueSize); expected 1 to 100000000")
+    }
     let jsonLogs: Bool
     switch setting("log-format") ?? "text" {
     case "text": jsonLogs = false

@@ -211,6 +211,45 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         _ = server.stop()
     }
 
+    @Test("a full update queue answers 429 with Retry-After, applies nothing of the refused write, and drains once indexing resumes")
+    func backPressure() throws {
+        // prevent_unoptimized with the optimizer off: after 64 unindexed points (1 KB at 4-d) the
+        // applier stops, the 2-slot queue fills, and the next write times out waiting for room.
+        let server = try ServerProcess(["--update-queue-size", "2", "--prevent-unoptimized"])
+        let p = server.port
+        #expect(try request(p, "PUT", "/collections/q", #"{"vectors":{"size":4,"distance":"Dot"},"#
+                            + #""optimizers_config":{"indexing_threshold":1,"max_optimization_threads":0}}"#).status == 200)
+        let first = (0..<64).map { #"{"id":\#($0),"vector":[1,\#($0),0,0]}"# }.joined(separator: ",")
+        #expect(try request(p, "PUT", "/collections/q/points?wait=true", #"{"points":[\#(first)]}"#).status == 200)
+        var accepted: [Int] = []
+        var refused: (id: Int, headers: String, body: String)?
+        for id in 100..<110 {
+            let r = try request(p, "PUT", "/collections/q/points?timeout=0.5", #"{"points":[{"id":\#(id),"vector":[0,0,1,\#(id)]}]}"#)
+            if r.status == 429 { refused = (id, r.headers, r.body); break }
+            #expect(r.status == 200, "\(r.body)")
+            accepted.append(id)
+        }
+        let busy = try #require(refused, "ten writes into a 2-slot queue with the applier stopped were all accepted")
+        #expect(!accepted.isEmpty && accepted.count <= 3, "accepted \(accepted)")
+        #expect(busy.headers.lowercased().contains("retry-after:"), "\(busy.headers)")
+        #expect(busy.body.hasPrefix(#"{"status":{"error":"#) && busy.body.contains("queue"), "\(busy.body)")
+        // Turning the optimizer back on (a live PATCH) indexes, and the queued writes apply.
+        #expect(try request(p, "PATCH", "/collections/q", #"{"optimizers_config":{"max_optimization_threads":null}}"#).status == 200)
+        var count = 0
+        for _ in 0..<300 where count != 64 + accepted.count {
+            let body = try request(p, "POST", "/collections/q/points/count", #"{"exact":true}"#).body
+            let result = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
+            count = (result?["result"] as? [String: Any])?["count"] as? Int ?? -1
+            if count != 64 + accepted.count { usleep(100_000) }
+        }
+        #expect(count == 64 + accepted.count)
+        for id in accepted { #expect(try request(p, "GET", "/collections/q/points/\(id)").status == 200) }
+        #expect(try request(p, "GET", "/collections/q/points/\(busy.id)").status == 404)
+        let info = try request(p, "GET", "/collections/q").body
+        #expect(info.contains(#""max_optimization_threads":null"#), "\(info)")
+        #expect(server.stop().0 == 0)
+    }
+
     @Test("Qdrant's Python client works against vq serve",
           .enabled(if: ProcessInfo.processInfo.environment["VQ_COMPAT_PYTHON"] != nil, "set VQ_COMPAT_PYTHON (.ci/run does) to a python with qdrant-client"))
     func qdrantClient() throws {

@@ -163,6 +163,10 @@ extension QdrantAPI {
         c.indexingThreshold = try int(o, "indexing_threshold", default: c.indexingThreshold)
         c.flushIntervalSec = try int(o, "flush_interval_sec", default: c.flushIntervalSec)
         c.preventUnoptimized = try bool(o, "prevent_unoptimized", default: c.preventUnoptimized)
+        // Present and null means automatic again (Qdrant's "no limit").
+        if let v = o["max_optimization_threads"] {
+            c.maxOptimizationThreads = v == .null ? nil : try int(o, "max_optimization_threads", default: 0)
+        }
     }
 
     func updateCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
@@ -214,7 +218,7 @@ extension QdrantAPI {
                     ("memmap_threshold", .null),
                     ("indexing_threshold", .int(Int64(c.indexingThreshold))),
                     ("flush_interval_sec", .int(Int64(c.flushIntervalSec))),
-                    ("max_optimization_threads", .null),
+                    ("max_optimization_threads", c.maxOptimizationThreads.map { .int(Int64($0)) } ?? .null),
                     ("prevent_unoptimized", .bool(c.preventUnoptimized)),
                 ])),
                 ("wal_config", .object([("wal_capacity_mb", .int(32)), ("wal_segments_ahead", .int(0))])),

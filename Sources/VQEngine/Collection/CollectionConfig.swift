@@ -32,6 +32,9 @@ package struct CollectionConfig: Sendable, Equatable {
     package var indexingThreshold = 10_000
     package var flushIntervalSec = 5
     package var preventUnoptimized = false
+    /// Background optimization jobs per shard: nil = automatic (one), 0 = optimizations off
+    /// (`vq optimize` still runs them), more than 1 is accepted and runs one.
+    package var maxOptimizationThreads: Int? = nil
     package var updateQueueSize = 1_000_000
 
     package static let formatVersion = 1
@@ -62,6 +65,7 @@ package struct CollectionConfig: Sendable, Equatable {
         o.defaultSegmentNumber = defaultSegmentNumber == 0 ? CollectionConfig.automaticSegmentNumber : defaultSegmentNumber
         o.deletedThreshold = deletedThreshold
         o.vacuumMinVectorNumber = vacuumMinVectorNumber
+        o.backgroundOptimizer = maxOptimizationThreads != 0
         return o
     }
 
@@ -91,6 +95,9 @@ package struct CollectionConfig: Sendable, Equatable {
         }
         try check(indexingThreshold >= 0, "indexing_threshold", indexingThreshold, "0 (no indexing) or more kilobytes")
         try check((0...86_400).contains(flushIntervalSec), "flush_interval_sec", flushIntervalSec, "0 to 86400")
+        if let maxOptimizationThreads {
+            try check(maxOptimizationThreads >= 0, "max_optimization_threads", maxOptimizationThreads, "null (automatic), 0 (off) or more")
+        }
         try check((1...100_000_000).contains(updateQueueSize), "update_queue_size", updateQueueSize, "1 to 100000000")
     }
 
@@ -118,6 +125,7 @@ package struct CollectionConfig: Sendable, Equatable {
                 ("max_segment_size", maxSegmentSize.map { .int(Int64($0)) } ?? .null),
                 ("indexing_threshold", .int(Int64(indexingThreshold))),
                 ("flush_interval_sec", .int(Int64(flushIntervalSec))),
+                ("max_optimization_threads", maxOptimizationThreads.map { .int(Int64($0)) } ?? .null),
                 ("prevent_unoptimized", .bool(preventUnoptimized)),
             ])),
             ("update_queue_size", .int(Int64(updateQueueSize))),
@@ -164,6 +172,8 @@ package struct CollectionConfig: Sendable, Equatable {
         indexingThreshold = try int("optimizer_config", "indexing_threshold")
         flushIntervalSec = try int("optimizer_config", "flush_interval_sec")
         preventUnoptimized = try field("optimizer_config", "prevent_unoptimized").boolValue ?? false
+        // Absent in configs written before the field existed: automatic.
+        maxOptimizationThreads = json["optimizer_config"]?["max_optimization_threads"]?.intValue.map { Int($0) }
         updateQueueSize = try int("update_queue_size")
     }
 }
