@@ -5,6 +5,7 @@
 // parallel when there are several) and merge their top-k.
 
 import Foundation
+import Synchronization
 
 /// How long a write waits before it returns.
 package enum WriteWait: Sendable {
@@ -76,19 +77,24 @@ package struct CollectionStatus: Sendable {
 /// A collection open in this process.
 package final class Collection: @unchecked Sendable {
     package let name: String
-    package let config: CollectionConfig
     package let shards: [LocalShard]
+    private let liveConfig: Mutex<CollectionConfig>
+    /// The current config; the fields no shard depends on (read fan-out, replication) change live.
+    package var config: CollectionConfig { liveConfig.withLock { $0 } }
 
     /// Opens every shard (replaying WALs).
     init(name: String, config: CollectionConfig, directory: DataDirectory, warn: (String) -> Void) throws {
         self.name = name
-        self.config = config
+        self.liveConfig = Mutex(config)
         var shards: [LocalShard] = []
         for s in 0..<config.shardNumber {
             shards.append(try LocalShard(directory: directory.shardDir(name, s), options: config.shardOptions, warn: warn))
         }
         self.shards = shards
     }
+
+    /// Takes a config that differs only in fields no shard reads (see `Engine.updateCollection`).
+    func updateLive(_ new: CollectionConfig) { liveConfig.withLock { $0 = new } }
 
     /// The most results one search may ask for (limit + offset).
     package static let maxResults = 100_000

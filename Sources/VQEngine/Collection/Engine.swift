@@ -127,7 +127,16 @@ package final class Engine: @unchecked Sendable {
             throw VQError.invalid("vector size, distance and shard_number cannot change; create a new collection")
         }
         try ChecksummedJSON.write(path, config.json)
-        if let c = open.removeValue(forKey: name) {
+        // Read fan-out and replication settings are read per request: they change in place, at
+        // once, with no pause. Anything a shard was opened with reopens the collection.
+        var shardSide = config
+        shardSide.readFanOutDelayMs = before.readFanOutDelayMs
+        shardSide.readFanOutFactor = before.readFanOutFactor
+        shardSide.replicationFactor = before.replicationFactor
+        shardSide.writeConsistencyFactor = before.writeConsistencyFactor
+        if shardSide == before {
+            open[name]?.updateLive(config)
+        } else if let c = open.removeValue(forKey: name) {
             try c.close()
             open[name] = try Collection(name: name, config: config, directory: directory, warn: warn)
         }

@@ -37,6 +37,32 @@ import Testing
         try e.close()
     }
 
+    @Test("updates: read fan-out settings change in place at once; shard settings reopen and keep the data")
+    func updateCollection() throws {
+        let tmp = TempDir()
+        do {
+            let e = try engine(tmp)
+            try e.createCollection("u", config: CollectionConfig(dim: 2, distance: .dot))
+            let before = try e.collection("u")
+            var b = PointBatch(dim: 2)
+            [Float(1), 2].withUnsafeBufferPointer { b.append(id: .number(7), vector: $0, payload: nil) }
+            _ = try before.upsert(&b, wait: .durable)
+            _ = try e.updateCollection("u") { $0.readFanOutDelayMs = 20; $0.readFanOutFactor = 1 }
+            #expect(try e.collection("u") === before)
+            #expect(before.config.readFanOutDelayMs == 20 && before.config.readFanOutFactor == 1)
+            _ = try e.updateCollection("u") { $0.indexingThreshold = 1 }
+            let after = try e.collection("u")
+            #expect(after !== before)
+            #expect(after.config.indexingThreshold == 1 && after.config.readFanOutDelayMs == 20)
+            #expect(after.pointCount == 1)
+            #expect(throws: VQError.self) { _ = try e.updateCollection("u") { $0.shardNumber = 2 } }
+            try e.close()
+        }
+        let reopened = try engine(tmp)
+        #expect(try reopened.collection("u").config.readFanOutFactor == 1)
+        try reopened.close()
+    }
+
     @Test("bad vectors are rejected with the dimension or element named")
     func badVectors() throws {
         let tmp = TempDir()
