@@ -367,7 +367,7 @@ final class EventLoop: @unchecked Sendable {
                 }
                 c.busy = true
                 let handler = self.handler
-                nonisolated(unsafe) let conn = c
+                let conn = c
                 inFlight.add(1, ordering: .relaxed)
                 workers.async { [self] in
                     let bytes = handler(request).serialized(keepAlive: keepAlive)
