@@ -4,7 +4,7 @@ _vq() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "create-collection upsert search collections info optimize serve join bench help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search collections info optimize serve join cluster bench help --help --version" -- "$cur"))
         return
     fi
     local cmd="${COMP_WORDS[1]}"
@@ -109,22 +109,47 @@ _vq() {
         --idle-timeout) COMPREPLY=(); return ;;
         --write-timeout) COMPREPLY=(); return ;;
         --update-queue-size) COMPREPLY=(); return ;;
+        --advertise) COMPREPLY=(); return ;;
+        --cluster-secret) COMPREPLY=(); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --log-format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     join)
         case "$prev" in
         --listen) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --read-only-api-key) COMPREPLY=(); return ;;
+        --config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --max-body-bytes) COMPREPLY=(); return ;;
+        --max-header-bytes) COMPREPLY=(); return ;;
+        --max-connections) COMPREPLY=(); return ;;
+        --header-timeout) COMPREPLY=(); return ;;
+        --idle-timeout) COMPREPLY=(); return ;;
+        --write-timeout) COMPREPLY=(); return ;;
+        --update-queue-size) COMPREPLY=(); return ;;
+        --advertise) COMPREPLY=(); return ;;
+        --cluster-secret) COMPREPLY=(); return ;;
+        --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --log-format --data-dir --url --quiet --help" -- "$cur"))
+        fi
+        ;;
+    cluster)
+        case "$prev" in
+        --format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     bench)
@@ -152,7 +177,7 @@ _vq() {
         fi
         ;;
     help)
-        COMPREPLY=($(compgen -W "create-collection upsert search collections info optimize serve join bench" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search collections info optimize serve join cluster bench" -- "$cur"))
         ;;
     esac
 }

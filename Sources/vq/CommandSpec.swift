@@ -75,6 +75,34 @@ extension CommandSpec {
         OptionSpec(long: "help", short: "h", help: "Show this help and exit."),
     ]
 
+    /// Options of a peer: `serve` and `join` take the same.
+    static let serveOptions: [OptionSpec] = [
+        OptionSpec(long: "listen", value: "HOST:PORT", help: "Address to listen on (port 0 picks a free one).", env: "VQ_LISTEN",
+                   defaultText: "127.0.0.1:6333"),
+        OptionSpec(long: "api-key", value: "KEY", help: "Require this key (api-key header or Authorization: Bearer) on every route but health.",
+                   env: "VQ_API_KEY"),
+        OptionSpec(long: "read-only-api-key", value: "KEY", help: "A second key that may only read.", env: "VQ_READ_ONLY_API_KEY"),
+        OptionSpec(long: "config", value: "FILE", help: "JSON file of settings (lower precedence than flags and environment).",
+                   completion: .file),
+        OptionSpec(long: "max-body-bytes", value: "N", help: "Largest request body; larger gets 413.", defaultText: "33554432"),
+        OptionSpec(long: "max-header-bytes", value: "N", help: "Largest request head; larger gets 431.", defaultText: "16384"),
+        OptionSpec(long: "max-connections", value: "N", help: "Open connections before new ones get 503.", defaultText: "20000"),
+        OptionSpec(long: "header-timeout", value: "S", help: "Seconds a request's head may take to arrive.", defaultText: "10"),
+        OptionSpec(long: "idle-timeout", value: "S", help: "Seconds an idle keep-alive connection is kept.", defaultText: "120"),
+        OptionSpec(long: "write-timeout", value: "S", help: "Seconds a write may wait on a full update queue before 429.",
+                   defaultText: "5"),
+        OptionSpec(long: "prevent-unoptimized", help: "Default prevent_unoptimized for collections created through this server."),
+        OptionSpec(long: "update-queue-size", value: "N",
+                   help: "Default bound of each shard's update queue for collections created through this server.",
+                   defaultText: "1000000"),
+        OptionSpec(long: "advertise", value: "URL", help: "The URL other peers reach this one at.", env: "VQ_ADVERTISE",
+                   defaultText: "http://LISTEN"),
+        OptionSpec(long: "cluster-secret", value: "SECRET", help: "Shared secret required on every peer-to-peer (/internal/) request.",
+                   env: "VQ_CLUSTER_SECRET"),
+        OptionSpec(long: "log-format", value: "FORMAT", help: "text or json.", defaultText: "text",
+                   completion: .choices(["text", "json"])),
+    ]
+
     static let commands: [CommandSpec] = [
         CommandSpec(
             name: "create-collection",
@@ -222,28 +250,7 @@ extension CommandSpec {
             Settings come from flags, then VQ_* environment variables (VQ_LISTEN, VQ_API_KEY, ...), then --config \
             FILE (a JSON object with the same names in snake_case), then defaults. Logs go to stderr, one line per event.
             """,
-            options: [
-                OptionSpec(long: "listen", value: "HOST:PORT", help: "Address to listen on (port 0 picks a free one).", env: "VQ_LISTEN",
-                           defaultText: "127.0.0.1:6333"),
-                OptionSpec(long: "api-key", value: "KEY", help: "Require this key (api-key header or Authorization: Bearer) on every route but health.",
-                           env: "VQ_API_KEY"),
-                OptionSpec(long: "read-only-api-key", value: "KEY", help: "A second key that may only read.", env: "VQ_READ_ONLY_API_KEY"),
-                OptionSpec(long: "config", value: "FILE", help: "JSON file of settings (lower precedence than flags and environment).",
-                           completion: .file),
-                OptionSpec(long: "max-body-bytes", value: "N", help: "Largest request body; larger gets 413.", defaultText: "33554432"),
-                OptionSpec(long: "max-header-bytes", value: "N", help: "Largest request head; larger gets 431.", defaultText: "16384"),
-                OptionSpec(long: "max-connections", value: "N", help: "Open connections before new ones get 503.", defaultText: "20000"),
-                OptionSpec(long: "header-timeout", value: "S", help: "Seconds a request's head may take to arrive.", defaultText: "10"),
-                OptionSpec(long: "idle-timeout", value: "S", help: "Seconds an idle keep-alive connection is kept.", defaultText: "120"),
-                OptionSpec(long: "write-timeout", value: "S", help: "Seconds a write may wait on a full update queue before 429.",
-                           defaultText: "5"),
-                OptionSpec(long: "prevent-unoptimized", help: "Default prevent_unoptimized for collections created through this server."),
-                OptionSpec(long: "update-queue-size", value: "N",
-                           help: "Default bound of each shard's update queue for collections created through this server.",
-                           defaultText: "1000000"),
-                OptionSpec(long: "log-format", value: "FORMAT", help: "text or json.", defaultText: "text",
-                           completion: .choices(["text", "json"])),
-            ],
+            options: serveOptions,
             examples: [
                 ("Serve ./vq-data on the default port:", "vq serve"),
                 ("On all interfaces with an API key from the environment:", "VQ_API_KEY=secret vq serve --listen 0.0.0.0:6333"),
@@ -252,11 +259,32 @@ extension CommandSpec {
         CommandSpec(
             name: "join",
             summary: "Start a peer and join it to a cluster",
-            description: "Starts a new peer and joins the cluster that the peer at URL belongs to. Not built yet.",
+            description: """
+            Starts a new peer on an empty data directory (the same settings as serve) and asks the member at URL \
+            to add it; the request is forwarded to the Raft leader, which commits the peer's address and then makes \
+            it a voter. The new peer then receives the cluster's metadata log. Once joined, restart it with \
+            'vq serve' on the same directory: it rejoins by itself.
+            """,
             arguments: [ArgumentSpec(name: "URL", help: "Any member of the cluster.")],
-            options: [OptionSpec(long: "listen", value: "HOST:PORT", help: "Address to listen on.", defaultText: "127.0.0.1:6333")],
-            examples: [("Join the cluster of a local peer:", "vq join http://127.0.0.1:6333 --data-dir peer2 --listen 127.0.0.1:6334")],
-            built: false
+            options: serveOptions,
+            examples: [("Join the cluster of a local peer:", "vq join http://127.0.0.1:6333 --data-dir peer2 --listen 127.0.0.1:6334")]
+        ),
+        CommandSpec(
+            name: "cluster",
+            summary: "Show the cluster's peers and leader, or remove a peer",
+            description: """
+            Asks a running peer (--url, or the server holding --data-dir) about its cluster. With no ACTION (or \
+            status) prints one line per peer: id, URI, role as this peer sees it, and whether it answers its health \
+            check; then the term and commit index. remove-peer ID takes a peer out of the cluster through the Raft \
+            leader (refused for the last peer).
+            """,
+            arguments: [ArgumentSpec(name: "ACTION", help: "status (default) or remove-peer.", optional: true,
+                                     completion: .choices(["status", "remove-peer"])),
+                        ArgumentSpec(name: "ID", help: "The peer to remove (remove-peer).", optional: true)],
+            options: [OptionSpec(long: "format", value: "FORMAT", help: "table (for people) or json (GET /cluster's result).",
+                                 defaultText: "table", completion: .choices(["table", "json"]))],
+            examples: [("Peers of the local server:", "vq cluster --url http://127.0.0.1:6333"),
+                       ("Remove a peer:", "vq cluster remove-peer 6560429430443668 --url http://127.0.0.1:6333")]
         ),
         CommandSpec(
             name: "bench",

@@ -5,7 +5,10 @@ import VQEngine
 ///
 /// Settings: flags, then `VQ_*` environment variables, then `--config FILE` (JSON with the
 /// same names in snake_case), then defaults.
-func serve(_ args: Arguments) throws -> Int32 {
+///
+/// `vq join URL` is the same with `join` set: the peer starts with no cluster configuration and
+/// asks the member at URL to add it.
+func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     var file: JSON = .object([])
     if let path = args.string("config") {
         do { file = try JSONParser.parse(try FileIO.readAll(path)) } catch let e as JSONParseError {
@@ -67,6 +70,23 @@ func serve(_ args: Arguments) throws -> Int32 {
     // A client that disconnects must not kill the server: writes to it fail with EPIPE instead.
     signal(SIGPIPE, SIG_IGN)
 
+    // SIGINT/SIGTERM stop the server gracefully. Set up first: a signal that arrives while the
+    // directory opens or a join is under way must not be lost (setting SIG_IGN discards a
+    // pending signal, and a test harness may start us with SIGTERM blocked).
+    let done = DispatchSemaphore(value: 0)
+    let stopRequested = Locked(false)
+    var sources: [any DispatchSourceSignal] = []
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler {
+            stopRequested.store(true)
+            done.signal()
+        }
+        source.resume()
+        sources.append(source)
+    }
+
     // Idle keep-alive connections are file descriptors: allow as many as the hard limit does.
     var limit = rlimit()
     if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
@@ -82,23 +102,52 @@ func serve(_ args: Arguments) throws -> Int32 {
     let address = "http://\(http.host):\(server.port)"
     api.advertisedURL = address
     let engine = try Engine(path: args.dataDir, address: address) { log("warning", [("message", .string($0))]) }
-    apiRef = QdrantAPI(engine: engine, config: api)
-    server.start()
-    log("listening", [("address", .string(address)), ("data_dir", .string(args.dataDir))])
-
-    let done = DispatchSemaphore(value: 0)
-    signal(SIGINT, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    var sources: [any DispatchSourceSignal] = []
-    for sig in [SIGINT, SIGTERM] {
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler { done.signal() }
-        source.resume()
-        sources.append(source)
+    let advertise = setting("advertise") ?? address
+    guard advertise.hasPrefix("http://") else { throw UsageError(message: "--advertise is '\(advertise)'; expected http://HOST:PORT") }
+    let directory = DataDirectory(args.dataDir)
+    if let join, ClusterNode.isMember(directory), ClusterNode.hasLog(directory) {
+        throw UsageError(message: "\(args.dataDir) already belongs to a cluster; start it with 'vq serve --data-dir \(args.dataDir)' (it rejoins by itself), not 'vq join \(join)'")
     }
+    var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))
+    clusterOptions.tickMilliseconds = 10
+    let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil) { event, fields in log(event, fields) }
+    let handler = QdrantAPI(engine: engine, config: api)
+    handler.cluster = cluster
+    apiRef = handler
+    server.start()
+    cluster.start()
+    log("listening", [("address", .string(address)), ("data_dir", .string(args.dataDir)), ("peer_id", .uint(cluster.id))])
+    if let join {
+        // Ask the member at URL to add this peer; it forwards to the leader, which commits the
+        // address and then the membership change. Retried while the cluster elects a leader.
+        let body = JSON.object([("id", .uint(cluster.id)), ("uri", .string(advertise))])
+        var joined = false
+        var lastError = ""
+        for _ in 0..<30 where !joined && !stopRequested.load() {
+            do {
+                let r = try HTTPClient(url: join, timeout: 30).send("POST", "/internal/join", body: Array(JSONWriter.string(body).utf8),
+                                                                  headers: cluster.internalHeaders)
+                if r.status == 200 { joined = true; break }
+                lastError = "\(join) answered \(r.status): \(String(decoding: r.body.prefix(300), as: UTF8.self))"
+                if r.status == 403 || r.status == 400 { break }
+            } catch {
+                lastError = "\(error)"
+            }
+            Thread.sleep(forTimeInterval: 1)
+        }
+        guard joined else {
+            cluster.stop()
+            server.stop()
+            try engine.close()
+            throw VQError(.io, "could not join the cluster at \(join): \(lastError)")
+        }
+        log("joined", [("via", .string(join)), ("peer_id", .uint(cluster.id))])
+    }
+
     done.wait()
     log("stopping")
     server.stop()
+    cluster.stop()
     try engine.close()
     log("stopped")
     _ = sources

@@ -6,9 +6,9 @@
 //   Help.swift, Generate.swift   --help, man pages, completions
 //   Output.swift            stdout/stderr, progress bar
 //   CreateCollection.swift Upsert.swift Search.swift Collections.swift Info.swift
-//   Optimize.swift Serve.swift Bench.swift BenchDataset.swift BenchWriteLoad.swift
+//   Optimize.swift Serve.swift (serve and join) Cluster.swift
+//   Bench.swift BenchDataset.swift BenchWriteLoad.swift
 //   Remote.swift            --url / served directories: the same commands over HTTP
-//   (join is not built yet: CommandSpec marks it `built: false`, and it exits 1)
 
 #if canImport(Glibc)
 import Glibc
@@ -58,7 +58,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1
         }
-        let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize"]
+        let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster"]
         let target: Target = remoteCapable.contains(spec.name) ? try resolveTarget(args) : .embedded
         switch spec.name {
         case "create-collection": return try createCollection(args, target)
@@ -69,6 +69,8 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "optimize": return try optimize(args, target)
         case "bench": return try bench(args)
         case "serve": return try serve(args)
+        case "join": return try serve(args, join: try args.positional(0))
+        case "cluster": return try cluster(args, target)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1

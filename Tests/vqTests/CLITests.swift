@@ -33,12 +33,13 @@ import Testing
         #expect(run.stdout.isEmpty)
     }
 
-    @Test("commands not built yet say so and exit 1", arguments: ["join"])
-    func notBuilt(command: String) throws {
-        let args = [command, "http://127.0.0.1:1"]
-        let run = try vq(args)
+    @Test("vq cluster without a running peer says how to reach one and exits 1")
+    func clusterWithoutServer() throws {
+        let s = Scratch()
+        let run = try vq(["cluster", "--data-dir", s.data])
         #expect(run.status == 1)
-        #expect(run.stderr.contains("not built yet"))
+        #expect(run.stderr.contains("needs a running peer") && run.stderr.contains("--url"), "\(run.stderr)")
+        #expect(try vq(["cluster", "frobnicate", "--url", "http://127.0.0.1:1"]).status == 2)
     }
 
     @Test("VQ_DATA_DIR is the default data directory")

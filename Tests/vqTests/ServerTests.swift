@@ -1,17 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 
 /// A `vq serve` child on 127.0.0.1 and a free port, stopped with SIGTERM.
 final class ServerProcess {
     let process = Process()
-    let scratch = Scratch()
+    let scratch: Scratch
     var port = 0
     private let errPipe = Pipe()
     private var log = ""
 
-    init(_ extra: [String] = []) throws {
+    /// - Parameters:
+    ///   - command: `["serve"]`, or `["join", URL]` for a peer joining a cluster.
+    ///   - scratch: the data directory's parent, to restart a peer on its directory.
+    init(_ extra: [String] = [], command: [String] = ["serve"], scratch: Scratch = Scratch()) throws {
+        self.scratch = scratch
         process.executableURL = vqBinary
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", scratch.data] + extra
+        process.arguments = command + ["--listen", "127.0.0.1:0", "--data-dir", scratch.data] + extra
         process.standardError = errPipe
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -32,6 +39,14 @@ final class ServerProcess {
         process.waitUntilExit()
         log += String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return (process.terminationStatus, log)
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// SIGKILL, as a crash.
+    func kill() {
+        _ = Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     deinit { if process.isRunning { process.terminate(); process.waitUntilExit() } }

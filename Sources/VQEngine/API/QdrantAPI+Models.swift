@@ -228,18 +228,6 @@ extension QdrantAPI {
         ])
     }
 
-    func clusterInfo() -> JSON {
-        .object([
-            ("status", .string("enabled")), ("peer_id", .int(1)),
-            ("peers", .object([("1", .object([("uri", .string(config.advertisedURL))]))])),
-            ("raft_info", .object([("term", .int(0)), ("commit", .int(0)), ("pending_operations", .int(0)), ("leader", .int(1)),
-                                   ("role", .string("Leader")), ("is_voter", .bool(true))])),
-            ("consensus_thread_status", .object([("consensus_thread_status", .string("working")),
-                                                 ("last_update", .string(ISO8601DateFormatter().string(from: Date())))])),
-            ("message_send_failures", .object([])),
-        ])
-    }
-
     func collectionCluster(_ name: String) throws -> JSON {
         let collection = try engine.collection(name)
         let shards: [JSON] = collection.shards.enumerated().map { i, s in

@@ -30,6 +30,8 @@ package final class QdrantAPI: @unchecked Sendable {
     let engine: Engine
     let config: APIConfig
     let metrics = Metrics()
+    /// This peer's cluster membership (set by `vq serve` before it serves; nil in embedded tests).
+    package var cluster: ClusterNode?
 
     package init(engine: Engine, config: APIConfig) {
         self.engine = engine
@@ -91,6 +93,8 @@ package final class QdrantAPI: @unchecked Sendable {
         if m == "GET", p.count == 1, ["healthz", "livez", "readyz"].contains(p[0]) {
             return (p[0], .text(200, "\(p[0]) check passed"))
         }
+        // Peer-to-peer routes: the cluster secret opens them, user API keys never do.
+        if p.first == "internal" { return try internalRoute(r, p, start) }
         let isRead = m == "GET" || (m == "POST" && (p.last == "search" || p.last == "query" || p.last == "scroll" || p.last == "count"
             || p.last == "batch" && p.count >= 5 || (p.count == 3 && p[2] == "points")))
         do {
@@ -104,6 +108,7 @@ package final class QdrantAPI: @unchecked Sendable {
         }
         if m == "GET" && p == ["metrics"] { return ("metrics", .text(200, metrics.render(engine: engine), contentType: "text/plain; version=0.0.4")) }
         if m == "GET" && p == ["cluster"] { return ("cluster", APIEnvelope.ok(clusterInfo(), since: start)) }
+        if m == "DELETE" && p.count == 3 && p[0] == "cluster" && p[1] == "peer" { return ("cluster.remove_peer", try removePeer(p[2], start)) }
         guard p.first == "collections" else {
             throw VQError(.notFound, "no route for \(m) \(r.path)")
         }

@@ -61,6 +61,15 @@ package enum JSON: Equatable, Sendable {
         }
     }
 
+    /// The number as a `UInt64` when it is a non-negative integer that fits.
+    package var uint64Value: UInt64? {
+        switch self {
+        case .uint(let v): return v
+        case .int(let v) where v >= 0: return UInt64(v)
+        default: return nil
+        }
+    }
+
     package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import VQEngine
+
+@Suite struct RaftStorageTests {
+    func entries(_ range: ClosedRange<UInt64>, term: UInt64) -> [RaftEntry] {
+        range.map { RaftEntry(term: term, index: $0, voters: $0 == 1 ? [1, 2] : nil, data: Array("cmd\($0)".utf8)) }
+    }
+
+    @Test("every message kind survives the wire form; damaged batches are refused, not crashed on")
+    func codec() throws {
+        let s = RaftSnapshot(index: 9, term: 3, voters: [1, 2, 3], data: [1, 2, 3])
+        let batch = [
+            RaftEnvelope(from: 1, to: 2, term: 4, message: .requestVote(lastIndex: 10, lastTerm: 3)),
+            RaftEnvelope(from: 2, to: 1, term: 4, message: .vote(granted: true)),
+            RaftEnvelope(from: 1, to: 2, term: 4, message: .append(prevIndex: 9, prevTerm: 3, entries: entries(1...3, term: 4), commit: 8)),
+            RaftEnvelope(from: 2, to: 1, term: 4, message: .appendResponse(success: false, match: 0, hint: 7)),
+            RaftEnvelope(from: 1, to: 3, term: 4, message: .installSnapshot(s)),
+            RaftEnvelope(from: 3, to: 1, term: 4, message: .snapshotResponse(match: 9)),
+        ]
+        let bytes = RaftCodec.encode(batch)
+        #expect(try RaftCodec.decode(bytes) == batch)
+        for cut in [0, 3, 20, bytes.count / 2, bytes.count - 1] {
+            #expect(throws: VQError.self) { try RaftCodec.decode(Array(bytes.prefix(cut))) }
+        }
+        #expect(throws: VQError.self) { try RaftCodec.decode(bytes + [0]) }
+        var badTag = RaftCodec.encode([batch[1]])
+        badTag[4 + 24] = 99
+        #expect(throws: VQError.self) { try RaftCodec.decode(badTag) }
+    }
+
+    @Test("term, vote, log and snapshot survive reopening; truncation and compaction persist")
+    func reopen() throws {
+        let tmp = TempDir()
+        let dir = tmp.path + "/raft"
+        do {
+            let s = try FileRaftStorage(dir: dir, warn: { _ in })
+            try s.saveHardState(RaftHardState(term: 5, votedFor: 2))
+            try s.replaceEntries(from: 1, with: entries(1...6, term: 1))
+            try s.replaceEntries(from: 5, with: entries(5...7, term: 2))  // a conflicting suffix replaced
+            try s.saveSnapshot(RaftSnapshot(index: 3, term: 1, voters: [1, 2], data: [42]))
+            try s.replaceEntries(from: 8, with: entries(8...8, term: 2))
+        }
+        let s = try FileRaftStorage(dir: dir, warn: { _ in })
+        #expect(s.hardState == RaftHardState(term: 5, votedFor: 2))
+        #expect(s.snapshot == RaftSnapshot(index: 3, term: 1, voters: [1, 2], data: [42]))
+        #expect(s.entries.map(\.index) == [4, 5, 6, 7, 8])
+        #expect(s.entries.map(\.term) == [1, 2, 2, 2, 2])
+        #expect(s.entries[1].data == Array("cmd5".utf8))
+        #expect(throws: VQError.self) { try s.replaceEntries(from: 20, with: entries(20...20, term: 2)) }
+    }
+
+    @Test("a torn last record is dropped with a warning; damage before intact records is refused")
+    func damage() throws {
+        let tmp = TempDir()
+        let dir = tmp.path + "/raft"
+        do {
+            let s = try FileRaftStorage(dir: dir, warn: { _ in })
+            try s.replaceEntries(from: 1, with: entries(1...4, term: 1))
+        }
+        let log = dir + "/log"
+        let intact = try FileIO.readAll(log)
+        // Torn: the last record cut short.
+        try Data(intact.dropLast(3)).write(to: URL(fileURLWithPath: log))
+        var warnings: [String] = []
+        let torn = try FileRaftStorage(dir: dir, warn: { warnings.append($0) })
+        #expect(torn.entries.map(\.index) == [1, 2, 3])
+        #expect(warnings.count == 1 && warnings[0].contains("torn"))
+        // Damage in the first record, with intact ones after it.
+        var flipped = intact
+        flipped[10] ^= 0xFF
+        try Data(flipped).write(to: URL(fileURLWithPath: log))
+        #expect(throws: VQError.self) { _ = try FileRaftStorage(dir: dir, warn: { _ in }) }
+        // A damaged state file is refused too.
+        try Data(intact).write(to: URL(fileURLWithPath: log))
+        var state = try FileIO.readAll(dir + "/state")
+        state[0] ^= 1
+        try Data(state).write(to: URL(fileURLWithPath: dir + "/state"))
+        #expect(throws: VQError.self) { _ = try FileRaftStorage(dir: dir, warn: { _ in }) }
+    }
+
+    @Test("a Raft node reopened on file storage keeps its term, vote and log")
+    func nodeOnFiles() throws {
+        let tmp = TempDir()
+        let dir = tmp.path + "/raft"
+        var committed: UInt64 = 0
+        do {
+            let node = try RaftNode(id: 1, storage: try FileRaftStorage(dir: dir, warn: { _ in }),
+                                    timing: RaftTiming(electionTicks: 2, heartbeatTicks: 1), seed: 1, voters: [1])
+            for _ in 0..<10 where node.role != .leader { try node.tick() }
+            _ = try node.propose([7])
+            committed = node.takeReady().committed.last?.index ?? 0
+        }
+        let node = try RaftNode(id: 1, storage: try FileRaftStorage(dir: dir, warn: { _ in }),
+                                timing: RaftTiming(electionTicks: 2, heartbeatTicks: 1), seed: 1)
+        #expect(node.term == 1 && node.lastIndex == committed && committed == 3)
+        for _ in 0..<10 where node.role != .leader { try node.tick() }
+        #expect(node.role == .leader && node.term == 2)
+        #expect(node.takeReady().committed.contains { $0.data == [7] })
+    }
+}

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// GET /cluster's result from a peer, or nil when it does not answer.
+func clusterInfo(_ port: Int) -> [String: Any]? {
+    guard let r = try? request(port, "GET", "/cluster"), r.status == 200,
+          let top = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [String: Any] else { return nil }
+    return top["result"] as? [String: Any]
+}
+
+/// Polls `condition` every 50 ms for up to `seconds`.
+func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
+}
+
+struct PeerView {
+    var id: String
+    var leader: String?
+    var role: String
+    var peers: [String: String]
+
+    init?(_ port: Int) {
+        guard let info = clusterInfo(port), let raft = info["raft_info"] as? [String: Any] else { return nil }
+        id = "\(info["peer_id"] ?? "")"
+        leader = raft["leader"].flatMap { $0 is NSNull ? nil : "\($0)" }
+        role = raft["role"] as? String ?? ""
+        peers = ((info["peers"] as? [String: Any]) ?? [:]).mapValues { (($0 as? [String: Any])?["uri"] as? String) ?? "" }
+    }
+}
+
+@Suite(.serialized) struct ClusterTests {
+    /// Waits until every peer sees the same leader and exactly `count` peers.
+    func settled(_ servers: [ServerProcess], count: Int, seconds: Double = 20) -> Bool {
+        eventually(seconds) {
+            let views = servers.compactMap { PeerView($0.port) }
+            guard views.count == servers.count, let leader = views.first?.leader else { return false }
+            return views.allSatisfy { $0.leader == leader && $0.peers.count == count }
+                && views.contains { $0.id == leader && $0.role == "Leader" }
+        }
+    }
+
+    @Test("join, leader killed and a new one elected, restart at a new address, remove-peer, vq cluster")
+    func membership() throws {
+        let a = try ServerProcess()
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let b = try ServerProcess(command: ["join", a.url])
+        let c = try ServerProcess(command: ["join", b.url])  // through a follower: forwarded to the leader
+        #expect(settled([a, b, c], count: 3), "\([a, b, c].map { PeerView($0.port).map { "\($0)" } ?? "down" })")
+        let ids = [a, b, c].map { PeerView($0.port)!.id }
+        #expect(Set(ids).count == 3)
+
+        // Kill the leader: the other two elect a new one, and a metadata change commits again
+        // (removing the dead peer, asked of either survivor).
+        let leaderID = try #require(PeerView(a.port)?.leader)
+        let all = [a, b, c]
+        let dead = try #require(all.first { PeerView($0.port)?.id == leaderID })
+        let survivors = all.filter { $0 !== dead }
+        dead.kill()
+        #expect(eventually(15) {
+            let views = survivors.compactMap { PeerView($0.port) }
+            return views.count == 2 && views[0].leader != nil && views[0].leader != leaderID && views[0].leader == views[1].leader
+        })
+        var removed = false
+        for _ in 0..<100 where !removed {
+            removed = (try? request(survivors[0].port, "DELETE", "/cluster/peer/\(leaderID)"))?.status == 200
+            if !removed { usleep(100_000) }
+        }
+        #expect(removed)
+        #expect(settled(survivors, count: 2))
+
+        // Restart a survivor on its directory, at a new port: it rejoins by itself and the
+        // cluster learns its new address.
+        let restarting = survivors[1]
+        let restartedID = PeerView(restarting.port)!.id
+        #expect(restarting.stop().0 == 0)
+        let restarted = try ServerProcess(scratch: restarting.scratch)
+        let pair = [survivors[0], restarted]
+        #expect(settled(pair, count: 2))
+        #expect(eventually(10) { PeerView(survivors[0].port)?.peers[restartedID] == restarted.url })
+        #expect(PeerView(restarted.port)?.id == restartedID)
+
+        // vq cluster prints both peers and the leader; remove-peer takes one out; the last one stays.
+        let table = try vq(["cluster", "--url", survivors[0].url])
+        #expect(table.status == 0)
+        #expect(table.lines.count == 4 && table.stdout.contains("leader") && table.stdout.contains(restarted.url), "\(table.stdout)")
+        #expect(table.stdout.contains("up"))
+        let json = try vq(["cluster", "--url", restarted.url, "--format", "json"])
+        #expect(json.stdout.contains("\"raft_info\""))
+        let remove = try vq(["cluster", "remove-peer", restartedID, "--url", survivors[0].url])
+        #expect(remove.status == 0, "\(remove.stderr)")
+        #expect(eventually(10) { PeerView(survivors[0].port)?.peers.count == 1 })
+        let last = PeerView(survivors[0].port)!.id
+        let refused = try vq(["cluster", "remove-peer", last, "--url", survivors[0].url])
+        #expect(refused.status == 2 && refused.stderr.contains("only peer"), "\(refused.stderr)")
+        for s in pair { _ = s.stop() }
+        // A directory that belongs to a cluster is restarted with serve, not joined again.
+        let again = try vq(["join", survivors[0].url, "--data-dir", restarted.scratch.data, "--listen", "127.0.0.1:0"])
+        #expect(again.status == 2 && again.stderr.contains("already belongs to a cluster"), "\(again.stderr)")
+    }
+
+    @Test("the cluster secret guards internal routes; API keys do not open them")
+    func secret() throws {
+        let a = try ServerProcess(["--cluster-secret", "s3cret", "--api-key", "user"])
+        #expect(eventually(10) { (try? request(a.port, "GET", "/cluster", headers: ["api-key": "user"]))?.body.contains("Leader") == true })
+        let raft = try request(a.port, "POST", "/internal/raft", "x", headers: ["api-key": "user"])
+        #expect(raft.status == 403 && raft.body.contains("cluster secret"), "\(raft.body)")
+        let garbage = try request(a.port, "POST", "/internal/raft", "garbage", headers: ["x-vq-cluster-secret": "s3cret"])
+        #expect(garbage.status == 400, "\(garbage.status) \(garbage.body)")
+        // A joiner without the secret is refused; with it, it joins.
+        let outsider = try vq(["join", a.url, "--data-dir", Scratch().data, "--listen", "127.0.0.1:0"])
+        #expect(outsider.status == 1 && outsider.stderr.contains("403"), "\(outsider.stderr)")
+        let b = try ServerProcess(["--cluster-secret", "s3cret"], command: ["join", a.url])
+        #expect(eventually(15) {
+            ((try? request(a.port, "GET", "/cluster", headers: ["api-key": "user"]))?.body.components(separatedBy: "\"uri\"").count ?? 0) == 3
+        })
+        _ = b.stop()
+        _ = a.stop()
+    }
+}
