@@ -111,6 +111,27 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))
     clusterOptions.tickMilliseconds = 10
     let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil) { event, fields in log(event, fields) }
+    // Distributed collections: the router sends shard operations to their replicas, and each
+    // committed create/update/delete is carried out on this peer's data.
+    engine.router = ClusterRouter(node: cluster)
+    cluster.effects = { effect, state in
+        do {
+            switch effect {
+            case .collectionCreated(let name, let config)?:
+                if !engine.collectionNames().contains(name) { try engine.createCollection(name, config: config) }
+            case .collectionUpdated(let name, let config)?:
+                _ = try engine.updateCollection(name) { $0 = config }
+            case .collectionDeleted(let name)?:
+                if engine.collectionNames().contains(name) { try engine.deleteCollection(name) }
+            case nil:
+                for (name, meta) in state.collections where !engine.collectionNames().contains(name) {
+                    try engine.createCollection(name, config: meta.config)
+                }
+            }
+        } catch {
+            log("error", [("message", .string("applying cluster metadata: \(error)"))])
+        }
+    }
     let handler = QdrantAPI(engine: engine, config: api)
     handler.cluster = cluster
     apiRef = handler

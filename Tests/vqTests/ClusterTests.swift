@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import Testing
 
 /// GET /cluster's result from a peer, or nil when it does not answer.
@@ -123,5 +124,83 @@ struct PeerView {
         })
         _ = b.stop()
         _ = a.stop()
+    }
+
+    /// A body of `ids` as 8-d points whose vectors encode the id (so search results are checkable).
+    static func points(_ ids: Range<Int>) -> String {
+        "{\"points\":[" + ids.map { i in "{\"id\":\(i),\"vector\":[\(i % 97),\(i % 89),\(i % 83),\(i % 79),1,2,3,\(i / 1000)]}" }.joined(separator: ",") + "]}"
+    }
+
+    @Test("3 peers, 3 shards x 2 replicas: every point from every peer; a peer killed mid-writes loses no acknowledged write")
+    func replicatedData() throws {
+        let a = try ServerProcess()
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let b = try ServerProcess(command: ["join", a.url])
+        let c = try ServerProcess(command: ["join", a.url])
+        let peers = [a, b, c]
+        #expect(settled(peers, count: 3))
+        // Too many replicas for the peers: refused, naming the peer count.
+        let tooMany = try request(b.port, "PUT", "/collections/bad", #"{"vectors":{"size":8,"distance":"Euclid"},"replication_factor":4}"#)
+        #expect(tooMany.status == 400 && tooMany.body.contains("3 peers"), "\(tooMany.body)")
+        #expect(try request(b.port, "PUT", "/collections/r", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":3,"replication_factor":2}"#).status == 200)
+        let total = 20_000
+        for start in stride(from: 0, to: total, by: 2000) {
+            let r = try request(peers[start / 2000 % 3].port, "PUT", "/collections/r/points?wait=true", Self.points(start..<start + 2000))
+            #expect(r.status == 200, "\(r.body)")
+        }
+        // Every peer holds 2 of the 3 shards and answers for all of them.
+        for p in peers {
+            let info = try request(p.port, "GET", "/collections/r/cluster").body
+            #expect(info.components(separatedBy: "\"shard_id\"").count - 1 == 6, "\(info)")
+            #expect(try request(p.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains(#""count":20000"#))
+            let some = (0..<50).map { String($0 * 397) }.joined(separator: ",")
+            let got = try request(p.port, "POST", "/collections/r/points", "{\"ids\":[\(some)]}").body
+            #expect(got.components(separatedBy: "\"id\"").count - 1 == 50)
+            let q = try request(p.port, "POST", "/collections/r/points/query", #"{"query":[5,5,5,5,1,2,3,0],"limit":5,"params":{"exact":true}}"#).body
+            #expect(q.contains(#""id":5,"#), "\(q)")
+        }
+
+        // Writes stream through b while c is killed: every acknowledged batch is then found
+        // from both survivors, and searches stay complete.
+        let acknowledged = Mutex<[Range<Int>]>([])
+        let failed = Mutex(0)
+        let stop = Mutex(false)
+        let writerPort = b.port
+        let writer = Thread {
+            for start in stride(from: total, to: total + 1000 * 100, by: 100) where !stop.withLock({ $0 }) {
+                if let r = try? request(writerPort, "PUT", "/collections/r/points?wait=true", Self.points(start..<start + 100)), r.status == 200 {
+                    acknowledged.withLock { $0.append(start..<start + 100) }
+                } else {
+                    failed.withLock { $0 += 1 }
+                }
+            }
+        }
+        writer.start()
+        #expect(eventually(20) { acknowledged.withLock { $0.count } >= 5 })
+        c.kill()
+        let atKill = acknowledged.withLock { $0.count }
+        var completeSearches = 0
+        for i in 0..<20 {
+            let q = try request(a.port, "POST", "/collections/r/points/query", "{\"query\":[\(i),\(i),\(i),\(i),1,2,3,0],\"limit\":10}")
+            if q.status == 200 && q.body.components(separatedBy: "\"id\"").count - 1 == 10 { completeSearches += 1 }
+        }
+        #expect(completeSearches == 20)
+        #expect(eventually(30) { acknowledged.withLock { $0.count } >= atKill + 20 }, "writes did not go on after the kill")
+        stop.withLock { $0 = true }
+        while !writer.isFinished { usleep(20_000) }
+        let acked = acknowledged.withLock { $0 }
+        #expect(failed.withLock { $0 } <= 3, "writes failed while the dead replica was marked")
+        for p in [a, b] {
+            for range in acked {
+                let ids = range.map(String.init).joined(separator: ",")
+                let got = try request(p.port, "POST", "/collections/r/points", "{\"ids\":[\(ids)]}")
+                #expect(got.body.components(separatedBy: "\"id\"").count - 1 == range.count, "batch \(range) from \(p.port): \(got.body.prefix(200))")
+            }
+        }
+        // The dead peer's replicas are marked Dead; reads keep working from the survivors.
+        let view = try request(a.port, "GET", "/collections/r/cluster").body
+        #expect(view.contains("Dead"), "\(view)")
+        _ = a.stop()
+        _ = b.stop()
     }
 }

@@ -42,6 +42,9 @@ extension QdrantAPI {
         guard cluster.authorized(r.header(ClusterNode.secretHeader)) else {
             return ("internal.auth", APIEnvelope.error(403, "internal routes need the cluster secret (--cluster-secret)", since: start))
         }
+        if r.method == "POST", p.count == 5, p[1] == "shards", let shard = Int(p[3]) {
+            return try shardRoute(r, name: p[2], shard: shard, action: p[4], start)
+        }
         guard r.method == "POST", p.count == 2 else { throw VQError(.notFound, "no route for \(r.method) \(r.path)") }
         switch p[1] {
         case "raft":
@@ -60,6 +63,50 @@ extension QdrantAPI {
             }
             try cluster.addPeer(id, uri: uri)
             return ("internal.join", APIEnvelope.ok(.object([("index", .uint(cluster.status.applied))]), since: start))
+        default:
+            throw VQError(.notFound, "no route for \(r.method) \(r.path)")
+        }
+    }
+
+    /// `/internal/shards/{collection}/{shard}/{write|apply|search}`: one shard's part of a request.
+    func shardRoute(_ r: HTTPRequest, name: String, shard: Int, action: String, _ start: UInt64) throws -> (String, HTTPResponse) {
+        guard let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
+        // The create may still be applying here: wait for it briefly.
+        var collection: Collection?
+        for _ in 0..<100 where collection == nil {
+            collection = try? engine.collection(name)
+            if collection == nil { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        guard let collection else { throw VQError(.notFound, "collection \"\(name)\" does not exist on this peer") }
+        guard collection.shards.indices.contains(shard) else { throw VQError.invalid("collection \"\(name)\" has no shard \(shard)") }
+        switch action {
+        case "write":
+            let (operation, wait) = try ClusterRouter.decode(r.body)
+            try router.writeAsPrimary(collection, shard: shard, operation, wait: wait, deadline: Date().addingTimeInterval(config.writeTimeout))
+            return ("internal.shard.write", .text(200, "ok"))
+        case "apply":
+            try router.applyAsReplica(collection, shard: shard, r.body)
+            return ("internal.shard.apply", .text(200, "ok"))
+        case "search":
+            let (vector, request) = try ClusterRouter.shardSearch(try JSONParser.parseRequest(r.body))
+            guard vector.count == collection.config.dim else { throw VQError.invalid("shard search vector has \(vector.count) dimensions") }
+            let result = vector.withUnsafeBufferPointer { collection.shards[shard].search($0, request) }
+            var w = JSONWriter()
+            w.write(ClusterRouter.hitsJSON(result))
+            return ("internal.shard.search", .json(200, w.bytes))
+        case "scan":
+            let body = try JSONParser.parseRequest(r.body)
+            let wv = body["with_vector"]?.boolValue ?? false, wp = body["with_payload"]?.boolValue ?? false
+            let records: [PointRecord]
+            if let ids = body["ids"]?.arrayValue {
+                records = collection.shards[shard].retrieve(try ids.map { try PointID(json: $0) }, withVector: wv, withPayload: wp)
+            } else {
+                let filter = try body["filter"].flatMap { $0 == .null ? nil : try Filter(json: $0) }
+                records = collection.shards[shard].scan(filter: filter, withVector: wv, withPayload: wp)
+            }
+            var w = JSONWriter()
+            w.write(ClusterRouter.recordsJSON(records, withVector: wv))
+            return ("internal.shard.scan", .json(200, w.bytes))
         default:
             throw VQError(.notFound, "no route for \(r.method) \(r.path)")
         }

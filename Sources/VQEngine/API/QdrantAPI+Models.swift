@@ -90,12 +90,12 @@ extension QdrantAPI {
     func selected(_ collection: Collection, _ body: JSON) throws -> [PointID] {
         if let points = body["points"], points != .null {
             guard let list = points.arrayValue else {
-                if case .object = points { return collection.ids(matching: try Filter(json: points)) }
+                if case .object = points { return try collection.ids(matching: try Filter(json: points)) }
                 throw VQError.invalid("\"points\" is \(points.typeName); expected a list of point ids")
             }
             return try list.map { try PointID(json: $0) }
         }
-        if let f = try filter(body) { return collection.ids(matching: f) }
+        if let f = try filter(body) { return try collection.ids(matching: f) }
         throw VQError.invalid("request names no points; expected \"points\": [ids] or \"filter\"")
     }
 
@@ -139,7 +139,20 @@ extension QdrantAPI {
         c.readFanOutFactor = try int(body, "read_fan_out_factor", default: 0)
         try applyHNSW(&c, body["hnsw_config"])
         try applyOptimizers(&c, body["optimizers_config"])
-        try engine.createCollection(name, config: c)
+        if let cluster {
+            // Through consensus: every peer creates its local part when it applies the entry.
+            try c.validate()
+            guard !engine.collectionNames().contains(name) && cluster.collectionMeta(name) == nil else {
+                throw VQError(.alreadyExists, "collection \"\(name)\" already exists")
+            }
+            let placement = try ClusterState.placement(shards: c.shardNumber, replicas: c.replicationFactor, peers: cluster.status.voters)
+            try cluster.propose(ClusterState.createCollection(name, c, placement: placement))
+            guard engine.collectionNames().contains(name) else {
+                throw VQError(.alreadyExists, "collection \"\(name)\" already exists")
+            }
+        } else {
+            try engine.createCollection(name, config: c)
+        }
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
@@ -171,23 +184,39 @@ extension QdrantAPI {
 
     func updateCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
         let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parseRequest(r.body)
-        _ = try engine.updateCollection(name) { c in
-            if let p = body["params"], p != .null {
-                c.replicationFactor = try int(p, "replication_factor", default: c.replicationFactor, min: 1)
-                c.writeConsistencyFactor = try int(p, "write_consistency_factor", default: c.writeConsistencyFactor, min: 1)
-                c.readFanOutDelayMs = try int(p, "read_fan_out_delay_ms", default: c.readFanOutDelayMs)
-                c.readFanOutFactor = try int(p, "read_fan_out_factor", default: c.readFanOutFactor)
+        if let cluster, let meta = cluster.collectionMeta(name) {
+            var c = meta.config
+            try changeCollection(&c, body)
+            try c.validate()
+            guard c.dim == meta.config.dim, c.distance == meta.config.distance, c.shardNumber == meta.config.shardNumber,
+                  c.replicationFactor == meta.config.replicationFactor else {
+                throw VQError.invalid("vector size, distance, shard_number and replication_factor cannot change; create a new collection")
             }
-            try applyHNSW(&c, body["hnsw_config"])
-            try applyOptimizers(&c, body["optimizers_config"])
+            try cluster.propose(ClusterState.updateCollection(name, c))
+            return APIEnvelope.ok(.bool(true), since: start)
         }
+        _ = try engine.updateCollection(name) { c in try changeCollection(&c, body) }
         return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    /// What a PATCH body changes.
+    func changeCollection(_ c: inout CollectionConfig, _ body: JSON) throws {
+        if let p = body["params"], p != .null {
+            c.replicationFactor = try int(p, "replication_factor", default: c.replicationFactor, min: 1)
+            c.writeConsistencyFactor = try int(p, "write_consistency_factor", default: c.writeConsistencyFactor, min: 1)
+            c.readFanOutDelayMs = try int(p, "read_fan_out_delay_ms", default: c.readFanOutDelayMs)
+            c.readFanOutFactor = try int(p, "read_fan_out_factor", default: c.readFanOutFactor)
+        }
+        try applyHNSW(&c, body["hnsw_config"])
+        try applyOptimizers(&c, body["optimizers_config"])
     }
 
     func collectionInfo(_ name: String) throws -> JSON {
         let collection = try engine.collection(name)
         let c = collection.config
-        let status = collection.status
+        var status = collection.status
+        // A distributed collection counts one replica of every shard, wherever it is.
+        if cluster?.collectionMeta(name) != nil { status.points = try collection.count(filter: nil) }
         let indexed = status.points - status.unindexedPoints
         return .object([
             ("status", .string(c.indexingThreshold > 0 && status.unindexedPoints >= c.shardOptions.indexingThresholdRows ? "yellow" : "green")),
@@ -228,13 +257,30 @@ extension QdrantAPI {
         ])
     }
 
+    /// `GET /collections/{name}/cluster`: this peer's replicas and where the others are.
     func collectionCluster(_ name: String) throws -> JSON {
         let collection = try engine.collection(name)
-        let shards: [JSON] = collection.shards.enumerated().map { i, s in
-            .object([("shard_id", .int(Int64(i))), ("points_count", .int(Int64(s.pointCount))), ("state", .string("Active"))])
+        let me = cluster?.id ?? 1
+        guard let meta = cluster?.collectionMeta(name) else {
+            let shards: [JSON] = collection.shards.enumerated().map { i, s in
+                .object([("shard_id", .int(Int64(i))), ("points_count", .int(Int64(s.pointCount))), ("state", .string("Active"))])
+            }
+            return .object([("peer_id", .uint(me)), ("shard_count", .int(Int64(shards.count))), ("local_shards", .array(shards)),
+                            ("remote_shards", .array([])), ("shard_transfers", .array([]))])
         }
-        return .object([("peer_id", .int(1)), ("shard_count", .int(Int64(shards.count))), ("local_shards", .array(shards)),
-                        ("remote_shards", .array([])), ("shard_transfers", .array([]))])
+        var local: [JSON] = [], remote: [JSON] = []
+        for (i, replicas) in meta.shards.enumerated() {
+            for r in replicas {
+                if r.peer == me {
+                    local.append(.object([("shard_id", .int(Int64(i))), ("points_count", .int(Int64(collection.shards[i].pointCount))),
+                                          ("state", .string(r.state.rawValue))]))
+                } else {
+                    remote.append(.object([("shard_id", .int(Int64(i))), ("peer_id", .uint(r.peer)), ("state", .string(r.state.rawValue))]))
+                }
+            }
+        }
+        return .object([("peer_id", .uint(me)), ("shard_count", .int(Int64(meta.shards.count))), ("local_shards", .array(local)),
+                        ("remote_shards", .array(remote)), ("shard_transfers", .array([]))])
     }
 
     // MARK: points
@@ -278,7 +324,7 @@ extension QdrantAPI {
     func getPoints(_ collection: Collection, _ body: JSON) throws -> JSON {
         let ids = try requireArray(body, "ids").map { try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
-        return .array(collection.retrieve(ids, withVector: wv, withPayload: wp).map { recordJSON($0, withVector: wv, withPayload: wp) })
+        return .array(try collection.retrieve(ids, withVector: wv, withPayload: wp).map { recordJSON($0, withVector: wv, withPayload: wp) })
     }
 
     func deletePoints(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
@@ -319,13 +365,13 @@ extension QdrantAPI {
         guard limit <= Collection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(Collection.maxResults)") }
         let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
-        let (points, next) = collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp)
+        let (points, next) = try collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp)
         return .object([("points", .array(points.map { recordJSON($0, withVector: wv, withPayload: wp) })),
                         ("next_page_offset", next?.json ?? .null)])
     }
 
     func count(_ collection: Collection, _ body: JSON) throws -> JSON {
-        .object([("count", .int(Int64(collection.count(filter: try filter(body)))))])
+        .object([("count", .int(Int64(try collection.count(filter: try filter(body)))))])
     }
 
     /// Shared by search and query: limit, offset, params, filter, score_threshold, with_*.
@@ -351,7 +397,7 @@ extension QdrantAPI {
         }
         let wv = try withVector(body)
         let vectors: [PointID: [Float]] = wv
-            ? Dictionary(uniqueKeysWithValues: collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) })
+            ? Dictionary(uniqueKeysWithValues: try collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) })
             : [:]
         return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil) }, result.unindexedSkipped, req.indexedOnly)
     }
@@ -374,7 +420,7 @@ extension QdrantAPI {
             }
         case .int, .uint, .string:
             let id = try PointID(json: q)
-            guard let p = collection.retrieve([id], withVector: true, withPayload: false).first else {
+            guard let p = try collection.retrieve([id], withVector: true, withPayload: false).first else {
                 throw VQError(.notFound, "point \(id) does not exist")
             }
             v = p.vector

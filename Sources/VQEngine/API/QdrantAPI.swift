@@ -124,7 +124,11 @@ package final class QdrantAPI: @unchecked Sendable {
             case "GET": return ("collections.get", APIEnvelope.ok(try collectionInfo(name), since: start))
             case "PATCH": return ("collections.update", try updateCollection(name, r, start))
             case "DELETE":
-                try engine.deleteCollection(name)
+                if let cluster, cluster.collectionMeta(name) != nil {
+                    try cluster.propose(ClusterState.deleteCollection(name))
+                } else {
+                    try engine.deleteCollection(name)
+                }
                 return ("collections.delete", APIEnvelope.ok(.bool(true), since: start))
             default: throw methodNotAllowed(r)
             }
@@ -160,7 +164,7 @@ package final class QdrantAPI: @unchecked Sendable {
         case ("POST", []): return ("points.get", APIEnvelope.ok(try getPoints(collection, body), since: start))
         case ("GET", let x) where x.count == 1:
             let id = try parsePathID(x[0])
-            guard let point = collection.retrieve([id], withVector: true, withPayload: true).first else {
+            guard let point = try collection.retrieve([id], withVector: true, withPayload: true).first else {
                 throw VQError(.notFound, "point \(id) does not exist in collection \"\(name)\"")
             }
             return ("points.get", APIEnvelope.ok(recordJSON(point, withVector: true, withPayload: true), since: start))

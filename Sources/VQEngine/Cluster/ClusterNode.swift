@@ -43,6 +43,9 @@ package final class ClusterNode: @unchecked Sendable {
     private let bootAddresses: [PeerID: String]
     private var senders: [PeerID: PeerSender] = [:]
     private var lastLeader: PeerID?
+    /// Called, under the cluster lock and in log order, with what each applied command means for
+    /// local data (nil after a snapshot restore: reconcile with the whole state).
+    package var effects: (@Sendable (ClusterEffect?, ClusterState) -> Void)?
     private var stopped = false
     private var ticker: Thread?
     private let log: @Sendable (String, [(String, JSON)]) -> Void
@@ -86,7 +89,7 @@ package final class ClusterNode: @unchecked Sendable {
         // is unknown until a leader is heard from, and reaching one needs its address.
         var logged = ClusterState()
         if let s = storage.snapshot, let restored = try? ClusterState(json: try JSONParser.parse(s.data)) { logged = restored }
-        for e in storage.entries where !e.data.isEmpty { logged.apply(e.data) }
+        for e in storage.entries where !e.data.isEmpty { _ = try? logged.apply(e.data) }
         bootAddresses = logged.peers
         raft = try RaftNode(id: id, storage: storage, timing: options.timing, seed: UInt64.random(in: 0...UInt64.max),
                             voters: fresh && !joining ? [id] : [])
@@ -97,6 +100,8 @@ package final class ClusterNode: @unchecked Sendable {
 
     /// Starts the clock, and makes sure the state has this peer's current address.
     package func start() {
+        // Local data catches up with the metadata as it stood on open (a restart, a snapshot).
+        lock.withLock { effects?(nil, state) }
         let t = Thread { [self] in runTicker() }
         t.name = "vq-raft"
         ticker = t
@@ -147,9 +152,14 @@ package final class ClusterNode: @unchecked Sendable {
             state = try ClusterState(json: try JSONParser.parse(s.data))
             applied = s.index
         }
+        if ready.restore != nil { effects?(nil, state) }
         for e in ready.committed {
-            if !e.data.isEmpty, let ignored = state.apply(e.data) {
-                log("warning", [("message", .string("raft entry \(e.index) ignored: \(ignored)"))])
+            if !e.data.isEmpty {
+                do {
+                    if let effect = try state.apply(e.data) { effects?(effect, state) }
+                } catch {
+                    log("warning", [("message", .string("raft entry \(e.index) ignored: \(error)"))])
+                }
             }
             applied = e.index
             appliedTerms[e.index] = e.term
@@ -352,6 +362,17 @@ package final class ClusterNode: @unchecked Sendable {
         package var voters: [PeerID]
         package var peers: [PeerID: String]
     }
+
+    /// The applied metadata (a copy).
+    package var metadata: ClusterState { lock.withLock { state } }
+
+    /// A distributed collection's placement and config, nil for a local-only one.
+    package func collectionMeta(_ name: String) -> CollectionMeta? { lock.withLock { state.collections[name] } }
+
+    /// Where `peer` is reached.
+    package func address(of peer: PeerID) -> String? { lock.withLock { address(peer) } }
+
+    package func logEvent(_ event: String, _ fields: [(String, JSON)]) { log(event, fields) }
 
     package var status: Status {
         lock.withLock {

@@ -5,35 +5,127 @@
 // Commands are JSON objects with an "op":
 //   {"op": "add_peer", "id": 7, "uri": "http://127.0.0.1:6334"}   add or re-address a peer
 //   {"op": "remove_peer", "id": 7}
+//   {"op": "create_collection", "name": "docs", "config": {...}, "shards": [[peer, peer], ...]}
+//   {"op": "update_collection", "name": "docs", "config": {...}}
+//   {"op": "delete_collection", "name": "docs"}
+//   {"op": "set_replica", "name": "docs", "shard": 0, "peer": 7, "state": "Dead"}
+
+/// A replica's state, as Qdrant names them.
+package enum ReplicaState: String, Sendable {
+    /// Has every acknowledged write; serves reads.
+    case active = "Active"
+    /// Missed a write; serves nothing until recovered.
+    case dead = "Dead"
+    /// Catching up from an active replica.
+    case partial = "Partial"
+}
+
+package struct Replica: Sendable, Equatable {
+    package var peer: PeerID
+    package var state: ReplicaState
+}
+
+/// A collection spread over peers: its config and, per shard, the replicas in placement order
+/// (the first active one is the shard's primary).
+package struct CollectionMeta: Sendable, Equatable {
+    package var config: CollectionConfig
+    package var shards: [[Replica]]
+}
+
+/// What applying a command means for this peer's local data.
+package enum ClusterEffect: Sendable {
+    case collectionCreated(String, CollectionConfig)
+    case collectionUpdated(String, CollectionConfig)
+    case collectionDeleted(String)
+}
 
 package struct ClusterState: Sendable, Equatable {
     /// Peers by id: the URI others reach them at.
     package var peers: [PeerID: String] = [:]
+    package var collections: [String: CollectionMeta] = [:]
 
     package init() {}
 
+    /// Spreads `shards` x `replicas` over `peers` round-robin: every peer gets the same number
+    /// (give or take one) and no shard has two replicas on one peer.
+    /// - Throws: `.invalidInput` when there are fewer peers than replicas.
+    package static func placement(shards: Int, replicas: Int, peers: [PeerID]) throws -> [[PeerID]] {
+        let sorted = peers.sorted()
+        guard replicas <= sorted.count else {
+            throw VQError.invalid("replication_factor is \(replicas) but the cluster has \(sorted.count) peer\(sorted.count == 1 ? "" : "s"); "
+                                  + "expected at most \(sorted.count)")
+        }
+        return (0..<shards).map { s in (0..<replicas).map { r in sorted[(s * replicas + r) % sorted.count] } }
+    }
+
     /// Applies one committed command.
-    /// - Returns: a description of why it was ignored, or nil when applied.
+    /// - Returns: what it means for local data, if anything.
+    /// - Throws: why the command was ignored (the state is unchanged; every peer ignores it alike).
     @discardableResult
-    package mutating func apply(_ bytes: [UInt8]) -> String? {
+    package mutating func apply(_ bytes: [UInt8]) throws -> ClusterEffect? {
         guard let command = try? JSONParser.parse(bytes), let op = command["op"]?.stringValue else {
-            return "not a command object"
+            throw VQError.invalid("not a command object")
+        }
+        func name() throws -> String {
+            guard let n = command["name"]?.stringValue else { throw VQError.invalid("\(op) needs a name") }
+            return n
         }
         switch op {
         case "add_peer":
-            guard let id = command["id"]?.uint64Value, let uri = command["uri"]?.stringValue else { return "add_peer needs id and uri" }
+            guard let id = command["id"]?.uint64Value, let uri = command["uri"]?.stringValue else { throw VQError.invalid("add_peer needs id and uri") }
             peers[id] = uri
         case "remove_peer":
-            guard let id = command["id"]?.uint64Value else { return "remove_peer needs id" }
+            guard let id = command["id"]?.uint64Value else { throw VQError.invalid("remove_peer needs id") }
             peers[id] = nil
+        case "create_collection":
+            let n = try name()
+            guard collections[n] == nil else { throw VQError(.alreadyExists, "collection \(n) exists") }
+            let config = try CollectionConfig(json: command["config"] ?? .null, path: "create_collection \(n)")
+            guard let shards = command["shards"]?.arrayValue, shards.count == config.shardNumber else {
+                throw VQError.invalid("create_collection \(n) needs one replica list per shard")
+            }
+            let placed = try shards.map { list -> [Replica] in
+                try (list.arrayValue ?? []).map { p in
+                    guard let peer = p.uint64Value else { throw VQError.invalid("bad peer in placement") }
+                    return Replica(peer: peer, state: .active)
+                }
+            }
+            collections[n] = CollectionMeta(config: config, shards: placed)
+            return .collectionCreated(n, config)
+        case "update_collection":
+            let n = try name()
+            guard collections[n] != nil else { throw VQError(.notFound, "collection \(n) does not exist") }
+            let config = try CollectionConfig(json: command["config"] ?? .null, path: "update_collection \(n)")
+            collections[n]!.config = config
+            return .collectionUpdated(n, config)
+        case "delete_collection":
+            let n = try name()
+            guard collections.removeValue(forKey: n) != nil else { throw VQError(.notFound, "collection \(n) does not exist") }
+            return .collectionDeleted(n)
+        case "set_replica":
+            let n = try name()
+            guard let shard = command["shard"]?.intValue.map(Int.init), let peer = command["peer"]?.uint64Value,
+                  let state = command["state"]?.stringValue.flatMap(ReplicaState.init(rawValue:)),
+                  let meta = collections[n], meta.shards.indices.contains(shard),
+                  let at = meta.shards[shard].firstIndex(where: { $0.peer == peer }) else {
+                throw VQError.invalid("set_replica names no replica")
+            }
+            collections[n]!.shards[shard][at].state = state
         default:
-            return "unknown op \(op)"
+            throw VQError.invalid("unknown op \(op)")
         }
         return nil
     }
 
     package var json: JSON {
-        .object([("peers", .object(peers.keys.sorted().map { (String($0), .string(peers[$0]!)) }))])
+        .object([
+            ("peers", .object(peers.keys.sorted().map { (String($0), .string(peers[$0]!)) })),
+            ("collections", .object(collections.keys.sorted().map { n in
+                let meta = collections[n]!
+                return (n, .object([("config", meta.config.json),
+                                    ("shards", .array(meta.shards.map { .array($0.map { .object([("peer", .uint($0.peer)), ("state", .string($0.state.rawValue))]) }) }))]))
+            })),
+        ])
     }
 
     package init(json: JSON) throws {
@@ -41,6 +133,18 @@ package struct ClusterState: Sendable, Equatable {
         for (k, v) in fields {
             guard let id = PeerID(k), let uri = v.stringValue else { throw VQError(.corrupt, "cluster snapshot has a bad peer \(k)") }
             peers[id] = uri
+        }
+        for (n, meta) in json["collections"]?.objectValue ?? [] {
+            let config = try CollectionConfig(json: meta["config"] ?? .null, path: "cluster snapshot collection \(n)")
+            let shards = try (meta["shards"]?.arrayValue ?? []).map { list in
+                try (list.arrayValue ?? []).map { r -> Replica in
+                    guard let peer = r["peer"]?.uint64Value, let state = r["state"]?.stringValue.flatMap(ReplicaState.init(rawValue:)) else {
+                        throw VQError(.corrupt, "cluster snapshot has a bad replica in \(n)")
+                    }
+                    return Replica(peer: peer, state: state)
+                }
+            }
+            collections[n] = CollectionMeta(config: config, shards: shards)
         }
     }
 
@@ -50,5 +154,23 @@ package struct ClusterState: Sendable, Equatable {
 
     package static func removePeer(_ id: PeerID) -> JSON {
         .object([("op", .string("remove_peer")), ("id", .uint(id))])
+    }
+
+    package static func createCollection(_ name: String, _ config: CollectionConfig, placement: [[PeerID]]) -> JSON {
+        .object([("op", .string("create_collection")), ("name", .string(name)), ("config", config.json),
+                 ("shards", .array(placement.map { .array($0.map { .uint($0) }) }))])
+    }
+
+    package static func updateCollection(_ name: String, _ config: CollectionConfig) -> JSON {
+        .object([("op", .string("update_collection")), ("name", .string(name)), ("config", config.json)])
+    }
+
+    package static func deleteCollection(_ name: String) -> JSON {
+        .object([("op", .string("delete_collection")), ("name", .string(name))])
+    }
+
+    package static func setReplica(_ name: String, shard: Int, peer: PeerID, _ state: ReplicaState) -> JSON {
+        .object([("op", .string("set_replica")), ("name", .string(name)), ("shard", .int(Int64(shard))), ("peer", .uint(peer)),
+                 ("state", .string(state.rawValue))])
     }
 }

@@ -74,17 +74,35 @@ package struct CollectionStatus: Sendable {
     }
 }
 
+/// Where a distributed collection's shard operations go (`ClusterRouter`); a collection without
+/// one, or one the router does not distribute, uses its local shards.
+package protocol ShardRouter: AnyObject, Sendable {
+    /// Writes `operation` to every active replica of `shard` through its primary, waiting to
+    /// `wait`. - Returns: false when `collection` is not distributed (write locally).
+    func write(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool
+    /// Searches one active replica of `shard` (the query is already prepared), nil when
+    /// `collection` is not distributed.
+    func search(_ collection: Collection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)?
+    func distributes(_ name: String) -> Bool
+    /// The records of `ids` (or, with ids nil, every point passing `filter`) in `shard`, from one
+    /// active replica; nil when `collection` is not distributed.
+    func scan(_ collection: Collection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord]?
+}
+
 /// A collection open in this process.
 package final class Collection: @unchecked Sendable {
     package let name: String
     package let shards: [LocalShard]
+    /// Set for every collection of a peer in a cluster (fixed at open).
+    package let router: (any ShardRouter)?
     private let liveConfig: Mutex<CollectionConfig>
     /// The current config; the fields no shard depends on (read fan-out, replication) change live.
     package var config: CollectionConfig { liveConfig.withLock { $0 } }
 
     /// Opens every shard (replaying WALs).
-    init(name: String, config: CollectionConfig, directory: DataDirectory, warn: (String) -> Void) throws {
+    init(name: String, config: CollectionConfig, directory: DataDirectory, router: (any ShardRouter)? = nil, warn: (String) -> Void) throws {
         self.name = name
+        self.router = router
         self.liveConfig = Mutex(config)
         var shards: [LocalShard] = []
         for s in 0..<config.shardNumber {
@@ -131,23 +149,34 @@ package final class Collection: @unchecked Sendable {
         }
         let normalized = batch
         var ticket = WriteTicket()
+        if let router, router.distributes(name) {
+            for (s, part) in split(normalized).enumerated() where part.count > 0 {
+                _ = try router.write(self, shard: s, .upsert(part), wait: wait, deadline: deadline)
+            }
+            return ticket
+        }
         if shards.count == 1 {
             ticket.ops[0] = try shards[0].submit(.upsert(normalized), deadline: deadline)
         } else {
-            var parts = [PointBatch](repeating: PointBatch(dim: batch.dim), count: shards.count)
-            normalized.vectors.withUnsafeBufferPointer { v in
-                for i in 0..<batch.count {
-                    let s = shardIndex(batch.ids[i])
-                    parts[s].append(id: batch.ids[i], vector: UnsafeBufferPointer(rebasing: v[(i * batch.dim)..<((i + 1) * batch.dim)]),
-                                    payload: batch.payloads[i])
-                }
-            }
-            for (s, part) in parts.enumerated() where part.count > 0 {
+            for (s, part) in split(normalized).enumerated() where part.count > 0 {
                 ticket.ops[s] = try shards[s].submit(.upsert(part), deadline: deadline)
             }
         }
         try self.wait(ticket, wait)
         return ticket
+    }
+
+    /// `batch` split by the shard that owns each point.
+    private func split(_ batch: PointBatch) -> [PointBatch] {
+        var parts = [PointBatch](repeating: PointBatch(dim: batch.dim), count: shards.count)
+        batch.vectors.withUnsafeBufferPointer { v in
+            for i in 0..<batch.count {
+                let s = shardIndex(batch.ids[i])
+                parts[s].append(id: batch.ids[i], vector: UnsafeBufferPointer(rebasing: v[(i * batch.dim)..<((i + 1) * batch.dim)]),
+                                payload: batch.payloads[i])
+            }
+        }
+        return parts
     }
 
     /// Deletes points by id.
@@ -165,7 +194,9 @@ package final class Collection: @unchecked Sendable {
     /// Submits `make(idsOfShard)` to every shard that owns some of `ids`, then waits to `wait`.
     private func submitByShard(_ ids: [PointID], wait: WriteWait, deadline: Date?, _ make: ([PointID]) -> Operation) throws -> WriteTicket {
         var ticket = WriteTicket()
+        let routed = router.map { $0.distributes(name) } ?? false
         for (s, part) in byShard(ids).enumerated() where !part.isEmpty {
+            if routed, try router!.write(self, shard: s, make(part), wait: wait, deadline: deadline) { continue }
             ticket.ops[s] = try shards[s].submit(make(part), deadline: deadline)
         }
         try self.wait(ticket, wait)
@@ -205,7 +236,25 @@ package final class Collection: @unchecked Sendable {
         shardRequest.filter = request.filter
         var hits: [ScoredPoint]
         var skipped = 0
-        if shards.count == 1 {
+        if let router, router.distributes(name) {
+            // One replica per shard, local or remote, all shards at once.
+            let results = UnsafeMutableBufferPointer<Result<(hits: [ScoredPoint], skipped: Int), any Error>>.allocate(capacity: shards.count)
+            results.initialize(repeating: .success(([], 0)))
+            defer { results.deinitialize(); results.deallocate() }
+            nonisolated(unsafe) let out = results
+            let shardRequest = shardRequest, query = query
+            DispatchQueue.concurrentPerform(iterations: shards.count) { s in
+                out[s] = Result { try router.search(self, shard: s, query, shardRequest) ?? ([], 0) }
+            }
+            hits = []
+            for r in results {
+                let part = try r.get()
+                hits += part.hits
+                skipped += part.skipped
+            }
+            hits.sort { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
+            if hits.count > k { hits.removeLast(hits.count - k) }
+        } else if shards.count == 1 {
             (hits, skipped) = query.withUnsafeBufferPointer { shards[0].search($0, shardRequest) }
         } else {
             let results = UnsafeMutableBufferPointer<(hits: [ScoredPoint], skipped: Int)>.allocate(capacity: shards.count)
@@ -236,9 +285,9 @@ package final class Collection: @unchecked Sendable {
 
     /// Points passing `filter`, ordered by id, from the first id >= `offset`, at most `limit`.
     /// - Returns: the page and the id where the next page starts (nil at the end).
-    package func scroll(filter: Filter?, offset: PointID?, limit: Int, withVector: Bool, withPayload: Bool)
+    package func scroll(filter: Filter?, offset: PointID?, limit: Int, withVector: Bool, withPayload: Bool) throws
         -> (points: [PointRecord], next: PointID?) {
-        var all = shards.flatMap { $0.scan(filter: filter, withVector: withVector, withPayload: withPayload) }
+        var all = try (0..<shards.count).flatMap { try records($0, ids: nil, filter: filter, withVector: withVector, withPayload: withPayload) }
         all.sort { $0.id < $1.id }
         let start = offset.map { o in all.firstIndex { !($0.id < o) } ?? all.count } ?? 0
         let end = min(all.count, start + limit)
@@ -246,14 +295,23 @@ package final class Collection: @unchecked Sendable {
     }
 
     /// How many points pass `filter`.
-    package func count(filter: Filter?) -> Int {
-        guard let filter else { return pointCount }
-        return shards.reduce(0) { $0 + $1.scan(filter: filter, withVector: false, withPayload: false).count }
+    package func count(filter: Filter?) throws -> Int {
+        if filter == nil && !(router?.distributes(name) ?? false) { return pointCount }
+        return try (0..<shards.count).reduce(0) { $0 + (try records($1, ids: nil, filter: filter, withVector: false, withPayload: false)).count }
+    }
+
+    /// One shard's records: of `ids`, or all passing `filter` (a replica's, when distributed).
+    private func records(_ s: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord] {
+        if let router, let r = try router.scan(self, shard: s, ids: ids, filter: filter, withVector: withVector, withPayload: withPayload) {
+            return r
+        }
+        if let ids { return shards[s].retrieve(ids, withVector: withVector, withPayload: withPayload) }
+        return shards[s].scan(filter: filter, withVector: withVector, withPayload: withPayload)
     }
 
     /// The ids of the points passing `filter`.
-    package func ids(matching filter: Filter) -> [PointID] {
-        shards.flatMap { $0.scan(filter: filter, withVector: false, withPayload: false).map(\.id) }
+    package func ids(matching filter: Filter) throws -> [PointID] {
+        try (0..<shards.count).flatMap { try records($0, ids: nil, filter: filter, withVector: false, withPayload: false).map(\.id) }
     }
 
     /// Runs the optimizer on every shard now (`vq optimize`): seal, index, merge, vacuum.
@@ -271,10 +329,10 @@ package final class Collection: @unchecked Sendable {
     }
 
     /// Points by id, in the order asked (missing ones left out).
-    package func retrieve(_ ids: [PointID], withVector: Bool, withPayload: Bool) -> [PointRecord] {
+    package func retrieve(_ ids: [PointID], withVector: Bool, withPayload: Bool) throws -> [PointRecord] {
         var found: [PointID: PointRecord] = [:]
         for (s, part) in byShard(ids).enumerated() where !part.isEmpty {
-            for r in shards[s].retrieve(part, withVector: withVector, withPayload: withPayload) { found[r.id] = r }
+            for r in try records(s, ids: part, filter: nil, withVector: withVector, withPayload: withPayload) { found[r.id] = r }
         }
         return ids.compactMap { found[$0] }
     }

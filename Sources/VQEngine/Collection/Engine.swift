@@ -11,6 +11,9 @@ package final class Engine: @unchecked Sendable {
     private let mutex = NSLock()
     private var open: [String: Collection] = [:]
     private let warn: @Sendable (String) -> Void
+    /// A peer's shard router, given to every collection opened after it is set (`vq serve` sets
+    /// it before serving).
+    package nonisolated(unsafe) var router: (any ShardRouter)?
 
     /// Opens (creating if needed) a data directory and takes its lock.
     /// - Throws: `.busy` naming the holder when another process has it.
@@ -73,7 +76,7 @@ package final class Engine: @unchecked Sendable {
                           hint: known.isEmpty ? "create it with: vq create-collection \(name) --dim N" : "collections: \(known.joined(separator: ", "))")
         }
         let config = try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
-        let c = try Collection(name: name, config: config, directory: directory, warn: warn)
+        let c = try Collection(name: name, config: config, directory: directory, router: router, warn: warn)
         open[name] = c
         return c
     }
@@ -138,7 +141,7 @@ package final class Engine: @unchecked Sendable {
             open[name]?.updateLive(config)
         } else if let c = open.removeValue(forKey: name) {
             try c.close()
-            open[name] = try Collection(name: name, config: config, directory: directory, warn: warn)
+            open[name] = try Collection(name: name, config: config, directory: directory, router: router, warn: warn)
         }
         return config
     }

@@ -147,3 +147,25 @@ package indirect enum Filter: Sendable {
         }
     }
 }
+
+extension Filter {
+    /// Qdrant's JSON for this filter (what `init(json:)` reads back), for sending to a peer.
+    package var json: JSON {
+        func numbers(_ pairs: [(String, Double?)]) -> JSON {
+            .object(pairs.compactMap { k, v in v.map { (k, .double($0)) } })
+        }
+        switch self {
+        case let .all(must, should, mustNot):
+            return .object([("must", .array(must.map(\.json))), ("should", .array(should.map(\.json))),
+                            ("must_not", .array(mustNot.map(\.json)))])
+        case let .match(key, value): return .object([("key", .string(key)), ("match", .object([("value", value)]))])
+        case let .matchAny(key, values): return .object([("key", .string(key)), ("match", .object([("any", .array(values))]))])
+        case let .matchExcept(key, values): return .object([("key", .string(key)), ("match", .object([("except", .array(values))]))])
+        case let .range(key, gt, gte, lt, lte):
+            return .object([("key", .string(key)), ("range", numbers([("gt", gt), ("gte", gte), ("lt", lt), ("lte", lte)]))])
+        case let .hasID(ids): return .object([("has_id", .array(ids.sorted().map(\.json)))])
+        case let .isEmpty(key): return .object([("is_empty", .object([("key", .string(key))]))])
+        case let .isNull(key): return .object([("is_null", .object([("key", .string(key))]))])
+        }
+    }
+}

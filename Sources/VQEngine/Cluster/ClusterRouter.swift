@@ -1,0 +1,258 @@
+// Shards and replicas across peers: where a distributed collection's writes and searches go.
+//
+// Writes: the shard's primary (its first active replica in placement order) orders them: it
+// applies the operation to its local shard, then sends it to every other active replica
+// (`POST /internal/shards/{c}/{s}/apply`), one operation at a time per shard. It answers once
+// `write_consistency_factor` replicas have it durable (or applied, for wait=true); a replica
+// that missed it is marked Dead through consensus first, so it stops serving reads. Any peer
+// forwards a write to the primary (`.../write`); an unreachable primary is marked Dead and the
+// next active replica takes over.
+//
+// Searches: one active replica per shard, the local one when there is one, otherwise the
+// replicas in turn; an error moves on to the next replica at once.
+
+import Foundation
+import Synchronization
+
+package final class ClusterRouter: ShardRouter, @unchecked Sendable {
+    let node: ClusterNode
+    private let shardLocks = Mutex<[String: NSLock]>([:])
+    private let clients = Mutex<[String: HTTPClient]>([:])
+    private let turn = Atomic<Int>(0)
+    /// Seconds a peer-to-peer shard call may take.
+    package var timeout: Double = 10
+
+    package init(node: ClusterNode) { self.node = node }
+
+    package func distributes(_ name: String) -> Bool { node.collectionMeta(name) != nil }
+
+    private func client(_ peer: PeerID) throws -> HTTPClient {
+        guard let uri = node.address(of: peer) else { throw VQError(.io, "peer \(peer) has no known address") }
+        return try clients.withLock { cache in
+            if let c = cache[uri] { return c }
+            let c = try HTTPClient(url: uri, timeout: timeout)
+            cache[uri] = c
+            return c
+        }
+    }
+
+    private func shardLock(_ collection: String, _ shard: Int) -> NSLock {
+        shardLocks.withLock { $0["\(collection)/\(shard)", default: NSLock()] }
+    }
+
+    /// Calls a peer's internal shard route; non-200 answers become errors with its message.
+    private func call(_ peer: PeerID, _ path: String, _ body: [UInt8]) throws -> [UInt8] {
+        let r = try client(peer).send("POST", path, body: body, headers: node.internalHeaders)
+        guard r.status == 200 else {
+            let message = (try? JSONParser.parse(r.body))?["status"]?["error"]?.stringValue ?? String(decoding: r.body.prefix(300), as: UTF8.self)
+            throw VQError(r.status == 400 ? .invalidInput : r.status == 429 ? .overloaded : .io, "peer \(peer): \(message)")
+        }
+        return r.body
+    }
+
+    static func encode(_ operation: Operation, _ wait: WriteWait) -> [UInt8] {
+        var w = ByteWriter()
+        w.u8(wait == .applied ? 2 : 1)
+        operation.encode(into: &w)
+        return w.bytes
+    }
+
+    static func decode(_ body: [UInt8]) throws -> (Operation, WriteWait) {
+        guard let first = body.first, first == 1 || first == 2 else { throw VQError.invalid("shard write body is malformed") }
+        let op = try body.withUnsafeBytes { try Operation.decode(UnsafeRawBufferPointer(rebasing: $0[1...])) }
+        return (op, first == 2 ? .applied : .durable)
+    }
+
+    private func markDead(_ collection: String, _ shard: Int, _ peer: PeerID, _ why: String) throws {
+        node.logEvent("replica dead", [("collection", .string(collection)), ("shard", .int(Int64(shard))), ("peer", .uint(peer)),
+                                       ("reason", .string(why))])
+        try node.propose(ClusterState.setReplica(collection, shard: shard, peer: peer, .dead))
+    }
+
+    // MARK: writes
+
+    package func write(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool {
+        guard node.collectionMeta(collection.name) != nil else { return false }
+        let body = ClusterRouter.encode(operation, wait)
+        for _ in 0..<4 {
+            guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" was deleted") }
+            guard let primary = meta.shards[shard].first(where: { $0.state == .active })?.peer else {
+                throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica")
+            }
+            if primary == node.id {
+                try writeAsPrimary(collection, shard: shard, operation, wait: wait, deadline: deadline)
+                return true
+            }
+            do {
+                _ = try call(primary, "/internal/shards/\(collection.name)/\(shard)/write", body)
+                return true
+            } catch let e as VQError where e.kind == .io && !e.message.hasPrefix("peer") {
+                // Unreachable (not an answer): the primary is gone; the next active replica leads.
+                try markDead(collection.name, shard, primary, e.message)
+            }
+        }
+        throw VQError(.io, "shard \(shard) of \"\(collection.name)\": no primary replica took the write")
+    }
+
+    /// On the primary: apply locally, then to every other active replica, in one order per shard.
+    package func writeAsPrimary(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws {
+        let lock = shardLock(collection.name, shard)
+        lock.lock()
+        defer { lock.unlock() }
+        guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" was deleted") }
+        let local = collection.shards[shard]
+        let op = try local.submit(operation, deadline: deadline)
+        try local.waitDurable(op)
+        if wait == .applied { try local.waitApplied(op) }
+        var acks = 1
+        var failures: [(PeerID, String)] = []
+        let body = ClusterRouter.encode(operation, wait)
+        let others = meta.shards[shard].filter { $0.state == .active && $0.peer != node.id }.map(\.peer)
+        if !others.isEmpty {
+            // Replicas in parallel; each gets this operation before the next one (shard lock).
+            let results = Mutex<[(PeerID, String?)]>([])
+            DispatchQueue.concurrentPerform(iterations: others.count) { i in
+                let peer = others[i]
+                do {
+                    _ = try call(peer, "/internal/shards/\(collection.name)/\(shard)/apply", body)
+                    results.withLock { $0.append((peer, nil)) }
+                } catch {
+                    results.withLock { $0.append((peer, "\(error)")) }
+                }
+            }
+            for (peer, error) in results.withLock({ $0 }) {
+                if let error { failures.append((peer, error)) } else { acks += 1 }
+            }
+        }
+        // A replica that missed an acknowledged write must not serve reads: Dead, committed
+        // before the answer.
+        for (peer, why) in failures { try markDead(collection.name, shard, peer, why) }
+        let needed = meta.config.writeConsistencyFactor
+        if acks < needed {
+            throw VQError(.io, "write reached \(acks) of shard \(shard)'s replicas; write_consistency_factor is \(needed)")
+        }
+    }
+
+    /// On a replica: apply what the primary ordered.
+    package func applyAsReplica(_ collection: Collection, shard: Int, _ body: [UInt8]) throws {
+        let (operation, wait) = try ClusterRouter.decode(body)
+        let local = collection.shards[shard]
+        let op = try local.submit(operation, deadline: Date().addingTimeInterval(timeout))
+        try local.waitDurable(op)
+        if wait == .applied { try local.waitApplied(op) }
+    }
+
+    // MARK: searches
+
+    package func search(_ collection: Collection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)? {
+        guard node.collectionMeta(collection.name) != nil else { return nil }
+        let body = Array(JSONWriter.string(ClusterRouter.searchJSON(query, request)).utf8)
+        return try onOneReplica(collection, shard) { peer in
+            if peer == node.id { return query.withUnsafeBufferPointer { collection.shards[shard].search($0, request) } }
+            return try ClusterRouter.hits(try JSONParser.parse(try call(peer, "/internal/shards/\(collection.name)/\(shard)/search", body)))
+        }
+    }
+
+    // MARK: point reads
+
+    package func scan(_ collection: Collection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws
+        -> [PointRecord]? {
+        guard node.collectionMeta(collection.name) != nil else { return nil }
+        var m: [(String, JSON)] = [("with_vector", .bool(withVector)), ("with_payload", .bool(withPayload))]
+        if let ids { m.append(("ids", .array(ids.map(\.json)))) }
+        if let filter { m.append(("filter", filter.json)) }
+        let body = Array(JSONWriter.string(.object(m)).utf8)
+        return try onOneReplica(collection, shard) { peer in
+            if peer == node.id {
+                if let ids { return collection.shards[shard].retrieve(ids, withVector: withVector, withPayload: withPayload) }
+                return collection.shards[shard].scan(filter: filter, withVector: withVector, withPayload: withPayload)
+            }
+            return try ClusterRouter.records(try JSONParser.parse(try call(peer, "/internal/shards/\(collection.name)/\(shard)/scan", body)))
+        }
+    }
+
+    /// Runs `read` on one active replica of `shard` (local first, else in turn), moving on to the
+    /// next at once when one fails; bad input is not retried.
+    private func onOneReplica<T>(_ collection: Collection, _ shard: Int, _ read: (PeerID) throws -> T) throws -> T {
+        guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" is not distributed") }
+        var order = meta.shards[shard].filter { $0.state == .active }.map(\.peer)
+        guard !order.isEmpty else { throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica") }
+        if let mine = order.firstIndex(of: node.id) {
+            order.swapAt(0, mine)
+        } else {
+            let start = turn.add(1, ordering: .relaxed).newValue % order.count
+            order = Array(order[start...] + order[..<start])
+        }
+        var lastError: any Error = VQError(.io, "no replica answered")
+        for peer in order {
+            do {
+                return try read(peer)
+            } catch let e as VQError where e.kind == .invalidInput {
+                throw e
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    static func recordsJSON(_ records: [PointRecord], withVector: Bool) -> JSON {
+        .object([("points", .array(records.map { r in
+            var m: [(String, JSON)] = [("id", r.id.json), ("version", .uint(r.version))]
+            if withVector { m.append(("vector", .array(r.vector.map { .double(Double($0)) }))) }
+            if let p = r.payload { m.append(("payload", p)) }
+            return .object(m)
+        }))])
+    }
+
+    static func records(_ json: JSON) throws -> [PointRecord] {
+        try (json["points"]?.arrayValue ?? []).map { p in
+            guard let id = p["id"] else { throw VQError(.io, "a peer's records answer is malformed") }
+            let vector = (p["vector"]?.arrayValue ?? []).map { Float($0.doubleValue ?? 0) }
+            return PointRecord(id: try PointID(json: id), version: p["version"]?.uint64Value ?? 0, vector: vector, payload: p["payload"])
+        }
+    }
+
+    static func searchJSON(_ query: [Float], _ r: ShardSearch) -> JSON {
+        var m: [(String, JSON)] = [("vector", .array(query.map { .double(Double($0)) })), ("k", .int(Int64(r.k))), ("ef", .int(Int64(r.ef))),
+                                   ("exact", .bool(r.exact)), ("indexed_only", .bool(r.indexedOnly)), ("with_payload", .bool(r.withPayload))]
+        if let f = r.filter { m.append(("filter", f.json)) }
+        return .object(m)
+    }
+
+    static func shardSearch(_ json: JSON) throws -> ([Float], ShardSearch) {
+        guard let v = json["vector"]?.arrayValue, let k = json["k"]?.intValue, let ef = json["ef"]?.intValue else {
+            throw VQError.invalid("shard search needs vector, k and ef")
+        }
+        let vector = try v.map { x -> Float in
+            guard let d = x.doubleValue else { throw VQError.invalid("shard search vector holds \(x.typeName)") }
+            return Float(d)
+        }
+        var r = ShardSearch(k: Int(k), ef: Int(ef))
+        r.exact = json["exact"]?.boolValue ?? false
+        r.indexedOnly = json["indexed_only"]?.boolValue ?? false
+        r.withPayload = json["with_payload"]?.boolValue ?? false
+        if let f = json["filter"], f != .null { r.filter = try Filter(json: f) }
+        return (vector, r)
+    }
+
+    static func hitsJSON(_ result: (hits: [ScoredPoint], skipped: Int)) -> JSON {
+        .object([("hits", .array(result.hits.map { h in
+            var m: [(String, JSON)] = [("id", h.id.json), ("version", .uint(h.version)), ("score", .double(Double(h.score))),
+                                       ("rank", .double(Double(h.rank)))]
+            if let p = h.payload { m.append(("payload", p)) }
+            return .object(m)
+        })), ("skipped", .int(Int64(result.skipped)))])
+    }
+
+    static func hits(_ json: JSON) throws -> (hits: [ScoredPoint], skipped: Int) {
+        let hits = try (json["hits"]?.arrayValue ?? []).map { h -> ScoredPoint in
+            guard let id = h["id"], let score = h["score"]?.doubleValue, let rank = h["rank"]?.doubleValue else {
+                throw VQError(.io, "a peer's search answer is malformed")
+            }
+            return ScoredPoint(id: try PointID(json: id), version: h["version"]?.uint64Value ?? 0, score: Float(score), rank: Float(rank),
+                               payload: h["payload"])
+        }
+        return (hits, Int(json["skipped"]?.intValue ?? 0))
+    }
+}
