@@ -113,7 +113,8 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil) { event, fields in log(event, fields) }
     // Distributed collections: the router sends shard operations to their replicas, and each
     // committed create/update/delete is carried out on this peer's data.
-    engine.router = ClusterRouter(node: cluster)
+    let router = ClusterRouter(node: cluster)
+    engine.router = router
     cluster.effects = { effect, state in
         do {
             switch effect {
@@ -137,6 +138,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     apiRef = handler
     server.start()
     cluster.start()
+    router.startRecovery(engine: engine)
     log("listening", [("address", .string(address)), ("data_dir", .string(args.dataDir)), ("peer_id", .uint(cluster.id))])
     if let join {
         // Ask the member at URL to add this peer; it forwards to the leader, which commits the

@@ -200,7 +200,43 @@ struct PeerView {
         // The dead peer's replicas are marked Dead; reads keep working from the survivors.
         let view = try request(a.port, "GET", "/collections/r/cluster").body
         #expect(view.contains("Dead"), "\(view)")
-        _ = a.stop()
-        _ = b.stop()
+
+        // The peer comes back on its directory: it rejoins, its replicas are copied from the
+        // primaries and become Active, and it then answers for everything acknowledged.
+        let back = try ServerProcess(scratch: c.scratch)
+        #expect(eventually(30) {
+            let v = (try? request(a.port, "GET", "/collections/r/cluster"))?.body ?? "Dead"
+            return !v.contains("Dead") && !v.contains("Partial")
+        }, "replicas did not recover")
+        let expected = total + acked.count * 100
+        #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
+        let local = try request(back.port, "GET", "/collections/r/cluster").body
+        let counts = local.components(separatedBy: "\"points_count\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+        #expect(counts.count == 2 && counts.reduce(0, +) > expected / 2, "\(local)")
+
+        // Shard operations: move a replica to the peer that lacks it, drop down to one replica,
+        // and the last one cannot be dropped.
+        let shard0 = try request(a.port, "GET", "/collections/r/cluster").body
+        let ids = [a, b, back].map { PeerView($0.port)!.id }
+        let holders = ids.filter { id in
+            (try? request([a, b, back][ids.firstIndex(of: id)!].port, "GET", "/collections/r/cluster").body)?
+                .contains(#"{"shard_id":0,"points_count""#) == true
+        }
+        #expect(holders.count == 2, "\(shard0)")
+        let lacking = try #require(ids.first { !holders.contains($0) })
+        let move = try request(b.port, "POST", "/collections/r/cluster",
+                               "{\"move_shard\":{\"shard_id\":0,\"from_peer_id\":\(holders[0]),\"to_peer_id\":\(lacking)}}")
+        #expect(move.status == 200, "\(move.body)")
+        let moved = [a, b, back][ids.firstIndex(of: lacking)!]
+        #expect(try request(moved.port, "GET", "/collections/r/cluster").body.contains(#"{"shard_id":0,"points_count""#))
+        #expect(try request(b.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
+        let drop = try request(a.port, "POST", "/collections/r/cluster", "{\"drop_replica\":{\"shard_id\":0,\"peer_id\":\(lacking)}}")
+        #expect(drop.status == 200, "\(drop.body)")
+        let last = try request(a.port, "POST", "/collections/r/cluster", "{\"drop_replica\":{\"shard_id\":0,\"peer_id\":\(holders[1])}}")
+        #expect(last.status == 400 && last.body.contains("only active replica"), "\(last.body)")
+        let removeSole = try request(a.port, "DELETE", "/cluster/peer/\(holders[1])")
+        #expect(removeSole.status == 400 && removeSole.body.contains("only active replica"), "\(removeSole.body)")
+        #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
+        for p in [a, b, back] { _ = p.stop() }
     }
 }

@@ -37,12 +37,70 @@ extension QdrantAPI {
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
+    /// `POST /collections/{name}/cluster`: Qdrant's `move_shard`, `replicate_shard` and
+    /// `drop_replica` operations. Answers once the change is done: a new replica is copied from
+    /// the shard's primary and active; a moved shard's old replica is dropped after that.
+    func updateCollectionCluster(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        guard let cluster, let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
+        guard let meta = cluster.collectionMeta(name) else { throw VQError(.notFound, "collection \"\(name)\" is not distributed") }
+        let body = try JSONParser.parseRequest(r.body)
+        func shardOf(_ op: JSON, _ what: String) throws -> Int {
+            guard let s = op["shard_id"]?.intValue.map(Int.init), meta.shards.indices.contains(s) else {
+                throw VQError.invalid("\(what).shard_id is missing or not a shard of \"\(name)\" (0 to \(meta.shards.count - 1))")
+            }
+            return s
+        }
+        func peer(_ op: JSON, _ key: String, _ what: String) throws -> PeerID {
+            guard let p = op[key]?.uint64Value, cluster.status.peers[p] != nil else {
+                throw VQError.invalid("\(what).\(key) is missing or not a peer of the cluster (see GET /cluster)")
+            }
+            return p
+        }
+        /// Adds `to` as a replica of `shard` and copies it from the primary.
+        func replicate(_ shard: Int, to: PeerID) throws {
+            if cluster.collectionMeta(name)?.shards[shard].contains(where: { $0.peer == to }) != true {
+                try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to))
+            }
+            guard let primary = cluster.collectionMeta(name)?.shards[shard].first(where: { $0.state == .active })?.peer else {
+                throw VQError(.io, "shard \(shard) of \"\(name)\" has no active replica to copy from")
+            }
+            let collection = try engine.collection(name)
+            if primary == cluster.id {
+                try router.transfer(collection, shard: shard, to: to)
+            } else {
+                let client = try HTTPClient(url: cluster.address(of: primary) ?? "", timeout: 600)
+                let body = Array(JSONWriter.string(.object([("to", .uint(to))])).utf8)
+                let answer = try client.send("POST", "/internal/shards/\(name)/\(shard)/transfer", body: body,
+                                             headers: cluster.internalHeaders + [(ClusterNode.appliedHeader, String(cluster.appliedIndex))])
+                guard answer.status == 200 else { throw VQError(.io, "the transfer failed: \(String(decoding: answer.body.prefix(300), as: UTF8.self))") }
+            }
+        }
+        if let op = body["replicate_shard"] {
+            try replicate(try shardOf(op, "replicate_shard"), to: try peer(op, "to_peer_id", "replicate_shard"))
+        } else if let op = body["move_shard"] {
+            let shard = try shardOf(op, "move_shard")
+            let from = try peer(op, "from_peer_id", "move_shard"), to = try peer(op, "to_peer_id", "move_shard")
+            guard meta.shards[shard].contains(where: { $0.peer == from }) else {
+                throw VQError.invalid("move_shard.from_peer_id \(from) holds no replica of shard \(shard)")
+            }
+            try replicate(shard, to: to)
+            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: from))
+        } else if let op = body["drop_replica"] {
+            let shard = try shardOf(op, "drop_replica")
+            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: try peer(op, "peer_id", "drop_replica")))
+        } else {
+            throw VQError.invalid("expected one of move_shard, replicate_shard or drop_replica")
+        }
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
     func internalRoute(_ r: HTTPRequest, _ p: [String], _ start: UInt64) throws -> (String, HTTPResponse) {
         guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
         guard cluster.authorized(r.header(ClusterNode.secretHeader)) else {
             return ("internal.auth", APIEnvelope.error(403, "internal routes need the cluster secret (--cluster-secret)", since: start))
         }
         if r.method == "POST", p.count == 5, p[1] == "shards", let shard = Int(p[3]) {
+            if let seen = r.header(ClusterNode.appliedHeader).flatMap(UInt64.init) { cluster.waitApplied(seen) }
             return try shardRoute(r, name: p[2], shard: shard, action: p[4], start)
         }
         guard r.method == "POST", p.count == 2 else { throw VQError(.notFound, "no route for \(r.method) \(r.path)") }
@@ -94,6 +152,13 @@ extension QdrantAPI {
             var w = JSONWriter()
             w.write(ClusterRouter.hitsJSON(result))
             return ("internal.shard.search", .json(200, w.bytes))
+        case "transfer":
+            guard let to = try JSONParser.parseRequest(r.body)["to"]?.uint64Value else { throw VQError.invalid("transfer needs {\"to\": peer id}") }
+            try router.transfer(collection, shard: shard, to: to)
+            return ("internal.shard.transfer", .text(200, "ok"))
+        case "receive":
+            try router.receive(collection, shard: shard, try JSONParser.parseRequest(r.body))
+            return ("internal.shard.receive", .text(200, "ok"))
         case "scan":
             let body = try JSONParser.parseRequest(r.body)
             let wv = body["with_vector"]?.boolValue ?? false, wp = body["with_payload"]?.boolValue ?? false

@@ -152,6 +152,9 @@ package final class QdrantAPI: @unchecked Sendable {
                 ("points_indexed", .int(Int64(report.pointsIndexed))), ("seconds", .double((report.seconds * 1000).rounded() / 1000)),
             ]), since: start))
         }
+        if p.count == 3 && p[2] == "cluster" && m == "POST" {
+            return ("collections.cluster.update", try updateCollectionCluster(name, r, start))
+        }
         if p.count == 3 && p[2] == "cluster" && m == "GET" {
             return ("collections.cluster", APIEnvelope.ok(try collectionCluster(name), since: start))
         }

@@ -227,6 +227,9 @@ package final class ClusterNode: @unchecked Sendable {
     /// - Throws: `.busy` when no leader could commit it before `timeout`.
     package func propose(_ command: JSON, timeout: Double = 10) throws {
         let bytes = Array(JSONWriter.string(command).utf8)
+        // Refuse here, with the reason, what the state machine would ignore as things stand.
+        var probe = lock.withLock { state }
+        _ = try probe.apply(bytes)
         let deadline = Date().addingTimeInterval(timeout)
         try untilCommitted(deadline, what: "the metadata change") { [self] in
             if let p = try raft.propose(bytes) { return p }
@@ -255,6 +258,11 @@ package final class ClusterNode: @unchecked Sendable {
         let (voters, known) = lock.withLock { (raft.voters, state.peers[peer] != nil) }
         guard voters.contains(peer) || known else { throw VQError(.notFound, "peer \(peer) is not in the cluster") }
         guard voters != [peer] else { throw VQError.invalid("peer \(peer) is the only peer; a cluster cannot remove its last peer") }
+        let sole = lock.withLock { state.soleReplicas(of: peer) }
+        guard sole.isEmpty else {
+            throw VQError.invalid("peer \(peer) holds the only active replica of \(sole.joined(separator: ", ")); "
+                                  + "replicate those shards to another peer first (POST /collections/NAME/cluster)")
+        }
         try changeVoters(timeout: timeout) { $0.remove(peer) }
         try propose(ClusterState.removePeer(peer), timeout: timeout)
     }
@@ -371,6 +379,22 @@ package final class ClusterNode: @unchecked Sendable {
 
     /// Where `peer` is reached.
     package func address(of peer: PeerID) -> String? { lock.withLock { address(peer) } }
+
+    package var isStopped: Bool { lock.withLock { stopped } }
+
+    /// Header carrying the sender's applied index: a peer's shard call waits until the receiver
+    /// has applied as much metadata (a new replica, a new collection), so peers agree on it.
+    package static let appliedHeader = "x-vq-applied"
+
+    package var appliedIndex: UInt64 { lock.withLock { applied } }
+
+    /// Waits (bounded) until this peer has applied the metadata log up to `index`.
+    package func waitApplied(_ index: UInt64, timeout: Double = 5) {
+        let deadline = Date().addingTimeInterval(timeout)
+        lock.lock()
+        while applied < index && !stopped && Date() < deadline { _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.05))) }
+        lock.unlock()
+    }
 
     package func logEvent(_ event: String, _ fields: [(String, JSON)]) { log(event, fields) }
 

@@ -42,7 +42,8 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// Calls a peer's internal shard route; non-200 answers become errors with its message.
     private func call(_ peer: PeerID, _ path: String, _ body: [UInt8]) throws -> [UInt8] {
-        let r = try client(peer).send("POST", path, body: body, headers: node.internalHeaders)
+        let r = try client(peer).send("POST", path, body: body,
+                                      headers: node.internalHeaders + [(ClusterNode.appliedHeader, String(node.appliedIndex))])
         guard r.status == 200 else {
             let message = (try? JSONParser.parse(r.body))?["status"]?["error"]?.stringValue ?? String(decoding: r.body.prefix(300), as: UTF8.self)
             throw VQError(r.status == 400 ? .invalidInput : r.status == 429 ? .overloaded : .io, "peer \(peer): \(message)")
@@ -140,6 +141,83 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         let op = try local.submit(operation, deadline: Date().addingTimeInterval(timeout))
         try local.waitDurable(op)
         if wait == .applied { try local.waitApplied(op) }
+    }
+
+    // MARK: recovery and transfers
+
+    /// On the primary: copies the whole shard to `target`'s replica (Dead or Partial) and makes it
+    /// Active. Writes to the shard wait meanwhile (the shard lock), so nothing slips between the
+    /// copy and the first write the new replica receives.
+    package func transfer(_ collection: Collection, shard: Int, to target: PeerID) throws {
+        let lock = shardLock(collection.name, shard)
+        lock.lock()
+        defer { lock.unlock() }
+        guard let meta = node.collectionMeta(collection.name), let replica = meta.shards[shard].first(where: { $0.peer == target }) else {
+            throw VQError(.notFound, "peer \(target) holds no replica of shard \(shard) of \"\(collection.name)\"")
+        }
+        if replica.state == .active { return }
+        guard meta.shards[shard].first(where: { $0.state == .active })?.peer == node.id else {
+            throw VQError(.busy, "this peer is not the primary of shard \(shard) of \"\(collection.name)\"")
+        }
+        if replica.state == .dead { try node.propose(ClusterState.setReplica(collection.name, shard: shard, peer: target, .partial)) }
+        let local = collection.shards[shard]
+        try local.waitApplied(local.lastOp)
+        let records = local.scan(filter: nil, withVector: true, withPayload: true)
+        let path = "/internal/shards/\(collection.name)/\(shard)/receive"
+        var first = true
+        for start in stride(from: 0, to: max(1, records.count), by: 1000) {
+            let part = Array(records[start..<min(records.count, start + 1000)])
+            var body = ClusterRouter.recordsJSON(part, withVector: true)
+            if case .object(var m) = body { m.append(("clear", .bool(first))); body = .object(m) }
+            _ = try call(target, path, Array(JSONWriter.string(body).utf8))
+            first = false
+        }
+        try node.propose(ClusterState.setReplica(collection.name, shard: shard, peer: target, .active))
+        node.logEvent("replica recovered", [("collection", .string(collection.name)), ("shard", .int(Int64(shard))), ("peer", .uint(target)),
+                                            ("points", .int(Int64(records.count)))])
+    }
+
+    /// On the receiving replica: one batch of a transfer (the first clears the shard).
+    package func receive(_ collection: Collection, shard: Int, _ body: JSON) throws {
+        let local = collection.shards[shard]
+        if body["clear"]?.boolValue == true {
+            let existing = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
+            if !existing.isEmpty { try local.waitApplied(try local.submit(.delete(existing))) }
+        }
+        let records = try ClusterRouter.records(body)
+        guard !records.isEmpty else { return }
+        var batch = PointBatch(dim: collection.config.dim)
+        for r in records {
+            guard r.vector.count == collection.config.dim else { throw VQError.invalid("transferred point \(r.id) has \(r.vector.count) dimensions") }
+            let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
+            r.vector.withUnsafeBufferPointer { batch.append(id: r.id, vector: $0, payload: payload) }
+        }
+        try local.waitApplied(try local.submit(.upsert(batch)))
+    }
+
+    /// Runs on every peer: asks the primary of each shard where this peer's replica is Dead or
+    /// Partial to copy it over (a restarted peer recovers by itself).
+    package func startRecovery(engine: Engine) {
+        Thread.detachNewThread { [self] in
+            while !node.isStopped {
+                Thread.sleep(forTimeInterval: 0.5)
+                let state = node.metadata
+                for (name, meta) in state.collections {
+                    for (s, replicas) in meta.shards.enumerated() {
+                        guard let mine = replicas.first(where: { $0.peer == node.id }), mine.state != .active,
+                              let primary = replicas.first(where: { $0.state == .active })?.peer else { continue }
+                        do {
+                            _ = try engine.collection(name)
+                            let body = JSON.object([("to", .uint(node.id))])
+                            _ = try call(primary, "/internal/shards/\(name)/\(s)/transfer", Array(JSONWriter.string(body).utf8))
+                        } catch {
+                            node.logEvent("replica recovery pending", [("collection", .string(name)), ("shard", .int(Int64(s))),
+                                                                       ("reason", .string("\(error)"))])
+                        }
+                    }
+                }
+            }
+        }
     }
 
     // MARK: searches

@@ -9,6 +9,8 @@
 //   {"op": "update_collection", "name": "docs", "config": {...}}
 //   {"op": "delete_collection", "name": "docs"}
 //   {"op": "set_replica", "name": "docs", "shard": 0, "peer": 7, "state": "Dead"}
+//   {"op": "add_replica", "name": "docs", "shard": 0, "peer": 7}      (as Partial, until transferred)
+//   {"op": "drop_replica", "name": "docs", "shard": 0, "peer": 7}
 
 /// A replica's state, as Qdrant names them.
 package enum ReplicaState: String, Sendable {
@@ -111,6 +113,23 @@ package struct ClusterState: Sendable, Equatable {
                 throw VQError.invalid("set_replica names no replica")
             }
             collections[n]!.shards[shard][at].state = state
+        case "add_replica", "drop_replica":
+            let n = try name()
+            guard let shard = command["shard"]?.intValue.map(Int.init), let peer = command["peer"]?.uint64Value,
+                  let meta = collections[n], meta.shards.indices.contains(shard) else {
+                throw VQError.invalid("\(op) names no shard")
+            }
+            let at = meta.shards[shard].firstIndex { $0.peer == peer }
+            if op == "add_replica" {
+                guard at == nil else { throw VQError(.alreadyExists, "peer \(peer) already holds shard \(shard) of \(n)") }
+                guard peers[peer] != nil else { throw VQError(.notFound, "peer \(peer) is not in the cluster") }
+                collections[n]!.shards[shard].append(Replica(peer: peer, state: .partial))
+            } else {
+                guard let at else { throw VQError(.notFound, "peer \(peer) holds no replica of shard \(shard) of \(n)") }
+                let others = meta.shards[shard].enumerated().filter { $0.offset != at && $0.element.state == .active }
+                guard !others.isEmpty else { throw VQError.invalid("peer \(peer) holds the only active replica of shard \(shard) of \(n)") }
+                collections[n]!.shards[shard].remove(at: at)
+            }
         default:
             throw VQError.invalid("unknown op \(op)")
         }
@@ -167,6 +186,20 @@ package struct ClusterState: Sendable, Equatable {
 
     package static func deleteCollection(_ name: String) -> JSON {
         .object([("op", .string("delete_collection")), ("name", .string(name))])
+    }
+
+    package static func replica(_ op: String, _ name: String, shard: Int, peer: PeerID) -> JSON {
+        .object([("op", .string(op)), ("name", .string(name)), ("shard", .int(Int64(shard))), ("peer", .uint(peer))])
+    }
+
+    /// Shards of which `peer` holds the only active replica ("collection/shard").
+    package func soleReplicas(of peer: PeerID) -> [String] {
+        collections.keys.sorted().flatMap { n in
+            collections[n]!.shards.enumerated().compactMap { s, replicas in
+                let active = replicas.filter { $0.state == .active }
+                return active.count == 1 && active[0].peer == peer ? "\(n)/\(s)" : nil
+            }
+        }
     }
 
     package static func setReplica(_ name: String, shard: Int, peer: PeerID, _ state: ReplicaState) -> JSON {
