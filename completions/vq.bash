@@ -4,7 +4,7 @@ _vq() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "create-collection upsert search collections info optimize serve join cluster bench help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info optimize serve join cluster bench help --help --version" -- "$cur"))
         return
     fi
     local cmd="${COMP_WORDS[1]}"
@@ -61,6 +61,22 @@ _vq() {
         esac
         if [[ "$cur" == -* ]]; then
             COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --exact --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    update-collection)
+        case "$prev" in
+        --read-fan-out-delay-ms) COMPREPLY=(); return ;;
+        --read-fan-out-factor) COMPREPLY=(); return ;;
+        --write-consistency-factor) COMPREPLY=(); return ;;
+        --indexing-threshold) COMPREPLY=(); return ;;
+        --prevent-unoptimized) COMPREPLY=($(compgen -W "true false" -- "$cur")); return ;;
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--read-fan-out-delay-ms --read-fan-out-factor --write-consistency-factor --indexing-threshold --prevent-unoptimized --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -177,7 +193,7 @@ _vq() {
         fi
         ;;
     help)
-        COMPREPLY=($(compgen -W "create-collection upsert search collections info optimize serve join cluster bench" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info optimize serve join cluster bench" -- "$cur"))
         ;;
     esac
 }

@@ -211,6 +211,26 @@ extension CommandSpec {
             ]
         ),
         CommandSpec(
+            name: "update-collection",
+            summary: "Change a collection's read fan-out, write consistency or optimizer settings",
+            description: """
+            Changes the named settings of collection NAME and leaves the others (PATCH /collections/NAME). Read \
+            fan-out and write consistency take effect at once, on every peer of a cluster, without reopening \
+            anything; optimizer and index settings reopen the collection's shards. Prints \
+            {"collection":NAME,"updated":{...}} with what was set, in PATCH's shape.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to change.", completion: .collection)],
+            options: [
+                OptionSpec(long: "read-fan-out-delay-ms", value: "MS",
+                           help: "Ask another replica when one has not answered after MS milliseconds; 0 = off."),
+                OptionSpec(long: "read-fan-out-factor", value: "N", help: "Extra replicas every read asks."),
+                OptionSpec(long: "write-consistency-factor", value: "N", help: "Replicas that must confirm a write."),
+                OptionSpec(long: "indexing-threshold", value: "KB", help: "Vector data at which a segment is indexed; 0 = never."),
+                OptionSpec(long: "prevent-unoptimized", value: "BOOL", help: "true or false.", completion: .choices(["true", "false"])),
+            ],
+            examples: [("Fan reads out after 20 ms on every peer:", "vq update-collection docs --read-fan-out-delay-ms 20 --url http://127.0.0.1:6333")]
+        ),
+        CommandSpec(
             name: "collections",
             summary: "List collections",
             description: "Prints the name of every collection, one per line.",

@@ -6,7 +6,7 @@
 //   Help.swift, Generate.swift   --help, man pages, completions
 //   Output.swift            stdout/stderr, progress bar
 //   CreateCollection.swift Upsert.swift Search.swift Collections.swift Info.swift
-//   Optimize.swift Serve.swift (serve and join) Cluster.swift
+//   Optimize.swift UpdateCollection.swift Serve.swift (serve and join) Cluster.swift
 //   Bench.swift BenchDataset.swift BenchWriteLoad.swift
 //   Remote.swift            --url / served directories: the same commands over HTTP
 
@@ -58,7 +58,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1
         }
-        let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster"]
+        let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster", "update-collection"]
         let target: Target = remoteCapable.contains(spec.name) ? try resolveTarget(args) : .embedded
         switch spec.name {
         case "create-collection": return try createCollection(args, target)
@@ -71,6 +71,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "serve": return try serve(args)
         case "join": return try serve(args, join: try args.positional(0))
         case "cluster": return try cluster(args, target)
+        case "update-collection": return try updateCollection(args, target)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1

@@ -239,4 +239,41 @@ struct PeerView {
         #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
         for p in [a, b, back] { _ = p.stop() }
     }
+
+    @Test("read fan-out: settings change live on every peer; a stalled peer's shard is answered by its other replica")
+    func readFanOut() throws {
+        let a = try ServerProcess()
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let b = try ServerProcess(command: ["join", a.url])
+        let x = try ServerProcess(command: ["join", a.url])
+        #expect(settled([a, b, x], count: 3))
+        #expect(try request(a.port, "PUT", "/collections/f", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":3,"replication_factor":2}"#).status == 200)
+        #expect(try request(a.port, "PUT", "/collections/f/points?wait=true", Self.points(0..<600)).status == 200)
+        // Changed through one peer, in effect on all of them (through Raft, no restart).
+        let patched = try vq(["update-collection", "f", "--read-fan-out-delay-ms", "30", "--url", x.url])
+        #expect(patched.status == 0 && patched.stdout.contains(#""read_fan_out_delay_ms":30"#), "\(patched.stderr)")
+        for p in [a, b, x] {
+            #expect(eventually(10) { (try? request(p.port, "GET", "/collections/f"))?.body.contains(#""read_fan_out_delay_ms":30"#) == true })
+        }
+        // Warm up, then stall x: a holds two shards; the third has replicas on b and x only.
+        for i in 0..<5 { _ = try request(a.port, "POST", "/collections/f/points/query", "{\"query\":[\(i),0,0,0,1,2,3,0],\"limit\":10}") }
+        x.pause()
+        defer { x.resume() }
+        var slowest = 0.0
+        var complete = 0
+        for i in 0..<10 {
+            let t = Date()
+            let q = try request(a.port, "POST", "/collections/f/points/query", "{\"query\":[\(i),\(i),0,0,1,2,3,0],\"limit\":10}")
+            slowest = max(slowest, Date().timeIntervalSince(t))
+            if q.status == 200 && q.body.components(separatedBy: "\"id\"").count - 1 == 10 { complete += 1 }
+        }
+        #expect(complete == 10)
+        #expect(slowest < 2, "a search took \(slowest) s with the stalled replica")
+        let metrics = try request(a.port, "GET", "/metrics").body
+        let fanOuts = metrics.components(separatedBy: "\nvq_read_fan_outs_total ").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
+        #expect(fanOuts >= 1, "no fan-out counted: \(metrics.suffix(600))")
+        x.resume()
+        for p in [a, b, x] { _ = p.stop() }
+    }
 }
+

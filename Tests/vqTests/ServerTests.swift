@@ -43,6 +43,10 @@ final class ServerProcess {
 
     var url: String { "http://127.0.0.1:\(port)" }
 
+    /// SIGSTOP / SIGCONT: a peer that stalls (a GC pause, a saturated disk) without dying.
+    func pause() { _ = Glibc.kill(process.processIdentifier, SIGSTOP) }
+    func resume() { _ = Glibc.kill(process.processIdentifier, SIGCONT) }
+
     /// SIGKILL, as a crash.
     func kill() {
         _ = Glibc.kill(process.processIdentifier, SIGKILL)

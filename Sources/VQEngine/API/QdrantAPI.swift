@@ -40,7 +40,14 @@ package final class QdrantAPI: @unchecked Sendable {
 
     /// Whether `request` is a read that may run on an event-loop thread (never blocks on disk or queues).
     package func isInline(_ r: HTTPRequest) -> Bool {
-        if r.method == "GET" { return !(r.path.hasSuffix("/metrics")) }
+        // A distributed collection's reads that wait on other peers never run on an event loop
+        // (when every shard has an active replica here, they are local).
+        if let cluster, r.path.hasPrefix("/collections/") {
+            let name = r.path.dropFirst(13).prefix { $0 != "/" }
+            if let meta = cluster.collectionMeta(String(name)),
+               !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) { return false }
+        }
+        if r.method == "GET" { return !(r.path.hasSuffix("/metrics")) && !r.path.hasPrefix("/internal/") }
         guard r.method == "POST" else { return false }
         return r.path.hasSuffix("/points/query") || r.path.hasSuffix("/points/search") || r.path.hasSuffix("/query/batch")
             || r.path.hasSuffix("/search/batch") || r.path.hasSuffix("/points/count")

@@ -19,6 +19,8 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     private let shardLocks = Mutex<[String: NSLock]>([:])
     private let clients = Mutex<[String: HTTPClient]>([:])
     private let turn = Atomic<Int>(0)
+    private let latency = Mutex<[PeerID: Double]>([:])
+    private let stats = Mutex(ReadStats())
     /// Seconds a peer-to-peer shard call may take.
     package var timeout: Double = 10
 
@@ -223,13 +225,71 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     // MARK: searches
 
     package func search(_ collection: Collection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)? {
-        guard node.collectionMeta(collection.name) != nil else { return nil }
+        guard let meta = node.collectionMeta(collection.name) else { return nil }
+        let order = preferred(meta.shards[shard].filter { $0.state == .active }.map(\.peer))
+        guard !order.isEmpty else { throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica") }
+        let config = collection.config
+        let me = node.id
+        // The local replica first and no factor: read here (if this process stalls, so would a race).
+        if order[0] == me && config.readFanOutFactor == 0 {
+            stats.withLock { $0.shardReads += 1 }
+            return query.withUnsafeBufferPointer { collection.shards[shard].search($0, request) }
+        }
         let body = Array(JSONWriter.string(ClusterRouter.searchJSON(query, request)).utf8)
-        return try onOneReplica(collection, shard) { peer in
-            if peer == node.id { return query.withUnsafeBufferPointer { collection.shards[shard].search($0, request) } }
+        let outcome = try FanOut.race(order, delay: Double(config.readFanOutDelayMs) / 1000, factor: config.readFanOutFactor) { [self] peer in
+            if peer == me { return query.withUnsafeBufferPointer { collection.shards[shard].search($0, request) } }
+            let start = DispatchTime.now().uptimeNanoseconds
+            defer { record(peer, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
             return try ClusterRouter.hits(try JSONParser.parse(try call(peer, "/internal/shards/\(collection.name)/\(shard)/search", body)))
         }
+        stats.withLock { s in
+            s.shardReads += 1
+            s.extraReads += outcome.launched - 1
+            s.fanOuts += outcome.delayed
+            if outcome.winner > 0 && outcome.delayed > 0 { s.fanOutWins += 1 }
+        }
+        return outcome.result
     }
+
+    /// Replicas in the order to ask them: this peer's first, then by recent latency (an EWMA per
+    /// peer, so one that keeps being slow is asked less), ties in turn to spread the load.
+    private func preferred(_ peers: [PeerID]) -> [PeerID] {
+        guard peers.count > 1 else { return peers }
+        let start = turn.add(1, ordering: .relaxed).newValue % peers.count
+        let rotated = Array(peers[start...] + peers[..<start])
+        let ewma = latency.withLock { $0 }
+        return rotated.enumerated().sorted { x, y in
+            if (x.element == node.id) != (y.element == node.id) { return x.element == node.id }
+            let a = ewma[x.element] ?? 0, b = ewma[y.element] ?? 0
+            // Within 20% counts as a tie, so comparable replicas share the load.
+            if max(a, b) > 0 && abs(a - b) > 0.2 * max(a, b) { return a < b }
+            return x.offset < y.offset
+        }.map(\.element)
+    }
+
+    private func record(_ peer: PeerID, seconds: Double) {
+        latency.withLock { $0[peer] = $0[peer].map { 0.8 * $0 + 0.2 * seconds } ?? seconds }
+        stats.withLock { s in
+            s.peerReads[peer, default: 0] += 1
+            s.peerSeconds[peer, default: 0] += seconds
+        }
+    }
+
+    /// Read fan-out counters for /metrics.
+    package struct ReadStats: Sendable {
+        package var shardReads = 0
+        /// Reads beyond one per shard (fan-outs, factor, retries after errors).
+        package var extraReads = 0
+        /// Extra reads started because a replica had not answered within read_fan_out_delay_ms.
+        package var fanOuts = 0
+        /// Fan-outs whose extra read answered first.
+        package var fanOutWins = 0
+        package var peerReads: [PeerID: Int] = [:]
+        package var peerSeconds: [PeerID: Double] = [:]
+    }
+
+    package var readStats: ReadStats { stats.withLock { $0 } }
+    package var peerLatency: [PeerID: Double] { latency.withLock { $0 } }
 
     // MARK: point reads
 
