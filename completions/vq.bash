@@ -127,12 +127,13 @@ _vq() {
         --update-queue-size) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
         --cluster-secret) COMPREPLY=(); return ;;
+        --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     join)
@@ -150,12 +151,13 @@ _vq() {
         --update-queue-size) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
         --cluster-secret) COMPREPLY=(); return ;;
+        --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     cluster)
@@ -185,11 +187,14 @@ _vq() {
         --threads) COMPREPLY=(); return ;;
         --scenario) COMPREPLY=($(compgen -W "recall write-load" -- "$cur")); return ;;
         --duration) COMPREPLY=(); return ;;
+        --collection) COMPREPLY=(); return ;;
+        --clients) COMPREPLY=(); return ;;
+        --rate) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --scenario --duration --json --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     help)

@@ -99,6 +99,9 @@ extension CommandSpec {
                    defaultText: "http://LISTEN"),
         OptionSpec(long: "cluster-secret", value: "SECRET", help: "Shared secret required on every peer-to-peer (/internal/) request.",
                    env: "VQ_CLUSTER_SECRET"),
+        OptionSpec(long: "read-replica-choice", value: "HOW",
+                   help: "Which replica a read asks first after the local one: latency (recent EWMA) or round-robin.",
+                   defaultText: "latency", completion: .choices(["latency", "round-robin"])),
         OptionSpec(long: "log-format", value: "FORMAT", help: "text or json.", defaultText: "text",
                    completion: .choices(["text", "json"])),
     ]
@@ -316,7 +319,10 @@ extension CommandSpec {
             percentiles. DIR holds base.fvecs, query.fvecs and groundtruth.ivecs (TEXMEX layout); --base and \
             --queries name files (.fvecs or .npy) and the ground truth is computed when absent; --synthetic N,DIM \
             generates clustered data (seeded). --scenario write-load instead measures search latency while a writer \
-            upserts at full speed, three ways: default, indexed_only, and indexed_only with prevent_unoptimized.
+            upserts at full speed, three ways: default, indexed_only, and indexed_only with prevent_unoptimized. \
+            With --url, nothing is built: --clients threads search collection --collection of a running server or \
+            cluster with DIR's query.fvecs (or --queries) for --duration seconds, and the QPS and latency \
+            percentiles the clients saw are reported.
             """,
             arguments: [ArgumentSpec(name: "DIR", help: "Dataset directory (base.fvecs, query.fvecs, groundtruth.ivecs).",
                                      optional: true, completion: .directory)],
@@ -338,10 +344,17 @@ extension CommandSpec {
                 OptionSpec(long: "threads", value: "N", help: "Threads for indexing and for the multi-threaded QPS.", defaultText: "all cores"),
                 OptionSpec(long: "scenario", value: "NAME", help: "recall (default) or write-load.", defaultText: "recall",
                            completion: .choices(["recall", "write-load"])),
-                OptionSpec(long: "duration", value: "S", help: "Seconds of writing per write-load run.", defaultText: "10"),
+                OptionSpec(long: "duration", value: "S", help: "Seconds of writing per write-load run; with --url, seconds of searching.",
+                           defaultText: "10"),
                 OptionSpec(long: "json", help: "Print one JSON object instead of a table."),
+                OptionSpec(long: "collection", value: "NAME", help: "With --url: the collection to search."),
+                OptionSpec(long: "clients", value: "N", help: "With --url: concurrent clients, one connection each.", defaultText: "8"),
+                OptionSpec(long: "rate", value: "R",
+                           help: "With --url: send R requests per second in all (open loop; latency counted from when each was due)."),
             ],
             examples: [
+                ("Search latency against a running cluster:",
+                 "vq bench ../shared/data/minilm-20k --url http://127.0.0.1:6333 --collection docs --clients 8 --duration 10"),
                 ("Recall and speed on a TEXMEX-style dataset:", "vq bench ../shared/data/minilm-20k --ef 16,32,64"),
                 ("200,000 synthetic 128-d points, machine-readable:", "vq bench --synthetic 200000,128 --json"),
                 ("Search latency under a full-speed writer:", "vq bench ../shared/data/minilm-20k --scenario write-load --duration 10"),

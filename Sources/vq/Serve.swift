@@ -114,6 +114,11 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     // Distributed collections: the router sends shard operations to their replicas, and each
     // committed create/update/delete is carried out on this peer's data.
     let router = ClusterRouter(node: cluster)
+    switch setting("read-replica-choice") ?? "latency" {
+    case "latency": router.latencyAware = true
+    case "round-robin": router.latencyAware = false
+    case let other: throw UsageError(message: "--read-replica-choice is '\(other)'; expected latency or round-robin")
+    }
     engine.router = router
     cluster.effects = { effect, state in
         do {

@@ -7,7 +7,7 @@
 //   Output.swift            stdout/stderr, progress bar
 //   CreateCollection.swift Upsert.swift Search.swift Collections.swift Info.swift
 //   Optimize.swift UpdateCollection.swift Serve.swift (serve and join) Cluster.swift
-//   Bench.swift BenchDataset.swift BenchWriteLoad.swift
+//   Bench.swift BenchDataset.swift BenchWriteLoad.swift BenchRemote.swift (vq bench --url)
 //   Remote.swift            --url / served directories: the same commands over HTTP
 
 #if canImport(Glibc)
@@ -67,7 +67,9 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "collections": return try listCollections(args, target)
         case "info": return try info(args, target)
         case "optimize": return try optimize(args, target)
-        case "bench": return try bench(args)
+        case "bench":
+            if args.string("url") != nil, case .remote(let client) = try resolveTarget(args) { return try benchRemote(args, client) }
+            return try bench(args)
         case "serve": return try serve(args)
         case "join": return try serve(args, join: try args.positional(0))
         case "cluster": return try cluster(args, target)

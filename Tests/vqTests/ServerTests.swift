@@ -291,6 +291,26 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
 }
 
 @Suite struct RemoteModeTests {
+    @Test("vq bench --url searches a running server with N clients and reports QPS and percentiles")
+    func benchAgainstServer() throws {
+        let server = try ServerProcess()
+        let s = Scratch()
+        #expect(try request(server.port, "PUT", "/collections/b", #"{"vectors":{"size":3,"distance":"Dot"}}"#).status == 200)
+        #expect(try request(server.port, "PUT", "/collections/b/points?wait=true",
+                            #"{"points":[{"id":1,"vector":[1,0,0]},{"id":2,"vector":[0,1,0]}]}"#).status == 200)
+        let queries = s.path + "/q.jsonl"
+        try "[1,0,0]\n[0,1,0]\n[0,0,1]\n".write(toFile: queries, atomically: true, encoding: .utf8)
+        let run = try vq(["bench", "--url", server.url, "--collection", "b", "--queries", queries, "--clients", "2", "--duration", "1", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let result = (try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8))) as? [String: Any]
+        #expect((result?["requests"] as? Int ?? 0) > 10 && result?["errors"] as? Int == 0, "\(run.stdout)")
+        #expect(result?["p99_ms"] != nil && result?["clients"] as? Int == 2)
+        // A missing collection fails at once with the server's message.
+        let missing = try vq(["bench", "--url", server.url, "--collection", "nope", "--queries", queries, "--duration", "1"])
+        #expect(missing.status != 0 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+        _ = server.stop()
+    }
+
     @Test("remote and embedded commands print the same results on the same data; a served directory redirects")
     func remoteEqualsEmbedded() throws {
         let server = try ServerProcess()

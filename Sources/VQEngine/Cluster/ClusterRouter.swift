@@ -19,10 +19,13 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     private let shardLocks = Mutex<[String: NSLock]>([:])
     private let clients = Mutex<[String: HTTPClient]>([:])
     private let turn = Atomic<Int>(0)
-    private let latency = Mutex<[PeerID: Double]>([:])
+    /// Recent read latency per peer (EWMA, seconds) and when it was last updated.
+    private let latency = Mutex<[PeerID: (seconds: Double, at: UInt64)]>([:])
     private let stats = Mutex(ReadStats())
     /// Seconds a peer-to-peer shard call may take.
     package var timeout: Double = 10
+    /// Order replicas by recent latency (default), or plain round robin (`--read-replica-choice`).
+    package var latencyAware = true
 
     package init(node: ClusterNode) { self.node = node }
 
@@ -257,7 +260,14 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         guard peers.count > 1 else { return peers }
         let start = turn.add(1, ordering: .relaxed).newValue % peers.count
         let rotated = Array(peers[start...] + peers[..<start])
-        let ewma = latency.withLock { $0 }
+        if !latencyAware {
+            // Round robin, the local replica first: what a router without latency data does.
+            return rotated.filter { $0 == node.id } + rotated.filter { $0 != node.id }
+        }
+        // An estimate older than a second is forgotten: the replica is tried again (a probe), so
+        // one that recovered gets its share back.
+        let now = DispatchTime.now().uptimeNanoseconds
+        let ewma = latency.withLock { $0 }.compactMapValues { $0.at + 1_000_000_000 > now ? $0.seconds : nil }
         return rotated.enumerated().sorted { x, y in
             if (x.element == node.id) != (y.element == node.id) { return x.element == node.id }
             let a = ewma[x.element] ?? 0, b = ewma[y.element] ?? 0
@@ -268,7 +278,14 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     }
 
     private func record(_ peer: PeerID, seconds: Double) {
-        latency.withLock { $0[peer] = $0[peer].map { 0.8 * $0 + 0.2 * seconds } ?? seconds }
+        let now = DispatchTime.now().uptimeNanoseconds
+        latency.withLock { table in
+            if let old = table[peer], old.at + 1_000_000_000 > now {
+                table[peer] = (0.8 * old.seconds + 0.2 * seconds, now)
+            } else {
+                table[peer] = (seconds, now)
+            }
+        }
         stats.withLock { s in
             s.peerReads[peer, default: 0] += 1
             s.peerSeconds[peer, default: 0] += seconds
@@ -289,7 +306,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     }
 
     package var readStats: ReadStats { stats.withLock { $0 } }
-    package var peerLatency: [PeerID: Double] { latency.withLock { $0 } }
+    package var peerLatency: [PeerID: Double] { latency.withLock { $0 }.mapValues(\.seconds) }
 
     // MARK: point reads
 
