@@ -113,7 +113,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil) { event, fields in log(event, fields) }
     // Distributed collections: the router sends shard operations to their replicas, and each
     // committed create/update/delete is carried out on this peer's data.
-    let router = ClusterRouter(node: cluster)
+    let router = ClusterRouter(node: cluster, directory: directory)
     switch setting("read-replica-choice") ?? "latency" {
     case "latency": router.latencyAware = true
     case "round-robin": router.latencyAware = false
@@ -124,10 +124,12 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         do {
             switch effect {
             case .collectionCreated(let name, let config)?:
+                router.forget(name)
                 if !engine.collectionNames().contains(name) { try engine.createCollection(name, config: config) }
             case .collectionUpdated(let name, let config)?:
                 _ = try engine.updateCollection(name) { $0 = config }
             case .collectionDeleted(let name)?:
+                router.forget(name)
                 if engine.collectionNames().contains(name) { try engine.deleteCollection(name) }
             case nil:
                 for (name, meta) in state.collections where !engine.collectionNames().contains(name) {

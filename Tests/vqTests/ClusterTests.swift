@@ -237,7 +237,29 @@ struct PeerView {
         let removeSole = try request(a.port, "DELETE", "/cluster/peer/\(holders[1])")
         #expect(removeSole.status == 400 && removeSole.body.contains("only active replica"), "\(removeSole.body)")
         #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
-        for p in [a, b, back] { _ = p.stop() }
+        // The restarted peer caught up with the operations it missed; the moved shard was copied whole.
+        let logs = [a, b, back].map { $0.stop().1 }.joined()
+        #expect(logs.contains(#"mode="range""#), "\(logs.suffix(3000))")
+        #expect(logs.contains(#"mode="copy""#))
+    }
+
+    @Test("a restarted peer replays the metadata log without replaying its effects: delete then re-create keeps the new data")
+    func replayIsNotRedone() throws {
+        let a = try ServerProcess()
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let create = #"{"vectors":{"size":2,"distance":"Dot"}}"#
+        #expect(try request(a.port, "PUT", "/collections/z", create).status == 200)
+        #expect(try request(a.port, "PUT", "/collections/z/points?wait=true", #"{"points":[{"id":1,"vector":[1,0]},{"id":2,"vector":[0,1]},{"id":3,"vector":[1,1]}]}"#).status == 200)
+        #expect(try request(a.port, "DELETE", "/collections/z").status == 200)
+        #expect(try request(a.port, "PUT", "/collections/z", create).status == 200)
+        #expect(try request(a.port, "PUT", "/collections/z/points?wait=true", #"{"points":[{"id":7,"vector":[1,0]}]}"#).status == 200)
+        #expect(a.stop().0 == 0)
+        let again = try ServerProcess(scratch: a.scratch)
+        #expect(eventually(10) { PeerView(again.port)?.role == "Leader" })
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try request(again.port, "POST", "/collections/z/points/count", #"{"exact":true}"#).body.contains(#""count":1"#))
+        #expect(try request(again.port, "GET", "/collections/z/points/7").status == 200)
+        _ = again.stop()
     }
 
     @Test("read fan-out: settings change live on every peer; a stalled peer's shard is answered by its other replica")

@@ -43,6 +43,11 @@ package final class ClusterNode: @unchecked Sendable {
     private let bootAddresses: [PeerID: String]
     private var senders: [PeerID: PeerSender] = [:]
     private var lastLeader: PeerID?
+    /// The last log index whose effect on local data was carried out (`cluster/effects`). Entries
+    /// are applied to the state again after a restart, their effects are not: replaying an old
+    /// delete after a newer create of the same name would destroy data.
+    private var effectsDone: UInt64 = 0
+    private var effectsPath = ""
     /// Called, under the cluster lock and in log order, with what each applied command means for
     /// local data (nil after a snapshot restore: reconcile with the whole state).
     package var effects: (@Sendable (ClusterEffect?, ClusterState) -> Void)?
@@ -71,6 +76,10 @@ package final class ClusterNode: @unchecked Sendable {
         self.options = options
         self.log = log
         let dir = directory.root + "/cluster"
+        effectsPath = dir + "/effects"
+        if let data = try? FileIO.readAll(effectsPath), data.count == 8 {
+            effectsDone = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        }
         try FileIO.makeDirectories(dir)
         let idPath = dir + "/peer.json"
         if FileIO.exists(idPath) {
@@ -156,7 +165,12 @@ package final class ClusterNode: @unchecked Sendable {
         for e in ready.committed {
             if !e.data.isEmpty {
                 do {
-                    if let effect = try state.apply(e.data) { effects?(effect, state) }
+                    if let effect = try state.apply(e.data), e.index > effectsDone {
+                        effects?(effect, state)
+                        effectsDone = e.index
+                        var v = effectsDone.littleEndian
+                        try? FileIO.writeAtomically(effectsPath, withUnsafeBytes(of: &v) { Array($0) })
+                    }
                 } catch {
                     log("warning", [("message", .string("raft entry \(e.index) ignored: \(error)"))])
                 }

@@ -16,7 +16,8 @@ import Synchronization
 
 package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     let node: ClusterNode
-    private let shardLocks = Mutex<[String: NSLock]>([:])
+    private let replication = Mutex<[String: ShardReplication]>([:])
+    private let seqDir: String
     private let clients = Mutex<[String: HTTPClient]>([:])
     private let turn = Atomic<Int>(0)
     /// Recent read latency per peer (EWMA, seconds) and when it was last updated.
@@ -27,7 +28,10 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     /// Order replicas by recent latency (default), or plain round robin (`--read-replica-choice`).
     package var latencyAware = true
 
-    package init(node: ClusterNode) { self.node = node }
+    package init(node: ClusterNode, directory: DataDirectory) {
+        self.node = node
+        seqDir = directory.root + "/cluster/seq"
+    }
 
     package func distributes(_ name: String) -> Bool { node.collectionMeta(name) != nil }
 
@@ -41,8 +45,15 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         }
     }
 
-    private func shardLock(_ collection: String, _ shard: Int) -> NSLock {
-        shardLocks.withLock { $0["\(collection)/\(shard)", default: NSLock()] }
+    /// The shard's replication state here (its lock orders everything done to the shard).
+    private func replicationOf(_ collection: String, _ shard: Int) -> ShardReplication {
+        replication.withLock { all in
+            let key = "\(collection).\(shard)"
+            if let r = all[key] { return r }
+            let r = ShardReplication(path: seqDir + "/" + key)
+            all[key] = r
+            return r
+        }
     }
 
     /// Calls a peer's internal shard route; non-200 answers become errors with its message.
@@ -56,17 +67,21 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         return r.body
     }
 
-    static func encode(_ operation: Operation, _ wait: WriteWait) -> [UInt8] {
-        var w = ByteWriter()
+    /// A shard operation on the wire: [u8 wait][u64 sequence number, 0 = not yet ordered][operation].
+    static func encode(_ operation: [UInt8], _ wait: WriteWait, seq: UInt64 = 0) -> [UInt8] {
+        var w = ByteWriter(capacity: operation.count + 9)
         w.u8(wait == .applied ? 2 : 1)
-        operation.encode(into: &w)
+        w.u64(seq)
+        w.bytes += operation
         return w.bytes
     }
 
-    static func decode(_ body: [UInt8]) throws -> (Operation, WriteWait) {
-        guard let first = body.first, first == 1 || first == 2 else { throw VQError.invalid("shard write body is malformed") }
-        let op = try body.withUnsafeBytes { try Operation.decode(UnsafeRawBufferPointer(rebasing: $0[1...])) }
-        return (op, first == 2 ? .applied : .durable)
+    static func decode(_ body: [UInt8]) throws -> (operation: Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64) {
+        guard body.count >= 9, let first = body.first, first == 1 || first == 2 else { throw VQError.invalid("shard write body is malformed") }
+        let seq = body.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
+        let bytes = Array(body[9...])
+        let op = try bytes.withUnsafeBytes { try Operation.decode($0) }
+        return (op, bytes, first == 2 ? .applied : .durable, seq)
     }
 
     private func markDead(_ collection: String, _ shard: Int, _ peer: PeerID, _ why: String) throws {
@@ -79,7 +94,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     package func write(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool {
         guard node.collectionMeta(collection.name) != nil else { return false }
-        let body = ClusterRouter.encode(operation, wait)
+        let body = ClusterRouter.encode(operation.encode(), wait)
         for _ in 0..<4 {
             guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" was deleted") }
             guard let primary = meta.shards[shard].first(where: { $0.state == .active })?.peer else {
@@ -102,17 +117,20 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// On the primary: apply locally, then to every other active replica, in one order per shard.
     package func writeAsPrimary(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws {
-        let lock = shardLock(collection.name, shard)
-        lock.lock()
-        defer { lock.unlock() }
+        let replication = replicationOf(collection.name, shard)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
         guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" was deleted") }
         let local = collection.shards[shard]
         let op = try local.submit(operation, deadline: deadline)
         try local.waitDurable(op)
         if wait == .applied { try local.waitApplied(op) }
+        let encoded = operation.encode()
+        let seq = replication.lastSeq + 1
+        replication.applied(seq, encoded)
         var acks = 1
         var failures: [(PeerID, String)] = []
-        let body = ClusterRouter.encode(operation, wait)
+        let body = ClusterRouter.encode(encoded, wait, seq: seq)
         let others = meta.shards[shard].filter { $0.state == .active && $0.peer != node.id }.map(\.peer)
         if !others.isEmpty {
             // Replicas in parallel; each gets this operation before the next one (shard lock).
@@ -140,23 +158,38 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     }
 
     /// On a replica: apply what the primary ordered.
+    ///
+    /// Operations come in sequence; one already applied is acknowledged again (a resend), and a
+    /// gap is refused, so the primary marks this replica Dead and it catches up.
     package func applyAsReplica(_ collection: Collection, shard: Int, _ body: [UInt8]) throws {
-        let (operation, wait) = try ClusterRouter.decode(body)
+        let (operation, bytes, wait, seq) = try ClusterRouter.decode(body)
+        let replication = replicationOf(collection.name, shard)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
+        if seq != 0 && seq <= replication.lastSeq { return }
+        if seq != 0 && seq != replication.lastSeq + 1 {
+            throw VQError(.io, "replica of shard \(shard) has operations up to \(replication.lastSeq) and was sent \(seq)")
+        }
         let local = collection.shards[shard]
         let op = try local.submit(operation, deadline: Date().addingTimeInterval(timeout))
         try local.waitDurable(op)
         if wait == .applied { try local.waitApplied(op) }
+        if seq != 0 { replication.applied(seq, bytes) }
     }
+
+    /// This peer's last applied sequence number of a shard (where a catch-up starts from).
+    package func lastSeq(_ collection: String, _ shard: Int) -> UInt64 { replicationOf(collection, shard).lastSeq }
 
     // MARK: recovery and transfers
 
-    /// On the primary: copies the whole shard to `target`'s replica (Dead or Partial) and makes it
-    /// Active. Writes to the shard wait meanwhile (the shard lock), so nothing slips between the
-    /// copy and the first write the new replica receives.
-    package func transfer(_ collection: Collection, shard: Int, to target: PeerID) throws {
-        let lock = shardLock(collection.name, shard)
-        lock.lock()
-        defer { lock.unlock() }
+    /// On the primary: brings `target`'s replica (Dead or Partial) up to date and makes it Active:
+    /// the operations after `fromSeq` when this peer still has them all (and the target has a
+    /// history, `fromSeq` > 1), otherwise a copy of the whole shard. Writes to the shard wait
+    /// meanwhile (its lock), so nothing slips between the catch-up and the next write.
+    package func transfer(_ collection: Collection, shard: Int, to target: PeerID, fromSeq: UInt64 = 0) throws {
+        let replication = replicationOf(collection.name, shard)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
         guard let meta = node.collectionMeta(collection.name), let replica = meta.shards[shard].first(where: { $0.peer == target }) else {
             throw VQError(.notFound, "peer \(target) holds no replica of shard \(shard) of \"\(collection.name)\"")
         }
@@ -165,39 +198,69 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
             throw VQError(.busy, "this peer is not the primary of shard \(shard) of \"\(collection.name)\"")
         }
         if replica.state == .dead { try node.propose(ClusterState.setReplica(collection.name, shard: shard, peer: target, .partial)) }
-        let local = collection.shards[shard]
-        try local.waitApplied(local.lastOp)
-        let records = local.scan(filter: nil, withVector: true, withPayload: true)
-        let path = "/internal/shards/\(collection.name)/\(shard)/receive"
-        var first = true
-        for start in stride(from: 0, to: max(1, records.count), by: 1000) {
-            let part = Array(records[start..<min(records.count, start + 1000)])
-            var body = ClusterRouter.recordsJSON(part, withVector: true)
-            if case .object(var m) = body { m.append(("clear", .bool(first))); body = .object(m) }
-            _ = try call(target, path, Array(JSONWriter.string(body).utf8))
-            first = false
+        let mode: String
+        var count = 0
+        if fromSeq > 1, let missed = replication.range(from: fromSeq) {
+            // The missed range: replayed in order through the replica's usual path.
+            for (seq, bytes) in missed {
+                _ = try call(target, "/internal/shards/\(collection.name)/\(shard)/apply", ClusterRouter.encode(bytes, .durable, seq: seq))
+            }
+            mode = "range"
+            count = missed.count
+        } else {
+            let local = collection.shards[shard]
+            try local.waitApplied(local.lastOp)
+            let records = local.scan(filter: nil, withVector: true, withPayload: true)
+            let path = "/internal/shards/\(collection.name)/\(shard)/receive"
+            let batches = Array(stride(from: 0, to: max(1, records.count), by: 1000))
+            for (i, start) in batches.enumerated() {
+                let part = Array(records[start..<min(records.count, start + 1000)])
+                var body = ClusterRouter.recordsJSON(part, withVector: true)
+                if case .object(var m) = body {
+                    m.append(("clear", .bool(i == 0)))
+                    if i == batches.count - 1 { m.append(("seq", .uint(replication.lastSeq))) }
+                    body = .object(m)
+                }
+                _ = try call(target, path, Array(JSONWriter.string(body).utf8))
+            }
+            mode = "copy"
+            count = records.count
         }
         try node.propose(ClusterState.setReplica(collection.name, shard: shard, peer: target, .active))
         node.logEvent("replica recovered", [("collection", .string(collection.name)), ("shard", .int(Int64(shard))), ("peer", .uint(target)),
-                                            ("points", .int(Int64(records.count)))])
+                                            ("mode", .string(mode)), (mode == "range" ? "operations" : "points", .int(Int64(count)))])
     }
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard).
     package func receive(_ collection: Collection, shard: Int, _ body: JSON) throws {
+        let replication = replicationOf(collection.name, shard)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
         let local = collection.shards[shard]
         if body["clear"]?.boolValue == true {
             let existing = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
             if !existing.isEmpty { try local.waitApplied(try local.submit(.delete(existing))) }
         }
         let records = try ClusterRouter.records(body)
-        guard !records.isEmpty else { return }
-        var batch = PointBatch(dim: collection.config.dim)
-        for r in records {
-            guard r.vector.count == collection.config.dim else { throw VQError.invalid("transferred point \(r.id) has \(r.vector.count) dimensions") }
-            let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
-            r.vector.withUnsafeBufferPointer { batch.append(id: r.id, vector: $0, payload: payload) }
+        if !records.isEmpty {
+            var batch = PointBatch(dim: collection.config.dim)
+            for r in records {
+                guard r.vector.count == collection.config.dim else { throw VQError.invalid("transferred point \(r.id) has \(r.vector.count) dimensions") }
+                let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
+                r.vector.withUnsafeBufferPointer { batch.append(id: r.id, vector: $0, payload: payload) }
+            }
+            try local.waitApplied(try local.submit(.upsert(batch)))
         }
-        try local.waitApplied(try local.submit(.upsert(batch)))
+        // The last batch: the shard is now the source's as of its sequence number.
+        if let seq = body["seq"]?.uint64Value { replication.reset(to: seq) }
+    }
+
+    /// Forgets a collection's replication positions (it was deleted, or is created anew).
+    package func forget(_ collection: String) {
+        replication.withLock { all in
+            for key in all.keys where key.hasPrefix(collection + ".") { all[key] = nil }
+        }
+        for file in FileIO.list(seqDir) where file.hasPrefix(collection + ".") { FileIO.remove(seqDir + "/" + file) }
     }
 
     /// Runs on every peer: asks the primary of each shard where this peer's replica is Dead or
@@ -213,7 +276,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
                               let primary = replicas.first(where: { $0.state == .active })?.peer else { continue }
                         do {
                             _ = try engine.collection(name)
-                            let body = JSON.object([("to", .uint(node.id))])
+                            let body = JSON.object([("to", .uint(node.id)), ("from_seq", .uint(lastSeq(name, s) + 1))])
                             _ = try call(primary, "/internal/shards/\(name)/\(s)/transfer", Array(JSONWriter.string(body).utf8))
                         } catch {
                             node.logEvent("replica recovery pending", [("collection", .string(name)), ("shard", .int(Int64(s))),
