@@ -160,6 +160,10 @@ extension QdrantAPI {
         case "receive":
             try router.receive(collection, shard: shard, try JSONParser.parseRequest(r.body))
             return ("internal.shard.receive", .text(200, "ok"))
+        case "count":
+            var w = JSONWriter()
+            w.write(.object([("count", .int(Int64(collection.shards[shard].pointCount)))]))
+            return ("internal.shard.count", .json(200, w.bytes))
         case "scan":
             let body = try JSONParser.parseRequest(r.body)
             let wv = body["with_vector"]?.boolValue ?? false, wp = body["with_payload"]?.boolValue ?? false

@@ -389,6 +389,16 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         }
     }
 
+    package func count(_ collection: Collection, shard: Int) throws -> Int? {
+        guard node.collectionMeta(collection.name) != nil else { return nil }
+        return try onOneReplica(collection, shard) { peer in
+            if peer == node.id { return collection.shards[shard].pointCount }
+            let answer = try JSONParser.parse(try call(peer, "/internal/shards/\(collection.name)/\(shard)/count", []))
+            guard let n = answer["count"]?.intValue else { throw VQError(.io, "peer \(peer)'s count answer is malformed") }
+            return Int(n)
+        }
+    }
+
     /// Runs `read` on one active replica of `shard` (local first, else in turn), moving on to the
     /// next at once when one fails; bad input is not retried.
     private func onOneReplica<T>(_ collection: Collection, _ shard: Int, _ read: (PeerID) throws -> T) throws -> T {

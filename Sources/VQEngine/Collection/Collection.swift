@@ -87,6 +87,8 @@ package protocol ShardRouter: AnyObject, Sendable {
     /// The records of `ids` (or, with ids nil, every point passing `filter`) in `shard`, from one
     /// active replica; nil when `collection` is not distributed.
     func scan(_ collection: Collection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord]?
+    /// The points in `shard`, from one active replica; nil when `collection` is not distributed.
+    func count(_ collection: Collection, shard: Int) throws -> Int?
 }
 
 /// A collection open in this process.
@@ -296,7 +298,10 @@ package final class Collection: @unchecked Sendable {
 
     /// How many points pass `filter`.
     package func count(filter: Filter?) throws -> Int {
-        if filter == nil && !(router?.distributes(name) ?? false) { return pointCount }
+        if filter == nil, let router, router.distributes(name) {
+            return try (0..<shards.count).reduce(0) { $0 + (try router.count(self, shard: $1) ?? shards[$1].pointCount) }
+        }
+        if filter == nil { return pointCount }
         return try (0..<shards.count).reduce(0) { $0 + (try records($1, ids: nil, filter: filter, withVector: false, withPayload: false)).count }
     }
 
