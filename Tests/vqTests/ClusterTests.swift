@@ -298,5 +298,39 @@ struct PeerView {
         x.resume()
         for p in [a, b, x] { _ = p.stop() }
     }
+
+    @Test("concurrent writes through every peer, forwarded to each other's primaries, all succeed with no replica lost")
+    func concurrentForwardedWrites() throws {
+        let a = try ServerProcess()
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let b = try ServerProcess(command: ["join", a.url])
+        let c = try ServerProcess(command: ["join", a.url])
+        #expect(settled([a, b, c], count: 3))
+        #expect(try request(a.port, "PUT", "/collections/w", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":3,"replication_factor":2}"#).status == 200)
+        let ports = [a.port, b.port, c.port]
+        let failures = Mutex<[String]>([])
+        let writers = 12, batches = 15
+        let done = DispatchGroup()
+        for w in 0..<writers {
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                for i in 0..<batches {
+                    let start = (w * batches + i) * 50
+                    do {
+                        let r = try request(ports[(w + i) % 3], "PUT", "/collections/w/points?wait=true", Self.points(start..<start + 50))
+                        if r.status != 200 { failures.withLock { $0.append("\(r.status) \(r.body.prefix(200))") } }
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
+                }
+            }
+        }
+        #expect(done.wait(timeout: .now() + 60) == .success, "writers did not finish in 60 s")
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 }.prefix(3))")
+        #expect(try request(b.port, "POST", "/collections/w/points/count", #"{"exact":true}"#).body.contains("\"count\":\(writers * batches * 50)"))
+        #expect(!(try request(c.port, "GET", "/collections/w/cluster").body.contains("Dead")))
+        for p in [a, b, c] { _ = p.stop() }
+    }
 }
 

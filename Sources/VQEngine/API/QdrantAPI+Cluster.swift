@@ -4,6 +4,18 @@
 import Foundation
 
 extension QdrantAPI {
+    /// The collection `name`; in a cluster, a name this peer does not know yet is looked up again
+    /// once it has caught up with the leader's metadata (a collection just created through
+    /// another peer).
+    func openCollection(_ name: String) throws -> Collection {
+        do {
+            return try engine.collection(name)
+        } catch let e as VQError where e.kind == .notFound {
+            guard let cluster, cluster.catchUp() else { throw e }
+            return try engine.collection(name)
+        }
+    }
+
     /// `GET /cluster`, in Qdrant's shape.
     func clusterInfo() -> JSON {
         guard let cluster else {
@@ -64,7 +76,7 @@ extension QdrantAPI {
             guard let primary = cluster.collectionMeta(name)?.shards[shard].first(where: { $0.state == .active })?.peer else {
                 throw VQError(.io, "shard \(shard) of \"\(name)\" has no active replica to copy from")
             }
-            let collection = try engine.collection(name)
+            let collection = try openCollection(name)
             if primary == cluster.id {
                 try router.transfer(collection, shard: shard, to: to)
             } else {
@@ -114,6 +126,9 @@ extension QdrantAPI {
         case "voters":
             let index = try cluster.setVotersHere(r.body)
             return ("internal.voters", APIEnvelope.ok(.object([("index", .uint(index))]), since: start))
+        case "commit":
+            // The leader's commit index, for a peer catching up before it answers.
+            return ("internal.commit", APIEnvelope.ok(.object([("index", .uint(cluster.status.commit))]), since: start))
         case "join":
             let body = try JSONParser.parseRequest(r.body)
             guard let id = body["id"]?.uint64Value, id > 0, let uri = body["uri"]?.stringValue, uri.hasPrefix("http://") else {

@@ -212,7 +212,7 @@ extension QdrantAPI {
     }
 
     func collectionInfo(_ name: String) throws -> JSON {
-        let collection = try engine.collection(name)
+        let collection = try openCollection(name)
         let c = collection.config
         var status = collection.status
         // A distributed collection counts one replica of every shard, wherever it is.
@@ -259,7 +259,7 @@ extension QdrantAPI {
 
     /// `GET /collections/{name}/cluster`: this peer's replicas and where the others are.
     func collectionCluster(_ name: String) throws -> JSON {
-        let collection = try engine.collection(name)
+        let collection = try openCollection(name)
         let me = cluster?.id ?? 1
         guard let meta = cluster?.collectionMeta(name) else {
             let shards: [JSON] = collection.shards.enumerated().map { i, s in

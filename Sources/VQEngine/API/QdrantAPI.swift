@@ -146,12 +146,12 @@ package final class QdrantAPI: @unchecked Sendable {
         }
         if p.count == 3 && p[2] == "info" && m == "GET" {
             // vq's extension: what `vq info` prints, so remote and embedded print the same.
-            let collection = try engine.collection(name)
+            let collection = try openCollection(name)
             return ("collections.info", APIEnvelope.ok(collection.infoJSON(status: collection.status), since: start))
         }
         if p.count == 3 && p[2] == "optimize" && m == "POST" {
             // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
-            let collection = try engine.collection(name)
+            let collection = try openCollection(name)
             _ = try collection.settle()
             let report = try collection.optimize()
             return ("collections.optimize", APIEnvelope.ok(.object([
@@ -166,7 +166,7 @@ package final class QdrantAPI: @unchecked Sendable {
             return ("collections.cluster", APIEnvelope.ok(try collectionCluster(name), since: start))
         }
         guard p.count >= 3, p[2] == "points" else { throw VQError(.notFound, "no route for \(m) \(r.path)") }
-        let collection = try engine.collection(name)
+        let collection = try openCollection(name)
         let rest = Array(p.dropFirst(3))
         let body: JSON = r.body.isEmpty ? .object([]) : try JSONParser.parseRequest(r.body)
         switch (m, rest) {

@@ -402,6 +402,19 @@ package final class ClusterNode: @unchecked Sendable {
 
     package var appliedIndex: UInt64 { lock.withLock { applied } }
 
+    /// Waits until this peer has applied everything the leader had committed when asked
+    /// (Raft's read index, bounded to a few seconds). - Returns: whether it caught up.
+    @discardableResult
+    package func catchUp(timeout: Double = 5) -> Bool {
+        let (isLeader, leaderURI) = lock.withLock { (raft.role == .leader, raft.leader.flatMap { address($0) }) }
+        if isLeader { return true }
+        guard let leaderURI, let client = try? HTTPClient(url: leaderURI, timeout: timeout),
+              let r = try? client.send("POST", "/internal/commit", body: [], headers: internalHeaders), r.status == 200,
+              let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value else { return false }
+        waitApplied(index, timeout: timeout)
+        return appliedIndex >= index
+    }
+
     /// Waits (bounded) until this peer has applied the metadata log up to `index`.
     package func waitApplied(_ index: UInt64, timeout: Double = 5) {
         let deadline = Date().addingTimeInterval(timeout)

@@ -29,6 +29,8 @@ package struct HTTPServerConfig: Sendable {
     package var maxConnections = 20_000
     /// Event-loop threads; 0 = one per core.
     package var loops = 0
+    /// Threads for requests that may block (writes, cluster calls).
+    package var workerThreads = 64
 
     package init() {}
 }
@@ -50,7 +52,7 @@ package final class HTTPServer: @unchecked Sendable {
     package init(config: HTTPServerConfig, inline: @escaping Inline = { _ in false }, handler: @escaping Handler) throws {
         self.config = config
         let count = max(1, config.loops > 0 ? config.loops : ProcessInfo.processInfo.activeProcessorCount)
-        let workers = DispatchQueue(label: "vq.http.workers", attributes: .concurrent)
+        let workers = WorkerPool(threads: config.workerThreads, name: "vq-http-worker")
         var loops: [EventLoop] = []
         var port = config.port
         for _ in 0..<count {
@@ -120,11 +122,11 @@ final class EventLoop: @unchecked Sendable {
     private let completions = Mutex<[Completion]>([])
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
-    private let workers: DispatchQueue
+    private let workers: WorkerPool
     private let inFlight = Atomic<Int>(0)
     private var grace: Double = 10
 
-    init(config: HTTPServerConfig, inline: @escaping HTTPServer.Inline, handler: @escaping Handler, workers: DispatchQueue) throws {
+    init(config: HTTPServerConfig, inline: @escaping HTTPServer.Inline, handler: @escaping Handler, workers: WorkerPool) throws {
         self.config = config
         self.handler = handler
         self.inline = inline
