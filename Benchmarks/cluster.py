@@ -87,8 +87,8 @@ def wrk(port, bodies, connections=8, seconds=10):
     out = subprocess.run(["wrk", f"-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", ROOT + "/Benchmarks/query.lua",
                           f"http://127.0.0.1:{port}"], env=dict(os.environ, BODIES=bodies), capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, p50, p99, int(errors.group(1)) if errors else 0
 
