@@ -154,7 +154,7 @@ extension QdrantAPI {
         guard collection.shards.indices.contains(shard) else { throw VQError.invalid("collection \"\(name)\" has no shard \(shard)") }
         switch action {
         case "write":
-            let (operation, _, wait, _) = try ClusterRouter.decode(r.body)
+            let (operation, _, wait, _, _) = try ClusterRouter.decode(r.body)
             try router.writeAsPrimary(collection, shard: shard, operation, wait: wait, deadline: Date().addingTimeInterval(config.writeTimeout))
             return ("internal.shard.write", .text(200, "ok"))
         case "apply":
@@ -170,7 +170,8 @@ extension QdrantAPI {
         case "transfer":
             let body = try JSONParser.parseRequest(r.body)
             guard let to = body["to"]?.uint64Value else { throw VQError.invalid("transfer needs {\"to\": peer id}") }
-            try router.transfer(collection, shard: shard, to: to, fromSeq: body["from_seq"]?.uint64Value ?? 0)
+            let after = body["after_seq"]?.uint64Value.map { ($0, body["after_epoch"]?.uint64Value ?? 0) }
+            try router.transfer(collection, shard: shard, to: to, after: after)
             return ("internal.shard.transfer", .text(200, "ok"))
         case "receive":
             try router.receive(collection, shard: shard, try JSONParser.parseRequest(r.body))

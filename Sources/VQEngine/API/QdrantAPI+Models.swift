@@ -146,7 +146,12 @@ extension QdrantAPI {
                 throw VQError(.alreadyExists, "collection \"\(name)\" already exists")
             }
             let placement = try ClusterState.placement(shards: c.shardNumber, replicas: c.replicationFactor, peers: cluster.status.voters)
-            try cluster.propose(ClusterState.createCollection(name, c, placement: placement))
+            do {
+                try cluster.propose(ClusterState.createCollection(name, c, placement: placement))
+            } catch let e as VQError where e.kind == .alreadyExists && cluster.collectionMeta(name)?.config == c {
+                // Committed by an attempt whose answer was lost (a leader change): it is ours.
+                _ = e
+            }
             guard engine.collectionNames().contains(name) else {
                 throw VQError(.alreadyExists, "collection \"\(name)\" already exists")
             }

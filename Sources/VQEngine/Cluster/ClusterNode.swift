@@ -48,6 +48,8 @@ package final class ClusterNode: @unchecked Sendable {
     /// delete after a newer create of the same name would destroy data.
     private var effectsDone: UInt64 = 0
     private var effectsPath = ""
+    /// The index of the last snapshot restored (on open or from the leader).
+    private var restoredIndex: UInt64 = 0
     /// Called, under the cluster lock and in log order, with what each applied command means for
     /// local data (nil after a snapshot restore: reconcile with the whole state).
     package var effects: (@Sendable (ClusterEffect?, ClusterState) -> Void)?
@@ -110,7 +112,10 @@ package final class ClusterNode: @unchecked Sendable {
     /// Starts the clock, and makes sure the state has this peer's current address.
     package func start() {
         // Local data catches up with the metadata as it stood on open (a restart, a snapshot).
-        lock.withLock { effects?(nil, state) }
+        // A snapshot newer than the effects carried out here (a peer that was away while the log
+        // was compacted): bring local data in line with it once. Otherwise the entries after
+        // `effectsDone` replay with their effects, in order.
+        lock.withLock { reconcile(upTo: restoredIndex) }
         let t = Thread { [self] in runTicker() }
         t.name = "vq-raft"
         ticker = t
@@ -154,6 +159,19 @@ package final class ClusterNode: @unchecked Sendable {
         }
     }
 
+    /// Runs the whole-state effect for a restored snapshot newer than the effects done here.
+    private func reconcile(upTo index: UInt64) {
+        guard index > effectsDone, let effects else { return }
+        effects(nil, state)
+        markEffects(index)
+    }
+
+    private func markEffects(_ index: UInt64) {
+        effectsDone = index
+        var v = effectsDone.littleEndian
+        try? FileIO.writeAtomically(effectsPath, withUnsafeBytes(of: &v) { Array($0) })
+    }
+
     /// Sends, restores, applies what the Raft node produced. Called with the lock held.
     private func process() throws {
         let ready = raft.takeReady()
@@ -161,15 +179,16 @@ package final class ClusterNode: @unchecked Sendable {
             state = try ClusterState(json: try JSONParser.parse(s.data))
             applied = s.index
         }
-        if ready.restore != nil { effects?(nil, state) }
+        if let restored = ready.restore {
+            restoredIndex = restored.index
+            if effects != nil { reconcile(upTo: restored.index) }
+        }
         for e in ready.committed {
             if !e.data.isEmpty {
                 do {
                     if let effect = try state.apply(e.data), e.index > effectsDone {
                         effects?(effect, state)
-                        effectsDone = e.index
-                        var v = effectsDone.littleEndian
-                        try? FileIO.writeAtomically(effectsPath, withUnsafeBytes(of: &v) { Array($0) })
+                        markEffects(e.index)
                     }
                 } catch {
                     log("warning", [("message", .string("raft entry \(e.index) ignored: \(error)"))])

@@ -35,12 +35,13 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     package func distributes(_ name: String) -> Bool { node.collectionMeta(name) != nil }
 
-    private func client(_ peer: PeerID) throws -> HTTPClient {
+    private func client(_ peer: PeerID, timeout: Double) throws -> HTTPClient {
         guard let uri = node.address(of: peer) else { throw VQError(.io, "peer \(peer) has no known address") }
+        let key = "\(uri) \(timeout)"
         return try clients.withLock { cache in
-            if let c = cache[uri] { return c }
+            if let c = cache[key] { return c }
             let c = try HTTPClient(url: uri, timeout: timeout)
-            cache[uri] = c
+            cache[key] = c
             return c
         }
     }
@@ -57,31 +58,37 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     }
 
     /// Calls a peer's internal shard route; non-200 answers become errors with its message.
-    private func call(_ peer: PeerID, _ path: String, _ body: [UInt8]) throws -> [UInt8] {
-        let r = try client(peer).send("POST", path, body: body,
+    private func call(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double? = nil) throws -> [UInt8] {
+        let r = try client(peer, timeout: timeout ?? self.timeout).send("POST", path, body: body,
                                       headers: node.internalHeaders + [(ClusterNode.appliedHeader, String(node.appliedIndex))])
         guard r.status == 200 else {
             let message = (try? JSONParser.parse(r.body))?["status"]?["error"]?.stringValue ?? String(decoding: r.body.prefix(300), as: UTF8.self)
-            throw VQError(r.status == 400 ? .invalidInput : r.status == 429 ? .overloaded : .io, "peer \(peer): \(message)")
+            let kind: VQErrorKind = r.status == 400 ? .invalidInput : r.status == 429 ? .overloaded : r.status == 503 ? .busy : .io
+            throw VQError(kind, "peer \(peer): \(message)")
         }
         return r.body
     }
 
-    /// A shard operation on the wire: [u8 wait][u64 sequence number, 0 = not yet ordered][operation].
-    static func encode(_ operation: [UInt8], _ wait: WriteWait, seq: UInt64 = 0) -> [UInt8] {
-        var w = ByteWriter(capacity: operation.count + 9)
+    /// A shard operation on the wire: [u8 wait][u64 sequence number, 0 = not yet ordered]
+    /// [u64 epoch of the primary that ordered it][operation].
+    static func encode(_ operation: [UInt8], _ wait: WriteWait, seq: UInt64 = 0, epoch: UInt64 = 0) -> [UInt8] {
+        var w = ByteWriter(capacity: operation.count + 17)
         w.u8(wait == .applied ? 2 : 1)
         w.u64(seq)
+        w.u64(epoch)
         w.bytes += operation
         return w.bytes
     }
 
-    static func decode(_ body: [UInt8]) throws -> (operation: Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64) {
-        guard body.count >= 9, let first = body.first, first == 1 || first == 2 else { throw VQError.invalid("shard write body is malformed") }
-        let seq = body.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
-        let bytes = Array(body[9...])
+    static func decode(_ body: [UInt8]) throws -> (operation: Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64, epoch: UInt64) {
+        guard body.count >= 17, let first = body.first, first == 1 || first == 2 else { throw VQError.invalid("shard write body is malformed") }
+        let (seq, epoch) = body.withUnsafeBytes {
+            (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)),
+             UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 9, as: UInt64.self)))
+        }
+        let bytes = Array(body[17...])
         let op = try bytes.withUnsafeBytes { try Operation.decode($0) }
-        return (op, bytes, first == 2 ? .applied : .durable, seq)
+        return (op, bytes, first == 2 ? .applied : .durable, seq, epoch)
     }
 
     private func markDead(_ collection: String, _ shard: Int, _ peer: PeerID, _ why: String) throws {
@@ -105,8 +112,11 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
                 return true
             }
             do {
-                _ = try call(primary, "/internal/shards/\(collection.name)/\(shard)/write", body)
+                _ = try call(primary, "/internal/shards/\(collection.name)/\(shard)/write", body, timeout: 3 * timeout)
                 return true
+            } catch let e as VQError where e.kind == .busy {
+                // It is no longer the primary (metadata moved on): ask again.
+                node.catchUp()
             } catch let e as VQError where e.kind == .io && !e.message.hasPrefix("peer") {
                 // Unreachable (not an answer): the primary is gone; the next active replica leads.
                 try markDead(collection.name, shard, primary, e.message)
@@ -121,16 +131,22 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         replication.lock.lock()
         defer { replication.lock.unlock() }
         guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" was deleted") }
+        // Only the primary orders: one that has been replaced says so, and the caller asks again.
+        guard meta.shards[shard].first(where: { $0.state == .active })?.peer == node.id else {
+            replication.ordering = false
+            throw VQError(.busy, "this peer is not the primary of shard \(shard) of \"\(collection.name)\"")
+        }
         let local = collection.shards[shard]
         let op = try local.submit(operation, deadline: deadline)
         try local.waitDurable(op)
         if wait == .applied { try local.waitApplied(op) }
         let encoded = operation.encode()
+        let epoch = replication.epochForOrdering()
         let seq = replication.lastSeq + 1
-        replication.applied(seq, encoded)
+        replication.applied(seq, epoch: epoch, encoded)
         var acks = 1
         var failures: [(PeerID, String)] = []
-        let body = ClusterRouter.encode(encoded, wait, seq: seq)
+        let body = ClusterRouter.encode(encoded, wait, seq: seq, epoch: epoch)
         let others = meta.shards[shard].filter { $0.state == .active && $0.peer != node.id }.map(\.peer)
         if !others.isEmpty {
             // Replicas in parallel; each gets this operation before the next one (shard lock).
@@ -162,11 +178,17 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     /// Operations come in sequence; one already applied is acknowledged again (a resend), and a
     /// gap is refused, so the primary marks this replica Dead and it catches up.
     package func applyAsReplica(_ collection: Collection, shard: Int, _ body: [UInt8]) throws {
-        let (operation, bytes, wait, seq) = try ClusterRouter.decode(body)
+        let (operation, bytes, wait, seq, epoch) = try ClusterRouter.decode(body)
         let replication = replicationOf(collection.name, shard)
         replication.lock.lock()
         defer { replication.lock.unlock() }
-        if seq != 0 && seq <= replication.lastSeq { return }
+        replication.ordering = false
+        // The same operation again (a resend) is acknowledged; anything else out of sequence is
+        // refused, so the primary marks this replica Dead and it catches up.
+        if seq != 0 && seq <= replication.lastSeq {
+            if replication.epoch(of: seq) == epoch { return }
+            throw VQError(.io, "replica of shard \(shard) holds a different operation \(seq) (another primary's)")
+        }
         if seq != 0 && seq != replication.lastSeq + 1 {
             throw VQError(.io, "replica of shard \(shard) has operations up to \(replication.lastSeq) and was sent \(seq)")
         }
@@ -174,11 +196,14 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         let op = try local.submit(operation, deadline: Date().addingTimeInterval(timeout))
         try local.waitDurable(op)
         if wait == .applied { try local.waitApplied(op) }
-        if seq != 0 { replication.applied(seq, bytes) }
+        if seq != 0 { replication.applied(seq, epoch: epoch, bytes) }
     }
 
-    /// This peer's last applied sequence number of a shard (where a catch-up starts from).
-    package func lastSeq(_ collection: String, _ shard: Int) -> UInt64 { replicationOf(collection, shard).lastSeq }
+    /// This peer's last applied (sequence number, epoch) of a shard (where a catch-up starts).
+    package func position(_ collection: String, _ shard: Int) -> (seq: UInt64, epoch: UInt64) {
+        let r = replicationOf(collection, shard)
+        return r.lock.withLock { (r.lastSeq, r.lastEpoch) }
+    }
 
     // MARK: recovery and transfers
 
@@ -186,7 +211,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     /// the operations after `fromSeq` when this peer still has them all (and the target has a
     /// history, `fromSeq` > 1), otherwise a copy of the whole shard. Writes to the shard wait
     /// meanwhile (its lock), so nothing slips between the catch-up and the next write.
-    package func transfer(_ collection: Collection, shard: Int, to target: PeerID, fromSeq: UInt64 = 0) throws {
+    package func transfer(_ collection: Collection, shard: Int, to target: PeerID, after: (seq: UInt64, epoch: UInt64)? = nil) throws {
         let replication = replicationOf(collection.name, shard)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -200,10 +225,10 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         if replica.state == .dead { try node.propose(ClusterState.setReplica(collection.name, shard: shard, peer: target, .partial)) }
         let mode: String
         var count = 0
-        if fromSeq > 1, let missed = replication.range(from: fromSeq) {
+        if let after, let missed = replication.range(after: after.seq, epoch: after.epoch) {
             // The missed range: replayed in order through the replica's usual path.
-            for (seq, bytes) in missed {
-                _ = try call(target, "/internal/shards/\(collection.name)/\(shard)/apply", ClusterRouter.encode(bytes, .durable, seq: seq))
+            for (seq, epoch, bytes) in missed {
+                _ = try call(target, "/internal/shards/\(collection.name)/\(shard)/apply", ClusterRouter.encode(bytes, .durable, seq: seq, epoch: epoch))
             }
             mode = "range"
             count = missed.count
@@ -218,7 +243,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
                 var body = ClusterRouter.recordsJSON(part, withVector: true)
                 if case .object(var m) = body {
                     m.append(("clear", .bool(i == 0)))
-                    if i == batches.count - 1 { m.append(("seq", .uint(replication.lastSeq))) }
+                    if i == batches.count - 1 { m.append(("seq", .uint(replication.lastSeq))); m.append(("epoch", .uint(replication.lastEpoch))) }
                     body = .object(m)
                 }
                 _ = try call(target, path, Array(JSONWriter.string(body).utf8))
@@ -238,6 +263,8 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         defer { replication.lock.unlock() }
         let local = collection.shards[shard]
         if body["clear"]?.boolValue == true {
+            // Until the last batch arrives the shard matches no one's history.
+            replication.reset(to: 0, epoch: 0)
             let existing = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
             if !existing.isEmpty { try local.waitApplied(try local.submit(.delete(existing))) }
         }
@@ -252,14 +279,18 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
             try local.waitApplied(try local.submit(.upsert(batch)))
         }
         // The last batch: the shard is now the source's as of its sequence number.
-        if let seq = body["seq"]?.uint64Value { replication.reset(to: seq) }
+        if let seq = body["seq"]?.uint64Value { replication.reset(to: seq, epoch: body["epoch"]?.uint64Value ?? 0) }
     }
 
     /// Forgets a collection's replication positions (it was deleted, or is created anew).
     package func forget(_ collection: String) {
-        replication.withLock { all in
-            for key in all.keys where key.hasPrefix(collection + ".") { all[key] = nil }
+        // Zeroed rather than only removed: a writer still holding the old state writes zeros.
+        let dropped = replication.withLock { all in
+            let keys = all.keys.filter { $0.hasPrefix(collection + ".") }
+            defer { for k in keys { all[k] = nil } }
+            return keys.compactMap { all[$0] }
         }
+        for r in dropped { r.lock.withLock { r.reset(to: 0, epoch: 0) } }
         for file in FileIO.list(seqDir) where file.hasPrefix(collection + ".") { FileIO.remove(seqDir + "/" + file) }
     }
 
@@ -276,7 +307,8 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
                               let primary = replicas.first(where: { $0.state == .active })?.peer else { continue }
                         do {
                             _ = try engine.collection(name)
-                            let body = JSON.object([("to", .uint(node.id)), ("from_seq", .uint(lastSeq(name, s) + 1))])
+                            let at = position(name, s)
+                            let body = JSON.object([("to", .uint(node.id)), ("after_seq", .uint(at.seq)), ("after_epoch", .uint(at.epoch))])
                             _ = try call(primary, "/internal/shards/\(name)/\(s)/transfer", Array(JSONWriter.string(body).utf8))
                         } catch {
                             node.logEvent("replica recovery pending", [("collection", .string(name)), ("shard", .int(Int64(s))),

@@ -112,6 +112,11 @@ package struct ClusterState: Sendable, Equatable {
                   let at = meta.shards[shard].firstIndex(where: { $0.peer == peer }) else {
                 throw VQError.invalid("set_replica names no replica")
             }
+            // The last active replica stays: a shard with none could never recover.
+            if state != .active, meta.shards[shard][at].state == .active,
+               !meta.shards[shard].enumerated().contains(where: { $0.offset != at && $0.element.state == .active }) {
+                throw VQError(.io, "peer \(peer) holds the last active replica of shard \(shard) of \(n); it stays active")
+            }
             collections[n]!.shards[shard][at].state = state
         case "add_replica", "drop_replica":
             let n = try name()

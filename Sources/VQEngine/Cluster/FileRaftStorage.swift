@@ -139,8 +139,14 @@ package final class FileRaftStorage: RaftStorage {
             // A plain append: write in place and fsync.
             guard !new.isEmpty else { return }
             let bytes = new.flatMap(Self.record)
-            try bytes.withUnsafeBytes { try FileIO.writeAll(logFD, $0, path: logPath) }
-            try FileIO.sync(logFD, path: logPath)
+            do {
+                try bytes.withUnsafeBytes { try FileIO.writeAll(logFD, $0, path: logPath) }
+                try FileIO.sync(logFD, path: logPath)
+            } catch {
+                // A partial record must not sit before the next append: rewrite what is known.
+                try? rewriteLog()
+                throw error
+            }
             entries += new
         } else {
             entries.removeLast(entries.count - keep)

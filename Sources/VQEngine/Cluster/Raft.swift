@@ -13,9 +13,11 @@
 //
 // Extensions to the paper, all from the Raft dissertation: a new leader's no-op entry,
 // single-server membership changes (a config entry takes effect when appended; one
-// uncommitted change at a time), check-quorum (a leader that has not heard from a majority
-// for an election timeout steps down) with sticky leaders (votes are ignored while a leader
-// was heard from recently, so a removed or partitioned peer cannot disrupt), snapshots with
+// uncommitted change at a time, and only once the leader has committed an entry of its term),
+// check-quorum (a leader that has not heard from a majority for an election timeout steps down)
+// with sticky leaders (votes are ignored while a leader was heard from recently, so a removed
+// peer's vote requests do not disrupt; there is no pre-vote, so a partitioned voter that comes
+// back with a higher term does make the leader step down once), snapshots with
 // log compaction and InstallSnapshot, and fast log backtracking by conflicting term.
 
 /// A peer's id in the cluster (random, never reused).
@@ -268,6 +270,9 @@ package final class RaftNode {
             throw VQError.invalid("a membership change adds or removes exactly one peer")
         }
         guard lastConfigIndex <= commitIndex else { throw VQError(.busy, "another membership change is in progress") }
+        // Not before this leader has committed an entry of its own term (its no-op): otherwise a
+        // change could overlap one an earlier leader left uncommitted (Ongaro, 2015).
+        guard termAt(commitIndex) == term else { throw VQError(.busy, "the new leader has not committed its first entry yet") }
         let e = RaftEntry(term: term, index: lastIndex + 1, voters: new.sorted())
         try appendLocal([e])
         broadcastAppend()

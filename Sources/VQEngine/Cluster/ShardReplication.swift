@@ -1,7 +1,10 @@
 // A shard's replication position on this peer, and the recent operations it has applied.
 //
-// Every operation a primary orders gets the next sequence number of its shard; every replica
-// applies them in that order and remembers the last one (`DATA/cluster/seq/COLLECTION.SHARD`,
+// Every operation a primary orders gets the next sequence number of its shard, tagged with the
+// primary's epoch (a random id drawn whenever a peer starts ordering a shard: after a failover
+// or a restart the same number can name a different operation, and the epoch tells them
+// apart). Every replica applies them in that order and remembers the last (epoch, number)
+// (`DATA/cluster/seq/COLLECTION.SHARD`,
 // written after the operation is durable, so after a crash it is never ahead of the data; a
 // stale value only replays a few operations, and upserts and deletes replay harmlessly). The
 // last operations (up to 64 MB or 100,000) stay in memory: a replica that missed a range the
@@ -18,7 +21,10 @@ final class ShardReplication: @unchecked Sendable {
     /// Held while ordering, applying or transferring this shard's operations.
     let lock = NSLock()
     private(set) var lastSeq: UInt64
-    private var recent: [(seq: UInt64, bytes: [UInt8])] = []
+    private(set) var lastEpoch: UInt64
+    /// Whether this peer ordered the last operation in this process (else a new epoch starts).
+    var ordering = false
+    private var recent: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])] = []
     private var head = 0
     private var bytes = 0
     private let path: String
@@ -27,17 +33,31 @@ final class ShardReplication: @unchecked Sendable {
 
     init(path: String) {
         self.path = path
-        var seq: UInt64 = 0
-        if let data = try? FileIO.readAll(path), data.count == 8 {
-            seq = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        var seq: UInt64 = 0, epoch: UInt64 = 0
+        if let data = try? FileIO.readAll(path), data.count == 16 {
+            data.withUnsafeBytes {
+                seq = UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))
+                epoch = UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            }
         }
         lastSeq = seq
+        lastEpoch = epoch
     }
 
-    /// Records that operation `seq` (encoded as `op`) is durable here. Call with `lock` held.
-    func applied(_ seq: UInt64, _ op: [UInt8]) {
+    /// The epoch for the next operation this peer orders (a new one when it was not ordering).
+    func epochForOrdering() -> UInt64 {
+        if !ordering {
+            ordering = true
+            lastEpoch = UInt64.random(in: 1...UInt64.max)
+        }
+        return lastEpoch
+    }
+
+    /// Records that operation (`epoch`, `seq`), encoded as `op`, is durable here. Call with `lock` held.
+    func applied(_ seq: UInt64, epoch: UInt64, _ op: [UInt8]) {
         lastSeq = seq
-        recent.append((seq, op))
+        lastEpoch = epoch
+        recent.append((seq, epoch, op))
         bytes += op.count
         while recent.count - head > ShardReplication.maxOps || bytes > ShardReplication.maxBytes {
             bytes -= recent[head].bytes.count
@@ -50,28 +70,41 @@ final class ShardReplication: @unchecked Sendable {
         persist()
     }
 
-    /// After a whole-shard copy: the data is the source's as of `seq`, with no history here.
-    func reset(to seq: UInt64) {
+    /// The epoch of operation `seq` if this peer still holds it (or it is the last one).
+    func epoch(of seq: UInt64) -> UInt64? {
+        if seq == lastSeq { return lastEpoch }
+        guard head < recent.count, recent[head].seq <= seq, seq < lastSeq else { return nil }
+        return recent[head + Int(seq - recent[head].seq)].epoch
+    }
+
+    /// After a whole-shard copy: the data is the source's as of (`epoch`, `seq`), with no history
+    /// here; (0, 0) while a copy is under way.
+    func reset(to seq: UInt64, epoch: UInt64) {
         lastSeq = seq
+        lastEpoch = epoch
+        ordering = false
         recent = []
         head = 0
         bytes = 0
         persist()
     }
 
-    /// The operations after `from - 1` up to the last, or nil when they are no longer all here.
-    func range(from: UInt64) -> [(seq: UInt64, bytes: [UInt8])]? {
-        if from == lastSeq + 1 { return [] }
-        guard head < recent.count, recent[head].seq <= from, from <= lastSeq else { return nil }
-        return Array(recent[(head + Int(from - recent[head].seq))...])
+    /// The operations after a replica's last (`epoch`, `seq`), or nil when this peer cannot tell
+    /// they follow on from it (it does not hold that operation, or holds a different one there).
+    func range(after seq: UInt64, epoch: UInt64) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])]? {
+        guard seq > 0, seq <= lastSeq, self.epoch(of: seq) == epoch else { return nil }
+        if seq == lastSeq { return [] }
+        return Array(recent[(head + Int(seq + 1 - recent[head].seq))...])
     }
 
     private func persist() {
         try? FileIO.makeDirectories(FileIO.directoryOf(path))
         let fd = FileIO.openFD(path, O_WRONLY | O_CREAT | O_CLOEXEC)
         guard fd >= 0 else { return }
-        var v = lastSeq.littleEndian
-        _ = withUnsafeBytes(of: &v) { pwrite(fd, $0.baseAddress, 8, 0) }
+        var w = ByteWriter(capacity: 16)
+        w.u64(lastSeq)
+        w.u64(lastEpoch)
+        _ = w.bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, 16, 0) }
         close(fd)
     }
 }
