@@ -99,3 +99,28 @@ import Testing
         #expect(node.takeReady().committed.contains { $0.data == [7] })
     }
 }
+
+@Suite struct ShardReplicationTests {
+    @Test("a catch-up range must continue the replica's own history: same number and epoch, else a full copy")
+    func ranges() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/seq/c.0"
+        let r = ShardReplication(path: path)
+        let a = r.epochForOrdering()
+        for seq in UInt64(1)...5 { r.applied(seq, epoch: a, [UInt8(seq)]) }
+        #expect(r.range(after: 3, epoch: a)?.map(\.seq) == [4, 5])
+        #expect(r.range(after: 5, epoch: a)?.isEmpty == true)
+        #expect(r.range(after: 3, epoch: a &+ 1) == nil)  // another primary's operation 3
+        #expect(r.range(after: 0, epoch: 0) == nil)       // no history: copy
+        #expect(r.range(after: 9, epoch: a) == nil)       // ahead of us
+        // The position survives a restart; the in-memory history does not.
+        let reopened = ShardReplication(path: path)
+        #expect(reopened.lastSeq == 5 && reopened.lastEpoch == a)
+        #expect(reopened.range(after: 5, epoch: a)?.isEmpty == true)
+        #expect(reopened.range(after: 4, epoch: a) == nil)
+        // A restarted primary orders under a new epoch; a copy resets the position.
+        #expect(reopened.epochForOrdering() != a)
+        reopened.reset(to: 0, epoch: 0)
+        #expect(ShardReplication(path: path).lastSeq == 0)
+    }
+}
