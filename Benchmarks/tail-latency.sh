@@ -3,10 +3,10 @@
 #
 # Three peers on loopback, minilm-20k in 3 shards x 2 replicas, searches from `vq bench --url`
 # against one peer (A). A first picks replicas round robin (--read-replica-choice round-robin, a
-# router with no latency data) for the four runs of the issue: healthy; one other peer (X)
-# stopped for 50 ms of every 500 ms (SIGSTOP/SIGCONT) with fan-out off; the same with
-# read_fan_out_delay_ms near the healthy p95; the same with read_fan_out_factor 1. Then A restarts
-# with the default latency-aware choice for two more stalled runs: fan-out off, and delayed.
+# router with no latency data): healthy; one other peer (X) stopped for 50 ms of every 500 ms
+# (SIGSTOP/SIGCONT) with fan-out off; the same with read_fan_out_delay_ms near the healthy p95.
+# Then A restarts with the default latency-aware choice: stalled with fan-out off, and delayed;
+# last, stalled with read_fan_out_factor 1 (the issue's fourth run).
 # Extra reads per query come from A's /metrics.
 #
 # Load is open loop (`vq bench --rate`): RATE requests per second from CLIENTS connections, each
@@ -81,11 +81,9 @@ stall_loop & stopper=$!
 run "X stalled 50 ms of 500, fan-out off"
 "$vq" update-collection m --read-fan-out-delay-ms "$delay" --url "$A" >/dev/null
 run "X stalled, read_fan_out_delay_ms $delay"
-"$vq" update-collection m --read-fan-out-delay-ms 0 --read-fan-out-factor 1 --url "$A" >/dev/null
-run "X stalled, read_fan_out_factor 1"
 
 # A again, choosing replicas by recent latency (the default).
-"$vq" update-collection m --read-fan-out-factor 0 --url "$A" >/dev/null
+"$vq" update-collection m --read-fan-out-delay-ms 0 --url "$A" >/dev/null
 kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 "$vq" serve --listen "127.0.0.1:$pa" --data-dir "$work/a" 2>"$work/a2.log" & pids[0]=$!
 for _ in $(seq 100); do curl -sf "$A/collections/m" >/dev/null && break; sleep 0.1; done
@@ -93,5 +91,9 @@ sleep 2
 run "latency-aware choice, X stalled, fan-out off"
 "$vq" update-collection m --read-fan-out-delay-ms "$delay" --url "$A" >/dev/null
 run "latency-aware choice, X stalled, read_fan_out_delay_ms $delay"
+# Last: factor 1 doubles every shard read; at this rate it overloads two cores, and the
+# backlog it leaves on the peers would spoil any run after it.
+"$vq" update-collection m --read-fan-out-delay-ms 0 --read-fan-out-factor 1 --url "$A" >/dev/null
+run "X stalled, read_fan_out_factor 1"
 kill "$stopper"; stopper=
 kill -CONT "$xpid" || true

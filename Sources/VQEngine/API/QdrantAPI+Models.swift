@@ -150,10 +150,9 @@ extension QdrantAPI {
                 try cluster.propose(ClusterState.createCollection(name, c, placement: placement))
             } catch let e as VQError where e.kind == .alreadyExists && cluster.collectionMeta(name)?.config == c {
                 // Committed by an attempt whose answer was lost (a leader change): it is ours.
-                _ = e
             }
             guard engine.collectionNames().contains(name) else {
-                throw VQError(.alreadyExists, "collection \"\(name)\" already exists")
+                throw VQError(.internal, "collection \"\(name)\" was created in the cluster but not on this peer; see this server's log")
             }
         } else {
             try engine.createCollection(name, config: c)
