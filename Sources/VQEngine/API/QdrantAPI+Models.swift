@@ -215,12 +215,18 @@ extension QdrantAPI {
         try applyOptimizers(&c, body["optimizers_config"])
     }
 
+    /// A collection's counts; a distributed one's points are one replica of every shard,
+    /// wherever it is (queues and segments stay this peer's).
+    func status(of collection: Collection) throws -> CollectionStatus {
+        var status = collection.status
+        if cluster?.collectionMeta(collection.name) != nil { status.points = try collection.count(filter: nil) }
+        return status
+    }
+
     func collectionInfo(_ name: String) throws -> JSON {
         let collection = try openCollection(name)
         let c = collection.config
-        var status = collection.status
-        // A distributed collection counts one replica of every shard, wherever it is.
-        if cluster?.collectionMeta(name) != nil { status.points = try collection.count(filter: nil) }
+        let status = try status(of: collection)
         let indexed = status.points - status.unindexedPoints
         return .object([
             ("status", .string(c.indexingThreshold > 0 && status.unindexedPoints >= c.shardOptions.indexingThresholdRows ? "yellow" : "green")),

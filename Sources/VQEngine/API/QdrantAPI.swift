@@ -147,7 +147,7 @@ package final class QdrantAPI: @unchecked Sendable {
         if p.count == 3 && p[2] == "info" && m == "GET" {
             // vq's extension: what `vq info` prints, so remote and embedded print the same.
             let collection = try openCollection(name)
-            return ("collections.info", APIEnvelope.ok(collection.infoJSON(status: collection.status), since: start))
+            return ("collections.info", APIEnvelope.ok(collection.infoJSON(status: try status(of: collection)), since: start))
         }
         if p.count == 3 && p[2] == "optimize" && m == "POST" {
             // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
