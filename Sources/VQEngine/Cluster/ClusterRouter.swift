@@ -22,6 +22,8 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     private let turn = Atomic<Int>(0)
     /// Recent read latency per peer (EWMA, seconds) and when it was last updated.
     private let latency = Mutex<[PeerID: (seconds: Double, at: UInt64)]>([:])
+    /// Remote shard reads outstanding per peer.
+    private let inflight = Mutex<[PeerID: Int]>([:])
     private let stats = Mutex(ReadStats())
     /// Seconds a peer-to-peer shard call may take.
     package var timeout: Double = 10
@@ -337,7 +339,11 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         let outcome = try FanOut.race(order, delay: Double(config.readFanOutDelayMs) / 1000, factor: config.readFanOutFactor) { [self] peer in
             if peer == me { return query.withUnsafeBufferPointer { collection.shards[shard].search($0, request) } }
             let start = DispatchTime.now().uptimeNanoseconds
-            defer { record(peer, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            inflight.withLock { $0[peer, default: 0] += 1 }
+            defer {
+                inflight.withLock { $0[peer, default: 1] -= 1 }
+                record(peer, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
             return try ClusterRouter.hits(try JSONParser.parse(try call(peer, "/internal/shards/\(collection.name)/\(shard)/search", body)))
         }
         stats.withLock { s in
@@ -349,8 +355,9 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         return outcome.result
     }
 
-    /// Replicas in the order to ask them: this peer's first, then by recent latency (an EWMA per
-    /// peer, so one that keeps being slow is asked less), ties in turn to spread the load.
+    /// Replicas in the order to ask them: this peer's first, then the fewest reads outstanding,
+    /// then recent latency (an EWMA per peer, so one that keeps being slow is asked less), ties in
+    /// turn to spread the load.
     private func preferred(_ peers: [PeerID]) -> [PeerID] {
         guard peers.count > 1 else { return peers }
         let start = turn.add(1, ordering: .relaxed).newValue % peers.count
@@ -363,8 +370,13 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         // one that recovered gets its share back.
         let now = DispatchTime.now().uptimeNanoseconds
         let ewma = latency.withLock { $0 }.compactMapValues { $0.at + 1_000_000_000 > now ? $0.seconds : nil }
+        let busy = inflight.withLock { $0 }
         return rotated.enumerated().sorted { x, y in
             if (x.element == node.id) != (y.element == node.id) { return x.element == node.id }
+            // Fewest reads outstanding first: a replica that has stopped answering is passed over
+            // at once, before any of its slow reads completes to raise its estimate.
+            let i = busy[x.element] ?? 0, j = busy[y.element] ?? 0
+            if i != j { return i < j }
             let a = ewma[x.element] ?? 0, b = ewma[y.element] ?? 0
             // Within 20% counts as a tie, so comparable replicas share the load.
             if max(a, b) > 0 && abs(a - b) > 0.2 * max(a, b) { return a < b }
