@@ -100,7 +100,7 @@ extension CommandSpec {
         OptionSpec(long: "cluster-secret", value: "SECRET", help: "Shared secret required on every peer-to-peer (/internal/) request.",
                    env: "VQ_CLUSTER_SECRET"),
         OptionSpec(long: "read-replica-choice", value: "HOW",
-                   help: "Which replica a read asks first after the local one: latency (recent EWMA) or round-robin.",
+                   help: "Which replica a read asks first after the local one: latency (fewest outstanding, then recent EWMA) or round-robin.",
                    defaultText: "latency", completion: .choices(["latency", "round-robin"])),
         OptionSpec(long: "log-format", value: "FORMAT", help: "text or json.", defaultText: "text",
                    completion: .choices(["text", "json"])),
