@@ -73,19 +73,7 @@ extension QdrantAPI {
             if cluster.collectionMeta(name)?.shards[shard].contains(where: { $0.peer == to }) != true {
                 try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to))
             }
-            guard let primary = cluster.collectionMeta(name)?.shards[shard].first(where: { $0.state == .active })?.peer else {
-                throw VQError(.io, "shard \(shard) of \"\(name)\" has no active replica to copy from")
-            }
-            let collection = try openCollection(name)
-            if primary == cluster.id {
-                try router.transfer(collection, shard: shard, to: to)
-            } else {
-                let client = try HTTPClient(url: cluster.address(of: primary) ?? "", timeout: 600)
-                let body = Array(JSONWriter.string(.object([("to", .uint(to))])).utf8)
-                let answer = try client.send("POST", "/internal/shards/\(name)/\(shard)/transfer", body: body,
-                                             headers: cluster.internalHeaders + [(ClusterNode.appliedHeader, String(cluster.appliedIndex))])
-                guard answer.status == 200 else { throw VQError(.io, "the transfer failed: \(String(decoding: answer.body.prefix(300), as: UTF8.self))") }
-            }
+            try router.catchUp(try engine.collection(name), shard: shard, to: to, after: nil)
         }
         if let op = body["replicate_shard"] {
             try replicate(try shardOf(op, "replicate_shard"), to: try peer(op, "to_peer_id", "replicate_shard"))
@@ -144,13 +132,8 @@ extension QdrantAPI {
     /// `/internal/shards/{collection}/{shard}/{write|apply|search}`: one shard's part of a request.
     func shardRoute(_ r: HTTPRequest, name: String, shard: Int, action: String, _ start: UInt64) throws -> (String, HTTPResponse) {
         guard let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
-        // The create may still be applying here: wait for it briefly.
-        var collection: Collection?
-        for _ in 0..<100 where collection == nil {
-            collection = try? engine.collection(name)
-            if collection == nil { Thread.sleep(forTimeInterval: 0.05) }
-        }
-        guard let collection else { throw VQError(.notFound, "collection \"\(name)\" does not exist on this peer") }
+        // The caller's metadata index was waited for above; a caller without one is caught up here.
+        let collection = try openCollection(name)
         guard collection.shards.indices.contains(shard) else { throw VQError.invalid("collection \"\(name)\" has no shard \(shard)") }
         switch action {
         case "write":

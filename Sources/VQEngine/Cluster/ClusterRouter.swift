@@ -286,7 +286,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// Forgets a collection's replication positions (it was deleted, or is created anew).
     package func forget(_ collection: String) {
-        // Zeroed rather than only removed: a writer still holding the old state writes zeros.
+        // A writer still holding the old state keeps writing to its unlinked file, never a new one.
         let dropped = replication.withLock { all in
             let keys = all.keys.filter { $0.hasPrefix(collection + ".") }
             defer { for k in keys { all[k] = nil } }
@@ -294,6 +294,21 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         }
         for r in dropped { r.lock.withLock { r.reset(to: 0, epoch: 0) } }
         for file in FileIO.list(seqDir) where file.hasPrefix(collection + ".") { FileIO.remove(seqDir + "/" + file) }
+    }
+
+    /// Has the primary of `shard` bring `target`'s replica up to date (`transfer`), here when
+    /// this peer is the primary, otherwise by asking it.
+    package func catchUp(_ collection: Collection, shard: Int, to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
+        guard let primary = node.collectionMeta(collection.name)?.shards[shard].first(where: { $0.state == .active })?.peer else {
+            throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica to copy from")
+        }
+        if primary == node.id {
+            try transfer(collection, shard: shard, to: target, after: after)
+            return
+        }
+        var m: [(String, JSON)] = [("to", .uint(target))]
+        if let after { m += [("after_seq", .uint(after.seq)), ("after_epoch", .uint(after.epoch))] }
+        _ = try call(primary, "/internal/shards/\(collection.name)/\(shard)/transfer", Array(JSONWriter.string(.object(m)).utf8), timeout: 600)
     }
 
     /// Runs on every peer: asks the primary of each shard where this peer's replica is Dead or
@@ -305,13 +320,10 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
                 let state = node.metadata
                 for (name, meta) in state.collections {
                     for (s, replicas) in meta.shards.enumerated() {
-                        guard let mine = replicas.first(where: { $0.peer == node.id }), mine.state != .active,
-                              let primary = replicas.first(where: { $0.state == .active })?.peer else { continue }
+                        guard let mine = replicas.first(where: { $0.peer == node.id }), mine.state != .active else { continue }
                         do {
-                            _ = try engine.collection(name)
-                            let at = position(name, s)
-                            let body = JSON.object([("to", .uint(node.id)), ("after_seq", .uint(at.seq)), ("after_epoch", .uint(at.epoch))])
-                            _ = try call(primary, "/internal/shards/\(name)/\(s)/transfer", Array(JSONWriter.string(body).utf8))
+                            let collection = try engine.collection(name)
+                            try catchUp(collection, shard: s, to: node.id, after: position(name, s))
                         } catch {
                             node.logEvent("replica recovery pending", [("collection", .string(name)), ("shard", .int(Int64(s))),
                                                                        ("reason", .string("\(error)"))])
@@ -424,7 +436,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         if let ids { m.append(("ids", .array(ids.map(\.json)))) }
         if let filter { m.append(("filter", filter.json)) }
         let body = Array(JSONWriter.string(.object(m)).utf8)
-        return try onOneReplica(collection, shard) { peer in
+        return try onOneReplica(collection, shard) { [self] peer in
             if peer == node.id {
                 if let ids { return collection.shards[shard].retrieve(ids, withVector: withVector, withPayload: withPayload) }
                 return collection.shards[shard].scan(filter: filter, withVector: withVector, withPayload: withPayload)
@@ -435,7 +447,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     package func count(_ collection: Collection, shard: Int) throws -> Int? {
         guard node.collectionMeta(collection.name) != nil else { return nil }
-        return try onOneReplica(collection, shard) { peer in
+        return try onOneReplica(collection, shard) { [self] peer in
             if peer == node.id { return collection.shards[shard].pointCount }
             let answer = try JSONParser.parse(try call(peer, "/internal/shards/\(collection.name)/\(shard)/count", []))
             guard let n = answer["count"]?.intValue else { throw VQError(.io, "peer \(peer)'s count answer is malformed") }
@@ -445,27 +457,11 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// Runs `read` on one active replica of `shard` (local first, else in turn), moving on to the
     /// next at once when one fails; bad input is not retried.
-    private func onOneReplica<T>(_ collection: Collection, _ shard: Int, _ read: (PeerID) throws -> T) throws -> T {
+    private func onOneReplica<T: Sendable>(_ collection: Collection, _ shard: Int, _ read: @escaping @Sendable (PeerID) throws -> T) throws -> T {
         guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" is not distributed") }
-        var order = meta.shards[shard].filter { $0.state == .active }.map(\.peer)
+        let order = preferred(meta.shards[shard].filter { $0.state == .active }.map(\.peer))
         guard !order.isEmpty else { throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica") }
-        if let mine = order.firstIndex(of: node.id) {
-            order.swapAt(0, mine)
-        } else {
-            let start = turn.add(1, ordering: .relaxed).newValue % order.count
-            order = Array(order[start...] + order[..<start])
-        }
-        var lastError: any Error = VQError(.io, "no replica answered")
-        for peer in order {
-            do {
-                return try read(peer)
-            } catch let e as VQError where e.kind == .invalidInput {
-                throw e
-            } catch {
-                lastError = error
-            }
-        }
-        throw lastError
+        return try FanOut.race(order, delay: 0, factor: 0, read).result
     }
 
     static func recordsJSON(_ records: [PointRecord], withVector: Bool) -> JSON {

@@ -238,15 +238,22 @@ package final class Collection: @unchecked Sendable {
         shardRequest.filter = request.filter
         var hits: [ScoredPoint]
         var skipped = 0
-        if let router, router.distributes(name) {
-            // One replica per shard, local or remote, all shards at once.
+        // A distributed collection reads one replica per shard, wherever it is (the router);
+        // otherwise the local shards. Either way all shards at once, then one merge.
+        let routed = router.map { $0.distributes(name) } ?? false
+        if !routed && shards.count == 1 {
+            (hits, skipped) = query.withUnsafeBufferPointer { shards[0].search($0, shardRequest) }
+        } else {
             let results = UnsafeMutableBufferPointer<Result<(hits: [ScoredPoint], skipped: Int), any Error>>.allocate(capacity: shards.count)
             results.initialize(repeating: .success(([], 0)))
             defer { results.deinitialize(); results.deallocate() }
             nonisolated(unsafe) let out = results
-            let shardRequest = shardRequest, query = query
+            let shardRequest = shardRequest, query = query, router = routed ? router : nil
             DispatchQueue.concurrentPerform(iterations: shards.count) { s in
-                out[s] = Result { try router.search(self, shard: s, query, shardRequest) ?? ([], 0) }
+                out[s] = Result {
+                    if let router, let remote = try router.search(self, shard: s, query, shardRequest) { return remote }
+                    return query.withUnsafeBufferPointer { shards[s].search($0, shardRequest) }
+                }
             }
             hits = []
             for r in results {
@@ -254,25 +261,6 @@ package final class Collection: @unchecked Sendable {
                 hits += part.hits
                 skipped += part.skipped
             }
-            hits.sort { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
-            if hits.count > k { hits.removeLast(hits.count - k) }
-        } else if shards.count == 1 {
-            (hits, skipped) = query.withUnsafeBufferPointer { shards[0].search($0, shardRequest) }
-        } else {
-            let results = UnsafeMutableBufferPointer<(hits: [ScoredPoint], skipped: Int)>.allocate(capacity: shards.count)
-            results.initialize(repeating: ([], 0))
-            defer { results.deinitialize(); results.deallocate() }
-            let shards = self.shards
-            let shardRequest = shardRequest
-            nonisolated(unsafe) let out = results
-            query.withUnsafeBufferPointer { q in
-                nonisolated(unsafe) let q = q
-                DispatchQueue.concurrentPerform(iterations: shards.count) { s in
-                    out[s] = shards[s].search(q, shardRequest)
-                }
-            }
-            hits = results.flatMap(\.hits)
-            skipped = results.reduce(0) { $0 + $1.skipped }
             hits.sort { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
             if hits.count > k { hits.removeLast(hits.count - k) }
         }
