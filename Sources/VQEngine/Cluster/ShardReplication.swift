@@ -28,6 +28,8 @@ final class ShardReplication: @unchecked Sendable {
     private var head = 0
     private var bytes = 0
     private let path: String
+    /// `path`, open for the whole life of this state (one pwrite per operation, no open/close).
+    private var fd: Int32 = -1
     static let maxBytes = 64 << 20
     static let maxOps = 100_000
 
@@ -42,7 +44,11 @@ final class ShardReplication: @unchecked Sendable {
         }
         lastSeq = seq
         lastEpoch = epoch
+        try? FileIO.makeDirectories(FileIO.directoryOf(path))
+        fd = FileIO.openFD(path, O_WRONLY | O_CREAT | O_CLOEXEC)
     }
+
+    deinit { if fd >= 0 { close(fd) } }
 
     /// The epoch for the next operation this peer orders (a new one when it was not ordering).
     func epochForOrdering() -> UInt64 {
@@ -97,14 +103,13 @@ final class ShardReplication: @unchecked Sendable {
         return Array(recent[(head + Int(seq + 1 - recent[head].seq))...])
     }
 
+    /// Without fsync: the operation itself is durable before this runs, and a position lost to
+    /// an OS crash only costs a full copy later (a restarted primary orders under a new epoch).
     private func persist() {
-        try? FileIO.makeDirectories(FileIO.directoryOf(path))
-        let fd = FileIO.openFD(path, O_WRONLY | O_CREAT | O_CLOEXEC)
         guard fd >= 0 else { return }
         var w = ByteWriter(capacity: 16)
         w.u64(lastSeq)
         w.u64(lastEpoch)
         _ = w.bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, 16, 0) }
-        close(fd)
     }
 }
