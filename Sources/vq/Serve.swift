@@ -105,7 +105,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     let advertise = setting("advertise") ?? address
     guard advertise.hasPrefix("http://") else { throw UsageError(message: "--advertise is '\(advertise)'; expected http://HOST:PORT") }
     let directory = DataDirectory(args.dataDir)
-    if let join, ClusterNode.isMember(directory), ClusterNode.hasLog(directory) {
+    if let join, ClusterNode.hasLog(directory) {
         throw UsageError(message: "\(args.dataDir) already belongs to a cluster; start it with 'vq serve --data-dir \(args.dataDir)' (it rejoins by itself), not 'vq join \(join)'")
     }
     var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))

@@ -33,6 +33,8 @@ package final class ClusterNode: @unchecked Sendable {
     private let lock = NSCondition()
     private let raft: RaftNode
     private var state = ClusterState()
+    /// `state` as last applied, for readers that must not take `lock`.
+    private let view = Mutex(ClusterState())
     private var applied: UInt64 = 0
     /// Terms of recently applied entries, so a proposer can tell its entry from a replacement.
     private var appliedTerms: [UInt64: UInt64] = [:]
@@ -60,12 +62,8 @@ package final class ClusterNode: @unchecked Sendable {
     package static let secretHeader = "x-vq-cluster-secret"
     package static let peerHeader = "x-vq-peer"
 
-    /// Whether the data directory already belongs to a cluster.
-    package static func isMember(_ directory: DataDirectory) -> Bool {
-        FileRaftStorage.exists(directory.root + "/cluster/raft")
-    }
-
-    /// Whether this peer has any Raft log (it founded or joined, rather than only tried to join).
+    /// Whether the data directory belongs to a cluster: it has a Raft log (it founded or joined,
+    /// rather than only tried to join).
     package static func hasLog(_ directory: DataDirectory) -> Bool {
         let dir = directory.root + "/cluster/raft"
         return (FileIO.fileSize(dir + "/log") ?? 0) > 0 || FileIO.exists(dir + "/snapshot")
@@ -198,7 +196,10 @@ package final class ClusterNode: @unchecked Sendable {
             appliedTerms[e.index] = e.term
         }
         if appliedTerms.count > 4096 { appliedTerms = appliedTerms.filter { $0.key + 1024 > applied } }
-        if !ready.committed.isEmpty || ready.restore != nil { lock.broadcast() }
+        if !ready.committed.isEmpty || ready.restore != nil {
+            view.withLock { $0 = state }
+            lock.broadcast()
+        }
         if raft.logLength > 2000 {
             try raft.compact(upTo: applied, data: Array(JSONWriter.string(state.json).utf8))
         }
@@ -405,10 +406,12 @@ package final class ClusterNode: @unchecked Sendable {
     }
 
     /// The applied metadata (a copy).
-    package var metadata: ClusterState { lock.withLock { state } }
+    package var metadata: ClusterState { view.withLock { $0 } }
 
     /// A distributed collection's placement and config, nil for a local-only one.
-    package func collectionMeta(_ name: String) -> CollectionMeta? { lock.withLock { state.collections[name] } }
+    /// (From the published copy: request paths, event loops included, never wait behind Raft's
+    /// fsyncs or a collection being created under the cluster lock.)
+    package func collectionMeta(_ name: String) -> CollectionMeta? { view.withLock { $0.collections[name] } }
 
     /// Where `peer` is reached.
     package func address(of peer: PeerID) -> String? { lock.withLock { address(peer) } }

@@ -26,9 +26,6 @@ package final class FileRaftStorage: RaftStorage {
     private var snapshotPath: String { dir + "/snapshot" }
     private var logPath: String { dir + "/log" }
 
-    /// Whether `dir` holds Raft state (the peer has founded or joined a cluster).
-    package static func exists(_ dir: String) -> Bool { FileIO.exists(dir + "/state") }
-
     /// Opens (creating when absent) the state in `dir`.
     /// - Throws: `.corrupt` when a file fails its checksum, `.io` on I/O errors.
     package init(dir: String, warn: (String) -> Void) throws {
