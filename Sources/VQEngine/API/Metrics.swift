@@ -57,15 +57,15 @@ final class Metrics: Sendable {
         }
         if let router = engine.router as? ClusterRouter {
             let r = router.readStats
-            s += "# HELP vq_shard_reads_total Shard reads of searches (one per shard per search).\n# TYPE vq_shard_reads_total counter\n"
-            s += "vq_shard_reads_total \(r.shardReads)\n"
-            s += "# HELP vq_shard_extra_reads_total Reads beyond one per shard: fan-outs, read_fan_out_factor, retries.\n# TYPE vq_shard_extra_reads_total counter\n"
-            s += "vq_shard_extra_reads_total \(r.extraReads)\n"
-            s += "# HELP vq_read_fan_outs_total Extra reads started because read_fan_out_delay_ms passed.\n# TYPE vq_read_fan_outs_total counter\n"
-            s += "vq_read_fan_outs_total \(r.fanOuts)\n"
-            s += "# HELP vq_read_fan_out_wins_total Fan-outs whose extra read answered first.\n# TYPE vq_read_fan_out_wins_total counter\n"
-            s += "vq_read_fan_out_wins_total \(r.fanOutWins)\n"
-            s += "# HELP vq_peer_read_seconds Remote shard reads by peer: count, total seconds, recent average (EWMA).\n# TYPE vq_peer_read_seconds summary\n"
+            func counter(_ name: String, _ help: String, _ value: Int) {
+                s += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"
+            }
+            counter("vq_shard_reads_total", "Shard reads of searches (one per shard per search).", r.shardReads)
+            counter("vq_shard_extra_reads_total", "Reads beyond one per shard: fan-outs, read_fan_out_factor, retries.", r.extraReads)
+            counter("vq_read_fan_outs_total", "Extra reads started because read_fan_out_delay_ms passed.", r.fanOuts)
+            counter("vq_read_fan_out_wins_total", "Fan-outs whose extra read answered first.", r.fanOutWins)
+            s += "# HELP vq_peer_read_seconds Remote shard reads by peer: count and total seconds.\n# TYPE vq_peer_read_seconds summary\n"
+            s += "# HELP vq_peer_read_ewma_seconds Recent remote shard read latency by peer (EWMA).\n# TYPE vq_peer_read_ewma_seconds gauge\n"
             let ewma = router.peerLatency
             for peer in r.peerReads.keys.sorted() {
                 s += "vq_peer_read_seconds_count{peer=\"\(peer)\"} \(r.peerReads[peer] ?? 0)\n"
