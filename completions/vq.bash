@@ -167,7 +167,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--format --force --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     bench)

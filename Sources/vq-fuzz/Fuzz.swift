@@ -1,5 +1,11 @@
 // Fuzz targets for what the server reads from the network: the HTTP request
-// parser and the JSON of API bodies (parse, then decode as the API does).
+// parser, the JSON of API bodies (parse, then decode as the API does), and every
+// binary decoder a peer can reach:
+//
+//   op     a shard operation (`/internal/shards/.../apply|write`): wire header, WAL
+//          encoding, validation against a 4-d shard
+//   raft   a batch of Raft messages (`/internal/raft`), then stepped into a node
+//   peer   peers' JSON: shard searches, point records, metadata commands
 //
 //   swift build --product vq-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DFUZZING
 //   VQ_FUZZ=http .build-fuzz/debug/vq-fuzz -max_total_time=60     (or VQ_FUZZ=json)
@@ -12,6 +18,31 @@ import VQEngine
 /// Feeds one input to the chosen target; crashes (the only failure a fuzzer sees) are bugs.
 func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
     switch target {
+    case "op":
+        if let decoded = try? ClusterRouter.decode(Array(bytes), dim: 4) {
+            // What validates must encode back and decode to the same operation.
+            let again = decoded.operation.encode()
+            precondition((try? again.withUnsafeBytes { try Operation.decode($0) }) != nil, "a validated operation does not round-trip")
+        }
+        _ = try? Operation.decode(bytes)
+    case "raft":
+        guard let messages = try? RaftCodec.decode(Array(bytes)) else { return }
+        _ = RaftCodec.encode(messages)
+        // Step them into a leader of a small cluster and a follower: no input may trap.
+        for node in fuzzNodes() {
+            for var m in messages {
+                m.to = node.id
+                try? node.step(m)
+            }
+            _ = node.takeReady()
+        }
+    case "peer":
+        guard let json = try? JSONParser.parseRequest(Array(bytes)) else { return }
+        _ = try? ClusterRouter.shardSearch(json)
+        _ = try? ClusterRouter.records(json)
+        var state = ClusterState()
+        _ = try? state.apply(Array(bytes))
+        _ = try? ClusterState(json: json)
     case "json":
         guard let json = try? JSONParser.parseRequest(Array(bytes)) else { return }
         // Decode as the API would: filters, ids, vectors, and the writer round trip.
@@ -25,6 +56,19 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
         limits.maxHeaderBytes = 4096
         _ = HTTPParser.parse(bytes, limits: limits)
     }
+}
+
+/// A leader of voters {1, 2, 3} with a learner 4, and a follower, on memory storage.
+func fuzzNodes() -> [RaftNode] {
+    guard let leader = try? RaftNode(id: 1, storage: MemoryRaftStorage(), seed: 1, voters: [1, 2, 3]),
+          let follower = try? RaftNode(id: 2, storage: MemoryRaftStorage(), seed: 2) else { return [] }
+    // Campaign, win with 2's vote, then commit a few entries.
+    for _ in 0..<100 where leader.role != .candidate { try? leader.tick() }
+    try? leader.step(RaftEnvelope(from: 2, to: 1, term: leader.term, message: .vote(granted: true)))
+    leader.learners = [4]
+    for i in 0..<3 { _ = try? leader.propose([UInt8(i)]) }
+    _ = leader.takeReady()
+    return [leader, follower]
 }
 
 #if FUZZING
@@ -55,8 +99,8 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 struct FuzzReplay {
     static func main() throws {
         let args = CommandLine.arguments.dropFirst()
-        guard let target = args.first, target == "http" || target == "json" else {
-            FileHandle.standardError.write(Data("usage: vq-fuzz http|json FILE...\n".utf8))
+        guard let target = args.first, ["http", "json", "op", "raft", "peer"].contains(target) else {
+            FileHandle.standardError.write(Data("usage: vq-fuzz http|json|op|raft|peer FILE...\n".utf8))
             exit(2)
         }
         for path in args.dropFirst() {

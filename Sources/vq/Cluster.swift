@@ -1,8 +1,20 @@
 import Foundation
 import VQEngine
 
-/// `vq cluster [status | remove-peer ID]`: asks a running peer.
+/// `vq cluster [status | remove-peer ID | token]`: asks a running peer; `token` reads the data
+/// directory (the secret is never served over HTTP).
 func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
+    if args.positionals.first == "token" {
+        guard args.positionals.count == 1 else { throw UsageError(message: "vq cluster token takes no ID") }
+        let path = DataDirectory(args.dataDir).clusterSecret
+        guard FileIO.exists(path) else {
+            throw VQError(.notFound, "\(path) does not exist: \(args.dataDir) is not the data directory of a cluster peer",
+                          hint: "pass --data-dir of a peer started with vq serve or vq join")
+        }
+        let secret = String(decoding: try FileIO.readAll(path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        standardOutput.write(secret + "\n")
+        return 0
+    }
     guard case .remote(let client) = target else {
         throw VQError(.notFound, "vq cluster needs a running peer; no server holds \(args.dataDir)",
                       hint: "pass --url http://HOST:PORT of any peer, or start one with vq serve")
@@ -24,10 +36,10 @@ func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
         guard args.positionals.count == 2 else { throw UsageError(message: "vq cluster remove-peer needs the peer's ID (see vq cluster)") }
         let text = args.positionals[1]
         guard let id = UInt64(text), id > 0 else { throw UsageError(message: "peer id '\(text)' is not a positive integer") }
-        _ = try call(client, "DELETE", "/cluster/peer/\(id)")
+        _ = try call(client, "DELETE", "/cluster/peer/\(id)" + (args.has("force") ? "?force=true" : ""))
         if !args.has("quiet") { printError("removed peer \(id)") }
     default:
-        throw UsageError(message: "unknown cluster action '\(action)'; expected status or remove-peer")
+        throw UsageError(message: "unknown cluster action '\(action)'; expected status, remove-peer or token")
     }
     return 0
 }
@@ -36,11 +48,12 @@ private func printClusterTable(_ info: JSON) {
     let me = info["peer_id"]?.uint64Value
     let raft = info["raft_info"]
     let leader = raft?["leader"]?.uint64Value
+    let voters = Set((raft?["voters"]?.arrayValue ?? []).compactMap(\.uint64Value))
     var rows: [[String]] = [["PEER", "URI", "ROLE", "HEALTH"]]
     for (key, peer) in info["peers"]?.objectValue ?? [] {
         let uri = peer["uri"]?.stringValue ?? "?"
         let id = UInt64(key)
-        var role = id == leader ? "leader" : "follower"
+        var role = id == leader ? "leader" : voters.isEmpty || id.map(voters.contains) == true ? "follower" : "learner"
         if id == me { role += " (this peer)" }
         // Each peer's own health check, with a short timeout: "up" or why not.
         var health = "up"
@@ -59,4 +72,11 @@ private func printClusterTable(_ info: JSON) {
     }
     let term = raft?["term"]?.uint64Value ?? 0, commit = raft?["commit"]?.uint64Value ?? 0
     standardOutput.write("term \(term), commit \(commit)" + (leader == nil ? ", no leader" : "") + "\n")
+    if let quorum = raft?["quorum"]?.uint64Value, !voters.isEmpty {
+        // A majority of voters must answer for any change to commit: surviving one failed peer takes three.
+        let tolerated = voters.count - Int(quorum)
+        let has = raft?["has_quorum"]?.boolValue == true
+        standardOutput.write("quorum: \(has ? "yes" : "NO") (\(voters.count) voter\(voters.count == 1 ? "" : "s"), \(quorum) needed; "
+                             + "survives \(tolerated) failed peer\(tolerated == 1 ? "" : "s"))\n")
+    }
 }

@@ -97,7 +97,9 @@ extension CommandSpec {
                    defaultText: "1000000"),
         OptionSpec(long: "advertise", value: "URL", help: "The URL other peers reach this one at.", env: "VQ_ADVERTISE",
                    defaultText: "http://LISTEN"),
-        OptionSpec(long: "cluster-secret", value: "SECRET", help: "Shared secret required on every peer-to-peer (/internal/) request.",
+        OptionSpec(long: "cluster-secret", value: "SECRET",
+                   help: "Shared secret (16 to 256 printable characters) required on every peer-to-peer (/internal/) request; "
+                       + "kept in DIR/cluster/secret. A founding peer without one generates it; vq join needs it.",
                    env: "VQ_CLUSTER_SECRET"),
         OptionSpec(long: "read-replica-choice", value: "HOW",
                    help: "Which replica a read asks first after the local one: latency (fewest outstanding, then recent EWMA) or round-robin.",
@@ -284,30 +286,41 @@ extension CommandSpec {
             summary: "Start a peer and join it to a cluster",
             description: """
             Starts a new peer on an empty data directory (the same settings as serve) and asks the member at URL \
-            to add it; the request is forwarded to the Raft leader, which commits the peer's address and then makes \
-            it a voter. The new peer then receives the cluster's metadata log. Once joined, restart it with \
-            'vq serve' on the same directory: it rejoins by itself.
+            to add it; the request is forwarded to the Raft leader, which commits the peer's address, replicates the \
+            metadata log to it as a non-voting learner and, once it has caught up, makes it a voter (a joiner that \
+            cannot be reached never changes the quorum). Needs the cluster secret (--cluster-secret or \
+            VQ_CLUSTER_SECRET; 'vq cluster token --data-dir DIR' prints it on a member). Once joined, restart it \
+            with 'vq serve' on the same directory: it rejoins by itself.
             """,
             arguments: [ArgumentSpec(name: "URL", help: "Any member of the cluster.")],
             options: serveOptions,
-            examples: [("Join the cluster of a local peer:", "vq join http://127.0.0.1:6333 --data-dir peer2 --listen 127.0.0.1:6334")]
+            examples: [("Join the cluster of a local peer:",
+                        "VQ_CLUSTER_SECRET=$(vq cluster token --data-dir peer1) vq join http://127.0.0.1:6333 --data-dir peer2 --listen 127.0.0.1:6334")]
         ),
         CommandSpec(
             name: "cluster",
-            summary: "Show the cluster's peers and leader, or remove a peer",
+            summary: "Show the cluster's peers and leader, remove a peer, or print the cluster secret",
             description: """
             Asks a running peer (--url, or the server holding --data-dir) about its cluster. With no ACTION (or \
-            status) prints one line per peer: id, URI, role as this peer sees it, and whether it answers its health \
-            check; then the term and commit index. remove-peer ID takes a peer out of the cluster through the Raft \
-            leader (refused for the last peer).
+            status) prints one line per peer: id, URI, role as this peer sees it (leader, follower, or learner: a \
+            joined peer that has not caught up yet and does not vote), and whether it answers its health check; then \
+            the term, the commit index and whether a majority of voters answers (surviving one failed peer takes \
+            three voters). remove-peer ID takes a peer out of the cluster through the Raft leader (refused for the \
+            last peer, and for a peer holding replicas unless --force, which first moves each replica to a peer that \
+            has none of its shard, or drops it where no such peer exists); the removed peer stops. token prints the \
+            cluster secret kept in --data-dir (the founding peer generates it); 'vq join' needs it, and it is never \
+            served over HTTP.
             """,
-            arguments: [ArgumentSpec(name: "ACTION", help: "status (default) or remove-peer.", optional: true,
-                                     completion: .choices(["status", "remove-peer"])),
+            arguments: [ArgumentSpec(name: "ACTION", help: "status (default), remove-peer or token.", optional: true,
+                                     completion: .choices(["status", "remove-peer", "token"])),
                         ArgumentSpec(name: "ID", help: "The peer to remove (remove-peer).", optional: true)],
             options: [OptionSpec(long: "format", value: "FORMAT", help: "table (for people) or json (GET /cluster's result).",
-                                 defaultText: "table", completion: .choices(["table", "json"]))],
+                                 defaultText: "table", completion: .choices(["table", "json"])),
+                      OptionSpec(long: "force", help: "remove-peer: move or drop the peer's replicas first instead of refusing.")],
             examples: [("Peers of the local server:", "vq cluster --url http://127.0.0.1:6333"),
-                       ("Remove a peer:", "vq cluster remove-peer 6560429430443668 --url http://127.0.0.1:6333")]
+                       ("Remove a peer:", "vq cluster remove-peer 6560429430443668 --url http://127.0.0.1:6333"),
+                       ("Start a second peer with the founder's secret:",
+                        "vq join http://127.0.0.1:6333 --data-dir p2 --listen 127.0.0.1:6334 --cluster-secret \"$(vq cluster token --data-dir p1)\"")]
         ),
         CommandSpec(
             name: "bench",

@@ -103,7 +103,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     api.advertisedURL = address
     let engine = try Engine(path: args.dataDir, address: address) { log("warning", [("message", .string($0))]) }
     let advertise = setting("advertise") ?? address
-    guard advertise.hasPrefix("http://") else { throw UsageError(message: "--advertise is '\(advertise)'; expected http://HOST:PORT") }
+    guard (try? ClusterState.checkURI(advertise)) != nil else { throw UsageError(message: "--advertise is '\(advertise)'; expected http://HOST:PORT") }
     let directory = DataDirectory(args.dataDir)
     if let join, ClusterNode.hasLog(directory) {
         throw UsageError(message: "\(args.dataDir) already belongs to a cluster; start it with 'vq serve --data-dir \(args.dataDir)' (it rejoins by itself), not 'vq join \(join)'")
@@ -111,6 +111,11 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))
     clusterOptions.tickMilliseconds = 10
     let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil) { event, fields in log(event, fields) }
+    if cluster.secretGenerated {
+        // Where the secret is, not the secret itself: logs travel further than the data directory.
+        log("cluster secret generated", [("file", .string(directory.clusterSecret)),
+                                         ("join", .string("vq join \(advertise) --cluster-secret \"$(vq cluster token --data-dir \(args.dataDir))\""))])
+    }
     // Distributed collections: the router sends shard operations to their replicas, and each
     // committed create/update/delete is carried out on this peer's data.
     let router = ClusterRouter(node: cluster, directory: directory)
@@ -139,6 +144,12 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         } catch {
             log("error", [("message", .string("applying cluster metadata: \(error)"))])
         }
+    }
+    // A peer removed from the cluster stops (its data is no longer the cluster's).
+    let removed = Locked(false)
+    cluster.onRemoved = { _ in
+        removed.store(true)
+        done.signal()
     }
     let handler = QdrantAPI(engine: engine, config: api)
     handler.cluster = cluster
@@ -175,7 +186,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     }
 
     done.wait()
-    log("stopping")
+    log("stopping", removed.load() ? [("reason", .string("this peer was removed from the cluster"))] : [])
     server.stop()
     cluster.stop()
     try engine.close()

@@ -59,7 +59,9 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             return 1
         }
         let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster", "update-collection"]
-        let target: Target = remoteCapable.contains(spec.name) ? try resolveTarget(args) : .embedded
+        // `vq cluster token` reads the data directory even while a server holds it (never over HTTP).
+        let local = spec.name == "cluster" && args.positionals.first == "token"
+        let target: Target = remoteCapable.contains(spec.name) && !local ? try resolveTarget(args) : .embedded
         switch spec.name {
         case "create-collection": return try createCollection(args, target)
         case "upsert": return try upsert(args, target)

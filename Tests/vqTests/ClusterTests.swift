@@ -27,12 +27,15 @@ struct PeerView {
     var leader: String?
     var role: String
     var peers: [String: String]
+    /// Peers that vote (a joined peer is a learner until it has caught up).
+    var voters: Int
 
     init?(_ port: Int) {
         guard let info = clusterInfo(port), let raft = info["raft_info"] as? [String: Any] else { return nil }
         id = "\(info["peer_id"] ?? "")"
         leader = raft["leader"].flatMap { $0 is NSNull ? nil : "\($0)" }
         role = raft["role"] as? String ?? ""
+        voters = (raft["voters"] as? [Any])?.count ?? 0
         peers = ((info["peers"] as? [String: Any]) ?? [:]).mapValues { (($0 as? [String: Any])?["uri"] as? String) ?? "" }
     }
 }
@@ -43,7 +46,7 @@ struct PeerView {
         eventually(seconds) {
             let views = servers.compactMap { PeerView($0.port) }
             guard views.count == servers.count, let leader = views.first?.leader else { return false }
-            return views.allSatisfy { $0.leader == leader && $0.peers.count == count }
+            return views.allSatisfy { $0.leader == leader && $0.peers.count == count && $0.voters == count }
                 && views.contains { $0.id == leader && $0.role == "Leader" }
         }
     }
@@ -52,8 +55,8 @@ struct PeerView {
     func membership() throws {
         let a = try ServerProcess()
         #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
-        let b = try ServerProcess(command: ["join", a.url])
-        let c = try ServerProcess(command: ["join", b.url])  // through a follower: forwarded to the leader
+        let b = try ServerProcess.joining(a)
+        let c = try ServerProcess.joining(b)  // through a follower: forwarded to the leader
         #expect(settled([a, b, c], count: 3), "\([a, b, c].map { PeerView($0.port).map { "\($0)" } ?? "down" })")
         let ids = [a, b, c].map { PeerView($0.port)!.id }
         #expect(Set(ids).count == 3)
@@ -91,7 +94,8 @@ struct PeerView {
         // vq cluster prints both peers and the leader; remove-peer takes one out; the last one stays.
         let table = try vq(["cluster", "--url", survivors[0].url])
         #expect(table.status == 0)
-        #expect(table.lines.count == 4 && table.stdout.contains("leader") && table.stdout.contains(restarted.url), "\(table.stdout)")
+        #expect(table.lines.count == 5 && table.stdout.contains("leader") && table.stdout.contains(restarted.url), "\(table.stdout)")
+        #expect(table.stdout.contains("quorum: yes (2 voters, 2 needed; survives 0 failed peers)"), "\(table.stdout)")
         #expect(table.stdout.contains("up"))
         let json = try vq(["cluster", "--url", restarted.url, "--format", "json"])
         #expect(json.stdout.contains("\"raft_info\""))
@@ -100,7 +104,7 @@ struct PeerView {
         #expect(eventually(10) { PeerView(survivors[0].port)?.peers.count == 1 })
         let last = PeerView(survivors[0].port)!.id
         let refused = try vq(["cluster", "remove-peer", last, "--url", survivors[0].url])
-        #expect(refused.status == 2 && refused.stderr.contains("only peer"), "\(refused.stderr)")
+        #expect(refused.status == 2 && refused.stderr.contains("last peer"), "\(refused.stderr)")
         for s in pair { _ = s.stop() }
         // A directory that belongs to a cluster is restarted with serve, not joined again.
         let again = try vq(["join", survivors[0].url, "--data-dir", restarted.scratch.data, "--listen", "127.0.0.1:0"])
@@ -109,16 +113,18 @@ struct PeerView {
 
     @Test("the cluster secret guards internal routes; API keys do not open them")
     func secret() throws {
-        let a = try ServerProcess(["--cluster-secret", "s3cret", "--api-key", "user"])
+        let a = try ServerProcess(["--cluster-secret", "s3cret-0123456789", "--api-key", "user"])
         #expect(eventually(10) { (try? request(a.port, "GET", "/cluster", headers: ["api-key": "user"]))?.body.contains("Leader") == true })
         let raft = try request(a.port, "POST", "/internal/raft", "x", headers: ["api-key": "user"])
         #expect(raft.status == 403 && raft.body.contains("cluster secret"), "\(raft.body)")
-        let garbage = try request(a.port, "POST", "/internal/raft", "garbage", headers: ["x-vq-cluster-secret": "s3cret"])
+        let garbage = try request(a.port, "POST", "/internal/raft", "garbage", headers: ["x-vq-cluster-secret": "s3cret-0123456789"])
         #expect(garbage.status == 400, "\(garbage.status) \(garbage.body)")
         // A joiner without the secret is refused; with it, it joins.
         let outsider = try vq(["join", a.url, "--data-dir", Scratch().data, "--listen", "127.0.0.1:0"])
-        #expect(outsider.status == 1 && outsider.stderr.contains("403"), "\(outsider.stderr)")
-        let b = try ServerProcess(["--cluster-secret", "s3cret"], command: ["join", a.url])
+        #expect(outsider.status == 2 && outsider.stderr.contains("needs the cluster secret"), "\(outsider.stderr)")
+        let wrong = try vq(["join", a.url, "--data-dir", Scratch().data, "--listen", "127.0.0.1:0", "--cluster-secret", "not-the-secret-at-all"])
+        #expect(wrong.status == 1 && wrong.stderr.contains("403"), "\(wrong.stderr)")
+        let b = try ServerProcess(["--cluster-secret", "s3cret-0123456789"], command: ["join", a.url])
         #expect(eventually(15) {
             ((try? request(a.port, "GET", "/cluster", headers: ["api-key": "user"]))?.body.components(separatedBy: "\"uri\"").count ?? 0) == 3
         })
@@ -135,8 +141,8 @@ struct PeerView {
     func replicatedData() throws {
         let a = try ServerProcess()
         #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
-        let b = try ServerProcess(command: ["join", a.url])
-        let c = try ServerProcess(command: ["join", a.url])
+        let b = try ServerProcess.joining(a)
+        let c = try ServerProcess.joining(a)
         let peers = [a, b, c]
         #expect(settled(peers, count: 3))
         // Too many replicas for the peers: refused, naming the peer count.
@@ -235,7 +241,7 @@ struct PeerView {
         let last = try request(a.port, "POST", "/collections/r/cluster", "{\"drop_replica\":{\"shard_id\":0,\"peer_id\":\(holders[1])}}")
         #expect(last.status == 400 && last.body.contains("only active replica"), "\(last.body)")
         let removeSole = try request(a.port, "DELETE", "/cluster/peer/\(holders[1])")
-        #expect(removeSole.status == 400 && removeSole.body.contains("only active replica"), "\(removeSole.body)")
+        #expect(removeSole.status == 400 && removeSole.body.contains("holds replicas of r/0"), "\(removeSole.body)")
         #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
         // The restarted peer caught up with the operations it missed; the moved shard was copied whole.
         let logs = [a, b, back].map { $0.stop().1 }.joined()
@@ -267,8 +273,8 @@ struct PeerView {
         // Round robin on a: the stalled peer is asked first for about half the searches.
         let a = try ServerProcess(["--read-replica-choice", "round-robin"])
         #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
-        let b = try ServerProcess(command: ["join", a.url])
-        let x = try ServerProcess(command: ["join", a.url])
+        let b = try ServerProcess.joining(a)
+        let x = try ServerProcess.joining(a)
         #expect(settled([a, b, x], count: 3))
         #expect(try request(a.port, "PUT", "/collections/f", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":3,"replication_factor":2}"#).status == 200)
         #expect(try request(a.port, "PUT", "/collections/f/points?wait=true", Self.points(0..<600)).status == 200)
@@ -303,8 +309,8 @@ struct PeerView {
     func concurrentForwardedWrites() throws {
         let a = try ServerProcess()
         #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
-        let b = try ServerProcess(command: ["join", a.url])
-        let c = try ServerProcess(command: ["join", a.url])
+        let b = try ServerProcess.joining(a)
+        let c = try ServerProcess.joining(a)
         #expect(settled([a, b, c], count: 3))
         #expect(try request(a.port, "PUT", "/collections/w", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":3,"replication_factor":2}"#).status == 200)
         let ports = [a.port, b.port, c.port]

@@ -35,13 +35,23 @@ final class ServerProcess {
 
     /// Sends SIGTERM and returns the exit status and everything it logged.
     func stop() -> (Int32, String) {
-        process.terminate()
+        if process.isRunning { process.terminate() }
         process.waitUntilExit()
         log += String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         return (process.terminationStatus, log)
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
+
+    /// The cluster secret this peer keeps in its data directory.
+    var secret: String {
+        ((try? String(contentsOfFile: scratch.data + "/cluster/secret", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A new peer joining `member`'s cluster (through `member`), with the cluster's secret.
+    static func joining(_ member: ServerProcess, _ extra: [String] = []) throws -> ServerProcess {
+        try ServerProcess(["--cluster-secret", member.secret] + extra, command: ["join", member.url])
+    }
 
     /// SIGSTOP / SIGCONT: a peer that stalls (a GC pause, a saturated disk) without dying.
     func pause() { _ = Glibc.kill(process.processIdentifier, SIGSTOP) }
@@ -87,6 +97,15 @@ final class RawConnection {
 
     func send(_ text: String) { _ = text.withCString { write(fd, $0, strlen($0)) } }
 
+    func send(bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
     /// Reads one response (head + Content-Length body); nil on EOF or timeout.
     func response() -> (status: Int, headers: String, body: String)? {
         var data = [UInt8]()
@@ -123,6 +142,18 @@ final class RawConnection {
         var b: UInt8 = 0
         return read(fd, &b, 1) == 0
     }
+}
+
+/// One request with a binary body (peers' operations), on its own connection.
+func request(_ port: Int, _ method: String, _ path: String, bytes: [UInt8], headers: [String: String] = [:]) throws
+    -> (status: Int, headers: String, body: String) {
+    let c = try RawConnection(port: port)
+    var text = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    for (k, v) in headers { text += "\(k): \(v)\r\n" }
+    c.send(text + "Content-Length: \(bytes.count)\r\n\r\n")
+    c.send(bytes: bytes)
+    guard let r = c.response() else { throw VQTestError("no response to \(method) \(path)") }
+    return r
 }
 
 func request(_ port: Int, _ method: String, _ path: String, _ body: String? = nil, headers: [String: String] = [:]) throws

@@ -34,19 +34,70 @@ extension QdrantAPI {
             ("peers", .object(peers.keys.sorted().map { (String($0), .object([("uri", .string(peers[$0]!))])) })),
             ("raft_info", .object([("term", .uint(s.term)), ("commit", .uint(s.commit)), ("pending_operations", .uint(s.commit - min(s.commit, s.applied))),
                                    ("leader", s.leader.map { .uint($0) } ?? .null), ("role", .string(role)),
-                                   ("is_voter", .bool(s.voters.contains(s.id)))])),
+                                   ("is_voter", .bool(s.voters.contains(s.id))),
+                                   // vq's additions: who votes, who only learns, and whether a majority answers.
+                                   ("voters", .array(s.voters.sorted().map { .uint($0) })),
+                                   ("learners", .array(peers.keys.filter { !s.voters.contains($0) }.sorted().map { .uint($0) })),
+                                   ("quorum", .uint(UInt64(s.voters.count / 2 + 1))), ("has_quorum", .bool(s.hasQuorum))])),
             ("consensus_thread_status", .object([("consensus_thread_status", .string("working")),
                                                  ("last_update", .string(ISO8601DateFormatter().string(from: Date())))])),
             ("message_send_failures", .object([])),
         ])
     }
 
-    /// `DELETE /cluster/peer/{id}`: committed through the leader.
-    func removePeer(_ text: String, _ start: UInt64) throws -> HTTPResponse {
-        guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
+    /// `DELETE /cluster/peer/{id}[?force=true]`: committed through the leader. A peer holding
+    /// replicas is refused unless `force`, which first moves each of its replicas to a peer that
+    /// has none of that shard (copied from the shard's primary) or, where no such peer exists,
+    /// drops it (never a shard's last active replica).
+    func removePeer(_ text: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        guard let cluster, let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
         guard let id = PeerID(text), id > 0 else { throw VQError.invalid("peer id \"\(text)\" is invalid; expected a positive integer") }
+        let force: Bool
+        switch r.query["force"]?.lowercased() {
+        case nil, "false": force = false
+        case "true", "": force = true
+        case let other?: throw VQError.invalid("force is \"\(other)\"; expected true or false")
+        }
+        if force {
+            for (name, shard) in cluster.metadata.replicas(of: id) {
+                try moveOff(id, name, shard, cluster: cluster, router: router)
+            }
+        }
         try cluster.removePeer(id)
         return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    /// Takes `peer`'s replica of `shard` away: to the voter with the fewest replicas that holds
+    /// none of this shard (copied from the primary), else dropped when another replica is active.
+    private func moveOff(_ peer: PeerID, _ name: String, _ shard: Int, cluster: ClusterNode, router: ClusterRouter) throws {
+        let state = cluster.metadata
+        guard let replicas = state.collections[name]?.shards[shard] else { return }
+        let load = state.collections.values.flatMap { $0.shards.flatMap { $0.map(\.peer) } }.reduce(into: [PeerID: Int]()) { $0[$1, default: 0] += 1 }
+        let target = cluster.status.voters.filter { p in p != peer && !replicas.contains { $0.peer == p } }
+            .min { (load[$0] ?? 0, $0) < (load[$1] ?? 0, $1) }
+        let othersActive = replicas.contains { $0.peer != peer && $0.state == .active }
+        let what = "\(name)/\(shard)"
+        if othersActive {
+            // Another replica can serve and be copied from: drop this one first, so nothing waits on it.
+            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: peer))
+            if let target {
+                try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target))
+                try router.catchUp(try engine.collection(name), shard: shard, to: target, after: nil)
+            }
+        } else {
+            guard let target else {
+                throw VQError.invalid("peer \(peer) holds the only active replica of \(what) and no other peer can take it")
+            }
+            try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target))
+            do {
+                try router.catchUp(try engine.collection(name), shard: shard, to: target, after: nil)
+            } catch {
+                throw VQError(.io, "peer \(peer) holds the only active replica of \(what) and it could not be copied to peer \(target): \(error)")
+            }
+            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: peer))
+        }
+        cluster.logEvent("replica moved off a removed peer", [("collection", .string(name)), ("shard", .int(Int64(shard))),
+                                                               ("from", .uint(peer)), ("to", target.map { .uint($0) } ?? .null)])
     }
 
     /// `POST /collections/{name}/cluster`: Qdrant's `move_shard`, `replicate_shard` and
@@ -106,6 +157,9 @@ extension QdrantAPI {
         guard r.method == "POST", p.count == 2 else { throw VQError(.notFound, "no route for \(r.method) \(r.path)") }
         switch p[1] {
         case "raft":
+            if let from = r.header(ClusterNode.peerHeader).flatMap({ PeerID($0.prefix { $0 != " " }) }), cluster.wasRemoved(from) {
+                return ("internal.raft", APIEnvelope.error(410, "peer \(from) was removed from the cluster", since: start))
+            }
             try cluster.receive(r.body, peerHeader: r.header(ClusterNode.peerHeader))
             return ("internal.raft", .text(200, "ok"))
         case "propose":
@@ -119,9 +173,10 @@ extension QdrantAPI {
             return ("internal.commit", APIEnvelope.ok(.object([("index", .uint(cluster.status.commit))]), since: start))
         case "join":
             let body = try JSONParser.parseRequest(r.body)
-            guard let id = body["id"]?.uint64Value, id > 0, let uri = body["uri"]?.stringValue, uri.hasPrefix("http://") else {
+            guard let id = body["id"]?.uint64Value, id > 0, let uri = body["uri"]?.stringValue else {
                 throw VQError.invalid("join needs {\"id\": positive integer, \"uri\": \"http://HOST:PORT\"}")
             }
+            try ClusterState.checkURI(uri)
             try cluster.addPeer(id, uri: uri)
             return ("internal.join", APIEnvelope.ok(.object([("index", .uint(cluster.status.applied))]), since: start))
         default:
@@ -137,7 +192,7 @@ extension QdrantAPI {
         guard collection.shards.indices.contains(shard) else { throw VQError.invalid("collection \"\(name)\" has no shard \(shard)") }
         switch action {
         case "write":
-            let (operation, _, wait, _, _) = try ClusterRouter.decode(r.body)
+            let (operation, _, wait, _, _) = try ClusterRouter.decode(r.body, dim: collection.config.dim)
             try router.writeAsPrimary(collection, shard: shard, operation, wait: wait, deadline: Date().addingTimeInterval(config.writeTimeout))
             return ("internal.shard.write", .text(200, "ok"))
         case "apply":

@@ -115,7 +115,7 @@ package final class QdrantAPI: @unchecked Sendable {
         }
         if m == "GET" && p == ["metrics"] { return ("metrics", .text(200, metrics.render(engine: engine), contentType: "text/plain; version=0.0.4")) }
         if m == "GET" && p == ["cluster"] { return ("cluster", APIEnvelope.ok(clusterInfo(), since: start)) }
-        if m == "DELETE" && p.count == 3 && p[0] == "cluster" && p[1] == "peer" { return ("cluster.remove_peer", try removePeer(p[2], start)) }
+        if m == "DELETE" && p.count == 3 && p[0] == "cluster" && p[1] == "peer" { return ("cluster.remove_peer", try removePeer(p[2], r, start)) }
         guard p.first == "collections" else {
             throw VQError(.notFound, "no route for \(m) \(r.path)")
         }

@@ -73,7 +73,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// A shard operation on the wire: [u8 wait][u64 sequence number, 0 = not yet ordered]
     /// [u64 epoch of the primary that ordered it][operation].
-    static func encode(_ operation: [UInt8], _ wait: WriteWait, seq: UInt64 = 0, epoch: UInt64 = 0) -> [UInt8] {
+    package static func encode(_ operation: [UInt8], _ wait: WriteWait, seq: UInt64 = 0, epoch: UInt64 = 0) -> [UInt8] {
         var w = ByteWriter(capacity: operation.count + 17)
         w.u8(wait == .applied ? 2 : 1)
         w.u64(seq)
@@ -82,14 +82,25 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         return w.bytes
     }
 
-    static func decode(_ body: [UInt8]) throws -> (operation: Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64, epoch: UInt64) {
-        guard body.count >= 17, let first = body.first, first == 1 || first == 2 else { throw VQError.invalid("shard write body is malformed") }
+    /// Decodes a peer's shard operation and checks it against the shard (`dim`), so nothing that
+    /// could not be applied reaches the WAL.
+    /// - Throws: `.invalidInput` naming what was wrong.
+    package static func decode(_ body: [UInt8], dim: Int) throws -> (operation: Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64, epoch: UInt64) {
+        guard body.count >= 17, let first = body.first, first == 1 || first == 2 else {
+            throw VQError.invalid("shard operation body is malformed: expected a wait byte (1 or 2), sequence and epoch, then the operation")
+        }
         let (seq, epoch) = body.withUnsafeBytes {
             (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)),
              UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 9, as: UInt64.self)))
         }
         let bytes = Array(body[17...])
-        let op = try bytes.withUnsafeBytes { try Operation.decode($0) }
+        let op: Operation
+        do {
+            op = try bytes.withUnsafeBytes { try Operation.decode($0) }
+            try op.validate(dim: dim)
+        } catch let e as VQError {
+            throw VQError.invalid("shard operation is malformed: \(e.message)")
+        }
         return (op, bytes, first == 2 ? .applied : .durable, seq, epoch)
     }
 
@@ -180,7 +191,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     /// Operations come in sequence; one already applied is acknowledged again (a resend), and a
     /// gap is refused, so the primary marks this replica Dead and it catches up.
     package func applyAsReplica(_ collection: Collection, shard: Int, _ body: [UInt8]) throws {
-        let (operation, bytes, wait, seq, epoch) = try ClusterRouter.decode(body)
+        let (operation, bytes, wait, seq, epoch) = try ClusterRouter.decode(body, dim: collection.config.dim)
         let replication = replicationOf(collection.name, shard)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -278,7 +289,9 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
                 let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
                 r.vector.withUnsafeBufferPointer { batch.append(id: r.id, vector: $0, payload: payload) }
             }
-            try local.waitApplied(try local.submit(.upsert(batch)))
+            let operation = Operation.upsert(batch)
+            try operation.validate(dim: collection.config.dim)
+            try local.waitApplied(try local.submit(operation))
         }
         // The last batch: the shard is now the source's as of its sequence number.
         if let seq = body["seq"]?.uint64Value { replication.reset(to: seq, epoch: body["epoch"]?.uint64Value ?? 0) }
@@ -441,7 +454,10 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
                 if let ids { return collection.shards[shard].retrieve(ids, withVector: withVector, withPayload: withPayload) }
                 return collection.shards[shard].scan(filter: filter, withVector: withVector, withPayload: withPayload)
             }
-            return try ClusterRouter.records(try JSONParser.parse(try call(peer, "/internal/shards/\(collection.name)/\(shard)/scan", body)))
+            let answer = try call(peer, "/internal/shards/\(collection.name)/\(shard)/scan", body)
+            do { return try ClusterRouter.records(try JSONParser.parse(answer)) } catch {
+                throw VQError(.io, "peer \(peer)'s records answer is malformed: \(error)")
+            }
         }
     }
 
@@ -473,11 +489,19 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         }))])
     }
 
-    static func records(_ json: JSON) throws -> [PointRecord] {
-        try (json["points"]?.arrayValue ?? []).map { p in
-            guard let id = p["id"] else { throw VQError(.io, "a peer's records answer is malformed") }
-            let vector = (p["vector"]?.arrayValue ?? []).map { Float($0.doubleValue ?? 0) }
-            return PointRecord(id: try PointID(json: id), version: p["version"]?.uint64Value ?? 0, vector: vector, payload: p["payload"])
+    /// Points as a peer sent them (an answer, or a transfer batch).
+    /// - Throws: `.invalidInput` for anything but `{"points": [{"id", "version"?, "vector"?: [finite numbers], "payload"?: {...}}]}`.
+    package static func records(_ json: JSON) throws -> [PointRecord] {
+        guard let points = json["points"]?.arrayValue else { throw VQError.invalid("peer records lack a \"points\" array") }
+        return try points.map { p in
+            guard let id = p["id"] else { throw VQError.invalid("a peer's record has no id") }
+            let vector = try (p["vector"]?.arrayValue ?? []).map { x -> Float in
+                guard let d = x.doubleValue, Float(d).isFinite else { throw VQError.invalid("a peer's record \(id.compactText) has a vector element \(x.compactText); expected a finite number") }
+                return Float(d)
+            }
+            let payload = p["payload"].flatMap { $0 == .null ? nil : $0 }
+            if let payload, payload.objectValue == nil { throw VQError.invalid("a peer's record \(id.compactText) has a payload that is not an object") }
+            return PointRecord(id: try PointID(json: id), version: p["version"]?.uint64Value ?? 0, vector: vector, payload: payload)
         }
     }
 
@@ -488,12 +512,16 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         return .object(m)
     }
 
-    static func shardSearch(_ json: JSON) throws -> ([Float], ShardSearch) {
+    /// A peer's shard search. - Throws: `.invalidInput` unless k is 1 to `Collection.maxResults`,
+    /// ef at least 1, and the vector finite numbers.
+    package static func shardSearch(_ json: JSON) throws -> ([Float], ShardSearch) {
         guard let v = json["vector"]?.arrayValue, let k = json["k"]?.intValue, let ef = json["ef"]?.intValue else {
             throw VQError.invalid("shard search needs vector, k and ef")
         }
+        guard (1...Int64(Collection.maxResults)).contains(k) else { throw VQError.invalid("shard search k is \(k); expected 1 to \(Collection.maxResults)") }
+        guard (1...Int64(Int32.max)).contains(ef) else { throw VQError.invalid("shard search ef is \(ef); expected 1 or more") }
         let vector = try v.map { x -> Float in
-            guard let d = x.doubleValue else { throw VQError.invalid("shard search vector holds \(x.typeName)") }
+            guard let d = x.doubleValue, Float(d).isFinite else { throw VQError.invalid("shard search vector holds \(x.compactText); expected finite numbers") }
             return Float(d)
         }
         var r = ShardSearch(k: Int(k), ef: Int(ef))

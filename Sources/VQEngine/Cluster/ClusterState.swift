@@ -3,8 +3,10 @@
 // peers: a command it cannot use is recorded as ignored, not thrown.
 //
 // Commands are JSON objects with an "op":
-//   {"op": "add_peer", "id": 7, "uri": "http://127.0.0.1:6334"}   add or re-address a peer
-//   {"op": "remove_peer", "id": 7}
+//   {"op": "add_peer", "id": 7, "uri": "http://127.0.0.1:6334"}   add or re-address a peer (a learner
+//                                                                  until the voters include it)
+//   {"op": "remove_peer", "id": 7}      drops its replicas (refused while it holds a shard's last
+//                                       active one); the id is never taken back
 //   {"op": "create_collection", "name": "docs", "config": {...}, "shards": [[peer, peer], ...]}
 //   {"op": "update_collection", "name": "docs", "config": {...}}
 //   {"op": "delete_collection", "name": "docs"}
@@ -45,6 +47,9 @@ package struct ClusterState: Sendable, Equatable {
     /// Peers by id: the URI others reach them at.
     package var peers: [PeerID: String] = [:]
     package var collections: [String: CollectionMeta] = [:]
+    /// Peers removed from the cluster: they may not come back (a removed peer that hears of
+    /// this stops).
+    package var removed: Set<PeerID> = []
 
     package init() {}
 
@@ -74,23 +79,41 @@ package struct ClusterState: Sendable, Equatable {
         }
         switch op {
         case "add_peer":
-            guard let id = command["id"]?.uint64Value, let uri = command["uri"]?.stringValue else { throw VQError.invalid("add_peer needs id and uri") }
+            guard let id = command["id"]?.uint64Value, id > 0, let uri = command["uri"]?.stringValue else {
+                throw VQError.invalid("add_peer needs a positive id and a uri")
+            }
+            try ClusterState.checkURI(uri)
+            guard !removed.contains(id) else { throw VQError.invalid("peer \(id) was removed from the cluster and cannot rejoin") }
             peers[id] = uri
         case "remove_peer":
             guard let id = command["id"]?.uint64Value else { throw VQError.invalid("remove_peer needs id") }
+            let sole = soleReplicas(of: id)
+            guard sole.isEmpty else { throw VQError.invalid("peer \(id) holds the only active replica of \(sole.joined(separator: ", "))") }
             peers[id] = nil
+            removed.insert(id)
+            for (n, meta) in collections {
+                collections[n]!.shards = meta.shards.map { $0.filter { $0.peer != id } }
+            }
         case "create_collection":
             let n = try name()
+            try Engine.validateName(n)
             guard collections[n] == nil else { throw VQError(.alreadyExists, "collection \(n) exists") }
             let config = try CollectionConfig(json: command["config"] ?? .null, path: "create_collection \(n)")
             guard let shards = command["shards"]?.arrayValue, shards.count == config.shardNumber else {
                 throw VQError.invalid("create_collection \(n) needs one replica list per shard")
             }
             let placed = try shards.map { list -> [Replica] in
-                try (list.arrayValue ?? []).map { p in
-                    guard let peer = p.uint64Value else { throw VQError.invalid("bad peer in placement") }
+                let replicas = try (list.arrayValue ?? []).map { p in
+                    // (Not `peers`: a founder's own address may commit after its first create.)
+                    guard let peer = p.uint64Value, peer > 0, !removed.contains(peer) else {
+                        throw VQError.invalid("placement of \(n) names a peer that is not in the cluster")
+                    }
                     return Replica(peer: peer, state: .active)
                 }
+                guard !replicas.isEmpty, Set(replicas.map(\.peer)).count == replicas.count else {
+                    throw VQError.invalid("placement of \(n) gives a shard no replica or two on one peer")
+                }
+                return replicas
             }
             collections[n] = CollectionMeta(config: config, shards: placed)
             return .collectionCreated(n, config)
@@ -144,6 +167,7 @@ package struct ClusterState: Sendable, Equatable {
     package var json: JSON {
         .object([
             ("peers", .object(peers.keys.sorted().map { (String($0), .string(peers[$0]!)) })),
+            ("removed", .array(removed.sorted().map { .uint($0) })),
             ("collections", .object(collections.keys.sorted().map { n in
                 let meta = collections[n]!
                 return (n, .object([("config", meta.config.json),
@@ -157,6 +181,10 @@ package struct ClusterState: Sendable, Equatable {
         for (k, v) in fields {
             guard let id = PeerID(k), let uri = v.stringValue else { throw VQError(.corrupt, "cluster snapshot has a bad peer \(k)") }
             peers[id] = uri
+        }
+        for r in json["removed"]?.arrayValue ?? [] {
+            guard let id = r.uint64Value else { throw VQError(.corrupt, "cluster snapshot has a bad removed peer") }
+            removed.insert(id)
         }
         for (n, meta) in json["collections"]?.objectValue ?? [] {
             let config = try CollectionConfig(json: meta["config"] ?? .null, path: "cluster snapshot collection \(n)")
@@ -195,6 +223,22 @@ package struct ClusterState: Sendable, Equatable {
 
     package static func replica(_ op: String, _ name: String, shard: Int, peer: PeerID) -> JSON {
         .object([("op", .string(op)), ("name", .string(name)), ("shard", .int(Int64(shard))), ("peer", .uint(peer))])
+    }
+
+    /// Checks a peer's address: `http://HOST:PORT`.
+    package static func checkURI(_ uri: String) throws {
+        let rest = uri.hasPrefix("http://") ? uri.dropFirst(7) : ""
+        guard let colon = rest.lastIndex(of: ":"), !rest[..<colon].isEmpty, let port = Int(rest[rest.index(after: colon)...]),
+              (1...65_535).contains(port), !rest.contains("/"), uri.utf8.count <= 300 else {
+            throw VQError.invalid("peer address \"\(uri.prefix(300))\" is invalid; expected http://HOST:PORT")
+        }
+    }
+
+    /// Shards where `peer` holds a replica ("collection/shard").
+    package func replicas(of peer: PeerID) -> [(collection: String, shard: Int)] {
+        collections.keys.sorted().flatMap { n in
+            collections[n]!.shards.enumerated().compactMap { s, replicas in replicas.contains { $0.peer == peer } ? (n, s) : nil }
+        }
     }
 
     /// Shards of which `peer` holds the only active replica ("collection/shard").

@@ -11,7 +11,9 @@
 // answering" holds by construction. The same core runs in `vq serve` (file storage, HTTP)
 // and in the simulation test (memory storage, a virtual network and clock).
 //
-// Extensions to the paper, all from the Raft dissertation: a new leader's no-op entry,
+// Extensions to the paper, all from the Raft dissertation: learners (non-voting peers the
+// leader replicates to, chosen by the driver: a joining peer catches up as one before it
+// becomes a voter, so an unreachable joiner never costs the cluster its quorum), a new leader's no-op entry,
 // single-server membership changes (a config entry takes effect when appended; one
 // uncommitted change at a time, and only once the leader has committed an entry of its term),
 // check-quorum (a leader that has not heard from a majority for an election timeout steps down)
@@ -146,6 +148,11 @@ package final class RaftNode {
     /// Entries after the snapshot; `log[i].index == firstIndex + i`.
     private var log: [RaftEntry]
     package private(set) var voters: [PeerID] = []
+    /// Peers that receive the log but neither vote nor count toward commits (set by the driver;
+    /// voters are never learners).
+    package var learners: Set<PeerID> = [] {
+        didSet { configurationChanged() }
+    }
 
     private var electionElapsed = 0
     private var electionTimeout = 0
@@ -215,6 +222,15 @@ package final class RaftNode {
 
     private var quorum: Int { voters.count / 2 + 1 }
 
+    /// Voters and learners: everyone the leader replicates to.
+    private var replicas: [PeerID] { voters + learners.subtracting(voters).sorted() }
+
+    /// The highest index `peer` is known to hold (leader only; 0 when unknown).
+    package func matchIndex(of peer: PeerID) -> UInt64 { peer == id ? lastIndex : matchIndex[peer] ?? 0 }
+
+    /// Voters the leader heard from in its last check-quorum round, itself included (0 on others).
+    package private(set) var activeVoters = 0
+
     // MARK: driver interface
 
     /// Everything produced since the last call.
@@ -241,6 +257,7 @@ package final class RaftNode {
                 electionElapsed = 0
                 recentlyActive.insert(id)
                 let active = voters.filter { recentlyActive.contains($0) }.count
+                activeVoters = active
                 recentlyActive = []
                 if active < quorum { try becomeFollower(term: term, leader: nil) }
             }
@@ -293,8 +310,37 @@ package final class RaftNode {
     /// Entries in the log after the snapshot (for deciding when to compact).
     package var logLength: Int { log.count }
 
-    /// Handles a message from a peer.
+    /// Terms past this are refused: no real cluster gets near it, and `term + 1` must not overflow.
+    static let maxTerm: UInt64 = 1 << 62
+
+    /// Whether a message is well formed: indexes and terms a leader or follower could have sent
+    /// (peers' bytes are input; arithmetic on them must not overflow or break the log's order).
+    private func wellFormed(_ m: RaftEnvelope) -> Bool {
+        guard m.term <= RaftNode.maxTerm, m.from != id else { return false }
+        switch m.message {
+        case let .requestVote(lastIndex, lastTerm):
+            return lastIndex < UInt64.max / 2 && lastTerm <= m.term
+        case .vote:
+            return true
+        case let .append(prevIndex, prevTerm, entries, _):
+            guard prevIndex < UInt64.max / 2, prevTerm <= m.term else { return false }
+            for (i, e) in entries.enumerated() where e.index != prevIndex + 1 + UInt64(i) || e.term > m.term || e.term < prevTerm {
+                return false
+            }
+            return true
+        case let .appendResponse(success, match, _):
+            // A follower cannot have matched more than this leader has.
+            return !success || match <= lastIndex
+        case let .installSnapshot(s):
+            return s.index > 0 && s.index < UInt64.max / 2 && s.term <= m.term && !s.voters.isEmpty
+        case let .snapshotResponse(match):
+            return match <= lastIndex
+        }
+    }
+
+    /// Handles a message from a peer; a malformed one is dropped (Raft tolerates lost messages).
     package func step(_ m: RaftEnvelope) throws {
+        guard wellFormed(m) else { return }
         if m.term > term {
             // A vote request while a leader is known and recently heard: ignore (sticky leader).
             if case .requestVote = m.message, leader != nil, electionElapsed < timing.electionTicks { return }
@@ -376,6 +422,7 @@ package final class RaftNode {
         role = .follower
         leader = newLeader
         votes = []
+        activeVoters = 0
         resetElectionTimer()
     }
 
@@ -385,6 +432,7 @@ package final class RaftNode {
             role = .follower
             leader = from
             votes = []
+            activeVoters = 0
         }
         electionElapsed = 0
     }
@@ -410,7 +458,8 @@ package final class RaftNode {
         recentlyActive = []
         electionElapsed = 0
         heartbeatElapsed = 0
-        for p in voters where p != id { nextIndex[p] = lastIndex + 1 }
+        activeVoters = voters.count
+        for p in replicas where p != id { nextIndex[p] = lastIndex + 1 }
         // The no-op commits everything before it once replicated (leaders only count their term).
         try appendLocal([RaftEntry(term: term, index: lastIndex + 1)])
         broadcastAppend()
@@ -429,15 +478,19 @@ package final class RaftNode {
     private func configurationChanged() {
         voters = currentVoters()
         guard role == .leader else { return }
-        for p in voters where p != id && nextIndex[p] == nil { nextIndex[p] = lastIndex + 1 }
-        for p in Array(nextIndex.keys) where !voters.contains(p) {
+        let all = replicas
+        for p in all where p != id && nextIndex[p] == nil {
+            nextIndex[p] = lastIndex + 1
+            sendAppend(to: p)
+        }
+        for p in Array(nextIndex.keys) where !all.contains(p) {
             nextIndex[p] = nil
             matchIndex[p] = nil
         }
     }
 
     private func broadcastAppend() {
-        for p in voters where p != id { sendAppend(to: p) }
+        for p in replicas where p != id { sendAppend(to: p) }
     }
 
     private func sendAppend(to p: PeerID) {

@@ -2,7 +2,7 @@
 // and on disk (`raft/log`, `raft/snapshot`). Little-endian, length-prefixed; decoding checks
 // every length and tag and throws `.corrupt` on anything else (peers' bytes are input too).
 
-enum RaftCodec {
+package enum RaftCodec {
     static func write(_ e: RaftEntry, _ w: inout ByteWriter) {
         w.u64(e.term)
         w.u64(e.index)
@@ -41,7 +41,7 @@ enum RaftCodec {
     }
 
     /// A batch of messages, as one request body.
-    static func encode(_ messages: [RaftEnvelope]) -> [UInt8] {
+    package static func encode(_ messages: [RaftEnvelope]) -> [UInt8] {
         var w = ByteWriter(capacity: 64 * messages.count)
         w.u32(UInt32(messages.count))
         for m in messages {
@@ -69,7 +69,7 @@ enum RaftCodec {
     }
 
     /// - Throws: `.corrupt` naming what was wrong.
-    static func decode(_ bytes: [UInt8]) throws -> [RaftEnvelope] {
+    package static func decode(_ bytes: [UInt8]) throws -> [RaftEnvelope] {
         try bytes.withUnsafeBytes { raw in
             var r = ByteReader(raw)
             let count = try r.u32()

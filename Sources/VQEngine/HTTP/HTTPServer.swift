@@ -1,5 +1,7 @@
-// An HTTP/1.1 server: one event-loop thread per core, each with its own
-// listening socket on the port (SO_REUSEPORT) and owning its connections.
+// An HTTP/1.1 server: one event-loop thread per core, all accepting from one
+// listening socket and each owning the connections it accepted. One socket, not
+// SO_REUSEPORT: another process (a second `vq serve` on the same port) must get
+// "address already in use" rather than a share of our connections.
 // Short reads run on the loop; other handlers run on a worker pool and hand
 // their responses back through the loop's wake-up pipe.
 //
@@ -35,8 +37,7 @@ package struct HTTPServerConfig: Sendable {
     package init() {}
 }
 
-/// A running server: `loops` event loops (one per core by default), each with its own
-/// listening socket on the same port (SO_REUSEPORT: the kernel spreads connections).
+/// A running server: `loops` event loops (one per core by default) sharing one listening socket.
 package final class HTTPServer: @unchecked Sendable {
     package typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
     /// Whether a request may run on the event loop itself (short, never blocking: reads);
@@ -46,6 +47,8 @@ package final class HTTPServer: @unchecked Sendable {
     package let config: HTTPServerConfig
     package let port: Int
     private let loops: [EventLoop]
+    private let listenFD: Int32
+    private let closed = Atomic<Bool>(false)
 
     /// Binds and listens; call `start()` to serve.
     /// - Throws: `.io` naming the address when it cannot bind.
@@ -53,28 +56,74 @@ package final class HTTPServer: @unchecked Sendable {
         self.config = config
         let count = max(1, config.loops > 0 ? config.loops : ProcessInfo.processInfo.activeProcessorCount)
         let workers = WorkerPool(threads: config.workerThreads, name: "vq-http-worker")
+        let (fd, port) = try HTTPServer.listenSocket(host: config.host, port: config.port)
+        listenFD = fd
+        // The connection limit is for the whole server, counted across the loops.
+        let open = ConnectionCount()
         var loops: [EventLoop] = []
-        var port = config.port
         for _ in 0..<count {
             var c = config
             c.port = port
-            // The connection limit is for the whole server: each loop takes its share.
-            c.maxConnections = max(1, (config.maxConnections + count - 1) / count)
-            let loop = try EventLoop(config: c, inline: inline, handler: handler, workers: workers)
-            port = loop.port
-            loops.append(loop)
+            do {
+                loops.append(try EventLoop(config: c, listenFD: fd, sharedAccept: count > 1, open: open, inline: inline, handler: handler,
+                                           workers: workers))
+            } catch {
+                close(fd)
+                throw error
+            }
         }
         self.loops = loops
         self.port = port
     }
 
+    /// Binds and listens on `host:port` (port 0: any free one).
+    /// - Returns: the socket and the port bound.
+    /// - Throws: `.io` naming the address ("address already in use" when another process has it).
+    private static func listenSocket(host: String, port: Int) throws -> (Int32, Int) {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        let numeric = host == "localhost" ? "127.0.0.1" : host
+        guard inet_pton(AF_INET, numeric, &addr.sin_addr) == 1 else {
+            throw VQError.invalid("listen address \(host) is not an IPv4 address; expected e.g. 127.0.0.1 or 0.0.0.0")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ioError("socket", "") }
+        // SO_REUSEADDR only: restarting while old connections sit in TIME_WAIT is fine, sharing
+        // the port with another listener is not.
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw VQError(.io, "cannot listen on \(host):\(port): \(errnoText(code))",
+                          hint: code == EADDRINUSE ? "another process uses the port; pick another with --listen" : nil)
+        }
+        guard listen(fd, 1024) == 0 else { close(fd); throw ioError("listen on", "\(host):\(port)") }
+        var actual = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        EventLoop.setNonBlocking(fd)
+        return (fd, Int(UInt16(bigEndian: actual.sin_port)))
+    }
+
     package func start() { for l in loops { l.start() } }
 
     /// Stops accepting, finishes requests in flight (up to `grace` seconds), closes every connection.
-    package func stop(grace: Double = 10) { for l in loops { l.stop(grace: grace) } }
+    package func stop(grace: Double = 10) {
+        // Each loop stops watching the socket; it is closed once all have stopped.
+        for l in loops { l.stop(grace: grace) }
+        if closed.exchange(true, ordering: .relaxed) == false { close(listenFD) }
+    }
 
     /// Open connections (for metrics).
-    package var connectionCount: Int { loops.reduce(0) { $0 + $1.connectionCount } }
+    package var connectionCount: Int { loops.first?.open.value.load(ordering: .relaxed) ?? 0 }
+}
+
+/// Connections open across a server's loops.
+final class ConnectionCount: Sendable {
+    let value = Atomic<Int>(0)
 }
 
 /// One event-loop thread and the connections it owns.
@@ -114,6 +163,10 @@ final class EventLoop: @unchecked Sendable {
     let port: Int
     private let inline: HTTPServer.Inline
     private let listenFD: Int32
+    /// Other loops accept from the same socket: take a few connections per wake-up, not all.
+    private let sharedAccept: Bool
+    /// Connections open on all loops (the limit is the server's).
+    let open: ConnectionCount
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let handler: Handler
@@ -126,41 +179,19 @@ final class EventLoop: @unchecked Sendable {
     private let inFlight = Atomic<Int>(0)
     private var grace: Double = 10
 
-    init(config: HTTPServerConfig, inline: @escaping HTTPServer.Inline, handler: @escaping Handler, workers: WorkerPool) throws {
+    init(config: HTTPServerConfig, listenFD: Int32, sharedAccept: Bool, open: ConnectionCount, inline: @escaping HTTPServer.Inline, handler: @escaping Handler,
+         workers: WorkerPool) throws {
         self.config = config
         self.handler = handler
         self.inline = inline
         self.workers = workers
+        self.sharedAccept = sharedAccept
+        self.open = open
         poller = try Poller()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ioError("socket", "") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(config.port).bigEndian)
-        let host = config.host == "localhost" ? "127.0.0.1" : config.host
-        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
-            close(fd)
-            throw VQError.invalid("listen address \(config.host) is not an IPv4 address; expected e.g. 127.0.0.1 or 0.0.0.0")
-        }
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw VQError(.io, "cannot listen on \(config.host):\(config.port): \(errnoText(code))",
-                          hint: code == EADDRINUSE ? "another process uses the port; pick another with --listen" : nil)
-        }
-        guard listen(fd, 1024) == 0 else { close(fd); throw ioError("listen on", "\(config.host):\(config.port)") }
-        var actual = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        port = Int(UInt16(bigEndian: actual.sin_port))
-        EventLoop.setNonBlocking(fd)
-        listenFD = fd
+        port = config.port
+        self.listenFD = listenFD
         var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { close(fd); throw ioError("pipe", "") }
+        guard pipe(&pipeFDs) == 0 else { throw ioError("pipe", "") }
         wakeRead = pipeFDs[0]
         wakeWrite = pipeFDs[1]
         EventLoop.setNonBlocking(wakeRead)
@@ -169,7 +200,7 @@ final class EventLoop: @unchecked Sendable {
         poller.add(wakeRead)
     }
 
-    private static func setNonBlocking(_ fd: Int32) {
+    static func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -199,8 +230,8 @@ final class EventLoop: @unchecked Sendable {
     private func loop() {
         defer {
             for (_, c) in connections { close(c.fd) }
+            open.value.subtract(connections.count, ordering: .relaxed)
             connections.removeAll()
-            close(listenFD)
             // A worker still running writes to the wake pipe when done: close it only after the last one.
             for _ in 0..<Int(max(1, grace) * 100) where inFlight.load(ordering: .relaxed) > 0 { usleep(10_000) }
             if inFlight.load(ordering: .relaxed) == 0 {
@@ -260,10 +291,12 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func acceptAll() {
-        while true {
+        // With several loops on one socket, each takes a few per wake-up so a burst of
+        // connections spreads over the loops (each sees the socket readable while any wait).
+        for _ in 0..<(sharedAccept ? 4 : Int.max) {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 { return }
-            if connections.count >= config.maxConnections || stopping.load(ordering: .relaxed) {
+            if open.value.load(ordering: .relaxed) >= config.maxConnections || stopping.load(ordering: .relaxed) {
                 let busy = HTTPResponse.json(503, Array("{\"status\":{\"error\":\"server has reached its connection limit\"},\"time\":0}".utf8))
                     .serialized(keepAlive: false)
                 _ = busy.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
@@ -275,14 +308,17 @@ final class EventLoop: @unchecked Sendable {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let c = Connection(fd: fd, now: EventLoop.now())
             connections[fd] = c
+            open.value.add(1, ordering: .relaxed)
             poller.add(fd)
         }
     }
 
     private func drop(_ c: Connection) {
+        guard connections[c.fd] === c else { return }
         poller.remove(c.fd)
         close(c.fd)
         connections[c.fd] = nil
+        open.value.subtract(1, ordering: .relaxed)
     }
 
     /// How long the loop keeps polling after its last event before it blocks.
@@ -471,6 +507,4 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Open connections (for metrics; read racily from other threads).
-    var connectionCount: Int { connections.count }
 }

@@ -100,7 +100,14 @@ package final class LocalShard: @unchecked Sendable {
         var applied = flushed
         wal = try WAL(directory: DataDirectory.walDir(shardDir: directory), nextOpAtLeast: flushed + 1, replayFrom: flushed + 1,
                       fileLimit: options.walFileLimit, warn: warn) { (op, body) in
-            try holder.apply(op, try Operation.decode(body))
+            // A record that is intact (its checksum holds) but cannot be applied was written by an
+            // older vq that did not check peers' operations: say so loudly and serve the rest,
+            // rather than refuse the whole shard.
+            do {
+                try holder.apply(op, try Operation.decode(body))
+            } catch let e as VQError where e.kind == .corrupt || e.kind == .invalidInput {
+                warn("error: \(directory): operation \(op) in the WAL cannot be applied and was skipped: \(e.message)")
+            }
             applied = op
         }
         self.holder = holder
@@ -223,6 +230,11 @@ package final class LocalShard: @unchecked Sendable {
     /// - Throws: `.overloaded` if the queue stayed full until `deadline`; nothing was logged then.
     package func submit(_ operation: Operation, deadline: Date? = nil) throws -> UInt64 {
         if let failure = withProgress({ $0.failure }) { throw failure }
+        // Nothing is logged that the applier would refuse (callers check the rest: the API as it
+        // parses, peers' operations with `Operation.validate`).
+        if case .upsert(let batch) = operation, batch.dim != options.dim || batch.vectors.count != batch.count * batch.dim {
+            throw VQError.invalid("upsert has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
+        }
         let op = try queue.push(deadline: deadline) { () -> UpdateQueue.Entry in
             let op = try wal.append { operation.encode(into: &$0) }
             return UpdateQueue.Entry(op: op, operation: operation)

@@ -90,21 +90,41 @@ package enum Operation: Sendable {
         case upsertKind:
             let count = Int(try r.u32())
             let dim = Int(try r.u32())
+            // Each point takes at least its id, its vector and a payload flag: a count the bytes
+            // cannot hold is refused before anything is reserved for it.
+            guard dim >= 1, dim <= maxDimension else { throw VQError(.corrupt, "upsert record has \(dim)-dimensional vectors") }
+            let (perPoint, o1) = (dim * 4).addingReportingOverflow(idBytes + 1)
+            let (least, o2) = count.multipliedReportingOverflow(by: perPoint)
+            guard !o1, !o2, least <= r.remaining else {
+                throw VQError(.corrupt, "upsert record claims \(count) points of \(dim) dimensions but holds \(r.remaining) bytes")
+            }
             var batch = PointBatch(dim: dim)
             batch.ids.reserveCapacity(count)
             for _ in 0..<count { batch.ids.append(try readID(&r)) }
             try r.floats(count * dim, into: &batch.vectors)
-            for _ in 0..<count { batch.payloads.append(try r.u8() == 1 ? try r.blob() : nil) }
+            batch.payloads.reserveCapacity(count)
+            for _ in 0..<count {
+                switch try r.u8() {
+                case 0: batch.payloads.append(nil)
+                case 1: batch.payloads.append(try r.blob())
+                case let flag: throw VQError(.corrupt, "upsert record has payload flag \(flag); expected 0 or 1")
+                }
+            }
             return .upsert(batch)
         case deleteKind:
             return .delete(try readIDs(&r))
         case setPayloadKind:
             let ids = try readIDs(&r)
             let payload = try r.blob()
-            return .setPayload(ids: ids, payload: payload, overwrite: try r.u8() == 1)
+            switch try r.u8() {
+            case 0: return .setPayload(ids: ids, payload: payload, overwrite: false)
+            case 1: return .setPayload(ids: ids, payload: payload, overwrite: true)
+            case let flag: throw VQError(.corrupt, "set-payload record has overwrite flag \(flag); expected 0 or 1")
+            }
         case deleteKeysKind:
             let ids = try readIDs(&r)
             let n = Int(try r.u32())
+            guard n <= r.remaining / 4 else { throw VQError(.corrupt, "payload-key record claims \(n) keys but is too short") }
             var keys: [String] = []
             for _ in 0..<n { keys.append(String(decoding: try r.blob(), as: UTF8.self)) }
             return .deletePayloadKeys(ids: ids, keys: keys)
@@ -122,11 +142,44 @@ package enum Operation: Sendable {
 
     private static func readIDs(_ r: inout ByteReader) throws -> [PointID] {
         let count = Int(try r.u32())
-        guard count <= r.remaining / 17 else { throw VQError(.corrupt, "WAL record claims \(count) ids but is too short") }
+        guard count <= r.remaining / idBytes else { throw VQError(.corrupt, "WAL record claims \(count) ids but is too short") }
         var ids: [PointID] = []
         ids.reserveCapacity(count)
         for _ in 0..<count { ids.append(try readID(&r)) }
         return ids
+    }
+
+    /// Bytes of one encoded id (tag, two u64).
+    private static let idBytes = 17
+    /// The largest vector dimension a collection may have (CollectionConfig's bound).
+    static let maxDimension = 65_536
+
+    /// Checks what a decoder cannot: that the operation fits a shard of `dim`-dimensional vectors
+    /// and can be applied. Peers' operations pass here before they reach the WAL, so no record
+    /// is ever logged that would fail when replayed.
+    /// - Throws: `.invalidInput` naming the first problem.
+    package func validate(dim: Int) throws {
+        switch self {
+        case .upsert(let batch):
+            guard batch.dim == dim else { throw VQError.invalid("upsert has \(batch.dim)-dimensional vectors; the shard expects \(dim)") }
+            guard batch.vectors.count == batch.count * dim, batch.payloads.count == batch.count else {
+                throw VQError.invalid("upsert of \(batch.count) points holds \(batch.vectors.count) floats and \(batch.payloads.count) payloads")
+            }
+            if let bad = batch.vectors.firstIndex(where: { !$0.isFinite }) {
+                throw VQError.invalid("point \(batch.ids[bad / dim]) has a vector element that is \(batch.vectors[bad]); expected a finite number")
+            }
+            for (i, payload) in batch.payloads.enumerated() {
+                if let payload { try Operation.checkPayload(payload, "point \(batch.ids[i])'s payload") }
+            }
+        case .setPayload(_, let payload, _):
+            try Operation.checkPayload(payload, "the payload")
+        case .delete, .deletePayloadKeys, .clearPayload:
+            break
+        }
+    }
+
+    private static func checkPayload(_ bytes: [UInt8], _ what: String) throws {
+        guard case .object? = try? JSONParser.parse(bytes) else { throw VQError.invalid("\(what) is not a JSON object") }
     }
 
     private static func writeID(_ w: inout ByteWriter, _ id: PointID) {

@@ -1,4 +1,8 @@
-// Little-endian binary encoding for WAL records and file headers.
+// Little-endian binary encoding for WAL records, file headers and peer messages.
+//
+// ByteReader reads bytes that may come from a damaged file or a hostile peer: every read
+// checks the remaining length first, and callers check a claimed count against `remaining`
+// (with overflow-checked arithmetic) before they allocate for it.
 
 /// Appends little-endian integers and byte strings to a buffer.
 package struct ByteWriter {
@@ -69,7 +73,9 @@ package struct ByteReader {
     }
 
     package mutating func floats(_ count: Int, into out: inout [Float]) throws {
-        try need(count * 4)
+        let (size, overflow) = count.multipliedReportingOverflow(by: 4)
+        if overflow || count < 0 { throw VQError(.corrupt, "record claims \(count) floats") }
+        try need(size)
         guard count > 0 else { return }
         let old = out.count
         out.append(contentsOf: repeatElement(0, count: count))

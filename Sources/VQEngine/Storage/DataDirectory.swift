@@ -29,6 +29,9 @@ package struct DataDirectory: Sendable {
     package var marker: String { root + "/vq.json" }
     package var lockFile: String { root + "/vq.lock" }
     package var collectionsDir: String { root + "/collections" }
+    package var clusterDir: String { root + "/cluster" }
+    /// The cluster secret every peer call carries (mode 0600).
+    package var clusterSecret: String { clusterDir + "/secret" }
     package func collectionDir(_ name: String) -> String { collectionsDir + "/" + name }
     package func collectionConfig(_ name: String) -> String { collectionDir(name) + "/config.json" }
     package func shardDir(_ name: String, _ shard: Int) -> String { collectionDir(name) + "/shards/\(shard)" }

@@ -108,9 +108,12 @@ package enum FileIO {
     }
 
     /// Replaces `path` with `bytes` atomically and durably.
-    package static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    /// - Parameter mode: the new file's permissions (0o600 for secrets: never readable by others,
+    ///   not even between create and rename).
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
         let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        remove(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw ioError("create", tmp) }
         do {
             try bytes.withUnsafeBytes { raw in try writeAll(fd, raw, path: tmp) }
