@@ -9,7 +9,8 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 swift build -c release >&2
 vq=$PWD/.build/release/vq
 work=$(mktemp -d)
-trap 'pkill -TERM -f "vq serve --listen 127.0.0.1:0 --data-dir $work" || true; rm -rf "$work"' EXIT
+server=""
+trap '[ -n "$server" ] && kill -TERM "$server" 2>/dev/null; rm -rf "$work"' EXIT
 ef=64
 
 echo "== embedded (vq bench, ef $ef)"
@@ -27,6 +28,7 @@ with open(sys.argv[2], "w") as out:
         out.write('{"query":[' + ",".join(repr(float(x)) for x in v) + '],"limit":10,"params":{"hnsw_ef":%s}}\n' % sys.argv[3])
 PY
 "$vq" serve --listen 127.0.0.1:0 --data-dir "$work/d" 2>"$work/serve.log" &
+server=$!
 sleep 1
 port=$(grep -o '127.0.0.1:[0-9]*' "$work/serve.log" | head -1 | cut -d: -f2)
 

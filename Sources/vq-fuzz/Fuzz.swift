@@ -22,7 +22,7 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
         if let decoded = try? ClusterRouter.decode(Array(bytes), dim: 4) {
             // What validates must encode back and decode to the same operation.
             let again = decoded.operation.encode()
-            precondition((try? again.withUnsafeBytes { try Operation.decode($0) }) != nil, "a validated operation does not round-trip")
+            precondition((try? again.withUnsafeBytes { try VQEngine.Operation.decode($0) }) != nil, "a validated operation does not round-trip")
         }
         _ = try? Operation.decode(bytes)
     case "raft":

@@ -132,7 +132,9 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
             #expect(r.status == 400 && r.body.contains(fragment), "\(body): \(r.status) \(r.body)")
         }
         let receives = [#"{"points":[{"id":9,"vector":[1,0,0,0],"payload":"text"}]}"#, #"{"points":[{"id":9,"vector":[1,0]}]}"#,
-                        #"{"points":[{"vector":[1,0,0,0]}]}"#, #"{"points":[{"id":9,"vector":[1,0,0,1e300]}]}"#]
+                        #"{"points":[{"vector":[1,0,0,0]}]}"#, #"{"points":[{"id":9,"vector":[1,0,0,1e300]}]}"#,
+                        // A bad batch that asks to clear the shard first: nothing is cleared.
+                        #"{"clear":true,"points":[{"id":9,"vector":[1,0]}]}"#, #"{"points":[],"seq":18446744073709551615}"#]
         for body in receives {
             let r = try request(a.port, "POST", "/internal/shards/c/0/receive", body, headers: secret)
             #expect(r.status == 400, "\(body): \(r.status) \(r.body)")
@@ -250,10 +252,13 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
                                 Array(#"{"op":"add_peer","id":7,"uri":"http://127.0.0.1:9"}"#.utf8), Array(#"{"voters":[1,2]}"#.utf8)]
         var rng = Rng(state: 20_261_129)
         var statuses: [Int: Int] = [:]
-        for route in internalRoutes where route != "join" && route != "voters" {
+        for route in internalRoutes {
+            // Membership routes get noise only: a valid join of an address nobody serves would
+            // wait out its catch-up timeout (the unreachable-joiner test covers that case).
+            let noiseOnly = route == "join" || route == "voters"
             for _ in 0..<25 {
                 var body: [UInt8]
-                switch rng.next() % 3 {
+                switch noiseOnly ? 0 : rng.next() % 3 {
                 case 0: body = (0..<Int(rng.next() % 200)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
                 case 1:
                     // A seed with a few bytes flipped.

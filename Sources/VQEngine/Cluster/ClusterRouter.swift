@@ -271,6 +271,19 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard).
     package func receive(_ collection: Collection, shard: Int, _ body: JSON) throws {
+        // Everything is checked before anything changes: a bad batch leaves the shard as it was.
+        let dim = collection.config.dim
+        let records = try ClusterRouter.records(body)
+        var batch = PointBatch(dim: dim)
+        for r in records {
+            guard r.vector.count == dim else { throw VQError.invalid("transferred point \(r.id) has \(r.vector.count) dimensions; expected \(dim)") }
+            let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
+            r.vector.withUnsafeBufferPointer { batch.append(id: r.id, vector: $0, payload: payload) }
+        }
+        let operation = Operation.upsert(batch)
+        try operation.validate(dim: dim)
+        let seq = body["seq"]?.uint64Value
+        if let seq, seq >= 1 << 62 { throw VQError.invalid("transfer sequence number \(seq) is out of range") }
         let replication = replicationOf(collection.name, shard)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -281,20 +294,9 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
             let existing = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
             if !existing.isEmpty { try local.waitApplied(try local.submit(.delete(existing))) }
         }
-        let records = try ClusterRouter.records(body)
-        if !records.isEmpty {
-            var batch = PointBatch(dim: collection.config.dim)
-            for r in records {
-                guard r.vector.count == collection.config.dim else { throw VQError.invalid("transferred point \(r.id) has \(r.vector.count) dimensions") }
-                let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
-                r.vector.withUnsafeBufferPointer { batch.append(id: r.id, vector: $0, payload: payload) }
-            }
-            let operation = Operation.upsert(batch)
-            try operation.validate(dim: collection.config.dim)
-            try local.waitApplied(try local.submit(operation))
-        }
+        if !records.isEmpty { try local.waitApplied(try local.submit(operation)) }
         // The last batch: the shard is now the source's as of its sequence number.
-        if let seq = body["seq"]?.uint64Value { replication.reset(to: seq, epoch: body["epoch"]?.uint64Value ?? 0) }
+        if let seq { replication.reset(to: seq, epoch: body["epoch"]?.uint64Value ?? 0) }
     }
 
     /// Forgets a collection's replication positions (it was deleted, or is created anew).

@@ -28,13 +28,17 @@ package final class Engine: @unchecked Sendable {
         self.warn = warn
     }
 
-    /// Collection names are letters, digits, '-' and '_', 1 to 255 characters.
+    /// Collection names are letters, digits, '-' and '_', 1 to 200 characters (a file name is at
+    /// most 255 bytes, and the staging directory adds a prefix). The cluster's metadata state
+    /// machine checks the same, so no name commits that a peer could not create.
+    package static let maxNameLength = 200
+
     package static func validateName(_ name: String) throws {
-        let ok = !name.isEmpty && name.utf8.count <= 255 && name.utf8.allSatisfy {
+        let ok = !name.isEmpty && name.utf8.count <= Engine.maxNameLength && name.utf8.allSatisfy {
             ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F
         }
         if !ok {
-            throw VQError.invalid("collection name \"\(name)\" is invalid; expected 1 to 255 letters, digits, '-' or '_'")
+            throw VQError.invalid("collection name \"\(name)\" is invalid; expected 1 to \(Engine.maxNameLength) letters, digits, '-' or '_'")
         }
     }
 

@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+@testable import VQEngine
+
+/// What a peer sends is input: decoders refuse bad bytes before allocating, validation refuses
+/// what could not be applied, Raft drops messages no honest peer sends.
+@Suite struct PeerInputTests {
+    func upsert(dim: Int, _ vectors: [Float], payloads: [[UInt8]?]) -> VQEngine.Operation {
+        var batch = PointBatch(dim: dim)
+        for i in 0..<payloads.count {
+            vectors[(i * dim)..<((i + 1) * dim)].withUnsafeBufferPointer { batch.append(id: .number(UInt64(i + 1)), vector: $0, payload: payloads[i]) }
+        }
+        return .upsert(batch)
+    }
+
+    @Test("a count the bytes cannot hold is refused before anything is reserved, overflow included")
+    func hugeCounts() throws {
+        var w = ByteWriter()
+        w.u8(1); w.u32(UInt32.max); w.u32(4)
+        #expect(throws: VQError.self) { try w.bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) } }
+        var overflow = ByteWriter()
+        overflow.u8(1); overflow.u32(UInt32.max); overflow.u32(UInt32.max)
+        #expect(throws: VQError.self) { try overflow.bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) } }
+        var keys = ByteWriter()
+        keys.u8(4); keys.u32(0); keys.u32(UInt32.max)
+        #expect(throws: VQError.self) { try keys.bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) } }
+        var floats: [Float] = []
+        var reader = ByteReader(UnsafeRawBufferPointer(start: nil, count: 0))
+        #expect(throws: VQError.self) { try reader.floats(Int.max / 2, into: &floats) }
+    }
+
+    @Test("validation refuses wrong dimensions, non-finite floats and payloads that are not JSON objects")
+    func validation() throws {
+        try upsert(dim: 2, [1, 2, 3, 4], payloads: [Array(#"{"a":1}"#.utf8), nil]).validate(dim: 2)
+        #expect(throws: VQError.self) { try upsert(dim: 1, [1], payloads: [nil]).validate(dim: 2) }
+        #expect(throws: VQError.self) { try upsert(dim: 2, [1, .nan], payloads: [nil]).validate(dim: 2) }
+        #expect(throws: VQError.self) { try upsert(dim: 2, [1, .infinity], payloads: [nil]).validate(dim: 2) }
+        #expect(throws: VQError.self) { try upsert(dim: 2, [1, 2], payloads: [Array("[1]".utf8)]).validate(dim: 2) }
+        #expect(throws: VQError.self) { try upsert(dim: 2, [1, 2], payloads: [[0xFF, 0x00]]).validate(dim: 2) }
+        #expect(throws: VQError.self) { try VQEngine.Operation.setPayload(ids: [.number(1)], payload: Array("1".utf8), overwrite: false).validate(dim: 2) }
+        // The wire form: a validated operation decodes; a bad one is a 400-kind error naming it.
+        let good = ClusterRouter.encode(upsert(dim: 2, [1, 2], payloads: [nil]).encode(), .durable)
+        #expect(try ClusterRouter.decode(good, dim: 2).operation.encode() == upsert(dim: 2, [1, 2], payloads: [nil]).encode())
+        do {
+            _ = try ClusterRouter.decode(good, dim: 3)
+            Issue.record("a 2-d upsert was accepted by a 3-d shard")
+        } catch let e as VQError {
+            #expect(e.kind == .invalidInput && e.message.contains("2-dimensional"), "\(e.message)")
+        }
+    }
+
+    @Test("seeded random and mutated operations never trap the decoder", arguments: [1, 2, 3])
+    func randomOperations(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        let vectors: [Float] = (0..<12).map { Float($0) }
+        let first: [UInt8] = upsert(dim: 4, vectors, payloads: [Array(#"{"k":"v"}"#.utf8), nil, nil]).encode()
+        let seeds: [[UInt8]] = [first,
+                     VQEngine.Operation.delete([.number(7), .uuid(1, 2)]).encode(),
+                     VQEngine.Operation.setPayload(ids: [.number(1)], payload: Array(#"{"x":[1,2]}"#.utf8), overwrite: true).encode(),
+                     VQEngine.Operation.deletePayloadKeys(ids: [.number(1)], keys: ["a", "b"]).encode()]
+        for i in 0..<3000 {
+            var bytes = seeds[i % seeds.count]
+            for _ in 0..<(1 + rng.next() % 6) {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                bytes[at] = UInt8(truncatingIfNeeded: rng.next())
+            }
+            if rng.next() % 4 == 0 { bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1)))) }
+            if let op = try? bytes.withUnsafeBytes({ try VQEngine.Operation.decode($0) }) { _ = try? op.validate(dim: 4) }
+            _ = try? ClusterRouter.decode([1] + [UInt8](repeating: 0, count: 16) + bytes, dim: 4)
+        }
+    }
+
+    /// A leader of voters {1, 2, 3} that has committed its no-op.
+    func leader(learners: Set<PeerID> = []) throws -> RaftNode {
+        let node = try RaftNode(id: 1, storage: MemoryRaftStorage(), seed: 7, voters: [1, 2, 3])
+        for _ in 0..<200 where node.role != .candidate { try node.tick() }
+        try node.step(RaftEnvelope(from: 2, to: 1, term: node.term, message: .vote(granted: true)))
+        #expect(node.role == .leader)
+        node.learners = learners
+        try node.step(RaftEnvelope(from: 2, to: 1, term: node.term, message: .appendResponse(success: true, match: node.lastIndex, hint: 0)))
+        _ = node.takeReady()
+        return node
+    }
+
+    @Test("Raft drops messages no honest peer sends: matches past the log, terms at the top, broken entry runs")
+    func malformedRaft() throws {
+        let node = try leader()
+        let term = node.term, commit = node.commitIndex, last = node.lastIndex
+        try node.step(RaftEnvelope(from: 3, to: 1, term: term, message: .appendResponse(success: true, match: UInt64.max, hint: 0)))
+        try node.step(RaftEnvelope(from: 3, to: 1, term: term, message: .snapshotResponse(match: UInt64.max)))
+        try node.step(RaftEnvelope(from: 3, to: 1, term: UInt64.max, message: .requestVote(lastIndex: UInt64.max, lastTerm: UInt64.max)))
+        #expect(node.term == term && node.role == .leader && node.commitIndex == commit && node.lastIndex == last)
+        let follower = try RaftNode(id: 2, storage: MemoryRaftStorage(), seed: 3)
+        let gap = [RaftEntry(term: 1, index: 1), RaftEntry(term: 1, index: 5)]
+        try follower.step(RaftEnvelope(from: 1, to: 2, term: 1, message: .append(prevIndex: 0, prevTerm: 0, entries: gap, commit: 5)))
+        try follower.step(RaftEnvelope(from: 1, to: 2, term: 1, message: .append(prevIndex: UInt64.max, prevTerm: 0, entries: [], commit: 0)))
+        #expect(follower.lastIndex == 0 && follower.commitIndex == 0)
+    }
+
+    @Test("a learner receives the log but does not count toward commits; a voter does")
+    func learners() throws {
+        let node = try leader(learners: [4])
+        _ = node.takeReady()
+        guard let entry = try node.propose(Array("x".utf8)) else { Issue.record("not leader"); return }
+        #expect(node.takeReady().messages.contains { $0.to == 4 }, "the learner gets the entry")
+        try node.step(RaftEnvelope(from: 4, to: 1, term: node.term, message: .appendResponse(success: true, match: entry.index, hint: 0)))
+        #expect(node.commitIndex < entry.index, "a learner's ack alone committed the entry")
+        #expect(node.matchIndex(of: 4) == entry.index)
+        try node.step(RaftEnvelope(from: 2, to: 1, term: node.term, message: .appendResponse(success: true, match: entry.index, hint: 0)))
+        #expect(node.commitIndex == entry.index)
+        // A learner never campaigns.
+        let joiner = try RaftNode(id: 4, storage: MemoryRaftStorage(), seed: 9)
+        for _ in 0..<500 { try joiner.tick() }
+        #expect(joiner.role == .follower && joiner.takeReady().messages.isEmpty)
+    }
+
+    @Test("the metadata state machine refuses invalid names, unknown or removed peers and bad addresses")
+    func stateMachine() throws {
+        var state = ClusterState()
+        func command(_ text: String) -> [UInt8] { Array(text.utf8) }
+        try state.apply(command(#"{"op":"add_peer","id":1,"uri":"http://127.0.0.1:6333"}"#))
+        try state.apply(command(#"{"op":"add_peer","id":2,"uri":"http://127.0.0.1:6334"}"#))
+        for bad in [#"{"op":"add_peer","id":3,"uri":"ftp://x:1"}"#, #"{"op":"add_peer","id":3,"uri":"http://x"}"#,
+                    #"{"op":"add_peer","id":0,"uri":"http://x:1"}"#] {
+            #expect(throws: VQError.self, "\(bad)") { try state.apply(command(bad)) }
+        }
+        let config = JSONWriter.string(CollectionConfig(dim: 4).json)
+        for name in ["bad name", "../x", "", String(repeating: "n", count: 300)] {
+            let json = JSONWriter.string(.object([("op", .string("create_collection")), ("name", .string(name)),
+                                                  ("config", CollectionConfig(dim: 4).json), ("shards", .array([.array([.uint(1)])]))]))
+            #expect(throws: VQError.self, "\(name)") { try state.apply(Array(json.utf8)) }
+        }
+        #expect(throws: VQError.self) {
+            try state.apply(command(#"{"op":"create_collection","name":"c","config":\#(config),"shards":[[1,1]]}"#))
+        }
+        #expect(throws: Never.self) {
+            try state.apply(command(#"{"op":"create_collection","name":"c","config":\#(config),"shards":[[1,2]]}"#))
+        }
+        // Removing a peer drops its replicas, but never a shard's last active one; it cannot return.
+        try state.apply(command(#"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead"}"#))
+        #expect(throws: VQError.self) { try state.apply(command(#"{"op":"remove_peer","id":2}"#)) }
+        try state.apply(command(#"{"op":"remove_peer","id":1}"#))
+        #expect(state.collections["c"]?.shards[0].map(\.peer) == [2])
+        #expect(state.removed == [1] && state.peers[1] == nil)
+        #expect(throws: VQError.self) { try state.apply(command(#"{"op":"add_peer","id":1,"uri":"http://127.0.0.1:6333"}"#)) }
+        #expect(try ClusterState(json: state.json) == state)
+    }
+}
