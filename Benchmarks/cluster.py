@@ -112,10 +112,11 @@ try:
 
     a, pa = start(["serve"], "a")
     wait_until(lambda: cluster_of(pa)["raft_info"]["role"] == "Leader")
-    b, pb = start(["join", f"http://127.0.0.1:{pa}"], "b")
-    c, pc = start(["join", f"http://127.0.0.1:{pa}"], "c")
+    secret = open(f"{work}/a/cluster/secret").read().strip()
+    b, pb = start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], "b")
+    c, pc = start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], "c")
     ports = [pa, pb, pc]
-    wait_until(lambda: all(len(cluster_of(p)["peers"]) == 3 for p in ports))
+    wait_until(lambda: all(len(cluster_of(p)["raft_info"].get("voters", [])) == 3 for p in ports))
     load(pa, "m", 3, 2, base)
     for p in ports:
         call(p, "POST", "/collections/m/optimize", timeout=600)

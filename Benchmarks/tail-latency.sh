@@ -44,6 +44,7 @@ port_of() { # LOG: wait for the listening line, print the port
 "$vq" serve --listen 127.0.0.1:0 --data-dir "$work/a" --read-replica-choice round-robin 2>"$work/a.log" & pids+=($!)
 pa=$(port_of "$work/a.log")
 sleep 1
+export VQ_CLUSTER_SECRET=$("$vq" cluster token --data-dir "$work/a")
 "$vq" join "http://127.0.0.1:$pa" --listen 127.0.0.1:0 --data-dir "$work/b" 2>"$work/b.log" & pids+=($!)
 pb=$(port_of "$work/b.log")
 "$vq" join "http://127.0.0.1:$pa" --listen 127.0.0.1:0 --data-dir "$work/x" 2>"$work/x.log" & pids+=($!)

@@ -41,7 +41,7 @@ func bench(_ args: Arguments) throws -> Int32 {
         let engine = try Engine(path: root) { printError("vq: warning: \($0)") }
         let name = "bench"
         if engine.collectionNames().contains(name) {
-            throw VQError(.alreadyExists, "\(root) already has a collection \"bench\"", hint: "use an empty --data-dir")
+            throw VQError(.conflict, "\(root) already has a collection \"bench\"", hint: "use an empty --data-dir")
         }
         try engine.createCollection(name, config: config)
         let collection = try engine.collection(name)
@@ -112,7 +112,7 @@ func loadBenchDataset(_ args: Arguments, k: Int, distance: Distance) throws -> B
 }
 
 /// Upserts the whole dataset through the engine; returns seconds until durable.
-func benchIngest(_ collection: Collection, _ d: BenchDataset, idOffset: Int = 0) throws -> Double {
+func benchIngest(_ collection: VectorCollection, _ d: BenchDataset, idOffset: Int = 0) throws -> Double {
     let start = Date()
     var batch = PointBatch(dim: d.dim)
     var ticket = WriteTicket()
@@ -145,7 +145,7 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 }
 
 /// Recall@k, single-thread QPS and latency percentiles, then QPS with `threads` threads.
-func benchSearch(_ collection: Collection, _ d: BenchDataset, k: Int, ef: Int, threads: Int) throws -> BenchRow {
+func benchSearch(_ collection: VectorCollection, _ d: BenchDataset, k: Int, ef: Int, threads: Int) throws -> BenchRow {
     var request = SearchRequest(vector: [], limit: k)
     request.hnswEf = ef
     let nq = d.queryCount

@@ -41,17 +41,7 @@ func call(_ client: HTTPClient, _ method: String, _ path: String, _ body: JSON? 
             Thread.sleep(forTimeInterval: wait)
             continue
         }
-        let message = json?["status"]?["error"]?.stringValue ?? String(decoding: response.body.prefix(200), as: UTF8.self)
-        let kind: VQErrorKind
-        switch response.status {
-        case 400, 413, 422: kind = .invalidInput
-        case 401, 403: kind = .busy
-        case 404: kind = .notFound
-        case 409: kind = .alreadyExists
-        case 429: kind = .overloaded
-        default: kind = .io
-        }
-        throw VQError(kind, "server: \(message)")
+        throw VQError(status: response.status, body: response.body, from: "server")
     }
 }
 

@@ -29,7 +29,7 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
         }
     }
     var engine: Engine?
-    var collection: Collection?
+    var collection: VectorCollection?
     var client: HTTPClient?
     switch target {
     case .embedded:

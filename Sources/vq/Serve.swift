@@ -37,6 +37,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         throw UsageError(message: "--listen is '\(listen)'; expected HOST:PORT such as 127.0.0.1:6333")
     }
     var http = HTTPServerConfig()
+    http.errorResponse = { status, message in APIEnvelope.error(status, message, since: DispatchTime.now().uptimeNanoseconds) }
     http.host = String(listen[..<colon])
     http.port = port
     http.limits.maxBodyBytes = Int(try number("max-body-bytes", Double(http.limits.maxBodyBytes)))

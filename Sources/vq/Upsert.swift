@@ -27,7 +27,7 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     // The sink: where batches go, how they become durable, how the run ends.
     let dim: Int
     var engine: Engine?
-    var collection: Collection?
+    var collection: VectorCollection?
     var uploader: RemoteUploader?
     switch target {
     case .embedded:

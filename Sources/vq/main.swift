@@ -98,8 +98,9 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
 /// Exit status for an engine error: bad input is the caller's mistake (2), everything else a runtime failure (1).
 func exitCode(_ kind: VQErrorKind) -> Int32 {
     switch kind {
-    case .invalidInput: return 2
-    case .notFound, .alreadyExists, .busy, .overloaded, .corrupt, .io, .cancelled, .internal: return 1
+    case .invalidInput, .methodNotAllowed: return 2
+    case .unauthorized, .forbidden, .notFound, .conflict, .gone, .busy, .rateLimited, .insufficientStorage, .unreachable, .corrupt, .io,
+         .cancelled, .internal: return 1
     }
 }
 

@@ -1,19 +1,6 @@
-// REST errors: one mapping from error kind to HTTP status, one envelope builder.
+// REST errors: the one envelope builder (the kind -> status map is `VQErrorKind.httpStatus`).
 
 import Foundation
-
-/// The HTTP status for an engine error kind (the CLI maps the same kinds to exit codes).
-package func httpStatus(_ kind: VQErrorKind) -> Int {
-    switch kind {
-    case .invalidInput: return 400
-    case .notFound: return 404
-    case .alreadyExists: return 409
-    case .busy: return 503
-    case .overloaded: return 429
-    case .cancelled: return 503
-    case .corrupt, .io, .internal: return 500
-    }
-}
 
 /// Qdrant's envelopes: `{"result":…,"status":"ok","time":…}` and `{"status":{"error":"…"},"time":…}`.
 package enum APIEnvelope {
@@ -34,10 +21,11 @@ package enum APIEnvelope {
     }
 
     package static func error(_ e: VQError, since start: UInt64) -> HTTPResponse {
-        let headers: [(String, String)] = e.kind == .overloaded ? [("Retry-After", "1")] : []
+        var headers: [(String, String)] = e.kind == .rateLimited ? [("Retry-After", "1")] : []
+        if e.kind == .unauthorized { headers.append(("WWW-Authenticate", "Bearer")) }
         var message = e.message
         if let hint = e.hint { message += " (\(hint))" }
-        return error(httpStatus(e.kind), message, since: start, headers: headers)
+        return error(e.kind.httpStatus, message, since: start, headers: headers)
     }
 
     static func elapsed(_ start: UInt64) -> Double {

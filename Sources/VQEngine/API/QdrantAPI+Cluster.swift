@@ -1,5 +1,6 @@
-// Cluster routes: Qdrant's `GET /cluster` and `DELETE /cluster/peer/{id}`, and the
-// peer-to-peer `/internal/` routes (Raft messages, forwarded proposals, joins).
+// Cluster routes: Qdrant's `GET /cluster` and `DELETE /cluster/peer/{id}`, and the handlers of
+// the peer-to-peer `/internal/` routes (Raft messages, forwarded proposals, joins, shard calls);
+// Routes.swift maps paths to them.
 
 import Foundation
 
@@ -7,7 +8,7 @@ extension QdrantAPI {
     /// The collection `name`; in a cluster, a name this peer does not know yet is looked up again
     /// once it has caught up with the leader's metadata (a collection just created through
     /// another peer).
-    func openCollection(_ name: String) throws -> Collection {
+    func openCollection(_ name: String) throws -> VectorCollection {
         do {
             return try engine.collection(name)
         } catch let e as VQError where e.kind == .notFound {
@@ -145,94 +146,94 @@ extension QdrantAPI {
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
-    func internalRoute(_ r: HTTPRequest, _ p: [String], _ start: UInt64) throws -> (String, HTTPResponse) {
+    /// This peer's cluster membership. - Throws: `.notFound` on a server without one.
+    func node() throws -> ClusterNode {
         guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
-        guard cluster.authorized(r.header(ClusterNode.secretHeader)) else {
-            return ("internal.auth", APIEnvelope.error(403, "internal routes need the cluster secret (--cluster-secret)", since: start))
-        }
-        if r.method == "POST", p.count == 5, p[1] == "shards", let shard = Int(p[3]) {
-            if let seen = r.header(ClusterNode.appliedHeader).flatMap(UInt64.init) { cluster.waitApplied(seen) }
-            return try shardRoute(r, name: p[2], shard: shard, action: p[4], start)
-        }
-        guard r.method == "POST", p.count == 2 else { throw VQError(.notFound, "no route for \(r.method) \(r.path)") }
-        switch p[1] {
-        case "raft":
-            if let from = r.header(ClusterNode.peerHeader).flatMap({ PeerID($0.prefix { $0 != " " }) }), cluster.wasRemoved(from) {
-                return ("internal.raft", APIEnvelope.error(410, "peer \(from) was removed from the cluster", since: start))
-            }
-            try cluster.receive(r.body, peerHeader: r.header(ClusterNode.peerHeader))
-            return ("internal.raft", .text(200, "ok"))
-        case "propose":
-            let index = try cluster.proposeHere(r.body)
-            return ("internal.propose", APIEnvelope.ok(.object([("index", .uint(index))]), since: start))
-        case "voters":
-            let index = try cluster.setVotersHere(r.body)
-            return ("internal.voters", APIEnvelope.ok(.object([("index", .uint(index))]), since: start))
-        case "commit":
-            // The leader's commit index, for a peer catching up before it answers.
-            return ("internal.commit", APIEnvelope.ok(.object([("index", .uint(cluster.status.commit))]), since: start))
-        case "join":
-            let body = try JSONParser.parseRequest(r.body)
-            guard let id = body["id"]?.uint64Value, id > 0, let uri = body["uri"]?.stringValue else {
-                throw VQError.invalid("join needs {\"id\": positive integer, \"uri\": \"http://HOST:PORT\"}")
-            }
-            try ClusterState.checkURI(uri)
-            try cluster.addPeer(id, uri: uri)
-            return ("internal.join", APIEnvelope.ok(.object([("index", .uint(cluster.status.applied))]), since: start))
-        default:
-            throw VQError(.notFound, "no route for \(r.method) \(r.path)")
-        }
+        return cluster
     }
 
-    /// `/internal/shards/{collection}/{shard}/{write|apply|search}`: one shard's part of a request.
-    func shardRoute(_ r: HTTPRequest, name: String, shard: Int, action: String, _ start: UInt64) throws -> (String, HTTPResponse) {
+    func clusterRouter() throws -> ClusterRouter {
         guard let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
-        // The caller's metadata index was waited for above; a caller without one is caught up here.
-        let collection = try openCollection(name)
-        guard collection.shards.indices.contains(shard) else { throw VQError.invalid("collection \"\(name)\" has no shard \(shard)") }
-        switch action {
-        case "write":
-            let (operation, _, wait, _, _) = try ClusterRouter.decode(r.body, dim: collection.config.dim)
-            try router.writeAsPrimary(collection, shard: shard, operation, wait: wait, deadline: Date().addingTimeInterval(config.writeTimeout))
-            return ("internal.shard.write", .text(200, "ok"))
-        case "apply":
-            try router.applyAsReplica(collection, shard: shard, r.body)
-            return ("internal.shard.apply", .text(200, "ok"))
-        case "search":
-            let (vector, request) = try ClusterRouter.shardSearch(try JSONParser.parseRequest(r.body))
-            guard vector.count == collection.config.dim else { throw VQError.invalid("shard search vector has \(vector.count) dimensions") }
-            let result = vector.withUnsafeBufferPointer { collection.shards[shard].search($0, request) }
-            var w = JSONWriter()
-            w.write(ClusterRouter.hitsJSON(result))
-            return ("internal.shard.search", .json(200, w.bytes))
-        case "transfer":
-            let body = try JSONParser.parseRequest(r.body)
-            guard let to = body["to"]?.uint64Value else { throw VQError.invalid("transfer needs {\"to\": peer id}") }
-            let after = body["after_seq"]?.uint64Value.map { ($0, body["after_epoch"]?.uint64Value ?? 0) }
-            try router.transfer(collection, shard: shard, to: to, after: after)
-            return ("internal.shard.transfer", .text(200, "ok"))
-        case "receive":
-            try router.receive(collection, shard: shard, try JSONParser.parseRequest(r.body))
-            return ("internal.shard.receive", .text(200, "ok"))
-        case "count":
-            var w = JSONWriter()
-            w.write(.object([("count", .int(Int64(collection.shards[shard].pointCount)))]))
-            return ("internal.shard.count", .json(200, w.bytes))
-        case "scan":
-            let body = try JSONParser.parseRequest(r.body)
-            let wv = body["with_vector"]?.boolValue ?? false, wp = body["with_payload"]?.boolValue ?? false
-            let records: [PointRecord]
-            if let ids = body["ids"]?.arrayValue {
-                records = collection.shards[shard].retrieve(try ids.map { try PointID(json: $0) }, withVector: wv, withPayload: wp)
-            } else {
-                let filter = try body["filter"].flatMap { $0 == .null ? nil : try Filter(json: $0) }
-                records = collection.shards[shard].scan(filter: filter, withVector: wv, withPayload: wp)
-            }
-            var w = JSONWriter()
-            w.write(ClusterRouter.recordsJSON(records, withVector: wv))
-            return ("internal.shard.scan", .json(200, w.bytes))
-        default:
-            throw VQError(.notFound, "no route for \(r.method) \(r.path)")
+        return router
+    }
+
+    /// `POST /internal/raft`: a batch of Raft messages; 410 to a peer that was removed.
+    func peerRaft(_ c: RouteCall) throws -> HTTPResponse {
+        let cluster = try node()
+        let header = c.request.header(ClusterNode.peerHeader)
+        if let from = header.flatMap({ PeerID($0.prefix { $0 != " " }) }), cluster.wasRemoved(from) {
+            throw VQError(.gone, "peer \(from) was removed from the cluster")
         }
+        try cluster.receive(c.request.body, peerHeader: header)
+        return .text(200, "ok")
+    }
+
+    /// `POST /internal/join` `{"id", "uri"}`: adds the peer (a learner until it has caught up).
+    func peerJoin(_ c: RouteCall) throws -> HTTPResponse {
+        let cluster = try node()
+        let body = try c.body()
+        guard let id = body["id"]?.uint64Value, id > 0, let uri = body["uri"]?.stringValue else {
+            throw VQError.invalid("join needs {\"id\": positive integer, \"uri\": \"http://HOST:PORT\"}")
+        }
+        try ClusterState.checkURI(uri)
+        try cluster.addPeer(id, uri: uri)
+        return APIEnvelope.ok(.object([("index", .uint(cluster.status.applied))]), since: c.start)
+    }
+
+    /// `.../write`: a write forwarded to this peer as the shard's primary.
+    func shardWrite(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        let (operation, _, wait, _, _) = try ClusterRouter.decode(c.request.body, dim: collection.config.dim)
+        try clusterRouter().writeAsPrimary(collection, shard: shard, operation, wait: wait, deadline: Date().addingTimeInterval(config.writeTimeout))
+        return .text(200, "ok")
+    }
+
+    /// `.../apply`: an operation the primary ordered, on a replica.
+    func shardApply(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        try clusterRouter().applyAsReplica(collection, shard: shard, c.request.body)
+        return .text(200, "ok")
+    }
+
+    func shardSearch(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        let (vector, request) = try ClusterRouter.shardSearch(try c.body())
+        guard vector.count == collection.config.dim else { throw VQError.invalid("shard search vector has \(vector.count) dimensions") }
+        let result = vector.withUnsafeBufferPointer { collection.shards[shard].search($0, request) }
+        var w = JSONWriter()
+        w.write(ClusterRouter.hitsJSON(result))
+        return .json(200, w.bytes)
+    }
+
+    /// `.../transfer` `{"to", "after_seq"?, "after_epoch"?}`: on the primary, bring a replica up to date.
+    func shardTransfer(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        let body = try c.body()
+        guard let to = body["to"]?.uint64Value else { throw VQError.invalid("transfer needs {\"to\": peer id}") }
+        let after = body["after_seq"]?.uint64Value.map { ($0, body["after_epoch"]?.uint64Value ?? 0) }
+        try clusterRouter().transfer(collection, shard: shard, to: to, after: after)
+        return .text(200, "ok")
+    }
+
+    func shardReceive(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        try clusterRouter().receive(collection, shard: shard, try c.body())
+        return .text(200, "ok")
+    }
+
+    func shardCount(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        var w = JSONWriter()
+        w.write(.object([("count", .int(Int64(collection.shards[shard].pointCount)))]))
+        return .json(200, w.bytes)
+    }
+
+    func shardScan(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        let body = try c.body()
+        let wv = body["with_vector"]?.boolValue ?? false, wp = body["with_payload"]?.boolValue ?? false
+        let records: [PointRecord]
+        if let ids = body["ids"]?.arrayValue {
+            records = collection.shards[shard].retrieve(try ids.map { try PointID(json: $0) }, withVector: wv, withPayload: wp)
+        } else {
+            let filter = try body["filter"].flatMap { $0 == .null ? nil : try Filter(json: $0) }
+            records = collection.shards[shard].scan(filter: filter, withVector: wv, withPayload: wp)
+        }
+        var w = JSONWriter()
+        w.write(ClusterRouter.recordsJSON(records, withVector: wv))
+        return .json(200, w.bytes)
     }
 }

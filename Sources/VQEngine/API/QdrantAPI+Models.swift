@@ -87,7 +87,7 @@ extension QdrantAPI {
     }
 
     /// The points a selector names: {"points": [ids]} or {"filter": {...}}.
-    func selected(_ collection: Collection, _ body: JSON) throws -> [PointID] {
+    func selected(_ collection: VectorCollection, _ body: JSON) throws -> [PointID] {
         if let points = body["points"], points != .null {
             guard let list = points.arrayValue else {
                 if case .object = points { return try collection.ids(matching: try Filter(json: points)) }
@@ -143,12 +143,12 @@ extension QdrantAPI {
             // Through consensus: every peer creates its local part when it applies the entry.
             try c.validate()
             guard !engine.collectionNames().contains(name) && cluster.collectionMeta(name) == nil else {
-                throw VQError(.alreadyExists, "collection \"\(name)\" already exists")
+                throw VQError(.conflict, "collection \"\(name)\" already exists")
             }
             let placement = try ClusterState.placement(shards: c.shardNumber, replicas: c.replicationFactor, peers: cluster.status.voters)
             do {
                 try cluster.propose(ClusterState.createCollection(name, c, placement: placement))
-            } catch let e as VQError where e.kind == .alreadyExists && cluster.collectionMeta(name)?.config == c {
+            } catch let e as VQError where e.kind == .conflict && cluster.collectionMeta(name)?.config == c {
                 // Committed by an attempt whose answer was lost (a leader change): it is ours.
             }
             guard engine.collectionNames().contains(name) else {
@@ -217,7 +217,7 @@ extension QdrantAPI {
 
     /// A collection's counts; a distributed one's points are one replica of every shard,
     /// wherever it is (queues and segments stay this peer's).
-    func status(of collection: Collection) throws -> CollectionStatus {
+    func status(of collection: VectorCollection) throws -> CollectionStatus {
         var status = collection.status
         if cluster?.collectionMeta(collection.name) != nil { status.points = try collection.count(filter: nil) }
         return status
@@ -295,7 +295,7 @@ extension QdrantAPI {
 
     // MARK: points
 
-    func upsert(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+    func upsert(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
         var batch = PointBatch(dim: collection.config.dim)
         func add(_ id: JSON, _ vector: JSON?, _ payload: JSON?, _ what: String) throws {
@@ -331,19 +331,19 @@ extension QdrantAPI {
         return updateResult(ticket, wait, start)
     }
 
-    func getPoints(_ collection: Collection, _ body: JSON) throws -> JSON {
+    func getPoints(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         let ids = try requireArray(body, "ids").map { try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
         return .array(try collection.retrieve(ids, withVector: wv, withPayload: wp).map { recordJSON($0, withVector: wv, withPayload: wp) })
     }
 
-    func deletePoints(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+    func deletePoints(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
         let ids = try selected(collection, body)
         return updateResult(try collection.delete(ids, wait: wait, deadline: deadline), wait, start)
     }
 
-    func setPayload(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, overwrite: Bool, _ start: UInt64) throws -> HTTPResponse {
+    func setPayload(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, overwrite: Bool, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
         guard let payload = body["payload"], case .object = payload else { throw VQError.invalid("\"payload\" must be an object") }
         let ids = try selected(collection, body)
@@ -352,7 +352,7 @@ extension QdrantAPI {
         return updateResult(ticket, wait, start)
     }
 
-    func deletePayload(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+    func deletePayload(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
         let keys = try requireArray(body, "keys").map { k -> String in
             guard let s = k.stringValue else { throw VQError.invalid("\"keys\" must hold strings") }
@@ -363,16 +363,16 @@ extension QdrantAPI {
         return updateResult(ticket, wait, start)
     }
 
-    func clearPayload(_ collection: Collection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+    func clearPayload(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
         let ids = try selected(collection, body)
         let ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .clearPayload($0) }
         return updateResult(ticket, wait, start)
     }
 
-    func scroll(_ collection: Collection, _ body: JSON) throws -> JSON {
+    func scroll(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         let limit = try int(body, "limit", default: 10, min: 1)
-        guard limit <= Collection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(Collection.maxResults)") }
+        guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
         let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
         let (points, next) = try collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp)
@@ -380,16 +380,16 @@ extension QdrantAPI {
                         ("next_page_offset", next?.json ?? .null)])
     }
 
-    func count(_ collection: Collection, _ body: JSON) throws -> JSON {
+    func count(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         .object([("count", .int(Int64(try collection.count(filter: try filter(body)))))])
     }
 
     /// Shared by search and query: limit, offset, params, filter, score_threshold, with_*.
-    func runSearch(_ collection: Collection, vector: [Float], body: JSON) throws -> [JSON] {
+    func runSearch(_ collection: VectorCollection, vector: [Float], body: JSON) throws -> [JSON] {
         try runSearchCounting(collection, vector: vector, body: body).points
     }
 
-    func runSearchCounting(_ collection: Collection, vector: [Float], body: JSON) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
+    func runSearchCounting(_ collection: VectorCollection, vector: [Float], body: JSON) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
         var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10))
         req.offset = try int(body, "offset", default: 0)
         req.withPayload = try withPayload(body, default: false)
@@ -412,12 +412,12 @@ extension QdrantAPI {
         return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil) }, result.unindexedSkipped, req.indexedOnly)
     }
 
-    func search(_ collection: Collection, _ body: JSON) throws -> JSON {
+    func search(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         .array(try runSearch(collection, vector: try vector(body["vector"], "vector"), body: body))
     }
 
     /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
-    func query(_ collection: Collection, _ body: JSON) throws -> JSON {
+    func query(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         guard let q = body["query"], q != .null else {
             throw VQError.invalid("query needs \"query\": a vector or {\"nearest\": vector}; other query kinds are not supported")
         }

@@ -1,7 +1,9 @@
 // The Qdrant-compatible REST API over an Engine.
 //
-//   QdrantAPI.swift        routing, auth, the handlers
+//   Routes.swift           the one route table: paths, access, event-loop placement, handlers
+//   QdrantAPI.swift        dispatch, auth, small handlers
 //   QdrantAPI+Models.swift request bodies -> engine requests, engine results -> JSON
+//   QdrantAPI+Cluster.swift cluster routes and the peer (/internal/) handlers
 //   APIError.swift         error kinds -> status codes, envelopes
 //   Metrics.swift          Prometheus text
 //
@@ -38,29 +40,42 @@ package final class QdrantAPI: @unchecked Sendable {
         self.config = config
     }
 
-    /// Whether `request` is a read that may run on an event-loop thread (never blocks on disk or queues).
+    /// Whether `request` is a read that may run on an event-loop thread (never blocks on disk,
+    /// queues or other peers): its route says so, and a distributed collection's shards all have
+    /// an active replica here.
     package func isInline(_ r: HTTPRequest) -> Bool {
-        // A distributed collection's reads that wait on other peers never run on an event loop
-        // (when every shard has an active replica here, they are local).
-        if let cluster, r.path.hasPrefix("/collections/") {
-            let name = r.path.dropFirst(13).prefix { $0 != "/" }
-            if let meta = cluster.collectionMeta(String(name)),
-               !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) { return false }
+        guard case .found(let route, let params) = QdrantAPI.routes.lookup(r.method, QdrantAPI.segments(r.path)), route.inline else {
+            return false
         }
-        if r.method == "GET" { return !(r.path.hasSuffix("/metrics")) && !r.path.hasPrefix("/internal/") }
-        guard r.method == "POST" else { return false }
-        return r.path.hasSuffix("/points/query") || r.path.hasSuffix("/points/search") || r.path.hasSuffix("/query/batch")
-            || r.path.hasSuffix("/search/batch") || r.path.hasSuffix("/points/count")
+        if let cluster, route.pattern.first == "collections", let name = params.first, let meta = cluster.collectionMeta(name),
+           !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) {
+            return false
+        }
+        return true
+    }
+
+    static func segments(_ path: String) -> [String] {
+        path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
     }
 
     /// Handles one request (called on a worker thread, or an event loop for `isInline` ones).
     package func handle(_ request: HTTPRequest) -> HTTPResponse {
         let start = DispatchTime.now().uptimeNanoseconds
-        let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        var route = "other"
-        let response: HTTPResponse
+        var name = "other"
+        var response: HTTPResponse
         do {
-            (route, response) = try dispatch(request, parts, start)
+            switch QdrantAPI.routes.lookup(request.method, QdrantAPI.segments(request.path)) {
+            case .none:
+                throw VQError(.notFound, "no route for \(request.method) \(request.path)")
+            case .wrongMethod(let allowed):
+                response = APIEnvelope.error(VQError(.methodNotAllowed, "method \(request.method) is not allowed on \(request.path); "
+                                                     + "expected \(allowed.joined(separator: ", "))"), since: start)
+                response.headers.append(("Allow", allowed.joined(separator: ", ")))
+            case .found(let route, let params):
+                name = route.name
+                try authorize(request, route.access)
+                response = try route.handler(self, RouteCall(request: request, params: params, start: start))
+            }
         } catch let e as VQError {
             response = APIEnvelope.error(e, since: start)
         } catch let e as JSONParseError {
@@ -68,143 +83,69 @@ package final class QdrantAPI: @unchecked Sendable {
         } catch {
             response = APIEnvelope.error(500, "\(error)", since: start)
         }
-        metrics.record(route: route, status: response.status, seconds: APIEnvelope.elapsed(start))
+        metrics.record(route: name, status: response.status, seconds: APIEnvelope.elapsed(start))
         return response
     }
 
-    private func authorize(_ request: HTTPRequest, write: Bool) throws {
-        guard config.apiKey != nil || config.readOnlyApiKey != nil else { return }
-        var presented = request.header("api-key")
-        if presented == nil, let auth = request.header("authorization"), auth.lowercased().hasPrefix("bearer ") {
-            presented = String(auth.dropFirst(7)).trimmingCharactersSpaceTab()
-        }
-        guard let presented else { throw VQError(.invalidInput, "missing API key") }
-        if let key = config.apiKey, constantTimeEqual(presented, key) { return }
-        if let key = config.readOnlyApiKey, constantTimeEqual(presented, key) {
-            if write { throw APIForbidden() }
+    /// Checks the credential a route needs.
+    /// - Throws: `.unauthorized` without a valid key, `.forbidden` for a key that may not do this
+    ///   (the read-only key writing; anything but the cluster secret on a peer route).
+    private func authorize(_ request: HTTPRequest, _ access: RouteAccess) throws {
+        switch access {
+        case .open:
             return
+        case .peer:
+            // The cluster secret opens these; user API keys never do.
+            guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
+            guard cluster.authorized(request.header(ClusterNode.secretHeader)) else {
+                throw VQError(.forbidden, "internal routes need the cluster secret (--cluster-secret)")
+            }
+        case .read, .write:
+            guard config.apiKey != nil || config.readOnlyApiKey != nil else { return }
+            var presented = request.header("api-key")
+            if presented == nil, let auth = request.header("authorization"), auth.lowercased().hasPrefix("bearer ") {
+                presented = String(auth.dropFirst(7)).trimmingCharactersSpaceTab()
+            }
+            guard let presented else { throw VQError(.unauthorized, "missing API key") }
+            if let key = config.apiKey, constantTimeEqual(presented, key) { return }
+            if let key = config.readOnlyApiKey, constantTimeEqual(presented, key) {
+                if access == .write { throw VQError(.forbidden, "the read-only API key cannot write") }
+                return
+            }
+            throw VQError(.unauthorized, "invalid API key")
         }
-        throw APIUnauthorized()
     }
 
-    private func dispatch(_ r: HTTPRequest, _ p: [String], _ start: UInt64) throws -> (String, HTTPResponse) {
-        let m = r.method
-        // Health and version: no key needed.
-        switch (m, p.count) {
-        case ("GET", 0):
-            var w = JSONWriter()
-            w.write(.object([("title", .string("vq - vector search engine (Qdrant-compatible API)")), ("version", .string(QdrantAPI.version))]))
-            return ("root", .json(200, w.bytes))
-        default: break
+    /// `DELETE /collections/{name}`: through Raft for a distributed collection.
+    func deleteCollection(_ name: String, _ start: UInt64) throws -> HTTPResponse {
+        if let cluster, cluster.collectionMeta(name) != nil {
+            try cluster.propose(ClusterState.deleteCollection(name))
+        } else {
+            try engine.deleteCollection(name)
         }
-        if m == "GET", p.count == 1, ["healthz", "livez", "readyz"].contains(p[0]) {
-            return (p[0], .text(200, "\(p[0]) check passed"))
-        }
-        // Peer-to-peer routes: the cluster secret opens them, user API keys never do.
-        if p.first == "internal" { return try internalRoute(r, p, start) }
-        let isRead = m == "GET" || (m == "POST" && (p.last == "search" || p.last == "query" || p.last == "scroll" || p.last == "count"
-            || p.last == "batch" && p.count >= 5 || (p.count == 3 && p[2] == "points")))
-        do {
-            try authorize(r, write: !isRead)
-        } catch is APIUnauthorized {
-            return ("auth", APIEnvelope.error(401, "invalid API key", since: start))
-        } catch is APIForbidden {
-            return ("auth", APIEnvelope.error(403, "the read-only API key cannot write", since: start))
-        } catch let e as VQError {
-            return ("auth", APIEnvelope.error(401, e.message, since: start))
-        }
-        if m == "GET" && p == ["metrics"] { return ("metrics", .text(200, metrics.render(engine: engine), contentType: "text/plain; version=0.0.4")) }
-        if m == "GET" && p == ["cluster"] { return ("cluster", APIEnvelope.ok(clusterInfo(), since: start)) }
-        if m == "DELETE" && p.count == 3 && p[0] == "cluster" && p[1] == "peer" { return ("cluster.remove_peer", try removePeer(p[2], r, start)) }
-        guard p.first == "collections" else {
-            throw VQError(.notFound, "no route for \(m) \(r.path)")
-        }
-        if p.count == 1 {
-            guard m == "GET" else { throw methodNotAllowed(r) }
-            let list: [JSON] = engine.collectionNames().map { .object([("name", .string($0))]) }
-            return ("collections.list", APIEnvelope.ok(.object([("collections", .array(list))]), since: start))
-        }
-        let name = p[1]
-        if p.count == 2 {
-            switch m {
-            case "PUT": return ("collections.create", try createCollection(name, r, start))
-            case "GET": return ("collections.get", APIEnvelope.ok(try collectionInfo(name), since: start))
-            case "PATCH": return ("collections.update", try updateCollection(name, r, start))
-            case "DELETE":
-                if let cluster, cluster.collectionMeta(name) != nil {
-                    try cluster.propose(ClusterState.deleteCollection(name))
-                } else {
-                    try engine.deleteCollection(name)
-                }
-                return ("collections.delete", APIEnvelope.ok(.bool(true), since: start))
-            default: throw methodNotAllowed(r)
-            }
-        }
-        if p.count == 3 && p[2] == "exists" && m == "GET" {
-            let exists = (try? Engine.validateName(name)) != nil && engine.collectionNames().contains(name)
-            return ("collections.exists", APIEnvelope.ok(.object([("exists", .bool(exists))]), since: start))
-        }
-        if p.count == 3 && p[2] == "info" && m == "GET" {
-            // vq's extension: what `vq info` prints, so remote and embedded print the same.
-            let collection = try openCollection(name)
-            return ("collections.info", APIEnvelope.ok(collection.infoJSON(status: try status(of: collection)), since: start))
-        }
-        if p.count == 3 && p[2] == "optimize" && m == "POST" {
-            // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
-            let collection = try openCollection(name)
-            _ = try collection.settle()
-            let report = try collection.optimize()
-            return ("collections.optimize", APIEnvelope.ok(.object([
-                ("segments_before", .int(Int64(report.segmentsBefore))), ("segments_after", .int(Int64(report.segmentsAfter))),
-                ("points_indexed", .int(Int64(report.pointsIndexed))), ("seconds", .double((report.seconds * 1000).rounded() / 1000)),
-            ]), since: start))
-        }
-        if p.count == 3 && p[2] == "cluster" && m == "POST" {
-            return ("collections.cluster.update", try updateCollectionCluster(name, r, start))
-        }
-        if p.count == 3 && p[2] == "cluster" && m == "GET" {
-            return ("collections.cluster", APIEnvelope.ok(try collectionCluster(name), since: start))
-        }
-        guard p.count >= 3, p[2] == "points" else { throw VQError(.notFound, "no route for \(m) \(r.path)") }
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    /// `POST /collections/{name}/optimize` (vq's): seal, index, merge, vacuum now.
+    func optimize(_ name: String, _ start: UInt64) throws -> HTTPResponse {
         let collection = try openCollection(name)
-        let rest = Array(p.dropFirst(3))
-        let body: JSON = r.body.isEmpty ? .object([]) : try JSONParser.parseRequest(r.body)
-        switch (m, rest) {
-        case ("PUT", []): return ("points.upsert", try upsert(collection, r, body, start))
-        case ("POST", []): return ("points.get", APIEnvelope.ok(try getPoints(collection, body), since: start))
-        case ("GET", let x) where x.count == 1:
-            let id = try parsePathID(x[0])
-            guard let point = try collection.retrieve([id], withVector: true, withPayload: true).first else {
-                throw VQError(.notFound, "point \(id) does not exist in collection \"\(name)\"")
-            }
-            return ("points.get", APIEnvelope.ok(recordJSON(point, withVector: true, withPayload: true), since: start))
-        case ("POST", ["delete"]): return ("points.delete", try deletePoints(collection, r, body, start))
-        case ("POST", ["payload"]): return ("points.payload", try setPayload(collection, r, body, overwrite: false, start))
-        case ("PUT", ["payload"]): return ("points.payload", try setPayload(collection, r, body, overwrite: true, start))
-        case ("POST", ["payload", "delete"]): return ("points.payload", try deletePayload(collection, r, body, start))
-        case ("POST", ["payload", "clear"]): return ("points.payload", try clearPayload(collection, r, body, start))
-        case ("POST", ["scroll"]): return ("points.scroll", APIEnvelope.ok(try scroll(collection, body), since: start))
-        case ("POST", ["count"]): return ("points.count", APIEnvelope.ok(try count(collection, body), since: start))
-        case ("POST", ["search"]): return ("points.search", APIEnvelope.ok(try search(collection, body), since: start))
-        case ("POST", ["search", "batch"]):
-            let searches = try requireArray(body, "searches")
-            return ("points.search", APIEnvelope.ok(.array(try searches.map { try search(collection, $0) }), since: start))
-        case ("POST", ["query"]): return ("points.query", APIEnvelope.ok(try query(collection, body), since: start))
-        case ("POST", ["query", "batch"]):
-            let searches = try requireArray(body, "searches")
-            return ("points.query", APIEnvelope.ok(.array(try searches.map { try query(collection, $0) }), since: start))
-        default:
-            throw VQError(.notFound, "no route for \(m) \(r.path)")
-        }
+        _ = try collection.settle()
+        let report = try collection.optimize()
+        return APIEnvelope.ok(.object([
+            ("segments_before", .int(Int64(report.segmentsBefore))), ("segments_after", .int(Int64(report.segmentsAfter))),
+            ("points_indexed", .int(Int64(report.pointsIndexed))), ("seconds", .double((report.seconds * 1000).rounded() / 1000)),
+        ]), since: start)
     }
 
-    private func methodNotAllowed(_ r: HTTPRequest) -> VQError {
-        VQError(.invalidInput, "method \(r.method) is not allowed on \(r.path)")
+    /// `GET /collections/{name}/points/{id}`.
+    func getPoint(_ collection: VectorCollection, _ text: String, _ start: UInt64) throws -> HTTPResponse {
+        let id = try parsePathID(text)
+        guard let point = try collection.retrieve([id], withVector: true, withPayload: true).first else {
+            throw VQError(.notFound, "point \(id) does not exist in collection \"\(collection.name)\"")
+        }
+        return APIEnvelope.ok(recordJSON(point, withVector: true, withPayload: true), since: start)
     }
 }
-
-struct APIUnauthorized: Error {}
-struct APIForbidden: Error {}
 
 /// Compares without an early exit, so timing does not reveal how much of a key matched.
 func constantTimeEqual(_ a: String, _ b: String) -> Bool {

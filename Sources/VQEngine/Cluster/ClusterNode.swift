@@ -511,8 +511,10 @@ package final class ClusterNode: @unchecked Sendable {
                 let client = try HTTPClient(url: leaderURI, timeout: max(0.5, deadline.timeIntervalSinceNow))
                 let r = try forward(client)
                 guard r.status == 200, let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value else {
-                    lastError = "the leader at \(leaderURI) answered \(r.status): \(String(decoding: r.body.prefix(300), as: UTF8.self))"
-                    if r.status == 400 || r.status == 404 { throw VQError.invalid(lastError) }
+                    let answer = VQError(status: r.status, body: r.body, from: "the leader at \(leaderURI)")
+                    lastError = answer.message
+                    // A refusal is final; anything else (no leader yet, busy) is tried again.
+                    if [.invalidInput, .notFound, .forbidden, .gone, .conflict].contains(answer.kind) { throw answer }
                     Thread.sleep(forTimeInterval: 0.05)
                     continue
                 }
@@ -522,7 +524,7 @@ package final class ClusterNode: @unchecked Sendable {
                 let ok = applied >= index
                 lock.unlock()
                 if ok { return }
-            } catch let e as VQError where e.kind == .invalidInput {
+            } catch let e as VQError where [.invalidInput, .notFound, .forbidden, .gone, .conflict].contains(e.kind) {
                 throw e
             } catch {
                 lastError = "the leader at \(leaderURI) is unreachable: \(error)"

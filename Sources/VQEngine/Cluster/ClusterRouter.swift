@@ -63,11 +63,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     private func call(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double? = nil) throws -> [UInt8] {
         let r = try client(peer, timeout: timeout ?? self.timeout).send("POST", path, body: body,
                                       headers: node.internalHeaders + [(ClusterNode.appliedHeader, String(node.appliedIndex))])
-        guard r.status == 200 else {
-            let message = (try? JSONParser.parse(r.body))?["status"]?["error"]?.stringValue ?? String(decoding: r.body.prefix(300), as: UTF8.self)
-            let kind: VQErrorKind = r.status == 400 ? .invalidInput : r.status == 429 ? .overloaded : r.status == 503 ? .busy : .io
-            throw VQError(kind, "peer \(peer): \(message)")
-        }
+        guard r.status == 200 else { throw VQError(status: r.status, body: r.body, from: "peer \(peer)") }
         return r.body
     }
 
@@ -112,7 +108,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     // MARK: writes
 
-    package func write(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool {
+    package func write(_ collection: VectorCollection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool {
         guard node.collectionMeta(collection.name) != nil else { return false }
         let body = ClusterRouter.encode(operation.encode(), wait)
         for _ in 0..<4 {
@@ -130,8 +126,8 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
             } catch let e as VQError where e.kind == .busy {
                 // It is no longer the primary (metadata moved on): ask again.
                 node.catchUp()
-            } catch let e as VQError where e.kind == .io && !e.message.hasPrefix("peer") {
-                // Unreachable (not an answer): the primary is gone; the next active replica leads.
+            } catch let e as VQError where e.kind == .unreachable {
+                // No answer came: the primary is gone; the next active replica leads.
                 try markDead(collection.name, shard, primary, e.message)
             }
         }
@@ -139,7 +135,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     }
 
     /// On the primary: apply locally, then to every other active replica, in one order per shard.
-    package func writeAsPrimary(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws {
+    package func writeAsPrimary(_ collection: VectorCollection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws {
         let replication = replicationOf(collection.name, shard)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -190,7 +186,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     ///
     /// Operations come in sequence; one already applied is acknowledged again (a resend), and a
     /// gap is refused, so the primary marks this replica Dead and it catches up.
-    package func applyAsReplica(_ collection: Collection, shard: Int, _ body: [UInt8]) throws {
+    package func applyAsReplica(_ collection: VectorCollection, shard: Int, _ body: [UInt8]) throws {
         let (operation, bytes, wait, seq, epoch) = try ClusterRouter.decode(body, dim: collection.config.dim)
         let replication = replicationOf(collection.name, shard)
         replication.lock.lock()
@@ -224,7 +220,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     /// the operations after `fromSeq` when this peer still has them all (and the target has a
     /// history, `fromSeq` > 1), otherwise a copy of the whole shard. Writes to the shard wait
     /// meanwhile (its lock), so nothing slips between the catch-up and the next write.
-    package func transfer(_ collection: Collection, shard: Int, to target: PeerID, after: (seq: UInt64, epoch: UInt64)? = nil) throws {
+    package func transfer(_ collection: VectorCollection, shard: Int, to target: PeerID, after: (seq: UInt64, epoch: UInt64)? = nil) throws {
         let replication = replicationOf(collection.name, shard)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -270,7 +266,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
     }
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard).
-    package func receive(_ collection: Collection, shard: Int, _ body: JSON) throws {
+    package func receive(_ collection: VectorCollection, shard: Int, _ body: JSON) throws {
         // Everything is checked before anything changes: a bad batch leaves the shard as it was.
         let dim = collection.config.dim
         let records = try ClusterRouter.records(body)
@@ -313,7 +309,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// Has the primary of `shard` bring `target`'s replica up to date (`transfer`), here when
     /// this peer is the primary, otherwise by asking it.
-    package func catchUp(_ collection: Collection, shard: Int, to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
+    package func catchUp(_ collection: VectorCollection, shard: Int, to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
         guard let primary = node.collectionMeta(collection.name)?.shards[shard].first(where: { $0.state == .active })?.peer else {
             throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica to copy from")
         }
@@ -351,7 +347,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     // MARK: searches
 
-    package func search(_ collection: Collection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)? {
+    package func search(_ collection: VectorCollection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)? {
         guard let meta = node.collectionMeta(collection.name) else { return nil }
         let order = preferred(meta.shards[shard].filter { $0.state == .active }.map(\.peer))
         guard !order.isEmpty else { throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica") }
@@ -444,7 +440,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     // MARK: point reads
 
-    package func scan(_ collection: Collection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws
+    package func scan(_ collection: VectorCollection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws
         -> [PointRecord]? {
         guard node.collectionMeta(collection.name) != nil else { return nil }
         var m: [(String, JSON)] = [("with_vector", .bool(withVector)), ("with_payload", .bool(withPayload))]
@@ -463,7 +459,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         }
     }
 
-    package func count(_ collection: Collection, shard: Int) throws -> Int? {
+    package func count(_ collection: VectorCollection, shard: Int) throws -> Int? {
         guard node.collectionMeta(collection.name) != nil else { return nil }
         return try onOneReplica(collection, shard) { [self] peer in
             if peer == node.id { return collection.shards[shard].pointCount }
@@ -475,7 +471,7 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
 
     /// Runs `read` on one active replica of `shard` (local first, else in turn), moving on to the
     /// next at once when one fails; bad input is not retried.
-    private func onOneReplica<T: Sendable>(_ collection: Collection, _ shard: Int, _ read: @escaping @Sendable (PeerID) throws -> T) throws -> T {
+    private func onOneReplica<T: Sendable>(_ collection: VectorCollection, _ shard: Int, _ read: @escaping @Sendable (PeerID) throws -> T) throws -> T {
         guard let meta = node.collectionMeta(collection.name) else { throw VQError(.notFound, "collection \"\(collection.name)\" is not distributed") }
         let order = preferred(meta.shards[shard].filter { $0.state == .active }.map(\.peer))
         guard !order.isEmpty else { throw VQError(.io, "shard \(shard) of \"\(collection.name)\" has no active replica") }
@@ -514,13 +510,13 @@ package final class ClusterRouter: ShardRouter, @unchecked Sendable {
         return .object(m)
     }
 
-    /// A peer's shard search. - Throws: `.invalidInput` unless k is 1 to `Collection.maxResults`,
+    /// A peer's shard search. - Throws: `.invalidInput` unless k is 1 to `VectorCollection.maxResults`,
     /// ef at least 1, and the vector finite numbers.
     package static func shardSearch(_ json: JSON) throws -> ([Float], ShardSearch) {
         guard let v = json["vector"]?.arrayValue, let k = json["k"]?.intValue, let ef = json["ef"]?.intValue else {
             throw VQError.invalid("shard search needs vector, k and ef")
         }
-        guard (1...Int64(Collection.maxResults)).contains(k) else { throw VQError.invalid("shard search k is \(k); expected 1 to \(Collection.maxResults)") }
+        guard (1...Int64(VectorCollection.maxResults)).contains(k) else { throw VQError.invalid("shard search k is \(k); expected 1 to \(VectorCollection.maxResults)") }
         guard (1...Int64(Int32.max)).contains(ef) else { throw VQError.invalid("shard search ef is \(ef); expected 1 or more") }
         let vector = try v.map { x -> Float in
             guard let d = x.doubleValue, Float(d).isFinite else { throw VQError.invalid("shard search vector holds \(x.compactText); expected finite numbers") }

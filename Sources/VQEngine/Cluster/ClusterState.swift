@@ -97,7 +97,7 @@ package struct ClusterState: Sendable, Equatable {
         case "create_collection":
             let n = try name()
             try Engine.validateName(n)
-            guard collections[n] == nil else { throw VQError(.alreadyExists, "collection \(n) exists") }
+            guard collections[n] == nil else { throw VQError(.conflict, "collection \(n) exists") }
             let config = try CollectionConfig(json: command["config"] ?? .null, path: "create_collection \(n)")
             guard let shards = command["shards"]?.arrayValue, shards.count == config.shardNumber else {
                 throw VQError.invalid("create_collection \(n) needs one replica list per shard")
@@ -149,7 +149,7 @@ package struct ClusterState: Sendable, Equatable {
             }
             let at = meta.shards[shard].firstIndex { $0.peer == peer }
             if op == "add_replica" {
-                guard at == nil else { throw VQError(.alreadyExists, "peer \(peer) already holds shard \(shard) of \(n)") }
+                guard at == nil else { throw VQError(.conflict, "peer \(peer) already holds shard \(shard) of \(n)") }
                 guard peers[peer] != nil else { throw VQError(.notFound, "peer \(peer) is not in the cluster") }
                 collections[n]!.shards[shard].append(Replica(peer: peer, state: .partial))
             } else {

@@ -9,7 +9,7 @@ package final class Engine: @unchecked Sendable {
     package let directory: DataDirectory
     private let lock: DirectoryLock
     private let mutex = NSLock()
-    private var open: [String: Collection] = [:]
+    private var open: [String: VectorCollection] = [:]
     private let warn: @Sendable (String) -> Void
     /// A peer's shard router, given to every collection opened after it is set (`vq serve` sets
     /// it before serving).
@@ -48,7 +48,7 @@ package final class Engine: @unchecked Sendable {
     }
 
     /// Creates a collection: its config and shard directories appear at once (a rename), or not at all.
-    /// - Throws: `.alreadyExists`, or `.invalidInput` for a bad name or config.
+    /// - Throws: `.conflict`, or `.invalidInput` for a bad name or config.
     package func createCollection(_ name: String, config: CollectionConfig) throws {
         try Engine.validateName(name)
         try config.validate()
@@ -56,7 +56,7 @@ package final class Engine: @unchecked Sendable {
         defer { mutex.unlock() }
         let target = directory.collectionDir(name)
         if FileIO.exists(target) {
-            throw VQError(.alreadyExists, "collection \"\(name)\" already exists in \(directory.root)")
+            throw VQError(.conflict, "collection \"\(name)\" already exists in \(directory.root)")
         }
         let staging = directory.collectionsDir + "/.creating-" + name
         try FileIO.removeTree(staging)
@@ -68,7 +68,7 @@ package final class Engine: @unchecked Sendable {
 
     /// Opens a collection (once per process; later calls return the same one).
     /// - Throws: `.notFound` naming the collection.
-    package func collection(_ name: String) throws -> Collection {
+    package func collection(_ name: String) throws -> VectorCollection {
         try Engine.validateName(name)
         mutex.lock()
         defer { mutex.unlock() }
@@ -80,13 +80,13 @@ package final class Engine: @unchecked Sendable {
                           hint: known.isEmpty ? "create it with: vq create-collection \(name) --dim N" : "collections: \(known.joined(separator: ", "))")
         }
         let config = try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
-        let c = try Collection(name: name, config: config, directory: directory, router: router, warn: warn)
+        let c = try VectorCollection(name: name, config: config, directory: directory, router: router, warn: warn)
         open[name] = c
         return c
     }
 
     /// The collections this process has open, by name (opening none).
-    package func openCollections() -> [(String, Collection)] {
+    package func openCollections() -> [(String, VectorCollection)] {
         mutex.lock()
         defer { mutex.unlock() }
         return open.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -145,7 +145,7 @@ package final class Engine: @unchecked Sendable {
             open[name]?.updateLive(config)
         } else if let c = open.removeValue(forKey: name) {
             try c.close()
-            open[name] = try Collection(name: name, config: config, directory: directory, router: router, warn: warn)
+            open[name] = try VectorCollection(name: name, config: config, directory: directory, router: router, warn: warn)
         }
         return config
     }

@@ -57,7 +57,7 @@ package final class HTTPClient: Sendable {
         guard rc == 0 else {
             let code = errno
             close(fd)
-            throw VQError(.io, "cannot connect to http://\(host):\(port): \(errnoText(code))", hint: "is vq serve running there?")
+            throw VQError(.unreachable, "cannot connect to http://\(host):\(port): \(errnoText(code))", hint: "is vq serve running there?")
         }
         return fd
     }
@@ -83,14 +83,14 @@ package final class HTTPClient: Sendable {
                 if pooled == nil || attempt == 1 { throw error }
             }
         }
-        throw VQError(.io, "no response from http://\(host):\(port)")
+        throw VQError(.unreachable, "no response from http://\(host):\(port)")
     }
 
     private func exchange(_ fd: Int32, _ bytes: [UInt8]) throws -> (response: HTTPResponse, keepAlive: Bool) {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n <= 0 { throw VQError(.io, "sending to http://\(host):\(port) failed: \(errnoText())") }
+            if n <= 0 { throw VQError(.unreachable, "sending to http://\(host):\(port) failed: \(errnoText())") }
             done += n
         }
         var data: [UInt8] = []
@@ -130,7 +130,7 @@ package final class HTTPClient: Sendable {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 {
-                throw VQError(.io, n == 0 ? "http://\(host):\(port) closed the connection" : "reading from http://\(host):\(port) failed: \(errnoText())")
+                throw VQError(.unreachable, n == 0 ? "http://\(host):\(port) closed the connection" : "reading from http://\(host):\(port) failed: \(errnoText())")
             }
             data += buffer[0..<n]
         }

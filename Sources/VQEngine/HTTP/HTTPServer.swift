@@ -33,6 +33,9 @@ package struct HTTPServerConfig: Sendable {
     package var loops = 0
     /// Threads for requests that may block (writes, cluster calls).
     package var workerThreads = 64
+    /// The answer to a request the server refuses itself (malformed, too large, too slow, over
+    /// the connection limit): the application's error shape, plain text by default.
+    package var errorResponse: @Sendable (_ status: Int, _ message: String) -> HTTPResponse = { .text($0, $1) }
 
     package init() {}
 }
@@ -297,8 +300,7 @@ final class EventLoop: @unchecked Sendable {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 { return }
             if open.value.load(ordering: .relaxed) >= config.maxConnections || stopping.load(ordering: .relaxed) {
-                let busy = HTTPResponse.json(503, Array("{\"status\":{\"error\":\"server has reached its connection limit\"},\"time\":0}".utf8))
-                    .serialized(keepAlive: false)
+                let busy = config.errorResponse(503, "server has reached its connection limit").serialized(keepAlive: false)
                 _ = busy.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
                 close(fd)
                 continue
@@ -384,12 +386,10 @@ final class EventLoop: @unchecked Sendable {
                 compact(c)
                 return
             case .error(let status, let message):
-                var w = JSONWriter()
-                w.write(.object([("status", .object([("error", .string(message))])), ("time", .double(0))]))
                 c.input = []
                 c.inputStart = 0
                 c.closeAfterWrite = true
-                send(c, HTTPResponse.json(status, w.bytes).serialized(keepAlive: false))
+                send(c, config.errorResponse(status, message).serialized(keepAlive: false))
                 return
             case .request(let request, let consumed):
                 c.inputStart += consumed
@@ -499,8 +499,7 @@ final class EventLoop: @unchecked Sendable {
                 c.input.removeAll()
                 c.inputStart = 0
                 c.closeAfterWrite = true
-                send(c, HTTPResponse.json(408, Array("{\"status\":{\"error\":\"request not received in time\"},\"time\":0}".utf8))
-                    .serialized(keepAlive: false))
+                send(c, config.errorResponse(408, "request not received in time").serialized(keepAlive: false))
             } else if c.input.count == c.inputStart && c.outputOffset >= c.output.count && now - c.lastActivity > config.idleTimeout {
                 drop(c)
             }

@@ -227,7 +227,7 @@ package final class LocalShard: @unchecked Sendable {
     ///
     /// The operation is not durable until `waitDurable` returns.
     /// - Returns: its operation number.
-    /// - Throws: `.overloaded` if the queue stayed full until `deadline`; nothing was logged then.
+    /// - Throws: `.rateLimited` if the queue stayed full until `deadline`; nothing was logged then.
     package func submit(_ operation: Operation, deadline: Date? = nil) throws -> UInt64 {
         if let failure = withProgress({ $0.failure }) { throw failure }
         // Nothing is logged that the applier would refuse (callers check the rest: the API as it
@@ -241,7 +241,7 @@ package final class LocalShard: @unchecked Sendable {
         }
         guard let op else {
             if let failure = withProgress({ $0.failure }) { throw failure }
-            throw VQError(.overloaded, "the update queue is full (\(queue.capacity) operations) and stayed full; the write was not accepted",
+            throw VQError(.rateLimited, "the update queue is full (\(queue.capacity) operations) and stayed full; the write was not accepted",
                           hint: "retry later, or raise update_queue_size")
         }
         return op

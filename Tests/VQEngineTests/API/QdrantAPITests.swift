@@ -11,10 +11,10 @@ import Testing
 
     @Test("back pressure becomes 429 with Retry-After; other kinds map to their statuses")
     func statuses() {
-        let overloaded = APIEnvelope.error(VQError(.overloaded, "queue full"), since: DispatchTime.now().uptimeNanoseconds)
+        let overloaded = APIEnvelope.error(VQError(.rateLimited, "queue full"), since: DispatchTime.now().uptimeNanoseconds)
         #expect(overloaded.status == 429)
         #expect(overloaded.headers.contains { $0.0 == "Retry-After" })
-        #expect(httpStatus(.invalidInput) == 400 && httpStatus(.notFound) == 404 && httpStatus(.alreadyExists) == 409)
+        #expect(VQErrorKind.invalidInput.httpStatus == 400 && VQErrorKind.notFound.httpStatus == 404 && VQErrorKind.conflict.httpStatus == 409)
     }
 
     @Test("writes wait for durability or application, payload updates merge, filters select")

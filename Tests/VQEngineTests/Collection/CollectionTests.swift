@@ -91,7 +91,7 @@ import Testing
             try e.createCollection("ok-1_x", config: CollectionConfig(dim: 3))
             Issue.record("duplicate accepted")
         } catch let error as VQError {
-            #expect(error.kind == .alreadyExists)
+            #expect(error.kind == .conflict)
         }
         var bad = CollectionConfig(dim: 3)
         bad.writeConsistencyFactor = 2

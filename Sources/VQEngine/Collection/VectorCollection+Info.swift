@@ -1,6 +1,6 @@
 import Foundation
 
-extension Collection {
+extension VectorCollection {
     /// What `vq info` prints: name, counts, indexing rate, config, shards and segments.
     /// The server answers the same at `GET /collections/{name}/info` (vq's extension), so remote and
     /// embedded `vq info` print the same.

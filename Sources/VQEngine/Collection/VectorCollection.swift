@@ -79,20 +79,20 @@ package struct CollectionStatus: Sendable {
 package protocol ShardRouter: AnyObject, Sendable {
     /// Writes `operation` to every active replica of `shard` through its primary, waiting to
     /// `wait`. - Returns: false when `collection` is not distributed (write locally).
-    func write(_ collection: Collection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool
+    func write(_ collection: VectorCollection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool
     /// Searches one active replica of `shard` (the query is already prepared), nil when
     /// `collection` is not distributed.
-    func search(_ collection: Collection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)?
+    func search(_ collection: VectorCollection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)?
     func distributes(_ name: String) -> Bool
     /// The records of `ids` (or, with ids nil, every point passing `filter`) in `shard`, from one
     /// active replica; nil when `collection` is not distributed.
-    func scan(_ collection: Collection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord]?
+    func scan(_ collection: VectorCollection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord]?
     /// The points in `shard`, from one active replica; nil when `collection` is not distributed.
-    func count(_ collection: Collection, shard: Int) throws -> Int?
+    func count(_ collection: VectorCollection, shard: Int) throws -> Int?
 }
 
 /// A collection open in this process.
-package final class Collection: @unchecked Sendable {
+package final class VectorCollection: @unchecked Sendable {
     package let name: String
     package let shards: [LocalShard]
     /// Set for every collection of a peer in a cluster (fixed at open).
@@ -225,8 +225,8 @@ package final class Collection: @unchecked Sendable {
         try prepare(&query)
         guard request.limit >= 0 else { throw VQError.invalid("limit is \(request.limit); expected 0 or more") }
         guard request.offset >= 0 else { throw VQError.invalid("offset is \(request.offset); expected 0 or more") }
-        guard request.limit + request.offset <= Collection.maxResults else {
-            throw VQError.invalid("limit + offset is \(request.limit + request.offset); expected at most \(Collection.maxResults) (page with scroll for more)")
+        guard request.limit + request.offset <= VectorCollection.maxResults else {
+            throw VQError.invalid("limit + offset is \(request.limit + request.offset); expected at most \(VectorCollection.maxResults) (page with scroll for more)")
         }
         if let ef = request.hnswEf, ef < 1 { throw VQError.invalid("hnsw_ef is \(ef); expected 1 or more") }
         let k = request.limit + request.offset

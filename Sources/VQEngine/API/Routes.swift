@@ -1,0 +1,210 @@
+// The one table of routes: method, path pattern, metrics name, who may call it, whether it may
+// run on an event loop, and its handler. Dispatch, the read/write split that API keys follow,
+// the peer routes the cluster secret opens, event-loop placement and the metrics' route names
+// all come from here; a path that exists under other methods answers 405 with `Allow`.
+//
+//   pattern segments: "collections" (literal) or "{name}" (a parameter, in order in `params`)
+
+import Foundation
+
+/// Who may call a route.
+enum RouteAccess: Sendable {
+    /// Anyone (health checks, the root).
+    case open
+    /// Either API key (read-only or full).
+    case read
+    /// The full API key only.
+    case write
+    /// Peers: the cluster secret only; API keys never open these.
+    case peer
+}
+
+/// One request matched to its route.
+struct RouteCall {
+    let request: HTTPRequest
+    /// The `{...}` segments of the pattern, in order.
+    let params: [String]
+    let start: UInt64
+
+    /// The request body as JSON (`{}` when empty).
+    func body() throws -> JSON { request.body.isEmpty ? .object([]) : try JSONParser.parseRequest(request.body) }
+}
+
+struct Route: Sendable {
+    let method: String
+    let pattern: [String]
+    let name: String
+    let access: RouteAccess
+    /// Short and never blocking (reads): may run on the event loop rather than a worker.
+    let inline: Bool
+    let handler: @Sendable (QdrantAPI, RouteCall) throws -> HTTPResponse
+
+    init(_ method: String, _ path: String, _ name: String, _ access: RouteAccess, inline: Bool = false,
+         _ handler: @escaping @Sendable (QdrantAPI, RouteCall) throws -> HTTPResponse) {
+        self.method = method
+        self.pattern = path.split(separator: "/").map(String.init)
+        self.name = name
+        self.access = access
+        self.inline = inline
+        self.handler = handler
+    }
+
+    /// The parameters when `path` fits the pattern, else nil.
+    func match(_ path: [String]) -> [String]? {
+        guard path.count == pattern.count else { return nil }
+        var params: [String] = []
+        for (p, s) in zip(pattern, path) {
+            if p.hasPrefix("{") { params.append(s) } else if p != s { return nil }
+        }
+        return params
+    }
+}
+
+/// The routes, grouped by segment count for a short scan.
+struct RouteTable: Sendable {
+    private let bySize: [Int: [Route]]
+
+    init(_ routes: [Route]) {
+        bySize = Dictionary(grouping: routes) { $0.pattern.count }
+    }
+
+    enum Lookup {
+        case found(Route, [String])
+        /// The path exists with these other methods.
+        case wrongMethod([String])
+        case none
+    }
+
+    func lookup(_ method: String, _ path: [String]) -> Lookup {
+        var allowed: [String] = []
+        for route in bySize[path.count] ?? [] {
+            guard let params = route.match(path) else { continue }
+            if route.method == method { return .found(route, params) }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .none : .wrongMethod(allowed)
+    }
+}
+
+extension QdrantAPI {
+    /// Every route the server answers.
+    static let routes = RouteTable([
+        Route("GET", "", "root", .open, inline: true) { _, c in
+            var w = JSONWriter()
+            w.write(.object([("title", .string("vq - vector search engine (Qdrant-compatible API)")), ("version", .string(QdrantAPI.version))]))
+            return .json(200, w.bytes)
+        },
+        Route("GET", "healthz", "healthz", .open, inline: true) { _, _ in .text(200, "healthz check passed") },
+        Route("GET", "livez", "livez", .open, inline: true) { _, _ in .text(200, "livez check passed") },
+        Route("GET", "readyz", "readyz", .open, inline: true) { _, _ in .text(200, "readyz check passed") },
+        Route("GET", "metrics", "metrics", .read) { api, _ in
+            .text(200, api.metrics.render(engine: api.engine), contentType: "text/plain; version=0.0.4")
+        },
+        Route("GET", "cluster", "cluster", .read, inline: true) { api, c in APIEnvelope.ok(api.clusterInfo(), since: c.start) },
+        Route("DELETE", "cluster/peer/{id}", "cluster.remove_peer", .write) { api, c in try api.removePeer(c.params[0], c.request, c.start) },
+
+        Route("GET", "collections", "collections.list", .read, inline: true) { api, c in
+            let list: [JSON] = api.engine.collectionNames().map { .object([("name", .string($0))]) }
+            return APIEnvelope.ok(.object([("collections", .array(list))]), since: c.start)
+        },
+        Route("PUT", "collections/{name}", "collections.create", .write) { api, c in try api.createCollection(c.params[0], c.request, c.start) },
+        Route("GET", "collections/{name}", "collections.get", .read, inline: true) { api, c in
+            APIEnvelope.ok(try api.collectionInfo(c.params[0]), since: c.start)
+        },
+        Route("PATCH", "collections/{name}", "collections.update", .write) { api, c in try api.updateCollection(c.params[0], c.request, c.start) },
+        Route("DELETE", "collections/{name}", "collections.delete", .write) { api, c in try api.deleteCollection(c.params[0], c.start) },
+        Route("GET", "collections/{name}/exists", "collections.exists", .read, inline: true) { api, c in
+            let name = c.params[0]
+            let exists = (try? Engine.validateName(name)) != nil && api.engine.collectionNames().contains(name)
+            return APIEnvelope.ok(.object([("exists", .bool(exists))]), since: c.start)
+        },
+        // vq's extension: what `vq info` prints, so remote and embedded print the same.
+        Route("GET", "collections/{name}/info", "collections.info", .read, inline: true) { api, c in
+            let collection = try api.openCollection(c.params[0])
+            return APIEnvelope.ok(collection.infoJSON(status: try api.status(of: collection)), since: c.start)
+        },
+        // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
+        Route("POST", "collections/{name}/optimize", "collections.optimize", .write) { api, c in try api.optimize(c.params[0], c.start) },
+        Route("POST", "collections/{name}/cluster", "collections.cluster.update", .write) { api, c in
+            try api.updateCollectionCluster(c.params[0], c.request, c.start)
+        },
+        Route("GET", "collections/{name}/cluster", "collections.cluster", .read, inline: true) { api, c in
+            APIEnvelope.ok(try api.collectionCluster(c.params[0]), since: c.start)
+        },
+
+        points("PUT", "", "points.upsert", .write) { api, col, c in try api.upsert(col, c.request, try c.body(), c.start) },
+        points("POST", "", "points.get", .read) { api, col, c in APIEnvelope.ok(try api.getPoints(col, try c.body()), since: c.start) },
+        points("GET", "/{id}", "points.get", .read, inline: true) { api, col, c in try api.getPoint(col, c.params[1], c.start) },
+        points("POST", "/delete", "points.delete", .write) { api, col, c in try api.deletePoints(col, c.request, try c.body(), c.start) },
+        points("POST", "/payload", "points.payload", .write) { api, col, c in
+            try api.setPayload(col, c.request, try c.body(), overwrite: false, c.start)
+        },
+        points("PUT", "/payload", "points.payload", .write) { api, col, c in
+            try api.setPayload(col, c.request, try c.body(), overwrite: true, c.start)
+        },
+        points("POST", "/payload/delete", "points.payload", .write) { api, col, c in try api.deletePayload(col, c.request, try c.body(), c.start) },
+        points("POST", "/payload/clear", "points.payload", .write) { api, col, c in try api.clearPayload(col, c.request, try c.body(), c.start) },
+        points("POST", "/scroll", "points.scroll", .read) { api, col, c in APIEnvelope.ok(try api.scroll(col, try c.body()), since: c.start) },
+        points("POST", "/count", "points.count", .read, inline: true) { api, col, c in APIEnvelope.ok(try api.count(col, try c.body()), since: c.start) },
+        points("POST", "/search", "points.search", .read, inline: true) { api, col, c in
+            APIEnvelope.ok(try api.search(col, try c.body()), since: c.start)
+        },
+        points("POST", "/search/batch", "points.search", .read, inline: true) { api, col, c in
+            let searches = try api.requireArray(try c.body(), "searches")
+            return APIEnvelope.ok(.array(try searches.map { try api.search(col, $0) }), since: c.start)
+        },
+        points("POST", "/query", "points.query", .read, inline: true) { api, col, c in
+            APIEnvelope.ok(try api.query(col, try c.body()), since: c.start)
+        },
+        points("POST", "/query/batch", "points.query", .read, inline: true) { api, col, c in
+            let searches = try api.requireArray(try c.body(), "searches")
+            return APIEnvelope.ok(.array(try searches.map { try api.query(col, $0) }), since: c.start)
+        },
+
+        // Peers. Every one needs the cluster secret (checked in dispatch).
+        Route("POST", "internal/raft", "internal.raft", .peer) { api, c in try api.peerRaft(c) },
+        Route("POST", "internal/propose", "internal.propose", .peer) { api, c in
+            let index = try api.node().proposeHere(c.request.body)
+            return APIEnvelope.ok(.object([("index", .uint(index))]), since: c.start)
+        },
+        Route("POST", "internal/voters", "internal.voters", .peer) { api, c in
+            let index = try api.node().setVotersHere(c.request.body)
+            return APIEnvelope.ok(.object([("index", .uint(index))]), since: c.start)
+        },
+        // The leader's commit index, for a peer catching up before it answers.
+        Route("POST", "internal/commit", "internal.commit", .peer) { api, c in
+            APIEnvelope.ok(.object([("index", .uint(try api.node().status.commit))]), since: c.start)
+        },
+        Route("POST", "internal/join", "internal.join", .peer) { api, c in try api.peerJoin(c) },
+        shard("write", "internal.shard.write") { api, col, s, c in try api.shardWrite(col, s, c) },
+        shard("apply", "internal.shard.apply") { api, col, s, c in try api.shardApply(col, s, c) },
+        shard("search", "internal.shard.search") { api, col, s, c in try api.shardSearch(col, s, c) },
+        shard("transfer", "internal.shard.transfer") { api, col, s, c in try api.shardTransfer(col, s, c) },
+        shard("receive", "internal.shard.receive") { api, col, s, c in try api.shardReceive(col, s, c) },
+        shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
+        shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
+    ])
+
+    /// A route under `/collections/{name}/points`: the handler gets the open collection.
+    private static func points(_ method: String, _ suffix: String, _ name: String, _ access: RouteAccess, inline: Bool = false,
+                               _ handler: @escaping @Sendable (QdrantAPI, VectorCollection, RouteCall) throws -> HTTPResponse) -> Route {
+        Route(method, "collections/{name}/points" + suffix, name, access, inline: inline) { api, c in
+            try handler(api, try api.openCollection(c.params[0]), c)
+        }
+    }
+
+    /// `POST /internal/shards/{collection}/{shard}/ACTION`: one shard's part of a request. The
+    /// caller's metadata index (header) is waited for first, so peers agree on placement.
+    private static func shard(_ action: String, _ name: String,
+                              _ handler: @escaping @Sendable (QdrantAPI, VectorCollection, Int, RouteCall) throws -> HTTPResponse) -> Route {
+        Route("POST", "internal/shards/{name}/{shard}/" + action, name, .peer) { api, c in
+            let cluster = try api.node()
+            if let seen = c.request.header(ClusterNode.appliedHeader).flatMap(UInt64.init) { cluster.waitApplied(seen) }
+            let collection = try api.openCollection(c.params[0])
+            guard let shard = Int(c.params[1]), collection.shards.indices.contains(shard) else {
+                throw VQError.invalid("collection \"\(c.params[0])\" has no shard \(c.params[1])")
+            }
+            return try handler(api, collection, shard, c)
+        }
+    }
+}
