@@ -5,7 +5,7 @@
 //   op     a shard operation (`/internal/shards/.../apply|write`): wire header, WAL
 //          encoding, validation against a 4-d shard
 //   raft   a batch of Raft messages (`/internal/raft`), then stepped into a node
-//   peer   peers' JSON: shard searches, point records, metadata commands
+//   peer   peers' shard messages (first byte: which one; `ShardWire`) and metadata commands
 //
 //   swift build --product vq-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DFUZZING
 //   VQ_FUZZ=http .build-fuzz/debug/vq-fuzz -max_total_time=60     (or VQ_FUZZ=json)
@@ -19,12 +19,12 @@ import VQEngine
 func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
     switch target {
     case "op":
-        if let decoded = try? ClusterRouter.decode(Array(bytes), dim: 4) {
+        if let decoded = try? ShardWire.decodeOperation(Array(bytes), dim: 4) {
             // What validates must encode back and decode to the same operation.
             let again = decoded.operation.encode()
             precondition((try? again.withUnsafeBytes { try VQEngine.Operation.decode($0) }) != nil, "a validated operation does not round-trip")
         }
-        _ = try? Operation.decode(bytes)
+        _ = try? VQEngine.Operation.decode(bytes)
     case "raft":
         guard let messages = try? RaftCodec.decode(Array(bytes)) else { return }
         _ = RaftCodec.encode(messages)
@@ -37,12 +37,31 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
             _ = node.takeReady()
         }
     case "peer":
-        guard let json = try? JSONParser.parseRequest(Array(bytes)) else { return }
-        _ = try? ClusterRouter.shardSearch(json)
-        _ = try? ClusterRouter.records(json)
-        var state = ClusterState()
-        _ = try? state.apply(Array(bytes))
-        _ = try? ClusterState(json: json)
+        // The first byte picks the message; the rest is its body.
+        guard let kind = bytes.first else { return }
+        let body = Array(bytes.dropFirst())
+        switch kind % 8 {
+        case 0:
+            if let (q, s) = try? ShardWire.decodeSearch(body, dim: 4, maxResults: 100) {
+                precondition(q.count == 4 && s.k >= 1 && s.ef >= 1)
+                _ = try? ShardWire.decodeSearch(ShardWire.encodeSearch(q, s), dim: 4, maxResults: 100)
+            }
+        case 1:
+            if let hits = try? ShardWire.decodeHits(body) { _ = try? ShardWire.decodeHits(ShardWire.encodeHits(hits)) }
+        case 2: _ = try? ShardWire.decodeScan(body)
+        case 3:
+            if let records = try? ShardWire.decodeRecords(body, dim: 4) {
+                _ = try? ShardWire.decodeRecords(ShardWire.encodeRecords(records, withVector: records.first?.vector.isEmpty == false), dim: 4)
+            }
+        case 4: _ = try? ShardWire.decodeReceive(body, dim: 4)
+        case 5: _ = try? ShardWire.decodeTransfer(body)
+        case 6: _ = try? ShardWire.decodeCount(body)
+        default:
+            // Metadata: a command applied to a state, or a whole snapshot.
+            var state = ClusterState()
+            _ = try? state.apply(body)
+            if let json = try? JSONParser.parse(body) { _ = try? ClusterState(json: json) }
+        }
     case "json":
         guard let json = try? JSONParser.parseRequest(Array(bytes)) else { return }
         // Decode as the API would: filters, ids, vectors, and the writer round trip.

@@ -102,62 +102,42 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     }
     let address = "http://\(http.host):\(server.port)"
     api.advertisedURL = address
-    let engine = try Engine(path: args.dataDir, address: address) { log("warning", [("message", .string($0))]) }
+    let (directory, directoryLock) = try Engine.lock(path: args.dataDir, address: address)
     let advertise = setting("advertise") ?? address
     guard (try? ClusterState.checkURI(advertise)) != nil else { throw UsageError(message: "--advertise is '\(advertise)'; expected http://HOST:PORT") }
-    let directory = DataDirectory(args.dataDir)
     if let join, ClusterNode.hasLog(directory) {
         throw UsageError(message: "\(args.dataDir) already belongs to a cluster; start it with 'vq serve --data-dir \(args.dataDir)' (it rejoins by itself), not 'vq join \(join)'")
     }
-    var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))
-    clusterOptions.tickMilliseconds = 10
-    let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil) { event, fields in log(event, fields) }
-    if cluster.secretGenerated {
-        // Where the secret is, not the secret itself: logs travel further than the data directory.
-        log("cluster secret generated", [("file", .string(directory.clusterSecret)),
-                                         ("join", .string("vq join \(advertise) --cluster-secret \"$(vq cluster token --data-dir \(args.dataDir))\""))])
-    }
-    // Distributed collections: the router sends shard operations to their replicas, and each
-    // committed create/update/delete is carried out on this peer's data.
-    let router = ClusterRouter(node: cluster, directory: directory)
+    let latencyAware: Bool
     switch setting("read-replica-choice") ?? "latency" {
-    case "latency": router.latencyAware = true
-    case "round-robin": router.latencyAware = false
+    case "latency": latencyAware = true
+    case "round-robin": latencyAware = false
     case let other: throw UsageError(message: "--read-replica-choice is '\(other)'; expected latency or round-robin")
-    }
-    engine.router = router
-    cluster.effects = { effect, state in
-        do {
-            switch effect {
-            case .collectionCreated(let name, let config)?:
-                router.forget(name)
-                if !engine.collectionNames().contains(name) { try engine.createCollection(name, config: config) }
-            case .collectionUpdated(let name, let config)?:
-                _ = try engine.updateCollection(name) { $0 = config }
-            case .collectionDeleted(let name)?:
-                router.forget(name)
-                if engine.collectionNames().contains(name) { try engine.deleteCollection(name) }
-            case nil:
-                for (name, meta) in state.collections where !engine.collectionNames().contains(name) {
-                    try engine.createCollection(name, config: meta.config)
-                }
-            }
-        } catch {
-            log("error", [("message", .string("applying cluster metadata: \(error)"))])
-        }
     }
     // A peer removed from the cluster stops (its data is no longer the cluster's).
     let removed = Locked(false)
-    cluster.onRemoved = { _ in
-        removed.store(true)
-        done.signal()
+    var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))
+    clusterOptions.tickMilliseconds = 10
+    let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil,
+                                  log: { event, fields in log(event, fields) },
+                                  onRemoved: { _ in
+                                      removed.store(true)
+                                      done.signal()
+                                  })
+    if cluster.secretGenerated {
+        // Where the secret is, not the secret itself: logs travel further than the data directory.
+        log("cluster secret generated", [("file", .string(directory.clusterSecret)),
+                                         ("join", .string("VQ_CLUSTER_SECRET=$(vq cluster token --data-dir \(args.dataDir)) vq join \(advertise)"))])
     }
-    let handler = QdrantAPI(engine: engine, config: api)
-    handler.cluster = cluster
-    apiRef = handler
+    // The graph, each part given what it uses: distributed collections reach their replicas
+    // through the router; the driver carries out committed metadata on local data.
+    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware)
+    let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
+    let driver = ClusterDriver(node: cluster, engine: engine, router: router)
+    apiRef = QdrantAPI(engine: engine, config: api, cluster: cluster, router: router)
+    driver.start()
     server.start()
     cluster.start()
-    router.startRecovery(engine: engine)
     log("listening", [("address", .string(address)), ("data_dir", .string(args.dataDir)), ("peer_id", .uint(cluster.id))])
     if let join {
         // Ask the member at URL to add this peer; it forwards to the leader, which commits the

@@ -25,6 +25,28 @@ struct WireBytes {
         }
         return w.bytes
     }
+
+    /// A shard search: the vector, k, ef, flags, then the filter (absent).
+    static func search(_ vector: [Float], k: UInt32, ef: UInt32) -> [UInt8] {
+        var w = WireBytes()
+        w.u32(UInt32(vector.count))
+        for v in vector { w.f32(v) }
+        w.u32(k); w.u32(ef); w.u8(0); w.u32(UInt32.max)
+        return w.bytes
+    }
+
+    /// A transfer batch of records (`dim` 0: without vectors).
+    static func receive(clear: Bool, dim: UInt32, records: [(UInt64, [Float], [UInt8]?)], seq: UInt64 = 0) -> [UInt8] {
+        var w = WireBytes()
+        w.u8(clear ? 1 : 0); w.u64(seq); w.u64(0)
+        w.u32(UInt32(records.count)); w.u32(dim)
+        for (id, vector, payload) in records {
+            w.u8(0); w.u64(id); w.u64(0); w.u64(1)
+            for v in vector { w.f32(v) }
+            if let payload { w.u32(UInt32(payload.count)); w.bytes += payload } else { w.u32(UInt32.max) }
+        }
+        return w.bytes
+    }
 }
 
 /// The peer id a server reports in GET /cluster.
@@ -57,9 +79,9 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
                 #expect(r.status == 403 && r.body.contains("cluster secret"), "\(route) \(headers): \(r.status) \(r.body)")
             }
         }
-        // With the secret the route answers (the count of an empty shard).
-        let count = try request(a.port, "POST", "/internal/shards/c/0/count", "{}", headers: ["x-vq-cluster-secret": secret])
-        #expect(count.status == 200 && count.body.contains("\"count\":0"), "\(count.body)")
+        // With the secret the route answers (the count of an empty shard: a u64 0).
+        let count = try request(a.port, "POST", "/internal/shards/c/0/count", bytes: [], headers: ["x-vq-cluster-secret": secret])
+        #expect(count.status == 200 && count.body.utf8.count == 8 && count.body.utf8.allSatisfy { $0 == 0 }, "\(count.body)")
         let (_, log) = a.stop()
         #expect(log.contains("cluster secret generated") && log.contains("vq cluster token --data-dir"), "\(log)")
         #expect(!log.contains(secret), "the secret itself must not be logged")
@@ -124,20 +146,32 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
                 #expect(r.status == 400 && r.body.contains(fragment), "\(action) \(what): \(r.status) \(r.body)")
             }
         }
-        let searches = [(#"{"vector":[1,0,0,0],"k":0,"ef":10}"#, "k is 0"), (#"{"vector":[1,0,0,0],"k":-1,"ef":10}"#, "k is -1"),
-                        (#"{"vector":[1,0,0,0],"k":1,"ef":0}"#, "ef is 0"), (#"{"vector":[1,0],"k":1,"ef":4}"#, "2 dimensions"),
-                        (#"{"vector":[1,0,0,1e39],"k":1,"ef":4}"#, "finite"), (#"{"vector":"x","k":1,"ef":4}"#, "needs vector")]
-        for (body, fragment) in searches {
-            let r = try request(a.port, "POST", "/internal/shards/c/0/search", body, headers: secret)
-            #expect(r.status == 400 && r.body.contains(fragment), "\(body): \(r.status) \(r.body)")
+        let searches: [(String, [UInt8], String)] = [
+            ("k 0", WireBytes.search([1, 0, 0, 0], k: 0, ef: 10), "k is 0"),
+            ("k 2^32-1", WireBytes.search([1, 0, 0, 0], k: UInt32.max, ef: 10), "k is 4294967295"),
+            ("ef 0", WireBytes.search([1, 0, 0, 0], k: 1, ef: 0), "ef is 0"),
+            ("2-d vector", WireBytes.search([1, 0], k: 1, ef: 4), "2 dimensions"),
+            ("infinity", WireBytes.search([1, 0, 0, .infinity], k: 1, ef: 4), "finite"),
+            ("JSON", Array(#"{"vector":[1,0,0,0],"k":1,"ef":4}"#.utf8), "malformed"),
+            ("truncated", Array(WireBytes.search([1, 0, 0, 0], k: 1, ef: 4).prefix(20)), "malformed"),
+        ]
+        for (what, body, fragment) in searches {
+            let r = try request(a.port, "POST", "/internal/shards/c/0/search", bytes: body, headers: secret)
+            #expect(r.status == 400 && r.body.contains(fragment), "\(what): \(r.status) \(r.body)")
         }
-        let receives = [#"{"points":[{"id":9,"vector":[1,0,0,0],"payload":"text"}]}"#, #"{"points":[{"id":9,"vector":[1,0]}]}"#,
-                        #"{"points":[{"vector":[1,0,0,0]}]}"#, #"{"points":[{"id":9,"vector":[1,0,0,1e300]}]}"#,
-                        // A bad batch that asks to clear the shard first: nothing is cleared.
-                        #"{"clear":true,"points":[{"id":9,"vector":[1,0]}]}"#, #"{"points":[],"seq":18446744073709551615}"#]
-        for body in receives {
-            let r = try request(a.port, "POST", "/internal/shards/c/0/receive", body, headers: secret)
-            #expect(r.status == 400, "\(body): \(r.status) \(r.body)")
+        let receives: [(String, [UInt8])] = [
+            ("payload not an object", WireBytes.receive(clear: false, dim: 4, records: [(9, [1, 0, 0, 0], Array("\"text\"".utf8))])),
+            ("wrong dimension", WireBytes.receive(clear: false, dim: 2, records: [(9, [1, 0], nil)])),
+            ("no vectors", WireBytes.receive(clear: false, dim: 0, records: [(9, [], nil)])),
+            ("infinity", WireBytes.receive(clear: false, dim: 4, records: [(9, [1, 0, 0, .infinity], nil)])),
+            // A bad batch that asks to clear the shard first: nothing is cleared.
+            ("clear with a bad point", WireBytes.receive(clear: true, dim: 2, records: [(9, [1, 0], nil)])),
+            ("sequence number out of range", WireBytes.receive(clear: false, dim: 4, records: [], seq: UInt64.max)),
+            ("JSON", Array(#"{"points":[]}"#.utf8)),
+        ]
+        for (what, body) in receives {
+            let r = try request(a.port, "POST", "/internal/shards/c/0/receive", bytes: body, headers: secret)
+            #expect(r.status == 400, "\(what): \(r.status) \(r.body)")
         }
         let proposals = [#"{"op":"create_collection","name":"bad name!","config":{"dim":4},"shards":[[1]]}"#,
                          #"{"op":"add_peer","id":5,"uri":"ftp://elsewhere"}"#, #"{"op":"nonsense"}"#, "[]"]
@@ -248,7 +282,7 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
         #expect(try request(a.port, "PUT", "/collections/c", #"{"vectors":{"size":4,"distance":"Dot"}}"#).status == 200)
         let secret = ["x-vq-cluster-secret": a.secret]
         let valid = WireBytes.upsert(count: 2, dim: 4, ids: [1, 2], vectors: [1, 0, 0, 0, 0, 1, 0, 0], payloads: [Array(#"{"a":1}"#.utf8), nil])
-        let seeds: [[UInt8]] = [valid, Array(#"{"vector":[1,0,0,0],"k":3,"ef":8}"#.utf8), Array(#"{"points":[{"id":1,"vector":[1,0,0,0]}]}"#.utf8),
+        let seeds: [[UInt8]] = [valid, WireBytes.search([1, 0, 0, 0], k: 3, ef: 8), WireBytes.receive(clear: false, dim: 4, records: [(1, [1, 0, 0, 0], nil)]),
                                 Array(#"{"op":"add_peer","id":7,"uri":"http://127.0.0.1:9"}"#.utf8), Array(#"{"voters":[1,2]}"#.utf8)]
         var rng = Rng(state: 20_261_129)
         var statuses: [Int: Int] = [:]

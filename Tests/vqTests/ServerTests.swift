@@ -204,6 +204,8 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
             ("PUT", "/collections/c/points", #"{"points":[{"id":"42","vector":[1,2,3]}]}"#, 400, "is not a UUID"),
             ("PUT", "/collections/c/points", "{\"points\":[{\"id\":1,\"vector\":[" + String(repeating: "1,", count: 1000) + "1]}]}", 413, "exceeds"),
             ("GET", "/nowhere", nil, 404, "no route"),
+            ("DELETE", "/collections", nil, 405, "expected GET"),
+            ("PUT", "/collections/c/points/search", "{}", 405, "is not allowed"),
         ]
         for (m, path, body, status, fragment) in cases {
             let r = try request(p, m, path, body)
@@ -211,6 +213,7 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
             #expect(r.body.contains(fragment), "\(m) \(path): \(r.body)")
             #expect(r.body.hasPrefix("{\"status\":{\"error\":"), "\(r.body)")
         }
+        #expect(try request(p, "DELETE", "/collections").headers.contains("Allow: GET"))
         // Malformed request line: 400 and the connection is closed.
         let bad = try RawConnection(port: p)
         bad.send("NONSENSE\r\n\r\n")

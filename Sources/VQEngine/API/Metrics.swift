@@ -28,7 +28,7 @@ final class Metrics: Sendable {
         }
     }
 
-    func render(engine: Engine) -> String {
+    func render(engine: Engine, router: ClusterRouter?) -> String {
         var s = "# HELP vq_http_requests_total Requests by route.\n# TYPE vq_http_requests_total counter\n"
         let snapshot = routes.withLock { $0 }
         for (name, r) in snapshot.sorted(by: { $0.key < $1.key }) {
@@ -55,7 +55,7 @@ final class Metrics: Sendable {
             s += "vq_unindexed_points{collection=\"\(name)\"} \(st.unindexedPoints)\n"
             s += "vq_indexing_rate_points_per_second{collection=\"\(name)\"} \(st.indexingRate)\n"
         }
-        if let router = engine.router as? ClusterRouter {
+        if let router {
             let r = router.readStats
             func counter(_ name: String, _ help: String, _ value: Int) {
                 s += "# HELP \(name) \(help)\n# TYPE \(name) counter\n\(name) \(value)\n"

@@ -51,7 +51,7 @@ extension QdrantAPI {
     /// has none of that shard (copied from the shard's primary) or, where no such peer exists,
     /// drops it (never a shard's last active replica).
     func removePeer(_ text: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
-        guard let cluster, let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
+        guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
         guard let id = PeerID(text), id > 0 else { throw VQError.invalid("peer id \"\(text)\" is invalid; expected a positive integer") }
         let force: Bool
         switch r.query["force"]?.lowercased() {
@@ -61,7 +61,7 @@ extension QdrantAPI {
         }
         if force {
             for (name, shard) in cluster.metadata.replicas(of: id) {
-                try moveOff(id, name, shard, cluster: cluster, router: router)
+                try moveOff(id, name, shard, cluster: cluster)
             }
         }
         try cluster.removePeer(id)
@@ -70,9 +70,10 @@ extension QdrantAPI {
 
     /// Takes `peer`'s replica of `shard` away: to the voter with the fewest replicas that holds
     /// none of this shard (copied from the primary), else dropped when another replica is active.
-    private func moveOff(_ peer: PeerID, _ name: String, _ shard: Int, cluster: ClusterNode, router: ClusterRouter) throws {
+    private func moveOff(_ peer: PeerID, _ name: String, _ shard: Int, cluster: ClusterNode) throws {
         let state = cluster.metadata
-        guard let replicas = state.collections[name]?.shards[shard] else { return }
+        guard let shards = state.collections[name]?.shards, shards.indices.contains(shard) else { return }
+        let replicas = shards[shard]
         let load = state.collections.values.flatMap { $0.shards.flatMap { $0.map(\.peer) } }.reduce(into: [PeerID: Int]()) { $0[$1, default: 0] += 1 }
         let target = cluster.status.voters.filter { p in p != peer && !replicas.contains { $0.peer == p } }
             .min { (load[$0] ?? 0, $0) < (load[$1] ?? 0, $1) }
@@ -83,7 +84,7 @@ extension QdrantAPI {
             try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: peer))
             if let target {
                 try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target))
-                try router.catchUp(try engine.collection(name), shard: shard, to: target, after: nil)
+                try engine.collection(name).replicaSets[shard].catchUp(to: target, after: nil)
             }
         } else {
             guard let target else {
@@ -91,7 +92,7 @@ extension QdrantAPI {
             }
             try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target))
             do {
-                try router.catchUp(try engine.collection(name), shard: shard, to: target, after: nil)
+                try engine.collection(name).replicaSets[shard].catchUp(to: target, after: nil)
             } catch {
                 throw VQError(.io, "peer \(peer) holds the only active replica of \(what) and it could not be copied to peer \(target): \(error)")
             }
@@ -105,7 +106,7 @@ extension QdrantAPI {
     /// `drop_replica` operations. Answers once the change is done: a new replica is copied from
     /// the shard's primary and active; a moved shard's old replica is dropped after that.
     func updateCollectionCluster(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
-        guard let cluster, let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
+        guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
         guard let meta = cluster.collectionMeta(name) else { throw VQError(.notFound, "collection \"\(name)\" is not distributed") }
         let body = try JSONParser.parseRequest(r.body)
         func shardOf(_ op: JSON, _ what: String) throws -> Int {
@@ -125,7 +126,7 @@ extension QdrantAPI {
             if cluster.collectionMeta(name)?.shards[shard].contains(where: { $0.peer == to }) != true {
                 try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to))
             }
-            try router.catchUp(try engine.collection(name), shard: shard, to: to, after: nil)
+            try engine.collection(name).replicaSets[shard].catchUp(to: to, after: nil)
         }
         if let op = body["replicate_shard"] {
             try replicate(try shardOf(op, "replicate_shard"), to: try peer(op, "to_peer_id", "replicate_shard"))
@@ -150,11 +151,6 @@ extension QdrantAPI {
     func node() throws -> ClusterNode {
         guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
         return cluster
-    }
-
-    func clusterRouter() throws -> ClusterRouter {
-        guard let router = engine.router as? ClusterRouter else { throw VQError(.notFound, "this server runs no cluster") }
-        return router
     }
 
     /// `POST /internal/raft`: a batch of Raft messages; 410 to a peer that was removed.
@@ -182,58 +178,47 @@ extension QdrantAPI {
 
     /// `.../write`: a write forwarded to this peer as the shard's primary.
     func shardWrite(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let (operation, _, wait, _, _) = try ClusterRouter.decode(c.request.body, dim: collection.config.dim)
-        try clusterRouter().writeAsPrimary(collection, shard: shard, operation, wait: wait, deadline: Date().addingTimeInterval(config.writeTimeout))
+        let config = collection.config
+        let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(c.request.body, dim: config.dim)
+        try collection.replicaSets[shard].writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: Date().addingTimeInterval(self.config.writeTimeout),
+                                                          config: config)
         return .text(200, "ok")
     }
 
     /// `.../apply`: an operation the primary ordered, on a replica.
     func shardApply(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        try clusterRouter().applyAsReplica(collection, shard: shard, c.request.body)
+        try collection.replicaSets[shard].applyAsReplica(c.request.body, dim: collection.config.dim)
         return .text(200, "ok")
     }
 
     func shardSearch(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let (vector, request) = try ClusterRouter.shardSearch(try c.body())
-        guard vector.count == collection.config.dim else { throw VQError.invalid("shard search vector has \(vector.count) dimensions") }
+        let (vector, request) = try ShardWire.decodeSearch(c.request.body, dim: collection.config.dim, maxResults: VectorCollection.maxResults)
         let result = vector.withUnsafeBufferPointer { collection.shards[shard].search($0, request) }
-        var w = JSONWriter()
-        w.write(ClusterRouter.hitsJSON(result))
-        return .json(200, w.bytes)
+        return .binary(ShardWire.encodeHits(result))
     }
 
-    /// `.../transfer` `{"to", "after_seq"?, "after_epoch"?}`: on the primary, bring a replica up to date.
+    /// `.../transfer`: on the primary, bring a replica up to date.
     func shardTransfer(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let body = try c.body()
-        guard let to = body["to"]?.uint64Value else { throw VQError.invalid("transfer needs {\"to\": peer id}") }
-        let after = body["after_seq"]?.uint64Value.map { ($0, body["after_epoch"]?.uint64Value ?? 0) }
-        try clusterRouter().transfer(collection, shard: shard, to: to, after: after)
+        let (to, after) = try ShardWire.decodeTransfer(c.request.body)
+        try collection.replicaSets[shard].transfer(to: to, after: after)
         return .text(200, "ok")
     }
 
     func shardReceive(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        try clusterRouter().receive(collection, shard: shard, try c.body())
+        let dim = collection.config.dim
+        try collection.replicaSets[shard].receive(try ShardWire.decodeReceive(c.request.body, dim: dim), dim: dim)
         return .text(200, "ok")
     }
 
     func shardCount(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        var w = JSONWriter()
-        w.write(.object([("count", .int(Int64(collection.shards[shard].pointCount)))]))
-        return .json(200, w.bytes)
+        .binary(ShardWire.encodeCount(collection.shards[shard].pointCount))
     }
 
     func shardScan(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let body = try c.body()
-        let wv = body["with_vector"]?.boolValue ?? false, wp = body["with_payload"]?.boolValue ?? false
-        let records: [PointRecord]
-        if let ids = body["ids"]?.arrayValue {
-            records = collection.shards[shard].retrieve(try ids.map { try PointID(json: $0) }, withVector: wv, withPayload: wp)
-        } else {
-            let filter = try body["filter"].flatMap { $0 == .null ? nil : try Filter(json: $0) }
-            records = collection.shards[shard].scan(filter: filter, withVector: wv, withPayload: wp)
-        }
-        var w = JSONWriter()
-        w.write(ClusterRouter.recordsJSON(records, withVector: wv))
-        return .json(200, w.bytes)
+        let (ids, filter, withVector, withPayload) = try ShardWire.decodeScan(c.request.body)
+        let local = collection.shards[shard]
+        let records = ids.map { local.retrieve($0, withVector: withVector, withPayload: withPayload) }
+            ?? local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
+        return .binary(ShardWire.encodeRecords(records, withVector: withVector))
     }
 }

@@ -32,12 +32,15 @@ package final class QdrantAPI: @unchecked Sendable {
     let engine: Engine
     let config: APIConfig
     let metrics = Metrics()
-    /// This peer's cluster membership (set by `vq serve` before it serves; nil in embedded tests).
-    package var cluster: ClusterNode?
+    /// This peer's cluster membership and shard placement (nil in embedded tests).
+    let cluster: ClusterNode?
+    let router: ClusterRouter?
 
-    package init(engine: Engine, config: APIConfig) {
+    package init(engine: Engine, config: APIConfig, cluster: ClusterNode? = nil, router: ClusterRouter? = nil) {
         self.engine = engine
         self.config = config
+        self.cluster = cluster
+        self.router = router
     }
 
     /// Whether `request` is a read that may run on an event-loop thread (never blocks on disk,

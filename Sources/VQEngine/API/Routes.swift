@@ -98,7 +98,7 @@ extension QdrantAPI {
         Route("GET", "livez", "livez", .open, inline: true) { _, _ in .text(200, "livez check passed") },
         Route("GET", "readyz", "readyz", .open, inline: true) { _, _ in .text(200, "readyz check passed") },
         Route("GET", "metrics", "metrics", .read) { api, _ in
-            .text(200, api.metrics.render(engine: api.engine), contentType: "text/plain; version=0.0.4")
+            .text(200, api.metrics.render(engine: api.engine, router: api.router), contentType: "text/plain; version=0.0.4")
         },
         Route("GET", "cluster", "cluster", .read, inline: true) { api, c in APIEnvelope.ok(api.clusterInfo(), since: c.start) },
         Route("DELETE", "cluster/peer/{id}", "cluster.remove_peer", .write) { api, c in try api.removePeer(c.params[0], c.request, c.start) },

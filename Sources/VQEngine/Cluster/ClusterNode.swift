@@ -57,11 +57,14 @@ package final class ClusterNode: @unchecked Sendable {
     /// delete after a newer create of the same name would destroy data.
     private var effectsDone: UInt64 = 0
     private var effectsPath = ""
-    /// The index of the last snapshot restored (on open or from the leader).
-    private var restoredIndex: UInt64 = 0
-    /// Called, under the cluster lock and in log order, with what each applied command means for
-    /// local data (nil after a snapshot restore: reconcile with the whole state).
-    package var effects: (@Sendable (ClusterEffect?, ClusterState) -> Void)?
+    /// What applied commands mean for local data, not yet carried out, in log order: taken by the
+    /// driver's thread (`ClusterDriver`), never run under this lock. A nil effect follows a
+    /// snapshot restore (reconcile with the whole state).
+    private var pendingEffects: [(index: UInt64, effect: ClusterEffect?, state: ClusterState)] = []
+    private var effectInProgress: UInt64?
+    /// Called once when this peer learns it was removed from the cluster.
+    private let onRemoved: @Sendable (String) -> Void
+    private var removedNotified = false
     private var stopped = false
     private var ticker: Thread?
     private let log: @Sendable (String, [(String, JSON)]) -> Void
@@ -79,9 +82,10 @@ package final class ClusterNode: @unchecked Sendable {
     /// Opens this peer's cluster state, founding a cluster of one when there is none and
     /// `joining` is false. A joining peer starts with no configuration and waits for a leader.
     package init(directory: DataDirectory, options: ClusterOptions, joining: Bool,
-                 log: @escaping @Sendable (String, [(String, JSON)]) -> Void) throws {
+                 log: @escaping @Sendable (String, [(String, JSON)]) -> Void, onRemoved: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.options = options
         self.log = log
+        self.onRemoved = onRemoved
         let dir = directory.root + "/cluster"
         effectsPath = dir + "/effects"
         if let data = try? FileIO.readAll(effectsPath), data.count == 8 {
@@ -127,11 +131,6 @@ package final class ClusterNode: @unchecked Sendable {
 
     /// Starts the clock, and makes sure the state has this peer's current address.
     package func start() {
-        // Local data catches up with the metadata as it stood on open (a restart, a snapshot).
-        // A snapshot newer than the effects carried out here (a peer that was away while the log
-        // was compacted): bring local data in line with it once. Otherwise the entries after
-        // `effectsDone` replay with their effects, in order.
-        lock.withLock { reconcile(upTo: restoredIndex) }
         let t = Thread { [self] in runTicker() }
         t.name = "vq-raft"
         ticker = t
@@ -182,17 +181,33 @@ package final class ClusterNode: @unchecked Sendable {
         }
     }
 
-    /// Runs the whole-state effect for a restored snapshot newer than the effects done here.
-    private func reconcile(upTo index: UInt64) {
-        guard index > effectsDone, let effects else { return }
-        effects(nil, state)
-        markEffects(index)
+    // MARK: effects on local data
+
+    /// The next effect to carry out, in log order; waits for one. - Returns: nil once stopped.
+    package func takeEffect() -> (index: UInt64, effect: ClusterEffect?, state: ClusterState)? {
+        lock.lock()
+        defer { lock.unlock() }
+        while pendingEffects.isEmpty && !stopped { lock.wait() }
+        if stopped { return nil }
+        let next = pendingEffects.removeFirst()
+        effectInProgress = next.index
+        return next
     }
 
-    private func markEffects(_ index: UInt64) {
-        effectsDone = index
-        var v = effectsDone.littleEndian
+    /// Records that the effect of entry `index` was carried out (persisted before the next one).
+    package func effectDone(_ index: UInt64) {
+        var v = index.littleEndian
         try? FileIO.writeAtomically(effectsPath, withUnsafeBytes(of: &v) { Array($0) })
+        lock.withLock {
+            effectsDone = max(effectsDone, index)
+            effectInProgress = nil
+            lock.broadcast()
+        }
+    }
+
+    /// Whether every effect of entries up to `index` was carried out. Called with the lock held.
+    private func effectsCaughtUp(_ index: UInt64) -> Bool {
+        (effectInProgress.map { $0 > index } ?? true) && (pendingEffects.first.map { $0.index > index } ?? true)
     }
 
     /// Sends, restores, applies what the Raft node produced. Called with the lock held.
@@ -202,16 +217,18 @@ package final class ClusterNode: @unchecked Sendable {
             state = try ClusterState(json: try JSONParser.parse(s.data))
             applied = s.index
         }
-        if let restored = ready.restore {
-            restoredIndex = restored.index
-            if effects != nil { reconcile(upTo: restored.index) }
+        // A snapshot newer than the effects carried out here (a restart, or a peer that was away
+        // while the log was compacted): bring local data in line with it once. Entries after
+        // `effectsDone` have their effects carried out, in order; older ones (replayed after a
+        // restart) only rebuild the state.
+        if let restored = ready.restore, restored.index > effectsDone {
+            pendingEffects.append((restored.index, nil, state))
         }
         for e in ready.committed {
             if !e.data.isEmpty {
                 do {
                     if let effect = try state.apply(e.data), e.index > effectsDone {
-                        effects?(effect, state)
-                        markEffects(e.index)
+                        pendingEffects.append((e.index, effect, state))
                     }
                 } catch {
                     log("warning", [("message", .string("raft entry \(e.index) ignored: \(error)"))])
@@ -256,16 +273,13 @@ package final class ClusterNode: @unchecked Sendable {
         }
     }
 
-    /// Called once when this peer learns it was removed from the cluster; `vq serve` stops.
-    package var onRemoved: (@Sendable (String) -> Void)?
-    private var removedNotified = false
-
     /// This peer is no longer a member: say so once and let the server stop.
     private func removedFromCluster(_ how: String) {
         guard !removedNotified else { return }
         removedNotified = true
         log("removed from the cluster", [("peer", .uint(id)), ("how", .string(how))])
-        if let onRemoved { DispatchQueue.global().async { onRemoved(how) } }
+        let onRemoved = self.onRemoved
+        DispatchQueue.global().async { onRemoved(how) }
     }
 
     /// Whether `peer` was removed from the cluster (its requests get 410).
@@ -386,6 +400,8 @@ package final class ClusterNode: @unchecked Sendable {
         } forward: { [self] client in
             try client.send("POST", "/internal/propose", body: bytes, headers: internalHeaders)
         }
+        // Read-your-writes for local data too: a created collection is open here on return.
+        waitApplied(appliedIndex, timeout: max(1, deadline.timeIntervalSinceNow))
     }
 
     /// `POST /internal/propose` on the leader (or forwarded on): commit and answer the index.
@@ -583,11 +599,14 @@ package final class ClusterNode: @unchecked Sendable {
         return appliedIndex >= index
     }
 
-    /// Waits (bounded) until this peer has applied the metadata log up to `index`.
+    /// Waits (bounded) until this peer has applied the metadata log up to `index` and carried
+    /// out its effects on local data.
     package func waitApplied(_ index: UInt64, timeout: Double = 5) {
         let deadline = Date().addingTimeInterval(timeout)
         lock.lock()
-        while applied < index && !stopped && Date() < deadline { _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.05))) }
+        while (applied < index || !effectsCaughtUp(index)) && !stopped && Date() < deadline {
+            _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
+        }
         lock.unlock()
     }
 

@@ -14,21 +14,6 @@
 //   {"op": "add_replica", "name": "docs", "shard": 0, "peer": 7}      (as Partial, until transferred)
 //   {"op": "drop_replica", "name": "docs", "shard": 0, "peer": 7}
 
-/// A replica's state, as Qdrant names them.
-package enum ReplicaState: String, Sendable {
-    /// Has every acknowledged write; serves reads.
-    case active = "Active"
-    /// Missed a write; serves nothing until recovered.
-    case dead = "Dead"
-    /// Catching up from an active replica.
-    case partial = "Partial"
-}
-
-package struct Replica: Sendable, Equatable {
-    package var peer: PeerID
-    package var state: ReplicaState
-}
-
 /// A collection spread over peers: its config and, per shard, the replicas in placement order
 /// (the first active one is the shard's primary).
 package struct CollectionMeta: Sendable, Equatable {

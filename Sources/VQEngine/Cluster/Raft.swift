@@ -22,9 +22,6 @@
 // back with a higher term does make the leader step down once), snapshots with
 // log compaction and InstallSnapshot, and fast log backtracking by conflicting term.
 
-/// A peer's id in the cluster (random, never reused).
-package typealias PeerID = UInt64
-
 /// One entry of the replicated log.
 package struct RaftEntry: Sendable, Equatable {
     package var term: UInt64

@@ -11,21 +11,36 @@ package final class Engine: @unchecked Sendable {
     private let mutex = NSLock()
     private var open: [String: VectorCollection] = [:]
     private let warn: @Sendable (String) -> Void
-    /// A peer's shard router, given to every collection opened after it is set (`vq serve` sets
-    /// it before serving).
-    package nonisolated(unsafe) var router: (any ShardRouter)?
+    /// A peer's cluster placement, given to every collection it opens (nil: all shards local).
+    package let placement: (any ReplicaPlacement)?
 
     /// Opens (creating if needed) a data directory and takes its lock.
     /// - Throws: `.busy` naming the holder when another process has it.
-    package init(path: String, address: String? = nil, warn: @escaping @Sendable (String) -> Void) throws {
-        directory = DataDirectory(path)
+    package convenience init(path: String, address: String? = nil, warn: @escaping @Sendable (String) -> Void) throws {
+        let (directory, lock) = try Engine.lock(path: path, address: address)
+        self.init(directory: directory, lock: lock, placement: nil, warn: warn)
+    }
+
+    /// An engine over a directory already locked (`vq serve` locks first, then opens its cluster
+    /// state, then the engine with the cluster's placement).
+    package init(directory: DataDirectory, lock: DirectoryLock, placement: (any ReplicaPlacement)?, warn: @escaping @Sendable (String) -> Void) {
+        self.directory = directory
+        self.lock = lock
+        self.placement = placement
+        self.warn = warn
+    }
+
+    /// Creates the data directory if needed and takes its lock.
+    /// - Throws: `.busy` naming the holder when another process has it.
+    package static func lock(path: String, address: String?) throws -> (DataDirectory, DirectoryLock) {
+        let directory = DataDirectory(path)
         if FileIO.exists(path) && !FileIO.isDirectory(path) {
             throw VQError.invalid("data directory \(path) is a file; expected a directory")
         }
         try FileIO.makeDirectories(path)
-        lock = try DirectoryLock(directory, address: address)
+        let lock = try DirectoryLock(directory, address: address)
         try directory.prepare()
-        self.warn = warn
+        return (directory, lock)
     }
 
     /// Collection names are letters, digits, '-' and '_', 1 to 200 characters (a file name is at
@@ -80,7 +95,7 @@ package final class Engine: @unchecked Sendable {
                           hint: known.isEmpty ? "create it with: vq create-collection \(name) --dim N" : "collections: \(known.joined(separator: ", "))")
         }
         let config = try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
-        let c = try VectorCollection(name: name, config: config, directory: directory, router: router, warn: warn)
+        let c = try VectorCollection(name: name, config: config, directory: directory, placement: placement, warn: warn)
         open[name] = c
         return c
     }
@@ -145,7 +160,7 @@ package final class Engine: @unchecked Sendable {
             open[name]?.updateLive(config)
         } else if let c = open.removeValue(forKey: name) {
             try c.close()
-            open[name] = try VectorCollection(name: name, config: config, directory: directory, router: router, warn: warn)
+            open[name] = try VectorCollection(name: name, config: config, directory: directory, placement: placement, warn: warn)
         }
         return config
     }

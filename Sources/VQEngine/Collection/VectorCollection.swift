@@ -1,8 +1,9 @@
-// A collection: its config and its local shards; routes points, merges results.
+// A collection: its config and one replica set per shard; routes points, merges results.
 //
 // Point id -> shard by a stable hash (`PointID.stableHash % shard_number`), the
-// same in every process and on every peer. Searches ask every shard (in
-// parallel when there are several) and merge their top-k.
+// same in every process and on every peer. Every read and write of a shard goes
+// through its `ReplicaSet`, local or distributed alike. Searches ask every shard
+// (in parallel when there are several) and merge their top-k.
 
 import Foundation
 import Synchronization
@@ -74,43 +75,28 @@ package struct CollectionStatus: Sendable {
     }
 }
 
-/// Where a distributed collection's shard operations go (`ClusterRouter`); a collection without
-/// one, or one the router does not distribute, uses its local shards.
-package protocol ShardRouter: AnyObject, Sendable {
-    /// Writes `operation` to every active replica of `shard` through its primary, waiting to
-    /// `wait`. - Returns: false when `collection` is not distributed (write locally).
-    func write(_ collection: VectorCollection, shard: Int, _ operation: Operation, wait: WriteWait, deadline: Date?) throws -> Bool
-    /// Searches one active replica of `shard` (the query is already prepared), nil when
-    /// `collection` is not distributed.
-    func search(_ collection: VectorCollection, shard: Int, _ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int)?
-    func distributes(_ name: String) -> Bool
-    /// The records of `ids` (or, with ids nil, every point passing `filter`) in `shard`, from one
-    /// active replica; nil when `collection` is not distributed.
-    func scan(_ collection: VectorCollection, shard: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord]?
-    /// The points in `shard`, from one active replica; nil when `collection` is not distributed.
-    func count(_ collection: VectorCollection, shard: Int) throws -> Int?
-}
-
 /// A collection open in this process.
 package final class VectorCollection: @unchecked Sendable {
     package let name: String
+    /// The shards, each a set of replicas (one local one on a single node).
+    package let replicaSets: [ReplicaSet]
+    /// This process's copy of each shard (`replicaSets[s].local`).
     package let shards: [LocalShard]
-    /// Set for every collection of a peer in a cluster (fixed at open).
-    package let router: (any ShardRouter)?
     private let liveConfig: Mutex<CollectionConfig>
     /// The current config; the fields no shard depends on (read fan-out, replication) change live.
     package var config: CollectionConfig { liveConfig.withLock { $0 } }
 
     /// Opens every shard (replaying WALs).
-    init(name: String, config: CollectionConfig, directory: DataDirectory, router: (any ShardRouter)? = nil, warn: (String) -> Void) throws {
+    /// - Parameter placement: the cluster's, on a peer (nil: every shard is local only).
+    init(name: String, config: CollectionConfig, directory: DataDirectory, placement: (any ReplicaPlacement)? = nil, warn: (String) -> Void) throws {
         self.name = name
-        self.router = router
         self.liveConfig = Mutex(config)
         var shards: [LocalShard] = []
         for s in 0..<config.shardNumber {
             shards.append(try LocalShard(directory: directory.shardDir(name, s), options: config.shardOptions, warn: warn))
         }
         self.shards = shards
+        replicaSets = shards.enumerated().map { ReplicaSet(collection: name, id: $0.offset, local: $0.element, placement: placement) }
     }
 
     /// Takes a config that differs only in fields no shard reads (see `Engine.updateCollection`).
@@ -149,20 +135,11 @@ package final class VectorCollection: @unchecked Sendable {
                 for i in 0..<count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
             }
         }
-        let normalized = batch
+        let config = self.config
         var ticket = WriteTicket()
-        if let router, router.distributes(name) {
-            for (s, part) in split(normalized).enumerated() where part.count > 0 {
-                _ = try router.write(self, shard: s, .upsert(part), wait: wait, deadline: deadline)
-            }
-            return ticket
-        }
-        if shards.count == 1 {
-            ticket.ops[0] = try shards[0].submit(.upsert(normalized), deadline: deadline)
-        } else {
-            for (s, part) in split(normalized).enumerated() where part.count > 0 {
-                ticket.ops[s] = try shards[s].submit(.upsert(part), deadline: deadline)
-            }
+        let parts = replicaSets.count == 1 ? [batch] : split(batch)
+        for (s, part) in parts.enumerated() where part.count > 0 {
+            if let op = try replicaSets[s].write(.upsert(part), wait: wait, deadline: deadline, config: config) { ticket.ops[s] = op }
         }
         try self.wait(ticket, wait)
         return ticket
@@ -196,10 +173,9 @@ package final class VectorCollection: @unchecked Sendable {
     /// Submits `make(idsOfShard)` to every shard that owns some of `ids`, then waits to `wait`.
     private func submitByShard(_ ids: [PointID], wait: WriteWait, deadline: Date?, _ make: ([PointID]) -> Operation) throws -> WriteTicket {
         var ticket = WriteTicket()
-        let routed = router.map { $0.distributes(name) } ?? false
+        let config = self.config
         for (s, part) in byShard(ids).enumerated() where !part.isEmpty {
-            if routed, try router!.write(self, shard: s, make(part), wait: wait, deadline: deadline) { continue }
-            ticket.ops[s] = try shards[s].submit(make(part), deadline: deadline)
+            if let op = try replicaSets[s].write(make(part), wait: wait, deadline: deadline, config: config) { ticket.ops[s] = op }
         }
         try self.wait(ticket, wait)
         return ticket
@@ -238,22 +214,18 @@ package final class VectorCollection: @unchecked Sendable {
         shardRequest.filter = request.filter
         var hits: [ScoredPoint]
         var skipped = 0
-        // A distributed collection reads one replica per shard, wherever it is (the router);
-        // otherwise the local shards. Either way all shards at once, then one merge.
-        let routed = router.map { $0.distributes(name) } ?? false
-        if !routed && shards.count == 1 {
-            (hits, skipped) = query.withUnsafeBufferPointer { shards[0].search($0, shardRequest) }
+        // Every shard at once (one replica each), then one merge.
+        let config = self.config
+        if replicaSets.count == 1 {
+            (hits, skipped) = try replicaSets[0].search(query, shardRequest, config: config)
         } else {
             let results = UnsafeMutableBufferPointer<Result<(hits: [ScoredPoint], skipped: Int), any Error>>.allocate(capacity: shards.count)
             results.initialize(repeating: .success(([], 0)))
             defer { results.deinitialize(); results.deallocate() }
             nonisolated(unsafe) let out = results
-            let shardRequest = shardRequest, query = query, router = routed ? router : nil
-            DispatchQueue.concurrentPerform(iterations: shards.count) { s in
-                out[s] = Result {
-                    if let router, let remote = try router.search(self, shard: s, query, shardRequest) { return remote }
-                    return query.withUnsafeBufferPointer { shards[s].search($0, shardRequest) }
-                }
+            let shardRequest = shardRequest, query = query, sets = replicaSets
+            DispatchQueue.concurrentPerform(iterations: sets.count) { s in
+                out[s] = Result { try sets[s].search(query, shardRequest, config: config) }
             }
             hits = []
             for r in results {
@@ -286,20 +258,13 @@ package final class VectorCollection: @unchecked Sendable {
 
     /// How many points pass `filter`.
     package func count(filter: Filter?) throws -> Int {
-        if filter == nil, let router, router.distributes(name) {
-            return try (0..<shards.count).reduce(0) { $0 + (try router.count(self, shard: $1) ?? shards[$1].pointCount) }
-        }
-        if filter == nil { return pointCount }
+        if filter == nil { return try replicaSets.reduce(0) { $0 + (try $1.count()) } }
         return try (0..<shards.count).reduce(0) { $0 + (try records($1, ids: nil, filter: filter, withVector: false, withPayload: false)).count }
     }
 
     /// One shard's records: of `ids`, or all passing `filter` (a replica's, when distributed).
     private func records(_ s: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord] {
-        if let router, let r = try router.scan(self, shard: s, ids: ids, filter: filter, withVector: withVector, withPayload: withPayload) {
-            return r
-        }
-        if let ids { return shards[s].retrieve(ids, withVector: withVector, withPayload: withPayload) }
-        return shards[s].scan(filter: filter, withVector: withVector, withPayload: withPayload)
+        try replicaSets[s].scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dim: config.dim)
     }
 
     /// The ids of the points passing `filter`.

@@ -150,7 +150,7 @@ package enum Operation: Sendable {
     }
 
     /// Bytes of one encoded id (tag, two u64).
-    private static let idBytes = 17
+    private static let idBytes = ByteReader.pointIDBytes
     /// The largest vector dimension a collection may have (CollectionConfig's bound).
     static let maxDimension = 65_536
 
@@ -182,20 +182,7 @@ package enum Operation: Sendable {
         guard case .object? = try? JSONParser.parse(bytes) else { throw VQError.invalid("\(what) is not a JSON object") }
     }
 
-    private static func writeID(_ w: inout ByteWriter, _ id: PointID) {
-        switch id {
-        case .number(let n): w.u8(0); w.u64(n); w.u64(0)
-        case .uuid(let hi, let lo): w.u8(1); w.u64(hi); w.u64(lo)
-        }
-    }
+    private static func writeID(_ w: inout ByteWriter, _ id: PointID) { w.pointID(id) }
 
-    private static func readID(_ r: inout ByteReader) throws -> PointID {
-        let tag = try r.u8()
-        let a = try r.u64(), b = try r.u64()
-        switch tag {
-        case 0: return .number(a)
-        case 1: return .uuid(a, b)
-        default: throw VQError(.corrupt, "unknown point id tag \(tag) in WAL record")
-        }
-    }
+    private static func readID(_ r: inout ByteReader) throws -> PointID { try r.pointID() }
 }

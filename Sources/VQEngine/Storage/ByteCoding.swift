@@ -66,7 +66,11 @@ package struct ByteReader {
     }
 
     package mutating func blob() throws -> [UInt8] {
-        let n = Int(try u32())
+        try rawBlob(Int(try u32()))
+    }
+
+    /// The next `n` bytes.
+    package mutating func rawBlob(_ n: Int) throws -> [UInt8] {
         try need(n)
         defer { offset += n }
         return Array(bytes[offset..<offset + n])

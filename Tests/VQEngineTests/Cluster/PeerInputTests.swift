@@ -39,10 +39,10 @@ import Testing
         #expect(throws: VQError.self) { try upsert(dim: 2, [1, 2], payloads: [[0xFF, 0x00]]).validate(dim: 2) }
         #expect(throws: VQError.self) { try VQEngine.Operation.setPayload(ids: [.number(1)], payload: Array("1".utf8), overwrite: false).validate(dim: 2) }
         // The wire form: a validated operation decodes; a bad one is a 400-kind error naming it.
-        let good = ClusterRouter.encode(upsert(dim: 2, [1, 2], payloads: [nil]).encode(), .durable)
-        #expect(try ClusterRouter.decode(good, dim: 2).operation.encode() == upsert(dim: 2, [1, 2], payloads: [nil]).encode())
+        let good = ShardWire.encodeOperation(upsert(dim: 2, [1, 2], payloads: [nil]).encode(), .durable)
+        #expect(try ShardWire.decodeOperation(good, dim: 2).operation.encode() == upsert(dim: 2, [1, 2], payloads: [nil]).encode())
         do {
-            _ = try ClusterRouter.decode(good, dim: 3)
+            _ = try ShardWire.decodeOperation(good, dim: 3)
             Issue.record("a 2-d upsert was accepted by a 3-d shard")
         } catch let e as VQError {
             #expect(e.kind == .invalidInput && e.message.contains("2-dimensional"), "\(e.message)")
@@ -66,7 +66,7 @@ import Testing
             }
             if rng.next() % 4 == 0 { bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1)))) }
             if let op = try? bytes.withUnsafeBytes({ try VQEngine.Operation.decode($0) }) { _ = try? op.validate(dim: 4) }
-            _ = try? ClusterRouter.decode([1] + [UInt8](repeating: 0, count: 16) + bytes, dim: 4)
+            _ = try? ShardWire.decodeOperation([1] + [UInt8](repeating: 0, count: 16) + bytes, dim: 4)
         }
     }
 

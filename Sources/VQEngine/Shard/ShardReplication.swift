@@ -17,13 +17,13 @@ import Darwin
 #endif
 import Foundation
 
-final class ShardReplication: @unchecked Sendable {
+package final class ShardReplication: @unchecked Sendable {
     /// Held while ordering, applying or transferring this shard's operations.
-    let lock = NSLock()
-    private(set) var lastSeq: UInt64
-    private(set) var lastEpoch: UInt64
+    package let lock = NSLock()
+    package private(set) var lastSeq: UInt64
+    package private(set) var lastEpoch: UInt64
     /// Whether this peer ordered the last operation in this process (else a new epoch starts).
-    var ordering = false
+    package var ordering = false
     private var recent: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])] = []
     private var head = 0
     private var bytes = 0
@@ -33,7 +33,7 @@ final class ShardReplication: @unchecked Sendable {
     static let maxBytes = 64 << 20
     static let maxOps = 100_000
 
-    init(path: String) {
+    package init(path: String) {
         self.path = path
         var seq: UInt64 = 0, epoch: UInt64 = 0
         if let data = try? FileIO.readAll(path), data.count == 16 {
@@ -51,7 +51,7 @@ final class ShardReplication: @unchecked Sendable {
     deinit { if fd >= 0 { close(fd) } }
 
     /// The epoch for the next operation this peer orders (a new one when it was not ordering).
-    func epochForOrdering() -> UInt64 {
+    package func epochForOrdering() -> UInt64 {
         if !ordering {
             ordering = true
             lastEpoch = UInt64.random(in: 1...UInt64.max)
@@ -60,7 +60,7 @@ final class ShardReplication: @unchecked Sendable {
     }
 
     /// Records that operation (`epoch`, `seq`), encoded as `op`, is durable here. Call with `lock` held.
-    func applied(_ seq: UInt64, epoch: UInt64, _ op: [UInt8]) {
+    package func applied(_ seq: UInt64, epoch: UInt64, _ op: [UInt8]) {
         lastSeq = seq
         lastEpoch = epoch
         recent.append((seq, epoch, op))
@@ -77,7 +77,7 @@ final class ShardReplication: @unchecked Sendable {
     }
 
     /// The epoch of operation `seq` if this peer still holds it (or it is the last one).
-    func epoch(of seq: UInt64) -> UInt64? {
+    package func epoch(of seq: UInt64) -> UInt64? {
         if seq == lastSeq { return lastEpoch }
         guard head < recent.count, recent[head].seq <= seq, seq < lastSeq else { return nil }
         return recent[head + Int(seq - recent[head].seq)].epoch
@@ -85,7 +85,7 @@ final class ShardReplication: @unchecked Sendable {
 
     /// After a whole-shard copy: the data is the source's as of (`epoch`, `seq`), with no history
     /// here; (0, 0) while a copy is under way.
-    func reset(to seq: UInt64, epoch: UInt64) {
+    package func reset(to seq: UInt64, epoch: UInt64) {
         lastSeq = seq
         lastEpoch = epoch
         ordering = false
@@ -97,7 +97,7 @@ final class ShardReplication: @unchecked Sendable {
 
     /// The operations after a replica's last (`epoch`, `seq`), or nil when this peer cannot tell
     /// they follow on from it (it does not hold that operation, or holds a different one there).
-    func range(after seq: UInt64, epoch: UInt64) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])]? {
+    package func range(after seq: UInt64, epoch: UInt64) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])]? {
         guard seq > 0, seq <= lastSeq, self.epoch(of: seq) == epoch else { return nil }
         if seq == lastSeq { return [] }
         return Array(recent[(head + Int(seq + 1 - recent[head].seq))...])

@@ -1,0 +1,81 @@
+// What the cluster's metadata means for this peer's data, carried out on threads of its own so
+// that a slow disk never stalls Raft's ticker:
+//
+//   effects   committed creates, updates and deletes of collections (and, after a snapshot
+//             restore, every collection the metadata names), in log order; each one's log
+//             index is persisted once done (ClusterNode.effectDone), so a restart neither
+//             skips nor redoes one
+//   recovery  every half second, each shard whose replica here is Dead or Partial asks its
+//             primary to bring it up to date (the missed operations, or a whole copy)
+
+import Foundation
+
+package final class ClusterDriver: Sendable {
+    private let node: ClusterNode
+    private let engine: Engine
+    private let router: ClusterRouter
+
+    package init(node: ClusterNode, engine: Engine, router: ClusterRouter) {
+        self.node = node
+        self.engine = engine
+        self.router = router
+    }
+
+    package func start() {
+        let effects = Thread { [self] in
+            while let next = node.takeEffect() {
+                apply(next.effect, next.state)
+                node.effectDone(next.index)
+            }
+        }
+        effects.name = "vq-cluster-effects"
+        effects.start()
+        let recovery = Thread { [self] in
+            while !node.isStopped {
+                Thread.sleep(forTimeInterval: 0.5)
+                recover()
+            }
+        }
+        recovery.name = "vq-cluster-recovery"
+        recovery.start()
+    }
+
+    private func apply(_ effect: ClusterEffect?, _ state: ClusterState) {
+        do {
+            switch effect {
+            case .collectionCreated(let name, let config)?:
+                router.forget(name)
+                if !engine.collectionNames().contains(name) { try engine.createCollection(name, config: config) }
+            case .collectionUpdated(let name, let config)?:
+                _ = try engine.updateCollection(name) { $0 = config }
+            case .collectionDeleted(let name)?:
+                router.forget(name)
+                if engine.collectionNames().contains(name) { try engine.deleteCollection(name) }
+            case nil:
+                for (name, meta) in state.collections where !engine.collectionNames().contains(name) {
+                    try engine.createCollection(name, config: meta.config)
+                }
+            }
+        } catch {
+            node.logEvent("error", [("message", .string("applying cluster metadata: \(error)"))])
+        }
+    }
+
+    private func recover() {
+        let state = node.metadata
+        for (name, meta) in state.collections {
+            for (s, replicas) in meta.shards.enumerated() {
+                guard let mine = replicas.first(where: { $0.peer == node.id }), mine.state != .active else { continue }
+                do {
+                    let collection = try engine.collection(name)
+                    guard collection.replicaSets.indices.contains(s) else { continue }
+                    let set = collection.replicaSets[s]
+                    try set.catchUp(to: node.id, after: set.position)
+                } catch {
+                    node.logEvent("replica recovery pending", [("collection", .string(name)), ("shard", .int(Int64(s))),
+                                                               ("reason", .string("\(error)"))])
+                }
+            }
+        }
+    }
+}

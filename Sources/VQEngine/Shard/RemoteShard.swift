@@ -1,0 +1,69 @@
+// A replica of a shard on another peer: the same reads and writes as `LocalShard`, as peer
+// calls (`POST /internal/shards/{collection}/{shard}/{action}`) in the binary forms of
+// `ShardWire`. The transport (the cluster's HTTP clients, its secret and headers) is given.
+
+/// Sends one peer call; implemented by the cluster (`ClusterRouter`).
+package protocol PeerTransport: AnyObject, Sendable {
+    /// POSTs `body` to `path` on `peer`.
+    /// - Returns: the body of a 200 answer.
+    /// - Throws: `.unreachable` when no answer came, else the answer's error (`VQError(status:body:from:)`).
+    func post(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double?) throws -> [UInt8]
+}
+
+package struct RemoteShard: Sendable {
+    package let peer: PeerID
+    private let path: String
+    private let transport: any PeerTransport
+
+    package init(peer: PeerID, collection: String, shard: Int, transport: any PeerTransport) {
+        self.peer = peer
+        self.path = "/internal/shards/\(collection)/\(shard)/"
+        self.transport = transport
+    }
+
+    private func call(_ action: String, _ body: [UInt8], timeout: Double? = nil) throws -> [UInt8] {
+        try transport.post(peer, path + action, body, timeout: timeout)
+    }
+
+    /// An answer that does not decode is the peer's fault, not the caller's input.
+    private func answer<T>(_ decode: () throws -> T) throws -> T {
+        do { return try decode() } catch let e as VQError {
+            throw VQError(.io, "peer \(peer): \(e.message)")
+        }
+    }
+
+    package func search(_ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int) {
+        let bytes = try call("search", ShardWire.encodeSearch(query, request))
+        return try answer { try ShardWire.decodeHits(bytes) }
+    }
+
+    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dim: Int) throws -> [PointRecord] {
+        let bytes = try call("scan", ShardWire.encodeScan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload))
+        return try answer { try ShardWire.decodeRecords(bytes, dim: dim) }
+    }
+
+    package func count() throws -> Int {
+        let bytes = try call("count", [])
+        return try answer { try ShardWire.decodeCount(bytes) }
+    }
+
+    /// Forwards a write to this replica as the shard's primary (it orders and replicates).
+    package func write(_ operation: [UInt8], _ wait: WriteWait, timeout: Double) throws {
+        _ = try call("write", ShardWire.encodeOperation(operation, wait), timeout: timeout)
+    }
+
+    /// Sends an operation the primary (this peer) ordered as (`seq`, `epoch`).
+    package func apply(_ operation: [UInt8], _ wait: WriteWait, seq: UInt64, epoch: UInt64) throws {
+        _ = try call("apply", ShardWire.encodeOperation(operation, wait, seq: seq, epoch: epoch))
+    }
+
+    /// One batch of a whole-shard copy to this replica.
+    package func receive(_ batch: ShardWire.ReceiveBatch) throws {
+        _ = try call("receive", ShardWire.encodeReceive(batch))
+    }
+
+    /// Asks this replica, the primary, to bring `target`'s replica up to date.
+    package func transfer(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
+        _ = try call("transfer", ShardWire.encodeTransfer(to: target, after: after), timeout: 600)
+    }
+}

@@ -1,0 +1,351 @@
+// A shard as a set of replicas: the one path for every read and write of a shard, whether a
+// replica is here (`LocalShard`) or on another peer (`RemoteShard`). A collection holds one
+// replica set per shard; on a single node, or for a collection that is not distributed, the
+// set is its local shard alone and every call goes straight to it.
+//
+// Placement (who holds the shard, in what state), peer calls, read statistics and consensus
+// come from the cluster through `ReplicaPlacement` (implemented by `ClusterRouter`).
+//
+// Writes: the shard's primary (its first active replica in placement order) orders them: it
+// applies the operation to its local shard, then sends it to every other active replica
+// (`apply`), one operation at a time per shard. It answers once `write_consistency_factor`
+// replicas have it durable (or applied, for wait=true); a replica that missed it is marked Dead
+// through consensus first, so it stops serving reads. Any peer forwards a write to the primary
+// (`write`); a primary that does not answer is marked Dead and the next active replica leads.
+//
+// Reads: one active replica, the local one when there is one, otherwise in the cluster's order
+// (fewest outstanding, then recent latency); `read_fan_out_delay_ms` and `read_fan_out_factor`
+// race more (`FanOut`); an error moves on to the next replica at once.
+
+import Foundation
+import Synchronization
+
+/// A peer's id in the cluster (random, never reused).
+package typealias PeerID = UInt64
+
+/// A replica's state, as Qdrant names them.
+package enum ReplicaState: String, Sendable {
+    /// Has every acknowledged write; serves reads.
+    case active = "Active"
+    /// Missed a write; serves nothing until recovered.
+    case dead = "Dead"
+    /// Catching up from an active replica.
+    case partial = "Partial"
+}
+
+/// Where one replica of a shard is, and its state.
+package struct Replica: Sendable, Equatable {
+    package var peer: PeerID
+    package var state: ReplicaState
+
+    package init(peer: PeerID, state: ReplicaState) {
+        self.peer = peer
+        self.state = state
+    }
+}
+
+/// What a replica set needs from the cluster.
+package protocol ReplicaPlacement: PeerTransport {
+    var localPeer: PeerID { get }
+    /// Seconds a peer call may take.
+    var callTimeout: Double { get }
+    /// The shard's replicas in placement order, nil when the collection is not distributed.
+    func replicas(_ collection: String, _ shard: Int) -> [Replica]?
+    /// Active replicas' peers in the order to ask them.
+    func readOrder(_ peers: [PeerID]) -> [PeerID]
+    /// Runs a read on another peer, counted for `readOrder` and the metrics.
+    func measureRead<T>(_ peer: PeerID, _ read: () throws -> T) throws -> T
+    /// Counts one shard read: how many replicas were asked, how many because of the delay, and
+    /// whether a delayed one answered first.
+    func countRead(launched: Int, delayed: Int, fanOutWon: Bool)
+    /// Commits through consensus that `peer`'s replica is now `state`.
+    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws
+    /// Brings this peer's metadata up to the leader's (placement moved on).
+    func refreshMetadata()
+    /// The shard's replication position and recent operations here.
+    func replication(_ collection: String, _ shard: Int) -> ShardReplication
+    func log(_ event: String, _ fields: [(String, JSON)])
+}
+
+package final class ReplicaSet: Sendable {
+    package let collection: String
+    package let id: Int
+    /// This peer's copy (every peer keeps one per shard; the placement says whether it counts).
+    package let local: LocalShard
+    private let placement: (any ReplicaPlacement)?
+
+    package init(collection: String, id: Int, local: LocalShard, placement: (any ReplicaPlacement)?) {
+        self.collection = collection
+        self.id = id
+        self.local = local
+        self.placement = placement
+    }
+
+    /// The placement when the collection is distributed.
+    private var distributed: (any ReplicaPlacement, [Replica])? {
+        guard let placement, let replicas = placement.replicas(collection, id) else { return nil }
+        return (placement, replicas)
+    }
+
+    private func remote(_ placement: any ReplicaPlacement, _ peer: PeerID) -> RemoteShard {
+        RemoteShard(peer: peer, collection: collection, shard: id, transport: placement)
+    }
+
+    private var what: String { "shard \(id) of \"\(collection)\"" }
+
+    // MARK: reads
+
+    /// Top-k of one active replica (the query is prepared: dimension checked, normalised).
+    package func search(_ query: [Float], _ request: ShardSearch, config: CollectionConfig) throws -> (hits: [ScoredPoint], skipped: Int) {
+        guard let (placement, replicas) = distributed else {
+            return query.withUnsafeBufferPointer { self.local.search($0, request) }
+        }
+        let me = placement.localPeer
+        let order = placement.readOrder(replicas.filter { $0.state == .active }.map(\.peer))
+        guard !order.isEmpty else { throw VQError(.busy, "\(what) has no active replica") }
+        // The local replica first and no factor: read here (if this process stalls, so would a race).
+        if order[0] == me && config.readFanOutFactor == 0 {
+            placement.countRead(launched: 1, delayed: 0, fanOutWon: false)
+            return query.withUnsafeBufferPointer { self.local.search($0, request) }
+        }
+        let local = self.local
+        let outcome = try FanOut.race(order, delay: Double(config.readFanOutDelayMs) / 1000, factor: config.readFanOutFactor) { [self] peer in
+            if peer == me { return query.withUnsafeBufferPointer { local.search($0, request) } }
+            return try placement.measureRead(peer) { try remote(placement, peer).search(query, request) }
+        }
+        placement.countRead(launched: outcome.launched, delayed: outcome.delayed, fanOutWon: outcome.winner > 0 && outcome.delayed > 0)
+        return outcome.result
+    }
+
+    /// The records of `ids` (or, with ids nil, every point passing `filter`), from one active replica.
+    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dim: Int) throws -> [PointRecord] {
+        try onOneReplica { [local] placement, peer in
+            if let placement, peer != placement.localPeer {
+                return try placement.measureRead(peer) {
+                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                        .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dim: dim)
+                }
+            }
+            if let ids { return local.retrieve(ids, withVector: withVector, withPayload: withPayload) }
+            return local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
+        }
+    }
+
+    /// The points in the shard, from one active replica.
+    package func count() throws -> Int {
+        try onOneReplica { [local] placement, peer in
+            if let placement, peer != placement.localPeer {
+                return try placement.measureRead(peer) {
+                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement).count()
+                }
+            }
+            return local.pointCount
+        }
+    }
+
+    /// Runs `read` on one active replica (local first, else in the cluster's order), moving on to
+    /// the next at once when one fails.
+    private func onOneReplica<T: Sendable>(_ read: @escaping @Sendable ((any ReplicaPlacement)?, PeerID) throws -> T) throws -> T {
+        guard let (placement, replicas) = distributed else { return try read(nil, 0) }
+        let order = placement.readOrder(replicas.filter { $0.state == .active }.map(\.peer))
+        guard !order.isEmpty else { throw VQError(.busy, "\(what) has no active replica") }
+        return try FanOut.race(order, delay: 0, factor: 0) { peer in try read(placement, peer) }.result
+    }
+
+    // MARK: writes
+
+    /// Writes `operation` to the shard: locally when the collection is not distributed
+    /// (returning its operation number, not yet waited for), else through the primary to every
+    /// active replica, waited for to `wait` (returning nil).
+    package func write(_ operation: Operation, wait: WriteWait, deadline: Date?, config: CollectionConfig) throws -> UInt64? {
+        // One look at the placement decides: local only, or through the replicas. (Deciding and
+        // then looking again could find neither, and drop the write.)
+        guard let placement, var current = placement.replicas(collection, id) else { return try local.submit(operation, deadline: deadline) }
+        let encoded = operation.encode()
+        for attempt in 0..<4 {
+            if attempt > 0 {
+                guard let now = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" was deleted") }
+                current = now
+            }
+            let replicas = current
+            guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+                throw VQError(.busy, "\(what) has no active replica")
+            }
+            if primary == placement.localPeer {
+                try writeAsPrimary(operation, encoded: encoded, wait: wait, deadline: deadline, config: config)
+                return nil
+            }
+            do {
+                try remote(placement, primary).write(encoded, wait, timeout: 3 * placement.callTimeout)
+                return nil
+            } catch let e as VQError where e.kind == .busy {
+                // It is no longer the primary (metadata moved on): ask again.
+                placement.refreshMetadata()
+            } catch let e as VQError where e.kind == .unreachable {
+                // No answer came: the primary is gone; the next active replica leads.
+                try placement.setReplica(collection, id, primary, .dead, reason: e.message)
+            }
+        }
+        throw VQError(.busy, "\(what): no primary replica took the write")
+    }
+
+    /// On the primary: apply locally, then to every other active replica, in one order per shard.
+    /// - Parameter encoded: `operation`'s encoding (made once by the caller).
+    package func writeAsPrimary(_ operation: Operation, encoded: [UInt8]? = nil, wait: WriteWait, deadline: Date?, config: CollectionConfig) throws {
+        guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        let replication = placement.replication(collection, id)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
+        guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" was deleted") }
+        // Only the primary orders: one that has been replaced says so, and the caller asks again.
+        guard replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
+            replication.ordering = false
+            throw VQError(.busy, "this peer is not the primary of \(what)")
+        }
+        let op = try local.submit(operation, deadline: deadline)
+        try local.waitDurable(op)
+        if wait == .applied { try local.waitApplied(op) }
+        let encoded = encoded ?? operation.encode()
+        let epoch = replication.epochForOrdering()
+        let seq = replication.lastSeq + 1
+        replication.applied(seq, epoch: epoch, encoded)
+        var acks = 1
+        let others = replicas.filter { $0.state == .active && $0.peer != placement.localPeer }.map(\.peer)
+        var failures: [(PeerID, String)] = []
+        if !others.isEmpty {
+            // Replicas in parallel; each gets this operation before the next one (shard lock).
+            let results = Mutex<[(PeerID, String?)]>([])
+            DispatchQueue.concurrentPerform(iterations: others.count) { i in
+                let peer = others[i]
+                do {
+                    try remote(placement, peer).apply(encoded, wait, seq: seq, epoch: epoch)
+                    results.withLock { $0.append((peer, nil)) }
+                } catch {
+                    results.withLock { $0.append((peer, "\(error)")) }
+                }
+            }
+            for (peer, error) in results.withLock({ $0 }) {
+                if let error { failures.append((peer, error)) } else { acks += 1 }
+            }
+        }
+        // A replica that missed an acknowledged write must not serve reads: Dead, committed
+        // before the answer.
+        for (peer, why) in failures { try placement.setReplica(collection, id, peer, .dead, reason: why) }
+        let needed = config.writeConsistencyFactor
+        if acks < needed {
+            throw VQError(.io, "write reached \(acks) of \(what)'s replicas; write_consistency_factor is \(needed)")
+        }
+    }
+
+    /// On a replica: apply what the primary ordered (`body` as `ShardWire.encodeOperation` made it).
+    ///
+    /// Operations come in sequence; one already applied is acknowledged again (a resend), and a
+    /// gap is refused, so the primary marks this replica Dead and it catches up.
+    package func applyAsReplica(_ body: [UInt8], dim: Int) throws {
+        guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        let (operation, bytes, wait, seq, epoch) = try ShardWire.decodeOperation(body, dim: dim)
+        let replication = placement.replication(collection, id)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
+        replication.ordering = false
+        if seq != 0 && seq <= replication.lastSeq {
+            if replication.epoch(of: seq) == epoch { return }
+            throw VQError(.conflict, "replica of \(what) holds a different operation \(seq) (another primary's)")
+        }
+        if seq != 0 && seq != replication.lastSeq + 1 {
+            throw VQError(.conflict, "replica of \(what) has operations up to \(replication.lastSeq) and was sent \(seq)")
+        }
+        let op = try local.submit(operation, deadline: Date().addingTimeInterval(placement.callTimeout))
+        try local.waitDurable(op)
+        if wait == .applied { try local.waitApplied(op) }
+        if seq != 0 { replication.applied(seq, epoch: epoch, bytes) }
+    }
+
+    /// This peer's last applied (sequence number, epoch) of the shard (where a catch-up starts).
+    package var position: (seq: UInt64, epoch: UInt64) {
+        guard let placement else { return (0, 0) }
+        let r = placement.replication(collection, id)
+        return r.lock.withLock { (r.lastSeq, r.lastEpoch) }
+    }
+
+    // MARK: recovery and transfers
+
+    /// On the primary: brings `target`'s replica (Dead or Partial) up to date and makes it Active:
+    /// the operations after `after` when this peer still has them all, otherwise a copy of the
+    /// whole shard. Writes to the shard wait meanwhile (its lock), so nothing slips between the
+    /// catch-up and the next write.
+    package func transfer(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
+        guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        let replication = placement.replication(collection, id)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
+        guard let replicas = placement.replicas(collection, id), let replica = replicas.first(where: { $0.peer == target }) else {
+            throw VQError(.notFound, "peer \(target) holds no replica of \(what)")
+        }
+        if replica.state == .active { return }
+        guard replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
+            throw VQError(.busy, "this peer is not the primary of \(what)")
+        }
+        if replica.state == .dead { try placement.setReplica(collection, id, target, .partial, reason: nil) }
+        let destination = remote(placement, target)
+        let mode: String
+        var count = 0
+        if let after, let missed = replication.range(after: after.seq, epoch: after.epoch) {
+            // The missed range: replayed in order through the replica's usual path.
+            for (seq, epoch, bytes) in missed { try destination.apply(bytes, .durable, seq: seq, epoch: epoch) }
+            mode = "range"
+            count = missed.count
+        } else {
+            try local.waitApplied(local.lastOp)
+            let records = local.scan(filter: nil, withVector: true, withPayload: true)
+            let starts = Array(stride(from: 0, to: max(1, records.count), by: 1000))
+            for (i, start) in starts.enumerated() {
+                let part = Array(records[start..<min(records.count, start + 1000)])
+                try destination.receive(ShardWire.ReceiveBatch(clear: i == 0, last: i == starts.count - 1 ? (replication.lastSeq, replication.lastEpoch) : nil,
+                                                               records: part))
+            }
+            mode = "copy"
+            count = records.count
+        }
+        try placement.setReplica(collection, id, target, .active, reason: nil)
+        placement.log("replica recovered", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
+                                            ("mode", .string(mode)), (mode == "range" ? "operations" : "points", .int(Int64(count)))])
+    }
+
+    /// On the receiving replica: one batch of a transfer (the first clears the shard). The batch
+    /// was checked as it was decoded; nothing changes before that.
+    package func receive(_ batch: ShardWire.ReceiveBatch, dim: Int) throws {
+        guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        var points = PointBatch(dim: dim)
+        for r in batch.records {
+            let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
+            r.vector.withUnsafeBufferPointer { points.append(id: r.id, vector: $0, payload: payload) }
+        }
+        let replication = placement.replication(collection, id)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
+        if batch.clear {
+            // Until the last batch arrives the shard matches no one's history.
+            replication.reset(to: 0, epoch: 0)
+            let existing = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
+            if !existing.isEmpty { try local.waitApplied(try local.submit(.delete(existing))) }
+        }
+        if points.count > 0 { try local.waitApplied(try local.submit(.upsert(points))) }
+        // The last batch: the shard is now the source's as of its sequence number.
+        if let last = batch.last { replication.reset(to: last.seq, epoch: last.epoch) }
+    }
+
+    /// Has the primary bring `target`'s replica up to date (`transfer`): here when this peer is
+    /// the primary, otherwise by asking it.
+    package func catchUp(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
+        guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
+        guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+            throw VQError(.busy, "\(what) has no active replica to copy from")
+        }
+        if primary == placement.localPeer {
+            try transfer(to: target, after: after)
+        } else {
+            try remote(placement, primary).transfer(to: target, after: after)
+        }
+    }
+}

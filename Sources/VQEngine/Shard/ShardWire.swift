@@ -1,0 +1,340 @@
+// The binary forms of shard calls between peers (`RemoteShard` sends them, the peer routes in
+// API/QdrantAPI+Cluster.swift read them). Little-endian; vectors as raw float32, payloads and
+// filters as compact JSON (their one encoder). Every decoder reads bytes from the network:
+// counts are checked against the bytes present before anything is reserved, floats must be
+// finite, payloads JSON objects, and nothing may trail the message.
+//
+//   id          | tag u8 (0 number, 1 uuid) | a u64 | b u64 |                    (17 bytes)
+//   json        | length u32 | UTF-8 JSON |            (length 0xFFFFFFFF: absent)
+//   search      | dim u32 | dim x f32 | k u32 | ef u32 | flags u8 (1 exact, 2 indexed_only,
+//               | 4 with_payload) | filter json |
+//   hits        | count u32 | count x (id | version u64 | score f32 | rank f32 | payload json) |
+//               | skipped u64 |
+//   scan        | flags u8 (1 with_vector, 2 with_payload, 4 ids) | [count u32 | ids] | filter json |
+//   records     | count u32 | dim u32 (0: no vectors) | count x (id | version u64 |
+//               | dim x f32 | payload json) |
+//   receive     | flags u8 (1 clear, 2 last) | seq u64 | epoch u64 | records |
+//   transfer    | to u64 | flags u8 (1 after) | seq u64 | epoch u64 |
+//   count       | points u64 |
+//   operation   | wait u8 (1 durable, 2 applied) | seq u64 | epoch u64 | Operation's encoding |
+
+import Foundation
+
+extension ByteWriter {
+    package mutating func pointID(_ id: PointID) {
+        switch id {
+        case .number(let n): u8(0); u64(n); u64(0)
+        case .uuid(let hi, let lo): u8(1); u64(hi); u64(lo)
+        }
+    }
+
+    /// JSON as a length-prefixed blob; nil as the absent marker.
+    mutating func json(_ value: JSON?) {
+        guard let value else { u32(UInt32.max); return }
+        blob(JSONWriter.bytes(value))
+    }
+
+    mutating func f32(_ v: Float) { u32(v.bitPattern) }
+}
+
+extension ByteReader {
+    package static let pointIDBytes = 17
+
+    package mutating func pointID() throws -> PointID {
+        let tag = try u8()
+        let a = try u64(), b = try u64()
+        switch tag {
+        case 0: return .number(a)
+        case 1: return .uuid(a, b)
+        default: throw VQError(.corrupt, "unknown point id tag \(tag)")
+        }
+    }
+
+    /// A count of items of at least `size` bytes each, checked against what remains.
+    mutating func count(of size: Int, _ what: String) throws -> Int {
+        let n = Int(try u32())
+        guard n <= remaining / max(1, size) else { throw VQError(.corrupt, "\(what) claims \(n) items but \(remaining) bytes remain") }
+        return n
+    }
+
+    mutating func json() throws -> JSON? {
+        let n = try u32()
+        if n == UInt32.max { return nil }
+        let bytes = try rawBlob(Int(n))
+        do { return try JSONParser.parse(bytes) } catch { throw VQError(.corrupt, "embedded JSON is malformed: \(error)") }
+    }
+
+    /// A payload: absent, or a JSON object.
+    mutating func payload() throws -> JSON? {
+        guard let p = try json() else { return nil }
+        guard case .object = p else { throw VQError(.corrupt, "a payload is not a JSON object") }
+        return p
+    }
+
+    mutating func f32() throws -> Float { Float(bitPattern: try u32()) }
+
+    /// `dim` floats, each finite.
+    mutating func vector(_ dim: Int) throws -> [Float] {
+        var v: [Float] = []
+        try floats(dim, into: &v)
+        if let bad = v.firstIndex(where: { !$0.isFinite }) { throw VQError(.corrupt, "vector element \(bad) is \(v[bad]); expected a finite number") }
+        return v
+    }
+
+    func end() throws {
+        guard remaining == 0 else { throw VQError(.corrupt, "\(remaining) bytes follow the message") }
+    }
+}
+
+/// Peer messages of shard calls.
+package enum ShardWire {
+    /// Decodes `bytes` with `read`, turning any problem into a 400-kind error naming `what`.
+    static func decode<T>(_ bytes: [UInt8], _ what: String, _ read: (inout ByteReader) throws -> T) throws -> T {
+        do {
+            return try bytes.withUnsafeBytes { raw in
+                var r = ByteReader(raw)
+                let value = try read(&r)
+                try r.end()
+                return value
+            }
+        } catch let e as VQError {
+            throw VQError.invalid("\(what) is malformed: \(e.message)")
+        }
+    }
+
+    // MARK: search
+
+    package static func encodeSearch(_ query: [Float], _ s: ShardSearch) -> [UInt8] {
+        var w = ByteWriter(capacity: query.count * 4 + 64)
+        w.u32(UInt32(query.count))
+        query.withUnsafeBufferPointer { w.floats($0) }
+        w.u32(UInt32(s.k))
+        w.u32(UInt32(min(s.ef, Int(UInt32.max))))
+        w.u8((s.exact ? 1 : 0) | (s.indexedOnly ? 2 : 0) | (s.withPayload ? 4 : 0))
+        w.json(s.filter?.json)
+        return w.bytes
+    }
+
+    /// - Throws: `.invalidInput` unless the vector has `dim` finite values, k is 1 to
+    ///   `maxResults` and ef at least 1.
+    package static func decodeSearch(_ bytes: [UInt8], dim: Int, maxResults: Int) throws -> ([Float], ShardSearch) {
+        try decode(bytes, "shard search") { r in
+            let n = Int(try r.u32())
+            guard n == dim else { throw VQError(.corrupt, "the vector has \(n) dimensions; the shard expects \(dim)") }
+            let query = try r.vector(n)
+            let k = Int(try r.u32()), ef = Int(try r.u32())
+            guard (1...maxResults).contains(k) else { throw VQError(.corrupt, "k is \(k); expected 1 to \(maxResults)") }
+            guard ef >= 1 else { throw VQError(.corrupt, "ef is \(ef); expected 1 or more") }
+            let flags = try r.u8()
+            var s = ShardSearch(k: k, ef: ef)
+            s.exact = flags & 1 != 0
+            s.indexedOnly = flags & 2 != 0
+            s.withPayload = flags & 4 != 0
+            if let f = try r.json() {
+                do { s.filter = try Filter(json: f) } catch let e as VQError { throw VQError(.corrupt, "the filter: \(e.message)") }
+            }
+            return (query, s)
+        }
+    }
+
+    package static func encodeHits(_ result: (hits: [ScoredPoint], skipped: Int)) -> [UInt8] {
+        var w = ByteWriter(capacity: 32 * result.hits.count + 16)
+        w.u32(UInt32(result.hits.count))
+        for h in result.hits {
+            w.pointID(h.id)
+            w.u64(h.version)
+            w.f32(h.score)
+            w.f32(h.rank)
+            w.json(h.payload)
+        }
+        w.u64(UInt64(max(0, result.skipped)))
+        return w.bytes
+    }
+
+    package static func decodeHits(_ bytes: [UInt8]) throws -> (hits: [ScoredPoint], skipped: Int) {
+        try decode(bytes, "a peer's search answer") { r in
+            let n = try r.count(of: 37, "hits")
+            var hits: [ScoredPoint] = []
+            hits.reserveCapacity(n)
+            for _ in 0..<n {
+                let id = try r.pointID(), version = try r.u64(), score = try r.f32(), rank = try r.f32()
+                guard !score.isNaN, !rank.isNaN else { throw VQError(.corrupt, "a hit's score or rank is not a number") }
+                hits.append(ScoredPoint(id: id, version: version, score: score, rank: rank, payload: try r.payload()))
+            }
+            let skipped = try r.u64()
+            guard skipped < 1 << 53 else { throw VQError(.corrupt, "skipped count \(skipped) is out of range") }
+            return (hits, Int(skipped))
+        }
+    }
+
+    // MARK: points
+
+    package static func encodeScan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) -> [UInt8] {
+        var w = ByteWriter(capacity: 17 * (ids?.count ?? 0) + 16)
+        w.u8((withVector ? 1 : 0) | (withPayload ? 2 : 0) | (ids != nil ? 4 : 0))
+        if let ids {
+            w.u32(UInt32(ids.count))
+            for id in ids { w.pointID(id) }
+        }
+        w.json(filter?.json)
+        return w.bytes
+    }
+
+    package static func decodeScan(_ bytes: [UInt8]) throws -> (ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) {
+        try decode(bytes, "shard scan") { r in
+            let flags = try r.u8()
+            var ids: [PointID]?
+            if flags & 4 != 0 {
+                let n = try r.count(of: ByteReader.pointIDBytes, "ids")
+                var list: [PointID] = []
+                list.reserveCapacity(n)
+                for _ in 0..<n { list.append(try r.pointID()) }
+                ids = list
+            }
+            var filter: Filter?
+            if let f = try r.json() {
+                do { filter = try Filter(json: f) } catch let e as VQError { throw VQError(.corrupt, "the filter: \(e.message)") }
+            }
+            return (ids, filter, flags & 1 != 0, flags & 2 != 0)
+        }
+    }
+
+    /// Records with vectors of `dim` floats (all the same), or none when `withVector` is false.
+    package static func encodeRecords(_ records: [PointRecord], withVector: Bool, into w: inout ByteWriter) {
+        w.u32(UInt32(records.count))
+        let dim = withVector ? records.first?.vector.count ?? 0 : 0
+        w.u32(UInt32(dim))
+        for r in records {
+            w.pointID(r.id)
+            w.u64(r.version)
+            if dim > 0 { r.vector.withUnsafeBufferPointer { w.floats($0) } }
+            w.json(r.payload)
+        }
+    }
+
+    package static func encodeRecords(_ records: [PointRecord], withVector: Bool) -> [UInt8] {
+        var w = ByteWriter(capacity: records.count * (29 + (withVector ? 4 * (records.first?.vector.count ?? 0) : 0)) + 8)
+        encodeRecords(records, withVector: withVector, into: &w)
+        return w.bytes
+    }
+
+    package static func decodeRecords(_ bytes: [UInt8], dim: Int) throws -> [PointRecord] {
+        try decode(bytes, "peer records") { r in try records(&r, dim: dim) }
+    }
+
+    /// - Parameter dim: the collection's dimension; vectors, when present, must have it.
+    static func records(_ r: inout ByteReader, dim expected: Int) throws -> [PointRecord] {
+        let n = Int(try r.u32())
+        let dim = Int(try r.u32())
+        guard dim == 0 || dim == expected else { throw VQError(.corrupt, "records have \(dim)-dimensional vectors; expected \(expected)") }
+        let (per, o1) = (dim * 4).addingReportingOverflow(ByteReader.pointIDBytes + 8 + 4)
+        let (least, o2) = n.multipliedReportingOverflow(by: per)
+        guard !o1, !o2, least <= r.remaining else { throw VQError(.corrupt, "\(n) records claimed but \(r.remaining) bytes remain") }
+        var out: [PointRecord] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n {
+            let id = try r.pointID(), version = try r.u64()
+            let vector = dim > 0 ? try r.vector(dim) : []
+            out.append(PointRecord(id: id, version: version, vector: vector, payload: try r.payload()))
+        }
+        return out
+    }
+
+    // MARK: transfers
+
+    /// One batch of a whole-shard copy: the first clears the replica; the last carries the
+    /// source's position (`seq`, `epoch`).
+    package struct ReceiveBatch: Sendable {
+        package var clear: Bool
+        package var last: (seq: UInt64, epoch: UInt64)?
+        package var records: [PointRecord]
+    }
+
+    package static func encodeReceive(_ b: ReceiveBatch) -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + b.records.count * (29 + 4 * (b.records.first?.vector.count ?? 0)))
+        w.u8((b.clear ? 1 : 0) | (b.last != nil ? 2 : 0))
+        w.u64(b.last?.seq ?? 0)
+        w.u64(b.last?.epoch ?? 0)
+        encodeRecords(b.records, withVector: true, into: &w)
+        return w.bytes
+    }
+
+    /// - Throws: `.invalidInput` unless every record has a `dim`-dimensional finite vector.
+    package static func decodeReceive(_ bytes: [UInt8], dim: Int) throws -> ReceiveBatch {
+        try decode(bytes, "transfer batch") { r in
+            let flags = try r.u8()
+            let seq = try r.u64(), epoch = try r.u64()
+            guard seq < 1 << 62 else { throw VQError(.corrupt, "sequence number \(seq) is out of range") }
+            let records = try records(&r, dim: dim)
+            if !records.isEmpty && records[0].vector.count != dim { throw VQError(.corrupt, "transferred points carry no vectors") }
+            return ReceiveBatch(clear: flags & 1 != 0, last: flags & 2 != 0 ? (seq, epoch) : nil, records: records)
+        }
+    }
+
+    package static func encodeTransfer(to: PeerID, after: (seq: UInt64, epoch: UInt64)?) -> [UInt8] {
+        var w = ByteWriter(capacity: 25)
+        w.u64(to)
+        w.u8(after != nil ? 1 : 0)
+        w.u64(after?.seq ?? 0)
+        w.u64(after?.epoch ?? 0)
+        return w.bytes
+    }
+
+    package static func decodeTransfer(_ bytes: [UInt8]) throws -> (to: PeerID, after: (seq: UInt64, epoch: UInt64)?) {
+        try decode(bytes, "transfer request") { r in
+            let to = try r.u64(), flags = try r.u8(), seq = try r.u64(), epoch = try r.u64()
+            return (to, flags & 1 != 0 ? (seq, epoch) : nil)
+        }
+    }
+
+    package static func encodeCount(_ n: Int) -> [UInt8] {
+        var w = ByteWriter(capacity: 8)
+        w.u64(UInt64(n))
+        return w.bytes
+    }
+
+    package static func decodeCount(_ bytes: [UInt8]) throws -> Int {
+        try decode(bytes, "a peer's count answer") { r in
+            let n = try r.u64()
+            guard n < 1 << 53 else { throw VQError(.corrupt, "count \(n) is out of range") }
+            return Int(n)
+        }
+    }
+
+    // MARK: operations
+
+    /// A shard operation on the wire: the wait level, the primary's (seq, epoch) (0: not yet
+    /// ordered), then the operation's WAL encoding.
+    package static func encodeOperation(_ operation: [UInt8], _ wait: WriteWait, seq: UInt64 = 0, epoch: UInt64 = 0) -> [UInt8] {
+        var w = ByteWriter(capacity: operation.count + 17)
+        w.u8(wait == .applied ? 2 : 1)
+        w.u64(seq)
+        w.u64(epoch)
+        w.bytes += operation
+        return w.bytes
+    }
+
+    /// Decodes a peer's shard operation and checks it against the shard (`dim`), so nothing that
+    /// could not be applied reaches the WAL.
+    /// - Throws: `.invalidInput` naming what was wrong.
+    package static func decodeOperation(_ body: [UInt8], dim: Int) throws
+        -> (operation: Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64, epoch: UInt64) {
+        guard body.count >= 17, let first = body.first, first == 1 || first == 2 else {
+            throw VQError.invalid("shard operation body is malformed: expected a wait byte (1 or 2), sequence and epoch, then the operation")
+        }
+        let (seq, epoch) = body.withUnsafeBytes {
+            (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)),
+             UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 9, as: UInt64.self)))
+        }
+        guard seq < 1 << 62 else { throw VQError.invalid("shard operation sequence number \(seq) is out of range") }
+        let bytes = Array(body[17...])
+        let op: Operation
+        do {
+            op = try bytes.withUnsafeBytes { try Operation.decode($0) }
+            try op.validate(dim: dim)
+        } catch let e as VQError {
+            throw VQError.invalid("shard operation is malformed: \(e.message)")
+        }
+        return (op, bytes, first == 2 ? .applied : .durable, seq, epoch)
+    }
+}
