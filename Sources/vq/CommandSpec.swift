@@ -320,7 +320,7 @@ extension CommandSpec {
             examples: [("Peers of the local server:", "vq cluster --url http://127.0.0.1:6333"),
                        ("Remove a peer:", "vq cluster remove-peer 6560429430443668 --url http://127.0.0.1:6333"),
                        ("Start a second peer with the founder's secret:",
-                        "vq join http://127.0.0.1:6333 --data-dir p2 --listen 127.0.0.1:6334 --cluster-secret \"$(vq cluster token --data-dir p1)\"")]
+                        "VQ_CLUSTER_SECRET=$(vq cluster token --data-dir p1) vq join http://127.0.0.1:6333 --data-dir p2 --listen 127.0.0.1:6334")]
         ),
         CommandSpec(
             name: "bench",

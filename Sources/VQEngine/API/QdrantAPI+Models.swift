@@ -282,7 +282,8 @@ extension QdrantAPI {
         for (i, replicas) in meta.shards.enumerated() {
             for r in replicas {
                 if r.peer == me {
-                    local.append(.object([("shard_id", .int(Int64(i))), ("points_count", .int(Int64(collection.shards[i].pointCount))),
+                    let points = collection.shards.indices.contains(i) ? collection.shards[i].pointCount : 0
+                    local.append(.object([("shard_id", .int(Int64(i))), ("points_count", .int(Int64(points))),
                                           ("state", .string(r.state.rawValue))]))
                 } else {
                     remote.append(.object([("shard_id", .int(Int64(i))), ("peer_id", .uint(r.peer)), ("state", .string(r.state.rawValue))]))

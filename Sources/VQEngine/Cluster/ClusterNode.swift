@@ -111,8 +111,10 @@ package final class ClusterNode: @unchecked Sendable {
         if let s = storage.snapshot, let restored = try? ClusterState(json: try JSONParser.parse(s.data)) { logged = restored }
         for e in storage.entries where !e.data.isEmpty { _ = try? logged.apply(e.data) }
         bootAddresses = logged.peers
-        // (Its log holds its removal: it may have stopped before the voters change reached it.)
-        if logged.removed.contains(id) {
+        // Removed, and its log's last configuration agrees (a removal that was later undone, or
+        // that it stopped before hearing the voters change of, is settled by its peers' 410).
+        let loggedVoters = storage.entries.last(where: { $0.voters != nil })?.voters ?? storage.snapshot?.voters ?? []
+        if logged.removed.contains(id) && !loggedVoters.contains(id) {
             throw VQError(.invalidInput, "this peer (\(id)) was removed from its cluster; \(directory.root) can no longer serve it",
                           hint: "start a new peer on an empty data directory with vq join")
         }
@@ -248,10 +250,6 @@ package final class ClusterNode: @unchecked Sendable {
         // Every known peer that is not a voter gets the log as a learner (a joiner catching up).
         let learners = Set(state.peers.keys).subtracting(raft.voters).subtracting([id])
         if learners != raft.learners { raft.learners = learners }
-        if raft.role == .leader, raft.voters.count > 1, let gone = raft.voters.first(where: { state.removed.contains($0) }) {
-            // A removed peer still votes (its remover stopped halfway): finish the removal.
-            _ = try? raft.proposeVoters(raft.voters.filter { $0 != gone })
-        }
         // Removed, and out of the voters: stop. A leader first commits its own removal (and then
         // steps down): the others may need it to, before they can elect anyone.
         if state.removed.contains(id) && !raft.voters.contains(id) && raft.role != .leader {
@@ -282,8 +280,10 @@ package final class ClusterNode: @unchecked Sendable {
         DispatchQueue.global().async { onRemoved(how) }
     }
 
-    /// Whether `peer` was removed from the cluster (its requests get 410).
-    package func wasRemoved(_ peer: PeerID) -> Bool { lock.withLock { state.removed.contains(peer) } }
+    /// Whether `peer` was removed from the cluster and no longer votes (its Raft messages get 410,
+    /// and it stops). While it still votes here it is answered as usual: the voters change that
+    /// takes it out may not have reached every peer yet.
+    package func wasRemoved(_ peer: PeerID) -> Bool { lock.withLock { state.removed.contains(peer) && !raft.voters.contains(peer) } }
 
     /// Where to reach `peer`: what it said of itself, else the state, else the log on open.
     private func address(_ peer: PeerID) -> String? {

@@ -72,13 +72,18 @@ package struct ClusterState: Sendable, Equatable {
             peers[id] = uri
         case "remove_peer":
             guard let id = command["id"]?.uint64Value else { throw VQError.invalid("remove_peer needs id") }
-            let sole = soleReplicas(of: id)
-            guard sole.isEmpty else { throw VQError.invalid("peer \(id) holds the only active replica of \(sole.joined(separator: ", "))") }
+            guard !(peers.count == 1 && peers[id] != nil) else { throw VQError.invalid("peer \(id) is the last peer of the cluster") }
+            // Every shard keeps an active replica elsewhere.
+            var remaining = collections
+            for (n, meta) in collections {
+                remaining[n]!.shards = meta.shards.map { $0.filter { $0.peer != id } }
+                if let s = remaining[n]!.shards.firstIndex(where: { !$0.contains { $0.state == .active } }) {
+                    throw VQError.invalid("peer \(id) holds the only active replica of \(n)/\(s)")
+                }
+            }
             peers[id] = nil
             removed.insert(id)
-            for (n, meta) in collections {
-                collections[n]!.shards = meta.shards.map { $0.filter { $0.peer != id } }
-            }
+            collections = remaining
         case "create_collection":
             let n = try name()
             try Engine.validateName(n)
@@ -106,6 +111,11 @@ package struct ClusterState: Sendable, Equatable {
             let n = try name()
             guard collections[n] != nil else { throw VQError(.notFound, "collection \(n) does not exist") }
             let config = try CollectionConfig(json: command["config"] ?? .null, path: "update_collection \(n)")
+            // What shards and stored vectors depend on never changes in place.
+            let old = collections[n]!.config
+            guard config.dim == old.dim, config.distance == old.distance, config.shardNumber == old.shardNumber else {
+                throw VQError.invalid("update_collection \(n) changes the vector size, distance or shard_number")
+            }
             collections[n]!.config = config
             return .collectionUpdated(n, config)
         case "delete_collection":
@@ -171,17 +181,29 @@ package struct ClusterState: Sendable, Equatable {
             guard let id = r.uint64Value else { throw VQError(.corrupt, "cluster snapshot has a bad removed peer") }
             removed.insert(id)
         }
+        // The same rules as `apply`: a snapshot from a peer is input too.
         for (n, meta) in json["collections"]?.objectValue ?? [] {
+            guard (try? Engine.validateName(n)) != nil else { throw VQError(.corrupt, "cluster snapshot has a bad collection name") }
             let config = try CollectionConfig(json: meta["config"] ?? .null, path: "cluster snapshot collection \(n)")
             let shards = try (meta["shards"]?.arrayValue ?? []).map { list in
-                try (list.arrayValue ?? []).map { r -> Replica in
+                let replicas = try (list.arrayValue ?? []).map { r -> Replica in
                     guard let peer = r["peer"]?.uint64Value, let state = r["state"]?.stringValue.flatMap(ReplicaState.init(rawValue:)) else {
                         throw VQError(.corrupt, "cluster snapshot has a bad replica in \(n)")
                     }
                     return Replica(peer: peer, state: state)
                 }
+                guard !replicas.isEmpty, Set(replicas.map(\.peer)).count == replicas.count else {
+                    throw VQError(.corrupt, "cluster snapshot gives a shard of \(n) no replica or two on one peer")
+                }
+                return replicas
+            }
+            guard shards.count == config.shardNumber else {
+                throw VQError(.corrupt, "cluster snapshot gives \(n) \(shards.count) shards; its config says \(config.shardNumber)")
             }
             collections[n] = CollectionMeta(config: config, shards: shards)
+        }
+        for (id, uri) in peers where (try? ClusterState.checkURI(uri)) == nil {
+            throw VQError(.corrupt, "cluster snapshot has a bad address for peer \(id)")
         }
     }
 

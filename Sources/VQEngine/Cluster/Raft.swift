@@ -313,7 +313,9 @@ package final class RaftNode {
     /// Whether a message is well formed: indexes and terms a leader or follower could have sent
     /// (peers' bytes are input; arithmetic on them must not overflow or break the log's order).
     private func wellFormed(_ m: RaftEnvelope) -> Bool {
-        guard m.term <= RaftNode.maxTerm, m.from != id else { return false }
+        // Terms grow by one per election: a jump of billions is not a peer's, and letting it in
+        // would bring every term to the bound, where no one could campaign.
+        guard m.term <= RaftNode.maxTerm, m.term <= term + (1 << 32), m.from != id else { return false }
         switch m.message {
         case let .requestVote(lastIndex, lastTerm):
             return lastIndex < UInt64.max / 2 && lastTerm <= m.term
@@ -435,6 +437,7 @@ package final class RaftNode {
     }
 
     private func campaign() throws {
+        guard term < RaftNode.maxTerm else { return }
         term += 1
         votedFor = id
         try storage.saveHardState(RaftHardState(term: term, votedFor: id))

@@ -299,7 +299,9 @@ final class EventLoop: @unchecked Sendable {
         for _ in 0..<(sharedAccept ? 4 : Int.max) {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 { return }
-            if open.value.load(ordering: .relaxed) >= config.maxConnections || stopping.load(ordering: .relaxed) {
+            // Counted before the check, so loops accepting at once cannot both pass the limit.
+            if open.value.add(1, ordering: .relaxed).newValue > config.maxConnections || stopping.load(ordering: .relaxed) {
+                open.value.subtract(1, ordering: .relaxed)
                 let busy = config.errorResponse(503, "server has reached its connection limit").serialized(keepAlive: false)
                 _ = busy.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
                 close(fd)
@@ -310,7 +312,6 @@ final class EventLoop: @unchecked Sendable {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let c = Connection(fd: fd, now: EventLoop.now())
             connections[fd] = c
-            open.value.add(1, ordering: .relaxed)
             poller.add(fd)
         }
     }

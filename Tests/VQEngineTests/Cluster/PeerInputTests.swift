@@ -22,8 +22,13 @@ import Testing
         overflow.u8(1); overflow.u32(UInt32.max); overflow.u32(UInt32.max)
         #expect(throws: VQError.self) { try overflow.bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) } }
         var keys = ByteWriter()
-        keys.u8(4); keys.u32(0); keys.u32(UInt32.max)
-        #expect(throws: VQError.self) { try keys.bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) } }
+        keys.u8(4); keys.u32(0); keys.u32(UInt32.max); keys.u32(1); keys.u8(0x61)
+        do {
+            _ = try keys.bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) }
+            Issue.record("2^32-1 payload keys were accepted")
+        } catch let e as VQError {
+            #expect(e.message.contains("claims"), "\(e.message)")
+        }
         var floats: [Float] = []
         var reader = ByteReader(UnsafeRawBufferPointer(start: nil, count: 0))
         #expect(throws: VQError.self) { try reader.floats(Int.max / 2, into: &floats) }
@@ -90,6 +95,13 @@ import Testing
         try node.step(RaftEnvelope(from: 3, to: 1, term: term, message: .snapshotResponse(match: UInt64.max)))
         try node.step(RaftEnvelope(from: 3, to: 1, term: UInt64.max, message: .requestVote(lastIndex: UInt64.max, lastTerm: UInt64.max)))
         #expect(node.term == term && node.role == .leader && node.commitIndex == commit && node.lastIndex == last)
+        // A peer with no leader to be sticky to drops a term past the bound, and a jump of billions.
+        let lone = try RaftNode(id: 5, storage: MemoryRaftStorage(), seed: 4)
+        try lone.step(RaftEnvelope(from: 3, to: 5, term: RaftNode.maxTerm + 1, message: .requestVote(lastIndex: 9, lastTerm: 1)))
+        try lone.step(RaftEnvelope(from: 3, to: 5, term: 1 << 40, message: .requestVote(lastIndex: 9, lastTerm: 1)))
+        #expect(lone.term == 0 && lone.takeReady().messages.isEmpty)
+        try lone.step(RaftEnvelope(from: 3, to: 5, term: 7, message: .requestVote(lastIndex: 9, lastTerm: 1)))
+        #expect(lone.term == 7, "an ordinary higher term is taken")
         let follower = try RaftNode(id: 2, storage: MemoryRaftStorage(), seed: 3)
         let gap = [RaftEntry(term: 1, index: 1), RaftEntry(term: 1, index: 5)]
         try follower.step(RaftEnvelope(from: 1, to: 2, term: 1, message: .append(prevIndex: 0, prevTerm: 0, entries: gap, commit: 5)))
