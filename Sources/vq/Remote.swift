@@ -54,22 +54,7 @@ func remoteCollections(_ client: HTTPClient) throws -> Int32 {
 }
 
 func remoteCreateCollection(_ client: HTTPClient, _ name: String, _ c: CollectionConfig) throws -> Int32 {
-    var optimizers: [(String, JSON)] = [
-        ("indexing_threshold", .int(Int64(c.indexingThreshold))), ("prevent_unoptimized", .bool(c.preventUnoptimized)),
-        ("default_segment_number", .int(Int64(c.defaultSegmentNumber))),
-    ]
-    if let max = c.maxSegmentSize { optimizers.append(("max_segment_size", .int(Int64(max)))) }
-    let body: JSON = .object([
-        ("vectors", .object([("size", .int(Int64(c.dim))), ("distance", .string(c.distance.rawValue))])),
-        ("shard_number", .int(Int64(c.shardNumber))), ("replication_factor", .int(Int64(c.replicationFactor))),
-        ("write_consistency_factor", .int(Int64(c.writeConsistencyFactor))),
-        ("read_fan_out_delay_ms", .int(Int64(c.readFanOutDelayMs))), ("read_fan_out_factor", .int(Int64(c.readFanOutFactor))),
-        ("hnsw_config", .object([("m", .int(Int64(c.m))), ("ef_construct", .int(Int64(c.efConstruct))),
-                                 ("full_scan_threshold", .int(Int64(c.fullScanThreshold))),
-                                 ("max_indexing_threads", .int(Int64(c.maxIndexingThreads)))])),
-        ("optimizers_config", .object(optimizers)),
-    ])
-    _ = try call(client, "PUT", "/collections/\(name)", body)
+    _ = try call(client, "PUT", "/collections/\(name)", c.qdrantCreateBody)
     standardOutput.write(bytes: JSONWriter.bytes(.object([("collection", .string(name)), ("created", .bool(true))])) + [0x0A])
     return 0
 }

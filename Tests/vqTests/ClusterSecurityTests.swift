@@ -49,6 +49,22 @@ struct WireBytes {
     }
 }
 
+/// Runs `vq args` for at most `seconds` (then SIGTERM): its exit status and stderr.
+func runBounded(_ args: [String], seconds: Double) throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = vqBinary
+    p.arguments = args
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    let deadline = Date().addingTimeInterval(seconds)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning { p.terminate() }
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}
+
 /// The peer id a server reports in GET /cluster.
 func peerID(_ server: ServerProcess) -> UInt64? {
     (clusterInfo(server.port)?["peer_id"] as? NSNumber)?.uint64Value
@@ -100,20 +116,9 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
     @Test("a second vq serve on a port in use fails with 'address already in use' and exit 1")
     func portInUse() throws {
         let a = try ServerProcess()
-        let second = Process()
-        second.executableURL = vqBinary
-        second.arguments = ["serve", "--listen", "127.0.0.1:\(a.port)", "--data-dir", Scratch().data]
-        let err = Pipe()
-        second.standardError = err
-        second.standardOutput = FileHandle.nullDevice
-        try second.run()
         // Bounded: a second server that did start is stopped rather than waited for.
-        let deadline = Date().addingTimeInterval(15)
-        while second.isRunning && Date() < deadline { usleep(20_000) }
-        if second.isRunning { second.terminate() }
-        second.waitUntilExit()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(second.terminationStatus == 1 && text.lowercased().contains("address already in use"), "\(second.terminationStatus): \(text)")
+        let (status, text) = try runBounded(["serve", "--listen", "127.0.0.1:\(a.port)", "--data-dir", Scratch().data], seconds: 15)
+        #expect(status == 1 && text.lowercased().contains("address already in use"), "\(status): \(text)")
         // The first one still answers every connection itself.
         for _ in 0..<20 { #expect(try request(a.port, "GET", "/healthz").status == 200) }
         _ = a.stop()
@@ -277,18 +282,7 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
         }
         // A removed peer cannot come back on its directory: it is refused at start, or told at
         // its first election, and stops either way (bounded wait).
-        let back = Process()
-        back.executableURL = vqBinary
-        back.arguments = ["serve", "--data-dir", c.scratch.data, "--listen", "127.0.0.1:0"]
-        let backErr = Pipe()
-        back.standardError = backErr
-        back.standardOutput = FileHandle.nullDevice
-        try back.run()
-        let deadline = Date().addingTimeInterval(20)
-        while back.isRunning && Date() < deadline { usleep(50_000) }
-        if back.isRunning { back.terminate() }
-        back.waitUntilExit()
-        let backLog = String(decoding: backErr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let (_, backLog) = try runBounded(["serve", "--data-dir", c.scratch.data, "--listen", "127.0.0.1:0"], seconds: 20)
         #expect(backLog.contains("removed from its cluster") || backLog.contains("removed from the cluster"), "\(backLog)")
         _ = a.stop()
         _ = b.stop()

@@ -235,31 +235,9 @@ extension QdrantAPI {
             ("points_count", .int(Int64(status.points))),
             ("segments_count", .int(Int64(status.segmentCount))),
             ("config", .object([
-                ("params", .object([
-                    ("vectors", .object([("size", .int(Int64(c.dim))), ("distance", .string(c.distance.rawValue))])),
-                    ("shard_number", .int(Int64(c.shardNumber))),
-                    ("replication_factor", .int(Int64(c.replicationFactor))),
-                    ("write_consistency_factor", .int(Int64(c.writeConsistencyFactor))),
-                    ("read_fan_out_factor", .int(Int64(c.readFanOutFactor))),
-                    ("read_fan_out_delay_ms", .int(Int64(c.readFanOutDelayMs))),
-                    ("on_disk_payload", .bool(true)),
-                ])),
-                ("hnsw_config", .object([
-                    ("m", .int(Int64(c.m))), ("ef_construct", .int(Int64(c.efConstruct))),
-                    ("full_scan_threshold", .int(Int64(c.fullScanThreshold))),
-                    ("max_indexing_threads", .int(Int64(c.maxIndexingThreads))), ("on_disk", .bool(true)),
-                ])),
-                ("optimizer_config", .object([
-                    ("deleted_threshold", .double(c.deletedThreshold)),
-                    ("vacuum_min_vector_number", .int(Int64(c.vacuumMinVectorNumber))),
-                    ("default_segment_number", .int(Int64(c.defaultSegmentNumber))),
-                    ("max_segment_size", c.maxSegmentSize.map { .int(Int64($0)) } ?? .null),
-                    ("memmap_threshold", .null),
-                    ("indexing_threshold", .int(Int64(c.indexingThreshold))),
-                    ("flush_interval_sec", .int(Int64(c.flushIntervalSec))),
-                    ("max_optimization_threads", c.maxOptimizationThreads.map { .int(Int64($0)) } ?? .null),
-                    ("prevent_unoptimized", .bool(c.preventUnoptimized)),
-                ])),
+                ("params", .object(c.qdrantParams + [("on_disk_payload", .bool(true))])),
+                ("hnsw_config", .object(c.qdrantHNSW + [("on_disk", .bool(true))])),
+                ("optimizer_config", .object(c.qdrantOptimizers + [("memmap_threshold", .null)])),
                 ("wal_config", .object([("wal_capacity_mb", .int(32)), ("wal_segments_ahead", .int(0))])),
                 ("quantization_config", .null),
             ])),
@@ -441,5 +419,34 @@ extension QdrantAPI {
         // vq adds how many points indexed_only left out, only when it was asked for.
         return r.indexedOnly ? .object([("points", .array(r.points)), ("unindexed_skipped", .int(Int64(r.skipped)))])
             : .object([("points", .array(r.points))])
+    }
+}
+
+/// A collection's config in Qdrant's JSON: the one encoder for collection info and for the body
+/// that creates it (`vq create-collection --url`); `QdrantAPI.createCollection` reads it back.
+extension CollectionConfig {
+    package var qdrantParams: [(String, JSON)] {
+        [("vectors", .object([("size", .int(Int64(dim))), ("distance", .string(distance.rawValue))])),
+         ("shard_number", .int(Int64(shardNumber))), ("replication_factor", .int(Int64(replicationFactor))),
+         ("write_consistency_factor", .int(Int64(writeConsistencyFactor))),
+         ("read_fan_out_factor", .int(Int64(readFanOutFactor))), ("read_fan_out_delay_ms", .int(Int64(readFanOutDelayMs)))]
+    }
+
+    package var qdrantHNSW: [(String, JSON)] {
+        [("m", .int(Int64(m))), ("ef_construct", .int(Int64(efConstruct))), ("full_scan_threshold", .int(Int64(fullScanThreshold))),
+         ("max_indexing_threads", .int(Int64(maxIndexingThreads)))]
+    }
+
+    package var qdrantOptimizers: [(String, JSON)] {
+        [("deleted_threshold", .double(deletedThreshold)), ("vacuum_min_vector_number", .int(Int64(vacuumMinVectorNumber))),
+         ("default_segment_number", .int(Int64(defaultSegmentNumber))), ("max_segment_size", maxSegmentSize.map { .int(Int64($0)) } ?? .null),
+         ("indexing_threshold", .int(Int64(indexingThreshold))), ("flush_interval_sec", .int(Int64(flushIntervalSec))),
+         ("max_optimization_threads", maxOptimizationThreads.map { .int(Int64($0)) } ?? .null),
+         ("prevent_unoptimized", .bool(preventUnoptimized))]
+    }
+
+    /// `PUT /collections/NAME`'s body for this config.
+    package var qdrantCreateBody: JSON {
+        .object(qdrantParams + [("hnsw_config", .object(qdrantHNSW)), ("optimizers_config", .object(qdrantOptimizers))])
     }
 }

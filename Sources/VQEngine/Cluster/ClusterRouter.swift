@@ -7,7 +7,7 @@
 import Foundation
 import Synchronization
 
-package final class ClusterRouter: ReplicaPlacement, @unchecked Sendable {
+package final class ClusterRouter: ReplicaPlacement {
     let node: ClusterNode
     private let replication = Mutex<[String: ShardReplication]>([:])
     private let seqDir: String
