@@ -97,8 +97,8 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
 
     // Bind first (to learn the port), then lock the directory recording the address.
     nonisolated(unsafe) var apiRef: QdrantAPI?
-    let server = try HTTPServer(config: http, inline: { apiRef?.isInline($0) ?? false }) { request in
-        apiRef?.handle(request) ?? HTTPResponse.text(503, "starting")
+    let server = try HTTPServer(config: http) { request in
+        apiRef?.work(for: request) ?? HTTPWork(inline: true) { HTTPResponse.text(503, "starting") }
     }
     let address = "http://\(http.host):\(server.port)"
     api.advertisedURL = address

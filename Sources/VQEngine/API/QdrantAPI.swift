@@ -43,31 +43,38 @@ package final class QdrantAPI: @unchecked Sendable {
         self.router = router
     }
 
-    /// Whether `request` is a read that may run on an event-loop thread (never blocks on disk,
-    /// queues or other peers): its route says so, and a distributed collection's shards all have
-    /// an active replica here.
-    package func isInline(_ r: HTTPRequest) -> Bool {
-        guard case .found(let route, let params) = QdrantAPI.routes.lookup(r.method, QdrantAPI.segments(r.path)), route.inline else {
-            return false
+    /// How to answer `request` (the route is looked up once): on an event-loop thread when it is
+    /// a read that never blocks on disk, queues or other peers (its route says so, and a
+    /// distributed collection's shards all have an active replica here), else on a worker.
+    package func work(for request: HTTPRequest) -> HTTPWork {
+        let lookup = QdrantAPI.routes.lookup(request.method, QdrantAPI.segments(request.path))
+        var inline = false
+        if case .found(let route, let params) = lookup, route.inline {
+            inline = true
+            if let cluster, route.pattern.first == "collections", let name = params.first, let meta = cluster.collectionMeta(name),
+               !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) {
+                inline = false
+            }
         }
-        if let cluster, route.pattern.first == "collections", let name = params.first, let meta = cluster.collectionMeta(name),
-           !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) {
-            return false
-        }
-        return true
+        return HTTPWork(inline: inline) { [self] in respond(request, lookup) }
     }
 
-    static func segments(_ path: String) -> [String] {
-        path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+
+    static func segments(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
     }
 
-    /// Handles one request (called on a worker thread, or an event loop for `isInline` ones).
+    /// Handles one request.
     package func handle(_ request: HTTPRequest) -> HTTPResponse {
+        respond(request, QdrantAPI.routes.lookup(request.method, QdrantAPI.segments(request.path)))
+    }
+
+    private func respond(_ request: HTTPRequest, _ lookup: RouteTable.Lookup) -> HTTPResponse {
         let start = DispatchTime.now().uptimeNanoseconds
         var name = "other"
         var response: HTTPResponse
         do {
-            switch QdrantAPI.routes.lookup(request.method, QdrantAPI.segments(request.path)) {
+            switch lookup {
             case .none:
                 throw VQError(.notFound, "no route for \(request.method) \(request.path)")
             case .wrongMethod(let allowed):

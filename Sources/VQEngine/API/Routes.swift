@@ -33,6 +33,8 @@ struct RouteCall {
 struct Route: Sendable {
     let method: String
     let pattern: [String]
+    /// Each segment's literal, nil for a parameter (precomputed for matching).
+    private let literals: [String?]
     let name: String
     let access: RouteAccess
     /// Short and never blocking (reads): may run on the event loop rather than a worker.
@@ -43,6 +45,7 @@ struct Route: Sendable {
          _ handler: @escaping @Sendable (QdrantAPI, RouteCall) throws -> HTTPResponse) {
         self.method = method
         self.pattern = path.split(separator: "/").map(String.init)
+        self.literals = pattern.map { $0.hasPrefix("{") ? nil : $0 }
         self.name = name
         self.access = access
         self.inline = inline
@@ -50,12 +53,13 @@ struct Route: Sendable {
     }
 
     /// The parameters when `path` fits the pattern, else nil.
-    func match(_ path: [String]) -> [String]? {
-        guard path.count == pattern.count else { return nil }
-        var params: [String] = []
-        for (p, s) in zip(pattern, path) {
-            if p.hasPrefix("{") { params.append(s) } else if p != s { return nil }
+    func match(_ path: [Substring]) -> [String]? {
+        guard path.count == literals.count else { return nil }
+        for i in 0..<path.count {
+            if let literal = literals[i], !literal.utf8.elementsEqual(path[i].utf8) { return nil }
         }
+        var params: [String] = []
+        for i in 0..<path.count where literals[i] == nil { params.append(String(path[i])) }
         return params
     }
 }
@@ -68,14 +72,14 @@ struct RouteTable: Sendable {
         bySize = Dictionary(grouping: routes) { $0.pattern.count }
     }
 
-    enum Lookup {
+    enum Lookup: Sendable {
         case found(Route, [String])
         /// The path exists with these other methods.
         case wrongMethod([String])
         case none
     }
 
-    func lookup(_ method: String, _ path: [String]) -> Lookup {
+    func lookup(_ method: String, _ path: [Substring]) -> Lookup {
         var allowed: [String] = []
         for route in bySize[path.count] ?? [] {
             guard let params = route.match(path) else { continue }

@@ -42,10 +42,8 @@ package struct HTTPServerConfig: Sendable {
 
 /// A running server: `loops` event loops (one per core by default) sharing one listening socket.
 package final class HTTPServer: @unchecked Sendable {
-    package typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
-    /// Whether a request may run on the event loop itself (short, never blocking: reads);
-    /// others (writes, which may wait on fsync or back pressure) go to the worker pool.
-    package typealias Inline = @Sendable (HTTPRequest) -> Bool
+    /// Decides, once per request, how to answer it (see `HTTPWork`).
+    package typealias Handler = @Sendable (HTTPRequest) -> HTTPWork
 
     package let config: HTTPServerConfig
     package let port: Int
@@ -55,7 +53,7 @@ package final class HTTPServer: @unchecked Sendable {
 
     /// Binds and listens; call `start()` to serve.
     /// - Throws: `.io` naming the address when it cannot bind.
-    package init(config: HTTPServerConfig, inline: @escaping Inline = { _ in false }, handler: @escaping Handler) throws {
+    package init(config: HTTPServerConfig, handler: @escaping Handler) throws {
         self.config = config
         let count = max(1, config.loops > 0 ? config.loops : ProcessInfo.processInfo.activeProcessorCount)
         let workers = WorkerPool(threads: config.workerThreads, name: "vq-http-worker")
@@ -68,7 +66,7 @@ package final class HTTPServer: @unchecked Sendable {
             var c = config
             c.port = port
             do {
-                loops.append(try EventLoop(config: c, listenFD: fd, sharedAccept: count > 1, open: open, inline: inline, handler: handler,
+                loops.append(try EventLoop(config: c, listenFD: fd, sharedAccept: count > 1, open: open, handler: handler,
                                            workers: workers))
             } catch {
                 close(fd)
@@ -124,6 +122,18 @@ package final class HTTPServer: @unchecked Sendable {
     package var connectionCount: Int { loops.first?.open.value.load(ordering: .relaxed) ?? 0 }
 }
 
+/// How to answer one request: on the event loop itself (short and never blocking: reads) or on
+/// the worker pool (writes, which may wait on fsync or back pressure; calls to other peers).
+package struct HTTPWork: Sendable {
+    package var inline: Bool
+    package var run: @Sendable () -> HTTPResponse
+
+    package init(inline: Bool, run: @escaping @Sendable () -> HTTPResponse) {
+        self.inline = inline
+        self.run = run
+    }
+}
+
 /// Connections open across a server's loops.
 final class ConnectionCount: Sendable {
     let value = Atomic<Int>(0)
@@ -164,7 +174,6 @@ final class EventLoop: @unchecked Sendable {
     let config: HTTPServerConfig
     /// The port actually bound (useful when asked for port 0).
     let port: Int
-    private let inline: HTTPServer.Inline
     private let listenFD: Int32
     /// Other loops accept from the same socket: take a few connections per wake-up, not all.
     private let sharedAccept: Bool
@@ -182,11 +191,10 @@ final class EventLoop: @unchecked Sendable {
     private let inFlight = Atomic<Int>(0)
     private var grace: Double = 10
 
-    init(config: HTTPServerConfig, listenFD: Int32, sharedAccept: Bool, open: ConnectionCount, inline: @escaping HTTPServer.Inline, handler: @escaping Handler,
+    init(config: HTTPServerConfig, listenFD: Int32, sharedAccept: Bool, open: ConnectionCount, handler: @escaping Handler,
          workers: WorkerPool) throws {
         self.config = config
         self.handler = handler
-        self.inline = inline
         self.workers = workers
         self.sharedAccept = sharedAccept
         self.open = open
@@ -397,19 +405,19 @@ final class EventLoop: @unchecked Sendable {
                 c.requestStarted = c.input.count > c.inputStart ? EventLoop.now() : nil
                 let keepAlive = request.keepAlive && !stopping.load(ordering: .relaxed)
                 if !keepAlive { c.closeAfterWrite = true }
-                if inline(request) {
+                let work = handler(request)
+                if work.inline {
                     // Short reads run here: no hand-off to a worker and back.
-                    let bytes = handler(request).serialized(keepAlive: keepAlive)
+                    let bytes = work.run().serialized(keepAlive: keepAlive)
                     c.lastActivity = EventLoop.now()
                     send(c, bytes)
                     continue
                 }
                 c.busy = true
-                let handler = self.handler
                 let conn = c
                 inFlight.add(1, ordering: .relaxed)
                 workers.async { [self] in
-                    let bytes = handler(request).serialized(keepAlive: keepAlive)
+                    let bytes = work.run().serialized(keepAlive: keepAlive)
                     completions.withLock { $0.append(Completion(connection: conn, bytes: bytes, close: !keepAlive)) }
                     inFlight.subtract(1, ordering: .relaxed)
                     wake()
