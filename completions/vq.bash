@@ -26,11 +26,12 @@ _vq() {
         --max-indexing-threads) COMPREPLY=(); return ;;
         --default-segment-number) COMPREPLY=(); return ;;
         --update-queue-size) COMPREPLY=(); return ;;
+        --update-queue-bytes) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --prevent-unoptimized --update-queue-size --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --prevent-unoptimized --update-queue-size --update-queue-bytes --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     upsert)
@@ -125,6 +126,9 @@ _vq() {
         --idle-timeout) COMPREPLY=(); return ;;
         --write-timeout) COMPREPLY=(); return ;;
         --update-queue-size) COMPREPLY=(); return ;;
+        --update-queue-bytes) COMPREPLY=(); return ;;
+        --replication-history-bytes) COMPREPLY=(); return ;;
+        --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
         --cluster-secret) COMPREPLY=(); return ;;
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
@@ -133,7 +137,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     join)
@@ -149,6 +153,9 @@ _vq() {
         --idle-timeout) COMPREPLY=(); return ;;
         --write-timeout) COMPREPLY=(); return ;;
         --update-queue-size) COMPREPLY=(); return ;;
+        --update-queue-bytes) COMPREPLY=(); return ;;
+        --replication-history-bytes) COMPREPLY=(); return ;;
+        --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
         --cluster-secret) COMPREPLY=(); return ;;
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
@@ -157,7 +164,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     cluster)

@@ -28,6 +28,7 @@ func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     config.defaultSegmentNumber = try args.int("default-segment-number", default: 0, in: 0...1024)
     config.preventUnoptimized = args.has("prevent-unoptimized")
     config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
+    config.updateQueueBytes = try args.int("update-queue-bytes", default: 1 << 30, in: (1 << 20)...(1 << 40))
     do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }
     if case .remote(let client) = target { return try remoteCreateCollection(client, name, config) }
     let engine = try openEngine(args, create: true)

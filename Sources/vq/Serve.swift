@@ -51,6 +51,11 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     api.writeTimeout = try number("write-timeout", api.writeTimeout)
     api.preventUnoptimized = args.has("prevent-unoptimized") || setting("prevent-unoptimized") == "true"
     api.updateQueueSize = Int(try number("update-queue-size", Double(api.updateQueueSize)))
+    api.updateQueueBytes = Int(try number("update-queue-bytes", Double(api.updateQueueBytes)))
+    guard ((1 << 20)...(1 << 40)).contains(api.updateQueueBytes) else {
+        throw UsageError(message: "--update-queue-bytes is \(api.updateQueueBytes); expected 1048576 (1 MiB) to 1099511627776 (1 TiB)")
+    }
+    http.maxBufferedBytes = Int(try number("max-buffered-bytes", Double(http.maxBufferedBytes)))
     guard (1...100_000_000).contains(api.updateQueueSize) else {
         throw UsageError(message: "--update-queue-size is \(api.updateQueueSize); expected 1 to 100000000")
     }
@@ -131,7 +136,8 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     }
     // The graph, each part given what it uses: distributed collections reach their replicas
     // through the router; the driver carries out committed metadata on local data.
-    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware)
+    let historyBytes = Int(try number("replication-history-bytes", Double(16 << 20)))
+    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, historyBytes: historyBytes)
     let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
     let driver = ClusterDriver(node: cluster, engine: engine, router: router)
     apiRef = QdrantAPI(engine: engine, config: api, cluster: cluster, router: router)

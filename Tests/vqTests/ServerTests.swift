@@ -380,3 +380,26 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         _ = server.stop()
     }
 }
+
+@Suite struct MemoryBoundTests {
+    @Test("unfinished large bodies past --max-buffered-bytes get 503 and are closed; the server keeps serving")
+    func bodyBudget() throws {
+        let server = try ServerProcess(["--max-buffered-bytes", "3000000", "--header-timeout", "2"])
+        let chunk = [UInt8](repeating: 0x20, count: 1_200_000)
+        var connections: [RawConnection] = []
+        for _ in 0..<4 {
+            let c = try RawConnection(port: server.port)
+            c.send("PUT /collections/x/points HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n")
+            c.send(bytes: chunk)
+            connections.append(c)
+        }
+        // Each is answered: 503 once the server-wide budget is used up, else 408 when the
+        // request does not finish within the header timeout.
+        let statuses = connections.map { $0.response()?.status ?? 0 }
+        #expect(statuses.allSatisfy { $0 == 503 || $0 == 408 }, "\(statuses)")
+        #expect(statuses.contains(503), "\(statuses)")
+        #expect(try request(server.port, "GET", "/healthz").status == 200)
+        let (status, log) = server.stop()
+        #expect(status == 0, "\(log)")
+    }
+}

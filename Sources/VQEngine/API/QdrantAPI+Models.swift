@@ -132,6 +132,7 @@ extension QdrantAPI {
         var c = CollectionConfig(dim: Int(size), distance: distance)
         c.preventUnoptimized = config.preventUnoptimized
         c.updateQueueSize = config.updateQueueSize
+        c.updateQueueBytes = config.updateQueueBytes
         c.shardNumber = try int(body, "shard_number", default: 1, min: 1)
         c.replicationFactor = try int(body, "replication_factor", default: 1, min: 1)
         c.writeConsistencyFactor = try int(body, "write_consistency_factor", default: 1, min: 1)

@@ -21,6 +21,7 @@ package struct APIConfig: Sendable {
     /// Applied to new collections that do not say (the server-wide default).
     package var preventUnoptimized = false
     package var updateQueueSize = 1_000_000
+    package var updateQueueBytes = 1 << 30
     package var advertisedURL = ""
 
     package init() {}

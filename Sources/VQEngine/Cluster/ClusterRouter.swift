@@ -22,12 +22,15 @@ package final class ClusterRouter: ReplicaPlacement {
     package let callTimeout: Double
     /// Order replicas by recent latency (default), or plain round robin (`--read-replica-choice`).
     private let latencyAware: Bool
+    /// Bytes of recent operations each shard keeps for range catch-ups.
+    private let historyBytes: Int
 
-    package init(node: ClusterNode, directory: DataDirectory, latencyAware: Bool = true, timeout: Double = 10) {
+    package init(node: ClusterNode, directory: DataDirectory, latencyAware: Bool = true, timeout: Double = 10, historyBytes: Int = 16 << 20) {
         self.node = node
         seqDir = directory.root + "/cluster/seq"
         self.latencyAware = latencyAware
         callTimeout = timeout
+        self.historyBytes = historyBytes
     }
 
     package var localPeer: PeerID { node.id }
@@ -60,7 +63,7 @@ package final class ClusterRouter: ReplicaPlacement {
         replication.withLock { all in
             let key = "\(collection).\(shard)"
             if let r = all[key] { return r }
-            let r = ShardReplication(path: seqDir + "/" + key)
+            let r = ShardReplication(path: seqDir + "/" + key, maxBytes: historyBytes)
             all[key] = r
             return r
         }

@@ -7,7 +7,7 @@
 //    "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
 //               "default_segment_number": 0, "max_segment_size": null, "indexing_threshold": 10000,
 //               "flush_interval_sec": 5, "prevent_unoptimized": false},
-//    "update_queue_size": 1000000}
+//    "update_queue_size": 1000000, "update_queue_bytes": 1073741824}
 //
 // Sizes in kilobytes of vector data, as Qdrant counts them.
 
@@ -36,6 +36,8 @@ package struct CollectionConfig: Sendable, Equatable {
     /// (`vq optimize` still runs them), more than 1 is accepted and runs one.
     package var maxOptimizationThreads: Int? = nil
     package var updateQueueSize = 1_000_000
+    /// The update queue's bound in bytes of queued operations, per shard.
+    package var updateQueueBytes = 1 << 30
 
     package static let formatVersion = 1
     package static let automaticMaxSegmentSize = 200_000
@@ -56,6 +58,7 @@ package struct CollectionConfig: Sendable, Equatable {
     package var shardOptions: ShardOptions {
         var o = ShardOptions(dim: dim, distance: distance)
         o.updateQueueSize = updateQueueSize
+        o.updateQueueBytes = updateQueueBytes
         o.segmentCapacity = rows(forKilobytes: maxSegmentSize ?? CollectionConfig.automaticMaxSegmentSize)
         o.flushInterval = Double(flushIntervalSec)
         o.indexingThresholdRows = indexingThreshold == 0 ? 0 : rows(forKilobytes: indexingThreshold)
@@ -99,6 +102,7 @@ package struct CollectionConfig: Sendable, Equatable {
             try check(maxOptimizationThreads >= 0, "max_optimization_threads", maxOptimizationThreads, "null (automatic), 0 (off) or more")
         }
         try check((1...100_000_000).contains(updateQueueSize), "update_queue_size", updateQueueSize, "1 to 100000000")
+        try check(((1 << 20)...(1 << 40)).contains(updateQueueBytes), "update_queue_bytes", updateQueueBytes, "1048576 (1 MiB) to 1099511627776 (1 TiB)")
     }
 
     package var json: JSON {
@@ -129,6 +133,7 @@ package struct CollectionConfig: Sendable, Equatable {
                 ("prevent_unoptimized", .bool(preventUnoptimized)),
             ])),
             ("update_queue_size", .int(Int64(updateQueueSize))),
+            ("update_queue_bytes", .int(Int64(updateQueueBytes))),
         ])
     }
 
@@ -175,5 +180,7 @@ package struct CollectionConfig: Sendable, Equatable {
         // Absent in configs written before the field existed: automatic.
         maxOptimizationThreads = json["optimizer_config"]?["max_optimization_threads"]?.intValue.map { Int($0) }
         updateQueueSize = try int("update_queue_size")
+        // Absent in configs written before the field existed: the default.
+        updateQueueBytes = json["update_queue_bytes"]?.intValue.map { Int($0) } ?? (1 << 30)
     }
 }

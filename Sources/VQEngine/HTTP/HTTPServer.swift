@@ -29,6 +29,10 @@ package struct HTTPServerConfig: Sendable {
     package var headerTimeout: Double = 10
     package var idleTimeout: Double = 120
     package var maxConnections = 20_000
+    /// Bytes of request input all connections together may hold (partly received bodies
+    /// included). Past it, the connection holding the most in an unfinished request is answered
+    /// 503 and closed, so memory has one bound whatever the clients do.
+    package var maxBufferedBytes = 256 << 20
     /// Event-loop threads; 0 = one per core.
     package var loops = 0
     /// Threads for requests that may block (writes, cluster calls).
@@ -134,9 +138,10 @@ package struct HTTPWork: Sendable {
     }
 }
 
-/// Connections open across a server's loops.
+/// Counts shared by a server's loops: open connections, and bytes of request input held.
 final class ConnectionCount: Sendable {
     let value = Atomic<Int>(0)
+    let buffered = Atomic<Int>(0)
 }
 
 /// One event-loop thread and the connections it owns.
@@ -158,6 +163,8 @@ final class EventLoop: @unchecked Sendable {
         var peerClosed = false
         var lastActivity: Double
         var requestStarted: Double?
+        /// Input bytes counted in the server-wide total (`ConnectionCount.buffered`).
+        var accounted = 0
 
         init(fd: Int32, now: Double) {
             self.fd = fd
@@ -240,7 +247,10 @@ final class EventLoop: @unchecked Sendable {
 
     private func loop() {
         defer {
-            for (_, c) in connections { close(c.fd) }
+            for (_, c) in connections {
+                close(c.fd)
+                open.buffered.subtract(c.accounted, ordering: .relaxed)
+            }
             open.value.subtract(connections.count, ordering: .relaxed)
             connections.removeAll()
             // A worker still running writes to the wake pipe when done: close it only after the last one.
@@ -324,8 +334,19 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Brings the server-wide count of buffered input up to date with `c`'s.
+    private func account(_ c: Connection) {
+        let now = c.input.count
+        if now != c.accounted {
+            open.buffered.add(now - c.accounted, ordering: .relaxed)
+            c.accounted = now
+        }
+    }
+
     private func drop(_ c: Connection) {
         guard connections[c.fd] === c else { return }
+        c.input = []
+        account(c)
         poller.remove(c.fd)
         close(c.fd)
         connections[c.fd] = nil
@@ -359,6 +380,18 @@ final class EventLoop: @unchecked Sendable {
                 if c.input.count == c.inputStart && !c.busy { c.requestStarted = EventLoop.now() }
                 c.input.append(contentsOf: chunk[0..<n])
                 c.lastActivity = EventLoop.now()
+                account(c)
+                // Over the server's budget for input: a connection in the middle of a large
+                // request gives way (503, closed) rather than the server's memory.
+                if open.buffered.load(ordering: .relaxed) > config.maxBufferedBytes && c.input.count - c.inputStart > 1 << 20 {
+                    c.input = []
+                    c.inputStart = 0
+                    account(c)
+                    c.closeAfterWrite = true
+                    send(c, config.errorResponse(503, "the server holds too many large request bodies; retry later").serialized(keepAlive: false))
+                    updateInterest(c)
+                    return
+                }
                 continue
             }
             if n == 0 {
@@ -397,6 +430,7 @@ final class EventLoop: @unchecked Sendable {
             case .error(let status, let message):
                 c.input = []
                 c.inputStart = 0
+                account(c)
                 c.closeAfterWrite = true
                 send(c, config.errorResponse(status, message).serialized(keepAlive: false))
                 return
@@ -438,6 +472,7 @@ final class EventLoop: @unchecked Sendable {
             c.input.removeFirst(c.inputStart)
         }
         c.inputStart = 0
+        account(c)
     }
 
     private func deliverCompletions() {
@@ -507,6 +542,7 @@ final class EventLoop: @unchecked Sendable {
             if let started = c.requestStarted, c.input.count > c.inputStart, now - started > config.headerTimeout {
                 c.input.removeAll()
                 c.inputStart = 0
+                account(c)
                 c.closeAfterWrite = true
                 send(c, config.errorResponse(408, "request not received in time").serialized(keepAlive: false))
             } else if c.input.count == c.inputStart && c.outputOffset >= c.output.count && now - c.lastActivity > config.idleTimeout {

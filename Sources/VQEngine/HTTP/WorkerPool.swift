@@ -8,8 +8,7 @@ import Foundation
 
 final class WorkerPool: @unchecked Sendable {
     private let cond = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
-    private var head = 0
+    private var jobs = Fifo<@Sendable () -> Void>()
 
     init(threads: Int, name: String) {
         for i in 0..<max(1, threads) {
@@ -29,13 +28,8 @@ final class WorkerPool: @unchecked Sendable {
     private func run() {
         while true {
             cond.lock()
-            while head == jobs.count { cond.wait() }
-            let job = jobs[head]
-            head += 1
-            if head > 1024 && head * 2 > jobs.count {
-                jobs.removeFirst(head)
-                head = 0
-            }
+            while jobs.isEmpty { cond.wait() }
+            let job = jobs.popFirst()!
             cond.unlock()
             job()
         }

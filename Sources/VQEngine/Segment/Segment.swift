@@ -200,7 +200,7 @@ package final class Segment: @unchecked Sendable {
         var r = rows[row]
         r.version = version
         rows[row] = r
-        payloadIndex[row] = try storePayload(payload)
+        payloadIndex[row] = try storePayload(payload, reusing: payloadIndex[row])
     }
 
     /// Sets a row's payload bytes (nil clears it).
@@ -208,11 +208,18 @@ package final class Segment: @unchecked Sendable {
         var r = rows[row]
         r.version = version
         rows[row] = r
-        payloadIndex[row] = try storePayload(payload)
+        payloadIndex[row] = try storePayload(payload, reusing: payloadIndex[row])
     }
 
-    private func storePayload(_ payload: [UInt8]?) throws -> PayloadRef {
+    /// Stores payload bytes: in the row's old slot when they fit there (overwriting the same
+    /// points must not grow the segment), else appended.
+    private func storePayload(_ payload: [UInt8]?, reusing old: PayloadRef? = nil) throws -> PayloadRef {
         guard let payload, !payload.isEmpty else { return PayloadRef(offset: 0, length: 0) }
+        if let old, old.length >= UInt64(payload.count), let start = Int(exactly: old.offset), start <= payloadData.count - payload.count {
+            payload.withUnsafeBufferPointer { (payloadData.base + start).update(from: $0.baseAddress!, count: $0.count) }
+            payloadData.markDirty(start..<(start + payload.count))
+            return PayloadRef(offset: old.offset, length: UInt64(payload.count))
+        }
         let offset = payloadData.count
         try payload.withUnsafeBufferPointer { (p) in try payloadData.append(contentsOf: p) }
         return PayloadRef(offset: UInt64(offset), length: UInt64(payload.count))
@@ -221,7 +228,9 @@ package final class Segment: @unchecked Sendable {
     /// The row's payload JSON bytes, or nil.
     package func payloadBytes(_ row: Int) -> [UInt8]? {
         let ref = payloadIndex.base[row]
-        guard ref.length > 0, ref.offset + ref.length <= UInt64(payloadData.count) else { return nil }
+        // Checked without overflow: the index is read from a file.
+        let size = UInt64(payloadData.count)
+        guard ref.length > 0, ref.length <= size, ref.offset <= size - ref.length else { return nil }
         return Array(UnsafeBufferPointer(start: payloadData.base + Int(ref.offset), count: Int(ref.length)))
     }
 

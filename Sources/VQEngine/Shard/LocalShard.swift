@@ -66,7 +66,7 @@ package final class LocalShard: @unchecked Sendable {
     package init(directory: String, options: ShardOptions, warn: (String) -> Void) throws {
         self.directory = directory
         self.options = options
-        queue = UpdateQueue(capacity: options.updateQueueSize)
+        queue = UpdateQueue(capacity: options.updateQueueSize, byteCapacity: options.updateQueueBytes)
         let segmentsDir = DataDirectory.segmentsDir(shardDir: directory)
         try FileIO.makeDirectories(segmentsDir)
         let manifestPath = DataDirectory.manifest(shardDir: directory)
@@ -235,14 +235,14 @@ package final class LocalShard: @unchecked Sendable {
         if case .upsert(let batch) = operation, batch.dim != options.dim || batch.vectors.count != batch.count * batch.dim {
             throw VQError.invalid("upsert has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
         }
-        let op = try queue.push(deadline: deadline) { () -> UpdateQueue.Entry in
+        let op = try queue.push(deadline: deadline, size: operation.memorySize) { () -> UpdateQueue.Entry in
             let op = try wal.append { operation.encode(into: &$0) }
             return UpdateQueue.Entry(op: op, operation: operation)
         }
         guard let op else {
             if let failure = withProgress({ $0.failure }) { throw failure }
-            throw VQError(.rateLimited, "the update queue is full (\(queue.capacity) operations) and stayed full; the write was not accepted",
-                          hint: "retry later, or raise update_queue_size")
+            throw VQError(.rateLimited, "the update queue is full (\(queue.capacity) operations or \(queue.byteCapacity) bytes) and stayed full; "
+                          + "the write was not accepted", hint: "retry later, or raise update_queue_size / update_queue_bytes")
         }
         return op
     }

@@ -47,10 +47,22 @@ package enum Operation: Sendable {
     private static let deleteKeysKind: UInt8 = 4
     private static let clearPayloadKind: UInt8 = 5
 
+    /// The encoding, in a buffer of exactly its size (kept in the replication history).
     package func encode() -> [UInt8] {
-        var w = ByteWriter(capacity: 0)
+        var w = ByteWriter(capacity: encodedSize)
         encode(into: &w)
         return w.bytes
+    }
+
+    /// Bytes of the encoding.
+    package var encodedSize: Int {
+        let idBytes = Operation.idBytes
+        switch self {
+        case .upsert(let b): return 9 + b.count * idBytes + b.vectors.count * 4 + b.payloads.reduce(0) { $0 + 1 + ($1.map { 4 + $0.count } ?? 0) }
+        case .delete(let ids), .clearPayload(let ids): return 5 + ids.count * idBytes
+        case .setPayload(let ids, let payload, _): return 5 + ids.count * idBytes + 4 + payload.count + 1
+        case .deletePayloadKeys(let ids, let keys): return 9 + ids.count * idBytes + keys.reduce(0) { $0 + 4 + $1.utf8.count }
+        }
     }
 
     /// Appends the encoding to `w` (the WAL encodes straight into its buffer).
@@ -147,6 +159,17 @@ package enum Operation: Sendable {
         ids.reserveCapacity(count)
         for _ in 0..<count { ids.append(try readID(&r)) }
         return ids
+    }
+
+    /// About the memory the operation holds while queued (vectors, ids, payloads), for the update
+    /// queue's byte budget.
+    package var memorySize: Int {
+        switch self {
+        case .upsert(let b): b.vectors.count * 4 + b.ids.count * 24 + b.payloads.reduce(0) { $0 + ($1?.count ?? 0) + 24 }
+        case .delete(let ids), .clearPayload(let ids): ids.count * 24
+        case .setPayload(let ids, let payload, _): ids.count * 24 + payload.count
+        case .deletePayloadKeys(let ids, let keys): ids.count * 24 + keys.reduce(0) { $0 + $1.utf8.count + 16 }
+        }
     }
 
     /// Bytes of one encoded id (tag, two u64).

@@ -7,7 +7,8 @@
 // (`DATA/cluster/seq/COLLECTION.SHARD`,
 // written after the operation is durable, so after a crash it is never ahead of the data; a
 // stale value only replays a few operations, and upserts and deletes replay harmlessly). The
-// last operations (up to 64 MB or 100,000) stay in memory: a replica that missed a range the
+// last operations (up to 16 MB, `--replication-history-bytes`, or 100,000) stay in memory, trimmed
+// as they go: a replica that missed a range the
 // source still has catches up with just that range; otherwise it gets the whole shard.
 
 #if canImport(Glibc)
@@ -30,11 +31,13 @@ package final class ShardReplication: @unchecked Sendable {
     private let path: String
     /// `path`, open for the whole life of this state (one pwrite per operation, no open/close).
     private var fd: Int32 = -1
-    static let maxBytes = 64 << 20
+    /// Bytes of recent operations kept for range catch-ups (`--replication-history-bytes`).
+    let maxBytes: Int
     static let maxOps = 100_000
 
-    package init(path: String) {
+    package init(path: String, maxBytes: Int = 16 << 20) {
         self.path = path
+        self.maxBytes = maxBytes
         var seq: UInt64 = 0, epoch: UInt64 = 0
         if let data = try? FileIO.readAll(path), data.count == 16 {
             data.withUnsafeBytes {
@@ -65,11 +68,15 @@ package final class ShardReplication: @unchecked Sendable {
         lastEpoch = epoch
         recent.append((seq, epoch, op))
         bytes += op.count
-        while recent.count - head > ShardReplication.maxOps || bytes > ShardReplication.maxBytes {
+        // Trimmed as it goes: a dropped operation's bytes are freed at once, and the array's
+        // dropped prefix is compacted once it is half the array, so memory stays within the
+        // byte cap whatever the write pattern.
+        while recent.count - head > ShardReplication.maxOps || bytes > maxBytes {
             bytes -= recent[head].bytes.count
+            recent[head].bytes = []
             head += 1
         }
-        if head > 4096 && head * 2 > recent.count {
+        if head > 64 && head * 2 > recent.count {
             recent.removeFirst(head)
             head = 0
         }

@@ -7,6 +7,8 @@ package struct ShardOptions: Sendable {
     package var dim: Int
     package var distance: Distance
     package var updateQueueSize: Int = 1_000_000
+    /// The update queue's bound in bytes of queued operations.
+    package var updateQueueBytes: Int = 1 << 30
     /// Rows an appendable segment takes before a new one starts (max_segment_size).
     package var segmentCapacity: Int = 1 << 20
     package var flushInterval: TimeInterval = 5

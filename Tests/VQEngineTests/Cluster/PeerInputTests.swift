@@ -158,3 +158,16 @@ import Testing
         #expect(try ClusterState(json: state.json) == state)
     }
 }
+
+@Suite struct OperationSizeTests {
+    @Test("encodedSize is exactly the encoding's length, for every kind")
+    func exactSize() {
+        var batch = PointBatch(dim: 3)
+        [Float(1), 2, 3].withUnsafeBufferPointer { batch.append(id: .number(1), vector: $0, payload: Array(#"{"a":1}"#.utf8)) }
+        [Float(4), 5, 6].withUnsafeBufferPointer { batch.append(id: .uuid(7, 8), vector: $0, payload: nil) }
+        let ops: [VQEngine.Operation] = [.upsert(batch), .delete([.number(1), .number(2)]), .clearPayload([.number(3)]),
+                                        .setPayload(ids: [.number(1)], payload: Array(#"{"b":[1]}"#.utf8), overwrite: true),
+                                        .deletePayloadKeys(ids: [.number(1)], keys: ["a", "long key"])]
+        for op in ops { #expect(op.encode().count == op.encodedSize, "\(op)") }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import VQEngine
 
@@ -49,5 +50,48 @@ import Testing
         #expect(queue.pop(max: 10, deadline: nil)?.map(\.op) == [1])
         #expect(queue.pop(max: 10, deadline: nil) == nil)
         #expect(throws: VQError.self) { _ = try queue.push(deadline: nil) { entry(2) } }
+    }
+
+    @Test("the byte budget bounds the queue too: a writer over it waits; one batch larger than the budget still goes alone")
+    func byteBudget() throws {
+        let queue = UpdateQueue(capacity: 100, byteCapacity: 1000)
+        _ = try queue.push(deadline: nil, size: 600) { entry(1) }
+        #expect(try queue.push(deadline: Date().addingTimeInterval(0.05), size: 600) { entry(2) } == nil, "over the byte budget")
+        _ = try queue.push(deadline: nil, size: 400) { entry(3) }
+        #expect(queue.queuedBytes == 1000 && queue.depth == 2)
+        #expect(queue.pop(max: 10, deadline: nil)?.map(\.op) == [1, 3])
+        #expect(queue.queuedBytes == 0)
+        // Empty: a batch larger than the whole budget is taken (alone).
+        _ = try queue.push(deadline: nil, size: 5000) { entry(4) }
+        #expect(try queue.push(deadline: Date().addingTimeInterval(0.05), size: 1) { entry(5) } == nil)
+        #expect(queue.pop(max: 10, deadline: nil)?.map(\.op) == [4])
+    }
+}
+
+@Suite struct FifoTests {
+    final class Tracked {
+        static let alive = Mutex(0)
+        init() { Tracked.alive.withLock { $0 += 1 } }
+        deinit { Tracked.alive.withLock { $0 -= 1 } }
+    }
+
+    @Test("a taken element is released at once, and order is first in, first out")
+    func releases() {
+        var fifo = Fifo<Tracked>()
+        var kept: [ObjectIdentifier] = []
+        for _ in 0..<300 {
+            let t = Tracked()
+            kept.append(ObjectIdentifier(t))
+            fifo.append(t)
+        }
+        let before = Tracked.alive.withLock { $0 }
+        for i in 0..<250 {
+            let t = fifo.popFirst()!
+            #expect(ObjectIdentifier(t) == kept[i])
+        }
+        #expect(Tracked.alive.withLock { $0 } == before - 250, "taken elements must not stay in the queue")
+        #expect(fifo.count == 50)
+        while fifo.popFirst() != nil {}
+        #expect(fifo.isEmpty && Tracked.alive.withLock { $0 } == before - 300)
     }
 }
