@@ -403,3 +403,79 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         #expect(status == 0, "\(log)")
     }
 }
+
+@Suite(.serialized) struct DiskFullTests {
+    /// Mounts a small tmpfs on `path` (root only); nil when this machine does not allow it.
+    static func mountSmall(_ path: String, megabytes: Int) -> Bool {
+        guard getuid() == 0 else { return false }
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/mount")
+        p.arguments = ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", path]
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+
+    static func unmount(_ path: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/umount")
+        p.arguments = [path]
+        try? p.run()
+        p.waitUntilExit()
+    }
+
+    static func batch(_ ids: Range<Int>) -> String {
+        "{\"points\":[" + ids.map { i in "{\"id\":\(i),\"vector\":[" + (0..<64).map { "\(($0 * 7 + i) % 13)" }.joined(separator: ",") + "]}" }
+            .joined(separator: ",") + "]}"
+    }
+
+    @Test("a full disk: writes get 507 and /readyz 503; once space is freed writes resume without a restart and nothing acknowledged is lost")
+    func diskFull() throws {
+        let scratch = Scratch()
+        guard DiskFullTests.mountSmall(scratch.data, megabytes: 8) else { return }  // not root, or no mount here: skipped
+        defer { DiskFullTests.unmount(scratch.data) }
+        var server: ServerProcess? = try ServerProcess(scratch: scratch)
+        defer { _ = server?.stop() }
+        let port = server!.port
+        #expect(try request(port, "PUT", "/collections/c", #"{"vectors":{"size":64,"distance":"Dot"}}"#).status == 200)
+        #expect(try request(port, "PUT", "/collections/c/points?wait=true", DiskFullTests.batch(0..<400)).status == 200)
+        var acknowledged = 400
+        // Fill the disk, then write until the server says so.
+        let filler = scratch.data + "/filler"
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        let block = Data(count: 1 << 16)
+        while (try? handle.write(contentsOf: block)) != nil {}
+        try? handle.close()
+        var refused: (status: Int, body: String)?
+        for b in 2..<200 where refused == nil {
+            let r = try request(port, "PUT", "/collections/c/points?wait=true", DiskFullTests.batch((b * 200)..<((b + 1) * 200)))
+            if r.status == 200 { acknowledged = (b + 1) * 200 } else { refused = (r.status, r.body) }
+        }
+        let full = try #require(refused)
+        #expect(full.status == 507 && full.body.contains("No space left"), "\(full)")
+        #expect(eventually(5) { (try? request(port, "GET", "/readyz"))?.status == 503 })
+        #expect(try request(port, "POST", "/collections/c/points/count", #"{"exact":true}"#).status == 200, "reads go on")
+        // Space again: the next writes are taken, with no restart.
+        try FileManager.default.removeItem(atPath: filler)
+        let next = acknowledged + 100_000
+        #expect(eventually(10) {
+            (try? request(port, "PUT", "/collections/c/points?wait=true", DiskFullTests.batch(next..<(next + 200))))?.status == 200
+        })
+        #expect(eventually(5) { (try? request(port, "GET", "/readyz"))?.status == 200 })
+        func count(_ p: Int) -> Int {
+            let body = (try? request(p, "POST", "/collections/c/points/count", #"{"exact":true}"#))?.body ?? ""
+            return Int(body.components(separatedBy: "\"count\":").dropFirst().first?.prefix { $0.isNumber } ?? "") ?? -1
+        }
+        #expect(count(port) >= acknowledged + 200)
+        // And after a restart, every acknowledged point is there.
+        _ = server?.stop()
+        server = try ServerProcess(scratch: scratch)
+        let again = server!.port
+        #expect(eventually(10) { count(again) >= acknowledged + 200 }, "\(count(again)) of \(acknowledged + 200)")
+        let probe = try request(again, "POST", "/collections/c/points", "{\"ids\":[0,\(max(0, acknowledged - 1)),\(next)]}")
+        #expect(probe.body.components(separatedBy: "\"id\":").count - 1 == 3, "\(probe.body.prefix(300))")
+    }
+}

@@ -127,6 +127,16 @@ package final class QdrantAPI: @unchecked Sendable {
         }
     }
 
+    /// `GET /readyz`: 503 naming the shard while one cannot write (a full disk), else 200.
+    func readiness() -> HTTPResponse {
+        for (name, collection) in engine.openCollections() {
+            for (s, shard) in collection.shards.enumerated() {
+                if let problem = shard.writeProblem { return .text(503, "not ready: collection \(name) shard \(s) cannot write: \(problem)") }
+            }
+        }
+        return .text(200, "readyz check passed")
+    }
+
     /// `DELETE /collections/{name}`: through Raft for a distributed collection.
     func deleteCollection(_ name: String, _ start: UInt64) throws -> HTTPResponse {
         if let cluster, cluster.collectionMeta(name) != nil {

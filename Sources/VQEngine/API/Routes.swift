@@ -100,7 +100,7 @@ extension QdrantAPI {
         },
         Route("GET", "healthz", "healthz", .open, inline: true) { _, _ in .text(200, "healthz check passed") },
         Route("GET", "livez", "livez", .open, inline: true) { _, _ in .text(200, "livez check passed") },
-        Route("GET", "readyz", "readyz", .open, inline: true) { _, _ in .text(200, "readyz check passed") },
+        Route("GET", "readyz", "readyz", .open, inline: true) { api, _ in api.readiness() },
         Route("GET", "metrics", "metrics", .read) { api, _ in
             .text(200, api.metrics.render(engine: api.engine, router: api.router), contentType: "text/plain; version=0.0.4")
         },

@@ -124,7 +124,8 @@ func errnoText(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
 
-/// Builds an I/O error naming the operation, the path and the system's reason.
+/// Builds an I/O error naming the operation, the path and the system's reason (a full disk is
+/// `.insufficientStorage`: it passes when space is freed).
 func ioError(_ operation: String, _ path: String, _ code: Int32 = errno) -> VQError {
-    VQError(.io, "\(operation) \(path) failed: \(errnoText(code))")
+    VQError(code == ENOSPC || code == EDQUOT ? .insufficientStorage : .io, "\(operation) \(path) failed: \(errnoText(code))")
 }

@@ -21,6 +21,7 @@
 //   ShardTypes.swift            options, requests, results
 
 import Foundation
+import Synchronization
 
 /// One shard's data, WAL, update queue, applier and optimizer threads.
 package final class LocalShard: @unchecked Sendable {
@@ -38,6 +39,8 @@ package final class LocalShard: @unchecked Sendable {
 
     /// Serialises flushes (applier, optimizer, close).
     private let flushMutex = NSLock()
+    /// Set while the disk refuses writes (see `writeProblem`).
+    private let storageProblem = Mutex<String?>(nil)
     private var flushedSegments: [SegmentInfo]
     /// The sequence number of the last committed flush (guarded by `flushMutex`).
     private var flushSeq: UInt64
@@ -150,7 +153,7 @@ package final class LocalShard: @unchecked Sendable {
             guard let batch = queue.pop(max: options.preventUnoptimized ? 1 : 64, deadline: deadline) else { return }
             do {
                 if let last = batch.last {
-                    try wal.sync(upTo: last.op)
+                    try syncRetrying(upTo: last.op)
                     for entry in batch {
                         try lock.write { try holder.apply(entry.op, entry.operation) }
                         if case .upsert(let b) = entry.operation { flushMutex.withLock { bytesSinceFlush += b.vectors.count * 4 } }
@@ -161,7 +164,13 @@ package final class LocalShard: @unchecked Sendable {
                     }
                     wakeOptimizer()
                 }
-                if Date() >= deadline || flushMutex.withLock({ bytesSinceFlush }) >= options.flushBytes { try flush() }
+                if Date() >= deadline || flushMutex.withLock({ bytesSinceFlush }) >= options.flushBytes {
+                    do { try flush() } catch let e as VQError where e.kind == .insufficientStorage {
+                        // A full disk: what is applied stays in the WAL; the flush is tried again.
+                        flushMutex.withLock { lastFlush = Date() }
+                        storageProblem.withLock { $0 = e.message }
+                    }
+                }
             } catch {
                 progress.lock()
                 failure = VQError.wrap(error)
@@ -174,6 +183,25 @@ package final class LocalShard: @unchecked Sendable {
             }
         }
     }
+
+    /// Makes the WAL durable up to `op`, trying again while it cannot write (a full disk): the
+    /// operations wait in order, writers are refused meanwhile, and nothing needs a restart.
+    private func syncRetrying(upTo op: UInt64) throws {
+        while true {
+            do {
+                try wal.sync(upTo: op)
+                storageProblem.withLock { $0 = nil }
+                return
+            } catch let e as VQError where e.kind == .insufficientStorage || e.kind == .io {
+                storageProblem.withLock { $0 = e.message }
+                if withProgress({ $0.closing }) { throw e }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+        }
+    }
+
+    /// Why this shard cannot write now (a full disk), nil when it can: `/readyz` says so.
+    package var writeProblem: String? { storageProblem.withLock { $0 } }
 
     /// Writes segments and the manifest, then drops WAL files the segments now cover.
     ///

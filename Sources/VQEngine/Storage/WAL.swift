@@ -37,7 +37,7 @@ package final class WAL: Sendable {
         var pendingFirstOp: UInt64 = 0
         var nextOp: UInt64
         var durableOp: UInt64
-        var failed: String?
+        var failed: VQError?
     }
 
     private struct FileState {
@@ -230,7 +230,7 @@ package final class WAL: Sendable {
     /// - Returns: the record's operation number.
     package func append(encodedBy encode: (inout ByteWriter) -> Void) throws -> UInt64 {
         let result: Result<UInt64, VQError> = state.withLock { s in
-            if let failed = s.failed { return .failure(VQError(.io, "WAL in \(directory) is unusable after an earlier error: \(failed)")) }
+            if let failed = s.failed { return .failure(failed) }
             let op = s.nextOp
             if s.pending.bytes.isEmpty { s.pendingFirstOp = op }
             s.nextOp += 1
@@ -259,7 +259,7 @@ package final class WAL: Sendable {
             var buffer = f.spare
             f.spare = []
             buffer.removeAll(keepingCapacity: true)
-            let (firstOp, lastOp, failed): (UInt64, UInt64, String?) = state.withLock { s in
+            let (firstOp, lastOp, failed): (UInt64, UInt64, VQError?) = state.withLock { s in
                 if s.durableOp >= op { return (0, 0, nil) }
                 swap(&buffer, &s.pending.bytes)
                 return (s.pendingFirstOp, s.nextOp - 1, s.failed)
@@ -270,8 +270,11 @@ package final class WAL: Sendable {
                     f.spare = buffer
                 }
             }
-            if let failed { return .failure(VQError(.io, "WAL in \(directory) is unusable after an earlier error: \(failed)")) }
-            if buffer.isEmpty { return .success(()) }
+            if buffer.isEmpty {
+                // Nothing new, but an earlier batch failed: it is retried (in `pending`).
+                if let failed { return .failure(failed) }
+                return .success(())
+            }
             do {
                 if f.size >= fileLimit {
                     // A new file that cannot be made now (EMFILE, say) is not fatal: keep appending
@@ -286,11 +289,27 @@ package final class WAL: Sendable {
                 try buffer.withUnsafeBytes { raw in try FileIO.writeAll(fd, raw, path: path) }
                 try FileIO.sync(fd, path: path)
                 f.size += buffer.count
-                state.withLock { $0.durableOp = lastOp }
+                state.withLock {
+                    $0.durableOp = lastOp
+                    $0.failed = nil
+                }
                 return .success(())
             } catch {
-                state.withLock { $0.failed = "\(error)" }
-                return .failure(VQError.wrap(error))
+                // Not durable: cut the file back to what is (a failed fsync may have dropped the
+                // pages), and keep the batch, in order, ahead of anything newer for the next try.
+                // Meanwhile new writes are refused with the reason (a full disk: 507); once a try
+                // succeeds (space was freed) the log takes writes again, no restart needed.
+                _ = ftruncate(f.fd, off_t(f.size))
+                let e = VQError.wrap(error)
+                let failure = VQError(e.kind == .insufficientStorage ? .insufficientStorage : .io,
+                                      "WAL in \(directory) cannot write: \(e.message); writes resume once it can")
+                state.withLock { s in
+                    buffer.append(contentsOf: s.pending.bytes)
+                    swap(&buffer, &s.pending.bytes)
+                    s.pendingFirstOp = firstOp
+                    s.failed = failure
+                }
+                return .failure(failure)
             }
         }
         try result.get()
