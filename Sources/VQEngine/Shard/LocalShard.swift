@@ -102,7 +102,8 @@ package final class LocalShard: @unchecked Sendable {
                                        committedFlush: flushSeq)
         var applied = flushed
         wal = try WAL(directory: DataDirectory.walDir(shardDir: directory), nextOpAtLeast: flushed + 1, replayFrom: flushed + 1,
-                      fileLimit: options.walFileLimit, warn: warn) { (op, body) in
+                      fileLimit: options.walFileLimit, acceptGap: ProcessInfo.processInfo.environment["VQ_ACCEPT_WAL_GAP"] == "1",
+                      warn: warn) { (op, body) in
             // A record that is intact (its checksum holds) but cannot be applied was written by an
             // older vq that did not check peers' operations: say so loudly and serve the rest,
             // rather than refuse the whole shard.

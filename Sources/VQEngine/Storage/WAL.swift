@@ -15,7 +15,12 @@
 // Opening validates every record. A damaged or torn record at the very end
 // of the last file is truncated with a warning; damage followed by intact
 // records, or a gap in operation numbers, is refused: skipping it would lose
-// acknowledged writes silently.
+// acknowledged writes silently. A missing newest file leaves no gap between the
+// files that remain, so each new file's first operation is also recorded in
+// `head` (| first op u64 | crc32c u32 |, written once the file is durable): a
+// newest file older than `head` says, and names, what went missing. Opening
+// anyway (the operations are gone for good) takes `acceptGap`
+// (`VQ_ACCEPT_WAL_GAP=1`).
 
 #if canImport(Glibc)
 import Glibc
@@ -63,7 +68,7 @@ package final class WAL: Sendable {
     ///   - nextOpAtLeast: the first operation number to use if the log is empty (flushed op + 1).
     ///   - warn: receives one line per repaired problem (a truncated tail).
     /// - Throws: `.corrupt` for damage that cannot be repaired without losing acknowledged writes.
-    package init(directory: String, nextOpAtLeast: UInt64, replayFrom: UInt64, fileLimit: Int = 32 << 20,
+    package init(directory: String, nextOpAtLeast: UInt64, replayFrom: UInt64, fileLimit: Int = 32 << 20, acceptGap: Bool = false,
                  warn: (String) -> Void, apply: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         self.directory = directory
         self.fileLimit = fileLimit
@@ -98,6 +103,15 @@ package final class WAL: Sendable {
         if let first = files.first?.firstOp, first > nextOpAtLeast {
             throw VQError(.corrupt, "WAL in \(directory) starts at operation \(first) but operations from \(nextOpAtLeast) are not in any segment; refusing to open with a gap")
         }
+        // The newest file the log made, against the newest one present.
+        if let head = WAL.readHead(directory), head > (files.last?.firstOp ?? 0) {
+            let from = max(expected ?? nextOpAtLeast, nextOpAtLeast)
+            let message = "WAL in \(directory) is missing its newest file (operations from \(head) on): operations from \(from) on are lost"
+            guard acceptGap else {
+                throw VQError(.corrupt, message + "; refusing to open", hint: "restore the file, or set VQ_ACCEPT_WAL_GAP=1 to open without those operations")
+            }
+            warn(message + "; opened anyway (VQ_ACCEPT_WAL_GAP=1)")
+        }
         var next = expected ?? nextOpAtLeast
         if next < nextOpAtLeast {
             // Every logged operation is already in the segments.
@@ -119,8 +133,31 @@ package final class WAL: Sendable {
             }
             fs = try WAL.createFile(directory: directory, firstOp: next, files: files)
         }
+        // (A log from before `head` existed gets one now, so later losses are seen.)
+        if WAL.readHead(directory) != (fs.files.last?.firstOp ?? 0), let newest = fs.files.last?.firstOp {
+            try WAL.writeHead(directory, newest)
+        }
         self.file = Mutex(fs)
         self.state = Mutex(State(nextOp: next, durableOp: next - 1))
+    }
+
+    private static func headPath(_ directory: String) -> String { directory + "/head" }
+
+    /// The first operation of the newest file the log made, if recorded (nil when absent or damaged).
+    private static func readHead(_ directory: String) -> UInt64? {
+        guard let bytes = try? FileIO.readAll(headPath(directory)), bytes.count == 12 else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            let op = UInt64(littleEndian: raw.loadUnaligned(as: UInt64.self))
+            let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            return CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<8])) == crc ? op : nil
+        }
+    }
+
+    private static func writeHead(_ directory: String, _ firstOp: UInt64) throws {
+        var w = ByteWriter(capacity: 12)
+        w.u64(firstOp)
+        w.u32(w.bytes.withUnsafeBytes { CRC32C.update(0, $0) })
+        try FileIO.writeAtomically(headPath(directory), w.bytes)
     }
 
     /// Validates one file's records; returns where the valid part ends and the next expected op.
@@ -197,6 +234,7 @@ package final class WAL: Sendable {
             try header.bytes.withUnsafeBytes { raw in try FileIO.writeAll(fd, raw, path: path) }
             try FileIO.sync(fd, path: path)
             try FileIO.syncDirectory(directory)
+            try writeHead(directory, firstOp)
         } catch {
             // Leave no half-made file behind: replay would take it for damage.
             close(fd)

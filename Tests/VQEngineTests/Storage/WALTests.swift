@@ -4,10 +4,10 @@ import Testing
 
 @Suite struct WALTests {
     /// Opens the WAL in `dir`, collecting replayed records and warnings.
-    func open(_ dir: String, from: UInt64 = 1, fileLimit: Int = 1 << 20) throws -> (WAL, [(UInt64, [UInt8])], [String]) {
+    func open(_ dir: String, from: UInt64 = 1, fileLimit: Int = 1 << 20, acceptGap: Bool = false) throws -> (WAL, [(UInt64, [UInt8])], [String]) {
         var records: [(UInt64, [UInt8])] = []
         var warnings: [String] = []
-        let wal = try WAL(directory: dir, nextOpAtLeast: from, replayFrom: from, fileLimit: fileLimit,
+        let wal = try WAL(directory: dir, nextOpAtLeast: from, replayFrom: from, fileLimit: fileLimit, acceptGap: acceptGap,
                           warn: { warnings.append($0) }) { op, body in records.append((op, Array(body))) }
         return (wal, records, warnings)
     }
@@ -106,6 +106,31 @@ import Testing
         bytes[WAL.headerSize + 20] ^= 0x01  // inside record 1's body
         try FileIO.writeAtomically(file, bytes)
         #expect(throws: VQError.self) { _ = try open(tmp.path) }
+    }
+
+    @Test("a deleted newest WAL file is refused, naming what is lost, unless the operator accepts the gap")
+    func missingNewestFile() throws {
+        let tmp = TempDir()
+        do {
+            let (wal, _, _) = try open(tmp.path, fileLimit: 300)
+            for i in 0..<40 { _ = try write(wal, [body(i)]) }
+        }
+        let files = walFiles(tmp.path).sorted()
+        #expect(files.count >= 2)
+        try FileManager.default.removeItem(atPath: files.last!)
+        do {
+            _ = try open(tmp.path, fileLimit: 300)
+            Issue.record("a WAL missing its newest file opened")
+        } catch let e as VQError {
+            #expect(e.kind == .corrupt && e.message.contains("missing its newest file") && e.message.contains("are lost"), "\(e.message)")
+        }
+        let (wal, records, warnings) = try open(tmp.path, fileLimit: 300, acceptGap: true)
+        #expect(warnings.contains { $0.contains("opened anyway") }, "\(warnings)")
+        #expect(!records.isEmpty && records.map(\.0) == Array(1...UInt64(records.count)))
+        #expect(wal.nextOp == UInt64(records.count) + 1)
+        // Every file gone: refused too.
+        for f in walFiles(tmp.path) { try FileManager.default.removeItem(atPath: f) }
+        #expect(throws: VQError.self) { try open(tmp.path, fileLimit: 300) }
     }
 
     @Test("rotation makes several files; flushed ones are removed")
