@@ -127,9 +127,15 @@ package final class HNSWGraph: @unchecked Sendable {
         guard raw.loadUnaligned(as: UInt32.self) == HNSWLayout.magic else { throw fail("not an HNSW graph file (bad magic)") }
         let version = raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         guard version == HNSWLayout.version else { throw fail("graph format version \(version); this vq reads \(HNSWLayout.version)") }
-        let layout = HNSWLayout(count: Int(raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
-                                m: Int(raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),
-                                upperBlocks: Int(raw.loadUnaligned(fromByteOffset: 32, as: UInt64.self)))
+        // The header is outside the checksum: check each field before sizes are computed from it.
+        let count = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self), m = raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)
+        let m0 = raw.loadUnaligned(fromByteOffset: 20, as: UInt32.self), maxLevel = raw.loadUnaligned(fromByteOffset: 24, as: UInt32.self)
+        let entry = raw.loadUnaligned(fromByteOffset: 28, as: UInt32.self), blocks = raw.loadUnaligned(fromByteOffset: 32, as: UInt64.self)
+        guard count <= UInt64(UInt32.max), (1...1024).contains(m), m0 == 2 * m, maxLevel <= 64, blocks <= 1 << 40,
+              count == 0 || UInt64(entry) < count else {
+            throw fail("the header is damaged (count \(count), m \(m), m0 \(m0), max level \(maxLevel), entry \(entry))")
+        }
+        let layout = HNSWLayout(count: Int(count), m: Int(m), upperBlocks: Int(blocks))
         guard layout.total == size else { throw fail("file is \(size) bytes; its header says \(layout.total)") }
         let stored = raw.loadUnaligned(fromByteOffset: 40, as: UInt32.self)
         let crc = CRC32C.update(0, UnsafeRawBufferPointer(start: raw + HNSWLayout.headerSize, count: size - HNSWLayout.headerSize))

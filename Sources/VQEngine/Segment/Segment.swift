@@ -118,8 +118,23 @@ package final class Segment: @unchecked Sendable {
         payloadData = try MappedArray(path: path(.payloadData), count: info.payloadBytes,
                                       capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes)
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
-        if info.indexed { graph = try HNSWGraph.open(directory + "/" + Segment.graphFile) }
+        if info.indexed {
+            // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment
+            // searched exactly (and unindexed, so the optimizer builds it again), not unopenable.
+            do {
+                let g = try HNSWGraph.open(directory + "/" + Segment.graphFile)
+                guard g.count == info.rows else {
+                    throw VQError(.corrupt, "\(directory)/\(Segment.graphFile) has \(g.count) nodes; the segment has \(info.rows) rows")
+                }
+                graph = g
+            } catch {
+                graphProblem = "\(error)"
+            }
+        }
     }
+
+    /// Why the segment's graph could not be opened (it is searched exactly until rebuilt).
+    package private(set) var graphProblem: String?
 
     package static let graphFile = "hnsw.bin"
 

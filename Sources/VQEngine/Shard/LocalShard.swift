@@ -115,6 +115,11 @@ package final class LocalShard: @unchecked Sendable {
             applied = op
         }
         self.holder = holder
+        for case let seg? in holder.slots {
+            if let problem = seg.graphProblem {
+                warn("segment \(seg.id) of \(directory): \(problem); searched exactly until the optimizer builds its graph again")
+            }
+        }
         self.flushedSegments = infos
         self.flushSeq = flushSeq
         self.flushedOp = flushed
