@@ -4,7 +4,7 @@ _vq() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info optimize serve join cluster bench help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info check optimize serve join cluster bench help --help --version" -- "$cur"))
         return
     fi
     local cmd="${COMP_WORDS[1]}"
@@ -92,6 +92,17 @@ _vq() {
         fi
         ;;
     info)
+        case "$prev" in
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    check)
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
@@ -205,7 +216,7 @@ _vq() {
         fi
         ;;
     help)
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info optimize serve join cluster bench" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info check optimize serve join cluster bench" -- "$cur"))
         ;;
     esac
 }

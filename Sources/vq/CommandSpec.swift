@@ -263,6 +263,19 @@ extension CommandSpec {
             examples: [("Describe a collection:", "vq info docs")]
         ),
         CommandSpec(
+            name: "check",
+            summary: "Verify a data directory's checksums",
+            description: """
+            Verifies collection NAME (or every collection): each shard opens (its manifest and write-ahead log \
+            check themselves), and every sealed segment's files match the checksums recorded when it was sealed. \
+            Prints one JSON line per collection: {"collection", "ok", "problems": [...]}, each problem naming the \
+            damaged file. Exit status 1 when anything is damaged. Through a server (--url, or the server holding \
+            --data-dir) the server checks its own files. Run it after a crash or a disk problem.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to check (default: all).", optional: true, completion: .collection)],
+            examples: [("Check everything in ./vq-data:", "vq check"), ("One collection of a running server:", "vq check docs --url http://127.0.0.1:6333")]
+        ),
+        CommandSpec(
             name: "optimize",
             summary: "Seal, index, merge and vacuum segments now",
             description: """

@@ -58,7 +58,8 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1
         }
-        let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster", "update-collection"]
+        let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster", "update-collection",
+                                          "check"]
         // `vq cluster token` reads the data directory even while a server holds it (never over HTTP).
         let local = spec.name == "cluster" && args.positionals.first == "token"
         let target: Target = remoteCapable.contains(spec.name) && !local ? try resolveTarget(args) : .embedded
@@ -75,6 +76,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "serve": return try serve(args)
         case "join": return try serve(args, join: try args.positional(0))
         case "cluster": return try cluster(args, target)
+        case "check": return try check(args, target)
         case "update-collection": return try updateCollection(args, target)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")

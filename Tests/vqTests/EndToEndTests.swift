@@ -156,3 +156,25 @@ import Testing
         #expect(run.stderr.contains("locked by process \(holder.processIdentifier)"))
     }
 }
+
+@Suite struct CheckCommandTests {
+    @Test("vq check: 0 on an intact directory; 1 naming the file when a sealed segment is damaged")
+    func check() throws {
+        let s = Scratch()
+        var rng = Rng(state: 3)
+        let vectors = (0..<600).map { _ in rng.vector(8) }
+        #expect(try vq(["create-collection", "c", "--dim", "8", "--data-dir", s.data]).status == 0)
+        #expect(try vq(["upsert", "c", "-", "--data-dir", s.data], stdin: Data(jsonl(vectors).utf8)).status == 0)
+        #expect(try vq(["optimize", "c", "--data-dir", s.data]).status == 0)
+        let ok = try vq(["check", "--data-dir", s.data])
+        #expect(ok.status == 0 && ok.stdout.contains("\"ok\":true"), "\(ok.stdout) \(ok.stderr)")
+        let segments = s.data + "/collections/c/shards/0/segments"
+        let sealed = try #require(try FileManager.default.contentsOfDirectory(atPath: segments).map { segments + "/" + $0 }
+            .first { FileManager.default.fileExists(atPath: $0 + "/checksums.json") })
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: sealed + "/vectors.f32"))
+        bytes[bytes.count / 2] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: sealed + "/vectors.f32"))
+        let bad = try vq(["check", "c", "--data-dir", s.data])
+        #expect(bad.status == 1 && bad.stdout.contains("vectors.f32") && bad.stdout.contains("checksum mismatch"), "\(bad.stdout) \(bad.stderr)")
+    }
+}

@@ -129,6 +129,11 @@ extension QdrantAPI {
         },
         // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
         Route("POST", "collections/{name}/optimize", "collections.optimize", .write) { api, c in try api.optimize(c.params[0], c.start) },
+        // vq's extension: verify the sealed segments' checksums now (`vq check --url`).
+        Route("POST", "collections/{name}/check", "collections.check", .read) { api, c in
+            let problems = try api.openCollection(c.params[0]).shards.flatMap { $0.check() }
+            return APIEnvelope.ok(.object([("problems", .array(problems.map { .string($0) }))]), since: c.start)
+        },
         Route("POST", "collections/{name}/cluster", "collections.cluster.update", .write) { api, c in
             try api.updateCollectionCluster(c.params[0], c.request, c.start)
         },

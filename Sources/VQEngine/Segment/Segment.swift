@@ -12,6 +12,9 @@
 //   payload.idx   PayloadRef: offset and length of the row's payload JSON in payload.dat
 //   payload.dat   payload JSON, append-only
 //   hnsw.bin      the HNSW graph over the rows (sealed, indexed segments only; see HNSWGraph)
+//   checksums.json  sealed segments: CRC-32C and length of vectors.f32, rows.bin, payload.idx and
+//                 payload.dat as sealed (written at the first flush after sealing; they never
+//                 change after that); verified by the shard's scrub after open and by `check`
 //
 // The appendable segment takes new rows; a full one stops being appendable and
 // a new one takes over. Opening maps the files: nothing is parsed or rebuilt.
@@ -135,6 +138,46 @@ package final class Segment: @unchecked Sendable {
 
     /// Why the segment's graph could not be opened (it is searched exactly until rebuilt).
     package private(set) var graphProblem: String?
+
+    package static let checksumsFile = "checksums.json"
+
+    /// The files a sealed segment never changes again, with their bytes now.
+    private var immutableFiles: [(DataDirectory.SegmentFile, UnsafeRawBufferPointer)] {
+        [(.vectors, UnsafeRawBufferPointer(vectors.buffer)), (.rows, UnsafeRawBufferPointer(rows.buffer)),
+         (.payloadIndex, UnsafeRawBufferPointer(payloadIndex.buffer)), (.payloadData, UnsafeRawBufferPointer(payloadData.buffer))]
+    }
+
+    /// Whether `checksums.json` exists.
+    package var hasChecksums: Bool { FileIO.exists(directory + "/" + Segment.checksumsFile) }
+
+    /// Records the checksums of a sealed segment's files (after they were flushed).
+    package func writeChecksums() throws {
+        precondition(!appendable)
+        let files: [(String, JSON)] = immutableFiles.map { file, bytes in
+            (file.rawValue, .object([("bytes", .int(Int64(bytes.count))), ("crc32c", .uint(UInt64(CRC32C.update(0, bytes))))]))
+        }
+        try ChecksummedJSON.write(directory + "/" + Segment.checksumsFile,
+                                  .object([("format", .string("vq-segment-checksums")), ("version", .int(1)), ("files", .object(files))]))
+    }
+
+    /// Checks the sealed files against `checksums.json`.
+    /// - Returns: what is damaged, naming the file; nil when all match or nothing can be checked
+    ///   (no checksums yet, or ones recorded past what the manifest covers: an unfinished flush).
+    package func verifyChecksums() -> String? {
+        let path = directory + "/" + Segment.checksumsFile
+        guard FileIO.exists(path) else { return nil }
+        guard let json = try? ChecksummedJSON.read(path), json["format"]?.stringValue == "vq-segment-checksums" else {
+            return "\(path) is damaged"
+        }
+        for (file, bytes) in immutableFiles {
+            guard let entry = json["files"]?[file.rawValue], let length = entry["bytes"]?.intValue, let crc = entry["crc32c"]?.uint64Value else {
+                return "\(path) lacks \(file.rawValue)"
+            }
+            if Int(length) != bytes.count { return Int(length) > bytes.count ? nil : "\(directory)/\(file.rawValue) is \(bytes.count) bytes; it was sealed at \(length)" }
+            if UInt64(CRC32C.update(0, bytes)) != crc { return "\(directory)/\(file.rawValue) is damaged (checksum mismatch)" }
+        }
+        return nil
+    }
 
     package static let graphFile = "hnsw.bin"
 

@@ -41,6 +41,7 @@ package final class LocalShard: @unchecked Sendable {
     private let flushMutex = NSLock()
     /// Set while the disk refuses writes (see `writeProblem`).
     private let storageProblem = Mutex<String?>(nil)
+    private let damaged = Mutex<String?>(nil)
     private var flushedSegments: [SegmentInfo]
     /// The sequence number of the last committed flush (guarded by `flushMutex`).
     private var flushSeq: UInt64
@@ -134,6 +135,31 @@ package final class LocalShard: @unchecked Sendable {
         } else {
             optimizerDone.signal()
         }
+        // The scrub: sealed segments' files against their checksums, once, in the background (an
+        // open maps files and reads nothing; a million points must not wait for this).
+        let sealed = holder.segments.filter { !$0.appendable }
+        if !sealed.isEmpty {
+            let scrub = Thread { [self] in
+                for seg in sealed {
+                    if withProgress({ $0.closing }) { return }
+                    if let problem = seg.verifyChecksums() { damaged.withLock { $0 = $0 ?? problem } }
+                }
+            }
+            scrub.name = "vq-scrub"
+            scrub.start()
+        }
+    }
+
+    /// A damaged segment file found by the scrub (or `check`): the shard answers with this error
+    /// instead of reading it, and refuses writes, until the damage is repaired.
+    package var damage: String? { damaged.withLock { $0 } }
+
+    /// Verifies every sealed segment's checksums now (`vq check`).
+    /// - Returns: one line per damaged segment.
+    package func check() -> [String] {
+        let problems = lock.read { holder.segments.filter { !$0.appendable } }.compactMap { $0.verifyChecksums() }
+        if let first = problems.first { damaged.withLock { $0 = $0 ?? first } }
+        return problems
     }
 
     // MARK: applying
@@ -207,7 +233,7 @@ package final class LocalShard: @unchecked Sendable {
     }
 
     /// Why this shard cannot write now (a full disk), nil when it can: `/readyz` says so.
-    package var writeProblem: String? { storageProblem.withLock { $0 } }
+    package var writeProblem: String? { damage ?? storageProblem.withLock { $0 } }
 
     /// Writes segments and the manifest, then drops WAL files the segments now cover.
     ///
@@ -225,7 +251,10 @@ package final class LocalShard: @unchecked Sendable {
             let infos = holder.infos
             guard applied != previous || infos != flushedSegments else { return nil }
             let seq = flushSeq + 1
-            for seg in holder.segments { try seg.flush(sequence: seq) }
+            for seg in holder.segments {
+                try seg.flush(sequence: seq)
+                if !seg.appendable && !seg.hasChecksums { try seg.writeChecksums() }
+            }
             if failBeforeManifestForTesting { throw VQError(.io, "simulated crash before the manifest (tests)") }
             // New segment directories must exist durably before the manifest names them.
             let known = Set(flushedSegments.map(\.id))
@@ -264,6 +293,7 @@ package final class LocalShard: @unchecked Sendable {
     /// - Throws: `.rateLimited` if the queue stayed full until `deadline`; nothing was logged then.
     package func submit(_ operation: Operation, deadline: Date? = nil) throws -> UInt64 {
         if let failure = withProgress({ $0.failure }) { throw failure }
+        if let damage { throw VQError(.corrupt, "the shard's data is damaged: \(damage)", hint: "restore the shard from a replica or a backup") }
         // Nothing is logged that the applier would refuse (callers check the rest: the API as it
         // parses, peers' operations with `Operation.validate`).
         if case .upsert(let batch) = operation, batch.dim != options.dim || batch.vectors.count != batch.count * batch.dim {

@@ -98,19 +98,23 @@ package final class ReplicaSet: Sendable {
     /// Top-k of one active replica (the query is prepared: dimension checked, normalised).
     package func search(_ query: [Float], _ request: ShardSearch, config: CollectionConfig) throws -> (hits: [ScoredPoint], skipped: Int) {
         guard let (placement, replicas) = distributed else {
+            try checkLocal()
             return query.withUnsafeBufferPointer { self.local.search($0, request) }
         }
         let me = placement.localPeer
         let order = placement.readOrder(replicas.filter { $0.state == .active }.map(\.peer))
         guard !order.isEmpty else { throw VQError(.busy, "\(what) has no active replica") }
         // The local replica first and no factor: read here (if this process stalls, so would a race).
-        if order[0] == me && config.readFanOutFactor == 0 {
+        if order[0] == me && config.readFanOutFactor == 0 && local.damage == nil {
             placement.countRead(launched: 1, delayed: 0, fanOutWon: false)
             return query.withUnsafeBufferPointer { self.local.search($0, request) }
         }
         let local = self.local
         let outcome = try FanOut.race(order, delay: Double(config.readFanOutDelayMs) / 1000, factor: config.readFanOutFactor) { [self] peer in
-            if peer == me { return query.withUnsafeBufferPointer { local.search($0, request) } }
+            if peer == me {
+                try checkLocal()
+                return query.withUnsafeBufferPointer { local.search($0, request) }
+            }
             return try placement.measureRead(peer) { try remote(placement, peer).search(query, request) }
         }
         placement.countRead(launched: outcome.launched, delayed: outcome.delayed, fanOutWon: outcome.winner > 0 && outcome.delayed > 0)
@@ -126,8 +130,17 @@ package final class ReplicaSet: Sendable {
                         .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dim: dim)
                 }
             }
+            try self.checkLocal()
             if let ids { return local.retrieve(ids, withVector: withVector, withPayload: withPayload) }
             return local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
+        }
+    }
+
+    /// Reads of a damaged local copy are errors, never answers from bad bytes (in a cluster the
+    /// read moves on to another replica).
+    private func checkLocal() throws {
+        if let damage = local.damage {
+            throw VQError(.corrupt, "shard \(id) of \"\(collection)\" is damaged: \(damage)", hint: "restore it from a replica or a backup")
         }
     }
 

@@ -194,3 +194,59 @@ import Testing
         try shard.close()
     }
 }
+
+@Suite struct SegmentChecksumTests {
+    @Test("a damaged sealed segment file is found by the checksums (scrub and check), named, and the shard refuses to use it",
+          arguments: ["vectors.f32", "rows.bin", "payload.dat", "payload.idx"])
+    func damage(file: String) throws {
+        let t = OptimizerTests()
+        let tmp = TempDir()
+        do {
+            let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
+            for part in 0..<3 {
+                var b = PointBatch(dim: 8)
+                var rng = SplitMix64(seed: UInt64(part))
+                for i in (part * 200)..<((part + 1) * 200) {
+                    rng.vector(8).withUnsafeBufferPointer { b.append(id: .number(UInt64(i)), vector: $0, payload: Array("{\"n\":\(i)}".utf8)) }
+                }
+                _ = try shard.submit(.upsert(b))
+            }
+            _ = try shard.settle()
+            try shard.close()
+        }
+        let dirs = FileIO.list(tmp.path + "/segments").map { tmp.path + "/segments/" + $0 }
+        let sealed = try #require(dirs.first { FileIO.exists($0 + "/" + Segment.checksumsFile) }, "no sealed segment recorded checksums")
+        let path = sealed + "/" + file
+        var bytes = try FileIO.readAll(path)
+        bytes[bytes.count / 2] ^= 0x10
+        try FileIO.writeAtomically(path, bytes)
+        let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
+        // The background scrub finds it (bounded wait), and check() says so at once.
+        let deadline = Date().addingTimeInterval(10)
+        while shard.damage == nil && Date() < deadline { usleep(10_000) }
+        #expect(shard.damage?.contains(file) == true, "\(shard.damage ?? "nothing found")")
+        #expect(shard.check().contains { $0.contains(file) && $0.contains("checksum mismatch") })
+        do {
+            _ = try shard.submit(.delete([.number(1)]))
+            Issue.record("a damaged shard took a write")
+        } catch let e as VQError {
+            #expect(e.kind == .corrupt && e.message.contains(file), "\(e.message)")
+        }
+        try? shard.close()
+    }
+
+    @Test("an intact data directory passes the scrub and check")
+    func intact() throws {
+        let t = OptimizerTests()
+        let tmp = TempDir()
+        do {
+            let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
+            _ = try shard.submit(.upsert(t.points(0..<600, dim: 8, seed: 1)))
+            _ = try shard.settle()
+            try shard.close()
+        }
+        let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
+        #expect(shard.check().isEmpty && shard.damage == nil)
+        try shard.close()
+    }
+}
