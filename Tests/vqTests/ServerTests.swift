@@ -458,6 +458,9 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         #expect(full.status == 507 && full.body.contains("No space left"), "\(full)")
         #expect(eventually(5) { (try? request(port, "GET", "/readyz"))?.status == 503 })
         #expect(try request(port, "POST", "/collections/c/points/count", #"{"exact":true}"#).status == 200, "reads go on")
+        // A collection that cannot be made now is refused and leaves no trace behind.
+        let create = try request(port, "PUT", "/collections/c2", #"{"vectors":{"size":4,"distance":"Dot"}}"#)
+        #expect(create.status != 200, "\(create.body)")
         // Space again: the next writes are taken, with no restart.
         try FileManager.default.removeItem(atPath: filler)
         let next = acknowledged + 100_000
@@ -465,6 +468,8 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
             (try? request(port, "PUT", "/collections/c/points?wait=true", DiskFullTests.batch(next..<(next + 200))))?.status == 200
         })
         #expect(eventually(5) { (try? request(port, "GET", "/readyz"))?.status == 200 })
+        #expect(try request(port, "GET", "/collections").body.contains("\"c2\"") == false)
+        #expect(try request(port, "PUT", "/collections/c2", #"{"vectors":{"size":4,"distance":"Dot"}}"#).status == 200)
         func count(_ p: Int) -> Int {
             let body = (try? request(p, "POST", "/collections/c/points/count", #"{"exact":true}"#))?.body ?? ""
             return Int(body.components(separatedBy: "\"count\":").dropFirst().first?.prefix { $0.isNumber } ?? "") ?? -1

@@ -153,7 +153,11 @@ extension QdrantAPI {
                 // Committed by an attempt whose answer was lost (a leader change): it is ours.
             }
             guard engine.collectionNames().contains(name) else {
-                throw VQError(.internal, "collection \"\(name)\" was created in the cluster but not on this peer; see this server's log")
+                // Not made here (a full disk, say): take it out of the metadata again, so no entry
+                // is left that names a collection this peer cannot serve.
+                try? cluster.propose(ClusterState.deleteCollection(name))
+                throw VQError(.io, "collection \"\(name)\" could not be created on this peer (see its log); the create was undone",
+                              hint: "free disk space or fix what the log names, then create it again")
             }
         } else {
             try engine.createCollection(name, config: c)

@@ -75,9 +75,15 @@ package final class Engine: @unchecked Sendable {
         }
         let staging = directory.collectionsDir + "/.creating-" + name
         try FileIO.removeTree(staging)
-        try FileIO.makeDirectories(staging + "/shards")
-        try ChecksummedJSON.write(staging + "/config.json", config.json)
-        guard rename(staging, target) == 0 else { throw ioError("rename", staging) }
+        do {
+            try FileIO.makeDirectories(staging + "/shards")
+            try ChecksummedJSON.write(staging + "/config.json", config.json)
+            guard rename(staging, target) == 0 else { throw ioError("rename", staging) }
+        } catch {
+            // A create that fails (a full disk) leaves nothing behind.
+            try? FileIO.removeTree(staging)
+            throw error
+        }
         try FileIO.syncDirectory(directory.collectionsDir)
     }
 

@@ -235,6 +235,31 @@ import Testing
         try? shard.close()
     }
 
+    @Test("a truncated or deleted segment file is refused at open, naming it (the shard reports, nothing crashes)",
+          arguments: ["rows.bin:truncate", "deleted.bits:truncate", "payload.idx:delete", "vectors.f32:delete"])
+    func truncated(_ damage: String) throws {
+        let t = OptimizerTests()
+        let tmp = TempDir()
+        do {
+            let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
+            _ = try shard.submit(.upsert(t.points(0..<600, dim: 8, seed: 1)))
+            _ = try shard.settle()
+            try shard.close()
+        }
+        let parts = damage.split(separator: ":").map(String.init)
+        let dirs = FileIO.list(tmp.path + "/segments").map { tmp.path + "/segments/" + $0 }
+        let sealed = try #require(dirs.first { FileIO.exists($0 + "/" + Segment.checksumsFile) })
+        let path = sealed + "/" + parts[0]
+        if parts[1] == "delete" { FileIO.remove(path) } else { try FileIO.writeAtomically(path, Array(try FileIO.readAll(path).prefix(3))) }
+        do {
+            let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
+            try? shard.close()
+            Issue.record("a shard with a \(damage) file opened")
+        } catch let e as VQError {
+            #expect(e.kind == .corrupt && e.message.contains(parts[0]), "\(e.message)")
+        }
+    }
+
     @Test("an intact data directory passes the scrub and check")
     func intact() throws {
         let t = OptimizerTests()
