@@ -29,7 +29,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     }
     func number(_ flag: String, _ fallback: Double) throws -> Double {
         guard let text = setting(flag) else { return fallback }
-        guard let v = Double(text), v > 0 else { throw UsageError(message: "--\(flag) is '\(text)'; expected a positive number") }
+        guard let v = Double(text), v > 0, v < 1e15 else { throw UsageError(message: "--\(flag) is '\(text)'; expected a positive number") }
         return v
     }
     let listen = setting("listen") ?? "127.0.0.1:6333"
@@ -56,6 +56,9 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         throw UsageError(message: "--update-queue-bytes is \(api.updateQueueBytes); expected 1048576 (1 MiB) to 1099511627776 (1 TiB)")
     }
     http.maxBufferedBytes = Int(try number("max-buffered-bytes", Double(http.maxBufferedBytes)))
+    guard http.maxBufferedBytes >= 1 << 20 else {
+        throw UsageError(message: "--max-buffered-bytes is \(http.maxBufferedBytes); expected at least 1048576 (1 MiB)")
+    }
     guard (1...100_000_000).contains(api.updateQueueSize) else {
         throw UsageError(message: "--update-queue-size is \(api.updateQueueSize); expected 1 to 100000000")
     }

@@ -191,9 +191,17 @@ extension QdrantAPI {
         return .text(200, "ok")
     }
 
+    /// A damaged copy answers an error (the caller reads another replica) instead of bad bytes.
+    private func readable(_ collection: VectorCollection, _ shard: Int) throws -> LocalShard {
+        let local = collection.shards[shard]
+        if let damage = local.damage { throw VQError(.corrupt, "shard \(shard) of \"\(collection.name)\" is damaged here: \(damage)") }
+        return local
+    }
+
     func shardSearch(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        let local = try readable(collection, shard)
         let (vector, request) = try ShardWire.decodeSearch(c.request.body, dim: collection.config.dim, maxResults: VectorCollection.maxResults)
-        let result = vector.withUnsafeBufferPointer { collection.shards[shard].search($0, request) }
+        let result = vector.withUnsafeBufferPointer { local.search($0, request) }
         return .binary(ShardWire.encodeHits(result))
     }
 
@@ -211,12 +219,12 @@ extension QdrantAPI {
     }
 
     func shardCount(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        .binary(ShardWire.encodeCount(collection.shards[shard].pointCount))
+        .binary(ShardWire.encodeCount(try readable(collection, shard).pointCount))
     }
 
     func shardScan(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let (ids, filter, withVector, withPayload) = try ShardWire.decodeScan(c.request.body)
-        let local = collection.shards[shard]
+        let local = try readable(collection, shard)
         let records = ids.map { local.retrieve($0, withVector: withVector, withPayload: withPayload) }
             ?? local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
         return .binary(ShardWire.encodeRecords(records, withVector: withVector))

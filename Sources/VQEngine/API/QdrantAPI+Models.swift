@@ -153,6 +153,11 @@ extension QdrantAPI {
                 // Committed by an attempt whose answer was lost (a leader change): it is ours.
             }
             guard engine.collectionNames().contains(name) else {
+                // Still being made here (the effects thread is behind): say so, undo nothing.
+                guard cluster.waitApplied(cluster.appliedIndex, timeout: 20) else {
+                    throw VQError(.busy, "collection \"\(name)\" is committed but not yet created on this peer; retry shortly")
+                }
+                if engine.collectionNames().contains(name) { return APIEnvelope.ok(.bool(true), since: start) }
                 // Not made here (a full disk, say): take it out of the metadata again, so no entry
                 // is left that names a collection this peer cannot serve.
                 try? cluster.propose(ClusterState.deleteCollection(name))

@@ -388,7 +388,9 @@ package final class ClusterNode: @unchecked Sendable {
 
     /// Commits `command` through the leader and waits until this peer has applied it.
     /// - Throws: `.busy` when no leader could commit it before `timeout`.
-    package func propose(_ command: JSON, timeout: Double = 10) throws {
+    /// - Parameter waitEffects: also wait until its effect on local data (a collection created or
+    ///   deleted here) is carried out (read-your-writes).
+    package func propose(_ command: JSON, timeout: Double = 10, waitEffects: Bool = true) throws {
         let bytes = Array(JSONWriter.string(command).utf8)
         // Refuse here, with the reason, what the state machine would ignore as things stand.
         var probe = lock.withLock { state }
@@ -401,7 +403,7 @@ package final class ClusterNode: @unchecked Sendable {
             try client.send("POST", "/internal/propose", body: bytes, headers: internalHeaders)
         }
         // Read-your-writes for local data too: a created collection is open here on return.
-        waitApplied(appliedIndex, timeout: max(1, deadline.timeIntervalSinceNow))
+        if waitEffects { waitApplied(appliedIndex, timeout: max(1, deadline.timeIntervalSinceNow)) }
     }
 
     /// `POST /internal/propose` on the leader (or forwarded on): commit and answer the index.
@@ -600,14 +602,16 @@ package final class ClusterNode: @unchecked Sendable {
     }
 
     /// Waits (bounded) until this peer has applied the metadata log up to `index` and carried
-    /// out its effects on local data.
-    package func waitApplied(_ index: UInt64, timeout: Double = 5) {
+    /// out its effects on local data. - Returns: whether it got there.
+    @discardableResult
+    package func waitApplied(_ index: UInt64, timeout: Double = 5) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         lock.lock()
+        defer { lock.unlock() }
         while (applied < index || !effectsCaughtUp(index)) && !stopped && Date() < deadline {
             _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.05)))
         }
-        lock.unlock()
+        return applied >= index && effectsCaughtUp(index)
     }
 
     package func logEvent(_ event: String, _ fields: [(String, JSON)]) { log(event, fields) }

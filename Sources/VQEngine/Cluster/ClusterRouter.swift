@@ -74,7 +74,8 @@ package final class ClusterRouter: ReplicaPlacement {
             node.logEvent("replica dead", [("collection", .string(collection)), ("shard", .int(Int64(shard))), ("peer", .uint(peer)),
                                            ("reason", .string(reason ?? ""))])
         }
-        try node.propose(ClusterState.setReplica(collection, shard: shard, peer: peer, state))
+        // No wait for effects on local data (a replica state has none): callers hold shard locks.
+        try node.propose(ClusterState.setReplica(collection, shard: shard, peer: peer, state), waitEffects: false)
     }
 
     package func refreshMetadata() { node.catchUp() }
@@ -110,7 +111,12 @@ package final class ClusterRouter: ReplicaPlacement {
             defer { for k in keys { all[k] = nil } }
             return keys.compactMap { all[$0] }
         }
-        for r in dropped { r.lock.withLock { r.reset(to: 0, epoch: 0) } }
+        // Never waits for a shard's lock (this runs on the effects thread, and a lock holder may be
+        // waiting for metadata): a state in use is only dropped, and its holder finishes alone.
+        for r in dropped where r.lock.try() {
+            r.reset(to: 0, epoch: 0)
+            r.lock.unlock()
+        }
         for file in FileIO.list(seqDir) where file.hasPrefix(collection + ".") { FileIO.remove(seqDir + "/" + file) }
     }
 

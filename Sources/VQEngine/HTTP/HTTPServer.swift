@@ -165,6 +165,10 @@ final class EventLoop: @unchecked Sendable {
         var requestStarted: Double?
         /// Input bytes counted in the server-wide total (`ConnectionCount.buffered`).
         var accounted = 0
+        /// Refused mid-request: the answer goes out, the rest of the request is read and thrown
+        /// away until the client closes (closing with unread input would reset the connection
+        /// before the client reads why).
+        var discarding = false
 
         init(fd: Int32, now: Double) {
             self.fd = fd
@@ -334,9 +338,10 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Brings the server-wide count of buffered input up to date with `c`'s.
+    /// Brings the server-wide count of buffered input up to date with `c`'s (its buffer's
+    /// capacity: what it holds in memory).
     private func account(_ c: Connection) {
-        let now = c.input.count
+        let now = c.input.capacity
         if now != c.accounted {
             open.buffered.add(now - c.accounted, ordering: .relaxed)
             c.accounted = now
@@ -362,7 +367,8 @@ final class EventLoop: @unchecked Sendable {
     /// Whether the loop should read more from `c`: not while a request runs on a worker, not after
     /// the peer closed, not while its output backs up, not past the input cap.
     private func wantsInput(_ c: Connection) -> Bool {
-        !c.busy && !c.peerClosed && !c.closeAfterWrite && c.output.count - c.outputOffset < EventLoop.outputHighWater
+        if c.discarding { return !c.peerClosed }
+        return !c.busy && !c.peerClosed && !c.closeAfterWrite && c.output.count - c.outputOffset < EventLoop.outputHighWater
             && c.input.count - c.inputStart <= config.limits.maxBodyBytes + config.limits.maxHeaderBytes + 65_536
     }
 
@@ -376,17 +382,22 @@ final class EventLoop: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while wantsInput(c) {
             let n = chunk.withUnsafeMutableBytes { read(c.fd, $0.baseAddress!, $0.count) }
+            if n > 0 && c.discarding {
+                c.lastActivity = EventLoop.now()
+                continue
+            }
             if n > 0 {
                 if c.input.count == c.inputStart && !c.busy { c.requestStarted = EventLoop.now() }
                 c.input.append(contentsOf: chunk[0..<n])
                 c.lastActivity = EventLoop.now()
                 account(c)
-                // Over the server's budget for input: a connection in the middle of a large
-                // request gives way (503, closed) rather than the server's memory.
-                if open.buffered.load(ordering: .relaxed) > config.maxBufferedBytes && c.input.count - c.inputStart > 1 << 20 {
+                // Over the server's budget for input: a connection in the middle of a request gives
+                // way (503, then closed) rather than the server's memory.
+                if open.buffered.load(ordering: .relaxed) > config.maxBufferedBytes && c.input.count > c.inputStart && !c.busy {
                     c.input = []
                     c.inputStart = 0
                     account(c)
+                    c.discarding = true
                     c.closeAfterWrite = true
                     send(c, config.errorResponse(503, "the server holds too many large request bodies; retry later").serialized(keepAlive: false))
                     updateInterest(c)
@@ -468,6 +479,8 @@ final class EventLoop: @unchecked Sendable {
         guard c.inputStart > 0 else { return }
         if c.inputStart >= c.input.count {
             c.input.removeAll(keepingCapacity: c.input.capacity <= 1 << 20)
+        } else if c.input.capacity > 1 << 20 && c.input.capacity > 4 * (c.input.count - c.inputStart) {
+            c.input = Array(c.input[c.inputStart...])  // a large buffer holding little: give it back
         } else {
             c.input.removeFirst(c.inputStart)
         }
@@ -523,6 +536,13 @@ final class EventLoop: @unchecked Sendable {
         }
         c.output = []
         c.outputOffset = 0
+        if c.discarding && !c.peerClosed {
+            // Answered: say so with a half-close and wait for the client's (the sweep drops it
+            // after the idle timeout otherwise).
+            shutdown(c.fd, Int32(SHUT_WR))
+            updateInterest(c)
+            return
+        }
         if c.closeAfterWrite && !c.busy || (c.peerClosed && !c.busy && c.input.count == c.inputStart) {
             drop(c)
             return

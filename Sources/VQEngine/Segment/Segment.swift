@@ -121,6 +121,9 @@ package final class Segment: @unchecked Sendable {
         payloadData = try MappedArray(path: path(.payloadData), count: info.payloadBytes,
                                       capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes)
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
+        // Checksums describe a sealed segment; an appendable one (a crash after sealing, before
+        // the manifest said so) will be sealed, and summed, again.
+        if info.appendable { FileIO.remove(directory + "/" + Segment.checksumsFile) }
         if info.indexed {
             // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment
             // searched exactly (and unindexed, so the optimizer builds it again), not unopenable.

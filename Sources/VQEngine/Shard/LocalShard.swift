@@ -42,6 +42,10 @@ package final class LocalShard: @unchecked Sendable {
     /// Set while the disk refuses writes (see `writeProblem`).
     private let storageProblem = Mutex<String?>(nil)
     private let damaged = Mutex<String?>(nil)
+    private let scrubbedFlag = Mutex(false)
+
+    /// Whether the scrub after open has finished.
+    package var scrubbed: Bool { scrubbedFlag.withLock { $0 } }
     private var flushedSegments: [SegmentInfo]
     /// The sequence number of the last committed flush (guarded by `flushMutex`).
     private var flushSeq: UInt64
@@ -138,8 +142,11 @@ package final class LocalShard: @unchecked Sendable {
         // The scrub: sealed segments' files against their checksums, once, in the background (an
         // open maps files and reads nothing; a million points must not wait for this).
         let sealed = holder.segments.filter { !$0.appendable }
-        if !sealed.isEmpty {
+        if sealed.isEmpty {
+            scrubbedFlag.withLock { $0 = true }
+        } else {
             let scrub = Thread { [self] in
+                defer { scrubbedFlag.withLock { $0 = true } }
                 for seg in sealed {
                     if withProgress({ $0.closing }) { return }
                     if let problem = seg.verifyChecksums() { damaged.withLock { $0 = $0 ?? problem } }

@@ -216,7 +216,18 @@ package final class ReplicaSet: Sendable {
             throw VQError(.busy, "this peer is not the primary of \(what)")
         }
         let op = try local.submit(operation, deadline: deadline)
-        try local.waitDurable(op)
+        do {
+            try local.waitDurable(op)
+        } catch let e as VQError where e.kind == .insufficientStorage || e.kind == .io {
+            // The operation stays queued here (it is applied once the disk can take it) but no
+            // other replica will get it: this copy gives up being Active, so the others, which
+            // do not have it, serve and order from now on; it comes back by a copy. (With no
+            // other active replica there is nothing to diverge from.)
+            if replicas.contains(where: { $0.state == .active && $0.peer != placement.localPeer }) {
+                try? placement.setReplica(collection, id, placement.localPeer, .dead, reason: e.message)
+            }
+            throw e
+        }
         if wait == .applied { try local.waitApplied(op) }
         let encoded = encoded ?? operation.encode()
         let epoch = replication.epochForOrdering()
