@@ -52,8 +52,10 @@ package final class QdrantAPI: @unchecked Sendable {
         var inline = false
         if case .found(let route, let params) = lookup, route.inline {
             inline = true
+            // A read that may ask other peers (a shard without an active replica here, or
+            // read_fan_out_factor racing replicas) goes to a worker.
             if let cluster, route.pattern.first == "collections", let name = params.first, let meta = cluster.collectionMeta(name),
-               !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) {
+               meta.config.readFanOutFactor > 0 || !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) {
                 inline = false
             }
         }

@@ -313,6 +313,15 @@ package final class WAL: Sendable {
                 if let failed { return .failure(failed) }
                 return .success(())
             }
+            if f.size < 0, let failed {
+                // The file could not be cut back after a failure: no more writes to it.
+                state.withLock { s in
+                    buffer.append(contentsOf: s.pending.bytes)
+                    swap(&buffer, &s.pending.bytes)
+                    s.pendingFirstOp = firstOp
+                }
+                return .failure(failed)
+            }
             do {
                 if f.size >= fileLimit {
                     // A new file that cannot be made now (EMFILE, say) is not fatal: keep appending
@@ -337,10 +346,16 @@ package final class WAL: Sendable {
                 // pages), and keep the batch, in order, ahead of anything newer for the next try.
                 // Meanwhile new writes are refused with the reason (a full disk: 507); once a try
                 // succeeds (space was freed) the log takes writes again, no restart needed.
-                _ = ftruncate(f.fd, off_t(f.size))
                 let e = VQError.wrap(error)
-                let failure = VQError(e.kind == .insufficientStorage ? .insufficientStorage : .io,
+                var failure = VQError(e.kind == .insufficientStorage ? .insufficientStorage : .io,
                                       "WAL in \(directory) cannot write: \(e.message); writes resume once it can")
+                if ftruncate(f.fd, off_t(f.size)) != 0 {
+                    // Torn bytes that cannot be cut off: writing after them would bury the next
+                    // records behind damage. Nothing more is written until a restart repairs it.
+                    f.size = -1
+                    failure = VQError(.io, "WAL in \(directory) cannot write: \(e.message), and its torn end could not be cut off; "
+                                      + "restart the server (the log repairs itself on open)")
+                }
                 state.withLock { s in
                     buffer.append(contentsOf: s.pending.bytes)
                     swap(&buffer, &s.pending.bytes)
