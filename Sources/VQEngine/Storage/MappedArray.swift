@@ -195,6 +195,27 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         try FileIO.sync(fd, path: path)
     }
 
+    /// The (offset, old bytes) entries of an intact undo file of flush `sequence` (none otherwise).
+    private static func savedRanges(_ undo: String, sequence: UInt64) -> [(offset: Int, bytes: [UInt8])] {
+        guard let bytes = try? FileIO.readAll(undo), bytes.count >= 16 else { return [] }
+        return bytes.withUnsafeBytes { raw in
+            guard raw.loadUnaligned(as: UInt32.self) == undoMagic,
+                  CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self),
+                  raw.loadUnaligned(fromByteOffset: 4, as: UInt64.self) == sequence else { return [] }
+            var out: [(Int, [UInt8])] = []
+            var at = 12
+            while at + 12 <= raw.count - 4 {
+                let offset = Int(raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                let length = Int(raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+                at += 12
+                guard at + length <= raw.count - 4 else { break }
+                out.append((offset, Array(raw[at..<(at + length)])))
+                at += length
+            }
+            return out
+        }
+    }
+
     /// Removes the undo file of the last flush, once the manifest that covers it is durable.
     package func dropUndo() {
         FileIO.remove(undoPath)
@@ -212,10 +233,19 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
             return start < end ? start..<end : nil
         }
         if !overwritten.isEmpty {
+            // A retry of the same flush (the first attempt failed, a full disk) keeps the old
+            // bytes its undo file already saved: the file may hold new ones there by now.
+            let saved = Self.savedRanges(undoPath, sequence: sequence)
             var undo = ByteWriter(capacity: 16 + overwritten.reduce(0) { $0 + $1.count + 12 })
             undo.u32(Self.undoMagic)
             undo.u64(sequence)
-            for r in overwritten {
+            for (offset, bytes) in saved {
+                undo.u64(UInt64(offset))
+                undo.u32(UInt32(bytes.count))
+                undo.bytes += bytes
+            }
+            let kept = Set(saved.map(\.offset))
+            for r in overwritten where !kept.contains(r.lowerBound) {
                 undo.u64(UInt64(r.lowerBound))
                 undo.u32(UInt32(r.count))
                 var old = [UInt8](repeating: 0, count: r.count)

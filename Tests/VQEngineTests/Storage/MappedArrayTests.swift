@@ -26,6 +26,26 @@ import Testing
         #expect(b[100_001] == 42)
     }
 
+    @Test("a flush tried again under the same sequence keeps the old bytes its first undo saved")
+    func retriedFlushKeepsUndo() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/a.bin"
+        do {
+            let a = try MappedArray<UInt64>(path: path, count: 0, capacity: 1 << 16)
+            for i in 0..<20_000 { try a.append(UInt64(i)) }
+            try a.flush(sequence: 1)   // committed (the manifest says flush 1)
+            a.dropUndo()
+            a[10] = 1010
+            try a.flush(sequence: 2)   // as if it wrote the chunk and then failed before finishing
+            a[10] = 2020
+            a[15_000] = 3030
+            try a.flush(sequence: 2)   // the retry of flush 2; the manifest never commits it
+        }
+        // Reopened at flush 1: both chunks are back as flush 1 left them.
+        let b = try MappedArray<UInt64>(path: path, count: 20_000, capacity: 1 << 16, committedFlush: 1)
+        #expect(b[10] == 10 && b[15_000] == 15_000, "\(b[10]) \(b[15_000])")
+    }
+
     @Test("a file shorter than the manifest says is reported as corrupt")
     func shortFile() throws {
         let tmp = TempDir()
