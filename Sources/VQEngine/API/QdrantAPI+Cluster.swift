@@ -194,7 +194,7 @@ extension QdrantAPI {
     /// A damaged copy answers an error (the caller reads another replica) instead of bad bytes.
     private func readable(_ collection: VectorCollection, _ shard: Int) throws -> LocalShard {
         let local = collection.shards[shard]
-        if let damage = local.damage { throw VQError(.corrupt, "shard \(shard) of \"\(collection.name)\" is damaged here: \(damage)") }
+        try local.checkIntact()
         return local
     }
 

@@ -248,16 +248,6 @@ package struct ClusterState: Sendable, Equatable {
         }
     }
 
-    /// Shards of which `peer` holds the only active replica ("collection/shard").
-    package func soleReplicas(of peer: PeerID) -> [String] {
-        collections.keys.sorted().flatMap { n in
-            collections[n]!.shards.enumerated().compactMap { s, replicas in
-                let active = replicas.filter { $0.state == .active }
-                return active.count == 1 && active[0].peer == peer ? "\(n)/\(s)" : nil
-            }
-        }
-    }
-
     package static func setReplica(_ name: String, shard: Int, peer: PeerID, _ state: ReplicaState) -> JSON {
         .object([("op", .string("set_replica")), ("name", .string(name)), ("shard", .int(Int64(shard))), ("peer", .uint(peer)),
                  ("state", .string(state.rawValue))])

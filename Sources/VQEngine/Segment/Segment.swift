@@ -123,7 +123,7 @@ package final class Segment: @unchecked Sendable {
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
         // Checksums describe a sealed segment; an appendable one (a crash after sealing, before
         // the manifest said so) will be sealed, and summed, again.
-        if info.appendable { FileIO.remove(directory + "/" + Segment.checksumsFile) }
+        if info.appendable { FileIO.remove(directory + "/" + Segment.checksumsFile) } else { hasChecksums = FileIO.exists(directory + "/" + Segment.checksumsFile) }
         if info.indexed {
             // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment
             // searched exactly (and unindexed, so the optimizer builds it again), not unopenable.
@@ -150,8 +150,9 @@ package final class Segment: @unchecked Sendable {
          (.payloadIndex, UnsafeRawBufferPointer(payloadIndex.buffer)), (.payloadData, UnsafeRawBufferPointer(payloadData.buffer))]
     }
 
-    /// Whether `checksums.json` exists.
-    package var hasChecksums: Bool { FileIO.exists(directory + "/" + Segment.checksumsFile) }
+    /// Whether `checksums.json` was written (known at open, then set by `writeChecksums`: no stat
+    /// per flush).
+    package private(set) var hasChecksums = false
 
     /// Records the checksums of a sealed segment's files (after they were flushed).
     package func writeChecksums() throws {
@@ -161,6 +162,7 @@ package final class Segment: @unchecked Sendable {
         }
         try ChecksummedJSON.write(directory + "/" + Segment.checksumsFile,
                                   .object([("format", .string("vq-segment-checksums")), ("version", .int(1)), ("files", .object(files))]))
+        hasChecksums = true
     }
 
     /// Checks the sealed files against `checksums.json`.

@@ -44,6 +44,12 @@ package final class LocalShard: @unchecked Sendable {
     private let damaged = Mutex<String?>(nil)
     private let scrubbedFlag = Mutex(false)
 
+    /// - Throws: `.corrupt` naming the damaged file, when the scrub or `check` found one: reads
+    /// and writes of this copy stop there rather than use bad bytes.
+    package func checkIntact() throws {
+        if let damage { throw VQError(.corrupt, "\(directory) is damaged: \(damage)", hint: "restore it from a replica or a backup") }
+    }
+
     /// Whether the scrub after open has finished.
     package var scrubbed: Bool { scrubbedFlag.withLock { $0 } }
     private var flushedSegments: [SegmentInfo]
@@ -300,13 +306,13 @@ package final class LocalShard: @unchecked Sendable {
     /// - Throws: `.rateLimited` if the queue stayed full until `deadline`; nothing was logged then.
     package func submit(_ operation: Operation, deadline: Date? = nil) throws -> UInt64 {
         if let failure = withProgress({ $0.failure }) { throw failure }
-        if let damage { throw VQError(.corrupt, "the shard's data is damaged: \(damage)", hint: "restore the shard from a replica or a backup") }
+        try checkIntact()
         // Nothing is logged that the applier would refuse (callers check the rest: the API as it
         // parses, peers' operations with `Operation.validate`).
         if case .upsert(let batch) = operation, batch.dim != options.dim || batch.vectors.count != batch.count * batch.dim {
             throw VQError.invalid("upsert has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
         }
-        let op = try queue.push(deadline: deadline, size: operation.memorySize) { () -> UpdateQueue.Entry in
+        let op = try queue.push(deadline: deadline, size: operation.encodedSize) { () -> UpdateQueue.Entry in
             let op = try wal.append { operation.encode(into: &$0) }
             return UpdateQueue.Entry(op: op, operation: operation)
         }

@@ -54,7 +54,8 @@ package enum Operation: Sendable {
         return w.bytes
     }
 
-    /// Bytes of the encoding.
+    /// Bytes of the encoding (also what the update queue's byte budget counts: about the memory
+    /// the operation holds while queued).
     package var encodedSize: Int {
         let idBytes = Operation.idBytes
         switch self {
@@ -159,17 +160,6 @@ package enum Operation: Sendable {
         ids.reserveCapacity(count)
         for _ in 0..<count { ids.append(try readID(&r)) }
         return ids
-    }
-
-    /// About the memory the operation holds while queued (vectors, ids, payloads), for the update
-    /// queue's byte budget.
-    package var memorySize: Int {
-        switch self {
-        case .upsert(let b): b.vectors.count * 4 + b.ids.count * 24 + b.payloads.reduce(0) { $0 + ($1?.count ?? 0) + 24 }
-        case .delete(let ids), .clearPayload(let ids): ids.count * 24
-        case .setPayload(let ids, let payload, _): ids.count * 24 + payload.count
-        case .deletePayloadKeys(let ids, let keys): ids.count * 24 + keys.reduce(0) { $0 + $1.utf8.count + 16 }
-        }
     }
 
     /// Bytes of one encoded id (tag, two u64).

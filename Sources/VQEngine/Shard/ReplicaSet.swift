@@ -98,7 +98,7 @@ package final class ReplicaSet: Sendable {
     /// Top-k of one active replica (the query is prepared: dimension checked, normalised).
     package func search(_ query: [Float], _ request: ShardSearch, config: CollectionConfig) throws -> (hits: [ScoredPoint], skipped: Int) {
         guard let (placement, replicas) = distributed else {
-            try checkLocal()
+            try local.checkIntact()
             return query.withUnsafeBufferPointer { self.local.search($0, request) }
         }
         let me = placement.localPeer
@@ -112,7 +112,7 @@ package final class ReplicaSet: Sendable {
         let local = self.local
         let outcome = try FanOut.race(order, delay: Double(config.readFanOutDelayMs) / 1000, factor: config.readFanOutFactor) { [self] peer in
             if peer == me {
-                try checkLocal()
+                try local.checkIntact()
                 return query.withUnsafeBufferPointer { local.search($0, request) }
             }
             return try placement.measureRead(peer) { try remote(placement, peer).search(query, request) }
@@ -130,19 +130,12 @@ package final class ReplicaSet: Sendable {
                         .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dim: dim)
                 }
             }
-            try self.checkLocal()
+            try local.checkIntact()
             if let ids { return local.retrieve(ids, withVector: withVector, withPayload: withPayload) }
             return local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
         }
     }
 
-    /// Reads of a damaged local copy are errors, never answers from bad bytes (in a cluster the
-    /// read moves on to another replica).
-    private func checkLocal() throws {
-        if let damage = local.damage {
-            throw VQError(.corrupt, "shard \(id) of \"\(collection)\" is damaged: \(damage)", hint: "restore it from a replica or a backup")
-        }
-    }
 
     /// The points in the shard, from one active replica.
     package func count() throws -> Int {

@@ -169,39 +169,25 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
     private static func applyUndo(fd: Int32, path: String, committedFlush: UInt64) throws {
         let undo = path + ".undo"
         guard FileIO.exists(undo) else { return }
-        let bytes = try FileIO.readAll(undo)
         defer { FileIO.remove(undo) }
         // A torn undo file was never followed by overwrites (they start after it is durable).
-        guard bytes.count >= 16 else { return }
-        let ok = bytes.withUnsafeBytes { raw -> Bool in
-            raw.loadUnaligned(as: UInt32.self) == undoMagic
-                && CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)]))
-                    == raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self)
-        }
-        guard ok else { return }
-        let seq = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt64.self) }
-        guard seq > committedFlush else { return }  // that flush committed: its overwrites stand
-        try bytes.withUnsafeBytes { raw in
-            var at = 12
-            while at + 12 <= raw.count - 4 {
-                let offset = Int(raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                let length = Int(raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
-                at += 12
-                guard at + length <= raw.count - 4 else { break }
-                try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(rebasing: raw[at..<(at + length)]), at: offset, path: path)
-                at += length
-            }
+        guard let (seq, entries) = try readUndo(undo), seq > committedFlush else { return }  // committed: its overwrites stand
+        for (offset, bytes) in entries {
+            try bytes.withUnsafeBytes { try FileIO.pwriteAll(fd, $0, at: offset, path: path) }
         }
         try FileIO.sync(fd, path: path)
     }
 
-    /// The (offset, old bytes) entries of an intact undo file of flush `sequence` (none otherwise).
-    private static func savedRanges(_ undo: String, sequence: UInt64) -> [(offset: Int, bytes: [UInt8])] {
-        guard let bytes = try? FileIO.readAll(undo), bytes.count >= 16 else { return [] }
+    /// An intact undo file's flush sequence and (offset, old bytes) entries; nil when absent,
+    /// torn or damaged. - Throws: when it exists but cannot be read.
+    private static func readUndo(_ undo: String) throws -> (sequence: UInt64, entries: [(offset: Int, bytes: [UInt8])])? {
+        guard FileIO.exists(undo) else { return nil }
+        let bytes = try FileIO.readAll(undo)
+        guard bytes.count >= 16 else { return nil }
         return bytes.withUnsafeBytes { raw in
             guard raw.loadUnaligned(as: UInt32.self) == undoMagic,
-                  CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self),
-                  raw.loadUnaligned(fromByteOffset: 4, as: UInt64.self) == sequence else { return [] }
+                  CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])) == raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self)
+            else { return nil }
             var out: [(Int, [UInt8])] = []
             var at = 12
             while at + 12 <= raw.count - 4 {
@@ -212,7 +198,7 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
                 out.append((offset, Array(raw[at..<(at + length)])))
                 at += length
             }
-            return out
+            return (raw.loadUnaligned(fromByteOffset: 4, as: UInt64.self), out)
         }
     }
 
@@ -235,7 +221,7 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         if !overwritten.isEmpty {
             // A retry of the same flush (the first attempt failed, a full disk) keeps the old
             // bytes its undo file already saved: the file may hold new ones there by now.
-            let saved = Self.savedRanges(undoPath, sequence: sequence)
+            let saved = try Self.readUndo(undoPath).flatMap { $0.sequence == sequence ? $0.entries : nil } ?? []
             var undo = ByteWriter(capacity: 16 + overwritten.reduce(0) { $0 + $1.count + 12 })
             undo.u32(Self.undoMagic)
             undo.u64(sequence)

@@ -52,6 +52,8 @@ package final class WAL: Sendable {
         var files: [(firstOp: UInt64, name: String)]
         /// The buffer `sync` swaps with the writers' one.
         var spare: [UInt8] = []
+        /// A failed write left bytes that could not be cut off: nothing more goes to this file.
+        var torn = false
     }
 
     /// The largest buffer kept for reuse between syncs.
@@ -313,7 +315,7 @@ package final class WAL: Sendable {
                 if let failed { return .failure(failed) }
                 return .success(())
             }
-            if f.size < 0, let failed {
+            if f.torn, let failed {
                 // The file could not be cut back after a failure: no more writes to it.
                 state.withLock { s in
                     buffer.append(contentsOf: s.pending.bytes)
@@ -352,7 +354,7 @@ package final class WAL: Sendable {
                 if ftruncate(f.fd, off_t(f.size)) != 0 {
                     // Torn bytes that cannot be cut off: writing after them would bury the next
                     // records behind damage. Nothing more is written until a restart repairs it.
-                    f.size = -1
+                    f.torn = true
                     failure = VQError(.io, "WAL in \(directory) cannot write: \(e.message), and its torn end could not be cut off; "
                                       + "restart the server (the log repairs itself on open)")
                 }
