@@ -88,6 +88,9 @@ struct Arguments {
 
     func has(_ flag: String) -> Bool { flags.contains(flag) }
 
+    /// Whether the option was given on the command line (not only through the environment).
+    func given(_ name: String) -> Bool { values[name] != nil }
+
     /// The option's value, else its environment variable's.
     func string(_ name: String) -> String? {
         if let v = values[name] { return v }

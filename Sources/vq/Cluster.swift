@@ -4,7 +4,14 @@ import VQEngine
 /// `vq cluster [status | remove-peer ID | token]`: asks a running peer; `token` reads the data
 /// directory (the secret is never served over HTTP).
 func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
-    if args.positionals.first == "token" {
+    let action = args.positionals.first ?? "status"
+    // Flags of one action are refused with the others rather than ignored.
+    if args.has("force") && action != "remove-peer" { throw UsageError(message: "--force applies to remove-peer only") }
+    if args.given("format") && action != "status" { throw UsageError(message: "--format applies to status only") }
+    if action == "token" && args.given("url") {
+        throw UsageError(message: "vq cluster token reads --data-dir; the secret is never served over HTTP, so --url does not apply")
+    }
+    if action == "token" {
         guard args.positionals.count == 1 else { throw UsageError(message: "vq cluster token takes no ID") }
         let path = DataDirectory(args.dataDir).clusterSecret
         guard FileIO.exists(path) else {
@@ -19,7 +26,6 @@ func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
         throw VQError(.notFound, "vq cluster needs a running peer; no server holds \(args.dataDir)",
                       hint: "pass --url http://HOST:PORT of any peer, or start one with vq serve")
     }
-    let action = args.positionals.first ?? "status"
     switch action {
     case "status":
         guard args.positionals.count <= 1 else { throw UsageError(message: "vq cluster status takes no ID") }

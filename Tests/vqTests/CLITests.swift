@@ -50,3 +50,18 @@ import Testing
         #expect(try vq(["collections", "--data-dir", s.path + "/none"]).stdout == "")
     }
 }
+
+@Suite struct ClusterFlagTests {
+    @Test("vq cluster refuses flags that do not apply to the action instead of ignoring them")
+    func refused() throws {
+        let force = try vq(["cluster", "status", "--force", "--url", "http://127.0.0.1:1"])
+        #expect(force.status == 2 && force.stderr.contains("--force applies to remove-peer only"), "\(force.stderr)")
+        let format = try vq(["cluster", "remove-peer", "7", "--format", "json", "--url", "http://127.0.0.1:1"])
+        #expect(format.status == 2 && format.stderr.contains("--format applies to status only"), "\(format.stderr)")
+        let token = try vq(["cluster", "token", "--url", "http://127.0.0.1:1"])
+        #expect(token.status == 2 && token.stderr.contains("never served over HTTP"), "\(token.stderr)")
+        // VQ_URL in the environment is a default, not a request: token still reads the directory.
+        let env = try vq(["cluster", "token", "--data-dir", Scratch().data], env: ["VQ_URL": "http://127.0.0.1:1"])
+        #expect(env.status == 1 && env.stderr.contains("not the data directory of a cluster peer"), "\(env.stderr)")
+    }
+}

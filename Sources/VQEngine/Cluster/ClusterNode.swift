@@ -377,8 +377,10 @@ package final class ClusterNode: @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
-        if let h = peerHeader, let space = h.firstIndex(of: " "), let from = PeerID(h[..<space]) {
-            learned[from] = String(h[h.index(after: space)...])
+        // What a peer says of its own address is taken only in the form an address has.
+        if let h = peerHeader, let space = h.firstIndex(of: " "), let from = PeerID(h[..<space]), from != id {
+            let uri = String(h[h.index(after: space)...])
+            if (try? ClusterState.checkURI(uri)) != nil { learned[from] = uri }
         }
         for m in messages where m.to == id { try raft.step(m) }
         try process()
