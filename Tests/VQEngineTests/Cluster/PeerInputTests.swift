@@ -120,10 +120,17 @@ import Testing
         #expect(node.matchIndex(of: 4) == entry.index)
         try node.step(RaftEnvelope(from: 2, to: 1, term: node.term, message: .appendResponse(success: true, match: entry.index, hint: 0)))
         #expect(node.commitIndex == entry.index)
-        // A learner never campaigns.
+        // A learner never campaigns: neither before it knows the configuration, nor after it holds
+        // a log whose voters do not include it, however long its leader is silent.
         let joiner = try RaftNode(id: 4, storage: MemoryRaftStorage(), seed: 9)
         for _ in 0..<500 { try joiner.tick() }
         #expect(joiner.role == .follower && joiner.takeReady().messages.isEmpty)
+        let config = RaftEntry(term: 1, index: 1, voters: [1, 2, 3])
+        try joiner.step(RaftEnvelope(from: 1, to: 4, term: 1, message: .append(prevIndex: 0, prevTerm: 0, entries: [config], commit: 1)))
+        #expect(joiner.voters == [1, 2, 3] && joiner.lastIndex == 1)
+        _ = joiner.takeReady()
+        for _ in 0..<500 { try joiner.tick() }
+        #expect(joiner.role == .follower && joiner.takeReady().messages.isEmpty, "a learner asked for votes")
     }
 
     @Test("the metadata state machine refuses invalid names, unknown or removed peers and bad addresses")

@@ -196,6 +196,17 @@ import Testing
 }
 
 @Suite struct SegmentChecksumTests {
+    /// A closed shard of 600 points whose sealed segments recorded their checksums.
+    static func sealedShard() throws -> TempDir {
+        let t = OptimizerTests()
+        let tmp = TempDir()
+        let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
+        _ = try shard.submit(.upsert(t.points(0..<600, dim: 8, seed: 1)))
+        _ = try shard.settle()
+        try shard.close()
+        return tmp
+    }
+
     @Test("a damaged sealed segment file is found by the checksums (scrub and check), named, and the shard refuses to use it",
           arguments: ["vectors.f32", "rows.bin", "payload.dat", "payload.idx"])
     func damage(file: String) throws {
@@ -239,13 +250,7 @@ import Testing
           arguments: ["rows.bin:truncate", "deleted.bits:truncate", "payload.idx:delete", "vectors.f32:delete"])
     func truncated(_ damage: String) throws {
         let t = OptimizerTests()
-        let tmp = TempDir()
-        do {
-            let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
-            _ = try shard.submit(.upsert(t.points(0..<600, dim: 8, seed: 1)))
-            _ = try shard.settle()
-            try shard.close()
-        }
+        let tmp = try SegmentChecksumTests.sealedShard()
         let parts = damage.split(separator: ":").map(String.init)
         let dirs = FileIO.list(tmp.path + "/segments").map { tmp.path + "/segments/" + $0 }
         let sealed = try #require(dirs.first { FileIO.exists($0 + "/" + Segment.checksumsFile) })
@@ -263,13 +268,7 @@ import Testing
     @Test("an intact data directory passes the scrub and check")
     func intact() throws {
         let t = OptimizerTests()
-        let tmp = TempDir()
-        do {
-            let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
-            _ = try shard.submit(.upsert(t.points(0..<600, dim: 8, seed: 1)))
-            _ = try shard.settle()
-            try shard.close()
-        }
+        let tmp = try SegmentChecksumTests.sealedShard()
         let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
         #expect(shard.check().isEmpty)
         try shard.close()
