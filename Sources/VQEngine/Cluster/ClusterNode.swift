@@ -248,8 +248,12 @@ package final class ClusterNode: @unchecked Sendable {
             try raft.compact(upTo: applied, data: Array(JSONWriter.string(state.json).utf8))
         }
         // Every known peer that is not a voter gets the log as a learner (a joiner catching up).
-        let learners = Set(state.peers.keys).subtracting(raft.voters).subtracting([id])
-        if learners != raft.learners { raft.learners = learners }
+        // The peers change only with applied entries (not every tick); Raft itself leaves out
+        // learners that have since become voters.
+        if !ready.committed.isEmpty || ready.restore != nil {
+            let learners = Set(state.peers.keys).subtracting(raft.voters).subtracting([id])
+            if learners != raft.learners { raft.learners = learners }
+        }
         // Removed, and out of the voters: stop. A leader first commits its own removal (and then
         // steps down): the others may need it to, before they can elect anyone.
         if state.removed.contains(id) && !raft.voters.contains(id) && raft.role != .leader {

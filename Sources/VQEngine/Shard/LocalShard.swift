@@ -43,6 +43,7 @@ package final class LocalShard: @unchecked Sendable {
     private let storageProblem = Mutex<String?>(nil)
     private let damaged = Mutex<String?>(nil)
     private let scrubbedFlag = Mutex(false)
+    private static let scrubQueue = DispatchQueue(label: "vq-scrub", qos: .utility)
 
     /// - Throws: `.corrupt` naming the damaged file, when the scrub or `check` found one: reads
     /// and writes of this copy stop there rather than use bad bytes.
@@ -151,15 +152,15 @@ package final class LocalShard: @unchecked Sendable {
         if sealed.isEmpty {
             scrubbedFlag.withLock { $0 = true }
         } else {
-            let scrub = Thread { [self] in
+            // One scrub at a time for the whole process: a server opening many collections reads
+            // their files one after another, not all at once.
+            LocalShard.scrubQueue.async { [self] in
                 defer { scrubbedFlag.withLock { $0 = true } }
                 for seg in sealed {
                     if withProgress({ $0.closing }) { return }
                     if let problem = seg.verifyChecksums() { damaged.withLock { $0 = $0 ?? problem } }
                 }
             }
-            scrub.name = "vq-scrub"
-            scrub.start()
         }
     }
 
