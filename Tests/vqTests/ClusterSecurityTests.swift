@@ -3,48 +3,37 @@ import Glibc
 #endif
 import Foundation
 import Testing
+import VQEngine
 
-/// Little-endian bytes, as peers put them on the wire.
-struct WireBytes {
-    var bytes: [UInt8] = []
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-    mutating func f32(_ v: Float) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
-
+/// Peers' messages for the hostile-input tests: the engine's own encoders (`ShardWire`,
+/// `RaftCodec`), and, where a message must lie about its counts, one made by hand with the
+/// engine's `ByteWriter`.
+enum WireBytes {
     /// A shard operation body: [wait][seq][epoch] then an upsert of `count` points of `dim`
     /// dimensions (the `vectors` and `payloads` given, which may lie about the counts).
     static func upsert(count: UInt32, dim: UInt32, ids: [UInt64], vectors: [Float], payloads: [[UInt8]?]) -> [UInt8] {
-        var w = WireBytes()
-        w.u8(1); w.u64(0); w.u64(0)
+        var w = ByteWriter()
         w.u8(1); w.u32(count); w.u32(dim)
-        for id in ids { w.u8(0); w.u64(id); w.u64(0) }
-        for v in vectors { w.f32(v) }
+        for id in ids { w.pointID(.number(id)) }
+        for v in vectors { w.u32(v.bitPattern) }
         for p in payloads {
-            if let p { w.u8(1); w.u32(UInt32(p.count)); w.bytes += p } else { w.u8(0) }
+            if let p { w.u8(1); w.blob(p) } else { w.u8(0) }
         }
-        return w.bytes
+        return ShardWire.encodeOperation(w.bytes, .durable)
     }
 
-    /// A shard search: the vector, k, ef, flags, then the filter (absent).
     static func search(_ vector: [Float], k: UInt32, ef: UInt32) -> [UInt8] {
-        var w = WireBytes()
-        w.u32(UInt32(vector.count))
-        for v in vector { w.f32(v) }
-        w.u32(k); w.u32(ef); w.u8(0); w.u32(UInt32.max)
-        return w.bytes
+        ShardWire.encodeSearch(vector, ShardSearch(k: Int(k), ef: Int(ef)))
     }
 
-    /// A transfer batch of records (`dim` 0: without vectors).
+    /// A transfer batch of records (`dim` 0: without vectors; the payload as raw JSON text).
     static func receive(clear: Bool, dim: UInt32, records: [(UInt64, [Float], [UInt8]?)], seq: UInt64 = 0) -> [UInt8] {
-        var w = WireBytes()
-        w.u8(clear ? 1 : 0); w.u64(seq); w.u64(0)
-        w.u32(UInt32(records.count)); w.u32(dim)
-        for (id, vector, payload) in records {
-            w.u8(0); w.u64(id); w.u64(0); w.u64(1)
-            for v in vector { w.f32(v) }
-            if let payload { w.u32(UInt32(payload.count)); w.bytes += payload } else { w.u32(UInt32.max) }
+        let points = records.map { id, vector, payload in
+            PointRecord(id: .number(id), version: 1, vector: vector, payload: payload.flatMap { try? JSONParser.parse($0) })
         }
+        var w = ByteWriter()
+        w.u8(clear ? 1 : 0); w.u64(seq); w.u64(0)
+        ShardWire.encodeRecords(points, withVector: dim > 0, into: &w)
         return w.bytes
     }
 }
@@ -66,9 +55,7 @@ func runBounded(_ args: [String], seconds: Double) throws -> (Int32, String) {
 }
 
 /// The peer id a server reports in GET /cluster.
-func peerID(_ server: ServerProcess) -> UInt64? {
-    (clusterInfo(server.port)?["peer_id"] as? NSNumber)?.uint64Value
-}
+func peerID(_ server: ServerProcess) -> UInt64? { PeerView(server.port).flatMap { UInt64($0.id) } }
 
 /// The internal routes a peer serves (all POST), for a collection "c".
 let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0/write", "shards/c/0/apply", "shards/c/0/search",
@@ -188,11 +175,11 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
         // the top of the range. Dropped; the leader goes on.
         let me = try #require(peerID(a))
         let term = try #require(((clusterInfo(a.port)?["raft_info"] as? [String: Any])?["term"] as? NSNumber)?.uint64Value)
-        var raft = WireBytes()
-        raft.u32(2)
-        raft.u64(77); raft.u64(me); raft.u64(term); raft.u8(4); raft.u8(1); raft.u64(UInt64.max); raft.u64(0)
-        raft.u64(77); raft.u64(me); raft.u64(UInt64.max); raft.u8(1); raft.u64(UInt64.max); raft.u64(UInt64.max)
-        #expect(try request(a.port, "POST", "/internal/raft", bytes: raft.bytes, headers: secret).status == 200)
+        let raft = RaftCodec.encode([
+            RaftEnvelope(from: 77, to: me, term: term, message: .appendResponse(success: true, match: UInt64.max, hint: 0)),
+            RaftEnvelope(from: 77, to: me, term: UInt64.max, message: .requestVote(lastIndex: UInt64.max, lastTerm: UInt64.max)),
+        ])
+        #expect(try request(a.port, "POST", "/internal/raft", bytes: raft, headers: secret).status == 200)
         #expect(try request(a.port, "PUT", "/collections/c2", #"{"vectors":{"size":4,"distance":"Dot"}}"#).status == 200)
 
         // Nothing was stored, and after a restart the collection answers as before.

@@ -78,6 +78,13 @@ package struct PointRecord: Sendable {
     package var version: UInt64
     package var vector: [Float]
     package var payload: JSON?
+
+    package init(id: PointID, version: UInt64, vector: [Float], payload: JSON?) {
+        self.id = id
+        self.version = version
+        self.vector = vector
+        self.payload = payload
+    }
 }
 
 /// Counts for `vq info` and metrics.
