@@ -30,7 +30,14 @@ func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
     config.updateQueueBytes = try args.int("update-queue-bytes", default: 1 << 30, in: (1 << 20)...(1 << 40))
     do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }
-    if case .remote(let client) = target { return try remoteCreateCollection(client, name, config) }
+    if case .remote(let client) = target {
+        // The REST API takes no per-collection queue bounds (the server's --update-queue-* set
+        // them): refused rather than dropped.
+        for flag in ["update-queue-size", "update-queue-bytes"] where args.given(flag) {
+            throw UsageError(message: "--\(flag) applies to embedded collections; a server sets it with vq serve --\(flag)")
+        }
+        return try remoteCreateCollection(client, name, config)
+    }
     let engine = try openEngine(args, create: true)
     try engine.createCollection(name, config: config)
     var w = JSONWriter()

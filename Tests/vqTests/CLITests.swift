@@ -65,3 +65,13 @@ import Testing
         #expect(env.status == 1 && env.stderr.contains("not the data directory of a cluster peer"), "\(env.stderr)")
     }
 }
+
+@Suite struct RemoteCreateFlagTests {
+    @Test("create-collection --url refuses the queue bounds the REST API does not take instead of dropping them")
+    func refused() throws {
+        for flag in ["--update-queue-size", "--update-queue-bytes"] {
+            let r = try vq(["create-collection", "x", "--dim", "4", flag, "2000000", "--url", "http://127.0.0.1:1"])
+            #expect(r.status == 2 && r.stderr.contains("applies to embedded collections"), "\(flag): \(r.stderr)")
+        }
+    }
+}
