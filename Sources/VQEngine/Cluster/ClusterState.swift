@@ -133,7 +133,8 @@ package struct ClusterState: Sendable, Equatable {
             // The last active replica stays: a shard with none could never recover.
             if state != .active, meta.shards[shard][at].state == .active,
                !meta.shards[shard].enumerated().contains(where: { $0.offset != at && $0.element.state == .active }) {
-                throw VQError(.io, "peer \(peer) holds the last active replica of shard \(shard) of \(n); it stays active")
+                // 503: the shard has no other copy to serve from; retry once the peer is back.
+                throw VQError(.busy, "peer \(peer) holds the last active replica of shard \(shard) of \(n); it stays active")
             }
             collections[n]!.shards[shard][at].state = state
         case "add_replica", "drop_replica":
