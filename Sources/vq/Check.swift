@@ -1,7 +1,7 @@
 import Foundation
 import VQEngine
 
-/// `vq check [NAME]`: verifies the checksums of every sealed segment (and that each shard opens:
+/// `vq check [NAME]`: verifies the checksums of every segment file (and that each shard opens:
 /// WAL and manifest) of one collection or all; one JSON line per collection on stdout, exit 1
 /// when anything is damaged.
 func check(_ args: Arguments, _ target: Target) throws -> Int32 {

@@ -267,7 +267,8 @@ extension CommandSpec {
             summary: "Verify a data directory's checksums",
             description: """
             Verifies collection NAME (or every collection): each shard opens (its manifest and write-ahead log \
-            check themselves), and every sealed segment's files match the checksums recorded when it was sealed. \
+            check themselves), and every segment file matches the block checksums recorded when it was last \
+            flushed (CRC-32C per 64 KiB, also for files that still change: deletions, the appendable segment). \
             Prints one JSON line per collection: {"collection", "ok", "problems": [...]}, each problem naming the \
             damaged file. Exit status 1 when anything is damaged. Through a server (--url, or the server holding \
             --data-dir) the server checks its own files. Run it after a crash or a disk problem.

@@ -169,8 +169,9 @@ import Testing
         let ok = try vq(["check", "--data-dir", s.data])
         #expect(ok.status == 0 && ok.stdout.contains("\"ok\":true"), "\(ok.stdout) \(ok.stderr)")
         let segments = s.data + "/collections/c/shards/0/segments"
+        func size(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
         let sealed = try #require(try FileManager.default.contentsOfDirectory(atPath: segments).map { segments + "/" + $0 }
-            .first { FileManager.default.fileExists(atPath: $0 + "/checksums.json") })
+            .max { size($0 + "/vectors.f32") < size($1 + "/vectors.f32") })
         var bytes = try Data(contentsOf: URL(fileURLWithPath: sealed + "/vectors.f32"))
         bytes[bytes.count / 2] ^= 0x01
         try bytes.write(to: URL(fileURLWithPath: sealed + "/vectors.f32"))

@@ -129,7 +129,7 @@ extension QdrantAPI {
         },
         // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
         Route("POST", "collections/{name}/optimize", "collections.optimize", .write) { api, c in try api.optimize(c.params[0], c.start) },
-        // vq's extension: verify the sealed segments' checksums now (`vq check --url`).
+        // vq's extension: verify every segment file's checksums now (`vq check --url`).
         Route("POST", "collections/{name}/check", "collections.check", .write) { api, c in
             let problems = try api.openCollection(c.params[0]).shards.flatMap { $0.check() }
             return APIEnvelope.ok(.object([("problems", .array(problems.map { .string($0) }))]), since: c.start)

@@ -12,9 +12,11 @@
 //   payload.idx   PayloadRef: offset and length of the row's payload JSON in payload.dat
 //   payload.dat   payload JSON, append-only
 //   hnsw.bin      the HNSW graph over the rows (sealed, indexed segments only; see HNSWGraph)
-//   checksums.json  sealed segments: CRC-32C and length of vectors.f32, rows.bin, payload.idx and
-//                 payload.dat as sealed (written at the first flush after sealing; they never
-//                 change after that); verified by the shard's scrub after open and by `check`
+//   *.sum0, *.sum1  every file: CRC-32C per 64 KiB chunk as last flushed (see MappedArray),
+//                 also for the files that change (deleted.bits, the appendable segment's);
+//                 checked before a flush replaces a chunk, and in full by the scrub and `check`
+//   checksums.json  segments sealed by vq before block checksums: CRC-32C and length of their
+//                 sealed files; still verified, no longer written
 //
 // The appendable segment takes new rows; a full one stops being appendable and
 // a new one takes over. Opening maps the files: nothing is parsed or rebuilt.
@@ -119,11 +121,12 @@ package final class Segment: @unchecked Sendable {
         deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64, committedFlush: c)
         payloadIndex = try MappedArray(path: path(.payloadIndex), count: info.rows, capacity: cap, committedFlush: c)
         payloadData = try MappedArray(path: path(.payloadData), count: info.payloadBytes,
-                                      capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes)
+                                      capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes,
+                                      committedFlush: c)
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
         // Checksums describe a sealed segment; an appendable one (a crash after sealing, before
         // the manifest said so) will be sealed, and summed, again.
-        if info.appendable { FileIO.remove(directory + "/" + Segment.checksumsFile) } else { hasChecksums = FileIO.exists(directory + "/" + Segment.checksumsFile) }
+        if info.appendable { FileIO.remove(directory + "/" + Segment.checksumsFile) }
         if info.indexed {
             // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment
             // searched exactly (and unindexed, so the optimizer builds it again), not unopenable.
@@ -150,22 +153,7 @@ package final class Segment: @unchecked Sendable {
          (.payloadIndex, UnsafeRawBufferPointer(payloadIndex.buffer)), (.payloadData, UnsafeRawBufferPointer(payloadData.buffer))]
     }
 
-    /// Whether `checksums.json` was written (known at open, then set by `writeChecksums`: no stat
-    /// per flush).
-    package private(set) var hasChecksums = false
-
-    /// Records the checksums of a sealed segment's files (after they were flushed).
-    package func writeChecksums() throws {
-        precondition(!appendable)
-        let files: [(String, JSON)] = immutableFiles.map { file, bytes in
-            (file.rawValue, .object([("bytes", .int(Int64(bytes.count))), ("crc32c", .uint(UInt64(CRC32C.update(0, bytes))))]))
-        }
-        try ChecksummedJSON.write(directory + "/" + Segment.checksumsFile,
-                                  .object([("format", .string("vq-segment-checksums")), ("version", .int(1)), ("files", .object(files))]))
-        hasChecksums = true
-    }
-
-    /// Checks the sealed files against `checksums.json`.
+    /// Checks the sealed files against `checksums.json` (segments sealed before block checksums).
     /// - Returns: what is damaged, naming the file; nil when all match or nothing can be checked
     ///   (no checksums yet, or ones recorded past what the manifest covers: an unfinished flush).
     package func verifyChecksums() -> String? {
@@ -182,6 +170,12 @@ package final class Segment: @unchecked Sendable {
             if UInt64(CRC32C.update(0, bytes)) != crc { return "\(directory)/\(file.rawValue) is damaged (checksum mismatch)" }
         }
         return nil
+    }
+
+    /// Checks every file against its block checksums (see MappedArray), reading the files.
+    /// - Returns: the first damage found, naming the file; nil when all match.
+    package func verifyBlocks() -> String? {
+        vectors.verify() ?? rows.verify() ?? deleted.verify() ?? payloadIndex.verify() ?? payloadData.verify()
     }
 
     package static let graphFile = "hnsw.bin"

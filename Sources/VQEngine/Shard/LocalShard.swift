@@ -146,32 +146,39 @@ package final class LocalShard: @unchecked Sendable {
         } else {
             optimizerDone.signal()
         }
-        // The scrub: sealed segments' files against their checksums, once, in the background (an
-        // open maps files and reads nothing; a million points must not wait for this).
-        let sealed = holder.segments.filter { !$0.appendable }
-        if sealed.isEmpty {
+        // The scrub: every segment's files against their checksums, once, in the background (an
+        // open maps files and reads nothing; a million points must not wait for this). Files
+        // that change are also checked chunk by chunk before a flush replaces their bytes.
+        let opened = holder.segments.filter { $0.rowCount > 0 }
+        if opened.isEmpty {
             scrubbedFlag.withLock { $0 = true }
         } else {
             // One scrub at a time for the whole process: a server opening many collections reads
             // their files one after another, not all at once.
             LocalShard.scrubQueue.async { [self] in
                 defer { scrubbedFlag.withLock { $0 = true } }
-                for seg in sealed {
+                for seg in opened {
                     if withProgress({ $0.closing }) { return }
-                    if let problem = seg.verifyChecksums() { damaged.withLock { $0 = $0 ?? problem } }
+                    if let problem = LocalShard.verify(seg) { damaged.withLock { $0 = $0 ?? problem } }
                 }
             }
         }
+    }
+
+    /// A segment's damage, if any: every file against its block checksums (and, sealed before
+    /// those existed, against `checksums.json`).
+    private static func verify(_ seg: Segment) -> String? {
+        seg.verifyBlocks() ?? (seg.appendable ? nil : seg.verifyChecksums())
     }
 
     /// A damaged segment file found by the scrub (or `check`): the shard answers with this error
     /// instead of reading it, and refuses writes, until the damage is repaired.
     package var damage: String? { damaged.withLock { $0 } }
 
-    /// Verifies every sealed segment's checksums now (`vq check`).
+    /// Verifies every segment's checksums now (`vq check`).
     /// - Returns: one line per damaged segment.
     package func check() -> [String] {
-        let problems = lock.read { holder.segments.filter { !$0.appendable } }.compactMap { $0.verifyChecksums() }
+        let problems = lock.read { holder.segments }.compactMap { LocalShard.verify($0) }
         if let first = problems.first { damaged.withLock { $0 = $0 ?? first } }
         return problems
     }
@@ -256,6 +263,14 @@ package final class LocalShard: @unchecked Sendable {
     func flushForTesting() throws { try flush() }
 
     func flush() throws {
+        do { try flushSegments() } catch let e as VQError where e.kind == .corrupt {
+            // Bytes a flush was about to replace were damaged: this copy stops here (see `damage`).
+            damaged.withLock { $0 = $0 ?? e.message }
+            throw e
+        }
+    }
+
+    private func flushSegments() throws {
         flushMutex.lock()
         defer { flushMutex.unlock() }
         lastFlush = Date()
@@ -267,7 +282,6 @@ package final class LocalShard: @unchecked Sendable {
             let seq = flushSeq + 1
             for seg in holder.segments {
                 try seg.flush(sequence: seq)
-                if !seg.appendable && !seg.hasChecksums { try seg.writeChecksums() }
             }
             if failBeforeManifestForTesting { throw VQError(.io, "simulated crash before the manifest (tests)") }
             // New segment directories must exist durably before the manifest names them.

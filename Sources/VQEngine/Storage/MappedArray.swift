@@ -19,6 +19,17 @@
 // it knows. Once the manifest is durable, `dropUndo()` removes the file.
 //
 //   NAME.undo: | magic "VUND" u32 | flush seq u64 | entries: (offset u64, length u32, bytes)* | crc32c u32 |
+//
+// Every file carries block checksums: the CRC-32C of each 64 KiB chunk as last flushed, in
+// NAME.sum0 and NAME.sum1, written in turn (the slot a flush writes never holds the sums the
+// last committed manifest relies on, so a crash mid-write costs nothing). Opening takes the
+// newest slot whose flush the manifest covers and whose length matches. They are checked
+//   - lazily, per chunk, before a flush replaces a chunk's bytes (damage is never laundered
+//     into fresh checksums), and
+//   - in full by `verify()`, which the shard's scrub after open and `vq check` call.
+//
+//   NAME.sumN: | magic "VSUM" u32 | flush seq u64 | file bytes u64 | chunk bytes u32 | count u32 |
+//              crc32c of each chunk u32 * count | crc32c of the above u32 |
 // Because the range is reserved up front, the base pointer never moves, so
 // readers may hold it while the owner appends (the owner serialises writers).
 
@@ -27,6 +38,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// A file-backed, memory-mapped array of `Element`, growable up to `capacity`.
 ///
@@ -45,6 +57,19 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
     private var dirtyChunks = Set<Int>()
     private static var chunkBytes: Int { 1 << 16 }
     private static var stride: Int { MemoryLayout<Element>.stride }
+
+    // Block checksums (see the header). Guarded by `fileLock`, which `flush` holds throughout
+    // and `verify` per chunk: a check never sees a chunk written but not yet summed.
+    private let fileLock = NSLock()
+    /// The CRC-32C of each chunk of the file's first `fileCount` elements; nil when unknown (no
+    /// usable sums file: a directory from before them), until the next flush sums every chunk.
+    private var sums: [UInt32]?
+    /// The sums as they were before the first flush under `sumsSequence`: what an undo file's
+    /// saved bytes are checked against when that flush is tried again.
+    private var sumsBeforeSequence: [UInt32]?
+    /// The slot (0 or 1) holding `sums`, and the flush sequence it was written under.
+    private var sumsSlot = 1
+    private var sumsSequence = UInt64.max
 
     /// Opens (or creates) the file and maps its first `count` elements.
     /// - Parameters:
@@ -103,6 +128,17 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         self.base = region.bindMemory(to: Element.self, capacity: capacity)
         self.count = count
         self.fileCount = count
+        // The sums of the state the manifest describes: the newest slot it covers, of this length.
+        var best: (slot: Int, sequence: UInt64, sums: [UInt32])?
+        for slot in 0..<2 {
+            guard let (seq, bytes, sums) = MappedArray.readSums(sumsPath(slot)), seq <= committedFlush, bytes == fileBytes else { continue }
+            if best == nil || seq > best!.sequence { best = (slot, seq, sums) }
+        }
+        if let best {
+            sums = best.sums
+            sumsSlot = best.slot
+            sumsSequence = best.sequence
+        }
     }
 
     deinit {
@@ -202,63 +238,169 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         }
     }
 
+    private func sumsPath(_ slot: Int) -> String { path + ".sum\(slot)" }
+    private static var sumsMagic: UInt32 { 0x4D55_5356 }  // "VSUM"
+
+    /// A sums file's flush sequence, file length and chunk checksums; nil when absent, torn or
+    /// for another chunk size.
+    private static func readSums(_ path: String) -> (sequence: UInt64, bytes: Int, sums: [UInt32])? {
+        guard FileIO.exists(path), let raw = try? FileIO.readAll(path), raw.count >= 28 else { return nil }
+        return raw.withUnsafeBytes { r -> (UInt64, Int, [UInt32])? in
+            let n = Int(r.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+            guard r.loadUnaligned(as: UInt32.self) == sumsMagic, r.count == 32 + 4 * n,
+                  Int(r.loadUnaligned(fromByteOffset: 20, as: UInt32.self)) == chunkBytes,
+                  CRC32C.update(0, UnsafeRawBufferPointer(rebasing: r[0..<(r.count - 4)])) == r.loadUnaligned(fromByteOffset: r.count - 4, as: UInt32.self)
+            else { return nil }
+            let bytes = r.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+            guard bytes <= UInt64(Int.max), n == (Int(bytes) + chunkBytes - 1) / chunkBytes else { return nil }
+            return (r.loadUnaligned(fromByteOffset: 4, as: UInt64.self), Int(bytes),
+                    (0..<n).map { r.loadUnaligned(fromByteOffset: 28 + 4 * $0, as: UInt32.self) })
+        }
+    }
+
+    /// Writes `newSums` into the slot that does not hold the committed ones (the same slot again
+    /// when this flush sequence already wrote one: a retry), in place and durably.
+    private func writeSums(_ newSums: [UInt32], bytes: Int, sequence: UInt64) throws {
+        let slot = sequence == sumsSequence ? sumsSlot : 1 - sumsSlot
+        var w = ByteWriter(capacity: 32 + 4 * newSums.count)
+        w.u32(Self.sumsMagic)
+        w.u64(sequence)
+        w.u64(UInt64(bytes))
+        w.u32(UInt32(Self.chunkBytes))
+        w.u32(UInt32(newSums.count))
+        for c in newSums { w.u32(c) }
+        w.u32(CRC32C.checksum(w.bytes))
+        let file = sumsPath(slot)
+        let created = !FileIO.exists(file)
+        let sfd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard sfd >= 0 else { throw ioError("create", file) }
+        defer { close(sfd) }
+        try w.bytes.withUnsafeBytes { try FileIO.pwriteAll(sfd, $0, at: 0, path: file) }
+        guard ftruncate(sfd, off_t(w.bytes.count)) == 0 else { throw ioError("truncate", file) }
+        try FileIO.sync(sfd, path: file)
+        if created { try FileIO.syncDirectory(FileIO.directoryOf(file)) }
+        if sequence != sumsSequence { sumsBeforeSequence = sums }
+        sumsSlot = slot
+        sumsSequence = sequence
+    }
+
+    /// Reads `range` of the file (not the mapping: the file is what the checksums describe).
+    private func readFile(_ range: Range<Int>) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: range.count)
+        var done = 0
+        while done < range.count {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, range.count - done, off_t(range.lowerBound + done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw n == 0 ? VQError(.corrupt, "\(path) ends at byte \(range.lowerBound + done); expected \(range.upperBound)") : ioError("read", path) }
+            done += n
+        }
+        return out
+    }
+
+    private func damage(_ range: Range<Int>) -> String {
+        "\(path) is damaged (checksum mismatch in bytes \(range.lowerBound)..<\(range.upperBound))"
+    }
+
+    /// Checks the whole file against its block checksums, one chunk at a time (a flush waits at
+    /// most one chunk's read).
+    /// - Returns: the first damage found, naming the file and bytes; nil when every chunk matches
+    ///   or there are no checksums yet.
+    package func verify() -> String? {
+        var c = 0
+        while true {
+            fileLock.lock()
+            defer { fileLock.unlock() }
+            guard let sums, c < sums.count else { return nil }
+            let range = (c * Self.chunkBytes)..<min((c + 1) * Self.chunkBytes, fileCount * Self.stride)
+            do {
+                if try readFile(range).withUnsafeBytes({ CRC32C.update(0, $0) }) != sums[c] { return damage(range) }
+            } catch {
+                return "\(error)"
+            }
+            c += 1
+        }
+    }
+
     /// Removes the undo file of the last flush, once the manifest that covers it is durable.
     package func dropUndo() {
         FileIO.remove(undoPath)
     }
 
-    /// Writes changed and appended elements to the file and fsyncs it.
-    /// - Parameter sequence: the flush's number, recorded in the undo file of overwritten chunks.
+    /// Writes changed and appended elements to the file, fsyncs it, and records the chunks' new
+    /// checksums.
+    /// - Parameter sequence: the flush's number, recorded in the undo file of overwritten chunks
+    ///   and in the sums file.
+    /// - Throws: `.corrupt` naming the file when bytes about to be replaced do not match their
+    ///   checksum (nothing is written then); `.io` or `.insufficientStorage` on system errors (the
+    ///   same flush may be tried again).
     package func flush(sequence: UInt64 = 0) throws {
         guard isDirty else { return }
+        fileLock.lock()
+        defer { fileLock.unlock() }
         let raw = UnsafeRawPointer(base)
+        let chunk = Self.chunkBytes
         let fileBytes = fileCount * Self.stride
-        let overwritten = dirtyChunks.sorted().compactMap { c -> Range<Int>? in
-            let start = c * Self.chunkBytes
-            let end = min(start + Self.chunkBytes, fileBytes)
+        let newBytes = count * Self.stride
+        let dirty = dirtyChunks.sorted()
+        let overwritten = dirty.compactMap { c -> Range<Int>? in
+            let start = c * chunk
+            let end = min(start + chunk, fileBytes)
             return start < end ? start..<end : nil
         }
+        // A retry of the same flush (the first attempt failed, a full disk) keeps the old bytes
+        // its undo file already saved: the file may hold new ones there by now.
+        let saved = overwritten.isEmpty ? [] : (try Self.readUndo(undoPath).flatMap { $0.sequence == sequence ? $0.entries : nil } ?? [])
+        let savedAt = Dictionary(saved.map { ($0.offset, $0.bytes) }, uniquingKeysWith: { first, _ in first })
+        var old: [(offset: Int, bytes: [UInt8])] = []
+        for r in overwritten where savedAt[r.lowerBound] == nil { old.append((r.lowerBound, try readFile(r))) }
+        // The bytes this flush replaces must be what was summed: damage found now is reported,
+        // not summed afresh. The partial last chunk counts (appends extend it).
+        if let sums {
+            let before = sequence == sumsSequence ? sumsBeforeSequence : sums
+            for (offset, bytes) in saved where offset % chunk == 0 && offset / chunk < (before?.count ?? 0) {
+                if CRC32C.checksum(bytes) != before![offset / chunk] { throw VQError(.corrupt, damage(offset..<(offset + bytes.count))) }
+            }
+            for (offset, bytes) in old where CRC32C.checksum(bytes) != sums[offset / chunk] {
+                throw VQError(.corrupt, damage(offset..<(offset + bytes.count)))
+            }
+            let tail = fileBytes / chunk * chunk
+            if newBytes > fileBytes && tail < fileBytes && !dirtyChunks.contains(tail / chunk),
+               CRC32C.checksum(try readFile(tail..<fileBytes)) != sums[tail / chunk] {
+                throw VQError(.corrupt, damage(tail..<fileBytes))
+            }
+        }
         if !overwritten.isEmpty {
-            // A retry of the same flush (the first attempt failed, a full disk) keeps the old
-            // bytes its undo file already saved: the file may hold new ones there by now.
-            let saved = try Self.readUndo(undoPath).flatMap { $0.sequence == sequence ? $0.entries : nil } ?? []
             var undo = ByteWriter(capacity: 16 + overwritten.reduce(0) { $0 + $1.count + 12 })
             undo.u32(Self.undoMagic)
             undo.u64(sequence)
-            for (offset, bytes) in saved {
+            for (offset, bytes) in saved + old {
                 undo.u64(UInt64(offset))
                 undo.u32(UInt32(bytes.count))
                 undo.bytes += bytes
             }
-            let kept = Set(saved.map(\.offset))
-            for r in overwritten where !kept.contains(r.lowerBound) {
-                undo.u64(UInt64(r.lowerBound))
-                undo.u32(UInt32(r.count))
-                var old = [UInt8](repeating: 0, count: r.count)
-                var done = 0
-                while done < r.count {
-                    let n = old.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, r.count - done, off_t(r.lowerBound + done)) }
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw ioError("read", path) }
-                    done += n
-                }
-                undo.bytes += old
-            }
             undo.u32(CRC32C.checksum(undo.bytes))
             try FileIO.writeAtomically(undoPath, undo.bytes)
         }
-        for c in dirtyChunks.sorted() {
-            let start = c * Self.chunkBytes
-            let end = min(start + Self.chunkBytes, fileBytes)
-            if start < end {
-                try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + start, count: end - start), at: start, path: path)
-            }
+        for r in overwritten {
+            try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + r.lowerBound, count: r.count), at: r.lowerBound, path: path)
         }
-        let newBytes = count * Self.stride
         if newBytes > fileBytes {
             try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + fileBytes, count: newBytes - fileBytes), at: fileBytes, path: path)
         }
         try FileIO.sync(fd, path: path)
+        // The new sums: every chunk when they were unknown, else the overwritten ones and those
+        // from the old end on.
+        let chunks = (newBytes + chunk - 1) / chunk
+        var newSums = sums ?? []
+        var changed = Set(sums == nil ? Array(0..<chunks) : dirty.filter { $0 * chunk < fileBytes })
+        if sums != nil { changed.formUnion((fileBytes / chunk)..<chunks) }
+        newSums += [UInt32](repeating: 0, count: max(0, chunks - newSums.count))
+        for c in changed {
+            let start = c * chunk
+            newSums[c] = CRC32C.update(0, UnsafeRawBufferPointer(start: raw + start, count: min(start + chunk, newBytes) - start))
+        }
+        try writeSums(newSums, bytes: newBytes, sequence: sequence)
+        sums = newSums
         dirtyChunks.removeAll()
         fileCount = count
     }

@@ -196,40 +196,58 @@ import Testing
 }
 
 @Suite struct SegmentChecksumTests {
-    /// A closed shard of 600 points whose sealed segments recorded their checksums.
+    /// A closed shard: 600 points sealed in segments, 50 more in the appendable one, a few of
+    /// each deleted (so every file of both kinds has bytes).
     static func sealedShard() throws -> TempDir {
         let t = OptimizerTests()
         let tmp = TempDir()
         let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
-        _ = try shard.submit(.upsert(t.points(0..<600, dim: 8, seed: 1)))
+        for part in 0..<3 {
+            _ = try shard.submit(.upsert(batch(part * 200..<(part + 1) * 200)))
+        }
+        _ = try shard.settle()
+        _ = try shard.submit(.upsert(batch(600..<650)))
+        _ = try shard.submit(.delete([.number(5), .number(250), .number(610)]))
         _ = try shard.settle()
         try shard.close()
         return tmp
     }
 
-    @Test("a damaged sealed segment file is found by the checksums (scrub and check), named, and the shard refuses to use it",
-          arguments: ["vectors.f32", "rows.bin", "payload.dat", "payload.idx"])
-    func damage(file: String) throws {
-        let t = OptimizerTests()
-        let tmp = TempDir()
-        do {
-            let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
-            for part in 0..<3 {
-                var b = PointBatch(dim: 8)
-                var rng = SplitMix64(seed: UInt64(part))
-                for i in (part * 200)..<((part + 1) * 200) {
-                    rng.vector(8).withUnsafeBufferPointer { b.append(id: .number(UInt64(i)), vector: $0, payload: Array("{\"n\":\(i)}".utf8)) }
-                }
-                _ = try shard.submit(.upsert(b))
-            }
-            _ = try shard.settle()
-            try shard.close()
+    static func batch(_ ids: Range<Int>) -> PointBatch {
+        var b = PointBatch(dim: 8)
+        var rng = SplitMix64(seed: UInt64(ids.lowerBound))
+        for i in ids {
+            rng.vector(8).withUnsafeBufferPointer { b.append(id: .number(UInt64(i)), vector: $0, payload: Array("{\"n\":\(i)}".utf8)) }
         }
-        let dirs = FileIO.list(tmp.path + "/segments").map { tmp.path + "/segments/" + $0 }
-        let sealed = try #require(dirs.first { FileIO.exists($0 + "/" + Segment.checksumsFile) }, "no sealed segment recorded checksums")
-        let path = sealed + "/" + file
+        return b
+    }
+
+    /// The directory of the shard's first sealed segment, or of its appendable one, per its manifest.
+    static func segmentDir(_ shardDir: String, appendable: Bool) throws -> String {
+        let manifest = try ChecksummedJSON.read(DataDirectory.manifest(shardDir: shardDir))
+        let entry = try #require(manifest["segments"]?.arrayValue?.first {
+            $0["appendable"]?.boolValue == appendable && ($0["rows"]?.intValue ?? 0) > 0
+        }, "no \(appendable ? "appendable" : "sealed") segment with rows")
+        return DataDirectory.segmentDir(shardDir: shardDir, id: UInt64(try #require(entry["id"]?.intValue)))
+    }
+
+    @Test("a damaged segment file (bit flip or garbage, sealed or appendable) is found by the checksums (scrub and check), named, and the shard refuses to use it",
+          arguments: ["sealed:vectors.f32:flip", "sealed:rows.bin:garbage", "sealed:deleted.bits:flip", "sealed:payload.dat:flip",
+                      "sealed:payload.idx:garbage", "appendable:vectors.f32:garbage", "appendable:rows.bin:flip",
+                      "appendable:deleted.bits:garbage", "appendable:payload.dat:garbage", "appendable:payload.idx:flip"])
+    func damage(_ damage: String) throws {
+        let t = OptimizerTests()
+        let tmp = try SegmentChecksumTests.sealedShard()
+        let parts = damage.split(separator: ":").map(String.init)
+        let file = parts[1]
+        let path = try SegmentChecksumTests.segmentDir(tmp.path, appendable: parts[0] == "appendable") + "/" + file
         var bytes = try FileIO.readAll(path)
-        bytes[bytes.count / 2] ^= 0x10
+        let at = bytes.count / 2
+        if parts[2] == "flip" {
+            bytes[at] ^= 0x10
+        } else {
+            for k in at..<min(bytes.count, at + 16) { bytes[k] = UInt8(truncatingIfNeeded: 0xA5 &+ k * 37) }
+        }
         try FileIO.writeAtomically(path, bytes)
         let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })
         // The background scrub finds it (bounded wait), and check() says so at once.
@@ -252,9 +270,7 @@ import Testing
         let t = OptimizerTests()
         let tmp = try SegmentChecksumTests.sealedShard()
         let parts = damage.split(separator: ":").map(String.init)
-        let dirs = FileIO.list(tmp.path + "/segments").map { tmp.path + "/segments/" + $0 }
-        let sealed = try #require(dirs.first { FileIO.exists($0 + "/" + Segment.checksumsFile) })
-        let path = sealed + "/" + parts[0]
+        let path = try SegmentChecksumTests.segmentDir(tmp.path, appendable: false) + "/" + parts[0]
         if parts[1] == "delete" { FileIO.remove(path) } else { try FileIO.writeAtomically(path, Array(try FileIO.readAll(path).prefix(3))) }
         do {
             let shard = try LocalShard(directory: tmp.path, options: t.options(), warn: { _ in })

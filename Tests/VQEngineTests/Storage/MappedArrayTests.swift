@@ -1,4 +1,7 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import VQEngine
 
 @Suite struct MappedArrayTests {
@@ -44,6 +47,93 @@ import Testing
         // Reopened at flush 1: both chunks are back as flush 1 left them.
         let b = try MappedArray<UInt64>(path: path, count: 20_000, capacity: 1 << 16, committedFlush: 1)
         #expect(b[10] == 10 && b[15_000] == 15_000, "\(b[10]) \(b[15_000])")
+    }
+
+    /// Overwrites `bytes` of the file at `offset` in place (as a failing disk would).
+    static func scribble(_ path: String, at offset: Int, _ bytes: [UInt8]) throws {
+        let fd = FileIO.openFD(path, O_RDWR)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        try bytes.withUnsafeBytes { try FileIO.pwriteAll(fd, $0, at: offset, path: path) }
+    }
+
+    @Test("block checksums: verify() names the damaged chunk; a flush refuses to replace damaged bytes; reopening still finds it")
+    func blockChecksums() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/a.bin"
+        let a = try MappedArray<UInt64>(path: path, count: 0, capacity: 1 << 20)
+        for i in 0..<40_000 { try a.append(UInt64(i)) }   // 320,000 bytes: 4 whole chunks and a part
+        try a.flush(sequence: 1)
+        a.dropUndo()
+        #expect(a.verify() == nil)
+        try Self.scribble(path, at: 100_000, [0xA5, 0x5A, 0xFF])
+        #expect(a.verify() == "\(path) is damaged (checksum mismatch in bytes 65536..<131072)")
+        a[12_600] = 1   // in the damaged chunk
+        #expect { try a.flush(sequence: 2) } throws: { ($0 as? VQError)?.kind == .corrupt && "\($0)".contains("65536..<131072") }
+        let b = try MappedArray<UInt64>(path: path, count: 40_000, capacity: 1 << 20, committedFlush: 1)
+        #expect(b.verify()?.contains("65536..<131072") == true)
+    }
+
+    @Test("the partial last chunk is checked before appends extend it")
+    func tailChunk() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/a.bin"
+        let a = try MappedArray<UInt64>(path: path, count: 0, capacity: 1 << 20)
+        for i in 0..<10_000 { try a.append(UInt64(i)) }   // 80,000 bytes: the second chunk is partial
+        try a.flush(sequence: 1)
+        try Self.scribble(path, at: 70_000, [1, 2, 3, 4])
+        try a.append(7)
+        #expect { try a.flush(sequence: 2) } throws: { ($0 as? VQError)?.kind == .corrupt && "\($0)".contains("65536..<80000") }
+    }
+
+    @Test("sums follow the committed flush: a flush the manifest never committed leaves the older sums in force")
+    func sumsFollowCommit() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/a.bin"
+        do {
+            let a = try MappedArray<UInt32>(path: path, count: 0, capacity: 1 << 20)
+            for i in 0..<50_000 { try a.append(UInt32(i)) }
+            try a.flush(sequence: 1)
+            a.dropUndo()
+            a[3] = 33
+            a[49_999] = 44
+            for i in 0..<30_000 { try a.append(UInt32(i)) }
+            try a.flush(sequence: 2)   // then a crash before the manifest of flush 2
+        }
+        do {
+            let b = try MappedArray<UInt32>(path: path, count: 50_000, capacity: 1 << 20, committedFlush: 1)
+            #expect(b[3] == 3 && b[49_999] == 49_999)
+            #expect(b.verify() == nil)
+            b[3] = 333
+            try b.append(5)
+            try b.flush(sequence: 2)   // committed this time
+            b.dropUndo()
+        }
+        let c = try MappedArray<UInt32>(path: path, count: 50_001, capacity: 1 << 20, committedFlush: 2)
+        #expect(c[3] == 333 && c[50_000] == 5)
+        #expect(c.verify() == nil)
+        // Both slots are in use by now; damage is still found.
+        try Self.scribble(path, at: 8, [9, 9])
+        #expect(c.verify()?.contains("0..<65536") == true)
+    }
+
+    @Test("a file without sums (written before them) is summed in full at its next flush")
+    func noSumsYet() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/a.bin"
+        do {
+            let a = try MappedArray<UInt64>(path: path, count: 0, capacity: 1 << 20)
+            for i in 0..<20_000 { try a.append(UInt64(i)) }
+            try a.flush(sequence: 1)
+        }
+        FileIO.remove(path + ".sum0")
+        FileIO.remove(path + ".sum1")
+        let b = try MappedArray<UInt64>(path: path, count: 20_000, capacity: 1 << 20, committedFlush: 1)
+        #expect(b.verify() == nil)   // nothing to check against yet
+        b[0] = 1
+        try b.flush(sequence: 2)
+        try Self.scribble(path, at: 150_000, [0xEE])
+        #expect(b.verify()?.contains("131072..<160000") == true)
     }
 
     @Test("a file shorter than the manifest says is reported as corrupt")
