@@ -158,3 +158,25 @@ import Glibc
         #expect(throws: VQError.self) { try a.append(4) }
     }
 }
+
+@Suite struct SegmentUndoTests {
+    @Test("a payload overwritten in its slot stays overwritten when the process dies after the manifest, before the undo file is dropped")
+    func committedPayloadOverwrite() throws {
+        let tmp = TempDir()
+        let dir = tmp.path + "/seg"
+        let info0 = SegmentInfo(id: 1, rows: 0, payloadBytes: 0, appendable: true)
+        let v: [Float] = [1, 0]
+        do {
+            let seg = try Segment(directory: dir, info: info0, dim: 2, distance: .dot, capacity: 16)
+            _ = try v.withUnsafeBufferPointer { try seg.append(id: .number(1), version: 1, vector: $0, payload: Array("{\"a\":\"long value\"}".utf8)) }
+            try seg.flush(sequence: 1)
+            seg.dropUndo()
+            try seg.setPayload(row: 0, version: 2, Array("{\"a\":1}".utf8))   // fits: reuses the slot
+            try seg.flush(sequence: 2)   // the manifest of flush 2 is written; then the process dies
+        }
+        let info = SegmentInfo(id: 1, rows: 1, payloadBytes: 18, appendable: true)
+        let seg = try Segment(directory: dir, info: info, dim: 2, distance: .dot, capacity: 16, committedFlush: 2)
+        #expect(seg.payloadBytes(0).map { String(decoding: $0, as: UTF8.self) } == "{\"a\":1}")
+        #expect(seg.verifyBlocks() == nil)
+    }
+}
