@@ -200,7 +200,7 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
             ("POST", "/collections/c/points/search", "{bad json", 400, "not valid JSON"),
             ("POST", "/collections/c/points/search", #"{"vector":[1,2]}"#, 400, "vector has 2 dimensions"),
             ("POST", "/collections/nope/points/search", #"{"vector":[1,2,3]}"#, 404, "does not exist"),
-            ("POST", "/collections/c/points/search", #"{"vector":[1,2,3],"filter":{"must":[{"key":"x"}]}}"#, 400, "needs match or range"),
+            ("POST", "/collections/c/points/search", #"{"vector":[1,2,3],"filter":{"must":[{"key":"x"}]}}"#, 400, "needs match, range"),
             ("PUT", "/collections/c/points", #"{"points":[{"id":"42","vector":[1,2,3]}]}"#, 400, "is not a UUID"),
             ("PUT", "/collections/c/points", "{\"points\":[{\"id\":1,\"vector\":[" + String(repeating: "1,", count: 1000) + "1]}]}", 413, "exceeds"),
             ("GET", "/nowhere", nil, 404, "no route"),

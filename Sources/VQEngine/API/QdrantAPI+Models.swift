@@ -11,6 +11,15 @@ extension QdrantAPI {
         return a
     }
 
+    /// Refuses a body member vq does not know (never silently dropped).
+    /// - Throws: `.invalidInput` naming the member and the ones `what` takes.
+    func rejectUnknown(_ body: JSON, _ known: [String], _ what: String) throws {
+        guard case .object(let members) = body else { throw VQError.invalid("\(what) is \(body.typeName); expected an object") }
+        if let bad = members.first(where: { !known.contains($0.0) }) {
+            throw VQError.invalid("\(what) has \"\(bad.0)\", which vq does not support; expected " + known.joined(separator: ", "))
+        }
+    }
+
     func int(_ body: JSON, _ key: String, default d: Int, min lower: Int = 0) throws -> Int {
         guard let v = body[key], v != .null else { return d }
         guard let i = v.intValue, i >= Int64(lower), i <= Int64(Int32.max) else {
@@ -213,6 +222,45 @@ extension QdrantAPI {
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
+    /// `PUT /collections/NAME/index` (create) and `DELETE /collections/NAME/index/FIELD`: changes
+    /// the payload schema in the config (through Raft in a cluster, so every replica indexes it);
+    /// each open shard builds or drops the field's index in every segment.
+    func changePayloadIndex(_ name: String, field: String, schema: PayloadFieldSchema?, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        let (wait, _) = try writeOptions(r)
+        try PayloadSchema.validate(fieldName: field)
+        func change(_ c: inout CollectionConfig) { c.payloadSchema[field] = schema }
+        if let cluster, let meta = cluster.collectionMeta(name) {
+            var c = meta.config
+            change(&c)
+            if c != meta.config { try cluster.propose(ClusterState.updateCollection(name, c)) }
+        } else {
+            _ = try engine.updateCollection(name) { change(&$0) }
+        }
+        return APIEnvelope.ok(.object([("operation_id", .int(0)), ("status", .string(wait == .applied ? "completed" : "acknowledged"))]),
+                              since: start)
+    }
+
+    func createPayloadIndex(_ name: String, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        try rejectUnknown(body, ["field_name", "field_schema", "field_type"], "create index request")
+        guard let field = body["field_name"]?.stringValue else { throw VQError.invalid("create index needs \"field_name\": a payload key") }
+        guard let s = body["field_schema"] ?? body["field_type"], s != .null else {
+            throw VQError.invalid("create index needs \"field_schema\": one of " + PayloadFieldType.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return try changePayloadIndex(name, field: field, schema: try PayloadFieldSchema(json: s), r, start)
+    }
+
+    /// Qdrant's `payload_schema` of collection info: per field, its type, params and point count.
+    func payloadSchemaInfo(_ collection: VectorCollection) -> JSON {
+        var counts: [String: Int] = [:]
+        for shard in collection.shards { counts.merge(shard.indexedPointCounts(), uniquingKeysWith: +) }
+        return .object(collection.config.payloadSchema.fields.map { name, schema in
+            var m: [(String, JSON)] = [("data_type", .string(schema.type.rawValue))]
+            if schema.parameterised { m.append(("params", schema.paramsJSON)) }
+            m.append(("points", .int(Int64(counts[name] ?? 0))))
+            return (name, .object(m))
+        })
+    }
+
     /// What a PATCH body changes.
     func changeCollection(_ c: inout CollectionConfig, _ body: JSON) throws {
         if let p = body["params"], p != .null {
@@ -251,7 +299,7 @@ extension QdrantAPI {
                 ("wal_config", .object([("wal_capacity_mb", .int(32)), ("wal_segments_ahead", .int(0))])),
                 ("quantization_config", .null),
             ])),
-            ("payload_schema", .object([])),
+            ("payload_schema", payloadSchemaInfo(collection)),
         ])
     }
 

@@ -127,6 +127,12 @@ extension QdrantAPI {
             let collection = try api.openCollection(c.params[0])
             return APIEnvelope.ok(collection.infoJSON(status: try api.status(of: collection)), since: c.start)
         },
+        Route("PUT", "collections/{name}/index", "collections.index.create", .write) { api, c in
+            try api.createPayloadIndex(c.params[0], c.request, try c.body(), c.start)
+        },
+        Route("DELETE", "collections/{name}/index/{field}", "collections.index.delete", .write) { api, c in
+            try api.changePayloadIndex(c.params[0], field: c.params[1], schema: nil, c.request, c.start)
+        },
         // vq's extension (Qdrant has no such call): seal, index, merge, vacuum now; answers when done.
         Route("POST", "collections/{name}/optimize", "collections.optimize", .write) { api, c in try api.optimize(c.params[0], c.start) },
         // vq's extension: verify every segment file's checksums now (`vq check --url`).

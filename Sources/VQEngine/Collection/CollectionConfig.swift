@@ -7,7 +7,8 @@
 //    "optimizer_config": {"deleted_threshold": 0.2, "vacuum_min_vector_number": 1000,
 //               "default_segment_number": 0, "max_segment_size": null, "indexing_threshold": 10000,
 //               "flush_interval_sec": 5, "prevent_unoptimized": false},
-//    "update_queue_size": 1000000, "update_queue_bytes": 1073741824}
+//    "update_queue_size": 1000000, "update_queue_bytes": 1073741824,
+//    "payload_schema": {"city": "keyword", "price": {"type": "integer", "lookup": false, "range": true}}}
 //
 // Sizes in kilobytes of vector data, as Qdrant counts them.
 
@@ -38,6 +39,8 @@ package struct CollectionConfig: Sendable, Equatable {
     package var updateQueueSize = 1_000_000
     /// The update queue's bound in bytes of queued operations, per shard.
     package var updateQueueBytes = 1 << 30
+    /// Indexed payload fields (`PUT /collections/NAME/index`).
+    package var payloadSchema = PayloadSchema()
 
     package static let formatVersion = 1
     package static let automaticMaxSegmentSize = 200_000
@@ -69,6 +72,7 @@ package struct CollectionConfig: Sendable, Equatable {
         o.deletedThreshold = deletedThreshold
         o.vacuumMinVectorNumber = vacuumMinVectorNumber
         o.backgroundOptimizer = maxOptimizationThreads != 0
+        o.payloadSchema = payloadSchema
         return o
     }
 
@@ -134,6 +138,7 @@ package struct CollectionConfig: Sendable, Equatable {
             ])),
             ("update_queue_size", .int(Int64(updateQueueSize))),
             ("update_queue_bytes", .int(Int64(updateQueueBytes))),
+            ("payload_schema", payloadSchema.json),
         ])
     }
 
@@ -182,5 +187,11 @@ package struct CollectionConfig: Sendable, Equatable {
         updateQueueSize = try int("update_queue_size")
         // Absent in configs written before the field existed: the default.
         updateQueueBytes = json["update_queue_bytes"]?.intValue.map { Int($0) } ?? (1 << 30)
+        // Absent in configs written before payload indexes.
+        if let schema = json["payload_schema"] {
+            do { payloadSchema = try PayloadSchema(json: schema) } catch {
+                throw VQError(.corrupt, "\(path): payload_schema is malformed: \(error)")
+            }
+        }
     }
 }

@@ -155,13 +155,15 @@ package final class Engine: @unchecked Sendable {
             throw VQError.invalid("vector size, distance and shard_number cannot change; create a new collection")
         }
         try ChecksummedJSON.write(path, config.json)
-        // Read fan-out and replication settings are read per request: they change in place, at
-        // once, with no pause. Anything a shard was opened with reopens the collection.
+        // Read fan-out and replication settings are read per request, payload indexes are built
+        // in the open shards: they change in place, at once, with no reopen. Anything a shard was opened with reopens the collection.
         var shardSide = config
         shardSide.readFanOutDelayMs = before.readFanOutDelayMs
         shardSide.readFanOutFactor = before.readFanOutFactor
         shardSide.replicationFactor = before.replicationFactor
         shardSide.writeConsistencyFactor = before.writeConsistencyFactor
+        // Payload indexes are built and dropped in the open shards (no reopen).
+        shardSide.payloadSchema = before.payloadSchema
         if shardSide == before {
             open[name]?.updateLive(config)
         } else if let c = open.removeValue(forKey: name) {

@@ -100,7 +100,10 @@ package final class VectorCollection: @unchecked Sendable {
     }
 
     /// Takes a config that differs only in fields no shard reads (see `Engine.updateCollection`).
-    func updateLive(_ new: CollectionConfig) { liveConfig.withLock { $0 = new } }
+    func updateLive(_ new: CollectionConfig) {
+        liveConfig.withLock { $0 = new }
+        for shard in shards { shard.setPayloadSchema(new.payloadSchema) }
+    }
 
     /// The most results one search may ask for (limit + offset).
     package static let maxResults = 100_000
@@ -259,7 +262,7 @@ package final class VectorCollection: @unchecked Sendable {
     /// How many points pass `filter`.
     package func count(filter: Filter?) throws -> Int {
         if filter == nil { return try replicaSets.reduce(0) { $0 + (try $1.count()) } }
-        return try (0..<shards.count).reduce(0) { $0 + (try records($1, ids: nil, filter: filter, withVector: false, withPayload: false)).count }
+        return try replicaSets.reduce(0) { $0 + (try $1.count(filter: filter!)) }
     }
 
     /// One shard's records: of `ids`, or all passing `filter` (a replica's, when distributed).

@@ -29,23 +29,21 @@ extension Segment {
     /// Adds this segment's best rows for `query` to `top`, keyed `tag << 32 | row`.
     /// - Parameters:
     ///   - query: `dim` floats, already normalised for cosine.
-    ///   - accept: an optional row filter (payload conditions); nil keeps every live row.
-    package func search(_ query: UnsafePointer<Float>, tag: UInt64, params: SegmentSearch, into top: inout TopK,
-                        accept: ((Int) -> Bool)? = nil) {
+    /// Filtered searches go through `search(_:tag:params:into:allowed:count:)` (Segment+Filter.swift).
+    package func search(_ query: UnsafePointer<Float>, tag: UInt64, params: SegmentSearch, into top: inout TopK) {
         let distance = DistanceFunction(self.distance)
-        if let graph, usesGraph(params), accept == nil {
+        if let graph, usesGraph(params) {
             let hits = graph.search(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef,
                                     deleted: deletedCount > 0 ? UnsafePointer(deleted.base) : nil)
             for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
             return
         }
-        exactSearch(query, tag: tag, distance: distance, into: &top, accept: accept)
+        exactSearch(query, tag: tag, distance: distance, into: &top)
     }
 
     /// Scores every live row against `query` and keeps the best in `top`.
     /// - Complexity: O(rows x dim).
-    package func exactSearch(_ query: UnsafePointer<Float>, tag: UInt64, distance: DistanceFunction, into top: inout TopK,
-                             accept: ((Int) -> Bool)? = nil) {
+    package func exactSearch(_ query: UnsafePointer<Float>, tag: UInt64, distance: DistanceFunction, into top: inout TopK) {
         let n = rowCount
         let dim = self.dim
         let base = UnsafePointer(vectors.base)
@@ -56,7 +54,6 @@ extension Segment {
             if hasDeletes && bits[row >> 6] & (1 << UInt64(row & 63)) != 0 { continue }
             let s = -distance(query, base + row * dim, dim)
             if s >= threshold {
-                if let accept, !accept(row) { continue }
                 top.push(ScoredKey(score: s, key: tag << 32 | UInt64(row)))
                 threshold = top.threshold
             }

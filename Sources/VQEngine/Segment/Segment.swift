@@ -97,6 +97,9 @@ package final class Segment: @unchecked Sendable {
     let payloadData: MappedArray<UInt8>
     /// The HNSW graph over the rows; nil until the optimizer indexes the segment.
     package private(set) var graph: HNSWGraph?
+    /// The payload indexes, by field name (see Segment+Filter.swift); changed under the shard's
+    /// write lock.
+    package internal(set) var fieldIndexes: [String: FieldIndex] = [:]
 
     /// The most payload bytes one segment's payload.dat may hold (virtual reservation only).
     static let payloadCapacity = 1 << 34
@@ -212,8 +215,11 @@ package final class Segment: @unchecked Sendable {
         SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: graph != nil)
     }
 
-    /// Stops taking new rows.
-    package func seal() { appendable = false }
+    /// Stops taking new rows (its payload indexes sort their numbers: rows no longer change).
+    package func seal() {
+        appendable = false
+        for index in fieldIndexes.values { index.freeze() }
+    }
 
     // MARK: rows
 

@@ -133,13 +133,13 @@ extension LocalShard {
     /// - Returns: the number of points indexed.
     private func rebuild(_ slots: [Int], index: Bool, foreground: Bool) throws -> Int {
         let started = Date()
-        let (sources, rowMap, id): ([Segment], [(slot: Int32, row: UInt32)], UInt64) = lock.write {
+        let (sources, rowMap, id, schema): ([Segment], [(slot: Int32, row: UInt32)], UInt64, PayloadSchema) = lock.write {
             var map: [(slot: Int32, row: UInt32)] = []
             for s in slots {
                 let seg = holder.slots[s]!
                 for row in 0..<seg.rowCount where !seg.isDeleted(row) { map.append((Int32(s), UInt32(row))) }
             }
-            return (slots.map { holder.slots[$0]! }, map, holder.takeSegmentId())
+            return (slots.map { holder.slots[$0]! }, map, holder.takeSegmentId(), holder.schema)
         }
         let directory = DataDirectory.segmentDir(shardDir: self.directory, id: id)
         do {
@@ -153,9 +153,13 @@ extension LocalShard {
                 _ = try merged.append(id: record.id, version: record.version, vector: source.vector(row), payload: source.payloadBytes(row))
             }
             merged.seal()
+            merged.applySchema(schema)
             if index && merged.rowCount > 0 { merged.attach(try merged.buildIndex(buildParams(foreground: foreground), shouldContinue: keepGoing(foreground))) }
             try merged.flush()
-            lock.write { holder.replace(sources: slots, with: merged, rowMap: rowMap) }
+            lock.write {
+                merged.applySchema(holder.schema)   // a payload index created meanwhile
+                holder.replace(sources: slots, with: merged, rowMap: rowMap)
+            }
         } catch {
             try? FileIO.removeTree(directory)
             throw error

@@ -385,6 +385,30 @@ package final class LocalShard: @unchecked Sendable {
 
     package var pointCount: Int { lock.read { holder.locations.count } }
 
+    /// How many live points pass `filter` (from the payload indexes where they answer).
+    package func count(filter: Filter) -> Int { lock.read { holder.count(filter: filter) } }
+
+    /// Indexes the payload fields of `schema` in every segment, dropping fields not in it.
+    ///
+    /// Builds new fields' indexes under the write lock: writes and searches of this shard wait
+    /// for one pass over its payloads.
+    package func setPayloadSchema(_ schema: PayloadSchema) {
+        lock.write { if holder.schema != schema { holder.setSchema(schema) } }
+    }
+
+    /// Per indexed field, how many live points have a value for it (`payload_schema`'s points).
+    package func indexedPointCounts() -> [String: Int] {
+        lock.read {
+            var counts: [String: Int] = [:]
+            for seg in holder.segments {
+                for (name, index) in seg.fieldIndexes {
+                    counts[name, default: 0] += index.pointCount(count: seg.rowCount, deleted: seg.deletedCount > 0 ? UnsafePointer(seg.deleted.base) : nil)
+                }
+            }
+            return counts
+        }
+    }
+
     package var status: ShardStatus {
         let (points, segs, unindexed) = lock.read {
             (holder.locations.count, holder.segments.map {

@@ -137,6 +137,20 @@ package final class ReplicaSet: Sendable {
     }
 
 
+    /// The points passing `filter`, from one active replica.
+    package func count(filter: Filter) throws -> Int {
+        try onOneReplica { [local] placement, peer in
+            if let placement, peer != placement.localPeer {
+                return try placement.measureRead(peer) {
+                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                        .scan(ids: nil, filter: filter, withVector: false, withPayload: false, dim: 0).count
+                }
+            }
+            try local.checkIntact()
+            return local.count(filter: filter)
+        }
+    }
+
     /// The points in the shard, from one active replica.
     package func count() throws -> Int {
         try onOneReplica { [local] placement, peer in

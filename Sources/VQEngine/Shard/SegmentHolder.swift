@@ -45,18 +45,22 @@ package final class SegmentHolder: @unchecked Sendable {
     private(set) var locations = Locations()
     private(set) var appendableSlot = 0
     private(set) var nextSegmentId: UInt64
+    /// The payload fields every segment indexes.
+    private(set) var schema: PayloadSchema
 
-    /// Opens the segments the manifest names and rebuilds the id map.
+    /// Opens the segments the manifest names, rebuilds the id map and the payload indexes.
     init(shardDir: String, options: ShardOptions, infos: [SegmentInfo], nextSegmentId: UInt64, committedFlush: UInt64 = 0) throws {
         self.shardDir = shardDir
         self.options = options
         self.nextSegmentId = nextSegmentId
+        self.schema = options.payloadSchema
         for info in infos {
             slots.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: info.id), info: info,
                                      dim: options.dim, distance: options.distance,
                                      capacity: info.appendable ? options.segmentCapacity : info.rows, committedFlush: committedFlush))
         }
         buildLocations()
+        for seg in segments { seg.applySchema(schema) }
         if let i = slots.lastIndex(where: { $0!.appendable && !$0!.isFull }) {
             appendableSlot = i
         } else {
@@ -111,7 +115,15 @@ package final class SegmentHolder: @unchecked Sendable {
         let info = SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true)
         let seg = try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: id), info: info,
                               dim: options.dim, distance: options.distance, capacity: options.segmentCapacity)
+        seg.applySchema(schema)
         appendableSlot = place(seg)
+    }
+
+    /// Indexes the fields of `new` in every segment (building new ones, dropping removed ones).
+    /// - Complexity: a JSON parse of every live row's payload per new field.
+    func setSchema(_ new: PayloadSchema) {
+        schema = new
+        for seg in segments { seg.applySchema(new) }
     }
 
     var infos: [SegmentInfo] { segments.map(\.info) }
@@ -167,9 +179,12 @@ package final class SegmentHolder: @unchecked Sendable {
         guard let loc = locations[id] else { return }
         let seg = slots[Int(loc.slot)]!
         let row = Int(loc.row)
-        let new = change(seg.payload(row)).map { JSONWriter.bytes($0) }
+        let old = seg.payload(row)
+        let changed = change(old)
+        let new = changed.map { JSONWriter.bytes($0) }
         if Int(loc.slot) == appendableSlot && seg.appendable {
             try seg.setPayload(row: row, version: op, new)
+            if !seg.fieldIndexes.isEmpty { seg.reindex(row: row, old: old, new: changed) }
             return
         }
         let vector = Array(seg.vector(row))
@@ -180,7 +195,9 @@ package final class SegmentHolder: @unchecked Sendable {
         if let loc = locations[id] {
             let seg = slots[Int(loc.slot)]!
             if Int(loc.slot) == appendableSlot && seg.appendable {
+                let old = seg.fieldIndexes.isEmpty ? nil : seg.payload(Int(loc.row))
                 try seg.overwrite(row: Int(loc.row), version: op, vector: vector, payload: payload)
+                if !seg.fieldIndexes.isEmpty { seg.reindex(row: Int(loc.row), old: old, new: payload.flatMap { try? JSONParser.parse($0) }) }
                 return
             }
             seg.markDeleted(Int(loc.row))
@@ -190,6 +207,7 @@ package final class SegmentHolder: @unchecked Sendable {
             try addAppendableSegment()
         }
         let row = try appendable.append(id: id, version: op, vector: vector, payload: payload)
+        if !appendable.fieldIndexes.isEmpty, let payload { appendable.reindex(row: row, old: nil, new: try? JSONParser.parse(payload)) }
         locations[id] = Location(slot: Int32(appendableSlot), row: UInt32(row))
     }
 
@@ -229,19 +247,40 @@ package final class SegmentHolder: @unchecked Sendable {
 
     // MARK: reading
 
+    /// The row of `id` in the segment in `slot`, if it lives there.
+    private func row(of id: PointID, inSlot slot: Int) -> Int? {
+        guard let loc = locations[id], Int(loc.slot) == slot else { return nil }
+        return Int(loc.row)
+    }
+
+    /// The live rows of the segment in `slot` passing `filter` (all live rows without one).
+    func rows(inSlot slot: Int, passing filter: Filter?) -> RowBits {
+        let seg = slots[slot]!
+        guard let filter else {
+            var all = RowBits(count: seg.rowCount, all: true)
+            if seg.deletedCount > 0 { all.subtract(bits: seg.deleted.base) }
+            return all
+        }
+        return seg.rows(passing: filter) { row(of: $0, inSlot: slot) }
+    }
+
     /// Every live point passing `filter`, in no particular order.
     func scan(filter: Filter?, withVector: Bool, withPayload: Bool) -> [PointRecord] {
         var out: [PointRecord] = []
-        for seg in segments {
-            for row in 0..<seg.rowCount where !seg.isDeleted(row) {
+        for (i, seg) in slots.enumerated() {
+            guard let seg else { continue }
+            rows(inSlot: i, passing: filter).forEach { row in
                 let rec = seg.record(row)
-                let payload = (withPayload || filter != nil) ? seg.payload(row) : nil
-                if let filter, !filter.matches(id: rec.id, payload: payload) { continue }
                 out.append(PointRecord(id: rec.id, version: rec.version, vector: withVector ? Array(seg.vector(row)) : [],
-                                       payload: withPayload ? payload : nil))
+                                       payload: withPayload ? seg.payload(row) : nil))
             }
         }
         return out
+    }
+
+    /// How many live points pass `filter`.
+    func count(filter: Filter) -> Int {
+        slots.indices.reduce(0) { $0 + (slots[$1] == nil ? 0 : rows(inSlot: $1, passing: filter).cardinality) }
     }
 
     /// The best `params.k` rows over the segments `include` admits.
@@ -257,9 +296,9 @@ package final class SegmentHolder: @unchecked Sendable {
                 continue
             }
             if let filter {
-                seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top) { row in
-                    filter.matches(id: seg.record(row).id, payload: seg.payload(row))
-                }
+                let allowed = seg.rows(passing: filter) { row(of: $0, inSlot: i) }
+                let n = allowed.cardinality
+                if n > 0 { seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top, allowed: allowed, count: n) }
             } else {
                 seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top)
             }

@@ -29,6 +29,8 @@ package struct ShardOptions: Sendable {
     package var vacuumMinVectorNumber = 1000
     /// Whether the background optimizer runs (off in tests that drive it by hand).
     package var backgroundOptimizer = true
+    /// The payload fields each segment indexes (as opened; `LocalShard.setPayloadSchema` changes it).
+    package var payloadSchema = PayloadSchema()
 
     package init(dim: Int, distance: Distance) {
         self.dim = dim

@@ -1,0 +1,339 @@
+// One payload field's index within one segment.
+//
+//   terms     value -> rows holding it, ascending (keyword, uuid, bool, integer lookups, text
+//             tokens): `match` is a posting list, `any` a union, `except` present - union
+//   numbers   row -> its numbers (integer ranges, float, datetime as seconds since 1970); a
+//             sealed segment also keeps them sorted by value, so a range is two binary searches
+//   geo       row -> its points, checked against the shape
+//   present   rows with a non-null value at the path (is_empty, except, the point count)
+//
+// Built from the segment's payloads when it opens or is created by the optimizer, kept in step
+// by the applier as rows are written (only the appendable segment's rows change; sealed ones
+// only gain tombstones, which searches skip). An index answers a condition only where its
+// answer is the same as checking each row's JSON (or is Qdrant's defined index semantics:
+// text tokens, UUID values); everything else is checked per row.
+
+import Foundation
+
+/// A value as an index keys it.
+package enum IndexKey: Hashable, Sendable {
+    case string(String)
+    case int(Int64)
+    case bool(Bool)
+}
+
+package final class FieldIndex: @unchecked Sendable {
+    package let name: String
+    package let schema: PayloadFieldSchema
+    private var terms: [IndexKey: [UInt32]] = [:]
+    private var numbers: [UInt32: [Double]] = [:]
+    /// (value, row) by value, then row; nil while the segment is appendable (ranges then scan `numbers`).
+    private var sorted: [(value: Double, row: UInt32)]?
+    private var geo: [UInt32: [GeoPoint]] = [:]
+    private var present: [UInt64] = []
+
+    /// Mutated only under the shard's write lock; read under its read lock.
+    package init(name: String, schema: PayloadFieldSchema) {
+        self.name = name
+        self.schema = schema
+    }
+
+    // MARK: values
+
+    private var termsIndexed: Bool {
+        switch schema.type {
+        case .keyword, .uuid, .bool, .text: return true
+        case .integer: return schema.lookup
+        case .float, .datetime, .geo: return false
+        }
+    }
+
+    private var numbersIndexed: Bool {
+        switch schema.type {
+        case .integer: return schema.range
+        case .float, .datetime: return true
+        default: return false
+        }
+    }
+
+    /// The keys one JSON value contributes.
+    private func keys(_ v: JSON) -> [IndexKey] {
+        switch (schema.type, v) {
+        case (.keyword, .string(let s)): return [.string(s)]
+        case (.uuid, .string(let s)): return FieldIndex.uuid(s).map { [.string($0)] } ?? []
+        case (.bool, .bool(let b)): return [.bool(b)]
+        case (.integer, .int(let i)): return schema.lookup ? [.int(i)] : []
+        case (.integer, .uint(let u)): return schema.lookup && u <= UInt64(Int64.max) ? [.int(Int64(u))] : []
+        case (.text, .string(let s)): return Array(Set(Tokenizer(schema).tokens(s, forIndex: true))).map { .string($0) }
+        default: return []
+        }
+    }
+
+    /// The key a condition's value looks up, if this index holds such keys.
+    private func lookupKey(_ v: JSON) -> IndexKey? {
+        guard termsIndexed, schema.type != .text else { return nil }
+        let k = keys(v)
+        switch (schema.type, v) {
+        case (.keyword, .string), (.uuid, .string), (.bool, .bool), (.integer, .int), (.integer, .uint): return k.first
+        default: return nil
+        }
+    }
+
+    private func number(_ v: JSON) -> Double? {
+        switch (schema.type, v) {
+        case (.integer, .int(let i)): return Double(i)
+        case (.integer, .uint(let u)): return Double(u)
+        case (.float, _): return v.doubleValue
+        case (.datetime, .string(let s)): return Datetime.parse(s)
+        default: return nil
+        }
+    }
+
+    /// A UUID in its canonical lowercase form; nil when `s` is not one.
+    static func uuid(_ s: String) -> String? { UUID(uuidString: s)?.uuidString.lowercased() }
+
+    // MARK: writing
+
+    /// Indexes `payload` as row `row`'s.
+    package func add(row: Int, payload: JSON?) {
+        let values = Filter.nonNullValues(payload, name)
+        guard !values.isEmpty else { return }
+        let r = UInt32(row)
+        while present.count <= row >> 6 { present.append(0) }
+        present[row >> 6] |= 1 << UInt64(row & 63)
+        if termsIndexed {
+            var seen = Set<IndexKey>()
+            for v in values {
+                for k in keys(v) where seen.insert(k).inserted { insert(r, into: k) }
+            }
+        }
+        if numbersIndexed {
+            let ns = values.compactMap(number)
+            if !ns.isEmpty {
+                numbers[r] = ns
+                if sorted != nil { for n in ns { insertSorted(n, r) } }
+            }
+        }
+        if schema.type == .geo {
+            let ps = values.compactMap(GeoPoint.init(json:))
+            if !ps.isEmpty { geo[r] = ps }
+        }
+    }
+
+    /// Forgets row `row`, whose payload was `payload`.
+    package func remove(row: Int, payload: JSON?) {
+        let r = UInt32(row)
+        if row >> 6 < present.count { present[row >> 6] &= ~(1 << UInt64(row & 63)) }
+        if termsIndexed {
+            var seen = Set<IndexKey>()
+            for v in Filter.nonNullValues(payload, name) {
+                for k in keys(v) where seen.insert(k).inserted { delete(r, from: k) }
+            }
+        }
+        if let ns = numbers.removeValue(forKey: r), sorted != nil {
+            for n in ns {
+                let i = lowerBound(n, r)
+                if i < sorted!.count, sorted![i].row == r { sorted!.remove(at: i) }
+            }
+        }
+        geo.removeValue(forKey: r)
+    }
+
+    private func insert(_ row: UInt32, into key: IndexKey) {
+        if var list = terms.removeValue(forKey: key) {
+            // Rows mostly arrive in order (appends); an overwritten row goes back in its place.
+            if let last = list.last, last >= row {
+                let i = FieldIndex.lowerBound(list, row)
+                if i < list.count && list[i] == row { terms[key] = list; return }
+                list.insert(row, at: i)
+            } else {
+                list.append(row)
+            }
+            terms[key] = list
+        } else {
+            terms[key] = [row]
+        }
+    }
+
+    private func delete(_ row: UInt32, from key: IndexKey) {
+        guard var list = terms.removeValue(forKey: key) else { return }
+        let i = FieldIndex.lowerBound(list, row)
+        if i < list.count && list[i] == row { list.remove(at: i) }
+        if !list.isEmpty { terms[key] = list }
+    }
+
+    private static func lowerBound(_ list: [UInt32], _ row: UInt32) -> Int {
+        var lo = 0, hi = list.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if list[mid] < row { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// The first position in `sorted` not before (value, row).
+    private func lowerBound(_ value: Double, _ row: UInt32 = 0) -> Int {
+        var lo = 0, hi = sorted!.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            let e = sorted![mid]
+            if e.value < value || (e.value == value && e.row < row) { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    private func insertSorted(_ value: Double, _ row: UInt32) {
+        sorted!.insert((value, row), at: lowerBound(value, row))
+    }
+
+    /// Sorts the numbers (the segment was sealed: its rows no longer change, ranges get faster).
+    package func freeze() {
+        guard numbersIndexed, sorted == nil else { return }
+        var s: [(value: Double, row: UInt32)] = []
+        s.reserveCapacity(numbers.count)
+        for (r, ns) in numbers { for n in ns { s.append((n, r)) } }
+        s.sort { $0.value < $1.value || ($0.value == $1.value && $0.row < $1.row) }
+        sorted = s
+    }
+
+    // MARK: reading
+
+    /// Rows with a non-null value at the path.
+    package func presentRows(count: Int) -> RowBits {
+        var bits = RowBits(count: count)
+        for (i, w) in present.enumerated() where w != 0 {
+            var word = w
+            while word != 0 {
+                let row = i << 6 | word.trailingZeroBitCount
+                if row < count { bits.insert(row) }
+                word &= word - 1
+            }
+        }
+        return bits
+    }
+
+    private func bits(_ lists: [[UInt32]], count: Int) -> RowBits {
+        var b = RowBits(count: count)
+        for list in lists { for r in list where Int(r) < count { b.insert(Int(r)) } }
+        return b
+    }
+
+    /// The rows of a `count`-row segment that pass `condition`, or nil when this index cannot
+    /// answer it (the rows are then checked one by one).
+    /// - Complexity: O(matching rows + count / 64) for terms and sorted numbers; O(rows with
+    ///   values) for an appendable segment's numbers and for geo shapes.
+    package func rows(_ condition: Filter, count: Int) -> RowBits? {
+        switch condition {
+        case .match(_, let v):
+            guard let k = lookupKey(v) else { return nil }
+            return bits([terms[k] ?? []], count: count)
+        case .matchAny(_, let vs):
+            let ks = vs.map(lookupKey)
+            guard !ks.contains(where: { $0 == nil }) else { return nil }
+            return bits(ks.map { terms[$0!] ?? [] }, count: count)
+        case .matchExcept(_, let vs):
+            let ks = vs.map(lookupKey)
+            guard !ks.contains(where: { $0 == nil }) else { return nil }
+            var b = presentRows(count: count)
+            b.subtract(bits(ks.map { terms[$0!] ?? [] }, count: count))
+            return b
+        case .matchText(_, let text), .matchPhrase(_, let text):
+            guard schema.type == .text else { return nil }
+            let tokens = Set(Tokenizer(schema).tokens(text, forIndex: false))
+            guard !tokens.isEmpty else { return RowBits(count: count) }
+            var b: RowBits?
+            for t in tokens.sorted(by: { (terms[.string($0)]?.count ?? 0) < (terms[.string($1)]?.count ?? 0) }) {
+                let one = bits([terms[.string(t)] ?? []], count: count)
+                if b == nil { b = one } else { b!.formIntersection(one) }
+            }
+            return b
+        case .range(_, let bounds, let datetime):
+            guard numbersIndexed, datetime == (schema.type == .datetime) else { return nil }
+            var b = RowBits(count: count)
+            if let sorted {
+                var i = bounds.gte.map { lowerBound($0) } ?? bounds.gt.map { lowerBound($0.nextUp) } ?? 0
+                while i < sorted.count {
+                    let e = sorted[i]
+                    if let lt = bounds.lt, !(e.value < lt) { break }
+                    if let lte = bounds.lte, !(e.value <= lte) { break }
+                    if bounds.contains(e.value), Int(e.row) < count { b.insert(Int(e.row)) }
+                    i += 1
+                }
+            } else {
+                for (r, ns) in numbers where Int(r) < count && ns.contains(where: bounds.contains) { b.insert(Int(r)) }
+            }
+            return b
+        case .geo(_, let shape):
+            guard schema.type == .geo else { return nil }
+            var b = RowBits(count: count)
+            for (r, ps) in geo where Int(r) < count && ps.contains(where: shape.contains) { b.insert(Int(r)) }
+            return b
+        case .isEmpty:
+            return presentRows(count: count).inverted
+        default:
+            return nil
+        }
+    }
+
+    /// How many of the segment's live rows have a value (`payload_schema`'s points).
+    package func pointCount(count: Int, deleted: UnsafePointer<UInt64>?) -> Int {
+        var b = presentRows(count: count)
+        if let deleted { b.subtract(bits: deleted) }
+        return b.cardinality
+    }
+
+    /// The values counted per key for a facet over `rows`: keyword, integer and bool keys.
+    package func facetCounts(_ rows: RowBits, into counts: inout [IndexKey: Int]) -> Bool {
+        guard termsIndexed, schema.type != .text else { return false }
+        for (k, list) in terms {
+            var n = 0
+            for r in list where rows.contains(Int(r)) { n += 1 }
+            if n > 0 { counts[k, default: 0] += n }
+        }
+        return true
+    }
+
+    /// The rows' numbers for ordering: (value, row) pairs of rows in `rows`, ascending by value.
+    package func orderedValues(_ rows: RowBits) -> [(value: Double, row: UInt32)]? {
+        guard numbersIndexed else { return nil }
+        if let sorted { return sorted.filter { rows.contains(Int($0.row)) } }
+        var out: [(value: Double, row: UInt32)] = []
+        for (r, ns) in numbers where rows.contains(Int(r)) { for n in ns { out.append((n, r)) } }
+        out.sort { $0.value < $1.value || ($0.value == $1.value && $0.row < $1.row) }
+        return out
+    }
+}
+
+/// Splits text into tokens as a text index's schema says.
+package struct Tokenizer {
+    let schema: PayloadFieldSchema
+
+    init(_ schema: PayloadFieldSchema) { self.schema = schema }
+
+    /// The tokens of `text`; with `forIndex` and the prefix tokenizer, every prefix of each too.
+    package func tokens(_ text: String, forIndex: Bool) -> [String] {
+        var out: [String] = []
+        var current = ""
+        func flush() {
+            defer { current = "" }
+            guard !current.isEmpty else { return }
+            let token = schema.lowercase ? current.lowercased() : current
+            let n = token.count
+            if let max = schema.maxTokenLen, max > 0, n > max, schema.tokenizer != .prefix { return }
+            if let min = schema.minTokenLen, n < min { return }
+            if schema.tokenizer == .prefix && forIndex {
+                let lower = Swift.max(1, schema.minTokenLen ?? 1)
+                let upper = Swift.min(n, schema.maxTokenLen.flatMap { $0 > 0 ? $0 : nil } ?? n)
+                if lower <= upper { for len in lower...upper { out.append(String(token.prefix(len))) } }
+            } else {
+                out.append(token)
+            }
+        }
+        for ch in text {
+            let separator = schema.tokenizer == .whitespace ? ch.isWhitespace : !(ch.isLetter || ch.isNumber)
+            if separator { flush() } else { current.append(ch) }
+        }
+        flush()
+        return out
+    }
+}

@@ -1,0 +1,171 @@
+// Filters on one segment: which live rows pass, from the field indexes where they can answer,
+// else by checking each remaining row's JSON; and the search plan that follows from it.
+//
+//   rows(passing:)   must: indexed conditions intersect first (cheapest), nested filters
+//                    recurse within what is left, unindexed conditions are checked last and
+//                    only on the rows still in; should / min_should / must_not likewise within
+//                    the rows still in. The result is exact: a bitmap of live rows.
+//   search(allowed:) fewer allowed rows than full_scan_threshold, or no graph: score exactly
+//                    the allowed rows. Otherwise walk the graph with every other row excluded
+//                    (the walk still passes through them, so the graph stays connected; only
+//                    allowed rows enter the results), the way deleted rows are skipped.
+
+extension Segment {
+    // MARK: indexes
+
+    /// Builds the index of field `name` over the live rows (replacing one of that name).
+    package func buildFieldIndex(_ name: String, _ schema: PayloadFieldSchema) {
+        let index = FieldIndex(name: name, schema: schema)
+        for row in 0..<rowCount where !isDeleted(row) {
+            if let p = payload(row) { index.add(row: row, payload: p) }
+        }
+        if !appendable { index.freeze() }
+        fieldIndexes[name] = index
+    }
+
+    /// Makes the indexes match `schema`: drops fields no longer in it, builds new or changed ones.
+    package func applySchema(_ schema: PayloadSchema) {
+        for name in fieldIndexes.keys where schema[name] == nil { fieldIndexes[name] = nil }
+        for (name, s) in schema.fields where fieldIndexes[name]?.schema != s { buildFieldIndex(name, s) }
+    }
+
+    /// Keeps the indexes in step with a row's payload change (nil: none).
+    func reindex(row: Int, old: JSON?, new: JSON?) {
+        for index in fieldIndexes.values {
+            if old != nil { index.remove(row: row, payload: old) }
+            if new != nil { index.add(row: row, payload: new) }
+        }
+    }
+
+    // MARK: filtering
+
+    /// The live rows passing `filter`.
+    /// - Parameter rowOf: the row of a point id in this segment, nil when it has none (has_id).
+    /// - Complexity: O(rows / 64) per condition, plus the index's work, plus a JSON parse per
+    ///   row still in when an unindexed condition is checked.
+    package func rows(passing filter: Filter, rowOf: (PointID) -> Int?) -> RowBits {
+        var domain = RowBits(count: rowCount, all: true)
+        if deletedCount > 0 { domain.subtract(bits: deleted.base) }
+        return rows(filter, within: domain, rowOf: rowOf)
+    }
+
+    private func rows(_ f: Filter, within domain: RowBits, rowOf: (PointID) -> Int?) -> RowBits {
+        guard case let .all(must, should, mustNot, minShould) = f else {
+            if let b = indexed(f, rowOf: rowOf) {
+                var d = domain
+                d.formIntersection(b)
+                if case .matchPhrase = f { return check(f, within: d, phrase: true) }
+                return d
+            }
+            return check(f, within: domain)
+        }
+        var d = domain
+        var unindexed: [Filter] = []
+        var nested: [Filter] = []
+        for c in must {
+            if let b = indexed(c, rowOf: rowOf), !isPhrase(c) {
+                d.formIntersection(b)
+            } else if case .all = c {
+                nested.append(c)
+            } else if isPhrase(c) {
+                nested.append(c)
+            } else {
+                unindexed.append(c)
+            }
+        }
+        for c in nested where !d.isEmpty { d = rows(c, within: d, rowOf: rowOf) }
+        if !should.isEmpty && !d.isEmpty {
+            var s = RowBits(count: rowCount)
+            for c in should { s.formUnion(rows(c, within: d, rowOf: rowOf)) }
+            d = s
+        }
+        if let (conditions, n) = minShould, n > 0, !d.isEmpty {
+            var counts = [Int32](repeating: 0, count: rowCount)
+            for c in conditions { rows(c, within: d, rowOf: rowOf).forEach { counts[$0] += 1 } }
+            var kept = RowBits(count: rowCount)
+            d.forEach { if counts[$0] >= n { kept.insert($0) } }
+            d = kept
+        }
+        for c in mustNot where !d.isEmpty { d.subtract(rows(c, within: d, rowOf: rowOf)) }
+        if !unindexed.isEmpty && !d.isEmpty {
+            d = check(unindexed.count == 1 ? unindexed[0] : .all(must: unindexed, should: [], mustNot: []), within: d)
+        }
+        return d
+    }
+
+    private func isPhrase(_ f: Filter) -> Bool {
+        if case .matchPhrase = f { return true }
+        return false
+    }
+
+    /// What an index (or the id map) says of one condition; nil when nothing indexes it.
+    private func indexed(_ c: Filter, rowOf: (PointID) -> Int?) -> RowBits? {
+        switch c {
+        case .hasID(let ids):
+            var b = RowBits(count: rowCount)
+            for id in ids { if let r = rowOf(id), r < rowCount { b.insert(r) } }
+            return b
+        case .match(let key, _), .matchAny(let key, _), .matchExcept(let key, _), .matchText(let key, _),
+             .matchPhrase(let key, _), .range(let key, _, _), .geo(let key, _), .isEmpty(let key):
+            return fieldIndexes[key]?.rows(c, count: rowCount)
+        default:
+            return nil
+        }
+    }
+
+    /// The rows of `d` whose JSON passes `f` (with `phrase`: a text-indexed phrase, its tokens in order).
+    private func check(_ f: Filter, within d: RowBits, phrase: Bool = false) -> RowBits {
+        var out = RowBits(count: rowCount)
+        if phrase, case let .matchPhrase(key, text) = f, let index = fieldIndexes[key] {
+            let tokenizer = Tokenizer(index.schema)
+            let wanted = tokenizer.tokens(text, forIndex: false)
+            d.forEach { row in
+                let texts = Filter.values(payload(row), key).compactMap(\.stringValue)
+                if texts.contains(where: { Segment.containsRun(tokenizer.tokens($0, forIndex: false), wanted) }) { out.insert(row) }
+            }
+            return out
+        }
+        d.forEach { row in
+            if f.matches(id: record(row).id, payload: payload(row)) { out.insert(row) }
+        }
+        return out
+    }
+
+    /// Whether `run` appears in `tokens` as consecutive tokens.
+    static func containsRun(_ tokens: [String], _ run: [String]) -> Bool {
+        guard !run.isEmpty else { return false }
+        guard tokens.count >= run.count else { return false }
+        for start in 0...(tokens.count - run.count) where tokens[start] == run[0] {
+            if tokens[start..<(start + run.count)].elementsEqual(run) { return true }
+        }
+        return false
+    }
+
+    // MARK: filtered search
+
+    /// Adds the best of the `allowed` rows (live rows only, `count` of them) to `top`.
+    package func search(_ query: UnsafePointer<Float>, tag: UInt64, params: SegmentSearch, into top: inout TopK,
+                        allowed: RowBits, count: Int) {
+        let distance = DistanceFunction(self.distance)
+        let dim = self.dim
+        if let graph, !params.exact, count >= params.fullScanRows {
+            // Every row not allowed (deleted ones included) is passed through, never returned.
+            let excluded = allowed.inverted
+            let hits = excluded.words.withUnsafeBufferPointer {
+                graph.search(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef,
+                             deleted: $0.baseAddress)
+            }
+            for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
+            return
+        }
+        let base = UnsafePointer(vectors.base)
+        var threshold = top.threshold
+        allowed.forEach { row in
+            let s = -distance(query, base + row * dim, dim)
+            if s >= threshold {
+                top.push(ScoredKey(score: s, key: tag << 32 | UInt64(row)))
+                threshold = top.threshold
+            }
+        }
+    }
+}
