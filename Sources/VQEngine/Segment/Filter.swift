@@ -162,8 +162,8 @@ package indirect enum Filter: Sendable {
     }
 
     private static func condition(_ json: JSON, depth: Int) throws -> Filter {
-        guard case .object = json else { throw VQError.invalid("filter condition is \(json.typeName); expected an object") }
-        if json["must"] != nil || json["should"] != nil || json["must_not"] != nil || json["min_should"] != nil {
+        guard case .object(let members) = json else { throw VQError.invalid("filter condition is \(json.typeName); expected an object") }
+        if members.isEmpty || json["must"] != nil || json["should"] != nil || json["must_not"] != nil || json["min_should"] != nil {
             return try Filter(json: json, depth: depth)
         }
         if let ids = json["has_id"] {

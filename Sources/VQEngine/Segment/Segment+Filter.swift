@@ -143,12 +143,18 @@ extension Segment {
 
     // MARK: filtered search
 
+    /// The plan for a filtered search: walk the graph only when it exists and at least
+    /// full_scan_threshold rows are allowed (fewer are scored exactly, as in Qdrant).
+    package func usesGraph(_ params: SegmentSearch, allowed count: Int) -> Bool {
+        graph != nil && !params.exact && count >= params.fullScanRows
+    }
+
     /// Adds the best of the `allowed` rows (live rows only, `count` of them) to `top`.
     package func search(_ query: UnsafePointer<Float>, tag: UInt64, params: SegmentSearch, into top: inout TopK,
                         allowed: RowBits, count: Int) {
         let distance = DistanceFunction(self.distance)
         let dim = self.dim
-        if let graph, !params.exact, count >= params.fullScanRows {
+        if let graph, usesGraph(params, allowed: count) {
             // Every row not allowed (deleted ones included) is passed through, never returned.
             let excluded = allowed.inverted
             let hits = excluded.words.withUnsafeBufferPointer {
