@@ -82,6 +82,11 @@ struct BenchDataset {
 
     /// Exact top-`k` for every query (all cores), by the collection's metric.
     mutating func computeTruth(k: Int, distance: Distance) {
+        truth = exactNeighbours(k: k, distance: distance)
+    }
+
+    /// Each query's `k` nearest base rows by brute force, among the rows `allowed` admits (all without it).
+    func exactNeighbours(k: Int, distance: Distance, allowed: [Bool]? = nil) -> [[Int32]] {
         let dim = self.dim, n = count, nq = queryCount
         var base = self.base
         var queries = self.queries
@@ -100,7 +105,7 @@ struct BenchDataset {
                 DispatchQueue.concurrentPerform(iterations: nq) { i in
                     var top = TopK(k: k)
                     let qp = q.baseAddress! + i * dim
-                    for row in 0..<n {
+                    for row in 0..<n where allowed?[row] ?? true {
                         let s = -f(qp, b.baseAddress! + row * dim, dim)
                         if s >= top.threshold { top.push(ScoredKey(score: s, key: UInt64(row))) }
                     }
@@ -108,7 +113,7 @@ struct BenchDataset {
                 }
             }
         }
-        truth = Array(out)
+        return Array(out)
     }
 
     /// Writes base.fvecs, query.fvecs and groundtruth.ivecs into `dir` (for hnswlib_compare.py).

@@ -358,6 +358,10 @@ extension CommandSpec {
             --queries name files (.fvecs or .npy) and the ground truth is computed when absent; --synthetic N,DIM \
             generates clustered data (seeded). --scenario write-load instead measures search latency while a writer \
             upserts at full speed, three ways: default, indexed_only, and indexed_only with prevent_unoptimized. \
+            --scenario filter gives every point a generated payload (a keyword whose values hold 0.1%, 1%, 10% and \
+            50% of the points, a uniform integer) and reports, per filter (keyword matches, integer ranges from 1% \
+            to 90%), recall@k against the exact filtered neighbours and the QPS with payload indexes, without them \
+            (each point's JSON checked), and of the same queries with no filter; --ef defaults to 64 there. \
             With --url, nothing is built: --clients threads search collection --collection of a running server or \
             cluster with DIR's query.fvecs (or --queries) for --duration seconds, and the QPS and latency \
             percentiles the clients saw are reported.
@@ -380,8 +384,8 @@ extension CommandSpec {
                 OptionSpec(long: "m", value: "N", help: "HNSW links per node.", defaultText: "16"),
                 OptionSpec(long: "ef-construct", value: "N", help: "HNSW build beam width.", defaultText: "100"),
                 OptionSpec(long: "threads", value: "N", help: "Threads for indexing and for the multi-threaded QPS.", defaultText: "all cores"),
-                OptionSpec(long: "scenario", value: "NAME", help: "recall (default) or write-load.", defaultText: "recall",
-                           completion: .choices(["recall", "write-load"])),
+                OptionSpec(long: "scenario", value: "NAME", help: "recall (default), filter or write-load.", defaultText: "recall",
+                           completion: .choices(["recall", "filter", "write-load"])),
                 OptionSpec(long: "duration", value: "S", help: "Seconds of writing per write-load run; with --url, seconds of searching.",
                            defaultText: "10"),
                 OptionSpec(long: "json", help: "Print one JSON object instead of a table."),

@@ -41,7 +41,7 @@ package struct SearchRequest: Sendable {
     package var hnswEf: Int? = nil
     /// Search indexed segments only (plus unindexed ones small enough for a full scan).
     package var indexedOnly = false
-    /// Payload / id conditions; filtered searches scan.
+    /// Payload / id conditions (answered from payload indexes where the fields have them).
     package var filter: Filter? = nil
 
     package init(vector: [Float], limit: Int = 10) {
