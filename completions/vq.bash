@@ -4,7 +4,7 @@ _vq() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info check optimize serve join cluster bench help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info check optimize serve join cluster bench help --help --version" -- "$cur"))
         return
     fi
     local cmd="${COMP_WORDS[1]}"
@@ -55,13 +55,14 @@ _vq() {
         --vector) COMPREPLY=(); return ;;
         --queries) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --limit|-k) COMPREPLY=(); return ;;
+        --filter) COMPREPLY=(); return ;;
         --hnsw-ef) COMPREPLY=(); return ;;
         --format) COMPREPLY=($(compgen -W "json table" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --exact --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --filter --exact --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -78,6 +79,28 @@ _vq() {
         esac
         if [[ "$cur" == -* ]]; then
             COMPREPLY=($(compgen -W "--read-fan-out-delay-ms --read-fan-out-factor --write-consistency-factor --indexing-threshold --prevent-unoptimized --data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    create-index)
+        case "$prev" in
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    delete-index)
+        case "$prev" in
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -203,7 +226,7 @@ _vq() {
         --m) COMPREPLY=(); return ;;
         --ef-construct) COMPREPLY=(); return ;;
         --threads) COMPREPLY=(); return ;;
-        --scenario) COMPREPLY=($(compgen -W "recall write-load" -- "$cur")); return ;;
+        --scenario) COMPREPLY=($(compgen -W "recall filter write-load" -- "$cur")); return ;;
         --duration) COMPREPLY=(); return ;;
         --collection) COMPREPLY=(); return ;;
         --clients) COMPREPLY=(); return ;;
@@ -216,7 +239,7 @@ _vq() {
         fi
         ;;
     help)
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection collections info check optimize serve join cluster bench" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info check optimize serve join cluster bench" -- "$cur"))
         ;;
     esac
 }

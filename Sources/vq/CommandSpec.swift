@@ -212,6 +212,8 @@ extension CommandSpec {
                            completion: .file),
                 OptionSpec(long: "limit", short: "k", value: "K", help: "Results per query.", defaultText: "10"),
                 OptionSpec(long: "with-payload", help: "Include each point's payload."),
+                OptionSpec(long: "filter", value: "JSON",
+                           help: #"Only points passing this Qdrant filter, e.g. '{"must":[{"key":"city","match":{"value":"Oslo"}}]}'."#),
                 OptionSpec(long: "exact", help: "Exact (brute-force) search, bypassing any index."),
                 OptionSpec(long: "hnsw-ef", value: "N", help: "HNSW beam width: higher is more accurate and slower.",
                            defaultText: "max(ef_construct, limit)"),
@@ -224,6 +226,7 @@ extension CommandSpec {
             examples: [
                 ("Ten nearest points to one vector:", "vq search docs --vector '[0.1, 0.2, 0.3]'"),
                 ("Every query in a file, five results each, as a table:", "vq search docs --queries q.jsonl -k 5 --format table"),
+                ("Only points in Oslo:", #"vq search docs --vector '[0.1, 0.2, 0.3]' --filter '{"must":[{"key":"city","match":{"value":"Oslo"}}]}'"#),
             ]
         ),
         CommandSpec(
@@ -245,6 +248,36 @@ extension CommandSpec {
                 OptionSpec(long: "prevent-unoptimized", value: "BOOL", help: "true or false.", completion: .choices(["true", "false"])),
             ],
             examples: [("Fan reads out after 20 ms on every peer:", "vq update-collection docs --read-fan-out-delay-ms 20 --url http://127.0.0.1:6333")]
+        ),
+        CommandSpec(
+            name: "create-index",
+            summary: "Index a payload field for fast filtered searches, counts, facets and order_by",
+            description: """
+            Indexes payload field FIELD of collection NAME (PUT /collections/NAME/index). TYPE is keyword, integer, \
+            float, bool, datetime, uuid, text or geo, or Qdrant's field_schema object as JSON, such as \
+            '{"type":"text","tokenizer":"word","min_token_len":2}' or '{"type":"integer","lookup":false}'. FIELD is \
+            a payload path: "city", "meta.lang", "tags[]". Every segment builds the index at once (a cluster's \
+            peers each build theirs); filters on the field then read it instead of every point's JSON. Prints \
+            {"collection":NAME,"field":FIELD,"field_schema":...}.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection.", completion: .collection),
+                        ArgumentSpec(name: "FIELD", help: "Payload field path."),
+                        ArgumentSpec(name: "TYPE", help: "Index type, or a field_schema JSON object.",
+                                     completion: .choices(["keyword", "integer", "float", "bool", "datetime", "uuid", "text", "geo"]))],
+            examples: [("Index the city field for filters and facets:", "vq create-index docs city keyword"),
+                       ("Full-text index with words of 2 characters or more:",
+                        #"vq create-index docs body '{"type":"text","tokenizer":"word","min_token_len":2}'"#)]
+        ),
+        CommandSpec(
+            name: "delete-index",
+            summary: "Stop indexing a payload field",
+            description: """
+            Drops the index of payload field FIELD of collection NAME (DELETE /collections/NAME/index/FIELD); \
+            filters on it then check each point's JSON. Prints {"collection":NAME,"field":FIELD,"deleted":true}.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection.", completion: .collection),
+                        ArgumentSpec(name: "FIELD", help: "Payload field path.")],
+            examples: [("Drop the index of city:", "vq delete-index docs city")]
         ),
         CommandSpec(
             name: "collections",

@@ -142,7 +142,7 @@ func remoteSearch(_ client: HTTPClient, _ name: String, _ r: SearchRequest) thro
     let body: JSON = .object([
         ("query", .array(r.vector.map { .double(Double($0)) })), ("limit", .int(Int64(r.limit))),
         ("with_payload", .bool(r.withPayload)), ("params", .object(params)),
-    ])
+    ] + (r.filter.map { [("filter", $0.json)] } ?? []))
     let result = try call(client, "POST", "/collections/\(name)/points/query", body)
     let hits = try (result["points"]?.arrayValue ?? []).map { p -> ScoredPoint in
         let id = try PointID(json: p["id"] ?? .null)

@@ -43,6 +43,13 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     request.withPayload = args.has("with-payload")
     request.exact = args.has("exact")
     request.indexedOnly = args.has("indexed-only")
+    if let text = args.string("filter") {
+        do { request.filter = try Filter(json: try JSONParser.parse(text)) } catch let e as VQError {
+            throw UsageError(message: "--filter: \(e.message)")
+        } catch {
+            throw UsageError(message: "--filter is not valid JSON: \(error)")
+        }
+    }
     if args.string("hnsw-ef") != nil { request.hnswEf = try args.int("hnsw-ef", default: 0, in: 1...1_000_000) }
     var queryNumber = 0
     while true {

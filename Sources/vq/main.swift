@@ -59,7 +59,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             return 1
         }
         let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster", "update-collection",
-                                          "check"]
+                                          "check", "create-index", "delete-index"]
         // `vq cluster token` reads the data directory even while a server holds it (never over HTTP).
         let local = spec.name == "cluster" && args.positionals.first == "token"
         let target: Target = remoteCapable.contains(spec.name) && !local ? try resolveTarget(args) : .embedded
@@ -78,6 +78,8 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "cluster": return try cluster(args, target)
         case "check": return try check(args, target)
         case "update-collection": return try updateCollection(args, target)
+        case "create-index": return try createIndex(args, target, delete: false)
+        case "delete-index": return try createIndex(args, target, delete: true)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1

@@ -179,3 +179,38 @@ import Testing
         #expect(bad.status == 1 && bad.stdout.contains("vectors.f32") && bad.stdout.contains("checksum mismatch"), "\(bad.stdout) \(bad.stderr)")
     }
 }
+
+@Suite struct PayloadIndexCommandTests {
+    @Test("vq create-index, search --filter and delete-index: filtered results equal brute force over the passing points; bad input exits 2")
+    func createIndexAndFilter() throws {
+        let s = Scratch()
+        var rng = Rng(state: 11)
+        let vectors = (0..<400).map { _ in rng.vector(8) }
+        let cities = ["oslo", "rome", "lima"]
+        #expect(try vq(["create-collection", "c", "--dim", "8", "--data-dir", s.data]).status == 0)
+        #expect(try vq(["upsert", "c", "-", "--data-dir", s.data],
+                       stdin: Data(jsonl(vectors) { #"{"city":"\#(cities[$0 % 3])","n":\#($0)}"# }.utf8)).status == 0)
+        let made = try vq(["create-index", "c", "city", "keyword", "--data-dir", s.data])
+        #expect(made.status == 0 && made.stdout == #"{"collection":"c","field":"city","field_schema":"keyword"}"# + "\n", "\(made.stdout)\(made.stderr)")
+        #expect(try vq(["create-index", "c", "n", #"{"type":"integer","lookup":false}"#, "--data-dir", s.data]).status == 0)
+        let q = rng.vector(8)
+        let filter = #"{"must":[{"key":"city","match":{"value":"rome"}},{"key":"n","range":{"gte":100}}]}"#
+        let run = try vq(["search", "c", "--vector", "[" + q.map { "\($0)" }.joined(separator: ",") + "]", "-k", "5", "--exact",
+                          "--filter", filter, "--data-dir", s.data])
+        let keep = (0..<400).filter { $0 % 3 == 1 && $0 >= 100 }
+        let truth = cosineTopK(keep.map { vectors[$0] }, q, k: 5).map { keep[$0] }
+        let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let results = object?["results"] as? [[String: Any]] ?? []
+        let ids = results.compactMap { $0["id"] as? Int }
+        #expect(run.status == 0 && ids == truth, "\(run.stdout)\(run.stderr)")
+        for bad in [["create-index", "c", "city", "keywrd"], ["search", "c", "--vector", "[0,0,0,0,0,0,0,1]", "--filter", #"{"must":[{"key":"x"}]}"#],
+                    ["create-index", "c", "a..b", "keyword"]] {
+            let r = try vq(bad + ["--data-dir", s.data])
+            #expect(r.status == 2 && r.stderr.contains("vq: error:"), "\(bad): \(r.stderr)")
+        }
+        let dropped = try vq(["delete-index", "c", "city", "--data-dir", s.data])
+        #expect(dropped.status == 0 && dropped.stdout.contains(#""deleted":true"#))
+        let info = try vq(["info", "c", "--data-dir", s.data])
+        #expect(info.stdout.contains(#""payload_schema":{"n":"#), "\(info.stdout)")
+    }
+}

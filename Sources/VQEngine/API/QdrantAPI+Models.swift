@@ -34,14 +34,9 @@ extension QdrantAPI {
         return b
     }
 
-    /// with_payload: true/false, or a list of keys (taken as true: whole payloads are returned).
-    func withPayload(_ body: JSON, default d: Bool) throws -> Bool {
-        guard let v = body["with_payload"], v != .null else { return d }
-        switch v {
-        case .bool(let b): return b
-        case .array, .object: return true
-        default: throw VQError.invalid("\"with_payload\" is \(v.typeName); expected a boolean or a list of keys")
-        }
+    /// with_payload: true/false, a list of keys, or {"include"|"exclude": keys} (see PayloadSelector).
+    func withPayload(_ body: JSON, default d: Bool) throws -> PayloadSelector {
+        try PayloadSelector(json: body["with_payload"], default: d)
     }
 
     func withVector(_ body: JSON) throws -> Bool {
@@ -110,18 +105,18 @@ extension QdrantAPI {
 
     // MARK: JSON out
 
-    func recordJSON(_ p: PointRecord, withVector: Bool, withPayload: Bool) -> JSON {
+    func recordJSON(_ p: PointRecord, withVector: Bool, withPayload: PayloadSelector) -> JSON {
         var m: [(String, JSON)] = [("id", p.id.json)]
-        if withPayload { m.append(("payload", p.payload ?? .object([]))) }
+        if withPayload.wanted { m.append(("payload", withPayload.apply(p.payload))) }
         if withVector { m.append(("vector", .array(p.vector.map { .double(Double($0)) }))) }
         return .object(m)
     }
 
-    func scoredJSON(_ h: ScoredPoint, vector: [Float]?) -> JSON {
+    func scoredJSON(_ h: ScoredPoint, vector: [Float]?, payload selector: PayloadSelector = .all) -> JSON {
         // The float's shortest form (0.98058069, not 0.9805806875228882), as Qdrant prints f32 scores.
         let score = Double(h.score.description) ?? Double(h.score)
         var m: [(String, JSON)] = [("id", h.id.json), ("version", .int(Int64(h.version))), ("score", .double(score))]
-        if let payload = h.payload { m.append(("payload", payload)) }
+        if selector.wanted { m.append(("payload", selector.apply(h.payload))) }
         if let vector { m.append(("vector", .array(vector.map { .double(Double($0)) }))) }
         return .object(m)
     }
@@ -371,7 +366,7 @@ extension QdrantAPI {
     func getPoints(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         let ids = try requireArray(body, "ids").map { try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
-        return .array(try collection.retrieve(ids, withVector: wv, withPayload: wp).map { recordJSON($0, withVector: wv, withPayload: wp) })
+        return .array(try collection.retrieve(ids, withVector: wv, withPayload: wp.wanted).map { recordJSON($0, withVector: wv, withPayload: wp) })
     }
 
     func deletePoints(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
@@ -412,9 +407,54 @@ extension QdrantAPI {
         guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
         let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
-        let (points, next) = try collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp)
+        if let order = body["order_by"], order != .null {
+            // Qdrant's order_by: "key" or {"key", "direction": "asc"|"desc", "start_from": number or datetime}.
+            guard offset == nil else { throw VQError.invalid("offset cannot be used with order_by; page with order_by.start_from") }
+            let key: String
+            var descending = false
+            var startFrom: Double?
+            switch order {
+            case .string(let k): key = k
+            case .object:
+                try rejectUnknown(order, ["key", "direction", "start_from"], "order_by")
+                guard let k = order["key"]?.stringValue else { throw VQError.invalid("order_by needs \"key\": an indexed payload field") }
+                key = k
+                switch order["direction"]?.stringValue?.lowercased() {
+                case nil, "asc": descending = false
+                case "desc": descending = true
+                default: throw VQError.invalid("order_by.direction is \(order["direction"]!.compactText); expected \"asc\" or \"desc\"")
+                }
+                if let s = order["start_from"], s != .null {
+                    guard let v = s.doubleValue ?? s.stringValue.flatMap(Datetime.parse) else {
+                        throw VQError.invalid("order_by.start_from is \(s.compactText); expected a number or an RFC 3339 datetime")
+                    }
+                    startFrom = v
+                }
+            default: throw VQError.invalid("order_by is \(order.typeName); expected a key or {\"key\", \"direction\", \"start_from\"}")
+            }
+            let rows = try collection.ordered(key: key, filter: try filter(body), descending: descending, startFrom: startFrom, limit: limit,
+                                              withVector: wv, withPayload: wp.wanted)
+            let datetime = collection.config.payloadSchema[key]?.type == .datetime
+            return .object([("points", .array(rows.map { v, r in
+                guard case .object(var m) = recordJSON(r, withVector: wv, withPayload: wp) else { return .null }
+                let value: JSON = datetime ? .string(Datetime.format(v)) : (v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v))
+                m.append(("order_value", value))
+                return .object(m)
+            })), ("next_page_offset", .null)])
+        }
+        let (points, next) = try collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp.wanted)
         return .object([("points", .array(points.map { recordJSON($0, withVector: wv, withPayload: wp) })),
                         ("next_page_offset", next?.json ?? .null)])
+    }
+
+    /// `POST /collections/NAME/facet`: {"key", "filter", "limit", "exact"} -> {"hits": [{"value", "count"}]}.
+    func facet(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        try rejectUnknown(body, ["key", "filter", "limit", "exact"], "facet request")
+        guard let key = body["key"]?.stringValue else { throw VQError.invalid("facet needs \"key\": an indexed payload field") }
+        _ = try bool(body, "exact", default: false)  // counts are always exact here
+        let limit = try int(body, "limit", default: 10, min: 1)
+        let hits = try collection.facet(key: key, filter: try filter(body), limit: limit)
+        return .object([("hits", .array(hits.map { .object([("value", $0.value.json), ("count", .int(Int64($0.count)))]) }))])
     }
 
     func count(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
@@ -429,7 +469,8 @@ extension QdrantAPI {
     func runSearchCounting(_ collection: VectorCollection, vector: [Float], body: JSON) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
         var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10))
         req.offset = try int(body, "offset", default: 0)
-        req.withPayload = try withPayload(body, default: false)
+        let selector = try withPayload(body, default: false)
+        req.withPayload = selector.wanted
         req.filter = try filter(body)
         if let params = body["params"], params != .null {
             if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
@@ -446,7 +487,7 @@ extension QdrantAPI {
         let vectors: [PointID: [Float]] = wv
             ? Dictionary(uniqueKeysWithValues: try collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) })
             : [:]
-        return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil) }, result.unindexedSkipped, req.indexedOnly)
+        return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil, payload: selector) }, result.unindexedSkipped, req.indexedOnly)
     }
 
     func search(_ collection: VectorCollection, _ body: JSON) throws -> JSON {

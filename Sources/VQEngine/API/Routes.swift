@@ -130,6 +130,9 @@ extension QdrantAPI {
         Route("PUT", "collections/{name}/index", "collections.index.create", .write) { api, c in
             try api.createPayloadIndex(c.params[0], c.request, try c.body(), c.start)
         },
+        Route("POST", "collections/{name}/facet", "collections.facet", .read) { api, c in
+            APIEnvelope.ok(try api.facet(try api.openCollection(c.params[0]), try c.body()), since: c.start)
+        },
         Route("DELETE", "collections/{name}/index/{field}", "collections.index.delete", .write) { api, c in
             try api.changePayloadIndex(c.params[0], field: c.params[1], schema: nil, c.request, c.start)
         },

@@ -259,6 +259,36 @@ package final class VectorCollection: @unchecked Sendable {
         return (Array(all[start..<end]), end < all.count ? all[end].id : nil)
     }
 
+    /// Per value of the indexed field `key`, how many points passing `filter` hold it, most first
+    /// (then by value), at most `limit` values (Qdrant's facet).
+    /// - Throws: `.invalidInput` when `key` has no keyword, uuid, bool or integer (lookup) index.
+    package func facet(key: String, filter: Filter?, limit: Int) throws -> [(value: IndexKey, count: Int)] {
+        guard let schema = config.payloadSchema[key], FieldIndex(name: key, schema: schema).facetable else {
+            throw VQError.invalid("facet needs a keyword, uuid, bool or integer index on \"\(key)\"", hint: "create one: PUT /collections/\(name)/index")
+        }
+        var counts: [IndexKey: Int] = [:]
+        for set in replicaSets { counts.merge(try set.facet(key: key, schema: schema, filter: filter), uniquingKeysWith: +) }
+        return counts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(limit).map { ($0.key, $0.value) }
+    }
+
+    /// The first `limit` points passing `filter` ordered by the numbers of the indexed field `key`
+    /// (Qdrant's order_by), from `startFrom` on.
+    /// - Throws: `.invalidInput` when `key` has no integer (range), float or datetime index.
+    package func ordered(key: String, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
+                         withVector: Bool, withPayload: Bool) throws -> [(value: Double, record: PointRecord)] {
+        guard let schema = config.payloadSchema[key], FieldIndex(name: key, schema: schema).orderable else {
+            throw VQError.invalid("order_by needs an integer (with range), float or datetime index on \"\(key)\"",
+                                  hint: "create one: PUT /collections/\(name)/index")
+        }
+        var all: [(value: Double, record: PointRecord)] = []
+        for set in replicaSets {
+            all += try set.ordered(key: key, schema: schema, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
+                                   withVector: withVector, withPayload: withPayload, dim: config.dim)
+        }
+        all.sort { descending ? $0.value > $1.value : $0.value < $1.value }
+        return Array(all.prefix(limit))
+    }
+
     /// How many points pass `filter`.
     package func count(filter: Filter?) throws -> Int {
         if filter == nil { return try replicaSets.reduce(0) { $0 + (try $1.count()) } }

@@ -16,10 +16,30 @@
 import Foundation
 
 /// A value as an index keys it.
-package enum IndexKey: Hashable, Sendable {
+package enum IndexKey: Hashable, Sendable, Comparable {
     case string(String)
     case int(Int64)
     case bool(Bool)
+
+    /// Strings, then integers, then false, then true; within a kind by value.
+    package static func < (a: IndexKey, b: IndexKey) -> Bool {
+        switch (a, b) {
+        case let (.string(x), .string(y)): return x < y
+        case let (.int(x), .int(y)): return x < y
+        case let (.bool(x), .bool(y)): return !x && y
+        case (.string, _): return true
+        case (.int, .bool): return true
+        default: return false
+        }
+    }
+
+    package var json: JSON {
+        switch self {
+        case .string(let s): return .string(s)
+        case .int(let i): return .int(i)
+        case .bool(let b): return .bool(b)
+        }
+    }
 }
 
 package final class FieldIndex: @unchecked Sendable {
@@ -31,6 +51,13 @@ package final class FieldIndex: @unchecked Sendable {
     private var sorted: [(value: Double, row: UInt32)]?
     private var geo: [UInt32: [GeoPoint]] = [:]
     private var present: [UInt64] = []
+    // Sealed segments only (built by `freeze`): bitmaps, so large selections cost a copy of
+    // rows / 64 words instead of a bit per row.
+    /// Terms holding at least 1/64 of the rows.
+    private var denseTerms: [IndexKey: RowBits] = [:]
+    /// When every row has at most one number: `below[j]` holds the rows of `sorted[0 ..< j * step]`.
+    private var below: [RowBits] = []
+    private var belowStep = 0
 
     /// Mutated only under the shard's write lock; read under its read lock.
     package init(name: String, schema: PayloadFieldSchema) {
@@ -186,14 +213,45 @@ package final class FieldIndex: @unchecked Sendable {
         sorted!.insert((value, row), at: lowerBound(value, row))
     }
 
-    /// Sorts the numbers (the segment was sealed: its rows no longer change, ranges get faster).
-    package func freeze() {
-        guard numbersIndexed, sorted == nil else { return }
+    /// Prepares for reads only (the segment of `rows` rows was sealed: its rows no longer
+    /// change): numbers sorted, with cumulative bitmaps for wide ranges; dense terms as bitmaps.
+    package func freeze(rows: Int) {
+        guard sorted == nil else { return }
+        let dense = max(64, rows / 64)
+        for (k, list) in terms where list.count >= dense { denseTerms[k] = bits([list], count: rows) }
+        guard numbersIndexed else { return }
         var s: [(value: Double, row: UInt32)] = []
         s.reserveCapacity(numbers.count)
-        for (r, ns) in numbers { for n in ns { s.append((n, r)) } }
+        var single = true
+        for (r, ns) in numbers {
+            if ns.count > 1 { single = false }
+            for n in ns { s.append((n, r)) }
+        }
         s.sort { $0.value < $1.value || ($0.value == $1.value && $0.row < $1.row) }
         sorted = s
+        // 64 cumulative bitmaps: a range is then two bitmaps and at most two steps of rows.
+        guard single, s.count >= 256 else { return }
+        belowStep = (s.count + 63) / 64
+        var acc = RowBits(count: rows)
+        below = [acc]
+        for (i, e) in s.enumerated() {
+            if Int(e.row) < rows { acc.insert(Int(e.row)) }
+            if (i + 1) % belowStep == 0 { below.append(acc) }
+        }
+    }
+
+    /// Rows whose number is below `x` (or at most `x` with `inclusive`), from the cumulative bitmaps.
+    private func rowsBelow(_ x: Double, inclusive: Bool, count: Int) -> RowBits {
+        let s = sorted!
+        var lo = 0, hi = s.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if s[mid].value < x || (inclusive && s[mid].value == x) { lo = mid + 1 } else { hi = mid }
+        }
+        let j = min(lo / belowStep, below.count - 1)
+        var b = below[j]
+        for i in (j * belowStep)..<lo where Int(s[i].row) < count { b.insert(Int(s[i].row)) }
+        return b
     }
 
     // MARK: reading
@@ -212,6 +270,17 @@ package final class FieldIndex: @unchecked Sendable {
         return bits
     }
 
+    /// Rows holding any of `keys`: dense terms from their bitmaps, the rest from posting lists.
+    private func termRows(_ keys: [IndexKey], count: Int) -> RowBits {
+        var b = RowBits(count: count)
+        var lists: [[UInt32]] = []
+        for k in keys {
+            if let d = denseTerms[k], d.count == count { b.formUnion(d) } else if let list = terms[k] { lists.append(list) }
+        }
+        for list in lists { for r in list where Int(r) < count { b.insert(Int(r)) } }
+        return b
+    }
+
     private func bits(_ lists: [[UInt32]], count: Int) -> RowBits {
         var b = RowBits(count: count)
         for list in lists { for r in list where Int(r) < count { b.insert(Int(r)) } }
@@ -226,16 +295,16 @@ package final class FieldIndex: @unchecked Sendable {
         switch condition {
         case .match(_, let v):
             guard let k = lookupKey(v) else { return nil }
-            return bits([terms[k] ?? []], count: count)
+            return termRows([k], count: count)
         case .matchAny(_, let vs):
             let ks = vs.map(lookupKey)
             guard !ks.contains(where: { $0 == nil }) else { return nil }
-            return bits(ks.map { terms[$0!] ?? [] }, count: count)
+            return termRows(ks.map { $0! }, count: count)
         case .matchExcept(_, let vs):
             let ks = vs.map(lookupKey)
             guard !ks.contains(where: { $0 == nil }) else { return nil }
             var b = presentRows(count: count)
-            b.subtract(bits(ks.map { terms[$0!] ?? [] }, count: count))
+            b.subtract(termRows(ks.map { $0! }, count: count))
             return b
         case .matchText(_, let text), .matchPhrase(_, let text):
             guard schema.type == .text else { return nil }
@@ -250,7 +319,19 @@ package final class FieldIndex: @unchecked Sendable {
         case .range(_, let bounds, let datetime):
             guard numbersIndexed, datetime == (schema.type == .datetime) else { return nil }
             var b = RowBits(count: count)
-            if let sorted {
+            if sorted != nil, !below.isEmpty, count == below[0].count {
+                // Wide or narrow, two bitmaps and at most two steps of rows.
+                switch (bounds.lt, bounds.lte) {
+                case let (lt?, lte?):
+                    b = rowsBelow(lt, inclusive: false, count: count)
+                    b.formIntersection(rowsBelow(lte, inclusive: true, count: count))
+                case let (lt?, nil): b = rowsBelow(lt, inclusive: false, count: count)
+                case let (nil, lte?): b = rowsBelow(lte, inclusive: true, count: count)
+                case (nil, nil): b = rowsBelow(.infinity, inclusive: true, count: count)
+                }
+                if let gt = bounds.gt { b.subtract(rowsBelow(gt, inclusive: true, count: count)) }
+                if let gte = bounds.gte { b.subtract(rowsBelow(gte, inclusive: false, count: count)) }
+            } else if let sorted {
                 var i = bounds.gte.map { lowerBound($0) } ?? bounds.gt.map { lowerBound($0.nextUp) } ?? 0
                 while i < sorted.count {
                     let e = sorted[i]
@@ -282,20 +363,39 @@ package final class FieldIndex: @unchecked Sendable {
         return b.cardinality
     }
 
-    /// The values counted per key for a facet over `rows`: keyword, integer and bool keys.
-    package func facetCounts(_ rows: RowBits, into counts: inout [IndexKey: Int]) -> Bool {
-        guard termsIndexed, schema.type != .text else { return false }
+    /// Whether facets can count this field's values (keyword, uuid, bool, integer lookups).
+    package var facetable: Bool { termsIndexed && schema.type != .text }
+
+    /// Whether `order_by` can sort by this field (integer ranges, float, datetime).
+    package var orderable: Bool { numbersIndexed }
+
+    /// Adds to `counts`, per value, how many of `rows` hold it (a row once per distinct value).
+    package func facetCounts(_ rows: RowBits, into counts: inout [IndexKey: Int]) {
+        guard facetable else { return }
         for (k, list) in terms {
             var n = 0
-            for r in list where rows.contains(Int(r)) { n += 1 }
+            if let d = denseTerms[k], d.count == rows.count {
+                for (a, b) in zip(d.words, rows.words) { n += (a & b).nonzeroBitCount }
+            } else {
+                for r in list where rows.contains(Int(r)) { n += 1 }
+            }
             if n > 0 { counts[k, default: 0] += n }
         }
-        return true
+    }
+
+    /// The facet keys of one payload (what a remote replica's points are counted by).
+    package func facetKeys(_ payload: JSON?) -> Set<IndexKey> {
+        Set(Filter.nonNullValues(payload, name).flatMap(keys))
+    }
+
+    /// The numbers of one payload that `order_by` sorts by.
+    package func orderValues(_ payload: JSON?) -> [Double] {
+        Filter.nonNullValues(payload, name).compactMap(number)
     }
 
     /// The rows' numbers for ordering: (value, row) pairs of rows in `rows`, ascending by value.
-    package func orderedValues(_ rows: RowBits) -> [(value: Double, row: UInt32)]? {
-        guard numbersIndexed else { return nil }
+    package func orderedValues(_ rows: RowBits) -> [(value: Double, row: UInt32)] {
+        guard numbersIndexed else { return [] }
         if let sorted { return sorted.filter { rows.contains(Int($0.row)) } }
         var out: [(value: Double, row: UInt32)] = []
         for (r, ns) in numbers where rows.contains(Int(r)) { for n in ns { out.append((n, r)) } }

@@ -19,7 +19,7 @@ extension Segment {
         for row in 0..<rowCount where !isDeleted(row) {
             if let p = payload(row) { index.add(row: row, payload: p) }
         }
-        if !appendable { index.freeze() }
+        if !appendable { index.freeze(rows: rowCount) }
         fieldIndexes[name] = index
     }
 

@@ -218,7 +218,7 @@ package final class Segment: @unchecked Sendable {
     /// Stops taking new rows (its payload indexes sort their numbers: rows no longer change).
     package func seal() {
         appendable = false
-        for index in fieldIndexes.values { index.freeze() }
+        for index in fieldIndexes.values { index.freeze(rows: rowCount) }
     }
 
     // MARK: rows

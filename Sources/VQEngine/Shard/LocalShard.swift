@@ -388,6 +388,18 @@ package final class LocalShard: @unchecked Sendable {
     /// How many live points pass `filter` (from the payload indexes where they answer).
     package func count(filter: Filter) -> Int { lock.read { holder.count(filter: filter) } }
 
+    /// See `SegmentHolder.facet`.
+    package func facet(key: String, filter: Filter?) -> [IndexKey: Int]? { lock.read { holder.facet(key: key, filter: filter) } }
+
+    /// See `SegmentHolder.ordered`.
+    package func ordered(key: String, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
+                         withVector: Bool, withPayload: Bool) -> [(value: Double, record: PointRecord)]? {
+        lock.read {
+            holder.ordered(key: key, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
+                           withVector: withVector, withPayload: withPayload)
+        }
+    }
+
     /// Indexes the payload fields of `schema` in every segment, dropping fields not in it.
     ///
     /// Builds new fields' indexes under the write lock: writes and searches of this shard wait

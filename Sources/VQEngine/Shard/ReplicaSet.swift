@@ -151,6 +151,54 @@ package final class ReplicaSet: Sendable {
         }
     }
 
+    /// Facet counts of indexed field `key` (a remote replica's from its points' payloads).
+    package func facet(key: String, schema: PayloadFieldSchema, filter: Filter?) throws -> [IndexKey: Int] {
+        try onOneReplica { [local] placement, peer in
+            if let placement, peer != placement.localPeer {
+                let records = try placement.measureRead(peer) {
+                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                        .scan(ids: nil, filter: filter, withVector: false, withPayload: true, dim: 0)
+                }
+                let index = FieldIndex(name: key, schema: schema)
+                var counts: [IndexKey: Int] = [:]
+                for r in records { for k in index.facetKeys(r.payload) { counts[k, default: 0] += 1 } }
+                return counts
+            }
+            try local.checkIntact()
+            guard let counts = local.facet(key: key, filter: filter) else { throw VQError(.busy, "\(self.what) is still building the index of \"\(key)\"") }
+            return counts
+        }
+    }
+
+    /// The first `limit` points by the numbers of indexed field `key` (a remote replica's from its payloads).
+    package func ordered(key: String, schema: PayloadFieldSchema, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
+                         withVector: Bool, withPayload: Bool, dim: Int) throws -> [(value: Double, record: PointRecord)] {
+        try onOneReplica { [local] placement, peer in
+            if let placement, peer != placement.localPeer {
+                let records = try placement.measureRead(peer) {
+                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                        .scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, dim: dim)
+                }
+                let index = FieldIndex(name: key, schema: schema)
+                var out: [(value: Double, record: PointRecord)] = []
+                for var r in records {
+                    let values = index.orderValues(r.payload).filter { v in startFrom.map { descending ? v <= $0 : v >= $0 } ?? true }
+                    guard let v = descending ? values.max() : values.min() else { continue }
+                    if !withPayload { r.payload = nil }
+                    out.append((v, r))
+                }
+                out.sort { descending ? $0.value > $1.value : $0.value < $1.value }
+                return Array(out.prefix(limit))
+            }
+            try local.checkIntact()
+            guard let out = local.ordered(key: key, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
+                                          withVector: withVector, withPayload: withPayload) else {
+                throw VQError(.busy, "\(self.what) is still building the index of \"\(key)\"")
+            }
+            return out
+        }
+    }
+
     /// The points in the shard, from one active replica.
     package func count() throws -> Int {
         try onOneReplica { [local] placement, peer in

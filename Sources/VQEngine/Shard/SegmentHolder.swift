@@ -278,6 +278,45 @@ package final class SegmentHolder: @unchecked Sendable {
         return out
     }
 
+    /// Per value of `key`, how many live points passing `filter` hold it; nil when `key` has no
+    /// index that counts values.
+    func facet(key: String, filter: Filter?) -> [IndexKey: Int]? {
+        var counts: [IndexKey: Int] = [:]
+        for (i, seg) in slots.enumerated() {
+            guard let seg else { continue }
+            guard let index = seg.fieldIndexes[key], index.facetable else { return nil }
+            index.facetCounts(rows(inSlot: i, passing: filter), into: &counts)
+        }
+        return counts
+    }
+
+    /// The first `limit` live points passing `filter` in the order of `key`'s numbers (each point
+    /// once, at its first value in that order), from `startFrom` on; nil when `key` has no
+    /// index that orders.
+    func ordered(key: String, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
+                 withVector: Bool, withPayload: Bool) -> [(value: Double, record: PointRecord)]? {
+        var entries: [(value: Double, slot: Int, row: UInt32)] = []
+        for (i, seg) in slots.enumerated() {
+            guard let seg else { continue }
+            guard let index = seg.fieldIndexes[key], index.orderable else { return nil }
+            for e in index.orderedValues(rows(inSlot: i, passing: filter)) {
+                if let startFrom, descending ? e.value > startFrom : e.value < startFrom { continue }
+                entries.append((e.value, i, e.row))
+            }
+        }
+        entries.sort { descending ? $0.value > $1.value : $0.value < $1.value }
+        var seen = Set<PointID>()
+        var out: [(value: Double, record: PointRecord)] = []
+        for e in entries where out.count < limit {
+            let seg = slots[e.slot]!
+            let rec = seg.record(Int(e.row))
+            guard seen.insert(rec.id).inserted else { continue }
+            out.append((e.value, PointRecord(id: rec.id, version: rec.version, vector: withVector ? Array(seg.vector(Int(e.row))) : [],
+                                             payload: withPayload ? seg.payload(Int(e.row)) : nil)))
+        }
+        return out
+    }
+
     /// How many live points pass `filter`.
     func count(filter: Filter) -> Int {
         slots.indices.reduce(0) { $0 + (slots[$1] == nil ? 0 : rows(inSlot: $1, passing: filter).cardinality) }

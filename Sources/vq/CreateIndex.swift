@@ -1,0 +1,50 @@
+import Foundation
+import VQEngine
+
+/// `vq create-index NAME FIELD TYPE` and `vq delete-index NAME FIELD`: index a payload field (or
+/// stop indexing it); prints {"collection", "field", "field_schema"} or {"collection", "field", "deleted": true}.
+func createIndex(_ args: Arguments, _ target: Target, delete: Bool) throws -> Int32 {
+    let name = try args.positional(0)
+    let field = try args.positional(1)
+    do { try PayloadSchema.validate(fieldName: field) } catch let e as VQError { throw UsageError(message: e.message) }
+    var schema: PayloadFieldSchema?
+    if !delete {
+        let text = try args.positional(2)
+        // A type name, or Qdrant's field_schema object as JSON.
+        let json: JSON = text.hasPrefix("{") ? try { () throws -> JSON in
+            do { return try JSONParser.parse(text) } catch { throw UsageError(message: "TYPE is not valid JSON: \(error)") }
+        }() : .string(text)
+        do { schema = try PayloadFieldSchema(json: json) } catch let e as VQError {
+            throw UsageError(message: e.message + suggestion(text, PayloadFieldType.allCases.map(\.rawValue)))
+        }
+    }
+    switch target {
+    case .remote(let client):
+        let path = "/collections/\(name)/index" + (delete ? "/\(percentEncode(field))" : "") + "?wait=true"
+        _ = try call(client, delete ? "DELETE" : "PUT", path,
+                     delete ? nil : .object([("field_name", .string(field)), ("field_schema", schema!.json)]))
+    case .embedded:
+        let engine = try openEngine(args, create: false)
+        _ = try engine.updateCollection(name) { $0.payloadSchema[field] = schema }
+        try engine.close()
+    }
+    let out: [(String, JSON)] = [("collection", .string(name)), ("field", .string(field))]
+        + (delete ? [("deleted", .bool(true))] : [("field_schema", schema!.json)])
+    standardOutput.write(bytes: JSONWriter.bytes(.object(out)) + [0x0A])
+    return 0
+}
+
+/// `s` with everything but unreserved characters percent-encoded (one path segment).
+func percentEncode(_ s: String) -> String {
+    var out = ""
+    for b in s.utf8 {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            out.append(Character(UnicodeScalar(b)))
+        default:
+            out += String(format: "%%%02X", b)
+        }
+    }
+    return out
+}
