@@ -3,7 +3,8 @@
 
 Exercises what applications do: create, upsert (int and UUID ids, payloads), get,
 search with a filter, query, scroll with pagination, count, payload update,
-delete, collection update and delete. Exits non-zero on the first mismatch.
+delete, payload indexes (keyword, integer, text), a text match, a facet, an
+order_by scroll with a with_payload selector, collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
 import uuid
@@ -62,6 +63,25 @@ client.delete(name, points_selector=models.PointIdsList(points=[2, 3]), wait=Tru
 assert client.count(name).count == 19
 client.delete(name, points_selector=models.FilterSelector(filter=models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="Oslo"))])), wait=True)
 assert client.count(name).count == 18
+
+# Payload indexes, a text match, a facet and an order_by scroll.
+r = client.create_payload_index(name, field_name="city", field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
+assert r.status == models.UpdateStatus.COMPLETED, r
+client.create_payload_index(name, field_name="n", field_schema=models.IntegerIndexParams(type=models.IntegerIndexType.INTEGER, lookup=True, range=True), wait=True)
+client.set_payload(name, payload={"text": "cheap vector search"}, points=[4], wait=True)
+client.create_payload_index(name, field_name="text", field_schema=models.TextIndexParams(type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True), wait=True)
+schema = client.get_collection(name).payload_schema
+assert schema["city"].data_type == models.PayloadSchemaType.KEYWORD and schema["city"].points == 18, schema
+assert schema["n"].data_type == models.PayloadSchemaType.INTEGER, schema
+text = client.scroll(name, scroll_filter=models.Filter(must=[models.FieldCondition(key="text", match=models.MatchText(text="Vector"))]))[0]
+assert [p.id for p in text] == [4], text
+facet = client.facet(name, key="city", limit=10, exact=True)
+assert [(h.value, h.count) for h in facet.hits] == [("Paris", 9), ("Rome", 9)], facet
+ordered, _ = client.scroll(name, limit=3, order_by=models.OrderBy(key="n", direction=models.Direction.DESC), with_payload=["n"])
+assert [p.payload["n"] for p in ordered] == [20, 19, 18], ordered
+assert all(set(p.payload) == {"n"} for p in ordered), ordered
+client.delete_payload_index(name, field_name="text", wait=True)
+assert "text" not in client.get_collection(name).payload_schema
 
 client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=20000))
 assert client.get_collection(name).config.optimizer_config.indexing_threshold == 20000
