@@ -25,6 +25,7 @@ func bench(_ args: Arguments) throws -> Int32 {
     config.m = try args.int("m", default: 16, in: 2...512)
     config.efConstruct = try args.int("ef-construct", default: 100, in: 4...10_000)
     config.maxIndexingThreads = scenario == "recall" ? threads : 0
+    if args.string("full-scan-threshold") != nil { config.fullScanThreshold = try args.int("full-scan-threshold", default: 0, in: 0...Int(Int32.max)) }
     config.maxSegmentSize = max(CollectionConfig.automaticMaxSegmentSize, dataset.count * dataset.dim * 4 / 1024 + 1)
     let json = args.has("json")
     let progress = StatusLine(quiet: args.quiet)
@@ -153,12 +154,12 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 /// - Parameters:
 ///   - filter: applied to every query; `truth` is then the exact neighbours among the points passing it.
 func benchSearch(_ collection: VectorCollection, _ d: BenchDataset, k: Int, ef: Int, threads: Int,
-                 filter: Filter? = nil, truth: [[Int32]]? = nil, passes: Int = 3) throws -> BenchRow {
+                 filter: Filter? = nil, truth: [[Int32]]? = nil, passes: Int = 3, queries: Int? = nil) throws -> BenchRow {
     var request = SearchRequest(vector: [], limit: k)
     request.hnswEf = ef
     request.filter = filter
     let truthRows = truth ?? d.truth
-    let nq = d.queryCount
+    let nq = min(d.queryCount, queries ?? d.queryCount)
     var hits = 0
     var latencies: [Double] = []
     latencies.reserveCapacity(nq)

@@ -6,9 +6,11 @@
 //                    only on the rows still in; should / min_should / must_not likewise within
 //                    the rows still in. The result is exact: a bitmap of live rows.
 //   search(allowed:) fewer allowed rows than full_scan_threshold, or no graph: score exactly
-//                    the allowed rows. Otherwise walk the graph with every other row excluded
-//                    (the walk still passes through them, so the graph stays connected; only
-//                    allowed rows enter the results), the way deleted rows are skipped.
+//                    the allowed rows. Otherwise walk the graph: with 30% of the rows or more
+//                    allowed, the usual walk with the others passed through and never returned
+//                    (as deleted rows); with fewer, scoring allowed rows only, reached directly or
+//                    through one row that is not allowed (two hops), so the walk stays connected
+//                    where allowed rows are sparse (HNSWGraph.searchFiltered).
 
 extension Segment {
     // MARK: indexes
@@ -143,10 +145,12 @@ extension Segment {
 
     // MARK: filtered search
 
-    /// The plan for a filtered search: walk the graph only when it exists and at least
-    /// full_scan_threshold rows are allowed (fewer are scored exactly, as in Qdrant).
+    /// The plan for a filtered search: walk the graph only when it exists, at least
+    /// full_scan_threshold rows are allowed (fewer are scored exactly, as in Qdrant), and at
+    /// least 5% of the segment's rows are (below that the two-hop walk loses its way: recall@10
+    /// 0.996 at 5%, 0.79 at 2% on 200k x 128, BENCHMARKS.md), else the allowed rows are scored exactly.
     package func usesGraph(_ params: SegmentSearch, allowed count: Int) -> Bool {
-        graph != nil && !params.exact && count >= params.fullScanRows
+        graph != nil && !params.exact && count >= params.fullScanRows && count * 20 >= rowCount
     }
 
     /// Adds the best of the `allowed` rows (live rows only, `count` of them) to `top`.
@@ -155,11 +159,19 @@ extension Segment {
         let distance = DistanceFunction(self.distance)
         let dim = self.dim
         if let graph, usesGraph(params, allowed: count) {
-            // Every row not allowed (deleted ones included) is passed through, never returned.
-            let excluded = allowed.inverted
-            let hits = excluded.words.withUnsafeBufferPointer {
-                graph.search(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef,
-                             deleted: $0.baseAddress)
+            let hits: [Candidate]
+            if count * 10 >= rowCount * 3 {
+                // Most rows allowed: the usual walk, the others passed through and never returned.
+                let excluded = allowed.inverted
+                hits = excluded.words.withUnsafeBufferPointer {
+                    graph.search(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef, deleted: $0.baseAddress)
+                }
+            } else {
+                // Fewer: score allowed rows only; the others are bridges (see HNSWGraph.searchFiltered).
+                hits = allowed.words.withUnsafeBufferPointer {
+                    graph.searchFiltered(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef,
+                                         allowed: $0.baseAddress!)
+                }
             }
             for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
             return
