@@ -226,6 +226,7 @@ _vq() {
         --m) COMPREPLY=(); return ;;
         --ef-construct) COMPREPLY=(); return ;;
         --threads) COMPREPLY=(); return ;;
+        --full-scan-threshold) COMPREPLY=(); return ;;
         --scenario) COMPREPLY=($(compgen -W "recall filter write-load" -- "$cur")); return ;;
         --duration) COMPREPLY=(); return ;;
         --collection) COMPREPLY=(); return ;;
@@ -235,7 +236,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     help)
