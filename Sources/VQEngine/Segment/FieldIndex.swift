@@ -404,6 +404,103 @@ package final class FieldIndex: @unchecked Sendable {
     }
 }
 
+// MARK: persistence
+
+// A sealed segment's indexes are written to payload_index.bin (derived data: a damaged,
+// missing or outdated file is rebuilt from the payloads), so opening does not parse every
+// payload again:
+//
+//   | magic "VPIX" u32 | version u32 | rows u64 | fields u32 |
+//   per field: | name blob | field_schema JSON blob |
+//              | terms u32 | (kind u8: 0 string blob, 1 int u64, 2 bool u8 | n u32 | rows u32 * n) * terms |
+//              | numbers u32 | (row u32 | n u32 | f64 * n) * numbers |
+//              | geo u32 | (row u32 | n u32 | (lat f64, lon f64) * n) * geo |
+//              | present words u32 | u64 * words |
+//   | crc32c of the above u32 |
+
+extension FieldIndex {
+    static let fileMagic: UInt32 = 0x5849_5056  // "VPIX"
+    static let fileVersion: UInt32 = 1
+
+    func encode(into w: inout ByteWriter) {
+        w.blob(Array(name.utf8))
+        w.blob(JSONWriter.bytes(schema.json))
+        w.u32(UInt32(terms.count))
+        for (k, list) in terms {
+            switch k {
+            case .string(let s): w.u8(0); w.blob(Array(s.utf8))
+            case .int(let i): w.u8(1); w.u64(UInt64(bitPattern: i))
+            case .bool(let b): w.u8(2); w.u8(b ? 1 : 0)
+            }
+            w.u32(UInt32(list.count))
+            for r in list { w.u32(r) }
+        }
+        w.u32(UInt32(numbers.count))
+        for (r, ns) in numbers {
+            w.u32(r)
+            w.u32(UInt32(ns.count))
+            for n in ns { w.u64(n.bitPattern) }
+        }
+        w.u32(UInt32(geo.count))
+        for (r, ps) in geo {
+            w.u32(r)
+            w.u32(UInt32(ps.count))
+            for p in ps { w.u64(p.lat.bitPattern); w.u64(p.lon.bitPattern) }
+        }
+        w.u32(UInt32(present.count))
+        for word in present { w.u64(word) }
+    }
+
+    /// Reads one field written by `encode`, checking every count and row against `rows`.
+    static func decode(_ r: inout ByteReader, rows: Int) throws -> FieldIndex {
+        func count(_ each: Int) throws -> Int {
+            let n = Int(try r.u32())
+            guard n.multipliedReportingOverflow(by: each).partialValue <= r.remaining else {
+                throw VQError(.corrupt, "payload index claims \(n) entries; \(r.remaining) bytes left")
+            }
+            return n
+        }
+        func row() throws -> UInt32 {
+            let v = try r.u32()
+            guard Int(v) < rows else { throw VQError(.corrupt, "payload index names row \(v); the segment has \(rows)") }
+            return v
+        }
+        guard let name = String(validating: try r.blob(), as: UTF8.self),
+              let schemaJSON = try? JSONParser.parse(try r.blob()), let schema = try? PayloadFieldSchema(json: schemaJSON) else {
+            throw VQError(.corrupt, "payload index has a malformed field header")
+        }
+        let index = FieldIndex(name: name, schema: schema)
+        for _ in 0..<(try count(5)) {
+            let key: IndexKey
+            switch try r.u8() {
+            case 0:
+                guard let text = String(validating: try r.blob(), as: UTF8.self) else { throw VQError(.corrupt, "payload index has a malformed term") }
+                key = .string(text)
+            case 1: key = .int(Int64(bitPattern: try r.u64()))
+            case 2: key = .bool(try r.u8() != 0)
+            case let kind: throw VQError(.corrupt, "payload index has a term of unknown kind \(kind)")
+            }
+            var list: [UInt32] = []
+            let n = try count(4)
+            list.reserveCapacity(n)
+            for _ in 0..<n { list.append(try row()) }
+            index.terms[key] = list
+        }
+        for _ in 0..<(try count(8)) {
+            let at = try row()
+            index.numbers[at] = try (0..<(try count(8))).map { _ in Double(bitPattern: try r.u64()) }
+        }
+        for _ in 0..<(try count(8)) {
+            let at = try row()
+            index.geo[at] = try (0..<(try count(16))).map { _ in
+                GeoPoint(lat: Double(bitPattern: try r.u64()), lon: Double(bitPattern: try r.u64()))
+            }
+        }
+        index.present = try (0..<(try count(8))).map { _ in try r.u64() }
+        return index
+    }
+}
+
 /// Splits text into tokens as a text index's schema says.
 package struct Tokenizer {
     let schema: PayloadFieldSchema

@@ -25,10 +25,70 @@ extension Segment {
         fieldIndexes[name] = index
     }
 
-    /// Makes the indexes match `schema`: drops fields no longer in it, builds new or changed ones.
+    /// Makes the indexes match `schema`: drops fields no longer in it, builds new or changed ones
+    /// (a sealed segment first takes what its payload_index.bin holds).
     package func applySchema(_ schema: PayloadSchema) {
-        for name in fieldIndexes.keys where schema[name] == nil { fieldIndexes[name] = nil }
-        for (name, s) in schema.fields where fieldIndexes[name]?.schema != s { buildFieldIndex(name, s) }
+        var changed = false
+        for name in fieldIndexes.keys where schema[name] == nil {
+            fieldIndexes[name] = nil
+            changed = true
+        }
+        if !appendable && fieldIndexes.isEmpty && !schema.isEmpty { loadFieldIndexes(schema) }
+        for (name, s) in schema.fields where fieldIndexes[name]?.schema != s {
+            buildFieldIndex(name, s)
+            changed = true
+        }
+        if changed && !appendable { fieldIndexFileCurrent = false }
+    }
+
+    package static let fieldIndexFile = "payload_index.bin"
+
+    /// Whether a sealed segment's payload_index.bin should be (re)written: its indexes changed
+    /// since it was written or loaded.
+    package var needsFieldIndexFile: Bool { !appendable && !fieldIndexFileCurrent && !fieldIndexes.isEmpty }
+
+    /// Writes the indexes of a sealed segment to payload_index.bin (atomically; see FieldIndex).
+    package func writeFieldIndexes() throws {
+        precondition(!appendable)
+        var w = ByteWriter(capacity: 1 << 16)
+        w.u32(FieldIndex.fileMagic)
+        w.u32(FieldIndex.fileVersion)
+        w.u64(UInt64(rowCount))
+        w.u32(UInt32(fieldIndexes.count))
+        for name in fieldIndexes.keys.sorted() { fieldIndexes[name]!.encode(into: &w) }
+        w.u32(CRC32C.checksum(w.bytes))
+        try FileIO.writeAtomically(directory + "/" + Segment.fieldIndexFile, w.bytes)
+        fieldIndexFileCurrent = true
+    }
+
+    /// Takes the indexes of `schema`'s fields from payload_index.bin where it holds them with the
+    /// same schema; a missing, damaged or outdated file is ignored (the indexes are rebuilt).
+    private func loadFieldIndexes(_ schema: PayloadSchema) {
+        let path = directory + "/" + Segment.fieldIndexFile
+        guard FileIO.exists(path), let bytes = try? FileIO.readAll(path), bytes.count >= 24 else { return }
+        let loaded: [FieldIndex]? = bytes.withUnsafeBytes { raw in
+            let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
+            guard CRC32C.update(0, body) == raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self) else { return nil }
+            var r = ByteReader(body)
+            guard (try? r.u32()) == FieldIndex.fileMagic, (try? r.u32()) == FieldIndex.fileVersion,
+                  (try? r.u64()) == UInt64(rowCount), let n = try? r.u32() else { return nil }
+            var out: [FieldIndex] = []
+            for _ in 0..<n {
+                guard let index = try? FieldIndex.decode(&r, rows: rowCount) else { return nil }
+                out.append(index)
+            }
+            return out
+        }
+        var all = true
+        for index in loaded ?? [] {
+            if schema[index.name] == index.schema {
+                index.freeze(rows: rowCount)
+                fieldIndexes[index.name] = index
+            } else {
+                all = false
+            }
+        }
+        fieldIndexFileCurrent = loaded != nil && all && fieldIndexes.count == schema.fields.count
     }
 
     /// Keeps the indexes in step with a row's payload change (nil: none).

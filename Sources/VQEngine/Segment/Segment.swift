@@ -15,6 +15,8 @@
 //   *.sum0, *.sum1  every file: CRC-32C per 64 KiB chunk as last flushed (see MappedArray),
 //                 also for the files that change (deleted.bits, the appendable segment's);
 //                 checked before a flush replaces a chunk, and in full by the scrub and `check`
+//   payload_index.bin  sealed segments: their payload indexes (derived data, rebuilt from the
+//                 payloads when missing, damaged or for another schema; see FieldIndex.swift)
 //   checksums.json  segments sealed by vq before block checksums: CRC-32C and length of their
 //                 sealed files; still verified, no longer written
 //
@@ -100,6 +102,8 @@ package final class Segment: @unchecked Sendable {
     /// The payload indexes, by field name (see Segment+Filter.swift); changed under the shard's
     /// write lock.
     package internal(set) var fieldIndexes: [String: FieldIndex] = [:]
+    /// Whether payload_index.bin holds exactly `fieldIndexes` (sealed segments).
+    var fieldIndexFileCurrent = false
 
     /// The most payload bytes one segment's payload.dat may hold (virtual reservation only).
     static let payloadCapacity = 1 << 34
@@ -129,7 +133,12 @@ package final class Segment: @unchecked Sendable {
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
         // Checksums describe a sealed segment; an appendable one (a crash after sealing, before
         // the manifest said so) will be sealed, and summed, again.
-        if info.appendable { FileIO.remove(directory + "/" + Segment.checksumsFile) }
+        if info.appendable {
+            // Files that describe a sealed segment's rows: an appendable one (a crash after
+            // sealing, before the manifest said so) writes them again when it is sealed.
+            FileIO.remove(directory + "/" + Segment.checksumsFile)
+            FileIO.remove(directory + "/" + Segment.fieldIndexFile)
+        }
         if info.indexed {
             // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment
             // searched exactly (and unindexed, so the optimizer builds it again), not unopenable.

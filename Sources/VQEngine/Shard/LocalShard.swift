@@ -278,11 +278,14 @@ package final class LocalShard: @unchecked Sendable {
         let flushed: UInt64? = try lock.read {
             let (applied, previous) = withProgress { ($0.appliedOp, $0.flushedOp) }
             let infos = holder.infos
-            guard applied != previous || infos != flushedSegments else { return nil }
+            let indexFiles = holder.segments.filter(\.needsFieldIndexFile)
+            guard applied != previous || infos != flushedSegments || !indexFiles.isEmpty else { return nil }
             let seq = flushSeq + 1
             for seg in holder.segments {
                 try seg.flush(sequence: seq)
             }
+            // Sealed segments' payload indexes, so the next open reads them instead of every payload.
+            for seg in indexFiles { try seg.writeFieldIndexes() }
             if failBeforeManifestForTesting { throw VQError(.io, "simulated crash before the manifest (tests)") }
             // New segment directories must exist durably before the manifest names them.
             let known = Set(flushedSegments.map(\.id))

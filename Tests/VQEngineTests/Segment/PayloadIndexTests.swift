@@ -193,7 +193,17 @@ struct PayloadModel {
         _ = try shard.settle()
         try check(shard, model, seed: seed + 30, "settled")
         try shard.close()
+        // A damaged payload_index.bin is rebuilt from the payloads; the others are read, not rebuilt.
+        let files = FileIO.list(tmp.path + "/segments").map { tmp.path + "/segments/" + $0 + "/" + Segment.fieldIndexFile }.filter(FileIO.exists)
+        #expect(!files.isEmpty, "no sealed segment wrote its payload indexes")
+        if let first = files.first {
+            var bytes = try FileIO.readAll(first)
+            bytes[bytes.count / 2] ^= 0x40
+            try FileIO.writeAtomically(first, bytes)
+        }
         shard = try LocalShard(directory: tmp.path, options: options(PayloadModel.schema), warn: { _ in })
+        let loaded = shard.lock.read { shard.holder.segments.filter { !$0.appendable && $0.rowCount > 0 }.map(\.fieldIndexFileCurrent) }
+        #expect(loaded.filter { !$0 }.count == min(1, files.count), "\(loaded)")
         try check(shard, model, seed: seed + 40, "reopened")
         // Without indexes every condition is checked per point: the same answers.
         shard.setPayloadSchema(PayloadSchema())
