@@ -24,7 +24,7 @@ struct FilterBenchReport {
 
     var table: String {
         var s = "dataset \(dataset): \(count) x \(dim), filtered search; payload indexes built in "
-            + String(format: "%.3f s, RSS +%.1f MB\n", indexSeconds, Double(indexBytes) / 1e6)
+            + String(format: "%.3f s, about %.1f MB\n", indexSeconds, Double(indexBytes) / 1e6)
         s += "filter                  select  mode       ef    recall     QPS(1)  vs unfiltered\n"
         for r in rows {
             s += String(format: "%-22@ %7.3f%%  %-9@ %4d  %8.4f %10.0f  %6.2fx\n", r.label, r.selectivity * 100, r.mode, r.row.ef,
@@ -37,7 +37,7 @@ struct FilterBenchReport {
         let out: JSON = .object([
             ("engine", .string("vq")), ("scenario", .string("filter")), ("dataset", .string(dataset)),
             ("count", .int(Int64(count))), ("dim", .int(Int64(dim))),
-            ("index_seconds", .double((indexSeconds * 1000).rounded() / 1000)), ("index_rss_bytes", .int(Int64(indexBytes))),
+            ("index_seconds", .double((indexSeconds * 1000).rounded() / 1000)), ("index_bytes", .int(Int64(indexBytes))),
             ("rows", .array(rows.map { r in
                 .object([("filter", .string(r.label)), ("selectivity", .double(r.selectivity)), ("mode", .string(r.mode)),
                          ("ef", .int(Int64(r.row.ef))), ("recall", .double((r.row.recall * 10000).rounded() / 10000)),
@@ -46,14 +46,6 @@ struct FilterBenchReport {
         ])
         return JSONWriter.string(out) + "\n"
     }
-}
-
-/// The resident set size of this process, in bytes (0 where /proc is absent).
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDataset, k: Int, efs: [Int], threads: Int,
@@ -92,14 +84,13 @@ func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDa
     _ = try collection.settle()
     _ = try collection.optimize()
     progress.show("bench: payload indexes...")
-    let rssBefore = residentBytes()
     let indexStart = Date()
     _ = try engine.updateCollection(name) { c in
         c.payloadSchema["cat"] = PayloadFieldSchema(type: .keyword)
         c.payloadSchema["num"] = PayloadFieldSchema(type: .integer)
     }
     let indexSeconds = Date().timeIntervalSince(indexStart)
-    let indexBytes = max(0, residentBytes() - rssBefore)
+    let indexBytes = collection.shards.reduce(0) { $0 + $1.payloadIndexBytes }
 
     let filters: [(String, (Int) -> Bool, String)] = [
         ("cat = p01 (keyword)", { cats[$0] == "p01" }, #"{"must":[{"key":"cat","match":{"value":"p01"}}]}"#),

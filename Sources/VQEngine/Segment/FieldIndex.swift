@@ -363,6 +363,18 @@ package final class FieldIndex: @unchecked Sendable {
         return b.cardinality
     }
 
+    /// About how many bytes of memory the index holds (posting lists, numbers, bitmaps; hash
+    /// table overhead counted as 16 bytes per entry).
+    package var approximateBytes: Int {
+        var n = present.count * 8
+        for (_, list) in terms { n += list.count * 4 + 48 }
+        for (_, ns) in numbers { n += ns.count * 8 + 48 }
+        n += (sorted?.count ?? 0) * 16
+        n += geo.reduce(0) { $0 + $1.value.count * 16 + 48 }
+        n += denseTerms.reduce(0) { $0 + $1.value.words.count * 8 } + below.reduce(0) { $0 + $1.words.count * 8 }
+        return n
+    }
+
     /// Whether facets can count this field's values (keyword, uuid, bool, integer lookups).
     package var facetable: Bool { termsIndexed && schema.type != .text }
 

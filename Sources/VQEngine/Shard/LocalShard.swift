@@ -411,6 +411,11 @@ package final class LocalShard: @unchecked Sendable {
         lock.write { if holder.schema != schema { holder.setSchema(schema) } }
     }
 
+    /// About how many bytes the payload indexes of every segment hold.
+    package var payloadIndexBytes: Int {
+        lock.read { holder.segments.reduce(0) { $0 + $1.fieldIndexes.values.reduce(0) { $0 + $1.approximateBytes } } }
+    }
+
     /// Per indexed field, how many live points have a value for it (`payload_schema`'s points).
     package func indexedPointCounts() -> [String: Int] {
         lock.read {
