@@ -17,12 +17,25 @@ extension Segment {
 
     /// Builds the index of field `name` over the live rows (replacing one of that name).
     package func buildFieldIndex(_ name: String, _ schema: PayloadFieldSchema) {
+        fieldIndexes[name] = makeFieldIndex(name, schema)
+    }
+
+    /// The index of field `name` over the rows live now, not attached. Of a sealed segment it may
+    /// be made without the shard's lock (its rows no longer change; rows deleted meanwhile are
+    /// left out of every search anyway).
+    package func makeFieldIndex(_ name: String, _ schema: PayloadFieldSchema) -> FieldIndex {
         let index = FieldIndex(name: name, schema: schema)
         for row in 0..<rowCount where !isDeleted(row) {
             if let p = payload(row) { index.add(row: row, payload: p) }
         }
         if !appendable { index.freeze(rows: rowCount) }
-        fieldIndexes[name] = index
+        return index
+    }
+
+    /// Attaches an index made by `makeFieldIndex` (under the shard's write lock).
+    package func install(_ index: FieldIndex) {
+        fieldIndexes[index.name] = index
+        if !appendable { fieldIndexFileCurrent = false }
     }
 
     /// Makes the indexes match `schema`: drops fields no longer in it, builds new or changed ones

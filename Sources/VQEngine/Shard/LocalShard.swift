@@ -405,10 +405,24 @@ package final class LocalShard: @unchecked Sendable {
 
     /// Indexes the payload fields of `schema` in every segment, dropping fields not in it.
     ///
-    /// Builds new fields' indexes under the write lock: writes and searches of this shard wait
-    /// for one pass over its payloads.
+    /// Sealed segments' new indexes are built first, outside the lock (their rows do not change;
+    /// searches and writes go on), then swapped in under the write lock with what is left (the
+    /// appendable segment, segments the optimizer made meanwhile).
     package func setPayloadSchema(_ schema: PayloadSchema) {
-        lock.write { if holder.schema != schema { holder.setSchema(schema) } }
+        let (todo, old) = lock.read { () -> ([(Segment, String, PayloadFieldSchema)], PayloadSchema) in
+            var todo: [(Segment, String, PayloadFieldSchema)] = []
+            for seg in holder.segments where !seg.appendable {
+                for (name, s) in schema.fields where seg.fieldIndexes[name]?.schema != s { todo.append((seg, name, s)) }
+            }
+            return (todo, holder.schema)
+        }
+        guard old != schema else { return }
+        let built = todo.map { seg, name, s in (seg, seg.makeFieldIndex(name, s)) }
+        lock.write {
+            let live = Set(holder.segments.map(ObjectIdentifier.init))
+            for (seg, index) in built where live.contains(ObjectIdentifier(seg)) { seg.install(index) }
+            holder.setSchema(schema)
+        }
     }
 
     /// About how many bytes the payload indexes of every segment hold.
