@@ -20,6 +20,9 @@ enum PayloadSelector: Equatable {
             guard let list = j.arrayValue else { throw VQError.invalid("\(what) is \(j.typeName); expected a list of payload keys") }
             return try list.map { k in
                 guard let s = k.stringValue, !s.isEmpty else { throw VQError.invalid("\(what) holds \(k.compactText); expected payload keys (strings)") }
+                if s.split(separator: ".").contains(where: { $0.contains("[") && !$0.hasSuffix("[]") }) {
+                    throw VQError.invalid("\(what) key \"\(s)\" names an array element; with_payload takes keys and \"[]\" (every element) only")
+                }
                 return s
             }
         }

@@ -425,8 +425,10 @@ extension QdrantAPI {
                 default: throw VQError.invalid("order_by.direction is \(order["direction"]!.compactText); expected \"asc\" or \"desc\"")
                 }
                 if let s = order["start_from"], s != .null {
-                    guard let v = s.doubleValue ?? s.stringValue.flatMap(Datetime.parse) else {
-                        throw VQError.invalid("order_by.start_from is \(s.compactText); expected a number or an RFC 3339 datetime")
+                    // A datetime index starts from a datetime, a numeric one from a number.
+                    let datetime = collection.config.payloadSchema[k]?.type == .datetime
+                    guard let v = datetime ? s.stringValue.flatMap(Datetime.parse) : s.doubleValue else {
+                        throw VQError.invalid("order_by.start_from is \(s.compactText); expected " + (datetime ? "an RFC 3339 datetime" : "a number"))
                     }
                     startFrom = v
                 }

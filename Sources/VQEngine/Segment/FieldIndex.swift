@@ -91,6 +91,8 @@ package final class FieldIndex: @unchecked Sendable {
         case (.bool, .bool(let b)): return [.bool(b)]
         case (.integer, .int(let i)): return schema.lookup ? [.int(i)] : []
         case (.integer, .uint(let u)): return schema.lookup && u <= UInt64(Int64.max) ? [.int(Int64(u))] : []
+        // 3.0 equals 3 when each point's JSON is checked; the index must agree.
+        case (.integer, .double(let d)): return schema.lookup && d == d.rounded() && abs(d) < 9.2e18 ? [.int(Int64(d))] : []
         case (.text, .string(let s)): return Array(Set(Tokenizer(schema).tokens(s, forIndex: true))).map { .string($0) }
         default: return []
         }
@@ -108,9 +110,7 @@ package final class FieldIndex: @unchecked Sendable {
 
     private func number(_ v: JSON) -> Double? {
         switch (schema.type, v) {
-        case (.integer, .int(let i)): return Double(i)
-        case (.integer, .uint(let u)): return Double(u)
-        case (.float, _): return v.doubleValue
+        case (.integer, _), (.float, _): return v.doubleValue  // as ranges compare each point's JSON
         case (.datetime, .string(let s)): return Datetime.parse(s)
         default: return nil
         }

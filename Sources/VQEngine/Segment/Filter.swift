@@ -187,10 +187,21 @@ package indirect enum Filter: Sendable {
             return .nested(key: key, filter: f)
         }
         if json["has_vector"] != nil { throw VQError.invalid("has_vector is not supported: vq collections have one unnamed vector, which every point has") }
+        // One kind of condition per object, and nothing vq does not know.
+        let kinds = ["match", "range", "values_count", "geo_radius", "geo_bounding_box", "geo_polygon"]
+        if let unknown = members.first(where: { $0.0 != "key" && !kinds.contains($0.0) }) {
+            throw VQError.invalid("filter condition has \"\(unknown.0)\", which vq does not support; expected key with one of " + kinds.joined(separator: ", "))
+        }
+        let present = members.map(\.0).filter { kinds.contains($0) }
+        if present.count > 1 { throw VQError.invalid("filter condition has both \(present[0]) and \(present[1]); use one per condition (combine them with must)") }
         guard let key = json["key"]?.stringValue else {
             throw VQError.invalid("filter condition \(json.compactText) is not supported; expected key with match, range, values_count or geo_*, has_id, is_empty, is_null, nested, or a nested filter")
         }
         if let m = json["match"] {
+            guard case .object(let forms) = m, forms.count == 1, let form = forms.first?.0,
+                  ["value", "any", "except", "text", "phrase"].contains(form) else {
+                throw VQError.invalid("match for \"\(key)\" is \(m.compactText); expected exactly one of value, any, except, text or phrase")
+            }
             if let v = m["value"] {
                 switch v {
                 case .string, .int, .uint, .bool: return .match(key: key, value: v)
@@ -229,6 +240,9 @@ package indirect enum Filter: Sendable {
             return .range(key: key, b, datetime: datetime)
         }
         if let r = json["values_count"] {
+            guard case .object(let members) = r, members.allSatisfy({ ["gt", "gte", "lt", "lte"].contains($0.0) }) else {
+                throw VQError.invalid("values_count for \"\(key)\" is \(r.compactText); expected an object of gt, gte, lt, lte")
+            }
             var b = RangeBounds()
             for name in ["gt", "gte", "lt", "lte"] {
                 guard let v = r[name], v != .null else { continue }

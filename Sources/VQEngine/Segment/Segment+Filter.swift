@@ -246,8 +246,12 @@ extension Segment {
                                          allowed: $0.baseAddress!)
                 }
             }
-            for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
-            return
+            // A walk that found fewer than it could (its neighbourhood ran out of allowed rows)
+            // gives way to scoring them all.
+            if hits.count >= min(params.k, count) {
+                for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
+                return
+            }
         }
         let base = UnsafePointer(vectors.base)
         var threshold = top.threshold

@@ -149,7 +149,7 @@ package final class LocalShard: @unchecked Sendable {
         // The scrub: every segment's files against their checksums, once, in the background (an
         // open maps files and reads nothing; a million points must not wait for this). Files
         // that change are also checked chunk by chunk before a flush replaces their bytes.
-        let opened = holder.segments.filter { $0.rowCount > 0 }
+        let opened = lock.read { holder.segments.filter { $0.rowCount > 0 } }
         if opened.isEmpty {
             scrubbedFlag.withLock { $0 = true }
         } else {

@@ -70,6 +70,9 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
     /// The slot (0 or 1) holding `sums`, and the flush sequence it was written under.
     private var sumsSlot = 1
     private var sumsSequence = UInt64.max
+    /// Counts flushes (guarded by `fileLock`): `verify` reads a chunk without the lock and trusts
+    /// the read only if no flush began meanwhile.
+    private var flushCount: UInt64 = 0
 
     /// Opens (or creates) the file and maps its first `count` elements.
     /// - Parameters:
@@ -131,7 +134,10 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         // The sums of the state the manifest describes: the newest slot it covers, of this length.
         var best: (slot: Int, sequence: UInt64, sums: [UInt32])?
         for slot in 0..<2 {
-            guard let (seq, bytes, sums) = MappedArray.readSums(sumsPath(slot)), seq <= committedFlush, bytes == fileBytes else { continue }
+            guard let (seq, bytes, sums) = MappedArray.readSums(sumsPath(slot)) else { continue }
+            // Sums of a flush the manifest never committed: its sequence number will be used again.
+            if seq > committedFlush { FileIO.remove(sumsPath(slot)); continue }
+            guard bytes == fileBytes else { continue }
             if best == nil || seq > best!.sequence { best = (slot, seq, sums) }
         }
         if let best {
@@ -301,22 +307,37 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         "\(path) is damaged (checksum mismatch in bytes \(range.lowerBound)..<\(range.upperBound))"
     }
 
-    /// Checks the whole file against its block checksums, one chunk at a time (a flush waits at
-    /// most one chunk's read).
+    /// Checks the whole file against its block checksums, one chunk at a time. Chunks are read
+    /// without the lock (a flush never waits for the scrub); a chunk read while a flush ran is
+    /// read again.
     /// - Returns: the first damage found, naming the file and bytes; nil when every chunk matches
-    ///   or there are no checksums yet.
+    ///   or there are no checksums yet. A file shorter than its sums is damage; other read errors
+    ///   (EIO) are not reported as damage here (the reads and writes that meet them fail).
     package func verify() -> String? {
         var c = 0
+        var retries = 0
         while true {
-            fileLock.lock()
-            defer { fileLock.unlock() }
-            guard let sums, c < sums.count else { return nil }
-            let range = (c * Self.chunkBytes)..<min((c + 1) * Self.chunkBytes, fileCount * Self.stride)
-            do {
-                if try readFile(range).withUnsafeBytes({ CRC32C.update(0, $0) }) != sums[c] { return damage(range) }
-            } catch {
-                return "\(error)"
+            let next: (epoch: UInt64, expected: UInt32, range: Range<Int>)? = fileLock.withLock {
+                guard let sums, c < sums.count else { return nil }
+                return (flushCount, sums[c], (c * Self.chunkBytes)..<min((c + 1) * Self.chunkBytes, fileCount * Self.stride))
             }
+            guard let (epoch, expected, range) = next else { return nil }
+            let crc: UInt32
+            do {
+                crc = try readFile(range).withUnsafeBytes { CRC32C.update(0, $0) }
+            } catch let e as VQError where e.kind == .corrupt {
+                return e.message
+            } catch {
+                c += 1
+                continue
+            }
+            if fileLock.withLock({ flushCount }) != epoch {
+                retries += 1
+                if retries < 100 { continue }
+            } else if crc != expected {
+                return damage(range)
+            }
+            retries = 0
             c += 1
         }
     }
@@ -353,6 +374,11 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         let savedAt = Dictionary(saved.map { ($0.offset, $0.bytes) }, uniquingKeysWith: { first, _ in first })
         var old: [(offset: Int, bytes: [UInt8])] = []
         for r in overwritten where savedAt[r.lowerBound] == nil { old.append((r.lowerBound, try readFile(r))) }
+        flushCount += 1
+        // What the file holds now, to put back if this flush fails midway: the sums still
+        // describe it, and a retry starts from it (`old`, plus saved chunks as they are now).
+        var before = old
+        for r in overwritten where savedAt[r.lowerBound] != nil { before.append((r.lowerBound, try readFile(r))) }
         // The bytes this flush replaces must be what was summed: damage found now is reported,
         // not summed afresh. The partial last chunk counts (appends extend it).
         if let sums {
@@ -381,13 +407,6 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
             undo.u32(CRC32C.checksum(undo.bytes))
             try FileIO.writeAtomically(undoPath, undo.bytes)
         }
-        for r in overwritten {
-            try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + r.lowerBound, count: r.count), at: r.lowerBound, path: path)
-        }
-        if newBytes > fileBytes {
-            try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + fileBytes, count: newBytes - fileBytes), at: fileBytes, path: path)
-        }
-        try FileIO.sync(fd, path: path)
         // The new sums: every chunk when they were unknown, else the overwritten ones and those
         // from the old end on.
         let chunks = (newBytes + chunk - 1) / chunk
@@ -399,7 +418,25 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
             let start = c * chunk
             newSums[c] = CRC32C.update(0, UnsafeRawBufferPointer(start: raw + start, count: min(start + chunk, newBytes) - start))
         }
-        try writeSums(newSums, bytes: newBytes, sequence: sequence)
+        do {
+            for r in overwritten {
+                try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + r.lowerBound, count: r.count), at: r.lowerBound, path: path)
+            }
+            if newBytes > fileBytes {
+                try FileIO.pwriteAll(fd, UnsafeRawBufferPointer(start: raw + fileBytes, count: newBytes - fileBytes), at: fileBytes, path: path)
+            }
+            try FileIO.sync(fd, path: path)
+            try writeSums(newSums, bytes: newBytes, sequence: sequence)
+        } catch {
+            // Put the file back as the sums describe it (in place: no new space needed), so a
+            // check meanwhile finds no damage; the retry writes it all again.
+            for (offset, bytes) in before {
+                _ = try? bytes.withUnsafeBytes { try FileIO.pwriteAll(fd, $0, at: offset, path: path) }
+            }
+            _ = ftruncate(fd, off_t(fileBytes))
+            _ = try? FileIO.sync(fd, path: path)
+            throw error
+        }
         sums = newSums
         dirtyChunks.removeAll()
         fileCount = count

@@ -54,6 +54,25 @@ import Testing
         #expect(stored.payloadSchema["city"]?.type == .keyword && stored.payloadSchema["n"] == nil)
     }
 
+    @Test("filters, selectors and order_by refuse what vq would otherwise ignore, naming it")
+    func refusals() throws {
+        let (dir, engine, api, _) = try fixture()
+        defer { withExtendedLifetime(dir) {} }
+        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"when","field_schema":"datetime"}"#).0 == 200)
+        for (path, body, fragment) in [
+            ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1},"range":{"gt":0}}]}}"#, "both match and range"),
+            ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1,"any":[2]}}]}}"#, "exactly one of"),
+            ("points/count", #"{"filter":{"must":[{"key":"n","values_count":{"gtx":1}}]}}"#, "values_count"),
+            ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1},"boost":2}]}}"#, "boost"),
+            ("points/scroll", #"{"with_payload":["meta[0].a"]}"#, "array element"),
+            ("points/scroll", #"{"order_by":{"key":"when","start_from":5}}"#, "RFC 3339"),
+        ] {
+            let (status, err, _) = t.call(api, "POST", "/collections/c/" + path, body)
+            #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
+        }
+        try engine.close()
+    }
+
     @Test("with_payload include and exclude return only the selected keys")
     func selectors() throws {
         let (dir, engine, api, payloads) = try fixture()

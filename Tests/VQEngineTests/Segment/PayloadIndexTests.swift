@@ -40,7 +40,10 @@ struct PayloadModel {
             } else { m.append(("city", .string(pick(Self.cities)))) }
         }
         if !chance(0.1) {
-            m.append(("n", chance(0.1) ? .array([.int(Int64(rng.next() % 100)), .int(Int64(rng.next() % 100))]) : .int(Int64(rng.next() % 100))))
+            let x = Int64(rng.next() % 100)
+            // Mostly integers; sometimes the same number as 3.0, or a fraction, as JSON allows.
+            m.append(("n", chance(0.1) ? .array([.int(x), .int(Int64(rng.next() % 100))])
+                      : chance(0.05) ? .double(Double(x)) : chance(0.05) ? .double(Double(x) + 0.5) : .int(x)))
         }
         if !chance(0.2) { m.append(("price", .double(Double(rng.next() % 10_000) / 100))) }
         if !chance(0.2) { m.append(("flag", .bool(chance(0.5)))) }
