@@ -163,52 +163,15 @@ package final class HNSWGraph: @unchecked Sendable {
         guard count > 0, k > 0 else { return [] }
         var context = SearchContext.take(nodes: count)
         defer { SearchContext.give(context) }
-        var cur = entryPoint
-        var curDist = distance(query, vectors + Int(cur) * dim, dim)
-        var level = maxLevel
-        while level > 0 {
-            var changed = true
-            while changed {
-                changed = false
-                let block = links(cur, level: level)
-                let n = Int(block[0])
-                for j in 0..<n {
-                    let nb = block[1 + j]
-                    let d = distance(query, vectors + Int(nb) * dim, dim)
-                    if d < curDist {
-                        curDist = d
-                        cur = nb
-                        changed = true
-                    }
-                }
-            }
-            level -= 1
-        }
+        let (cur, curDist) = descend(query, vectors: vectors, dim: dim, distance: distance)
         searchBase(query, vectors: vectors, dim: dim, distance: distance, entry: cur, entryDistance: curDist,
                    ef: max(ef, k), deleted: deleted, context: &context)
-        while context.results.count > k { context.results.pop() }
-        var out = [Candidate](repeating: Candidate(distance: 0, node: 0), count: context.results.count)
-        var i = out.count
-        while !context.results.isEmpty {
-            i -= 1
-            out[i] = context.results.pop()
-        }
-        return out
+        return context.takeResults(k)
     }
 
-    /// The `k` nearest of the nodes `allowed` admits (a bitmap over all nodes, deleted ones clear).
-    ///
-    /// The upper levels are descended as usual. On level 0 only allowed nodes are scored: a
-    /// node's candidates are its allowed neighbours and, through neighbours that are not allowed,
-    /// their allowed neighbours (two hops, as ACORN does), up to `m` per node. The walk then
-    /// stays within the allowed nodes without losing its way where they are sparse, and scores
-    /// about as many vectors as an unfiltered search.
-    package func searchFiltered(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
-                                k: Int, ef: Int, allowed: UnsafePointer<UInt64>) -> [Candidate] {
-        guard count > 0, k > 0 else { return [] }
-        @inline(__always) func admits(_ node: UInt32) -> Bool { allowed[Int(node) >> 6] & (1 << UInt64(node & 63)) != 0 }
-        var context = SearchContext.take(nodes: count)
-        defer { SearchContext.give(context) }
+    /// Greedy descent through the upper levels from the entry point: the level-0 entry and its distance.
+    private func descend(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int,
+                         distance: DistanceFunction) -> (UInt32, Float) {
         var cur = entryPoint
         var curDist = distance(query, vectors + Int(cur) * dim, dim)
         var level = maxLevel
@@ -229,6 +192,23 @@ package final class HNSWGraph: @unchecked Sendable {
             }
             level -= 1
         }
+        return (cur, curDist)
+    }
+
+    /// The `k` nearest of the nodes `allowed` admits (a bitmap over all nodes, deleted ones clear).
+    ///
+    /// The upper levels are descended as usual. On level 0 only allowed nodes are scored: a
+    /// node's candidates are its allowed neighbours and, through neighbours that are not allowed,
+    /// their allowed neighbours (two hops, as ACORN does), up to `m` per node. The walk then
+    /// stays within the allowed nodes without losing its way where they are sparse, and scores
+    /// about as many vectors as an unfiltered search.
+    package func searchFiltered(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
+                                k: Int, ef: Int, allowed: UnsafePointer<UInt64>) -> [Candidate] {
+        guard count > 0, k > 0 else { return [] }
+        @inline(__always) func admits(_ node: UInt32) -> Bool { allowed[Int(node) >> 6] & (1 << UInt64(node & 63)) != 0 }
+        var context = SearchContext.take(nodes: count)
+        defer { SearchContext.give(context) }
+        let (cur, curDist) = descend(query, vectors: vectors, dim: dim, distance: distance)
         let ef = max(ef, k)
         let stride0 = m0 + 1
         _ = context.visited.insert(cur)
@@ -287,14 +267,7 @@ package final class HNSWGraph: @unchecked Sendable {
                 }
             }
         }
-        while context.results.count > k { context.results.pop() }
-        var out = [Candidate](repeating: Candidate(distance: 0, node: 0), count: context.results.count)
-        var i = out.count
-        while !context.results.isEmpty {
-            i -= 1
-            out[i] = context.results.pop()
-        }
-        return out
+        return context.takeResults(k)
     }
 
     /// Beam search on level 0 from `entry`; leaves the best `ef` live nodes in `context.results`.
@@ -356,6 +329,18 @@ struct SearchContext: @unchecked Sendable {
     var results = CandidateHeap(max: true, capacity: 256)
 
     private static let pool = Mutex<[SearchContext]>([])
+
+    /// The best `k` results, nearest first (empties the results heap).
+    mutating func takeResults(_ k: Int) -> [Candidate] {
+        while results.count > k { results.pop() }
+        var out = [Candidate](repeating: Candidate(distance: 0, node: 0), count: results.count)
+        var i = out.count
+        while !results.isEmpty {
+            i -= 1
+            out[i] = results.pop()
+        }
+        return out
+    }
 
     /// A context for a graph of `nodes` nodes, from the pool when one is free.
     static func take(nodes: Int) -> SearchContext {
