@@ -218,12 +218,17 @@ extension Segment {
 
     // MARK: filtered search
 
-    /// The plan for a filtered search: walk the graph only when it exists, at least
-    /// full_scan_threshold rows are allowed (fewer are scored exactly, as in Qdrant), and at
-    /// least 5% of the segment's rows are (below that the two-hop walk loses its way: recall@10
-    /// 0.996 at 5%, 0.79 at 2% on 200k x 128, BENCHMARKS.md), else the allowed rows are scored exactly.
+    /// The plan for a filtered search: walk the graph, or score the allowed rows exactly.
+    ///
+    /// Exact when there is no graph, when `exact` is asked, or when under 5% of the segment's
+    /// rows are allowed (below that the two-hop walk loses its way: recall@10 0.996 at 5%, 0.79
+    /// at 2% on 200k x 128, BENCHMARKS.md). Otherwise the graph when at least full_scan_threshold
+    /// rows are allowed (as in Qdrant), and also below it when scoring them all would cost more
+    /// than a walk: a walk scores about 3 x ef x m0 vectors (the measured crossover on 200k x 128
+    /// at ef 64 was 6,800 rows).
     package func usesGraph(_ params: SegmentSearch, allowed count: Int) -> Bool {
-        graph != nil && !params.exact && count >= params.fullScanRows && count * 20 >= rowCount
+        guard let graph, !params.exact, count * 20 >= rowCount else { return false }
+        return count >= params.fullScanRows || count > 3 * max(params.ef, params.k) * graph.m0
     }
 
     /// Adds the best of the `allowed` rows (live rows only, `count` of them) to `top`.
