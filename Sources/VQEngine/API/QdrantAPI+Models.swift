@@ -408,45 +408,53 @@ extension QdrantAPI {
         let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
         if let order = body["order_by"], order != .null {
-            // Qdrant's order_by: "key" or {"key", "direction": "asc"|"desc", "start_from": number or datetime}.
             guard offset == nil else { throw VQError.invalid("offset cannot be used with order_by; page with order_by.start_from") }
-            let key: String
-            var descending = false
-            var startFrom: Double?
-            switch order {
-            case .string(let k): key = k
-            case .object:
-                try rejectUnknown(order, ["key", "direction", "start_from"], "order_by")
-                guard let k = order["key"]?.stringValue else { throw VQError.invalid("order_by needs \"key\": an indexed payload field") }
-                key = k
-                switch order["direction"]?.stringValue?.lowercased() {
-                case nil, "asc": descending = false
-                case "desc": descending = true
-                default: throw VQError.invalid("order_by.direction is \(order["direction"]!.compactText); expected \"asc\" or \"desc\"")
-                }
-                if let s = order["start_from"], s != .null {
-                    // A datetime index starts from a datetime, a numeric one from a number.
-                    let datetime = collection.config.payloadSchema[k]?.type == .datetime
-                    guard let v = datetime ? s.stringValue.flatMap(Datetime.parse) : s.doubleValue else {
-                        throw VQError.invalid("order_by.start_from is \(s.compactText); expected " + (datetime ? "an RFC 3339 datetime" : "a number"))
-                    }
-                    startFrom = v
-                }
-            default: throw VQError.invalid("order_by is \(order.typeName); expected a key or {\"key\", \"direction\", \"start_from\"}")
-            }
-            let rows = try collection.ordered(key: key, filter: try filter(body), descending: descending, startFrom: startFrom, limit: limit,
-                                              withVector: wv, withPayload: wp.wanted)
-            let datetime = collection.config.payloadSchema[key]?.type == .datetime
-            return .object([("points", .array(rows.map { v, r in
-                guard case .object(var m) = recordJSON(r, withVector: wv, withPayload: wp) else { return .null }
-                let value: JSON = datetime ? .string(Datetime.format(v)) : (v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v))
-                m.append(("order_value", value))
-                return .object(m)
-            })), ("next_page_offset", .null)])
+            let rows = try ordered(collection, order, filter: try filter(body), limit: limit, withVector: wv, withPayload: wp)
+            return .object([("points", .array(rows)), ("next_page_offset", .null)])
         }
         let (points, next) = try collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp.wanted)
         return .object([("points", .array(points.map { recordJSON($0, withVector: wv, withPayload: wp) })),
                         ("next_page_offset", next?.json ?? .null)])
+    }
+
+    /// Points by Qdrant's order_by ("key" or {"key", "direction": "asc"|"desc", "start_from"}), each
+    /// as a record with its `order_value` (and a 0 score in the query API, where points have one).
+    func ordered(_ collection: VectorCollection, _ order: JSON, filter: Filter?, limit: Int, withVector wv: Bool,
+                 withPayload wp: PayloadSelector, score: Bool = false) throws -> [JSON] {
+        let key: String
+        var descending = false
+        var startFrom: Double?
+        switch order {
+        case .string(let k): key = k
+        case .object:
+            try rejectUnknown(order, ["key", "direction", "start_from"], "order_by")
+            guard let k = order["key"]?.stringValue else { throw VQError.invalid("order_by needs \"key\": an indexed payload field") }
+            key = k
+            switch order["direction"]?.stringValue?.lowercased() {
+            case nil, "asc": descending = false
+            case "desc": descending = true
+            default: throw VQError.invalid("order_by.direction is \(order["direction"]!.compactText); expected \"asc\" or \"desc\"")
+            }
+            if let s = order["start_from"], s != .null {
+                // A datetime index starts from a datetime, a numeric one from a number.
+                let datetime = collection.config.payloadSchema[k]?.type == .datetime
+                guard let v = datetime ? s.stringValue.flatMap(Datetime.parse) : s.doubleValue else {
+                    throw VQError.invalid("order_by.start_from is \(s.compactText); expected " + (datetime ? "an RFC 3339 datetime" : "a number"))
+                }
+                startFrom = v
+            }
+        default: throw VQError.invalid("order_by is \(order.typeName); expected a key or {\"key\", \"direction\", \"start_from\"}")
+        }
+        let rows = try collection.ordered(key: key, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
+                                          withVector: wv, withPayload: wp.wanted)
+        let datetime = collection.config.payloadSchema[key]?.type == .datetime
+        return rows.map { v, r in
+            guard case .object(var m) = recordJSON(r, withVector: wv, withPayload: wp) else { return .null }
+            if score { m.insert(contentsOf: [("version", .int(Int64(r.version))), ("score", .double(0))], at: 1) }
+            let value: JSON = datetime ? .string(Datetime.format(v)) : (v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v))
+            m.append(("order_value", value))
+            return .object(m)
+        }
     }
 
     /// `POST /collections/NAME/facet`: {"key", "filter", "limit", "exact"} -> {"hits": [{"value", "count"}]}.
@@ -499,7 +507,26 @@ extension QdrantAPI {
     /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
     func query(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         guard let q = body["query"], q != .null else {
-            throw VQError.invalid("query needs \"query\": a vector or {\"nearest\": vector}; other query kinds are not supported")
+            // No query: the points passing the filter in id order, as Qdrant's query API gives them.
+            let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
+            guard limit + offset <= VectorCollection.maxResults else {
+                throw VQError.invalid("limit + offset is \(limit + offset); expected at most \(VectorCollection.maxResults)")
+            }
+            let wv = try withVector(body), wp = try withPayload(body, default: false)
+            let (page, _) = try collection.scroll(filter: try filter(body), offset: nil, limit: max(1, limit + offset),
+                                                  withVector: wv, withPayload: wp.wanted)
+            return .object([("points", .array(page.dropFirst(offset).prefix(limit).map { r -> JSON in
+                guard case .object(var m) = recordJSON(r, withVector: wv, withPayload: wp) else { return .null }
+                m.insert(contentsOf: [("version", .int(Int64(r.version))), ("score", .double(0))], at: 1)
+                return .object(m)
+            }))])
+        }
+        if let order = q["order_by"], q.objectValue?.count == 1 {
+            let limit = try int(body, "limit", default: 10)
+            guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
+            return .object([("points", .array(try ordered(collection, order, filter: try filter(body), limit: limit,
+                                                           withVector: try withVector(body), withPayload: try withPayload(body, default: false),
+                                                           score: true)))])
         }
         let v: [Float]
         switch q {

@@ -112,6 +112,12 @@ import Testing
         let times = desc?["result"]?["points"]?.arrayValue?.compactMap { $0["order_value"]?.stringValue.flatMap(Datetime.parse) } ?? []
         #expect(times == Array(payloads.compactMap { $0["when"]?.stringValue.flatMap(Datetime.parse) }.sorted(by: >).prefix(5)))
         #expect(t.call(api, "POST", "/collections/c/points/scroll", #"{"order_by":"n","offset":3}"#).0 == 400)
+        // The query API: no query = the passing points in id order; {"order_by"} as in scroll.
+        let (_, plain, _) = t.call(api, "POST", "/collections/c/points/query", #"{"filter":{"must":[{"key":"city","match":{"value":"rome"}}]},"limit":4,"offset":1}"#)
+        let romeIDs = payloads.indices.filter { payloads[$0]["city"] == .string("rome") }
+        #expect(plain?["result"]?["points"]?.arrayValue?.compactMap { $0["id"]?.intValue.map(Int.init) } == Array(romeIDs.dropFirst().prefix(4)))
+        let (_, byN, _) = t.call(api, "POST", "/collections/c/points/query", #"{"query":{"order_by":{"key":"n","direction":"desc"}},"limit":3}"#)
+        #expect(byN?["result"]?["points"]?.arrayValue?.compactMap { $0["order_value"]?.intValue } == Array(payloads.map { $0["n"]!.intValue! }.sorted(by: >).prefix(3)))
         try engine.close()
     }
 }
