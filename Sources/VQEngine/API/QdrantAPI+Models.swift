@@ -20,6 +20,26 @@ extension QdrantAPI {
         }
     }
 
+    /// Refuses members vq does not know and settings it knows but does not implement (null counts
+    /// as absent). `unsupported` maps a member to why it is refused; `allowed` lists the rest.
+    func checkSettings(_ body: JSON?, _ what: String, allowed: [String], unsupported: [String: String] = [:]) throws {
+        guard let body, body != .null else { return }
+        guard case .object(let members) = body else { throw VQError.invalid("\(what) is \(body.typeName); expected an object") }
+        for (key, value) in members where value != .null {
+            if let why = unsupported[key] { throw VQError.invalid("\(what).\(key) is not supported: \(why)") }
+            if !allowed.contains(key) {
+                throw VQError.invalid("\(what) has \"\(key)\", which vq does not know; expected " + allowed.joined(separator: ", "))
+            }
+        }
+    }
+
+    /// A boolean setting vq always behaves as `required` for: absent, null or that value pass.
+    func requireFlag(_ body: JSON?, _ key: String, _ required: Bool, _ what: String, _ why: String) throws {
+        guard let v = body?[key], v != .null else { return }
+        guard let b = v.boolValue else { throw VQError.invalid("\(what).\(key) is \(v.typeName); expected true or false") }
+        if b != required { throw VQError.invalid("\(what).\(key) \(b) is not supported: \(why)") }
+    }
+
     func int(_ body: JSON, _ key: String, default d: Int, min lower: Int = 0) throws -> Int {
         guard let v = body[key], v != .null else { return d }
         guard let i = v.intValue, i >= Int64(lower), i <= Int64(Int32.max) else {
@@ -126,6 +146,7 @@ extension QdrantAPI {
     func createCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
         try Engine.validateName(name)
         let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parseRequest(r.body)
+        try checkCollectionSettings(body, creating: true)
         guard let vectors = body["vectors"] else { throw VQError.invalid("collection needs \"vectors\": {\"size\": N, \"distance\": \"Cosine\"}") }
         guard let size = vectors["size"]?.intValue else {
             throw VQError.invalid("named vectors are not supported; expected \"vectors\": {\"size\": N, \"distance\": \"Cosine|Dot|Euclid|Manhattan\"}")
@@ -174,6 +195,49 @@ extension QdrantAPI {
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
+    /// What vq takes in a create (PUT) or update (PATCH) body; everything else is refused, naming it.
+    func checkCollectionSettings(_ body: JSON, creating: Bool) throws {
+        let unsupported = [
+            "sparse_vectors": "vq collections have one dense vector per point (issue 14 adds sparse vectors)",
+            "quantization_config": "vq does not quantize vectors yet",
+            "strict_mode_config": "vq has no strict mode",
+            "wal_config": "vq's write-ahead log has no Qdrant settings",
+            "init_from": "create the collection, then upsert its points",
+            "metadata": "vq keeps no collection metadata",
+        ]
+        if creating {
+            try checkSettings(body, "collection", allowed: ["vectors", "shard_number", "sharding_method", "replication_factor",
+                                                           "write_consistency_factor", "read_fan_out_delay_ms", "read_fan_out_factor",
+                                                           "on_disk_payload", "hnsw_config", "optimizers_config"], unsupported: unsupported)
+            if let v = body["vectors"], v != .null {
+                try checkSettings(v, "vectors", allowed: ["size", "distance", "on_disk", "datatype"], unsupported: [
+                    "hnsw_config": "set hnsw_config on the collection", "quantization_config": "vq does not quantize vectors yet",
+                    "multivector_config": "vq stores one vector per point (issue 14 adds multi-vectors)"])
+                try requireFlag(v, "on_disk", true, "vectors", "vq keeps vectors in memory-mapped files")
+                if let t = v["datatype"], t != .null, t.stringValue?.lowercased() != "float32" {
+                    throw VQError.invalid("vectors.datatype \(t.compactText) is not supported: vq stores float32")
+                }
+            }
+            if let m = body["sharding_method"], m != .null, m.stringValue?.lowercased() != "auto" {
+                throw VQError.invalid("sharding_method \(m.compactText) is not supported: vq places points by id (auto)")
+            }
+        } else {
+            try checkSettings(body, "update", allowed: ["params", "hnsw_config", "optimizers_config"],
+                              unsupported: unsupported.merging(["vectors": "vector settings cannot change"]) { a, _ in a })
+            try checkSettings(body["params"], "params", allowed: ["replication_factor", "write_consistency_factor", "read_fan_out_delay_ms",
+                                                                  "read_fan_out_factor", "on_disk_payload"])
+            try requireFlag(body["params"], "on_disk_payload", true, "params", "vq keeps payloads in memory-mapped files")
+        }
+        try requireFlag(body, "on_disk_payload", true, "collection", "vq keeps payloads in memory-mapped files")
+        try checkSettings(body["hnsw_config"], "hnsw_config", allowed: ["m", "ef_construct", "full_scan_threshold", "max_indexing_threads", "on_disk"],
+                          unsupported: ["payload_m": "vq builds no extra payload links yet", "inline_storage": "vq keeps vectors apart from the graph"])
+        try requireFlag(body["hnsw_config"], "on_disk", true, "hnsw_config", "vq keeps graphs in memory-mapped files")
+        try checkSettings(body["optimizers_config"], "optimizers_config",
+                          allowed: ["deleted_threshold", "vacuum_min_vector_number", "default_segment_number", "max_segment_size",
+                                    "indexing_threshold", "flush_interval_sec", "max_optimization_threads", "prevent_unoptimized"],
+                          unsupported: ["memmap_threshold": "vq keeps every segment in memory-mapped files"])
+    }
+
     func applyHNSW(_ c: inout CollectionConfig, _ h: JSON?) throws {
         guard let h, h != .null else { return }
         c.m = try int(h, "m", default: c.m)
@@ -202,6 +266,7 @@ extension QdrantAPI {
 
     func updateCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
         let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parseRequest(r.body)
+        try checkCollectionSettings(body, creating: false)
         if let cluster, let meta = cluster.collectionMeta(name) {
             var c = meta.config
             try changeCollection(&c, body)

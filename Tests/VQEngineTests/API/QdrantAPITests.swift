@@ -42,6 +42,40 @@ import Testing
     }
 }
 
+@Suite struct CollectionSettingsTests {
+    @Test("settings vq does not implement are refused with a 400 naming them, never dropped; what it does implement is taken")
+    func refusals() throws {
+        let t = QdrantAPITests()
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        for (body, fragment) in [
+            (#"{"vectors":{"size":4,"distance":"Dot"},"sparse_vectors":{"text":{}}}"#, "sparse_vectors"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"scalar":{"type":"int8"}}}"#, "quantization_config"),
+            (#"{"vectors":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}"#, "multivector_config"),
+            (#"{"vectors":{"size":4,"distance":"Dot","datatype":"float16"}}"#, "datatype"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"hnsw_config":{"payload_m":16}}"#, "payload_m"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"on_disk_payload":false}"#, "on_disk_payload"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"optimizers_config":{"memmap_threshold":1000}}"#, "memmap_threshold"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"sharding_method":"custom"}"#, "sharding_method"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"shard_numbr":2}"#, "shard_numbr"),
+        ] {
+            let (status, err, _) = t.call(api, "PUT", "/collections/c", body)
+            #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
+        }
+        #expect(t.call(api, "GET", "/collections/c").0 == 404, "a refused create leaves nothing")
+        let ok = #"{"vectors":{"size":4,"distance":"Dot","on_disk":true,"datatype":"float32"},"on_disk_payload":true,"sparse_vectors":null,"hnsw_config":{"m":8}}"#
+        #expect(t.call(api, "PUT", "/collections/c", ok).0 == 200)
+        for (body, fragment) in [(#"{"quantization_config":{"scalar":{"type":"int8"}}}"#, "quantization_config"),
+                                 (#"{"params":{"on_disk_payload":false}}"#, "on_disk_payload"), (#"{"vectors":{"":{"on_disk":true}}}"#, "vectors"),
+                                 (#"{"optimizers_config":{"indexing_threshhold":1}}"#, "indexing_threshhold")] {
+            let (status, err, _) = t.call(api, "PATCH", "/collections/c", body)
+            #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
+        }
+        try engine.close()
+    }
+}
+
 extension JSONParser {
     static func parseOrNull(_ text: String) -> JSON { (try? parse(text)) ?? .null }
 }
