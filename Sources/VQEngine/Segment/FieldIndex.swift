@@ -45,8 +45,8 @@ package enum IndexKey: Hashable, Sendable, Comparable {
 package final class FieldIndex: @unchecked Sendable {
     package let name: String
     package let schema: PayloadFieldSchema
-    private var terms: [IndexKey: [UInt32]] = [:]
-    private var numbers: [UInt32: [Double]] = [:]
+    private var terms = TermPostings()
+    private var numbers = RowNumbers()
     /// (value, row) by value, then row; nil while the segment is appendable (ranges then scan `numbers`).
     private var sorted: [(value: Double, row: UInt32)]?
     private var geo: [UInt32: [GeoPoint]] = [:]
@@ -157,7 +157,7 @@ package final class FieldIndex: @unchecked Sendable {
                 for k in keys(v) where seen.insert(k).inserted { delete(r, from: k) }
             }
         }
-        if let ns = numbers.removeValue(forKey: r), sorted != nil {
+        if let ns = numbers.remove(r), sorted != nil {
             for n in ns {
                 let i = lowerBound(n, r)
                 if i < sorted!.count, sorted![i].row == r { sorted!.remove(at: i) }
@@ -218,15 +218,12 @@ package final class FieldIndex: @unchecked Sendable {
     package func freeze(rows: Int) {
         guard sorted == nil else { return }
         let dense = max(64, rows / 64)
-        for (k, list) in terms where list.count >= dense { denseTerms[k] = bits([list], count: rows) }
+        terms.forEach { k, list in if list.count >= dense { denseTerms[k] = bits([list], count: rows) } }
         guard numbersIndexed else { return }
         var s: [(value: Double, row: UInt32)] = []
         s.reserveCapacity(numbers.count)
-        var single = true
-        for (r, ns) in numbers {
-            if ns.count > 1 { single = false }
-            for n in ns { s.append((n, r)) }
-        }
+        numbers.forEachValue { r, n in s.append((n, r)) }
+        let single = numbers.allSingle
         s.sort { $0.value < $1.value || ($0.value == $1.value && $0.row < $1.row) }
         sorted = s
         // 64 cumulative bitmaps: a range is then two bitmaps and at most two steps of rows.
@@ -311,7 +308,7 @@ package final class FieldIndex: @unchecked Sendable {
             let tokens = Set(Tokenizer(schema).tokens(text, forIndex: false))
             guard !tokens.isEmpty else { return RowBits(count: count) }
             var b: RowBits?
-            for t in tokens.sorted(by: { (terms[.string($0)]?.count ?? 0) < (terms[.string($1)]?.count ?? 0) }) {
+            for t in tokens.sorted(by: { terms.rowCount(.string($0)) < terms.rowCount(.string($1)) }) {
                 let one = bits([terms[.string(t)] ?? []], count: count)
                 if b == nil { b = one } else { b!.formIntersection(one) }
             }
@@ -341,7 +338,7 @@ package final class FieldIndex: @unchecked Sendable {
                     i += 1
                 }
             } else {
-                for (r, ns) in numbers where Int(r) < count && ns.contains(where: bounds.contains) { b.insert(Int(r)) }
+                numbers.forEachValue { r, n in if Int(r) < count && bounds.contains(n) { b.insert(Int(r)) } }
             }
             return b
         case .geo(_, let shape):
@@ -367,8 +364,8 @@ package final class FieldIndex: @unchecked Sendable {
     /// table overhead counted as 16 bytes per entry).
     package var approximateBytes: Int {
         var n = present.count * 8
-        for (_, list) in terms { n += list.count * 4 + 48 }
-        for (_, ns) in numbers { n += ns.count * 8 + 48 }
+        n += terms.approximateBytes
+        n += numbers.approximateBytes
         n += (sorted?.count ?? 0) * 16
         n += geo.reduce(0) { $0 + $1.value.count * 16 + 48 }
         n += denseTerms.reduce(0) { $0 + $1.value.words.count * 8 } + below.reduce(0) { $0 + $1.words.count * 8 }
@@ -384,7 +381,7 @@ package final class FieldIndex: @unchecked Sendable {
     /// Adds to `counts`, per value, how many of `rows` hold it (a row once per distinct value).
     package func facetCounts(_ rows: RowBits, into counts: inout [IndexKey: Int]) {
         guard facetable else { return }
-        for (k, list) in terms {
+        terms.forEach { k, list in
             var n = 0
             if let d = denseTerms[k], d.count == rows.count {
                 for (a, b) in zip(d.words, rows.words) { n += (a & b).nonzeroBitCount }
@@ -410,7 +407,7 @@ package final class FieldIndex: @unchecked Sendable {
         guard numbersIndexed else { return [] }
         if let sorted { return sorted.filter { rows.contains(Int($0.row)) } }
         var out: [(value: Double, row: UInt32)] = []
-        for (r, ns) in numbers where rows.contains(Int(r)) { for n in ns { out.append((n, r)) } }
+        numbers.forEachValue { r, n in if rows.contains(Int(r)) { out.append((n, r)) } }
         out.sort { $0.value < $1.value || ($0.value == $1.value && $0.row < $1.row) }
         return out
     }
@@ -438,7 +435,7 @@ extension FieldIndex {
         w.blob(Array(name.utf8))
         w.blob(JSONWriter.bytes(schema.json))
         w.u32(UInt32(terms.count))
-        for (k, list) in terms {
+        terms.forEach { k, list in
             switch k {
             case .string(let s): w.u8(0); w.blob(Array(s.utf8))
             case .int(let i): w.u8(1); w.u64(UInt64(bitPattern: i))
@@ -448,7 +445,7 @@ extension FieldIndex {
             for r in list { w.u32(r) }
         }
         w.u32(UInt32(numbers.count))
-        for (r, ns) in numbers {
+        numbers.forEachRow { r, ns in
             w.u32(r)
             w.u32(UInt32(ns.count))
             for n in ns { w.u64(n.bitPattern) }
@@ -510,6 +507,115 @@ extension FieldIndex {
         }
         index.present = try (0..<(try count(8))).map { _ in try r.u64() }
         return index
+    }
+}
+
+/// Value -> rows holding it, ascending; a value held by one row (ids, timestamps as integers)
+/// keeps that row inline instead of in an array of its own.
+struct TermPostings {
+    private enum Rows {
+        case one(UInt32)
+        case many([UInt32])
+    }
+    private var table: [IndexKey: Rows] = [:]
+
+    var count: Int { table.count }
+
+    subscript(key: IndexKey) -> [UInt32]? {
+        get {
+            switch table[key] {
+            case .one(let r)?: return [r]
+            case .many(let list)?: return list
+            case nil: return nil
+            }
+        }
+        set {
+            guard let newValue, !newValue.isEmpty else { table[key] = nil; return }
+            table[key] = newValue.count == 1 ? .one(newValue[0]) : .many(newValue)
+        }
+    }
+
+    mutating func removeValue(forKey key: IndexKey) -> [UInt32]? {
+        defer { table[key] = nil }
+        return self[key]
+    }
+
+    func rowCount(_ key: IndexKey) -> Int {
+        switch table[key] {
+        case .one?: return 1
+        case .many(let list)?: return list.count
+        case nil: return 0
+        }
+    }
+
+    func forEach(_ body: (IndexKey, [UInt32]) -> Void) {
+        for (k, rows) in table {
+            switch rows {
+            case .one(let r): body(k, [r])
+            case .many(let list): body(k, list)
+            }
+        }
+    }
+
+    /// Hash entries counted as 48 bytes, arrays as 32 plus their rows.
+    var approximateBytes: Int {
+        table.reduce(0) { n, e in
+            if case .many(let list) = e.value { return n + 48 + 32 + list.count * 4 }
+            return n + 48
+        }
+    }
+}
+
+/// Each row's numbers: a column of one number per row (NaN where a row has none or several),
+/// and a table for the rows with several (8 bytes a row instead of a hash entry and an array).
+struct RowNumbers {
+    private var single: [Double] = []
+    private var several: [UInt32: [Double]] = [:]
+    /// Rows with at least one number.
+    private(set) var count = 0
+
+    /// Whether no row has more than one number.
+    var allSingle: Bool { several.isEmpty }
+
+    var approximateBytes: Int { single.capacity * 8 + several.reduce(0) { $0 + $1.value.count * 8 + 64 } }
+
+    subscript(row: UInt32) -> [Double]? {
+        get {
+            if let many = several[row] { return many }
+            let r = Int(row)
+            return r < single.count && !single[r].isNaN ? [single[r]] : nil
+        }
+        set {
+            _ = remove(row)
+            guard let newValue, !newValue.isEmpty else { return }
+            count += 1
+            if newValue.count > 1 { several[row] = newValue; return }
+            let r = Int(row)
+            if r >= single.count { single.append(contentsOf: repeatElement(.nan, count: r + 1 - single.count)) }
+            single[r] = newValue[0]
+        }
+    }
+
+    /// Forgets a row's numbers; returns them.
+    @discardableResult
+    mutating func remove(_ row: UInt32) -> [Double]? {
+        let old = self[row]
+        if old != nil { count -= 1 }
+        several[row] = nil
+        if Int(row) < single.count { single[Int(row)] = .nan }
+        return old
+    }
+
+    /// Calls `body` with every (row, number), rows with one number in row order first.
+    func forEachValue(_ body: (UInt32, Double) -> Void) {
+        for (r, n) in single.enumerated() where !n.isNaN { body(UInt32(r), n) }
+        for (r, ns) in several { for n in ns { body(r, n) } }
+    }
+
+    /// Calls `body` with every row that has numbers, and its numbers.
+    func forEachRow(_ body: (UInt32, [Double]) -> Void) {
+        for (r, n) in single.enumerated() where !n.isNaN { body(UInt32(r), [n]) }
+        for (r, ns) in several { body(r, ns) }
     }
 }
 
