@@ -140,11 +140,16 @@ package final class QdrantAPI: @unchecked Sendable {
     }
 
     /// `DELETE /collections/{name}`: through Raft for a distributed collection.
+    /// `DELETE /collections/{name}`: `true` when it was deleted, `false` when there was none (as
+    /// Qdrant answers: clients and test fixtures delete before every create).
     func deleteCollection(_ name: String, _ start: UInt64) throws -> HTTPResponse {
+        try Engine.validateName(name)
         if let cluster, cluster.collectionMeta(name) != nil {
             try cluster.propose(ClusterState.deleteCollection(name))
         } else {
-            try engine.deleteCollection(name)
+            do { try engine.deleteCollection(name) } catch let e as VQError where e.kind == .notFound {
+                return APIEnvelope.ok(.bool(false), since: start)
+            }
         }
         return APIEnvelope.ok(.bool(true), since: start)
     }
