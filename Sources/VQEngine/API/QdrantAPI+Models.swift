@@ -165,6 +165,7 @@ extension QdrantAPI {
         c.readFanOutFactor = try int(body, "read_fan_out_factor", default: 0)
         try applyHNSW(&c, body["hnsw_config"])
         try applyOptimizers(&c, body["optimizers_config"])
+        if let wal = body["wal_config"], wal != .null { c.walCapacityMb = try int(wal, "wal_capacity_mb", default: c.walCapacityMb, min: 1) }
         if let cluster {
             // Through consensus: every peer creates its local part when it applies the entry.
             try c.validate()
@@ -196,24 +197,33 @@ extension QdrantAPI {
     }
 
     /// What vq takes in a create (PUT) or update (PATCH) body; everything else is refused, naming it.
+    ///
+    /// Storage hints (`on_disk`, `on_disk_payload`, `memmap_threshold`) are taken whatever their
+    /// value: vq keeps vectors, graphs and payloads in memory-mapped files in every case, and the
+    /// page cache decides what stays in RAM.
     func checkCollectionSettings(_ body: JSON, creating: Bool) throws {
         let unsupported = [
             "sparse_vectors": "vq collections have one dense vector per point (issue 14 adds sparse vectors)",
             "quantization_config": "vq does not quantize vectors yet",
             "strict_mode_config": "vq has no strict mode",
-            "wal_config": "vq's write-ahead log has no Qdrant settings",
             "init_from": "create the collection, then upsert its points",
             "metadata": "vq keeps no collection metadata",
         ]
+        func flag(_ j: JSON?, _ key: String, _ what: String) throws {
+            if let v = j?[key], v != .null, v.boolValue == nil { throw VQError.invalid("\(what).\(key) is \(v.typeName); expected true or false") }
+        }
         if creating {
             try checkSettings(body, "collection", allowed: ["vectors", "shard_number", "sharding_method", "replication_factor",
                                                            "write_consistency_factor", "read_fan_out_delay_ms", "read_fan_out_factor",
-                                                           "on_disk_payload", "hnsw_config", "optimizers_config"], unsupported: unsupported)
+                                                           "on_disk_payload", "hnsw_config", "optimizers_config", "wal_config"], unsupported: unsupported)
             if let v = body["vectors"], v != .null {
+                if case .object(let members) = v, v["size"] == nil, !members.isEmpty, members.allSatisfy({ if case .object = $0.1 { return true } else { return false } }) {
+                    throw VQError.invalid("named vectors are not supported yet; expected \"vectors\": {\"size\": N, \"distance\": \"Cosine|Dot|Euclid|Manhattan\"}")
+                }
                 try checkSettings(v, "vectors", allowed: ["size", "distance", "on_disk", "datatype"], unsupported: [
                     "hnsw_config": "set hnsw_config on the collection", "quantization_config": "vq does not quantize vectors yet",
                     "multivector_config": "vq stores one vector per point (issue 14 adds multi-vectors)"])
-                try requireFlag(v, "on_disk", true, "vectors", "vq keeps vectors in memory-mapped files")
+                try flag(v, "on_disk", "vectors")
                 if let t = v["datatype"], t != .null, t.stringValue?.lowercased() != "float32" {
                     throw VQError.invalid("vectors.datatype \(t.compactText) is not supported: vq stores float32")
                 }
@@ -221,21 +231,26 @@ extension QdrantAPI {
             if let m = body["sharding_method"], m != .null, m.stringValue?.lowercased() != "auto" {
                 throw VQError.invalid("sharding_method \(m.compactText) is not supported: vq places points by id (auto)")
             }
+            try checkSettings(body["wal_config"], "wal_config", allowed: ["wal_capacity_mb", "wal_segments_ahead"])
+            if let ahead = body["wal_config"]?["wal_segments_ahead"], ahead != .null, ahead.intValue != 0 {
+                throw VQError.invalid("wal_config.wal_segments_ahead \(ahead.compactText) is not supported: vq creates log files as it fills them (0)")
+            }
         } else {
             try checkSettings(body, "update", allowed: ["params", "hnsw_config", "optimizers_config"],
-                              unsupported: unsupported.merging(["vectors": "vector settings cannot change"]) { a, _ in a })
+                              unsupported: unsupported.merging(["vectors": "vector settings cannot change",
+                                                                "wal_config": "the log's file size is set when the collection is created"]) { a, _ in a })
             try checkSettings(body["params"], "params", allowed: ["replication_factor", "write_consistency_factor", "read_fan_out_delay_ms",
                                                                   "read_fan_out_factor", "on_disk_payload"])
-            try requireFlag(body["params"], "on_disk_payload", true, "params", "vq keeps payloads in memory-mapped files")
+            try flag(body["params"], "on_disk_payload", "params")
         }
-        try requireFlag(body, "on_disk_payload", true, "collection", "vq keeps payloads in memory-mapped files")
+        try flag(body, "on_disk_payload", "collection")
         try checkSettings(body["hnsw_config"], "hnsw_config", allowed: ["m", "ef_construct", "full_scan_threshold", "max_indexing_threads", "on_disk"],
                           unsupported: ["payload_m": "vq builds no extra payload links yet", "inline_storage": "vq keeps vectors apart from the graph"])
-        try requireFlag(body["hnsw_config"], "on_disk", true, "hnsw_config", "vq keeps graphs in memory-mapped files")
+        try flag(body["hnsw_config"], "on_disk", "hnsw_config")
         try checkSettings(body["optimizers_config"], "optimizers_config",
                           allowed: ["deleted_threshold", "vacuum_min_vector_number", "default_segment_number", "max_segment_size",
-                                    "indexing_threshold", "flush_interval_sec", "max_optimization_threads", "prevent_unoptimized"],
-                          unsupported: ["memmap_threshold": "vq keeps every segment in memory-mapped files"])
+                                    "indexing_threshold", "flush_interval_sec", "max_optimization_threads", "prevent_unoptimized",
+                                    "memmap_threshold"])
     }
 
     func applyHNSW(_ c: inout CollectionConfig, _ h: JSON?) throws {
@@ -356,7 +371,7 @@ extension QdrantAPI {
                 ("params", .object(c.qdrantParams + [("on_disk_payload", .bool(true))])),
                 ("hnsw_config", .object(c.qdrantHNSW + [("on_disk", .bool(true))])),
                 ("optimizer_config", .object(c.qdrantOptimizers + [("memmap_threshold", .null)])),
-                ("wal_config", .object([("wal_capacity_mb", .int(32)), ("wal_segments_ahead", .int(0))])),
+                ("wal_config", .object([("wal_capacity_mb", .int(Int64(c.walCapacityMb))), ("wal_segments_ahead", .int(0))])),
                 ("quantization_config", .null),
             ])),
             ("payload_schema", payloadSchemaInfo(collection)),
@@ -501,10 +516,12 @@ extension QdrantAPI {
             default: throw VQError.invalid("order_by.direction is \(order["direction"]!.compactText); expected \"asc\" or \"desc\"")
             }
             if let s = order["start_from"], s != .null {
-                // A datetime index starts from a datetime, a numeric one from a number.
+                // A datetime index starts from an RFC 3339 datetime or microseconds since 1970
+                // (what its order_value says); a numeric one from a number.
                 let datetime = collection.config.payloadSchema[k]?.type == .datetime
-                guard let v = datetime ? s.stringValue.flatMap(Datetime.parse) : s.doubleValue else {
-                    throw VQError.invalid("order_by.start_from is \(s.compactText); expected " + (datetime ? "an RFC 3339 datetime" : "a number"))
+                let v = datetime ? (s.stringValue.flatMap(Datetime.parse) ?? s.doubleValue.map { $0 / 1_000_000 }) : s.doubleValue
+                guard let v else {
+                    throw VQError.invalid("order_by.start_from is \(s.compactText); expected " + (datetime ? "an RFC 3339 datetime or microseconds" : "a number"))
                 }
                 startFrom = v
             }
@@ -516,7 +533,8 @@ extension QdrantAPI {
         return rows.map { v, r in
             guard case .object(var m) = recordJSON(r, withVector: wv, withPayload: wp) else { return .null }
             if score { m.insert(contentsOf: [("version", .int(Int64(r.version))), ("score", .double(0))], at: 1) }
-            let value: JSON = datetime ? .string(Datetime.format(v)) : (v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v))
+            // Qdrant's order_value is a number: datetimes as microseconds since 1970.
+            let value: JSON = datetime ? .int(Int64((v * 1_000_000).rounded())) : (v == v.rounded() && abs(v) < 1e15 ? .int(Int64(v)) : .double(v))
             m.append(("order_value", value))
             return .object(m)
         }

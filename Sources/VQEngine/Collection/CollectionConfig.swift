@@ -41,6 +41,8 @@ package struct CollectionConfig: Sendable, Equatable {
     package var updateQueueBytes = 1 << 30
     /// Indexed payload fields (`PUT /collections/NAME/index`).
     package var payloadSchema = PayloadSchema()
+    /// Megabytes per write-ahead log file (Qdrant's wal_config.wal_capacity_mb).
+    package var walCapacityMb = 32
 
     package static let formatVersion = 1
     package static let automaticMaxSegmentSize = 200_000
@@ -73,6 +75,7 @@ package struct CollectionConfig: Sendable, Equatable {
         o.vacuumMinVectorNumber = vacuumMinVectorNumber
         o.backgroundOptimizer = maxOptimizationThreads != 0
         o.payloadSchema = payloadSchema
+        o.walFileLimit = walCapacityMb << 20
         return o
     }
 
@@ -107,6 +110,7 @@ package struct CollectionConfig: Sendable, Equatable {
         }
         try check((1...100_000_000).contains(updateQueueSize), "update_queue_size", updateQueueSize, "1 to 100000000")
         try check(((1 << 20)...(1 << 40)).contains(updateQueueBytes), "update_queue_bytes", updateQueueBytes, "1048576 (1 MiB) to 1099511627776 (1 TiB)")
+        try check((1...4096).contains(walCapacityMb), "wal_capacity_mb", walCapacityMb, "1 to 4096")
     }
 
     package var json: JSON {
@@ -139,6 +143,7 @@ package struct CollectionConfig: Sendable, Equatable {
             ("update_queue_size", .int(Int64(updateQueueSize))),
             ("update_queue_bytes", .int(Int64(updateQueueBytes))),
             ("payload_schema", payloadSchema.json),
+            ("wal_config", .object([("wal_capacity_mb", .int(Int64(walCapacityMb)))])),
         ])
     }
 
@@ -187,7 +192,8 @@ package struct CollectionConfig: Sendable, Equatable {
         updateQueueSize = try int("update_queue_size")
         // Absent in configs written before the field existed: the default.
         updateQueueBytes = json["update_queue_bytes"]?.intValue.map { Int($0) } ?? (1 << 30)
-        // Absent in configs written before payload indexes.
+        // Absent in configs written before these fields.
+        walCapacityMb = json["wal_config"]?["wal_capacity_mb"]?.intValue.map { Int($0) } ?? 32
         if let schema = json["payload_schema"] {
             do { payloadSchema = try PayloadSchema(json: schema) } catch {
                 throw VQError(.corrupt, "\(path): payload_schema is malformed: \(error)")

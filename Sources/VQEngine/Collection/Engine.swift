@@ -143,6 +143,10 @@ package final class Engine: @unchecked Sendable {
     /// Writes in flight on the old instance finish or fail with "closing"; nothing acknowledged is lost.
     package func updateCollection(_ name: String, _ change: (inout CollectionConfig) throws -> Void) throws -> CollectionConfig {
         try Engine.validateName(name)
+        // Payload indexes are built after the engine's lock is let go (every request takes it
+        // to find its collection); the collection applies its latest schema, in order.
+        var rebuild: VectorCollection?
+        defer { rebuild?.applyPayloadSchema() }
         mutex.lock()
         defer { mutex.unlock() }
         let path = directory.collectionConfig(name)
@@ -166,6 +170,7 @@ package final class Engine: @unchecked Sendable {
         shardSide.payloadSchema = before.payloadSchema
         if shardSide == before {
             open[name]?.updateLive(config)
+            rebuild = open[name]
         } else if let c = open.removeValue(forKey: name) {
             try c.close()
             open[name] = try VectorCollection(name: name, config: config, directory: directory, placement: placement, warn: warn)

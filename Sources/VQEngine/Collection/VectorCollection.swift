@@ -102,7 +102,18 @@ package final class VectorCollection: @unchecked Sendable {
     /// Takes a config that differs only in fields no shard reads (see `Engine.updateCollection`).
     func updateLive(_ new: CollectionConfig) {
         liveConfig.withLock { $0 = new }
-        for shard in shards { shard.setPayloadSchema(new.payloadSchema) }
+    }
+
+    /// Serialises payload index builds: each applies the schema current when it runs.
+    private let schemaLock = NSLock()
+
+    /// Builds and drops payload indexes in every shard to match the live config's schema (which
+    /// may have moved on since this was asked for: the latest one wins, whatever the order).
+    func applyPayloadSchema() {
+        schemaLock.withLock {
+            let schema = config.payloadSchema
+            for shard in shards { shard.setPayloadSchema(schema) }
+        }
     }
 
     /// The most results one search may ask for (limit + offset).

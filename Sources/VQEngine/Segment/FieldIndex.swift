@@ -429,7 +429,10 @@ package final class FieldIndex: @unchecked Sendable {
 
 extension FieldIndex {
     static let fileMagic: UInt32 = 0x5849_5056  // "VPIX"
-    static let fileVersion: UInt32 = 1
+    /// Bumped whenever what a payload contributes to an index changes (keys, numbers, tokens,
+    /// UUIDs, datetimes): a file from other rules is rebuilt, not trusted. 2: integer fields
+    /// index 3.0 as 3 and fractions for ranges.
+    static let fileVersion: UInt32 = 2
 
     func encode(into w: inout ByteWriter) {
         w.blob(Array(name.utf8))
@@ -492,12 +495,18 @@ extension FieldIndex {
             var list: [UInt32] = []
             let n = try count(4)
             list.reserveCapacity(n)
-            for _ in 0..<n { list.append(try row()) }
+            for _ in 0..<n {
+                let next = try row()
+                guard list.last.map({ $0 < next }) ?? true else { throw VQError(.corrupt, "payload index has a posting list out of order") }
+                list.append(next)
+            }
             index.terms[key] = list
         }
         for _ in 0..<(try count(8)) {
             let at = try row()
-            index.numbers[at] = try (0..<(try count(8))).map { _ in Double(bitPattern: try r.u64()) }
+            let ns = try (0..<(try count(8))).map { _ in Double(bitPattern: try r.u64()) }
+            guard ns.allSatisfy(\.isFinite) else { throw VQError(.corrupt, "payload index holds a number that is not finite") }
+            index.numbers[at] = ns
         }
         for _ in 0..<(try count(8)) {
             let at = try row()

@@ -284,8 +284,9 @@ package final class LocalShard: @unchecked Sendable {
             for seg in holder.segments {
                 try seg.flush(sequence: seq)
             }
-            // Sealed segments' payload indexes, so the next open reads them instead of every payload.
-            for seg in indexFiles { try seg.writeFieldIndexes() }
+            // Sealed segments' payload indexes, so the next open reads them instead of every payload
+            // (derived data: one that cannot be written now is tried again at the next flush).
+            for seg in indexFiles { try? seg.writeFieldIndexes() }
             if failBeforeManifestForTesting { throw VQError(.io, "simulated crash before the manifest (tests)") }
             // New segment directories must exist durably before the manifest names them.
             let known = Set(flushedSegments.map(\.id))

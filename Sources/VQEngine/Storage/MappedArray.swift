@@ -334,6 +334,14 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
             if fileLock.withLock({ flushCount }) != epoch {
                 retries += 1
                 if retries < 100 { continue }
+                // Flushes keep overlapping: check this chunk with them held off.
+                let problem: String? = fileLock.withLock {
+                    guard let sums, c < sums.count else { return nil }
+                    let r = (c * Self.chunkBytes)..<min((c + 1) * Self.chunkBytes, fileCount * Self.stride)
+                    guard let bytes = try? readFile(r) else { return nil }
+                    return bytes.withUnsafeBytes({ CRC32C.update(0, $0) }) == sums[c] ? nil : damage(r)
+                }
+                if let problem { return problem }
             } else if crc != expected {
                 return damage(range)
             }
@@ -430,11 +438,14 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         } catch {
             // Put the file back as the sums describe it (in place: no new space needed), so a
             // check meanwhile finds no damage; the retry writes it all again.
+            var restored = true
             for (offset, bytes) in before {
-                _ = try? bytes.withUnsafeBytes { try FileIO.pwriteAll(fd, $0, at: offset, path: path) }
+                do { try bytes.withUnsafeBytes { try FileIO.pwriteAll(fd, $0, at: offset, path: path) } } catch { restored = false }
             }
-            _ = ftruncate(fd, off_t(fileBytes))
-            _ = try? FileIO.sync(fd, path: path)
+            if ftruncate(fd, off_t(fileBytes)) != 0 { restored = false }
+            if (try? FileIO.sync(fd, path: path)) == nil { restored = false }
+            // Not put back: the sums no longer describe the file; the next flush sums it afresh.
+            if !restored { sums = nil }
             throw error
         }
         sums = newSums

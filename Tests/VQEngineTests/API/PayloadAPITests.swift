@@ -65,7 +65,7 @@ import Testing
             ("points/count", #"{"filter":{"must":[{"key":"n","values_count":{"gtx":1}}]}}"#, "values_count"),
             ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1},"boost":2}]}}"#, "boost"),
             ("points/scroll", #"{"with_payload":["meta[0].a"]}"#, "array element"),
-            ("points/scroll", #"{"order_by":{"key":"when","start_from":5}}"#, "RFC 3339"),
+            ("points/scroll", #"{"order_by":{"key":"when","start_from":"yesterday"}}"#, "RFC 3339"),
         ] {
             let (status, err, _) = t.call(api, "POST", "/collections/c/" + path, body)
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
@@ -109,7 +109,7 @@ import Testing
         let want = payloads.map { $0["n"]!.intValue! }.filter { $0 >= 10 }.sorted().prefix(20)
         #expect(values == Array(want))
         let (_, desc, _) = t.call(api, "POST", "/collections/c/points/scroll", #"{"limit":5,"order_by":{"key":"when","direction":"desc"}}"#)
-        let times = desc?["result"]?["points"]?.arrayValue?.compactMap { $0["order_value"]?.stringValue.flatMap(Datetime.parse) } ?? []
+        let times = desc?["result"]?["points"]?.arrayValue?.compactMap { $0["order_value"]?.intValue.map { Double($0) / 1_000_000 } } ?? []
         #expect(times == Array(payloads.compactMap { $0["when"]?.stringValue.flatMap(Datetime.parse) }.sorted(by: >).prefix(5)))
         #expect(t.call(api, "POST", "/collections/c/points/scroll", #"{"order_by":"n","offset":3}"#).0 == 400)
         // The query API: no query = the passing points in id order; {"order_by"} as in scroll.

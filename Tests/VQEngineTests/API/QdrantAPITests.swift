@@ -59,8 +59,9 @@ import Testing
             (#"{"vectors":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}"#, "multivector_config"),
             (#"{"vectors":{"size":4,"distance":"Dot","datatype":"float16"}}"#, "datatype"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"hnsw_config":{"payload_m":16}}"#, "payload_m"),
-            (#"{"vectors":{"size":4,"distance":"Dot"},"on_disk_payload":false}"#, "on_disk_payload"),
-            (#"{"vectors":{"size":4,"distance":"Dot"},"optimizers_config":{"memmap_threshold":1000}}"#, "memmap_threshold"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"on_disk_payload":"no"}"#, "on_disk_payload"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"wal_config":{"wal_segments_ahead":2}}"#, "wal_segments_ahead"),
+            (#"{"vectors":{"dense":{"size":4,"distance":"Dot"}}}"#, "named vectors"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"sharding_method":"custom"}"#, "sharding_method"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"shard_numbr":2}"#, "shard_numbr"),
         ] {
@@ -68,10 +69,13 @@ import Testing
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
         }
         #expect(t.call(api, "GET", "/collections/c").0 == 404, "a refused create leaves nothing")
-        let ok = #"{"vectors":{"size":4,"distance":"Dot","on_disk":true,"datatype":"float32"},"on_disk_payload":true,"sparse_vectors":null,"hnsw_config":{"m":8}}"#
+        // Storage hints are taken either way (everything is memory-mapped); the WAL file size is used.
+        let ok = #"{"vectors":{"size":4,"distance":"Dot","on_disk":false,"datatype":"float32"},"on_disk_payload":false,"sparse_vectors":null,"#
+            + #""hnsw_config":{"m":8,"on_disk":false},"optimizers_config":{"memmap_threshold":20000},"wal_config":{"wal_capacity_mb":8,"wal_segments_ahead":0}}"#
         #expect(t.call(api, "PUT", "/collections/c", ok).0 == 200)
+        #expect(t.call(api, "GET", "/collections/c").1?["result"]?["config"]?["wal_config"]?["wal_capacity_mb"] == .int(8))
         for (body, fragment) in [(#"{"quantization_config":{"scalar":{"type":"int8"}}}"#, "quantization_config"),
-                                 (#"{"params":{"on_disk_payload":false}}"#, "on_disk_payload"), (#"{"vectors":{"":{"on_disk":true}}}"#, "vectors"),
+                                 (#"{"wal_config":{"wal_capacity_mb":64}}"#, "wal_config"), (#"{"vectors":{"":{"on_disk":true}}}"#, "vectors"),
                                  (#"{"optimizers_config":{"indexing_threshhold":1}}"#, "indexing_threshhold")] {
             let (status, err, _) = t.call(api, "PATCH", "/collections/c", body)
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
