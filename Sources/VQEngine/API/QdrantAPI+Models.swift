@@ -309,7 +309,7 @@ extension QdrantAPI {
             change(&c)
             if c != meta.config { try cluster.propose(ClusterState.updateCollection(name, c)) }
         } else {
-            _ = try engine.updateCollection(name) { change(&$0) }
+            _ = try engine.updateCollection(name, waitForIndexes: wait == .applied) { change(&$0) }
         }
         return APIEnvelope.ok(.object([("operation_id", .int(0)), ("status", .string(wait == .applied ? "completed" : "acknowledged"))]),
                               since: start)

@@ -141,12 +141,19 @@ package final class Engine: @unchecked Sendable {
     /// Changes a collection's stored config and reopens it with the new one.
     ///
     /// Writes in flight on the old instance finish or fail with "closing"; nothing acknowledged is lost.
-    package func updateCollection(_ name: String, _ change: (inout CollectionConfig) throws -> Void) throws -> CollectionConfig {
+    /// - Parameter waitForIndexes: build new payload indexes before returning (else in the
+    ///   background, as `?wait=false` asks).
+    package func updateCollection(_ name: String, waitForIndexes: Bool = true,
+                                  _ change: (inout CollectionConfig) throws -> Void) throws -> CollectionConfig {
         try Engine.validateName(name)
         // Payload indexes are built after the engine's lock is let go (every request takes it
         // to find its collection); the collection applies its latest schema, in order.
         var rebuild: VectorCollection?
-        defer { rebuild?.applyPayloadSchema() }
+        defer {
+            if let rebuild {
+                if waitForIndexes { rebuild.applyPayloadSchema() } else { DispatchQueue.global(qos: .utility).async { rebuild.applyPayloadSchema() } }
+            }
+        }
         mutex.lock()
         defer { mutex.unlock() }
         let path = directory.collectionConfig(name)

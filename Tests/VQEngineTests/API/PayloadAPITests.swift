@@ -31,7 +31,7 @@ import Testing
         let (dir, engine, api, _) = try fixture()
         defer { withExtendedLifetime(dir) {} }
         #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"city","field_schema":"keyword"}"#, query: ["wait": "true"]).0 == 200)
-        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"n","field_schema":{"type":"integer","lookup":false,"range":true}}"#).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"n","field_schema":{"type":"integer","lookup":false,"range":true}}"#, query: ["wait": "true"]).0 == 200)
         let (_, info, _) = t.call(api, "GET", "/collections/c")
         let schema = info?["result"]?["payload_schema"]
         #expect(schema?["city"] == JSONParser.parseOrNull(#"{"data_type":"keyword","points":300}"#))
@@ -45,6 +45,15 @@ import Testing
             let (status, err, _) = t.call(api, "PUT", "/collections/c/index", body)
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
         }
+        // Without wait the answer comes at once and the index is built in the background.
+        let (_, ack, _) = t.call(api, "PUT", "/collections/c/index", #"{"field_name":"meta.a","field_schema":"integer"}"#)
+        #expect(ack?["result"]?["status"] == .string("acknowledged"))
+        var built = false
+        for _ in 0..<500 where !built {
+            built = t.call(api, "GET", "/collections/c").1?["result"]?["payload_schema"]?["meta.a"]?["points"] == .int(300)
+            if !built { usleep(10_000) }
+        }
+        #expect(built)
         #expect(t.call(api, "DELETE", "/collections/c/index/n", query: ["wait": "true"]).0 == 200)
         #expect(t.call(api, "GET", "/collections/c").1?["result"]?["payload_schema"]?["n"] == nil)
         // The schema is part of the stored config: a reopened engine indexes the same fields.
@@ -58,7 +67,7 @@ import Testing
     func refusals() throws {
         let (dir, engine, api, _) = try fixture()
         defer { withExtendedLifetime(dir) {} }
-        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"when","field_schema":"datetime"}"#).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"when","field_schema":"datetime"}"#, query: ["wait": "true"]).0 == 200)
         for (path, body, fragment) in [
             ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1},"range":{"gt":0}}]}}"#, "both match and range"),
             ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1,"any":[2]}}]}}"#, "exactly one of"),
@@ -94,9 +103,9 @@ import Testing
         defer { withExtendedLifetime(dir) {} }
         #expect(t.call(api, "POST", "/collections/c/facet", #"{"key":"city"}"#).0 == 400)
         #expect(t.call(api, "POST", "/collections/c/points/scroll", #"{"order_by":"n"}"#).0 == 400)
-        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"city","field_schema":"keyword"}"#).0 == 200)
-        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"n","field_schema":"integer"}"#).0 == 200)
-        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"when","field_schema":"datetime"}"#).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"city","field_schema":"keyword"}"#, query: ["wait": "true"]).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"n","field_schema":"integer"}"#, query: ["wait": "true"]).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/c/index", #"{"field_name":"when","field_schema":"datetime"}"#, query: ["wait": "true"]).0 == 200)
         let (_, facet, _) = t.call(api, "POST", "/collections/c/facet", #"{"key":"city","filter":{"must":[{"key":"n","range":{"lt":25}}]},"exact":true}"#)
         var counts: [String: Int] = [:]
         for p in payloads where p["n"]!.intValue! < 25 { counts[p["city"]!.stringValue!, default: 0] += 1 }
