@@ -302,6 +302,19 @@ struct PeerView {
         let fanOuts = metrics.components(separatedBy: "\nvq_read_fan_outs_total ").dropFirst().first.flatMap { Int($0.prefix { $0.isNumber }) } ?? 0
         #expect(fanOuts >= 1, "no fan-out counted: \(metrics.suffix(600))")
         x.resume()
+        // A payload index made through one peer goes through Raft: every peer indexes its replicas,
+        // and filters, facets and counts agree on every peer.
+        #expect(try request(a.port, "PUT", "/collections/f/points/payload?wait=true",
+                            #"{"payload":{"g":"low"},"points":[0,1,2,3,4,5,6,7,8,9]}"#).status == 200)
+        let made = try vq(["create-index", "f", "g", "keyword", "--url", b.url])
+        #expect(made.status == 0, "\(made.stderr)")
+        for p in [a, b, x] {
+            #expect(eventually(10) { (try? request(p.port, "GET", "/collections/f"))?.body.contains(#""g":{"data_type":"keyword""#) == true })
+            let count = try request(p.port, "POST", "/collections/f/points/count", #"{"filter":{"must":[{"key":"g","match":{"value":"low"}}]},"exact":true}"#)
+            #expect(count.body.contains(#""count":10"#), "\(count.body)")
+            let facet = try request(p.port, "POST", "/collections/f/facet", #"{"key":"g"}"#)
+            #expect(facet.body.contains(#"{"value":"low","count":10}"#), "\(facet.body)")
+        }
         for p in [a, b, x] { _ = p.stop() }
     }
 
