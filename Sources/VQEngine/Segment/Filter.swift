@@ -166,6 +166,11 @@ package indirect enum Filter: Sendable {
         if members.isEmpty || json["must"] != nil || json["should"] != nil || json["must_not"] != nil || json["min_should"] != nil {
             return try Filter(json: json, depth: depth)
         }
+        // has_id, is_empty, is_null and nested stand alone in their object.
+        for kind in ["has_id", "is_empty", "is_null", "nested"] where json[kind] != nil && members.count > 1 {
+            let other = members.first { $0.0 != kind }!.0
+            throw VQError.invalid("filter condition has \(kind) and \"\(other)\"; \(kind) stands alone in its object (combine conditions with must)")
+        }
         if let ids = json["has_id"] {
             guard case .array(let list) = ids else { throw VQError.invalid("has_id is \(ids.typeName); expected a list of point ids") }
             return .hasID(Set(try list.map { try PointID(json: $0) }))

@@ -73,6 +73,7 @@ import Testing
             ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1,"any":[2]}}]}}"#, "exactly one of"),
             ("points/count", #"{"filter":{"must":[{"key":"n","values_count":{"gtx":1}}]}}"#, "values_count"),
             ("points/count", #"{"filter":{"must":[{"key":"n","match":{"value":1},"boost":2}]}}"#, "boost"),
+            ("points/count", #"{"filter":{"must":[{"key":"x","is_empty":{"key":"n"}}]}}"#, "stands alone"),
             ("points/scroll", #"{"with_payload":["meta[0].a"]}"#, "array element"),
             ("points/scroll", #"{"order_by":{"key":"when","start_from":"yesterday"}}"#, "RFC 3339"),
         ] {
