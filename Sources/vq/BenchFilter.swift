@@ -6,7 +6,7 @@ import VQEngine
 ///
 /// Every point gets `{"cat": KEYWORD, "num": INT}`: cat is "p01" for 0.1% of the points, "p1" for
 /// 1%, "p10" for 10%, "p50" for 50%, else "rest"; num is uniform in [0, 1,000,000). Seeded.
-/// Filters: each keyword value, and num ranges holding 0.1%, 1%, 2%, 5%, 10%, 50% and 90%.
+/// Filters: each keyword value, and num ranges holding 0.1%, 1%, 2%, 3%, 5%, 10%, 50% and 90%.
 struct FilterBenchReport {
     struct Row {
         var label: String
@@ -100,6 +100,7 @@ func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDa
         ("num < 1000 (range)", { nums[$0] < 1000 }, #"{"must":[{"key":"num","range":{"lt":1000}}]}"#),
         ("num < 10000 (range)", { nums[$0] < 10_000 }, #"{"must":[{"key":"num","range":{"lt":10000}}]}"#),
         ("num < 20000 (range)", { nums[$0] < 20_000 }, #"{"must":[{"key":"num","range":{"lt":20000}}]}"#),
+        ("num < 30000 (range)", { nums[$0] < 30_000 }, #"{"must":[{"key":"num","range":{"lt":30000}}]}"#),
         ("num < 50000 (range)", { nums[$0] < 50_000 }, #"{"must":[{"key":"num","range":{"lt":50000}}]}"#),
         ("num < 100000 (range)", { nums[$0] < 100_000 }, #"{"must":[{"key":"num","range":{"lt":100000}}]}"#),
         ("num < 500000 (range)", { nums[$0] < 500_000 }, #"{"must":[{"key":"num","range":{"lt":500000}}]}"#),

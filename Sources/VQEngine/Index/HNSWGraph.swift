@@ -223,15 +223,22 @@ package final class HNSWGraph: @unchecked Sendable {
             let c = context.frontier.top
             if c.distance > bound && context.results.count >= ef { break }
             context.frontier.pop()
+            // The next candidate's links are read next: start fetching them now.
+            if !context.frontier.isEmpty { cvq_prefetch(level0 + Int(context.frontier.top.node) * stride0) }
             let list = level0 + Int(c.node) * stride0
             let n = Int(list[0])
-            // Allowed neighbours first, then allowed neighbours of the others while fewer than m.
+            // Allowed neighbours first, then allowed neighbours of the others while fewer than m
+            // (the others' links are fetched while the first pass runs).
             var taken = 0
             for j in 1...max(n, 1) where j <= n {
                 let nb = list[j]
-                if admits(nb) && context.visited.insert(nb) {
-                    picked[taken] = nb
-                    taken += 1
+                if admits(nb) {
+                    if context.visited.insert(nb) {
+                        picked[taken] = nb
+                        taken += 1
+                    }
+                } else if taken < m {
+                    cvq_prefetch(level0 + Int(nb) * stride0)
                 }
             }
             var j = 1
@@ -252,9 +259,10 @@ package final class HNSWGraph: @unchecked Sendable {
                     }
                 }
             }
+            for t in 0..<min(taken, 4) { cvq_prefetch(vectors + Int(picked[t]) * dim) }
             for t in 0..<taken {
                 let nb = picked[t]
-                if t + 1 < taken { cvq_prefetch(vectors + Int(picked[t + 1]) * dim) }
+                if t + 4 < taken { cvq_prefetch(vectors + Int(picked[t + 4]) * dim) }
                 let d = distance(query, vectors + Int(nb) * dim, dim)
                 if context.results.count < ef || d < bound {
                     context.frontier.push(Candidate(distance: d, node: nb))

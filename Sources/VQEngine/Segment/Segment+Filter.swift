@@ -5,12 +5,14 @@
 //                    recurse within what is left, unindexed conditions are checked last and
 //                    only on the rows still in; should / min_should / must_not likewise within
 //                    the rows still in. The result is exact: a bitmap of live rows.
-//   search(allowed:) fewer allowed rows than full_scan_threshold, or no graph: score exactly
-//                    the allowed rows. Otherwise walk the graph: with 30% of the rows or more
+//   search(allowed:) few allowed rows (see usesGraph), or no graph: score exactly the
+//                    allowed rows, fetching vectors ahead. Otherwise walk the graph: with 30% of the rows or more
 //                    allowed, the usual walk with the others passed through and never returned
 //                    (as deleted rows); with fewer, scoring allowed rows only, reached directly or
 //                    through one row that is not allowed (two hops), so the walk stays connected
 //                    where allowed rows are sparse (HNSWGraph.searchFiltered).
+
+import CVQSupport
 
 extension Segment {
     // MARK: indexes
@@ -220,14 +222,14 @@ extension Segment {
 
     /// The plan for a filtered search: walk the graph, or score the allowed rows exactly.
     ///
-    /// Exact when there is no graph, when `exact` is asked, or when under 5% of the segment's
-    /// rows are allowed (below that the two-hop walk loses its way: recall@10 0.996 at 5%, 0.79
-    /// at 2% on 200k x 128, BENCHMARKS.md). Otherwise the graph when at least full_scan_threshold
+    /// Exact when there is no graph, when `exact` is asked, or when under 4% of the segment's
+    /// rows are allowed (below that the two-hop walk loses its way: recall@10 0.997 at 5%, 0.95
+    /// at 3%, 0.81 at 2% on 200k x 128, BENCHMARKS.md). Otherwise the graph when at least full_scan_threshold
     /// rows are allowed (as in Qdrant), and also below it when scoring them all would cost more
     /// than a walk: a walk scores about 3 x ef x m0 vectors (the measured crossover on 200k x 128
     /// at ef 64 was 6,800 rows).
     package func usesGraph(_ params: SegmentSearch, allowed count: Int) -> Bool {
-        guard let graph, !params.exact, count * 20 >= rowCount else { return false }
+        guard let graph, !params.exact, count * 25 >= rowCount else { return false }
         return count >= params.fullScanRows || count > 3 * max(params.ef, params.k) * graph.m0
     }
 
@@ -260,7 +262,16 @@ extension Segment {
         }
         let base = UnsafePointer(vectors.base)
         var threshold = top.threshold
-        allowed.forEach { row in
+        // Allowed rows lie far apart, beyond what the hardware prefetcher follows: fetch each
+        // vector a few rows ahead of scoring it.
+        var rows = [Int32]()
+        rows.reserveCapacity(count)
+        allowed.forEach { rows.append(Int32($0)) }
+        let ahead = 6
+        for i in 0..<min(ahead, rows.count) { cvq_prefetch(base + Int(rows[i]) * dim) }
+        for i in 0..<rows.count {
+            if i + ahead < rows.count { cvq_prefetch(base + Int(rows[i + ahead]) * dim) }
+            let row = Int(rows[i])
             let s = -distance(query, base + row * dim, dim)
             if s >= threshold {
                 top.push(ScoredKey(score: s, key: tag << 32 | UInt64(row)))
