@@ -4,7 +4,7 @@
 Exercises what applications do: create, upsert (int and UUID ids, payloads), get,
 search with a filter, query, scroll with pagination, count, payload update,
 delete, payload indexes (keyword, integer, text), a text match, a facet, an
-order_by scroll with a with_payload selector, collection update and delete. Exits non-zero on the first mismatch.
+order_by scroll with a with_payload selector, aliases, collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
 import uuid
@@ -82,6 +82,15 @@ assert [p.payload["n"] for p in ordered] == [20, 19, 18], ordered
 assert all(set(p.payload) == {"n"} for p in ordered), ordered
 client.delete_payload_index(name, field_name="text", wait=True)
 assert "text" not in client.get_collection(name).payload_schema
+
+# Aliases: create, use, list, delete.
+assert client.update_collection_aliases(change_aliases_operations=[
+    models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name="compat-alias"))])
+assert client.count("compat-alias").count == 18
+assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases] == [("compat-alias", name)]
+assert [a.alias_name for a in client.get_collection_aliases(name).aliases] == ["compat-alias"]
+client.update_collection_aliases(change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="compat-alias"))])
+assert client.get_aliases().aliases == []
 
 client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=20000))
 assert client.get_collection(name).config.optimizer_config.indexing_threshold == 20000

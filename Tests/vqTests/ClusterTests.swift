@@ -315,6 +315,13 @@ struct PeerView {
             let facet = try request(p.port, "POST", "/collections/f/facet", #"{"key":"g"}"#)
             #expect(facet.body.contains(#"{"value":"low","count":10}"#), "\(facet.body)")
         }
+        // An alias made through one peer (Raft) names the collection on every peer.
+        let alias = try request(x.port, "POST", "/collections/aliases", #"{"actions":[{"create_alias":{"collection_name":"f","alias_name":"current"}}]}"#)
+        #expect(alias.status == 200, "\(alias.body)")
+        for p in [a, b, x] {
+            #expect(eventually(10) { (try? request(p.port, "POST", "/collections/current/points/count", #"{"exact":true}"#))?.body.contains(#""count":600"#) == true })
+            #expect(try request(p.port, "GET", "/aliases").body.contains(#"{"alias_name":"current","collection_name":"f"}"#))
+        }
         for p in [a, b, x] { _ = p.stop() }
     }
 

@@ -8,6 +8,32 @@ extension QdrantAPI {
     /// The collection `name`; in a cluster, a name this peer does not know yet is looked up again
     /// once it has caught up with the leader's metadata (a collection just created through
     /// another peer).
+    /// The collection an alias names, or `name` itself when it is no alias.
+    func resolveAlias(_ name: String) throws -> String {
+        if let cluster { return cluster.aliases[name] ?? name }
+        return try engine.aliases()[name] ?? name
+    }
+
+    /// `POST /collections/aliases`: create, delete and rename aliases, all or nothing.
+    func changeAliases(_ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        let actions = try AliasAction.parse(body)
+        if let cluster {
+            // Checked here first, so a bad batch is a 400/404 with its reason, not a silent no-op.
+            _ = try AliasAction.apply(actions, to: cluster.aliases) { cluster.collectionMeta($0) != nil }
+            try cluster.propose(ClusterState.changeAliases(actions))
+        } else {
+            try engine.changeAliases(actions)
+        }
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    /// `GET /aliases` (collection nil) and `GET /collections/NAME/aliases`: {"aliases": [{"alias_name", "collection_name"}]}.
+    func aliasList(of collection: String?) throws -> JSON {
+        let map = try cluster.map { $0.aliases } ?? engine.aliases()
+        let list = map.filter { collection == nil || $0.value == collection }.sorted { $0.key < $1.key }
+        return .object([("aliases", .array(list.map { .object([("alias_name", .string($0.key)), ("collection_name", .string($0.value))]) }))])
+    }
+
     func openCollection(_ name: String) throws -> VectorCollection {
         do {
             return try engine.collection(name)

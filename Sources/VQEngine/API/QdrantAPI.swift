@@ -84,9 +84,12 @@ package final class QdrantAPI: @unchecked Sendable {
                 response = APIEnvelope.error(VQError(.methodNotAllowed, "method \(request.method) is not allowed on \(request.path); "
                                                      + "expected \(allowed.joined(separator: ", "))"), since: start)
                 response.headers.append(("Allow", allowed.joined(separator: ", ")))
-            case .found(let route, let params):
+            case .found(let route, var params):
                 name = route.name
                 try authorize(request, route.access)
+                // An alias stands for its collection wherever Qdrant takes one: every collection
+                // route but create, delete and the alias list itself.
+                if route.resolvesAlias, let first = params.first { params[0] = try resolveAlias(first) }
                 response = try route.handler(self, RouteCall(request: request, params: params, start: start))
             }
         } catch let e as VQError {

@@ -39,6 +39,11 @@ struct Route: Sendable {
     let access: RouteAccess
     /// Short and never blocking (reads): may run on the event loop rather than a worker.
     let inline: Bool
+    /// Whether the first parameter names a collection that may be given by an alias.
+    var resolvesAlias: Bool {
+        access != .peer && pattern.count >= 2 && pattern[0] == "collections" && pattern[1] == "{name}"
+            && !["collections.create", "collections.delete"].contains(name)
+    }
     let handler: @Sendable (QdrantAPI, RouteCall) throws -> HTTPResponse
 
     init(_ method: String, _ path: String, _ name: String, _ access: RouteAccess, inline: Bool = false,
@@ -112,6 +117,11 @@ extension QdrantAPI {
             return APIEnvelope.ok(.object([("collections", .array(list))]), since: c.start)
         },
         Route("PUT", "collections/{name}", "collections.create", .write) { api, c in try api.createCollection(c.params[0], c.request, c.start) },
+        Route("POST", "collections/aliases", "collections.aliases.update", .write) { api, c in try api.changeAliases(try c.body(), c.start) },
+        Route("GET", "aliases", "aliases.list", .read, inline: true) { api, c in APIEnvelope.ok(try api.aliasList(of: nil), since: c.start) },
+        Route("GET", "collections/{name}/aliases", "collections.aliases", .read, inline: true) { api, c in
+            APIEnvelope.ok(try api.aliasList(of: c.params[0]), since: c.start)
+        },
         Route("GET", "collections/{name}", "collections.get", .read, inline: true) { api, c in
             APIEnvelope.ok(try api.collectionInfo(c.params[0]), since: c.start)
         },

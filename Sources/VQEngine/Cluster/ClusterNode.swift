@@ -583,6 +583,9 @@ package final class ClusterNode: @unchecked Sendable {
     /// fsyncs or a collection being created under the cluster lock.)
     package func collectionMeta(_ name: String) -> CollectionMeta? { view.withLock { $0.collections[name] } }
 
+    /// The cluster's collection aliases (alias -> collection), as applied here.
+    package var aliases: [String: String] { view.withLock { $0.aliases } }
+
     /// Where `peer` is reached.
     package func address(of peer: PeerID) -> String? { lock.withLock { address(peer) } }
 

@@ -9,7 +9,8 @@
 //                                       active one); the id is never taken back
 //   {"op": "create_collection", "name": "docs", "config": {...}, "shards": [[peer, peer], ...]}
 //   {"op": "update_collection", "name": "docs", "config": {...}}
-//   {"op": "delete_collection", "name": "docs"}
+//   {"op": "delete_collection", "name": "docs"}          (and its aliases)
+//   {"op": "aliases", "actions": [{"create_alias": {...}}, ...]}   all or nothing (Aliases.swift)
 //   {"op": "set_replica", "name": "docs", "shard": 0, "peer": 7, "state": "Dead"}
 //   {"op": "add_replica", "name": "docs", "shard": 0, "peer": 7}      (as Partial, until transferred)
 //   {"op": "drop_replica", "name": "docs", "shard": 0, "peer": 7}
@@ -35,6 +36,8 @@ package struct ClusterState: Sendable, Equatable {
     /// Peers removed from the cluster: they may not come back (a removed peer that hears of
     /// this stops).
     package var removed: Set<PeerID> = []
+    /// Collection aliases: alias -> collection.
+    package var aliases: [String: String] = [:]
 
     package init() {}
 
@@ -121,7 +124,11 @@ package struct ClusterState: Sendable, Equatable {
         case "delete_collection":
             let n = try name()
             guard collections.removeValue(forKey: n) != nil else { throw VQError(.notFound, "collection \(n) does not exist") }
+            aliases = aliases.filter { $0.value != n }
             return .collectionDeleted(n)
+        case "aliases":
+            let actions = try AliasAction.parse(command)
+            aliases = try AliasAction.apply(actions, to: aliases) { collections[$0] != nil }
         case "set_replica":
             let n = try name()
             guard let shard = command["shard"]?.intValue.map(Int.init), let peer = command["peer"]?.uint64Value,
@@ -169,6 +176,7 @@ package struct ClusterState: Sendable, Equatable {
                 return (n, .object([("config", meta.config.json),
                                     ("shards", .array(meta.shards.map { .array($0.map { .object([("peer", .uint($0.peer)), ("state", .string($0.state.rawValue))]) }) }))]))
             })),
+            ("aliases", AliasAction.json(aliases)),
         ])
     }
 
@@ -203,6 +211,7 @@ package struct ClusterState: Sendable, Equatable {
             }
             collections[n] = CollectionMeta(config: config, shards: shards)
         }
+        aliases = try AliasAction.map(json["aliases"] ?? .object([]), what: "cluster snapshot")
         for (id, uri) in peers where (try? ClusterState.checkURI(uri)) == nil {
             throw VQError(.corrupt, "cluster snapshot has a bad address for peer \(id)")
         }
@@ -223,6 +232,10 @@ package struct ClusterState: Sendable, Equatable {
 
     package static func updateCollection(_ name: String, _ config: CollectionConfig) -> JSON {
         .object([("op", .string("update_collection")), ("name", .string(name)), ("config", config.json)])
+    }
+
+    package static func changeAliases(_ actions: [AliasAction]) -> JSON {
+        .object([("op", .string("aliases")), ("actions", .array(actions.map(\.json)))])
     }
 
     package static func deleteCollection(_ name: String) -> JSON {

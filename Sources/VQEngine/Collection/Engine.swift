@@ -136,6 +136,45 @@ package final class Engine: @unchecked Sendable {
         guard rename(directory.collectionDir(name), doomed) == 0 else { throw ioError("rename", directory.collectionDir(name)) }
         try FileIO.syncDirectory(directory.collectionsDir)
         try FileIO.removeTree(doomed)
+        try dropAliases(of: name)
+    }
+
+    // MARK: aliases
+
+    /// Alias -> collection (guarded by `mutex`; loaded on first use).
+    private var aliasMap: [String: String]?
+
+    private func loadedAliases() throws -> [String: String] {
+        if let aliasMap { return aliasMap }
+        let path = directory.aliases
+        let map = FileIO.exists(path) ? try AliasAction.map(try ChecksummedJSON.read(path), what: path) : [:]
+        aliasMap = map
+        return map
+    }
+
+    /// Every alias and the collection it names.
+    package func aliases() throws -> [String: String] {
+        mutex.lock()
+        defer { mutex.unlock() }
+        return try loadedAliases()
+    }
+
+    /// Applies alias changes, all or nothing, durably.
+    package func changeAliases(_ actions: [AliasAction]) throws {
+        mutex.lock()
+        defer { mutex.unlock() }
+        let new = try AliasAction.apply(actions, to: try loadedAliases()) { FileIO.exists(directory.collectionConfig($0)) }
+        try ChecksummedJSON.write(directory.aliases, AliasAction.json(new))
+        aliasMap = new
+    }
+
+    /// Drops the aliases of a deleted collection (caller holds `mutex`).
+    private func dropAliases(of name: String) throws {
+        let map = try loadedAliases()
+        guard map.values.contains(name) else { return }
+        let kept = map.filter { $0.value != name }
+        try ChecksummedJSON.write(directory.aliases, AliasAction.json(kept))
+        aliasMap = kept
     }
 
     /// Changes a collection's stored config and reopens it with the new one.

@@ -29,6 +29,8 @@ package struct DataDirectory: Sendable {
     package var marker: String { root + "/vq.json" }
     package var lockFile: String { root + "/vq.lock" }
     package var collectionsDir: String { root + "/collections" }
+    /// Collection aliases of a single peer (a cluster keeps them in its Raft state).
+    package var aliases: String { root + "/aliases.json" }
     package var clusterDir: String { root + "/cluster" }
     /// The cluster secret every peer call carries (mode 0600).
     package var clusterSecret: String { clusterDir + "/secret" }
