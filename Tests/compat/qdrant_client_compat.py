@@ -4,7 +4,8 @@
 Exercises what applications do: create, upsert (int and UUID ids, payloads), get,
 search with a filter, query, scroll with pagination, count, payload update,
 delete, payload indexes (keyword, integer, text), a text match, a facet, an
-order_by scroll with a with_payload selector, aliases, collection update and delete. Exits non-zero on the first mismatch.
+order_by scroll with a with_payload selector, aliases, update vectors, a batch
+update, collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
 import uuid
@@ -91,6 +92,18 @@ assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases]
 assert [a.alias_name for a in client.get_collection_aliases(name).aliases] == ["compat-alias"]
 client.update_collection_aliases(change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="compat-alias"))])
 assert client.get_aliases().aliases == []
+
+# Update vectors (payload kept) and a batch of operations, in order.
+client.update_vectors(name, points=[models.PointVectors(id=5, vector=[0.0, 0.0, 2.0, 0.0])], wait=True)
+five = client.retrieve(name, ids=[5], with_vectors=True)[0]
+assert five.payload["n"] == 5 and [round(x, 5) for x in five.vector] == [0.0, 0.0, 1.0, 0.0], five
+results = client.batch_update_points(name, update_operations=[
+    models.UpsertOperation(upsert=models.PointsList(points=[models.PointStruct(id=50, vector=[0.5, 0.5, 0.5, 0.5], payload={"n": 50})])),
+    models.SetPayloadOperation(set_payload=models.SetPayload(payload={"b": 1}, points=[50])),
+    models.DeleteOperation(delete=models.PointIdsList(points=[50])),
+], wait=True)
+assert len(results) == 3 and all(r.status == models.UpdateStatus.COMPLETED for r in results), results
+assert client.count(name).count == 18 and client.retrieve(name, ids=[50]) == []
 
 client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=20000))
 assert client.get_collection(name).config.optimizer_config.indexing_threshold == 20000

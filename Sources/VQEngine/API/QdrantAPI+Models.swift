@@ -409,6 +409,11 @@ extension QdrantAPI {
 
     func upsert(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
+        return updateResult(try upsertTicket(collection, body, wait, deadline), wait, start)
+    }
+
+    /// The points of an upsert body: {"points": [{"id", "vector", "payload"}]} or {"batch": {"ids", "vectors", "payloads"}}.
+    func pointBatch(_ collection: VectorCollection, _ body: JSON, payloads allowed: Bool = true) throws -> PointBatch {
         var batch = PointBatch(dim: collection.config.dim)
         func add(_ id: JSON, _ vector: JSON?, _ payload: JSON?, _ what: String) throws {
             let pid = try PointID(json: id)
@@ -417,7 +422,8 @@ extension QdrantAPI {
             var bytes: [UInt8]?
             switch payload {
             case nil, .null?: bytes = nil
-            case .object?: bytes = JSONWriter.bytes(payload!)
+            case .object? where allowed: bytes = JSONWriter.bytes(payload!)
+            case .object?: throw VQError.invalid("\(what).payload is not taken here; update vectors keeps each point's payload")
             case let other?: throw VQError.invalid("\(what).payload is \(other.typeName); expected an object")
             }
             v.withUnsafeBufferPointer { batch.append(id: pid, vector: $0, payload: bytes) }
@@ -428,7 +434,7 @@ extension QdrantAPI {
                 guard let id = p["id"] else { throw VQError.invalid("points[\(i)] lacks \"id\"") }
                 try add(id, p["vector"], p["payload"], "points[\(i)]")
             }
-        } else if let b = body["batch"] {
+        } else if let b = body["batch"], allowed {
             let ids = try requireArray(b, "ids")
             guard let vectors = b["vectors"]?.arrayValue, vectors.count == ids.count else {
                 throw VQError.invalid("batch.vectors must be an array with one vector per id (\(ids.count))")
@@ -437,11 +443,61 @@ extension QdrantAPI {
             if let payloads, payloads.count != ids.count { throw VQError.invalid("batch.payloads has \(payloads.count) entries; expected \(ids.count)") }
             for i in ids.indices { try add(ids[i], vectors[i], payloads?[i], "batch[\(i)]") }
         } else {
-            throw VQError.invalid("upsert needs \"points\": [...] or \"batch\": {\"ids\", \"vectors\", \"payloads\"}")
+            throw VQError.invalid(allowed ? "upsert needs \"points\": [...] or \"batch\": {\"ids\", \"vectors\", \"payloads\"}"
+                                  : "update vectors needs \"points\": [{\"id\", \"vector\"}]")
         }
-        let ticket = try collection.upsert(&batch, wait: wait, deadline: deadline)
-        return updateResult(ticket, wait, start)
+        return batch
     }
+
+    func upsertTicket(_ collection: VectorCollection, _ body: JSON, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
+        var batch = try pointBatch(collection, body)
+        return try collection.upsert(&batch, wait: wait, deadline: deadline)
+    }
+
+    /// `PUT /points/vectors`: new vectors for existing points, payloads kept; a point that does not
+    /// exist is a 404 (checked before anything is written).
+    func updateVectorsTicket(_ collection: VectorCollection, _ body: JSON, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
+        var batch = try pointBatch(collection, body, payloads: false)
+        let found = Set(try collection.retrieve(batch.ids, withVector: false, withPayload: false).map(\.id))
+        if let missing = batch.ids.first(where: { !found.contains($0) }) {
+            throw VQError(.notFound, "no point with id \(missing) in collection \"\(collection.name)\"")
+        }
+        return try collection.updateVectors(&batch, wait: wait, deadline: deadline)
+    }
+
+    /// `POST /points/batch`: {"operations": [...]}, applied in order; one update result each.
+    func batchUpdate(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        let (wait, deadline) = try writeOptions(r)
+        try rejectUnknown(body, ["operations"], "batch update request")
+        let operations = try requireArray(body, "operations")
+        var results: [JSON] = []
+        for (i, op) in operations.enumerated() {
+            guard case .object(let members) = op, members.count == 1, let (kind, inner) = members.first else {
+                throw VQError.invalid("operations[\(i)] must be an object with one operation")
+            }
+            let ticket: WriteTicket
+            switch kind {
+            case "upsert": ticket = try upsertTicket(collection, inner, wait, deadline)
+            case "delete": ticket = try collection.delete(try selected(collection, inner), wait: wait, deadline: deadline)
+            case "set_payload": ticket = try setPayloadTicket(collection, inner, overwrite: false, wait, deadline)
+            case "overwrite_payload": ticket = try setPayloadTicket(collection, inner, overwrite: true, wait, deadline)
+            case "delete_payload": ticket = try deletePayloadTicket(collection, inner, wait, deadline)
+            case "clear_payload":
+                let ids = try selected(collection, inner)
+                ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .clearPayload($0) }
+            case "update_vectors": ticket = try updateVectorsTicket(collection, inner, wait, deadline)
+            case "delete_vectors": throw QdrantAPI.deleteVectorsRefusal
+            default:
+                throw VQError.invalid("operations[\(i)] is \"\(kind)\"; expected upsert, delete, set_payload, overwrite_payload, "
+                                      + "delete_payload, clear_payload or update_vectors")
+            }
+            results.append(.object([("operation_id", .int(Int64(ticket.ops.values.max() ?? 0))),
+                                    ("status", .string(wait == .applied ? "completed" : "acknowledged"))]))
+        }
+        return APIEnvelope.ok(.array(results), since: start)
+    }
+
+    static let deleteVectorsRefusal = VQError.invalid("deleting vectors is not supported: a vq point has exactly one vector; delete the point instead")
 
     func getPoints(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         let ids = try requireArray(body, "ids").map { try PointID(json: $0) }
@@ -457,22 +513,28 @@ extension QdrantAPI {
 
     func setPayload(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, overwrite: Bool, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
+        return updateResult(try setPayloadTicket(collection, body, overwrite: overwrite, wait, deadline), wait, start)
+    }
+
+    func setPayloadTicket(_ collection: VectorCollection, _ body: JSON, overwrite: Bool, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
         guard let payload = body["payload"], case .object = payload else { throw VQError.invalid("\"payload\" must be an object") }
         let ids = try selected(collection, body)
         let bytes = JSONWriter.bytes(payload)
-        let ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .setPayload(ids: $0, payload: bytes, overwrite: overwrite) }
-        return updateResult(ticket, wait, start)
+        return try collection.updatePayload(ids, wait: wait, deadline: deadline) { .setPayload(ids: $0, payload: bytes, overwrite: overwrite) }
     }
 
     func deletePayload(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)
+        return updateResult(try deletePayloadTicket(collection, body, wait, deadline), wait, start)
+    }
+
+    func deletePayloadTicket(_ collection: VectorCollection, _ body: JSON, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
         let keys = try requireArray(body, "keys").map { k -> String in
             guard let s = k.stringValue else { throw VQError.invalid("\"keys\" must hold strings") }
             return s
         }
         let ids = try selected(collection, body)
-        let ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .deletePayloadKeys(ids: $0, keys: keys) }
-        return updateResult(ticket, wait, start)
+        return try collection.updatePayload(ids, wait: wait, deadline: deadline) { .deletePayloadKeys(ids: $0, keys: keys) }
     }
 
     func clearPayload(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {

@@ -172,6 +172,12 @@ extension QdrantAPI {
         },
         points("POST", "/payload/delete", "points.payload", .write) { api, col, c in try api.deletePayload(col, c.request, try c.body(), c.start) },
         points("POST", "/payload/clear", "points.payload", .write) { api, col, c in try api.clearPayload(col, c.request, try c.body(), c.start) },
+        points("PUT", "/vectors", "points.vectors", .write) { api, col, c in
+            let (wait, deadline) = try api.writeOptions(c.request)
+            return api.updateResult(try api.updateVectorsTicket(col, try c.body(), wait, deadline), wait, c.start)
+        },
+        points("POST", "/vectors/delete", "points.vectors", .write) { _, _, _ in throw QdrantAPI.deleteVectorsRefusal },
+        points("POST", "/batch", "points.batch", .write) { api, col, c in try api.batchUpdate(col, c.request, try c.body(), c.start) },
         points("POST", "/scroll", "points.scroll", .read) { api, col, c in APIEnvelope.ok(try api.scroll(col, try c.body()), since: c.start) },
         points("POST", "/count", "points.count", .read, inline: true) { api, col, c in APIEnvelope.ok(try api.count(col, try c.body()), since: c.start) },
         points("POST", "/search", "points.search", .read, inline: true) { api, col, c in

@@ -159,6 +159,27 @@ package final class VectorCollection: @unchecked Sendable {
         return ticket
     }
 
+    /// Replaces the vectors of existing points, keeping their payloads (points that do not exist
+    /// when the operation applies are skipped); vectors already checked (see `prepare`).
+    package func updateVectors(_ batch: inout PointBatch, wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
+        precondition(batch.dim == config.dim && batch.payloads.allSatisfy { $0 == nil })
+        if config.distance.normalizes {
+            let dim = batch.dim
+            let count = batch.count
+            batch.vectors.withUnsafeMutableBufferPointer { v in
+                for i in 0..<count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
+            }
+        }
+        let config = self.config
+        var ticket = WriteTicket()
+        let parts = replicaSets.count == 1 ? [batch] : split(batch)
+        for (s, part) in parts.enumerated() where part.count > 0 {
+            if let op = try replicaSets[s].write(.updateVectors(part), wait: wait, deadline: deadline, config: config) { ticket.ops[s] = op }
+        }
+        try self.wait(ticket, wait)
+        return ticket
+    }
+
     /// `batch` split by the shard that owns each point.
     private func split(_ batch: PointBatch) -> [PointBatch] {
         var parts = [PointBatch](repeating: PointBatch(dim: batch.dim), count: shards.count)

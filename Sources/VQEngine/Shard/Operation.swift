@@ -3,6 +3,7 @@
 //   upsert:  | kind 1 u8 | count u32 | dim u32 | ids (count x (tag u8, a u64, b u64)) |
 //            | vectors (count x dim x f32) | payloads (count x (present u8 [, blob])) |
 //   delete:  | kind 2 u8 | count u32 | ids (count x (tag u8, a u64, b u64)) |
+//   update vectors: as upsert, kind 6, every payload flag 0 (payloads are kept)
 
 /// Points to write, stored flat: vector i at `vectors[i*dim ..< (i+1)*dim]`.
 package struct PointBatch: Sendable {
@@ -40,12 +41,15 @@ package enum Operation: Sendable {
     case deletePayloadKeys(ids: [PointID], keys: [String])
     /// Remove each point's payload.
     case clearPayload([PointID])
+    /// Replace the vectors of points that exist, keeping their payloads (`batch.payloads` all nil).
+    case updateVectors(PointBatch)
 
     private static let upsertKind: UInt8 = 1
     private static let deleteKind: UInt8 = 2
     private static let setPayloadKind: UInt8 = 3
     private static let deleteKeysKind: UInt8 = 4
     private static let clearPayloadKind: UInt8 = 5
+    private static let updateVectorsKind: UInt8 = 6
 
     /// The encoding, in a buffer of exactly its size (kept in the replication history).
     package func encode() -> [UInt8] {
@@ -59,7 +63,8 @@ package enum Operation: Sendable {
     package var encodedSize: Int {
         let idBytes = Operation.idBytes
         switch self {
-        case .upsert(let b): return 9 + b.count * idBytes + b.vectors.count * 4 + b.payloads.reduce(0) { $0 + 1 + ($1.map { 4 + $0.count } ?? 0) }
+        case .upsert(let b), .updateVectors(let b):
+            return 9 + b.count * idBytes + b.vectors.count * 4 + b.payloads.reduce(0) { $0 + 1 + ($1.map { 4 + $0.count } ?? 0) }
         case .delete(let ids), .clearPayload(let ids): return 5 + ids.count * idBytes
         case .setPayload(let ids, let payload, _): return 5 + ids.count * idBytes + 4 + payload.count + 1
         case .deletePayloadKeys(let ids, let keys): return 9 + ids.count * idBytes + keys.reduce(0) { $0 + 4 + $1.utf8.count }
@@ -69,8 +74,8 @@ package enum Operation: Sendable {
     /// Appends the encoding to `w` (the WAL encodes straight into its buffer).
     package func encode(into w: inout ByteWriter) {
         switch self {
-        case .upsert(let batch):
-            w.u8(Operation.upsertKind)
+        case .upsert(let batch), .updateVectors(let batch):
+            if case .upsert = self { w.u8(Operation.upsertKind) } else { w.u8(Operation.updateVectorsKind) }
             w.u32(UInt32(batch.count))
             w.u32(UInt32(batch.dim))
             for id in batch.ids { Operation.writeID(&w, id) }
@@ -99,8 +104,9 @@ package enum Operation: Sendable {
 
     package static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Operation {
         var r = ByteReader(bytes)
-        switch try r.u8() {
-        case upsertKind:
+        let kind = try r.u8()
+        switch kind {
+        case upsertKind, updateVectorsKind:
             let count = Int(try r.u32())
             let dim = Int(try r.u32())
             // Each point takes at least its id, its vector and a payload flag: a count the bytes
@@ -122,6 +128,10 @@ package enum Operation: Sendable {
                 case 1: batch.payloads.append(try r.blob())
                 case let flag: throw VQError(.corrupt, "upsert record has payload flag \(flag); expected 0 or 1")
                 }
+            }
+            if kind == updateVectorsKind {
+                guard batch.payloads.allSatisfy({ $0 == nil }) else { throw VQError(.corrupt, "update-vectors record carries payloads") }
+                return .updateVectors(batch)
             }
             return .upsert(batch)
         case deleteKind:
@@ -183,6 +193,14 @@ package enum Operation: Sendable {
             }
             for (i, payload) in batch.payloads.enumerated() {
                 if let payload { try Operation.checkPayload(payload, "point \(batch.ids[i])'s payload") }
+            }
+        case .updateVectors(let batch):
+            guard batch.dim == dim, batch.vectors.count == batch.count * dim, batch.payloads.count == batch.count,
+                  batch.payloads.allSatisfy({ $0 == nil }) else {
+                throw VQError.invalid("update of \(batch.count) vectors does not fit a shard of \(dim)-dimensional vectors")
+            }
+            if let bad = batch.vectors.firstIndex(where: { !$0.isFinite }) {
+                throw VQError.invalid("point \(batch.ids[bad / dim]) has a vector element that is \(batch.vectors[bad]); expected a finite number")
             }
         case .setPayload(_, let payload, _):
             try Operation.checkPayload(payload, "the payload")

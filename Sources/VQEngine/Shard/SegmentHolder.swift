@@ -146,6 +146,19 @@ package final class SegmentHolder: @unchecked Sendable {
                     try upsert(batch.ids[i], UnsafeBufferPointer(rebasing: vectors[(i * dim)..<((i + 1) * dim)]), batch.payloads[i], op)
                 }
             }
+        case .updateVectors(let batch):
+            guard batch.dim == options.dim else {
+                throw VQError(.corrupt, "operation \(op) has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
+            }
+            let dim = options.dim
+            try batch.vectors.withUnsafeBufferPointer { vectors in
+                for i in 0..<batch.count {
+                    // Points that do not exist (any more) are skipped; the payload stays as it is.
+                    guard let loc = locations[batch.ids[i]] else { continue }
+                    let payload = slots[Int(loc.slot)]!.payloadBytes(Int(loc.row))
+                    try upsert(batch.ids[i], UnsafeBufferPointer(rebasing: vectors[(i * dim)..<((i + 1) * dim)]), payload, op)
+                }
+            }
         case .delete(let ids):
             for id in ids {
                 if let loc = locations.removeValue(forKey: id) {

@@ -46,6 +46,37 @@ import Testing
     }
 }
 
+@Suite struct PointsBatchTests {
+    @Test("update vectors keeps payloads (appendable and sealed segments); batch update applies operations in order; deleting vectors is refused")
+    func vectorsAndBatch() throws {
+        let t = QdrantAPITests()
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(t.call(api, "PUT", "/collections/c", #"{"vectors":{"size":2,"distance":"Euclid"}}"#).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/c/points", #"{"points":[{"id":1,"vector":[0,0],"payload":{"a":1}},{"id":2,"vector":[5,5],"payload":{"a":2}}]}"#,
+                       query: ["wait": "true"]).0 == 200)
+        _ = try engine.collection("c").optimize()   // point 1 and 2 now live in a sealed segment
+        #expect(t.call(api, "PUT", "/collections/c/points/vectors", #"{"points":[{"id":2,"vector":[0.1,0]}]}"#, query: ["wait": "true"]).0 == 200)
+        let (_, near, _) = t.call(api, "POST", "/collections/c/points/query", #"{"query":[0.1,0],"limit":1,"with_payload":true}"#)
+        #expect(near?["result"]?["points"]?.arrayValue?.first?["id"] == .int(2))
+        #expect(near?["result"]?["points"]?.arrayValue?.first?["payload"] == JSONParser.parseOrNull(#"{"a":2}"#))
+        let (missing, err, _) = t.call(api, "PUT", "/collections/c/points/vectors", #"{"points":[{"id":9,"vector":[1,1]}]}"#)
+        #expect(missing == 404 && err?["status"]?["error"]?.stringValue?.contains("9") == true)
+        // In order: upsert 3, tag it, delete 1, then overwrite 3's payload.
+        let batch = #"{"operations":[{"upsert":{"points":[{"id":3,"vector":[9,9]}]}},{"set_payload":{"payload":{"t":"x"},"points":[3]}},"#
+            + #"{"delete":{"points":[1]}},{"overwrite_payload":{"payload":{"only":true},"filter":{"must":[{"key":"t","match":{"value":"x"}}]}}}]}"#
+        let (status, result, _) = t.call(api, "POST", "/collections/c/points/batch", batch, query: ["wait": "true"])
+        #expect(status == 200 && result?["result"]?.arrayValue?.count == 4, "\(result?.compactText ?? "")")
+        let (_, got, _) = t.call(api, "POST", "/collections/c/points", #"{"ids":[1,3]}"#)
+        #expect(got?["result"]?.arrayValue?.map { $0["id"] } == [.int(3)])
+        #expect(got?["result"]?.arrayValue?.first?["payload"] == JSONParser.parseOrNull(#"{"only":true}"#))
+        #expect(t.call(api, "POST", "/collections/c/points/vectors/delete", #"{"points":[3],"vector":[""]}"#).0 == 400)
+        #expect(t.call(api, "POST", "/collections/c/points/batch", #"{"operations":[{"frobnicate":{}}]}"#).0 == 400)
+        try engine.close()
+    }
+}
+
 @Suite struct CollectionSettingsTests {
     @Test("settings vq does not implement are refused with a 400 naming them, never dropped; what it does implement is taken")
     func refusals() throws {

@@ -107,6 +107,18 @@ import Testing
         #expect(back.vectors == b.vectors)
         #expect(back.payloads.map { $0 ?? [] } == b.payloads.map { $0 ?? [] })
         #expect(throws: VQError.self) { _ = try bytes.dropLast(3).withUnsafeBytes { try Operation.decode($0) } }
+        // Vector updates: the same layout under their own kind, never with payloads.
+        var v = b
+        v.payloads = v.payloads.map { _ in nil }
+        let vbytes = Operation.updateVectors(v).encode()
+        guard case .updateVectors(let vback) = try vbytes.withUnsafeBytes({ try Operation.decode($0) }) else {
+            Issue.record("decoded the wrong kind")
+            return
+        }
+        #expect(vback.ids == v.ids && vback.vectors == v.vectors && vback.payloads.allSatisfy { $0 == nil })
+        var forged = Operation.upsert(b).encode()
+        forged[0] = 6  // an update-vectors record that carries payloads
+        #expect(throws: VQError.self) { _ = try forged.withUnsafeBytes { try Operation.decode($0) } }
     }
 }
 
