@@ -139,11 +139,10 @@ package final class QdrantAPI: @unchecked Sendable {
                 if let problem = shard.writeProblem { return .text(503, "not ready: collection \(name) shard \(s) cannot write: \(problem)") }
             }
         }
-        return .text(200, "readyz check passed")
+        return .text(200, "all shards are ready")
     }
 
-    /// `DELETE /collections/{name}`: through Raft for a distributed collection.
-    /// `DELETE /collections/{name}`: `true` when it was deleted, `false` when there was none (as
+    /// `DELETE /collections/{name}` (through Raft for a distributed collection): `true` when it was deleted, `false` when there was none (as
     /// Qdrant answers: clients and test fixtures delete before every create).
     func deleteCollection(_ name: String, _ start: UInt64) throws -> HTTPResponse {
         try Engine.validateName(name)

@@ -100,11 +100,14 @@ extension QdrantAPI {
     static let routes = RouteTable([
         Route("GET", "", "root", .open, inline: true) { _, c in
             var w = JSONWriter()
-            w.write(.object([("title", .string("vq - vector search engine (Qdrant-compatible API)")), ("version", .string(QdrantAPI.version))]))
+            // `version` is the Qdrant API version whose features vq implements (clients check it).
+            w.write(.object([("title", .string("vq - vector search engine (Qdrant-compatible API)")), ("version", .string(QdrantAPI.version)),
+                             ("commit", .null)]))
             return .json(200, w.bytes)
         },
         Route("GET", "healthz", "healthz", .open, inline: true) { _, _ in .text(200, "healthz check passed") },
-        Route("GET", "livez", "livez", .open, inline: true) { _, _ in .text(200, "livez check passed") },
+        // Qdrant's bodies: probes and scripts match on them.
+        Route("GET", "livez", "livez", .open, inline: true) { _, _ in .text(200, "healthz check passed") },
         Route("GET", "readyz", "readyz", .open, inline: true) { api, _ in api.readiness() },
         Route("GET", "metrics", "metrics", .read) { api, _ in
             .text(200, api.metrics.render(engine: api.engine, router: api.router), contentType: "text/plain; version=0.0.4")
