@@ -4,8 +4,8 @@
 Exercises what applications do: create, upsert (int and UUID ids, payloads), get,
 search with a filter, query, scroll with pagination, count, payload update,
 delete, payload indexes (keyword, integer, text), a text match, a facet, an
-order_by scroll with a with_payload selector, aliases, update vectors, a batch
-update, collection update and delete. Exits non-zero on the first mismatch.
+order_by scroll with a with_payload selector, aliases, recommendations, update
+vectors, a batch update, collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
 import uuid
@@ -92,6 +92,13 @@ assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases]
 assert [a.alias_name for a in client.get_collection_aliases(name).aliases] == ["compat-alias"]
 client.update_collection_aliases(change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="compat-alias"))])
 assert client.get_aliases().aliases == []
+
+# Recommendations from example ids (the examples are not returned).
+rec = client.query_points(name, query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1], negative=[4])), limit=3).points
+assert len(rec) == 3 and all(p.id not in (1, 4) for p in rec), rec
+best = client.query_points(name, query=models.RecommendQuery(recommend=models.RecommendInput(
+    positive=[1], strategy=models.RecommendStrategy.BEST_SCORE)), limit=2).points
+assert len(best) == 2 and best[0].score >= best[1].score, best
 
 # Update vectors (payload kept) and a batch of operations, in order.
 client.update_vectors(name, points=[models.PointVectors(id=5, vector=[0.0, 0.0, 2.0, 0.0])], wait=True)

@@ -621,12 +621,14 @@ extension QdrantAPI {
         try runSearchCounting(collection, vector: vector, body: body).points
     }
 
-    func runSearchCounting(_ collection: VectorCollection, vector: [Float], body: JSON) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
+    /// - Parameter filter: used instead of the body's when given (a recommendation adds its examples).
+    func runSearchCounting(_ collection: VectorCollection, vector: [Float], body: JSON,
+                           filter given: Filter?? = nil) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
         var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10))
         req.offset = try int(body, "offset", default: 0)
         let selector = try withPayload(body, default: false)
         req.withPayload = selector.wanted
-        req.filter = try filter(body)
+        req.filter = try given ?? filter(body)
         if let params = body["params"], params != .null {
             if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
             req.exact = try bool(params, "exact", default: false)
@@ -665,6 +667,9 @@ extension QdrantAPI {
                 m.insert(contentsOf: [("version", .int(Int64(r.version))), ("score", .double(0))], at: 1)
                 return .object(m)
             }))])
+        }
+        if let rec = q["recommend"], q.objectValue?.count == 1 {
+            return .object([("points", .array(try recommend(collection, rec, body: body)))])
         }
         if let order = q["order_by"], q.objectValue?.count == 1 {
             let limit = try int(body, "limit", default: 10)

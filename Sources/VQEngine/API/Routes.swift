@@ -190,6 +190,13 @@ extension QdrantAPI {
             let searches = try api.requireArray(try c.body(), "searches")
             return APIEnvelope.ok(.array(try searches.map { try api.search(col, $0) }), since: c.start)
         },
+        points("POST", "/recommend", "points.recommend", .read) { api, col, c in
+            APIEnvelope.ok(try api.recommendLegacy(col, try c.body()), since: c.start)
+        },
+        points("POST", "/recommend/batch", "points.recommend", .read) { api, col, c in
+            let searches = try api.requireArray(try c.body(), "searches")
+            return APIEnvelope.ok(.array(try searches.map { try api.recommendLegacy(col, $0) }), since: c.start)
+        },
         points("POST", "/query", "points.query", .read, inline: true) { api, col, c in
             APIEnvelope.ok(try api.query(col, try c.body()), since: c.start)
         },

@@ -77,6 +77,40 @@ import Testing
     }
 }
 
+@Suite struct RecommendTests {
+    @Test("recommend: average_vector, best_score and sum_scores rank a known set as computed by hand; examples are left out; ids and vectors mix")
+    func strategies() throws {
+        let t = QdrantAPITests()
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(t.call(api, "PUT", "/collections/c", #"{"vectors":{"size":2,"distance":"Cosine"}}"#).0 == 200)
+        let points = #"{"points":[{"id":1,"vector":[1,0]},{"id":2,"vector":[0.9,0.1]},{"id":3,"vector":[0,1]},{"id":4,"vector":[-1,0]},{"id":5,"vector":[0.7,0.7]}]}"#
+        #expect(t.call(api, "PUT", "/collections/c/points", points, query: ["wait": "true"]).0 == 200)
+        func ids(_ query: String) -> [Int64] {
+            (t.call(api, "POST", "/collections/c/points/query", query).1?["result"]?["points"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue }
+        }
+        // Only positive 1: nearest to [1,0], 1 itself left out.
+        #expect(ids(#"{"query":{"recommend":{"positive":[1]}},"limit":4}"#) == [2, 5, 3, 4])
+        // 2 x [1,0] - [0,1] = [2,-1]: 2, then 5, then 4 (3 is an example).
+        #expect(ids(#"{"query":{"recommend":{"positive":[1],"negative":[3]}},"limit":4}"#) == [2, 5, 4])
+        // best_score: 2 (0.99 positive), 5 (0.707: the positive ties the negative), 4 (best negative 0 wins: -0).
+        #expect(ids(#"{"query":{"recommend":{"positive":[1],"negative":[3],"strategy":"best_score"}},"limit":4}"#) == [2, 5, 4])
+        // sum_scores: cos to 1 minus cos to 3: 2 (0.88), 5 (0), 4 (-1).
+        #expect(ids(#"{"query":{"recommend":{"positive":[1],"negative":[3],"strategy":"sum_scores"}},"limit":4}"#) == [2, 5, 4])
+        // A vector example is no point: nothing is left out for it.
+        #expect(ids(#"{"query":{"recommend":{"positive":[[0,1]]}},"limit":1}"#) == [3])
+        // The legacy route and its batch.
+        let (_, legacy, _) = t.call(api, "POST", "/collections/c/points/recommend", #"{"positive":[1],"limit":2}"#)
+        #expect(legacy?["result"]?.arrayValue?.compactMap { $0["id"]?.intValue } == [2, 5])
+        #expect(t.call(api, "POST", "/collections/c/points/recommend/batch", #"{"searches":[{"positive":[1],"limit":1},{"positive":[4],"limit":1}]}"#)
+            .1?["result"]?.arrayValue?.compactMap { $0.arrayValue?.first?["id"]?.intValue } == [2, 3])
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[42]}}}"#).0 == 404)
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[1],"strategy":"best"}}}"#).0 == 400)
+        try engine.close()
+    }
+}
+
 @Suite struct CollectionSettingsTests {
     @Test("settings vq does not implement are refused with a 400 naming them, never dropped; what it does implement is taken")
     func refusals() throws {

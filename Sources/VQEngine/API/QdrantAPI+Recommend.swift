@@ -1,0 +1,111 @@
+// Qdrant's recommendations: nearest to positive examples and away from negative ones, where an
+// example is a point id (its stored vector) or a vector.
+//
+//   {"positive": [100, [0.1, ...]], "negative": [718], "strategy": "average_vector" | "best_score" | "sum_scores"}
+//
+//   average_vector  one search with avg(pos) + (avg(pos) - avg(neg)) (avg(pos) without negatives)
+//   best_score      each candidate scores max(best positive, best negative) over the examples;
+//                   when the best negative wins, its square, negated
+//   sum_scores      the positives' scores summed, minus the negatives'
+//
+// Example points are never returned. The two scoring strategies score candidates found by
+// searching near each positive example (every point passing the filter when there is none).
+
+import Foundation
+
+extension QdrantAPI {
+    /// The scored points of a recommendation `rec` with the search options of `body` (limit,
+    /// offset, filter, params, score_threshold, with_payload, with_vector).
+    func recommend(_ collection: VectorCollection, _ rec: JSON, body: JSON) throws -> [JSON] {
+        try rejectUnknown(rec, ["positive", "negative", "strategy"], "recommend")
+        func examples(_ key: String) throws -> [JSON] {
+            guard let v = rec[key], v != .null else { return [] }
+            guard let list = v.arrayValue else { throw VQError.invalid("recommend.\(key) is \(v.typeName); expected a list of point ids or vectors") }
+            return list
+        }
+        let positive = try examples("positive"), negative = try examples("negative")
+        let strategy = rec["strategy"]?.stringValue ?? "average_vector"
+        guard ["average_vector", "best_score", "sum_scores"].contains(strategy) else {
+            throw VQError.invalid("recommend.strategy is \(rec["strategy"]!.compactText); expected average_vector, best_score or sum_scores")
+        }
+        // Ids become their stored vectors (and are left out of the results); vectors are checked.
+        var ids: [PointID] = []
+        func resolve(_ list: [JSON], _ what: String) throws -> [[Float]] {
+            let asked = try list.compactMap { e -> PointID? in e.arrayValue == nil ? try PointID(json: e) : nil }
+            ids += asked
+            let stored = Dictionary(uniqueKeysWithValues: try collection.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) })
+            return try list.enumerated().map { i, e in
+                if e.arrayValue != nil {
+                    var v = try vector(e, "recommend.\(what)[\(i)]")
+                    try collection.prepare(&v)
+                    return v
+                }
+                let id = try PointID(json: e)
+                guard let v = stored[id] else { throw VQError(.notFound, "recommend.\(what)[\(i)]: no point with id \(id) in collection \"\(collection.name)\"") }
+                return v
+            }
+        }
+        let pos = try resolve(positive, "positive"), neg = try resolve(negative, "negative")
+        var filter = try self.filter(body)
+        if !ids.isEmpty {
+            filter = .all(must: filter.map { [$0] } ?? [], should: [], mustNot: [.hasID(Set(ids))])
+        }
+        let dim = collection.config.dim
+        func average(_ vs: [[Float]]) -> [Float] {
+            var sum = [Float](repeating: 0, count: dim)
+            for v in vs { for j in 0..<dim { sum[j] += v[j] } }
+            return sum.map { $0 / Float(vs.count) }
+        }
+        if strategy == "average_vector" {
+            guard !pos.isEmpty else { throw VQError.invalid("recommend with average_vector needs at least one positive example") }
+            let p = average(pos)
+            let q = neg.isEmpty ? p : zip(p, average(neg)).map { 2 * $0 - $1 }
+            return try runSearchCounting(collection, vector: q, body: body, filter: .some(filter)).points
+        }
+        guard !pos.isEmpty || !neg.isEmpty else { throw VQError.invalid("recommend needs at least one positive or negative example") }
+        // Candidates: near each positive (or, with negatives only, every point passing the filter).
+        let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
+        let wanted = max(64, (limit + offset) * 4)
+        var candidates = Set<PointID>()
+        if pos.isEmpty {
+            candidates = Set(try collection.scroll(filter: filter, offset: nil, limit: VectorCollection.maxResults, withVector: false, withPayload: false).points.map(\.id))
+        } else {
+            for p in pos {
+                var req = SearchRequest(vector: p, limit: wanted)
+                req.filter = filter
+                req.hnswEf = max(wanted, collection.config.efConstruct)
+                for h in try collection.search(req).hits { candidates.insert(h.id) }
+            }
+        }
+        let selector = try withPayload(body, default: false)
+        let records = try collection.retrieve(Array(candidates), withVector: true, withPayload: selector.wanted)
+        let distance = DistanceFunction(collection.config.distance)
+        func similarity(_ a: [Float], _ b: [Float]) -> Float {
+            a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in -distance(x.baseAddress!, y.baseAddress!, dim) } }
+        }
+        var scored: [(record: PointRecord, score: Float)] = records.map { r in
+            let ps = pos.map { similarity(r.vector, $0) }, ns = neg.map { similarity(r.vector, $0) }
+            if strategy == "sum_scores" { return (r, ps.reduce(0, +) - ns.reduce(0, +)) }
+            let bestPos = ps.max() ?? -.infinity, bestNeg = ns.max() ?? -.infinity
+            return (r, bestPos >= bestNeg ? bestPos : -(bestNeg * bestNeg))
+        }
+        scored.sort { $0.score > $1.score || ($0.score == $1.score && $0.record.id < $1.record.id) }
+        if let threshold = body["score_threshold"]?.doubleValue { scored = scored.filter { Double($0.score) >= threshold } }
+        let wv = try withVector(body)
+        return scored.dropFirst(offset).prefix(limit).map { r, score in
+            let hit = ScoredPoint(id: r.id, version: r.version, score: score, rank: score, payload: r.payload)
+            return scoredJSON(hit, vector: wv ? r.vector : nil, payload: selector)
+        }
+    }
+
+    /// `POST /points/recommend`: the legacy form, examples and options in one body.
+    func recommendLegacy(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        if let using = body["using"], using != .null, using.stringValue != "" {
+            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
+        }
+        if let from = body["lookup_from"], from != .null { throw VQError.invalid("lookup_from is not supported yet") }
+        var rec: [(String, JSON)] = []
+        for key in ["positive", "negative", "strategy"] { if let v = body[key] { rec.append((key, v)) } }
+        return .array(try recommend(collection, .object(rec), body: body))
+    }
+}
