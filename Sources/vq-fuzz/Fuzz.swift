@@ -6,6 +6,8 @@
 //          encoding, validation against a 4-d shard
 //   raft   a batch of Raft messages (`/internal/raft`), then stepped into a node
 //   peer   peers' shard messages (first byte: which one; `ShardWire`) and metadata commands
+//   api    a request body to one of the API's collection routes (first byte: which one),
+//          handled by a QdrantAPI over a small collection with payload indexes
 //
 //   swift build --product vq-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library -Xswiftc -DFUZZING
 //   VQ_FUZZ=http .build-fuzz/debug/vq-fuzz -max_total_time=60     (or VQ_FUZZ=json)
@@ -62,6 +64,11 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
             _ = try? state.apply(body)
             if let json = try? JSONParser.parse(body) { _ = try? ClusterState(json: json) }
         }
+    case "api":
+        guard let kind = bytes.first, let api = FuzzAPI.shared else { return }
+        let (method, path) = FuzzAPI.routes[Int(kind) % FuzzAPI.routes.count]
+        let response = api.handle(HTTPRequest(method: method, path: path, query: ["wait": "true"], body: Array(bytes.dropFirst())))
+        precondition(response.status < 500 || response.status == 503, "\(method) \(path) answered \(response.status): \(String(decoding: response.body, as: UTF8.self))")
     case "json":
         guard let json = try? JSONParser.parseRequest(Array(bytes)) else { return }
         // Decode as the API would: filters, ids, vectors, and the writer round trip.
@@ -75,6 +82,40 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
         limits.maxHeaderBytes = 4096
         _ = HTTPParser.parse(bytes, limits: limits)
     }
+}
+
+/// The API over a temporary data directory: collection "c" (4-d, cosine) of 50 points with
+/// payloads, keyword/integer/text indexes on some fields, and an alias "a" for it.
+enum FuzzAPI {
+    static let shared: QdrantAPI? = {
+        let dir = FileManager.default.temporaryDirectory.path + "/vq-fuzz-api-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        guard let engine = try? Engine(path: dir, warn: { _ in }) else { return nil }
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        func call(_ method: String, _ path: String, _ body: String) {
+            _ = api.handle(HTTPRequest(method: method, path: path, query: ["wait": "true"], body: Array(body.utf8)))
+        }
+        call("PUT", "/collections/c", #"{"vectors":{"size":4,"distance":"Cosine"}}"#)
+        let points = (0..<50).map { i in
+            #"{"id":\#(i),"vector":[\#(i % 7),1,\#(i % 3),0.5],"payload":{"city":"c\#(i % 4)","n":\#(i),"text":"w\#(i % 5) x","tags":["t\#(i % 2)"],"loc":{"lon":\#(i),"lat":\#(i % 80)}}}"#
+        }
+        call("PUT", "/collections/c/points", #"{"points":["# + points.joined(separator: ",") + "]}")
+        for (field, schema) in [("city", "\"keyword\""), ("n", "\"integer\""), ("text", "\"text\""), ("loc", "\"geo\"")] {
+            call("PUT", "/collections/c/index", #"{"field_name":"\#(field)","field_schema":\#(schema)}"#)
+        }
+        call("POST", "/collections/aliases", #"{"actions":[{"create_alias":{"collection_name":"c","alias_name":"a"}}]}"#)
+        return api
+    }()
+
+    /// The routes a body can reach (reads and writes of points, indexes, aliases; not deleting the collection).
+    static let routes: [(String, String)] = [
+        ("POST", "/collections/c/points/query"), ("POST", "/collections/c/points/search"), ("POST", "/collections/a/points/scroll"),
+        ("POST", "/collections/c/points/count"), ("POST", "/collections/c/facet"), ("POST", "/collections/c/points/query/groups"),
+        ("POST", "/collections/c/points/recommend"), ("POST", "/collections/c/points"), ("PUT", "/collections/c/points"),
+        ("POST", "/collections/c/points/batch"), ("PUT", "/collections/c/points/vectors"), ("POST", "/collections/c/points/payload"),
+        ("POST", "/collections/c/points/delete"), ("PUT", "/collections/c/index"), ("POST", "/collections/aliases"),
+        ("PATCH", "/collections/c"), ("POST", "/collections/c/points/search/batch"), ("POST", "/collections/c/points/query/batch"),
+    ]
 }
 
 /// A leader of voters {1, 2, 3} with a learner 4, and a follower, on memory storage.

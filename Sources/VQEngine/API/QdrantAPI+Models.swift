@@ -642,7 +642,8 @@ extension QdrantAPI {
         }
         let wv = try withVector(body)
         let vectors: [PointID: [Float]] = wv
-            ? Dictionary(uniqueKeysWithValues: try collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) })
+            ? Dictionary(try collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) },
+                         uniquingKeysWith: { a, _ in a })
             : [:]
         return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil, payload: selector) }, result.unindexedSkipped, req.indexedOnly)
     }

@@ -24,16 +24,18 @@ extension QdrantAPI {
             return list
         }
         let positive = try examples("positive"), negative = try examples("negative")
-        let strategy = rec["strategy"]?.stringValue ?? "average_vector"
+        let given = rec["strategy"] ?? .null
+        let strategy = given == .null ? "average_vector" : (given.stringValue ?? "")
         guard ["average_vector", "best_score", "sum_scores"].contains(strategy) else {
-            throw VQError.invalid("recommend.strategy is \(rec["strategy"]!.compactText); expected average_vector, best_score or sum_scores")
+            throw VQError.invalid("recommend.strategy is \(given.compactText); expected average_vector, best_score or sum_scores")
         }
         // Ids become their stored vectors (and are left out of the results); vectors are checked.
         var ids: [PointID] = []
         func resolve(_ list: [JSON], _ what: String) throws -> [[Float]] {
             let asked = try list.compactMap { e -> PointID? in e.arrayValue == nil ? try PointID(json: e) : nil }
             ids += asked
-            let stored = Dictionary(uniqueKeysWithValues: try collection.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) })
+            let stored = Dictionary(try collection.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) },
+                                    uniquingKeysWith: { a, _ in a })
             return try list.enumerated().map { i, e in
                 if e.arrayValue != nil {
                     var v = try vector(e, "recommend.\(what)[\(i)]")

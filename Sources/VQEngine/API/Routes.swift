@@ -190,6 +190,16 @@ extension QdrantAPI {
             let searches = try api.requireArray(try c.body(), "searches")
             return APIEnvelope.ok(.array(try searches.map { try api.search(col, $0) }), since: c.start)
         },
+        points("POST", "/search/groups", "points.search", .read) { api, col, c in
+            let body = try c.body()
+            return APIEnvelope.ok(try api.groups(col, vector: try api.vector(body["vector"], "vector"), body: body), since: c.start)
+        },
+        points("POST", "/query/groups", "points.query", .read) { api, col, c in
+            let body = try c.body()
+            guard let q = body["query"], q != .null else { throw VQError.invalid("grouped query needs \"query\": a vector") }
+            let v = try api.vector(q["nearest"] ?? q, "query")
+            return APIEnvelope.ok(try api.groups(col, vector: v, body: body), since: c.start)
+        },
         points("POST", "/recommend", "points.recommend", .read) { api, col, c in
             APIEnvelope.ok(try api.recommendLegacy(col, try c.body()), since: c.start)
         },

@@ -107,6 +107,35 @@ import Testing
             .1?["result"]?.arrayValue?.compactMap { $0.arrayValue?.first?["id"]?.intValue } == [2, 3])
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[42]}}}"#).0 == 404)
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[1],"strategy":"best"}}}"#).0 == 400)
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[1],"strategy":7}}}"#).0 == 400)
+        // The same example twice is one example, not a crash.
+        #expect(ids(#"{"query":{"recommend":{"positive":[1,1]}},"limit":1}"#) == [2])
+        try engine.close()
+    }
+}
+
+@Suite struct GroupsTests {
+    @Test("grouped search: groups in the order of their best hit, group_size hits each, limit groups, with_lookup from another collection")
+    func groups() throws {
+        let t = QdrantAPITests()
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(t.call(api, "PUT", "/collections/c", #"{"vectors":{"size":2,"distance":"Euclid"}}"#).0 == 200)
+        let points = (1...12).map { #"{"id":\#($0),"vector":[\#($0),0],"payload":{"doc":\#($0 % 3)}}"# }.joined(separator: ",")
+        #expect(t.call(api, "PUT", "/collections/c/points", #"{"points":["# + points + "]}", query: ["wait": "true"]).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/docs", #"{"vectors":{"size":2,"distance":"Euclid"}}"#).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/docs/points", #"{"points":[{"id":1,"vector":[0,0],"payload":{"title":"one"}},{"id":2,"vector":[0,0],"payload":{"title":"two"}}]}"#,
+                       query: ["wait": "true"]).0 == 200)
+        let body = #"{"query":[0,0],"group_by":"doc","group_size":2,"limit":2,"with_lookup":{"collection":"docs","with_payload":["title"]}}"#
+        let (status, r, _) = t.call(api, "POST", "/collections/c/points/query/groups", body)
+        let groups = r?["result"]?["groups"]?.arrayValue ?? []
+        #expect(status == 200 && groups.map { $0["id"] } == [.int(1), .int(2)], "\(r?.compactText ?? "")")
+        #expect(groups.map { $0["hits"]?.arrayValue?.compactMap { $0["id"]?.intValue } ?? [] } == [[1, 4], [2, 5]])
+        #expect(groups.first?["lookup"]?["payload"] == JSONParser.parseOrNull(#"{"title":"one"}"#))
+        let (_, legacy, _) = t.call(api, "POST", "/collections/c/points/search/groups", #"{"vector":[12,0],"group_by":"doc","group_size":1,"limit":3}"#)
+        #expect(legacy?["result"]?["groups"]?.arrayValue?.map { $0["id"] } == [.int(0), .int(2), .int(1)])
+        #expect(t.call(api, "POST", "/collections/c/points/query/groups", #"{"query":[0,0]}"#).0 == 400)
         try engine.close()
     }
 }
