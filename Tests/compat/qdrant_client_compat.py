@@ -4,8 +4,9 @@
 Exercises what applications do: create, upsert (int and UUID ids, payloads), get,
 search with a filter, query, scroll with pagination, count, payload update,
 delete, payload indexes (keyword, integer, text), a text match, a facet, an
-order_by scroll with a with_payload selector, aliases, recommendations, update
-vectors, a batch update, collection update and delete. Exits non-zero on the first mismatch.
+order_by scroll with a with_payload selector, aliases, recommendations, RRF
+fusion over prefetches, grouped search, update vectors, a batch update,
+collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
 import uuid
@@ -99,6 +100,14 @@ assert len(rec) == 3 and all(p.id not in (1, 4) for p in rec), rec
 best = client.query_points(name, query=models.RecommendQuery(recommend=models.RecommendInput(
     positive=[1], strategy=models.RecommendStrategy.BEST_SCORE)), limit=2).points
 assert len(best) == 2 and best[0].score >= best[1].score, best
+
+# Prefetch and fusion (RRF), and grouped search.
+fused = client.query_points(name, prefetch=[models.Prefetch(query=[1.0, 0.1, 0.0, 0.5], limit=5),
+                                            models.Prefetch(query=[1.0, 0.9, 0.0, 0.5], limit=5)],
+                            query=models.FusionQuery(fusion=models.Fusion.RRF), limit=3).points
+assert len(fused) == 3 and fused[0].score >= fused[1].score >= fused[2].score, fused
+grouped = client.query_points_groups(name, query=[1.0, 0.5, 0.0, 0.5], group_by="city", group_size=2, limit=2).groups
+assert len(grouped) == 2 and all(1 <= len(g.hits) <= 2 for g in grouped), grouped
 
 # Update vectors (payload kept) and a batch of operations, in order.
 client.update_vectors(name, points=[models.PointVectors(id=5, vector=[0.0, 0.0, 2.0, 0.0])], wait=True)

@@ -654,6 +654,7 @@ extension QdrantAPI {
 
     /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
     func query(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        if let prefetch = body["prefetch"], prefetch != .null { return try hybridQuery(collection, body) }
         guard let q = body["query"], q != .null else {
             // No query: the points passing the filter in id order, as Qdrant's query API gives them.
             let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)

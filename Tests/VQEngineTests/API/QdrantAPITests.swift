@@ -140,6 +140,37 @@ import Testing
     }
 }
 
+@Suite struct HybridQueryTests {
+    @Test("prefetch with rrf and dbsf fusion and with a re-ranking vector ranks a known set as computed by hand; filters reach the prefetches")
+    func fusion() throws {
+        let t = QdrantAPITests()
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(t.call(api, "PUT", "/collections/c", #"{"vectors":{"size":2,"distance":"Euclid"}}"#).0 == 200)
+        let points = (1...6).map { #"{"id":\#($0),"vector":[\#($0),0],"payload":{"n":\#($0)}}"# }.joined(separator: ",")
+        #expect(t.call(api, "PUT", "/collections/c/points", #"{"points":["# + points + "]}", query: ["wait": "true"]).0 == 200)
+        func ids(_ body: String) -> [Int64] {
+            let (status, r, _) = t.call(api, "POST", "/collections/c/points/query", body)
+            #expect(status == 200, "\(r?.compactText ?? "")")
+            return (r?["result"]?["points"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue }
+        }
+        let prefetch = #"[{"query":[0,0],"limit":4},{"query":[3.1,0],"limit":3}]"#
+        // A = 1,2,3,4; B = 3,4,2. RRF (k = 2): 3 = 1/4 + 1/2, 2 = 1/3 + 1/4, 4 = 1/5 + 1/3, 1 = 1/2.
+        #expect(ids(#"{"prefetch":\#(prefetch),"query":{"fusion":"rrf"},"limit":4}"#) == [3, 2, 4, 1])
+        // k = 60 flattens positions: 3 and 2 (in both lists) lead.
+        #expect(Array(ids(#"{"prefetch":\#(prefetch),"query":{"rrf":{"k":60}},"limit":4}"#).prefix(2)) == [3, 2])
+        #expect(Array(ids(#"{"prefetch":\#(prefetch),"query":{"fusion":"dbsf"},"limit":4}"#).prefix(2)) == [3, 2])
+        // Re-rank A's four by [4,0].
+        #expect(ids(#"{"prefetch":{"query":[0,0],"limit":4},"query":[4,0],"limit":4}"#) == [4, 3, 2, 1])
+        // The root filter reaches both prefetches: 1 is gone.
+        #expect(ids(#"{"prefetch":\#(prefetch),"query":{"fusion":"rrf"},"filter":{"must":[{"key":"n","range":{"gte":2}}]},"limit":6}"#).contains(1) == false)
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":[0,0]}],"query":{"fusion":"max"}}"#).0 == 400)
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":{"fusion":"rrf"}}],"query":[1,0]}"#).0 == 400)
+        try engine.close()
+    }
+}
+
 @Suite struct CollectionSettingsTests {
     @Test("settings vq does not implement are refused with a 400 naming them, never dropped; what it does implement is taken")
     func refusals() throws {

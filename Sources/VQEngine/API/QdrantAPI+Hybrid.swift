@@ -1,0 +1,145 @@
+// Qdrant's query API with prefetch: searches whose results feed the query above them.
+//
+//   {"prefetch": [{"query": [...], "filter": {...}, "limit": 50},
+//                 {"query": [...], "limit": 50, "prefetch": {...}}],
+//    "query": {"fusion": "rrf"} | {"fusion": "dbsf"} | {"rrf": {"k": 60}} | [...] (rescore),
+//    "filter": {...}, "limit": 10, "offset": 0, "score_threshold": 0.5}
+//
+//   rrf    each point scores the sum over the lists it is in of 1 / (position + k), position
+//          from 0, k = 2 unless given (as in Qdrant)
+//   dbsf   each list's scores normalised by its mean +- 3 standard deviations into [0, 1],
+//          then summed per point
+//   vector the prefetched points scored exactly against it (a re-rank)
+//
+// A query's filter applies to the prefetches below it as well. Nesting is bounded.
+
+import Foundation
+
+extension QdrantAPI {
+    /// One ranked list: points with an internal rank (higher is better) and the score to report.
+    typealias RankedList = [(id: PointID, rank: Float, score: Float)]
+
+    /// The query API's answer for a body with `prefetch`.
+    func hybridQuery(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        if let using = body["using"], using != .null, using.stringValue != "" {
+            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
+        }
+        let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
+        var list = try evaluate(collection, body, limit: limit + offset, inherited: nil, depth: 0)
+        if let threshold = body["score_threshold"]?.doubleValue {
+            let higher = collection.config.distance.higherIsBetter || isFusion(body["query"])
+            list = list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+        }
+        let page = Array(list.dropFirst(offset).prefix(limit))
+        let selector = try withPayload(body, default: false)
+        let wv = try withVector(body)
+        let records = Dictionary(try collection.retrieve(page.map(\.id), withVector: wv, withPayload: selector.wanted).map { ($0.id, $0) },
+                                 uniquingKeysWith: { a, _ in a })
+        return .object([("points", .array(page.compactMap { e in
+            guard let r = records[e.id] else { return nil }
+            let hit = ScoredPoint(id: r.id, version: r.version, score: e.score, rank: e.rank, payload: r.payload)
+            return scoredJSON(hit, vector: wv ? r.vector : nil, payload: selector)
+        }))])
+    }
+
+    private func isFusion(_ q: JSON?) -> Bool {
+        guard let q, case .object = q else { return false }
+        return q["fusion"] != nil || q["rrf"] != nil
+    }
+
+    private func evaluate(_ collection: VectorCollection, _ node: JSON, limit: Int, inherited: Filter?, depth: Int) throws -> RankedList {
+        guard depth <= 8 else { throw VQError.invalid("prefetch nests deeper than 8 levels") }
+        guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
+        var filter = try self.filter(node)
+        if let inherited { filter = filter.map { .all(must: [inherited, $0], should: [], mustNot: []) } ?? inherited }
+        let q = node["query"] ?? .null
+        let children: [JSON]
+        switch node["prefetch"] {
+        case nil, .null?: children = []
+        case .array(let list)?: children = list
+        case .object?: children = [node["prefetch"]!]
+        case let other?: throw VQError.invalid("prefetch is \(other.typeName); expected a query object or a list of them")
+        }
+        if children.isEmpty {
+            guard q != .null else { throw VQError.invalid("a prefetch needs \"query\": a vector, a point id or {\"nearest\": vector}") }
+            guard !isFusion(q) else { throw VQError.invalid("fusion needs prefetches to fuse") }
+            var req = SearchRequest(vector: try queryVector(collection, q), limit: limit)
+            req.filter = filter
+            if let params = node["params"], params != .null {
+                if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
+                req.exact = try bool(params, "exact", default: false)
+            }
+            return try collection.search(req).hits.map { ($0.id, $0.rank, $0.score) }
+        }
+        let lists = try children.map { child in
+            try evaluate(collection, child, limit: try int(child, "limit", default: 10), inherited: filter, depth: depth + 1)
+        }
+        if isFusion(q) {
+            let fused: [PointID: Float]
+            if q["fusion"]?.stringValue == "dbsf" {
+                fused = QdrantAPI.dbsf(lists)
+            } else {
+                var k = 2
+                if let rrf = q["rrf"] { k = try int(rrf, "k", default: 2, min: 1) } else if q["fusion"]?.stringValue != "rrf" {
+                    throw VQError.invalid("fusion is \(q["fusion"]?.compactText ?? "missing"); expected \"rrf\" or \"dbsf\"")
+                }
+                fused = QdrantAPI.rrf(lists, k: k)
+            }
+            return fused.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(limit).map { ($0.key, $0.value, $0.value) }
+        }
+        guard q != .null else { throw VQError.invalid("a query with prefetch needs \"query\": a vector to re-rank by or {\"fusion\": \"rrf\"|\"dbsf\"}") }
+        // Re-rank the prefetched points exactly by the query vector.
+        var query = try queryVector(collection, q)
+        try collection.prepare(&query)
+        var ids = Set<PointID>()
+        for l in lists { for e in l { ids.insert(e.id) } }
+        let distance = DistanceFunction(collection.config.distance)
+        let dim = collection.config.dim
+        let scored: RankedList = try collection.retrieve(Array(ids), withVector: true, withPayload: false).map { r in
+            let d = query.withUnsafeBufferPointer { a in r.vector.withUnsafeBufferPointer { b in distance(a.baseAddress!, b.baseAddress!, dim) } }
+            return (r.id, -d, collection.config.distance.userScore(-d))
+        }
+        return Array(scored.sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }.prefix(limit))
+    }
+
+    /// The vector a query names: a vector, {"nearest": vector}, or a point id (its stored vector).
+    private func queryVector(_ collection: VectorCollection, _ q: JSON) throws -> [Float] {
+        switch q {
+        case .array: return try vector(q, "query")
+        case .object:
+            guard let nearest = q["nearest"], q.objectValue?.count == 1 else {
+                throw VQError.invalid("query \(q.compactText) is not supported inside a prefetch; expected a vector, a point id or {\"nearest\": ...}")
+            }
+            return try queryVector(collection, nearest)
+        case .int, .uint, .string:
+            let id = try PointID(json: q)
+            guard let p = try collection.retrieve([id], withVector: true, withPayload: false).first else {
+                throw VQError(.notFound, "point \(id) does not exist")
+            }
+            return p.vector
+        default: throw VQError.invalid("query is \(q.typeName); expected a vector, a point id or {\"nearest\": ...}")
+        }
+    }
+
+    /// Reciprocal rank fusion: 1 / (position + k) summed over the lists a point is in.
+    static func rrf(_ lists: [RankedList], k: Int) -> [PointID: Float] {
+        var out: [PointID: Float] = [:]
+        for l in lists { for (i, e) in l.enumerated() { out[e.id, default: 0] += 1 / Float(i + k) } }
+        return out
+    }
+
+    /// Distribution-based score fusion: each list's ranks normalised by mean +- 3 sigma into [0, 1], summed.
+    static func dbsf(_ lists: [RankedList]) -> [PointID: Float] {
+        var out: [PointID: Float] = [:]
+        for l in lists where !l.isEmpty {
+            let n = Float(l.count)
+            let mean = l.reduce(0) { $0 + $1.rank } / n
+            let sigma = (l.reduce(0) { $0 + ($1.rank - mean) * ($1.rank - mean) } / n).squareRoot()
+            for e in l {
+                let v = sigma > 0 ? min(1, max(0, (e.rank - (mean - 3 * sigma)) / (6 * sigma))) : 0.5
+                out[e.id, default: 0] += v
+            }
+        }
+        return out
+    }
+}
