@@ -50,6 +50,20 @@ extension QdrantAPI {
     private func evaluate(_ collection: VectorCollection, _ node: JSON, limit: Int, inherited: Filter?, depth: Int) throws -> RankedList {
         guard depth <= 8 else { throw VQError.invalid("prefetch nests deeper than 8 levels") }
         guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
+        if depth > 0 {
+            try rejectUnknown(node, ["prefetch", "query", "filter", "limit", "params", "score_threshold", "using"], "prefetch")
+            if let using = node["using"], using != .null, using.stringValue != "" {
+                throw VQError.invalid("prefetch.using \(using.compactText) is not supported: vq collections have one unnamed vector")
+            }
+        }
+        let list = try evaluateNode(collection, node, limit: limit, inherited: inherited, depth: depth)
+        // A prefetch's own score_threshold (the top level applies its own after offset).
+        guard depth > 0, let threshold = node["score_threshold"]?.doubleValue else { return list }
+        let higher = collection.config.distance.higherIsBetter || isFusion(node["query"])
+        return list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+    }
+
+    private func evaluateNode(_ collection: VectorCollection, _ node: JSON, limit: Int, inherited: Filter?, depth: Int) throws -> RankedList {
         var filter = try self.filter(node)
         if let inherited { filter = filter.map { .all(must: [inherited, $0], should: [], mustNot: []) } ?? inherited }
         let q = node["query"] ?? .null

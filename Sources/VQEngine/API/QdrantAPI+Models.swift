@@ -648,12 +648,30 @@ extension QdrantAPI {
         return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil, payload: selector) }, result.unindexedSkipped, req.indexedOnly)
     }
 
+    /// Search params vq implements; quantization settings are refused (nothing is quantized).
+    func checkSearchParams(_ params: JSON?) throws {
+        try checkSettings(params, "params", allowed: ["hnsw_ef", "exact", "indexed_only"],
+                          unsupported: ["quantization": "vq does not quantize vectors yet", "acorn": "vq's filtered walk is always on"])
+    }
+
     func search(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
-        .array(try runSearch(collection, vector: try vector(body["vector"], "vector"), body: body))
+        try checkSettings(body, "search request", allowed: ["vector", "filter", "params", "limit", "offset", "with_payload", "with_vector", "with_vectors",
+                                                            "score_threshold"],
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
+        try checkSearchParams(body["params"])
+        return .array(try runSearch(collection, vector: try vector(body["vector"], "vector"), body: body))
     }
 
     /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
     func query(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        try checkSettings(body, "query request", allowed: ["prefetch", "query", "using", "filter", "params", "score_threshold", "limit", "offset",
+                                                           "with_vector", "with_vectors", "with_payload"],
+                          unsupported: ["lookup_from": "example ids are looked up in this collection only",
+                                        "shard_key": "vq places points by id; there are no shard keys"])
+        try checkSearchParams(body["params"])
+        if let using = body["using"], using != .null, using.stringValue != "" {
+            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
+        }
         if let prefetch = body["prefetch"], prefetch != .null { return try hybridQuery(collection, body) }
         guard let q = body["query"], q != .null else {
             // No query: the points passing the filter in id order, as Qdrant's query API gives them.

@@ -167,6 +167,18 @@ import Testing
         #expect(ids(#"{"prefetch":\#(prefetch),"query":{"fusion":"rrf"},"filter":{"must":[{"key":"n","range":{"gte":2}}]},"limit":6}"#).contains(1) == false)
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":[0,0]}],"query":{"fusion":"max"}}"#).0 == 400)
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":{"fusion":"rrf"}}],"query":[1,0]}"#).0 == 400)
+        // What vq would otherwise ignore is refused, naming it.
+        for (path, body, fragment) in [
+            ("query", #"{"query":[1,0],"lookup_from":{"collection":"x"}}"#, "lookup_from"),
+            ("query", #"{"query":[1,0],"params":{"quantization":{"rescore":true}}}"#, "quantization"),
+            ("query", #"{"query":[1,0],"using":"image"}"#, "using"),
+            ("query", #"{"prefetch":[{"query":[1,0],"lookup_from":{}}],"query":{"fusion":"rrf"}}"#, "lookup_from"),
+            ("query", #"{"query":[1,0],"limt":3}"#, "limt"),
+            ("search", #"{"vector":[1,0],"with_vectors":true,"params":{"hnsw_ef":8,"exactly":true}}"#, "exactly"),
+        ] {
+            let (status, err, _) = t.call(api, "POST", "/collections/c/points/" + path, body)
+            #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
+        }
         try engine.close()
     }
 }
