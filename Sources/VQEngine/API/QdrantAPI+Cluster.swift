@@ -5,13 +5,19 @@
 import Foundation
 
 extension QdrantAPI {
-    /// The collection `name`; in a cluster, a name this peer does not know yet is looked up again
-    /// once it has caught up with the leader's metadata (a collection just created through
-    /// another peer).
-    /// The collection an alias names, or `name` itself when it is no alias.
+    /// The collection an alias names, or `name` itself when it is no alias. A peer that knows
+    /// neither catches up with the leader first (the alias may be new).
     func resolveAlias(_ name: String) throws -> String {
-        if let cluster { return cluster.aliases[name] ?? name }
-        return try engine.aliases()[name] ?? name
+        if let cluster {
+            if let target = cluster.aliases[name] { return target }
+            if cluster.collectionMeta(name) == nil && !engine.collectionNames().contains(name) && cluster.catchUp() {
+                return cluster.aliases[name] ?? name
+            }
+            return name
+        }
+        // A damaged aliases.json must not take every collection route down: names resolve to
+        // themselves until it is repaired (changing aliases reports the damage).
+        return (try? engine.aliases())?[name] ?? name
     }
 
     /// `POST /collections/aliases`: create, delete and rename aliases, all or nothing.
@@ -34,6 +40,9 @@ extension QdrantAPI {
         return .object([("aliases", .array(list.map { .object([("alias_name", .string($0.key)), ("collection_name", .string($0.value))]) }))])
     }
 
+    /// The collection `name`; in a cluster, a name this peer does not know yet is looked up again
+    /// once it has caught up with the leader's metadata (a collection just created through
+    /// another peer).
     func openCollection(_ name: String) throws -> VectorCollection {
         do {
             return try engine.collection(name)

@@ -13,6 +13,14 @@ import Foundation
 
 extension QdrantAPI {
     func groups(_ collection: VectorCollection, vector: [Float], body: JSON) throws -> JSON {
+        try checkSettings(body, "grouped search", allowed: ["query", "vector", "group_by", "group_size", "limit", "filter", "params",
+                                                            "score_threshold", "with_payload", "with_vector", "with_vectors", "with_lookup", "using"],
+                          unsupported: ["prefetch": "grouped queries take one query vector in vq", "lookup_from": "example ids are looked up in this collection only",
+                                        "shard_key": "vq places points by id; there are no shard keys"])
+        try checkSearchParams(body["params"])
+        if let using = body["using"], using != .null, using.stringValue != "" {
+            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
+        }
         guard let key = body["group_by"]?.stringValue, !key.isEmpty else { throw VQError.invalid("grouped search needs \"group_by\": a payload key") }
         let groupSize = try int(body, "group_size", default: 3, min: 1)
         let limit = try int(body, "limit", default: 10, min: 1)
@@ -27,6 +35,7 @@ extension QdrantAPI {
         if let params = body["params"], params != .null {
             if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
             req.exact = try bool(params, "exact", default: false)
+            req.indexedOnly = try bool(params, "indexed_only", default: false)
         }
         let threshold = body["score_threshold"]?.doubleValue
         var order: [IndexKey] = []

@@ -25,6 +25,20 @@ extension QdrantAPI {
             throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
         }
         let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
+        // Bounded work: at most 64 prefetches in all, their limits summing to at most maxResults.
+        var nodes = 0, total = 0
+        func count(_ node: JSON) throws {
+            let children: [JSON] = node["prefetch"]?.arrayValue ?? (node["prefetch"].map { $0 == .null ? [] : [$0] } ?? [])
+            for child in children {
+                nodes += 1
+                total += try int(child, "limit", default: 10)
+                guard nodes <= 64, total <= VectorCollection.maxResults else {
+                    throw VQError.invalid("prefetches ask for more than 64 searches or \(VectorCollection.maxResults) points in all")
+                }
+                try count(child)
+            }
+        }
+        try count(body)
         var list = try evaluate(collection, body, limit: limit + offset, inherited: nil, depth: 0)
         if let threshold = body["score_threshold"]?.doubleValue {
             let higher = collection.config.distance.higherIsBetter || isFusion(body["query"])
@@ -52,6 +66,7 @@ extension QdrantAPI {
         guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
         if depth > 0 {
             try rejectUnknown(node, ["prefetch", "query", "filter", "limit", "params", "score_threshold", "using"], "prefetch")
+            try checkSearchParams(node["params"])
             if let using = node["using"], using != .null, using.stringValue != "" {
                 throw VQError.invalid("prefetch.using \(using.compactText) is not supported: vq collections have one unnamed vector")
             }
@@ -82,6 +97,7 @@ extension QdrantAPI {
             if let params = node["params"], params != .null {
                 if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
                 req.exact = try bool(params, "exact", default: false)
+                req.indexedOnly = try bool(params, "indexed_only", default: false)
             }
             return try collection.search(req).hits.map { ($0.id, $0.rank, $0.score) }
         }

@@ -169,6 +169,7 @@ extension QdrantAPI {
         if let cluster {
             // Through consensus: every peer creates its local part when it applies the entry.
             try c.validate()
+            guard cluster.aliases[name] == nil else { throw VQError(.conflict, "\"\(name)\" is an alias; choose another collection name") }
             guard !engine.collectionNames().contains(name) && cluster.collectionMeta(name) == nil else {
                 throw VQError(.conflict, "collection \"\(name)\" already exists")
             }
@@ -456,11 +457,16 @@ extension QdrantAPI {
 
     /// `PUT /points/vectors`: new vectors for existing points, payloads kept; a point that does not
     /// exist is a 404 (checked before anything is written).
-    func updateVectorsTicket(_ collection: VectorCollection, _ body: JSON, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
+    /// - Parameter check: refuse points that do not exist (read from the applied state; without
+    ///   `wait` a point written just before may not be applied yet, so only `wait=true` checks).
+    func updateVectorsTicket(_ collection: VectorCollection, _ body: JSON, _ wait: WriteWait, _ deadline: Date,
+                             check: Bool = false) throws -> WriteTicket {
         var batch = try pointBatch(collection, body, payloads: false)
-        let found = Set(try collection.retrieve(batch.ids, withVector: false, withPayload: false).map(\.id))
-        if let missing = batch.ids.first(where: { !found.contains($0) }) {
-            throw VQError(.notFound, "no point with id \(missing) in collection \"\(collection.name)\"")
+        if check || wait == .applied {
+            let found = Set(try collection.retrieve(batch.ids, withVector: false, withPayload: false).map(\.id))
+            if let missing = batch.ids.first(where: { !found.contains($0) }) {
+                throw VQError(.notFound, "no point with id \(missing) in collection \"\(collection.name)\"")
+            }
         }
         return try collection.updateVectors(&batch, wait: wait, deadline: deadline)
     }
@@ -471,10 +477,14 @@ extension QdrantAPI {
         try rejectUnknown(body, ["operations"], "batch update request")
         let operations = try requireArray(body, "operations")
         var results: [JSON] = []
+        var earlier = WriteTicket()
         for (i, op) in operations.enumerated() {
             guard case .object(let members) = op, members.count == 1, let (kind, inner) = members.first else {
                 throw VQError.invalid("operations[\(i)] must be an object with one operation")
             }
+            // An operation that reads points (a filter to resolve, points that must exist) sees
+            // the earlier ones of the batch applied, as in Qdrant.
+            if inner["filter"] != nil || kind == "update_vectors" { try collection.wait(earlier, .applied) }
             let ticket: WriteTicket
             switch kind {
             case "upsert": ticket = try upsertTicket(collection, inner, wait, deadline)
@@ -485,12 +495,13 @@ extension QdrantAPI {
             case "clear_payload":
                 let ids = try selected(collection, inner)
                 ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .clearPayload($0) }
-            case "update_vectors": ticket = try updateVectorsTicket(collection, inner, wait, deadline)
+            case "update_vectors": ticket = try updateVectorsTicket(collection, inner, wait, deadline, check: true)
             case "delete_vectors": throw QdrantAPI.deleteVectorsRefusal
             default:
                 throw VQError.invalid("operations[\(i)] is \"\(kind)\"; expected upsert, delete, set_payload, overwrite_payload, "
                                       + "delete_payload, clear_payload or update_vectors")
             }
+            earlier.merge(ticket)
             results.append(.object([("operation_id", .int(Int64(ticket.ops.values.max() ?? 0))),
                                     ("status", .string(wait == .applied ? "completed" : "acknowledged"))]))
         }

@@ -4,8 +4,8 @@
 //   {"positive": [100, [0.1, ...]], "negative": [718], "strategy": "average_vector" | "best_score" | "sum_scores"}
 //
 //   average_vector  one search with avg(pos) + (avg(pos) - avg(neg)) (avg(pos) without negatives)
-//   best_score      each candidate scores max(best positive, best negative) over the examples;
-//                   when the best negative wins, its square, negated
+//   best_score      each candidate scores sigmoid(best positive) when that beats its best
+//                   negative, else -sigmoid(best negative); sigmoid(x) = (x / (1 + |x|) + 1) / 2
 //   sum_scores      the positives' scores summed, minus the negatives'
 //
 // Example points are never returned. The two scoring strategies score candidates found by
@@ -47,6 +47,9 @@ extension QdrantAPI {
                 return v
             }
         }
+        guard positive.count + negative.count <= 256 else {
+            throw VQError.invalid("recommend has \(positive.count + negative.count) examples; expected at most 256")
+        }
         let pos = try resolve(positive, "positive"), neg = try resolve(negative, "negative")
         var filter = try self.filter(body)
         if !ids.isEmpty {
@@ -67,7 +70,11 @@ extension QdrantAPI {
         guard !pos.isEmpty || !neg.isEmpty else { throw VQError.invalid("recommend needs at least one positive or negative example") }
         // Candidates: near each positive (or, with negatives only, every point passing the filter).
         let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
-        let wanted = max(64, (limit + offset) * 4)
+        guard limit + offset <= VectorCollection.maxResults else {
+            throw VQError.invalid("limit + offset is \(limit + offset); expected at most \(VectorCollection.maxResults)")
+        }
+        let wanted = min(VectorCollection.maxResults, max(64, (limit + offset) * 4))
+        let params = body["params"] ?? .null
         var candidates = Set<PointID>()
         if pos.isEmpty {
             candidates = Set(try collection.scroll(filter: filter, offset: nil, limit: VectorCollection.maxResults, withVector: false, withPayload: false).points.map(\.id))
@@ -75,7 +82,8 @@ extension QdrantAPI {
             for p in pos {
                 var req = SearchRequest(vector: p, limit: wanted)
                 req.filter = filter
-                req.hnswEf = max(wanted, collection.config.efConstruct)
+                req.hnswEf = max(wanted, try int(params, "hnsw_ef", default: collection.config.efConstruct, min: 1))
+                req.exact = try bool(params, "exact", default: false)
                 for h in try collection.search(req).hits { candidates.insert(h.id) }
             }
         }
@@ -89,7 +97,8 @@ extension QdrantAPI {
             let ps = pos.map { similarity(r.vector, $0) }, ns = neg.map { similarity(r.vector, $0) }
             if strategy == "sum_scores" { return (r, ps.reduce(0, +) - ns.reduce(0, +)) }
             let bestPos = ps.max() ?? -.infinity, bestNeg = ns.max() ?? -.infinity
-            return (r, bestPos >= bestNeg ? bestPos : -(bestNeg * bestNeg))
+            func sigmoid(_ x: Float) -> Float { x.isInfinite ? (x > 0 ? 1 : 0) : 0.5 * (x / (1 + abs(x)) + 1) }
+            return (r, bestPos > bestNeg ? sigmoid(bestPos) : -sigmoid(bestNeg))
         }
         scored.sort { $0.score > $1.score || ($0.score == $1.score && $0.record.id < $1.record.id) }
         if let threshold = body["score_threshold"]?.doubleValue { scored = scored.filter { Double($0.score) >= threshold } }
@@ -102,10 +111,14 @@ extension QdrantAPI {
 
     /// `POST /points/recommend`: the legacy form, examples and options in one body.
     func recommendLegacy(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        try checkSettings(body, "recommend request", allowed: ["positive", "negative", "strategy", "filter", "params", "limit", "offset",
+                                                               "with_payload", "with_vector", "with_vectors", "score_threshold", "using"],
+                          unsupported: ["lookup_from": "example ids are looked up in this collection only",
+                                        "shard_key": "vq places points by id; there are no shard keys"])
+        try checkSearchParams(body["params"])
         if let using = body["using"], using != .null, using.stringValue != "" {
             throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
         }
-        if let from = body["lookup_from"], from != .null { throw VQError.invalid("lookup_from is not supported yet") }
         var rec: [(String, JSON)] = []
         for key in ["positive", "negative", "strategy"] { if let v = body[key] { rec.append((key, v)) } }
         return .array(try recommend(collection, .object(rec), body: body))

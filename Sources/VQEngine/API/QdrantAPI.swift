@@ -146,7 +146,8 @@ package final class QdrantAPI: @unchecked Sendable {
     /// Qdrant answers: clients and test fixtures delete before every create).
     func deleteCollection(_ name: String, _ start: UInt64) throws -> HTTPResponse {
         try Engine.validateName(name)
-        if let cluster, cluster.collectionMeta(name) != nil {
+        // A peer behind the leader may not know the collection yet: ask after catching up.
+        if let cluster, cluster.collectionMeta(name) != nil || (cluster.catchUp() && cluster.collectionMeta(name) != nil) {
             try cluster.propose(ClusterState.deleteCollection(name))
         } else {
             do { try engine.deleteCollection(name) } catch let e as VQError where e.kind == .notFound {

@@ -91,6 +91,7 @@ package struct ClusterState: Sendable, Equatable {
             let n = try name()
             try Engine.validateName(n)
             guard collections[n] == nil else { throw VQError(.conflict, "collection \(n) exists") }
+            guard aliases[n] == nil else { throw VQError(.conflict, "\(n) is an alias") }
             let config = try CollectionConfig(json: command["config"] ?? .null, path: "create_collection \(n)")
             guard let shards = command["shards"]?.arrayValue, shards.count == config.shardNumber else {
                 throw VQError.invalid("create_collection \(n) needs one replica list per shard")
@@ -212,6 +213,9 @@ package struct ClusterState: Sendable, Equatable {
             collections[n] = CollectionMeta(config: config, shards: shards)
         }
         aliases = try AliasAction.map(json["aliases"] ?? .object([]), what: "cluster snapshot")
+        for (alias, target) in aliases where collections[target] == nil || collections[alias] != nil {
+            throw VQError(.corrupt, "cluster snapshot has alias \(alias) for a missing collection \(target), or one that shadows a collection")
+        }
         for (id, uri) in peers where (try? ClusterState.checkURI(uri)) == nil {
             throw VQError(.corrupt, "cluster snapshot has a bad address for peer \(id)")
         }

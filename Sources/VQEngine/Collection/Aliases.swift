@@ -56,6 +56,7 @@ package enum AliasAction: Sendable, Equatable {
             switch action {
             case let .create(alias, collection):
                 try Engine.validateName(alias)
+                try Engine.validateName(collection)
                 guard exists(collection) else { throw VQError(.notFound, "collection \"\(collection)\" does not exist") }
                 guard !exists(alias) else { throw VQError.invalid("alias \"\(alias)\" is the name of a collection") }
                 m[alias] = collection

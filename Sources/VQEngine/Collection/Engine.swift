@@ -73,6 +73,9 @@ package final class Engine: @unchecked Sendable {
         if FileIO.exists(target) {
             throw VQError(.conflict, "collection \"\(name)\" already exists in \(directory.root)")
         }
+        if (try? loadedAliases())?[name] != nil {
+            throw VQError(.conflict, "\"\(name)\" is an alias; choose another collection name", hint: "or delete the alias first")
+        }
         let staging = directory.collectionsDir + "/.creating-" + name
         try FileIO.removeTree(staging)
         do {

@@ -209,7 +209,10 @@ package final class LocalShard: @unchecked Sendable {
                     try syncRetrying(upTo: last.op)
                     for entry in batch {
                         try lock.write { try holder.apply(entry.op, entry.operation) }
-                        if case .upsert(let b) = entry.operation { flushMutex.withLock { bytesSinceFlush += b.vectors.count * 4 } }
+                        switch entry.operation {
+                        case .upsert(let b), .updateVectors(let b): flushMutex.withLock { bytesSinceFlush += b.vectors.count * 4 }
+                        default: break
+                        }
                         progress.lock()
                         appliedOp = entry.op
                         progress.broadcast()
@@ -328,8 +331,12 @@ package final class LocalShard: @unchecked Sendable {
         try checkIntact()
         // Nothing is logged that the applier would refuse (callers check the rest: the API as it
         // parses, peers' operations with `Operation.validate`).
-        if case .upsert(let batch) = operation, batch.dim != options.dim || batch.vectors.count != batch.count * batch.dim {
-            throw VQError.invalid("upsert has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
+        switch operation {
+        case .upsert(let batch), .updateVectors(let batch):
+            if batch.dim != options.dim || batch.vectors.count != batch.count * batch.dim {
+                throw VQError.invalid("the operation has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
+            }
+        default: break
         }
         let op = try queue.push(deadline: deadline, size: operation.encodedSize) { () -> UpdateQueue.Entry in
             let op = try wal.append { operation.encode(into: &$0) }

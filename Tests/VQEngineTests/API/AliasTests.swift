@@ -33,11 +33,15 @@ import Testing
             (#"{"actions":[{"create_alias":{"collection_name":"v1","alias_name":"v2"}}]}"#, 400, "name of a collection"),
             (#"{"actions":[{"create_alias":{"collection_name":"v1","alias_name":"x"}},{"delete_alias":{"alias_name":"gone"}}]}"#, 404, "gone"),
             (#"{"actions":[{"make_alias":{}}]}"#, 400, "make_alias"),
+            (#"{"actions":[{"create_alias":{"collection_name":"v1/","alias_name":"y"}}]}"#, 400, "v1/"),
         ] {
             let (s, err, _) = t.call(api, "POST", "/collections/aliases", body)
             #expect(s == status && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
         }
         #expect(t.call(api, "GET", "/collections/x").0 == 404, "a refused batch applied nothing")
+        // A collection may not take an alias's name (the alias would hide it).
+        let (clash, clashErr, _) = t.call(api, "PUT", "/collections/live", #"{"vectors":{"size":2,"distance":"Dot"}}"#)
+        #expect(clash == 409 && clashErr?["status"]?["error"]?.stringValue?.contains("alias") == true)
         // Stored: a restart resolves the same names.
         let stored = try AliasAction.map(try ChecksummedJSON.read(engine.directory.aliases), what: "test")
         #expect(stored == ["live": "v2"])
