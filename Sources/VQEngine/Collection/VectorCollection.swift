@@ -141,6 +141,12 @@ package final class VectorCollection: @unchecked Sendable {
     ///
     /// For cosine collections the batch's vectors are normalised in place (no copy).
     package func upsert(_ batch: inout PointBatch, wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
+        try writeBatch(&batch, wait: wait, deadline: deadline) { .upsert($0) }
+    }
+
+    /// Normalises `batch`'s vectors for cosine (in place), splits it by shard and submits
+    /// `make(part)` to each shard touched, then waits to `wait`.
+    private func writeBatch(_ batch: inout PointBatch, wait: WriteWait, deadline: Date?, _ make: (PointBatch) -> Operation) throws -> WriteTicket {
         precondition(batch.dim == config.dim)
         if config.distance.normalizes {
             let dim = batch.dim
@@ -153,7 +159,7 @@ package final class VectorCollection: @unchecked Sendable {
         var ticket = WriteTicket()
         let parts = replicaSets.count == 1 ? [batch] : split(batch)
         for (s, part) in parts.enumerated() where part.count > 0 {
-            if let op = try replicaSets[s].write(.upsert(part), wait: wait, deadline: deadline, config: config) { ticket.ops[s] = op }
+            if let op = try replicaSets[s].write(make(part), wait: wait, deadline: deadline, config: config) { ticket.ops[s] = op }
         }
         try self.wait(ticket, wait)
         return ticket
@@ -162,22 +168,8 @@ package final class VectorCollection: @unchecked Sendable {
     /// Replaces the vectors of existing points, keeping their payloads (points that do not exist
     /// when the operation applies are skipped); vectors already checked (see `prepare`).
     package func updateVectors(_ batch: inout PointBatch, wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
-        precondition(batch.dim == config.dim && batch.payloads.allSatisfy { $0 == nil })
-        if config.distance.normalizes {
-            let dim = batch.dim
-            let count = batch.count
-            batch.vectors.withUnsafeMutableBufferPointer { v in
-                for i in 0..<count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
-            }
-        }
-        let config = self.config
-        var ticket = WriteTicket()
-        let parts = replicaSets.count == 1 ? [batch] : split(batch)
-        for (s, part) in parts.enumerated() where part.count > 0 {
-            if let op = try replicaSets[s].write(.updateVectors(part), wait: wait, deadline: deadline, config: config) { ticket.ops[s] = op }
-        }
-        try self.wait(ticket, wait)
-        return ticket
+        precondition(batch.payloads.allSatisfy { $0 == nil })
+        return try writeBatch(&batch, wait: wait, deadline: deadline) { .updateVectors($0) }
     }
 
     /// `batch` split by the shard that owns each point.
