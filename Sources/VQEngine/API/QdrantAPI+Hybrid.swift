@@ -65,7 +65,7 @@ extension QdrantAPI {
         guard depth <= 8 else { throw VQError.invalid("prefetch nests deeper than 8 levels") }
         guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
         if depth > 0 {
-            try rejectUnknown(node, ["prefetch", "query", "filter", "limit", "params", "score_threshold", "using"], "prefetch")
+            try rejectUnknown(node, ["prefetch", "query", "filter", "limit", "params", "score_threshold", "using", "lookup_from"], "prefetch")
             try checkSearchParams(node["params"])
             if let using = node["using"], using != .null, using.stringValue != "" {
                 throw VQError.invalid("prefetch.using \(using.compactText) is not supported: vq collections have one unnamed vector")
@@ -92,7 +92,7 @@ extension QdrantAPI {
         if children.isEmpty {
             guard q != .null else { throw VQError.invalid("a prefetch needs \"query\": a vector, a point id or {\"nearest\": vector}") }
             guard !isFusion(q) else { throw VQError.invalid("fusion needs prefetches to fuse") }
-            var req = SearchRequest(vector: try queryVector(collection, q), limit: limit)
+            var req = SearchRequest(vector: try queryVector(try lookupSource(collection, node), q), limit: limit)
             req.filter = filter
             if let params = node["params"], params != .null {
                 if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
@@ -119,7 +119,7 @@ extension QdrantAPI {
         }
         guard q != .null else { throw VQError.invalid("a query with prefetch needs \"query\": a vector to re-rank by or {\"fusion\": \"rrf\"|\"dbsf\"}") }
         // Re-rank the prefetched points exactly by the query vector.
-        var query = try queryVector(collection, q)
+        var query = try queryVector(try lookupSource(collection, node), q)
         try collection.prepare(&query)
         var ids = Set<PointID>()
         for l in lists { for e in l { ids.insert(e.id) } }

@@ -676,9 +676,8 @@ extension QdrantAPI {
     /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
     func query(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         try checkSettings(body, "query request", allowed: ["prefetch", "query", "using", "filter", "params", "score_threshold", "limit", "offset",
-                                                           "with_vector", "with_vectors", "with_payload"],
-                          unsupported: ["lookup_from": "example ids are looked up in this collection only",
-                                        "shard_key": "vq places points by id; there are no shard keys"])
+                                                           "with_vector", "with_vectors", "with_payload", "lookup_from"],
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
         if let using = body["using"], using != .null, using.stringValue != "" {
             throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
@@ -718,8 +717,9 @@ extension QdrantAPI {
             }
         case .int, .uint, .string:
             let id = try PointID(json: q)
-            guard let p = try collection.retrieve([id], withVector: true, withPayload: false).first else {
-                throw VQError(.notFound, "point \(id) does not exist")
+            let source = try lookupSource(collection, body)
+            guard let p = try source.retrieve([id], withVector: true, withPayload: false).first else {
+                throw VQError(.notFound, "point \(id) does not exist in collection \"\(source.name)\"")
             }
             v = p.vector
         default: throw VQError.invalid("query is \(q.typeName); expected a vector or {\"nearest\": vector}")

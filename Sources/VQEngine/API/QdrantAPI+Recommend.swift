@@ -14,6 +14,22 @@
 import Foundation
 
 extension QdrantAPI {
+    /// Where example and query point ids are looked up: `lookup_from` {"collection": NAME} (an
+    /// alias works; its vectors must have this collection's size), else `collection` itself.
+    func lookupSource(_ collection: VectorCollection, _ body: JSON) throws -> VectorCollection {
+        guard let from = body["lookup_from"], from != .null else { return collection }
+        try rejectUnknown(from, ["collection", "vector"], "lookup_from")
+        if let v = from["vector"], v != .null, v.stringValue != "" {
+            throw VQError.invalid("lookup_from.vector \(v.compactText) is not supported: vq collections have one unnamed vector")
+        }
+        guard let name = from["collection"]?.stringValue else { throw VQError.invalid("lookup_from needs \"collection\": a collection name") }
+        let other = try openCollection(try resolveAlias(name))
+        guard other.config.dim == collection.config.dim else {
+            throw VQError.invalid("lookup_from collection \"\(name)\" has \(other.config.dim)-dimensional vectors; \"\(collection.name)\" has \(collection.config.dim)")
+        }
+        return other
+    }
+
     /// The scored points of a recommendation `rec` with the search options of `body` (limit,
     /// offset, filter, params, score_threshold, with_payload, with_vector).
     func recommend(_ collection: VectorCollection, _ rec: JSON, body: JSON) throws -> [JSON] {
@@ -29,12 +45,14 @@ extension QdrantAPI {
         guard ["average_vector", "best_score", "sum_scores"].contains(strategy) else {
             throw VQError.invalid("recommend.strategy is \(given.compactText); expected average_vector, best_score or sum_scores")
         }
-        // Ids become their stored vectors (and are left out of the results); vectors are checked.
+        // Ids become their stored vectors (and, from this collection, are left out of the
+        // results); vectors are checked.
+        let source = try lookupSource(collection, body)
         var ids: [PointID] = []
         func resolve(_ list: [JSON], _ what: String) throws -> [[Float]] {
             let asked = try list.compactMap { e -> PointID? in e.arrayValue == nil ? try PointID(json: e) : nil }
-            ids += asked
-            let stored = Dictionary(try collection.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) },
+            if source === collection { ids += asked }
+            let stored = Dictionary(try source.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) },
                                     uniquingKeysWith: { a, _ in a })
             return try list.enumerated().map { i, e in
                 if e.arrayValue != nil {
@@ -43,7 +61,7 @@ extension QdrantAPI {
                     return v
                 }
                 let id = try PointID(json: e)
-                guard let v = stored[id] else { throw VQError(.notFound, "recommend.\(what)[\(i)]: no point with id \(id) in collection \"\(collection.name)\"") }
+                guard let v = stored[id] else { throw VQError(.notFound, "recommend.\(what)[\(i)]: no point with id \(id) in collection \"\(source.name)\"") }
                 return v
             }
         }
@@ -112,9 +130,9 @@ extension QdrantAPI {
     /// `POST /points/recommend`: the legacy form, examples and options in one body.
     func recommendLegacy(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         try checkSettings(body, "recommend request", allowed: ["positive", "negative", "strategy", "filter", "params", "limit", "offset",
-                                                               "with_payload", "with_vector", "with_vectors", "score_threshold", "using"],
-                          unsupported: ["lookup_from": "example ids are looked up in this collection only",
-                                        "shard_key": "vq places points by id; there are no shard keys"])
+                                                               "with_payload", "with_vector", "with_vectors", "score_threshold", "using",
+                                                               "lookup_from"],
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
         if let using = body["using"], using != .null, using.stringValue != "" {
             throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")

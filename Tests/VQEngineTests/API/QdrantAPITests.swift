@@ -101,6 +101,13 @@ import Testing
         #expect(ids(#"{"query":{"recommend":{"positive":[1],"negative":[3],"strategy":"sum_scores"}},"limit":4}"#) == [2, 5, 4])
         // A vector example is no point: nothing is left out for it.
         #expect(ids(#"{"query":{"recommend":{"positive":[[0,1]]}},"limit":1}"#) == [3])
+        // Examples from another collection (lookup_from): its point 1 is [0,1] there, so 3 comes first
+        // here, and nothing is left out (the ids name points of the other collection).
+        #expect(t.call(api, "PUT", "/collections/other", #"{"vectors":{"size":2,"distance":"Cosine"}}"#).0 == 200)
+        #expect(t.call(api, "PUT", "/collections/other/points", #"{"points":[{"id":1,"vector":[0,1]}]}"#, query: ["wait": "true"]).0 == 200)
+        #expect(ids(#"{"query":{"recommend":{"positive":[1]}},"lookup_from":{"collection":"other"},"limit":2}"#) == [3, 5])
+        #expect(ids(#"{"query":1,"lookup_from":{"collection":"other"},"limit":1}"#) == [3])
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":1,"lookup_from":{"collection":"nowhere"}}"#).0 == 404)
         // The legacy route and its batch.
         let (_, legacy, _) = t.call(api, "POST", "/collections/c/points/recommend", #"{"positive":[1],"limit":2}"#)
         #expect(legacy?["result"]?.arrayValue?.compactMap { $0["id"]?.intValue } == [2, 5])
@@ -170,10 +177,10 @@ import Testing
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":{"fusion":"rrf"}}],"query":[1,0]}"#).0 == 400)
         // What vq would otherwise ignore is refused, naming it.
         for (path, body, fragment) in [
-            ("query", #"{"query":[1,0],"lookup_from":{"collection":"x"}}"#, "lookup_from"),
+            ("query", #"{"query":3,"lookup_from":{"collection":"c","vector":"image"}}"#, "lookup_from.vector"),
             ("query", #"{"query":[1,0],"params":{"quantization":{"rescore":true}}}"#, "quantization"),
             ("query", #"{"query":[1,0],"using":"image"}"#, "using"),
-            ("query", #"{"prefetch":[{"query":[1,0],"lookup_from":{}}],"query":{"fusion":"rrf"}}"#, "lookup_from"),
+            ("query", #"{"prefetch":[{"query":[1,0],"lookup_from":{}}],"query":{"fusion":"rrf"}}"#, "lookup_from needs"),
             ("query", #"{"query":[1,0],"limt":3}"#, "limt"),
             ("search", #"{"vector":[1,0],"with_vectors":true,"params":{"hnsw_ef":8,"exactly":true}}"#, "exactly"),
         ] {
