@@ -115,6 +115,7 @@ enum FuzzAPI {
         ("POST", "/collections/c/points/batch"), ("PUT", "/collections/c/points/vectors"), ("POST", "/collections/c/points/payload"),
         ("POST", "/collections/c/points/delete"), ("PUT", "/collections/c/index"), ("POST", "/collections/aliases"),
         ("PATCH", "/collections/c"), ("POST", "/collections/c/points/search/batch"), ("POST", "/collections/c/points/query/batch"),
+        ("POST", "/collections/c/points/discover"), ("POST", "/collections/c/points/search/groups"),
     ]
 }
 

@@ -4,8 +4,9 @@
 Exercises what applications do: create, upsert (int and UUID ids, payloads), get,
 search with a filter, query, scroll with pagination, count, payload update,
 delete, payload indexes (keyword, integer, text), a text match, a facet, an
-order_by scroll with a with_payload selector, aliases, recommendations, RRF
-fusion over prefetches, grouped search, update vectors, a batch update,
+order_by scroll with a with_payload selector, aliases, recommendations,
+discovery and context search, RRF fusion over prefetches, grouped search,
+update vectors, a batch update,
 collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
@@ -100,6 +101,13 @@ assert len(rec) == 3 and all(p.id not in (1, 4) for p in rec), rec
 best = client.query_points(name, query=models.RecommendQuery(recommend=models.RecommendInput(
     positive=[1], strategy=models.RecommendStrategy.BEST_SCORE)), limit=2).points
 assert len(best) == 2 and best[0].score >= best[1].score, best
+
+# Discovery and context search.
+found = client.query_points(name, query=models.DiscoverQuery(discover=models.DiscoverInput(
+    target=[1.0, 0.5, 0.0, 0.5], context=[models.ContextPair(positive=1, negative=4)])), limit=3).points
+assert len(found) == 3 and all(p.id not in (1, 4) for p in found), found
+ctx = client.query_points(name, query=models.ContextQuery(context=[models.ContextPair(positive=1, negative=4)]), limit=2).points
+assert len(ctx) == 2, ctx
 
 # Prefetch and fusion (RRF), and grouped search.
 fused = client.query_points(name, prefetch=[models.Prefetch(query=[1.0, 0.1, 0.0, 0.5], limit=5),

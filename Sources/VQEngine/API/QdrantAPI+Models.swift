@@ -701,6 +701,12 @@ extension QdrantAPI {
         if let rec = q["recommend"], q.objectValue?.count == 1 {
             return .object([("points", .array(try recommend(collection, rec, body: body)))])
         }
+        if let d = q["discover"], q.objectValue?.count == 1 {
+            return .object([("points", .array(try discover(collection, d, body: body)))])
+        }
+        if let c = q["context"], q.objectValue?.count == 1 {
+            return .object([("points", .array(try contextSearch(collection, c, body: body)))])
+        }
         if let order = q["order_by"], q.objectValue?.count == 1 {
             let limit = try int(body, "limit", default: 10)
             guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }

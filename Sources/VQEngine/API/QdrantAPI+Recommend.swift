@@ -45,34 +45,12 @@ extension QdrantAPI {
         guard ["average_vector", "best_score", "sum_scores"].contains(strategy) else {
             throw VQError.invalid("recommend.strategy is \(given.compactText); expected average_vector, best_score or sum_scores")
         }
-        // Ids become their stored vectors (and, from this collection, are left out of the
-        // results); vectors are checked.
-        let source = try lookupSource(collection, body)
-        var ids: [PointID] = []
-        func resolve(_ list: [JSON], _ what: String) throws -> [[Float]] {
-            let asked = try list.compactMap { e -> PointID? in e.arrayValue == nil ? try PointID(json: e) : nil }
-            if source === collection { ids += asked }
-            let stored = Dictionary(try source.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) },
-                                    uniquingKeysWith: { a, _ in a })
-            return try list.enumerated().map { i, e in
-                if e.arrayValue != nil {
-                    var v = try vector(e, "recommend.\(what)[\(i)]")
-                    try collection.prepare(&v)
-                    return v
-                }
-                let id = try PointID(json: e)
-                guard let v = stored[id] else { throw VQError(.notFound, "recommend.\(what)[\(i)]: no point with id \(id) in collection \"\(source.name)\"") }
-                return v
-            }
-        }
         guard positive.count + negative.count <= 256 else {
             throw VQError.invalid("recommend has \(positive.count + negative.count) examples; expected at most 256")
         }
-        let pos = try resolve(positive, "positive"), neg = try resolve(negative, "negative")
-        var filter = try self.filter(body)
-        if !ids.isEmpty {
-            filter = .all(must: filter.map { [$0] } ?? [], should: [], mustNot: [.hasID(Set(ids))])
-        }
+        var examples = try Examples(self, collection, body)
+        let pos = try examples.vectors(positive, "recommend.positive"), neg = try examples.vectors(negative, "recommend.negative")
+        let filter = try examples.filter(self.filter(body))
         let dim = collection.config.dim
         func average(_ vs: [[Float]]) -> [Float] {
             var sum = [Float](repeating: 0, count: dim)
@@ -92,38 +70,98 @@ extension QdrantAPI {
             throw VQError.invalid("limit + offset is \(limit + offset); expected at most \(VectorCollection.maxResults)")
         }
         let wanted = min(VectorCollection.maxResults, max(64, (limit + offset) * 4))
-        let params = body["params"] ?? .null
-        var candidates = Set<PointID>()
-        if pos.isEmpty {
-            candidates = Set(try collection.scroll(filter: filter, offset: nil, limit: VectorCollection.maxResults, withVector: false, withPayload: false).points.map(\.id))
-        } else {
-            for p in pos {
-                var req = SearchRequest(vector: p, limit: wanted)
-                req.filter = filter
-                req.hnswEf = max(wanted, try int(params, "hnsw_ef", default: collection.config.efConstruct, min: 1))
-                req.exact = try bool(params, "exact", default: false)
-                for h in try collection.search(req).hits { candidates.insert(h.id) }
-            }
-        }
         let selector = try withPayload(body, default: false)
-        let records = try collection.retrieve(Array(candidates), withVector: true, withPayload: selector.wanted)
-        let distance = DistanceFunction(collection.config.distance)
-        func similarity(_ a: [Float], _ b: [Float]) -> Float {
-            a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in -distance(x.baseAddress!, y.baseAddress!, dim) } }
+        let records: [PointRecord]
+        if pos.isEmpty {
+            let ids = try collection.scroll(filter: filter, offset: nil, limit: VectorCollection.maxResults, withVector: false, withPayload: false).points.map(\.id)
+            records = try collection.retrieve(ids, withVector: true, withPayload: selector.wanted)
+        } else {
+            records = try candidates(collection, near: pos, filter: filter, wanted: wanted, params: body["params"] ?? .null, withPayload: selector.wanted)
         }
-        var scored: [(record: PointRecord, score: Float)] = records.map { r in
+        let similarity = self.similarity(collection)
+        let scored: [(record: PointRecord, score: Float)] = records.map { r in
             let ps = pos.map { similarity(r.vector, $0) }, ns = neg.map { similarity(r.vector, $0) }
             if strategy == "sum_scores" { return (r, ps.reduce(0, +) - ns.reduce(0, +)) }
             let bestPos = ps.max() ?? -.infinity, bestNeg = ns.max() ?? -.infinity
-            func sigmoid(_ x: Float) -> Float { x.isInfinite ? (x > 0 ? 1 : 0) : 0.5 * (x / (1 + abs(x)) + 1) }
-            return (r, bestPos > bestNeg ? sigmoid(bestPos) : -sigmoid(bestNeg))
+            return (r, bestPos > bestNeg ? QdrantAPI.sigmoid(bestPos) : -QdrantAPI.sigmoid(bestNeg))
         }
-        scored.sort { $0.score > $1.score || ($0.score == $1.score && $0.record.id < $1.record.id) }
-        if let threshold = body["score_threshold"]?.doubleValue { scored = scored.filter { Double($0.score) >= threshold } }
+        return try scoredPage(scored, body: body)
+    }
+
+    /// Qdrant's squashing of similarities into (0, 1): (x / (1 + |x|) + 1) / 2.
+    static func sigmoid(_ x: Float) -> Float { x.isInfinite ? (x > 0 ? 1 : 0) : 0.5 * (x / (1 + abs(x)) + 1) }
+
+    /// The similarity (higher is closer) of two prepared vectors under the collection's metric.
+    func similarity(_ collection: VectorCollection) -> ([Float], [Float]) -> Float {
+        let distance = DistanceFunction(collection.config.distance)
+        let dim = collection.config.dim
+        return { a, b in a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in -distance(x.baseAddress!, y.baseAddress!, dim) } } }
+    }
+
+    /// Example points of a recommendation or discovery: ids become their stored vectors (from
+    /// `lookup_from` if given; ids of this collection are then left out of the results), vectors
+    /// are checked and normalised.
+    struct Examples {
+        let api: QdrantAPI
+        let collection: VectorCollection
+        let source: VectorCollection
+        private(set) var ids: [PointID] = []
+
+        init(_ api: QdrantAPI, _ collection: VectorCollection, _ body: JSON) throws {
+            self.api = api
+            self.collection = collection
+            source = try api.lookupSource(collection, body)
+        }
+
+        mutating func vectors(_ list: [JSON], _ what: String) throws -> [[Float]] {
+            let asked = try list.compactMap { e -> PointID? in e.arrayValue == nil ? try PointID(json: e) : nil }
+            if source === collection { ids += asked }
+            let stored = Dictionary(try source.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) },
+                                    uniquingKeysWith: { a, _ in a })
+            return try list.enumerated().map { i, e in
+                if e.arrayValue != nil {
+                    var v = try api.vector(e, "\(what)[\(i)]")
+                    try collection.prepare(&v)
+                    return v
+                }
+                let id = try PointID(json: e)
+                guard let v = stored[id] else { throw VQError(.notFound, "\(what)[\(i)]: no point with id \(id) in collection \"\(source.name)\"") }
+                return v
+            }
+        }
+
+        /// `filter` with the example points left out.
+        func filter(_ filter: Filter?) -> Filter? {
+            guard !ids.isEmpty else { return filter }
+            return .all(must: filter.map { [$0] } ?? [], should: [], mustNot: [.hasID(Set(ids))])
+        }
+    }
+
+    /// Points near `vectors` (each searched, `wanted` apiece) passing `filter`: candidates for
+    /// a custom score. - Returns: their records with vectors (and payloads if `withPayload`).
+    func candidates(_ collection: VectorCollection, near vectors: [[Float]], filter: Filter?, wanted: Int, params: JSON,
+                    withPayload: Bool) throws -> [PointRecord] {
+        var found = Set<PointID>()
+        for v in vectors {
+            var req = SearchRequest(vector: v, limit: wanted)
+            req.filter = filter
+            req.hnswEf = max(wanted, try int(params, "hnsw_ef", default: collection.config.efConstruct, min: 1))
+            req.exact = try bool(params, "exact", default: false)
+            for h in try collection.search(req).hits { found.insert(h.id) }
+        }
+        return try collection.retrieve(Array(found), withVector: true, withPayload: withPayload)
+    }
+
+    /// The page of `scored` (best first) as Qdrant's scored points.
+    func scoredPage(_ scored: [(record: PointRecord, score: Float)], body: JSON) throws -> [JSON] {
+        let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
+        var list = scored.sorted { $0.score > $1.score || ($0.score == $1.score && $0.record.id < $1.record.id) }
+        if let threshold = body["score_threshold"]?.doubleValue { list = list.filter { Double($0.score) >= threshold } }
+        let selector = try withPayload(body, default: false)
         let wv = try withVector(body)
-        return scored.dropFirst(offset).prefix(limit).map { r, score in
-            let hit = ScoredPoint(id: r.id, version: r.version, score: score, rank: score, payload: r.payload)
-            return scoredJSON(hit, vector: wv ? r.vector : nil, payload: selector)
+        return list.dropFirst(offset).prefix(limit).map { r, score in
+            scoredJSON(ScoredPoint(id: r.id, version: r.version, score: score, rank: score, payload: r.payload),
+                       vector: wv ? r.vector : nil, payload: selector)
         }
     }
 

@@ -200,6 +200,13 @@ extension QdrantAPI {
             let v = try api.vector(q["nearest"] ?? q, "query")
             return APIEnvelope.ok(try api.groups(col, vector: v, body: body), since: c.start)
         },
+        points("POST", "/discover", "points.discover", .read) { api, col, c in
+            APIEnvelope.ok(try api.discoverLegacy(col, try c.body()), since: c.start)
+        },
+        points("POST", "/discover/batch", "points.discover", .read) { api, col, c in
+            let searches = try api.requireArray(try c.body(), "searches")
+            return APIEnvelope.ok(.array(try searches.map { try api.discoverLegacy(col, $0) }), since: c.start)
+        },
         points("POST", "/recommend", "points.recommend", .read) { api, col, c in
             APIEnvelope.ok(try api.recommendLegacy(col, try c.body()), since: c.start)
         },

@@ -101,6 +101,15 @@ import Testing
         #expect(ids(#"{"query":{"recommend":{"positive":[1],"negative":[3],"strategy":"sum_scores"}},"limit":4}"#) == [2, 5, 4])
         // A vector example is no point: nothing is left out for it.
         #expect(ids(#"{"query":{"recommend":{"positive":[[0,1]]}},"limit":1}"#) == [3])
+        // Discovery: target [1,0] alone ranks 2, 5, 3; the pair (4 positive, 1 negative) puts only 3 in
+        // its positive zone (a tie counts as positive), so 3 leads: 1 + sig(0), then -1 + sig(0.99), -1 + sig(0.71).
+        #expect(ids(#"{"query":{"discover":{"target":[1,0],"context":[{"positive":4,"negative":1}]}},"limit":3}"#) == [3, 2, 5])
+        // Context (3 positive, 1 negative): 4 and 5 are not on 1's side (loss 0), 2 is (0.11 - 0.99).
+        #expect(ids(#"{"query":{"context":[{"positive":3,"negative":1}]},"limit":3}"#) == [4, 5, 2])
+        let (_, legacyDiscover, _) = t.call(api, "POST", "/collections/c/points/discover",
+                                            #"{"target":[1,0],"context":[{"positive":4,"negative":1}],"limit":1}"#)
+        #expect(legacyDiscover?["result"]?.arrayValue?.compactMap { $0["id"]?.intValue } == [3])
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"discover":{"context":[]}}}"#).0 == 400)
         // Examples from another collection (lookup_from): its point 1 is [0,1] there, so 3 comes first
         // here, and nothing is left out (the ids name points of the other collection).
         #expect(t.call(api, "PUT", "/collections/other", #"{"vectors":{"size":2,"distance":"Cosine"}}"#).0 == 200)
