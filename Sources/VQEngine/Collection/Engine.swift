@@ -139,7 +139,8 @@ package final class Engine: @unchecked Sendable {
         guard rename(directory.collectionDir(name), doomed) == 0 else { throw ioError("rename", directory.collectionDir(name)) }
         try FileIO.syncDirectory(directory.collectionsDir)
         try FileIO.removeTree(doomed)
-        try dropAliases(of: name)
+        // The collection is gone; a damaged aliases.json must not make that look like a failure.
+        try? dropAliases(of: name)
     }
 
     // MARK: aliases
@@ -209,13 +210,13 @@ package final class Engine: @unchecked Sendable {
         }
         try ChecksummedJSON.write(path, config.json)
         // Read fan-out and replication settings are read per request, payload indexes are built
-        // in the open shards: they change in place, at once, with no reopen. Anything a shard was opened with reopens the collection.
+        // in the open shards: they change in place, with no reopen. Anything else a shard was
+        // opened with reopens the collection.
         var shardSide = config
         shardSide.readFanOutDelayMs = before.readFanOutDelayMs
         shardSide.readFanOutFactor = before.readFanOutFactor
         shardSide.replicationFactor = before.replicationFactor
         shardSide.writeConsistencyFactor = before.writeConsistencyFactor
-        // Payload indexes are built and dropped in the open shards (no reopen).
         shardSide.payloadSchema = before.payloadSchema
         if shardSide == before {
             open[name]?.updateLive(config)
