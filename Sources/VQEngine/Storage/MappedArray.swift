@@ -73,6 +73,9 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
     /// Counts flushes (guarded by `fileLock`): `verify` reads a chunk without the lock and trusts
     /// the read only if no flush began meanwhile.
     private var flushCount: UInt64 = 0
+    /// Tests: runs in `verify` between reading a chunk's sum and reading its bytes (where a flush
+    /// may slip in).
+    var verifyHookForTesting: (() -> Void)?
 
     /// Opens (or creates) the file and maps its first `count` elements.
     /// - Parameters:
@@ -322,6 +325,7 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
                 return (flushCount, sums[c], (c * Self.chunkBytes)..<min((c + 1) * Self.chunkBytes, fileCount * Self.stride))
             }
             guard let (epoch, expected, range) = next else { return nil }
+            verifyHookForTesting?()
             let crc: UInt32
             do {
                 crc = try readFile(range).withUnsafeBytes { CRC32C.update(0, $0) }
