@@ -264,15 +264,7 @@ package final class HNSWGraph: @unchecked Sendable {
                 let nb = picked[t]
                 if t + 4 < taken { cvq_prefetch(vectors + Int(picked[t + 4]) * dim) }
                 let d = distance(query, vectors + Int(nb) * dim, dim)
-                if context.results.count < ef || d < bound {
-                    context.frontier.push(Candidate(distance: d, node: nb))
-                    if context.results.count < ef {
-                        context.results.push(Candidate(distance: d, node: nb))
-                    } else {
-                        context.results.replaceTop(Candidate(distance: d, node: nb))
-                    }
-                    bound = context.results.top.distance
-                }
+                context.offer(Candidate(distance: d, node: nb), ef: ef, returnable: true, bound: &bound)
             }
         }
         return context.takeResults(k)
@@ -314,17 +306,7 @@ package final class HNSWGraph: @unchecked Sendable {
                 }
                 if !context.visited.insert(nb) { continue }
                 let d = distance(query, vectors + Int(nb) * dim, dim)
-                if context.results.count < ef || d < bound {
-                    context.frontier.push(Candidate(distance: d, node: nb))
-                    if !isDeleted(nb) {
-                        if context.results.count < ef {
-                            context.results.push(Candidate(distance: d, node: nb))
-                        } else {
-                            context.results.replaceTop(Candidate(distance: d, node: nb))
-                        }
-                    }
-                    if !context.results.isEmpty { bound = context.results.top.distance }
-                }
+                context.offer(Candidate(distance: d, node: nb), ef: ef, returnable: !isDeleted(nb), bound: &bound)
             }
         }
     }
@@ -337,6 +319,19 @@ struct SearchContext: @unchecked Sendable {
     var results = CandidateHeap(max: true, capacity: 256)
 
     private static let pool = Mutex<[SearchContext]>([])
+
+    /// One step of the level-0 beam: a scored neighbour joins the frontier when it may still
+    /// improve the results (fewer than `ef`, or nearer than `bound`), and the results when it
+    /// is `returnable` (not deleted, allowed by a filter); `bound` follows the worst result.
+    @inline(__always)
+    mutating func offer(_ c: Candidate, ef: Int, returnable: Bool, bound: inout Float) {
+        guard results.count < ef || c.distance < bound else { return }
+        frontier.push(c)
+        if returnable {
+            if results.count < ef { results.push(c) } else { results.replaceTop(c) }
+        }
+        if !results.isEmpty { bound = results.top.distance }
+    }
 
     /// The best `k` results, nearest first (empties the results heap).
     mutating func takeResults(_ k: Int) -> [Candidate] {

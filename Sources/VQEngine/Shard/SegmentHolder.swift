@@ -136,26 +136,21 @@ package final class SegmentHolder: @unchecked Sendable {
     /// already partly wrote ends in the same state.
     func apply(_ op: UInt64, _ operation: Operation) throws {
         switch operation {
-        case .upsert(let batch):
+        case .upsert(let batch), .updateVectors(let batch):
             guard batch.dim == options.dim else {
                 throw VQError(.corrupt, "operation \(op) has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
             }
+            // Vector updates keep each point's payload and skip points that do not exist (any more).
+            var keepPayload = false
+            if case .updateVectors = operation { keepPayload = true }
             let dim = options.dim
             try batch.vectors.withUnsafeBufferPointer { vectors in
                 for i in 0..<batch.count {
-                    try upsert(batch.ids[i], UnsafeBufferPointer(rebasing: vectors[(i * dim)..<((i + 1) * dim)]), batch.payloads[i], op)
-                }
-            }
-        case .updateVectors(let batch):
-            guard batch.dim == options.dim else {
-                throw VQError(.corrupt, "operation \(op) has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
-            }
-            let dim = options.dim
-            try batch.vectors.withUnsafeBufferPointer { vectors in
-                for i in 0..<batch.count {
-                    // Points that do not exist (any more) are skipped; the payload stays as it is.
-                    guard let loc = locations[batch.ids[i]] else { continue }
-                    let payload = slots[Int(loc.slot)]!.payloadBytes(Int(loc.row))
+                    var payload = batch.payloads[i]
+                    if keepPayload {
+                        guard let loc = locations[batch.ids[i]] else { continue }
+                        payload = slots[Int(loc.slot)]!.payloadBytes(Int(loc.row))
+                    }
                     try upsert(batch.ids[i], UnsafeBufferPointer(rebasing: vectors[(i * dim)..<((i + 1) * dim)]), payload, op)
                 }
             }
