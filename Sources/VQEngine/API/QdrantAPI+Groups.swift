@@ -37,7 +37,7 @@ extension QdrantAPI {
             req.exact = try bool(params, "exact", default: false)
             req.indexedOnly = try bool(params, "indexed_only", default: false)
         }
-        let threshold = body["score_threshold"]?.doubleValue
+        let threshold = try scoreThreshold(body)
         var order: [IndexKey] = []
         var hits: [IndexKey: [ScoredPoint]] = [:]
         var fetch = max(64, limit * groupSize * 4)
@@ -79,6 +79,7 @@ extension QdrantAPI {
         // with_lookup: the point with the group's value as its id, from another collection.
         var lookups: [IndexKey: JSON] = [:]
         if let lookup = body["with_lookup"], lookup != .null {
+            if case .object = lookup { try rejectUnknown(lookup, ["collection", "with_payload", "with_vector", "with_vectors"], "with_lookup") }
             let name = lookup.stringValue ?? lookup["collection"]?.stringValue
             guard let name else { throw VQError.invalid("with_lookup needs a collection name or {\"collection\": NAME}") }
             let other = try openCollection(try resolveAlias(name))

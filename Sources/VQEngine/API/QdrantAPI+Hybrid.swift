@@ -40,7 +40,7 @@ extension QdrantAPI {
         }
         try count(body)
         var list = try evaluate(collection, body, limit: limit + offset, inherited: nil, depth: 0)
-        if let threshold = body["score_threshold"]?.doubleValue {
+        if let threshold = try scoreThreshold(body) {
             let higher = collection.config.distance.higherIsBetter || isFusion(body["query"])
             list = list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
         }
@@ -73,7 +73,7 @@ extension QdrantAPI {
         }
         let list = try evaluateNode(collection, node, limit: limit, inherited: inherited, depth: depth)
         // A prefetch's own score_threshold (the top level applies its own after offset).
-        guard depth > 0, let threshold = node["score_threshold"]?.doubleValue else { return list }
+        guard depth > 0, let threshold = try scoreThreshold(node) else { return list }
         let higher = collection.config.distance.higherIsBetter || isFusion(node["query"])
         return list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
     }
@@ -105,6 +105,8 @@ extension QdrantAPI {
             try evaluate(collection, child, limit: try int(child, "limit", default: 10), inherited: filter, depth: depth + 1)
         }
         if isFusion(q) {
+            try rejectUnknown(q, ["fusion", "rrf"], "fusion query")
+            if let rrf = q["rrf"], rrf != .null { try rejectUnknown(rrf, ["k"], "rrf") }
             let fused: [PointID: Float]
             if q["fusion"]?.stringValue == "dbsf" {
                 fused = QdrantAPI.dbsf(lists)

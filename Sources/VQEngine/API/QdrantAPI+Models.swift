@@ -40,6 +40,13 @@ extension QdrantAPI {
         if b != required { throw VQError.invalid("\(what).\(key) \(b) is not supported: \(why)") }
     }
 
+    /// score_threshold: a number, or absent/null.
+    func scoreThreshold(_ body: JSON) throws -> Double? {
+        guard let v = body["score_threshold"], v != .null else { return nil }
+        guard let d = v.doubleValue else { throw VQError.invalid("\"score_threshold\" is \(v.typeName); expected a number") }
+        return d
+    }
+
     func int(_ body: JSON, _ key: String, default d: Int, min lower: Int = 0) throws -> Int {
         guard let v = body[key], v != .null else { return d }
         guard let i = v.intValue, i >= Int64(lower), i <= Int64(Int32.max) else {
@@ -111,7 +118,14 @@ extension QdrantAPI {
     }
 
     /// The points a selector names: {"points": [ids]} or {"filter": {...}}.
-    func selected(_ collection: VectorCollection, _ body: JSON) throws -> [PointID] {
+    /// - Parameter also: the other members the request's body takes (anything else is refused).
+    func selected(_ collection: VectorCollection, _ body: JSON, also: [String] = []) throws -> [PointID] {
+        try checkSettings(body, "request", allowed: ["points", "filter"] + also,
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys",
+                                        "key": "vq changes payload keys at the top level only"])
+        if let points = body["points"], points != .null, let f = body["filter"], f != .null {
+            throw VQError.invalid("request names points both by \"points\" and by \"filter\"; give one")
+        }
         if let points = body["points"], points != .null {
             guard let list = points.arrayValue else {
                 if case .object = points { return try collection.ids(matching: try Filter(json: points)) }
@@ -415,6 +429,10 @@ extension QdrantAPI {
 
     /// The points of an upsert body: {"points": [{"id", "vector", "payload"}]} or {"batch": {"ids", "vectors", "payloads"}}.
     func pointBatch(_ collection: VectorCollection, _ body: JSON, payloads allowed: Bool = true) throws -> PointBatch {
+        try checkSettings(body, "points request", allowed: allowed ? ["points", "batch"] : ["points"],
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys",
+                                        "update_filter": "vq does not make upserts conditional"])
+        if body["points"] != nil && body["batch"] != nil { throw VQError.invalid("request has both \"points\" and \"batch\"; give one") }
         var batch = PointBatch(dim: collection.config.dim)
         func add(_ id: JSON, _ vector: JSON?, _ payload: JSON?, _ what: String) throws {
             let pid = try PointID(json: id)
@@ -432,10 +450,12 @@ extension QdrantAPI {
         if let points = body["points"] {
             guard let list = points.arrayValue else { throw VQError.invalid("\"points\" is \(points.typeName); expected an array") }
             for (i, p) in list.enumerated() {
+                try checkSettings(p, "points[\(i)]", allowed: allowed ? ["id", "vector", "payload"] : ["id", "vector"])
                 guard let id = p["id"] else { throw VQError.invalid("points[\(i)] lacks \"id\"") }
                 try add(id, p["vector"], p["payload"], "points[\(i)]")
             }
         } else if let b = body["batch"], allowed {
+            try checkSettings(b, "batch", allowed: ["ids", "vectors", "payloads"])
             let ids = try requireArray(b, "ids")
             guard let vectors = b["vectors"]?.arrayValue, vectors.count == ids.count else {
                 throw VQError.invalid("batch.vectors must be an array with one vector per id (\(ids.count))")
@@ -511,6 +531,8 @@ extension QdrantAPI {
     static let deleteVectorsRefusal = VQError.invalid("deleting vectors is not supported: a vq point has exactly one vector; delete the point instead")
 
     func getPoints(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        try checkSettings(body, "retrieve request", allowed: ["ids", "with_payload", "with_vector", "with_vectors"],
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         let ids = try requireArray(body, "ids").map { try PointID(json: $0) }
         let wv = try withVector(body), wp = try withPayload(body, default: true)
         return .array(try collection.retrieve(ids, withVector: wv, withPayload: wp.wanted).map { recordJSON($0, withVector: wv, withPayload: wp) })
@@ -529,7 +551,7 @@ extension QdrantAPI {
 
     func setPayloadTicket(_ collection: VectorCollection, _ body: JSON, overwrite: Bool, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
         guard let payload = body["payload"], case .object = payload else { throw VQError.invalid("\"payload\" must be an object") }
-        let ids = try selected(collection, body)
+        let ids = try selected(collection, body, also: ["payload"])
         let bytes = JSONWriter.bytes(payload)
         return try collection.updatePayload(ids, wait: wait, deadline: deadline) { .setPayload(ids: $0, payload: bytes, overwrite: overwrite) }
     }
@@ -544,7 +566,7 @@ extension QdrantAPI {
             guard let s = k.stringValue else { throw VQError.invalid("\"keys\" must hold strings") }
             return s
         }
-        let ids = try selected(collection, body)
+        let ids = try selected(collection, body, also: ["keys"])
         return try collection.updatePayload(ids, wait: wait, deadline: deadline) { .deletePayloadKeys(ids: $0, keys: keys) }
     }
 
@@ -556,6 +578,8 @@ extension QdrantAPI {
     }
 
     func scroll(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
+        try checkSettings(body, "scroll request", allowed: ["offset", "limit", "filter", "with_payload", "with_vector", "with_vectors", "order_by"],
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         let limit = try int(body, "limit", default: 10, min: 1)
         guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
         let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
@@ -624,7 +648,10 @@ extension QdrantAPI {
     }
 
     func count(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
-        .object([("count", .int(Int64(try collection.count(filter: try filter(body)))))])
+        try checkSettings(body, "count request", allowed: ["filter", "exact"],
+                          unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
+        _ = try bool(body, "exact", default: true)  // counts are always exact here
+        return .object([("count", .int(Int64(try collection.count(filter: try filter(body)))))])
     }
 
     /// Shared by search and query: limit, offset, params, filter, score_threshold, with_*.
@@ -645,7 +672,7 @@ extension QdrantAPI {
             req.exact = try bool(params, "exact", default: false)
             req.indexedOnly = try bool(params, "indexed_only", default: false)
         }
-        let threshold = body["score_threshold"]?.doubleValue
+        let threshold = try scoreThreshold(body)
         let result = try collection.search(req)
         var hits = result.hits
         if let threshold {
@@ -718,7 +745,7 @@ extension QdrantAPI {
         switch q {
         case .array: v = try vector(q, "query")
         case .object:
-            if let nearest = q["nearest"] { v = try vector(nearest, "query.nearest") } else {
+            if let nearest = q["nearest"], q.objectValue?.count == 1 { v = try vector(nearest, "query.nearest") } else {
                 throw VQError.invalid("query \(q.compactText) is not supported; expected a vector or {\"nearest\": vector}")
             }
         case .int, .uint, .string:

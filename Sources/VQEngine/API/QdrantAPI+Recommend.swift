@@ -147,6 +147,7 @@ extension QdrantAPI {
             req.filter = filter
             req.hnswEf = max(wanted, try int(params, "hnsw_ef", default: collection.config.efConstruct, min: 1))
             req.exact = try bool(params, "exact", default: false)
+            req.indexedOnly = try bool(params, "indexed_only", default: false)
             for h in try collection.search(req).hits { found.insert(h.id) }
         }
         return try collection.retrieve(Array(found), withVector: true, withPayload: withPayload)
@@ -156,7 +157,7 @@ extension QdrantAPI {
     func scoredPage(_ scored: [(record: PointRecord, score: Float)], body: JSON) throws -> [JSON] {
         let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
         var list = scored.sorted { $0.score > $1.score || ($0.score == $1.score && $0.record.id < $1.record.id) }
-        if let threshold = body["score_threshold"]?.doubleValue { list = list.filter { Double($0.score) >= threshold } }
+        if let threshold = try scoreThreshold(body) { list = list.filter { Double($0.score) >= threshold } }
         let selector = try withPayload(body, default: false)
         let wv = try withVector(body)
         return list.dropFirst(offset).prefix(limit).map { r, score in

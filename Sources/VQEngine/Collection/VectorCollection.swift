@@ -231,7 +231,9 @@ package final class VectorCollection: @unchecked Sendable {
         guard request.limit + request.offset <= VectorCollection.maxResults else {
             throw VQError.invalid("limit + offset is \(request.limit + request.offset); expected at most \(VectorCollection.maxResults) (page with scroll for more)")
         }
-        if let ef = request.hnswEf, ef < 1 { throw VQError.invalid("hnsw_ef is \(ef); expected 1 or more") }
+        if let ef = request.hnswEf, ef < 1 || ef > VectorCollection.maxResults {
+            throw VQError.invalid("hnsw_ef is \(ef); expected 1 to \(VectorCollection.maxResults)")
+        }
         let k = request.limit + request.offset
         if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }
         var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(config.efConstruct, k))

@@ -13,6 +13,11 @@ import Synchronization
 
 /// A client for one server (scheme http, host, port).
 package final class HTTPClient: Sendable {
+    /// The most bytes of a response's head (status line and headers) this client reads.
+    static let maxHeadBytes = 64 << 10
+    /// The largest response body this client accepts (a peer's shard transfer batch included).
+    static let maxBodyBytes = 1 << 30
+
     package let host: String
     package let port: Int
     package let timeout: Double
@@ -100,9 +105,12 @@ package final class HTTPClient: Sendable {
         var status = 0
         var keepAlive = true
         var headers: [(String, String)] = []
+        var scanned = 0
         while true {
             if headEnd < 0, data.count >= 4 {
-                for i in 0...(data.count - 4) where data[i] == 13 && data[i + 1] == 10 && data[i + 2] == 13 && data[i + 3] == 10 {
+                // A peer's answer is untrusted input: its head is bounded and scanned once, its
+                // body no larger than maxBodyBytes.
+                for i in max(0, scanned - 3)...(data.count - 4) where data[i] == 13 && data[i + 1] == 10 && data[i + 2] == 13 && data[i + 3] == 10 {
                     headEnd = i
                     break
                 }
@@ -121,6 +129,14 @@ package final class HTTPClient: Sendable {
                         if name == "connection" && value.lowercased() == "close" { keepAlive = false }
                     }
                     guard length >= 0 else { throw VQError(.io, "response from http://\(host):\(port) has no Content-Length") }
+                    guard length <= HTTPClient.maxBodyBytes else {
+                        throw VQError(.io, "response from http://\(host):\(port) claims \(length) bytes; at most \(HTTPClient.maxBodyBytes) are read")
+                    }
+                } else {
+                    scanned = data.count
+                    guard data.count <= HTTPClient.maxHeadBytes else {
+                        throw VQError(.io, "response head from http://\(host):\(port) exceeds \(HTTPClient.maxHeadBytes) bytes")
+                    }
                 }
             }
             if headEnd >= 0 && data.count >= headEnd + 4 + length {

@@ -76,6 +76,14 @@ import Testing
             ("points/count", #"{"filter":{"must":[{"key":"x","is_empty":{"key":"n"}}]}}"#, "stands alone"),
             ("points/scroll", #"{"with_payload":["meta[0].a"]}"#, "array element"),
             ("points/scroll", #"{"order_by":{"key":"when","start_from":"yesterday"}}"#, "RFC 3339"),
+            ("points/payload", #"{"payload":{"a":1},"points":[1],"key":"meta"}"#, "key"),
+            ("points/delete", #"{"points":[1],"filter":{"must":[{"key":"n","match":{"value":1}}]}}"#, "both"),
+            ("points/scroll", #"{"limit":5,"shard_key":"a"}"#, "shard_key"),
+            ("points", #"{"ids":[1],"foo":1}"#, "foo"),
+            ("points/count", #"{"exact":false,"bogus":1}"#, "bogus"),
+            ("points/query", #"{"query":{"nearest":[1,0],"mmr":{"diversity":0.5}}}"#, "not supported"),
+            ("points/query", #"{"query":[1,0],"score_threshold":"0.9"}"#, "score_threshold"),
+            ("points/query", #"{"query":[1,0],"params":{"hnsw_ef":2147483647}}"#, "hnsw_ef"),
         ] {
             let (status, err, _) = t.call(api, "POST", "/collections/c/" + path, body)
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
