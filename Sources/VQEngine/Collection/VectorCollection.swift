@@ -289,7 +289,7 @@ package final class VectorCollection: @unchecked Sendable {
     /// (then by value), at most `limit` values (Qdrant's facet).
     /// - Throws: `.invalidInput` when `key` has no keyword, uuid, bool or integer (lookup) index.
     package func facet(key: String, filter: Filter?, limit: Int) throws -> [(value: IndexKey, count: Int)] {
-        guard let schema = config.payloadSchema[key], FieldIndex(name: key, schema: schema).facetable else {
+        guard let schema = config.payloadSchema[key], schema.facetable else {
             throw VQError.invalid("facet needs a keyword, uuid, bool or integer index on \"\(key)\"", hint: "create one: PUT /collections/\(name)/index")
         }
         var counts: [IndexKey: Int] = [:]
@@ -302,7 +302,7 @@ package final class VectorCollection: @unchecked Sendable {
     /// - Throws: `.invalidInput` when `key` has no integer (range), float or datetime index.
     package func ordered(key: String, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
                          withVector: Bool, withPayload: Bool) throws -> [(value: Double, record: PointRecord)] {
-        guard let schema = config.payloadSchema[key], FieldIndex(name: key, schema: schema).orderable else {
+        guard let schema = config.payloadSchema[key], schema.orderable else {
             throw VQError.invalid("order_by needs an integer (with range), float or datetime index on \"\(key)\"",
                                   hint: "create one: PUT /collections/\(name)/index")
         }

@@ -67,21 +67,8 @@ package final class FieldIndex: @unchecked Sendable {
 
     // MARK: values
 
-    private var termsIndexed: Bool {
-        switch schema.type {
-        case .keyword, .uuid, .bool, .text: return true
-        case .integer: return schema.lookup
-        case .float, .datetime, .geo: return false
-        }
-    }
-
-    private var numbersIndexed: Bool {
-        switch schema.type {
-        case .integer: return schema.range
-        case .float, .datetime: return true
-        default: return false
-        }
-    }
+    private var termsIndexed: Bool { schema.termsIndexed }
+    private var numbersIndexed: Bool { schema.orderable }
 
     /// The keys one JSON value contributes.
     private func keys(_ v: JSON) -> [IndexKey] {
@@ -269,12 +256,13 @@ package final class FieldIndex: @unchecked Sendable {
 
     /// Rows holding any of `keys`: dense terms from their bitmaps, the rest from posting lists.
     private func termRows(_ keys: [IndexKey], count: Int) -> RowBits {
-        var b = RowBits(count: count)
         var lists: [[UInt32]] = []
+        var dense: [RowBits] = []
         for k in keys {
-            if let d = denseTerms[k], d.count == count { b.formUnion(d) } else if let list = terms[k] { lists.append(list) }
+            if let d = denseTerms[k], d.count == count { dense.append(d) } else if let list = terms[k] { lists.append(list) }
         }
-        for list in lists { for r in list where Int(r) < count { b.insert(Int(r)) } }
+        var b = bits(lists, count: count)
+        for d in dense { b.formUnion(d) }
         return b
     }
 
@@ -309,7 +297,7 @@ package final class FieldIndex: @unchecked Sendable {
             guard !tokens.isEmpty else { return RowBits(count: count) }
             var b: RowBits?
             for t in tokens.sorted(by: { terms.rowCount(.string($0)) < terms.rowCount(.string($1)) }) {
-                let one = bits([terms[.string(t)] ?? []], count: count)
+                let one = termRows([.string(t)], count: count)
                 if b == nil { b = one } else { b!.formIntersection(one) }
             }
             return b
@@ -372,11 +360,8 @@ package final class FieldIndex: @unchecked Sendable {
         return n
     }
 
-    /// Whether facets can count this field's values (keyword, uuid, bool, integer lookups).
-    package var facetable: Bool { termsIndexed && schema.type != .text }
-
-    /// Whether `order_by` can sort by this field (integer ranges, float, datetime).
-    package var orderable: Bool { numbersIndexed }
+    package var facetable: Bool { schema.facetable }
+    package var orderable: Bool { schema.orderable }
 
     /// Adds to `counts`, per value, how many of `rows` hold it (a row once per distinct value).
     package func facetCounts(_ rows: RowBits, into counts: inout [IndexKey: Int]) {

@@ -103,6 +103,27 @@ package struct PayloadFieldSchema: Sendable, Equatable {
         }
     }
 
+    /// Whether the index keeps values as terms (keyword, uuid, bool, text tokens, integer lookups).
+    var termsIndexed: Bool {
+        switch type {
+        case .keyword, .uuid, .bool, .text: return true
+        case .integer: return lookup
+        case .float, .datetime, .geo: return false
+        }
+    }
+
+    /// Whether facets can count the field's values (keyword, uuid, bool, integer lookups).
+    package var facetable: Bool { termsIndexed && type != .text }
+
+    /// Whether the index keeps numbers, so `order_by` and ranges use it (integer ranges, float, datetime).
+    package var orderable: Bool {
+        switch type {
+        case .integer: return range
+        case .float, .datetime: return true
+        default: return false
+        }
+    }
+
     /// Qdrant's `params` object for this schema.
     package var paramsJSON: JSON {
         var m: [(String, JSON)] = [("type", .string(type.rawValue))]

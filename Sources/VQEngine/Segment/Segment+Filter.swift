@@ -17,24 +17,22 @@ import CVQSupport
 extension Segment {
     // MARK: indexes
 
-    /// Builds the index of field `name` over the live rows (replacing one of that name).
-    package func buildFieldIndex(_ name: String, _ schema: PayloadFieldSchema) {
-        fieldIndexes[name] = makeFieldIndex(name, schema)
-    }
-
-    /// The index of field `name` over the rows live now, not attached. Of a sealed segment it may
+    /// The indexes of `fields` over the rows live now, not attached, in one pass over the
+    /// payloads (each parsed once, whatever the number of fields). Of a sealed segment they may
     /// be made without the shard's lock (its rows no longer change; rows deleted meanwhile are
     /// left out of every search anyway).
-    package func makeFieldIndex(_ name: String, _ schema: PayloadFieldSchema) -> FieldIndex {
-        let index = FieldIndex(name: name, schema: schema)
+    package func makeFieldIndexes(_ fields: [(name: String, schema: PayloadFieldSchema)]) -> [FieldIndex] {
+        let indexes = fields.map { FieldIndex(name: $0.name, schema: $0.schema) }
+        guard !indexes.isEmpty else { return [] }
         for row in 0..<rowCount where !isDeleted(row) {
-            if let p = payload(row) { index.add(row: row, payload: p) }
+            guard let p = payload(row) else { continue }
+            for index in indexes { index.add(row: row, payload: p) }
         }
-        if !appendable { index.freeze(rows: rowCount) }
-        return index
+        if !appendable { for index in indexes { index.freeze(rows: rowCount) } }
+        return indexes
     }
 
-    /// Attaches an index made by `makeFieldIndex` (under the shard's write lock).
+    /// Attaches an index made by `makeFieldIndexes` (under the shard's write lock).
     package func install(_ index: FieldIndex) {
         fieldIndexes[index.name] = index
         if !appendable { fieldIndexFileCurrent = false }
@@ -49,8 +47,9 @@ extension Segment {
             changed = true
         }
         if !appendable && fieldIndexes.isEmpty && !schema.isEmpty { loadFieldIndexes(schema) }
-        for (name, s) in schema.fields where fieldIndexes[name]?.schema != s {
-            buildFieldIndex(name, s)
+        let missing = schema.fields.filter { fieldIndexes[$0.name]?.schema != $0.schema }
+        for index in makeFieldIndexes(missing) {
+            fieldIndexes[index.name] = index
             changed = true
         }
         if changed && !appendable { fieldIndexFileCurrent = false }
@@ -140,12 +139,12 @@ extension Segment {
         var unindexed: [Filter] = []
         var nested: [Filter] = []
         for c in must {
-            if let b = indexed(c, rowOf: rowOf), !isPhrase(c) {
-                d.formIntersection(b)
-            } else if case .all = c {
+            if case .all = c {
                 nested.append(c)
             } else if isPhrase(c) {
-                nested.append(c)
+                nested.append(c)   // its index narrows, then each row's tokens are checked
+            } else if let b = indexed(c, rowOf: rowOf) {
+                d.formIntersection(b)
             } else {
                 unindexed.append(c)
             }

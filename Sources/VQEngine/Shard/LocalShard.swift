@@ -417,18 +417,17 @@ package final class LocalShard: @unchecked Sendable {
     /// searches and writes go on), then swapped in under the write lock with what is left (the
     /// appendable segment, segments the optimizer made meanwhile).
     package func setPayloadSchema(_ schema: PayloadSchema) {
-        let (todo, old) = lock.read { () -> ([(Segment, String, PayloadFieldSchema)], PayloadSchema) in
-            var todo: [(Segment, String, PayloadFieldSchema)] = []
-            for seg in holder.segments where !seg.appendable {
-                for (name, s) in schema.fields where seg.fieldIndexes[name]?.schema != s { todo.append((seg, name, s)) }
+        let (todo, old) = lock.read { () -> ([(Segment, [(name: String, schema: PayloadFieldSchema)])], PayloadSchema) in
+            let todo = holder.segments.filter { !$0.appendable }.map { seg in
+                (seg, schema.fields.filter { seg.fieldIndexes[$0.name]?.schema != $0.schema })
             }
             return (todo, holder.schema)
         }
         guard old != schema else { return }
-        let built = todo.map { seg, name, s in (seg, seg.makeFieldIndex(name, s)) }
+        let built = todo.map { seg, fields in (seg, seg.makeFieldIndexes(fields)) }
         lock.write {
             let live = Set(holder.segments.map(ObjectIdentifier.init))
-            for (seg, index) in built where live.contains(ObjectIdentifier(seg)) { seg.install(index) }
+            for (seg, indexes) in built where live.contains(ObjectIdentifier(seg)) { for index in indexes { seg.install(index) } }
             holder.setSchema(schema)
         }
     }

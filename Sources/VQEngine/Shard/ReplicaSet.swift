@@ -126,7 +126,7 @@ package final class ReplicaSet: Sendable {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
-                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                    try self.remote(placement, peer)
                         .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dim: dim)
                 }
             }
@@ -142,7 +142,7 @@ package final class ReplicaSet: Sendable {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
-                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                    try self.remote(placement, peer)
                         .scan(ids: nil, filter: filter, withVector: false, withPayload: false, dim: 0).count
                 }
             }
@@ -156,7 +156,7 @@ package final class ReplicaSet: Sendable {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
-                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                    try self.remote(placement, peer)
                         .scan(ids: nil, filter: filter, withVector: false, withPayload: true, dim: 0)
                 }
                 let index = FieldIndex(name: key, schema: schema)
@@ -176,7 +176,7 @@ package final class ReplicaSet: Sendable {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
-                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement)
+                    try self.remote(placement, peer)
                         .scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, dim: dim)
                 }
                 let index = FieldIndex(name: key, schema: schema)
@@ -204,7 +204,7 @@ package final class ReplicaSet: Sendable {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
-                    try RemoteShard(peer: peer, collection: self.collection, shard: self.id, transport: placement).count()
+                    try self.remote(placement, peer).count()
                 }
             }
             return local.pointCount
