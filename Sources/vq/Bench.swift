@@ -118,13 +118,15 @@ func loadBenchDataset(_ args: Arguments, k: Int, distance: Distance) throws -> B
 }
 
 /// Upserts the whole dataset through the engine; returns seconds until durable.
-func benchIngest(_ collection: VectorCollection, _ d: BenchDataset, idOffset: Int = 0) throws -> Double {
+/// - Parameter payload: each point's payload JSON by row (none without it).
+func benchIngest(_ collection: VectorCollection, _ d: BenchDataset, idOffset: Int = 0, payload: ((Int) -> [UInt8]?)? = nil) throws -> Double {
     let start = Date()
     var batch = PointBatch(dim: d.dim)
     var ticket = WriteTicket()
     try d.base.withUnsafeBufferPointer { base in
         for i in 0..<d.count {
-            batch.append(id: .number(UInt64(i + idOffset)), vector: UnsafeBufferPointer(rebasing: base[(i * d.dim)..<((i + 1) * d.dim)]), payload: nil)
+            batch.append(id: .number(UInt64(i + idOffset)), vector: UnsafeBufferPointer(rebasing: base[(i * d.dim)..<((i + 1) * d.dim)]),
+                         payload: payload?(i))
             if batch.count == 1024 || i == d.count - 1 {
                 ticket.merge(try collection.upsert(&batch, wait: .queued))
                 batch.removeAll()

@@ -66,20 +66,8 @@ func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDa
     }
     try engine.createCollection(name, config: config)
     progress.show("bench: ingesting \(d.count) points with payloads...")
-    var batch = PointBatch(dim: d.dim)
-    var ticket = WriteTicket()
     let collection = try engine.collection(name)
-    try d.base.withUnsafeBufferPointer { b in
-        for i in 0..<d.count {
-            let payload = Array("{\"cat\":\"\(cats[i])\",\"num\":\(nums[i])}".utf8)
-            batch.append(id: .number(UInt64(i)), vector: UnsafeBufferPointer(rebasing: b[(i * d.dim)..<((i + 1) * d.dim)]), payload: payload)
-            if batch.count == 1024 || i == d.count - 1 {
-                ticket.merge(try collection.upsert(&batch, wait: .queued))
-                batch.removeAll()
-            }
-        }
-    }
-    try collection.wait(ticket, .durable)
+    _ = try benchIngest(collection, d) { Array("{\"cat\":\"\(cats[$0])\",\"num\":\(nums[$0])}".utf8) }
     progress.show("bench: indexing...")
     _ = try collection.settle()
     _ = try collection.optimize()
