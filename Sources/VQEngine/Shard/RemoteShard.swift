@@ -34,7 +34,7 @@ package struct RemoteShard: Sendable {
 
     package func search(_ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int) {
         let bytes = try call("search", ShardWire.encodeSearch(query, request))
-        return try answer { try ShardWire.decodeHits(bytes) }
+        return try answer { try ShardWire.decodeHits(bytes, maxHits: request.k) }
     }
 
     package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dim: Int) throws -> [PointRecord] {

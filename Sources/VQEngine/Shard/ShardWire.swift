@@ -151,9 +151,11 @@ package enum ShardWire {
         return w.bytes
     }
 
-    package static func decodeHits(_ bytes: [UInt8]) throws -> (hits: [ScoredPoint], skipped: Int) {
+    /// - Parameter maxHits: the k the search asked for; a peer answering with more is refused.
+    package static func decodeHits(_ bytes: [UInt8], maxHits: Int = .max) throws -> (hits: [ScoredPoint], skipped: Int) {
         try decode(bytes, "a peer's search answer") { r in
             let n = try r.count(of: 37, "hits")
+            guard n <= maxHits else { throw VQError(.corrupt, "\(n) hits answer a search for \(maxHits)") }
             var hits: [ScoredPoint] = []
             hits.reserveCapacity(n)
             for _ in 0..<n {

@@ -34,6 +34,14 @@ import Testing
         #expect(throws: VQError.self) { try reader.floats(Int.max / 2, into: &floats) }
     }
 
+    @Test("a peer's search answer with more hits than the k asked for is refused")
+    func tooManyHits() throws {
+        let hits = (0..<5).map { ScoredPoint(id: .number(UInt64($0)), version: 1, score: 1, rank: 1, payload: nil) }
+        let bytes = ShardWire.encodeHits((hits, 0))
+        #expect(try ShardWire.decodeHits(bytes, maxHits: 5).hits.count == 5)
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeHits(bytes, maxHits: 4) }
+    }
+
     @Test("validation refuses wrong dimensions, non-finite floats and payloads that are not JSON objects")
     func validation() throws {
         try upsert(dim: 2, [1, 2, 3, 4], payloads: [Array(#"{"a":1}"#.utf8), nil]).validate(dim: 2)
