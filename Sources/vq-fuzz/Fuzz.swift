@@ -17,11 +17,14 @@
 import Foundation
 import VQEngine
 
+/// The vectors of the fuzzed shard: two named ones, so presence flags and vector numbers are exercised.
+let fuzzLayout = VectorLayout(named: [VectorSpec(name: "a", dim: 4, distance: .cosine), VectorSpec(name: "b", dim: 2, distance: .dot)])
+
 /// Feeds one input to the chosen target; crashes (the only failure a fuzzer sees) are bugs.
 func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
     switch target {
     case "op":
-        if let decoded = try? ShardWire.decodeOperation(Array(bytes), dim: 4) {
+        if let decoded = try? ShardWire.decodeOperation(Array(bytes), vectors: fuzzLayout) {
             // What validates must encode back and decode to the same operation.
             let again = decoded.operation.encode()
             precondition((try? again.withUnsafeBytes { try VQEngine.Operation.decode($0) }) != nil, "a validated operation does not round-trip")
@@ -44,18 +47,20 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
         let body = Array(bytes.dropFirst())
         switch kind % 8 {
         case 0:
-            if let (q, s) = try? ShardWire.decodeSearch(body, dim: 4, maxResults: 100) {
-                precondition(q.count == 4 && s.k >= 1 && s.ef >= 1)
-                _ = try? ShardWire.decodeSearch(ShardWire.encodeSearch(q, s), dim: 4, maxResults: 100)
+            if let (q, s) = try? ShardWire.decodeSearch(body, dims: fuzzLayout.dims, maxResults: 100) {
+                precondition(q.count == fuzzLayout[s.vector].dim && s.k >= 1 && s.ef >= 1)
+                _ = try? ShardWire.decodeSearch(ShardWire.encodeSearch(q, s), dims: fuzzLayout.dims, maxResults: 100)
             }
         case 1:
             if let hits = try? ShardWire.decodeHits(body) { _ = try? ShardWire.decodeHits(ShardWire.encodeHits(hits)) }
         case 2: _ = try? ShardWire.decodeScan(body)
         case 3:
-            if let records = try? ShardWire.decodeRecords(body, dim: 4) {
-                _ = try? ShardWire.decodeRecords(ShardWire.encodeRecords(records, withVector: records.first?.vector.isEmpty == false), dim: 4)
+            if let records = try? ShardWire.decodeRecords(body, dims: fuzzLayout.dims) {
+                let withVector = records.first?.vectors.isEmpty == false
+                precondition(records.allSatisfy { $0.vectors.isEmpty != withVector })
+                _ = try? ShardWire.decodeRecords(ShardWire.encodeRecords(records, withVector: withVector), dims: fuzzLayout.dims)
             }
-        case 4: _ = try? ShardWire.decodeReceive(body, dim: 4)
+        case 4: _ = try? ShardWire.decodeReceive(body, vectors: fuzzLayout)
         case 5: _ = try? ShardWire.decodeTransfer(body)
         case 6: _ = try? ShardWire.decodeCount(body)
         default:

@@ -103,7 +103,7 @@ func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDa
     for (label, accept, json) in filters {
         progress.show("bench: exact neighbours for \(label)...")
         let mask = (0..<d.count).map(accept)
-        let truth = d.exactNeighbours(k: k, distance: config.distance, allowed: mask)
+        let truth = d.exactNeighbours(k: k, distance: config.vectors[0].distance, allowed: mask)
         prepared.append((label, Double(mask.lazy.filter { $0 }.count) / Double(d.count), try Filter(json: try JSONParser.parse(Array(json.utf8))), truth))
     }
     var rows: [FilterBenchReport.Row] = []

@@ -4,14 +4,16 @@ import VQEngine
 func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     let name = try args.positional(0)
     try Engine.validateName(name)
-    var config = CollectionConfig(dim: try args.requiredInt("dim", in: 1...65_536))
+    let dim = try args.requiredInt("dim", in: 1...65_536)
+    var distance = Distance.cosine
     if let text = args.string("distance") {
         guard let d = Distance(name: text) else {
             throw UsageError(message: "--distance is '\(text)'; expected cosine, dot, euclid or manhattan"
                              + suggestion(text.lowercased(), ["cosine", "dot", "euclid", "manhattan"]))
         }
-        config.distance = d
+        distance = d
     }
+    var config = CollectionConfig(dim: dim, distance: distance)
     config.shardNumber = try args.int("shards", default: 1, in: 1...1024)
     config.replicationFactor = try args.int("replication-factor", default: 1, in: 1...64)
     config.writeConsistencyFactor = try args.int("write-consistency-factor", default: 1, in: 1...64)

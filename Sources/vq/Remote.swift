@@ -101,9 +101,10 @@ final class RemoteUploader: @unchecked Sendable {
         for i in 0..<batch.count {
             if i > 0 { w.raw(",") }
             w.raw("[")
-            for j in 0..<batch.dim {
+            let dim = batch.dims[0]
+            for j in 0..<dim {
                 if j > 0 { w.raw(",") }
-                w.writeFloat(batch.vectors[i * batch.dim + j])
+                w.writeFloat(batch.vectors[0][i * dim + j])
             }
             w.raw("]")
         }

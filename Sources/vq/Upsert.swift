@@ -33,10 +33,17 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     case .embedded:
         engine = try openEngine(args, create: false)
         collection = try engine!.collection(name)
-        dim = collection!.config.dim
+        guard !collection!.config.vectors.named else {
+            throw UsageError(message: "collection \"\(name)\" has named vectors (\(collection!.config.vectors.namesText)); vq upsert reads unnamed vectors only")
+        }
+        dim = collection!.config.vectors[0].dim
     case .remote(let client):
         let info = try call(client, "GET", "/collections/\(name)")
-        guard let size = info["config"]?["params"]?["vectors"]?["size"]?.intValue else {
+        let vectors = info["config"]?["params"]?["vectors"]
+        guard let size = vectors?["size"]?.intValue else {
+            if case .object(let named)? = vectors, !named.isEmpty {
+                throw UsageError(message: "collection \"\(name)\" has named vectors; vq upsert reads unnamed vectors only")
+            }
             throw VQError(.io, "server did not say the vector size of collection \"\(name)\"")
         }
         dim = Int(size)
@@ -62,7 +69,7 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     let progress = ProgressBar(label: "upsert \(name):", totalBytes: reader.totalBytes, quiet: args.quiet)
     let start = Date()
     var batch = PointBatch(dim: dim)
-    batch.vectors.reserveCapacity(batchSize * dim)
+    batch.vectors[0].reserveCapacity(batchSize * dim)
     func submit() throws {
         guard batch.count > 0 else { return }
         try send(&batch)
@@ -74,7 +81,7 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
 
     do {
         while true {
-            guard let point = try reader.next(into: &batch.vectors) else { break }
+            guard let point = try reader.next(into: &batch.vectors[0]) else { break }
             batch.ids.append(point.id)
             batch.payloads.append(point.payload)
             if batch.count >= batchSize { try submit() }

@@ -51,3 +51,32 @@ func oracleTopK(_ vectors: [[Float]], ids: [PointID], query: [Float], distance: 
     scored.sort { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
     return Array(scored.prefix(k))
 }
+
+// Single-vector conveniences: most tests use collections of one unnamed vector.
+
+extension PointRecord {
+    /// The first vector (the unnamed one), or [] when vectors were not asked for.
+    var vector: [Float] { vectors.first.flatMap { $0 } ?? [] }
+}
+
+extension Segment {
+    convenience init(directory: String, info: SegmentInfo, dim: Int, distance: Distance, capacity: Int, committedFlush: UInt64 = 0) throws {
+        try self.init(directory: directory, info: info, vectors: VectorLayout(dim: dim, distance: distance), capacity: capacity,
+                      committedFlush: committedFlush)
+    }
+
+    func append(id: PointID, version: UInt64, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) throws -> Int {
+        try append(id: id, version: version, vectors: [vector], payload: payload)
+    }
+}
+
+extension VQEngine.Operation {
+    func validate(dim: Int) throws { try validate(dims: [dim], optional: false) }
+}
+
+extension ShardWire {
+    static func decodeOperation(_ body: [UInt8], dim: Int) throws
+        -> (operation: VQEngine.Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64, epoch: UInt64) {
+        try decodeOperation(body, vectors: VectorLayout(dim: dim, distance: .cosine))
+    }
+}

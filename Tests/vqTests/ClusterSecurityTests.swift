@@ -29,7 +29,7 @@ enum WireBytes {
     /// A transfer batch of records (`dim` 0: without vectors; the payload as raw JSON text).
     static func receive(clear: Bool, dim: UInt32, records: [(UInt64, [Float], [UInt8]?)], seq: UInt64 = 0) -> [UInt8] {
         let points = records.map { id, vector, payload in
-            PointRecord(id: .number(id), version: 1, vector: vector, payload: payload.flatMap { try? JSONParser.parse($0) })
+            PointRecord(id: .number(id), version: 1, vectors: vector.isEmpty ? [] : [vector], payload: payload.flatMap { try? JSONParser.parse($0) })
         }
         var w = ByteWriter()
         w.u8(clear ? 1 : 0); w.u64(seq); w.u64(0)
@@ -121,7 +121,7 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
                             #"{"points":[{"id":1,"vector":[1,0,0,0],"payload":{"k":1}},{"id":2,"vector":[0,1,0,0]}]}"#).status == 200)
         let nan = Float.nan
         let bodies: [(String, [UInt8], String)] = [
-            ("wrong dimension", WireBytes.upsert(count: 1, dim: 1, ids: [9], vectors: [1], payloads: [nil]), "1-dimensional"),
+            ("wrong dimension", WireBytes.upsert(count: 1, dim: 1, ids: [9], vectors: [1], payloads: [nil]), "[1] dimensions"),
             ("NaN", WireBytes.upsert(count: 1, dim: 4, ids: [9], vectors: [1, nan, 0, 0], payloads: [nil]), "finite"),
             ("payload not JSON", WireBytes.upsert(count: 1, dim: 4, ids: [9], vectors: [1, 0, 0, 0], payloads: [Array("\u{1}x".utf8)]),
              "not a JSON object"),

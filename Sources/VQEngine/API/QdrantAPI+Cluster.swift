@@ -214,7 +214,7 @@ extension QdrantAPI {
     /// `.../write`: a write forwarded to this peer as the shard's primary.
     func shardWrite(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let config = collection.config
-        let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(c.request.body, dim: config.dim)
+        let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(c.request.body, vectors: config.vectors)
         try collection.replicaSets[shard].writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: Date().addingTimeInterval(self.config.writeTimeout),
                                                           config: config)
         return .text(200, "ok")
@@ -222,7 +222,7 @@ extension QdrantAPI {
 
     /// `.../apply`: an operation the primary ordered, on a replica.
     func shardApply(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        try collection.replicaSets[shard].applyAsReplica(c.request.body, dim: collection.config.dim)
+        try collection.replicaSets[shard].applyAsReplica(c.request.body, vectors: collection.config.vectors)
         return .text(200, "ok")
     }
 
@@ -235,7 +235,7 @@ extension QdrantAPI {
 
     func shardSearch(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let local = try readable(collection, shard)
-        let (vector, request) = try ShardWire.decodeSearch(c.request.body, dim: collection.config.dim, maxResults: VectorCollection.maxResults)
+        let (vector, request) = try ShardWire.decodeSearch(c.request.body, dims: collection.config.vectors.dims, maxResults: VectorCollection.maxResults)
         let result = vector.withUnsafeBufferPointer { local.search($0, request) }
         return .binary(ShardWire.encodeHits(result))
     }
@@ -248,8 +248,8 @@ extension QdrantAPI {
     }
 
     func shardReceive(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let dim = collection.config.dim
-        try collection.replicaSets[shard].receive(try ShardWire.decodeReceive(c.request.body, dim: dim), dim: dim)
+        let vectors = collection.config.vectors
+        try collection.replicaSets[shard].receive(try ShardWire.decodeReceive(c.request.body, vectors: vectors), dims: vectors.dims)
         return .text(200, "ok")
     }
 

@@ -46,14 +46,16 @@ extension QdrantAPI {
             throw VQError.invalid("limit + offset is \(limit + offset); expected at most \(VectorCollection.maxResults)")
         }
         let wanted = min(VectorCollection.maxResults, max(64, (limit + offset) * 8))
-        let records = try candidates(collection, near: [target], filter: filter, wanted: wanted, params: body["params"] ?? .null,
+        let using = examples.using
+        let records = try candidates(collection, near: [target], using: using, filter: filter, wanted: wanted, params: body["params"] ?? .null,
                                      withPayload: try withPayload(body, default: false).wanted)
-        let similarity = self.similarity(collection)
-        let scored = records.map { r -> (record: PointRecord, score: Float) in
-            let zones = context.reduce(0) { $0 + (similarity(r.vector, $1.positive) >= similarity(r.vector, $1.negative) ? 1 : -1) }
-            return (r, Float(zones) + QdrantAPI.sigmoid(similarity(r.vector, target)))
+        let similarity = self.similarity(collection, using)
+        let scored = records.compactMap { r -> (record: PointRecord, score: Float)? in
+            guard let v = r.vectors[using] else { return nil }
+            let zones = context.reduce(0) { $0 + (similarity(v, $1.positive) >= similarity(v, $1.negative) ? 1 : -1) }
+            return (r, Float(zones) + QdrantAPI.sigmoid(similarity(v, target)))
         }
-        return try scoredPage(scored, body: body)
+        return try scoredPage(collection, scored, body: body)
     }
 
     /// `{"context": [...]}` in the query API.
@@ -67,13 +69,15 @@ extension QdrantAPI {
             throw VQError.invalid("limit + offset is \(limit + offset); expected at most \(VectorCollection.maxResults)")
         }
         let wanted = min(VectorCollection.maxResults, max(64, (limit + offset) * 4))
-        let records = try candidates(collection, near: context.map(\.positive), filter: filter, wanted: wanted, params: body["params"] ?? .null,
-                                     withPayload: try withPayload(body, default: false).wanted)
-        let similarity = self.similarity(collection)
-        let scored = records.map { r -> (record: PointRecord, score: Float) in
-            (r, context.reduce(0) { $0 + min(similarity(r.vector, $1.positive) - similarity(r.vector, $1.negative), 0) })
+        let using = examples.using
+        let records = try candidates(collection, near: context.map(\.positive), using: using, filter: filter, wanted: wanted,
+                                     params: body["params"] ?? .null, withPayload: try withPayload(body, default: false).wanted)
+        let similarity = self.similarity(collection, using)
+        let scored = records.compactMap { r -> (record: PointRecord, score: Float)? in
+            guard let v = r.vectors[using] else { return nil }
+            return (r, context.reduce(0) { $0 + min(similarity(v, $1.positive) - similarity(v, $1.negative), 0) })
         }
-        return try scoredPage(scored, body: body)
+        return try scoredPage(collection, scored, body: body)
     }
 
     /// `POST /points/discover`: the legacy form.
@@ -82,9 +86,6 @@ extension QdrantAPI {
                                                               "with_vector", "with_vectors", "using", "lookup_from"],
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
-        if let using = body["using"], using != .null, using.stringValue != "" {
-            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
-        }
         var q: [(String, JSON)] = []
         for key in ["target", "context"] { if let v = body[key] { q.append((key, v)) } }
         return .array(try discover(collection, .object(q), body: body))

@@ -12,15 +12,12 @@
 import Foundation
 
 extension QdrantAPI {
-    func groups(_ collection: VectorCollection, vector: [Float], body: JSON) throws -> JSON {
+    func groups(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON) throws -> JSON {
         try checkSettings(body, "grouped search", allowed: ["query", "vector", "group_by", "group_size", "limit", "filter", "params",
                                                             "score_threshold", "with_payload", "with_vector", "with_vectors", "with_lookup", "using"],
                           unsupported: ["prefetch": "grouped queries take one query vector in vq", "lookup_from": "example ids are looked up in this collection only",
                                         "shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
-        if let using = body["using"], using != .null, using.stringValue != "" {
-            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
-        }
         guard let key = body["group_by"]?.stringValue, !key.isEmpty else { throw VQError.invalid("grouped search needs \"group_by\": a payload key") }
         let groupSize = try int(body, "group_size", default: 3, min: 1)
         let limit = try int(body, "limit", default: 10, min: 1)
@@ -28,8 +25,8 @@ extension QdrantAPI {
             throw VQError.invalid("group_size x limit is \(groupSize * limit); expected at most \(VectorCollection.maxResults)")
         }
         let selector = try withPayload(body, default: false)
-        let wv = try withVector(body)
-        var req = SearchRequest(vector: vector, limit: 0)
+        let wv = try withVector(body, collection.config.vectors)
+        var req = SearchRequest(vector: vector, limit: 0, using: using)
         req.withPayload = true
         req.filter = try filter(body)
         if let params = body["params"], params != .null {
@@ -45,7 +42,8 @@ extension QdrantAPI {
             req.limit = min(fetch, VectorCollection.maxResults)
             var found = try collection.search(req).hits
             if let threshold {
-                found = found.filter { collection.config.distance.higherIsBetter ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+                let higher = collection.config.vectors[using].distance.higherIsBetter
+                found = found.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
             }
             order = []
             hits = [:]
@@ -72,10 +70,7 @@ extension QdrantAPI {
             if full || found.count < req.limit || req.limit == VectorCollection.maxResults { break }
             fetch *= 4
         }
-        let vectors: [PointID: [Float]] = wv
-            ? Dictionary(try collection.retrieve(order.flatMap { hits[$0, default: []].map(\.id) }, withVector: true, withPayload: false).map { ($0.id, $0.vector) },
-                         uniquingKeysWith: { a, _ in a })
-            : [:]
+        let vectors = try hitVectors(collection, order.flatMap { hits[$0, default: []].map(\.id) }, wv)
         // with_lookup: the point with the group's value as its id, from another collection.
         var lookups: [IndexKey: JSON] = [:]
         if let lookup = body["with_lookup"], lookup != .null {
@@ -84,15 +79,15 @@ extension QdrantAPI {
             guard let name else { throw VQError.invalid("with_lookup needs a collection name or {\"collection\": NAME}") }
             let other = try openCollection(try resolveAlias(name))
             let lp = try PayloadSelector(json: lookup["with_payload"], default: true)
-            let lv = try bool(lookup, "with_vectors", default: false) || (try bool(lookup, "with_vector", default: false))
+            let lv = try withVector(lookup, other.config.vectors)
             var byID: [PointID: IndexKey] = [:]
             for value in order { if let id = try? PointID(json: value.json) { byID[id] = value } }
-            for r in try other.retrieve(Array(byID.keys), withVector: lv, withPayload: lp.wanted) {
+            for r in try other.retrieve(Array(byID.keys), withVector: lv.wanted, withPayload: lp.wanted) {
                 if let value = byID[r.id] { lookups[value] = recordJSON(r, withVector: lv, withPayload: lp) }
             }
         }
         return .object([("groups", .array(order.map { value in
-            var g: [(String, JSON)] = [("id", value.json), ("hits", .array(hits[value, default: []].map { scoredJSON($0, vector: wv ? vectors[$0.id] : nil, payload: selector) }))]
+            var g: [(String, JSON)] = [("id", value.json), ("hits", .array(hits[value, default: []].map { scoredJSON($0, vector: wv.wanted ? vectors[$0.id] : nil, payload: selector) }))]
             if let l = lookups[value] { g.append(("lookup", l)) }
             return .object(g)
         }))])

@@ -21,9 +21,6 @@ extension QdrantAPI {
 
     /// The query API's answer for a body with `prefetch`.
     func hybridQuery(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
-        if let using = body["using"], using != .null, using.stringValue != "" {
-            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
-        }
         let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
         // Bounded work: at most 64 prefetches in all, their limits summing to at most maxResults.
         var nodes = 0, total = 0
@@ -41,19 +38,25 @@ extension QdrantAPI {
         try count(body)
         var list = try evaluate(collection, body, limit: limit + offset, inherited: nil, depth: 0)
         if let threshold = try scoreThreshold(body) {
-            let higher = collection.config.distance.higherIsBetter || isFusion(body["query"])
+            let higher = try higherIsBetter(collection, body)
             list = list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
         }
         let page = Array(list.dropFirst(offset).prefix(limit))
         let selector = try withPayload(body, default: false)
-        let wv = try withVector(body)
-        let records = Dictionary(try collection.retrieve(page.map(\.id), withVector: wv, withPayload: selector.wanted).map { ($0.id, $0) },
+        let wv = try withVector(body, collection.config.vectors)
+        let records = Dictionary(try collection.retrieve(page.map(\.id), withVector: wv.wanted, withPayload: selector.wanted).map { ($0.id, $0) },
                                  uniquingKeysWith: { a, _ in a })
         return .object([("points", .array(page.compactMap { e in
             guard let r = records[e.id] else { return nil }
             let hit = ScoredPoint(id: r.id, version: r.version, score: e.score, rank: e.rank, payload: r.payload)
-            return scoredJSON(hit, vector: wv ? r.vector : nil, payload: selector)
+            return scoredJSON(hit, vector: wv.wanted ? wv.json(r.vectors) : nil, payload: selector)
         }))])
+    }
+
+    /// Whether a node's scores grow with similarity: fused scores do, and so do those of a
+    /// vector whose metric is a similarity.
+    private func higherIsBetter(_ collection: VectorCollection, _ node: JSON) throws -> Bool {
+        try isFusion(node["query"]) || collection.config.vectors[try using(node, collection)].distance.higherIsBetter
     }
 
     private func isFusion(_ q: JSON?) -> Bool {
@@ -67,14 +70,11 @@ extension QdrantAPI {
         if depth > 0 {
             try rejectUnknown(node, ["prefetch", "query", "filter", "limit", "params", "score_threshold", "using", "lookup_from"], "prefetch")
             try checkSearchParams(node["params"])
-            if let using = node["using"], using != .null, using.stringValue != "" {
-                throw VQError.invalid("prefetch.using \(using.compactText) is not supported: vq collections have one unnamed vector")
-            }
         }
         let list = try evaluateNode(collection, node, limit: limit, inherited: inherited, depth: depth)
         // A prefetch's own score_threshold (the top level applies its own after offset).
         guard depth > 0, let threshold = try scoreThreshold(node) else { return list }
-        let higher = collection.config.distance.higherIsBetter || isFusion(node["query"])
+        let higher = try higherIsBetter(collection, node)
         return list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
     }
 
@@ -92,7 +92,8 @@ extension QdrantAPI {
         if children.isEmpty {
             guard q != .null else { throw VQError.invalid("a prefetch needs \"query\": a vector, a point id or {\"nearest\": vector}") }
             guard !isFusion(q) else { throw VQError.invalid("fusion needs prefetches to fuse") }
-            var req = SearchRequest(vector: try queryVector(try lookupSource(collection, node), q), limit: limit)
+            let using = try self.using(node, collection)
+            var req = SearchRequest(vector: try queryVector(collection, node, q, using: using), limit: limit, using: using)
             req.filter = filter
             if let params = node["params"], params != .null {
                 if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
@@ -121,34 +122,36 @@ extension QdrantAPI {
         }
         guard q != .null else { throw VQError.invalid("a query with prefetch needs \"query\": a vector to re-rank by or {\"fusion\": \"rrf\"|\"dbsf\"}") }
         // Re-rank the prefetched points exactly by the query vector.
-        var query = try queryVector(try lookupSource(collection, node), q)
-        try collection.prepare(&query)
+        let using = try self.using(node, collection)
+        var query = try queryVector(collection, node, q, using: using)
+        try collection.prepare(&query, using)
         var ids = Set<PointID>()
         for l in lists { for e in l { ids.insert(e.id) } }
-        let distance = DistanceFunction(collection.config.distance)
-        let dim = collection.config.dim
-        let scored: RankedList = try collection.retrieve(Array(ids), withVector: true, withPayload: false).map { r in
-            let d = query.withUnsafeBufferPointer { a in r.vector.withUnsafeBufferPointer { b in distance(a.baseAddress!, b.baseAddress!, dim) } }
-            return (r.id, -d, collection.config.distance.userScore(-d))
+        let spec = collection.config.vectors[using]
+        let distance = DistanceFunction(spec.distance)
+        let dim = spec.dim
+        // Points without the re-ranking vector drop out (they have no score by it).
+        let scored: RankedList = try collection.retrieve(Array(ids), withVector: true, withPayload: false).compactMap { r in
+            guard let v = r.vectors[using] else { return nil }
+            let d = query.withUnsafeBufferPointer { a in v.withUnsafeBufferPointer { b in distance(a.baseAddress!, b.baseAddress!, dim) } }
+            return (r.id, -d, spec.distance.userScore(-d))
         }
         return Array(scored.sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }.prefix(limit))
     }
 
-    /// The vector a query names: a vector, {"nearest": vector}, or a point id (its stored vector).
-    private func queryVector(_ collection: VectorCollection, _ q: JSON) throws -> [Float] {
+    /// The vector a node's query names for searching vector `using`: a vector, {"nearest": vector},
+    /// or a point id (its stored vector, from the node's `lookup_from` if it has one).
+    private func queryVector(_ collection: VectorCollection, _ node: JSON, _ q: JSON, using: Int) throws -> [Float] {
+        let source = try lookupSource(collection, node)
         switch q {
-        case .array: return try vector(q, "query")
+        case .array: return try denseVector(q, "query")
         case .object:
             guard let nearest = q["nearest"], q.objectValue?.count == 1 else {
                 throw VQError.invalid("query \(q.compactText) is not supported inside a prefetch; expected a vector, a point id or {\"nearest\": ...}")
             }
-            return try queryVector(collection, nearest)
+            return try queryVector(collection, node, nearest, using: using)
         case .int, .uint, .string:
-            let id = try PointID(json: q)
-            guard let p = try collection.retrieve([id], withVector: true, withPayload: false).first else {
-                throw VQError(.notFound, "point \(id) does not exist")
-            }
-            return p.vector
+            return try storedVector(source, try PointID(json: q), using: try lookupVector(collection, source, node, using: using))
         default: throw VQError.invalid("query is \(q.typeName); expected a vector, a point id or {\"nearest\": ...}")
         }
     }

@@ -66,25 +66,6 @@ extension QdrantAPI {
         try PayloadSelector(json: body["with_payload"], default: d)
     }
 
-    func withVector(_ body: JSON) throws -> Bool {
-        guard let v = body["with_vector"] ?? body["with_vectors"], v != .null else { return false }
-        switch v {
-        case .bool(let b): return b
-        case .array: return true
-        default: throw VQError.invalid("\"with_vector\" is \(v.typeName); expected a boolean")
-        }
-    }
-
-    func vector(_ json: JSON?, _ what: String) throws -> [Float] {
-        guard let json else { throw VQError.invalid("\(what) is missing; expected an array of numbers") }
-        if case .object = json { throw VQError.invalid("\(what): named and sparse vectors are not supported; expected an array of numbers") }
-        guard let items = json.arrayValue else { throw VQError.invalid("\(what) is \(json.typeName); expected an array of numbers") }
-        return try items.enumerated().map { i, e in
-            guard let d = e.doubleValue else { throw VQError.invalid("\(what) element \(i) is \(e.typeName); expected a number") }
-            return Float(d)
-        }
-    }
-
     func filter(_ body: JSON) throws -> Filter? {
         guard let f = body["filter"], f != .null else { return nil }
         return try Filter(json: f)
@@ -139,20 +120,28 @@ extension QdrantAPI {
 
     // MARK: JSON out
 
-    func recordJSON(_ p: PointRecord, withVector: Bool, withPayload: PayloadSelector) -> JSON {
+    func recordJSON(_ p: PointRecord, withVector: VectorSelector, withPayload: PayloadSelector) -> JSON {
         var m: [(String, JSON)] = [("id", p.id.json)]
         if withPayload.wanted { m.append(("payload", withPayload.apply(p.payload))) }
-        if withVector { m.append(("vector", .array(p.vector.map { .double(Double($0)) }))) }
+        if withVector.wanted { m.append(("vector", withVector.json(p.vectors))) }
         return .object(m)
     }
 
-    func scoredJSON(_ h: ScoredPoint, vector: [Float]?, payload selector: PayloadSelector = .all) -> JSON {
+    /// - Parameter vector: the point's vectors as `VectorSelector.json` renders them, or nil.
+    func scoredJSON(_ h: ScoredPoint, vector: JSON?, payload selector: PayloadSelector = .all) -> JSON {
         // The float's shortest form (0.98058069, not 0.9805806875228882), as Qdrant prints f32 scores.
         let score = Double(h.score.description) ?? Double(h.score)
         var m: [(String, JSON)] = [("id", h.id.json), ("version", .int(Int64(h.version))), ("score", .double(score))]
         if selector.wanted { m.append(("payload", selector.apply(h.payload))) }
-        if let vector { m.append(("vector", .array(vector.map { .double(Double($0)) }))) }
+        if let vector { m.append(("vector", vector)) }
         return .object(m)
+    }
+
+    /// The vectors of `hits` as `selector` renders them (one retrieve), by id; empty when none are wanted.
+    func hitVectors(_ collection: VectorCollection, _ ids: [PointID], _ selector: VectorSelector) throws -> [PointID: JSON] {
+        guard selector.wanted else { return [:] }
+        return Dictionary(try collection.retrieve(ids, withVector: true, withPayload: false).map { ($0.id, selector.json($0.vectors)) },
+                          uniquingKeysWith: { a, _ in a })
     }
 
     // MARK: collections
@@ -161,14 +150,10 @@ extension QdrantAPI {
         try Engine.validateName(name)
         let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parseRequest(r.body)
         try checkCollectionSettings(body, creating: true)
-        guard let vectors = body["vectors"] else { throw VQError.invalid("collection needs \"vectors\": {\"size\": N, \"distance\": \"Cosine\"}") }
-        guard let size = vectors["size"]?.intValue else {
-            throw VQError.invalid("named vectors are not supported; expected \"vectors\": {\"size\": N, \"distance\": \"Cosine|Dot|Euclid|Manhattan\"}")
+        guard let vectors = body["vectors"], vectors != .null else {
+            throw VQError.invalid("collection needs \"vectors\": {\"size\": N, \"distance\": \"Cosine\"} or {name: {\"size\", \"distance\"}}")
         }
-        guard let distanceName = vectors["distance"]?.stringValue, let distance = Distance(rawValue: distanceName) else {
-            throw VQError.invalid("vectors.distance is \(vectors["distance"]?.compactText ?? "missing"); expected Cosine, Dot, Euclid or Manhattan")
-        }
-        var c = CollectionConfig(dim: Int(size), distance: distance)
+        var c = CollectionConfig(vectors: try VectorLayout(json: vectors))
         c.preventUnoptimized = config.preventUnoptimized
         c.updateQueueSize = config.updateQueueSize
         c.updateQueueBytes = config.updateQueueBytes
@@ -218,7 +203,7 @@ extension QdrantAPI {
     /// page cache decides what stays in RAM.
     func checkCollectionSettings(_ body: JSON, creating: Bool) throws {
         let unsupported = [
-            "sparse_vectors": "vq collections have one dense vector per point (issue 14 adds sparse vectors)",
+            "sparse_vectors": "vq stores dense vectors only (sparse vectors are not supported yet)",
             "quantization_config": "vq does not quantize vectors yet",
             "strict_mode_config": "vq has no strict mode",
             "init_from": "create the collection, then upsert its points",
@@ -232,15 +217,28 @@ extension QdrantAPI {
                                                            "write_consistency_factor", "read_fan_out_delay_ms", "read_fan_out_factor",
                                                            "on_disk_payload", "hnsw_config", "optimizers_config", "wal_config"], unsupported: unsupported)
             if let v = body["vectors"], v != .null {
-                if case .object(let members) = v, v["size"] == nil, !members.isEmpty, members.allSatisfy({ if case .object = $0.1 { return true } else { return false } }) {
-                    throw VQError.invalid("named vectors are not supported yet; expected \"vectors\": {\"size\": N, \"distance\": \"Cosine|Dot|Euclid|Manhattan\"}")
+                // One unnamed vector's params, or a map of named ones.
+                func params(_ p: JSON, _ what: String) throws {
+                    try checkSettings(p, what, allowed: ["size", "distance", "on_disk", "datatype", "hnsw_config"], unsupported: [
+                        "quantization_config": "vq does not quantize vectors yet",
+                        "multivector_config": "vq stores one dense vector per name (multi-vectors are not supported yet)"])
+                    try flag(p, "on_disk", what)
+                    if let t = p["datatype"], t != .null, t.stringValue?.lowercased() != "float32" {
+                        throw VQError.invalid("\(what).datatype \(t.compactText) is not supported: vq stores float32")
+                    }
+                    try checkSettings(p["hnsw_config"], "\(what).hnsw_config", allowed: ["m", "ef_construct", "on_disk"], unsupported: [
+                        "full_scan_threshold": "set full_scan_threshold on the collection's hnsw_config",
+                        "max_indexing_threads": "set max_indexing_threads on the collection's hnsw_config",
+                        "payload_m": "vq builds no extra payload links yet", "inline_storage": "vq keeps vectors apart from the graph"])
+                    try flag(p["hnsw_config"], "on_disk", "\(what).hnsw_config")
                 }
-                try checkSettings(v, "vectors", allowed: ["size", "distance", "on_disk", "datatype"], unsupported: [
-                    "hnsw_config": "set hnsw_config on the collection", "quantization_config": "vq does not quantize vectors yet",
-                    "multivector_config": "vq stores one vector per point (issue 14 adds multi-vectors)"])
-                try flag(v, "on_disk", "vectors")
-                if let t = v["datatype"], t != .null, t.stringValue?.lowercased() != "float32" {
-                    throw VQError.invalid("vectors.datatype \(t.compactText) is not supported: vq stores float32")
+                if v["size"] != nil || v["distance"] != nil {
+                    try params(v, "vectors")
+                } else if case .object(let members) = v {
+                    for (name, p) in members {
+                        guard case .object = p else { throw VQError.invalid("vectors.\(name) is \(p.typeName); expected {\"size\": N, \"distance\": ...}") }
+                        try params(p, "vectors.\(name)")
+                    }
                 }
             }
             if let m = body["sharding_method"], m != .null, m.stringValue?.lowercased() != "auto" {
@@ -301,7 +299,7 @@ extension QdrantAPI {
             var c = meta.config
             try changeCollection(&c, body)
             try c.validate()
-            guard c.dim == meta.config.dim, c.distance == meta.config.distance, c.shardNumber == meta.config.shardNumber,
+            guard c.vectors == meta.config.vectors, c.shardNumber == meta.config.shardNumber,
                   c.replicationFactor == meta.config.replicationFactor else {
                 throw VQError.invalid("vector size, distance, shard_number and replication_factor cannot change; create a new collection")
             }
@@ -433,11 +431,10 @@ extension QdrantAPI {
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys",
                                         "update_filter": "vq does not make upserts conditional"])
         if body["points"] != nil && body["batch"] != nil { throw VQError.invalid("request has both \"points\" and \"batch\"; give one") }
-        var batch = PointBatch(dim: collection.config.dim)
+        var batch = PointBatch(dims: collection.config.vectors.dims)
         func add(_ id: JSON, _ vector: JSON?, _ payload: JSON?, _ what: String) throws {
             let pid = try PointID(json: id)
-            var v = try self.vector(vector, "\(what).vector")
-            try collection.prepare(&v)
+            let vectors = try pointVectors(vector, collection, "\(what).vector", partial: !allowed)
             var bytes: [UInt8]?
             switch payload {
             case nil, .null?: bytes = nil
@@ -445,7 +442,7 @@ extension QdrantAPI {
             case .object?: throw VQError.invalid("\(what).payload is not taken here; update vectors keeps each point's payload")
             case let other?: throw VQError.invalid("\(what).payload is \(other.typeName); expected an object")
             }
-            v.withUnsafeBufferPointer { batch.append(id: pid, vector: $0, payload: bytes) }
+            withOptionalBuffers(vectors) { batch.append(id: pid, vectors: $0, payload: bytes) }
         }
         if let points = body["points"] {
             guard let list = points.arrayValue else { throw VQError.invalid("\"points\" is \(points.typeName); expected an array") }
@@ -457,12 +454,30 @@ extension QdrantAPI {
         } else if let b = body["batch"], allowed {
             try checkSettings(b, "batch", allowed: ["ids", "vectors", "payloads"])
             let ids = try requireArray(b, "ids")
-            guard let vectors = b["vectors"]?.arrayValue, vectors.count == ids.count else {
-                throw VQError.invalid("batch.vectors must be an array with one vector per id (\(ids.count))")
+            // One vector per id, or {name: [one vector per id]}.
+            var perPoint: [JSON]
+            switch b["vectors"] {
+            case .array(let list)?: perPoint = list
+            case .object(let members)?:
+                perPoint = Array(repeating: .object([]), count: ids.count)
+                for (name, column) in members {
+                    guard let list = column.arrayValue, list.count == ids.count else {
+                        throw VQError.invalid("batch.vectors.\(name) must be an array with one vector per id (\(ids.count))")
+                    }
+                    for i in ids.indices {
+                        guard case .object(var m) = perPoint[i] else { continue }
+                        if list[i] != .null { m.append((name, list[i])) }
+                        perPoint[i] = .object(m)
+                    }
+                }
+            default: throw VQError.invalid("batch.vectors must be an array with one vector per id (\(ids.count)), or {name: array}")
+            }
+            guard perPoint.count == ids.count else {
+                throw VQError.invalid("batch.vectors has \(perPoint.count) vectors; expected one per id (\(ids.count))")
             }
             let payloads = b["payloads"]?.arrayValue
             if let payloads, payloads.count != ids.count { throw VQError.invalid("batch.payloads has \(payloads.count) entries; expected \(ids.count)") }
-            for i in ids.indices { try add(ids[i], vectors[i], payloads?[i], "batch[\(i)]") }
+            for i in ids.indices { try add(ids[i], perPoint[i], payloads?[i], "batch[\(i)]") }
         } else {
             throw VQError.invalid(allowed ? "upsert needs \"points\": [...] or \"batch\": {\"ids\", \"vectors\", \"payloads\"}"
                                   : "update vectors needs \"points\": [{\"id\", \"vector\"}]")
@@ -516,10 +531,10 @@ extension QdrantAPI {
                 let ids = try selected(collection, inner)
                 ticket = try collection.updatePayload(ids, wait: wait, deadline: deadline) { .clearPayload($0) }
             case "update_vectors": ticket = try updateVectorsTicket(collection, inner, wait, deadline, check: true)
-            case "delete_vectors": throw QdrantAPI.deleteVectorsRefusal
+            case "delete_vectors": ticket = try deleteVectorsTicket(collection, inner, wait, deadline)
             default:
                 throw VQError.invalid("operations[\(i)] is \"\(kind)\"; expected upsert, delete, set_payload, overwrite_payload, "
-                                      + "delete_payload, clear_payload or update_vectors")
+                                      + "delete_payload, clear_payload, update_vectors or delete_vectors")
             }
             earlier.merge(ticket)
             results.append(.object([("operation_id", .int(Int64(ticket.ops.values.max() ?? 0))),
@@ -528,14 +543,23 @@ extension QdrantAPI {
         return APIEnvelope.ok(.array(results), since: start)
     }
 
-    static let deleteVectorsRefusal = VQError.invalid("deleting vectors is not supported: a vq point has exactly one vector; delete the point instead")
+    /// `POST /points/vectors/delete`: {"points" | "filter", "vector": [names]}.
+    func deleteVectorsTicket(_ collection: VectorCollection, _ body: JSON, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
+        let ids = try selected(collection, body, also: ["vector"])
+        let names = try requireArray(body, "vector")
+        let vectors = try names.enumerated().map { i, n -> Int in
+            guard let name = n.stringValue else { throw VQError.invalid("vector[\(i)] is \(n.typeName); expected a vector name") }
+            return try collection.config.vectors.index(name)
+        }
+        return try collection.deleteVectors(ids, vectors: Array(Set(vectors)).sorted(), wait: wait, deadline: deadline)
+    }
 
     func getPoints(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
         try checkSettings(body, "retrieve request", allowed: ["ids", "with_payload", "with_vector", "with_vectors"],
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         let ids = try requireArray(body, "ids").map { try PointID(json: $0) }
-        let wv = try withVector(body), wp = try withPayload(body, default: true)
-        return .array(try collection.retrieve(ids, withVector: wv, withPayload: wp.wanted).map { recordJSON($0, withVector: wv, withPayload: wp) })
+        let wv = try withVector(body, collection.config.vectors), wp = try withPayload(body, default: true)
+        return .array(try collection.retrieve(ids, withVector: wv.wanted, withPayload: wp.wanted).map { recordJSON($0, withVector: wv, withPayload: wp) })
     }
 
     func deletePoints(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
@@ -583,20 +607,20 @@ extension QdrantAPI {
         let limit = try int(body, "limit", default: 10, min: 1)
         guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
         let offset = try body["offset"].flatMap { $0 == .null ? nil : try PointID(json: $0) }
-        let wv = try withVector(body), wp = try withPayload(body, default: true)
+        let wv = try withVector(body, collection.config.vectors), wp = try withPayload(body, default: true)
         if let order = body["order_by"], order != .null {
             guard offset == nil else { throw VQError.invalid("offset cannot be used with order_by; page with order_by.start_from") }
             let rows = try ordered(collection, order, filter: try filter(body), limit: limit, withVector: wv, withPayload: wp)
             return .object([("points", .array(rows)), ("next_page_offset", .null)])
         }
-        let (points, next) = try collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv, withPayload: wp.wanted)
+        let (points, next) = try collection.scroll(filter: try filter(body), offset: offset, limit: limit, withVector: wv.wanted, withPayload: wp.wanted)
         return .object([("points", .array(points.map { recordJSON($0, withVector: wv, withPayload: wp) })),
                         ("next_page_offset", next?.json ?? .null)])
     }
 
     /// Points by Qdrant's order_by ("key" or {"key", "direction": "asc"|"desc", "start_from"}), each
     /// as a record with its `order_value` (and a 0 score in the query API, where points have one).
-    func ordered(_ collection: VectorCollection, _ order: JSON, filter: Filter?, limit: Int, withVector wv: Bool,
+    func ordered(_ collection: VectorCollection, _ order: JSON, filter: Filter?, limit: Int, withVector wv: VectorSelector,
                  withPayload wp: PayloadSelector, score: Bool = false) throws -> [JSON] {
         let key: String
         var descending = false
@@ -625,7 +649,7 @@ extension QdrantAPI {
         default: throw VQError.invalid("order_by is \(order.typeName); expected a key or {\"key\", \"direction\", \"start_from\"}")
         }
         let rows = try collection.ordered(key: key, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
-                                          withVector: wv, withPayload: wp.wanted)
+                                          withVector: wv.wanted, withPayload: wp.wanted)
         let datetime = collection.config.payloadSchema[key]?.type == .datetime
         return rows.map { v, r in
             guard case .object(var m) = recordJSON(r, withVector: wv, withPayload: wp) else { return .null }
@@ -655,14 +679,14 @@ extension QdrantAPI {
     }
 
     /// Shared by search and query: limit, offset, params, filter, score_threshold, with_*.
-    func runSearch(_ collection: VectorCollection, vector: [Float], body: JSON) throws -> [JSON] {
-        try runSearchCounting(collection, vector: vector, body: body).points
+    func runSearch(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON) throws -> [JSON] {
+        try runSearchCounting(collection, vector: vector, using: using, body: body).points
     }
 
     /// - Parameter filter: used instead of the body's when given (a recommendation adds its examples).
-    func runSearchCounting(_ collection: VectorCollection, vector: [Float], body: JSON,
+    func runSearchCounting(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON,
                            filter given: Filter?? = nil) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
-        var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10))
+        var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10), using: using)
         req.offset = try int(body, "offset", default: 0)
         let selector = try withPayload(body, default: false)
         req.withPayload = selector.wanted
@@ -676,14 +700,13 @@ extension QdrantAPI {
         let result = try collection.search(req)
         var hits = result.hits
         if let threshold {
-            hits = hits.filter { collection.config.distance.higherIsBetter ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+            let higher = collection.config.vectors[using].distance.higherIsBetter
+            hits = hits.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
         }
-        let wv = try withVector(body)
-        let vectors: [PointID: [Float]] = wv
-            ? Dictionary(try collection.retrieve(hits.map(\.id), withVector: true, withPayload: false).map { ($0.id, $0.vector) },
-                         uniquingKeysWith: { a, _ in a })
-            : [:]
-        return (hits.map { scoredJSON($0, vector: wv ? vectors[$0.id] ?? [] : nil, payload: selector) }, result.unindexedSkipped, req.indexedOnly)
+        let wv = try withVector(body, collection.config.vectors)
+        let vectors = try hitVectors(collection, hits.map(\.id), wv)
+        return (hits.map { scoredJSON($0, vector: wv.wanted ? vectors[$0.id] ?? wv.json([]) : nil, payload: selector) }, result.unindexedSkipped,
+                req.indexedOnly)
     }
 
     /// Search params vq implements; quantization settings are refused (nothing is quantized).
@@ -697,7 +720,8 @@ extension QdrantAPI {
                                                             "score_threshold"],
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
-        return .array(try runSearch(collection, vector: try vector(body["vector"], "vector"), body: body))
+        let (vector, using) = try namedQuery(body["vector"], collection)
+        return .array(try runSearch(collection, vector: vector, using: using, body: body))
     }
 
     /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
@@ -706,9 +730,6 @@ extension QdrantAPI {
                                                            "with_vector", "with_vectors", "with_payload", "lookup_from"],
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
-        if let using = body["using"], using != .null, using.stringValue != "" {
-            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
-        }
         if let prefetch = body["prefetch"], prefetch != .null { return try hybridQuery(collection, body) }
         guard let q = body["query"], q != .null else {
             // No query: the points passing the filter in id order, as Qdrant's query API gives them.
@@ -716,9 +737,9 @@ extension QdrantAPI {
             guard limit + offset <= VectorCollection.maxResults else {
                 throw VQError.invalid("limit + offset is \(limit + offset); expected at most \(VectorCollection.maxResults)")
             }
-            let wv = try withVector(body), wp = try withPayload(body, default: false)
+            let wv = try withVector(body, collection.config.vectors), wp = try withPayload(body, default: false)
             let (page, _) = try collection.scroll(filter: try filter(body), offset: nil, limit: max(1, limit + offset),
-                                                  withVector: wv, withPayload: wp.wanted)
+                                                  withVector: wv.wanted, withPayload: wp.wanted)
             return .object([("points", .array(page.dropFirst(offset).prefix(limit).map { r -> JSON in
                 guard case .object(var m) = recordJSON(r, withVector: wv, withPayload: wp) else { return .null }
                 m.insert(contentsOf: [("version", .int(Int64(r.version))), ("score", .double(0))], at: 1)
@@ -738,26 +759,25 @@ extension QdrantAPI {
             let limit = try int(body, "limit", default: 10)
             guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
             return .object([("points", .array(try ordered(collection, order, filter: try filter(body), limit: limit,
-                                                           withVector: try withVector(body), withPayload: try withPayload(body, default: false),
+                                                           withVector: try withVector(body, collection.config.vectors),
+                                                           withPayload: try withPayload(body, default: false),
                                                            score: true)))])
         }
+        let using = try self.using(body, collection)
         let v: [Float]
         switch q {
-        case .array: v = try vector(q, "query")
+        case .array: v = try denseVector(q, "query")
         case .object:
-            if let nearest = q["nearest"], q.objectValue?.count == 1 { v = try vector(nearest, "query.nearest") } else {
+            if let nearest = q["nearest"], q.objectValue?.count == 1 { v = try denseVector(nearest, "query.nearest") } else {
                 throw VQError.invalid("query \(q.compactText) is not supported; expected a vector or {\"nearest\": vector}")
             }
         case .int, .uint, .string:
             let id = try PointID(json: q)
             let source = try lookupSource(collection, body)
-            guard let p = try source.retrieve([id], withVector: true, withPayload: false).first else {
-                throw VQError(.notFound, "point \(id) does not exist in collection \"\(source.name)\"")
-            }
-            v = p.vector
+            v = try storedVector(source, id, using: try lookupVector(collection, source, body, using: using))
         default: throw VQError.invalid("query is \(q.typeName); expected a vector or {\"nearest\": vector}")
         }
-        let r = try runSearchCounting(collection, vector: v, body: body)
+        let r = try runSearchCounting(collection, vector: v, using: using, body: body)
         // vq adds how many points indexed_only left out, only when it was asked for.
         return r.indexedOnly ? .object([("points", .array(r.points)), ("unindexed_skipped", .int(Int64(r.skipped)))])
             : .object([("points", .array(r.points))])
@@ -768,7 +788,7 @@ extension QdrantAPI {
 /// that creates it (`vq create-collection --url`); `QdrantAPI.createCollection` reads it back.
 extension CollectionConfig {
     package var qdrantParams: [(String, JSON)] {
-        [("vectors", .object([("size", .int(Int64(dim))), ("distance", .string(distance.rawValue))])),
+        [("vectors", vectors.json),
          ("shard_number", .int(Int64(shardNumber))), ("replication_factor", .int(Int64(replicationFactor))),
          ("write_consistency_factor", .int(Int64(writeConsistencyFactor))),
          ("read_fan_out_factor", .int(Int64(readFanOutFactor))), ("read_fan_out_delay_ms", .int(Int64(readFanOutDelayMs)))]

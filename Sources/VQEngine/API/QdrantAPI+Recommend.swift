@@ -15,19 +15,43 @@ import Foundation
 
 extension QdrantAPI {
     /// Where example and query point ids are looked up: `lookup_from` {"collection": NAME} (an
-    /// alias works; its vectors must have this collection's size), else `collection` itself.
+    /// alias works), else `collection` itself.
     func lookupSource(_ collection: VectorCollection, _ body: JSON) throws -> VectorCollection {
         guard let from = body["lookup_from"], from != .null else { return collection }
         try rejectUnknown(from, ["collection", "vector"], "lookup_from")
-        if let v = from["vector"], v != .null, v.stringValue != "" {
-            throw VQError.invalid("lookup_from.vector \(v.compactText) is not supported: vq collections have one unnamed vector")
-        }
         guard let name = from["collection"]?.stringValue else { throw VQError.invalid("lookup_from needs \"collection\": a collection name") }
-        let other = try openCollection(try resolveAlias(name))
-        guard other.config.dim == collection.config.dim else {
-            throw VQError.invalid("lookup_from collection \"\(name)\" has \(other.config.dim)-dimensional vectors; \"\(collection.name)\" has \(collection.config.dim)")
+        return try openCollection(try resolveAlias(name))
+    }
+
+    /// The vector of `source` that example ids stand for when `collection`'s vector `using` is
+    /// searched: `lookup_from.vector`, else the one of the same name (Qdrant's rule). It must have
+    /// the searched vector's size.
+    func lookupVector(_ collection: VectorCollection, _ source: VectorCollection, _ body: JSON, using: Int) throws -> Int {
+        let given = body["lookup_from"]?["vector"]
+        if source === collection && (given == nil || given == .null) { return using }
+        if let given, given != .null, given.stringValue == nil { throw VQError.invalid("lookup_from.vector is \(given.typeName); expected a vector name") }
+        let name = given?.stringValue ?? collection.config.vectors[using].name
+        let k: Int
+        do { k = try source.config.vectors.index(name) } catch let e as VQError {
+            throw VQError.invalid("lookup_from collection \"\(source.name)\": \(e.message)")
         }
-        return other
+        let (a, b) = (source.config.vectors[k].dim, collection.config.vectors[using].dim)
+        guard a == b else {
+            throw VQError.invalid("lookup_from collection \"\(source.name)\" has \(a)-dimensional vectors; \"\(collection.name)\" searches \(b)")
+        }
+        return k
+    }
+
+    /// The stored vector `k` of point `id` in `source`.
+    /// - Throws: `.notFound` without the point, `.invalidInput` when it lacks the vector.
+    func storedVector(_ source: VectorCollection, _ id: PointID, using k: Int, _ what: String = "query") throws -> [Float] {
+        guard let p = try source.retrieve([id], withVector: true, withPayload: false).first else {
+            throw VQError(.notFound, "\(what): no point with id \(id) in collection \"\(source.name)\"")
+        }
+        guard let v = p.vectors[k] else {
+            throw VQError.invalid("\(what): point \(id) has no vector \"\(source.config.vectors[k].name)\"")
+        }
+        return v
     }
 
     /// The scored points of a recommendation `rec` with the search options of `body` (limit,
@@ -49,9 +73,10 @@ extension QdrantAPI {
             throw VQError.invalid("recommend has \(positive.count + negative.count) examples; expected at most 256")
         }
         var examples = try Examples(self, collection, body)
+        let using = examples.using
         let pos = try examples.vectors(positive, "recommend.positive"), neg = try examples.vectors(negative, "recommend.negative")
         let filter = try examples.filter(self.filter(body))
-        let dim = collection.config.dim
+        let dim = collection.config.vectors[using].dim
         func average(_ vs: [[Float]]) -> [Float] {
             var sum = [Float](repeating: 0, count: dim)
             for v in vs { for j in 0..<dim { sum[j] += v[j] } }
@@ -61,7 +86,7 @@ extension QdrantAPI {
             guard !pos.isEmpty else { throw VQError.invalid("recommend with average_vector needs at least one positive example") }
             let p = average(pos)
             let q = neg.isEmpty ? p : zip(p, average(neg)).map { 2 * $0 - $1 }
-            return try runSearchCounting(collection, vector: q, body: body, filter: .some(filter)).points
+            return try runSearchCounting(collection, vector: q, using: using, body: body, filter: .some(filter)).points
         }
         guard !pos.isEmpty || !neg.isEmpty else { throw VQError.invalid("recommend needs at least one positive or negative example") }
         // Candidates: near each positive (or, with negatives only, every point passing the filter).
@@ -76,25 +101,27 @@ extension QdrantAPI {
             let ids = try collection.scroll(filter: filter, offset: nil, limit: VectorCollection.maxResults, withVector: false, withPayload: false).points.map(\.id)
             records = try collection.retrieve(ids, withVector: true, withPayload: selector.wanted)
         } else {
-            records = try candidates(collection, near: pos, filter: filter, wanted: wanted, params: body["params"] ?? .null, withPayload: selector.wanted)
+            records = try candidates(collection, near: pos, using: using, filter: filter, wanted: wanted, params: body["params"] ?? .null,
+                                     withPayload: selector.wanted)
         }
-        let similarity = self.similarity(collection)
-        let scored: [(record: PointRecord, score: Float)] = records.map { r in
-            let ps = pos.map { similarity(r.vector, $0) }, ns = neg.map { similarity(r.vector, $0) }
+        let similarity = self.similarity(collection, using)
+        let scored: [(record: PointRecord, score: Float)] = records.compactMap { r in
+            guard let v = r.vectors[using] else { return nil }
+            let ps = pos.map { similarity(v, $0) }, ns = neg.map { similarity(v, $0) }
             if strategy == "sum_scores" { return (r, ps.reduce(0, +) - ns.reduce(0, +)) }
             let bestPos = ps.max() ?? -.infinity, bestNeg = ns.max() ?? -.infinity
             return (r, bestPos > bestNeg ? QdrantAPI.sigmoid(bestPos) : -QdrantAPI.sigmoid(bestNeg))
         }
-        return try scoredPage(scored, body: body)
+        return try scoredPage(collection, scored, body: body)
     }
 
     /// Qdrant's squashing of similarities into (0, 1): (x / (1 + |x|) + 1) / 2.
     static func sigmoid(_ x: Float) -> Float { x.isInfinite ? (x > 0 ? 1 : 0) : 0.5 * (x / (1 + abs(x)) + 1) }
 
-    /// The similarity (higher is closer) of two prepared vectors under the collection's metric.
-    func similarity(_ collection: VectorCollection) -> ([Float], [Float]) -> Float {
-        let distance = DistanceFunction(collection.config.distance)
-        let dim = collection.config.dim
+    /// The similarity (higher is closer) of two prepared values of vector `k` under its metric.
+    func similarity(_ collection: VectorCollection, _ k: Int) -> ([Float], [Float]) -> Float {
+        let distance = DistanceFunction(collection.config.vectors[k].distance)
+        let dim = collection.config.vectors[k].dim
         return { a, b in a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in -distance(x.baseAddress!, y.baseAddress!, dim) } } }
     }
 
@@ -105,27 +132,35 @@ extension QdrantAPI {
         let api: QdrantAPI
         let collection: VectorCollection
         let source: VectorCollection
+        /// The searched vector (`using`), and the one of `source` example ids stand for.
+        let using: Int
+        let sourceVector: Int
         private(set) var ids: [PointID] = []
 
         init(_ api: QdrantAPI, _ collection: VectorCollection, _ body: JSON) throws {
             self.api = api
             self.collection = collection
             source = try api.lookupSource(collection, body)
+            using = try api.using(body, collection)
+            sourceVector = try api.lookupVector(collection, source, body, using: using)
         }
 
         mutating func vectors(_ list: [JSON], _ what: String) throws -> [[Float]] {
             let asked = try list.compactMap { e -> PointID? in e.arrayValue == nil ? try PointID(json: e) : nil }
             if source === collection { ids += asked }
-            let stored = Dictionary(try source.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vector) },
+            let stored = Dictionary(try source.retrieve(asked, withVector: true, withPayload: false).map { ($0.id, $0.vectors[sourceVector]) },
                                     uniquingKeysWith: { a, _ in a })
             return try list.enumerated().map { i, e in
                 if e.arrayValue != nil {
-                    var v = try api.vector(e, "\(what)[\(i)]")
-                    try collection.prepare(&v)
+                    var v = try api.denseVector(e, "\(what)[\(i)]")
+                    try collection.prepare(&v, using)
                     return v
                 }
                 let id = try PointID(json: e)
-                guard let v = stored[id] else { throw VQError(.notFound, "\(what)[\(i)]: no point with id \(id) in collection \"\(source.name)\"") }
+                guard let found = stored[id] else { throw VQError(.notFound, "\(what)[\(i)]: no point with id \(id) in collection \"\(source.name)\"") }
+                guard let v = found else {
+                    throw VQError.invalid("\(what)[\(i)]: point \(id) has no vector \"\(source.config.vectors[sourceVector].name)\"")
+                }
                 return v
             }
         }
@@ -139,11 +174,11 @@ extension QdrantAPI {
 
     /// Points near `vectors` (each searched, `wanted` apiece) passing `filter`: candidates for
     /// a custom score. - Returns: their records with vectors (and payloads if `withPayload`).
-    func candidates(_ collection: VectorCollection, near vectors: [[Float]], filter: Filter?, wanted: Int, params: JSON,
+    func candidates(_ collection: VectorCollection, near vectors: [[Float]], using: Int, filter: Filter?, wanted: Int, params: JSON,
                     withPayload: Bool) throws -> [PointRecord] {
         var found = Set<PointID>()
         for v in vectors {
-            var req = SearchRequest(vector: v, limit: wanted)
+            var req = SearchRequest(vector: v, limit: wanted, using: using)
             req.filter = filter
             req.hnswEf = max(wanted, try int(params, "hnsw_ef", default: collection.config.efConstruct, min: 1))
             req.exact = try bool(params, "exact", default: false)
@@ -154,15 +189,15 @@ extension QdrantAPI {
     }
 
     /// The page of `scored` (best first) as Qdrant's scored points.
-    func scoredPage(_ scored: [(record: PointRecord, score: Float)], body: JSON) throws -> [JSON] {
+    func scoredPage(_ collection: VectorCollection, _ scored: [(record: PointRecord, score: Float)], body: JSON) throws -> [JSON] {
         let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
         var list = scored.sorted { $0.score > $1.score || ($0.score == $1.score && $0.record.id < $1.record.id) }
         if let threshold = try scoreThreshold(body) { list = list.filter { Double($0.score) >= threshold } }
         let selector = try withPayload(body, default: false)
-        let wv = try withVector(body)
+        let wv = try withVector(body, collection.config.vectors)
         return list.dropFirst(offset).prefix(limit).map { r, score in
             scoredJSON(ScoredPoint(id: r.id, version: r.version, score: score, rank: score, payload: r.payload),
-                       vector: wv ? r.vector : nil, payload: selector)
+                       vector: wv.wanted ? wv.json(r.vectors) : nil, payload: selector)
         }
     }
 
@@ -173,9 +208,6 @@ extension QdrantAPI {
                                                                "lookup_from"],
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
-        if let using = body["using"], using != .null, using.stringValue != "" {
-            throw VQError.invalid("using \(using.compactText) is not supported: vq collections have one unnamed vector")
-        }
         var rec: [(String, JSON)] = []
         for key in ["positive", "negative", "strategy"] { if let v = body[key] { rec.append((key, v)) } }
         return .array(try recommend(collection, .object(rec), body: body))

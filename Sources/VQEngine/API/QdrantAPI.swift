@@ -174,7 +174,7 @@ package final class QdrantAPI: @unchecked Sendable {
         guard let point = try collection.retrieve([id], withVector: true, withPayload: true).first else {
             throw VQError(.notFound, "point \(id) does not exist in collection \"\(collection.name)\"")
         }
-        return APIEnvelope.ok(recordJSON(point, withVector: true, withPayload: .all), since: start)
+        return APIEnvelope.ok(recordJSON(point, withVector: .all(collection.config.vectors), withPayload: .all), since: start)
     }
 }
 

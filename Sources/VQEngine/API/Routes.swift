@@ -179,7 +179,10 @@ extension QdrantAPI {
             let (wait, deadline) = try api.writeOptions(c.request)
             return api.updateResult(try api.updateVectorsTicket(col, try c.body(), wait, deadline), wait, c.start)
         },
-        points("POST", "/vectors/delete", "points.vectors", .write) { _, _, _ in throw QdrantAPI.deleteVectorsRefusal },
+        points("POST", "/vectors/delete", "points.vectors", .write) { api, col, c in
+            let (wait, deadline) = try api.writeOptions(c.request)
+            return api.updateResult(try api.deleteVectorsTicket(col, try c.body(), wait, deadline), wait, c.start)
+        },
         points("POST", "/batch", "points.batch", .write) { api, col, c in try api.batchUpdate(col, c.request, try c.body(), c.start) },
         points("POST", "/scroll", "points.scroll", .read) { api, col, c in APIEnvelope.ok(try api.scroll(col, try c.body()), since: c.start) },
         points("POST", "/count", "points.count", .read, inline: true) { api, col, c in APIEnvelope.ok(try api.count(col, try c.body()), since: c.start) },
@@ -192,13 +195,19 @@ extension QdrantAPI {
         },
         points("POST", "/search/groups", "points.search", .read) { api, col, c in
             let body = try c.body()
-            return APIEnvelope.ok(try api.groups(col, vector: try api.vector(body["vector"], "vector"), body: body), since: c.start)
+            let (vector, using) = try api.namedQuery(body["vector"], col)
+            return APIEnvelope.ok(try api.groups(col, vector: vector, using: using, body: body), since: c.start)
         },
         points("POST", "/query/groups", "points.query", .read) { api, col, c in
             let body = try c.body()
             guard let q = body["query"], q != .null else { throw VQError.invalid("grouped query needs \"query\": a vector") }
-            let v = try api.vector(q["nearest"] ?? q, "query")
-            return APIEnvelope.ok(try api.groups(col, vector: v, body: body), since: c.start)
+            let using = try api.using(body, col)
+            let v: [Float]
+            if case .array = q { v = try api.denseVector(q, "query") } else if let nearest = q["nearest"] { v = try api.denseVector(nearest, "query.nearest") } else {
+                let source = try api.lookupSource(col, body)
+                v = try api.storedVector(source, try PointID(json: q), using: try api.lookupVector(col, source, body, using: using))
+            }
+            return APIEnvelope.ok(try api.groups(col, vector: v, using: using, body: body), since: c.start)
         },
         points("POST", "/discover", "points.discover", .read) { api, col, c in
             APIEnvelope.ok(try api.discoverLegacy(col, try c.body()), since: c.start)

@@ -117,8 +117,8 @@ package struct ClusterState: Sendable, Equatable {
             let config = try CollectionConfig(json: command["config"] ?? .null, path: "update_collection \(n)")
             // What shards and stored vectors depend on never changes in place.
             let old = collections[n]!.config
-            guard config.dim == old.dim, config.distance == old.distance, config.shardNumber == old.shardNumber else {
-                throw VQError.invalid("update_collection \(n) changes the vector size, distance or shard_number")
+            guard config.vectors.sameStorage(old.vectors), config.shardNumber == old.shardNumber else {
+                throw VQError.invalid("update_collection \(n) changes the vectors' names, sizes or distances, or shard_number")
             }
             collections[n]!.config = config
             return .collectionUpdated(n, config)

@@ -1,6 +1,6 @@
 // A collection's configuration, shaped like Qdrant's collection info `config`.
 //
-//   {"params": {"vectors": {"size": 384, "distance": "Cosine"}, "shard_number": 1,
+//   {"params": {"vectors": {"size": 384, "distance": "Cosine"}, "shard_number": 1,    (or named: {"a": {...}})
 //               "replication_factor": 1, "write_consistency_factor": 1,
 //               "read_fan_out_delay_ms": 0, "read_fan_out_factor": 0},
 //    "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0},
@@ -14,8 +14,8 @@
 
 /// Everything a collection is created with.
 package struct CollectionConfig: Sendable, Equatable {
-    package var dim: Int
-    package var distance: Distance = .cosine
+    /// The vectors each point carries (one unnamed, or named ones).
+    package var vectors: VectorLayout
     package var shardNumber = 1
     package var replicationFactor = 1
     package var writeConsistencyFactor = 1
@@ -49,19 +49,23 @@ package struct CollectionConfig: Sendable, Equatable {
     /// default_segment_number 0 means this many: few segments keep searches short.
     package static let automaticSegmentNumber = 2
 
+    /// A collection of one unnamed vector.
     package init(dim: Int, distance: Distance = .cosine) {
-        self.dim = dim
-        self.distance = distance
+        vectors = VectorLayout(dim: dim, distance: distance)
     }
 
-    /// Rows of vector data in `kilobytes` at this dimension (at least 1).
+    package init(vectors: VectorLayout) {
+        self.vectors = vectors
+    }
+
+    /// Rows of vector data in `kilobytes` at these vectors' dimensions (at least 1).
     package func rows(forKilobytes kilobytes: Int) -> Int {
-        max(1, kilobytes * 1024 / (dim * 4))
+        max(1, kilobytes * 1024 / (vectors.floatsPerPoint * 4))
     }
 
     /// The shard options this config implies.
     package var shardOptions: ShardOptions {
-        var o = ShardOptions(dim: dim, distance: distance)
+        var o = ShardOptions(vectors: vectors)
         o.updateQueueSize = updateQueueSize
         o.updateQueueBytes = updateQueueBytes
         o.segmentCapacity = rows(forKilobytes: maxSegmentSize ?? CollectionConfig.automaticMaxSegmentSize)
@@ -85,7 +89,7 @@ package struct CollectionConfig: Sendable, Equatable {
         func check(_ ok: Bool, _ name: String, _ value: some CustomStringConvertible, _ expected: String) throws {
             if !ok { throw VQError.invalid("\(name) is \(value); expected \(expected)") }
         }
-        try check((1...65_536).contains(dim), "vector size", dim, "1 to 65536")
+        try vectors.validate()
         try check((1...1024).contains(shardNumber), "shard_number", shardNumber, "1 to 1024")
         try check((1...64).contains(replicationFactor), "replication_factor", replicationFactor, "1 to 64")
         try check((1...64).contains(writeConsistencyFactor), "write_consistency_factor", writeConsistencyFactor, "1 to 64")
@@ -118,7 +122,7 @@ package struct CollectionConfig: Sendable, Equatable {
             ("format", .string("vq-collection")),
             ("version", .int(Int64(CollectionConfig.formatVersion))),
             ("params", .object([
-                ("vectors", .object([("size", .int(Int64(dim))), ("distance", .string(distance.rawValue))])),
+                ("vectors", vectors.json),
                 ("shard_number", .int(Int64(shardNumber))),
                 ("replication_factor", .int(Int64(replicationFactor))),
                 ("write_consistency_factor", .int(Int64(writeConsistencyFactor))),
@@ -167,10 +171,9 @@ package struct CollectionConfig: Sendable, Equatable {
         guard version == CollectionConfig.formatVersion else {
             throw VQError(.corrupt, "\(path) has format version \(version); this vq reads version \(CollectionConfig.formatVersion)")
         }
-        guard let distance = Distance(rawValue: try field("params", "vectors", "distance").stringValue ?? "") else {
-            throw VQError(.corrupt, "\(path): params.vectors.distance is not a known distance")
+        do { self.init(vectors: try VectorLayout(json: try field("params", "vectors"))) } catch let e as VQError where e.kind == .invalidInput {
+            throw VQError(.corrupt, "\(path): params.vectors: \(e.message)")
         }
-        self.init(dim: try int("params", "vectors", "size"), distance: distance)
         shardNumber = try int("params", "shard_number")
         replicationFactor = try int("params", "replication_factor")
         writeConsistencyFactor = try int("params", "write_consistency_factor")

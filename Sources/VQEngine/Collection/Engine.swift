@@ -205,8 +205,8 @@ package final class Engine: @unchecked Sendable {
         let before = config
         try change(&config)
         try config.validate()
-        guard config.dim == before.dim, config.distance == before.distance, config.shardNumber == before.shardNumber else {
-            throw VQError.invalid("vector size, distance and shard_number cannot change; create a new collection")
+        guard config.vectors.sameStorage(before.vectors), config.shardNumber == before.shardNumber else {
+            throw VQError.invalid("vector names, sizes, distances and shard_number cannot change; create a new collection")
         }
         try ChecksummedJSON.write(path, config.json)
         // Read fan-out and replication settings are read per request, payload indexes are built

@@ -43,10 +43,13 @@ package struct SearchRequest: Sendable {
     package var indexedOnly = false
     /// Payload / id conditions (answered from payload indexes where the fields have them).
     package var filter: Filter? = nil
+    /// Which vector is searched (VectorLayout number; Qdrant's `using`).
+    package var using = 0
 
-    package init(vector: [Float], limit: Int = 10) {
+    package init(vector: [Float], limit: Int = 10, using: Int = 0) {
         self.vector = vector
         self.limit = limit
+        self.using = using
     }
 }
 
@@ -125,16 +128,18 @@ package final class VectorCollection: @unchecked Sendable {
 
     // MARK: writing
 
-    /// Checks a vector's dimension and values, and normalises it for cosine.
+    /// Checks a value of vector `k` (its dimension and values), and normalises it for cosine.
     /// - Throws: `.invalidInput` naming the dimension or the non-finite element.
-    package func prepare(_ vector: inout [Float]) throws {
-        guard vector.count == config.dim else {
-            throw VQError.invalid("vector has \(vector.count) dimensions; collection \"\(name)\" expects \(config.dim)")
+    package func prepare(_ vector: inout [Float], _ k: Int = 0) throws {
+        let spec = config.vectors[k]
+        let what = spec.name.isEmpty ? "vector" : "vector \"\(spec.name)\""
+        guard vector.count == spec.dim else {
+            throw VQError.invalid("\(what) has \(vector.count) dimensions; collection \"\(name)\" expects \(spec.dim)")
         }
         if let bad = vector.firstIndex(where: { !$0.isFinite }) {
-            throw VQError.invalid("vector element \(bad) is \(vector[bad]); expected a finite number")
+            throw VQError.invalid("\(what) element \(bad) is \(vector[bad]); expected a finite number")
         }
-        if config.distance.normalizes { vector.withUnsafeMutableBufferPointer { Distance.normalize($0) } }
+        if spec.distance.normalizes { vector.withUnsafeMutableBufferPointer { Distance.normalize($0) } }
     }
 
     /// Upserts a batch whose vectors are already checked (see `prepare`); one operation per shard touched.
@@ -147,11 +152,11 @@ package final class VectorCollection: @unchecked Sendable {
     /// Normalises `batch`'s vectors for cosine (in place), splits it by shard and submits
     /// `make(part)` to each shard touched, then waits to `wait`.
     private func writeBatch(_ batch: inout PointBatch, wait: WriteWait, deadline: Date?, _ make: (PointBatch) -> Operation) throws -> WriteTicket {
-        precondition(batch.dim == config.dim)
-        if config.distance.normalizes {
-            let dim = batch.dim
+        precondition(batch.dims == config.vectors.dims)
+        for k in batch.dims.indices where config.vectors[k].distance.normalizes {
+            let dim = batch.dims[k]
             let count = batch.count
-            batch.vectors.withUnsafeMutableBufferPointer { v in
+            batch.vectors[k].withUnsafeMutableBufferPointer { v in
                 for i in 0..<count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
             }
         }
@@ -174,12 +179,14 @@ package final class VectorCollection: @unchecked Sendable {
 
     /// `batch` split by the shard that owns each point.
     private func split(_ batch: PointBatch) -> [PointBatch] {
-        var parts = [PointBatch](repeating: PointBatch(dim: batch.dim), count: shards.count)
-        batch.vectors.withUnsafeBufferPointer { v in
+        var parts = [PointBatch](repeating: PointBatch(dims: batch.dims), count: shards.count)
+        withBuffers(batch.vectors) { columns in
             for i in 0..<batch.count {
                 let s = shardIndex(batch.ids[i])
-                parts[s].append(id: batch.ids[i], vector: UnsafeBufferPointer(rebasing: v[(i * batch.dim)..<((i + 1) * batch.dim)]),
-                                payload: batch.payloads[i])
+                let given = batch.dims.indices.map { k in
+                    batch.has(k, i) ? UnsafeBufferPointer(rebasing: columns[k][(i * batch.dims[k])..<((i + 1) * batch.dims[k])]) : nil
+                }
+                parts[s].append(id: batch.ids[i], vectors: given, payload: batch.payloads[i])
             }
         }
         return parts
@@ -188,6 +195,15 @@ package final class VectorCollection: @unchecked Sendable {
     /// Deletes points by id.
     package func delete(_ ids: [PointID], wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
         try submitByShard(ids, wait: wait, deadline: deadline) { .delete($0) }
+    }
+
+    /// Removes named vectors (VectorLayout numbers) from points, keeping their other vectors and payloads.
+    /// - Throws: `.invalidInput` for a collection of one unnamed vector (delete the point instead).
+    package func deleteVectors(_ ids: [PointID], vectors: [Int], wait: WriteWait, deadline: Date? = nil) throws -> WriteTicket {
+        guard config.vectors.named else {
+            throw VQError.invalid("collection \"\(name)\" has one unnamed vector, which a point cannot lack; delete the point instead")
+        }
+        return try submitByShard(ids, wait: wait, deadline: deadline) { .deleteVectors(ids: $0, vectors: vectors) }
     }
 
     /// `ids` split by the shard that owns each.
@@ -224,8 +240,11 @@ package final class VectorCollection: @unchecked Sendable {
     /// Top-`limit` (after `offset`) over every shard.
     /// - Throws: `.invalidInput` for a bad vector, limit, offset or ef.
     package func search(_ request: SearchRequest) throws -> SearchResult {
+        guard config.vectors.specs.indices.contains(request.using) else {
+            throw VQError.invalid("vector \(request.using) is searched; collection \"\(name)\" has \(config.vectors.count)")
+        }
         var query = request.vector
-        try prepare(&query)
+        try prepare(&query, request.using)
         guard request.limit >= 0 else { throw VQError.invalid("limit is \(request.limit); expected 0 or more") }
         guard request.offset >= 0 else { throw VQError.invalid("offset is \(request.offset); expected 0 or more") }
         guard request.limit + request.offset <= VectorCollection.maxResults else {
@@ -236,7 +255,8 @@ package final class VectorCollection: @unchecked Sendable {
         }
         let k = request.limit + request.offset
         if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }
-        var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(config.efConstruct, k))
+        var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(config.vectors[request.using].efConstruct ?? config.efConstruct, k))
+        shardRequest.vector = request.using
         shardRequest.exact = request.exact
         shardRequest.indexedOnly = request.indexedOnly
         shardRequest.withPayload = request.withPayload
@@ -309,7 +329,7 @@ package final class VectorCollection: @unchecked Sendable {
         var all: [(value: Double, record: PointRecord)] = []
         for set in replicaSets {
             all += try set.ordered(key: key, schema: schema, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
-                                   withVector: withVector, withPayload: withPayload, dim: config.dim)
+                                   withVector: withVector, withPayload: withPayload, dims: config.vectors.dims)
         }
         all.sort { descending ? $0.value > $1.value : $0.value < $1.value }
         return Array(all.prefix(limit))
@@ -323,7 +343,7 @@ package final class VectorCollection: @unchecked Sendable {
 
     /// One shard's records: of `ids`, or all passing `filter` (a replica's, when distributed).
     private func records(_ s: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord] {
-        try replicaSets[s].scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dim: config.dim)
+        try replicaSets[s].scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dims: config.vectors.dims)
     }
 
     /// The ids of the points passing `filter`.

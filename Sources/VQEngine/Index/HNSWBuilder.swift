@@ -52,20 +52,34 @@ package final class HNSWBuilder: @unchecked Sendable {
     private let next = Atomic<Int>(1)
     private let shouldContinue: (@Sendable () -> Bool)?
     private let cancelled = Atomic<Bool>(false)
+    /// Bit i set: node i is left out (no links, never reached; a row without this vector).
+    private let skip: UnsafePointer<UInt64>?
+    /// The first node not skipped (the initial entry); `count` when all are.
+    private let first: Int
 
     /// Builds the graph of `count` vectors of `dim` floats (row i = node i).
+    /// - Parameter skip: a bitmap of nodes to leave out (isolated, level 0); searches must exclude
+    ///   them too (the entry point is one of them only when all are).
     /// - Parameter shouldContinue: asked every few hundred nodes; returning false abandons the build.
     /// - Returns: the graph, or nil when `shouldContinue` said stop.
     /// - Complexity: about O(count x ef_construct x m x log(count)) distance evaluations.
     package static func build(vectors: UnsafePointer<Float>, count: Int, dim: Int, distance: Distance, params: HNSWParams,
-                              shouldContinue: (@Sendable () -> Bool)? = nil) -> HNSWGraph? {
-        let builder = HNSWBuilder(vectors: vectors, count: count, dim: dim, distance: distance, params: params,
+                              skip: UnsafePointer<UInt64>? = nil, shouldContinue: (@Sendable () -> Bool)? = nil) -> HNSWGraph? {
+        let builder = HNSWBuilder(vectors: vectors, count: count, dim: dim, distance: distance, params: params, skip: skip,
                                   shouldContinue: shouldContinue)
         return builder.run()
     }
 
+    @inline(__always)
+    private static func skipped(_ skip: UnsafePointer<UInt64>?, _ i: Int) -> Bool {
+        guard let skip else { return false }
+        return skip[i >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+
     private init(vectors: UnsafePointer<Float>, count: Int, dim: Int, distance: Distance, params: HNSWParams,
-                 shouldContinue: (@Sendable () -> Bool)?) {
+                 skip: UnsafePointer<UInt64>?, shouldContinue: (@Sendable () -> Bool)?) {
+        self.skip = skip
+        first = (0..<count).first { !HNSWBuilder.skipped(skip, $0) } ?? count
         self.vectors = vectors
         self.count = count
         self.dim = dim
@@ -79,7 +93,7 @@ package final class HNSWBuilder: @unchecked Sendable {
         var blocks = 0
         for i in 0..<count {
             let u = Double(mix64(params.seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15)) >> 11) / Double(1 << 53)
-            let l = min(15, Int(-log(max(u, 1e-300)) * mult))
+            let l = HNSWBuilder.skipped(skip, i) ? 0 : min(15, Int(-log(max(u, 1e-300)) * mult))
             levelOf[i] = UInt8(l)
             blocks += l
         }
@@ -109,8 +123,9 @@ package final class HNSWBuilder: @unchecked Sendable {
     }
 
     private func run() -> HNSWGraph? {
-        if count > 0 {
-            top.withLock { $0 = (0, Int(levels[0])) }
+        if first < count {
+            next.store(first + 1, ordering: .relaxed)
+            top.withLock { $0 = (UInt32(first), Int(levels[first])) }
             let threads = useLocks ? max(1, params.threads > 0 ? params.threads : ProcessInfo.processInfo.activeProcessorCount) : 1
             if threads == 1 {
                 worker()
@@ -160,6 +175,7 @@ package final class HNSWBuilder: @unchecked Sendable {
             if i >= count { return }
             if i % 256 == 0, let shouldContinue, !shouldContinue() { cancelled.store(true, ordering: .relaxed) }
             if cancelled.load(ordering: .relaxed) { return }
+            if HNSWBuilder.skipped(skip, i) { continue }
             insert(UInt32(i), &s)
         }
     }

@@ -228,16 +228,19 @@ extension Segment {
     /// than a walk: a walk scores about 3 x ef x m0 vectors (the measured crossover on 200k x 128
     /// at ef 64 was 6,800 rows).
     package func usesGraph(_ params: SegmentSearch, allowed count: Int) -> Bool {
-        guard let graph, !params.exact, count * 25 >= rowCount else { return false }
+        guard let graph = stores[params.vector].graph, !params.exact, count * 25 >= rowCount else { return false }
         return count >= params.fullScanRows || count > 3 * max(params.ef, params.k) * graph.m0
     }
 
-    /// Adds the best of the `allowed` rows (live rows only, `count` of them) to `top`.
+    /// Adds the best of the `allowed` rows (live rows that have vector `params.vector` only, `count`
+    /// of them) to `top`.
     package func search(_ query: UnsafePointer<Float>, tag: UInt64, params: SegmentSearch, into top: inout TopK,
                         allowed: RowBits, count: Int) {
-        let distance = DistanceFunction(self.distance)
-        let dim = self.dim
-        if let graph, usesGraph(params, allowed: count) {
+        let store = stores[params.vector]
+        let vectors = store.data
+        let distance = DistanceFunction(store.distance)
+        let dim = store.dim
+        if let graph = store.graph, usesGraph(params, allowed: count) {
             let hits: [Candidate]
             if count * 10 >= rowCount * 3 {
                 // Most rows allowed: the usual walk, the others passed through and never returned.

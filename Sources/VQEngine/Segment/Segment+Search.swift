@@ -11,8 +11,11 @@ package struct SegmentSearch {
     package var exact = false
     /// Segments with fewer live rows than this are scanned even when indexed (full_scan_threshold).
     package var fullScanRows = 0
+    /// Which vector (store) is searched.
+    package var vector = 0
 
-    package init(k: Int, ef: Int, exact: Bool = false, fullScanRows: Int = 0) {
+    package init(k: Int, ef: Int, exact: Bool = false, fullScanRows: Int = 0, vector: Int = 0) {
+        self.vector = vector
         self.k = k
         self.ef = ef
         self.exact = exact
@@ -23,35 +26,44 @@ package struct SegmentSearch {
 extension Segment {
     /// Whether a search with `params` would walk the graph rather than scan.
     package func usesGraph(_ params: SegmentSearch) -> Bool {
-        graph != nil && !params.exact && liveCount >= params.fullScanRows
+        stores[params.vector].graph != nil && !params.exact && liveCount >= params.fullScanRows
     }
 
     /// Adds this segment's best rows for `query` to `top`, keyed `tag << 32 | row`.
     /// - Parameters:
-    ///   - query: `dim` floats, already normalised for cosine.
+    ///   - query: the searched vector's `dim` floats, already normalised for cosine.
     /// Filtered searches go through `search(_:tag:params:into:allowed:count:)` (Segment+Filter.swift).
     package func search(_ query: UnsafePointer<Float>, tag: UInt64, params: SegmentSearch, into top: inout TopK) {
-        let distance = DistanceFunction(self.distance)
-        if let graph, usesGraph(params) {
-            let hits = graph.search(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef,
-                                    deleted: deletedCount > 0 ? UnsafePointer(deleted.base) : nil)
+        let store = stores[params.vector]
+        let distance = DistanceFunction(store.distance)
+        // Rows that lack the vector are left out like deleted ones.
+        let excluded = store.excluded(deleted: deleted.base, rows: rowCount)
+        if let graph = store.graph, usesGraph(params) {
+            let hits = withExcluded(excluded) { skip in
+                graph.search(query, vectors: store.data.base, dim: store.dim, distance: distance, k: params.k, ef: params.ef, deleted: skip)
+            }
             for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
             return
         }
-        exactSearch(query, tag: tag, distance: distance, into: &top)
+        withExcluded(excluded) { skip in exactSearch(query, store: store, tag: tag, distance: distance, skip: skip, into: &top) }
     }
 
-    /// Scores every live row against `query` and keeps the best in `top`.
+    /// Calls `body` with the rows to skip: `excluded` when given, else the deleted rows (nil when none).
+    private func withExcluded<T>(_ excluded: [UInt64]?, _ body: (UnsafePointer<UInt64>?) -> T) -> T {
+        if let excluded { return excluded.withUnsafeBufferPointer { body($0.baseAddress) } }
+        return body(deletedCount > 0 ? UnsafePointer(deleted.base) : nil)
+    }
+
+    /// Scores every row of `store` not in `skip` against `query` and keeps the best in `top`.
     /// - Complexity: O(rows x dim).
-    package func exactSearch(_ query: UnsafePointer<Float>, tag: UInt64, distance: DistanceFunction, into top: inout TopK) {
+    func exactSearch(_ query: UnsafePointer<Float>, store: VectorStore, tag: UInt64, distance: DistanceFunction,
+                     skip: UnsafePointer<UInt64>?, into top: inout TopK) {
         let n = rowCount
-        let dim = self.dim
-        let base = UnsafePointer(vectors.base)
-        let bits = UnsafePointer(deleted.base)
-        let hasDeletes = deletedCount > 0
+        let dim = store.dim
+        let base = UnsafePointer(store.data.base)
         var threshold = top.threshold
         for row in 0..<n {
-            if hasDeletes && bits[row >> 6] & (1 << UInt64(row & 63)) != 0 { continue }
+            if let skip, skip[row >> 6] & (1 << UInt64(row & 63)) != 0 { continue }
             let s = -distance(query, base + row * dim, dim)
             if s >= threshold {
                 top.push(ScoredKey(score: s, key: tag << 32 | UInt64(row)))

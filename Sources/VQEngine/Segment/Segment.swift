@@ -3,15 +3,18 @@
 //   Segment.swift          storage of one segment: vectors, rows, deletions, payloads, graph
 //   Segment+Search.swift   search: the HNSW graph when it has one, else an exact scan
 //
-// A segment keeps five memory-mapped arrays (see MappedArray), row i of each
+// A segment keeps memory-mapped arrays (see MappedArray), row i of each
 // describing the same point:
 //
 //   vectors.f32   row i at floats [i*dim, (i+1)*dim)          (cosine: unit length)
+//                 (vector k > 0 of a collection with named vectors: vectors.K.f32; see VectorLayout)
+//   absent.bits   named vectors only: bit i set = row i lacks the vector (absent.K.bits for vector k > 0)
 //   rows.bin      RowRecord: id tag, id words, version (op number of the last write)
 //   deleted.bits  bit i set = row i is deleted (a tombstone)
 //   payload.idx   PayloadRef: offset and length of the row's payload JSON in payload.dat
 //   payload.dat   payload JSON, append-only
-//   hnsw.bin      the HNSW graph over the rows (sealed, indexed segments only; see HNSWGraph)
+//   hnsw.bin      the HNSW graph over the rows (sealed, indexed segments only; see HNSWGraph; hnsw.K.bin
+//                 for vector k > 0); rows that lack the vector are left out of it
 //   *.sum0, *.sum1  every file: CRC-32C per 64 KiB chunk as last flushed (see MappedArray),
 //                 also for the files that change (deleted.bits, the appendable segment's);
 //                 checked before a flush replaces a chunk, and in full by the scrub and `check`
@@ -80,6 +83,75 @@ package struct SegmentInfo: Sendable, Equatable {
     }
 }
 
+/// One vector's rows in a segment: the floats, which rows lack it, and its graph.
+package final class VectorStore: @unchecked Sendable {
+    package let spec: VectorSpec
+    let data: MappedArray<Float>
+    /// Bit i set: row i lacks this vector; nil when every row has it (the unnamed vector).
+    let absent: MappedArray<UInt64>?
+    package private(set) var absentCount = 0
+    /// The graph over the rows that have the vector; nil until indexed, or when its m is 0.
+    package internal(set) var graph: HNSWGraph?
+
+    init(spec: VectorSpec, data: MappedArray<Float>, absent: MappedArray<UInt64>?) {
+        self.spec = spec
+        self.data = data
+        self.absent = absent
+        if let absent { for w in absent.buffer { absentCount += w.nonzeroBitCount } }
+    }
+
+    package var dim: Int { spec.dim }
+    package var distance: Distance { spec.distance }
+
+    @inline(__always)
+    package func lacks(_ row: Int) -> Bool {
+        guard let absent else { return false }
+        return absent.base[row >> 6] & (1 << UInt64(row & 63)) != 0
+    }
+
+    package func vector(_ row: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: data.base + row * dim, count: dim)
+    }
+
+    /// Sets whether `row` lacks the vector (named vectors only).
+    func setAbsent(_ row: Int, _ lacking: Bool) throws {
+        guard let absent else { precondition(!lacking, "the unnamed vector cannot be absent"); return }
+        let word = row >> 6, bit = UInt64(1) << UInt64(row & 63)
+        while word >= absent.count { try absent.append(0) }
+        let was = absent[word] & bit != 0
+        if was == lacking { return }
+        if lacking { absent[word] |= bit; absentCount += 1 } else { absent[word] &= ~bit; absentCount -= 1 }
+    }
+
+    /// Rows to leave out of a search of this vector: `deleted` plus the rows that lack it;
+    /// nil when that is just `deleted` (no row lacks it).
+    func excluded(deleted: UnsafePointer<UInt64>, rows: Int) -> [UInt64]? {
+        guard absentCount > 0, let absent else { return nil }
+        let words = (rows + 63) / 64
+        var out = [UInt64](repeating: 0, count: words)
+        for w in 0..<min(words, absent.count) { out[w] = deleted[w] | absent.base[w] }
+        return out
+    }
+
+    func flush(sequence: UInt64) throws {
+        try data.flush(sequence: sequence)
+        try absent?.flush(sequence: sequence)
+    }
+
+    func dropUndo() {
+        data.dropUndo()
+        absent?.dropUndo()
+    }
+
+    func verify() -> String? { data.verify() ?? absent?.verify() }
+
+    /// File names of vector `k`.
+    static func files(_ k: Int) -> (vectors: String, absent: String, graph: String) {
+        k == 0 ? (DataDirectory.SegmentFile.vectors.rawValue, "absent.bits", Segment.graphFile)
+               : ("vectors.\(k).f32", "absent.\(k).bits", "hnsw.\(k).bin")
+    }
+}
+
 /// One segment's points, vectors and payloads.
 ///
 /// Mutated only by its shard's applier thread, under the shard's write lock;
@@ -87,18 +159,17 @@ package struct SegmentInfo: Sendable, Equatable {
 package final class Segment: @unchecked Sendable {
     package let id: UInt64
     package let directory: String
-    package let dim: Int
-    package let distance: Distance
     package let capacity: Int
     package private(set) var appendable: Bool
     package private(set) var deletedCount = 0
-    let vectors: MappedArray<Float>
+    /// One store per vector of the collection's VectorLayout.
+    package let stores: [VectorStore]
     let rows: MappedArray<RowRecord>
     let deleted: MappedArray<UInt64>
     let payloadIndex: MappedArray<PayloadRef>
     let payloadData: MappedArray<UInt8>
-    /// The HNSW graph over the rows; nil until the optimizer indexes the segment.
-    package private(set) var graph: HNSWGraph?
+    /// Whether the optimizer has built the graphs (of the vectors whose m is not 0).
+    package private(set) var indexed = false
     /// The payload indexes, by field name (see Segment+Filter.swift); changed under the shard's
     /// write lock.
     package internal(set) var fieldIndexes: [String: FieldIndex] = [:]
@@ -111,11 +182,11 @@ package final class Segment: @unchecked Sendable {
     /// Opens a segment's files (creating empty ones for a new segment).
     /// - Parameter capacity: the most rows it may ever hold; for a sealed segment, its row count.
     /// - Parameter committedFlush: the manifest's flush sequence number (undo files of later flushes are applied).
-    package init(directory: String, info: SegmentInfo, dim: Int, distance: Distance, capacity: Int, committedFlush: UInt64 = 0) throws {
+    /// - Parameter graphs: which vectors have a graph once indexed (all when nil).
+    package init(directory: String, info: SegmentInfo, vectors layout: VectorLayout, graphs: [Bool]? = nil, capacity: Int,
+                 committedFlush: UInt64 = 0) throws {
         self.id = info.id
         self.directory = directory
-        self.dim = dim
-        self.distance = distance
         self.capacity = max(capacity, info.rows)
         self.appendable = info.appendable
         try FileIO.makeDirectories(directory)
@@ -123,7 +194,14 @@ package final class Segment: @unchecked Sendable {
         func path(_ f: F) -> String { directory + "/" + f.rawValue }
         let cap = self.capacity
         let c = committedFlush
-        vectors = try MappedArray(path: path(.vectors), count: info.rows * dim, capacity: cap * dim, committedFlush: c)
+        stores = try layout.specs.enumerated().map { k, spec in
+            let files = VectorStore.files(k)
+            return VectorStore(spec: spec,
+                               data: try MappedArray(path: directory + "/" + files.vectors, count: info.rows * spec.dim,
+                                                     capacity: cap * spec.dim, committedFlush: c),
+                               absent: layout.named ? try MappedArray(path: directory + "/" + files.absent, count: (info.rows + 63) / 64,
+                                                                      capacity: (cap + 63) / 64, committedFlush: c) : nil)
+        }
         rows = try MappedArray(path: path(.rows), count: info.rows, capacity: cap, committedFlush: c)
         deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64, committedFlush: c)
         payloadIndex = try MappedArray(path: path(.payloadIndex), count: info.rows, capacity: cap, committedFlush: c)
@@ -143,12 +221,17 @@ package final class Segment: @unchecked Sendable {
             // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment
             // searched exactly (and unindexed, so the optimizer builds it again), not unopenable.
             do {
-                let g = try HNSWGraph.open(directory + "/" + Segment.graphFile)
-                guard g.count == info.rows else {
-                    throw VQError(.corrupt, "\(directory)/\(Segment.graphFile) has \(g.count) nodes; the segment has \(info.rows) rows")
+                for (k, store) in stores.enumerated() where graphs?[k] ?? true {
+                    let path = directory + "/" + VectorStore.files(k).graph
+                    let g = try HNSWGraph.open(path)
+                    guard g.count == info.rows else {
+                        throw VQError(.corrupt, "\(path) has \(g.count) nodes; the segment has \(info.rows) rows")
+                    }
+                    store.graph = g
                 }
-                graph = g
+                indexed = true
             } catch {
+                for store in stores { store.graph = nil }
                 graphProblem = "\(error)"
             }
         }
@@ -161,7 +244,7 @@ package final class Segment: @unchecked Sendable {
 
     /// The files a sealed segment never changes again, with their bytes now.
     private var immutableFiles: [(DataDirectory.SegmentFile, UnsafeRawBufferPointer)] {
-        [(.vectors, UnsafeRawBufferPointer(vectors.buffer)), (.rows, UnsafeRawBufferPointer(rows.buffer)),
+        [(.vectors, UnsafeRawBufferPointer(stores[0].data.buffer)), (.rows, UnsafeRawBufferPointer(rows.buffer)),
          (.payloadIndex, UnsafeRawBufferPointer(payloadIndex.buffer)), (.payloadData, UnsafeRawBufferPointer(payloadData.buffer))]
     }
 
@@ -187,33 +270,41 @@ package final class Segment: @unchecked Sendable {
     /// Checks every file against its block checksums (see MappedArray), reading the files.
     /// - Returns: the first damage found, naming the file; nil when all match.
     package func verifyBlocks() -> String? {
-        vectors.verify() ?? rows.verify() ?? deleted.verify() ?? payloadIndex.verify() ?? payloadData.verify()
+        for store in stores { if let problem = store.verify() { return problem } }
+        return rows.verify() ?? deleted.verify() ?? payloadIndex.verify() ?? payloadData.verify()
     }
 
     package static let graphFile = "hnsw.bin"
 
-    /// Whether searches can use a graph.
-    package var indexed: Bool { graph != nil }
-
-    /// Builds the graph over every row (deleted ones stay as tombstones) and writes it durably.
+    /// Builds the graph of each vector whose params have m > 0 over every row that has it
+    /// (deleted ones stay as tombstones) and writes it durably.
     ///
-    /// Does not attach it: call `attach(_:)` under the shard's write lock, since searches read `graph`.
-    /// Only for sealed segments, whose rows no longer change.
+    /// Does not attach them: call `attach(_:)` under the shard's write lock, since searches read
+    /// the graphs. Only for sealed segments, whose rows no longer change.
+    /// - Parameter params: per vector.
     /// - Throws: `.cancelled` when `shouldContinue` said stop.
-    package func buildIndex(_ params: HNSWParams, shouldContinue: (@Sendable () -> Bool)? = nil) throws -> HNSWGraph {
-        precondition(!appendable)
-        guard let g = HNSWBuilder.build(vectors: vectors.base, count: rowCount, dim: dim, distance: distance, params: params,
-                                        shouldContinue: shouldContinue) else {
-            throw VQError(.cancelled, "indexing segment \(id) was stopped")
+    package func buildIndex(_ params: [HNSWParams], shouldContinue: (@Sendable () -> Bool)? = nil) throws -> [HNSWGraph?] {
+        precondition(!appendable && params.count == stores.count)
+        return try stores.enumerated().map { k, store in
+            guard params[k].m > 0 else { return nil }
+            guard let g = HNSWBuilder.build(vectors: store.data.base, count: rowCount, dim: store.dim, distance: store.distance,
+                                            params: params[k], skip: store.absentCount > 0 ? UnsafePointer(store.absent!.base) : nil,
+                                            shouldContinue: shouldContinue) else {
+                throw VQError(.cancelled, "indexing segment \(id) was stopped")
+            }
+            try g.write(to: directory + "/" + VectorStore.files(k).graph)
+            return g
         }
-        try g.write(to: directory + "/" + Segment.graphFile)
-        return g
     }
 
-    /// Publishes a graph built by `buildIndex`.
-    package func attach(_ g: HNSWGraph) {
-        precondition(g.count == rowCount)
-        graph = g
+    /// Publishes the graphs built by `buildIndex`.
+    package func attach(_ graphs: [HNSWGraph?]) {
+        precondition(graphs.count == stores.count)
+        for (store, g) in zip(stores, graphs) {
+            precondition(g == nil || g!.count == rowCount)
+            store.graph = g
+        }
+        indexed = true
     }
 
     package var rowCount: Int { rows.count }
@@ -221,7 +312,7 @@ package final class Segment: @unchecked Sendable {
     package var isFull: Bool { rows.count >= capacity }
 
     package var info: SegmentInfo {
-        SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: graph != nil)
+        SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: indexed)
     }
 
     /// Stops taking new rows (its payload indexes sort their numbers: rows no longer change).
@@ -239,8 +330,14 @@ package final class Segment: @unchecked Sendable {
 
     package func record(_ row: Int) -> RowRecord { rows.base[row] }
 
-    package func vector(_ row: Int) -> UnsafeBufferPointer<Float> {
-        UnsafeBufferPointer(start: vectors.base + row * dim, count: dim)
+    /// Row `row`'s vectors, absent ones nil.
+    package func vectors(_ row: Int) -> [[Float]?] {
+        stores.map { $0.lacks(row) ? nil : Array($0.vector(row)) }
+    }
+
+    /// Row `row`'s vectors as buffers for `body` (absent ones nil).
+    func withVectors<T>(_ row: Int, _ body: ([UnsafeBufferPointer<Float>?]) throws -> T) rethrows -> T {
+        try body(stores.map { $0.lacks(row) ? nil : $0.vector(row) })
     }
 
     /// Marks `row` deleted (idempotent).
@@ -253,22 +350,39 @@ package final class Segment: @unchecked Sendable {
     }
 
     /// Appends a row.
+    /// - Parameter vectors: one per store; nil where the point lacks the vector (named vectors).
     /// - Returns: the new row number.
-    package func append(id: PointID, version: UInt64, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) throws -> Int {
-        precondition(vector.count == dim)
+    package func append(id: PointID, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], payload: [UInt8]?) throws -> Int {
+        precondition(vectors.count == stores.count)
         let row = rows.count
         guard row < capacity else { throw VQError(.internal, "segment \(id) is full (\(capacity) rows)") }
-        try vectors.append(contentsOf: vector)
+        for (store, v) in zip(stores, vectors) {
+            if let v {
+                precondition(v.count == store.dim)
+                try store.data.append(contentsOf: v)
+            } else {
+                try store.data.append(repeating: 0, count: store.dim)
+            }
+            if store.absent != nil { try store.setAbsent(row, v == nil) }
+        }
         try rows.append(RowRecord(id: id, version: version))
         if (row + 1 + 63) / 64 > deleted.count { try deleted.append(0) }
         try payloadIndex.append(try storePayload(payload))
         return row
     }
 
-    /// Replaces a live row's vector, version and payload in place.
-    package func overwrite(row: Int, version: UInt64, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) throws {
-        (vectors.base + row * dim).update(from: vector.baseAddress!, count: dim)
-        vectors.markDirty((row * dim)..<((row + 1) * dim))
+    /// Replaces a live row's vectors, version and payload in place.
+    package func overwrite(row: Int, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], payload: [UInt8]?) throws {
+        for (store, v) in zip(stores, vectors) {
+            let dim = store.dim
+            if let v {
+                (store.data.base + row * dim).update(from: v.baseAddress!, count: dim)
+            } else {
+                (store.data.base + row * dim).update(repeating: 0, count: dim)
+            }
+            store.data.markDirty((row * dim)..<((row + 1) * dim))
+            if store.absent != nil { try store.setAbsent(row, v == nil) }
+        }
         var r = rows[row]
         r.version = version
         rows[row] = r
@@ -315,7 +429,7 @@ package final class Segment: @unchecked Sendable {
     /// Writes everything changed since the last flush and fsyncs it; overwrites stay undoable
     /// until `dropUndo()` (see MappedArray).
     package func flush(sequence: UInt64 = 0) throws {
-        try vectors.flush(sequence: sequence)
+        for store in stores { try store.flush(sequence: sequence) }
         try rows.flush(sequence: sequence)
         try deleted.flush(sequence: sequence)
         try payloadData.flush(sequence: sequence)
@@ -324,7 +438,7 @@ package final class Segment: @unchecked Sendable {
 
     /// Forgets the undo data of the last flush (its manifest is durable).
     package func dropUndo() {
-        vectors.dropUndo()
+        for store in stores { store.dropUndo() }
         rows.dropUndo()
         deleted.dropUndo()
         payloadIndex.dropUndo()

@@ -93,9 +93,9 @@ extension LocalShard {
             if mayForceSeal && app.rowCount > 0 { return .seal }
             let sealed = holder.slots.indices.filter { holder.slots[$0].map { !$0.appendable } ?? false }
             func seg(_ i: Int) -> Segment { holder.slots[i]! }
-            let wantIndex = o.hnsw.m > 0 && (o.indexingEnabled || force)
+            let wantIndex = o.wantsGraphs && (o.indexingEnabled || force)
             // 1. Sealed segments without a graph: index them, merging small ones on the way.
-            let unindexed = sealed.filter { seg($0).graph == nil }.sorted { seg($0).liveCount < seg($1).liveCount }
+            let unindexed = sealed.filter { !seg($0).indexed }.sorted { seg($0).liveCount < seg($1).liveCount }
             if !unindexed.isEmpty {
                 var group: [Int] = []
                 var rows = 0
@@ -144,13 +144,15 @@ extension LocalShard {
         let directory = DataDirectory.segmentDir(shardDir: self.directory, id: id)
         do {
             let merged = try Segment(directory: directory, info: SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true),
-                                     dim: options.dim, distance: options.distance, capacity: max(1, rowMap.count))
+                                     vectors: options.vectors, capacity: max(1, rowMap.count))
             let bySlot = Dictionary(uniqueKeysWithValues: zip(slots, sources))
             for from in rowMap {
                 let source = bySlot[Int(from.slot)]!
                 let row = Int(from.row)
                 let record = source.record(row)
-                _ = try merged.append(id: record.id, version: record.version, vector: source.vector(row), payload: source.payloadBytes(row))
+                _ = try source.withVectors(row) {
+                    try merged.append(id: record.id, version: record.version, vectors: $0, payload: source.payloadBytes(row))
+                }
             }
             merged.seal()
             merged.applySchema(schema)
@@ -178,16 +180,18 @@ extension LocalShard {
         return index ? rowMap.count : 0
     }
 
-    /// Graph build parameters: `max_indexing_threads`, where 0 means every core for a
-    /// foreground `vq optimize` and all but one for the background optimizer, which
+    /// Graph build parameters of each vector: `max_indexing_threads`, where 0 means every core
+    /// for a foreground `vq optimize` and all but one for the background optimizer, which
     /// leaves a core to searches (on 2 cores that halved the p99 under a full-speed writer).
-    func buildParams(foreground: Bool) -> HNSWParams {
-        var p = options.hnsw
-        if p.threads == 0 {
-            let cores = ProcessInfo.processInfo.activeProcessorCount
-            p.threads = foreground ? cores : max(1, cores - 1)
+    func buildParams(foreground: Bool) -> [HNSWParams] {
+        options.graphParams.map { spec in
+            var p = spec
+            if p.threads == 0 {
+                let cores = ProcessInfo.processInfo.activeProcessorCount
+                p.threads = foreground ? cores : max(1, cores - 1)
+            }
+            return p
         }
-        return p
     }
 
     /// Stop a graph build when the shard starts closing (close need not wait for a whole graph).

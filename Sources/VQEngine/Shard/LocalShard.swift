@@ -210,7 +210,7 @@ package final class LocalShard: @unchecked Sendable {
                     for entry in batch {
                         try lock.write { try holder.apply(entry.op, entry.operation) }
                         switch entry.operation {
-                        case .upsert(let b), .updateVectors(let b): flushMutex.withLock { bytesSinceFlush += b.vectors.count * 4 }
+                        case .upsert(let b), .updateVectors(let b): flushMutex.withLock { bytesSinceFlush += b.floatCount * 4 }
                         default: break
                         }
                         progress.lock()
@@ -333,8 +333,12 @@ package final class LocalShard: @unchecked Sendable {
         // parses, peers' operations with `Operation.validate`).
         switch operation {
         case .upsert(let batch), .updateVectors(let batch):
-            if batch.dim != options.dim || batch.vectors.count != batch.count * batch.dim {
-                throw VQError.invalid("the operation has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
+            guard batch.dims == options.vectors.dims, batch.dims.indices.allSatisfy({ batch.vectors[$0].count == batch.count * batch.dims[$0] }) else {
+                throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions; the shard expects \(options.vectors.dims)")
+            }
+        case .deleteVectors(_, let vectors):
+            guard options.vectors.named, vectors.allSatisfy({ options.vectors.specs.indices.contains($0) }) else {
+                throw VQError.invalid("the operation deletes vectors \(vectors); the shard has \(options.vectors.count) named vectors")
             }
         default: break
         }
@@ -374,7 +378,9 @@ package final class LocalShard: @unchecked Sendable {
     /// - Parameter query: `dim` floats, already normalised for cosine.
     /// - Returns: the hits and how many live points were skipped.
     package func search(_ query: UnsafeBufferPointer<Float>, _ request: ShardSearch) -> (hits: [ScoredPoint], skipped: Int) {
-        var params = SegmentSearch(k: request.k, ef: request.ef, exact: request.exact, fullScanRows: options.fullScanRows)
+        var params = SegmentSearch(k: request.k, ef: request.ef, exact: request.exact, fullScanRows: options.fullScanRows,
+                                   vector: request.vector)
+        precondition(options.vectors.specs.indices.contains(request.vector), "searched vector checked by the caller")
         params.ef = max(params.ef, params.k)
         let fullScanRows = options.fullScanRows
         return lock.read {

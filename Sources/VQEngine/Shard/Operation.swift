@@ -1,32 +1,89 @@
 // The operations a shard logs and applies, and their WAL encoding.
 //
-//   upsert:  | kind 1 u8 | count u32 | dim u32 | ids (count x (tag u8, a u64, b u64)) |
-//            | vectors (count x dim x f32) | payloads (count x (present u8 [, blob])) |
+//   upsert:  | kind 7 u8 | count u32 | vectors u32 | dims (vectors x u32) | ids (count x (tag u8, a u64, b u64)) |
+//            | per vector: presence u8 (0 all, 1 flags follow) [, count x u8] and count x dim x f32 (zeros where absent) |
+//            | payloads (count x (present u8 [, blob])) |
 //   delete:  | kind 2 u8 | count u32 | ids (count x (tag u8, a u64, b u64)) |
-//   update vectors: as upsert, kind 6, every payload flag 0 (payloads are kept)
+//   update vectors: as upsert, kind 8, every payload flag 0 (payloads are kept; absent vectors are kept)
+//   delete vectors: | kind 9 u8 | ids | count u32 | vector numbers (count x u32) |
+//
+// Kinds 1 and 6 (upsert and update vectors of one vector, before named vectors:
+// | count u32 | dim u32 | ids | vectors | payloads |) are still read.
 
-/// Points to write, stored flat: vector i at `vectors[i*dim ..< (i+1)*dim]`.
+/// Points to write, stored flat per vector: point i's vector k at
+/// `vectors[k][i*dims[k] ..< (i+1)*dims[k]]` (zeros where the point lacks it).
 package struct PointBatch: Sendable {
-    package var dim: Int
+    /// Each vector's dimension (the collection's VectorLayout order).
+    package var dims: [Int]
     package var ids: [PointID] = []
-    package var vectors: [Float] = []
+    package var vectors: [[Float]]
+    /// Per vector, which points carry it; empty when all do.
+    package var present: [[Bool]]
     /// Compact JSON bytes of each point's payload object, or nil.
     package var payloads: [[UInt8]?] = []
 
-    package init(dim: Int) { self.dim = dim }
+    package init(dims: [Int]) {
+        self.dims = dims
+        vectors = Array(repeating: [], count: dims.count)
+        present = Array(repeating: [], count: dims.count)
+    }
+
+    /// A batch of one unnamed vector.
+    package init(dim: Int) { self.init(dims: [dim]) }
 
     package var count: Int { ids.count }
 
+    /// Whether point `i` carries vector `k`.
+    @inline(__always)
+    package func has(_ k: Int, _ i: Int) -> Bool { present[k].isEmpty || present[k][i] }
+
+    /// Appends a point of a single-vector batch.
     package mutating func append(id: PointID, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) {
-        precondition(vector.count == dim)
+        precondition(dims.count == 1 && vector.count == dims[0])
         ids.append(id)
-        vectors.append(contentsOf: vector)
+        vectors[0].append(contentsOf: vector)
         payloads.append(payload)
     }
 
+    /// Appends a point with each vector given or absent (nil).
+    package mutating func append(id: PointID, vectors given: [UnsafeBufferPointer<Float>?], payload: [UInt8]?) {
+        precondition(given.count == dims.count)
+        let i = ids.count
+        for (k, v) in given.enumerated() {
+            if let v {
+                precondition(v.count == dims[k])
+                vectors[k].append(contentsOf: v)
+                if !present[k].isEmpty { present[k].append(true) }
+            } else {
+                vectors[k].append(contentsOf: repeatElement(0, count: dims[k]))
+                if present[k].isEmpty { present[k] = Array(repeating: true, count: i) }
+                present[k].append(false)
+            }
+        }
+        ids.append(id)
+        payloads.append(payload)
+    }
+
+    /// Point `i`'s vector `k` (check `has` first: an absent one reads as zeros).
+    package func withVector<T>(_ k: Int, _ i: Int, _ body: (UnsafeBufferPointer<Float>) throws -> T) rethrows -> T {
+        let d = dims[k]
+        return try vectors[k].withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[(i * d)..<((i + 1) * d)])) }
+    }
+
+    /// Point `i`'s vectors, absent ones nil.
+    package func vectorsOf(_ i: Int) -> [[Float]?] {
+        dims.indices.map { k in has(k, i) ? withVector(k, i) { Array($0) } : nil }
+    }
+
+    /// Floats held, all vectors together.
+    package var floatCount: Int { vectors.reduce(0) { $0 + $1.count } }
+
     package mutating func removeAll() {
         ids.removeAll(keepingCapacity: true)
-        vectors.removeAll(keepingCapacity: true)
+        for k in dims.indices {
+            vectors[k].removeAll(keepingCapacity: true)
+            present[k].removeAll(keepingCapacity: true)
+        }
         payloads.removeAll(keepingCapacity: true)
     }
 }
@@ -41,15 +98,21 @@ package enum Operation: Sendable {
     case deletePayloadKeys(ids: [PointID], keys: [String])
     /// Remove each point's payload.
     case clearPayload([PointID])
-    /// Replace the vectors of points that exist, keeping their payloads (`batch.payloads` all nil).
+    /// Replace the vectors of points that exist, keeping their payloads (`batch.payloads` all nil)
+    /// and the vectors the batch lacks.
     case updateVectors(PointBatch)
+    /// Remove these vectors (VectorLayout numbers) from each point.
+    case deleteVectors(ids: [PointID], vectors: [Int])
 
     private static let upsertKind: UInt8 = 1
     private static let deleteKind: UInt8 = 2
     private static let setPayloadKind: UInt8 = 3
     private static let deleteKeysKind: UInt8 = 4
     private static let clearPayloadKind: UInt8 = 5
-    private static let updateVectorsKind: UInt8 = 6
+    private static let updateVectorsKindV1: UInt8 = 6
+    private static let upsertKind2: UInt8 = 7
+    private static let updateVectorsKind: UInt8 = 8
+    private static let deleteVectorsKind: UInt8 = 9
 
     /// The encoding, in a buffer of exactly its size (kept in the replication history).
     package func encode() -> [UInt8] {
@@ -64,7 +127,9 @@ package enum Operation: Sendable {
         let idBytes = Operation.idBytes
         switch self {
         case .upsert(let b), .updateVectors(let b):
-            return 9 + b.count * idBytes + b.vectors.count * 4 + b.payloads.reduce(0) { $0 + 1 + ($1.map { 4 + $0.count } ?? 0) }
+            return 9 + b.dims.count * 5 + b.count * idBytes + b.floatCount * 4 + b.present.reduce(0) { $0 + $1.count }
+                + b.payloads.reduce(0) { $0 + 1 + ($1.map { 4 + $0.count } ?? 0) }
+        case .deleteVectors(let ids, let vectors): return 9 + ids.count * idBytes + vectors.count * 4
         case .delete(let ids), .clearPayload(let ids): return 5 + ids.count * idBytes
         case .setPayload(let ids, let payload, _): return 5 + ids.count * idBytes + 4 + payload.count + 1
         case .deletePayloadKeys(let ids, let keys): return 9 + ids.count * idBytes + keys.reduce(0) { $0 + 4 + $1.utf8.count }
@@ -75,11 +140,20 @@ package enum Operation: Sendable {
     package func encode(into w: inout ByteWriter) {
         switch self {
         case .upsert(let batch), .updateVectors(let batch):
-            if case .upsert = self { w.u8(Operation.upsertKind) } else { w.u8(Operation.updateVectorsKind) }
+            if case .upsert = self { w.u8(Operation.upsertKind2) } else { w.u8(Operation.updateVectorsKind) }
             w.u32(UInt32(batch.count))
-            w.u32(UInt32(batch.dim))
+            w.u32(UInt32(batch.dims.count))
+            for d in batch.dims { w.u32(UInt32(d)) }
             for id in batch.ids { Operation.writeID(&w, id) }
-            batch.vectors.withUnsafeBufferPointer { w.floats($0) }
+            for k in batch.dims.indices {
+                if batch.present[k].isEmpty {
+                    w.u8(0)
+                } else {
+                    w.u8(1)
+                    for p in batch.present[k] { w.u8(p ? 1 : 0) }
+                }
+                batch.vectors[k].withUnsafeBufferPointer { w.floats($0) }
+            }
             for p in batch.payloads {
                 if let p { w.u8(1); w.blob(p) } else { w.u8(0) }
             }
@@ -99,6 +173,11 @@ package enum Operation: Sendable {
         case .clearPayload(let ids):
             w.u8(Operation.clearPayloadKind)
             Operation.writeIDs(&w, ids)
+        case .deleteVectors(let ids, let vectors):
+            w.u8(Operation.deleteVectorsKind)
+            Operation.writeIDs(&w, ids)
+            w.u32(UInt32(vectors.count))
+            for v in vectors { w.u32(UInt32(v)) }
         }
     }
 
@@ -106,21 +185,46 @@ package enum Operation: Sendable {
         var r = ByteReader(bytes)
         let kind = try r.u8()
         switch kind {
-        case upsertKind, updateVectorsKind:
+        case upsertKind, updateVectorsKindV1, upsertKind2, updateVectorsKind:
+            let v1 = kind == upsertKind || kind == updateVectorsKindV1
             let count = Int(try r.u32())
-            let dim = Int(try r.u32())
-            // Each point takes at least its id, its vector and a payload flag: a count the bytes
+            let stores = v1 ? 1 : Int(try r.u32())
+            guard stores >= 1, stores <= 64 else { throw VQError(.corrupt, "upsert record has \(stores) vectors per point; expected 1 to 64") }
+            var dims: [Int] = []
+            for _ in 0..<stores {
+                let dim = Int(try r.u32())
+                guard dim >= 1, dim <= maxDimension else { throw VQError(.corrupt, "upsert record has \(dim)-dimensional vectors") }
+                dims.append(dim)
+            }
+            // Each point takes at least its id, its vectors and a payload flag: a count the bytes
             // cannot hold is refused before anything is reserved for it.
-            guard dim >= 1, dim <= maxDimension else { throw VQError(.corrupt, "upsert record has \(dim)-dimensional vectors") }
-            let (perPoint, o1) = (dim * 4).addingReportingOverflow(idBytes + 1)
+            let (perPoint, o1) = (dims.reduce(0, +) * 4).addingReportingOverflow(idBytes + 1)
             let (least, o2) = count.multipliedReportingOverflow(by: perPoint)
             guard !o1, !o2, least <= r.remaining else {
-                throw VQError(.corrupt, "upsert record claims \(count) points of \(dim) dimensions but holds \(r.remaining) bytes")
+                throw VQError(.corrupt, "upsert record claims \(count) points of \(dims) dimensions but holds \(r.remaining) bytes")
             }
-            var batch = PointBatch(dim: dim)
+            var batch = PointBatch(dims: dims)
             batch.ids.reserveCapacity(count)
             for _ in 0..<count { batch.ids.append(try readID(&r)) }
-            try r.floats(count * dim, into: &batch.vectors)
+            for k in 0..<stores {
+                if !v1 {
+                    switch try r.u8() {
+                    case 0: break
+                    case 1:
+                        guard count <= r.remaining else { throw VQError(.corrupt, "upsert record is too short for its presence flags") }
+                        batch.present[k].reserveCapacity(count)
+                        for _ in 0..<count {
+                            switch try r.u8() {
+                            case 0: batch.present[k].append(false)
+                            case 1: batch.present[k].append(true)
+                            case let flag: throw VQError(.corrupt, "upsert record has presence flag \(flag); expected 0 or 1")
+                            }
+                        }
+                    case let mode: throw VQError(.corrupt, "upsert record has presence mode \(mode); expected 0 or 1")
+                    }
+                }
+                try r.floats(count * dims[k], into: &batch.vectors[k])
+            }
             batch.payloads.reserveCapacity(count)
             for _ in 0..<count {
                 switch try r.u8() {
@@ -129,7 +233,7 @@ package enum Operation: Sendable {
                 case let flag: throw VQError(.corrupt, "upsert record has payload flag \(flag); expected 0 or 1")
                 }
             }
-            if kind == updateVectorsKind {
+            if kind == updateVectorsKind || kind == updateVectorsKindV1 {
                 guard batch.payloads.allSatisfy({ $0 == nil }) else { throw VQError(.corrupt, "update-vectors record carries payloads") }
                 return .updateVectors(batch)
             }
@@ -153,6 +257,13 @@ package enum Operation: Sendable {
             return .deletePayloadKeys(ids: ids, keys: keys)
         case clearPayloadKind:
             return .clearPayload(try readIDs(&r))
+        case deleteVectorsKind:
+            let ids = try readIDs(&r)
+            let n = Int(try r.u32())
+            guard n <= r.remaining / 4 else { throw VQError(.corrupt, "delete-vectors record claims \(n) vectors but is too short") }
+            var vectors: [Int] = []
+            for _ in 0..<n { vectors.append(Int(try r.u32())) }
+            return .deleteVectors(ids: ids, vectors: vectors)
         case let kind:
             throw VQError(.corrupt, "unknown operation kind \(kind) in WAL record")
         }
@@ -177,30 +288,42 @@ package enum Operation: Sendable {
     /// The largest vector dimension a collection may have (CollectionConfig's bound).
     static let maxDimension = 65_536
 
-    /// Checks what a decoder cannot: that the operation fits a shard of `dim`-dimensional vectors
+    /// Checks what a decoder cannot: that the operation fits a shard of `dims`-dimensional vectors
     /// and can be applied. Peers' operations pass here before they reach the WAL, so no record
     /// is ever logged that would fail when replayed.
+    /// - Parameter optional: whether points may lack vectors (named vectors).
     /// - Throws: `.invalidInput` naming the first problem.
-    package func validate(dim: Int) throws {
+    package func validate(dims: [Int], optional: Bool) throws {
         switch self {
-        case .upsert(let batch):
-            guard batch.dim == dim else { throw VQError.invalid("upsert has \(batch.dim)-dimensional vectors; the shard expects \(dim)") }
-            guard batch.vectors.count == batch.count * dim, batch.payloads.count == batch.count else {
-                throw VQError.invalid("upsert of \(batch.count) points holds \(batch.vectors.count) floats and \(batch.payloads.count) payloads")
+        case .upsert(let batch), .updateVectors(let batch):
+            var update = false
+            if case .updateVectors = self { update = true }
+            guard batch.dims == dims else { throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions; the shard expects \(dims)") }
+            guard batch.payloads.count == batch.count, batch.ids.count == batch.count else {
+                throw VQError.invalid("the operation has \(batch.count) ids and \(batch.payloads.count) payloads")
             }
-            if let bad = batch.vectors.firstIndex(where: { !$0.isFinite }) {
-                throw VQError.invalid("point \(batch.ids[bad / dim]) has a vector element that is \(batch.vectors[bad]); expected a finite number")
+            for k in dims.indices {
+                guard batch.vectors[k].count == batch.count * dims[k], batch.present[k].isEmpty || batch.present[k].count == batch.count else {
+                    throw VQError.invalid("the operation's vector \(k) holds \(batch.vectors[k].count) floats for \(batch.count) points")
+                }
+                if !batch.present[k].isEmpty && !optional && !update {
+                    throw VQError.invalid("the operation has points without a vector; this shard's points carry every vector")
+                }
+                if let bad = batch.vectors[k].firstIndex(where: { !$0.isFinite }) {
+                    throw VQError.invalid("point \(batch.ids[bad / dims[k]]) has a vector element that is \(batch.vectors[k][bad]); expected a finite number")
+                }
             }
-            for (i, payload) in batch.payloads.enumerated() {
-                if let payload { try Operation.checkPayload(payload, "point \(batch.ids[i])'s payload") }
+            if update {
+                guard batch.payloads.allSatisfy({ $0 == nil }) else { throw VQError.invalid("a vector update carries payloads") }
+            } else {
+                for (i, payload) in batch.payloads.enumerated() {
+                    if let payload { try Operation.checkPayload(payload, "point \(batch.ids[i])'s payload") }
+                }
             }
-        case .updateVectors(let batch):
-            guard batch.dim == dim, batch.vectors.count == batch.count * dim, batch.payloads.count == batch.count,
-                  batch.payloads.allSatisfy({ $0 == nil }) else {
-                throw VQError.invalid("update of \(batch.count) vectors does not fit a shard of \(dim)-dimensional vectors")
-            }
-            if let bad = batch.vectors.firstIndex(where: { !$0.isFinite }) {
-                throw VQError.invalid("point \(batch.ids[bad / dim]) has a vector element that is \(batch.vectors[bad]); expected a finite number")
+        case .deleteVectors(_, let vectors):
+            guard optional else { throw VQError.invalid("the unnamed vector cannot be deleted from a point; delete the point") }
+            if let bad = vectors.first(where: { !dims.indices.contains($0) }) {
+                throw VQError.invalid("the operation deletes vector \(bad); the shard has \(dims.count)")
             }
         case .setPayload(_, let payload, _):
             try Operation.checkPayload(payload, "the payload")

@@ -37,9 +37,9 @@ package struct RemoteShard: Sendable {
         return try answer { try ShardWire.decodeHits(bytes, maxHits: request.k) }
     }
 
-    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dim: Int) throws -> [PointRecord] {
+    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dims: [Int]) throws -> [PointRecord] {
         let bytes = try call("scan", ShardWire.encodeScan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload))
-        return try answer { try ShardWire.decodeRecords(bytes, dim: dim) }
+        return try answer { try ShardWire.decodeRecords(bytes, dims: withVector ? dims : []) }
     }
 
     package func count() throws -> Int {

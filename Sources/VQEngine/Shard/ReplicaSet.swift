@@ -122,12 +122,12 @@ package final class ReplicaSet: Sendable {
     }
 
     /// The records of `ids` (or, with ids nil, every point passing `filter`), from one active replica.
-    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dim: Int) throws -> [PointRecord] {
+    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dims: [Int]) throws -> [PointRecord] {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dim: dim)
+                        .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dims: dims)
                 }
             }
             try local.checkIntact()
@@ -143,7 +143,7 @@ package final class ReplicaSet: Sendable {
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: nil, filter: filter, withVector: false, withPayload: false, dim: 0).count
+                        .scan(ids: nil, filter: filter, withVector: false, withPayload: false, dims: []).count
                 }
             }
             try local.checkIntact()
@@ -157,7 +157,7 @@ package final class ReplicaSet: Sendable {
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: nil, filter: filter, withVector: false, withPayload: true, dim: 0)
+                        .scan(ids: nil, filter: filter, withVector: false, withPayload: true, dims: [])
                 }
                 let index = FieldIndex(name: key, schema: schema)
                 var counts: [IndexKey: Int] = [:]
@@ -172,12 +172,12 @@ package final class ReplicaSet: Sendable {
 
     /// The first `limit` points by the numbers of indexed field `key` (a remote replica's from its payloads).
     package func ordered(key: String, schema: PayloadFieldSchema, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
-                         withVector: Bool, withPayload: Bool, dim: Int) throws -> [(value: Double, record: PointRecord)] {
+                         withVector: Bool, withPayload: Bool, dims: [Int]) throws -> [(value: Double, record: PointRecord)] {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, dim: dim)
+                        .scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, dims: dims)
                 }
                 let index = FieldIndex(name: key, schema: schema)
                 var out: [(value: Double, record: PointRecord)] = []
@@ -320,9 +320,9 @@ package final class ReplicaSet: Sendable {
     ///
     /// Operations come in sequence; one already applied is acknowledged again (a resend), and a
     /// gap is refused, so the primary marks this replica Dead and it catches up.
-    package func applyAsReplica(_ body: [UInt8], dim: Int) throws {
+    package func applyAsReplica(_ body: [UInt8], vectors: VectorLayout) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
-        let (operation, bytes, wait, seq, epoch) = try ShardWire.decodeOperation(body, dim: dim)
+        let (operation, bytes, wait, seq, epoch) = try ShardWire.decodeOperation(body, vectors: vectors)
         let replication = placement.replication(collection, id)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -393,12 +393,12 @@ package final class ReplicaSet: Sendable {
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard). The batch
     /// was checked as it was decoded; nothing changes before that.
-    package func receive(_ batch: ShardWire.ReceiveBatch, dim: Int) throws {
+    package func receive(_ batch: ShardWire.ReceiveBatch, dims: [Int]) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
-        var points = PointBatch(dim: dim)
+        var points = PointBatch(dims: dims)
         for r in batch.records {
             let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
-            r.vector.withUnsafeBufferPointer { points.append(id: r.id, vector: $0, payload: payload) }
+            withOptionalBuffers(r.vectors) { points.append(id: r.id, vectors: $0, payload: payload) }
         }
         let replication = placement.replication(collection, id)
         replication.lock.lock()

@@ -56,7 +56,7 @@ package final class SegmentHolder: @unchecked Sendable {
         self.schema = options.payloadSchema
         for info in infos {
             slots.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: info.id), info: info,
-                                     dim: options.dim, distance: options.distance,
+                                     vectors: options.vectors, graphs: options.graphParams.map { $0.m > 0 },
                                      capacity: info.appendable ? options.segmentCapacity : info.rows, committedFlush: committedFlush))
         }
         buildLocations()
@@ -114,7 +114,7 @@ package final class SegmentHolder: @unchecked Sendable {
         let id = takeSegmentId()
         let info = SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true)
         let seg = try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: id), info: info,
-                              dim: options.dim, distance: options.distance, capacity: options.segmentCapacity)
+                              vectors: options.vectors, capacity: options.segmentCapacity)
         seg.applySchema(schema)
         appendableSlot = place(seg)
     }
@@ -137,22 +137,39 @@ package final class SegmentHolder: @unchecked Sendable {
     func apply(_ op: UInt64, _ operation: Operation) throws {
         switch operation {
         case .upsert(let batch), .updateVectors(let batch):
-            guard batch.dim == options.dim else {
-                throw VQError(.corrupt, "operation \(op) has \(batch.dim)-dimensional vectors; the shard expects \(options.dim)")
+            guard batch.dims == options.vectors.dims else {
+                throw VQError(.corrupt, "operation \(op) has vectors of \(batch.dims) dimensions; the shard expects \(options.vectors.dims)")
             }
-            // Vector updates keep each point's payload and skip points that do not exist (any more).
-            var keepPayload = false
-            if case .updateVectors = operation { keepPayload = true }
-            let dim = options.dim
-            try batch.vectors.withUnsafeBufferPointer { vectors in
+            // Vector updates keep each point's payload and the vectors they do not name, and skip
+            // points that do not exist (any more).
+            var update = false
+            if case .updateVectors = operation { update = true }
+            let stores = batch.dims.indices
+            try withBuffers(batch.vectors) { columns in
                 for i in 0..<batch.count {
-                    var payload = batch.payloads[i]
-                    if keepPayload {
-                        guard let loc = locations[batch.ids[i]] else { continue }
-                        payload = slots[Int(loc.slot)]!.payloadBytes(Int(loc.row))
+                    var given: [UnsafeBufferPointer<Float>?] = stores.map { k in
+                        batch.has(k, i) ? UnsafeBufferPointer(rebasing: columns[k][(i * batch.dims[k])..<((i + 1) * batch.dims[k])]) : nil
                     }
-                    try upsert(batch.ids[i], UnsafeBufferPointer(rebasing: vectors[(i * dim)..<((i + 1) * dim)]), payload, op)
+                    guard update else {
+                        try upsert(batch.ids[i], given, batch.payloads[i], op)
+                        continue
+                    }
+                    guard let loc = locations[batch.ids[i]] else { continue }
+                    let seg = slots[Int(loc.slot)]!
+                    let row = Int(loc.row)
+                    for k in stores where !batch.has(k, i) && !seg.stores[k].lacks(row) { given[k] = seg.stores[k].vector(row) }
+                    // The kept vectors are read from the segment the point may move out of: copy them first.
+                    let kept = given.map { $0.map(Array.init) }
+                    try withOptionalBuffers(kept) { try upsert(batch.ids[i], $0, seg.payloadBytes(row), op) }
                 }
+            }
+        case .deleteVectors(let ids, let vectors):
+            for id in ids {
+                guard let loc = locations[id] else { continue }
+                let seg = slots[Int(loc.slot)]!
+                let row = Int(loc.row)
+                let kept = seg.stores.indices.map { k in vectors.contains(k) || seg.stores[k].lacks(row) ? nil : Array(seg.stores[k].vector(row)) }
+                try withOptionalBuffers(kept) { try upsert(id, $0, seg.payloadBytes(row), op) }
             }
         case .delete(let ids):
             for id in ids {
@@ -195,16 +212,17 @@ package final class SegmentHolder: @unchecked Sendable {
             if !seg.fieldIndexes.isEmpty { seg.reindex(row: row, old: old, new: changed) }
             return
         }
-        let vector = Array(seg.vector(row))
-        try vector.withUnsafeBufferPointer { try upsert(id, $0, new, op) }
+        try withOptionalBuffers(seg.vectors(row)) { try upsert(id, $0, new, op) }
     }
 
-    private func upsert(_ id: PointID, _ vector: UnsafeBufferPointer<Float>, _ payload: [UInt8]?, _ op: UInt64) throws {
+    /// Writes a point: over its row in the appendable segment, else as a new row there (its old
+    /// row, if any, deleted). `vectors` may point into the point's own appendable row.
+    private func upsert(_ id: PointID, _ vectors: [UnsafeBufferPointer<Float>?], _ payload: [UInt8]?, _ op: UInt64) throws {
         if let loc = locations[id] {
             let seg = slots[Int(loc.slot)]!
             if Int(loc.slot) == appendableSlot && seg.appendable {
                 let old = seg.fieldIndexes.isEmpty ? nil : seg.payload(Int(loc.row))
-                try seg.overwrite(row: Int(loc.row), version: op, vector: vector, payload: payload)
+                try seg.overwrite(row: Int(loc.row), version: op, vectors: vectors, payload: payload)
                 if !seg.fieldIndexes.isEmpty { seg.reindex(row: Int(loc.row), old: old, new: payload.flatMap { try? JSONParser.parse($0) }) }
                 return
             }
@@ -214,7 +232,7 @@ package final class SegmentHolder: @unchecked Sendable {
             appendable.seal()
             try addAppendableSegment()
         }
-        let row = try appendable.append(id: id, version: op, vector: vector, payload: payload)
+        let row = try appendable.append(id: id, version: op, vectors: vectors, payload: payload)
         if !appendable.fieldIndexes.isEmpty, let payload { appendable.reindex(row: row, old: nil, new: try? JSONParser.parse(payload)) }
         locations[id] = Location(slot: Int32(appendableSlot), row: UInt32(row))
     }
@@ -279,7 +297,7 @@ package final class SegmentHolder: @unchecked Sendable {
             guard let seg else { continue }
             rows(inSlot: i, passing: filter).forEach { row in
                 let rec = seg.record(row)
-                out.append(PointRecord(id: rec.id, version: rec.version, vector: withVector ? Array(seg.vector(row)) : [],
+                out.append(PointRecord(id: rec.id, version: rec.version, vectors: withVector ? seg.vectors(row) : [],
                                        payload: withPayload ? seg.payload(row) : nil))
             }
         }
@@ -319,7 +337,7 @@ package final class SegmentHolder: @unchecked Sendable {
             let seg = slots[e.slot]!
             let rec = seg.record(Int(e.row))
             guard seen.insert(rec.id).inserted else { continue }
-            out.append((e.value, PointRecord(id: rec.id, version: rec.version, vector: withVector ? Array(seg.vector(Int(e.row))) : [],
+            out.append((e.value, PointRecord(id: rec.id, version: rec.version, vectors: withVector ? seg.vectors(Int(e.row)) : [],
                                              payload: withPayload ? seg.payload(Int(e.row)) : nil)))
         }
         return out
@@ -343,7 +361,10 @@ package final class SegmentHolder: @unchecked Sendable {
                 continue
             }
             if let filter {
-                let allowed = seg.rows(passing: filter) { row(of: $0, inSlot: i) }
+                var allowed = seg.rows(passing: filter) { row(of: $0, inSlot: i) }
+                // Rows without the searched vector are never hits.
+                let store = seg.stores[params.vector]
+                if store.absentCount > 0, let absent = store.absent { allowed.subtract(bits: absent.base) }
                 let n = allowed.cardinality
                 if n > 0 { seg.search(query.baseAddress!, tag: UInt64(i), params: params, into: &top, allowed: allowed, count: n) }
             } else {
@@ -354,7 +375,7 @@ package final class SegmentHolder: @unchecked Sendable {
             let seg = slots[Int(hit.key >> 32)]!
             let row = Int(hit.key & 0xFFFF_FFFF)
             let rec = seg.record(row)
-            return ScoredPoint(id: rec.id, version: rec.version, score: options.distance.userScore(hit.score), rank: hit.score,
+            return ScoredPoint(id: rec.id, version: rec.version, score: options.vectors[params.vector].distance.userScore(hit.score), rank: hit.score,
                                payload: withPayload ? seg.payload(row) : nil)
         }
         return (hits, skipped)
@@ -365,8 +386,38 @@ package final class SegmentHolder: @unchecked Sendable {
             guard let loc = locations[id] else { return nil }
             let seg = slots[Int(loc.slot)]!
             let row = Int(loc.row)
-            return PointRecord(id: id, version: seg.record(row).version, vector: withVector ? Array(seg.vector(row)) : [],
+            return PointRecord(id: id, version: seg.record(row).version, vectors: withVector ? seg.vectors(row) : [],
                                payload: withPayload ? seg.payload(row) : nil)
         }
     }
+}
+
+/// Calls `body` with a buffer over each array.
+func withBuffers<T>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) throws -> T) rethrows -> T {
+    var buffers: [UnsafeBufferPointer<Float>] = []
+    func step(_ k: Int) throws -> T {
+        if k == arrays.count { return try body(buffers) }
+        return try arrays[k].withUnsafeBufferPointer { b in
+            buffers.append(b)
+            return try step(k + 1)
+        }
+    }
+    return try step(0)
+}
+
+/// Calls `body` with a buffer over each array that is present (nil for the others).
+func withOptionalBuffers<T>(_ arrays: [[Float]?], _ body: ([UnsafeBufferPointer<Float>?]) throws -> T) rethrows -> T {
+    var buffers: [UnsafeBufferPointer<Float>?] = []
+    func step(_ k: Int) throws -> T {
+        if k == arrays.count { return try body(buffers) }
+        guard let a = arrays[k] else {
+            buffers.append(nil)
+            return try step(k + 1)
+        }
+        return try a.withUnsafeBufferPointer { b in
+            buffers.append(b)
+            return try step(k + 1)
+        }
+    }
+    return try step(0)
 }

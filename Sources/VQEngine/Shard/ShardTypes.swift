@@ -4,8 +4,7 @@ import Foundation
 
 /// Tunables of one shard, from the collection config.
 package struct ShardOptions: Sendable {
-    package var dim: Int
-    package var distance: Distance
+    package var vectors: VectorLayout
     package var updateQueueSize: Int = 1_000_000
     /// The update queue's bound in bytes of queued operations.
     package var updateQueueBytes: Int = 1 << 30
@@ -32,13 +31,23 @@ package struct ShardOptions: Sendable {
     /// The payload fields each segment indexes (as opened; `LocalShard.setPayloadSchema` changes it).
     package var payloadSchema = PayloadSchema()
 
-    package init(dim: Int, distance: Distance) {
-        self.dim = dim
-        self.distance = distance
+    package init(vectors: VectorLayout) {
+        self.vectors = vectors
     }
 
+    /// A shard of one unnamed vector.
+    package init(dim: Int, distance: Distance) {
+        self.init(vectors: VectorLayout(dim: dim, distance: distance))
+    }
+
+    /// The graph parameters of each vector (m 0: that vector gets no graph).
+    package var graphParams: [HNSWParams] { vectors.specs.map { $0.hnsw(hnsw) } }
+
+    /// Whether any vector wants a graph.
+    package var wantsGraphs: Bool { graphParams.contains { $0.m > 0 } }
+
     /// Whether segments get HNSW graphs at all (m = 0 or a zero threshold turn it off).
-    package var indexingEnabled: Bool { indexingThresholdRows > 0 && hnsw.m > 0 }
+    package var indexingEnabled: Bool { indexingThresholdRows > 0 && wantsGraphs }
 }
 
 /// A search as a shard sees it.
@@ -49,6 +58,8 @@ package struct ShardSearch: Sendable {
     package var indexedOnly = false
     package var withPayload = false
     package var filter: Filter? = nil
+    /// Which vector (VectorLayout number) is searched.
+    package var vector = 0
 
     package init(k: Int, ef: Int) {
         self.k = k
@@ -78,13 +89,14 @@ package struct ScoredPoint: Sendable {
 package struct PointRecord: Sendable {
     package var id: PointID
     package var version: UInt64
-    package var vector: [Float]
+    /// Its vectors in VectorLayout order, nil where it lacks one; empty when not asked for.
+    package var vectors: [[Float]?]
     package var payload: JSON?
 
-    package init(id: PointID, version: UInt64, vector: [Float], payload: JSON?) {
+    package init(id: PointID, version: UInt64, vectors: [[Float]?], payload: JSON?) {
         self.id = id
         self.version = version
-        self.vector = vector
+        self.vectors = vectors
         self.payload = payload
     }
 }

@@ -111,16 +111,17 @@ package enum ShardWire {
         w.u32(UInt32(s.k))
         w.u32(UInt32(min(s.ef, Int(UInt32.max))))
         w.u8((s.exact ? 1 : 0) | (s.indexedOnly ? 2 : 0) | (s.withPayload ? 4 : 0))
+        w.u32(UInt32(s.vector))
         w.json(s.filter?.json)
         return w.bytes
     }
 
-    /// - Throws: `.invalidInput` unless the vector has `dim` finite values, k is 1 to
-    ///   `maxResults` and ef at least 1.
-    package static func decodeSearch(_ bytes: [UInt8], dim: Int, maxResults: Int) throws -> ([Float], ShardSearch) {
+    /// - Throws: `.invalidInput` unless the searched vector is one of `dims` and the query has its
+    ///   dimension in finite values, k is 1 to `maxResults` and ef at least 1.
+    package static func decodeSearch(_ bytes: [UInt8], dims: [Int], maxResults: Int) throws -> ([Float], ShardSearch) {
         try decode(bytes, "shard search") { r in
             let n = Int(try r.u32())
-            guard n == dim else { throw VQError(.corrupt, "the vector has \(n) dimensions; the shard expects \(dim)") }
+            guard n <= dims.max() ?? 0 else { throw VQError(.corrupt, "the vector has \(n) dimensions; the shard has vectors of \(dims)") }
             let query = try r.vector(n)
             let k = Int(try r.u32()), ef = Int(try r.u32())
             guard (1...maxResults).contains(k) else { throw VQError(.corrupt, "k is \(k); expected 1 to \(maxResults)") }
@@ -130,6 +131,10 @@ package enum ShardWire {
             s.exact = flags & 1 != 0
             s.indexedOnly = flags & 2 != 0
             s.withPayload = flags & 4 != 0
+            let v = Int(try r.u32())
+            guard dims.indices.contains(v) else { throw VQError(.corrupt, "vector \(v) is searched; the shard has \(dims.count)") }
+            guard dims[v] == n else { throw VQError(.corrupt, "the query has \(n) dimensions; vector \(v) has \(dims[v])") }
+            s.vector = v
             if let f = try r.json() {
                 do { s.filter = try Filter(json: f) } catch let e as VQError { throw VQError(.corrupt, "the filter: \(e.message)") }
             }
@@ -201,43 +206,71 @@ package enum ShardWire {
         }
     }
 
-    /// Records with vectors of `dim` floats (all the same), or none when `withVector` is false.
+    /// Records with all their vectors (each present or not), or none when `withVector` is false.
+    ///
+    ///   | n u32 | vectors per record u32 (0: none) | dims (that many u32) |
+    ///   | per record: id, version u64, per vector (presence u8 [, dim x f32]), payload JSON |
     package static func encodeRecords(_ records: [PointRecord], withVector: Bool, into w: inout ByteWriter) {
         w.u32(UInt32(records.count))
-        let dim = withVector ? records.first?.vector.count ?? 0 : 0
-        w.u32(UInt32(dim))
+        let first = withVector ? records.first?.vectors ?? [] : []
+        let dims = first.indices.map { k in records.lazy.compactMap { $0.vectors[k]?.count }.first ?? 0 }
+        w.u32(UInt32(dims.count))
+        for d in dims { w.u32(UInt32(d)) }
         for r in records {
             w.pointID(r.id)
             w.u64(r.version)
-            if dim > 0 { r.vector.withUnsafeBufferPointer { w.floats($0) } }
+            for k in dims.indices {
+                if let v = r.vectors[k] {
+                    w.u8(1)
+                    v.withUnsafeBufferPointer { w.floats($0) }
+                } else {
+                    w.u8(0)
+                }
+            }
             w.json(r.payload)
         }
     }
 
     package static func encodeRecords(_ records: [PointRecord], withVector: Bool) -> [UInt8] {
-        var w = ByteWriter(capacity: records.count * (29 + (withVector ? 4 * (records.first?.vector.count ?? 0) : 0)) + 8)
+        let floats = withVector ? records.reduce(0) { $0 + $1.vectors.reduce(0) { $0 + ($1?.count ?? 0) } } : 0
+        var w = ByteWriter(capacity: records.count * 32 + floats * 4 + 8)
         encodeRecords(records, withVector: withVector, into: &w)
         return w.bytes
     }
 
-    package static func decodeRecords(_ bytes: [UInt8], dim: Int) throws -> [PointRecord] {
-        try decode(bytes, "peer records") { r in try records(&r, dim: dim) }
+    package static func decodeRecords(_ bytes: [UInt8], dims: [Int]) throws -> [PointRecord] {
+        try decode(bytes, "peer records") { r in try records(&r, dims: dims) }
     }
 
-    /// - Parameter dim: the collection's dimension; vectors, when present, must have it.
-    static func records(_ r: inout ByteReader, dim expected: Int) throws -> [PointRecord] {
+    /// - Parameter dims: the collection's vectors; records carry all of them (where present) or none.
+    static func records(_ r: inout ByteReader, dims expected: [Int]) throws -> [PointRecord] {
         let n = Int(try r.u32())
-        let dim = Int(try r.u32())
-        guard dim == 0 || dim == expected else { throw VQError(.corrupt, "records have \(dim)-dimensional vectors; expected \(expected)") }
-        let (per, o1) = (dim * 4).addingReportingOverflow(ByteReader.pointIDBytes + 8 + 4)
-        let (least, o2) = n.multipliedReportingOverflow(by: per)
-        guard !o1, !o2, least <= r.remaining else { throw VQError(.corrupt, "\(n) records claimed but \(r.remaining) bytes remain") }
+        let stores = Int(try r.u32())
+        guard stores == 0 || stores == expected.count else {
+            throw VQError(.corrupt, "records carry \(stores) vectors each; expected 0 or \(expected.count)")
+        }
+        var dims: [Int] = []
+        for k in 0..<stores {
+            let d = Int(try r.u32())
+            // A dimension of 0: no record carried that vector.
+            guard d == expected[k] || d == 0 else { throw VQError(.corrupt, "records have \(d)-dimensional vectors; expected \(expected[k])") }
+            dims.append(expected[k])
+        }
+        let (least, o) = n.multipliedReportingOverflow(by: ByteReader.pointIDBytes + 8 + 4 + stores)
+        guard !o, least <= r.remaining else { throw VQError(.corrupt, "\(n) records claimed but \(r.remaining) bytes remain") }
         var out: [PointRecord] = []
         out.reserveCapacity(n)
         for _ in 0..<n {
             let id = try r.pointID(), version = try r.u64()
-            let vector = dim > 0 ? try r.vector(dim) : []
-            out.append(PointRecord(id: id, version: version, vector: vector, payload: try r.payload()))
+            var vectors: [[Float]?] = []
+            for d in dims {
+                switch try r.u8() {
+                case 0: vectors.append(nil)
+                case 1: vectors.append(try r.vector(d))
+                case let flag: throw VQError(.corrupt, "a record has vector flag \(flag); expected 0 or 1")
+                }
+            }
+            out.append(PointRecord(id: id, version: version, vectors: vectors, payload: try r.payload()))
         }
         return out
     }
@@ -253,22 +286,25 @@ package enum ShardWire {
     }
 
     package static func encodeReceive(_ b: ReceiveBatch) -> [UInt8] {
-        var w = ByteWriter(capacity: 64 + b.records.count * (29 + 4 * (b.records.first?.vector.count ?? 0)))
+        var w = ByteWriter(capacity: 64)
         w.u8((b.clear ? 1 : 0) | (b.last != nil ? 2 : 0))
         w.u64(b.last?.seq ?? 0)
         w.u64(b.last?.epoch ?? 0)
-        encodeRecords(b.records, withVector: true, into: &w)
+        w.bytes += encodeRecords(b.records, withVector: true)
         return w.bytes
     }
 
-    /// - Throws: `.invalidInput` unless every record has a `dim`-dimensional finite vector.
-    package static func decodeReceive(_ bytes: [UInt8], dim: Int) throws -> ReceiveBatch {
+    /// - Throws: `.invalidInput` unless every record has finite vectors of `vectors`' dimensions,
+    ///   and all of them unless they are named.
+    package static func decodeReceive(_ bytes: [UInt8], vectors: VectorLayout) throws -> ReceiveBatch {
         try decode(bytes, "transfer batch") { r in
             let flags = try r.u8()
             let seq = try r.u64(), epoch = try r.u64()
             guard seq < 1 << 62 else { throw VQError(.corrupt, "sequence number \(seq) is out of range") }
-            let records = try records(&r, dim: dim)
-            if !records.isEmpty && records[0].vector.count != dim { throw VQError(.corrupt, "transferred points carry no vectors") }
+            let records = try records(&r, dims: vectors.dims)
+            for rec in records where rec.vectors.count != vectors.count || (!vectors.named && rec.vectors.contains { $0 == nil }) {
+                throw VQError(.corrupt, "transferred point \(rec.id) lacks vectors")
+            }
             return ReceiveBatch(clear: flags & 1 != 0, last: flags & 2 != 0 ? (seq, epoch) : nil, records: records)
         }
     }
@@ -316,10 +352,10 @@ package enum ShardWire {
         return w.bytes
     }
 
-    /// Decodes a peer's shard operation and checks it against the shard (`dim`), so nothing that
-    /// could not be applied reaches the WAL.
+    /// Decodes a peer's shard operation and checks it against the shard's `vectors`, so nothing
+    /// that could not be applied reaches the WAL.
     /// - Throws: `.invalidInput` naming what was wrong.
-    package static func decodeOperation(_ body: [UInt8], dim: Int) throws
+    package static func decodeOperation(_ body: [UInt8], vectors: VectorLayout) throws
         -> (operation: Operation, bytes: [UInt8], wait: WriteWait, seq: UInt64, epoch: UInt64) {
         guard body.count >= 17, let first = body.first, first == 1 || first == 2 else {
             throw VQError.invalid("shard operation body is malformed: expected a wait byte (1 or 2), sequence and epoch, then the operation")
@@ -333,7 +369,7 @@ package enum ShardWire {
         let op: Operation
         do {
             op = try bytes.withUnsafeBytes { try Operation.decode($0) }
-            try op.validate(dim: dim)
+            try op.validate(dims: vectors.dims, optional: vectors.named)
         } catch let e as VQError {
             throw VQError.invalid("shard operation is malformed: \(e.message)")
         }

@@ -180,6 +180,14 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
         count += values.count
     }
 
+    /// Appends `n` copies of `value`.
+    package func append(repeating value: Element, count n: Int) throws {
+        guard n > 0 else { return }
+        try ensureAccessible(count + n)
+        (base + count).update(repeating: value, count: n)
+        count += n
+    }
+
     package func append(_ value: Element) throws {
         try ensureAccessible(count + 1)
         base[count] = value

@@ -186,9 +186,9 @@ import Testing
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":{"fusion":"rrf"}}],"query":[1,0]}"#).0 == 400)
         // What vq would otherwise ignore is refused, naming it.
         for (path, body, fragment) in [
-            ("query", #"{"query":3,"lookup_from":{"collection":"c","vector":"image"}}"#, "lookup_from.vector"),
+            ("query", #"{"query":3,"lookup_from":{"collection":"c","vector":"image"}}"#, "vector \"image\" does not exist"),
             ("query", #"{"query":[1,0],"params":{"quantization":{"rescore":true}}}"#, "quantization"),
-            ("query", #"{"query":[1,0],"using":"image"}"#, "using"),
+            ("query", #"{"query":[1,0],"using":"image"}"#, "vector \"image\" does not exist"),
             ("query", #"{"prefetch":[{"query":[1,0],"lookup_from":{}}],"query":{"fusion":"rrf"}}"#, "lookup_from needs"),
             ("query", #"{"query":[1,0],"limt":3}"#, "limt"),
             ("search", #"{"vector":[1,0],"with_vectors":true,"params":{"hnsw_ef":8,"exactly":true}}"#, "exactly"),
@@ -215,7 +215,8 @@ import Testing
             (#"{"vectors":{"size":4,"distance":"Dot"},"hnsw_config":{"payload_m":16}}"#, "payload_m"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"on_disk_payload":"no"}"#, "on_disk_payload"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"wal_config":{"wal_segments_ahead":2}}"#, "wal_segments_ahead"),
-            (#"{"vectors":{"dense":{"size":4,"distance":"Dot"}}}"#, "named vectors"),
+            (#"{"vectors":{"dense":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}}"#, "vectors.dense"),
+            (#"{"vectors":{"dense":{"size":4,"distance":"Dot"},"sparse":{"size":4,"distance":"Near"}}}"#, "vectors.sparse.distance"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"sharding_method":"custom"}"#, "sharding_method"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"shard_numbr":2}"#, "shard_numbr"),
         ] {

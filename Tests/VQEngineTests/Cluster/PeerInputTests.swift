@@ -58,7 +58,7 @@ import Testing
             _ = try ShardWire.decodeOperation(good, dim: 3)
             Issue.record("a 2-d upsert was accepted by a 3-d shard")
         } catch let e as VQError {
-            #expect(e.kind == .invalidInput && e.message.contains("2-dimensional"), "\(e.message)")
+            #expect(e.kind == .invalidInput && e.message.contains("[2] dimensions"), "\(e.message)")
         }
     }
 
