@@ -6,8 +6,8 @@ search with a filter, query, scroll with pagination, count, payload update,
 delete, payload indexes (keyword, integer, text), a text match, a facet, an
 order_by scroll with a with_payload selector, aliases, recommendations,
 discovery and context search, RRF fusion over prefetches, grouped search,
-update vectors, a batch update,
-collection update and delete. Exits non-zero on the first mismatch.
+update vectors, a batch update, named vectors (a point lacking one, search by
+`using`, update and delete of one vector), collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
 import uuid
@@ -131,6 +131,31 @@ assert client.count(name).count == 18 and client.retrieve(name, ids=[50]) == []
 
 client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=20000))
 assert client.get_collection(name).config.optimizer_config.indexing_threshold == 20000
+
+# Named vectors: each searched by `using`; a point may lack one; one vector updated or deleted.
+named = "compat_named"
+client.create_collection(named, vectors_config={
+    "image": models.VectorParams(size=2, distance=models.Distance.DOT),
+    "text": models.VectorParams(size=3, distance=models.Distance.COSINE, hnsw_config=models.HnswConfigDiff(m=8)),
+})
+params = client.get_collection(named).config.params.vectors
+assert params["image"].size == 2 and params["text"].distance == models.Distance.COSINE, params
+client.upsert(named, points=[
+    models.PointStruct(id=1, vector={"image": [1.0, 0.0], "text": [1.0, 0.0, 0.0]}),
+    models.PointStruct(id=2, vector={"image": [0.0, 1.0]}),
+    models.PointStruct(id=3, vector={"image": [0.5, 0.5], "text": [0.0, 1.0, 0.0]}),
+], wait=True)
+assert [p.id for p in client.query_points(named, query=[0.0, 1.0], using="image", limit=3).points] == [2, 3, 1]
+by_text = client.query_points(named, query=[0.0, 1.0, 0.0], using="text", limit=3, with_vectors=["text"]).points
+assert [p.id for p in by_text] == [3, 1] and set(by_text[0].vector) == {"text"}, by_text
+client.update_vectors(named, points=[models.PointVectors(id=2, vector={"text": [0.0, 0.0, 3.0]})], wait=True)
+two = client.retrieve(named, ids=[2], with_vectors=True)[0]
+assert two.vector["image"] == [0.0, 1.0] and two.vector["text"] == [0.0, 0.0, 1.0], two
+client.delete_vectors(named, vectors=["text"], points=[1], wait=True)
+assert set(client.retrieve(named, ids=[1], with_vectors=True)[0].vector) == {"image"}
+near2 = client.query_points(named, query=2, using="text", limit=3).points
+assert [p.id for p in near2] == [2, 3], near2
+client.delete_collection(named)
 
 assert any(c.name == name for c in client.get_collections().collections)
 client.delete_collection(name)

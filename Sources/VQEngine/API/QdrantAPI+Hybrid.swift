@@ -141,13 +141,13 @@ extension QdrantAPI {
 
     /// The vector a node's query names for searching vector `using`: a vector, {"nearest": vector},
     /// or a point id (its stored vector, from the node's `lookup_from` if it has one).
-    private func queryVector(_ collection: VectorCollection, _ node: JSON, _ q: JSON, using: Int) throws -> [Float] {
+    func queryVector(_ collection: VectorCollection, _ node: JSON, _ q: JSON, using: Int) throws -> [Float] {
         let source = try lookupSource(collection, node)
         switch q {
         case .array: return try denseVector(q, "query")
         case .object:
             guard let nearest = q["nearest"], q.objectValue?.count == 1 else {
-                throw VQError.invalid("query \(q.compactText) is not supported inside a prefetch; expected a vector, a point id or {\"nearest\": ...}")
+                throw VQError.invalid("query \(q.compactText) is not supported here; expected a vector, a point id or {\"nearest\": ...}")
             }
             return try queryVector(collection, node, nearest, using: using)
         case .int, .uint, .string:

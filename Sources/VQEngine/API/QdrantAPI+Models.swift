@@ -764,19 +764,7 @@ extension QdrantAPI {
                                                            score: true)))])
         }
         let using = try self.using(body, collection)
-        let v: [Float]
-        switch q {
-        case .array: v = try denseVector(q, "query")
-        case .object:
-            if let nearest = q["nearest"], q.objectValue?.count == 1 { v = try denseVector(nearest, "query.nearest") } else {
-                throw VQError.invalid("query \(q.compactText) is not supported; expected a vector or {\"nearest\": vector}")
-            }
-        case .int, .uint, .string:
-            let id = try PointID(json: q)
-            let source = try lookupSource(collection, body)
-            v = try storedVector(source, id, using: try lookupVector(collection, source, body, using: using))
-        default: throw VQError.invalid("query is \(q.typeName); expected a vector or {\"nearest\": vector}")
-        }
+        let v = try queryVector(collection, body, q, using: using)
         let r = try runSearchCounting(collection, vector: v, using: using, body: body)
         // vq adds how many points indexed_only left out, only when it was asked for.
         return r.indexedOnly ? .object([("points", .array(r.points)), ("unindexed_skipped", .int(Int64(r.skipped)))])

@@ -202,11 +202,7 @@ extension QdrantAPI {
             let body = try c.body()
             guard let q = body["query"], q != .null else { throw VQError.invalid("grouped query needs \"query\": a vector") }
             let using = try api.using(body, col)
-            let v: [Float]
-            if case .array = q { v = try api.denseVector(q, "query") } else if let nearest = q["nearest"] { v = try api.denseVector(nearest, "query.nearest") } else {
-                let source = try api.lookupSource(col, body)
-                v = try api.storedVector(source, try PointID(json: q), using: try api.lookupVector(col, source, body, using: using))
-            }
+            let v = try api.queryVector(col, body, q, using: using)
             return APIEnvelope.ok(try api.groups(col, vector: v, using: using, body: body), since: c.start)
         },
         points("POST", "/discover", "points.discover", .read) { api, col, c in
