@@ -166,6 +166,22 @@ struct PeerView {
             #expect(q.contains(#""id":5,"#), "\(q)")
         }
 
+        // Named vectors across peers: "a" on every point, "b" on even ones; searched by name on
+        // remote replicas, returned by name, one deleted from a point.
+        #expect(try request(a.port, "PUT", "/collections/n",
+                            #"{"vectors":{"a":{"size":2,"distance":"Euclid"},"b":{"size":2,"distance":"Euclid"}},"shard_number":3,"replication_factor":2}"#).status == 200)
+        let named = (0..<300).map { i in "{\"id\":\(i),\"vector\":{\"a\":[\(i % 7),\(i % 5)]" + (i % 2 == 0 ? ",\"b\":[\(i),0]}}" : "}}") }
+        #expect(try request(c.port, "PUT", "/collections/n/points?wait=true", "{\"points\":[\(named.joined(separator: ","))]}").status == 200)
+        #expect(try request(b.port, "POST", "/collections/n/points/vectors/delete?wait=true", #"{"points":[100],"vector":["b"]}"#).status == 200)
+        func checkNamed(_ port: Int) throws {
+            let q = try request(port, "POST", "/collections/n/points/query", #"{"query":[100.5,0],"using":"b","limit":5}"#).body
+            let ids = q.components(separatedBy: "\"id\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+            #expect(ids == [102, 98, 104, 96, 106], "\(q)")
+            let got = try request(port, "POST", "/collections/n/points", #"{"ids":[1,2],"with_vector":true,"with_payload":false}"#).body
+            #expect(got.contains(#"{"id":1,"vector":{"a":[1.0,1.0]}}"#) && got.contains(#"{"id":2,"vector":{"a":[2.0,2.0],"b":[2.0,0.0]}}"#), "\(got)")
+        }
+        for p in peers { try checkNamed(p.port) }
+
         // Writes stream through b while c is killed: every acknowledged batch is then found
         // from both survivors, and searches stay complete.
         let acknowledged = Mutex<[Range<Int>]>([])
@@ -216,6 +232,7 @@ struct PeerView {
         }, "replicas did not recover")
         let expected = total + acked.count * 100
         #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
+        try checkNamed(back.port)
         let local = try request(back.port, "GET", "/collections/r/cluster").body
         let counts = local.components(separatedBy: "\"points_count\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
         #expect(counts.count == 2 && counts.reduce(0, +) > expected / 2, "\(local)")
@@ -236,12 +253,21 @@ struct PeerView {
         let moved = [a, b, back][ids.firstIndex(of: lacking)!]
         #expect(try request(moved.port, "GET", "/collections/r/cluster").body.contains(#"{"shard_id":0,"points_count""#))
         #expect(try request(b.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
+        // A named-vector shard copied whole to a peer that lacks it.
+        let namedHolders = ids.filter { id in
+            (try? request([a, b, back][ids.firstIndex(of: id)!].port, "GET", "/collections/n/cluster").body)?
+                .contains(#"{"shard_id":1,"points_count""#) == true
+        }
+        let namedLacking = try #require(ids.first { !namedHolders.contains($0) })
+        #expect(try request(a.port, "POST", "/collections/n/cluster",
+                            "{\"move_shard\":{\"shard_id\":1,\"from_peer_id\":\(namedHolders[0]),\"to_peer_id\":\(namedLacking)}}").status == 200)
+        for p in [a, b, back] { try checkNamed(p.port) }
         let drop = try request(a.port, "POST", "/collections/r/cluster", "{\"drop_replica\":{\"shard_id\":0,\"peer_id\":\(lacking)}}")
         #expect(drop.status == 200, "\(drop.body)")
         let last = try request(a.port, "POST", "/collections/r/cluster", "{\"drop_replica\":{\"shard_id\":0,\"peer_id\":\(holders[1])}}")
         #expect(last.status == 400 && last.body.contains("only active replica"), "\(last.body)")
         let removeSole = try request(a.port, "DELETE", "/cluster/peer/\(holders[1])")
-        #expect(removeSole.status == 400 && removeSole.body.contains("holds replicas of r/0"), "\(removeSole.body)")
+        #expect(removeSole.status == 400 && removeSole.body.contains("holds replicas of") && removeSole.body.contains("r/0"), "\(removeSole.body)")
         #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
         // The restarted peer caught up with the operations it missed; the moved shard was copied whole.
         let logs = [a, b, back].map { $0.stop().1 }.joined()
