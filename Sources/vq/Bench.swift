@@ -39,6 +39,10 @@ func bench(_ args: Arguments) throws -> Int32 {
         // that indexes everything into one segment (default_segment_number 1).
         config.indexingThreshold = 0
         config.defaultSegmentNumber = 1
+        if args.has("named-vectors") {
+            config.vectors = VectorLayout(named: [VectorSpec(name: "dense", dim: dataset.dim, distance: distance),
+                                                  VectorSpec(name: "extra", dim: 8, distance: .dot)])
+        }
         let engine = try Engine(path: root) { printError("vq: warning: \($0)") }
         let name = "bench"
         if engine.collectionNames().contains(name) {
@@ -117,16 +121,32 @@ func loadBenchDataset(_ args: Arguments, k: Int, distance: Distance) throws -> B
     return d
 }
 
-/// Upserts the whole dataset through the engine; returns seconds until durable.
+/// The vector benchmarks search: the unnamed one, or "dense" with --named-vectors.
+func benchVector(_ collection: VectorCollection) -> Int {
+    collection.config.vectors.named ? (try? collection.config.vectors.index("dense")) ?? 0 : 0
+}
+
+/// Upserts the whole dataset through the engine; returns seconds until durable. With named
+/// vectors the dataset is vector "dense" and every other vector is the start of it, repeated.
 /// - Parameter payload: each point's payload JSON by row (none without it).
 func benchIngest(_ collection: VectorCollection, _ d: BenchDataset, idOffset: Int = 0, payload: ((Int) -> [UInt8]?)? = nil) throws -> Double {
     let start = Date()
-    var batch = PointBatch(dim: d.dim)
+    let layout = collection.config.vectors
+    let main = benchVector(collection)
+    var batch = PointBatch(dims: layout.dims)
     var ticket = WriteTicket()
     try d.base.withUnsafeBufferPointer { base in
         for i in 0..<d.count {
-            batch.append(id: .number(UInt64(i + idOffset)), vector: UnsafeBufferPointer(rebasing: base[(i * d.dim)..<((i + 1) * d.dim)]),
-                         payload: payload?(i))
+            let vector = UnsafeBufferPointer(rebasing: base[(i * d.dim)..<((i + 1) * d.dim)])
+            if layout.count == 1 {
+                batch.append(id: .number(UInt64(i + idOffset)), vector: vector, payload: payload?(i))
+            } else {
+                let others = layout.specs.indices.map { k in k == main ? [] : (0..<layout[k].dim).map { vector[$0 % d.dim] } }
+                withOptionalBuffers(others) { buffers in
+                    batch.append(id: .number(UInt64(i + idOffset)), vectors: layout.specs.indices.map { $0 == main ? vector : buffers[$0] },
+                                 payload: payload?(i))
+                }
+            }
             if batch.count == 1024 || i == d.count - 1 {
                 ticket.merge(try collection.upsert(&batch, wait: .queued))
                 batch.removeAll()
@@ -157,7 +177,7 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 ///   - filter: applied to every query; `truth` is then the exact neighbours among the points passing it.
 func benchSearch(_ collection: VectorCollection, _ d: BenchDataset, k: Int, ef: Int, threads: Int,
                  filter: Filter? = nil, truth: [[Int32]]? = nil, passes: Int = 3, queries: Int? = nil) throws -> BenchRow {
-    var request = SearchRequest(vector: [], limit: k)
+    var request = SearchRequest(vector: [], limit: k, using: benchVector(collection))
     request.hnswEf = ef
     request.filter = filter
     let truthRows = truth ?? d.truth

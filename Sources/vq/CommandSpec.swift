@@ -420,6 +420,8 @@ extension CommandSpec {
                 OptionSpec(long: "full-scan-threshold", value: "KB",
                            help: "hnsw_config.full_scan_threshold: filtered searches allowing fewer points' vectors than this are exact.",
                            defaultText: "10000"),
+                OptionSpec(long: "named-vectors",
+                           help: "recall: store the dataset as named vector \"dense\" beside an 8-d named vector \"extra\", and search \"dense\"."),
                 OptionSpec(long: "scenario", value: "NAME", help: "recall (default), filter or write-load.", defaultText: "recall",
                            completion: .choices(["recall", "filter", "write-load"])),
                 OptionSpec(long: "duration", value: "S", help: "Seconds of writing per write-load run; with --url, seconds of searching.",

@@ -393,7 +393,7 @@ package final class SegmentHolder: @unchecked Sendable {
 }
 
 /// Calls `body` with a buffer over each array.
-func withBuffers<T>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) throws -> T) rethrows -> T {
+package func withBuffers<T>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) throws -> T) rethrows -> T {
     var buffers: [UnsafeBufferPointer<Float>] = []
     func step(_ k: Int) throws -> T {
         if k == arrays.count { return try body(buffers) }
@@ -406,7 +406,7 @@ func withBuffers<T>(_ arrays: [[Float]], _ body: ([UnsafeBufferPointer<Float>]) 
 }
 
 /// Calls `body` with a buffer over each array that is present (nil for the others).
-func withOptionalBuffers<T>(_ arrays: [[Float]?], _ body: ([UnsafeBufferPointer<Float>?]) throws -> T) rethrows -> T {
+package func withOptionalBuffers<T>(_ arrays: [[Float]?], _ body: ([UnsafeBufferPointer<Float>?]) throws -> T) rethrows -> T {
     var buffers: [UnsafeBufferPointer<Float>?] = []
     func step(_ k: Int) throws -> T {
         if k == arrays.count { return try body(buffers) }
