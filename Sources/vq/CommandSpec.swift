@@ -215,6 +215,7 @@ extension CommandSpec {
                 OptionSpec(long: "filter", value: "JSON",
                            help: #"Only points passing this Qdrant filter, e.g. '{"must":[{"key":"city","match":{"value":"Oslo"}}]}'."#),
                 OptionSpec(long: "exact", help: "Exact (brute-force) search, bypassing any index."),
+                OptionSpec(long: "using", value: "NAME", help: "Search this named vector (collections with named vectors)."),
                 OptionSpec(long: "hnsw-ef", value: "N", help: "HNSW beam width: higher is more accurate and slower.",
                            defaultText: "max(ef_construct, limit)"),
                 OptionSpec(long: "indexed-only",

@@ -82,8 +82,12 @@ final class RemoteUploader: @unchecked Sendable {
     private var failure: (any Error)?
     private(set) var acknowledged = 0
 
-    init(client: HTTPClient, collection: String, inFlight: Int) {
+    /// The collection's vectors: batches carry `"vectors": [...]` or `{name: [...]}`.
+    let layout: VectorLayout
+
+    init(client: HTTPClient, collection: String, layout: VectorLayout, inFlight: Int) {
         self.client = client
+        self.layout = layout
         path = "/collections/\(collection)/points?wait=false"
         slots = DispatchSemaphore(value: inFlight)
     }
@@ -91,24 +95,42 @@ final class RemoteUploader: @unchecked Sendable {
     /// Encodes `batch` and sends it in the background (blocks while `inFlight` are outstanding).
     func send(_ batch: PointBatch) throws {
         if let failure = lock.withLock({ failure }) { throw failure }
-        var w = JSONWriter(capacity: batch.vectors.count * 12 + batch.count * 32)
+        var w = JSONWriter(capacity: batch.floatCount * 12 + batch.count * 32)
         w.raw("{\"batch\":{\"ids\":[")
         for (i, id) in batch.ids.enumerated() {
             if i > 0 { w.raw(",") }
             w.write(id.json)
         }
-        w.raw("],\"vectors\":[")
-        for i in 0..<batch.count {
-            if i > 0 { w.raw(",") }
+        // One array per vector: the unnamed one as a list, named ones as {name: list} (null where a point lacks it).
+        func column(_ k: Int) {
+            let dim = batch.dims[k]
             w.raw("[")
-            let dim = batch.dims[0]
-            for j in 0..<dim {
-                if j > 0 { w.raw(",") }
-                w.writeFloat(batch.vectors[0][i * dim + j])
+            for i in 0..<batch.count {
+                if i > 0 { w.raw(",") }
+                guard batch.has(k, i) else { w.raw("null"); continue }
+                w.raw("[")
+                for j in 0..<dim {
+                    if j > 0 { w.raw(",") }
+                    w.writeFloat(batch.vectors[k][i * dim + j])
+                }
+                w.raw("]")
             }
             w.raw("]")
         }
-        w.raw("],\"payloads\":[")
+        w.raw("],\"vectors\":")
+        if layout.named {
+            w.raw("{")
+            for k in layout.specs.indices {
+                if k > 0 { w.raw(",") }
+                w.write(.string(layout[k].name))
+                w.raw(":")
+                column(k)
+            }
+            w.raw("}")
+        } else {
+            column(0)
+        }
+        w.raw(",\"payloads\":[")
         for (i, p) in batch.payloads.enumerated() {
             if i > 0 { w.raw(",") }
             if let p { w.bytes.append(contentsOf: p) } else { w.raw("null") }
@@ -137,13 +159,14 @@ final class RemoteUploader: @unchecked Sendable {
 }
 
 /// Runs one query remotely (POST /points/query) and converts the answer to engine hits.
-func remoteSearch(_ client: HTTPClient, _ name: String, _ r: SearchRequest) throws -> SearchResult {
+/// - Parameter using: the named vector to search (nil: the unnamed one).
+func remoteSearch(_ client: HTTPClient, _ name: String, _ r: SearchRequest, using: String? = nil) throws -> SearchResult {
     var params: [(String, JSON)] = [("exact", .bool(r.exact)), ("indexed_only", .bool(r.indexedOnly))]
     if let ef = r.hnswEf { params.append(("hnsw_ef", .int(Int64(ef)))) }
     let body: JSON = .object([
         ("query", .array(r.vector.map { .double(Double($0)) })), ("limit", .int(Int64(r.limit))),
         ("with_payload", .bool(r.withPayload)), ("params", .object(params)),
-    ] + (r.filter.map { [("filter", $0.json)] } ?? []))
+    ] + (r.filter.map { [("filter", $0.json)] } ?? []) + (using.map { [("using", .string($0))] } ?? []))
     let result = try call(client, "POST", "/collections/\(name)/points/query", body)
     let hits = try (result["points"]?.arrayValue ?? []).map { p -> ScoredPoint in
         let id = try PointID(json: p["id"] ?? .null)

@@ -51,6 +51,13 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
         }
     }
     if args.string("hnsw-ef") != nil { request.hnswEf = try args.int("hnsw-ef", default: 0, in: 1...1_000_000) }
+    // --using NAME: a named vector (checked here when embedded, by the server when remote).
+    let using = args.string("using")
+    if let collection {
+        do { request.using = try collection.config.vectors.index(using) } catch let e as VQError {
+            throw UsageError(message: "--using: \(e.message)")
+        }
+    }
     var queryNumber = 0
     while true {
         if let reader {
@@ -64,7 +71,7 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
         queryNumber += 1
         let result: SearchResult
         do {
-            if let collection { result = try collection.search(request) } else { result = try remoteSearch(client!, name, request) }
+            if let collection { result = try collection.search(request) } else { result = try remoteSearch(client!, name, request, using: using) }
         } catch let e as VQError where e.kind == .invalidInput {
             throw InputError(line: reader?.recordNumber ?? 1, unit: reader == nil ? "--vector" : "query", message: e.message)
         }

@@ -25,7 +25,7 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     }
 
     // The sink: where batches go, how they become durable, how the run ends.
-    let dim: Int
+    let layout: VectorLayout
     var engine: Engine?
     var collection: VectorCollection?
     var uploader: RemoteUploader?
@@ -33,21 +33,14 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     case .embedded:
         engine = try openEngine(args, create: false)
         collection = try engine!.collection(name)
-        guard !collection!.config.vectors.named else {
-            throw UsageError(message: "collection \"\(name)\" has named vectors (\(collection!.config.vectors.namesText)); vq upsert reads unnamed vectors only")
-        }
-        dim = collection!.config.vectors[0].dim
+        layout = collection!.config.vectors
     case .remote(let client):
         let info = try call(client, "GET", "/collections/\(name)")
-        let vectors = info["config"]?["params"]?["vectors"]
-        guard let size = vectors?["size"]?.intValue else {
-            if case .object(let named)? = vectors, !named.isEmpty {
-                throw UsageError(message: "collection \"\(name)\" has named vectors; vq upsert reads unnamed vectors only")
-            }
-            throw VQError(.io, "server did not say the vector size of collection \"\(name)\"")
+        guard let vectors = info["config"]?["params"]?["vectors"], let read = try? VectorLayout(json: vectors) else {
+            throw VQError(.io, "server did not say the vectors of collection \"\(name)\"")
         }
-        dim = Int(size)
-        uploader = RemoteUploader(client: client, collection: name, inFlight: 4)
+        layout = read
+        uploader = RemoteUploader(client: client, collection: name, layout: layout, inFlight: 4)
     }
     var ticket = WriteTicket()
     let syncEvery = max(1, 65_536 / batchSize)
@@ -65,11 +58,11 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         if let collection { try collection.wait(ticket, .durable) } else { try uploader!.finish() }
     }
 
-    let reader = try PointReader(path: path, format: format, dim: dim, idOffset: UInt64(idOffset))
+    let reader = try PointReader(path: path, format: format, vectors: layout, idOffset: UInt64(idOffset))
     let progress = ProgressBar(label: "upsert \(name):", totalBytes: reader.totalBytes, quiet: args.quiet)
     let start = Date()
-    var batch = PointBatch(dim: dim)
-    batch.vectors[0].reserveCapacity(batchSize * dim)
+    var batch = PointBatch(dims: layout.dims)
+    for k in layout.specs.indices { batch.vectors[k].reserveCapacity(batchSize * layout[k].dim) }
     func submit() throws {
         guard batch.count > 0 else { return }
         try send(&batch)
@@ -81,9 +74,7 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
 
     do {
         while true {
-            guard let point = try reader.next(into: &batch.vectors[0]) else { break }
-            batch.ids.append(point.id)
-            batch.payloads.append(point.payload)
+            guard try reader.next(into: &batch) else { break }
             if batch.count >= batchSize { try submit() }
         }
         try submit()

@@ -381,6 +381,37 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
     }
 }
 
+@Suite struct NamedVectorCLITests {
+    @Test("vq upsert reads named vectors from JSONL (a point may lack one) and vq search --using searches one, through a server and embedded alike")
+    func namedFromCLI() throws {
+        let server = try ServerProcess()
+        let url = "http://127.0.0.1:\(server.port)"
+        let s = Scratch()
+        #expect(try request(server.port, "PUT", "/collections/n",
+                            #"{"vectors":{"a":{"size":2,"distance":"Euclid"},"b":{"size":3,"distance":"Euclid"}}}"#).status == 200)
+        let lines = (0..<100).map { i in
+            "{\"id\":\(i),\"vector\":{\"a\":[\(i),0]" + (i % 2 == 0 ? ",\"b\":[0,\(i),1]" : "") + "},\"payload\":{\"i\":\(i)}}\n"
+        }
+        try writeFile(s.path + "/p.jsonl", lines.joined())
+        let up = try vq(["upsert", "n", s.path + "/p.jsonl", "--batch-size", "30", "--url", url])
+        #expect(up.status == 0, "\(up.stderr)")
+        let remote = try vq(["search", "n", "--vector", "[0,41.2,1]", "--using", "b", "-k", "3", "--url", url])
+        #expect(remote.status == 0 && remote.stdout.hasPrefix(#"{"results":[{"id":42,"#), "\(remote.stdout) \(remote.stderr)")
+        #expect(try vq(["search", "n", "--vector", "[40.6,0]", "--using", "a", "-k", "1", "--url", url]).stdout.hasPrefix(#"{"results":[{"id":41,"#))
+        #expect(try vq(["search", "n", "--vector", "[1,2]", "--using", "c", "--url", url]).status == 2)
+        // A line without vectors of that shape names the problem and its line.
+        try writeFile(s.path + "/bad.jsonl", #"{"id":1,"vector":[1,2]}"# + "\n")
+        let bad = try vq(["upsert", "n", s.path + "/bad.jsonl", "--url", url])
+        #expect(bad.status == 2 && bad.stderr.contains("line 1") && bad.stderr.contains("named vectors"), "\(bad.stderr)")
+        _ = server.stop()
+        // The same directory, embedded.
+        let embedded = try vq(["search", "n", "--vector", "[0,41.2,1]", "--using", "b", "-k", "3", "--data-dir", server.scratch.data])
+        #expect(embedded.status == 0 && embedded.stdout == remote.stdout, "\(embedded.stdout) \(embedded.stderr)")
+        let missing = try vq(["search", "n", "--vector", "[1,2]", "--data-dir", server.scratch.data])
+        #expect(missing.status == 2 && missing.stderr.contains("no unnamed vector"), "\(missing.stderr)")
+    }
+}
+
 @Suite struct MemoryBoundTests {
     @Test("unfinished large bodies past --max-buffered-bytes get 503 and are closed; the server keeps serving")
     func bodyBudget() throws {

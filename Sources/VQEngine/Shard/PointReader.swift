@@ -152,21 +152,47 @@ package struct InputPoint {
 /// Reads points for upsert: ids, vectors (appended to a flat buffer) and payloads.
 package final class PointReader {
     package let format: PointFormat
-    package let dim: Int
+    /// The collection's vectors: one unnamed (`"vector": [...]`), or named (`"vector": {name: [...]}`,
+    /// JSONL only).
+    package let layout: VectorLayout
+    package var dim: Int { layout[0].dim }
     private let input: BlockReader
     private let idOffset: UInt64
     package private(set) var recordNumber = 0
     private var npyRemaining = 0
+    /// A named-vector line's vectors, by VectorLayout number.
+    private var named: [[Float]?] = []
 
     /// - Parameters:
-    ///   - dim: the collection's dimension; every vector must have it.
+    ///   - vectors: the collection's vectors; each must have its dimension.
     ///   - idOffset: added to row numbers for fvecs/npy ids.
-    package init(path: String, format: PointFormat, dim: Int, idOffset: UInt64 = 0) throws {
+    /// - Throws: `.invalidInput` for an fvecs or npy file and a collection of named vectors.
+    package init(path: String, format: PointFormat, vectors: VectorLayout, idOffset: UInt64 = 0) throws {
         self.format = format
-        self.dim = dim
+        self.layout = vectors
         self.idOffset = idOffset
+        if vectors.named && format != .jsonl {
+            throw VQError.invalid("\(format) files hold one unnamed vector per point; this collection has named vectors (\(vectors.namesText)): "
+                                  + "give JSONL lines with \"vector\": {name: [...]}")
+        }
         input = try BlockReader(path: path)
         if format == .npy { try readNpyHeader() }
+    }
+
+    /// Reads the next point and appends it (id, vectors, payload) to `batch`.
+    /// - Returns: false at the end of input.
+    /// - Throws: `InputError` naming the line or record; nothing of that point is appended.
+    package func next(into batch: inout PointBatch) throws -> Bool {
+        guard layout.named else {
+            guard let point = try next(into: &batch.vectors[0]) else { return false }
+            batch.ids.append(point.id)
+            batch.payloads.append(point.payload)
+            return true
+        }
+        var scratch: [Float] = []
+        guard let point = try next(into: &scratch) else { return false }
+        withOptionalBuffers(named) { batch.append(id: point.id, vectors: $0, payload: point.payload) }
+        return true
     }
 
     package var totalBytes: Int? { input.totalBytes }
@@ -254,6 +280,31 @@ package final class PointReader {
                 switch key {
                 case "id":
                     id = try PointID(json: try p.parseValue())
+                case "vector" where layout.named:
+                    named = Array(repeating: nil, count: layout.count)
+                    guard p.peek() == UInt8(ascii: "{") else {
+                        throw VQError.invalid("\"vector\" must be an object of named vectors (\(layout.namesText)), e.g. {\"\(layout[0].name)\": [...]}")
+                    }
+                    try p.expect(UInt8(ascii: "{"))
+                    if !p.consume(UInt8(ascii: "}")) {
+                        repeat {
+                            let name = try p.parseString()
+                            try p.expect(UInt8(ascii: ":"))
+                            let k = try layout.index(name)
+                            guard named[k] == nil else { throw VQError.invalid("\"vector\" names \"\(name)\" twice") }
+                            guard p.peek() == UInt8(ascii: "[") else {
+                                throw VQError.invalid("vector \"\(name)\" must be an array of \(layout[k].dim) numbers (sparse and multi-vectors are not supported)")
+                            }
+                            var v: [Float] = []
+                            let n = try p.parseFloatArray(into: &v)
+                            guard n == layout[k].dim else {
+                                throw VQError.invalid("vector \"\(name)\" has \(n) dimensions; the collection expects \(layout[k].dim)")
+                            }
+                            named[k] = v
+                        } while p.consume(UInt8(ascii: ","))
+                        try p.expect(UInt8(ascii: "}"))
+                    }
+                    sawVector = true
                 case "vector":
                     guard p.peek() == UInt8(ascii: "[") else {
                         throw VQError.invalid("\"vector\" must be an array of \(dim) numbers")
@@ -278,7 +329,10 @@ package final class PointReader {
         }
         try p.expectEnd()
         guard let id else { throw VQError.invalid("missing \"id\"; expected an unsigned integer or a UUID string") }
-        guard sawVector else { throw VQError.invalid("missing \"vector\"; expected an array of \(dim) numbers") }
+        guard sawVector else {
+            throw VQError.invalid(layout.named ? "missing \"vector\"; expected {name: [...]} of \(layout.namesText)"
+                                  : "missing \"vector\"; expected an array of \(dim) numbers")
+        }
         _ = before
         return InputPoint(id: id, payload: payload)
     }
