@@ -12,7 +12,8 @@
 import Foundation
 
 extension QdrantAPI {
-    func groups(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON) throws -> JSON {
+    /// - Parameter excluding: a point left out (the one a query by id names).
+    func groups(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON, excluding: PointID? = nil) throws -> JSON {
         try checkSettings(body, "grouped search", allowed: ["query", "vector", "group_by", "group_size", "limit", "filter", "params",
                                                             "score_threshold", "with_payload", "with_vector", "with_vectors", "with_lookup", "using"],
                           unsupported: ["prefetch": "grouped queries take one query vector in vq", "lookup_from": "example ids are looked up in this collection only",
@@ -28,7 +29,7 @@ extension QdrantAPI {
         let wv = try withVector(body, collection.config.vectors)
         var req = SearchRequest(vector: vector, limit: 0, using: using)
         req.withPayload = true
-        req.filter = try filter(body)
+        req.filter = QdrantAPI.excluding(excluding, try filter(body))
         if let params = body["params"], params != .null {
             if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
             req.exact = try bool(params, "exact", default: false)

@@ -93,8 +93,9 @@ extension QdrantAPI {
             guard q != .null else { throw VQError.invalid("a prefetch needs \"query\": a vector, a point id or {\"nearest\": vector}") }
             guard !isFusion(q) else { throw VQError.invalid("fusion needs prefetches to fuse") }
             let using = try self.using(node, collection)
-            var req = SearchRequest(vector: try queryVector(collection, node, q, using: using), limit: limit, using: using)
-            req.filter = filter
+            let (vector, referenced) = try queryVector(collection, node, q, using: using)
+            var req = SearchRequest(vector: vector, limit: limit, using: using)
+            req.filter = QdrantAPI.excluding(referenced, filter)
             if let params = node["params"], params != .null {
                 if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
                 req.exact = try bool(params, "exact", default: false)
@@ -123,7 +124,7 @@ extension QdrantAPI {
         guard q != .null else { throw VQError.invalid("a query with prefetch needs \"query\": a vector to re-rank by or {\"fusion\": \"rrf\"|\"dbsf\"}") }
         // Re-rank the prefetched points exactly by the query vector.
         let using = try self.using(node, collection)
-        var query = try queryVector(collection, node, q, using: using)
+        var query = try queryVector(collection, node, q, using: using).vector
         try collection.prepare(&query, using)
         var ids = Set<PointID>()
         for l in lists { for e in l { ids.insert(e.id) } }
@@ -141,19 +142,30 @@ extension QdrantAPI {
 
     /// The vector a node's query names for searching vector `using`: a vector, {"nearest": vector},
     /// or a point id (its stored vector, from the node's `lookup_from` if it has one).
-    func queryVector(_ collection: VectorCollection, _ node: JSON, _ q: JSON, using: Int) throws -> [Float] {
+    /// - Returns: the vector, and the point it was looked up from when that is in `collection`
+    ///   (left out of the results, as Qdrant does).
+    func queryVector(_ collection: VectorCollection, _ node: JSON, _ q: JSON, using: Int) throws -> (vector: [Float], referenced: PointID?) {
         let source = try lookupSource(collection, node)
         switch q {
-        case .array: return try denseVector(q, "query")
+        case .array: return (try denseVector(q, "query"), nil)
         case .object:
             guard let nearest = q["nearest"], q.objectValue?.count == 1 else {
                 throw VQError.invalid("query \(q.compactText) is not supported here; expected a vector, a point id or {\"nearest\": ...}")
             }
             return try queryVector(collection, node, nearest, using: using)
         case .int, .uint, .string:
-            return try storedVector(source, try PointID(json: q), using: try lookupVector(collection, source, node, using: using))
+            let id = try PointID(json: q)
+            var v = try storedVector(source, id, using: try lookupVector(collection, source, node, using: using))
+            if source !== collection { try collection.prepare(&v, using) }
+            return (v, source === collection ? id : nil)
         default: throw VQError.invalid("query is \(q.typeName); expected a vector, a point id or {\"nearest\": ...}")
         }
+    }
+
+    /// `filter` with point `id` left out (nil: `filter` as it is).
+    static func excluding(_ id: PointID?, _ filter: Filter?) -> Filter? {
+        guard let id else { return filter }
+        return .all(must: filter.map { [$0] } ?? [], should: [], mustNot: [.hasID([id])])
     }
 
     /// Reciprocal rank fusion: 1 / (position + k) summed over the lists a point is in.

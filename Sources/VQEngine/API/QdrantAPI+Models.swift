@@ -547,6 +547,7 @@ extension QdrantAPI {
     func deleteVectorsTicket(_ collection: VectorCollection, _ body: JSON, _ wait: WriteWait, _ deadline: Date) throws -> WriteTicket {
         let ids = try selected(collection, body, also: ["vector"])
         let names = try requireArray(body, "vector")
+        guard !names.isEmpty else { throw VQError.invalid("\"vector\" is empty; expected the names of the vectors to delete") }
         let vectors = try names.enumerated().map { i, n -> Int in
             guard let name = n.stringValue else { throw VQError.invalid("vector[\(i)] is \(n.typeName); expected a vector name") }
             return try collection.config.vectors.index(name)
@@ -764,8 +765,9 @@ extension QdrantAPI {
                                                            score: true)))])
         }
         let using = try self.using(body, collection)
-        let v = try queryVector(collection, body, q, using: using)
-        let r = try runSearchCounting(collection, vector: v, using: using, body: body)
+        let (v, referenced) = try queryVector(collection, body, q, using: using)
+        let r = try runSearchCounting(collection, vector: v, using: using, body: body,
+                                      filter: referenced == nil ? nil : .some(QdrantAPI.excluding(referenced, try filter(body))))
         // vq adds how many points indexed_only left out, only when it was asked for.
         return r.indexedOnly ? .object([("points", .array(r.points)), ("unindexed_skipped", .int(Int64(r.skipped)))])
             : .object([("points", .array(r.points))])

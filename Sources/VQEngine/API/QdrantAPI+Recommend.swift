@@ -158,9 +158,11 @@ extension QdrantAPI {
                 }
                 let id = try PointID(json: e)
                 guard let found = stored[id] else { throw VQError(.notFound, "\(what)[\(i)]: no point with id \(id) in collection \"\(source.name)\"") }
-                guard let v = found else {
+                guard var v = found else {
                     throw VQError.invalid("\(what)[\(i)]: point \(id) has no vector \"\(source.config.vectors[sourceVector].name)\"")
                 }
+                // Stored under another vector's metric (lookup_from): prepared as this one's.
+                if source !== collection || sourceVector != using { try collection.prepare(&v, using) }
                 return v
             }
         }

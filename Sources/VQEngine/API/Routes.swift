@@ -202,8 +202,8 @@ extension QdrantAPI {
             let body = try c.body()
             guard let q = body["query"], q != .null else { throw VQError.invalid("grouped query needs \"query\": a vector") }
             let using = try api.using(body, col)
-            let v = try api.queryVector(col, body, q, using: using)
-            return APIEnvelope.ok(try api.groups(col, vector: v, using: using, body: body), since: c.start)
+            let (v, referenced) = try api.queryVector(col, body, q, using: using)
+            return APIEnvelope.ok(try api.groups(col, vector: v, using: using, body: body, excluding: referenced), since: c.start)
         },
         points("POST", "/discover", "points.discover", .read) { api, col, c in
             APIEnvelope.ok(try api.discoverLegacy(col, try c.body()), since: c.start)

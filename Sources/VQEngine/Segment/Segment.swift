@@ -216,6 +216,7 @@ package final class Segment: @unchecked Sendable {
             // sealing, before the manifest said so) writes them again when it is sealed.
             FileIO.remove(directory + "/" + Segment.checksumsFile)
             FileIO.remove(directory + "/" + Segment.fieldIndexFile)
+            for k in layout.specs.indices { FileIO.remove(directory + "/" + VectorStore.files(k).graph) }
         }
         if info.indexed {
             // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment

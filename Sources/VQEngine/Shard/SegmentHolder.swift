@@ -168,6 +168,8 @@ package final class SegmentHolder: @unchecked Sendable {
                 guard let loc = locations[id] else { continue }
                 let seg = slots[Int(loc.slot)]!
                 let row = Int(loc.row)
+                // Nothing to remove: the point stays as it is (no move, no new version).
+                if vectors.allSatisfy({ seg.stores[$0].lacks(row) }) { continue }
                 let kept = seg.stores.indices.map { k in vectors.contains(k) || seg.stores[k].lacks(row) ? nil : Array(seg.stores[k].vector(row)) }
                 try withOptionalBuffers(kept) { try upsert(id, $0, seg.payloadBytes(row), op) }
             }

@@ -7,12 +7,12 @@
 //   id          | tag u8 (0 number, 1 uuid) | a u64 | b u64 |                    (17 bytes)
 //   json        | length u32 | UTF-8 JSON |            (length 0xFFFFFFFF: absent)
 //   search      | dim u32 | dim x f32 | k u32 | ef u32 | flags u8 (1 exact, 2 indexed_only,
-//               | 4 with_payload) | filter json |
+//               | 4 with_payload) | vector number u32 | filter json |
 //   hits        | count u32 | count x (id | version u64 | score f32 | rank f32 | payload json) |
 //               | skipped u64 |
 //   scan        | flags u8 (1 with_vector, 2 with_payload, 4 ids) | [count u32 | ids] | filter json |
-//   records     | count u32 | dim u32 (0: no vectors) | count x (id | version u64 |
-//               | dim x f32 | payload json) |
+//   records     | count u32 | vectors u32 (0: none asked) | dims (vectors x u32; 0: none present) |
+//               | count x (id | version u64 | per vector: present u8 [, dim x f32] | payload json) |
 //   receive     | flags u8 (1 clear, 2 last) | seq u64 | epoch u64 | records |
 //   transfer    | to u64 | flags u8 (1 after) | seq u64 | epoch u64 |
 //   count       | points u64 |
@@ -246,8 +246,9 @@ package enum ShardWire {
     static func records(_ r: inout ByteReader, dims expected: [Int]) throws -> [PointRecord] {
         let n = Int(try r.u32())
         let stores = Int(try r.u32())
-        guard stores == 0 || stores == expected.count else {
-            throw VQError(.corrupt, "records carry \(stores) vectors each; expected 0 or \(expected.count)")
+        // Asked for vectors (`expected` not empty), records carry every one (each present or not).
+        guard stores == expected.count || (stores == 0 && (expected.isEmpty || n == 0)) else {
+            throw VQError(.corrupt, "records carry \(stores) vectors each; expected \(expected.count)")
         }
         var dims: [Int] = []
         for k in 0..<stores {

@@ -105,8 +105,11 @@ import Testing
             #expect(!near2.contains(2) && near2.contains(1), "\(when)")
         }
         checkChanged("applied")
-        // A point id as the query: its stored vector of `using`; one that lacks it is a 400.
-        #expect(ids(api, "query", #"{"query":4,"using":"text","limit":1}"#) == [4])
+        // A point id as the query: its stored vector of `using`, the point itself left out (as in
+        // Qdrant); one that lacks the vector is a 400.
+        let byID = ids(api, "query", #"{"query":4,"using":"text","limit":5}"#)
+        #expect(byID == Array(NamedVectorTests.truth(NamedVectorTests.text(4), text: true, among: all.filter { $0 != 4 && $0 != 2 }, k: 5)), "\(byID)")
+        #expect(ids(api, "query", #"{"query":{"nearest":4},"using":"text","limit":5}"#) == byID)
         let (lacks, err, _) = t.call(api, "POST", "/collections/c/points/query", #"{"query":2,"using":"text"}"#)
         #expect(lacks == 400 && err?["status"]?["error"]?.stringValue?.contains("no vector \"text\"") == true, "\(err?.compactText ?? "")")
         // Recommend by "text": only points that have it, the example left out.

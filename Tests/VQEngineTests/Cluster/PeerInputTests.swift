@@ -42,6 +42,19 @@ import Testing
         #expect(throws: VQError.self) { _ = try ShardWire.decodeHits(bytes, maxHits: 4) }
     }
 
+    @Test("records asked for with vectors must carry every vector of the collection, each present or not")
+    func recordsCarryEveryVector() throws {
+        let two = [PointRecord(id: .number(1), version: 1, vectors: [[1, 0], nil], payload: nil)]
+        let back = try ShardWire.decodeRecords(ShardWire.encodeRecords(two, withVector: true), dims: [2, 3])
+        #expect(back.count == 1 && back[0].vectors[0] == [1, 0] && back[0].vectors[1] == nil)
+        // Without vectors where they were asked for (or with too few): refused, not passed on to trap later.
+        let none = ShardWire.encodeRecords([PointRecord(id: .number(1), version: 1, vectors: [], payload: nil)], withVector: false)
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeRecords(none, dims: [2, 3]) }
+        let one = ShardWire.encodeRecords([PointRecord(id: .number(1), version: 1, vectors: [[1, 0]], payload: nil)], withVector: true)
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeRecords(one, dims: [2, 3]) }
+        #expect(try ShardWire.decodeRecords(none, dims: []).count == 1)
+    }
+
     @Test("validation refuses wrong dimensions, non-finite floats and payloads that are not JSON objects")
     func validation() throws {
         try upsert(dim: 2, [1, 2, 3, 4], payloads: [Array(#"{"a":1}"#.utf8), nil]).validate(dim: 2)
