@@ -60,6 +60,7 @@ complete -c vq -n '__fish_seen_subcommand_from search' -l with-payload -d 'Inclu
 complete -c vq -n '__fish_seen_subcommand_from search' -l filter -x -d 'Only points passing this Qdrant filter, e.g. \'{"must":[{"key":"city","match":{"value":"Oslo"}}]}\'.'
 complete -c vq -n '__fish_seen_subcommand_from search' -l exact -d 'Exact (brute-force) search, bypassing any index.'
 complete -c vq -n '__fish_seen_subcommand_from search' -l using -x -d 'Search this named vector (collections with named vectors).'
+complete -c vq -n '__fish_seen_subcommand_from search' -l sparse -x -d 'A sparse query, \'{"indices": [...], "values": [...]}\', for the sparse vector --using names.'
 complete -c vq -n '__fish_seen_subcommand_from search' -l hnsw-ef -x -d 'HNSW beam width: higher is more accurate and slower.'
 complete -c vq -n '__fish_seen_subcommand_from search' -l indexed-only -d 'Search indexed segments only (and unindexed ones small enough for a full scan); each result line says how many points were left out (unindexed_skipped).'
 complete -c vq -n '__fish_seen_subcommand_from search' -l format -x -a 'json table' -d 'json (JSON Lines) or table (for people).'

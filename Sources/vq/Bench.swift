@@ -133,7 +133,7 @@ func benchIngest(_ collection: VectorCollection, _ d: BenchDataset, idOffset: In
     let start = Date()
     let layout = collection.config.vectors
     let main = benchVector(collection)
-    var batch = PointBatch(dims: layout.dims)
+    var batch = PointBatch(layout)
     var ticket = WriteTicket()
     try d.base.withUnsafeBufferPointer { base in
         for i in 0..<d.count {

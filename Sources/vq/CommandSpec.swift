@@ -173,7 +173,8 @@ extension CommandSpec {
             description: """
             Reads points from FILE (or standard input when FILE is '-' or absent) and upserts them in batches. \
             JSON Lines take one {"id": ID, "vector": [...], "payload": {...}} per line; ids are unsigned integers \
-            or UUID strings. In .fvecs and .npy (float32, 2-D) files the id of row i is i plus --id-offset. \
+            or UUID strings. A collection with named vectors takes "vector": {"NAME": [...], "SPARSE": {"indices": [...], \
+            "values": [...]}}, each optional. In .fvecs and .npy (float32, 2-D) files the id of row i is i plus --id-offset. \
             A progress bar shows on stderr when it is a terminal; a one-line JSON summary goes to stdout. \
             Exit status 0 means every point is durable. A bad line stops the run with exit status 2 and names \
             the line; every point before it is stored, so re-running after a fix is safe (upsert is idempotent).
@@ -216,6 +217,7 @@ extension CommandSpec {
                            help: #"Only points passing this Qdrant filter, e.g. '{"must":[{"key":"city","match":{"value":"Oslo"}}]}'."#),
                 OptionSpec(long: "exact", help: "Exact (brute-force) search, bypassing any index."),
                 OptionSpec(long: "using", value: "NAME", help: "Search this named vector (collections with named vectors)."),
+                OptionSpec(long: "sparse", value: "JSON", help: #"A sparse query, '{"indices": [...], "values": [...]}', for the sparse vector --using names."#),
                 OptionSpec(long: "hnsw-ef", value: "N", help: "HNSW beam width: higher is more accurate and slower.",
                            defaultText: "max(ef_construct, limit)"),
                 OptionSpec(long: "indexed-only",

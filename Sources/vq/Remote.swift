@@ -126,6 +126,12 @@ final class RemoteUploader: @unchecked Sendable {
                 w.raw(":")
                 column(k)
             }
+            for (k, spec) in layout.sparse.enumerated() {
+                if k > 0 || !layout.specs.isEmpty { w.raw(",") }
+                w.write(.string(spec.name))
+                w.raw(":")
+                w.write(.array(batch.sparse[k].map { $0?.json ?? .null }))
+            }
             w.raw("}")
         } else {
             column(0)
@@ -164,7 +170,7 @@ func remoteSearch(_ client: HTTPClient, _ name: String, _ r: SearchRequest, usin
     var params: [(String, JSON)] = [("exact", .bool(r.exact)), ("indexed_only", .bool(r.indexedOnly))]
     if let ef = r.hnswEf { params.append(("hnsw_ef", .int(Int64(ef)))) }
     let body: JSON = .object([
-        ("query", .array(r.vector.map { .double(Double($0)) })), ("limit", .int(Int64(r.limit))),
+        ("query", r.sparse?.json ?? .array(r.vector.map { .double(Double($0)) })), ("limit", .int(Int64(r.limit))),
         ("with_payload", .bool(r.withPayload)), ("params", .object(params)),
     ] + (r.filter.map { [("filter", $0.json)] } ?? []) + (using.map { [("using", .string($0))] } ?? []))
     let result = try call(client, "POST", "/collections/\(name)/points/query", body)

@@ -13,8 +13,18 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     }
     let vectorText = args.string("vector")
     let queriesPath = args.string("queries")
-    guard (vectorText == nil) != (queriesPath == nil) else {
-        throw UsageError(message: "'vq search' needs exactly one of --vector JSON or --queries FILE")
+    let sparseText = args.string("sparse")
+    guard [vectorText, queriesPath, sparseText].compactMap({ $0 }).count == 1 else {
+        throw UsageError(message: "'vq search' needs exactly one of --vector JSON, --sparse JSON or --queries FILE")
+    }
+    var sparse: SparseVector?
+    if let sparseText {
+        guard args.string("using") != nil else { throw UsageError(message: "--sparse needs --using NAME: the sparse vector to search") }
+        do { sparse = try SparseVector(json: try JSONParser.parse(sparseText), "--sparse") } catch let e as VQError {
+            throw UsageError(message: e.message)
+        } catch {
+            throw UsageError(message: "--sparse is not valid JSON: \(error)")
+        }
     }
     var single: [Float]?
     if let vectorText {
@@ -54,15 +64,27 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     // --using NAME: a named vector (checked here when embedded, by the server when remote).
     let using = args.string("using")
     if let collection {
-        do { request.using = try collection.config.vectors.index(using) } catch let e as VQError {
+        do {
+            switch try collection.config.vectors.ref(using) {
+            case .dense(let k):
+                guard sparse == nil else { throw VQError.invalid("vector \"\(using ?? "")\" is dense; give --vector") }
+                request.using = k
+            case .sparse(let k):
+                guard sparse != nil else { throw VQError.invalid("vector \"\(using ?? "")\" is sparse; give --sparse '{\"indices\": [...], \"values\": [...]}'") }
+                request.using = k
+            }
+        } catch let e as VQError {
             throw UsageError(message: "--using: \(e.message)")
         }
     }
+    request.sparse = sparse
     var queryNumber = 0
     while true {
         if let reader {
             guard let v = try reader.next() else { break }
             request.vector = v
+        } else if sparse != nil {
+            guard queryNumber == 0 else { break }
         } else {
             guard let v = single else { break }
             request.vector = v
@@ -73,7 +95,7 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
         do {
             if let collection { result = try collection.search(request) } else { result = try remoteSearch(client!, name, request, using: using) }
         } catch let e as VQError where e.kind == .invalidInput {
-            throw InputError(line: reader?.recordNumber ?? 1, unit: reader == nil ? "--vector" : "query", message: e.message)
+            throw InputError(line: reader?.recordNumber ?? 1, unit: reader == nil ? (sparse == nil ? "--vector" : "--sparse") : "query", message: e.message)
         }
         let hits = result.hits
         if table {

@@ -36,7 +36,8 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         layout = collection!.config.vectors
     case .remote(let client):
         let info = try call(client, "GET", "/collections/\(name)")
-        guard let vectors = info["config"]?["params"]?["vectors"], let read = try? VectorLayout(json: vectors) else {
+        guard let vectors = info["config"]?["params"]?["vectors"],
+              let read = try? VectorLayout(json: vectors, sparse: info["config"]?["params"]?["sparse_vectors"]) else {
             throw VQError(.io, "server did not say the vectors of collection \"\(name)\"")
         }
         layout = read
@@ -61,7 +62,7 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     let reader = try PointReader(path: path, format: format, vectors: layout, idOffset: UInt64(idOffset))
     let progress = ProgressBar(label: "upsert \(name):", totalBytes: reader.totalBytes, quiet: args.quiet)
     let start = Date()
-    var batch = PointBatch(dims: layout.dims)
+    var batch = PointBatch(layout)
     for k in layout.specs.indices { batch.vectors[k].reserveCapacity(batchSize * layout[k].dim) }
     func submit() throws {
         guard batch.count > 0 else { return }

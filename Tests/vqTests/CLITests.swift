@@ -20,7 +20,7 @@ import Testing
         (["create-collection", "c"], "'vq create-collection' needs --dim"),
         (["create-collection", "c", "--dim", "zero"], "--dim is 'zero'; expected an integer from 1 to 65536"),
         (["create-collection", "c", "--dim", "3", "--distance", "cosin"], "did you mean 'cosine'?"),
-        (["search", "c"], "needs exactly one of --vector JSON or --queries FILE"),
+        (["search", "c"], "needs exactly one of --vector JSON, --sparse JSON or --queries FILE"),
         (["upsert"], "'vq upsert' needs NAME"),
         (["search", "c", "--limit"], "option '--limit' needs a value (K)"),
     ])

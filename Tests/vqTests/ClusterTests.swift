@@ -169,16 +169,27 @@ struct PeerView {
         // Named vectors across peers: "a" on every point, "b" on even ones; searched by name on
         // remote replicas, returned by name, one deleted from a point.
         #expect(try request(a.port, "PUT", "/collections/n",
-                            #"{"vectors":{"a":{"size":2,"distance":"Euclid"},"b":{"size":2,"distance":"Euclid"}},"shard_number":3,"replication_factor":2}"#).status == 200)
-        let named = (0..<300).map { i in "{\"id\":\(i),\"vector\":{\"a\":[\(i % 7),\(i % 5)]" + (i % 2 == 0 ? ",\"b\":[\(i),0]}}" : "}}") }
-        #expect(try request(c.port, "PUT", "/collections/n/points?wait=true", "{\"points\":[\(named.joined(separator: ","))]}").status == 200)
+                            #"{"vectors":{"a":{"size":2,"distance":"Euclid"},"b":{"size":2,"distance":"Euclid"}},"sparse_vectors":{"s":{"modifier":"idf"}},"shard_number":3,"replication_factor":2}"#).status == 200)
+        let named = (0..<300).map { i in
+            "{\"id\":\(i),\"vector\":{\"s\":{\"indices\":[\(i % 10)],\"values\":[\(i)]},\"a\":[\(i % 7),\(i % 5)]" + (i % 2 == 0 ? ",\"b\":[\(i),0]}}" : "}}")
+        }
+        let namedUp = try request(c.port, "PUT", "/collections/n/points?wait=true", "{\"points\":[\(named.joined(separator: ","))]}")
+        #expect(namedUp.status == 200, "\(namedUp.body)")
         #expect(try request(b.port, "POST", "/collections/n/points/vectors/delete?wait=true", #"{"points":[100],"vector":["b"]}"#).status == 200)
         func checkNamed(_ port: Int) throws {
             let q = try request(port, "POST", "/collections/n/points/query", #"{"query":[100.5,0],"using":"b","limit":5}"#).body
             let ids = q.components(separatedBy: "\"id\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
             #expect(ids == [102, 98, 104, 96, 106], "\(q)")
             let got = try request(port, "POST", "/collections/n/points", #"{"ids":[1,2],"with_vector":true,"with_payload":false}"#).body
-            #expect(got.contains(#"{"id":1,"vector":{"a":[1.0,1.0]}}"#) && got.contains(#"{"id":2,"vector":{"a":[2.0,2.0],"b":[2.0,0.0]}}"#), "\(got)")
+            #expect(got.contains(#"{"id":1,"vector":{"a":[1.0,1.0],"s":{"indices":[1],"values":[1.0]}}}"#), "\(got)")
+            #expect(got.contains(#"{"id":2,"vector":{"a":[2.0,2.0],"b":[2.0,0.0],"s":{"indices":[2],"values":[2.0]}}}"#), "\(got)")
+            // Sparse with IDF over the whole collection (every shard's counts, remote ones included):
+            // 30 of 300 points hold index 3, idf = ln(270.5 / 30.5 + 1).
+            let sparse = try request(port, "POST", "/collections/n/points/query", #"{"query":{"indices":[3],"values":[1]},"using":"s","limit":3}"#).body
+            let sparseIDs = sparse.components(separatedBy: "\"id\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+            #expect(sparseIDs == [293, 283, 273], "\(sparse)")
+            let top = sparse.components(separatedBy: "\"score\":").dropFirst().first.flatMap { Double($0.prefix { $0.isNumber || $0 == "." }) }
+            #expect(top.map { abs($0 - 293 * log(270.5 / 30.5 + 1)) < 0.05 } == true, "\(sparse)")
         }
         for p in peers { try checkNamed(p.port) }
 

@@ -388,9 +388,10 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         let url = "http://127.0.0.1:\(server.port)"
         let s = Scratch()
         #expect(try request(server.port, "PUT", "/collections/n",
-                            #"{"vectors":{"a":{"size":2,"distance":"Euclid"},"b":{"size":3,"distance":"Euclid"}}}"#).status == 200)
+                            #"{"vectors":{"a":{"size":2,"distance":"Euclid"},"b":{"size":3,"distance":"Euclid"}},"sparse_vectors":{"s":{}}}"#).status == 200)
         let lines = (0..<100).map { i in
-            "{\"id\":\(i),\"vector\":{\"a\":[\(i),0]" + (i % 2 == 0 ? ",\"b\":[0,\(i),1]" : "") + "},\"payload\":{\"i\":\(i)}}\n"
+            "{\"id\":\(i),\"vector\":{\"a\":[\(i),0]" + (i % 2 == 0 ? ",\"b\":[0,\(i),1]" : "")
+                + ",\"s\":{\"indices\":[\(i % 3)],\"values\":[\(i)]}},\"payload\":{\"i\":\(i)}}\n"
         }
         try writeFile(s.path + "/p.jsonl", lines.joined())
         let up = try vq(["upsert", "n", s.path + "/p.jsonl", "--batch-size", "30", "--url", url])
@@ -399,6 +400,9 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         #expect(remote.status == 0 && remote.stdout.hasPrefix(#"{"results":[{"id":42,"#), "\(remote.stdout) \(remote.stderr)")
         #expect(try vq(["search", "n", "--vector", "[40.6,0]", "--using", "a", "-k", "1", "--url", url]).stdout.hasPrefix(#"{"results":[{"id":41,"#))
         #expect(try vq(["search", "n", "--vector", "[1,2]", "--using", "c", "--url", url]).status == 2)
+        let sparse = try vq(["search", "n", "--sparse", #"{"indices":[1],"values":[1]}"#, "--using", "s", "-k", "2", "--url", url])
+        #expect(sparse.status == 0 && sparse.stdout.hasPrefix(#"{"results":[{"id":97,"score":97"#), "\(sparse.stdout) \(sparse.stderr)")
+        #expect(try vq(["search", "n", "--sparse", #"{"indices":[1,1],"values":[1,2]}"#, "--using", "s", "--url", url]).status == 2)
         // A line without vectors of that shape names the problem and its line.
         try writeFile(s.path + "/bad.jsonl", #"{"id":1,"vector":[1,2]}"# + "\n")
         let bad = try vq(["upsert", "n", s.path + "/bad.jsonl", "--url", url])
@@ -407,6 +411,9 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         // The same directory, embedded.
         let embedded = try vq(["search", "n", "--vector", "[0,41.2,1]", "--using", "b", "-k", "3", "--data-dir", server.scratch.data])
         #expect(embedded.status == 0 && embedded.stdout == remote.stdout, "\(embedded.stdout) \(embedded.stderr)")
+        let sparseEmbedded = try vq(["search", "n", "--sparse", #"{"indices":[1],"values":[1]}"#, "--using", "s", "-k", "2", "--data-dir", server.scratch.data])
+        #expect(sparseEmbedded.stdout == sparse.stdout, "\(sparseEmbedded.stdout) \(sparseEmbedded.stderr)")
+        #expect(try vq(["search", "n", "--vector", "[1,2]", "--using", "s", "--data-dir", server.scratch.data]).status == 2)
         let missing = try vq(["search", "n", "--vector", "[1,2]", "--data-dir", server.scratch.data])
         #expect(missing.status == 2 && missing.stderr.contains("no unnamed vector"), "\(missing.stderr)")
     }

@@ -235,7 +235,9 @@ extension QdrantAPI {
 
     func shardSearch(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let local = try readable(collection, shard)
-        let (vector, request) = try ShardWire.decodeSearch(c.request.body, dims: collection.config.vectors.dims, maxResults: VectorCollection.maxResults)
+        let vectors = collection.config.vectors
+        let (vector, request) = try ShardWire.decodeSearch(c.request.body, dims: vectors.dims, sparse: vectors.sparse.count,
+                                                           maxResults: VectorCollection.maxResults)
         let result = vector.withUnsafeBufferPointer { local.search($0, request) }
         return .binary(ShardWire.encodeHits(result))
     }
@@ -249,8 +251,13 @@ extension QdrantAPI {
 
     func shardReceive(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let vectors = collection.config.vectors
-        try collection.replicaSets[shard].receive(try ShardWire.decodeReceive(c.request.body, vectors: vectors), dims: vectors.dims)
+        try collection.replicaSets[shard].receive(try ShardWire.decodeReceive(c.request.body, vectors: vectors), vectors: vectors)
         return .text(200, "ok")
+    }
+
+    func shardSparseStats(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        let (store, terms) = try ShardWire.decodeSparseStats(c.request.body, sparse: collection.config.vectors.sparse.count)
+        return .binary(ShardWire.encodeSparseCounts(try readable(collection, shard).sparseStats(store: store, terms: terms)))
     }
 
     func shardCount(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {

@@ -13,7 +13,7 @@ import Foundation
 
 extension QdrantAPI {
     /// - Parameter excluding: a point left out (the one a query by id names).
-    func groups(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON, excluding: PointID? = nil) throws -> JSON {
+    func groups(_ collection: VectorCollection, query: QueryVector, using: VectorRef, body: JSON, excluding: PointID? = nil) throws -> JSON {
         try checkSettings(body, "grouped search", allowed: ["query", "vector", "group_by", "group_size", "limit", "filter", "params",
                                                             "score_threshold", "with_payload", "with_vector", "with_vectors", "with_lookup", "using"],
                           unsupported: ["prefetch": "grouped queries take one query vector in vq", "lookup_from": "example ids are looked up in this collection only",
@@ -27,7 +27,7 @@ extension QdrantAPI {
         }
         let selector = try withPayload(body, default: false)
         let wv = try withVector(body, collection.config.vectors)
-        var req = SearchRequest(vector: vector, limit: 0, using: using)
+        var req = searchRequest(query, using, limit: 0)
         req.withPayload = true
         req.filter = QdrantAPI.excluding(excluding, try filter(body))
         if let params = body["params"], params != .null {
@@ -43,7 +43,7 @@ extension QdrantAPI {
             req.limit = min(fetch, VectorCollection.maxResults)
             var found = try collection.search(req).hits
             if let threshold {
-                let higher = collection.config.vectors[using].distance.higherIsBetter
+                let higher = higherIsBetter(collection, using)
                 found = found.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
             }
             order = []

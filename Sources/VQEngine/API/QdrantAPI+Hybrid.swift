@@ -49,14 +49,14 @@ extension QdrantAPI {
         return .object([("points", .array(page.compactMap { e in
             guard let r = records[e.id] else { return nil }
             let hit = ScoredPoint(id: r.id, version: r.version, score: e.score, rank: e.rank, payload: r.payload)
-            return scoredJSON(hit, vector: wv.wanted ? wv.json(r.vectors) : nil, payload: selector)
+            return scoredJSON(hit, vector: wv.wanted ? wv.json(r) : nil, payload: selector)
         }))])
     }
 
     /// Whether a node's scores grow with similarity: fused scores do, and so do those of a
     /// vector whose metric is a similarity.
     private func higherIsBetter(_ collection: VectorCollection, _ node: JSON) throws -> Bool {
-        try isFusion(node["query"]) || collection.config.vectors[try using(node, collection)].distance.higherIsBetter
+        try isFusion(node["query"]) || higherIsBetter(collection, try usingRef(node, collection))
     }
 
     private func isFusion(_ q: JSON?) -> Bool {
@@ -92,9 +92,9 @@ extension QdrantAPI {
         if children.isEmpty {
             guard q != .null else { throw VQError.invalid("a prefetch needs \"query\": a vector, a point id or {\"nearest\": vector}") }
             guard !isFusion(q) else { throw VQError.invalid("fusion needs prefetches to fuse") }
-            let using = try self.using(node, collection)
-            let (vector, referenced) = try queryVector(collection, node, q, using: using)
-            var req = SearchRequest(vector: vector, limit: limit, using: using)
+            let using = try usingRef(node, collection)
+            let (query, referenced) = try queryVector(collection, node, q, using: using)
+            var req = searchRequest(query, using, limit: limit)
             req.filter = QdrantAPI.excluding(referenced, filter)
             if let params = node["params"], params != .null {
                 if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
@@ -123,11 +123,23 @@ extension QdrantAPI {
         }
         guard q != .null else { throw VQError.invalid("a query with prefetch needs \"query\": a vector to re-rank by or {\"fusion\": \"rrf\"|\"dbsf\"}") }
         // Re-rank the prefetched points exactly by the query vector.
-        let using = try self.using(node, collection)
-        var query = try queryVector(collection, node, q, using: using).vector
-        try collection.prepare(&query, using)
+        let ref = try usingRef(node, collection)
         var ids = Set<PointID>()
         for l in lists { for e in l { ids.insert(e.id) } }
+        guard case .dense(let using) = ref else {
+            // Re-rank by a sparse vector: the dot product with each point's (points without it drop out).
+            guard case .sparse(let query) = try queryVector(collection, node, q, using: ref).query, case .sparse(let k) = ref else {
+                preconditionFailure("a sparse vector's query is sparse")
+            }
+            let scored: RankedList = try collection.retrieve(Array(ids), withVector: true, withPayload: false).compactMap { r in
+                guard let v = r.sparse[k] else { return nil }
+                let score = query.dot(v)
+                return score.overlap ? (r.id, score.score, score.score) : nil
+            }
+            return Array(scored.sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }.prefix(limit))
+        }
+        guard case .dense(var query) = try queryVector(collection, node, q, using: ref).query else { preconditionFailure("a dense vector's query is dense") }
+        try collection.prepare(&query, using)
         let spec = collection.config.vectors[using]
         let distance = DistanceFunction(spec.distance)
         let dim = spec.dim
@@ -144,20 +156,31 @@ extension QdrantAPI {
     /// or a point id (its stored vector, from the node's `lookup_from` if it has one).
     /// - Returns: the vector, and the point it was looked up from when that is in `collection`
     ///   (left out of the results, as Qdrant does).
-    func queryVector(_ collection: VectorCollection, _ node: JSON, _ q: JSON, using: Int) throws -> (vector: [Float], referenced: PointID?) {
+    func queryVector(_ collection: VectorCollection, _ node: JSON, _ q: JSON, using: VectorRef) throws -> (query: QueryVector, referenced: PointID?) {
         let source = try lookupSource(collection, node)
         switch q {
-        case .array: return (try denseVector(q, "query"), nil)
+        case .array: return (try queryValue(q, "query", using, collection), nil)
         case .object:
+            if q["indices"] != nil || q["values"] != nil { return (try queryValue(q, "query", using, collection), nil) }
             guard let nearest = q["nearest"], q.objectValue?.count == 1 else {
                 throw VQError.invalid("query \(q.compactText) is not supported here; expected a vector, a point id or {\"nearest\": ...}")
             }
             return try queryVector(collection, node, nearest, using: using)
         case .int, .uint, .string:
             let id = try PointID(json: q)
-            var v = try storedVector(source, id, using: try lookupVector(collection, source, node, using: using))
-            if source !== collection { try collection.prepare(&v, using) }
-            return (v, source === collection ? id : nil)
+            guard case .dense(let k) = using else {
+                guard case .sparse(let k) = using else { preconditionFailure() }
+                // A sparse vector looked up by id: this collection's only.
+                guard source === collection else { throw VQError.invalid("lookup_from cannot supply sparse vector \"\(collection.config.vectors.sparse[k].name)\"") }
+                guard let p = try collection.retrieve([id], withVector: true, withPayload: false).first else {
+                    throw VQError(.notFound, "query: no point with id \(id) in collection \"\(collection.name)\"")
+                }
+                guard let v = p.sparse[k] else { throw VQError.invalid("query: point \(id) has no vector \"\(collection.config.vectors.sparse[k].name)\"") }
+                return (.sparse(v), id)
+            }
+            var v = try storedVector(source, id, using: try lookupVector(collection, source, node, using: k))
+            if source !== collection { try collection.prepare(&v, k) }
+            return (.dense(v), source === collection ? id : nil)
         default: throw VQError.invalid("query is \(q.typeName); expected a vector, a point id or {\"nearest\": ...}")
         }
     }

@@ -123,7 +123,7 @@ extension QdrantAPI {
     func recordJSON(_ p: PointRecord, withVector: VectorSelector, withPayload: PayloadSelector) -> JSON {
         var m: [(String, JSON)] = [("id", p.id.json)]
         if withPayload.wanted { m.append(("payload", withPayload.apply(p.payload))) }
-        if withVector.wanted { m.append(("vector", withVector.json(p.vectors))) }
+        if withVector.wanted { m.append(("vector", withVector.json(p))) }
         return .object(m)
     }
 
@@ -140,7 +140,7 @@ extension QdrantAPI {
     /// The vectors of `hits` as `selector` renders them (one retrieve), by id; empty when none are wanted.
     func hitVectors(_ collection: VectorCollection, _ ids: [PointID], _ selector: VectorSelector) throws -> [PointID: JSON] {
         guard selector.wanted else { return [:] }
-        return Dictionary(try collection.retrieve(ids, withVector: true, withPayload: false).map { ($0.id, selector.json($0.vectors)) },
+        return Dictionary(try collection.retrieve(ids, withVector: true, withPayload: false).map { ($0.id, selector.json($0)) },
                           uniquingKeysWith: { a, _ in a })
     }
 
@@ -150,10 +150,12 @@ extension QdrantAPI {
         try Engine.validateName(name)
         let body = r.body.isEmpty ? JSON.object([]) : try JSONParser.parseRequest(r.body)
         try checkCollectionSettings(body, creating: true)
-        guard let vectors = body["vectors"], vectors != .null else {
+        // Sparse vectors alone: no dense ones ("vectors" absent or {}).
+        let sparseOnly = body["sparse_vectors"].map { $0 != .null } ?? false
+        guard let vectors = body["vectors"].flatMap({ $0 == .null ? nil : $0 }) ?? (sparseOnly ? .object([]) : nil) else {
             throw VQError.invalid("collection needs \"vectors\": {\"size\": N, \"distance\": \"Cosine\"} or {name: {\"size\", \"distance\"}}")
         }
-        var c = CollectionConfig(vectors: try VectorLayout(json: vectors))
+        var c = CollectionConfig(vectors: try VectorLayout(json: vectors, sparse: body["sparse_vectors"]))
         c.preventUnoptimized = config.preventUnoptimized
         c.updateQueueSize = config.updateQueueSize
         c.updateQueueBytes = config.updateQueueBytes
@@ -203,7 +205,6 @@ extension QdrantAPI {
     /// page cache decides what stays in RAM.
     func checkCollectionSettings(_ body: JSON, creating: Bool) throws {
         let unsupported = [
-            "sparse_vectors": "vq stores dense vectors only (sparse vectors are not supported yet)",
             "quantization_config": "vq does not quantize vectors yet",
             "strict_mode_config": "vq has no strict mode",
             "init_from": "create the collection, then upsert its points",
@@ -213,7 +214,7 @@ extension QdrantAPI {
             if let v = j?[key], v != .null, v.boolValue == nil { throw VQError.invalid("\(what).\(key) is \(v.typeName); expected true or false") }
         }
         if creating {
-            try checkSettings(body, "collection", allowed: ["vectors", "shard_number", "sharding_method", "replication_factor",
+            try checkSettings(body, "collection", allowed: ["vectors", "sparse_vectors", "shard_number", "sharding_method", "replication_factor",
                                                            "write_consistency_factor", "read_fan_out_delay_ms", "read_fan_out_factor",
                                                            "on_disk_payload", "hnsw_config", "optimizers_config", "wal_config"], unsupported: unsupported)
             if let v = body["vectors"], v != .null {
@@ -241,6 +242,18 @@ extension QdrantAPI {
                     }
                 }
             }
+            if case .object(let members)? = body["sparse_vectors"] {
+                for (name, p) in members {
+                    try checkSettings(p, "sparse_vectors.\(name)", allowed: ["index", "modifier"])
+                    // Search is exact either way (the index is walked or the segment scanned): storage and
+                    // threshold hints are taken.
+                    try checkSettings(p["index"], "sparse_vectors.\(name).index", allowed: ["on_disk", "full_scan_threshold", "datatype"])
+                    try flag(p["index"], "on_disk", "sparse_vectors.\(name).index")
+                    if let t = p["index"]?["datatype"], t != .null, t.stringValue?.lowercased() != "float32" {
+                        throw VQError.invalid("sparse_vectors.\(name).index.datatype \(t.compactText) is not supported: vq stores float32")
+                    }
+                }
+            }
             if let m = body["sharding_method"], m != .null, m.stringValue?.lowercased() != "auto" {
                 throw VQError.invalid("sharding_method \(m.compactText) is not supported: vq places points by id (auto)")
             }
@@ -251,6 +264,7 @@ extension QdrantAPI {
         } else {
             try checkSettings(body, "update", allowed: ["params", "hnsw_config", "optimizers_config"],
                               unsupported: unsupported.merging(["vectors": "vector settings cannot change",
+                                                                "sparse_vectors": "sparse vector settings cannot change",
                                                                 "wal_config": "the log's file size is set when the collection is created"]) { a, _ in a })
             try checkSettings(body["params"], "params", allowed: ["replication_factor", "write_consistency_factor", "read_fan_out_delay_ms",
                                                                   "read_fan_out_factor", "on_disk_payload"])
@@ -431,7 +445,7 @@ extension QdrantAPI {
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys",
                                         "update_filter": "vq does not make upserts conditional"])
         if body["points"] != nil && body["batch"] != nil { throw VQError.invalid("request has both \"points\" and \"batch\"; give one") }
-        var batch = PointBatch(dims: collection.config.vectors.dims)
+        var batch = PointBatch(collection.config.vectors)
         func add(_ id: JSON, _ vector: JSON?, _ payload: JSON?, _ what: String) throws {
             let pid = try PointID(json: id)
             let vectors = try pointVectors(vector, collection, "\(what).vector", partial: !allowed)
@@ -442,7 +456,7 @@ extension QdrantAPI {
             case .object?: throw VQError.invalid("\(what).payload is not taken here; update vectors keeps each point's payload")
             case let other?: throw VQError.invalid("\(what).payload is \(other.typeName); expected an object")
             }
-            withOptionalBuffers(vectors) { batch.append(id: pid, vectors: $0, payload: bytes) }
+            withOptionalBuffers(vectors.dense) { batch.append(id: pid, vectors: $0, sparse: vectors.sparse, payload: bytes) }
         }
         if let points = body["points"] {
             guard let list = points.arrayValue else { throw VQError.invalid("\"points\" is \(points.typeName); expected an array") }
@@ -548,9 +562,14 @@ extension QdrantAPI {
         let ids = try selected(collection, body, also: ["vector"])
         let names = try requireArray(body, "vector")
         guard !names.isEmpty else { throw VQError.invalid("\"vector\" is empty; expected the names of the vectors to delete") }
+        // Dense vectors are numbered from 0, sparse ones after them (Operation.deleteVectors).
+        let layout = collection.config.vectors
         let vectors = try names.enumerated().map { i, n -> Int in
             guard let name = n.stringValue else { throw VQError.invalid("vector[\(i)] is \(n.typeName); expected a vector name") }
-            return try collection.config.vectors.index(name)
+            switch try layout.ref(name) {
+            case .dense(let k): return k
+            case .sparse(let k): return layout.count + k
+            }
         }
         return try collection.deleteVectors(ids, vectors: Array(Set(vectors)).sorted(), wait: wait, deadline: deadline)
     }
@@ -680,14 +699,14 @@ extension QdrantAPI {
     }
 
     /// Shared by search and query: limit, offset, params, filter, score_threshold, with_*.
-    func runSearch(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON) throws -> [JSON] {
-        try runSearchCounting(collection, vector: vector, using: using, body: body).points
+    func runSearch(_ collection: VectorCollection, query: QueryVector, using: VectorRef, body: JSON) throws -> [JSON] {
+        try runSearchCounting(collection, query: query, using: using, body: body).points
     }
 
     /// - Parameter filter: used instead of the body's when given (a recommendation adds its examples).
-    func runSearchCounting(_ collection: VectorCollection, vector: [Float], using: Int, body: JSON,
+    func runSearchCounting(_ collection: VectorCollection, query: QueryVector, using: VectorRef, body: JSON,
                            filter given: Filter?? = nil) throws -> (points: [JSON], skipped: Int, indexedOnly: Bool) {
-        var req = SearchRequest(vector: vector, limit: try int(body, "limit", default: 10), using: using)
+        var req = searchRequest(query, using, limit: try int(body, "limit", default: 10))
         req.offset = try int(body, "offset", default: 0)
         let selector = try withPayload(body, default: false)
         req.withPayload = selector.wanted
@@ -701,12 +720,12 @@ extension QdrantAPI {
         let result = try collection.search(req)
         var hits = result.hits
         if let threshold {
-            let higher = collection.config.vectors[using].distance.higherIsBetter
+            let higher = higherIsBetter(collection, using)
             hits = hits.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
         }
         let wv = try withVector(body, collection.config.vectors)
         let vectors = try hitVectors(collection, hits.map(\.id), wv)
-        return (hits.map { scoredJSON($0, vector: wv.wanted ? vectors[$0.id] ?? wv.json([]) : nil, payload: selector) }, result.unindexedSkipped,
+        return (hits.map { scoredJSON($0, vector: wv.wanted ? vectors[$0.id] ?? (wv.layout.named ? .object([]) : .array([])) : nil, payload: selector) }, result.unindexedSkipped,
                 req.indexedOnly)
     }
 
@@ -721,8 +740,8 @@ extension QdrantAPI {
                                                             "score_threshold"],
                           unsupported: ["shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
-        let (vector, using) = try namedQuery(body["vector"], collection)
-        return .array(try runSearch(collection, vector: vector, using: using, body: body))
+        let (query, using) = try namedQuery(body["vector"], collection)
+        return .array(try runSearch(collection, query: query, using: using, body: body))
     }
 
     /// POST /points/query, nearest-vector form: {"query": [..]} or {"query": {"nearest": [..]}}.
@@ -764,9 +783,9 @@ extension QdrantAPI {
                                                            withPayload: try withPayload(body, default: false),
                                                            score: true)))])
         }
-        let using = try self.using(body, collection)
+        let using = try usingRef(body, collection)
         let (v, referenced) = try queryVector(collection, body, q, using: using)
-        let r = try runSearchCounting(collection, vector: v, using: using, body: body,
+        let r = try runSearchCounting(collection, query: v, using: using, body: body,
                                       filter: referenced == nil ? nil : .some(QdrantAPI.excluding(referenced, try filter(body))))
         // vq adds how many points indexed_only left out, only when it was asked for.
         return r.indexedOnly ? .object([("points", .array(r.points)), ("unindexed_skipped", .int(Int64(r.skipped)))])
@@ -778,7 +797,7 @@ extension QdrantAPI {
 /// that creates it (`vq create-collection --url`); `QdrantAPI.createCollection` reads it back.
 extension CollectionConfig {
     package var qdrantParams: [(String, JSON)] {
-        [("vectors", vectors.json),
+        [("vectors", vectors.json)] + (vectors.sparseJSON.map { [("sparse_vectors", $0)] } ?? []) + [
          ("shard_number", .int(Int64(shardNumber))), ("replication_factor", .int(Int64(replicationFactor))),
          ("write_consistency_factor", .int(Int64(writeConsistencyFactor))),
          ("read_fan_out_factor", .int(Int64(readFanOutFactor))), ("read_fan_out_delay_ms", .int(Int64(readFanOutDelayMs)))]

@@ -86,7 +86,7 @@ extension QdrantAPI {
             guard !pos.isEmpty else { throw VQError.invalid("recommend with average_vector needs at least one positive example") }
             let p = average(pos)
             let q = neg.isEmpty ? p : zip(p, average(neg)).map { 2 * $0 - $1 }
-            return try runSearchCounting(collection, vector: q, using: using, body: body, filter: .some(filter)).points
+            return try runSearchCounting(collection, query: .dense(q), using: .dense(using), body: body, filter: .some(filter)).points
         }
         guard !pos.isEmpty || !neg.isEmpty else { throw VQError.invalid("recommend needs at least one positive or negative example") }
         // Candidates: near each positive (or, with negatives only, every point passing the filter).
@@ -199,7 +199,7 @@ extension QdrantAPI {
         let wv = try withVector(body, collection.config.vectors)
         return list.dropFirst(offset).prefix(limit).map { r, score in
             scoredJSON(ScoredPoint(id: r.id, version: r.version, score: score, rank: score, payload: r.payload),
-                       vector: wv.wanted ? wv.json(r.vectors) : nil, payload: selector)
+                       vector: wv.wanted ? wv.json(r) : nil, payload: selector)
         }
     }
 

@@ -5,21 +5,34 @@
 /// `with_vector`: none, all, or some of a collection's vectors.
 struct VectorSelector {
     let layout: VectorLayout
-    /// VectorLayout numbers of the vectors to return; empty: none.
-    let stores: [Int]
+    /// The vectors to return; empty: none.
+    let refs: [VectorRef]
 
-    var wanted: Bool { !stores.isEmpty }
+    var wanted: Bool { !refs.isEmpty }
 
-    static func none(_ layout: VectorLayout) -> VectorSelector { VectorSelector(layout: layout, stores: []) }
-    static func all(_ layout: VectorLayout) -> VectorSelector { VectorSelector(layout: layout, stores: Array(layout.specs.indices)) }
+    static func none(_ layout: VectorLayout) -> VectorSelector { VectorSelector(layout: layout, refs: []) }
+    static func all(_ layout: VectorLayout) -> VectorSelector {
+        VectorSelector(layout: layout, refs: layout.specs.indices.map { .dense($0) } + layout.sparse.indices.map { .sparse($0) })
+    }
 
     /// A point's vectors as Qdrant shows them: an array for the unnamed vector, else
-    /// `{name: [...]}` of the selected vectors it has.
-    func json(_ vectors: [[Float]?]) -> JSON {
+    /// `{name: [...] or {"indices", "values"}}` of the selected vectors it has.
+    func json(_ record: PointRecord) -> JSON {
         func array(_ v: [Float]) -> JSON { .array(v.map { .double(Double($0)) }) }
-        if !layout.named { return vectors.first.flatMap { $0.map(array) } ?? .array([]) }
-        return .object(stores.compactMap { k in k < vectors.count ? vectors[k].map { (layout[k].name, array($0)) } : nil })
+        if !layout.named { return record.vectors.first.flatMap { $0.map(array) } ?? .array([]) }
+        return .object(refs.compactMap { ref in
+            switch ref {
+            case .dense(let k): return k < record.vectors.count ? record.vectors[k].map { (layout[k].name, array($0)) } : nil
+            case .sparse(let k): return k < record.sparse.count ? record.sparse[k].map { (layout.sparse[k].name, $0.json) } : nil
+            }
+        })
     }
+}
+
+/// What a search looks for: a dense vector or a sparse one.
+enum QueryVector {
+    case dense([Float])
+    case sparse(SparseVector)
 }
 
 extension QdrantAPI {
@@ -29,21 +42,23 @@ extension QdrantAPI {
         switch v {
         case .bool(let b): return b ? .all(layout) : .none(layout)
         case .array(let names):
-            return VectorSelector(layout: layout, stores: try names.enumerated().map { i, n in
+            return VectorSelector(layout: layout, refs: try names.enumerated().map { i, n in
                 guard let name = n.stringValue else { throw VQError.invalid("with_vector[\(i)] is \(n.typeName); expected a vector name") }
-                return try layout.index(name)
+                return try layout.ref(name)
             })
         default: throw VQError.invalid("\"with_vector\" is \(v.typeName); expected true, false or a list of vector names")
         }
     }
 
-    /// A point's vectors from its `vector` member: an array (the unnamed vector) or `{name: array}`.
-    /// Each is checked and normalised (`VectorCollection.prepare`).
+    /// A point's vectors from its `vector` member: an array (the unnamed vector) or `{name: array
+    /// or {"indices", "values"}}`. Each is checked and dense ones normalised (`VectorCollection.prepare`).
     /// - Parameter partial: an update (vectors it lacks are kept), so only the unnamed one is not required.
     /// - Returns: one entry per vector of the collection, nil where the point lacks it.
-    func pointVectors(_ json: JSON?, _ collection: VectorCollection, _ what: String, partial: Bool = false) throws -> [[Float]?] {
+    func pointVectors(_ json: JSON?, _ collection: VectorCollection, _ what: String, partial: Bool = false) throws
+        -> (dense: [[Float]?], sparse: [SparseVector?]) {
         let layout = collection.config.vectors
         var out = [[Float]?](repeating: nil, count: layout.count)
+        var sparse = [SparseVector?](repeating: nil, count: layout.sparse.count)
         guard let json, json != .null else { throw VQError.invalid("\(what) is missing; expected an array of numbers or {name: array}") }
         switch json {
         case .array:
@@ -53,8 +68,14 @@ extension QdrantAPI {
             out[k] = v
         case .object(let members):
             for (name, value) in members {
-                let k: Int
-                do { k = try layout.index(name) } catch let e as VQError { throw VQError.invalid("\(what): \(e.message)") }
+                let ref: VectorRef
+                do { ref = try layout.ref(name) } catch let e as VQError { throw VQError.invalid("\(what): \(e.message)") }
+                guard case .dense(let k) = ref else {
+                    guard case .sparse(let k) = ref, sparse[k] == nil else { throw VQError.invalid("\(what) names vector \"\(name)\" twice") }
+                    if case .array = value { throw VQError.invalid("\(what).\(name) is an array; vector \"\(name)\" is sparse: expected {\"indices\", \"values\"}") }
+                    sparse[k] = try SparseVector(json: value, "\(what).\(name)")
+                    continue
+                }
                 guard out[k] == nil else { throw VQError.invalid("\(what) names vector \"\(name)\" twice") }
                 var v = try denseVector(value, "\(what).\(name.isEmpty ? "\"\"" : name)")
                 try collection.prepare(&v, k)
@@ -64,8 +85,8 @@ extension QdrantAPI {
             throw VQError.invalid("\(what) is \(json.typeName); expected an array of numbers or {name: array}")
         }
         if !layout.named && out[0] == nil { throw VQError.invalid("\(what) lacks the collection's vector") }
-        if partial && out.allSatisfy({ $0 == nil }) { throw VQError.invalid("\(what) names no vector to update") }
-        return out
+        if partial && out.allSatisfy({ $0 == nil }) && sparse.allSatisfy({ $0 == nil }) { throw VQError.invalid("\(what) names no vector to update") }
+        return (out, sparse)
     }
 
     /// A dense vector: an array of numbers. Sparse (`{"indices", "values"}`) and multi-vectors
@@ -73,7 +94,7 @@ extension QdrantAPI {
     func denseVector(_ json: JSON?, _ what: String) throws -> [Float] {
         guard let json, json != .null else { throw VQError.invalid("\(what) is missing; expected an array of numbers") }
         if case .object = json, json["indices"] != nil || json["values"] != nil {
-            throw VQError.invalid("\(what) is a sparse vector; vq stores dense vectors only (sparse_vectors is not supported yet)")
+            throw VQError.invalid("\(what) is a sparse vector; expected a dense one (an array of numbers) here")
         }
         guard let items = json.arrayValue else { throw VQError.invalid("\(what) is \(json.typeName); expected an array of numbers") }
         if case .array? = items.first { throw VQError.invalid("\(what) is a multi-vector; vq stores one vector per name (multivector_config is not supported yet)") }
@@ -83,20 +104,60 @@ extension QdrantAPI {
         }
     }
 
-    /// The vector a request searches: `using` ("" or absent: the unnamed one).
+    /// The dense vector a request searches: `using` ("" or absent: the unnamed one).
     func using(_ body: JSON, _ collection: VectorCollection, key: String = "using") throws -> Int {
-        guard let u = body[key], u != .null else { return try collection.config.vectors.index("") }
+        guard case .dense(let k) = try usingRef(body, collection, key: key) else {
+            throw VQError.invalid("\(key) names a sparse vector; this search takes a dense one")
+        }
+        return k
+    }
+
+    /// The vector a request searches, dense or sparse: `using` ("" or absent: the unnamed one).
+    func usingRef(_ body: JSON, _ collection: VectorCollection, key: String = "using") throws -> VectorRef {
+        guard let u = body[key], u != .null else { return try collection.config.vectors.ref("") }
         guard let name = u.stringValue else { throw VQError.invalid("\(key) is \(u.typeName); expected a vector name") }
-        return try collection.config.vectors.index(name)
+        return try collection.config.vectors.ref(name)
+    }
+
+    /// A query value for vector `ref`: an array for a dense vector, {"indices", "values"} for a sparse one.
+    func queryValue(_ json: JSON, _ what: String, _ ref: VectorRef, _ collection: VectorCollection) throws -> QueryVector {
+        switch ref {
+        case .dense: return .dense(try denseVector(json, what))
+        case .sparse(let k):
+            if case .array = json {
+                throw VQError.invalid("\(what) is an array; vector \"\(collection.config.vectors.sparse[k].name)\" is sparse: expected {\"indices\", \"values\"}")
+            }
+            return .sparse(try SparseVector(json: json, what))
+        }
+    }
+
+    /// The search of `query` on vector `ref`.
+    func searchRequest(_ query: QueryVector, _ ref: VectorRef, limit: Int) -> SearchRequest {
+        switch (query, ref) {
+        case (.dense(let v), .dense(let k)): return SearchRequest(vector: v, limit: limit, using: k)
+        case (.sparse(let v), .sparse(let k)):
+            var r = SearchRequest(vector: [], limit: limit, using: k)
+            r.sparse = v
+            return r
+        default: preconditionFailure("a query value matches its vector (queryValue)")
+        }
+    }
+
+    /// Whether scores by `ref` grow with similarity (sparse: dot products).
+    func higherIsBetter(_ collection: VectorCollection, _ ref: VectorRef) -> Bool {
+        guard case .dense(let k) = ref else { return true }
+        return collection.config.vectors[k].distance.higherIsBetter
     }
 
     /// The legacy search body's `vector`: an array (the unnamed vector) or `{"name", "vector"}`.
-    func namedQuery(_ json: JSON?, _ collection: VectorCollection) throws -> (vector: [Float], using: Int) {
+    func namedQuery(_ json: JSON?, _ collection: VectorCollection) throws -> (query: QueryVector, using: VectorRef) {
         if let json, case .object = json, json["name"] != nil {
             try rejectUnknown(json, ["name", "vector"], "vector")
             guard let name = json["name"]?.stringValue else { throw VQError.invalid("vector.name is \(json["name"]!.typeName); expected a vector name") }
-            return (try denseVector(json["vector"], "vector.vector"), try collection.config.vectors.index(name))
+            let ref = try collection.config.vectors.ref(name)
+            guard let v = json["vector"] else { throw VQError.invalid("vector.vector is missing") }
+            return (try queryValue(v, "vector.vector", ref, collection), ref)
         }
-        return (try denseVector(json, "vector"), try collection.config.vectors.index(""))
+        return (.dense(try denseVector(json, "vector")), .dense(try collection.config.vectors.index("")))
     }
 }

@@ -195,15 +195,15 @@ extension QdrantAPI {
         },
         points("POST", "/search/groups", "points.search", .read) { api, col, c in
             let body = try c.body()
-            let (vector, using) = try api.namedQuery(body["vector"], col)
-            return APIEnvelope.ok(try api.groups(col, vector: vector, using: using, body: body), since: c.start)
+            let (query, using) = try api.namedQuery(body["vector"], col)
+            return APIEnvelope.ok(try api.groups(col, query: query, using: using, body: body), since: c.start)
         },
         points("POST", "/query/groups", "points.query", .read) { api, col, c in
             let body = try c.body()
             guard let q = body["query"], q != .null else { throw VQError.invalid("grouped query needs \"query\": a vector") }
-            let using = try api.using(body, col)
+            let using = try api.usingRef(body, col)
             let (v, referenced) = try api.queryVector(col, body, q, using: using)
-            return APIEnvelope.ok(try api.groups(col, vector: v, using: using, body: body, excluding: referenced), since: c.start)
+            return APIEnvelope.ok(try api.groups(col, query: v, using: using, body: body, excluding: referenced), since: c.start)
         },
         points("POST", "/discover", "points.discover", .read) { api, col, c in
             APIEnvelope.ok(try api.discoverLegacy(col, try c.body()), since: c.start)
@@ -245,6 +245,7 @@ extension QdrantAPI {
         shard("write", "internal.shard.write") { api, col, s, c in try api.shardWrite(col, s, c) },
         shard("apply", "internal.shard.apply") { api, col, s, c in try api.shardApply(col, s, c) },
         shard("search", "internal.shard.search") { api, col, s, c in try api.shardSearch(col, s, c) },
+        shard("sparse-stats", "internal.shard.sparse_stats") { api, col, s, c in try api.shardSparseStats(col, s, c) },
         shard("transfer", "internal.shard.transfer") { api, col, s, c in try api.shardTransfer(col, s, c) },
         shard("receive", "internal.shard.receive") { api, col, s, c in try api.shardReceive(col, s, c) },
         shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },

@@ -123,6 +123,7 @@ package struct CollectionConfig: Sendable, Equatable {
             ("version", .int(Int64(CollectionConfig.formatVersion))),
             ("params", .object([
                 ("vectors", vectors.json),
+            ] + (vectors.sparseJSON.map { [("sparse_vectors", $0)] } ?? []) + [
                 ("shard_number", .int(Int64(shardNumber))),
                 ("replication_factor", .int(Int64(replicationFactor))),
                 ("write_consistency_factor", .int(Int64(writeConsistencyFactor))),
@@ -171,7 +172,8 @@ package struct CollectionConfig: Sendable, Equatable {
         guard version == CollectionConfig.formatVersion else {
             throw VQError(.corrupt, "\(path) has format version \(version); this vq reads version \(CollectionConfig.formatVersion)")
         }
-        do { self.init(vectors: try VectorLayout(json: try field("params", "vectors"))) } catch let e as VQError where e.kind == .invalidInput {
+        do { self.init(vectors: try VectorLayout(json: try field("params", "vectors"), sparse: json["params"]?["sparse_vectors"])) }
+        catch let e as VQError where e.kind == .invalidInput {
             throw VQError(.corrupt, "\(path): params.vectors: \(e.message)")
         }
         shardNumber = try int("params", "shard_number")

@@ -43,8 +43,10 @@ package struct SearchRequest: Sendable {
     package var indexedOnly = false
     /// Payload / id conditions (answered from payload indexes where the fields have them).
     package var filter: Filter? = nil
-    /// Which vector is searched (VectorLayout number; Qdrant's `using`).
+    /// Which vector is searched (VectorLayout number; Qdrant's `using`); with `sparse`, which sparse vector.
     package var using = 0
+    /// A sparse query, searched instead of `vector` (exact: the points sharing an index with it).
+    package var sparse: SparseVector? = nil
 
     package init(vector: [Float], limit: Int = 10, using: Int = 0) {
         self.vector = vector
@@ -179,14 +181,14 @@ package final class VectorCollection: @unchecked Sendable {
 
     /// `batch` split by the shard that owns each point.
     private func split(_ batch: PointBatch) -> [PointBatch] {
-        var parts = [PointBatch](repeating: PointBatch(dims: batch.dims), count: shards.count)
+        var parts = [PointBatch](repeating: PointBatch(dims: batch.dims, sparse: batch.sparse.count), count: shards.count)
         withBuffers(batch.vectors) { columns in
             for i in 0..<batch.count {
                 let s = shardIndex(batch.ids[i])
                 let given = batch.dims.indices.map { k in
                     batch.has(k, i) ? UnsafeBufferPointer(rebasing: columns[k][(i * batch.dims[k])..<((i + 1) * batch.dims[k])]) : nil
                 }
-                parts[s].append(id: batch.ids[i], vectors: given, payload: batch.payloads[i])
+                parts[s].append(id: batch.ids[i], vectors: given, sparse: batch.sparseOf(i), payload: batch.payloads[i])
             }
         }
         return parts
@@ -240,11 +242,17 @@ package final class VectorCollection: @unchecked Sendable {
     /// Top-`limit` (after `offset`) over every shard.
     /// - Throws: `.invalidInput` for a bad vector, limit, offset or ef.
     package func search(_ request: SearchRequest) throws -> SearchResult {
-        guard config.vectors.specs.indices.contains(request.using) else {
-            throw VQError.invalid("vector \(request.using) is searched; collection \"\(name)\" has \(config.vectors.count)")
-        }
         var query = request.vector
-        try prepare(&query, request.using)
+        if request.sparse == nil {
+            guard config.vectors.specs.indices.contains(request.using) else {
+                throw VQError.invalid("vector \(request.using) is searched; collection \"\(name)\" has \(config.vectors.count)")
+            }
+            try prepare(&query, request.using)
+        } else {
+            guard config.vectors.sparse.indices.contains(request.using) else {
+                throw VQError.invalid("sparse vector \(request.using) is searched; collection \"\(name)\" has \(config.vectors.sparse.count)")
+            }
+        }
         guard request.limit >= 0 else { throw VQError.invalid("limit is \(request.limit); expected 0 or more") }
         guard request.offset >= 0 else { throw VQError.invalid("offset is \(request.offset); expected 0 or more") }
         guard request.limit + request.offset <= VectorCollection.maxResults else {
@@ -255,8 +263,12 @@ package final class VectorCollection: @unchecked Sendable {
         }
         let k = request.limit + request.offset
         if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }
-        var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(config.vectors[request.using].efConstruct ?? config.efConstruct, k))
+        let ef = request.sparse == nil ? config.vectors[request.using].efConstruct ?? config.efConstruct : k
+        var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(ef, k))
         shardRequest.vector = request.using
+        if let sparse = request.sparse {
+            shardRequest.sparse = config.vectors.sparse[request.using].idf ? try idfWeighted(sparse, store: request.using) : sparse
+        }
         shardRequest.exact = request.exact
         shardRequest.indexedOnly = request.indexedOnly
         shardRequest.withPayload = request.withPayload
@@ -286,6 +298,19 @@ package final class VectorCollection: @unchecked Sendable {
             if hits.count > k { hits.removeLast(hits.count - k) }
         }
         return SearchResult(hits: Array(hits.dropFirst(request.offset)), unindexedSkipped: skipped)
+    }
+
+    /// `query` with each value scaled by its index's IDF over the whole collection (every shard's
+    /// points that have sparse vector `store`).
+    func idfWeighted(_ query: SparseVector, store: Int) throws -> SparseVector {
+        var points = 0
+        var df = [Int](repeating: 0, count: query.count)
+        for set in replicaSets {
+            let s = try set.sparseStats(store: store, terms: query.indices)
+            points += s.points
+            for i in df.indices { df[i] += s.df[i] }
+        }
+        return query.scaled(df.map { SparseVector.idf(n: points, df: $0) })
     }
 
     /// Submits one payload operation per shard touched (ids routed like points).
@@ -329,7 +354,7 @@ package final class VectorCollection: @unchecked Sendable {
         var all: [(value: Double, record: PointRecord)] = []
         for set in replicaSets {
             all += try set.ordered(key: key, schema: schema, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
-                                   withVector: withVector, withPayload: withPayload, dims: config.vectors.dims)
+                                   withVector: withVector, withPayload: withPayload, vectors: config.vectors)
         }
         all.sort { descending ? $0.value > $1.value : $0.value < $1.value }
         return Array(all.prefix(limit))
@@ -343,7 +368,7 @@ package final class VectorCollection: @unchecked Sendable {
 
     /// One shard's records: of `ids`, or all passing `filter` (a replica's, when distributed).
     private func records(_ s: Int, ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool) throws -> [PointRecord] {
-        try replicaSets[s].scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dims: config.vectors.dims)
+        try replicaSets[s].scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: config.vectors)
     }
 
     /// The ids of the points passing `filter`.

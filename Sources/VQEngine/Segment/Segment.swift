@@ -9,6 +9,7 @@
 //   vectors.f32   row i at floats [i*dim, (i+1)*dim)          (cosine: unit length)
 //                 (vector k > 0 of a collection with named vectors: vectors.K.f32; see VectorLayout)
 //   absent.bits   named vectors only: bit i set = row i lacks the vector (absent.K.bits for vector k > 0)
+//   sparse.K.idx, sparse.K.dat  sparse vector k (see SparseVectors.swift)
 //   rows.bin      RowRecord: id tag, id words, version (op number of the last write)
 //   deleted.bits  bit i set = row i is deleted (a tombstone)
 //   payload.idx   PayloadRef: offset and length of the row's payload JSON in payload.dat
@@ -59,10 +60,14 @@ package struct SegmentInfo: Sendable, Equatable {
     package var payloadBytes: Int
     package var appendable: Bool
     package var indexed = false
+    /// Entries in each sparse vector's sparse.K.dat.
+    package var sparseEntries: [Int] = []
 
     var json: JSON {
-        .object([("id", .int(Int64(id))), ("rows", .int(Int64(rows))), ("payload_bytes", .int(Int64(payloadBytes))),
-                 ("appendable", .bool(appendable)), ("indexed", .bool(indexed))])
+        var m: [(String, JSON)] = [("id", .int(Int64(id))), ("rows", .int(Int64(rows))), ("payload_bytes", .int(Int64(payloadBytes))),
+                                   ("appendable", .bool(appendable)), ("indexed", .bool(indexed))]
+        if !sparseEntries.isEmpty { m.append(("sparse_entries", .array(sparseEntries.map { .int(Int64($0)) }))) }
+        return .object(m)
     }
 
     init(id: UInt64, rows: Int, payloadBytes: Int, appendable: Bool, indexed: Bool = false) {
@@ -80,6 +85,13 @@ package struct SegmentInfo: Sendable, Equatable {
         }
         self.init(id: UInt64(id), rows: Int(rows), payloadBytes: Int(bytes), appendable: appendable,
                   indexed: json["indexed"]?.boolValue ?? false)
+        if let entries = json["sparse_entries"] {
+            guard let list = entries.arrayValue, list.count <= 64 else { throw VQError(.corrupt, "\(path) has a malformed sparse_entries: \(entries.compactText)") }
+            sparseEntries = try list.map {
+                guard let n = $0.intValue, n >= 0 else { throw VQError(.corrupt, "\(path) has a malformed sparse_entries: \(entries.compactText)") }
+                return Int(n)
+            }
+        }
     }
 }
 
@@ -164,6 +176,8 @@ package final class Segment: @unchecked Sendable {
     package private(set) var deletedCount = 0
     /// One store per vector of the collection's VectorLayout.
     package let stores: [VectorStore]
+    /// One store per sparse vector of the layout.
+    package let sparseStores: [SparseStore]
     let rows: MappedArray<RowRecord>
     let deleted: MappedArray<UInt64>
     let payloadIndex: MappedArray<PayloadRef>
@@ -202,6 +216,15 @@ package final class Segment: @unchecked Sendable {
                                absent: layout.named ? try MappedArray(path: directory + "/" + files.absent, count: (info.rows + 63) / 64,
                                                                       capacity: (cap + 63) / 64, committedFlush: c) : nil)
         }
+        sparseStores = try layout.sparse.enumerated().map { k, spec in
+            let files = SparseStore.files(k)
+            let entries = k < info.sparseEntries.count ? info.sparseEntries[k] : 0
+            return SparseStore(spec: spec,
+                               refs: try MappedArray(path: directory + "/" + files.refs, count: info.rows, capacity: cap, committedFlush: c),
+                               data: try MappedArray(path: directory + "/" + files.data, count: entries,
+                                                     capacity: info.appendable ? max(SparseStore.appendableCapacity, entries) : entries,
+                                                     committedFlush: c))
+        }
         rows = try MappedArray(path: path(.rows), count: info.rows, capacity: cap, committedFlush: c)
         deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64, committedFlush: c)
         payloadIndex = try MappedArray(path: path(.payloadIndex), count: info.rows, capacity: cap, committedFlush: c)
@@ -209,6 +232,7 @@ package final class Segment: @unchecked Sendable {
                                       capacity: info.appendable ? max(Segment.payloadCapacity, info.payloadBytes) : info.payloadBytes,
                                       committedFlush: c)
         for w in deleted.buffer { deletedCount += w.nonzeroBitCount }
+        if !info.appendable { for store in sparseStores { store.freeze(rows: info.rows) } }
         // Checksums describe a sealed segment; an appendable one (a crash after sealing, before
         // the manifest said so) will be sealed, and summed, again.
         if info.appendable {
@@ -272,6 +296,7 @@ package final class Segment: @unchecked Sendable {
     /// - Returns: the first damage found, naming the file; nil when all match.
     package func verifyBlocks() -> String? {
         for store in stores { if let problem = store.verify() { return problem } }
+        for store in sparseStores { if let problem = store.verify() { return problem } }
         return rows.verify() ?? deleted.verify() ?? payloadIndex.verify() ?? payloadData.verify()
     }
 
@@ -313,13 +338,16 @@ package final class Segment: @unchecked Sendable {
     package var isFull: Bool { rows.count >= capacity }
 
     package var info: SegmentInfo {
-        SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: indexed)
+        var i = SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: indexed)
+        i.sparseEntries = sparseStores.map { $0.data.count }
+        return i
     }
 
     /// Stops taking new rows (its payload indexes sort their numbers: rows no longer change).
     package func seal() {
         appendable = false
         for index in fieldIndexes.values { index.freeze(rows: rowCount) }
+        for store in sparseStores { store.freeze(rows: rowCount) }
     }
 
     // MARK: rows
@@ -334,6 +362,11 @@ package final class Segment: @unchecked Sendable {
     /// Row `row`'s vectors, absent ones nil.
     package func vectors(_ row: Int) -> [[Float]?] {
         stores.map { $0.lacks(row) ? nil : Array($0.vector(row)) }
+    }
+
+    /// Row `row`'s sparse vectors, absent ones nil.
+    package func sparseVectors(_ row: Int) -> [SparseVector?] {
+        sparseStores.map { $0.vector(row) }
     }
 
     /// Row `row`'s vectors as buffers for `body` (absent ones nil).
@@ -353,8 +386,9 @@ package final class Segment: @unchecked Sendable {
     /// Appends a row.
     /// - Parameter vectors: one per store; nil where the point lacks the vector (named vectors).
     /// - Returns: the new row number.
-    package func append(id: PointID, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], payload: [UInt8]?) throws -> Int {
-        precondition(vectors.count == stores.count)
+    package func append(id: PointID, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], sparse: [SparseVector?] = [],
+                        payload: [UInt8]?) throws -> Int {
+        precondition(vectors.count == stores.count && (sparse.isEmpty || sparse.count == sparseStores.count))
         let row = rows.count
         guard row < capacity else { throw VQError(.internal, "segment \(id) is full (\(capacity) rows)") }
         for (store, v) in zip(stores, vectors) {
@@ -366,6 +400,7 @@ package final class Segment: @unchecked Sendable {
             }
             if store.absent != nil { try store.setAbsent(row, v == nil) }
         }
+        for (k, store) in sparseStores.enumerated() { try store.append(k < sparse.count ? sparse[k] : nil) }
         try rows.append(RowRecord(id: id, version: version))
         if (row + 1 + 63) / 64 > deleted.count { try deleted.append(0) }
         try payloadIndex.append(try storePayload(payload))
@@ -373,7 +408,9 @@ package final class Segment: @unchecked Sendable {
     }
 
     /// Replaces a live row's vectors, version and payload in place.
-    package func overwrite(row: Int, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], payload: [UInt8]?) throws {
+    package func overwrite(row: Int, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], sparse: [SparseVector?] = [],
+                           payload: [UInt8]?) throws {
+        for (k, store) in sparseStores.enumerated() { try store.overwrite(row, k < sparse.count ? sparse[k] : nil) }
         for (store, v) in zip(stores, vectors) {
             let dim = store.dim
             if let v {
@@ -431,6 +468,7 @@ package final class Segment: @unchecked Sendable {
     /// until `dropUndo()` (see MappedArray).
     package func flush(sequence: UInt64 = 0) throws {
         for store in stores { try store.flush(sequence: sequence) }
+        for store in sparseStores { try store.flush(sequence: sequence) }
         try rows.flush(sequence: sequence)
         try deleted.flush(sequence: sequence)
         try payloadData.flush(sequence: sequence)
@@ -440,6 +478,7 @@ package final class Segment: @unchecked Sendable {
     /// Forgets the undo data of the last flush (its manifest is durable).
     package func dropUndo() {
         for store in stores { store.dropUndo() }
+        for store in sparseStores { store.dropUndo() }
         rows.dropUndo()
         deleted.dropUndo()
         payloadIndex.dropUndo()

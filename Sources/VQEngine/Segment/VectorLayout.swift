@@ -33,9 +33,29 @@ package struct VectorSpec: Sendable, Equatable {
     }
 }
 
+/// One sparse vector of a collection (`sparse_vectors`): indices and values, scored by dot product.
+package struct SparseSpec: Sendable, Equatable {
+    package var name: String
+    /// `modifier: idf`: query weights are scaled by each index's inverse document frequency.
+    package var idf: Bool
+
+    package init(name: String, idf: Bool = false) {
+        self.name = name
+        self.idf = idf
+    }
+}
+
+/// A vector of a collection, as a request names it.
+package enum VectorRef: Sendable, Equatable {
+    case dense(Int)
+    case sparse(Int)
+}
+
 /// The ordered vectors of a collection.
 package struct VectorLayout: Sendable, Equatable {
     package private(set) var specs: [VectorSpec]
+    /// Sparse vectors, sorted by name (store k of every segment's sparse stores).
+    package private(set) var sparse: [SparseSpec] = []
     /// Created as a map of named vectors (points may omit any), not one unnamed vector.
     package let named: Bool
 
@@ -45,23 +65,35 @@ package struct VectorLayout: Sendable, Equatable {
         named = false
     }
 
-    /// Named vectors (sorted by name; names must differ).
-    package init(named specs: [VectorSpec]) {
+    /// Named vectors (sorted by name; names must differ), dense and sparse.
+    package init(named specs: [VectorSpec], sparse: [SparseSpec] = []) {
         self.specs = specs.sorted { $0.name < $1.name }
+        self.sparse = sparse.sorted { $0.name < $1.name }
         named = true
+    }
+
+    /// The vector called `name` ("" or nil: the unnamed one), dense or sparse.
+    /// - Throws: `.invalidInput` naming the vector and the ones that exist.
+    package func ref(_ name: String?) throws -> VectorRef {
+        if let k = sparse.firstIndex(where: { $0.name == (name ?? "") }) { return .sparse(k) }
+        return .dense(try index(name))
     }
 
     package var count: Int { specs.count }
     package subscript(_ k: Int) -> VectorSpec { specs[k] }
     package var dims: [Int] { specs.map(\.dim) }
-    /// Floats of one point's vectors, all stores together.
-    package var floatsPerPoint: Int { specs.reduce(0) { $0 + $1.dim } }
+    /// Floats of one point's vectors, all stores together; a sparse vector counts as 64 (for
+    /// segment sizes in kilobytes of vector data).
+    package var floatsPerPoint: Int { max(1, specs.reduce(0) { $0 + $1.dim } + 64 * sparse.count) }
 
-    /// The store of the vector called `name` ("" or nil: the unnamed one).
+    /// The store of the dense vector called `name` ("" or nil: the unnamed one).
     /// - Throws: `.invalidInput` naming the vector and the ones that exist.
     package func index(_ name: String?) throws -> Int {
         let name = name ?? ""
         if let k = specs.firstIndex(where: { $0.name == name }) { return k }
+        if sparse.contains(where: { $0.name == name }) {
+            throw VQError.invalid("vector \"\(name)\" is sparse; expected a dense vector here")
+        }
         throw VQError.invalid(name.isEmpty
             ? "this collection has no unnamed vector; name one of \(namesText) (\"using\", or \"vector\": {\"name\": ...})"
             : "vector \"\(name)\" does not exist; this collection has \(namesText)")
@@ -69,12 +101,12 @@ package struct VectorLayout: Sendable, Equatable {
 
     /// The vector names for messages: "the unnamed vector" or "\"a\", \"b\"".
     package var namesText: String {
-        named ? specs.map { "\"\($0.name)\"" }.joined(separator: ", ") : "only the unnamed vector"
+        named ? (specs.map(\.name) + sparse.map(\.name)).sorted().map { "\"\($0)\"" }.joined(separator: ", ") : "only the unnamed vector"
     }
 
     /// Whether `other` stores the same vectors (names, sizes, distances; graph settings may differ).
     package func sameStorage(_ other: VectorLayout) -> Bool {
-        named == other.named && specs.count == other.specs.count
+        named == other.named && specs.count == other.specs.count && sparse == other.sparse
             && zip(specs, other.specs).allSatisfy { $0.name == $1.name && $0.dim == $1.dim && $0.distance == $1.distance }
     }
 
@@ -87,9 +119,17 @@ package struct VectorLayout: Sendable, Equatable {
     /// Checks sizes and names.
     /// - Throws: `.invalidInput` naming the vector.
     package func validate() throws {
-        guard !specs.isEmpty else { throw VQError.invalid("vectors is empty; expected at least one vector") }
-        guard specs.count <= 64 else { throw VQError.invalid("vectors has \(specs.count) named vectors; expected at most 64") }
+        guard !specs.isEmpty || !sparse.isEmpty else { throw VQError.invalid("vectors is empty; expected at least one vector") }
+        guard specs.count <= 64, sparse.count <= 64 else {
+            throw VQError.invalid("the collection has \(specs.count) dense and \(sparse.count) sparse vectors; expected at most 64 of each")
+        }
         var seen = Set<String>()
+        for s in sparse {
+            guard !s.name.isEmpty, s.name.utf8.count <= 255 else {
+                throw VQError.invalid("a sparse vector name is \(s.name.isEmpty ? "empty" : "longer than 255 bytes"); expected 1 to 255 bytes")
+            }
+            guard seen.insert(s.name).inserted else { throw VQError.invalid("vector \"\(s.name)\" is named twice") }
+        }
         for s in specs {
             let what = named ? "vector \"\(s.name)\"" : "vector"
             if named {
@@ -121,20 +161,40 @@ package struct VectorLayout: Sendable, Equatable {
         return named ? .object(specs.map { ($0.name, one($0)) }) : one(specs[0])
     }
 
-    /// Reads `json` (stored configs and the API alike).
+    /// Qdrant's `params.sparse_vectors`: `{name: {"modifier": "idf"}}`; nil without sparse vectors.
+    package var sparseJSON: JSON? {
+        sparse.isEmpty ? nil : .object(sparse.map { ($0.name, .object($0.idf ? [("modifier", .string("idf"))] : [])) })
+    }
+
+    /// Reads `json` (stored configs and the API alike), with `sparse` (`sparse_vectors`) if given.
     /// - Throws: `.invalidInput` naming what is wrong.
-    package init(json: JSON) throws {
+    package init(json: JSON, sparse sparseJSON: JSON? = nil) throws {
+        var sparse: [SparseSpec] = []
+        if let sparseJSON, sparseJSON != .null {
+            guard case .object(let members) = sparseJSON else { throw VQError.invalid("sparse_vectors is \(sparseJSON.typeName); expected {name: {...}}") }
+            for (name, params) in members {
+                var spec = SparseSpec(name: name)
+                switch params["modifier"] {
+                case nil, .null?, .string("none")?: break
+                case .string("idf")?: spec.idf = true
+                case let other?: throw VQError.invalid("sparse_vectors.\(name).modifier is \(other.compactText); expected \"none\" or \"idf\"")
+                }
+                sparse.append(spec)
+            }
+        }
         guard case .object(let members) = json else {
             throw VQError.invalid("vectors is \(json.compactText); expected {\"size\": N, \"distance\": \"Cosine\"} or a map of named vectors")
         }
-        if json["size"] != nil || json["distance"] != nil {
+        // Unnamed params have a numeric size (a vector may be called "size").
+        if json["size"]?.intValue != nil || json["distance"]?.stringValue != nil {
+            guard sparse.isEmpty else { throw VQError.invalid("sparse_vectors needs named dense vectors (or none): \"vectors\": {name: {...}}") }
             let s = try VectorLayout.spec(json, name: "", what: "vectors")
             self.init(dim: s.dim, distance: s.distance)
             specs[0] = s
             return
         }
-        guard !members.isEmpty else { throw VQError.invalid("vectors is empty; expected at least one named vector") }
-        self.init(named: try members.map { try VectorLayout.spec($0.1, name: $0.0, what: "vectors.\($0.0)") })
+        guard !members.isEmpty || !sparse.isEmpty else { throw VQError.invalid("vectors is empty; expected at least one named vector") }
+        self.init(named: try members.map { try VectorLayout.spec($0.1, name: $0.0, what: "vectors.\($0.0)") }, sparse: sparse)
         try validate()
     }
 

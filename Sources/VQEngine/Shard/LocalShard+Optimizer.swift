@@ -151,7 +151,8 @@ extension LocalShard {
                 let row = Int(from.row)
                 let record = source.record(row)
                 _ = try source.withVectors(row) {
-                    try merged.append(id: record.id, version: record.version, vectors: $0, payload: source.payloadBytes(row))
+                    try merged.append(id: record.id, version: record.version, vectors: $0, sparse: source.sparseVectors(row),
+                                      payload: source.payloadBytes(row))
                 }
             }
             merged.seal()

@@ -333,11 +333,13 @@ package final class LocalShard: @unchecked Sendable {
         // parses, peers' operations with `Operation.validate`).
         switch operation {
         case .upsert(let batch), .updateVectors(let batch):
-            guard batch.dims == options.vectors.dims, batch.dims.indices.allSatisfy({ batch.vectors[$0].count == batch.count * batch.dims[$0] }) else {
-                throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions; the shard expects \(options.vectors.dims)")
+            guard batch.dims == options.vectors.dims, batch.dims.indices.allSatisfy({ batch.vectors[$0].count == batch.count * batch.dims[$0] }),
+                  batch.sparse.count == options.vectors.sparse.count, batch.sparse.allSatisfy({ $0.count == batch.count }) else {
+                throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions and \(batch.sparse.count) sparse ones; "
+                                      + "the shard expects \(options.vectors.dims) and \(options.vectors.sparse.count)")
             }
         case .deleteVectors(_, let vectors):
-            guard options.vectors.named, vectors.allSatisfy({ options.vectors.specs.indices.contains($0) }) else {
+            guard options.vectors.named, vectors.allSatisfy({ (0..<(options.vectors.count + options.vectors.sparse.count)).contains($0) }) else {
                 throw VQError.invalid("the operation deletes vectors \(vectors); the shard has \(options.vectors.count) named vectors")
             }
         default: break
@@ -377,12 +379,26 @@ package final class LocalShard: @unchecked Sendable {
     /// Top-`k` over the segments; with `indexedOnly`, unindexed segments too big for a full scan are left out.
     /// - Parameter query: `dim` floats, already normalised for cosine.
     /// - Returns: the hits and how many live points were skipped.
+    /// Live points with sparse vector `store`, and per index of `terms` how many hold it.
+    package func sparseStats(store: Int, terms: [UInt32]) -> (points: Int, df: [Int]) {
+        precondition(options.vectors.sparse.indices.contains(store), "sparse vector checked by the caller")
+        return lock.read { holder.sparseStats(store: store, terms: terms) }
+    }
+
     package func search(_ query: UnsafeBufferPointer<Float>, _ request: ShardSearch) -> (hits: [ScoredPoint], skipped: Int) {
         var params = SegmentSearch(k: request.k, ef: request.ef, exact: request.exact, fullScanRows: options.fullScanRows,
                                    vector: request.vector)
+        let fullScanRows = options.fullScanRows
+        if let sparse = request.sparse {
+            precondition(options.vectors.sparse.indices.contains(request.vector), "searched vector checked by the caller")
+            return lock.read {
+                holder.searchSparse(sparse, store: request.vector, k: request.k, withPayload: request.withPayload, filter: request.filter) { seg in
+                    !request.indexedOnly || seg.indexed || seg.liveCount < fullScanRows
+                }
+            }
+        }
         precondition(options.vectors.specs.indices.contains(request.vector), "searched vector checked by the caller")
         params.ef = max(params.ef, params.k)
-        let fullScanRows = options.fullScanRows
         return lock.read {
             holder.search(query, params: params, withPayload: request.withPayload, filter: request.filter) { seg in
                 !request.indexedOnly || seg.indexed || seg.liveCount < fullScanRows

@@ -6,6 +6,9 @@
 //   delete:  | kind 2 u8 | count u32 | ids (count x (tag u8, a u64, b u64)) |
 //   update vectors: as upsert, kind 8, every payload flag 0 (payloads are kept; absent vectors are kept)
 //   delete vectors: | kind 9 u8 | ids | count u32 | vector numbers (count x u32) |
+//   with sparse vectors, upsert and update vectors are kinds 10 and 11: as 7 and 8, then before the
+//   payloads | sparse vectors u32 | per sparse vector, per point: present u8 [, n u32, n x index u32, n x f32] |
+//   (delete vectors numbers dense vectors from 0 and sparse ones after them)
 //
 // Kinds 1 and 6 (upsert and update vectors of one vector, before named vectors:
 // | count u32 | dim u32 | ids | vectors | payloads |) are still read.
@@ -21,12 +24,18 @@ package struct PointBatch: Sendable {
     package var present: [[Bool]]
     /// Compact JSON bytes of each point's payload object, or nil.
     package var payloads: [[UInt8]?] = []
+    /// Per sparse vector, each point's (nil: it lacks it).
+    package var sparse: [[SparseVector?]]
 
-    package init(dims: [Int]) {
+    package init(dims: [Int], sparse: Int = 0) {
         self.dims = dims
         vectors = Array(repeating: [], count: dims.count)
         present = Array(repeating: [], count: dims.count)
+        self.sparse = Array(repeating: [], count: sparse)
     }
+
+    /// A batch for a collection's vectors.
+    package init(_ layout: VectorLayout) { self.init(dims: layout.dims, sparse: layout.sparse.count) }
 
     /// A batch of one unnamed vector.
     package init(dim: Int) { self.init(dims: [dim]) }
@@ -39,15 +48,17 @@ package struct PointBatch: Sendable {
 
     /// Appends a point of a single-vector batch.
     package mutating func append(id: PointID, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) {
-        precondition(dims.count == 1 && vector.count == dims[0])
+        precondition(dims.count == 1 && vector.count == dims[0] && sparse.isEmpty)
         ids.append(id)
         vectors[0].append(contentsOf: vector)
         payloads.append(payload)
     }
 
     /// Appends a point with each vector given or absent (nil).
-    package mutating func append(id: PointID, vectors given: [UnsafeBufferPointer<Float>?], payload: [UInt8]?) {
-        precondition(given.count == dims.count)
+    package mutating func append(id: PointID, vectors given: [UnsafeBufferPointer<Float>?], sparse givenSparse: [SparseVector?] = [],
+                                 payload: [UInt8]?) {
+        precondition(given.count == dims.count && (givenSparse.isEmpty || givenSparse.count == sparse.count))
+        for k in sparse.indices { sparse[k].append(givenSparse.isEmpty ? nil : givenSparse[k]) }
         let i = ids.count
         for (k, v) in given.enumerated() {
             if let v {
@@ -75,8 +86,13 @@ package struct PointBatch: Sendable {
         dims.indices.map { k in has(k, i) ? withVector(k, i) { Array($0) } : nil }
     }
 
-    /// Floats held, all vectors together.
-    package var floatCount: Int { vectors.reduce(0) { $0 + $1.count } }
+    /// Floats held, all vectors together (a sparse pair counts as two).
+    package var floatCount: Int {
+        vectors.reduce(0) { $0 + $1.count } + sparse.reduce(0) { $0 + $1.reduce(0) { $0 + 2 * ($1?.count ?? 0) } }
+    }
+
+    /// Point `i`'s sparse vectors.
+    package func sparseOf(_ i: Int) -> [SparseVector?] { sparse.map { $0[i] } }
 
     package mutating func removeAll() {
         ids.removeAll(keepingCapacity: true)
@@ -84,6 +100,7 @@ package struct PointBatch: Sendable {
             vectors[k].removeAll(keepingCapacity: true)
             present[k].removeAll(keepingCapacity: true)
         }
+        for k in sparse.indices { sparse[k].removeAll(keepingCapacity: true) }
         payloads.removeAll(keepingCapacity: true)
     }
 }
@@ -113,6 +130,8 @@ package enum Operation: Sendable {
     private static let upsertKind2: UInt8 = 7
     private static let updateVectorsKind: UInt8 = 8
     private static let deleteVectorsKind: UInt8 = 9
+    private static let upsertSparseKind: UInt8 = 10
+    private static let updateVectorsSparseKind: UInt8 = 11
 
     /// The encoding, in a buffer of exactly its size (kept in the replication history).
     package func encode() -> [UInt8] {
@@ -129,6 +148,7 @@ package enum Operation: Sendable {
         case .upsert(let b), .updateVectors(let b):
             return 9 + b.dims.count * 5 + b.count * idBytes + b.floatCount * 4 + b.present.reduce(0) { $0 + $1.count }
                 + b.payloads.reduce(0) { $0 + 1 + ($1.map { 4 + $0.count } ?? 0) }
+                + (b.sparse.isEmpty ? 0 : 4 + b.sparse.reduce(0) { $0 + $1.reduce(0) { $0 + 1 + ($1.map { _ in 4 } ?? 0) } })
         case .deleteVectors(let ids, let vectors): return 9 + ids.count * idBytes + vectors.count * 4
         case .delete(let ids), .clearPayload(let ids): return 5 + ids.count * idBytes
         case .setPayload(let ids, let payload, _): return 5 + ids.count * idBytes + 4 + payload.count + 1
@@ -140,7 +160,12 @@ package enum Operation: Sendable {
     package func encode(into w: inout ByteWriter) {
         switch self {
         case .upsert(let batch), .updateVectors(let batch):
-            if case .upsert = self { w.u8(Operation.upsertKind2) } else { w.u8(Operation.updateVectorsKind) }
+            let sparse = !batch.sparse.isEmpty
+            if case .upsert = self {
+                w.u8(sparse ? Operation.upsertSparseKind : Operation.upsertKind2)
+            } else {
+                w.u8(sparse ? Operation.updateVectorsSparseKind : Operation.updateVectorsKind)
+            }
             w.u32(UInt32(batch.count))
             w.u32(UInt32(batch.dims.count))
             for d in batch.dims { w.u32(UInt32(d)) }
@@ -153,6 +178,18 @@ package enum Operation: Sendable {
                     for p in batch.present[k] { w.u8(p ? 1 : 0) }
                 }
                 batch.vectors[k].withUnsafeBufferPointer { w.floats($0) }
+            }
+            if sparse {
+                w.u32(UInt32(batch.sparse.count))
+                for column in batch.sparse {
+                    for v in column {
+                        guard let v else { w.u8(0); continue }
+                        w.u8(1)
+                        w.u32(UInt32(v.count))
+                        for i in v.indices { w.u32(i) }
+                        v.values.withUnsafeBufferPointer { w.floats($0) }
+                    }
+                }
             }
             for p in batch.payloads {
                 if let p { w.u8(1); w.blob(p) } else { w.u8(0) }
@@ -185,11 +222,11 @@ package enum Operation: Sendable {
         var r = ByteReader(bytes)
         let kind = try r.u8()
         switch kind {
-        case upsertKind, updateVectorsKindV1, upsertKind2, updateVectorsKind:
+        case upsertKind, updateVectorsKindV1, upsertKind2, updateVectorsKind, upsertSparseKind, updateVectorsSparseKind:
             let v1 = kind == upsertKind || kind == updateVectorsKindV1
             let count = Int(try r.u32())
             let stores = v1 ? 1 : Int(try r.u32())
-            guard stores >= 1, stores <= 64 else { throw VQError(.corrupt, "upsert record has \(stores) vectors per point; expected 1 to 64") }
+            guard stores <= 64 else { throw VQError(.corrupt, "upsert record has \(stores) vectors per point; expected at most 64") }
             var dims: [Int] = []
             for _ in 0..<stores {
                 let dim = Int(try r.u32())
@@ -225,6 +262,31 @@ package enum Operation: Sendable {
                 }
                 try r.floats(count * dims[k], into: &batch.vectors[k])
             }
+            if kind == upsertSparseKind || kind == updateVectorsSparseKind {
+                let stores = Int(try r.u32())
+                guard stores <= 64, stores * count <= r.remaining else { throw VQError(.corrupt, "upsert record claims \(stores) sparse vectors per point") }
+                batch.sparse = Array(repeating: [], count: stores)
+                for k in 0..<stores {
+                    batch.sparse[k].reserveCapacity(count)
+                    for _ in 0..<count {
+                        switch try r.u8() {
+                        case 0: batch.sparse[k].append(nil)
+                        case 1:
+                            let n = Int(try r.u32())
+                            guard n <= r.remaining / 8 else { throw VQError(.corrupt, "a sparse vector claims \(n) entries but the record is too short") }
+                            var indices: [UInt32] = []
+                            indices.reserveCapacity(n)
+                            for _ in 0..<n { indices.append(try r.u32()) }
+                            var values: [Float] = []
+                            try r.floats(n, into: &values)
+                            do { batch.sparse[k].append(try SparseVector(indices: indices, values: values)) } catch let e as VQError {
+                                throw VQError(.corrupt, "upsert record has a bad sparse vector: \(e.message)")
+                            }
+                        case let flag: throw VQError(.corrupt, "upsert record has sparse flag \(flag); expected 0 or 1")
+                        }
+                    }
+                }
+            }
             batch.payloads.reserveCapacity(count)
             for _ in 0..<count {
                 switch try r.u8() {
@@ -233,7 +295,7 @@ package enum Operation: Sendable {
                 case let flag: throw VQError(.corrupt, "upsert record has payload flag \(flag); expected 0 or 1")
                 }
             }
-            if kind == updateVectorsKind || kind == updateVectorsKindV1 {
+            if kind == updateVectorsKind || kind == updateVectorsKindV1 || kind == updateVectorsSparseKind {
                 guard batch.payloads.allSatisfy({ $0 == nil }) else { throw VQError(.corrupt, "update-vectors record carries payloads") }
                 return .updateVectors(batch)
             }
@@ -293,12 +355,15 @@ package enum Operation: Sendable {
     /// is ever logged that would fail when replayed.
     /// - Parameter optional: whether points may lack vectors (named vectors).
     /// - Throws: `.invalidInput` naming the first problem.
-    package func validate(dims: [Int], optional: Bool) throws {
+    package func validate(dims: [Int], sparse: Int = 0, optional: Bool) throws {
         switch self {
         case .upsert(let batch), .updateVectors(let batch):
             var update = false
             if case .updateVectors = self { update = true }
             guard batch.dims == dims else { throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions; the shard expects \(dims)") }
+            guard batch.sparse.count == sparse, batch.sparse.allSatisfy({ $0.count == batch.count }) else {
+                throw VQError.invalid("the operation has \(batch.sparse.count) sparse vectors per point; the shard expects \(sparse)")
+            }
             guard batch.payloads.count == batch.count, batch.ids.count == batch.count else {
                 throw VQError.invalid("the operation has \(batch.count) ids and \(batch.payloads.count) payloads")
             }
@@ -322,8 +387,8 @@ package enum Operation: Sendable {
             }
         case .deleteVectors(_, let vectors):
             guard optional else { throw VQError.invalid("the unnamed vector cannot be deleted from a point; delete the point") }
-            if let bad = vectors.first(where: { !dims.indices.contains($0) }) {
-                throw VQError.invalid("the operation deletes vector \(bad); the shard has \(dims.count)")
+            if let bad = vectors.first(where: { !(0..<(dims.count + sparse)).contains($0) }) {
+                throw VQError.invalid("the operation deletes vector \(bad); the shard has \(dims.count + sparse)")
             }
         case .setPayload(_, let payload, _):
             try Operation.checkPayload(payload, "the payload")

@@ -160,8 +160,9 @@ package final class PointReader {
     private let idOffset: UInt64
     package private(set) var recordNumber = 0
     private var npyRemaining = 0
-    /// A named-vector line's vectors, by VectorLayout number.
+    /// A named-vector line's vectors, by VectorLayout number, and its sparse ones.
     private var named: [[Float]?] = []
+    private var namedSparse: [SparseVector?] = []
 
     /// - Parameters:
     ///   - vectors: the collection's vectors; each must have its dimension.
@@ -191,7 +192,7 @@ package final class PointReader {
         }
         var scratch: [Float] = []
         guard let point = try next(into: &scratch) else { return false }
-        withOptionalBuffers(named) { batch.append(id: point.id, vectors: $0, payload: point.payload) }
+        withOptionalBuffers(named) { batch.append(id: point.id, vectors: $0, sparse: namedSparse, payload: point.payload) }
         return true
     }
 
@@ -282,6 +283,7 @@ package final class PointReader {
                     id = try PointID(json: try p.parseValue())
                 case "vector" where layout.named:
                     named = Array(repeating: nil, count: layout.count)
+                    namedSparse = Array(repeating: nil, count: layout.sparse.count)
                     guard p.peek() == UInt8(ascii: "{") else {
                         throw VQError.invalid("\"vector\" must be an object of named vectors (\(layout.namesText)), e.g. {\"\(layout[0].name)\": [...]}")
                     }
@@ -290,6 +292,11 @@ package final class PointReader {
                         repeat {
                             let name = try p.parseString()
                             try p.expect(UInt8(ascii: ":"))
+                            if case .sparse(let k) = try layout.ref(name) {
+                                guard namedSparse[k] == nil else { throw VQError.invalid("\"vector\" names \"\(name)\" twice") }
+                                namedSparse[k] = try SparseVector(json: try p.parseValue(), "vector \"\(name)\"")
+                                continue
+                            }
                             let k = try layout.index(name)
                             guard named[k] == nil else { throw VQError.invalid("\"vector\" names \"\(name)\" twice") }
                             guard p.peek() == UInt8(ascii: "[") else {

@@ -37,9 +37,14 @@ package struct RemoteShard: Sendable {
         return try answer { try ShardWire.decodeHits(bytes, maxHits: request.k) }
     }
 
-    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dims: [Int]) throws -> [PointRecord] {
+    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, vectors: VectorLayout?) throws -> [PointRecord] {
         let bytes = try call("scan", ShardWire.encodeScan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload))
-        return try answer { try ShardWire.decodeRecords(bytes, dims: withVector ? dims : []) }
+        return try answer { try ShardWire.decodeRecords(bytes, dims: withVector ? vectors?.dims ?? [] : [], sparse: withVector ? vectors?.sparse.count ?? 0 : 0) }
+    }
+
+    package func sparseStats(store: Int, terms: [UInt32]) throws -> (points: Int, df: [Int]) {
+        let bytes = try call("sparse-stats", ShardWire.encodeSparseStats(store: store, terms: terms))
+        return try answer { try ShardWire.decodeSparseCounts(bytes, terms: terms.count) }
     }
 
     package func count() throws -> Int {

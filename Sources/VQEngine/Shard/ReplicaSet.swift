@@ -122,12 +122,12 @@ package final class ReplicaSet: Sendable {
     }
 
     /// The records of `ids` (or, with ids nil, every point passing `filter`), from one active replica.
-    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, dims: [Int]) throws -> [PointRecord] {
+    package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, vectors: VectorLayout) throws -> [PointRecord] {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, dims: dims)
+                        .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors)
                 }
             }
             try local.checkIntact()
@@ -137,13 +137,24 @@ package final class ReplicaSet: Sendable {
     }
 
 
+    /// Sparse vector `store`'s statistics (points that have it, points per index of `terms`), from one active replica.
+    package func sparseStats(store: Int, terms: [UInt32]) throws -> (points: Int, df: [Int]) {
+        try onOneReplica { [local] placement, peer in
+            if let placement, peer != placement.localPeer {
+                return try placement.measureRead(peer) { try self.remote(placement, peer).sparseStats(store: store, terms: terms) }
+            }
+            try local.checkIntact()
+            return local.sparseStats(store: store, terms: terms)
+        }
+    }
+
     /// The points passing `filter`, from one active replica.
     package func count(filter: Filter) throws -> Int {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: nil, filter: filter, withVector: false, withPayload: false, dims: []).count
+                        .scan(ids: nil, filter: filter, withVector: false, withPayload: false, vectors: nil).count
                 }
             }
             try local.checkIntact()
@@ -157,7 +168,7 @@ package final class ReplicaSet: Sendable {
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: nil, filter: filter, withVector: false, withPayload: true, dims: [])
+                        .scan(ids: nil, filter: filter, withVector: false, withPayload: true, vectors: nil)
                 }
                 let index = FieldIndex(name: key, schema: schema)
                 var counts: [IndexKey: Int] = [:]
@@ -172,12 +183,12 @@ package final class ReplicaSet: Sendable {
 
     /// The first `limit` points by the numbers of indexed field `key` (a remote replica's from its payloads).
     package func ordered(key: String, schema: PayloadFieldSchema, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
-                         withVector: Bool, withPayload: Bool, dims: [Int]) throws -> [(value: Double, record: PointRecord)] {
+                         withVector: Bool, withPayload: Bool, vectors: VectorLayout) throws -> [(value: Double, record: PointRecord)] {
         try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
                     try self.remote(placement, peer)
-                        .scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, dims: dims)
+                        .scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, vectors: vectors)
                 }
                 let index = FieldIndex(name: key, schema: schema)
                 var out: [(value: Double, record: PointRecord)] = []
@@ -393,12 +404,12 @@ package final class ReplicaSet: Sendable {
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard). The batch
     /// was checked as it was decoded; nothing changes before that.
-    package func receive(_ batch: ShardWire.ReceiveBatch, dims: [Int]) throws {
+    package func receive(_ batch: ShardWire.ReceiveBatch, vectors: VectorLayout) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
-        var points = PointBatch(dims: dims)
+        var points = PointBatch(vectors)
         for r in batch.records {
             let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
-            withOptionalBuffers(r.vectors) { points.append(id: r.id, vectors: $0, payload: payload) }
+            withOptionalBuffers(r.vectors) { points.append(id: r.id, vectors: $0, sparse: r.sparse, payload: payload) }
         }
         let replication = placement.replication(collection, id)
         replication.lock.lock()

@@ -137,8 +137,9 @@ package final class SegmentHolder: @unchecked Sendable {
     func apply(_ op: UInt64, _ operation: Operation) throws {
         switch operation {
         case .upsert(let batch), .updateVectors(let batch):
-            guard batch.dims == options.vectors.dims else {
-                throw VQError(.corrupt, "operation \(op) has vectors of \(batch.dims) dimensions; the shard expects \(options.vectors.dims)")
+            guard batch.dims == options.vectors.dims, batch.sparse.count == options.vectors.sparse.count else {
+                throw VQError(.corrupt, "operation \(op) has vectors of \(batch.dims) dimensions and \(batch.sparse.count) sparse ones; "
+                              + "the shard expects \(options.vectors.dims) and \(options.vectors.sparse.count)")
             }
             // Vector updates keep each point's payload and the vectors they do not name, and skip
             // points that do not exist (any more).
@@ -150,28 +151,33 @@ package final class SegmentHolder: @unchecked Sendable {
                     var given: [UnsafeBufferPointer<Float>?] = stores.map { k in
                         batch.has(k, i) ? UnsafeBufferPointer(rebasing: columns[k][(i * batch.dims[k])..<((i + 1) * batch.dims[k])]) : nil
                     }
+                    var sparse = batch.sparseOf(i)
                     guard update else {
-                        try upsert(batch.ids[i], given, batch.payloads[i], op)
+                        try upsert(batch.ids[i], given, sparse, batch.payloads[i], op)
                         continue
                     }
                     guard let loc = locations[batch.ids[i]] else { continue }
                     let seg = slots[Int(loc.slot)]!
                     let row = Int(loc.row)
                     for k in stores where !batch.has(k, i) && !seg.stores[k].lacks(row) { given[k] = seg.stores[k].vector(row) }
+                    for k in sparse.indices where sparse[k] == nil { sparse[k] = seg.sparseStores[k].vector(row) }
                     // The kept vectors are read from the segment the point may move out of: copy them first.
                     let kept = given.map { $0.map(Array.init) }
-                    try withOptionalBuffers(kept) { try upsert(batch.ids[i], $0, seg.payloadBytes(row), op) }
+                    try withOptionalBuffers(kept) { try upsert(batch.ids[i], $0, sparse, seg.payloadBytes(row), op) }
                 }
             }
         case .deleteVectors(let ids, let vectors):
+            let dense = options.vectors.count
             for id in ids {
                 guard let loc = locations[id] else { continue }
                 let seg = slots[Int(loc.slot)]!
                 let row = Int(loc.row)
+                func lacks(_ v: Int) -> Bool { v < dense ? seg.stores[v].lacks(row) : seg.sparseStores[v - dense].lacks(row) }
                 // Nothing to remove: the point stays as it is (no move, no new version).
-                if vectors.allSatisfy({ seg.stores[$0].lacks(row) }) { continue }
+                if vectors.allSatisfy(lacks) { continue }
                 let kept = seg.stores.indices.map { k in vectors.contains(k) || seg.stores[k].lacks(row) ? nil : Array(seg.stores[k].vector(row)) }
-                try withOptionalBuffers(kept) { try upsert(id, $0, seg.payloadBytes(row), op) }
+                let sparse = seg.sparseStores.indices.map { k in vectors.contains(dense + k) ? nil : seg.sparseStores[k].vector(row) }
+                try withOptionalBuffers(kept) { try upsert(id, $0, sparse, seg.payloadBytes(row), op) }
             }
         case .delete(let ids):
             for id in ids {
@@ -214,17 +220,18 @@ package final class SegmentHolder: @unchecked Sendable {
             if !seg.fieldIndexes.isEmpty { seg.reindex(row: row, old: old, new: changed) }
             return
         }
-        try withOptionalBuffers(seg.vectors(row)) { try upsert(id, $0, new, op) }
+        try withOptionalBuffers(seg.vectors(row)) { try upsert(id, $0, seg.sparseVectors(row), new, op) }
     }
 
     /// Writes a point: over its row in the appendable segment, else as a new row there (its old
     /// row, if any, deleted). `vectors` may point into the point's own appendable row.
-    private func upsert(_ id: PointID, _ vectors: [UnsafeBufferPointer<Float>?], _ payload: [UInt8]?, _ op: UInt64) throws {
+    private func upsert(_ id: PointID, _ vectors: [UnsafeBufferPointer<Float>?], _ sparse: [SparseVector?], _ payload: [UInt8]?,
+                        _ op: UInt64) throws {
         if let loc = locations[id] {
             let seg = slots[Int(loc.slot)]!
             if Int(loc.slot) == appendableSlot && seg.appendable {
                 let old = seg.fieldIndexes.isEmpty ? nil : seg.payload(Int(loc.row))
-                try seg.overwrite(row: Int(loc.row), version: op, vectors: vectors, payload: payload)
+                try seg.overwrite(row: Int(loc.row), version: op, vectors: vectors, sparse: sparse, payload: payload)
                 if !seg.fieldIndexes.isEmpty { seg.reindex(row: Int(loc.row), old: old, new: payload.flatMap { try? JSONParser.parse($0) }) }
                 return
             }
@@ -234,7 +241,7 @@ package final class SegmentHolder: @unchecked Sendable {
             appendable.seal()
             try addAppendableSegment()
         }
-        let row = try appendable.append(id: id, version: op, vectors: vectors, payload: payload)
+        let row = try appendable.append(id: id, version: op, vectors: vectors, sparse: sparse, payload: payload)
         if !appendable.fieldIndexes.isEmpty, let payload { appendable.reindex(row: row, old: nil, new: try? JSONParser.parse(payload)) }
         locations[id] = Location(slot: Int32(appendableSlot), row: UInt32(row))
     }
@@ -300,6 +307,7 @@ package final class SegmentHolder: @unchecked Sendable {
             rows(inSlot: i, passing: filter).forEach { row in
                 let rec = seg.record(row)
                 out.append(PointRecord(id: rec.id, version: rec.version, vectors: withVector ? seg.vectors(row) : [],
+                                       sparse: withVector ? seg.sparseVectors(row) : [],
                                        payload: withPayload ? seg.payload(row) : nil))
             }
         }
@@ -340,6 +348,7 @@ package final class SegmentHolder: @unchecked Sendable {
             let rec = seg.record(Int(e.row))
             guard seen.insert(rec.id).inserted else { continue }
             out.append((e.value, PointRecord(id: rec.id, version: rec.version, vectors: withVector ? seg.vectors(Int(e.row)) : [],
+                                             sparse: withVector ? seg.sparseVectors(Int(e.row)) : [],
                                              payload: withPayload ? seg.payload(Int(e.row)) : nil)))
         }
         return out
@@ -383,12 +392,62 @@ package final class SegmentHolder: @unchecked Sendable {
         return (hits, skipped)
     }
 
+    /// The best `k` rows by sparse vector `store` over the segments `include` admits (exact; only
+    /// rows sharing an index with `query`).
+    /// - Returns: the hits (dot products as scores), and how many live points were left out.
+    func searchSparse(_ query: SparseVector, store: Int, k: Int, withPayload: Bool, filter: Filter?,
+                      include: (Segment) -> Bool) -> (hits: [ScoredPoint], skipped: Int) {
+        var top = TopK(k: k)
+        var skipped = 0
+        for (i, seg) in slots.enumerated() {
+            guard let seg else { continue }
+            if !include(seg) {
+                skipped += seg.liveCount
+                continue
+            }
+            let rows = seg.rowCount
+            if let filter {
+                let allowed = seg.rows(passing: filter) { row(of: $0, inSlot: i) }
+                if allowed.cardinality > 0 {
+                    seg.sparseStores[store].search(query, rows: rows, tag: UInt64(i), skip: { !allowed.contains($0) }, into: &top)
+                }
+            } else {
+                let deleted = UnsafePointer(seg.deleted.base)
+                let any = seg.deletedCount > 0
+                seg.sparseStores[store].search(query, rows: rows, tag: UInt64(i),
+                                               skip: { any && deleted[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }, into: &top)
+            }
+        }
+        let hits = top.sorted().map { hit in
+            let seg = slots[Int(hit.key >> 32)]!
+            let row = Int(hit.key & 0xFFFF_FFFF)
+            let rec = seg.record(row)
+            return ScoredPoint(id: rec.id, version: rec.version, score: hit.score, rank: hit.score, payload: withPayload ? seg.payload(row) : nil)
+        }
+        return (hits, skipped)
+    }
+
+    /// Live points that have sparse vector `store`, and per index of `terms` how many hold it (for IDF).
+    func sparseStats(store: Int, terms: [UInt32]) -> (points: Int, df: [Int]) {
+        var points = 0
+        var df = [Int](repeating: 0, count: terms.count)
+        for seg in segments {
+            let deleted = UnsafePointer(seg.deleted.base)
+            let any = seg.deletedCount > 0
+            let s = seg.sparseStores[store].stats(terms, rows: seg.rowCount) { any && deleted[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
+            points += s.points
+            for j in df.indices { df[j] += s.df[j] }
+        }
+        return (points, df)
+    }
+
     func retrieve(_ ids: [PointID], withVector: Bool, withPayload: Bool) -> [PointRecord] {
         ids.compactMap { id in
             guard let loc = locations[id] else { return nil }
             let seg = slots[Int(loc.slot)]!
             let row = Int(loc.row)
             return PointRecord(id: id, version: seg.record(row).version, vectors: withVector ? seg.vectors(row) : [],
+                               sparse: withVector ? seg.sparseVectors(row) : [],
                                payload: withPayload ? seg.payload(row) : nil)
         }
     }

@@ -58,8 +58,10 @@ package struct ShardSearch: Sendable {
     package var indexedOnly = false
     package var withPayload = false
     package var filter: Filter? = nil
-    /// Which vector (VectorLayout number) is searched.
+    /// Which vector (VectorLayout number) is searched; with `sparse`, which sparse vector.
     package var vector = 0
+    /// A sparse query (IDF already applied), searched instead of the dense one.
+    package var sparse: SparseVector? = nil
 
     package init(k: Int, ef: Int) {
         self.k = k
@@ -91,12 +93,15 @@ package struct PointRecord: Sendable {
     package var version: UInt64
     /// Its vectors in VectorLayout order, nil where it lacks one; empty when not asked for.
     package var vectors: [[Float]?]
+    /// Its sparse vectors likewise.
+    package var sparse: [SparseVector?]
     package var payload: JSON?
 
-    package init(id: PointID, version: UInt64, vectors: [[Float]?], payload: JSON?) {
+    package init(id: PointID, version: UInt64, vectors: [[Float]?], sparse: [SparseVector?] = [], payload: JSON?) {
         self.id = id
         self.version = version
         self.vectors = vectors
+        self.sparse = sparse
         self.payload = payload
     }
 }

@@ -73,6 +73,17 @@ extension ByteReader {
 
     mutating func f32() throws -> Float { Float(bitPattern: try u32()) }
 
+    /// A sparse vector: | n u32 | n x index u32 | n x f32 |, checked (distinct indices, finite values).
+    mutating func sparseVector() throws -> SparseVector {
+        let n = try count(of: 8, "sparse entries")
+        var indices: [UInt32] = []
+        indices.reserveCapacity(n)
+        for _ in 0..<n { indices.append(try u32()) }
+        var values: [Float] = []
+        try floats(n, into: &values)
+        do { return try SparseVector(indices: indices, values: values) } catch let e as VQError { throw VQError(.corrupt, e.message) }
+    }
+
     /// `dim` floats, each finite.
     mutating func vector(_ dim: Int) throws -> [Float] {
         var v: [Float] = []
@@ -110,15 +121,16 @@ package enum ShardWire {
         query.withUnsafeBufferPointer { w.floats($0) }
         w.u32(UInt32(s.k))
         w.u32(UInt32(min(s.ef, Int(UInt32.max))))
-        w.u8((s.exact ? 1 : 0) | (s.indexedOnly ? 2 : 0) | (s.withPayload ? 4 : 0))
+        w.u8((s.exact ? 1 : 0) | (s.indexedOnly ? 2 : 0) | (s.withPayload ? 4 : 0) | (s.sparse != nil ? 8 : 0))
         w.u32(UInt32(s.vector))
         w.json(s.filter?.json)
+        if let sparse = s.sparse { sparseVector(sparse, &w) }
         return w.bytes
     }
 
     /// - Throws: `.invalidInput` unless the searched vector is one of `dims` and the query has its
     ///   dimension in finite values, k is 1 to `maxResults` and ef at least 1.
-    package static func decodeSearch(_ bytes: [UInt8], dims: [Int], maxResults: Int) throws -> ([Float], ShardSearch) {
+    package static func decodeSearch(_ bytes: [UInt8], dims: [Int], sparse: Int = 0, maxResults: Int) throws -> ([Float], ShardSearch) {
         try decode(bytes, "shard search") { r in
             let n = Int(try r.u32())
             guard n <= dims.max() ?? 0 else { throw VQError(.corrupt, "the vector has \(n) dimensions; the shard has vectors of \(dims)") }
@@ -132,12 +144,17 @@ package enum ShardWire {
             s.indexedOnly = flags & 2 != 0
             s.withPayload = flags & 4 != 0
             let v = Int(try r.u32())
-            guard dims.indices.contains(v) else { throw VQError(.corrupt, "vector \(v) is searched; the shard has \(dims.count)") }
-            guard dims[v] == n else { throw VQError(.corrupt, "the query has \(n) dimensions; vector \(v) has \(dims[v])") }
+            if flags & 8 != 0 {
+                guard (0..<sparse).contains(v), n == 0 else { throw VQError(.corrupt, "sparse vector \(v) is searched; the shard has \(sparse)") }
+            } else {
+                guard dims.indices.contains(v) else { throw VQError(.corrupt, "vector \(v) is searched; the shard has \(dims.count)") }
+                guard dims[v] == n else { throw VQError(.corrupt, "the query has \(n) dimensions; vector \(v) has \(dims[v])") }
+            }
             s.vector = v
             if let f = try r.json() {
                 do { s.filter = try Filter(json: f) } catch let e as VQError { throw VQError(.corrupt, "the filter: \(e.message)") }
             }
+            if flags & 8 != 0 { s.sparse = try r.sparseVector() }
             return (query, s)
         }
     }
@@ -206,6 +223,60 @@ package enum ShardWire {
         }
     }
 
+    static func sparseVector(_ v: SparseVector, _ w: inout ByteWriter) {
+        w.u32(UInt32(v.count))
+        for i in v.indices { w.u32(i) }
+        v.values.withUnsafeBufferPointer { w.floats($0) }
+    }
+
+    // MARK: sparse statistics
+
+    package static func encodeSparseStats(store: Int, terms: [UInt32]) -> [UInt8] {
+        var w = ByteWriter(capacity: 8 + terms.count * 4)
+        w.u32(UInt32(store))
+        w.u32(UInt32(terms.count))
+        for t in terms { w.u32(t) }
+        return w.bytes
+    }
+
+    /// - Throws: `.invalidInput` unless `store` is one of `sparse` and at most 65,536 terms are asked.
+    package static func decodeSparseStats(_ bytes: [UInt8], sparse: Int) throws -> (store: Int, terms: [UInt32]) {
+        try decode(bytes, "sparse statistics request") { r in
+            let store = Int(try r.u32())
+            guard (0..<sparse).contains(store) else { throw VQError(.corrupt, "sparse vector \(store) is asked; the shard has \(sparse)") }
+            let n = try r.count(of: 4, "terms")
+            guard n <= 65_536 else { throw VQError(.corrupt, "\(n) terms asked; expected at most 65536") }
+            var terms: [UInt32] = []
+            for _ in 0..<n { terms.append(try r.u32()) }
+            return (store, terms)
+        }
+    }
+
+    package static func encodeSparseCounts(_ s: (points: Int, df: [Int])) -> [UInt8] {
+        var w = ByteWriter(capacity: 12 + s.df.count * 8)
+        w.u64(UInt64(s.points))
+        w.u32(UInt32(s.df.count))
+        for d in s.df { w.u64(UInt64(d)) }
+        return w.bytes
+    }
+
+    /// - Throws: unless there are `terms` counts, none above the point count.
+    package static func decodeSparseCounts(_ bytes: [UInt8], terms: Int) throws -> (points: Int, df: [Int]) {
+        try decode(bytes, "sparse statistics") { r in
+            let points = try r.u64()
+            guard points < 1 << 40 else { throw VQError(.corrupt, "point count \(points) is out of range") }
+            let n = Int(try r.u32())
+            guard n == terms else { throw VQError(.corrupt, "\(n) counts for \(terms) terms") }
+            var df: [Int] = []
+            for _ in 0..<n {
+                let d = try r.u64()
+                guard d <= points else { throw VQError(.corrupt, "a term count \(d) exceeds the point count \(points)") }
+                df.append(Int(d))
+            }
+            return (Int(points), df)
+        }
+    }
+
     /// Records with all their vectors (each present or not), or none when `withVector` is false.
     ///
     ///   | n u32 | vectors per record u32 (0: none) | dims (that many u32) |
@@ -227,6 +298,12 @@ package enum ShardWire {
                     w.u8(0)
                 }
             }
+            if withVector {
+                w.u8(UInt8(r.sparse.count))
+                for v in r.sparse {
+                    if let v { w.u8(1); sparseVector(v, &w) } else { w.u8(0) }
+                }
+            }
             w.json(r.payload)
         }
     }
@@ -238,16 +315,19 @@ package enum ShardWire {
         return w.bytes
     }
 
-    package static func decodeRecords(_ bytes: [UInt8], dims: [Int]) throws -> [PointRecord] {
-        try decode(bytes, "peer records") { r in try records(&r, dims: dims) }
+    package static func decodeRecords(_ bytes: [UInt8], dims: [Int], sparse: Int = 0) throws -> [PointRecord] {
+        try decode(bytes, "peer records") { r in try records(&r, dims: dims, sparse: sparse) }
     }
 
     /// - Parameter dims: the collection's vectors; records carry all of them (where present) or none.
-    static func records(_ r: inout ByteReader, dims expected: [Int]) throws -> [PointRecord] {
+    /// - Parameter sparse: the collection's sparse vectors when vectors were asked for (each record
+    ///   carries that many), else 0.
+    static func records(_ r: inout ByteReader, dims expected: [Int], sparse: Int = 0) throws -> [PointRecord] {
         let n = Int(try r.u32())
         let stores = Int(try r.u32())
         // Asked for vectors (`expected` not empty), records carry every one (each present or not).
-        guard stores == expected.count || (stores == 0 && (expected.isEmpty || n == 0)) else {
+        let withVector = !expected.isEmpty || sparse > 0
+        guard stores == expected.count || (stores == 0 && (!withVector || n == 0)) else {
             throw VQError(.corrupt, "records carry \(stores) vectors each; expected \(expected.count)")
         }
         var dims: [Int] = []
@@ -271,7 +351,19 @@ package enum ShardWire {
                 case let flag: throw VQError(.corrupt, "a record has vector flag \(flag); expected 0 or 1")
                 }
             }
-            out.append(PointRecord(id: id, version: version, vectors: vectors, payload: try r.payload()))
+            var sparseVectors: [SparseVector?] = []
+            if withVector {
+                let m = Int(try r.u8())
+                guard m == sparse else { throw VQError(.corrupt, "a record carries \(m) sparse vectors; expected \(sparse)") }
+                for _ in 0..<m {
+                    switch try r.u8() {
+                    case 0: sparseVectors.append(nil)
+                    case 1: sparseVectors.append(try r.sparseVector())
+                    case let flag: throw VQError(.corrupt, "a record has sparse flag \(flag); expected 0 or 1")
+                    }
+                }
+            }
+            out.append(PointRecord(id: id, version: version, vectors: vectors, sparse: sparseVectors, payload: try r.payload()))
         }
         return out
     }
@@ -302,8 +394,9 @@ package enum ShardWire {
             let flags = try r.u8()
             let seq = try r.u64(), epoch = try r.u64()
             guard seq < 1 << 62 else { throw VQError(.corrupt, "sequence number \(seq) is out of range") }
-            let records = try records(&r, dims: vectors.dims)
-            for rec in records where rec.vectors.count != vectors.count || (!vectors.named && rec.vectors.contains { $0 == nil }) {
+            let records = try records(&r, dims: vectors.dims, sparse: vectors.sparse.count)
+            for rec in records where rec.vectors.count != vectors.count || rec.sparse.count != vectors.sparse.count
+                || (!vectors.named && rec.vectors.contains { $0 == nil }) {
                 throw VQError(.corrupt, "transferred point \(rec.id) lacks vectors")
             }
             return ReceiveBatch(clear: flags & 1 != 0, last: flags & 2 != 0 ? (seq, epoch) : nil, records: records)
@@ -370,7 +463,7 @@ package enum ShardWire {
         let op: Operation
         do {
             op = try bytes.withUnsafeBytes { try Operation.decode($0) }
-            try op.validate(dims: vectors.dims, optional: vectors.named)
+            try op.validate(dims: vectors.dims, sparse: vectors.sparse.count, optional: vectors.named)
         } catch let e as VQError {
             throw VQError.invalid("shard operation is malformed: \(e.message)")
         }

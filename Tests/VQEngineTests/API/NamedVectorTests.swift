@@ -210,6 +210,21 @@ import Testing
         if case .upsert(let b) = try batch.encodeUpsert() {
             #expect(b.vectorsOf(1) == [nil, [3, 4, 5]] && b.vectorsOf(2) == [[1, 2], nil] && b.payloads[0] == Array(#"{"x":1}"#.utf8))
         }
+        // With a sparse vector: kinds 10 and 11, each point's present or not.
+        var withSparse = PointBatch(dims: [2], sparse: 1)
+        [Float(1), 2].withUnsafeBufferPointer { a in
+            withSparse.append(id: .number(1), vectors: [a], sparse: [try? SparseVector(indices: [9, 2], values: [0.5, 1])], payload: nil)
+            withSparse.append(id: .number(2), vectors: [a], sparse: [nil], payload: nil)
+        }
+        for op in [VQEngine.Operation.upsert(withSparse), .updateVectors(withSparse)] {
+            let bytes = op.encode()
+            #expect(bytes.count == op.encodedSize)
+            let back = try bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) }
+            #expect(back.encode() == bytes)
+            try back.validate(dims: [2], sparse: 1, optional: true)
+            #expect(throws: VQError.self) { try back.validate(dims: [2], sparse: 0, optional: true) }
+            if case .upsert(let b) = back { #expect(b.sparse[0][0]?.indices == [2, 9] && b.sparse[0][0]?.values == [1, 0.5] && b.sparse[0][1] == nil) }
+        }
         #expect(throws: VQError.self) { try VQEngine.Operation.upsert(batch).validate(dims: [2, 3], optional: false) }
         #expect(throws: VQError.self) { try VQEngine.Operation.upsert(batch).validate(dims: [2, 4], optional: true) }
         #expect(throws: VQError.self) { try VQEngine.Operation.deleteVectors(ids: [.number(1)], vectors: [2]).validate(dims: [2, 3], optional: true) }
@@ -221,5 +236,148 @@ extension PointBatch {
     /// This batch as an upsert, through its WAL encoding.
     func encodeUpsert() throws -> VQEngine.Operation {
         try VQEngine.Operation.upsert(self).encode().withUnsafeBytes { try VQEngine.Operation.decode($0) }
+    }
+}
+
+/// Sparse vectors: stored, searched exactly (appendable scan and sealed postings), IDF-weighted,
+/// fused with a dense search, updated, deleted and reopened; every answer checked by brute force here.
+@Suite struct SparseVectorTests {
+    let t = QdrantAPITests()
+
+    /// Point i's "text" (odd i lack it): indices from a small vocabulary, values from i.
+    static func text(_ i: Int) -> (indices: [UInt32], values: [Float])? {
+        guard i % 2 == 0 else { return nil }
+        let n = 1 + i % 5
+        let indices = (0..<n).map { UInt32((i * 7 + $0 * 13) % 40) }
+        return (indices, (0..<n).map { Float((i * 31 + $0 * 17) % 97 + 1) / 50 })
+    }
+
+    static func json(_ v: (indices: [UInt32], values: [Float])) -> String { #"{"indices":\#(v.indices),"values":\#(v.values)}"# }
+
+    /// Ids by score (dot over shared indices, only points sharing one), best first, then by id.
+    static func truth(_ q: [UInt32: Float], among: [Int], stored: (Int) -> (indices: [UInt32], values: [Float])?, k: Int) -> [(Int64, Float)] {
+        let scored = among.compactMap { i -> (Int64, Float)? in
+            guard let v = stored(i) else { return nil }
+            var s: Float = 0, overlap = false
+            for (j, index) in v.indices.enumerated() { if let w = q[index] { s += w * v.values[j]; overlap = true } }
+            return overlap ? (Int64(i), s) : nil
+        }
+        return Array(scored.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k))
+    }
+
+    func hits(_ api: QdrantAPI, _ body: String) -> [(Int64, Float)] {
+        let r = t.call(api, "POST", "/collections/c/points/query", body).1?["result"]?["points"]?.arrayValue ?? []
+        return r.compactMap { p in p["id"]?.intValue.map { ($0, Float(p["score"]?.doubleValue ?? .nan)) } }
+    }
+
+    func same(_ a: [(Int64, Float)], _ b: [(Int64, Float)]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && abs($0.1 - $1.1) <= 1e-4 * max(1, abs($1.1)) }
+    }
+
+    @Test("sparse vectors: exact dot-product search before and after sealing, with filters and IDF; hybrid RRF; update, delete, reopen")
+    func sparse() throws {
+        let tmp = TempDir()
+        var engine: Engine! = try Engine(path: tmp.path, warn: { _ in })
+        var api: QdrantAPI! = QdrantAPI(engine: engine, config: APIConfig())
+        let create = #"{"vectors":{"dense":{"size":2,"distance":"Dot"}},"sparse_vectors":{"text":{},"bm":{"modifier":"idf","index":{"on_disk":true}}}}"#
+        #expect(t.call(api, "PUT", "/collections/c", create).0 == 200)
+        let params = t.call(api, "GET", "/collections/c").1?["result"]?["config"]?["params"]
+        #expect(params?["sparse_vectors"] == JSONParser.parseOrNull(#"{"bm":{"modifier":"idf"},"text":{}}"#), "\(params?.compactText ?? "")")
+        let all = Array(0..<300)
+        func point(_ i: Int) -> String {
+            var v = #""dense":[\#(Float(i % 10) / 10),1]"#
+            if let s = SparseVectorTests.text(i) { v += #","text":\#(SparseVectorTests.json(s)),"bm":\#(SparseVectorTests.json(s))"# }
+            return #"{"id":\#(i),"vector":{\#(v)},"payload":{"i":\#(i)}}"#
+        }
+        #expect(t.call(api, "PUT", "/collections/c/points", "{\"points\":[\(all.map(point).joined(separator: ","))]}", query: ["wait": "true"]).0 == 200)
+
+        let q: [UInt32: Float] = [7: 1.5, 20: 0.5, 33: 2]
+        let qJSON = #"{"indices":[7,20,33],"values":[1.5,0.5,2]}"#
+        func idfQuery(_ among: [Int], _ stored: (Int) -> (indices: [UInt32], values: [Float])?) -> [UInt32: Float] {
+            let having = among.filter { stored($0) != nil }
+            return q.mapValues { $0 } .reduce(into: [:]) { out, e in
+                let df = having.filter { stored($0)!.indices.contains(e.key) }.count
+                out[e.key] = e.value * SparseVector.idf(n: having.count, df: df)
+            }
+        }
+        func check(_ when: String, stored: (Int) -> (indices: [UInt32], values: [Float])?) {
+            let want = SparseVectorTests.truth(q, among: all, stored: stored, k: 10)
+            #expect(want.count == 10 && Set(want.map(\.1)).count == 10, "a known answer with distinct scores")
+            #expect(same(hits(api, #"{"query":\#(qJSON),"using":"text","limit":10}"#), want), "\(when)")
+            #expect(same(hits(api, #"{"query":{"nearest":\#(qJSON)},"using":"text","limit":10}"#), want), "\(when)")
+            let filtered = SparseVectorTests.truth(q, among: Array(0..<100), stored: stored, k: 5)
+            #expect(same(hits(api, #"{"query":\#(qJSON),"using":"text","limit":5,"filter":{"must":[{"key":"i","range":{"lt":100}}]}}"#), filtered), "\(when)")
+            let idf = SparseVectorTests.truth(idfQuery(all, stored), among: all, stored: stored, k: 10)
+            #expect(same(hits(api, #"{"query":\#(qJSON),"using":"bm","limit":10}"#), idf), "\(when): idf")
+            // Legacy search with a named sparse vector.
+            let legacy = t.call(api, "POST", "/collections/c/points/search", #"{"vector":{"name":"text","vector":\#(qJSON)},"limit":3}"#).1?["result"]?.arrayValue
+            #expect(legacy?.compactMap { $0["id"]?.intValue } == want.prefix(3).map(\.0), "\(when)")
+            // Hybrid: RRF (k 2) over a dense and a sparse prefetch, as computed here from each list.
+            let dense = hits(api, #"{"query":[1,0.5],"using":"dense","limit":20}"#).map(\.0)
+            let sparse = hits(api, #"{"query":\#(qJSON),"using":"text","limit":20}"#).map(\.0)
+            var fused: [Int64: Float] = [:]
+            for list in [dense, sparse] { for (r, id) in list.enumerated() { fused[id, default: 0] += 1 / Float(r + 2) } }
+            let wantFused = fused.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(10).map(\.key)
+            let body = #"{"prefetch":[{"query":[1,0.5],"using":"dense","limit":20},{"query":\#(qJSON),"using":"text","limit":20}],"query":{"fusion":"rrf"},"limit":10}"#
+            #expect(wantFused.count == 10)
+            #expect(hits(api, body).map(\.0) == wantFused, "\(when): rrf")
+        }
+        check("appendable", stored: SparseVectorTests.text)
+        _ = try engine.collection("c").optimize()
+        check("sealed", stored: SparseVectorTests.text)
+        // Returned by name, sorted by index.
+        let got = t.call(api, "POST", "/collections/c/points", #"{"ids":[2],"with_vector":["text"],"with_payload":false}"#).1?["result"]?.arrayValue?.first
+        let two = SparseVectorTests.text(2)!
+        let order = two.indices.indices.sorted { two.indices[$0] < two.indices[$1] }
+        #expect(got?["vector"]?["text"]?["indices"] == .array(order.map { .int(Int64(two.indices[$0])) }), "\(got?.compactText ?? "")")
+
+        // Update one point's sparse vector (its dense one stays), give another one, delete a third's.
+        let update = #"{"points":[{"id":1,"vector":{"text":{"indices":[7],"values":[9]}}},{"id":4,"vector":{"text":{"indices":[33],"values":[0.1]}}}]}"#
+        #expect(t.call(api, "PUT", "/collections/c/points/vectors", update, query: ["wait": "true"]).0 == 200)
+        #expect(t.call(api, "POST", "/collections/c/points/vectors/delete", #"{"points":[6],"vector":["text"]}"#, query: ["wait": "true"]).0 == 200)
+        func changed(_ i: Int) -> (indices: [UInt32], values: [Float])? {
+            switch i {
+            case 1: return ([7], [9])
+            case 4: return ([33], [0.1])
+            case 6: return nil
+            default: return SparseVectorTests.text(i)
+            }
+        }
+        let want = SparseVectorTests.truth(q, among: all, stored: changed, k: 10)
+        #expect(same(hits(api, #"{"query":\#(qJSON),"using":"text","limit":10}"#), want))
+        #expect(t.call(api, "GET", "/collections/c/points/1").1?["result"]?["vector"]?["dense"]?.arrayValue?.count == 2)
+
+        for (body, fragment) in [
+            (#"{"query":{"indices":[1,1],"values":[1,2]},"using":"text"}"#, "appears twice"),
+            (#"{"query":{"indices":[1,2],"values":[1]},"using":"text"}"#, "2 indices and 1 values"),
+            (#"{"query":[1,2],"using":"text"}"#, "is sparse"),
+            (#"{"query":{"indices":[1],"values":[1]},"using":"dense"}"#, "sparse vector"),
+            (#"{"query":{"recommend":{"positive":[2]}},"using":"text"}"#, "sparse"),
+        ] {
+            let (status, err, _) = t.call(api, "POST", "/collections/c/points/query", body)
+            #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
+        }
+        let (bad, err, _) = t.call(api, "PUT", "/collections/c/points", #"{"points":[{"id":1,"vector":{"text":[1,2]}}]}"#)
+        #expect(bad == 400 && err?["status"]?["error"]?.stringValue?.contains("sparse") == true)
+
+        try engine.close()
+        (engine, api) = (nil, nil)
+        engine = try Engine(path: tmp.path, warn: { _ in })
+        api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(same(hits(api, #"{"query":\#(qJSON),"using":"text","limit":10}"#), want), "reopened")
+        try engine.close()
+    }
+
+    @Test("a collection of sparse vectors only")
+    func sparseOnly() throws {
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(t.call(api, "PUT", "/collections/c", #"{"sparse_vectors":{"s":{}}}"#).0 == 200)
+        let points = #"{"points":[{"id":1,"vector":{"s":{"indices":[1,5],"values":[1,1]}}},{"id":2,"vector":{"s":{"indices":[5],"values":[3]}}},{"id":3,"vector":{}}]}"#
+        #expect(t.call(api, "PUT", "/collections/c/points", points, query: ["wait": "true"]).0 == 200)
+        #expect(hits(api, #"{"query":{"indices":[5],"values":[1]},"using":"s"}"#).map(\.0) == [2, 1])
+        #expect(t.call(api, "POST", "/collections/c/points/count", "{}").1?["result"]?["count"] == .int(3))
+        try engine.close()
     }
 }

@@ -53,6 +53,18 @@ import Testing
         let one = ShardWire.encodeRecords([PointRecord(id: .number(1), version: 1, vectors: [[1, 0]], payload: nil)], withVector: true)
         #expect(throws: VQError.self) { _ = try ShardWire.decodeRecords(one, dims: [2, 3]) }
         #expect(try ShardWire.decodeRecords(none, dims: []).count == 1)
+        // Sparse vectors ride along; a record with the wrong number of them is refused.
+        let sparse = [PointRecord(id: .number(1), version: 1, vectors: [[1, 0]], sparse: [try SparseVector(indices: [4, 1], values: [1, 2])], payload: nil)]
+        let withSparse = ShardWire.encodeRecords(sparse, withVector: true)
+        #expect(try ShardWire.decodeRecords(withSparse, dims: [2], sparse: 1).first?.sparse.first??.indices == [1, 4])
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeRecords(withSparse, dims: [2], sparse: 2) }
+        // A sparse search names a sparse vector the shard has, with a well-formed query.
+        var search = ShardSearch(k: 3, ef: 3)
+        search.sparse = try SparseVector(indices: [7], values: [1])
+        let bytes = ShardWire.encodeSearch([], search)
+        #expect(try ShardWire.decodeSearch(bytes, dims: [2], sparse: 1, maxResults: 10).1.sparse?.indices == [7])
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(bytes, dims: [2], sparse: 0, maxResults: 10) }
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeSparseCounts(ShardWire.encodeSparseCounts((points: 2, df: [3])), terms: 1) }
     }
 
     @Test("validation refuses wrong dimensions, non-finite floats and payloads that are not JSON objects")

@@ -73,7 +73,7 @@ final class FlippingPlacement: ReplicaPlacement, @unchecked Sendable {
         let op = try #require(try set.write(.upsert(batch), wait: .applied, deadline: nil, config: CollectionConfig(dim: 2, distance: .dot)))
         try set.local.waitApplied(op)
         #expect(try set.count() == 1)
-        #expect(try set.scan(ids: [.number(1)], filter: nil, withVector: true, withPayload: false, dims: [2]).first?.vector == [1, 0])
+        #expect(try set.scan(ids: [.number(1)], filter: nil, withVector: true, withPayload: false, vectors: VectorLayout(dim: 2, distance: .dot)).first?.vector == [1, 0])
         try engine.close()
     }
 }
