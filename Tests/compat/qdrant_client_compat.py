@@ -7,7 +7,8 @@ delete, payload indexes (keyword, integer, text), a text match, a facet, an
 order_by scroll with a with_payload selector, aliases, recommendations,
 discovery and context search, RRF fusion over prefetches, grouped search,
 update vectors, a batch update, named vectors (a point lacking one, search by
-`using`, update and delete of one vector), collection update and delete. Exits non-zero on the first mismatch.
+`using`, update and delete of one vector), a sparse + dense hybrid query with
+RRF, collection update and delete. Exits non-zero on the first mismatch.
 """
 import sys
 import uuid
@@ -156,6 +157,33 @@ assert set(client.retrieve(named, ids=[1], with_vectors=True)[0].vector) == {"im
 near2 = client.query_points(named, query=2, using="text", limit=3).points
 assert [p.id for p in near2] == [3], near2  # the point queried by is left out, as in Qdrant
 client.delete_collection(named)
+
+# Sparse + dense hybrid: RRF over a dense and a sparse prefetch, as computed here from each list.
+hybrid = "compat_hybrid"
+client.create_collection(hybrid, vectors_config={"dense": models.VectorParams(size=2, distance=models.Distance.COSINE)},
+                         sparse_vectors_config={"text": models.SparseVectorParams(modifier=models.Modifier.IDF)})
+assert client.get_collection(hybrid).config.params.sparse_vectors["text"].modifier == models.Modifier.IDF
+client.upsert(hybrid, points=[
+    models.PointStruct(id=i, vector={"dense": [1.0, i / 10],
+                                     "text": models.SparseVector(indices=[i % 4, 10 + i % 3], values=[1.0, i / 5 + 0.1])})
+    for i in range(1, 13)
+], wait=True)
+sparse_hits = client.query_points(hybrid, query=models.SparseVector(indices=[1, 11], values=[1.0, 1.0]), using="text", limit=5).points
+assert sparse_hits and all(p.id % 4 == 1 or p.id % 3 == 1 for p in sparse_hits), sparse_hits  # each shares index 1 or 11
+dense_hits = client.query_points(hybrid, query=[1.0, 0.6], using="dense", limit=5).points
+fused = client.query_points(hybrid, prefetch=[
+    models.Prefetch(query=models.SparseVector(indices=[1, 11], values=[1.0, 1.0]), using="text", limit=5),
+    models.Prefetch(query=[1.0, 0.6], using="dense", limit=5),
+], query=models.FusionQuery(fusion=models.Fusion.RRF), limit=4).points
+rrf = {}
+for hits in (sparse_hits, dense_hits):
+    for rank, p in enumerate(hits):
+        rrf[p.id] = rrf.get(p.id, 0) + 1 / (rank + 2)
+want = [i for i, _ in sorted(rrf.items(), key=lambda e: (-e[1], e[0]))][:4]
+assert [p.id for p in fused] == want, (fused, want)
+got = client.retrieve(hybrid, ids=[5], with_vectors=True)[0].vector["text"]
+assert got.indices == [1, 12] and abs(got.values[1] - 1.1) < 1e-6, got
+client.delete_collection(hybrid)
 
 assert any(c.name == name for c in client.get_collections().collections)
 client.delete_collection(name)
