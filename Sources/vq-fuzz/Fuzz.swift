@@ -18,7 +18,8 @@ import Foundation
 import VQEngine
 
 /// The vectors of the fuzzed shard: two named ones, so presence flags and vector numbers are exercised.
-let fuzzLayout = VectorLayout(named: [VectorSpec(name: "a", dim: 4, distance: .cosine), VectorSpec(name: "b", dim: 2, distance: .dot)])
+let fuzzLayout = VectorLayout(named: [VectorSpec(name: "a", dim: 4, distance: .cosine), VectorSpec(name: "b", dim: 2, distance: .dot)],
+                              sparse: [SparseSpec(name: "s")])
 
 /// Feeds one input to the chosen target; crashes (the only failure a fuzzer sees) are bugs.
 func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
@@ -47,21 +48,25 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
         let body = Array(bytes.dropFirst())
         switch kind % 8 {
         case 0:
-            if let (q, s) = try? ShardWire.decodeSearch(body, dims: fuzzLayout.dims, maxResults: 100) {
-                precondition(q.count == fuzzLayout[s.vector].dim && s.k >= 1 && s.ef >= 1)
-                _ = try? ShardWire.decodeSearch(ShardWire.encodeSearch(q, s), dims: fuzzLayout.dims, maxResults: 100)
+            if let (q, s) = try? ShardWire.decodeSearch(body, dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count, maxResults: 100) {
+                precondition((s.sparse != nil ? q.isEmpty : q.count == fuzzLayout[s.vector].dim) && s.k >= 1 && s.ef >= 1)
+                _ = try? ShardWire.decodeSearch(ShardWire.encodeSearch(q, s), dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count, maxResults: 100)
             }
         case 1:
             if let hits = try? ShardWire.decodeHits(body) { _ = try? ShardWire.decodeHits(ShardWire.encodeHits(hits)) }
         case 2: _ = try? ShardWire.decodeScan(body)
         case 3:
-            if let records = try? ShardWire.decodeRecords(body, dims: fuzzLayout.dims) {
-                let withVector = records.first?.vectors.isEmpty == false
-                precondition(records.allSatisfy { $0.vectors.isEmpty != withVector })
-                _ = try? ShardWire.decodeRecords(ShardWire.encodeRecords(records, withVector: withVector), dims: fuzzLayout.dims)
+            if let records = try? ShardWire.decodeRecords(body, dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count) {
+                precondition(records.allSatisfy { $0.vectors.count == fuzzLayout.count && $0.sparse.count == fuzzLayout.sparse.count })
+                _ = try? ShardWire.decodeRecords(ShardWire.encodeRecords(records, withVector: true), dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count)
             }
         case 4: _ = try? ShardWire.decodeReceive(body, vectors: fuzzLayout)
-        case 5: _ = try? ShardWire.decodeTransfer(body)
+        case 5:
+            _ = try? ShardWire.decodeTransfer(body)
+            if let (store, terms) = try? ShardWire.decodeSparseStats(body, sparse: fuzzLayout.sparse.count) {
+                precondition(store < fuzzLayout.sparse.count && terms.count <= SparseVector.maxEntries)
+            }
+            _ = try? ShardWire.decodeSparseCounts(body, terms: 3)
         case 6: _ = try? ShardWire.decodeCount(body)
         default:
             // Metadata: a command applied to a state, or a whole snapshot.

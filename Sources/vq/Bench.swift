@@ -18,6 +18,22 @@ func bench(_ args: Arguments) throws -> Int32 {
     guard let distance = Distance(name: distanceName) else {
         throw UsageError(message: "--distance is '\(distanceName)'; expected cosine, dot, euclid or manhattan")
     }
+    if args.string("scenario") == "sparse" {
+        // A generated sparse corpus: --synthetic DOCS,VOCABULARY.
+        let spec = (args.string("synthetic") ?? "200000,30000").split(separator: ",").compactMap { Int($0) }
+        guard spec.count == 2, spec[0] > 0, spec[1] >= 100 else {
+            throw UsageError(message: "--synthetic is '\(args.string("synthetic") ?? "")'; with --scenario sparse expected DOCS,VOCABULARY such as 200000,30000")
+        }
+        let keep = args.string("data-dir")
+        let root = keep ?? (FileManager.default.temporaryDirectory.path + "/vq-bench-\(getpid())")
+        defer { if keep == nil { try? FileIO.removeTree(root) } }
+        let progress = StatusLine(quiet: args.quiet)
+        let report = try benchSparse(root: root, docs: spec[0], vocabulary: spec[1], queries: try args.int("queries-count", default: 200, in: 1...100_000),
+                                     threads: threads, seed: UInt64(try args.int("seed", default: 42, in: 0...Int.max)), progress: progress)
+        progress.clear()
+        standardOutput.write(args.has("json") ? report.json : report.table)
+        return 0
+    }
     let dataset = try loadBenchDataset(args, k: k, distance: distance)
     if let dir = args.string("save-dataset") { try dataset.save(to: dir) }
     let scenario = args.string("scenario") ?? "recall"
@@ -77,7 +93,8 @@ func bench(_ args: Arguments) throws -> Int32 {
         progress.clear()
         standardOutput.write(json ? report.json : report.table)
     default:
-        throw UsageError(message: "--scenario is '\(scenario)'; expected recall, filter or write-load" + suggestion(scenario, ["recall", "filter", "write-load"]))
+        throw UsageError(message: "--scenario is '\(scenario)'; expected recall, filter, sparse or write-load"
+                         + suggestion(scenario, ["recall", "filter", "sparse", "write-load"]))
     }
     return 0
 }

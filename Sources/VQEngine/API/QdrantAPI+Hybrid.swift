@@ -128,9 +128,11 @@ extension QdrantAPI {
         for l in lists { for e in l { ids.insert(e.id) } }
         guard case .dense(let using) = ref else {
             // Re-rank by a sparse vector: the dot product with each point's (points without it drop out).
-            guard case .sparse(let query) = try queryVector(collection, node, q, using: ref).query, case .sparse(let k) = ref else {
+            guard case .sparse(let raw) = try queryVector(collection, node, q, using: ref).query, case .sparse(let k) = ref else {
                 preconditionFailure("a sparse vector's query is sparse")
             }
+            // Weighted as a search by it would be.
+            let query = collection.config.vectors.sparse[k].idf ? try collection.idfWeighted(raw, store: k) : raw
             let scored: RankedList = try collection.retrieve(Array(ids), withVector: true, withPayload: false).compactMap { r in
                 guard let v = r.sparse[k] else { return nil }
                 let score = query.dot(v)

@@ -343,6 +343,14 @@ package final class Segment: @unchecked Sendable {
         return i
     }
 
+    /// Whether each sparse store can take these vectors (its data file is bounded).
+    package func hasRoom(for sparse: [SparseVector?]) -> Bool {
+        zip(sparseStores, sparse).allSatisfy { store, v in store.data.count + (v?.count ?? 0) <= SparseStore.appendableCapacity }
+    }
+
+    /// Entries of the largest sparse store (merges keep under SparseStore.appendableCapacity).
+    package var sparseEntries: Int { sparseStores.map { $0.data.count }.max() ?? 0 }
+
     /// Stops taking new rows (its payload indexes sort their numbers: rows no longer change).
     package func seal() {
         appendable = false

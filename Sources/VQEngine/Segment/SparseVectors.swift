@@ -46,6 +46,9 @@ package struct SparseVector: Sendable, Equatable {
 
     package var count: Int { indices.count }
 
+    /// The most entries a sparse vector may have (a query's IDF statistics travel between peers).
+    package static let maxEntries = 65_536
+
     /// `{"indices": [...], "values": [...]}`.
     package var json: JSON {
         .object([("indices", .array(indices.map { .int(Int64($0)) })), ("values", .array(values.map { .double(Double($0)) }))])
@@ -60,6 +63,9 @@ package struct SparseVector: Sendable, Equatable {
         }
         guard let i = json["indices"]?.arrayValue, let v = json["values"]?.arrayValue else {
             throw VQError.invalid("\(what) needs \"indices\" and \"values\" arrays")
+        }
+        guard i.count <= SparseVector.maxEntries else {
+            throw VQError.invalid("\(what) has \(i.count) entries; expected at most \(SparseVector.maxEntries)")
         }
         let indices = try i.enumerated().map { n, e -> UInt32 in
             guard let x = e.intValue, x >= 0, x <= Int64(UInt32.max) else {
@@ -126,9 +132,12 @@ final class SparseInvertedIndex: @unchecked Sendable {
     }
 
     private(set) var postings: [UInt32: Posting] = [:]
+    /// Rows that have the vector.
+    private(set) var present = 0
 
     init(_ store: SparseStore, rows: Int) {
         for row in 0..<rows {
+            if !store.lacks(row) { present += 1 }
             for e in store.entries(row) {
                 postings[e.index, default: Posting()].rows.append(UInt32(row))
                 postings[e.index]!.values.append(e.value)
@@ -197,13 +206,20 @@ package final class SparseStore: @unchecked Sendable {
     /// Builds the postings (the rows no longer change).
     func freeze(rows: Int) { inverted = SparseInvertedIndex(self, rows: rows) }
 
-    /// Live rows (`skip` clear) that have this vector, and per index of `terms` how many hold it.
-    func stats(_ terms: [UInt32], rows: Int, skip: (Int) -> Bool) -> (points: Int, df: [Int]) {
+    /// Live rows (not in `deleted`) that have this vector, and per index of `terms` how many hold it.
+    /// - Complexity: sealed: the deleted rows, plus the posting lists when there are any; else a scan.
+    func stats(_ terms: [UInt32], rows: Int, deleted: UnsafePointer<UInt64>, deletedCount: Int) -> (points: Int, df: [Int]) {
+        @inline(__always) func skip(_ row: Int) -> Bool { deleted[row >> 6] & (1 << UInt64(row & 63)) != 0 }
+        if let inverted {
+            var points = inverted.present
+            if deletedCount > 0 { for row in 0..<rows where skip(row) && !lacks(row) { points -= 1 } }
+            return (points, terms.map { t in
+                guard let p = inverted.postings[t] else { return 0 }
+                return deletedCount == 0 ? p.rows.count : p.rows.reduce(0) { $0 + (skip(Int($1)) ? 0 : 1) }
+            })
+        }
         var points = 0
         for row in 0..<rows where !lacks(row) && !skip(row) { points += 1 }
-        if let inverted {
-            return (points, terms.map { t in inverted.postings[t].map { p in p.rows.reduce(0) { $0 + (skip(Int($1)) ? 0 : 1) } } ?? 0 })
-        }
         var df = [Int](repeating: 0, count: terms.count)
         let position = Dictionary(uniqueKeysWithValues: terms.enumerated().map { ($1, $0) })
         for row in 0..<rows where !lacks(row) && !skip(row) {

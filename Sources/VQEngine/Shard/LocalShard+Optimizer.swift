@@ -95,13 +95,17 @@ extension LocalShard {
             func seg(_ i: Int) -> Segment { holder.slots[i]! }
             let wantIndex = o.wantsGraphs && (o.indexingEnabled || force)
             // 1. Sealed segments without a graph: index them, merging small ones on the way.
-            let unindexed = sealed.filter { !seg($0).indexed }.sorted { seg($0).liveCount < seg($1).liveCount }
+            // (Without vectors that want graphs, a sealed segment is done: merging is step 2's.)
+            let unindexed = o.wantsGraphs ? sealed.filter { !seg($0).indexed }.sorted { seg($0).liveCount < seg($1).liveCount } : []
             if !unindexed.isEmpty {
                 var group: [Int] = []
                 var rows = 0
-                for s in unindexed where group.isEmpty || rows + seg(s).liveCount <= o.segmentCapacity {
+                var entries = 0
+                for s in unindexed where group.isEmpty || (rows + seg(s).liveCount <= o.segmentCapacity
+                                                          && entries + seg(s).sparseEntries <= SparseStore.appendableCapacity) {
                     group.append(s)
                     rows += seg(s).liveCount
+                    entries += seg(s).sparseEntries
                 }
                 if group.count == 1 && wantIndex && seg(group[0]).deletedCount == 0 { return .indexInPlace(slot: group[0]) }
                 if wantIndex || group.count > 1 { return .rebuild(slots: group, index: wantIndex) }
@@ -111,9 +115,12 @@ extension LocalShard {
                 let bySize = sealed.sorted { seg($0).liveCount < seg($1).liveCount }
                 var group: [Int] = []
                 var rows = 0
-                for s in bySize.prefix(sealed.count - max(1, o.defaultSegmentNumber) + 1) where rows + seg(s).liveCount <= o.segmentCapacity {
+                var entries = 0
+                for s in bySize.prefix(sealed.count - max(1, o.defaultSegmentNumber) + 1)
+                    where rows + seg(s).liveCount <= o.segmentCapacity && entries + seg(s).sparseEntries <= SparseStore.appendableCapacity {
                     group.append(s)
                     rows += seg(s).liveCount
+                    entries += seg(s).sparseEntries
                 }
                 if group.count > 1 { return .rebuild(slots: group, index: wantIndex || group.allSatisfy { seg($0).indexed }) }
             }

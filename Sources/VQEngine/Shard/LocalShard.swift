@@ -392,8 +392,9 @@ package final class LocalShard: @unchecked Sendable {
         if let sparse = request.sparse {
             precondition(options.vectors.sparse.indices.contains(request.vector), "searched vector checked by the caller")
             return lock.read {
+                // A sealed segment has its postings: that is its index here.
                 holder.searchSparse(sparse, store: request.vector, k: request.k, withPayload: request.withPayload, filter: request.filter) { seg in
-                    !request.indexedOnly || seg.indexed || seg.liveCount < fullScanRows
+                    !request.indexedOnly || !seg.appendable || seg.liveCount < fullScanRows
                 }
             }
         }

@@ -285,7 +285,7 @@ package final class PointReader {
                     named = Array(repeating: nil, count: layout.count)
                     namedSparse = Array(repeating: nil, count: layout.sparse.count)
                     guard p.peek() == UInt8(ascii: "{") else {
-                        throw VQError.invalid("\"vector\" must be an object of named vectors (\(layout.namesText)), e.g. {\"\(layout[0].name)\": [...]}")
+                        throw VQError.invalid("\"vector\" must be an object of named vectors (\(layout.namesText)), e.g. {\"\(layout.specs.first?.name ?? layout.sparse.first?.name ?? "name")\": ...}")
                     }
                     try p.expect(UInt8(ascii: "{"))
                     if !p.consume(UInt8(ascii: "}")) {

@@ -237,7 +237,7 @@ package final class SegmentHolder: @unchecked Sendable {
             }
             seg.markDeleted(Int(loc.row))
         }
-        if appendable.isFull || !appendable.appendable {
+        if appendable.isFull || !appendable.appendable || !appendable.hasRoom(for: sparse) {
             appendable.seal()
             try addAppendableSegment()
         }
@@ -277,7 +277,9 @@ package final class SegmentHolder: @unchecked Sendable {
 
     /// Live vector data in segments that have no graph (the appendable one included), in points.
     var unindexedPoints: Int {
-        segments.reduce(0) { $0 + ($1.indexed ? 0 : $1.liveCount) }
+        // Without vectors that want graphs, sealing is all the indexing there is (sparse postings).
+        let graphs = options.wantsGraphs
+        return segments.reduce(0) { $0 + (($1.appendable || (graphs && !$1.indexed)) ? $1.liveCount : 0) }
     }
 
     // MARK: reading
@@ -432,9 +434,7 @@ package final class SegmentHolder: @unchecked Sendable {
         var points = 0
         var df = [Int](repeating: 0, count: terms.count)
         for seg in segments {
-            let deleted = UnsafePointer(seg.deleted.base)
-            let any = seg.deletedCount > 0
-            let s = seg.sparseStores[store].stats(terms, rows: seg.rowCount) { any && deleted[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
+            let s = seg.sparseStores[store].stats(terms, rows: seg.rowCount, deleted: UnsafePointer(seg.deleted.base), deletedCount: seg.deletedCount)
             points += s.points
             for j in df.indices { df[j] += s.df[j] }
         }

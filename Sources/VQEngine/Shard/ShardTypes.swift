@@ -46,8 +46,9 @@ package struct ShardOptions: Sendable {
     /// Whether any vector wants a graph.
     package var wantsGraphs: Bool { graphParams.contains { $0.m > 0 } }
 
-    /// Whether segments get HNSW graphs at all (m = 0 or a zero threshold turn it off).
-    package var indexingEnabled: Bool { indexingThresholdRows > 0 && wantsGraphs }
+    /// Whether the appendable segment is sealed at the indexing threshold: for HNSW graphs, or for
+    /// the postings of sparse vectors (m = 0 without sparse vectors, or a zero threshold, turn it off).
+    package var indexingEnabled: Bool { indexingThresholdRows > 0 && (wantsGraphs || !vectors.sparse.isEmpty) }
 }
 
 /// A search as a shard sees it.

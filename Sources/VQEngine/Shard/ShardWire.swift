@@ -245,7 +245,7 @@ package enum ShardWire {
             let store = Int(try r.u32())
             guard (0..<sparse).contains(store) else { throw VQError(.corrupt, "sparse vector \(store) is asked; the shard has \(sparse)") }
             let n = try r.count(of: 4, "terms")
-            guard n <= 65_536 else { throw VQError(.corrupt, "\(n) terms asked; expected at most 65536") }
+            guard n <= SparseVector.maxEntries else { throw VQError(.corrupt, "\(n) terms asked; expected at most \(SparseVector.maxEntries)") }
             var terms: [UInt32] = []
             for _ in 0..<n { terms.append(try r.u32()) }
             return (store, terms)

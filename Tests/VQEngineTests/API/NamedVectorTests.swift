@@ -309,6 +309,11 @@ extension PointBatch {
             #expect(same(hits(api, #"{"query":\#(qJSON),"using":"text","limit":5,"filter":{"must":[{"key":"i","range":{"lt":100}}]}}"#), filtered), "\(when)")
             let idf = SparseVectorTests.truth(idfQuery(all, stored), among: all, stored: stored, k: 10)
             #expect(same(hits(api, #"{"query":\#(qJSON),"using":"bm","limit":10}"#), idf), "\(when): idf")
+            // Re-ranked by the IDF vector: its weights, over the candidates the prefetch found.
+            let candidates = hits(api, #"{"query":\#(qJSON),"using":"text","limit":50}"#).map { Int($0.0) }
+            let rerank = SparseVectorTests.truth(idfQuery(all, stored), among: candidates, stored: stored, k: 5)
+            #expect(same(hits(api, #"{"prefetch":{"query":\#(qJSON),"using":"text","limit":50},"query":\#(qJSON),"using":"bm","limit":5}"#), rerank),
+                    "\(when): re-rank")
             // Legacy search with a named sparse vector.
             let legacy = t.call(api, "POST", "/collections/c/points/search", #"{"vector":{"name":"text","vector":\#(qJSON)},"limit":3}"#).1?["result"]?.arrayValue
             #expect(legacy?.compactMap { $0["id"]?.intValue } == want.prefix(3).map(\.0), "\(when)")
@@ -378,6 +383,12 @@ extension PointBatch {
         #expect(t.call(api, "PUT", "/collections/c/points", points, query: ["wait": "true"]).0 == 200)
         #expect(hits(api, #"{"query":{"indices":[5],"values":[1]},"using":"s"}"#).map(\.0) == [2, 1])
         #expect(t.call(api, "POST", "/collections/c/points/count", "{}").1?["result"]?["count"] == .int(3))
+        // Sealed, a sparse-only collection is fully indexed (its postings), so green.
+        _ = try engine.collection("c").optimize()
+        let info = t.call(api, "GET", "/collections/c").1?["result"]
+        let unindexed = try engine.collection("c").status.unindexedPoints
+        #expect(info?["status"] == .string("green") && unindexed == 0, "\(info?.compactText ?? "")")
+        #expect(hits(api, #"{"query":{"indices":[5],"values":[1]},"using":"s"}"#).map(\.0) == [2, 1])
         try engine.close()
     }
 }
