@@ -8,6 +8,10 @@ import VQEngine
 /// vocabulary, each with a term frequency of 1 plus a geometric count; values are BM25 term
 /// weights (k1 1.2, b 0.75). Queries take 2 to 6 distinct terms from the same distribution,
 /// past the 20 most frequent ("stop words"), weight 1. Seeded.
+///
+/// Every document also carries a 64-d dense vector "dense" (uniform, cosine), so a hybrid query
+/// can be measured through the API: RRF over a dense and a sparse prefetch of 20 each, against
+/// each search alone, one query at a time in this process (JSON in and out, no network).
 struct SparseBenchReport {
     var docs: Int
     var vocabulary: Int
@@ -23,6 +27,8 @@ struct SparseBenchReport {
     var idfQPS: Double
     var p50: Double, p99: Double
     var threads: Int
+    /// API latency percentiles (ms), p50 and p99: dense alone, sparse alone, hybrid RRF.
+    var api: [(String, Double, Double)] = []
 
     var table: String {
         var s = String(format: "sparse corpus: %d documents, %d terms, %.1f entries per document, %d queries, k=10\n",
@@ -32,6 +38,7 @@ struct SparseBenchReport {
                     recall, bruteForceAgreement * 100)
         s += String(format: "QPS(1) %.0f (reference scan %.0f: %.2fx), QPS(%d) %.0f, with modifier idf %.0f; p50 %.3f ms, p99 %.3f ms\n",
                     qps1, referenceQPS, qps1 / max(1, referenceQPS), threads, qpsN, idfQPS, p50, p99)
+        for (name, p50, p99) in api { s += String(format: "API %-28@ p50 %.3f ms, p99 %.3f ms\n", name, p50, p99) }
         return s
     }
 
@@ -44,6 +51,7 @@ struct SparseBenchReport {
             ("brute_force_agreement", .double((bruteForceAgreement * 10000).rounded() / 10000)),
             ("qps_1", .int(Int64(qps1))), ("qps_n", .int(Int64(qpsN))), ("threads", .int(Int64(threads))),
             ("reference_qps_1", .int(Int64(referenceQPS))), ("idf_qps_1", .int(Int64(idfQPS))), ("p50_ms", r3(p50)), ("p99_ms", r3(p99)),
+            ("api", .array(api.map { .object([("query", .string($0.0)), ("p50_ms", r3($0.1)), ("p99_ms", r3($0.2))]) })),
         ])
         return JSONWriter.string(out) + "\n"
     }
@@ -171,7 +179,9 @@ func benchSparse(root: String, docs: Int, vocabulary: Int, queries: Int, threads
     // vq: a collection of one sparse vector "text" (and one with modifier idf), ingested and sealed.
     let engine = try Engine(path: root) { printError("vq: warning: \($0)") }
     defer { try? engine.close() }
-    var config = CollectionConfig(vectors: VectorLayout(named: [], sparse: [SparseSpec(name: "text"), SparseSpec(name: "idf", idf: true)]))
+    let dim = 64
+    var config = CollectionConfig(vectors: VectorLayout(named: [VectorSpec(name: "dense", dim: dim, distance: .cosine)],
+                                                        sparse: [SparseSpec(name: "text"), SparseSpec(name: "idf", idf: true)]))
     config.indexingThreshold = 0
     config.defaultSegmentNumber = 1
     try engine.createCollection("sparse", config: config)
@@ -180,9 +190,11 @@ func benchSparse(root: String, docs: Int, vocabulary: Int, queries: Int, threads
     start = Date()
     var batch = PointBatch(config.vectors)
     var ticket = WriteTicket()
+    var rng = BenchRandom(seed: seed ^ 0xDE75E)
     for (d, doc) in corpus.docs.enumerated() {
         let v = try SparseVector(indices: doc.indices, values: doc.values)
-        batch.append(id: .number(UInt64(d)), vectors: [], sparse: [v, v], payload: nil)
+        let dense = (0..<dim).map { _ in Float(rng.uniform() * 2 - 1) }
+        dense.withUnsafeBufferPointer { batch.append(id: .number(UInt64(d)), vectors: [$0], sparse: [v, v], payload: nil) }
         if batch.count == 1024 || d == docs - 1 {
             ticket.merge(try collection.upsert(&batch, wait: .queued))
             batch.removeAll()
@@ -201,7 +213,7 @@ func benchSparse(root: String, docs: Int, vocabulary: Int, queries: Int, threads
         r.sparse = try SparseVector(indices: q, values: q.map { _ in 1 })
         return r
     }
-    let requests = try corpus.queries.map { try request($0, store: 1) }   // "text" (stores sort by name: idf, text)
+    let requests = try corpus.queries.map { try request($0, store: 1) }   // "text" (sparse stores sort by name: idf, text)
     var found = 0
     for (q, r) in requests.enumerated() {
         let hits = try collection.search(r).hits
@@ -239,9 +251,36 @@ func benchSparse(root: String, docs: Int, vocabulary: Int, queries: Int, threads
         for r in idfRequests { _ = try collection.search(r) }
         idfBest = min(idfBest, Date().timeIntervalSince(t0))
     }
-    return SparseBenchReport(docs: docs, vocabulary: vocabulary, entries: corpus.docs.reduce(0) { $0 + $1.indices.count }, queries: queries,
+    // Through the API, one query at a time: dense alone, sparse alone, and both fused.
+    let api = QdrantAPI(engine: engine, config: APIConfig())
+    func latency(_ body: (Int) -> String) -> (Double, Double) {
+        var times: [Double] = []
+        for q in 0..<queries {
+            let request = HTTPRequest(method: "POST", path: "/collections/sparse/points/query", body: Array(body(q).utf8))
+            let t = DispatchTime.now().uptimeNanoseconds
+            let response = api.handle(request)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6)
+            precondition(response.status == 200, String(decoding: response.body, as: UTF8.self))
+        }
+        times.sort()
+        return (percentile(times, 0.5), percentile(times, 0.99))
+    }
+    func denseJSON(_ q: Int) -> String { "[" + (0..<dim).map { "\(Float(($0 * 7 + q * 13) % 19) / 9 - 1)" }.joined(separator: ",") + "]" }
+    func sparseJSON(_ q: Int) -> String {
+        #"{"indices":\#(corpus.queries[q]),"values":\#(corpus.queries[q].map { _ in 1 })}"#
+    }
+    let denseAlone = latency { #"{"query":\#(denseJSON($0)),"using":"dense","limit":10}"# }
+    let sparseAlone = latency { #"{"query":\#(sparseJSON($0)),"using":"text","limit":10}"# }
+    let hybrid = latency {
+        #"{"prefetch":[{"query":\#(denseJSON($0)),"using":"dense","limit":20},{"query":\#(sparseJSON($0)),"using":"text","limit":20}],"#
+            + #""query":{"fusion":"rrf"},"limit":10}"#
+    }
+    var report = SparseBenchReport(docs: docs, vocabulary: vocabulary, entries: corpus.docs.reduce(0) { $0 + $1.indices.count }, queries: queries,
                              ingestSeconds: ingest, sealSeconds: seal, recall: expected == 0 ? 1 : Double(found) / Double(expected),
                              bruteForceAgreement: Double(agree) / Double(max(1, checked)),
                              qps1: Double(queries) / best, qpsN: Double(perThread * threads) / multi, referenceQPS: referenceQPS,
                              idfQPS: Double(queries) / idfBest, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), threads: threads)
+    report.api = [("dense (64-d, HNSW)", denseAlone.0, denseAlone.1), ("sparse", sparseAlone.0, sparseAlone.1),
+                  ("hybrid: dense + sparse, RRF", hybrid.0, hybrid.1)]
+    return report
 }
