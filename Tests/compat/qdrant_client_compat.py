@@ -25,6 +25,7 @@ assert client.collection_exists(name)
 info = client.get_collection(name)
 assert info.config.params.vectors.size == 4, info
 assert info.config.params.vectors.distance == models.Distance.COSINE
+assert info.update_queue is not None and info.update_queue.length == 0, info
 
 u = str(uuid.UUID("550e8400-e29b-41d4-a716-446655440000"))
 points = [models.PointStruct(id=i, vector=[1.0, i / 10, 0.0, 0.5], payload={"city": "Paris" if i % 2 else "Rome", "n": i})

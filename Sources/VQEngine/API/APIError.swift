@@ -25,7 +25,7 @@ package enum APIEnvelope {
         if e.kind == .unauthorized { headers.append(("WWW-Authenticate", "Bearer")) }
         var message = e.message
         if let hint = e.hint { message += " (\(hint))" }
-        return error(e.kind.httpStatus, message, since: start, headers: headers)
+        return error(e.httpStatus, message, since: start, headers: headers)
     }
 
     static func elapsed(_ start: UInt64) -> Double {

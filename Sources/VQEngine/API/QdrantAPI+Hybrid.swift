@@ -115,7 +115,7 @@ extension QdrantAPI {
             } else {
                 var k = 2
                 if let rrf = q["rrf"] { k = try int(rrf, "k", default: 2, min: 1) } else if q["fusion"]?.stringValue != "rrf" {
-                    throw VQError.invalid("fusion is \(q["fusion"]?.compactText ?? "missing"); expected \"rrf\" or \"dbsf\"")
+                    throw VQError.unknownValue("fusion is \(q["fusion"]?.compactText ?? "missing"); expected \"rrf\" or \"dbsf\"")
                 }
                 fused = QdrantAPI.rrf(lists, k: k)
             }

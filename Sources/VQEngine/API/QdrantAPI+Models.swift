@@ -224,9 +224,7 @@ extension QdrantAPI {
                         "quantization_config": "vq does not quantize vectors yet",
                         "multivector_config": "vq stores one dense vector per name (multi-vectors are not supported yet)"])
                     try flag(p, "on_disk", what)
-                    if let t = p["datatype"], t != .null, t.stringValue?.lowercased() != "float32" {
-                        throw VQError.invalid("\(what).datatype \(t.compactText) is not supported: vq stores float32")
-                    }
+                    try datatype(p["datatype"], "\(what).datatype")
                     try checkSettings(p["hnsw_config"], "\(what).hnsw_config", allowed: ["m", "ef_construct", "on_disk"], unsupported: [
                         "full_scan_threshold": "set full_scan_threshold on the collection's hnsw_config",
                         "max_indexing_threads": "set max_indexing_threads on the collection's hnsw_config",
@@ -249,12 +247,11 @@ extension QdrantAPI {
                     // threshold hints are taken.
                     try checkSettings(p["index"], "sparse_vectors.\(name).index", allowed: ["on_disk", "full_scan_threshold", "datatype"])
                     try flag(p["index"], "on_disk", "sparse_vectors.\(name).index")
-                    if let t = p["index"]?["datatype"], t != .null, t.stringValue?.lowercased() != "float32" {
-                        throw VQError.invalid("sparse_vectors.\(name).index.datatype \(t.compactText) is not supported: vq stores float32")
-                    }
+                    try datatype(p["index"]?["datatype"], "sparse_vectors.\(name).index.datatype")
                 }
             }
             if let m = body["sharding_method"], m != .null, m.stringValue?.lowercased() != "auto" {
+                guard m.stringValue?.lowercased() == "custom" else { throw VQError.unknownValue("sharding_method is \(m.compactText); expected \"auto\" or \"custom\"") }
                 throw VQError.invalid("sharding_method \(m.compactText) is not supported: vq places points by id (auto)")
             }
             try checkSettings(body["wal_config"], "wal_config", allowed: ["wal_capacity_mb", "wal_segments_ahead"])
@@ -278,6 +275,16 @@ extension QdrantAPI {
                           allowed: ["deleted_threshold", "vacuum_min_vector_number", "default_segment_number", "max_segment_size",
                                     "indexing_threshold", "flush_interval_sec", "max_optimization_threads", "prevent_unoptimized",
                                     "memmap_threshold"])
+    }
+
+    /// A vector datatype: float32 is what vq stores; float16 and uint8 are Qdrant's but not
+    /// implemented (400); anything else is not a datatype (422).
+    func datatype(_ t: JSON?, _ what: String) throws {
+        guard let t, t != .null, t.stringValue?.lowercased() != "float32" else { return }
+        guard let s = t.stringValue?.lowercased(), ["float16", "uint8"].contains(s) else {
+            throw VQError.unknownValue("\(what) is \(t.compactText); expected \"float32\", \"float16\" or \"uint8\"")
+        }
+        throw VQError.invalid("\(what) \(t.compactText) is not supported: vq stores float32")
     }
 
     func applyHNSW(_ c: inout CollectionConfig, _ h: JSON?) throws {
@@ -387,11 +394,10 @@ extension QdrantAPI {
         let collection = try openCollection(name)
         let c = collection.config
         let status = try status(of: collection)
-        let indexed = status.points - status.unindexedPoints
         return .object([
             ("status", .string(c.indexingThreshold > 0 && status.unindexedPoints >= c.shardOptions.indexingThresholdRows ? "yellow" : "green")),
             ("optimizer_status", .string("ok")),
-            ("indexed_vectors_count", .int(Int64(max(0, indexed)))),
+            ("indexed_vectors_count", .int(Int64(status.indexedVectors))),
             ("points_count", .int(Int64(status.points))),
             ("segments_count", .int(Int64(status.segmentCount))),
             ("config", .object([
@@ -402,6 +408,7 @@ extension QdrantAPI {
                 ("quantization_config", .null),
             ])),
             ("payload_schema", payloadSchemaInfo(collection)),
+            ("update_queue", .object([("length", .int(Int64(status.queueDepth)))])),
         ])
     }
 
@@ -654,7 +661,7 @@ extension QdrantAPI {
             switch order["direction"]?.stringValue?.lowercased() {
             case nil, "asc": descending = false
             case "desc": descending = true
-            default: throw VQError.invalid("order_by.direction is \(order["direction"]!.compactText); expected \"asc\" or \"desc\"")
+            default: throw VQError.unknownValue("order_by.direction is \(order["direction"]!.compactText); expected \"asc\" or \"desc\"")
             }
             if let s = order["start_from"], s != .null {
                 // A datetime index starts from an RFC 3339 datetime or microseconds since 1970

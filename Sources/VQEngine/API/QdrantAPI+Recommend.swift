@@ -67,7 +67,7 @@ extension QdrantAPI {
         let given = rec["strategy"] ?? .null
         let strategy = given == .null ? "average_vector" : (given.stringValue ?? "")
         guard ["average_vector", "best_score", "sum_scores"].contains(strategy) else {
-            throw VQError.invalid("recommend.strategy is \(given.compactText); expected average_vector, best_score or sum_scores")
+            throw VQError.unknownValue("recommend.strategy is \(given.compactText); expected average_vector, best_score or sum_scores")
         }
         guard positive.count + negative.count <= 256 else {
             throw VQError.invalid("recommend has \(positive.count + negative.count) examples; expected at most 256")

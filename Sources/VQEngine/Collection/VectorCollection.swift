@@ -73,6 +73,7 @@ package struct CollectionStatus: Sendable {
     package var segmentCount: Int { shards.reduce(0) { $0 + $1.segments.count } }
     package var queueDepth: Int { shards.reduce(0) { $0 + $1.queueDepth } }
     package var unindexedPoints: Int { shards.reduce(0) { $0 + $1.unindexedPoints } }
+    package var indexedVectors: Int { shards.reduce(0) { $0 + $1.indexedVectors } }
     /// Points per second of graph building, over all shards.
     package var indexingRate: Double {
         let seconds = shards.reduce(0) { $0 + $1.indexingSeconds }

@@ -104,6 +104,20 @@ package struct VQError: Error, CustomStringConvertible, Sendable {
         VQError(.invalidInput, message, hint: hint)
     }
 
+    /// A value outside an enumeration (a distance, a modifier, a datatype): invalid input that
+    /// Qdrant answers with 422 Unprocessable Entity, as it does for bodies its schema rejects.
+    package static func unknownValue(_ message: String) -> VQError {
+        var e = VQError(.invalidInput, message)
+        e.unprocessable = true
+        return e
+    }
+
+    /// Answered with 422 rather than 400 (see `unknownValue`).
+    package var unprocessable = false
+
+    /// The HTTP status a server answers with.
+    package var httpStatus: Int { unprocessable ? 422 : kind.httpStatus }
+
     /// The error an HTTP answer carries: its status's kind, the message of Qdrant's envelope
     /// (`{"status":{"error":"..."}}`, else the start of the body), prefixed with who said it.
     package init(status: Int, body: [UInt8], from who: String) {

@@ -177,7 +177,7 @@ package struct VectorLayout: Sendable, Equatable {
                 switch params["modifier"] {
                 case nil, .null?, .string("none")?: break
                 case .string("idf")?: spec.idf = true
-                case let other?: throw VQError.invalid("sparse_vectors.\(name).modifier is \(other.compactText); expected \"none\" or \"idf\"")
+                case let other?: throw VQError.unknownValue("sparse_vectors.\(name).modifier is \(other.compactText); expected \"none\" or \"idf\"")
                 }
                 sparse.append(spec)
             }
@@ -203,7 +203,8 @@ package struct VectorLayout: Sendable, Equatable {
             throw VQError.invalid("\(what).size is \(json["size"]?.compactText ?? "missing"); expected a number of dimensions")
         }
         guard let d = json["distance"]?.stringValue, let distance = Distance(rawValue: d) else {
-            throw VQError.invalid("\(what).distance is \(json["distance"]?.compactText ?? "missing"); expected Cosine, Dot, Euclid or Manhattan")
+            let message = "\(what).distance is \(json["distance"]?.compactText ?? "missing"); expected Cosine, Dot, Euclid or Manhattan"
+            throw json["distance"] == nil ? VQError.invalid(message) : VQError.unknownValue(message)
         }
         var s = VectorSpec(name: name, dim: Int(size), distance: distance)
         if let h = json["hnsw_config"], h != .null {

@@ -474,16 +474,16 @@ package final class LocalShard: @unchecked Sendable {
     }
 
     package var status: ShardStatus {
-        let (points, segs, unindexed) = lock.read {
+        let (points, segs, unindexed, indexedVectors) = lock.read {
             (holder.locations.count, holder.segments.map {
                 SegmentStatus(id: $0.id, rows: $0.rowCount, livePoints: $0.liveCount, deleted: $0.deletedCount,
                               appendable: $0.appendable, indexed: $0.indexed)
-            }, holder.unindexedPoints)
+            }, holder.unindexedPoints, holder.indexedVectors)
         }
         return withProgress { s in
             ShardStatus(points: points, segments: segs, queueDepth: queue.depth, appliedOp: s.appliedOp, flushedOp: s.flushedOp,
                         walFiles: wal.fileCount, unindexedPoints: unindexed, indexedPointsTotal: s.indexedPointsTotal,
-                        indexingSeconds: s.indexingSeconds)
+                        indexingSeconds: s.indexingSeconds, indexedVectors: indexedVectors)
         }
     }
 

@@ -282,6 +282,16 @@ package final class SegmentHolder: @unchecked Sendable {
         return segments.reduce(0) { $0 + (($1.appendable || (graphs && !$1.indexed)) ? $1.liveCount : 0) }
     }
 
+    /// Vectors in an index, about (rows lacking a vector are subtracted with deleted ones among them).
+    var indexedVectors: Int {
+        segments.reduce(0) { total, seg in
+            guard !seg.appendable else { return total }
+            let dense = seg.stores.reduce(0) { $0 + ($1.graph == nil ? 0 : max(0, seg.liveCount - $1.absentCount)) }
+            let sparse = seg.sparseStores.reduce(0) { n, store in n + (0..<seg.rowCount).reduce(0) { $0 + (store.lacks($1) || seg.isDeleted($1) ? 0 : 1) } }
+            return total + dense + sparse
+        }
+    }
+
     // MARK: reading
 
     /// The row of `id` in the segment in `slot`, if it lives there.

@@ -118,6 +118,9 @@ package struct ShardStatus: Sendable {
     package var unindexedPoints: Int
     package var indexedPointsTotal: Int
     package var indexingSeconds: Double
+    /// Vectors in an index (a graph, or a sealed segment's sparse postings), about: Qdrant's
+    /// indexed_vectors_count (each vector of a point counts).
+    package var indexedVectors = 0
     /// Points per second over every graph built since the shard opened (0 before the first).
     package var indexingRate: Double { indexingSeconds > 0 ? Double(indexedPointsTotal) / indexingSeconds : 0 }
 }

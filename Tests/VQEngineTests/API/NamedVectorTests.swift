@@ -85,6 +85,9 @@ import Testing
         // Index: "image" gets a graph, "text" (m 0) none; answers stay exact.
         _ = try engine.collection("c").optimize()
         #expect(try engine.collection("c").shards[0].status.segments.contains { $0.indexed })
+        // Qdrant counts indexed vectors, not points: 300 "image" in a graph, "text" (m 0) in none.
+        let info2 = t.call(api, "GET", "/collections/c").1?["result"]
+        #expect(info2?["indexed_vectors_count"] == .int(300) && info2?["update_queue"]?["length"] == .int(0), "\(info2?.compactText ?? "")")
         checkSearches("indexed")
 
         // Update one vector of a point: the other and the payload stay.
@@ -329,6 +332,8 @@ extension PointBatch {
         }
         check("appendable", stored: SparseVectorTests.text)
         _ = try engine.collection("c").optimize()
+        // 300 dense vectors in a graph, 150 of each sparse vector in sealed postings.
+        #expect(t.call(api, "GET", "/collections/c").1?["result"]?["indexed_vectors_count"] == .int(600))
         check("sealed", stored: SparseVectorTests.text)
         // Returned by name, sorted by index.
         let got = t.call(api, "POST", "/collections/c/points", #"{"ids":[2],"with_vector":["text"],"with_payload":false}"#).1?["result"]?.arrayValue?.first

@@ -123,8 +123,8 @@ import Testing
         #expect(t.call(api, "POST", "/collections/c/points/recommend/batch", #"{"searches":[{"positive":[1],"limit":1},{"positive":[4],"limit":1}]}"#)
             .1?["result"]?.arrayValue?.compactMap { $0.arrayValue?.first?["id"]?.intValue } == [2, 3])
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[42]}}}"#).0 == 404)
-        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[1],"strategy":"best"}}}"#).0 == 400)
-        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[1],"strategy":7}}}"#).0 == 400)
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[1],"strategy":"best"}}}"#).0 == 422)
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"query":{"recommend":{"positive":[1],"strategy":7}}}"#).0 == 422)
         // The same example twice is one example, not a crash.
         #expect(ids(#"{"query":{"recommend":{"positive":[1,1]}},"limit":1}"#) == [2])
         try engine.close()
@@ -182,7 +182,7 @@ import Testing
         #expect(ids(#"{"prefetch":{"query":[0,0],"limit":4},"query":[4,0],"limit":4}"#) == [4, 3, 2, 1])
         // The root filter reaches both prefetches: 1 is gone.
         #expect(ids(#"{"prefetch":\#(prefetch),"query":{"fusion":"rrf"},"filter":{"must":[{"key":"n","range":{"gte":2}}]},"limit":6}"#).contains(1) == false)
-        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":[0,0]}],"query":{"fusion":"max"}}"#).0 == 400)
+        #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":[0,0]}],"query":{"fusion":"max"}}"#).0 == 422)
         #expect(t.call(api, "POST", "/collections/c/points/query", #"{"prefetch":[{"query":{"fusion":"rrf"}}],"query":[1,0]}"#).0 == 400)
         // What vq would otherwise ignore is refused, naming it.
         for (path, body, fragment) in [
@@ -216,12 +216,22 @@ import Testing
             (#"{"vectors":{"size":4,"distance":"Dot"},"on_disk_payload":"no"}"#, "on_disk_payload"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"wal_config":{"wal_segments_ahead":2}}"#, "wal_segments_ahead"),
             (#"{"vectors":{"dense":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}}"#, "vectors.dense"),
-            (#"{"vectors":{"dense":{"size":4,"distance":"Dot"},"sparse":{"size":4,"distance":"Near"}}}"#, "vectors.sparse.distance"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"sharding_method":"custom"}"#, "sharding_method"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"shard_numbr":2}"#, "shard_numbr"),
         ] {
             let (status, err, _) = t.call(api, "PUT", "/collections/c", body)
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
+        }
+        // A value outside an enumeration is 422, as Qdrant answers bodies its schema rejects.
+        for (body, fragment) in [
+            (#"{"vectors":{"size":4,"distance":"Cosin"}}"#, "distance"),
+            (#"{"vectors":{"dense":{"size":4,"distance":"Dot"},"sparse":{"size":4,"distance":"Near"}}}"#, "vectors.sparse.distance"),
+            (#"{"vectors":{"size":4,"distance":"Dot","datatype":"float64"}}"#, "datatype"),
+            (#"{"vectors":{},"sparse_vectors":{"s":{"modifier":"bm25"}}}"#, "modifier"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"sharding_method":"random"}"#, "sharding_method"),
+        ] {
+            let (status, err, _) = t.call(api, "PUT", "/collections/c", body)
+            #expect(status == 422 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(status) \(err?.compactText ?? "")")
         }
         #expect(t.call(api, "GET", "/collections/c").0 == 404, "a refused create leaves nothing")
         // Storage hints are taken either way (everything is memory-mapped); the WAL file size is used.
