@@ -132,6 +132,15 @@ final class RemoteUploader: @unchecked Sendable {
                 w.raw(":")
                 w.write(.array(batch.sparse[k].map { $0?.json ?? .null }))
             }
+            for (k, spec) in layout.multi.enumerated() {
+                if k > 0 || !layout.specs.isEmpty || !layout.sparse.isEmpty { w.raw(",") }
+                w.write(.string(spec.name))
+                w.raw(":")
+                let dim = spec.dim
+                w.write(.array(batch.multi[k].map { v in
+                    v.map { v in .array(stride(from: 0, to: v.count, by: dim).map { .array(v[$0..<($0 + dim)].map { .double(Double($0)) }) }) } ?? .null
+                }))
+            }
             w.raw("}")
         } else {
             column(0)

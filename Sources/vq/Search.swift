@@ -72,6 +72,8 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
             case .sparse(let k):
                 guard sparse != nil else { throw VQError.invalid("vector \"\(using ?? "")\" is sparse; give --sparse '{\"indices\": [...], \"values\": [...]}'") }
                 request.using = k
+            case .multi:
+                throw VQError.invalid("vector \"\(using ?? "")\" is a multi-vector; vq search takes dense and sparse queries (query multi-vectors through the API)")
             }
         } catch let e as VQError {
             throw UsageError(message: "--using: \(e.message)")

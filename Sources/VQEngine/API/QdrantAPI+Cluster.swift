@@ -237,7 +237,7 @@ extension QdrantAPI {
         let local = try readable(collection, shard)
         let vectors = collection.config.vectors
         let (vector, request) = try ShardWire.decodeSearch(c.request.body, dims: vectors.dims, sparse: vectors.sparse.count,
-                                                           maxResults: VectorCollection.maxResults)
+                                                           multiDims: vectors.multi.map(\.dim), maxResults: VectorCollection.maxResults)
         let result = vector.withUnsafeBufferPointer { local.search($0, request) }
         return .binary(ShardWire.encodeHits(result))
     }

@@ -126,30 +126,40 @@ extension QdrantAPI {
         let ref = try usingRef(node, collection)
         var ids = Set<PointID>()
         for l in lists { for e in l { ids.insert(e.id) } }
-        guard case .dense(let using) = ref else {
-            // Re-rank by a sparse vector: the dot product with each point's (points without it drop out).
-            guard case .sparse(let raw) = try queryVector(collection, node, q, using: ref).query, case .sparse(let k) = ref else {
-                preconditionFailure("a sparse vector's query is sparse")
-            }
-            // Weighted as a search by it would be.
+        let records = try collection.retrieve(Array(ids), withVector: true, withPayload: false)
+        let scored: RankedList
+        // Points without the re-ranking vector drop out (they have no score by it).
+        switch (try queryVector(collection, node, q, using: ref).query, ref) {
+        case (.sparse(let raw), .sparse(let k)):
+            // The dot product with each point's sparse vector, weighted as a search by it would be.
             let query = collection.config.vectors.sparse[k].idf ? try collection.idfWeighted(raw, store: k) : raw
-            let scored: RankedList = try collection.retrieve(Array(ids), withVector: true, withPayload: false).compactMap { r in
+            scored = records.compactMap { r in
                 guard let v = r.sparse[k] else { return nil }
                 let score = query.dot(v)
                 return score.overlap ? (r.id, score.score, score.score) : nil
             }
-            return Array(scored.sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }.prefix(limit))
-        }
-        guard case .dense(var query) = try queryVector(collection, node, q, using: ref).query else { preconditionFailure("a dense vector's query is dense") }
-        try collection.prepare(&query, using)
-        let spec = collection.config.vectors[using]
-        let distance = DistanceFunction(spec.distance)
-        let dim = spec.dim
-        // Points without the re-ranking vector drop out (they have no score by it).
-        let scored: RankedList = try collection.retrieve(Array(ids), withVector: true, withPayload: false).compactMap { r in
-            guard let v = r.vectors[using] else { return nil }
-            let d = query.withUnsafeBufferPointer { a in v.withUnsafeBufferPointer { b in distance(a.baseAddress!, b.baseAddress!, dim) } }
-            return (r.id, -d, spec.distance.userScore(-d))
+        case (.multi(var query), .multi(let k)):
+            // MaxSim with each point's multi-vector (late-interaction re-ranking).
+            try collection.prepareMulti(&query, k)
+            let spec = collection.config.vectors.multi[k]
+            let distance = DistanceFunction(spec.distance)
+            scored = records.compactMap { r in
+                guard let v = r.multi[k] else { return nil }
+                let s = query.withUnsafeBufferPointer { a in v.withUnsafeBufferPointer { b in MultiStore.maxSim(a, b, dim: spec.dim, distance) } }
+                return (r.id, s, s)
+            }
+        case (.dense(var query), .dense(let using)):
+            try collection.prepare(&query, using)
+            let spec = collection.config.vectors[using]
+            let distance = DistanceFunction(spec.distance)
+            let dim = spec.dim
+            scored = records.compactMap { r in
+                guard let v = r.vectors[using] else { return nil }
+                let d = query.withUnsafeBufferPointer { a in v.withUnsafeBufferPointer { b in distance(a.baseAddress!, b.baseAddress!, dim) } }
+                return (r.id, -d, spec.distance.userScore(-d))
+            }
+        default:
+            preconditionFailure("a query value matches its vector (queryValue)")
         }
         return Array(scored.sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }.prefix(limit))
     }
@@ -170,19 +180,22 @@ extension QdrantAPI {
             return try queryVector(collection, node, nearest, using: using)
         case .int, .uint, .string:
             let id = try PointID(json: q)
-            guard case .dense(let k) = using else {
-                guard case .sparse(let k) = using else { preconditionFailure() }
-                // A sparse vector looked up by id: this collection's only.
-                guard source === collection else { throw VQError.invalid("lookup_from cannot supply sparse vector \"\(collection.config.vectors.sparse[k].name)\"") }
+            switch using {
+            case .dense(let k):
+                var v = try storedVector(source, id, using: try lookupVector(collection, source, node, using: k))
+                if source !== collection { try collection.prepare(&v, k) }
+                return (.dense(v), source === collection ? id : nil)
+            case .sparse(let k), .multi(let k):
+                // A sparse or multi-vector looked up by id: this collection's only.
+                let name = collection.config.vectors.namesOf(using)
+                guard source === collection else { throw VQError.invalid("lookup_from cannot supply vector \"\(name)\"; use this collection's") }
                 guard let p = try collection.retrieve([id], withVector: true, withPayload: false).first else {
                     throw VQError(.notFound, "query: no point with id \(id) in collection \"\(collection.name)\"")
                 }
-                guard let v = p.sparse[k] else { throw VQError.invalid("query: point \(id) has no vector \"\(collection.config.vectors.sparse[k].name)\"") }
-                return (.sparse(v), id)
+                if case .sparse = using, let v = p.sparse[k] { return (.sparse(v), id) }
+                if case .multi = using, let v = p.multi[k] { return (.multi(v), id) }
+                throw VQError.invalid("query: point \(id) has no vector \"\(name)\"")
             }
-            var v = try storedVector(source, id, using: try lookupVector(collection, source, node, using: k))
-            if source !== collection { try collection.prepare(&v, k) }
-            return (.dense(v), source === collection ? id : nil)
         default: throw VQError.invalid("query is \(q.typeName); expected a vector, a point id or {\"nearest\": ...}")
         }
     }

@@ -220,9 +220,9 @@ extension QdrantAPI {
             if let v = body["vectors"], v != .null {
                 // One unnamed vector's params, or a map of named ones.
                 func params(_ p: JSON, _ what: String) throws {
-                    try checkSettings(p, what, allowed: ["size", "distance", "on_disk", "datatype", "hnsw_config"], unsupported: [
-                        "quantization_config": "vq does not quantize vectors yet",
-                        "multivector_config": "vq stores one dense vector per name (multi-vectors are not supported yet)"])
+                    try checkSettings(p, what, allowed: ["size", "distance", "on_disk", "datatype", "hnsw_config", "multivector_config"], unsupported: [
+                        "quantization_config": "vq does not quantize vectors yet"])
+                    try checkSettings(p["multivector_config"], "\(what).multivector_config", allowed: ["comparator"])
                     try flag(p, "on_disk", what)
                     try datatype(p["datatype"], "\(what).datatype")
                     try checkSettings(p["hnsw_config"], "\(what).hnsw_config", allowed: ["m", "ef_construct", "on_disk"], unsupported: [
@@ -463,7 +463,7 @@ extension QdrantAPI {
             case .object?: throw VQError.invalid("\(what).payload is not taken here; update vectors keeps each point's payload")
             case let other?: throw VQError.invalid("\(what).payload is \(other.typeName); expected an object")
             }
-            withOptionalBuffers(vectors.dense) { batch.append(id: pid, vectors: $0, sparse: vectors.sparse, payload: bytes) }
+            withOptionalBuffers(vectors.dense) { batch.append(id: pid, vectors: $0, sparse: vectors.sparse, multi: vectors.multi, payload: bytes) }
         }
         if let points = body["points"] {
             guard let list = points.arrayValue else { throw VQError.invalid("\"points\" is \(points.typeName); expected an array") }
@@ -576,6 +576,7 @@ extension QdrantAPI {
             switch try layout.ref(name) {
             case .dense(let k): return k
             case .sparse(let k): return layout.count + k
+            case .multi(let k): return layout.count + layout.sparse.count + k
             }
         }
         return try collection.deleteVectors(ids, vectors: Array(Set(vectors)).sorted(), wait: wait, deadline: deadline)

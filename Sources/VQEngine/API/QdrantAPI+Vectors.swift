@@ -12,7 +12,8 @@ struct VectorSelector {
 
     static func none(_ layout: VectorLayout) -> VectorSelector { VectorSelector(layout: layout, refs: []) }
     static func all(_ layout: VectorLayout) -> VectorSelector {
-        VectorSelector(layout: layout, refs: layout.specs.indices.map { .dense($0) } + layout.sparse.indices.map { .sparse($0) })
+        VectorSelector(layout: layout, refs: layout.specs.indices.map { .dense($0) } + layout.sparse.indices.map { .sparse($0) }
+                                                + layout.multi.indices.map { .multi($0) })
     }
 
     /// A point's vectors as Qdrant shows them: an array for the unnamed vector, else
@@ -24,15 +25,21 @@ struct VectorSelector {
             switch ref {
             case .dense(let k): return k < record.vectors.count ? record.vectors[k].map { (layout[k].name, array($0)) } : nil
             case .sparse(let k): return k < record.sparse.count ? record.sparse[k].map { (layout.sparse[k].name, $0.json) } : nil
+            case .multi(let k):
+                let dim = layout.multi[k].dim
+                return k < record.multi.count ? record.multi[k].map { v in
+                    (layout.multi[k].name, .array(stride(from: 0, to: v.count, by: dim).map { array(Array(v[$0..<($0 + dim)])) }))
+                } : nil
             }
         })
     }
 }
 
-/// What a search looks for: a dense vector or a sparse one.
+/// What a search looks for: a dense vector, a sparse one, or a multi-vector (flat).
 enum QueryVector {
     case dense([Float])
     case sparse(SparseVector)
+    case multi([Float])
 }
 
 extension QdrantAPI {
@@ -55,10 +62,11 @@ extension QdrantAPI {
     /// - Parameter partial: an update (vectors it lacks are kept), so only the unnamed one is not required.
     /// - Returns: one entry per vector of the collection, nil where the point lacks it.
     func pointVectors(_ json: JSON?, _ collection: VectorCollection, _ what: String, partial: Bool = false) throws
-        -> (dense: [[Float]?], sparse: [SparseVector?]) {
+        -> (dense: [[Float]?], sparse: [SparseVector?], multi: [[Float]?]) {
         let layout = collection.config.vectors
         var out = [[Float]?](repeating: nil, count: layout.count)
         var sparse = [SparseVector?](repeating: nil, count: layout.sparse.count)
+        var multi = [[Float]?](repeating: nil, count: layout.multi.count)
         guard let json, json != .null else { throw VQError.invalid("\(what) is missing; expected an array of numbers or {name: array}") }
         switch json {
         case .array:
@@ -70,6 +78,13 @@ extension QdrantAPI {
             for (name, value) in members {
                 let ref: VectorRef
                 do { ref = try layout.ref(name) } catch let e as VQError { throw VQError.invalid("\(what): \(e.message)") }
+                if case .multi(let k) = ref {
+                    guard multi[k] == nil else { throw VQError.invalid("\(what) names vector \"\(name)\" twice") }
+                    var v = try multiVector(value, "\(what).\(name)")
+                    try collection.prepareMulti(&v, k)
+                    multi[k] = v
+                    continue
+                }
                 guard case .dense(let k) = ref else {
                     guard case .sparse(let k) = ref, sparse[k] == nil else { throw VQError.invalid("\(what) names vector \"\(name)\" twice") }
                     if case .array = value { throw VQError.invalid("\(what).\(name) is an array; vector \"\(name)\" is sparse: expected {\"indices\", \"values\"}") }
@@ -85,8 +100,29 @@ extension QdrantAPI {
             throw VQError.invalid("\(what) is \(json.typeName); expected an array of numbers or {name: array}")
         }
         if !layout.named && out[0] == nil { throw VQError.invalid("\(what) lacks the collection's vector") }
-        if partial && out.allSatisfy({ $0 == nil }) && sparse.allSatisfy({ $0 == nil }) { throw VQError.invalid("\(what) names no vector to update") }
-        return (out, sparse)
+        if partial && out.allSatisfy({ $0 == nil }) && sparse.allSatisfy({ $0 == nil }) && multi.allSatisfy({ $0 == nil }) {
+            throw VQError.invalid("\(what) names no vector to update")
+        }
+        return (out, sparse, multi)
+    }
+
+    /// A multi-vector: an array of arrays of numbers, flattened (sizes are checked by `prepareMulti`).
+    func multiVector(_ json: JSON, _ what: String) throws -> [Float] {
+        guard let rows = json.arrayValue, !rows.isEmpty, rows.allSatisfy({ $0.arrayValue != nil }) else {
+            throw VQError.invalid("\(what) is \(json.typeName); expected a multi-vector: a non-empty array of arrays of numbers")
+        }
+        var flat: [Float] = []
+        for (i, row) in rows.enumerated() {
+            let items = row.arrayValue!
+            guard items.count == rows[0].arrayValue!.count else {
+                throw VQError.invalid("\(what)[\(i)] has \(items.count) numbers; \(what)[0] has \(rows[0].arrayValue!.count)")
+            }
+            for (j, e) in items.enumerated() {
+                guard let d = e.doubleValue else { throw VQError.invalid("\(what)[\(i)][\(j)] is \(e.typeName); expected a number") }
+                flat.append(Float(d))
+            }
+        }
+        return flat
     }
 
     /// A dense vector: an array of numbers. Sparse (`{"indices", "values"}`) and multi-vectors
@@ -106,8 +142,11 @@ extension QdrantAPI {
 
     /// The dense vector a request searches: `using` ("" or absent: the unnamed one).
     func using(_ body: JSON, _ collection: VectorCollection, key: String = "using") throws -> Int {
-        guard case .dense(let k) = try usingRef(body, collection, key: key) else {
-            throw VQError.invalid("\(key) names a sparse vector; this search takes a dense one")
+        let ref = try usingRef(body, collection, key: key)
+        guard case .dense(let k) = ref else {
+            let kind: String
+            if case .sparse = ref { kind = "sparse" } else { kind = "a multi-vector" }
+            throw VQError.invalid("\(key) names vector \"\(collection.config.vectors.namesOf(ref))\", which is \(kind); this search takes a dense one")
         }
         return k
     }
@@ -123,6 +162,7 @@ extension QdrantAPI {
     func queryValue(_ json: JSON, _ what: String, _ ref: VectorRef, _ collection: VectorCollection) throws -> QueryVector {
         switch ref {
         case .dense: return .dense(try denseVector(json, what))
+        case .multi: return .multi(try multiVector(json, what))
         case .sparse(let k):
             if case .array = json {
                 throw VQError.invalid("\(what) is an array; vector \"\(collection.config.vectors.sparse[k].name)\" is sparse: expected {\"indices\", \"values\"}")
@@ -138,6 +178,10 @@ extension QdrantAPI {
         case (.sparse(let v), .sparse(let k)):
             var r = SearchRequest(vector: [], limit: limit, using: k)
             r.sparse = v
+            return r
+        case (.multi(let v), .multi(let k)):
+            var r = SearchRequest(vector: [], limit: limit, using: k)
+            r.multi = v
             return r
         default: preconditionFailure("a query value matches its vector (queryValue)")
         }

@@ -47,6 +47,8 @@ package struct SearchRequest: Sendable {
     package var using = 0
     /// A sparse query, searched instead of `vector` (exact: the points sharing an index with it).
     package var sparse: SparseVector? = nil
+    /// A multi-vector query (flat), scored by MaxSim against multi-vector `using` instead.
+    package var multi: [Float]? = nil
 
     package init(vector: [Float], limit: Int = 10, using: Int = 0) {
         self.vector = vector
@@ -145,6 +147,28 @@ package final class VectorCollection: @unchecked Sendable {
         if spec.distance.normalizes { vector.withUnsafeMutableBufferPointer { Distance.normalize($0) } }
     }
 
+    /// Checks a value of multi-vector `k` (flat: whole vectors of its size, 1 to 4,096 of them,
+    /// finite) and normalises each vector for cosine.
+    /// - Throws: `.invalidInput` naming the problem.
+    package func prepareMulti(_ value: inout [Float], _ k: Int) throws {
+        guard config.vectors.multi.indices.contains(k) else {
+            throw VQError.invalid("multi-vector \(k) is searched; collection \"\(name)\" has \(config.vectors.multi.count)")
+        }
+        let spec = config.vectors.multi[k]
+        guard !value.isEmpty, value.count % spec.dim == 0, value.count / spec.dim <= MultiStore.maxVectors else {
+            throw VQError.invalid("multi-vector \"\(spec.name)\" needs 1 to \(MultiStore.maxVectors) vectors of \(spec.dim) dimensions each")
+        }
+        if let bad = value.firstIndex(where: { !$0.isFinite }) {
+            throw VQError.invalid("multi-vector \"\(spec.name)\" element \(bad) is \(value[bad]); expected a finite number")
+        }
+        if spec.distance.normalizes {
+            let dim = spec.dim
+            value.withUnsafeMutableBufferPointer { v in
+                for i in 0..<(v.count / dim) { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
+            }
+        }
+    }
+
     /// Upserts a batch whose vectors are already checked (see `prepare`); one operation per shard touched.
     ///
     /// For cosine collections the batch's vectors are normalised in place (no copy).
@@ -161,6 +185,14 @@ package final class VectorCollection: @unchecked Sendable {
             let count = batch.count
             batch.vectors[k].withUnsafeMutableBufferPointer { v in
                 for i in 0..<count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
+            }
+        }
+        for (k, spec) in config.vectors.multi.enumerated() where spec.distance.normalizes && k < batch.multi.count {
+            let dim = spec.dim
+            for i in batch.multi[k].indices {
+                batch.multi[k][i]?.withUnsafeMutableBufferPointer { v in
+                    for j in 0..<(v.count / dim) { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(j * dim)..<((j + 1) * dim)])) }
+                }
             }
         }
         let config = self.config
@@ -182,14 +214,14 @@ package final class VectorCollection: @unchecked Sendable {
 
     /// `batch` split by the shard that owns each point.
     private func split(_ batch: PointBatch) -> [PointBatch] {
-        var parts = [PointBatch](repeating: PointBatch(dims: batch.dims, sparse: batch.sparse.count), count: shards.count)
+        var parts = [PointBatch](repeating: PointBatch(dims: batch.dims, sparse: batch.sparse.count, multiDims: batch.multiDims), count: shards.count)
         withBuffers(batch.vectors) { columns in
             for i in 0..<batch.count {
                 let s = shardIndex(batch.ids[i])
                 let given = batch.dims.indices.map { k in
                     batch.has(k, i) ? UnsafeBufferPointer(rebasing: columns[k][(i * batch.dims[k])..<((i + 1) * batch.dims[k])]) : nil
                 }
-                parts[s].append(id: batch.ids[i], vectors: given, sparse: batch.sparseOf(i), payload: batch.payloads[i])
+                parts[s].append(id: batch.ids[i], vectors: given, sparse: batch.sparseOf(i), multi: batch.multiOf(i), payload: batch.payloads[i])
             }
         }
         return parts
@@ -244,7 +276,10 @@ package final class VectorCollection: @unchecked Sendable {
     /// - Throws: `.invalidInput` for a bad vector, limit, offset or ef.
     package func search(_ request: SearchRequest) throws -> SearchResult {
         var query = request.vector
-        if request.sparse == nil {
+        var multiQuery = request.multi
+        if multiQuery != nil {
+            try prepareMulti(&multiQuery!, request.using)
+        } else if request.sparse == nil {
             guard config.vectors.specs.indices.contains(request.using) else {
                 throw VQError.invalid("vector \(request.using) is searched; collection \"\(name)\" has \(config.vectors.count)")
             }
@@ -264,12 +299,13 @@ package final class VectorCollection: @unchecked Sendable {
         }
         let k = request.limit + request.offset
         if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }
-        let ef = request.sparse == nil ? config.vectors[request.using].efConstruct ?? config.efConstruct : k
+        let ef = request.sparse == nil && request.multi == nil ? config.vectors[request.using].efConstruct ?? config.efConstruct : k
         var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(ef, k))
         shardRequest.vector = request.using
         if let sparse = request.sparse {
             shardRequest.sparse = config.vectors.sparse[request.using].idf ? try idfWeighted(sparse, store: request.using) : sparse
         }
+        shardRequest.multi = multiQuery
         shardRequest.exact = request.exact
         shardRequest.indexedOnly = request.indexedOnly
         shardRequest.withPayload = request.withPayload

@@ -10,6 +10,7 @@
 //                 (vector k > 0 of a collection with named vectors: vectors.K.f32; see VectorLayout)
 //   absent.bits   named vectors only: bit i set = row i lacks the vector (absent.K.bits for vector k > 0)
 //   sparse.K.idx, sparse.K.dat  sparse vector k (see SparseVectors.swift)
+//   multi.K.idx, multi.K.dat    multi-vector k (see MultiVectors.swift)
 //   rows.bin      RowRecord: id tag, id words, version (op number of the last write)
 //   deleted.bits  bit i set = row i is deleted (a tombstone)
 //   payload.idx   PayloadRef: offset and length of the row's payload JSON in payload.dat
@@ -62,11 +63,14 @@ package struct SegmentInfo: Sendable, Equatable {
     package var indexed = false
     /// Entries in each sparse vector's sparse.K.dat.
     package var sparseEntries: [Int] = []
+    /// Floats in each multi-vector's multi.K.dat.
+    package var multiFloats: [Int] = []
 
     var json: JSON {
         var m: [(String, JSON)] = [("id", .int(Int64(id))), ("rows", .int(Int64(rows))), ("payload_bytes", .int(Int64(payloadBytes))),
                                    ("appendable", .bool(appendable)), ("indexed", .bool(indexed))]
         if !sparseEntries.isEmpty { m.append(("sparse_entries", .array(sparseEntries.map { .int(Int64($0)) }))) }
+        if !multiFloats.isEmpty { m.append(("multi_floats", .array(multiFloats.map { .int(Int64($0)) }))) }
         return .object(m)
     }
 
@@ -85,6 +89,13 @@ package struct SegmentInfo: Sendable, Equatable {
         }
         self.init(id: UInt64(id), rows: Int(rows), payloadBytes: Int(bytes), appendable: appendable,
                   indexed: json["indexed"]?.boolValue ?? false)
+        if let floats = json["multi_floats"] {
+            guard let list = floats.arrayValue, list.count <= 64 else { throw VQError(.corrupt, "\(path) has a malformed multi_floats: \(floats.compactText)") }
+            multiFloats = try list.map {
+                guard let n = $0.intValue, n >= 0 else { throw VQError(.corrupt, "\(path) has a malformed multi_floats: \(floats.compactText)") }
+                return Int(n)
+            }
+        }
         if let entries = json["sparse_entries"] {
             guard let list = entries.arrayValue, list.count <= 64 else { throw VQError(.corrupt, "\(path) has a malformed sparse_entries: \(entries.compactText)") }
             sparseEntries = try list.map {
@@ -178,6 +189,8 @@ package final class Segment: @unchecked Sendable {
     package let stores: [VectorStore]
     /// One store per sparse vector of the layout.
     package let sparseStores: [SparseStore]
+    /// One store per multi-vector of the layout.
+    package let multiStores: [MultiStore]
     let rows: MappedArray<RowRecord>
     let deleted: MappedArray<UInt64>
     let payloadIndex: MappedArray<PayloadRef>
@@ -224,6 +237,15 @@ package final class Segment: @unchecked Sendable {
                                data: try MappedArray(path: directory + "/" + files.data, count: entries,
                                                      capacity: info.appendable ? max(SparseStore.appendableCapacity, entries) : entries,
                                                      committedFlush: c))
+        }
+        multiStores = try layout.multi.enumerated().map { k, spec in
+            let files = MultiStore.files(k)
+            let floats = k < info.multiFloats.count ? info.multiFloats[k] : 0
+            return MultiStore(spec: spec,
+                              refs: try MappedArray(path: directory + "/" + files.refs, count: info.rows, capacity: cap, committedFlush: c),
+                              data: try MappedArray(path: directory + "/" + files.data, count: floats,
+                                                    capacity: info.appendable ? max(MultiStore.appendableCapacity, floats) : floats,
+                                                    committedFlush: c))
         }
         rows = try MappedArray(path: path(.rows), count: info.rows, capacity: cap, committedFlush: c)
         deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64, committedFlush: c)
@@ -297,6 +319,7 @@ package final class Segment: @unchecked Sendable {
     package func verifyBlocks() -> String? {
         for store in stores { if let problem = store.verify() { return problem } }
         for store in sparseStores { if let problem = store.verify() { return problem } }
+        for store in multiStores { if let problem = store.verify() { return problem } }
         return rows.verify() ?? deleted.verify() ?? payloadIndex.verify() ?? payloadData.verify()
     }
 
@@ -340,16 +363,21 @@ package final class Segment: @unchecked Sendable {
     package var info: SegmentInfo {
         var i = SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: indexed)
         i.sparseEntries = sparseStores.map { $0.data.count }
+        i.multiFloats = multiStores.map { $0.data.count }
         return i
     }
 
     /// Whether each sparse store can take these vectors (its data file is bounded).
-    package func hasRoom(for sparse: [SparseVector?]) -> Bool {
+    package func hasRoom(for sparse: [SparseVector?], multi: [[Float]?] = []) -> Bool {
         zip(sparseStores, sparse).allSatisfy { store, v in store.data.count + (v?.count ?? 0) <= SparseStore.appendableCapacity }
+            && zip(multiStores, multi).allSatisfy { store, v in store.data.count + (v?.count ?? 0) <= MultiStore.appendableCapacity }
     }
 
     /// Entries of the largest sparse store (merges keep under SparseStore.appendableCapacity).
     package var sparseEntries: Int { sparseStores.map { $0.data.count }.max() ?? 0 }
+
+    /// Floats of the largest multi-vector store (merges keep under MultiStore.appendableCapacity).
+    package var multiFloats: Int { multiStores.map { $0.data.count }.max() ?? 0 }
 
     /// Stops taking new rows (its payload indexes sort their numbers: rows no longer change).
     package func seal() {
@@ -370,6 +398,11 @@ package final class Segment: @unchecked Sendable {
     /// Row `row`'s vectors, absent ones nil.
     package func vectors(_ row: Int) -> [[Float]?] {
         stores.map { $0.lacks(row) ? nil : Array($0.vector(row)) }
+    }
+
+    /// Row `row`'s multi-vectors (flat), absent ones nil.
+    package func multiVectors(_ row: Int) -> [[Float]?] {
+        multiStores.map { $0.value(row) }
     }
 
     /// Row `row`'s sparse vectors, absent ones nil.
@@ -395,7 +428,7 @@ package final class Segment: @unchecked Sendable {
     /// - Parameter vectors: one per store; nil where the point lacks the vector (named vectors).
     /// - Returns: the new row number.
     package func append(id: PointID, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], sparse: [SparseVector?] = [],
-                        payload: [UInt8]?) throws -> Int {
+                        multi: [[Float]?] = [], payload: [UInt8]?) throws -> Int {
         precondition(vectors.count == stores.count && (sparse.isEmpty || sparse.count == sparseStores.count))
         let row = rows.count
         guard row < capacity else { throw VQError(.internal, "segment \(id) is full (\(capacity) rows)") }
@@ -409,6 +442,7 @@ package final class Segment: @unchecked Sendable {
             if store.absent != nil { try store.setAbsent(row, v == nil) }
         }
         for (k, store) in sparseStores.enumerated() { try store.append(k < sparse.count ? sparse[k] : nil) }
+        for (k, store) in multiStores.enumerated() { try store.append(k < multi.count ? multi[k] : nil) }
         try rows.append(RowRecord(id: id, version: version))
         if (row + 1 + 63) / 64 > deleted.count { try deleted.append(0) }
         try payloadIndex.append(try storePayload(payload))
@@ -417,8 +451,9 @@ package final class Segment: @unchecked Sendable {
 
     /// Replaces a live row's vectors, version and payload in place.
     package func overwrite(row: Int, version: UInt64, vectors: [UnsafeBufferPointer<Float>?], sparse: [SparseVector?] = [],
-                           payload: [UInt8]?) throws {
+                           multi: [[Float]?] = [], payload: [UInt8]?) throws {
         for (k, store) in sparseStores.enumerated() { try store.overwrite(row, k < sparse.count ? sparse[k] : nil) }
+        for (k, store) in multiStores.enumerated() { try store.overwrite(row, k < multi.count ? multi[k] : nil) }
         for (store, v) in zip(stores, vectors) {
             let dim = store.dim
             if let v {
@@ -477,6 +512,7 @@ package final class Segment: @unchecked Sendable {
     package func flush(sequence: UInt64 = 0) throws {
         for store in stores { try store.flush(sequence: sequence) }
         for store in sparseStores { try store.flush(sequence: sequence) }
+        for store in multiStores { try store.flush(sequence: sequence) }
         try rows.flush(sequence: sequence)
         try deleted.flush(sequence: sequence)
         try payloadData.flush(sequence: sequence)
@@ -487,6 +523,7 @@ package final class Segment: @unchecked Sendable {
     package func dropUndo() {
         for store in stores { store.dropUndo() }
         for store in sparseStores { store.dropUndo() }
+        for store in multiStores { store.dropUndo() }
         rows.dropUndo()
         deleted.dropUndo()
         payloadIndex.dropUndo()

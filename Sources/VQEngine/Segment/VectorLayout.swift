@@ -4,7 +4,9 @@
 // (sorted by name): vector k of a point lives in store k of every segment.
 //
 // With named vectors a point may omit any of them (a segment keeps an absence
-// bitmap per store); the unnamed vector is always present.
+// bitmap per store); the unnamed vector is always present. Sparse vectors
+// (`sparse_vectors`) and multi-vectors (`multivector_config: {"comparator": "max_sim"}`)
+// are lists of their own, each sorted by name.
 
 /// One dense vector of a collection.
 package struct VectorSpec: Sendable, Equatable {
@@ -49,6 +51,8 @@ package struct SparseSpec: Sendable, Equatable {
 package enum VectorRef: Sendable, Equatable {
     case dense(Int)
     case sparse(Int)
+    /// A multi-vector (several vectors of one size per point, scored by MaxSim).
+    case multi(Int)
 }
 
 /// The ordered vectors of a collection.
@@ -56,6 +60,8 @@ package struct VectorLayout: Sendable, Equatable {
     package private(set) var specs: [VectorSpec]
     /// Sparse vectors, sorted by name (store k of every segment's sparse stores).
     package private(set) var sparse: [SparseSpec] = []
+    /// Multi-vectors (their specs' `dim` and `distance` apply to each vector of a point).
+    package private(set) var multi: [VectorSpec] = []
     /// Created as a map of named vectors (points may omit any), not one unnamed vector.
     package let named: Bool
 
@@ -66,9 +72,10 @@ package struct VectorLayout: Sendable, Equatable {
     }
 
     /// Named vectors (sorted by name; names must differ), dense and sparse.
-    package init(named specs: [VectorSpec], sparse: [SparseSpec] = []) {
+    package init(named specs: [VectorSpec], sparse: [SparseSpec] = [], multi: [VectorSpec] = []) {
         self.specs = specs.sorted { $0.name < $1.name }
         self.sparse = sparse.sorted { $0.name < $1.name }
+        self.multi = multi.sorted { $0.name < $1.name }
         named = true
     }
 
@@ -76,6 +83,7 @@ package struct VectorLayout: Sendable, Equatable {
     /// - Throws: `.invalidInput` naming the vector and the ones that exist.
     package func ref(_ name: String?) throws -> VectorRef {
         if let k = sparse.firstIndex(where: { $0.name == (name ?? "") }) { return .sparse(k) }
+        if let k = multi.firstIndex(where: { $0.name == (name ?? "") }) { return .multi(k) }
         return .dense(try index(name))
     }
 
@@ -84,7 +92,7 @@ package struct VectorLayout: Sendable, Equatable {
     package var dims: [Int] { specs.map(\.dim) }
     /// Floats of one point's vectors, all stores together; a sparse vector counts as 64 (for
     /// segment sizes in kilobytes of vector data).
-    package var floatsPerPoint: Int { max(1, specs.reduce(0) { $0 + $1.dim } + 64 * sparse.count) }
+    package var floatsPerPoint: Int { max(1, specs.reduce(0) { $0 + $1.dim } + 64 * sparse.count + multi.reduce(0) { $0 + 16 * $1.dim }) }
 
     /// The store of the dense vector called `name` ("" or nil: the unnamed one).
     /// - Throws: `.invalidInput` naming the vector and the ones that exist.
@@ -94,19 +102,33 @@ package struct VectorLayout: Sendable, Equatable {
         if sparse.contains(where: { $0.name == name }) {
             throw VQError.invalid("vector \"\(name)\" is sparse; expected a dense vector here")
         }
+        if multi.contains(where: { $0.name == name }) {
+            throw VQError.invalid("vector \"\(name)\" is a multi-vector; expected a single dense vector here")
+        }
         throw VQError.invalid(name.isEmpty
             ? "this collection has no unnamed vector; name one of \(namesText) (\"using\", or \"vector\": {\"name\": ...})"
             : "vector \"\(name)\" does not exist; this collection has \(namesText)")
     }
 
     /// The vector names for messages: "the unnamed vector" or "\"a\", \"b\"".
+    /// The name of vector `ref`.
+    package func namesOf(_ ref: VectorRef) -> String {
+        switch ref {
+        case .dense(let k): return specs[k].name
+        case .sparse(let k): return sparse[k].name
+        case .multi(let k): return multi[k].name
+        }
+    }
+
     package var namesText: String {
-        named ? (specs.map(\.name) + sparse.map(\.name)).sorted().map { "\"\($0)\"" }.joined(separator: ", ") : "only the unnamed vector"
+        named ? (specs.map(\.name) + sparse.map(\.name) + multi.map(\.name)).sorted().map { "\"\($0)\"" }.joined(separator: ", ")
+              : "only the unnamed vector"
     }
 
     /// Whether `other` stores the same vectors (names, sizes, distances; graph settings may differ).
     package func sameStorage(_ other: VectorLayout) -> Bool {
-        named == other.named && specs.count == other.specs.count && sparse == other.sparse
+        named == other.named && specs.count == other.specs.count && sparse == other.sparse && multi.count == other.multi.count
+            && zip(multi, other.multi).allSatisfy { $0.name == $1.name && $0.dim == $1.dim && $0.distance == $1.distance }
             && zip(specs, other.specs).allSatisfy { $0.name == $1.name && $0.dim == $1.dim && $0.distance == $1.distance }
     }
 
@@ -119,11 +141,19 @@ package struct VectorLayout: Sendable, Equatable {
     /// Checks sizes and names.
     /// - Throws: `.invalidInput` naming the vector.
     package func validate() throws {
-        guard !specs.isEmpty || !sparse.isEmpty else { throw VQError.invalid("vectors is empty; expected at least one vector") }
+        guard !specs.isEmpty || !sparse.isEmpty || !multi.isEmpty else { throw VQError.invalid("vectors is empty; expected at least one vector") }
         guard specs.count <= 64, sparse.count <= 64 else {
             throw VQError.invalid("the collection has \(specs.count) dense and \(sparse.count) sparse vectors; expected at most 64 of each")
         }
         var seen = Set<String>()
+        guard multi.count <= 64 else { throw VQError.invalid("the collection has \(multi.count) multi-vectors; expected at most 64") }
+        for m in multi {
+            guard (1...65_536).contains(m.dim) else { throw VQError.invalid("vector \"\(m.name)\" size is \(m.dim); expected 1 to 65536") }
+            guard m.distance == .cosine || m.distance == .dot else {
+                throw VQError.invalid("vector \"\(m.name)\": max_sim multi-vectors take Cosine or Dot in vq, not \(m.distance.rawValue)")
+            }
+            guard !m.name.isEmpty, seen.insert(m.name).inserted else { throw VQError.invalid("vector \"\(m.name)\" is named twice or empty") }
+        }
         for s in sparse {
             guard !s.name.isEmpty, s.name.utf8.count <= 255 else {
                 throw VQError.invalid("a sparse vector name is \(s.name.isEmpty ? "empty" : "longer than 255 bytes"); expected 1 to 255 bytes")
@@ -158,7 +188,11 @@ package struct VectorLayout: Sendable, Equatable {
             }
             return .object(m)
         }
-        return named ? .object(specs.map { ($0.name, one($0)) }) : one(specs[0])
+        func multi(_ s: VectorSpec) -> JSON {
+            guard case .object(let m) = one(s) else { return one(s) }
+            return .object(m + [("multivector_config", .object([("comparator", .string("max_sim"))]))])
+        }
+        return named ? .object((specs.map { ($0.name, one($0)) } + self.multi.map { ($0.name, multi($0)) }).sorted { $0.0 < $1.0 }) : one(specs[0])
     }
 
     /// Qdrant's `params.sparse_vectors`: `{name: {"modifier": "idf"}}`; nil without sparse vectors.
@@ -188,13 +222,28 @@ package struct VectorLayout: Sendable, Equatable {
         // Unnamed params have a numeric size (a vector may be called "size").
         if json["size"]?.intValue != nil || json["distance"]?.stringValue != nil {
             guard sparse.isEmpty else { throw VQError.invalid("sparse_vectors needs named dense vectors (or none): \"vectors\": {name: {...}}") }
+            if let m = json["multivector_config"], m != .null {
+                throw VQError.invalid("an unnamed multi-vector is not supported: name it, \"vectors\": {\"NAME\": {..., \"multivector_config\": ...}}")
+            }
             let s = try VectorLayout.spec(json, name: "", what: "vectors")
             self.init(dim: s.dim, distance: s.distance)
             specs[0] = s
             return
         }
         guard !members.isEmpty || !sparse.isEmpty else { throw VQError.invalid("vectors is empty; expected at least one named vector") }
-        self.init(named: try members.map { try VectorLayout.spec($0.1, name: $0.0, what: "vectors.\($0.0)") }, sparse: sparse)
+        var dense: [VectorSpec] = [], multi: [VectorSpec] = []
+        for (name, params) in members {
+            let spec = try VectorLayout.spec(params, name: name, what: "vectors.\(name)")
+            guard let m = params["multivector_config"], m != .null else {
+                dense.append(spec)
+                continue
+            }
+            switch m["comparator"] {
+            case .string("max_sim")?: multi.append(spec)
+            case let other: throw VQError.unknownValue("vectors.\(name).multivector_config.comparator is \(other?.compactText ?? "missing"); expected \"max_sim\"")
+            }
+        }
+        self.init(named: dense, sparse: sparse, multi: multi)
         try validate()
     }
 

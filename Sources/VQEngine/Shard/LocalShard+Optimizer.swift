@@ -100,12 +100,14 @@ extension LocalShard {
             if !unindexed.isEmpty {
                 var group: [Int] = []
                 var rows = 0
-                var entries = 0
+                var entries = 0, floats = 0
                 for s in unindexed where group.isEmpty || (rows + seg(s).liveCount <= o.segmentCapacity
-                                                          && entries + seg(s).sparseEntries <= SparseStore.appendableCapacity) {
+                                                          && entries + seg(s).sparseEntries <= SparseStore.appendableCapacity
+                                                          && floats + seg(s).multiFloats <= MultiStore.appendableCapacity) {
                     group.append(s)
                     rows += seg(s).liveCount
                     entries += seg(s).sparseEntries
+                    floats += seg(s).multiFloats
                 }
                 if group.count == 1 && wantIndex && seg(group[0]).deletedCount == 0 { return .indexInPlace(slot: group[0]) }
                 if wantIndex || group.count > 1 { return .rebuild(slots: group, index: wantIndex) }
@@ -115,12 +117,14 @@ extension LocalShard {
                 let bySize = sealed.sorted { seg($0).liveCount < seg($1).liveCount }
                 var group: [Int] = []
                 var rows = 0
-                var entries = 0
+                var entries = 0, floats = 0
                 for s in bySize.prefix(sealed.count - max(1, o.defaultSegmentNumber) + 1)
-                    where rows + seg(s).liveCount <= o.segmentCapacity && entries + seg(s).sparseEntries <= SparseStore.appendableCapacity {
+                    where rows + seg(s).liveCount <= o.segmentCapacity && entries + seg(s).sparseEntries <= SparseStore.appendableCapacity
+                                                          && floats + seg(s).multiFloats <= MultiStore.appendableCapacity {
                     group.append(s)
                     rows += seg(s).liveCount
                     entries += seg(s).sparseEntries
+                    floats += seg(s).multiFloats
                 }
                 if group.count > 1 { return .rebuild(slots: group, index: wantIndex || group.allSatisfy { seg($0).indexed }) }
             }
@@ -159,7 +163,7 @@ extension LocalShard {
                 let record = source.record(row)
                 _ = try source.withVectors(row) {
                     try merged.append(id: record.id, version: record.version, vectors: $0, sparse: source.sparseVectors(row),
-                                      payload: source.payloadBytes(row))
+                                      multi: source.multiVectors(row), payload: source.payloadBytes(row))
                 }
             }
             merged.seal()

@@ -334,12 +334,14 @@ package final class LocalShard: @unchecked Sendable {
         switch operation {
         case .upsert(let batch), .updateVectors(let batch):
             guard batch.dims == options.vectors.dims, batch.dims.indices.allSatisfy({ batch.vectors[$0].count == batch.count * batch.dims[$0] }),
-                  batch.sparse.count == options.vectors.sparse.count, batch.sparse.allSatisfy({ $0.count == batch.count }) else {
+                  batch.sparse.count == options.vectors.sparse.count, batch.sparse.allSatisfy({ $0.count == batch.count }),
+                  batch.multiDims == options.vectors.multi.map(\.dim), batch.multi.allSatisfy({ $0.count == batch.count }) else {
                 throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions and \(batch.sparse.count) sparse ones; "
                                       + "the shard expects \(options.vectors.dims) and \(options.vectors.sparse.count)")
             }
         case .deleteVectors(_, let vectors):
-            guard options.vectors.named, vectors.allSatisfy({ (0..<(options.vectors.count + options.vectors.sparse.count)).contains($0) }) else {
+            let all = options.vectors.count + options.vectors.sparse.count + options.vectors.multi.count
+            guard options.vectors.named, vectors.allSatisfy({ (0..<all).contains($0) }) else {
                 throw VQError.invalid("the operation deletes vectors \(vectors); the shard has \(options.vectors.count) named vectors")
             }
         default: break
@@ -389,6 +391,14 @@ package final class LocalShard: @unchecked Sendable {
         var params = SegmentSearch(k: request.k, ef: request.ef, exact: request.exact, fullScanRows: options.fullScanRows,
                                    vector: request.vector)
         let fullScanRows = options.fullScanRows
+        if let multi = request.multi {
+            precondition(options.vectors.multi.indices.contains(request.vector), "searched vector checked by the caller")
+            return lock.read {
+                holder.searchMulti(multi, store: request.vector, k: request.k, withPayload: request.withPayload, filter: request.filter) { seg in
+                    !request.indexedOnly || !seg.appendable || seg.liveCount < fullScanRows
+                }
+            }
+        }
         if let sparse = request.sparse {
             precondition(options.vectors.sparse.indices.contains(request.vector), "searched vector checked by the caller")
             return lock.read {

@@ -8,7 +8,9 @@
 //   delete vectors: | kind 9 u8 | ids | count u32 | vector numbers (count x u32) |
 //   with sparse vectors, upsert and update vectors are kinds 10 and 11: as 7 and 8, then before the
 //   payloads | sparse vectors u32 | per sparse vector, per point: present u8 [, n u32, n x index u32, n x f32] |
-//   (delete vectors numbers dense vectors from 0 and sparse ones after them)
+//   with multi-vectors, kinds 12 and 13: as 10 and 11, then before the payloads
+//   | multi-vectors u32 | per multi-vector: dim u32, per point: present u8 [, n u32, n x dim x f32] |
+//   (delete vectors numbers dense vectors from 0, then sparse ones, then multi-vectors)
 //
 // Kinds 1 and 6 (upsert and update vectors of one vector, before named vectors:
 // | count u32 | dim u32 | ids | vectors | payloads |) are still read.
@@ -26,16 +28,21 @@ package struct PointBatch: Sendable {
     package var payloads: [[UInt8]?] = []
     /// Per sparse vector, each point's (nil: it lacks it).
     package var sparse: [[SparseVector?]]
+    /// Each multi-vector's dimension, and per multi-vector each point's vectors, flat (nil: it lacks it).
+    package var multiDims: [Int]
+    package var multi: [[[Float]?]]
 
-    package init(dims: [Int], sparse: Int = 0) {
+    package init(dims: [Int], sparse: Int = 0, multiDims: [Int] = []) {
         self.dims = dims
         vectors = Array(repeating: [], count: dims.count)
         present = Array(repeating: [], count: dims.count)
         self.sparse = Array(repeating: [], count: sparse)
+        self.multiDims = multiDims
+        multi = Array(repeating: [], count: multiDims.count)
     }
 
     /// A batch for a collection's vectors.
-    package init(_ layout: VectorLayout) { self.init(dims: layout.dims, sparse: layout.sparse.count) }
+    package init(_ layout: VectorLayout) { self.init(dims: layout.dims, sparse: layout.sparse.count, multiDims: layout.multi.map(\.dim)) }
 
     /// A batch of one unnamed vector.
     package init(dim: Int) { self.init(dims: [dim]) }
@@ -48,7 +55,7 @@ package struct PointBatch: Sendable {
 
     /// Appends a point of a single-vector batch.
     package mutating func append(id: PointID, vector: UnsafeBufferPointer<Float>, payload: [UInt8]?) {
-        precondition(dims.count == 1 && vector.count == dims[0] && sparse.isEmpty)
+        precondition(dims.count == 1 && vector.count == dims[0] && sparse.isEmpty && multi.isEmpty)
         ids.append(id)
         vectors[0].append(contentsOf: vector)
         payloads.append(payload)
@@ -56,9 +63,11 @@ package struct PointBatch: Sendable {
 
     /// Appends a point with each vector given or absent (nil).
     package mutating func append(id: PointID, vectors given: [UnsafeBufferPointer<Float>?], sparse givenSparse: [SparseVector?] = [],
-                                 payload: [UInt8]?) {
-        precondition(given.count == dims.count && (givenSparse.isEmpty || givenSparse.count == sparse.count))
+                                 multi givenMulti: [[Float]?] = [], payload: [UInt8]?) {
+        precondition(given.count == dims.count && (givenSparse.isEmpty || givenSparse.count == sparse.count)
+                     && (givenMulti.isEmpty || givenMulti.count == multi.count))
         for k in sparse.indices { sparse[k].append(givenSparse.isEmpty ? nil : givenSparse[k]) }
+        for k in multi.indices { multi[k].append(givenMulti.isEmpty ? nil : givenMulti[k]) }
         let i = ids.count
         for (k, v) in given.enumerated() {
             if let v {
@@ -89,7 +98,11 @@ package struct PointBatch: Sendable {
     /// Floats held, all vectors together (a sparse pair counts as two).
     package var floatCount: Int {
         vectors.reduce(0) { $0 + $1.count } + sparse.reduce(0) { $0 + $1.reduce(0) { $0 + 2 * ($1?.count ?? 0) } }
+            + multi.reduce(0) { $0 + $1.reduce(0) { $0 + ($1?.count ?? 0) } }
     }
+
+    /// Point `i`'s multi-vectors.
+    package func multiOf(_ i: Int) -> [[Float]?] { multi.map { $0[i] } }
 
     /// Point `i`'s sparse vectors.
     package func sparseOf(_ i: Int) -> [SparseVector?] { sparse.map { $0[i] } }
@@ -101,6 +114,7 @@ package struct PointBatch: Sendable {
             present[k].removeAll(keepingCapacity: true)
         }
         for k in sparse.indices { sparse[k].removeAll(keepingCapacity: true) }
+        for k in multi.indices { multi[k].removeAll(keepingCapacity: true) }
         payloads.removeAll(keepingCapacity: true)
     }
 }
@@ -132,6 +146,8 @@ package enum Operation: Sendable {
     private static let deleteVectorsKind: UInt8 = 9
     private static let upsertSparseKind: UInt8 = 10
     private static let updateVectorsSparseKind: UInt8 = 11
+    private static let upsertMultiKind: UInt8 = 12
+    private static let updateVectorsMultiKind: UInt8 = 13
 
     /// The encoding, in a buffer of exactly its size (kept in the replication history).
     package func encode() -> [UInt8] {
@@ -148,7 +164,8 @@ package enum Operation: Sendable {
         case .upsert(let b), .updateVectors(let b):
             return 9 + b.dims.count * 5 + b.count * idBytes + b.floatCount * 4 + b.present.reduce(0) { $0 + $1.count }
                 + b.payloads.reduce(0) { $0 + 1 + ($1.map { 4 + $0.count } ?? 0) }
-                + (b.sparse.isEmpty ? 0 : 4 + b.sparse.reduce(0) { $0 + $1.reduce(0) { $0 + 1 + ($1.map { _ in 4 } ?? 0) } })
+                + (b.sparse.isEmpty && b.multi.isEmpty ? 0 : 4 + b.sparse.reduce(0) { $0 + $1.reduce(0) { $0 + 1 + ($1.map { _ in 4 } ?? 0) } })
+                + (b.multi.isEmpty ? 0 : 4 + b.multi.reduce(0) { $0 + 4 + $1.reduce(0) { $0 + 1 + ($1.map { _ in 4 } ?? 0) } })
         case .deleteVectors(let ids, let vectors): return 9 + ids.count * idBytes + vectors.count * 4
         case .delete(let ids), .clearPayload(let ids): return 5 + ids.count * idBytes
         case .setPayload(let ids, let payload, _): return 5 + ids.count * idBytes + 4 + payload.count + 1
@@ -160,11 +177,12 @@ package enum Operation: Sendable {
     package func encode(into w: inout ByteWriter) {
         switch self {
         case .upsert(let batch), .updateVectors(let batch):
-            let sparse = !batch.sparse.isEmpty
+            let multi = !batch.multi.isEmpty
+            let sparse = !batch.sparse.isEmpty || multi
             if case .upsert = self {
-                w.u8(sparse ? Operation.upsertSparseKind : Operation.upsertKind2)
+                w.u8(multi ? Operation.upsertMultiKind : sparse ? Operation.upsertSparseKind : Operation.upsertKind2)
             } else {
-                w.u8(sparse ? Operation.updateVectorsSparseKind : Operation.updateVectorsKind)
+                w.u8(multi ? Operation.updateVectorsMultiKind : sparse ? Operation.updateVectorsSparseKind : Operation.updateVectorsKind)
             }
             w.u32(UInt32(batch.count))
             w.u32(UInt32(batch.dims.count))
@@ -188,6 +206,18 @@ package enum Operation: Sendable {
                         w.u32(UInt32(v.count))
                         for i in v.indices { w.u32(i) }
                         v.values.withUnsafeBufferPointer { w.floats($0) }
+                    }
+                }
+            }
+            if multi {
+                w.u32(UInt32(batch.multi.count))
+                for (k, column) in batch.multi.enumerated() {
+                    w.u32(UInt32(batch.multiDims[k]))
+                    for v in column {
+                        guard let v else { w.u8(0); continue }
+                        w.u8(1)
+                        w.u32(UInt32(v.count / batch.multiDims[k]))
+                        v.withUnsafeBufferPointer { w.floats($0) }
                     }
                 }
             }
@@ -222,7 +252,8 @@ package enum Operation: Sendable {
         var r = ByteReader(bytes)
         let kind = try r.u8()
         switch kind {
-        case upsertKind, updateVectorsKindV1, upsertKind2, updateVectorsKind, upsertSparseKind, updateVectorsSparseKind:
+        case upsertKind, updateVectorsKindV1, upsertKind2, updateVectorsKind, upsertSparseKind, updateVectorsSparseKind,
+             upsertMultiKind, updateVectorsMultiKind:
             let v1 = kind == upsertKind || kind == updateVectorsKindV1
             let count = Int(try r.u32())
             let stores = v1 ? 1 : Int(try r.u32())
@@ -262,7 +293,7 @@ package enum Operation: Sendable {
                 }
                 try r.floats(count * dims[k], into: &batch.vectors[k])
             }
-            if kind == upsertSparseKind || kind == updateVectorsSparseKind {
+            if kind >= upsertSparseKind {
                 let stores = Int(try r.u32())
                 guard stores <= 64, stores * count <= r.remaining else { throw VQError(.corrupt, "upsert record claims \(stores) sparse vectors per point") }
                 batch.sparse = Array(repeating: [], count: stores)
@@ -287,6 +318,31 @@ package enum Operation: Sendable {
                     }
                 }
             }
+            if kind >= upsertMultiKind {
+                let stores = Int(try r.u32())
+                guard stores <= 64, stores * count <= r.remaining else { throw VQError(.corrupt, "upsert record claims \(stores) multi-vectors per point") }
+                batch.multi = Array(repeating: [], count: stores)
+                for k in 0..<stores {
+                    let dim = Int(try r.u32())
+                    guard dim >= 1, dim <= maxDimension else { throw VQError(.corrupt, "upsert record has \(dim)-dimensional multi-vectors") }
+                    batch.multiDims.append(dim)
+                    batch.multi[k].reserveCapacity(count)
+                    for _ in 0..<count {
+                        switch try r.u8() {
+                        case 0: batch.multi[k].append(nil)
+                        case 1:
+                            let n = Int(try r.u32())
+                            guard n >= 1, n <= MultiStore.maxVectors, n * dim <= r.remaining / 4 else {
+                                throw VQError(.corrupt, "a multi-vector claims \(n) vectors but the record is too short")
+                            }
+                            var v: [Float] = []
+                            try r.floats(n * dim, into: &v)
+                            batch.multi[k].append(v)
+                        case let flag: throw VQError(.corrupt, "upsert record has multi-vector flag \(flag); expected 0 or 1")
+                        }
+                    }
+                }
+            }
             batch.payloads.reserveCapacity(count)
             for _ in 0..<count {
                 switch try r.u8() {
@@ -295,7 +351,7 @@ package enum Operation: Sendable {
                 case let flag: throw VQError(.corrupt, "upsert record has payload flag \(flag); expected 0 or 1")
                 }
             }
-            if kind == updateVectorsKind || kind == updateVectorsKindV1 || kind == updateVectorsSparseKind {
+            if kind == updateVectorsKind || kind == updateVectorsKindV1 || kind == updateVectorsSparseKind || kind == updateVectorsMultiKind {
                 guard batch.payloads.allSatisfy({ $0 == nil }) else { throw VQError(.corrupt, "update-vectors record carries payloads") }
                 return .updateVectors(batch)
             }
@@ -355,7 +411,7 @@ package enum Operation: Sendable {
     /// is ever logged that would fail when replayed.
     /// - Parameter optional: whether points may lack vectors (named vectors).
     /// - Throws: `.invalidInput` naming the first problem.
-    package func validate(dims: [Int], sparse: Int = 0, optional: Bool) throws {
+    package func validate(dims: [Int], sparse: Int = 0, multiDims: [Int] = [], optional: Bool) throws {
         switch self {
         case .upsert(let batch), .updateVectors(let batch):
             var update = false
@@ -363,6 +419,20 @@ package enum Operation: Sendable {
             guard batch.dims == dims else { throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions; the shard expects \(dims)") }
             guard batch.sparse.count == sparse, batch.sparse.allSatisfy({ $0.count == batch.count }) else {
                 throw VQError.invalid("the operation has \(batch.sparse.count) sparse vectors per point; the shard expects \(sparse)")
+            }
+            guard batch.multiDims == multiDims, batch.multi.count == multiDims.count, batch.multi.allSatisfy({ $0.count == batch.count }) else {
+                throw VQError.invalid("the operation has multi-vectors of \(batch.multiDims) dimensions; the shard expects \(multiDims)")
+            }
+            for (k, column) in batch.multi.enumerated() {
+                for (i, v) in column.enumerated() {
+                    guard let v else { continue }
+                    guard !v.isEmpty, v.count % multiDims[k] == 0, v.count / multiDims[k] <= MultiStore.maxVectors else {
+                        throw VQError.invalid("point \(batch.ids[i])'s multi-vector holds \(v.count) floats; expected 1 to \(MultiStore.maxVectors) vectors of \(multiDims[k])")
+                    }
+                    if let bad = v.firstIndex(where: { !$0.isFinite }) {
+                        throw VQError.invalid("point \(batch.ids[i]) has a multi-vector element that is \(v[bad]); expected a finite number")
+                    }
+                }
             }
             guard batch.payloads.count == batch.count, batch.ids.count == batch.count else {
                 throw VQError.invalid("the operation has \(batch.count) ids and \(batch.payloads.count) payloads")
@@ -387,8 +457,8 @@ package enum Operation: Sendable {
             }
         case .deleteVectors(_, let vectors):
             guard optional else { throw VQError.invalid("the unnamed vector cannot be deleted from a point; delete the point") }
-            if let bad = vectors.first(where: { !(0..<(dims.count + sparse)).contains($0) }) {
-                throw VQError.invalid("the operation deletes vector \(bad); the shard has \(dims.count + sparse)")
+            if let bad = vectors.first(where: { !(0..<(dims.count + sparse + multiDims.count)).contains($0) }) {
+                throw VQError.invalid("the operation deletes vector \(bad); the shard has \(dims.count + sparse + multiDims.count)")
             }
         case .setPayload(_, let payload, _):
             try Operation.checkPayload(payload, "the payload")

@@ -163,6 +163,7 @@ package final class PointReader {
     /// A named-vector line's vectors, by VectorLayout number, and its sparse ones.
     private var named: [[Float]?] = []
     private var namedSparse: [SparseVector?] = []
+    private var namedMulti: [[Float]?] = []
 
     /// - Parameters:
     ///   - vectors: the collection's vectors; each must have its dimension.
@@ -192,7 +193,7 @@ package final class PointReader {
         }
         var scratch: [Float] = []
         guard let point = try next(into: &scratch) else { return false }
-        withOptionalBuffers(named) { batch.append(id: point.id, vectors: $0, sparse: namedSparse, payload: point.payload) }
+        withOptionalBuffers(named) { batch.append(id: point.id, vectors: $0, sparse: namedSparse, multi: namedMulti, payload: point.payload) }
         return true
     }
 
@@ -284,6 +285,7 @@ package final class PointReader {
                 case "vector" where layout.named:
                     named = Array(repeating: nil, count: layout.count)
                     namedSparse = Array(repeating: nil, count: layout.sparse.count)
+                    namedMulti = Array(repeating: nil, count: layout.multi.count)
                     guard p.peek() == UInt8(ascii: "{") else {
                         throw VQError.invalid("\"vector\" must be an object of named vectors (\(layout.namesText)), e.g. {\"\(layout.specs.first?.name ?? layout.sparse.first?.name ?? "name")\": ...}")
                     }
@@ -295,6 +297,25 @@ package final class PointReader {
                             if case .sparse(let k) = try layout.ref(name) {
                                 guard namedSparse[k] == nil else { throw VQError.invalid("\"vector\" names \"\(name)\" twice") }
                                 namedSparse[k] = try SparseVector(json: try p.parseValue(), "vector \"\(name)\"")
+                                continue
+                            }
+                            if case .multi(let k) = try layout.ref(name) {
+                                guard namedMulti[k] == nil else { throw VQError.invalid("\"vector\" names \"\(name)\" twice") }
+                                let dim = layout.multi[k].dim
+                                guard case .array(let rows) = try p.parseValue(), !rows.isEmpty, rows.count <= MultiStore.maxVectors else {
+                                    throw VQError.invalid("vector \"\(name)\" must be 1 to \(MultiStore.maxVectors) arrays of \(dim) numbers (a multi-vector)")
+                                }
+                                var flat: [Float] = []
+                                for row in rows {
+                                    guard let items = row.arrayValue, items.count == dim else {
+                                        throw VQError.invalid("vector \"\(name)\" has a row that is not \(dim) numbers")
+                                    }
+                                    for e in items {
+                                        guard let d = e.doubleValue, Float(d).isFinite else { throw VQError.invalid("vector \"\(name)\" has an element that is not a finite number") }
+                                        flat.append(Float(d))
+                                    }
+                                }
+                                namedMulti[k] = flat
                                 continue
                             }
                             let k = try layout.index(name)

@@ -39,7 +39,8 @@ package struct RemoteShard: Sendable {
 
     package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, vectors: VectorLayout?) throws -> [PointRecord] {
         let bytes = try call("scan", ShardWire.encodeScan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload))
-        return try answer { try ShardWire.decodeRecords(bytes, dims: withVector ? vectors?.dims ?? [] : [], sparse: withVector ? vectors?.sparse.count ?? 0 : 0) }
+        return try answer { try ShardWire.decodeRecords(bytes, dims: withVector ? vectors?.dims ?? [] : [], sparse: withVector ? vectors?.sparse.count ?? 0 : 0,
+                                                    multiDims: withVector ? vectors?.multi.map(\.dim) ?? [] : []) }
     }
 
     package func sparseStats(store: Int, terms: [UInt32]) throws -> (points: Int, df: [Int]) {

@@ -409,7 +409,7 @@ package final class ReplicaSet: Sendable {
         var points = PointBatch(vectors)
         for r in batch.records {
             let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
-            withOptionalBuffers(r.vectors) { points.append(id: r.id, vectors: $0, sparse: r.sparse, payload: payload) }
+            withOptionalBuffers(r.vectors) { points.append(id: r.id, vectors: $0, sparse: r.sparse, multi: r.multi, payload: payload) }
         }
         let replication = placement.replication(collection, id)
         replication.lock.lock()

@@ -137,7 +137,8 @@ package final class SegmentHolder: @unchecked Sendable {
     func apply(_ op: UInt64, _ operation: Operation) throws {
         switch operation {
         case .upsert(let batch), .updateVectors(let batch):
-            guard batch.dims == options.vectors.dims, batch.sparse.count == options.vectors.sparse.count else {
+            guard batch.dims == options.vectors.dims, batch.sparse.count == options.vectors.sparse.count,
+                  batch.multiDims == options.vectors.multi.map(\.dim) else {
                 throw VQError(.corrupt, "operation \(op) has vectors of \(batch.dims) dimensions and \(batch.sparse.count) sparse ones; "
                               + "the shard expects \(options.vectors.dims) and \(options.vectors.sparse.count)")
             }
@@ -152,8 +153,9 @@ package final class SegmentHolder: @unchecked Sendable {
                         batch.has(k, i) ? UnsafeBufferPointer(rebasing: columns[k][(i * batch.dims[k])..<((i + 1) * batch.dims[k])]) : nil
                     }
                     var sparse = batch.sparseOf(i)
+                    var multi = batch.multiOf(i)
                     guard update else {
-                        try upsert(batch.ids[i], given, sparse, batch.payloads[i], op)
+                        try upsert(batch.ids[i], given, sparse, multi, batch.payloads[i], op)
                         continue
                     }
                     guard let loc = locations[batch.ids[i]] else { continue }
@@ -161,23 +163,28 @@ package final class SegmentHolder: @unchecked Sendable {
                     let row = Int(loc.row)
                     for k in stores where !batch.has(k, i) && !seg.stores[k].lacks(row) { given[k] = seg.stores[k].vector(row) }
                     for k in sparse.indices where sparse[k] == nil { sparse[k] = seg.sparseStores[k].vector(row) }
+                    for k in multi.indices where multi[k] == nil { multi[k] = seg.multiStores[k].value(row) }
                     // The kept vectors are read from the segment the point may move out of: copy them first.
                     let kept = given.map { $0.map(Array.init) }
-                    try withOptionalBuffers(kept) { try upsert(batch.ids[i], $0, sparse, seg.payloadBytes(row), op) }
+                    try withOptionalBuffers(kept) { try upsert(batch.ids[i], $0, sparse, multi, seg.payloadBytes(row), op) }
                 }
             }
         case .deleteVectors(let ids, let vectors):
-            let dense = options.vectors.count
+            let dense = options.vectors.count, sparseCount = options.vectors.sparse.count
             for id in ids {
                 guard let loc = locations[id] else { continue }
                 let seg = slots[Int(loc.slot)]!
                 let row = Int(loc.row)
-                func lacks(_ v: Int) -> Bool { v < dense ? seg.stores[v].lacks(row) : seg.sparseStores[v - dense].lacks(row) }
+                func lacks(_ v: Int) -> Bool {
+                    v < dense ? seg.stores[v].lacks(row)
+                        : v < dense + sparseCount ? seg.sparseStores[v - dense].lacks(row) : seg.multiStores[v - dense - sparseCount].lacks(row)
+                }
                 // Nothing to remove: the point stays as it is (no move, no new version).
                 if vectors.allSatisfy(lacks) { continue }
                 let kept = seg.stores.indices.map { k in vectors.contains(k) || seg.stores[k].lacks(row) ? nil : Array(seg.stores[k].vector(row)) }
                 let sparse = seg.sparseStores.indices.map { k in vectors.contains(dense + k) ? nil : seg.sparseStores[k].vector(row) }
-                try withOptionalBuffers(kept) { try upsert(id, $0, sparse, seg.payloadBytes(row), op) }
+                let multi = seg.multiStores.indices.map { k in vectors.contains(dense + sparseCount + k) ? nil : seg.multiStores[k].value(row) }
+                try withOptionalBuffers(kept) { try upsert(id, $0, sparse, multi, seg.payloadBytes(row), op) }
             }
         case .delete(let ids):
             for id in ids {
@@ -220,28 +227,28 @@ package final class SegmentHolder: @unchecked Sendable {
             if !seg.fieldIndexes.isEmpty { seg.reindex(row: row, old: old, new: changed) }
             return
         }
-        try withOptionalBuffers(seg.vectors(row)) { try upsert(id, $0, seg.sparseVectors(row), new, op) }
+        try withOptionalBuffers(seg.vectors(row)) { try upsert(id, $0, seg.sparseVectors(row), seg.multiVectors(row), new, op) }
     }
 
     /// Writes a point: over its row in the appendable segment, else as a new row there (its old
     /// row, if any, deleted). `vectors` may point into the point's own appendable row.
-    private func upsert(_ id: PointID, _ vectors: [UnsafeBufferPointer<Float>?], _ sparse: [SparseVector?], _ payload: [UInt8]?,
-                        _ op: UInt64) throws {
+    private func upsert(_ id: PointID, _ vectors: [UnsafeBufferPointer<Float>?], _ sparse: [SparseVector?], _ multi: [[Float]?],
+                        _ payload: [UInt8]?, _ op: UInt64) throws {
         if let loc = locations[id] {
             let seg = slots[Int(loc.slot)]!
             if Int(loc.slot) == appendableSlot && seg.appendable {
                 let old = seg.fieldIndexes.isEmpty ? nil : seg.payload(Int(loc.row))
-                try seg.overwrite(row: Int(loc.row), version: op, vectors: vectors, sparse: sparse, payload: payload)
+                try seg.overwrite(row: Int(loc.row), version: op, vectors: vectors, sparse: sparse, multi: multi, payload: payload)
                 if !seg.fieldIndexes.isEmpty { seg.reindex(row: Int(loc.row), old: old, new: payload.flatMap { try? JSONParser.parse($0) }) }
                 return
             }
             seg.markDeleted(Int(loc.row))
         }
-        if appendable.isFull || !appendable.appendable || !appendable.hasRoom(for: sparse) {
+        if appendable.isFull || !appendable.appendable || !appendable.hasRoom(for: sparse, multi: multi) {
             appendable.seal()
             try addAppendableSegment()
         }
-        let row = try appendable.append(id: id, version: op, vectors: vectors, sparse: sparse, payload: payload)
+        let row = try appendable.append(id: id, version: op, vectors: vectors, sparse: sparse, multi: multi, payload: payload)
         if !appendable.fieldIndexes.isEmpty, let payload { appendable.reindex(row: row, old: nil, new: try? JSONParser.parse(payload)) }
         locations[id] = Location(slot: Int32(appendableSlot), row: UInt32(row))
     }
@@ -319,7 +326,7 @@ package final class SegmentHolder: @unchecked Sendable {
             rows(inSlot: i, passing: filter).forEach { row in
                 let rec = seg.record(row)
                 out.append(PointRecord(id: rec.id, version: rec.version, vectors: withVector ? seg.vectors(row) : [],
-                                       sparse: withVector ? seg.sparseVectors(row) : [],
+                                       sparse: withVector ? seg.sparseVectors(row) : [], multi: withVector ? seg.multiVectors(row) : [],
                                        payload: withPayload ? seg.payload(row) : nil))
             }
         }
@@ -361,6 +368,7 @@ package final class SegmentHolder: @unchecked Sendable {
             guard seen.insert(rec.id).inserted else { continue }
             out.append((e.value, PointRecord(id: rec.id, version: rec.version, vectors: withVector ? seg.vectors(Int(e.row)) : [],
                                              sparse: withVector ? seg.sparseVectors(Int(e.row)) : [],
+                                             multi: withVector ? seg.multiVectors(Int(e.row)) : [],
                                              payload: withPayload ? seg.payload(Int(e.row)) : nil)))
         }
         return out
@@ -409,6 +417,23 @@ package final class SegmentHolder: @unchecked Sendable {
     /// - Returns: the hits (dot products as scores), and how many live points were left out.
     func searchSparse(_ query: SparseVector, store: Int, k: Int, withPayload: Bool, filter: Filter?,
                       include: (Segment) -> Bool) -> (hits: [ScoredPoint], skipped: Int) {
+        scoreEach(k: k, withPayload: withPayload, filter: filter, include: include) { seg, tag, skip, top in
+            seg.sparseStores[store].search(query, rows: seg.rowCount, tag: tag, skip: skip, into: &top)
+        }
+    }
+
+    /// The best `k` rows by MaxSim with multi-vector `store` (exact).
+    func searchMulti(_ query: [Float], store: Int, k: Int, withPayload: Bool, filter: Filter?,
+                     include: (Segment) -> Bool) -> (hits: [ScoredPoint], skipped: Int) {
+        scoreEach(k: k, withPayload: withPayload, filter: filter, include: include) { seg, tag, skip, top in
+            seg.multiStores[store].search(query, rows: seg.rowCount, tag: tag, skip: skip, into: &top)
+        }
+    }
+
+    /// Runs `score` on every segment `include` admits with the rows to skip (deleted, or not
+    /// passing `filter`), and turns the best `k` into hits (internal scores as reported ones).
+    private func scoreEach(k: Int, withPayload: Bool, filter: Filter?, include: (Segment) -> Bool,
+                           _ score: (Segment, UInt64, (Int) -> Bool, inout TopK) -> Void) -> (hits: [ScoredPoint], skipped: Int) {
         var top = TopK(k: k)
         var skipped = 0
         for (i, seg) in slots.enumerated() {
@@ -420,14 +445,11 @@ package final class SegmentHolder: @unchecked Sendable {
             let rows = seg.rowCount
             if let filter {
                 let allowed = seg.rows(passing: filter) { row(of: $0, inSlot: i) }
-                if allowed.cardinality > 0 {
-                    seg.sparseStores[store].search(query, rows: rows, tag: UInt64(i), skip: { !allowed.contains($0) }, into: &top)
-                }
+                if allowed.cardinality > 0 { score(seg, UInt64(i), { $0 >= rows || !allowed.contains($0) }, &top) }
             } else {
                 let deleted = UnsafePointer(seg.deleted.base)
                 let any = seg.deletedCount > 0
-                seg.sparseStores[store].search(query, rows: rows, tag: UInt64(i),
-                                               skip: { any && deleted[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }, into: &top)
+                score(seg, UInt64(i), { any && deleted[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }, &top)
             }
         }
         let hits = top.sorted().map { hit in
@@ -457,7 +479,7 @@ package final class SegmentHolder: @unchecked Sendable {
             let seg = slots[Int(loc.slot)]!
             let row = Int(loc.row)
             return PointRecord(id: id, version: seg.record(row).version, vectors: withVector ? seg.vectors(row) : [],
-                               sparse: withVector ? seg.sparseVectors(row) : [],
+                               sparse: withVector ? seg.sparseVectors(row) : [], multi: withVector ? seg.multiVectors(row) : [],
                                payload: withPayload ? seg.payload(row) : nil)
         }
     }

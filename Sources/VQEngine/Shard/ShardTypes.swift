@@ -63,6 +63,8 @@ package struct ShardSearch: Sendable {
     package var vector = 0
     /// A sparse query (IDF already applied), searched instead of the dense one.
     package var sparse: SparseVector? = nil
+    /// A multi-vector query (flat, prepared), scored by MaxSim against multi-vector `vector`.
+    package var multi: [Float]? = nil
 
     package init(k: Int, ef: Int) {
         self.k = k
@@ -96,13 +98,16 @@ package struct PointRecord: Sendable {
     package var vectors: [[Float]?]
     /// Its sparse vectors likewise.
     package var sparse: [SparseVector?]
+    /// Its multi-vectors likewise (flat).
+    package var multi: [[Float]?]
     package var payload: JSON?
 
-    package init(id: PointID, version: UInt64, vectors: [[Float]?], sparse: [SparseVector?] = [], payload: JSON?) {
+    package init(id: PointID, version: UInt64, vectors: [[Float]?], sparse: [SparseVector?] = [], multi: [[Float]?] = [], payload: JSON?) {
         self.id = id
         self.version = version
         self.vectors = vectors
         self.sparse = sparse
+        self.multi = multi
         self.payload = payload
     }
 }

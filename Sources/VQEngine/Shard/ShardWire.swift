@@ -7,12 +7,15 @@
 //   id          | tag u8 (0 number, 1 uuid) | a u64 | b u64 |                    (17 bytes)
 //   json        | length u32 | UTF-8 JSON |            (length 0xFFFFFFFF: absent)
 //   search      | dim u32 | dim x f32 | k u32 | ef u32 | flags u8 (1 exact, 2 indexed_only,
-//               | 4 with_payload) | vector number u32 | filter json |
+//               | 4 with_payload, 8 sparse, 16 multi) | vector number u32 | filter json |
+//               | sparse: sparse vector | multi: n u32 | n x dim x f32 |
 //   hits        | count u32 | count x (id | version u64 | score f32 | rank f32 | payload json) |
 //               | skipped u64 |
 //   scan        | flags u8 (1 with_vector, 2 with_payload, 4 ids) | [count u32 | ids] | filter json |
 //   records     | count u32 | vectors u32 (0: none asked) | dims (vectors x u32; 0: none present) |
-//               | count x (id | version u64 | per vector: present u8 [, dim x f32] | payload json) |
+//               | count x (id | version u64 | per vector: present u8 [, dim x f32] |
+//               | with vectors: sparse count u8, each present u8 [, sparse vector]; multi count u8,
+//               | each present u8 [, n u32, n x dim x f32] | payload json) |
 //   receive     | flags u8 (1 clear, 2 last) | seq u64 | epoch u64 | records |
 //   transfer    | to u64 | flags u8 (1 after) | seq u64 | epoch u64 |
 //   count       | points u64 |
@@ -121,16 +124,21 @@ package enum ShardWire {
         query.withUnsafeBufferPointer { w.floats($0) }
         w.u32(UInt32(s.k))
         w.u32(UInt32(min(s.ef, Int(UInt32.max))))
-        w.u8((s.exact ? 1 : 0) | (s.indexedOnly ? 2 : 0) | (s.withPayload ? 4 : 0) | (s.sparse != nil ? 8 : 0))
+        w.u8((s.exact ? 1 : 0) | (s.indexedOnly ? 2 : 0) | (s.withPayload ? 4 : 0) | (s.sparse != nil ? 8 : 0) | (s.multi != nil ? 16 : 0))
         w.u32(UInt32(s.vector))
         w.json(s.filter?.json)
         if let sparse = s.sparse { sparseVector(sparse, &w) }
+        if let multi = s.multi {
+            w.u32(UInt32(multi.count))
+            multi.withUnsafeBufferPointer { w.floats($0) }
+        }
         return w.bytes
     }
 
     /// - Throws: `.invalidInput` unless the searched vector is one of `dims` and the query has its
     ///   dimension in finite values, k is 1 to `maxResults` and ef at least 1.
-    package static func decodeSearch(_ bytes: [UInt8], dims: [Int], sparse: Int = 0, maxResults: Int) throws -> ([Float], ShardSearch) {
+    package static func decodeSearch(_ bytes: [UInt8], dims: [Int], sparse: Int = 0, multiDims: [Int] = [],
+                                     maxResults: Int) throws -> ([Float], ShardSearch) {
         try decode(bytes, "shard search") { r in
             let n = Int(try r.u32())
             guard n <= dims.max() ?? 0 else { throw VQError(.corrupt, "the vector has \(n) dimensions; the shard has vectors of \(dims)") }
@@ -144,7 +152,10 @@ package enum ShardWire {
             s.indexedOnly = flags & 2 != 0
             s.withPayload = flags & 4 != 0
             let v = Int(try r.u32())
-            if flags & 8 != 0 {
+            guard flags & 24 != 24 else { throw VQError(.corrupt, "a search is both sparse and multi") }
+            if flags & 16 != 0 {
+                guard multiDims.indices.contains(v), n == 0 else { throw VQError(.corrupt, "multi-vector \(v) is searched; the shard has \(multiDims.count)") }
+            } else if flags & 8 != 0 {
                 guard (0..<sparse).contains(v), n == 0 else { throw VQError(.corrupt, "sparse vector \(v) is searched; the shard has \(sparse)") }
             } else {
                 guard dims.indices.contains(v) else { throw VQError(.corrupt, "vector \(v) is searched; the shard has \(dims.count)") }
@@ -155,6 +166,13 @@ package enum ShardWire {
                 do { s.filter = try Filter(json: f) } catch let e as VQError { throw VQError(.corrupt, "the filter: \(e.message)") }
             }
             if flags & 8 != 0 { s.sparse = try r.sparseVector() }
+            if flags & 16 != 0 {
+                let count = try r.count(of: 4, "multi-vector floats")
+                guard count > 0, count % multiDims[v] == 0, count / multiDims[v] <= MultiStore.maxVectors else {
+                    throw VQError(.corrupt, "a multi-vector query of \(count) floats does not fit \(multiDims[v])-dimensional vectors")
+                }
+                s.multi = try r.vector(count)
+            }
             return (query, s)
         }
     }
@@ -303,6 +321,16 @@ package enum ShardWire {
                 for v in r.sparse {
                     if let v { w.u8(1); sparseVector(v, &w) } else { w.u8(0) }
                 }
+                w.u8(UInt8(r.multi.count))
+                for v in r.multi {
+                    if let v {
+                        w.u8(1)
+                        w.u32(UInt32(v.count))
+                        v.withUnsafeBufferPointer { w.floats($0) }
+                    } else {
+                        w.u8(0)
+                    }
+                }
             }
             w.json(r.payload)
         }
@@ -315,18 +343,18 @@ package enum ShardWire {
         return w.bytes
     }
 
-    package static func decodeRecords(_ bytes: [UInt8], dims: [Int], sparse: Int = 0) throws -> [PointRecord] {
-        try decode(bytes, "peer records") { r in try records(&r, dims: dims, sparse: sparse) }
+    package static func decodeRecords(_ bytes: [UInt8], dims: [Int], sparse: Int = 0, multiDims: [Int] = []) throws -> [PointRecord] {
+        try decode(bytes, "peer records") { r in try records(&r, dims: dims, sparse: sparse, multiDims: multiDims) }
     }
 
     /// - Parameter dims: the collection's vectors; records carry all of them (where present) or none.
     /// - Parameter sparse: the collection's sparse vectors when vectors were asked for (each record
     ///   carries that many), else 0.
-    static func records(_ r: inout ByteReader, dims expected: [Int], sparse: Int = 0) throws -> [PointRecord] {
+    static func records(_ r: inout ByteReader, dims expected: [Int], sparse: Int = 0, multiDims: [Int] = []) throws -> [PointRecord] {
         let n = Int(try r.u32())
         let stores = Int(try r.u32())
         // Asked for vectors (`expected` not empty), records carry every one (each present or not).
-        let withVector = !expected.isEmpty || sparse > 0
+        let withVector = !expected.isEmpty || sparse > 0 || !multiDims.isEmpty
         guard stores == expected.count || (stores == 0 && (!withVector || n == 0)) else {
             throw VQError(.corrupt, "records carry \(stores) vectors each; expected \(expected.count)")
         }
@@ -352,6 +380,7 @@ package enum ShardWire {
                 }
             }
             var sparseVectors: [SparseVector?] = []
+            var multi: [[Float]?] = []
             if withVector {
                 let m = Int(try r.u8())
                 guard m == sparse else { throw VQError(.corrupt, "a record carries \(m) sparse vectors; expected \(sparse)") }
@@ -362,8 +391,22 @@ package enum ShardWire {
                     case let flag: throw VQError(.corrupt, "a record has sparse flag \(flag); expected 0 or 1")
                     }
                 }
+                let mm = Int(try r.u8())
+                guard mm == multiDims.count else { throw VQError(.corrupt, "a record carries \(mm) multi-vectors; expected \(multiDims.count)") }
+                for dim in multiDims {
+                    switch try r.u8() {
+                    case 0: multi.append(nil)
+                    case 1:
+                        let count = try r.count(of: 4, "multi-vector floats")
+                        guard count > 0, count % dim == 0, count / dim <= MultiStore.maxVectors else {
+                            throw VQError(.corrupt, "a record's multi-vector of \(count) floats does not fit \(dim)-dimensional vectors")
+                        }
+                        multi.append(try r.vector(count))
+                    case let flag: throw VQError(.corrupt, "a record has multi-vector flag \(flag); expected 0 or 1")
+                    }
+                }
             }
-            out.append(PointRecord(id: id, version: version, vectors: vectors, sparse: sparseVectors, payload: try r.payload()))
+            out.append(PointRecord(id: id, version: version, vectors: vectors, sparse: sparseVectors, multi: multi, payload: try r.payload()))
         }
         return out
     }
@@ -394,8 +437,9 @@ package enum ShardWire {
             let flags = try r.u8()
             let seq = try r.u64(), epoch = try r.u64()
             guard seq < 1 << 62 else { throw VQError(.corrupt, "sequence number \(seq) is out of range") }
-            let records = try records(&r, dims: vectors.dims, sparse: vectors.sparse.count)
+            let records = try records(&r, dims: vectors.dims, sparse: vectors.sparse.count, multiDims: vectors.multi.map(\.dim))
             for rec in records where rec.vectors.count != vectors.count || rec.sparse.count != vectors.sparse.count
+                || rec.multi.count != vectors.multi.count
                 || (!vectors.named && rec.vectors.contains { $0 == nil }) {
                 throw VQError(.corrupt, "transferred point \(rec.id) lacks vectors")
             }
@@ -463,7 +507,7 @@ package enum ShardWire {
         let op: Operation
         do {
             op = try bytes.withUnsafeBytes { try Operation.decode($0) }
-            try op.validate(dims: vectors.dims, sparse: vectors.sparse.count, optional: vectors.named)
+            try op.validate(dims: vectors.dims, sparse: vectors.sparse.count, multiDims: vectors.multi.map(\.dim), optional: vectors.named)
         } catch let e as VQError {
             throw VQError.invalid("shard operation is malformed: \(e.message)")
         }

@@ -397,3 +397,112 @@ extension PointBatch {
         try engine.close()
     }
 }
+
+/// Multi-vectors scored by MaxSim: searched, re-ranked, updated, deleted, indexed and reopened,
+/// every answer checked against brute force computed here.
+@Suite struct MultiVectorTests {
+    let t = QdrantAPITests()
+
+    /// Point i's "colbert" (3-d, cosine): 1 to 4 vectors; every fifth point has none.
+    static func colbert(_ i: Int) -> [[Float]]? {
+        guard i % 5 != 0 else { return nil }
+        return (0..<(1 + i % 4)).map { j in [Float((i * 3 + j * 7) % 11) - 5, Float((i + j * 5) % 13) - 6, Float((i * 7 + j) % 5) + 0.5] }
+    }
+
+    static func unit(_ v: [Float]) -> [Float] {
+        let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return v.map { $0 / n }
+    }
+
+    static func maxSim(_ q: [[Float]], _ d: [[Float]]) -> Float {
+        q.map(unit).reduce(0) { total, qv in total + d.map(unit).map { dv in zip(qv, dv).reduce(0) { $0 + $1.0 * $1.1 } }.max()! }
+    }
+
+    static func truth(_ q: [[Float]], among: [Int], stored: (Int) -> [[Float]]?, k: Int) -> [(Int64, Float)] {
+        let scored = among.compactMap { i in stored(i).map { (Int64(i), maxSim(q, $0)) } }
+        return Array(scored.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k))
+    }
+
+    func hits(_ api: QdrantAPI, _ body: String) -> [(Int64, Float)] {
+        let r = t.call(api, "POST", "/collections/c/points/query", body).1?["result"]?["points"]?.arrayValue ?? []
+        return r.compactMap { p in p["id"]?.intValue.map { ($0, Float(p["score"]?.doubleValue ?? .nan)) } }
+    }
+
+    func same(_ a: [(Int64, Float)], _ b: [(Int64, Float)]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && abs($0.1 - $1.1) <= 1e-4 * max(1, abs($1.1)) }
+    }
+
+    @Test("multi-vectors: exact MaxSim search and re-ranking, a point without one, update, delete, indexing, reopen")
+    func multiVectors() throws {
+        let tmp = TempDir()
+        var engine: Engine! = try Engine(path: tmp.path, warn: { _ in })
+        var api: QdrantAPI! = QdrantAPI(engine: engine, config: APIConfig())
+        let create = #"{"vectors":{"dense":{"size":2,"distance":"Dot"},"colbert":{"size":3,"distance":"Cosine","multivector_config":{"comparator":"max_sim"}}}}"#
+        #expect(t.call(api, "PUT", "/collections/c", create).0 == 200)
+        let params = t.call(api, "GET", "/collections/c").1?["result"]?["config"]?["params"]?["vectors"]
+        #expect(params?["colbert"]?["multivector_config"]?["comparator"] == .string("max_sim"), "\(params?.compactText ?? "")")
+        let all = Array(0..<200)
+        func point(_ i: Int) -> String {
+            var v = #""dense":[\#(Float(i % 10) / 10),1]"#
+            if let c = MultiVectorTests.colbert(i) { v += #","colbert":\#(c)"# }
+            return #"{"id":\#(i),"vector":{\#(v)},"payload":{"i":\#(i)}}"#
+        }
+        #expect(t.call(api, "PUT", "/collections/c/points", "{\"points\":[\(all.map(point).joined(separator: ","))]}", query: ["wait": "true"]).0 == 200)
+        let q: [[Float]] = [[1, 0, 0.5], [-2, 1, 1]]
+        func check(_ when: String, stored: (Int) -> [[Float]]?) {
+            let want = MultiVectorTests.truth(q, among: all, stored: stored, k: 10)
+            #expect(want.count == 10)
+            #expect(same(hits(api, #"{"query":\#(q),"using":"colbert","limit":10}"#), want), "\(when)")
+            let filtered = MultiVectorTests.truth(q, among: Array(0..<50), stored: stored, k: 5)
+            #expect(same(hits(api, #"{"query":\#(q),"using":"colbert","limit":5,"filter":{"must":[{"key":"i","range":{"lt":50}}]}}"#), filtered),
+                    "\(when)")
+            // Late interaction: candidates by the dense vector, re-ranked by MaxSim.
+            let candidates = hits(api, #"{"query":[1,0.2],"using":"dense","limit":40}"#).map { Int($0.0) }
+            let rerank = MultiVectorTests.truth(q, among: candidates, stored: stored, k: 5)
+            #expect(same(hits(api, #"{"prefetch":{"query":[1,0.2],"using":"dense","limit":40},"query":\#(q),"using":"colbert","limit":5}"#), rerank),
+                    "\(when): re-rank")
+        }
+        check("appendable", stored: MultiVectorTests.colbert)
+        _ = try engine.collection("c").optimize()
+        check("sealed", stored: MultiVectorTests.colbert)
+        // Returned as arrays of (normalised) vectors.
+        let got = t.call(api, "POST", "/collections/c/points", #"{"ids":[3],"with_vector":["colbert"],"with_payload":false}"#).1?["result"]?.arrayValue?.first
+        #expect(got?["vector"]?["colbert"]?.arrayValue?.count == 4 && got?["vector"]?["dense"] == nil, "\(got?.compactText ?? "")")
+        // Update one point's, give one to a point without, delete another's.
+        let update = #"{"points":[{"id":1,"vector":{"colbert":[[1,0,0.5]]}},{"id":5,"vector":{"colbert":[[-2,1,1],[0,0,1]]}}]}"#
+        #expect(t.call(api, "PUT", "/collections/c/points/vectors", update, query: ["wait": "true"]).0 == 200)
+        #expect(t.call(api, "POST", "/collections/c/points/vectors/delete", #"{"points":[2],"vector":["colbert"]}"#, query: ["wait": "true"]).0 == 200)
+        func changed(_ i: Int) -> [[Float]]? {
+            switch i {
+            case 1: return [[1, 0, 0.5]]
+            case 5: return [[-2, 1, 1], [0, 0, 1]]
+            case 2: return nil
+            default: return MultiVectorTests.colbert(i)
+            }
+        }
+        check("changed", stored: changed)
+        // A point id as the query: its stored multi-vector; the point itself left out.
+        let byID = hits(api, #"{"query":5,"using":"colbert","limit":3}"#)
+        #expect(same(byID, MultiVectorTests.truth([[-2, 1, 1], [0, 0, 1]], among: all.filter { $0 != 5 }, stored: changed, k: 3)), "\(byID)")
+        for (body, fragment) in [
+            (#"{"query":[[1,0,0],[1,0]],"using":"colbert"}"#, "has 2 numbers"),
+            (#"{"query":[[1,0]],"using":"colbert"}"#, "vectors of 3 dimensions"),
+            (#"{"query":[1,0,0],"using":"colbert"}"#, "multi-vector"),
+            (#"{"query":[[1,0]],"using":"dense"}"#, "multi-vector"),
+            (#"{"query":{"recommend":{"positive":[3]}},"using":"colbert"}"#, "multi-vector"),
+        ] {
+            let (status, err, _) = t.call(api, "POST", "/collections/c/points/query", body)
+            #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
+        }
+        for (body, status) in [(#"{"vectors":{"m":{"size":3,"distance":"Cosine","multivector_config":{"comparator":"min_sim"}}}}"#, 422),
+                               (#"{"vectors":{"m":{"size":3,"distance":"Euclid","multivector_config":{"comparator":"max_sim"}}}}"#, 400)] {
+            #expect(t.call(api, "PUT", "/collections/d", body).0 == status, "\(body)")
+        }
+        try engine.close()
+        (engine, api) = (nil, nil)
+        engine = try Engine(path: tmp.path, warn: { _ in })
+        api = QdrantAPI(engine: engine, config: APIConfig())
+        check("reopened", stored: changed)
+        try engine.close()
+    }
+}

@@ -210,12 +210,12 @@ import Testing
         for (body, fragment) in [
             (#"{"vectors":{"size":4,"distance":"Dot"},"sparse_vectors":{"text":{}}}"#, "sparse_vectors"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"scalar":{"type":"int8"}}}"#, "quantization_config"),
-            (#"{"vectors":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}"#, "multivector_config"),
+            (#"{"vectors":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}"#, "unnamed multi-vector"),
             (#"{"vectors":{"size":4,"distance":"Dot","datatype":"float16"}}"#, "datatype"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"hnsw_config":{"payload_m":16}}"#, "payload_m"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"on_disk_payload":"no"}"#, "on_disk_payload"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"wal_config":{"wal_segments_ahead":2}}"#, "wal_segments_ahead"),
-            (#"{"vectors":{"dense":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}}"#, "vectors.dense"),
+            (#"{"vectors":{"dense":{"size":4,"distance":"Manhattan","multivector_config":{"comparator":"max_sim"}}}}"#, "Cosine or Dot"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"sharding_method":"custom"}"#, "sharding_method"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"shard_numbr":2}"#, "shard_numbr"),
         ] {
