@@ -229,7 +229,7 @@ _vq() {
         --ef-construct) COMPREPLY=(); return ;;
         --threads) COMPREPLY=(); return ;;
         --full-scan-threshold) COMPREPLY=(); return ;;
-        --scenario) COMPREPLY=($(compgen -W "recall filter sparse write-load" -- "$cur")); return ;;
+        --scenario) COMPREPLY=($(compgen -W "recall filter sparse multi write-load" -- "$cur")); return ;;
         --duration) COMPREPLY=(); return ;;
         --collection) COMPREPLY=(); return ;;
         --clients) COMPREPLY=(); return ;;

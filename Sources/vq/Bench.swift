@@ -34,6 +34,23 @@ func bench(_ args: Arguments) throws -> Int32 {
         standardOutput.write(args.has("json") ? report.json : report.table)
         return 0
     }
+    if args.string("scenario") == "multi" {
+        // Generated late-interaction data: --synthetic DOCS,DIM.
+        let spec = (args.string("synthetic") ?? "10000,64").split(separator: ",").compactMap { Int($0) }
+        guard spec.count == 2, spec[0] > 0, (1...4096).contains(spec[1]) else {
+            throw UsageError(message: "--synthetic is '\(args.string("synthetic") ?? "")'; with --scenario multi expected DOCS,DIM such as 10000,64")
+        }
+        let keep = args.string("data-dir")
+        let root = keep ?? (FileManager.default.temporaryDirectory.path + "/vq-bench-\(getpid())")
+        defer { if keep == nil { try? FileIO.removeTree(root) } }
+        let progress = StatusLine(quiet: args.quiet)
+        let report = try benchMulti(root: root, docs: spec[0], dim: spec[1], queries: try args.int("queries-count", default: 100, in: 1...100_000),
+                                    efs: args.string("ef") == nil ? [32, 64, 128] : efs, seed: UInt64(try args.int("seed", default: 42, in: 0...Int.max)),
+                                    progress: progress)
+        progress.clear()
+        standardOutput.write(args.has("json") ? report.json : report.table)
+        return 0
+    }
     let dataset = try loadBenchDataset(args, k: k, distance: distance)
     if let dir = args.string("save-dataset") { try dataset.save(to: dir) }
     let scenario = args.string("scenario") ?? "recall"
@@ -93,8 +110,8 @@ func bench(_ args: Arguments) throws -> Int32 {
         progress.clear()
         standardOutput.write(json ? report.json : report.table)
     default:
-        throw UsageError(message: "--scenario is '\(scenario)'; expected recall, filter, sparse or write-load"
-                         + suggestion(scenario, ["recall", "filter", "sparse", "write-load"]))
+        throw UsageError(message: "--scenario is '\(scenario)'; expected recall, filter, sparse, multi or write-load"
+                         + suggestion(scenario, ["recall", "filter", "sparse", "multi", "write-load"]))
     }
     return 0
 }

@@ -76,7 +76,8 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     do {
         while true {
             guard try reader.next(into: &batch) else { break }
-            if batch.count >= batchSize { try submit() }
+            // Large vectors (multi-vectors) also end a batch: about 16 MiB of JSON through a server.
+            if batch.count >= batchSize || (batch.multi.isEmpty ? false : batch.floatCount >= 1 << 20) { try submit() }
         }
         try submit()
         try makeDurable()

@@ -80,7 +80,7 @@ extension QdrantAPI {
                 do { ref = try layout.ref(name) } catch let e as VQError { throw VQError.invalid("\(what): \(e.message)") }
                 if case .multi(let k) = ref {
                     guard multi[k] == nil else { throw VQError.invalid("\(what) names vector \"\(name)\" twice") }
-                    var v = try multiVector(value, "\(what).\(name)")
+                    var v = try multiVector(value, "\(what).\(name)", dim: layout.multi[k].dim)
                     try collection.prepareMulti(&v, k)
                     multi[k] = v
                     continue
@@ -106,16 +106,24 @@ extension QdrantAPI {
         return (out, sparse, multi)
     }
 
-    /// A multi-vector: an array of arrays of numbers, flattened (sizes are checked by `prepareMulti`).
-    func multiVector(_ json: JSON, _ what: String) throws -> [Float] {
+    /// A multi-vector: 1 to 4,096 arrays of `dim` numbers, flattened. A single array of `dim`
+    /// numbers is taken as a multi-vector of one (in queries).
+    func multiVector(_ json: JSON, _ what: String, dim: Int, single: Bool = false) throws -> [Float] {
+        if single, let items = json.arrayValue, items.count == dim, items.allSatisfy({ $0.doubleValue != nil }) {
+            return items.map { Float($0.doubleValue!) }
+        }
         guard let rows = json.arrayValue, !rows.isEmpty, rows.allSatisfy({ $0.arrayValue != nil }) else {
-            throw VQError.invalid("\(what) is \(json.typeName); expected a multi-vector: a non-empty array of arrays of numbers")
+            throw VQError.invalid("\(what) is \(json.typeName); expected a multi-vector: a non-empty array of arrays of \(dim) numbers")
+        }
+        guard rows.count <= MultiStore.maxVectors else {
+            throw VQError.invalid("\(what) has \(rows.count) vectors; expected at most \(MultiStore.maxVectors)")
         }
         var flat: [Float] = []
+        flat.reserveCapacity(rows.count * dim)
         for (i, row) in rows.enumerated() {
             let items = row.arrayValue!
-            guard items.count == rows[0].arrayValue!.count else {
-                throw VQError.invalid("\(what)[\(i)] has \(items.count) numbers; \(what)[0] has \(rows[0].arrayValue!.count)")
+            guard items.count == dim else {
+                throw VQError.invalid("\(what)[\(i)] has \(items.count) numbers; expected vectors of \(dim) dimensions")
             }
             for (j, e) in items.enumerated() {
                 guard let d = e.doubleValue else { throw VQError.invalid("\(what)[\(i)][\(j)] is \(e.typeName); expected a number") }
@@ -133,7 +141,9 @@ extension QdrantAPI {
             throw VQError.invalid("\(what) is a sparse vector; expected a dense one (an array of numbers) here")
         }
         guard let items = json.arrayValue else { throw VQError.invalid("\(what) is \(json.typeName); expected an array of numbers") }
-        if case .array? = items.first { throw VQError.invalid("\(what) is a multi-vector; vq stores one vector per name (multivector_config is not supported yet)") }
+        if case .array? = items.first {
+            throw VQError.invalid("\(what) is a multi-vector (an array of arrays); this vector takes one array of numbers (multi-vectors need multivector_config)")
+        }
         return try items.enumerated().map { i, e in
             guard let d = e.doubleValue else { throw VQError.invalid("\(what) element \(i) is \(e.typeName); expected a number") }
             return Float(d)
@@ -162,7 +172,7 @@ extension QdrantAPI {
     func queryValue(_ json: JSON, _ what: String, _ ref: VectorRef, _ collection: VectorCollection) throws -> QueryVector {
         switch ref {
         case .dense: return .dense(try denseVector(json, what))
-        case .multi: return .multi(try multiVector(json, what))
+        case .multi(let k): return .multi(try multiVector(json, what, dim: collection.config.vectors.multi[k].dim, single: true))
         case .sparse(let k):
             if case .array = json {
                 throw VQError.invalid("\(what) is an array; vector \"\(collection.config.vectors.sparse[k].name)\" is sparse: expected {\"indices\", \"values\"}")

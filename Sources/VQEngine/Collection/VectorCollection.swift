@@ -299,7 +299,8 @@ package final class VectorCollection: @unchecked Sendable {
         }
         let k = request.limit + request.offset
         if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }
-        let ef = request.sparse == nil && request.multi == nil ? config.vectors[request.using].efConstruct ?? config.efConstruct : k
+        let ef = request.multi != nil ? config.vectors.multi[request.using].efConstruct ?? config.efConstruct
+            : request.sparse != nil ? k : config.vectors[request.using].efConstruct ?? config.efConstruct
         var shardRequest = ShardSearch(k: k, ef: request.hnswEf ?? max(ef, k))
         shardRequest.vector = request.using
         if let sparse = request.sparse {

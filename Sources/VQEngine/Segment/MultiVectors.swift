@@ -9,8 +9,15 @@
 //   multi.K.dat   the vectors, each `dim` floats (cosine: unit length); append-only (a rewrite
 //                 that fits reuses the row's slot)
 //
-// Search scores every row that has the vector (exact MaxSim, SIMD kernels per pair), so
-// recall is 1; a graph over the points or the single vectors is future work.
+//   multi.K.hnsw  sealed, indexed segments of a multi-vector whose own hnsw_config.m asks for one:
+//                 an HNSW graph over the single vectors (tokens) of every row (tokens no row
+//                 refers to are left out)
+//
+// Search without a graph scores every row (exact MaxSim, SIMD kernels per pair): the default.
+// With one, as ColBERT retrieves: each query vector finds its `ef` nearest tokens in the
+// graph, their rows are the candidates, scored exactly in order of an upper bound of their
+// MaxSim until the bound cannot beat the k-th score. Faster on large collections, at some
+// recall (BENCHMARKS.md, "Multi-vectors").
 
 /// One multi-vector's rows in a segment.
 package final class MultiStore: @unchecked Sendable {
@@ -18,10 +25,59 @@ package final class MultiStore: @unchecked Sendable {
     let refs: MappedArray<PayloadRef>
     let data: MappedArray<Float>
 
+    /// The graph over the tokens (sealed, indexed segments whose spec's m is not 0).
+    package private(set) var graph: HNSWGraph?
+    /// Token -> the row it belongs to (UInt32.max: none), for `graph`.
+    private var tokenRow: [UInt32] = []
+    /// Tokens of no row, as a bitmap (left out of the graph and of its answers).
+    private var orphans: [UInt64] = []
+
     init(spec: VectorSpec, refs: MappedArray<PayloadRef>, data: MappedArray<Float>) {
         self.spec = spec
         self.refs = refs
         self.data = data
+    }
+
+    static func graphFile(_ k: Int) -> String { "multi.\(k).hnsw" }
+
+    /// Maps tokens to rows (from the row table) and marks the orphans.
+    private func mapTokens(rows: Int) {
+        let tokens = data.count / dim
+        tokenRow = [UInt32](repeating: .max, count: tokens)
+        for row in 0..<rows {
+            let ref = refs.base[row]
+            guard ref.length > 0, floats(row).count > 0 else { continue }
+            let first = Int(ref.offset) / dim
+            for t in first..<(first + Int(ref.length)) where t < tokens { tokenRow[t] = UInt32(row) }
+        }
+        orphans = [UInt64](repeating: 0, count: (tokens + 63) / 64)
+        for t in 0..<tokens where tokenRow[t] == .max { orphans[t >> 6] |= 1 << UInt64(t & 63) }
+    }
+
+    /// Builds the token graph (the rows no longer change) and writes it to `path`.
+    /// - Returns: nil when `shouldContinue` said stop.
+    func buildGraph(_ params: HNSWParams, rows: Int, path: String, shouldContinue: (@Sendable () -> Bool)?) throws -> HNSWGraph? {
+        mapTokens(rows: rows)
+        let built = orphans.withUnsafeBufferPointer { o in
+            HNSWBuilder.build(vectors: data.base, count: data.count / dim, dim: dim, distance: spec.distance, params: params,
+                              skip: o.baseAddress, shouldContinue: shouldContinue)
+        }
+        guard let g = built else { return nil }
+        try g.write(to: path)
+        return g
+    }
+
+    /// Opens a graph written by `buildGraph` for these rows.
+    func openGraph(_ path: String, rows: Int) throws {
+        let g = try HNSWGraph.open(path)
+        guard g.count == data.count / dim else { throw VQError(.corrupt, "\(path) has \(g.count) nodes; the segment has \(data.count / dim) tokens") }
+        mapTokens(rows: rows)
+        graph = g
+    }
+
+    func attach(_ g: HNSWGraph?, rows: Int) {
+        if g != nil && tokenRow.count != data.count / dim { mapTokens(rows: rows) }
+        graph = g
     }
 
     /// The most floats an appendable segment's multi.K.dat may hold (virtual reservation only).
@@ -69,11 +125,64 @@ package final class MultiStore: @unchecked Sendable {
     }
 
     /// Adds the best rows by MaxSim with `query` (flat, `dim` floats per vector; prepared) to `top`.
-    func search(_ query: [Float], rows: Int, tag: UInt64, skip: (Int) -> Bool, into top: inout TopK) {
+    /// - Parameters:
+    ///   - ef: tokens each query vector takes from the graph (when there is one); their rows are
+    ///     scored exactly. Without a graph, or with fewer candidates than `top` wants, every row is.
+    func search(_ query: [Float], rows: Int, tag: UInt64, ef: Int, exact: Bool, skip: (Int) -> Bool, into top: inout TopK) {
         let distance = DistanceFunction(spec.distance)
         query.withUnsafeBufferPointer { q in
+            if let graph, !exact {
+                // Each query vector's `ef` nearest tokens: per candidate row, the best similarity
+                // seen for each query vector. A token not seen is no closer than the farthest
+                // one seen for that query vector (`floor`), so the sum over query vectors of
+                // (seen ?? floor) bounds a candidate's MaxSim from above: candidates are scored
+                // exactly in order of that bound until it cannot beat the k-th score.
+                let nq = q.count / dim
+                var slot: [Int: Int] = [:]
+                var candidates: [Int] = []
+                var seen: [Float] = []
+                var floor = [Float](repeating: .infinity, count: nq)
+                orphans.withUnsafeBufferPointer { o in
+                    for i in 0..<nq {
+                        let hits = graph.search(q.baseAddress! + i * dim, vectors: data.base, dim: dim, distance: distance, k: ef, ef: ef,
+                                                deleted: o.baseAddress)
+                        for h in hits {
+                            let row = Int(tokenRow[Int(h.node)])
+                            guard row < rows else { continue }
+                            let sim = -h.distance
+                            floor[i] = min(floor[i], sim)
+                            let c: Int
+                            if let known = slot[row] { c = known } else {
+                                guard !skip(row) else { slot[row] = -1; continue }
+                                c = candidates.count
+                                slot[row] = c
+                                candidates.append(row)
+                                seen.append(contentsOf: repeatElement(-.infinity, count: nq))
+                            }
+                            if c >= 0 { seen[c * nq + i] = max(seen[c * nq + i], sim) }
+                        }
+                        if hits.isEmpty { floor[i] = -.infinity }
+                    }
+                }
+                if candidates.count >= top.k {
+                    let bounds = candidates.indices.map { c in
+                        (0..<nq).reduce(Float(0)) { $0 + (seen[c * nq + $1] == -.infinity ? floor[$1] : seen[c * nq + $1]) }
+                    }
+                    for c in candidates.indices.sorted(by: { bounds[$0] > bounds[$1] }) {
+                        if top.isFull && bounds[c] < top.threshold { break }
+                        let row = candidates[c]
+                        let doc = floats(row)
+                        if doc.isEmpty { continue }   // damaged: never a hit
+                        let s = MultiStore.maxSim(q, doc, dim: dim, distance)
+                        if s >= top.threshold { top.push(ScoredKey(score: s, key: tag << 32 | UInt64(row))) }
+                    }
+                    return
+                }
+            }
             for row in 0..<rows where !lacks(row) && !skip(row) {
-                let s = MultiStore.maxSim(q, floats(row), dim: dim, distance)
+                let doc = floats(row)
+                if doc.isEmpty { continue }   // damaged: never a hit
+                let s = MultiStore.maxSim(q, doc, dim: dim, distance)
                 if s >= top.threshold { top.push(ScoredKey(score: s, key: tag << 32 | UInt64(row))) }
             }
         }

@@ -263,6 +263,7 @@ package final class Segment: @unchecked Sendable {
             FileIO.remove(directory + "/" + Segment.checksumsFile)
             FileIO.remove(directory + "/" + Segment.fieldIndexFile)
             for k in layout.specs.indices { FileIO.remove(directory + "/" + VectorStore.files(k).graph) }
+            for k in layout.multi.indices { FileIO.remove(directory + "/" + MultiStore.graphFile(k)) }
         }
         if info.indexed {
             // A graph can be rebuilt from the vectors: a damaged or missing one leaves the segment
@@ -276,9 +277,13 @@ package final class Segment: @unchecked Sendable {
                     }
                     store.graph = g
                 }
+                for (k, store) in multiStores.enumerated() where graphs?[stores.count + k] ?? true {
+                    try store.openGraph(directory + "/" + MultiStore.graphFile(k), rows: info.rows)
+                }
                 indexed = true
             } catch {
                 for store in stores { store.graph = nil }
+                for store in multiStores { store.attach(nil, rows: 0) }
                 graphProblem = "\(error)"
             }
         }
@@ -326,14 +331,23 @@ package final class Segment: @unchecked Sendable {
     package static let graphFile = "hnsw.bin"
 
     /// Builds the graph of each vector whose params have m > 0 over every row that has it
-    /// (deleted ones stay as tombstones) and writes it durably.
+    /// (deleted ones stay as tombstones), and of each multi-vector over its tokens, and writes
+    /// them durably.
     ///
     /// Does not attach them: call `attach(_:)` under the shard's write lock, since searches read
     /// the graphs. Only for sealed segments, whose rows no longer change.
-    /// - Parameter params: per vector.
+    /// - Parameter params: per dense vector, then per multi-vector (ShardOptions.graphParams).
     /// - Throws: `.cancelled` when `shouldContinue` said stop.
     package func buildIndex(_ params: [HNSWParams], shouldContinue: (@Sendable () -> Bool)? = nil) throws -> [HNSWGraph?] {
-        precondition(!appendable && params.count == stores.count)
+        precondition(!appendable && params.count == stores.count + multiStores.count)
+        let multi = try multiStores.enumerated().map { k, store -> HNSWGraph? in
+            guard params[stores.count + k].m > 0 else { return nil }
+            guard let g = try store.buildGraph(params[stores.count + k], rows: rowCount, path: directory + "/" + MultiStore.graphFile(k),
+                                               shouldContinue: shouldContinue) else {
+                throw VQError(.cancelled, "indexing segment \(id) was stopped")
+            }
+            return g
+        }
         return try stores.enumerated().map { k, store in
             guard params[k].m > 0 else { return nil }
             guard let g = HNSWBuilder.build(vectors: store.data.base, count: rowCount, dim: store.dim, distance: store.distance,
@@ -343,16 +357,17 @@ package final class Segment: @unchecked Sendable {
             }
             try g.write(to: directory + "/" + VectorStore.files(k).graph)
             return g
-        }
+        } + multi
     }
 
     /// Publishes the graphs built by `buildIndex`.
     package func attach(_ graphs: [HNSWGraph?]) {
-        precondition(graphs.count == stores.count)
+        precondition(graphs.count == stores.count + multiStores.count)
         for (store, g) in zip(stores, graphs) {
             precondition(g == nil || g!.count == rowCount)
             store.graph = g
         }
+        for (k, store) in multiStores.enumerated() { store.attach(graphs[stores.count + k], rows: rowCount) }
         indexed = true
     }
 

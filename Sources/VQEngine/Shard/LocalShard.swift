@@ -335,7 +335,10 @@ package final class LocalShard: @unchecked Sendable {
         case .upsert(let batch), .updateVectors(let batch):
             guard batch.dims == options.vectors.dims, batch.dims.indices.allSatisfy({ batch.vectors[$0].count == batch.count * batch.dims[$0] }),
                   batch.sparse.count == options.vectors.sparse.count, batch.sparse.allSatisfy({ $0.count == batch.count }),
-                  batch.multiDims == options.vectors.multi.map(\.dim), batch.multi.allSatisfy({ $0.count == batch.count }) else {
+                  batch.multiDims == options.vectors.multi.map(\.dim), batch.multi.allSatisfy({ $0.count == batch.count }),
+                  zip(batch.multi, batch.multiDims).allSatisfy({ column, dim in
+                      column.allSatisfy { $0.map { !$0.isEmpty && $0.count % dim == 0 && $0.count / dim <= MultiStore.maxVectors } ?? true }
+                  }) else {
                 throw VQError.invalid("the operation has vectors of \(batch.dims) dimensions and \(batch.sparse.count) sparse ones; "
                                       + "the shard expects \(options.vectors.dims) and \(options.vectors.sparse.count)")
             }
@@ -394,7 +397,8 @@ package final class LocalShard: @unchecked Sendable {
         if let multi = request.multi {
             precondition(options.vectors.multi.indices.contains(request.vector), "searched vector checked by the caller")
             return lock.read {
-                holder.searchMulti(multi, store: request.vector, k: request.k, withPayload: request.withPayload, filter: request.filter) { seg in
+                holder.searchMulti(multi, store: request.vector, k: request.k, ef: max(request.ef, request.k), exact: request.exact,
+                                   withPayload: request.withPayload, filter: request.filter) { seg in
                     !request.indexedOnly || !seg.appendable || seg.liveCount < fullScanRows
                 }
             }

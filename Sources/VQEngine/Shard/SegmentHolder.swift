@@ -422,11 +422,12 @@ package final class SegmentHolder: @unchecked Sendable {
         }
     }
 
-    /// The best `k` rows by MaxSim with multi-vector `store` (exact).
-    func searchMulti(_ query: [Float], store: Int, k: Int, withPayload: Bool, filter: Filter?,
+    /// The best `k` rows by MaxSim with multi-vector `store` (candidates from its token graph
+    /// where a segment has one, `ef` per query vector; scored exactly).
+    func searchMulti(_ query: [Float], store: Int, k: Int, ef: Int, exact: Bool, withPayload: Bool, filter: Filter?,
                      include: (Segment) -> Bool) -> (hits: [ScoredPoint], skipped: Int) {
         scoreEach(k: k, withPayload: withPayload, filter: filter, include: include) { seg, tag, skip, top in
-            seg.multiStores[store].search(query, rows: seg.rowCount, tag: tag, skip: skip, into: &top)
+            seg.multiStores[store].search(query, rows: seg.rowCount, tag: tag, ef: ef, exact: exact, skip: skip, into: &top)
         }
     }
 

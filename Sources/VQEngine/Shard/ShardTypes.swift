@@ -41,7 +41,16 @@ package struct ShardOptions: Sendable {
     }
 
     /// The graph parameters of each vector (m 0: that vector gets no graph).
-    package var graphParams: [HNSWParams] { vectors.specs.map { $0.hnsw(hnsw) } }
+    /// Per dense vector, then per multi-vector. A multi-vector's graph (over its single vectors,
+    /// for candidate search) is built only when its own `hnsw_config.m` asks for one: without it
+    /// searches are exact MaxSim, which the graph trades for speed at some recall (BENCHMARKS.md).
+    package var graphParams: [HNSWParams] {
+        vectors.specs.map { $0.hnsw(hnsw) } + vectors.multi.map { spec in
+            var p = spec.hnsw(hnsw)
+            if spec.m == nil { p.m = 0 }
+            return p
+        }
+    }
 
     /// Whether any vector wants a graph.
     package var wantsGraphs: Bool { graphParams.contains { $0.m > 0 } }

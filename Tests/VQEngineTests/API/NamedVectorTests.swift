@@ -481,13 +481,17 @@ extension PointBatch {
             }
         }
         check("changed", stored: changed)
+        // One vector of the right size is a multi-vector of one.
+        #expect(same(hits(api, #"{"query":[1,0,0.5],"using":"colbert","limit":3}"#),
+                     MultiVectorTests.truth([[1, 0, 0.5]], among: all, stored: changed, k: 3)))
+        #expect(t.call(api, "PUT", "/collections/c/points", #"{"points":[{"id":1,"vector":{"colbert":[[1,2],[3,4,5]]}}]}"#).0 == 400)
+        #expect(t.call(api, "PUT", "/collections/c/points", #"{"points":[{"id":1,"vector":{"colbert":[[1,2,3,4,5,6]]}}]}"#).0 == 400)
         // A point id as the query: its stored multi-vector; the point itself left out.
         let byID = hits(api, #"{"query":5,"using":"colbert","limit":3}"#)
         #expect(same(byID, MultiVectorTests.truth([[-2, 1, 1], [0, 0, 1]], among: all.filter { $0 != 5 }, stored: changed, k: 3)), "\(byID)")
         for (body, fragment) in [
             (#"{"query":[[1,0,0],[1,0]],"using":"colbert"}"#, "has 2 numbers"),
             (#"{"query":[[1,0]],"using":"colbert"}"#, "vectors of 3 dimensions"),
-            (#"{"query":[1,0,0],"using":"colbert"}"#, "multi-vector"),
             (#"{"query":[[1,0]],"using":"dense"}"#, "multi-vector"),
             (#"{"query":{"recommend":{"positive":[3]}},"using":"colbert"}"#, "multi-vector"),
         ] {
@@ -503,6 +507,36 @@ extension PointBatch {
         engine = try Engine(path: tmp.path, warn: { _ in })
         api = QdrantAPI(engine: engine, config: APIConfig())
         check("reopened", stored: changed)
+        try engine.close()
+    }
+
+    @Test("a multi-vector with its own hnsw_config.m is searched through a graph over its tokens: near-exact with a wide ef, exact on request, reopened")
+    func tokenGraph() throws {
+        let tmp = TempDir()
+        var engine: Engine! = try Engine(path: tmp.path, warn: { _ in })
+        var api: QdrantAPI! = QdrantAPI(engine: engine, config: APIConfig())
+        let create = #"{"vectors":{"colbert":{"size":3,"distance":"Cosine","hnsw_config":{"m":8},"multivector_config":{"comparator":"max_sim"}}}}"#
+        #expect(t.call(api, "PUT", "/collections/c", create).0 == 200)
+        let all = Array(0..<400)
+        let points = all.compactMap { i in MultiVectorTests.colbert(i).map { #"{"id":\#(i),"vector":{"colbert":\#($0)}}"# } }
+        #expect(t.call(api, "PUT", "/collections/c/points", "{\"points\":[\(points.joined(separator: ","))]}", query: ["wait": "true"]).0 == 200)
+        _ = try engine.collection("c").optimize()
+        let segments = try engine.collection("c").shards[0].status.segments
+        #expect(segments.contains { $0.indexed && !$0.appendable && $0.livePoints > 0 })
+        func check(_ when: String) {
+            for q in [[[Float(1), 0, 0.5], [-2, 1, 1]], [[0, 1, 0]], [[3, -1, 2], [1, 1, 1], [0, 0, 1]]] {
+                let want = MultiVectorTests.truth(q, among: all, stored: MultiVectorTests.colbert, k: 10)
+                #expect(same(hits(api, #"{"query":\#(q),"using":"colbert","limit":10,"params":{"exact":true}}"#), want), "\(when): exact")
+                let wide = hits(api, #"{"query":\#(q),"using":"colbert","limit":10,"params":{"hnsw_ef":400}}"#)
+                #expect(Set(wide.map(\.0)).intersection(want.map(\.0)).count >= 9, "\(when): \(wide.map(\.0)) against \(want.map(\.0))")
+            }
+        }
+        check("indexed")
+        try engine.close()
+        (engine, api) = (nil, nil)
+        engine = try Engine(path: tmp.path, warn: { _ in })
+        api = QdrantAPI(engine: engine, config: APIConfig())
+        check("reopened")
         try engine.close()
     }
 }
