@@ -58,13 +58,15 @@ _vq() {
         --filter) COMPREPLY=(); return ;;
         --using) COMPREPLY=(); return ;;
         --sparse) COMPREPLY=(); return ;;
+        --prefetch) COMPREPLY=(); return ;;
+        --fusion) COMPREPLY=($(compgen -W "rrf dbsf" -- "$cur")); return ;;
         --hnsw-ef) COMPREPLY=(); return ;;
         --format) COMPREPLY=($(compgen -W "json table" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --filter --exact --using --sparse --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --filter --exact --using --sparse --prefetch --fusion --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi

@@ -61,6 +61,8 @@ complete -c vq -n '__fish_seen_subcommand_from search' -l filter -x -d 'Only poi
 complete -c vq -n '__fish_seen_subcommand_from search' -l exact -d 'Exact (brute-force) search, bypassing any index.'
 complete -c vq -n '__fish_seen_subcommand_from search' -l using -x -d 'Search this named vector (collections with named vectors).'
 complete -c vq -n '__fish_seen_subcommand_from search' -l sparse -x -d 'A sparse query, \'{"indices": [...], "values": [...]}\', for the sparse vector --using names.'
+complete -c vq -n '__fish_seen_subcommand_from search' -l prefetch -x -d 'Hybrid search: Qdrant\'s prefetch list, e.g. \'[{"query": [...], "using": "dense", "limit": 20}, {"query": {"indices": [...], "values": [...]}, "using": "text", "limit": 20}]\'; fused by --fusion or re-ranked by --vector/--sparse.'
+complete -c vq -n '__fish_seen_subcommand_from search' -l fusion -x -a 'rrf dbsf' -d 'With --prefetch: fuse the prefetched lists by rrf or dbsf.'
 complete -c vq -n '__fish_seen_subcommand_from search' -l hnsw-ef -x -d 'HNSW beam width: higher is more accurate and slower.'
 complete -c vq -n '__fish_seen_subcommand_from search' -l indexed-only -d 'Search indexed segments only (and unindexed ones small enough for a full scan); each result line says how many points were left out (unindexed_skipped).'
 complete -c vq -n '__fish_seen_subcommand_from search' -l format -x -a 'json table' -d 'json (JSON Lines) or table (for people).'

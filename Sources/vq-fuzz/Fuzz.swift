@@ -19,7 +19,7 @@ import VQEngine
 
 /// The vectors of the fuzzed shard: two named ones, so presence flags and vector numbers are exercised.
 let fuzzLayout = VectorLayout(named: [VectorSpec(name: "a", dim: 4, distance: .cosine), VectorSpec(name: "b", dim: 2, distance: .dot)],
-                              sparse: [SparseSpec(name: "s")])
+                              sparse: [SparseSpec(name: "s")], multi: [VectorSpec(name: "m", dim: 3, distance: .dot)])
 
 /// Feeds one input to the chosen target; crashes (the only failure a fuzzer sees) are bugs.
 func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
@@ -48,17 +48,23 @@ func fuzzOne(_ target: String, _ bytes: UnsafeRawBufferPointer) {
         let body = Array(bytes.dropFirst())
         switch kind % 8 {
         case 0:
-            if let (q, s) = try? ShardWire.decodeSearch(body, dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count, maxResults: 100) {
-                precondition((s.sparse != nil ? q.isEmpty : q.count == fuzzLayout[s.vector].dim) && s.k >= 1 && s.ef >= 1)
-                _ = try? ShardWire.decodeSearch(ShardWire.encodeSearch(q, s), dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count, maxResults: 100)
+            let multiDims = fuzzLayout.multi.map(\.dim)
+            if let (q, s) = try? ShardWire.decodeSearch(body, dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count, multiDims: multiDims, maxResults: 100) {
+                precondition((s.sparse != nil || s.multi != nil ? q.isEmpty : q.count == fuzzLayout[s.vector].dim) && s.k >= 1 && s.ef >= 1)
+                precondition(s.multi.map { !$0.isEmpty && $0.count % multiDims[s.vector] == 0 } ?? true)
+                _ = try? ShardWire.decodeSearch(ShardWire.encodeSearch(q, s), dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count, multiDims: multiDims,
+                                                maxResults: 100)
             }
         case 1:
             if let hits = try? ShardWire.decodeHits(body) { _ = try? ShardWire.decodeHits(ShardWire.encodeHits(hits)) }
         case 2: _ = try? ShardWire.decodeScan(body)
         case 3:
-            if let records = try? ShardWire.decodeRecords(body, dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count) {
-                precondition(records.allSatisfy { $0.vectors.count == fuzzLayout.count && $0.sparse.count == fuzzLayout.sparse.count })
-                _ = try? ShardWire.decodeRecords(ShardWire.encodeRecords(records, withVector: true), dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count)
+            let multiDims = fuzzLayout.multi.map(\.dim)
+            if let records = try? ShardWire.decodeRecords(body, dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count, multiDims: multiDims) {
+                precondition(records.allSatisfy { $0.vectors.count == fuzzLayout.count && $0.sparse.count == fuzzLayout.sparse.count
+                    && $0.multi.count == multiDims.count })
+                _ = try? ShardWire.decodeRecords(ShardWire.encodeRecords(records, withVector: true), dims: fuzzLayout.dims, sparse: fuzzLayout.sparse.count,
+                                                 multiDims: multiDims)
             }
         case 4: _ = try? ShardWire.decodeReceive(body, vectors: fuzzLayout)
         case 5:

@@ -11,6 +11,8 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     case "table": table = true
     case let other: throw UsageError(message: "--format is '\(other)'; expected json or table" + suggestion(other, ["json", "table"]))
     }
+    if let prefetch = args.string("prefetch") { return try searchPrefetch(args, target, name: name, limit: limit, table: table, prefetch: prefetch) }
+    if args.string("fusion") != nil { throw UsageError(message: "--fusion fuses the searches of --prefetch JSON; give --prefetch") }
     let vectorText = args.string("vector")
     let queriesPath = args.string("queries")
     let sparseText = args.string("sparse")
@@ -99,31 +101,90 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
         } catch let e as VQError where e.kind == .invalidInput {
             throw InputError(line: reader?.recordNumber ?? 1, unit: reader == nil ? (sparse == nil ? "--vector" : "--sparse") : "query", message: e.message)
         }
-        let hits = result.hits
-        if table {
-            writeTable(hits, query: queryNumber, withPayload: request.withPayload)
-        } else {
-            var w = JSONWriter(capacity: 64 + hits.count * 48)
-            w.raw("{\"results\":[")
-            for (i, h) in hits.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.raw("{\"id\":")
-                w.write(h.id.json)
-                w.raw(",\"score\":")
-                w.writeFloat(h.score)
-                if request.withPayload {
-                    w.raw(",\"payload\":")
-                    w.write(h.payload ?? .null)
-                }
-                w.raw("}")
-            }
-            w.raw("]")
-            if request.indexedOnly { w.raw(",\"unindexed_skipped\":\(result.unindexedSkipped)") }
-            w.raw("}\n")
-            standardOutput.write(bytes: w.bytes)
-        }
+        writeHits(result.hits, query: queryNumber, withPayload: request.withPayload, table: table,
+                  unindexedSkipped: request.indexedOnly ? result.unindexedSkipped : nil)
     }
     try engine?.close()
+    return 0
+}
+
+/// One query's hits: a JSON line `{"results": [...]}` or a table.
+private func writeHits(_ hits: [ScoredPoint], query: Int, withPayload: Bool, table: Bool, unindexedSkipped: Int? = nil) {
+    if table {
+        writeTable(hits, query: query, withPayload: withPayload)
+        return
+    }
+    var w = JSONWriter(capacity: 64 + hits.count * 48)
+    w.raw("{\"results\":[")
+    for (i, h) in hits.enumerated() {
+        if i > 0 { w.raw(",") }
+        w.raw("{\"id\":")
+        w.write(h.id.json)
+        w.raw(",\"score\":")
+        w.writeFloat(h.score)
+        if withPayload {
+            w.raw(",\"payload\":")
+            w.write(h.payload ?? .null)
+        }
+        w.raw("}")
+    }
+    w.raw("]")
+    if let unindexedSkipped { w.raw(",\"unindexed_skipped\":\(unindexedSkipped)") }
+    w.raw("}\n")
+    standardOutput.write(bytes: w.bytes)
+}
+
+/// `vq search NAME --prefetch JSON (--fusion rrf|dbsf | --vector JSON | --sparse JSON)`: Qdrant's
+/// query API with prefetches (hybrid search), sent to the API in this process or to the server.
+private func searchPrefetch(_ args: Arguments, _ target: Target, name: String, limit: Int, table: Bool, prefetch: String) throws -> Int32 {
+    let prefetchJSON: JSON
+    do { prefetchJSON = try JSONParser.parse(prefetch) } catch { throw UsageError(message: "--prefetch is not valid JSON: \(error)") }
+    guard prefetchJSON.arrayValue != nil || prefetchJSON.objectValue != nil else {
+        throw UsageError(message: "--prefetch is \(prefetchJSON.typeName); expected a prefetch object or a list of them, as in Qdrant's query API")
+    }
+    var query: JSON
+    let given = [args.string("fusion"), args.string("vector"), args.string("sparse")].compactMap { $0 }
+    guard given.count == 1 else {
+        throw UsageError(message: "--prefetch needs exactly one of --fusion rrf|dbsf, --vector JSON or --sparse JSON (to re-rank the prefetched points)")
+    }
+    if let fusion = args.string("fusion") {
+        guard ["rrf", "dbsf"].contains(fusion.lowercased()) else {
+            throw UsageError(message: "--fusion is '\(fusion)'; expected rrf or dbsf" + suggestion(fusion.lowercased(), ["rrf", "dbsf"]))
+        }
+        query = .object([("fusion", .string(fusion.lowercased()))])
+    } else {
+        do { query = try JSONParser.parse(given[0]) } catch { throw UsageError(message: "the re-ranking query is not valid JSON: \(error)") }
+    }
+    var body: [(String, JSON)] = [("prefetch", prefetchJSON), ("query", query), ("limit", .int(Int64(limit))),
+                                  ("with_payload", .bool(args.has("with-payload")))]
+    if let using = args.string("using") { body.append(("using", .string(using))) }
+    if let filter = args.string("filter") {
+        do { body.append(("filter", try JSONParser.parse(filter))) } catch { throw UsageError(message: "--filter is not valid JSON: \(error)") }
+    }
+    let path = "/collections/\(name)/points/query"
+    let result: JSON
+    do {
+        switch target {
+        case .embedded:
+            let engine = try openEngine(args, create: false)
+            defer { try? engine.close() }
+            _ = try engine.collection(name)
+            let response = QdrantAPI(engine: engine, config: APIConfig()).handle(HTTPRequest(method: "POST", path: path, body: JSONWriter.bytes(.object(body))))
+            guard response.status == 200, let json = try? JSONParser.parse(response.body) else {
+                throw VQError(status: response.status, body: response.body, from: "query")
+            }
+            result = json["result"] ?? json
+        case .remote(let client):
+            result = try call(client, "POST", path, .object(body))
+        }
+    } catch let e as VQError where e.kind == .invalidInput {
+        throw UsageError(message: e.message)
+    }
+    let hits = try (result["points"]?.arrayValue ?? []).map { p -> ScoredPoint in
+        let score = Float(p["score"]?.doubleValue ?? 0)
+        return ScoredPoint(id: try PointID(json: p["id"] ?? .null), version: 0, score: score, rank: score, payload: p["payload"])
+    }
+    writeHits(hits, query: 1, withPayload: args.has("with-payload"), table: table)
     return 0
 }
 

@@ -403,6 +403,13 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         let sparse = try vq(["search", "n", "--sparse", #"{"indices":[1],"values":[1]}"#, "--using", "s", "-k", "2", "--url", url])
         #expect(sparse.status == 0 && sparse.stdout.hasPrefix(#"{"results":[{"id":97,"score":97"#), "\(sparse.stdout) \(sparse.stderr)")
         #expect(try vq(["search", "n", "--sparse", #"{"indices":[1,1],"values":[1,2]}"#, "--using", "s", "--url", url]).status == 2)
+        // Hybrid from the shell: a dense and a sparse prefetch fused by RRF (k 2): 41 and 97 lead
+        // their lists (1/2 each, ties by id), then 40 and 94 (1/3).
+        let prefetch = #"[{"query":[40.6,0],"using":"a","limit":5},{"query":{"indices":[1],"values":[1]},"using":"s","limit":5}]"#
+        let fused = try vq(["search", "n", "--prefetch", prefetch, "--fusion", "rrf", "-k", "4", "--url", url])
+        let fusedIDs = fused.stdout.components(separatedBy: "\"id\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+        #expect(fused.status == 0 && fusedIDs == [41, 97, 40, 94], "\(fused.stdout) \(fused.stderr)")
+        #expect(try vq(["search", "n", "--prefetch", prefetch, "--fusion", "max", "--url", url]).status == 2)
         // A line without vectors of that shape names the problem and its line.
         try writeFile(s.path + "/bad.jsonl", #"{"id":1,"vector":[1,2]}"# + "\n")
         let bad = try vq(["upsert", "n", s.path + "/bad.jsonl", "--url", url])
@@ -413,6 +420,8 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         #expect(embedded.status == 0 && embedded.stdout == remote.stdout, "\(embedded.stdout) \(embedded.stderr)")
         let sparseEmbedded = try vq(["search", "n", "--sparse", #"{"indices":[1],"values":[1]}"#, "--using", "s", "-k", "2", "--data-dir", server.scratch.data])
         #expect(sparseEmbedded.stdout == sparse.stdout, "\(sparseEmbedded.stdout) \(sparseEmbedded.stderr)")
+        let fusedEmbedded = try vq(["search", "n", "--prefetch", prefetch, "--fusion", "rrf", "-k", "4", "--data-dir", server.scratch.data])
+        #expect(fusedEmbedded.stdout == fused.stdout, "\(fusedEmbedded.stdout) \(fusedEmbedded.stderr)")
         #expect(try vq(["search", "n", "--vector", "[1,2]", "--using", "s", "--data-dir", server.scratch.data]).status == 2)
         let missing = try vq(["search", "n", "--vector", "[1,2]", "--data-dir", server.scratch.data])
         #expect(missing.status == 2 && missing.stderr.contains("no unnamed vector"), "\(missing.stderr)")

@@ -228,6 +228,18 @@ import Testing
             #expect(throws: VQError.self) { try back.validate(dims: [2], sparse: 0, optional: true) }
             if case .upsert(let b) = back { #expect(b.sparse[0][0]?.indices == [2, 9] && b.sparse[0][0]?.values == [1, 0.5] && b.sparse[0][1] == nil) }
         }
+        // With a multi-vector: kinds 12 and 13.
+        var withMulti = PointBatch(dims: [], sparse: 0, multiDims: [2])
+        withMulti.append(id: .number(1), vectors: [], multi: [[1, 2, 3, 4]], payload: nil)
+        withMulti.append(id: .number(2), vectors: [], multi: [nil], payload: nil)
+        for op in [VQEngine.Operation.upsert(withMulti), .updateVectors(withMulti)] {
+            let bytes = op.encode()
+            #expect(bytes.count == op.encodedSize)
+            let back = try bytes.withUnsafeBytes { try VQEngine.Operation.decode($0) }
+            #expect(back.encode() == bytes)
+            try back.validate(dims: [], multiDims: [2], optional: true)
+            #expect(throws: VQError.self) { try back.validate(dims: [], multiDims: [3], optional: true) }
+        }
         #expect(throws: VQError.self) { try VQEngine.Operation.upsert(batch).validate(dims: [2, 3], optional: false) }
         #expect(throws: VQError.self) { try VQEngine.Operation.upsert(batch).validate(dims: [2, 4], optional: true) }
         #expect(throws: VQError.self) { try VQEngine.Operation.deleteVectors(ids: [.number(1)], vectors: [2]).validate(dims: [2, 3], optional: true) }

@@ -65,6 +65,17 @@ import Testing
         #expect(try ShardWire.decodeSearch(bytes, dims: [2], sparse: 1, maxResults: 10).1.sparse?.indices == [7])
         #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(bytes, dims: [2], sparse: 0, maxResults: 10) }
         #expect(throws: VQError.self) { _ = try ShardWire.decodeSparseCounts(ShardWire.encodeSparseCounts((points: 2, df: [3])), terms: 1) }
+        // Multi-vectors: whole vectors of the shard's size, in records and in searches.
+        let multi = [PointRecord(id: .number(1), version: 1, vectors: [[1, 0]], sparse: [nil], multi: [[1, 2, 3, 4, 5, 6]], payload: nil)]
+        let withMulti = ShardWire.encodeRecords(multi, withVector: true)
+        #expect(try ShardWire.decodeRecords(withMulti, dims: [2], sparse: 1, multiDims: [3]).first?.multi.first ?? nil == [1, 2, 3, 4, 5, 6])
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeRecords(withMulti, dims: [2], sparse: 1, multiDims: [4]) }
+        var multiSearch = ShardSearch(k: 3, ef: 3)
+        multiSearch.multi = [1, 0, 0, 0, 1, 0]
+        let multiBytes = ShardWire.encodeSearch([], multiSearch)
+        #expect(try ShardWire.decodeSearch(multiBytes, dims: [2], multiDims: [3], maxResults: 10).1.multi?.count == 6)
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(multiBytes, dims: [2], multiDims: [4], maxResults: 10) }
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(multiBytes, dims: [2], maxResults: 10) }
     }
 
     @Test("validation refuses wrong dimensions, non-finite floats and payloads that are not JSON objects")
