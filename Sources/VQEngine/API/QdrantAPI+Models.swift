@@ -527,6 +527,12 @@ extension QdrantAPI {
         return try collection.updateVectors(&batch, wait: wait, deadline: deadline)
     }
 
+    /// `PUT` (Qdrant's) or `POST /points/vectors`.
+    func updateVectors(_ collection: VectorCollection, _ c: RouteCall) throws -> HTTPResponse {
+        let (wait, deadline) = try writeOptions(c.request)
+        return updateResult(try updateVectorsTicket(collection, try c.body(), wait, deadline), wait, c.start)
+    }
+
     /// `POST /points/batch`: {"operations": [...]}, applied in order; one update result each.
     func batchUpdate(_ collection: VectorCollection, _ r: HTTPRequest, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let (wait, deadline) = try writeOptions(r)

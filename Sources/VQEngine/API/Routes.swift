@@ -175,10 +175,8 @@ extension QdrantAPI {
         },
         points("POST", "/payload/delete", "points.payload", .write) { api, col, c in try api.deletePayload(col, c.request, try c.body(), c.start) },
         points("POST", "/payload/clear", "points.payload", .write) { api, col, c in try api.clearPayload(col, c.request, try c.body(), c.start) },
-        points("PUT", "/vectors", "points.vectors", .write) { api, col, c in
-            let (wait, deadline) = try api.writeOptions(c.request)
-            return api.updateResult(try api.updateVectorsTicket(col, try c.body(), wait, deadline), wait, c.start)
-        },
+        points("PUT", "/vectors", "points.vectors", .write) { api, col, c in try api.updateVectors(col, c) },
+        points("POST", "/vectors", "points.vectors", .write) { api, col, c in try api.updateVectors(col, c) },
         points("POST", "/vectors/delete", "points.vectors", .write) { api, col, c in
             let (wait, deadline) = try api.writeOptions(c.request)
             return api.updateResult(try api.deleteVectorsTicket(col, try c.body(), wait, deadline), wait, c.start)
