@@ -191,6 +191,31 @@ func benchIngest(_ collection: VectorCollection, _ d: BenchDataset, idOffset: In
     return Date().timeIntervalSince(start)
 }
 
+/// Upserts `count` points that `add` appends (point i into the batch), `batchSize` at a time,
+/// waits until durable, then settles and optimizes (seals and indexes).
+/// - Returns: seconds of ingest and of indexing.
+func benchLoad(_ collection: VectorCollection, count: Int, batchSize: Int, progress: StatusLine,
+               _ add: (Int, inout PointBatch) throws -> Void) throws -> (ingest: Double, index: Double) {
+    progress.show("bench: ingesting...")
+    var start = Date()
+    var batch = PointBatch(collection.config.vectors)
+    var ticket = WriteTicket()
+    for i in 0..<count {
+        try add(i, &batch)
+        if batch.count == batchSize || i == count - 1 {
+            ticket.merge(try collection.upsert(&batch, wait: .queued))
+            batch.removeAll()
+        }
+    }
+    try collection.wait(ticket, .durable)
+    let ingest = Date().timeIntervalSince(start)
+    progress.show("bench: indexing...")
+    start = Date()
+    _ = try collection.settle()
+    _ = try collection.optimize()
+    return (ingest, Date().timeIntervalSince(start))
+}
+
 struct BenchRow {
     var ef: Int
     var recall: Double

@@ -75,7 +75,7 @@ func benchMulti(root: String, docs: Int, dim: Int, queries nq: Int, efs: [Int], 
         }
         return total
     }
-    var start = Date()
+    let start = Date()
     let truth: [[Int]] = queries.map { q -> [Int] in
         let scored: [(Int, Float)] = corpus.indices.map { ($0, maxSim(q, corpus[$0])) }
         let ranked = scored.sorted { (a: (Int, Float), b: (Int, Float)) -> Bool in a.1 > b.1 || (a.1 == b.1 && a.0 < b.0) }
@@ -91,24 +91,9 @@ func benchMulti(root: String, docs: Int, dim: Int, queries nq: Int, efs: [Int], 
     config.defaultSegmentNumber = 1
     try engine.createCollection("multi", config: config)
     let collection = try engine.collection("multi")
-    progress.show("bench: ingesting...")
-    start = Date()
-    var batch = PointBatch(config.vectors)
-    var ticket = WriteTicket()
-    for (d, doc) in corpus.enumerated() {
-        batch.append(id: .number(UInt64(d)), vectors: [], multi: [doc], payload: nil)
-        if batch.count == 256 || d == docs - 1 {
-            ticket.merge(try collection.upsert(&batch, wait: .queued))
-            batch.removeAll()
-        }
+    let (ingest, index) = try benchLoad(collection, count: docs, batchSize: 256, progress: progress) { d, batch in
+        batch.append(id: .number(UInt64(d)), vectors: [], multi: [corpus[d]], payload: nil)
     }
-    try collection.wait(ticket, .durable)
-    let ingest = Date().timeIntervalSince(start)
-    progress.show("bench: indexing...")
-    start = Date()
-    _ = try collection.settle()
-    _ = try collection.optimize()
-    let index = Date().timeIntervalSince(start)
 
     var rows: [(ef: Int, recall: Double, qps: Double, p50: Double, p99: Double)] = []
     // ef 0 in the report: exact MaxSim over every document (no graph), vq's kernels.

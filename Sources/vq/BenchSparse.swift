@@ -170,7 +170,7 @@ func benchSparse(root: String, docs: Int, vocabulary: Int, queries: Int, threads
         let brute = scored.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k).map(\.0)
         if Set(brute) == Set(truth[q]) { agree += 1 }
     }
-    var start = Date()
+    let start = Date()
     for _ in 0..<3 {
         for q in corpus.queries { _ = reference.search(q, k: k, scores: &scores, touched: &touched) }
     }
@@ -186,27 +186,13 @@ func benchSparse(root: String, docs: Int, vocabulary: Int, queries: Int, threads
     config.defaultSegmentNumber = 1
     try engine.createCollection("sparse", config: config)
     let collection = try engine.collection("sparse")
-    progress.show("bench: ingesting...")
-    start = Date()
-    var batch = PointBatch(config.vectors)
-    var ticket = WriteTicket()
     var rng = BenchRandom(seed: seed ^ 0xDE75E)
-    for (d, doc) in corpus.docs.enumerated() {
+    let (ingest, seal) = try benchLoad(collection, count: docs, batchSize: 1024, progress: progress) { d, batch in
+        let doc = corpus.docs[d]
         let v = try SparseVector(indices: doc.indices, values: doc.values)
         let dense = (0..<dim).map { _ in Float(rng.uniform() * 2 - 1) }
         dense.withUnsafeBufferPointer { batch.append(id: .number(UInt64(d)), vectors: [$0], sparse: [v, v], payload: nil) }
-        if batch.count == 1024 || d == docs - 1 {
-            ticket.merge(try collection.upsert(&batch, wait: .queued))
-            batch.removeAll()
-        }
     }
-    try collection.wait(ticket, .durable)
-    let ingest = Date().timeIntervalSince(start)
-    progress.show("bench: sealing...")
-    start = Date()
-    _ = try collection.settle()
-    _ = try collection.optimize()
-    let seal = Date().timeIntervalSince(start)
 
     func request(_ q: [UInt32], store: Int) throws -> SearchRequest {
         var r = SearchRequest(vector: [], limit: k, using: store)

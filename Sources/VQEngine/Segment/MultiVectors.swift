@@ -22,8 +22,9 @@
 /// One multi-vector's rows in a segment.
 package final class MultiStore: @unchecked Sendable {
     package let spec: VectorSpec
-    let refs: MappedArray<PayloadRef>
-    let data: MappedArray<Float>
+    /// multi.K.idx (lengths in vectors) and multi.K.dat.
+    let values: RowValues<Float>
+    private var data: MappedArray<Float> { values.data }
 
     /// The graph over the tokens (sealed, indexed segments whose spec's m is not 0).
     package private(set) var graph: HNSWGraph?
@@ -32,11 +33,13 @@ package final class MultiStore: @unchecked Sendable {
     /// Tokens of no row, as a bitmap (left out of the graph and of its answers).
     private var orphans: [UInt64] = []
 
-    init(spec: VectorSpec, refs: MappedArray<PayloadRef>, data: MappedArray<Float>) {
+    init(spec: VectorSpec, values: RowValues<Float>) {
         self.spec = spec
-        self.refs = refs
-        self.data = data
+        self.values = values
     }
+
+    /// Floats held (the manifest's multi_floats).
+    var floatCount: Int { data.count }
 
     static func graphFile(_ k: Int) -> String { "multi.\(k).hnsw" }
 
@@ -45,7 +48,7 @@ package final class MultiStore: @unchecked Sendable {
         let tokens = data.count / dim
         tokenRow = [UInt32](repeating: .max, count: tokens)
         for row in 0..<rows {
-            let ref = refs.base[row]
+            let ref = values.refs.base[row]
             guard ref.length > 0, floats(row).count > 0 else { continue }
             let first = Int(ref.offset) / dim
             for t in first..<(first + Int(ref.length)) where t < tokens { tokenRow[t] = UInt32(row) }
@@ -90,16 +93,10 @@ package final class MultiStore: @unchecked Sendable {
 
     var dim: Int { spec.dim }
 
-    func lacks(_ row: Int) -> Bool { refs.base[row].length == 0 }
+    func lacks(_ row: Int) -> Bool { values.lacks(row) }
 
-    /// Row `row`'s vectors, `dim` floats each (empty: none); bounds checked (refs come from a file).
-    func floats(_ row: Int) -> UnsafeBufferPointer<Float> {
-        let ref = refs.base[row]
-        let (n, overflow) = ref.length.multipliedReportingOverflow(by: UInt64(dim))
-        let size = UInt64(data.count)
-        guard ref.length > 0, !overflow, n <= size, ref.offset <= size - n else { return UnsafeBufferPointer(start: nil, count: 0) }
-        return UnsafeBufferPointer(start: data.base + Int(ref.offset), count: Int(n))
-    }
+    /// Row `row`'s vectors, `dim` floats each (empty: none).
+    func floats(_ row: Int) -> UnsafeBufferPointer<Float> { values.values(row) }
 
     /// Row `row`'s multi-vector (flat, `dim` floats per vector), or nil.
     package func value(_ row: Int) -> [Float]? {
@@ -107,21 +104,14 @@ package final class MultiStore: @unchecked Sendable {
         return f.isEmpty ? nil : Array(f)
     }
 
-    func append(_ v: [Float]?) throws { try refs.append(try store(v, reusing: nil)) }
+    func append(_ v: [Float]?) throws {
+        guard let v else { return try values.append(nil) }
+        try v.withUnsafeBufferPointer { try values.append($0) }
+    }
 
-    func overwrite(_ row: Int, _ v: [Float]?) throws { refs[row] = try store(v, reusing: refs[row]) }
-
-    private func store(_ v: [Float]?, reusing old: PayloadRef?) throws -> PayloadRef {
-        guard let v, !v.isEmpty else { return PayloadRef(offset: 0, length: 0) }
-        let vectors = UInt64(v.count / dim)
-        if let old, old.length >= vectors, let start = Int(exactly: old.offset), start <= data.count - v.count {
-            v.withUnsafeBufferPointer { (data.base + start).update(from: $0.baseAddress!, count: $0.count) }
-            data.markDirty(start..<(start + v.count))
-            return PayloadRef(offset: old.offset, length: vectors)
-        }
-        let offset = data.count
-        try v.withUnsafeBufferPointer { try data.append(contentsOf: $0) }
-        return PayloadRef(offset: UInt64(offset), length: vectors)
+    func overwrite(_ row: Int, _ v: [Float]?) throws {
+        guard let v else { return try values.overwrite(row, nil) }
+        try v.withUnsafeBufferPointer { try values.overwrite(row, $0) }
     }
 
     /// Adds the best rows by MaxSim with `query` (flat, `dim` floats per vector; prepared) to `top`.
@@ -200,15 +190,7 @@ package final class MultiStore: @unchecked Sendable {
         return total
     }
 
-    func flush(sequence: UInt64) throws {
-        try data.flush(sequence: sequence)
-        try refs.flush(sequence: sequence)
-    }
-
-    func dropUndo() {
-        data.dropUndo()
-        refs.dropUndo()
-    }
-
-    func verify() -> String? { refs.verify() ?? data.verify() }
+    func flush(sequence: UInt64) throws { try values.flush(sequence: sequence) }
+    func dropUndo() { values.dropUndo() }
+    func verify() -> String? { values.verify() }
 }

@@ -231,21 +231,17 @@ package final class Segment: @unchecked Sendable {
         }
         sparseStores = try layout.sparse.enumerated().map { k, spec in
             let files = SparseStore.files(k)
-            let entries = k < info.sparseEntries.count ? info.sparseEntries[k] : 0
-            return SparseStore(spec: spec,
-                               refs: try MappedArray(path: directory + "/" + files.refs, count: info.rows, capacity: cap, committedFlush: c),
-                               data: try MappedArray(path: directory + "/" + files.data, count: entries,
-                                                     capacity: info.appendable ? max(SparseStore.appendableCapacity, entries) : entries,
-                                                     committedFlush: c))
+            return SparseStore(spec: spec, values: try RowValues(
+                refs: directory + "/" + files.refs, data: directory + "/" + files.data, rows: info.rows, rowCapacity: cap,
+                elements: k < info.sparseEntries.count ? info.sparseEntries[k] : 0, appendable: info.appendable,
+                appendableCapacity: SparseStore.appendableCapacity, committedFlush: c))
         }
         multiStores = try layout.multi.enumerated().map { k, spec in
             let files = MultiStore.files(k)
-            let floats = k < info.multiFloats.count ? info.multiFloats[k] : 0
-            return MultiStore(spec: spec,
-                              refs: try MappedArray(path: directory + "/" + files.refs, count: info.rows, capacity: cap, committedFlush: c),
-                              data: try MappedArray(path: directory + "/" + files.data, count: floats,
-                                                    capacity: info.appendable ? max(MultiStore.appendableCapacity, floats) : floats,
-                                                    committedFlush: c))
+            return MultiStore(spec: spec, values: try RowValues(
+                refs: directory + "/" + files.refs, data: directory + "/" + files.data, rows: info.rows, rowCapacity: cap,
+                elements: k < info.multiFloats.count ? info.multiFloats[k] : 0, appendable: info.appendable,
+                appendableCapacity: MultiStore.appendableCapacity, unit: spec.dim, committedFlush: c))
         }
         rows = try MappedArray(path: path(.rows), count: info.rows, capacity: cap, committedFlush: c)
         deleted = try MappedArray(path: path(.deleted), count: (info.rows + 63) / 64, capacity: (cap + 63) / 64, committedFlush: c)
@@ -377,22 +373,22 @@ package final class Segment: @unchecked Sendable {
 
     package var info: SegmentInfo {
         var i = SegmentInfo(id: id, rows: rows.count, payloadBytes: payloadData.count, appendable: appendable, indexed: indexed)
-        i.sparseEntries = sparseStores.map { $0.data.count }
-        i.multiFloats = multiStores.map { $0.data.count }
+        i.sparseEntries = sparseStores.map(\.entryCount)
+        i.multiFloats = multiStores.map(\.floatCount)
         return i
     }
 
     /// Whether each sparse store can take these vectors (its data file is bounded).
     package func hasRoom(for sparse: [SparseVector?], multi: [[Float]?] = []) -> Bool {
-        zip(sparseStores, sparse).allSatisfy { store, v in store.data.count + (v?.count ?? 0) <= SparseStore.appendableCapacity }
-            && zip(multiStores, multi).allSatisfy { store, v in store.data.count + (v?.count ?? 0) <= MultiStore.appendableCapacity }
+        zip(sparseStores, sparse).allSatisfy { store, v in store.entryCount + (v?.count ?? 0) <= SparseStore.appendableCapacity }
+            && zip(multiStores, multi).allSatisfy { store, v in store.floatCount + (v?.count ?? 0) <= MultiStore.appendableCapacity }
     }
 
     /// Entries of the largest sparse store (merges keep under SparseStore.appendableCapacity).
-    package var sparseEntries: Int { sparseStores.map { $0.data.count }.max() ?? 0 }
+    package var sparseEntries: Int { sparseStores.map(\.entryCount).max() ?? 0 }
 
     /// Floats of the largest multi-vector store (merges keep under MultiStore.appendableCapacity).
-    package var multiFloats: Int { multiStores.map { $0.data.count }.max() ?? 0 }
+    package var multiFloats: Int { multiStores.map(\.floatCount).max() ?? 0 }
 
     /// Stops taking new rows (its payload indexes sort their numbers: rows no longer change).
     package func seal() {

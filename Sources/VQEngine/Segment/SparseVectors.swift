@@ -149,16 +149,18 @@ final class SparseInvertedIndex: @unchecked Sendable {
 /// One sparse vector's rows in a segment.
 package final class SparseStore: @unchecked Sendable {
     package let spec: SparseSpec
-    let refs: MappedArray<PayloadRef>
-    let data: MappedArray<SparseEntry>
+    /// sparse.K.idx and sparse.K.dat.
+    let values: RowValues<SparseEntry>
     /// Sealed segments: the postings (nil while appendable).
     private(set) var inverted: SparseInvertedIndex?
 
-    init(spec: SparseSpec, refs: MappedArray<PayloadRef>, data: MappedArray<SparseEntry>) {
+    init(spec: SparseSpec, values: RowValues<SparseEntry>) {
         self.spec = spec
-        self.refs = refs
-        self.data = data
+        self.values = values
     }
+
+    /// Entries held (the manifest's sparse_entries).
+    var entryCount: Int { values.data.count }
 
     /// The most entries an appendable segment's sparse.K.dat may hold (virtual reservation only).
     static let appendableCapacity = 1 << 31
@@ -166,41 +168,27 @@ package final class SparseStore: @unchecked Sendable {
     /// File names of sparse vector `k`.
     static func files(_ k: Int) -> (refs: String, data: String) { ("sparse.\(k).idx", "sparse.\(k).dat") }
 
-    /// Row `row`'s entries (empty: it has no such vector); bounds checked (the refs are read from a file).
-    func entries(_ row: Int) -> UnsafeBufferPointer<SparseEntry> {
-        let ref = refs.base[row]
-        let size = UInt64(data.count)
-        guard ref.length > 0, ref.length <= size, ref.offset <= size - ref.length else { return UnsafeBufferPointer(start: nil, count: 0) }
-        return UnsafeBufferPointer(start: data.base + Int(ref.offset), count: Int(ref.length))
-    }
+    /// Row `row`'s entries (empty: it has no such vector).
+    func entries(_ row: Int) -> UnsafeBufferPointer<SparseEntry> { values.values(row) }
 
-    func lacks(_ row: Int) -> Bool { refs.base[row].length == 0 }
+    func lacks(_ row: Int) -> Bool { values.lacks(row) }
 
     package func vector(_ row: Int) -> SparseVector? {
         lacks(row) ? nil : SparseVector(sorted: entries(row))
     }
 
+    private static func entries(_ v: SparseVector) -> [SparseEntry] { zip(v.indices, v.values).map { SparseEntry(index: $0, value: $1) } }
+
     /// Appends row `refs.count`'s vector (nil: none).
     func append(_ v: SparseVector?) throws {
-        try refs.append(try store(v, reusing: nil))
+        guard let v else { return try values.append(nil) }
+        try SparseStore.entries(v).withUnsafeBufferPointer { try values.append($0) }
     }
 
     /// Replaces row `row`'s vector in place where it fits.
     func overwrite(_ row: Int, _ v: SparseVector?) throws {
-        refs[row] = try store(v, reusing: refs[row])
-    }
-
-    private func store(_ v: SparseVector?, reusing old: PayloadRef?) throws -> PayloadRef {
-        guard let v, v.count > 0 else { return PayloadRef(offset: 0, length: 0) }
-        let entries = zip(v.indices, v.values).map { SparseEntry(index: $0, value: $1) }
-        if let old, old.length >= UInt64(entries.count), let start = Int(exactly: old.offset), start <= data.count - entries.count {
-            entries.withUnsafeBufferPointer { (data.base + start).update(from: $0.baseAddress!, count: $0.count) }
-            data.markDirty(start..<(start + entries.count))
-            return PayloadRef(offset: old.offset, length: UInt64(entries.count))
-        }
-        let offset = data.count
-        try entries.withUnsafeBufferPointer { try data.append(contentsOf: $0) }
-        return PayloadRef(offset: UInt64(offset), length: UInt64(entries.count))
+        guard let v else { return try values.overwrite(row, nil) }
+        try SparseStore.entries(v).withUnsafeBufferPointer { try values.overwrite(row, $0) }
     }
 
     /// Builds the postings (the rows no longer change).
@@ -256,15 +244,7 @@ package final class SparseStore: @unchecked Sendable {
         }
     }
 
-    func flush(sequence: UInt64) throws {
-        try data.flush(sequence: sequence)
-        try refs.flush(sequence: sequence)
-    }
-
-    func dropUndo() {
-        data.dropUndo()
-        refs.dropUndo()
-    }
-
-    func verify() -> String? { refs.verify() ?? data.verify() }
+    func flush(sequence: UInt64) throws { try values.flush(sequence: sequence) }
+    func dropUndo() { values.dropUndo() }
+    func verify() -> String? { values.verify() }
 }
