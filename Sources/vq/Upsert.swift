@@ -32,6 +32,8 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     switch target {
     case .embedded:
         engine = try openEngine(args, create: false)
+        // Nothing else searches the directory while this process holds it: index with every core.
+        engine!.indexWithEveryCore = true
         collection = try engine!.collection(name)
         layout = collection!.config.vectors
     case .remote(let client):

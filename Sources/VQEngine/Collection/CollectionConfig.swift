@@ -46,8 +46,11 @@ package struct CollectionConfig: Sendable, Equatable {
 
     package static let formatVersion = 1
     package static let automaticMaxSegmentSize = 200_000
-    /// default_segment_number 0 means this many: few segments keep searches short.
-    package static let automaticSegmentNumber = 2
+    /// default_segment_number 0 means this many: one, so a search walks one graph (the fastest
+    /// way, BENCHMARKS.md "The default path"); merges are cheap since the largest segment's graph
+    /// seeds the merged one. max_segment_size still bounds a segment, so large collections get as
+    /// few segments as it allows.
+    package static let automaticSegmentNumber = 1
 
     /// A collection of one unnamed vector.
     package init(dim: Int, distance: Distance = .cosine) {

@@ -13,6 +13,9 @@ package final class Engine: @unchecked Sendable {
     private let warn: @Sendable (String) -> Void
     /// A peer's cluster placement, given to every collection it opens (nil: all shards local).
     package let placement: (any ReplicaPlacement)?
+    /// Background graph builds use every core, not all but one (a CLI process that holds the data
+    /// directory alone: nothing else searches it). Set before collections open.
+    package var indexWithEveryCore = false
 
     /// Opens (creating if needed) a data directory and takes its lock.
     /// - Throws: `.busy` naming the holder when another process has it.
@@ -104,7 +107,8 @@ package final class Engine: @unchecked Sendable {
                           hint: known.isEmpty ? "create it with: vq create-collection \(name) --dim N" : "collections: \(known.joined(separator: ", "))")
         }
         let config = try CollectionConfig(json: try ChecksummedJSON.read(path), path: path)
-        let c = try VectorCollection(name: name, config: config, directory: directory, placement: placement, warn: warn)
+        let c = try VectorCollection(name: name, config: config, directory: directory, placement: placement,
+                                               everyCore: indexWithEveryCore, warn: warn)
         open[name] = c
         return c
     }
@@ -223,7 +227,8 @@ package final class Engine: @unchecked Sendable {
             rebuild = open[name]
         } else if let c = open.removeValue(forKey: name) {
             try c.close()
-            open[name] = try VectorCollection(name: name, config: config, directory: directory, placement: placement, warn: warn)
+            open[name] = try VectorCollection(name: name, config: config, directory: directory, placement: placement,
+                                               everyCore: indexWithEveryCore, warn: warn)
         }
         return config
     }

@@ -96,12 +96,16 @@ package final class VectorCollection: @unchecked Sendable {
 
     /// Opens every shard (replaying WALs).
     /// - Parameter placement: the cluster's, on a peer (nil: every shard is local only).
-    init(name: String, config: CollectionConfig, directory: DataDirectory, placement: (any ReplicaPlacement)? = nil, warn: (String) -> Void) throws {
+    /// - Parameter everyCore: background graph builds use every core (see `Engine.indexWithEveryCore`).
+    init(name: String, config: CollectionConfig, directory: DataDirectory, placement: (any ReplicaPlacement)? = nil, everyCore: Bool = false,
+         warn: (String) -> Void) throws {
         self.name = name
         self.liveConfig = Mutex(config)
         var shards: [LocalShard] = []
+        var options = config.shardOptions
+        options.backgroundUsesEveryCore = everyCore
         for s in 0..<config.shardNumber {
-            shards.append(try LocalShard(directory: directory.shardDir(name, s), options: config.shardOptions, warn: warn))
+            shards.append(try LocalShard(directory: directory.shardDir(name, s), options: options, warn: warn))
         }
         self.shards = shards
         replicaSets = shards.enumerated().map { ReplicaSet(collection: name, id: $0.offset, local: $0.element, placement: placement) }

@@ -1,5 +1,10 @@
 // Builds an HNSW graph over a contiguous block of vectors, on several threads.
 //
+// A build may start from a seed: the graph of a segment whose live rows are the first nodes
+// (a merge puts the largest source first). Their levels and links are copied (links to rows
+// the merge dropped are removed) and only the other nodes are inserted, as Qdrant 1.14+
+// reuses graphs when it merges segments.
+//
 // hnswlib's algorithm: each node gets a random top level (seeded, so a build
 // is reproducible for a given thread count of 1); it is inserted by a greedy
 // descent through the upper levels, then at each of its levels a beam search
@@ -56,6 +61,9 @@ package final class HNSWBuilder: @unchecked Sendable {
     private let skip: UnsafePointer<UInt64>?
     /// The first node not skipped (the initial entry); `count` when all are.
     private let first: Int
+    /// Nodes 0..<seeded came with the seed graph (their links are in place).
+    private let seeded: Int
+    private let seedEntry: (entry: UInt32, maxLevel: Int)?
 
     /// Builds the graph of `count` vectors of `dim` floats (row i = node i).
     /// - Parameter skip: a bitmap of nodes to leave out (isolated, level 0); searches must exclude
@@ -63,9 +71,12 @@ package final class HNSWBuilder: @unchecked Sendable {
     /// - Parameter shouldContinue: asked every few hundred nodes; returning false abandons the build.
     /// - Returns: the graph, or nil when `shouldContinue` said stop.
     /// - Complexity: about O(count x ef_construct x m x log(count)) distance evaluations.
+    /// - Parameter seed: a graph to start from, and for each of the first nodes the seed node it
+    ///   is (`oldOf[i]`); seed nodes not listed were dropped. Its m must be `params.m`.
     package static func build(vectors: UnsafePointer<Float>, count: Int, dim: Int, distance: Distance, params: HNSWParams,
-                              skip: UnsafePointer<UInt64>? = nil, shouldContinue: (@Sendable () -> Bool)? = nil) -> HNSWGraph? {
-        let builder = HNSWBuilder(vectors: vectors, count: count, dim: dim, distance: distance, params: params, skip: skip,
+                              skip: UnsafePointer<UInt64>? = nil, seed: (graph: HNSWGraph, oldOf: [Int32])? = nil,
+                              shouldContinue: (@Sendable () -> Bool)? = nil) -> HNSWGraph? {
+        let builder = HNSWBuilder(vectors: vectors, count: count, dim: dim, distance: distance, params: params, skip: skip, seed: seed,
                                   shouldContinue: shouldContinue)
         return builder.run()
     }
@@ -77,9 +88,11 @@ package final class HNSWBuilder: @unchecked Sendable {
     }
 
     private init(vectors: UnsafePointer<Float>, count: Int, dim: Int, distance: Distance, params: HNSWParams,
-                 skip: UnsafePointer<UInt64>?, shouldContinue: (@Sendable () -> Bool)?) {
+                 skip: UnsafePointer<UInt64>?, seed: (graph: HNSWGraph, oldOf: [Int32])?, shouldContinue: (@Sendable () -> Bool)?) {
         self.skip = skip
         first = (0..<count).first { !HNSWBuilder.skipped(skip, $0) } ?? count
+        let seed = seed.flatMap { s in s.graph.m == max(2, params.m) && s.oldOf.count <= count && !s.oldOf.isEmpty ? s : nil }
+        seeded = seed?.oldOf.count ?? 0
         self.vectors = vectors
         self.count = count
         self.dim = dim
@@ -93,7 +106,8 @@ package final class HNSWBuilder: @unchecked Sendable {
         var blocks = 0
         for i in 0..<count {
             let u = Double(mix64(params.seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15)) >> 11) / Double(1 << 53)
-            let l = HNSWBuilder.skipped(skip, i) ? 0 : min(15, Int(-log(max(u, 1e-300)) * mult))
+            var l = HNSWBuilder.skipped(skip, i) ? 0 : min(15, Int(-log(max(u, 1e-300)) * mult))
+            if let seed, i < seeded { l = Int(seed.graph.levels[Int(seed.oldOf[i])]) }
             levelOf[i] = UInt8(l)
             blocks += l
         }
@@ -110,6 +124,37 @@ package final class HNSWBuilder: @unchecked Sendable {
             upperOffsets[i] = UInt32(offset)
             offset += Int(levelOf[i])
         }
+        // The seed's links, renumbered; links to nodes the merge dropped go.
+        var entry: (entry: UInt32, maxLevel: Int)?
+        if let seed {
+            var newOf = [Int32](repeating: -1, count: seed.graph.count)
+            for (i, old) in seed.oldOf.enumerated() { newOf[Int(old)] = Int32(i) }
+            let g = seed.graph
+            func copy(_ from: UnsafePointer<UInt32>, _ to: UnsafeMutablePointer<UInt32>) {
+                var n = 0
+                for j in 0..<Int(from[0]) {
+                    let target = Int(from[1 + j])
+                    guard target < newOf.count, newOf[target] >= 0 else { continue }
+                    to[1 + n] = UInt32(newOf[target])
+                    n += 1
+                }
+                to[0] = UInt32(n)
+            }
+            for i in 0..<seeded {
+                let old = Int(seed.oldOf[i])
+                copy(g.level0 + old * (g.m0 + 1), level0 + i * (layout.m0 + 1))
+                for l in 1..<(Int(levelOf[i]) + 1) where levelOf[i] > 0 {
+                    copy(g.upper + (Int(g.upperOffsets[old]) + l - 1) * (g.m + 1), upper + (Int(upperOffsets[i]) + l - 1) * (layout.m + 1))
+                }
+            }
+            let e = Int(g.entryPoint)
+            if e < newOf.count, newOf[e] >= 0 {
+                entry = (UInt32(newOf[e]), g.maxLevel)
+            } else if let best = (0..<seeded).max(by: { levelOf[$0] < levelOf[$1] }) {
+                entry = (UInt32(best), Int(levelOf[best]))
+            }
+        }
+        seedEntry = entry
         let threads = params.threads > 0 ? params.threads : ProcessInfo.processInfo.activeProcessorCount
         useLocks = threads > 1 && count > 1000
         lockCount = useLocks ? 4096 : 1
@@ -123,9 +168,14 @@ package final class HNSWBuilder: @unchecked Sendable {
     }
 
     private func run() -> HNSWGraph? {
-        if first < count {
+        if let seedEntry {
+            next.store(seeded, ordering: .relaxed)
+            top.withLock { $0 = seedEntry }
+        } else if first < count {
             next.store(first + 1, ordering: .relaxed)
             top.withLock { $0 = (UInt32(first), Int(levels[first])) }
+        }
+        if seedEntry != nil ? seeded < count : first < count {
             let threads = useLocks ? max(1, params.threads > 0 ? params.threads : ProcessInfo.processInfo.activeProcessorCount) : 1
             if threads == 1 {
                 worker()

@@ -333,8 +333,10 @@ package final class Segment: @unchecked Sendable {
     /// Does not attach them: call `attach(_:)` under the shard's write lock, since searches read
     /// the graphs. Only for sealed segments, whose rows no longer change.
     /// - Parameter params: per dense vector, then per multi-vector (ShardOptions.graphParams).
+    /// - Parameter seeds: per dense vector, a graph its first rows already have (see HNSWBuilder).
     /// - Throws: `.cancelled` when `shouldContinue` said stop.
-    package func buildIndex(_ params: [HNSWParams], shouldContinue: (@Sendable () -> Bool)? = nil) throws -> [HNSWGraph?] {
+    package func buildIndex(_ params: [HNSWParams], seeds: [(graph: HNSWGraph, oldOf: [Int32])?] = [],
+                            shouldContinue: (@Sendable () -> Bool)? = nil) throws -> [HNSWGraph?] {
         precondition(!appendable && params.count == stores.count + multiStores.count)
         let multi = try multiStores.enumerated().map { k, store -> HNSWGraph? in
             guard params[stores.count + k].m > 0 else { return nil }
@@ -348,7 +350,7 @@ package final class Segment: @unchecked Sendable {
             guard params[k].m > 0 else { return nil }
             guard let g = HNSWBuilder.build(vectors: store.data.base, count: rowCount, dim: store.dim, distance: store.distance,
                                             params: params[k], skip: store.absentCount > 0 ? UnsafePointer(store.absent!.base) : nil,
-                                            shouldContinue: shouldContinue) else {
+                                            seed: k < seeds.count ? seeds[k] : nil, shouldContinue: shouldContinue) else {
                 throw VQError(.cancelled, "indexing segment \(id) was stopped")
             }
             try g.write(to: directory + "/" + VectorStore.files(k).graph)

@@ -109,6 +109,16 @@ extension LocalShard {
                     entries += seg(s).sparseEntries
                     floats += seg(s).multiFloats
                 }
+                // Indexed alone, these would add a segment past default_segment_number: merge them
+                // into the largest indexed one instead, whose graph seeds the new one (their points
+                // are inserted into it, not built twice).
+                let indexed = sealed.filter { seg($0).indexed }
+                if wantIndex && indexed.count + 1 > max(1, o.defaultSegmentNumber),
+                   let big = indexed.max(by: { seg($0).liveCount < seg($1).liveCount }),
+                   rows + seg(big).liveCount <= o.segmentCapacity, entries + seg(big).sparseEntries <= SparseStore.appendableCapacity,
+                   floats + seg(big).multiFloats <= MultiStore.appendableCapacity {
+                    return .rebuild(slots: group + [big], index: true)
+                }
                 if group.count == 1 && wantIndex && seg(group[0]).deletedCount == 0 { return .indexInPlace(slot: group[0]) }
                 if wantIndex || group.count > 1 { return .rebuild(slots: group, index: wantIndex) }
             }
@@ -144,19 +154,36 @@ extension LocalShard {
     /// - Returns: the number of points indexed.
     private func rebuild(_ slots: [Int], index: Bool, foreground: Bool) throws -> Int {
         let started = Date()
+        // The largest indexed source with few tombstones goes first: its graph seeds the new one
+        // (its live rows keep their links; only the others are inserted).
+        let seedSlot: Int? = index ? lock.read {
+            slots.filter { s in
+                let seg = holder.slots[s]!
+                return seg.indexed && seg.liveCount > 0 && Double(seg.deletedCount) <= 0.2 * Double(seg.rowCount)
+            }.max { holder.slots[$0]!.liveCount < holder.slots[$1]!.liveCount }
+        } : nil
+        let ordered = seedSlot.map { s in [s] + slots.filter { $0 != s } } ?? slots
         let (sources, rowMap, id, schema): ([Segment], [(slot: Int32, row: UInt32)], UInt64, PayloadSchema) = lock.write {
             var map: [(slot: Int32, row: UInt32)] = []
-            for s in slots {
+            for s in ordered {
                 let seg = holder.slots[s]!
                 for row in 0..<seg.rowCount where !seg.isDeleted(row) { map.append((Int32(s), UInt32(row))) }
             }
-            return (slots.map { holder.slots[$0]! }, map, holder.takeSegmentId(), holder.schema)
+            return (ordered.map { holder.slots[$0]! }, map, holder.takeSegmentId(), holder.schema)
+        }
+        var seeds: [(graph: HNSWGraph, oldOf: [Int32])?] = []
+        var seededRows = 0
+        if let seedSlot {
+            let source = sources[0]
+            let oldOf = rowMap.prefix { Int($0.slot) == seedSlot }.map { Int32($0.row) }
+            seeds = source.stores.map { store in store.graph.map { ($0, oldOf) } }
+            if seeds.contains(where: { $0 != nil }) { seededRows = oldOf.count }
         }
         let directory = DataDirectory.segmentDir(shardDir: self.directory, id: id)
         do {
             let merged = try Segment(directory: directory, info: SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true),
                                      vectors: options.vectors, capacity: max(1, rowMap.count))
-            let bySlot = Dictionary(uniqueKeysWithValues: zip(slots, sources))
+            let bySlot = Dictionary(uniqueKeysWithValues: zip(ordered, sources))
             for from in rowMap {
                 let source = bySlot[Int(from.slot)]!
                 let row = Int(from.row)
@@ -168,7 +195,9 @@ extension LocalShard {
             }
             merged.seal()
             merged.applySchema(schema)
-            if index && merged.rowCount > 0 { merged.attach(try merged.buildIndex(buildParams(foreground: foreground), shouldContinue: keepGoing(foreground))) }
+            if index && merged.rowCount > 0 {
+                merged.attach(try merged.buildIndex(buildParams(foreground: foreground), seeds: seeds, shouldContinue: keepGoing(foreground)))
+            }
             try merged.flush()
             lock.write {
                 merged.applySchema(holder.schema)   // a payload index created meanwhile
@@ -182,25 +211,28 @@ extension LocalShard {
         try flush()
         for source in sources { try? FileIO.removeTree(source.directory) }
         let seconds = Date().timeIntervalSince(started)
+        // Points that came with a seed graph were not indexed again.
+        let inserted = rowMap.count - seededRows
         withProgress { s in
             if index {
-                s.indexedPointsTotal += rowMap.count
+                s.indexedPointsTotal += inserted
                 s.indexingSeconds += seconds
             }
             s.progress.broadcast()
         }
-        return index ? rowMap.count : 0
+        return index ? inserted : 0
     }
 
     /// Graph build parameters of each vector: `max_indexing_threads`, where 0 means every core
-    /// for a foreground `vq optimize` and all but one for the background optimizer, which
-    /// leaves a core to searches (on 2 cores that halved the p99 under a full-speed writer).
+    /// for a foreground `vq optimize` (and in a CLI process that holds the directory alone) and
+    /// all but one for a server's background optimizer, which leaves a core to searches (on 2
+    /// cores that halved the p99 under a full-speed writer).
     func buildParams(foreground: Bool) -> [HNSWParams] {
         options.graphParams.map { spec in
             var p = spec
             if p.threads == 0 {
                 let cores = ProcessInfo.processInfo.activeProcessorCount
-                p.threads = foreground ? cores : max(1, cores - 1)
+                p.threads = foreground || options.backgroundUsesEveryCore ? cores : max(1, cores - 1)
             }
             return p
         }

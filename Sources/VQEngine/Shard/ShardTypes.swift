@@ -28,6 +28,8 @@ package struct ShardOptions: Sendable {
     package var vacuumMinVectorNumber = 1000
     /// Whether the background optimizer runs (off in tests that drive it by hand).
     package var backgroundOptimizer = true
+    /// Background graph builds (max_indexing_threads 0) use every core rather than all but one.
+    package var backgroundUsesEveryCore = false
     /// The payload fields each segment indexes (as opened; `LocalShard.setPayloadSchema` changes it).
     package var payloadSchema = PayloadSchema()
 

@@ -84,6 +84,37 @@ import Testing
         #expect(recall(g, d, DistanceFunction(.euclid), ef: 64) >= 0.85)
     }
 
+    @Test("a build seeded with an earlier graph (some of its rows dropped and renumbered) inserts only the rest and keeps recall")
+    func seeded() {
+        let d = data(count: 3000, dim: 16, seed: 21, distance: .euclid)
+        // The seed: a graph over 2,200 rows, of which every tenth is dropped by the "merge"; the
+        // new rows are the seed's survivors (renumbered 0...) then the other 1,000.
+        let seedRows = Array(0..<2200)
+        let kept = seedRows.filter { $0 % 10 != 3 }
+        let seedData = Data(dim: 16, vectors: seedRows.flatMap { Array(d.vectors[($0 * 16)..<(($0 + 1) * 16)]) }, queries: d.queries)
+        let seedGraph = build(seedData, .euclid, threads: 1)
+        let order = kept + Array(2200..<3000)
+        let merged = Data(dim: 16, vectors: order.flatMap { Array(d.vectors[($0 * 16)..<(($0 + 1) * 16)]) }, queries: d.queries)
+        let g = merged.vectors.withUnsafeBufferPointer {
+            HNSWBuilder.build(vectors: $0.baseAddress!, count: merged.count, dim: 16, distance: .euclid,
+                              params: HNSWParams(m: 8, efConstruct: 64, threads: 2), seed: (seedGraph, kept.map(Int32.init)))!
+        }
+        #expect(g.count == merged.count)
+        // The survivors keep their levels; no link points at a dropped or missing node.
+        for (i, old) in kept.enumerated() { #expect(g.levels[i] == seedGraph.levels[old]) }
+        for node in 0..<UInt32(g.count) {
+            let list = g.links(node, level: 0)
+            for j in 0..<Int(list[0]) { #expect(list[1 + j] < UInt32(g.count) && list[1 + j] != node) }
+        }
+        #expect(recall(g, merged, DistanceFunction(.euclid), ef: 64) >= 0.9)
+        // A seed of another m is not used (the build starts afresh and still works).
+        let other = merged.vectors.withUnsafeBufferPointer {
+            HNSWBuilder.build(vectors: $0.baseAddress!, count: merged.count, dim: 16, distance: .euclid,
+                              params: HNSWParams(m: 12, efConstruct: 64, threads: 1), seed: (seedGraph, kept.map(Int32.init)))!
+        }
+        #expect(recall(other, merged, DistanceFunction(.euclid), ef: 64) >= 0.9)
+    }
+
     @Test("tombstoned rows are walked through but never returned")
     func tombstones() {
         let d = data(count: 2000, dim: 16, seed: 9, distance: .dot)

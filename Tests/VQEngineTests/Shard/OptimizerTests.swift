@@ -134,6 +134,30 @@ import Testing
         try shard.close()
     }
 
+    @Test("new points merge into the largest indexed segment, whose graph seeds the merged one; answers stay exact")
+    func mergeReusesGraph() throws {
+        let tmp = TempDir()
+        var o = options(threshold: 300)
+        o.defaultSegmentNumber = 1
+        let shard = try LocalShard(directory: tmp.path, options: o, warn: { _ in })
+        _ = try shard.submit(.upsert(points(0..<1000, dim: 8, seed: 1)))
+        _ = try shard.settle()
+        _ = try shard.optimize(force: true)
+        #expect(shard.lock.read { shard.holder.segments.contains { !$0.appendable && $0.indexed } })
+        // More points past the threshold: sealed, then merged into the indexed segment.
+        _ = try shard.waitApplied(try shard.submit(.upsert(points(1000..<1400, dim: 8, seed: 2))))
+        let report = try shard.settle()
+        // Only the new points were inserted (300 sealed at the threshold; the rest stay appendable).
+        #expect(report.pointsIndexed > 0 && report.pointsIndexed <= 400, "\(report.pointsIndexed) points indexed")
+        let sealed = shard.lock.read { shard.holder.segments.filter { !$0.appendable } }
+        #expect(sealed.count == 1 && sealed[0].indexed && sealed[0].liveCount >= 1300, "\(sealed.map(\.liveCount))")
+        #expect(sealed.first?.stores[0].graph?.count == sealed.first?.rowCount)
+        let q = [Float](repeating: 0.2, count: 8)
+        let exact = Set(search(shard, q, k: 10, exact: true).hits.map(\.id))
+        #expect(Set(search(shard, q, k: 10).hits.map(\.id)).intersection(exact).count >= 9)
+        try shard.close()
+    }
+
     @Test("vacuum rebuilds a segment whose deleted share passes the threshold")
     func vacuum() throws {
         let tmp = TempDir()
