@@ -22,11 +22,13 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--ef", default="16,24,28,32,34,36,38,40,44,48,56,64,96,128")
     p.add_argument("--space", default="ip", help="ip (cosine/dot data, e.g. minilm) or l2")
+    p.add_argument("--default-path", action="store_true", help="vq builds as a user does (vq bench --default-path)")
     a = p.parse_args()
     d = a.dataset
     files = [os.path.join(d, f) for f in ("base.fvecs", "query.fvecs", "groundtruth.ivecs")]
     distance = "euclid" if a.space == "l2" else "dot"
-    vq = json.loads(subprocess.run([VQ, "bench", d, "--json", "--distance", distance, "--threads", str(a.threads), "--ef", a.ef],
+    vq = json.loads(subprocess.run([VQ, "bench", d, "--json", "--distance", distance, "--threads", str(a.threads), "--ef", a.ef]
+                                   + (["--default-path"] if a.default_path else []),
                                    check=True, capture_output=True, text=True).stdout)
     hn = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "hnswlib_compare.py"), *files, "--json", "--space", a.space,
                                     "--threads", str(a.threads), "--ef", a.ef], check=True, capture_output=True, text=True).stdout)
@@ -39,7 +41,8 @@ def main():
 
     print(f"dataset {os.path.basename(os.path.normpath(d))}: {vq['count']} x {vq['dim']}, {vq['queries']} queries, "
           f"threads {a.threads}, vq kernels {vq['kernels']}")
-    print(f"build: vq {vq['build_seconds']:.3f} s (ingest {vq['ingest_seconds']:.3f} + index {vq['index_seconds']:.3f}), "
+    print(f"build: vq {vq['build_seconds']:.3f} s (ingest {vq['ingest_seconds']:.3f} + index {vq['index_seconds']:.3f}, "
+          f"{vq.get('segments', 1)} segment(s){', default path' if a.default_path else ''}), "
           f"hnswlib {hn['build_seconds']:.3f} s -> vq/hnswlib {vq['build_seconds'] / hn['build_seconds']:.2f}x time")
     print("  ef   vq recall   vq QPS(1)   hnswlib recall   hnswlib QPS(1)")
     for v, h in zip(vq["rows"], hn["rows"]):

@@ -240,7 +240,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --default-path --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     help)

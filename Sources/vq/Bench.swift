@@ -69,14 +69,23 @@ func bench(_ args: Arguments) throws -> Int32 {
     switch scenario {
     case "recall":
         // A bulk load as Qdrant's docs advise: no indexing while ingesting, then one optimize
-        // that indexes everything into one segment (default_segment_number 1).
-        config.indexingThreshold = 0
-        config.defaultSegmentNumber = 1
+        // that indexes everything into one segment (default_segment_number 1). --default-path
+        // builds as a user does instead: a collection with default settings, upserted as `vq
+        // upsert` does (indexing while it ingests, every core), then waited for.
+        let defaultPath = args.has("default-path")
+        if defaultPath {
+            config.maxIndexingThreads = 0
+            config.maxSegmentSize = nil
+        } else {
+            config.indexingThreshold = 0
+            config.defaultSegmentNumber = 1
+        }
         if args.has("named-vectors") {
             config.vectors = VectorLayout(named: [VectorSpec(name: "dense", dim: dataset.dim, distance: distance),
                                                   VectorSpec(name: "extra", dim: 8, distance: .dot)])
         }
         let engine = try Engine(path: root) { printError("vq: warning: \($0)") }
+        engine.indexWithEveryCore = defaultPath
         let name = "bench"
         if engine.collectionNames().contains(name) {
             throw VQError(.conflict, "\(root) already has a collection \"bench\"", hint: "use an empty --data-dir")
@@ -88,8 +97,9 @@ func bench(_ args: Arguments) throws -> Int32 {
         progress.show("bench: indexing...")
         let indexStart = Date()
         _ = try collection.settle()
-        _ = try collection.optimize()
+        if !defaultPath { _ = try collection.optimize() }
         let indexSeconds = Date().timeIntervalSince(indexStart)
+        let segments = collection.status.segmentCount
         var rows: [BenchRow] = []
         for ef in efs {
             progress.show("bench: ef \(ef)...")
@@ -97,7 +107,8 @@ func bench(_ args: Arguments) throws -> Int32 {
         }
         progress.clear()
         try engine.close()
-        let result = BenchResult(dataset: dataset, k: k, threads: threads, ingestSeconds: ingest, indexSeconds: indexSeconds, rows: rows)
+        var result = BenchResult(dataset: dataset, k: k, threads: threads, ingestSeconds: ingest, indexSeconds: indexSeconds, rows: rows)
+        result.segments = segments
         standardOutput.write(json ? result.json : result.table)
     case "filter":
         let report = try benchFilter(root: root, config: config, dataset: dataset, k: k, efs: args.string("ef") == nil ? [64] : efs,
@@ -299,11 +310,13 @@ struct BenchResult {
     var ingestSeconds: Double
     var indexSeconds: Double
     var rows: [BenchRow]
+    /// Segments searched (sealed and appendable).
+    var segments = 1
 
     var table: String {
         var s = "dataset \(dataset.name): \(dataset.count) x \(dataset.dim), \(dataset.queryCount) queries, k=\(k), kernels \(Kernels.level)\n"
-        s += String(format: "build: ingest %.3f s + index %.3f s = %.3f s (%d threads)\n", ingestSeconds, indexSeconds,
-                    ingestSeconds + indexSeconds, threads)
+        s += String(format: "build: ingest %.3f s + index %.3f s = %.3f s (%d threads), %d segment(s)\n", ingestSeconds, indexSeconds,
+                    ingestSeconds + indexSeconds, threads, segments)
         s += String(format: "%6@ %9@ %10@ %10@ %9@ %9@ %9@ %9@\n", "ef", "recall@\(k)", "QPS(1)", "QPS(\(threads))",
                     "p50 ms", "p95 ms", "p99 ms", "max ms")
         for r in rows {
@@ -319,7 +332,7 @@ struct BenchResult {
             ("dim", .int(Int64(dataset.dim))), ("queries", .int(Int64(dataset.queryCount))), ("k", .int(Int64(k))),
             ("threads", .int(Int64(threads))), ("kernels", .string(Kernels.level)),
             ("ingest_seconds", r3(ingestSeconds)), ("index_seconds", r3(indexSeconds)),
-            ("build_seconds", r3(ingestSeconds + indexSeconds)),
+            ("build_seconds", r3(ingestSeconds + indexSeconds)), ("segments", .int(Int64(segments))),
             ("rows", .array(rows.map { r in
                 .object([("ef", .int(Int64(r.ef))), ("recall", .double((r.recall * 10000).rounded() / 10000)),
                          ("qps_1", .int(Int64(r.qps1))), ("qps_n", .int(Int64(r.qpsN))),

@@ -429,6 +429,8 @@ extension CommandSpec {
                 OptionSpec(long: "full-scan-threshold", value: "KB",
                            help: "hnsw_config.full_scan_threshold: filtered searches allowing fewer points' vectors than this are exact.",
                            defaultText: "10000"),
+                OptionSpec(long: "default-path",
+                           help: "recall: build as a user does (default collection settings, indexing while ingesting, every core) instead of a bulk load."),
                 OptionSpec(long: "named-vectors",
                            help: "recall: store the dataset as named vector \"dense\" beside an 8-d named vector \"extra\", and search \"dense\"."),
                 OptionSpec(long: "scenario", value: "NAME", help: "recall (default), filter, sparse, multi or write-load.", defaultText: "recall",
