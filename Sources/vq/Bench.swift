@@ -87,7 +87,7 @@ func bench(_ args: Arguments) throws -> Int32 {
         let engine = try Engine(path: root) { printError("vq: warning: \($0)") }
         engine.indexWithEveryCore = defaultPath
         let name = "bench"
-        if engine.collectionNames().contains(name) {
+        if engine.hasCollection(name) {
             throw VQError(.conflict, "\(root) already has a collection \"bench\"", hint: "use an empty --data-dir")
         }
         try engine.createCollection(name, config: config)

@@ -61,7 +61,7 @@ func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDa
     let nums = (0..<d.count).map { _ in Int(rng.next() % 1_000_000) }
     let engine = try Engine(path: root) { printError("vq: warning: \($0)") }
     let name = "bench"
-    if engine.collectionNames().contains(name) {
+    if engine.hasCollection(name) {
         throw VQError(.conflict, "\(root) already has a collection \"bench\"", hint: "use an empty --data-dir")
     }
     try engine.createCollection(name, config: config)

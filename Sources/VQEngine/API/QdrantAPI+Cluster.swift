@@ -10,7 +10,7 @@ extension QdrantAPI {
     func resolveAlias(_ name: String) throws -> String {
         if let cluster {
             if let target = cluster.aliases[name] { return target }
-            if cluster.collectionMeta(name) == nil && !engine.collectionNames().contains(name) && cluster.catchUp() {
+            if cluster.collectionMeta(name) == nil && !engine.hasCollection(name) && cluster.catchUp() {
                 return cluster.aliases[name] ?? name
             }
             return name

@@ -171,7 +171,7 @@ extension QdrantAPI {
             // Through consensus: every peer creates its local part when it applies the entry.
             try c.validate()
             guard cluster.aliases[name] == nil else { throw VQError(.conflict, "\"\(name)\" is an alias; choose another collection name") }
-            guard !engine.collectionNames().contains(name) && cluster.collectionMeta(name) == nil else {
+            guard !engine.hasCollection(name) && cluster.collectionMeta(name) == nil else {
                 throw VQError(.conflict, "collection \"\(name)\" already exists")
             }
             let placement = try ClusterState.placement(shards: c.shardNumber, replicas: c.replicationFactor, peers: cluster.status.voters)
@@ -180,12 +180,12 @@ extension QdrantAPI {
             } catch let e as VQError where e.kind == .conflict && cluster.collectionMeta(name)?.config == c {
                 // Committed by an attempt whose answer was lost (a leader change): it is ours.
             }
-            guard engine.collectionNames().contains(name) else {
+            guard engine.hasCollection(name) else {
                 // Still being made here (the effects thread is behind): say so, undo nothing.
                 guard cluster.waitApplied(cluster.appliedIndex, timeout: 20) else {
                     throw VQError(.busy, "collection \"\(name)\" is committed but not yet created on this peer; retry shortly")
                 }
-                if engine.collectionNames().contains(name) { return APIEnvelope.ok(.bool(true), since: start) }
+                if engine.hasCollection(name) { return APIEnvelope.ok(.bool(true), since: start) }
                 // Not made here (a full disk, say): take it out of the metadata again, so no entry
                 // is left that names a collection this peer cannot serve.
                 try? cluster.propose(ClusterState.deleteCollection(name))

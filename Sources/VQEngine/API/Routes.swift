@@ -132,7 +132,7 @@ extension QdrantAPI {
         Route("DELETE", "collections/{name}", "collections.delete", .write) { api, c in try api.deleteCollection(c.params[0], c.start) },
         Route("GET", "collections/{name}/exists", "collections.exists", .read, inline: true) { api, c in
             let name = c.params[0]
-            let exists = (try? Engine.validateName(name)) != nil && api.engine.collectionNames().contains(name)
+            let exists = (try? Engine.validateName(name)) != nil && api.engine.hasCollection(name)
             return APIEnvelope.ok(.object([("exists", .bool(exists))]), since: c.start)
         },
         // vq's extension: what `vq info` prints, so remote and embedded print the same.

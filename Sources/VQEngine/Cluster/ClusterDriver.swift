@@ -45,14 +45,14 @@ package final class ClusterDriver: Sendable {
             switch effect {
             case .collectionCreated(let name, let config)?:
                 router.forget(name)
-                if !engine.collectionNames().contains(name) { try engine.createCollection(name, config: config) }
+                if !engine.hasCollection(name) { try engine.createCollection(name, config: config) }
             case .collectionUpdated(let name, let config)?:
                 _ = try engine.updateCollection(name) { $0 = config }
             case .collectionDeleted(let name)?:
                 router.forget(name)
-                if engine.collectionNames().contains(name) { try engine.deleteCollection(name) }
+                if engine.hasCollection(name) { try engine.deleteCollection(name) }
             case nil:
-                for (name, meta) in state.collections where !engine.collectionNames().contains(name) {
+                for (name, meta) in state.collections where !engine.hasCollection(name) {
                     try engine.createCollection(name, config: meta.config)
                 }
             }

@@ -65,6 +65,15 @@ package final class Engine: @unchecked Sendable {
         FileIO.list(directory.collectionsDir).filter { !$0.hasPrefix(".") && FileIO.exists(directory.collectionConfig($0)) }
     }
 
+    /// Whether collection `name` exists: an open one, else one stat of its config (no directory
+    /// listing; requests ask this).
+    package func hasCollection(_ name: String) -> Bool {
+        mutex.lock()
+        let isOpen = open[name] != nil
+        mutex.unlock()
+        return isOpen || ((try? Engine.validateName(name)) != nil && FileIO.exists(directory.collectionConfig(name)))
+    }
+
     /// Creates a collection: its config and shard directories appear at once (a rename), or not at all.
     /// - Throws: `.conflict`, or `.invalidInput` for a bad name or config.
     package func createCollection(_ name: String, config: CollectionConfig) throws {
