@@ -231,6 +231,7 @@ _vq() {
         --ef-construct) COMPREPLY=(); return ;;
         --threads) COMPREPLY=(); return ;;
         --full-scan-threshold) COMPREPLY=(); return ;;
+        --default-segment-number) COMPREPLY=(); return ;;
         --scenario) COMPREPLY=($(compgen -W "recall filter sparse multi write-load" -- "$cur")); return ;;
         --duration) COMPREPLY=(); return ;;
         --collection) COMPREPLY=(); return ;;
@@ -240,7 +241,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --default-path --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --default-path --default-segment-number --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     help)

@@ -177,6 +177,7 @@ complete -c vq -n '__fish_seen_subcommand_from bench' -l ef-construct -x -d 'HNS
 complete -c vq -n '__fish_seen_subcommand_from bench' -l threads -x -d 'Threads for indexing and for the multi-threaded QPS.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l full-scan-threshold -x -d 'hnsw_config.full_scan_threshold: filtered searches allowing fewer points\' vectors than this are exact.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l default-path -d 'recall: build as a user does (default collection settings, indexing while ingesting, every core) instead of a bulk load.'
+complete -c vq -n '__fish_seen_subcommand_from bench' -l default-segment-number -x -d 'With --default-path: optimizers_config.default_segment_number (0: automatic, one segment).'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l named-vectors -d 'recall: store the dataset as named vector "dense" beside an 8-d named vector "extra", and search "dense".'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l scenario -x -a 'recall filter sparse multi write-load' -d 'recall (default), filter, sparse, multi or write-load.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l duration -x -d 'Seconds of writing per write-load run; with --url, seconds of searching.'

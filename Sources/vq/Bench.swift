@@ -76,6 +76,8 @@ func bench(_ args: Arguments) throws -> Int32 {
         if defaultPath {
             config.maxIndexingThreads = 0
             config.maxSegmentSize = nil
+            // The automatic count (1) unless asked otherwise, to measure the rule.
+            config.defaultSegmentNumber = try args.int("default-segment-number", default: 0, in: 0...1024)
         } else {
             config.indexingThreshold = 0
             config.defaultSegmentNumber = 1

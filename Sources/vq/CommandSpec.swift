@@ -431,6 +431,8 @@ extension CommandSpec {
                            defaultText: "10000"),
                 OptionSpec(long: "default-path",
                            help: "recall: build as a user does (default collection settings, indexing while ingesting, every core) instead of a bulk load."),
+                OptionSpec(long: "default-segment-number", value: "N",
+                           help: "With --default-path: optimizers_config.default_segment_number (0: automatic, one segment).", defaultText: "0"),
                 OptionSpec(long: "named-vectors",
                            help: "recall: store the dataset as named vector \"dense\" beside an 8-d named vector \"extra\", and search \"dense\"."),
                 OptionSpec(long: "scenario", value: "NAME", help: "recall (default), filter, sparse, multi or write-load.", defaultText: "recall",
