@@ -44,6 +44,27 @@ static float l1_generic(const float *a, const float *b, size_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
+static uint32_t u8_dot_generic(const uint8_t *a, const uint8_t *b, size_t n) {
+    uint32_t s = 0;
+    for (size_t i = 0; i < n; i++) s += (uint32_t)a[i] * b[i];
+    return s;
+}
+
+static uint32_t u8_l2sq_generic(const uint8_t *a, const uint8_t *b, size_t n) {
+    uint32_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = (int)a[i] - (int)b[i];
+        s += (uint32_t)(d * d);
+    }
+    return s;
+}
+
+static uint32_t u8_l1_generic(const uint8_t *a, const uint8_t *b, size_t n) {
+    uint32_t s = 0;
+    for (size_t i = 0; i < n; i++) s += (uint32_t)(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
+    return s;
+}
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -176,6 +197,70 @@ static float l1_avx512(const float *a, const float *b, size_t n) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+__attribute__((target("avx2")))
+static inline uint32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return (uint32_t)_mm_cvtsi128_si32(s);
+}
+
+__attribute__((target("avx2")))
+static uint32_t u8_dot_avx2(const uint8_t *a, const uint8_t *b, size_t n) {
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256i y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + i)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+    }
+    uint32_t s = hsum_epi32(acc);
+    for (; i < n; i++) s += (uint32_t)a[i] * b[i];
+    return s;
+}
+
+__attribute__((target("avx2")))
+static uint32_t u8_l2sq_avx2(const uint8_t *a, const uint8_t *b, size_t n) {
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256i y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + i)));
+        __m256i d = _mm256_sub_epi16(x, y);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(d, d));
+    }
+    uint32_t s = hsum_epi32(acc);
+    for (; i < n; i++) {
+        int d = (int)a[i] - (int)b[i];
+        s += (uint32_t)(d * d);
+    }
+    return s;
+}
+
+__attribute__((target("avx2")))
+static uint32_t u8_l1_avx2(const uint8_t *a, const uint8_t *b, size_t n) {
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)(a + i)), _mm256_loadu_si256((const __m256i *)(b + i))));
+    }
+    __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    uint32_t s = (uint32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1));
+    for (; i < n; i++) s += (uint32_t)(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
+    return s;
+}
+
+cvq_u8_kernels cvq_select_u8_kernels(int level_limit) {
+    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic};
+    if (level_limit >= 2) return k;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2};
+        return x;
+    }
+    return k;
+}
+
 cvq_kernels cvq_select_kernels(int level_limit) {
     cvq_kernels k = {dot_generic, l2sq_generic, l1_generic, "generic"};
     if (level_limit >= 2) return k;
@@ -194,6 +279,12 @@ cvq_kernels cvq_select_kernels(int level_limit) {
 cvq_kernels cvq_select_kernels(int level_limit) {
     (void)level_limit;
     cvq_kernels k = {dot_generic, l2sq_generic, l1_generic, "generic"};
+    return k;
+}
+
+cvq_u8_kernels cvq_select_u8_kernels(int level_limit) {
+    (void)level_limit;
+    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic};
     return k;
 }
 #endif

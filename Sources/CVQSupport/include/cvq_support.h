@@ -28,6 +28,19 @@ typedef struct {
 /// Picks the kernels once (cpuid); `level_limit` 0 = best available, 1 = at most AVX2, 2 = generic C.
 cvq_kernels cvq_select_kernels(int level_limit);
 
+/// A kernel over 8-bit codes of length n: the sum of products, of squared differences, or of
+/// absolute differences (exact integers).
+typedef uint32_t (*cvq_u8_kernel)(const uint8_t *a, const uint8_t *b, size_t n);
+
+typedef struct {
+    cvq_u8_kernel dot;
+    cvq_u8_kernel l2sq;
+    cvq_u8_kernel l1;
+} cvq_u8_kernels;
+
+/// The 8-bit kernels the CPU supports best (AVX2 or plain C); `level_limit` as above.
+cvq_u8_kernels cvq_select_u8_kernels(int level_limit);
+
 /// Hints the CPU to fetch `p` into cache for reading.
 static inline void cvq_prefetch(const void *p) {
 #if defined(__GNUC__) || defined(__clang__)

@@ -160,20 +160,23 @@ package final class HNSWGraph: @unchecked Sendable {
     /// - Complexity: about O(ef x m0 x log(count)) distance evaluations.
     package func search(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
                         k: Int, ef: Int, deleted: UnsafePointer<UInt64>?) -> [Candidate] {
+        search(FloatScorer(query: query, vectors: vectors, dim: dim, distance: distance), k: k, ef: ef, deleted: deleted)
+    }
+
+    /// The `k` nearest live rows by `scorer`'s distances (a query's float vectors, or codes).
+    package func search<S: NodeScorer>(_ scorer: S, k: Int, ef: Int, deleted: UnsafePointer<UInt64>?) -> [Candidate] {
         guard count > 0, k > 0 else { return [] }
         var context = SearchContext.take(nodes: count)
         defer { SearchContext.give(context) }
-        let (cur, curDist) = descend(query, vectors: vectors, dim: dim, distance: distance)
-        searchBase(query, vectors: vectors, dim: dim, distance: distance, entry: cur, entryDistance: curDist,
-                   ef: max(ef, k), deleted: deleted, context: &context)
+        let (cur, curDist) = descend(scorer)
+        searchBase(scorer, entry: cur, entryDistance: curDist, ef: max(ef, k), deleted: deleted, context: &context)
         return context.takeResults(k)
     }
 
     /// Greedy descent through the upper levels from the entry point: the level-0 entry and its distance.
-    private func descend(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int,
-                         distance: DistanceFunction) -> (UInt32, Float) {
+    private func descend<S: NodeScorer>(_ scorer: S) -> (UInt32, Float) {
         var cur = entryPoint
-        var curDist = distance(query, vectors + Int(cur) * dim, dim)
+        var curDist = scorer.distance(cur)
         var level = maxLevel
         while level > 0 {
             var changed = true
@@ -182,7 +185,7 @@ package final class HNSWGraph: @unchecked Sendable {
                 let block = links(cur, level: level)
                 for j in 0..<Int(block[0]) {
                     let nb = block[1 + j]
-                    let d = distance(query, vectors + Int(nb) * dim, dim)
+                    let d = scorer.distance(nb)
                     if d < curDist {
                         curDist = d
                         cur = nb
@@ -193,6 +196,12 @@ package final class HNSWGraph: @unchecked Sendable {
             level -= 1
         }
         return (cur, curDist)
+    }
+
+    /// Greedy descent with float vectors (the filtered walk's).
+    private func descend(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int,
+                         distance: DistanceFunction) -> (UInt32, Float) {
+        descend(FloatScorer(query: query, vectors: vectors, dim: dim, distance: distance))
     }
 
     /// The `k` nearest of the nodes `allowed` admits (a bitmap over all nodes, deleted ones clear).
@@ -271,9 +280,8 @@ package final class HNSWGraph: @unchecked Sendable {
     }
 
     /// Beam search on level 0 from `entry`; leaves the best `ef` live nodes in `context.results`.
-    private func searchBase(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
-                            entry: UInt32, entryDistance: Float, ef: Int, deleted: UnsafePointer<UInt64>?,
-                            context: inout SearchContext) {
+    private func searchBase<S: NodeScorer>(_ scorer: S, entry: UInt32, entryDistance: Float, ef: Int, deleted: UnsafePointer<UInt64>?,
+                                           context: inout SearchContext) {
         @inline(__always) func isDeleted(_ node: UInt32) -> Bool {
             guard let deleted else { return false }
             return deleted[Int(node) >> 6] & (1 << UInt64(node & 63)) != 0
@@ -296,20 +304,41 @@ package final class HNSWGraph: @unchecked Sendable {
             let n = Int(list[0])
             if n > 0 {
                 context.visited.prefetch(list[1])
-                cvq_prefetch(vectors + Int(list[1]) * dim)
+                scorer.prefetch(list[1])
             }
             for j in 1...max(n, 1) where j <= n {
                 let nb = list[j]
                 if j < n {
                     context.visited.prefetch(list[j + 1])
-                    cvq_prefetch(vectors + Int(list[j + 1]) * dim)
+                    scorer.prefetch(list[j + 1])
                 }
                 if !context.visited.insert(nb) { continue }
-                let d = distance(query, vectors + Int(nb) * dim, dim)
+                let d = scorer.distance(nb)
                 context.offer(Candidate(distance: d, node: nb), ef: ef, returnable: !isDeleted(nb), bound: &bound)
             }
         }
     }
+}
+
+/// A query's distance to a node, for the graph walk (lower is nearer).
+package protocol NodeScorer {
+    func distance(_ node: UInt32) -> Float
+    /// Starts fetching what `distance(node)` will read.
+    func prefetch(_ node: UInt32)
+}
+
+/// Distances to the nodes' float vectors.
+package struct FloatScorer: NodeScorer {
+    let query: UnsafePointer<Float>
+    let vectors: UnsafePointer<Float>
+    let dim: Int
+    let distance: DistanceFunction
+
+    @inline(__always)
+    package func distance(_ node: UInt32) -> Float { distance(query, vectors + Int(node) * dim, dim) }
+
+    @inline(__always)
+    package func prefetch(_ node: UInt32) { cvq_prefetch(vectors + Int(node) * dim) }
 }
 
 /// Reusable scratch for one search: visited marks and the two heaps.
