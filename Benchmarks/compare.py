@@ -23,12 +23,16 @@ def main():
     p.add_argument("--ef", default="16,24,28,32,34,36,38,40,44,48,56,64,96,128")
     p.add_argument("--space", default="ip", help="ip (cosine/dot data, e.g. minilm) or l2")
     p.add_argument("--default-path", action="store_true", help="vq builds as a user does (vq bench --default-path)")
+    p.add_argument("--quantization", help="vq quantizes (vq bench --quantization int8)")
+    p.add_argument("--oversampling", help="with --quantization: vq re-scores this many times k")
     a = p.parse_args()
     d = a.dataset
     files = [os.path.join(d, f) for f in ("base.fvecs", "query.fvecs", "groundtruth.ivecs")]
     distance = "euclid" if a.space == "l2" else "dot"
     vq = json.loads(subprocess.run([VQ, "bench", d, "--json", "--distance", distance, "--threads", str(a.threads), "--ef", a.ef]
-                                   + (["--default-path"] if a.default_path else []),
+                                   + (["--default-path"] if a.default_path else [])
+                                   + (["--quantization", a.quantization] if a.quantization else [])
+                                   + (["--oversampling", a.oversampling] if a.oversampling else []),
                                    check=True, capture_output=True, text=True).stdout)
     hn = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "hnswlib_compare.py"), *files, "--json", "--space", a.space,
                                     "--threads", str(a.threads), "--ef", a.ef], check=True, capture_output=True, text=True).stdout)

@@ -25,13 +25,15 @@ _vq() {
         --max-segment-size) COMPREPLY=(); return ;;
         --max-indexing-threads) COMPREPLY=(); return ;;
         --default-segment-number) COMPREPLY=(); return ;;
+        --quantization) COMPREPLY=($(compgen -W "int8" -- "$cur")); return ;;
+        --quantile) COMPREPLY=(); return ;;
         --update-queue-size) COMPREPLY=(); return ;;
         --update-queue-bytes) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --prevent-unoptimized --update-queue-size --update-queue-bytes --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --quantization --quantile --prevent-unoptimized --update-queue-size --update-queue-bytes --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     upsert)
@@ -56,6 +58,7 @@ _vq() {
         --queries) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --limit|-k) COMPREPLY=(); return ;;
         --filter) COMPREPLY=(); return ;;
+        --oversampling) COMPREPLY=(); return ;;
         --using) COMPREPLY=(); return ;;
         --sparse) COMPREPLY=(); return ;;
         --prefetch) COMPREPLY=(); return ;;
@@ -66,7 +69,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --filter --exact --using --sparse --prefetch --fusion --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --filter --exact --oversampling --no-rescore --no-quantization --using --sparse --prefetch --fusion --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -231,6 +234,9 @@ _vq() {
         --ef-construct) COMPREPLY=(); return ;;
         --threads) COMPREPLY=(); return ;;
         --full-scan-threshold) COMPREPLY=(); return ;;
+        --quantization) COMPREPLY=($(compgen -W "int8" -- "$cur")); return ;;
+        --quantile) COMPREPLY=(); return ;;
+        --oversampling) COMPREPLY=(); return ;;
         --default-segment-number) COMPREPLY=(); return ;;
         --scenario) COMPREPLY=($(compgen -W "recall filter sparse multi write-load" -- "$cur")); return ;;
         --duration) COMPREPLY=(); return ;;
@@ -241,7 +247,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --default-path --default-segment-number --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --quantization --quantile --oversampling --default-path --default-segment-number --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     help)

@@ -59,6 +59,12 @@ static uint32_t u8_l2sq_generic(const uint8_t *a, const uint8_t *b, size_t n) {
     return s;
 }
 
+static int32_t u8i8_dot_generic(const uint8_t *a, const int8_t *b, size_t n) {
+    int32_t s = 0;
+    for (size_t i = 0; i < n; i++) s += (int32_t)a[i] * b[i];
+    return s;
+}
+
 static uint32_t u8_l1_generic(const uint8_t *a, const uint8_t *b, size_t n) {
     uint32_t s = 0;
     for (size_t i = 0; i < n; i++) s += (uint32_t)(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
@@ -250,12 +256,47 @@ static uint32_t u8_l1_avx2(const uint8_t *a, const uint8_t *b, size_t n) {
     return s;
 }
 
+__attribute__((target("avx2")))
+static int32_t u8i8_dot_avx2(const uint8_t *a, const int8_t *b, size_t n) {
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256i y = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + i)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+    }
+    int32_t s = (int32_t)hsum_epi32(acc);
+    for (; i < n; i++) s += (int32_t)a[i] * b[i];
+    return s;
+}
+
+/// 64 products per instruction (vpdpbusd: unsigned bytes times signed bytes, summed in fours).
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static int32_t u8i8_dot_vnni(const uint8_t *a, const int8_t *b, size_t n) {
+    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        acc0 = _mm512_dpbusd_epi32(acc0, _mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i));
+        acc1 = _mm512_dpbusd_epi32(acc1, _mm512_loadu_si512(a + i + 64), _mm512_loadu_si512(b + i + 64));
+    }
+    for (; i + 64 <= n; i += 64) acc0 = _mm512_dpbusd_epi32(acc0, _mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i));
+    if (i < n) {
+        __mmask64 m = (__mmask64)((n - i) >= 64 ? ~0ULL : ((1ULL << (n - i)) - 1));
+        acc1 = _mm512_dpbusd_epi32(acc1, _mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i));
+    }
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+}
+
 cvq_u8_kernels cvq_select_u8_kernels(int level_limit) {
-    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic};
+    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic, u8i8_dot_generic, "generic"};
     if (level_limit >= 2) return k;
     __builtin_cpu_init();
+    if (level_limit == 0 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) {
+        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2, u8i8_dot_vnni, "avx512vnni"};
+        return x;
+    }
     if (__builtin_cpu_supports("avx2")) {
-        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2};
+        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2, u8i8_dot_avx2, "avx2"};
         return x;
     }
     return k;
@@ -284,7 +325,7 @@ cvq_kernels cvq_select_kernels(int level_limit) {
 
 cvq_u8_kernels cvq_select_u8_kernels(int level_limit) {
     (void)level_limit;
-    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic};
+    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic, u8i8_dot_generic, "generic"};
     return k;
 }
 #endif

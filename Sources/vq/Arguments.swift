@@ -109,6 +109,15 @@ struct Arguments {
         return v
     }
 
+    /// A number option (present: callers check), within `range`.
+    func double(_ name: String, in range: ClosedRange<Double>) throws -> Double {
+        let text = string(name) ?? ""
+        guard let v = Double(text), v.isFinite, range.contains(v) else {
+            throw UsageError(message: "--\(name) is '\(text)'; expected a number from \(range.lowerBound) to \(range.upperBound)", command: spec.name)
+        }
+        return v
+    }
+
     /// A required integer option.
     func requiredInt(_ name: String, in range: ClosedRange<Int>) throws -> Int {
         guard string(name) != nil else {

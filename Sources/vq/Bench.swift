@@ -57,6 +57,11 @@ func bench(_ args: Arguments) throws -> Int32 {
     var config = CollectionConfig(dim: dataset.dim, distance: distance)
     config.m = try args.int("m", default: 16, in: 2...512)
     config.efConstruct = try args.int("ef-construct", default: 100, in: 4...10_000)
+    let oversampling = args.string("oversampling") == nil ? 1 : try args.double("oversampling", in: 1...100)
+    if let kind = args.string("quantization") {
+        guard kind.lowercased() == "int8" else { throw UsageError(message: "--quantization is '\(kind)'; expected int8") }
+        config.scalarQuantile = args.string("quantile") == nil ? 0.99 : try args.double("quantile", in: 0.5...1)
+    }
     config.maxIndexingThreads = scenario == "recall" ? threads : 0
     if args.string("full-scan-threshold") != nil { config.fullScanThreshold = try args.int("full-scan-threshold", default: 0, in: 0...Int(Int32.max)) }
     config.maxSegmentSize = max(CollectionConfig.automaticMaxSegmentSize, dataset.count * dataset.dim * 4 / 1024 + 1)
@@ -105,7 +110,7 @@ func bench(_ args: Arguments) throws -> Int32 {
         var rows: [BenchRow] = []
         for ef in efs {
             progress.show("bench: ef \(ef)...")
-            rows.append(try benchSearch(collection, dataset, k: k, ef: ef, threads: threads))
+            rows.append(try benchSearch(collection, dataset, k: k, ef: ef, threads: threads, oversampling: oversampling))
         }
         progress.clear()
         try engine.close()
@@ -248,8 +253,9 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 /// - Parameters:
 ///   - filter: applied to every query; `truth` is then the exact neighbours among the points passing it.
 func benchSearch(_ collection: VectorCollection, _ d: BenchDataset, k: Int, ef: Int, threads: Int,
-                 filter: Filter? = nil, truth: [[Int32]]? = nil, passes: Int = 3, queries: Int? = nil) throws -> BenchRow {
+                 filter: Filter? = nil, truth: [[Int32]]? = nil, passes: Int = 3, queries: Int? = nil, oversampling: Double = 1) throws -> BenchRow {
     var request = SearchRequest(vector: [], limit: k, using: benchVector(collection))
+    request.quantization = QuantizedSearch(oversampling: oversampling)
     request.hnswEf = ef
     request.filter = filter
     let truthRows = truth ?? d.truth

@@ -29,6 +29,14 @@ func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     config.maxIndexingThreads = try args.int("max-indexing-threads", default: 0, in: 0...1024)
     config.defaultSegmentNumber = try args.int("default-segment-number", default: 0, in: 0...1024)
     config.preventUnoptimized = args.has("prevent-unoptimized")
+    if let kind = args.string("quantization") {
+        guard kind.lowercased() == "int8" else {
+            throw UsageError(message: "--quantization is '\(kind)'; expected int8" + suggestion(kind.lowercased(), ["int8"]))
+        }
+        config.scalarQuantile = args.string("quantile") == nil ? 0.99 : try args.double("quantile", in: 0.5...1)
+    } else if args.string("quantile") != nil {
+        throw UsageError(message: "--quantile is for --quantization int8")
+    }
     config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
     config.updateQueueBytes = try args.int("update-queue-bytes", default: 1 << 30, in: (1 << 20)...(1 << 40))
     do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }

@@ -177,6 +177,13 @@ final class RemoteUploader: @unchecked Sendable {
 /// - Parameter using: the named vector to search (nil: the unnamed one).
 func remoteSearch(_ client: HTTPClient, _ name: String, _ r: SearchRequest, using: String? = nil) throws -> SearchResult {
     var params: [(String, JSON)] = [("exact", .bool(r.exact)), ("indexed_only", .bool(r.indexedOnly))]
+    if let q = r.quantization {
+        if !q.rescore || q.oversampling != 1 {
+            params.append(("quantization", .object([("rescore", .bool(q.rescore)), ("oversampling", .double(q.oversampling))])))
+        }
+    } else {
+        params.append(("quantization", .object([("ignore", .bool(true))])))
+    }
     if let ef = r.hnswEf { params.append(("hnsw_ef", .int(Int64(ef)))) }
     let body: JSON = .object([
         ("query", r.sparse?.json ?? .array(r.vector.map { .double(Double($0)) })), ("limit", .int(Int64(r.limit))),

@@ -54,6 +54,12 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     var request = SearchRequest(vector: [], limit: limit)
     request.withPayload = args.has("with-payload")
     request.exact = args.has("exact")
+    if args.has("no-quantization") {
+        request.quantization = nil
+    } else {
+        request.quantization = QuantizedSearch(rescore: !args.has("no-rescore"),
+                                               oversampling: args.string("oversampling") == nil ? 1 : try args.double("oversampling", in: 1...100))
+    }
     request.indexedOnly = args.has("indexed-only")
     if let text = args.string("filter") {
         do { request.filter = try Filter(json: try JSONParser.parse(text)) } catch let e as VQError {

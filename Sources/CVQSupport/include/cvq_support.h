@@ -32,13 +32,18 @@ cvq_kernels cvq_select_kernels(int level_limit);
 /// absolute differences (exact integers).
 typedef uint32_t (*cvq_u8_kernel)(const uint8_t *a, const uint8_t *b, size_t n);
 
+/// Sum over i of a[i] * b[i], unsigned codes against signed ones (a query's codes minus 128).
+typedef int32_t (*cvq_u8i8_kernel)(const uint8_t *a, const int8_t *b, size_t n);
+
 typedef struct {
     cvq_u8_kernel dot;
     cvq_u8_kernel l2sq;
     cvq_u8_kernel l1;
+    cvq_u8i8_kernel dot_u8i8;
+    const char *level;
 } cvq_u8_kernels;
 
-/// The 8-bit kernels the CPU supports best (AVX2 or plain C); `level_limit` as above.
+/// The 8-bit kernels the CPU supports best (AVX-512 VNNI, AVX2 or plain C); `level_limit` as above.
 cvq_u8_kernels cvq_select_u8_kernels(int level_limit);
 
 /// Hints the CPU to fetch `p` into cache for reading.

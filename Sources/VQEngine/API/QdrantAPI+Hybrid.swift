@@ -100,6 +100,7 @@ extension QdrantAPI {
                 if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
                 req.exact = try bool(params, "exact", default: false)
                 req.indexedOnly = try bool(params, "indexed_only", default: false)
+                req.quantization = try quantization(params)
             }
             return try collection.search(req).hits.map { ($0.id, $0.rank, $0.score) }
         }

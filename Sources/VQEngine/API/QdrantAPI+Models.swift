@@ -167,6 +167,7 @@ extension QdrantAPI {
         try applyHNSW(&c, body["hnsw_config"])
         try applyOptimizers(&c, body["optimizers_config"])
         if let wal = body["wal_config"], wal != .null { c.walCapacityMb = try int(wal, "wal_capacity_mb", default: c.walCapacityMb, min: 1) }
+        try applyQuantization(&c, body["quantization_config"])
         if let cluster {
             // Through consensus: every peer creates its local part when it applies the entry.
             try c.validate()
@@ -205,7 +206,6 @@ extension QdrantAPI {
     /// page cache decides what stays in RAM.
     func checkCollectionSettings(_ body: JSON, creating: Bool) throws {
         let unsupported = [
-            "quantization_config": "vq does not quantize vectors yet",
             "strict_mode_config": "vq has no strict mode",
             "init_from": "create the collection, then upsert its points",
             "metadata": "vq keeps no collection metadata",
@@ -214,14 +214,14 @@ extension QdrantAPI {
             if let v = j?[key], v != .null, v.boolValue == nil { throw VQError.invalid("\(what).\(key) is \(v.typeName); expected true or false") }
         }
         if creating {
-            try checkSettings(body, "collection", allowed: ["vectors", "sparse_vectors", "shard_number", "sharding_method", "replication_factor",
+            try checkSettings(body, "collection", allowed: ["vectors", "sparse_vectors", "quantization_config", "shard_number", "sharding_method", "replication_factor",
                                                            "write_consistency_factor", "read_fan_out_delay_ms", "read_fan_out_factor",
                                                            "on_disk_payload", "hnsw_config", "optimizers_config", "wal_config"], unsupported: unsupported)
             if let v = body["vectors"], v != .null {
                 // One unnamed vector's params, or a map of named ones.
                 func params(_ p: JSON, _ what: String) throws {
                     try checkSettings(p, what, allowed: ["size", "distance", "on_disk", "datatype", "hnsw_config", "multivector_config"], unsupported: [
-                        "quantization_config": "vq does not quantize vectors yet"])
+                        "quantization_config": "vq quantizes per collection: give quantization_config at the top level"])
                     try checkSettings(p["multivector_config"], "\(what).multivector_config", allowed: ["comparator"])
                     try flag(p, "on_disk", what)
                     try datatype(p["datatype"], "\(what).datatype")
@@ -261,6 +261,7 @@ extension QdrantAPI {
         } else {
             try checkSettings(body, "update", allowed: ["params", "hnsw_config", "optimizers_config"],
                               unsupported: unsupported.merging(["vectors": "vector settings cannot change",
+                                                                "quantization_config": "quantization is set when the collection is created",
                                                                 "sparse_vectors": "sparse vector settings cannot change",
                                                                 "wal_config": "the log's file size is set when the collection is created"]) { a, _ in a })
             try checkSettings(body["params"], "params", allowed: ["replication_factor", "write_consistency_factor", "read_fan_out_delay_ms",
@@ -275,6 +276,28 @@ extension QdrantAPI {
                           allowed: ["deleted_threshold", "vacuum_min_vector_number", "default_segment_number", "max_segment_size",
                                     "indexing_threshold", "flush_interval_sec", "max_optimization_threads", "prevent_unoptimized",
                                     "memmap_threshold"])
+    }
+
+    /// `quantization_config`: `{"scalar": {"type": "int8", "quantile", "always_ram"}}`; the other
+    /// kinds (product, binary, turbo) are refused by name.
+    func applyQuantization(_ c: inout CollectionConfig, _ q: JSON?) throws {
+        guard let q, q != .null else { return }
+        try checkSettings(q, "quantization_config", allowed: ["scalar"], unsupported: [
+            "product": "vq offers scalar int8 quantization only", "binary": "vq offers scalar int8 quantization only",
+            "turbo": "vq offers scalar int8 quantization only"])
+        guard let s = q["scalar"], s != .null else { throw VQError.invalid("quantization_config needs \"scalar\": {\"type\": \"int8\"}") }
+        try checkSettings(s, "quantization_config.scalar", allowed: ["type", "quantile", "always_ram"])
+        guard s["type"]?.stringValue == "int8" else {
+            throw VQError.unknownValue("quantization_config.scalar.type is \(s["type"]?.compactText ?? "missing"); expected \"int8\"")
+        }
+        c.scalarQuantile = 1
+        if let v = s["quantile"], v != .null {
+            guard let d = v.doubleValue, d >= 0.5, d <= 1 else {
+                throw VQError.invalid("quantization_config.scalar.quantile is \(v.compactText); expected a number from 0.5 to 1")
+            }
+            c.scalarQuantile = d
+        }
+        if s["always_ram"] != nil && s["always_ram"] != .null { c.quantizationAlwaysRam = try bool(s, "always_ram", default: true) }
     }
 
     /// A vector datatype: float32 is what vq stores; float16 and uint8 are Qdrant's but not
@@ -405,7 +428,7 @@ extension QdrantAPI {
                 ("hnsw_config", .object(c.qdrantHNSW + [("on_disk", .bool(true))])),
                 ("optimizer_config", .object(c.qdrantOptimizers + [("memmap_threshold", .null)])),
                 ("wal_config", .object([("wal_capacity_mb", .int(Int64(c.walCapacityMb))), ("wal_segments_ahead", .int(0))])),
-                ("quantization_config", .null),
+                ("quantization_config", c.quantizationJSON),
             ])),
             ("payload_schema", payloadSchemaInfo(collection)),
             ("update_queue", .object([("length", .int(Int64(status.queueDepth)))])),
@@ -729,6 +752,7 @@ extension QdrantAPI {
             if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
             req.exact = try bool(params, "exact", default: false)
             req.indexedOnly = try bool(params, "indexed_only", default: false)
+            req.quantization = try quantization(params)
         }
         let threshold = try scoreThreshold(body)
         let result = try collection.search(req)
@@ -743,10 +767,26 @@ extension QdrantAPI {
                 req.indexedOnly)
     }
 
-    /// Search params vq implements; quantization settings are refused (nothing is quantized).
+    /// Search params vq implements.
     func checkSearchParams(_ params: JSON?) throws {
-        try checkSettings(params, "params", allowed: ["hnsw_ef", "exact", "indexed_only"],
-                          unsupported: ["quantization": "vq does not quantize vectors yet", "acorn": "vq's filtered walk is always on"])
+        try checkSettings(params, "params", allowed: ["hnsw_ef", "exact", "indexed_only", "quantization"],
+                          unsupported: ["acorn": "vq's filtered walk is always on"])
+        if let q = params?["quantization"], q != .null { _ = try quantization(params!) }
+    }
+
+    /// params.quantization: {"ignore", "rescore", "oversampling"} (Qdrant's); nil when ignored.
+    func quantization(_ params: JSON) throws -> QuantizedSearch? {
+        guard let q = params["quantization"], q != .null else { return QuantizedSearch() }
+        try rejectUnknown(q, ["ignore", "rescore", "oversampling"], "params.quantization")
+        if try bool(q, "ignore", default: false) { return nil }
+        var out = QuantizedSearch(rescore: try bool(q, "rescore", default: true))
+        if let o = q["oversampling"], o != .null {
+            guard let v = o.doubleValue, v >= 1, v <= 100 else {
+                throw VQError.invalid("params.quantization.oversampling is \(o.compactText); expected a number from 1 to 100")
+            }
+            out.oversampling = v
+        }
+        return out
     }
 
     func search(_ collection: VectorCollection, _ body: JSON) throws -> JSON {
@@ -832,6 +872,7 @@ extension CollectionConfig {
 
     /// `PUT /collections/NAME`'s body for this config.
     package var qdrantCreateBody: JSON {
-        .object(qdrantParams + [("hnsw_config", .object(qdrantHNSW)), ("optimizers_config", .object(qdrantOptimizers))])
+        .object(qdrantParams + [("hnsw_config", .object(qdrantHNSW)), ("optimizers_config", .object(qdrantOptimizers))]
+                + (scalarQuantile == nil ? [] : [("quantization_config", quantizationJSON)]))
     }
 }

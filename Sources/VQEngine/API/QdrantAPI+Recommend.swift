@@ -185,6 +185,7 @@ extension QdrantAPI {
             req.hnswEf = max(wanted, try int(params, "hnsw_ef", default: collection.config.efConstruct, min: 1))
             req.exact = try bool(params, "exact", default: false)
             req.indexedOnly = try bool(params, "indexed_only", default: false)
+            req.quantization = try quantization(params)
             for h in try collection.search(req).hits { found.insert(h.id) }
         }
         return try collection.retrieve(Array(found), withVector: true, withPayload: withPayload)

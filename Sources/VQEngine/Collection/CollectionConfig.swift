@@ -43,6 +43,19 @@ package struct CollectionConfig: Sendable, Equatable {
     package var payloadSchema = PayloadSchema()
     /// Megabytes per write-ahead log file (Qdrant's wal_config.wal_capacity_mb).
     package var walCapacityMb = 32
+    /// Scalar int8 quantization of the dense vectors (Qdrant's quantization_config.scalar): the
+    /// share of values its range covers; nil: none.
+    package var scalarQuantile: Double? = nil
+    /// quantization_config.scalar.always_ram (reported back; codes are always in RAM here).
+    package var quantizationAlwaysRam: Bool? = nil
+
+    /// Qdrant's `quantization_config`: `{"scalar": {"type": "int8", "quantile", "always_ram"}}` or null.
+    package var quantizationJSON: JSON {
+        guard let q = scalarQuantile else { return .null }
+        var m: [(String, JSON)] = [("type", .string("int8")), ("quantile", .double(q))]
+        if let r = quantizationAlwaysRam { m.append(("always_ram", .bool(r))) }
+        return .object([("scalar", .object(m))])
+    }
 
     package static let formatVersion = 1
     package static let automaticMaxSegmentSize = 200_000
@@ -83,6 +96,7 @@ package struct CollectionConfig: Sendable, Equatable {
         o.backgroundOptimizer = maxOptimizationThreads != 0
         o.payloadSchema = payloadSchema
         o.walFileLimit = walCapacityMb << 20
+        o.scalarQuantile = scalarQuantile
         return o
     }
 
@@ -118,6 +132,7 @@ package struct CollectionConfig: Sendable, Equatable {
         try check((1...100_000_000).contains(updateQueueSize), "update_queue_size", updateQueueSize, "1 to 100000000")
         try check(((1 << 20)...(1 << 40)).contains(updateQueueBytes), "update_queue_bytes", updateQueueBytes, "1048576 (1 MiB) to 1099511627776 (1 TiB)")
         try check((1...4096).contains(walCapacityMb), "wal_capacity_mb", walCapacityMb, "1 to 4096")
+        if let q = scalarQuantile { try check(q >= 0.5 && q <= 1, "quantization_config.scalar.quantile", q, "0.5 to 1") }
     }
 
     package var json: JSON {
@@ -152,6 +167,7 @@ package struct CollectionConfig: Sendable, Equatable {
             ("update_queue_bytes", .int(Int64(updateQueueBytes))),
             ("payload_schema", payloadSchema.json),
             ("wal_config", .object([("wal_capacity_mb", .int(Int64(walCapacityMb)))])),
+            ("quantization_config", quantizationJSON),
         ])
     }
 
@@ -202,6 +218,10 @@ package struct CollectionConfig: Sendable, Equatable {
         updateQueueBytes = json["update_queue_bytes"]?.intValue.map { Int($0) } ?? (1 << 30)
         // Absent in configs written before these fields.
         walCapacityMb = json["wal_config"]?["wal_capacity_mb"]?.intValue.map { Int($0) } ?? 32
+        if let scalar = json["quantization_config"]?["scalar"] {
+            scalarQuantile = scalar["quantile"]?.doubleValue ?? 1
+            quantizationAlwaysRam = scalar["always_ram"]?.boolValue
+        }
         if let schema = json["payload_schema"] {
             do { payloadSchema = try PayloadSchema(json: schema) } catch {
                 throw VQError(.corrupt, "\(path): payload_schema is malformed: \(error)")

@@ -49,6 +49,8 @@ package struct SearchRequest: Sendable {
     package var sparse: SparseVector? = nil
     /// A multi-vector query (flat), scored by MaxSim against multi-vector `using` instead.
     package var multi: [Float]? = nil
+    /// How quantized vectors are used (nil: ignored); the default re-scores exactly.
+    package var quantization: QuantizedSearch? = QuantizedSearch()
 
     package init(vector: [Float], limit: Int = 10, using: Int = 0) {
         self.vector = vector
@@ -311,6 +313,7 @@ package final class VectorCollection: @unchecked Sendable {
             shardRequest.sparse = config.vectors.sparse[request.using].idf ? try idfWeighted(sparse, store: request.using) : sparse
         }
         shardRequest.multi = multiQuery
+        shardRequest.quantization = request.quantization
         shardRequest.exact = request.exact
         shardRequest.indexedOnly = request.indexedOnly
         shardRequest.withPayload = request.withPayload

@@ -13,6 +13,8 @@ package struct SegmentSearch {
     package var fullScanRows = 0
     /// Which vector (store) is searched.
     package var vector = 0
+    /// How quantized codes are used where a segment has them (nil: not at all).
+    package var quantization: QuantizedSearch? = QuantizedSearch()
 
     package init(k: Int, ef: Int, exact: Bool = false, fullScanRows: Int = 0, vector: Int = 0) {
         self.vector = vector
@@ -39,6 +41,18 @@ extension Segment {
         // Rows that lack the vector are left out like deleted ones.
         let excluded = store.excluded(deleted: deleted.base, rows: rowCount)
         if let graph = store.graph, usesGraph(params) {
+            if let codes = store.codes, let q = params.quantization {
+                // Walk on the codes; re-score the best `oversampling` x k exactly from the floats.
+                let wanted = max(params.k, Int((Double(params.k) * q.oversampling).rounded(.up)))
+                let hits = withExcluded(excluded) { skip in
+                    codes.withScorer(query) { graph.search($0, k: wanted, ef: max(params.ef, wanted), deleted: skip) }
+                }
+                for h in hits {
+                    let score = q.rescore ? -distance(query, store.data.base + Int(h.node) * store.dim, store.dim) : -h.distance
+                    top.push(ScoredKey(score: score, key: tag << 32 | UInt64(h.node)))
+                }
+                return
+            }
             let hits = withExcluded(excluded) { skip in
                 graph.search(query, vectors: store.data.base, dim: store.dim, distance: distance, k: params.k, ef: params.ef, deleted: skip)
             }

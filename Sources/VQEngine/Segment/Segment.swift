@@ -115,6 +115,13 @@ package final class VectorStore: @unchecked Sendable {
     package private(set) var absentCount = 0
     /// The graph over the rows that have the vector; nil until indexed, or when its m is 0.
     package internal(set) var graph: HNSWGraph?
+    /// 8-bit codes of the rows (scalar quantization), with the graph; nil without quantization.
+    package internal(set) var codes: ScalarCodes?
+
+    /// Codes the rows (those that lack the vector are coded as zeros and never scored).
+    func makeCodes(rows: Int, quantile: Double) -> ScalarCodes {
+        ScalarCodes(vectors: data.base, count: rows, dim: dim, distance: distance, quantile: quantile) { self.lacks($0) }
+    }
 
     init(spec: VectorSpec, data: MappedArray<Float>, absent: MappedArray<UInt64>?) {
         self.spec = spec
@@ -197,6 +204,8 @@ package final class Segment: @unchecked Sendable {
     let payloadData: MappedArray<UInt8>
     /// Whether the optimizer has built the graphs (of the vectors whose m is not 0).
     package private(set) var indexed = false
+    /// Scalar quantization's quantile (nil: none).
+    let quantile: Double?
     /// The payload indexes, by field name (see Segment+Filter.swift); changed under the shard's
     /// write lock.
     package internal(set) var fieldIndexes: [String: FieldIndex] = [:]
@@ -210,8 +219,10 @@ package final class Segment: @unchecked Sendable {
     /// - Parameter capacity: the most rows it may ever hold; for a sealed segment, its row count.
     /// - Parameter committedFlush: the manifest's flush sequence number (undo files of later flushes are applied).
     /// - Parameter graphs: which vectors have a graph once indexed (all when nil).
+    /// - Parameter quantile: scalar quantization's (indexed segments keep codes of their dense vectors).
     package init(directory: String, info: SegmentInfo, vectors layout: VectorLayout, graphs: [Bool]? = nil, capacity: Int,
-                 committedFlush: UInt64 = 0) throws {
+                 committedFlush: UInt64 = 0, quantile: Double? = nil) throws {
+        self.quantile = quantile
         self.id = info.id
         self.directory = directory
         self.capacity = max(capacity, info.rows)
@@ -276,6 +287,8 @@ package final class Segment: @unchecked Sendable {
                 for (k, store) in multiStores.enumerated() where graphs?[stores.count + k] ?? true {
                     try store.openGraph(directory + "/" + MultiStore.graphFile(k), rows: info.rows)
                 }
+                // Codes are derived data: made again at open (a few ms per 100k rows).
+                if let quantile { for store in stores where store.graph != nil { store.codes = store.makeCodes(rows: info.rows, quantile: quantile) } }
                 indexed = true
             } catch {
                 for store in stores { store.graph = nil }
@@ -336,7 +349,7 @@ package final class Segment: @unchecked Sendable {
     /// - Parameter seeds: per dense vector, a graph its first rows already have (see HNSWBuilder).
     /// - Throws: `.cancelled` when `shouldContinue` said stop.
     package func buildIndex(_ params: [HNSWParams], seeds: [(graph: HNSWGraph, oldOf: [Int32])?] = [],
-                            shouldContinue: (@Sendable () -> Bool)? = nil) throws -> [HNSWGraph?] {
+                            shouldContinue: (@Sendable () -> Bool)? = nil) throws -> BuiltIndex {
         precondition(!appendable && params.count == stores.count + multiStores.count)
         let multi = try multiStores.enumerated().map { k, store -> HNSWGraph? in
             guard params[stores.count + k].m > 0 else { return nil }
@@ -346,7 +359,7 @@ package final class Segment: @unchecked Sendable {
             }
             return g
         }
-        return try stores.enumerated().map { k, store in
+        let graphs: [HNSWGraph?] = try stores.enumerated().map { k, store in
             guard params[k].m > 0 else { return nil }
             guard let g = HNSWBuilder.build(vectors: store.data.base, count: rowCount, dim: store.dim, distance: store.distance,
                                             params: params[k], skip: store.absentCount > 0 ? UnsafePointer(store.absent!.base) : nil,
@@ -356,14 +369,24 @@ package final class Segment: @unchecked Sendable {
             try g.write(to: directory + "/" + VectorStore.files(k).graph)
             return g
         } + multi
+        let codes = zip(stores, graphs).map { store, g in g == nil ? nil : quantile.map { store.makeCodes(rows: rowCount, quantile: $0) } }
+        return BuiltIndex(graphs: graphs, codes: codes)
     }
 
-    /// Publishes the graphs built by `buildIndex`.
-    package func attach(_ graphs: [HNSWGraph?]) {
+    /// Graphs (per dense vector, then per multi-vector) and codes (per dense vector) of a segment.
+    package struct BuiltIndex {
+        package var graphs: [HNSWGraph?]
+        package var codes: [ScalarCodes?]
+    }
+
+    /// Publishes what `buildIndex` built.
+    package func attach(_ built: BuiltIndex) {
+        let graphs = built.graphs
         precondition(graphs.count == stores.count + multiStores.count)
-        for (store, g) in zip(stores, graphs) {
+        for (k, (store, g)) in zip(stores, graphs).enumerated() {
             precondition(g == nil || g!.count == rowCount)
             store.graph = g
+            store.codes = k < built.codes.count ? built.codes[k] : nil
         }
         for (k, store) in multiStores.enumerated() { store.attach(graphs[stores.count + k], rows: rowCount) }
         indexed = true

@@ -393,6 +393,7 @@ package final class LocalShard: @unchecked Sendable {
     package func search(_ query: UnsafeBufferPointer<Float>, _ request: ShardSearch) -> (hits: [ScoredPoint], skipped: Int) {
         var params = SegmentSearch(k: request.k, ef: request.ef, exact: request.exact, fullScanRows: options.fullScanRows,
                                    vector: request.vector)
+        params.quantization = request.quantization
         let fullScanRows = options.fullScanRows
         if let multi = request.multi {
             precondition(options.vectors.multi.indices.contains(request.vector), "searched vector checked by the caller")

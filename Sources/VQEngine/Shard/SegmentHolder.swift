@@ -57,7 +57,8 @@ package final class SegmentHolder: @unchecked Sendable {
         for info in infos {
             slots.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: info.id), info: info,
                                      vectors: options.vectors, graphs: options.graphParams.map { $0.m > 0 },
-                                     capacity: info.appendable ? options.segmentCapacity : info.rows, committedFlush: committedFlush))
+                                     capacity: info.appendable ? options.segmentCapacity : info.rows, committedFlush: committedFlush,
+                                     quantile: options.scalarQuantile))
         }
         buildLocations()
         for seg in segments { seg.applySchema(schema) }
@@ -114,7 +115,7 @@ package final class SegmentHolder: @unchecked Sendable {
         let id = takeSegmentId()
         let info = SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true)
         let seg = try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: id), info: info,
-                              vectors: options.vectors, capacity: options.segmentCapacity)
+                              vectors: options.vectors, capacity: options.segmentCapacity, quantile: options.scalarQuantile)
         seg.applySchema(schema)
         appendableSlot = place(seg)
     }

@@ -30,6 +30,9 @@ package struct ShardOptions: Sendable {
     package var backgroundOptimizer = true
     /// Background graph builds (max_indexing_threads 0) use every core rather than all but one.
     package var backgroundUsesEveryCore = false
+    /// Scalar int8 quantization: the quantile its range covers (nil: none); indexed segments
+    /// keep 8-bit codes of their dense vectors in RAM and walk their graphs on them.
+    package var scalarQuantile: Double? = nil
     /// The payload fields each segment indexes (as opened; `LocalShard.setPayloadSchema` changes it).
     package var payloadSchema = PayloadSchema()
 
@@ -76,10 +79,24 @@ package struct ShardSearch: Sendable {
     package var sparse: SparseVector? = nil
     /// A multi-vector query (flat, prepared), scored by MaxSim against multi-vector `vector`.
     package var multi: [Float]? = nil
+    /// Quantized vectors (where a segment has codes): nil ignores them; else re-score exactly or
+    /// not, over `oversampling` x k candidates.
+    package var quantization: QuantizedSearch? = QuantizedSearch()
 
     package init(k: Int, ef: Int) {
         self.k = k
         self.ef = ef
+    }
+}
+
+/// How a search uses quantized vectors (Qdrant's search params `quantization`).
+package struct QuantizedSearch: Sendable, Equatable {
+    package var rescore = true
+    package var oversampling: Double = 1
+
+    package init(rescore: Bool = true, oversampling: Double = 1) {
+        self.rescore = rescore
+        self.oversampling = oversampling
     }
 }
 

@@ -187,7 +187,7 @@ import Testing
         // What vq would otherwise ignore is refused, naming it.
         for (path, body, fragment) in [
             ("query", #"{"query":3,"lookup_from":{"collection":"c","vector":"image"}}"#, "vector \"image\" does not exist"),
-            ("query", #"{"query":[1,0],"params":{"quantization":{"rescore":true}}}"#, "quantization"),
+            ("query", #"{"query":[1,0],"params":{"quantization":{"rescore":true,"speed":1}}}"#, "speed"),
             ("query", #"{"query":[1,0],"using":"image"}"#, "vector \"image\" does not exist"),
             ("query", #"{"prefetch":[{"query":[1,0],"lookup_from":{}}],"query":{"fusion":"rrf"}}"#, "lookup_from needs"),
             ("query", #"{"query":[1,0],"limt":3}"#, "limt"),
@@ -209,7 +209,7 @@ import Testing
         let api = QdrantAPI(engine: engine, config: APIConfig())
         for (body, fragment) in [
             (#"{"vectors":{"size":4,"distance":"Dot"},"sparse_vectors":{"text":{}}}"#, "sparse_vectors"),
-            (#"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"scalar":{"type":"int8"}}}"#, "quantization_config"),
+            (#"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"binary":{}}}"#, "binary"),
             (#"{"vectors":{"size":4,"distance":"Dot","multivector_config":{"comparator":"max_sim"}}}"#, "unnamed multi-vector"),
             (#"{"vectors":{"size":4,"distance":"Dot","datatype":"float16"}}"#, "datatype"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"hnsw_config":{"payload_m":16}}"#, "payload_m"),
