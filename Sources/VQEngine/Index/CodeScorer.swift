@@ -7,12 +7,12 @@ import CVQSupport
 /// `ScalarCodes.withScorer` only.
 package struct CodeScorer: NodeScorer {
     let rows: UnsafePointer<UInt8>
-    let sums: UnsafePointer<Float>
-    let squares: UnsafePointer<Float>
+    let sums: UnsafePointer<Int32>
+    let squares: UnsafePointer<UInt32>
     /// The query's codes minus 128, and the sum of its codes and of their squares.
     let query: UnsafePointer<Int8>
-    let querySum: Float
-    let querySquares: Float
+    let querySum: Int64
+    let querySquares: Int64
     let dim: Int
     let lo: Float
     let step: Float
@@ -27,10 +27,12 @@ package struct CodeScorer: NodeScorer {
     package func distance(_ node: UInt32) -> Float {
         let row = rows + Int(node) * dim
         if kind == 2 { return step * Float(l1(queryCodes, row, dim)) }
-        // sum cx cy = sum cx (cy - 128) + 128 sum cx
-        let cross = Float(dot(row, query, dim)) + 128 * sums[Int(node)]
-        if kind == 0 { return -(Float(dim) * lo * lo + lo * step * (querySum + sums[Int(node)]) + step * step * cross) }
-        return step * step * (squares[Int(node)] + querySquares - 2 * cross)
+        // sum cx cy = sum cx (cy - 128) + 128 sum cx, in exact integers.
+        let rowSum = Int64(sums[Int(node)])
+        let cross = Int64(dot(row, query, dim)) + 128 * rowSum
+        if kind == 0 { return -(Float(dim) * lo * lo + lo * step * Float(querySum + rowSum) + step * step * Float(cross)) }
+        // sum (cx - cy)^2 = sum cx^2 + sum cy^2 - 2 sum cx cy: exact, so never negative.
+        return step * step * Float(max(0, Int64(squares[Int(node)]) + querySquares - 2 * cross))
     }
 
     @inline(__always)

@@ -107,7 +107,7 @@ package final class HNSWBuilder: @unchecked Sendable {
         for i in 0..<count {
             let u = Double(mix64(params.seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15)) >> 11) / Double(1 << 53)
             var l = HNSWBuilder.skipped(skip, i) ? 0 : min(15, Int(-log(max(u, 1e-300)) * mult))
-            if let seed, i < seeded { l = Int(seed.graph.levels[Int(seed.oldOf[i])]) }
+            if let seed, i < seeded, !HNSWBuilder.skipped(skip, i) { l = Int(seed.graph.levels[Int(seed.oldOf[i])]) }
             levelOf[i] = UInt8(l)
             blocks += l
         }
@@ -140,7 +140,7 @@ package final class HNSWBuilder: @unchecked Sendable {
                 }
                 to[0] = UInt32(n)
             }
-            for i in 0..<seeded {
+            for i in 0..<seeded where !HNSWBuilder.skipped(skip, i) {
                 let old = Int(seed.oldOf[i])
                 copy(g.level0 + old * (g.m0 + 1), level0 + i * (layout.m0 + 1))
                 for l in 1..<(Int(levelOf[i]) + 1) where levelOf[i] > 0 {
@@ -148,9 +148,9 @@ package final class HNSWBuilder: @unchecked Sendable {
                 }
             }
             let e = Int(g.entryPoint)
-            if e < newOf.count, newOf[e] >= 0 {
+            if e < newOf.count, newOf[e] >= 0, !HNSWBuilder.skipped(skip, Int(newOf[e])) {
                 entry = (UInt32(newOf[e]), g.maxLevel)
-            } else if let best = (0..<seeded).max(by: { levelOf[$0] < levelOf[$1] }) {
+            } else if let best = (0..<seeded).filter({ !HNSWBuilder.skipped(skip, $0) }).max(by: { levelOf[$0] < levelOf[$1] }) {
                 entry = (UInt32(best), Int(levelOf[best]))
             }
         }

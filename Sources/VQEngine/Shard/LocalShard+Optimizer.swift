@@ -159,7 +159,8 @@ extension LocalShard {
         let seedSlot: Int? = index ? lock.read {
             slots.filter { s in
                 let seg = holder.slots[s]!
-                return seg.indexed && seg.liveCount > 0 && Double(seg.deletedCount) <= 0.2 * Double(seg.rowCount)
+                // Links to dropped rows are removed, not repaired: seed only from a segment with few.
+                return seg.indexed && seg.liveCount > 0 && Double(seg.deletedCount) <= 0.02 * Double(seg.rowCount)
             }.max { holder.slots[$0]!.liveCount < holder.slots[$1]!.liveCount }
         } : nil
         let ordered = seedSlot.map { s in [s] + slots.filter { $0 != s } } ?? slots
@@ -176,7 +177,11 @@ extension LocalShard {
         if let seedSlot {
             let source = sources[0]
             let oldOf = rowMap.prefix { Int($0.slot) == seedSlot }.map { Int32($0.row) }
-            seeds = source.stores.map { store in store.graph.map { ($0, oldOf) } }
+            let params = options.graphParams
+            // A graph of another m is not taken by the builder: no seed then.
+            seeds = source.stores.enumerated().map { k, store in
+                store.graph.flatMap { $0.m == max(2, params[k].m) ? ($0, oldOf) : nil }
+            }
             if seeds.contains(where: { $0 != nil }) { seededRows = oldOf.count }
         }
         let directory = DataDirectory.segmentDir(shardDir: self.directory, id: id)

@@ -7,8 +7,8 @@
 //   id          | tag u8 (0 number, 1 uuid) | a u64 | b u64 |                    (17 bytes)
 //   json        | length u32 | UTF-8 JSON |            (length 0xFFFFFFFF: absent)
 //   search      | dim u32 | dim x f32 | k u32 | ef u32 | flags u8 (1 exact, 2 indexed_only,
-//               | 4 with_payload, 8 sparse, 16 multi, 32 quantization ignored, 64 no re-scoring) |
-//               | vector number u32 | oversampling f32 | filter json |
+//               | 4 with_payload, 8 sparse, 16 multi, 32 quantization ignored, 64 no re-scoring,
+//               | 128 oversampling follows) | vector number u32 | [oversampling f32] | filter json |
 //               | sparse: sparse vector | multi: n u32 | n x dim x f32 |
 //   hits        | count u32 | count x (id | version u64 | score f32 | rank f32 | payload json) |
 //               | skipped u64 |
@@ -127,9 +127,11 @@ package enum ShardWire {
         w.u32(UInt32(min(s.ef, Int(UInt32.max))))
         var flags: UInt8 = (s.exact ? 1 : 0) | (s.indexedOnly ? 2 : 0) | (s.withPayload ? 4 : 0) | (s.sparse != nil ? 8 : 0) | (s.multi != nil ? 16 : 0)
         if s.quantization == nil { flags |= 32 } else if s.quantization?.rescore == false { flags |= 64 }
+        let oversampling = s.quantization?.oversampling ?? 1
+        if oversampling != 1 { flags |= 128 }
         w.u8(flags)
         w.u32(UInt32(s.vector))
-        w.f32(Float(s.quantization?.oversampling ?? 1))
+        if oversampling != 1 { w.f32(Float(oversampling)) }
         w.json(s.filter?.json)
         if let sparse = s.sparse { sparseVector(sparse, &w) }
         if let multi = s.multi {
@@ -156,7 +158,7 @@ package enum ShardWire {
             s.indexedOnly = flags & 2 != 0
             s.withPayload = flags & 4 != 0
             let v = Int(try r.u32())
-            let oversampling = try r.f32()
+            let oversampling = flags & 128 != 0 ? try r.f32() : 1
             guard oversampling.isFinite, oversampling >= 1, oversampling <= 100 else {
                 throw VQError(.corrupt, "oversampling is \(oversampling); expected 1 to 100")
             }

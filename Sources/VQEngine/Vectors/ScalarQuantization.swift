@@ -19,7 +19,7 @@ import CVQSupport
 /// The 8-bit kernels, chosen once per process (VQ_SIMD caps them like the float ones).
 enum U8Kernels {
     nonisolated(unsafe) static let selected: cvq_u8_kernels = {
-        cvq_select_u8_kernels(Kernels.level == "generic" ? 2 : 0)
+        cvq_select_u8_kernels(Kernels.level == "generic" ? 2 : Kernels.level == "avx2" ? 1 : 0)
     }()
 }
 
@@ -32,9 +32,9 @@ package final class ScalarCodes: @unchecked Sendable {
     package let step: Float
     let distance: Distance
     let codes: UnsafeMutablePointer<UInt8>
-    /// Per row, the sum of its codes (the dot product's cross term) and of their squares.
-    let sums: UnsafeMutablePointer<Float>
-    let squares: UnsafeMutablePointer<Float>
+    /// Per row, the sum of its codes (the dot product's cross term) and of their squares, exact.
+    let sums: UnsafeMutablePointer<Int32>
+    let squares: UnsafeMutablePointer<UInt32>
 
     /// Codes the `count` rows of `dim` floats at `vectors`.
     /// - Parameter quantile: the share of values the range covers (0.5 to 1; 1: min to max).
@@ -43,14 +43,13 @@ package final class ScalarCodes: @unchecked Sendable {
         self.dim = dim
         self.count = count
         self.distance = distance
-        // The range from a sample of values spread over the rows.
+        // The range from every value of a sample of rows spread over the segment (whole rows:
+        // a stride over single values could see only some dimensions).
         var sample: [Float] = []
         let total = count * dim
-        let stride = max(1, total / 65_536)
-        var i = 0
-        while i < total {
-            if !skip(i / dim) { sample.append(vectors[i]) }
-            i += stride
+        let rowStride = max(1, count / max(1, 65_536 / dim))
+        for row in Swift.stride(from: 0, to: count, by: rowStride) where !skip(row) {
+            sample.append(contentsOf: UnsafeBufferPointer(start: vectors + row * dim, count: dim))
         }
         sample.sort()
         var lo: Float = -1, hi: Float = 1
@@ -66,12 +65,12 @@ package final class ScalarCodes: @unchecked Sendable {
         sums = .allocate(capacity: max(1, count))
         squares = .allocate(capacity: max(1, count))
         for row in 0..<count {
-            var s: Float = 0, sq: Float = 0
+            var s: Int32 = 0, sq: UInt32 = 0
             for j in 0..<dim {
                 let c = code(vectors[row * dim + j])
                 codes[row * dim + j] = c
-                s += Float(c)
-                sq += Float(c) * Float(c)
+                s += Int32(c)
+                sq &+= UInt32(c) * UInt32(c)
             }
             sums[row] = s
             squares[row] = sq
@@ -95,13 +94,13 @@ package final class ScalarCodes: @unchecked Sendable {
 
     /// Codes `query` (`dim` floats, prepared as the stored vectors are) into `out`, shifted to
     /// signed (code - 128); returns the sum of its codes and of their squares.
-    func encode(_ query: UnsafePointer<Float>, into out: UnsafeMutablePointer<Int8>) -> (sum: Float, squares: Float) {
-        var s: Float = 0, sq: Float = 0
+    func encode(_ query: UnsafePointer<Float>, into out: UnsafeMutablePointer<Int8>) -> (sum: Int64, squares: Int64) {
+        var s: Int64 = 0, sq: Int64 = 0
         for j in 0..<dim {
             let c = code(query[j])
             out[j] = Int8(Int(c) - 128)
-            s += Float(c)
-            sq += Float(c) * Float(c)
+            s += Int64(c)
+            sq += Int64(c) * Int64(c)
         }
         return (s, sq)
     }

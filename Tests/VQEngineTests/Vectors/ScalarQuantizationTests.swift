@@ -44,6 +44,22 @@ import Testing
         #expect(worst <= 0.02 * scale, "largest error \(worst) against distances up to \(scale)")
     }
 
+    @Test("a row's own codes are at distance exactly 0 (euclid: integers, never negative); the range sees every dimension")
+    func exactness() {
+        var rng = SplitMix64(seed: 3)
+        // Dimension 0 in [0, 1], the others in [-100, 100]; 65,536 rows of 4 (a stride over single
+        // values of 4 would see dimension 0 only).
+        let dim = 4, count = 65_536
+        let vectors = (0..<(count * dim)).map { i in i % dim == 0 ? Float.random(in: 0...1, using: &rng) : Float.random(in: -100...100, using: &rng) }
+        let codes = vectors.withUnsafeBufferPointer { ScalarCodes(vectors: $0.baseAddress!, count: count, dim: dim, distance: .euclid, quantile: 0.99) }
+        #expect(codes.lo < -50 && codes.lo + 255 * codes.step > 50, "range \(codes.lo) ... \(codes.lo + 255 * codes.step)")
+        vectors.withUnsafeBufferPointer { v in
+            for row in [0, 17, 4_000, 65_535] {
+                codes.withScorer(v.baseAddress! + row * dim) { #expect($0.distance(UInt32(row)) == 0) }
+            }
+        }
+    }
+
     @Test("a quantized collection: near-exact top hits, re-scored scores exact; ignore and rescore:false do as asked; settings checked")
     func collection() throws {
         let t = QdrantAPITests()
