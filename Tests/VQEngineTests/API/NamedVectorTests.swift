@@ -280,14 +280,8 @@ extension PointBatch {
         return Array(scored.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k))
     }
 
-    func hits(_ api: QdrantAPI, _ body: String) -> [(Int64, Float)] {
-        let r = t.call(api, "POST", "/collections/c/points/query", body).1?["result"]?["points"]?.arrayValue ?? []
-        return r.compactMap { p in p["id"]?.intValue.map { ($0, Float(p["score"]?.doubleValue ?? .nan)) } }
-    }
-
-    func same(_ a: [(Int64, Float)], _ b: [(Int64, Float)]) -> Bool {
-        a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && abs($0.1 - $1.1) <= 1e-4 * max(1, abs($1.1)) }
-    }
+    func hits(_ api: QdrantAPI, _ body: String) -> [(Int64, Float)] { queryHits(t, api, body) }
+    func same(_ a: [(Int64, Float)], _ b: [(Int64, Float)]) -> Bool { sameHits(a, b) }
 
     @Test("sparse vectors: exact dot-product search before and after sealing, with filters and IDF; hybrid RRF; update, delete, reopen")
     func sparse() throws {
@@ -435,14 +429,8 @@ extension PointBatch {
         return Array(scored.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }.prefix(k))
     }
 
-    func hits(_ api: QdrantAPI, _ body: String) -> [(Int64, Float)] {
-        let r = t.call(api, "POST", "/collections/c/points/query", body).1?["result"]?["points"]?.arrayValue ?? []
-        return r.compactMap { p in p["id"]?.intValue.map { ($0, Float(p["score"]?.doubleValue ?? .nan)) } }
-    }
-
-    func same(_ a: [(Int64, Float)], _ b: [(Int64, Float)]) -> Bool {
-        a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && abs($0.1 - $1.1) <= 1e-4 * max(1, abs($1.1)) }
-    }
+    func hits(_ api: QdrantAPI, _ body: String) -> [(Int64, Float)] { queryHits(t, api, body) }
+    func same(_ a: [(Int64, Float)], _ b: [(Int64, Float)]) -> Bool { sameHits(a, b) }
 
     @Test("multi-vectors: exact MaxSim search and re-ranking, a point without one, update, delete, indexing, reopen")
     func multiVectors() throws {
@@ -551,4 +539,15 @@ extension PointBatch {
         check("reopened")
         try engine.close()
     }
+}
+
+/// The (id, score) pairs of a query on collection "c".
+func queryHits(_ t: QdrantAPITests, _ api: QdrantAPI, _ body: String) -> [(Int64, Float)] {
+    let r = t.call(api, "POST", "/collections/c/points/query", body).1?["result"]?["points"]?.arrayValue ?? []
+    return r.compactMap { p in p["id"]?.intValue.map { ($0, Float(p["score"]?.doubleValue ?? .nan)) } }
+}
+
+/// The same ids in the same order, with scores equal to 1e-4 (relative).
+func sameHits(_ a: [(Int64, Float)], _ b: [(Int64, Float)]) -> Bool {
+    a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && abs($0.1 - $1.1) <= 1e-4 * max(1, abs($1.1)) }
 }
