@@ -385,13 +385,7 @@ package final class SegmentHolder: @unchecked Sendable {
     func search(_ query: UnsafeBufferPointer<Float>, params: SegmentSearch, withPayload: Bool, filter: Filter? = nil,
                 include: (Segment) -> Bool) -> (hits: [ScoredPoint], skipped: Int) {
         var top = TopK(k: params.k)
-        var skipped = 0
-        for (i, seg) in slots.enumerated() {
-            guard let seg else { continue }
-            if !include(seg) {
-                skipped += seg.liveCount
-                continue
-            }
+        let skipped = eachIncluded(include) { i, seg in
             if let filter {
                 var allowed = seg.rows(passing: filter) { row(of: $0, inSlot: i) }
                 // Rows without the searched vector are never hits.
@@ -432,18 +426,23 @@ package final class SegmentHolder: @unchecked Sendable {
         }
     }
 
+    /// Calls `body` with each live segment `include` admits and its slot.
+    /// - Returns: the live points of the segments it rejected.
+    private func eachIncluded(_ include: (Segment) -> Bool, _ body: (Int, Segment) -> Void) -> Int {
+        var skipped = 0
+        for (i, seg) in slots.enumerated() {
+            guard let seg else { continue }
+            if include(seg) { body(i, seg) } else { skipped += seg.liveCount }
+        }
+        return skipped
+    }
+
     /// Runs `score` on every segment `include` admits with the rows to skip (deleted, or not
     /// passing `filter`), and turns the best `k` into hits (internal scores as reported ones).
     private func scoreEach(k: Int, withPayload: Bool, filter: Filter?, include: (Segment) -> Bool,
                            _ score: (Segment, UInt64, (Int) -> Bool, inout TopK) -> Void) -> (hits: [ScoredPoint], skipped: Int) {
         var top = TopK(k: k)
-        var skipped = 0
-        for (i, seg) in slots.enumerated() {
-            guard let seg else { continue }
-            if !include(seg) {
-                skipped += seg.liveCount
-                continue
-            }
+        let skipped = eachIncluded(include) { i, seg in
             let rows = seg.rowCount
             if let filter {
                 let allowed = seg.rows(passing: filter) { row(of: $0, inSlot: i) }
