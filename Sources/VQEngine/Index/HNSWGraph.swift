@@ -198,12 +198,6 @@ package final class HNSWGraph: @unchecked Sendable {
         return (cur, curDist)
     }
 
-    /// Greedy descent with float vectors (the filtered walk's).
-    private func descend(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int,
-                         distance: DistanceFunction) -> (UInt32, Float) {
-        descend(FloatScorer(query: query, vectors: vectors, dim: dim, distance: distance))
-    }
-
     /// The `k` nearest of the nodes `allowed` admits (a bitmap over all nodes, deleted ones clear).
     ///
     /// The upper levels are descended as usual. On level 0 only allowed nodes are scored: a
@@ -213,11 +207,16 @@ package final class HNSWGraph: @unchecked Sendable {
     /// about as many vectors as an unfiltered search.
     package func searchFiltered(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
                                 k: Int, ef: Int, allowed: UnsafePointer<UInt64>) -> [Candidate] {
+        searchFiltered(FloatScorer(query: query, vectors: vectors, dim: dim, distance: distance), k: k, ef: ef, allowed: allowed)
+    }
+
+    /// `searchFiltered` by `scorer`'s distances (a query's float vectors, or codes).
+    package func searchFiltered<S: NodeScorer>(_ scorer: S, k: Int, ef: Int, allowed: UnsafePointer<UInt64>) -> [Candidate] {
         guard count > 0, k > 0 else { return [] }
         @inline(__always) func admits(_ node: UInt32) -> Bool { allowed[Int(node) >> 6] & (1 << UInt64(node & 63)) != 0 }
         var context = SearchContext.take(nodes: count)
         defer { SearchContext.give(context) }
-        let (cur, curDist) = descend(query, vectors: vectors, dim: dim, distance: distance)
+        let (cur, curDist) = descend(scorer)
         let ef = max(ef, k)
         let stride0 = m0 + 1
         _ = context.visited.insert(cur)
@@ -268,11 +267,11 @@ package final class HNSWGraph: @unchecked Sendable {
                     }
                 }
             }
-            for t in 0..<min(taken, 4) { cvq_prefetch(vectors + Int(picked[t]) * dim) }
+            for t in 0..<min(taken, 4) { scorer.prefetch(picked[t]) }
             for t in 0..<taken {
                 let nb = picked[t]
-                if t + 4 < taken { cvq_prefetch(vectors + Int(picked[t + 4]) * dim) }
-                let d = distance(query, vectors + Int(nb) * dim, dim)
+                if t + 4 < taken { scorer.prefetch(picked[t + 4]) }
+                let d = scorer.distance(nb)
                 context.offer(Candidate(distance: d, node: nb), ef: ef, returnable: true, bound: &bound)
             }
         }

@@ -241,24 +241,33 @@ extension Segment {
         let distance = DistanceFunction(store.distance)
         let dim = store.dim
         if let graph = store.graph, usesGraph(params, allowed: count) {
-            let hits: [Candidate]
-            if count * 10 >= rowCount * 3 {
-                // Most rows allowed: the usual walk, the others passed through and never returned.
-                let excluded = allowed.inverted
-                hits = excluded.words.withUnsafeBufferPointer {
-                    graph.search(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef, deleted: $0.baseAddress)
+            // On codes where the segment has them (the best oversampling x k re-scored from the
+            // floats unless asked not to), else on the floats.
+            let quantized = store.codes.flatMap { codes in params.quantization.map { (codes, $0) } }
+            let wanted = quantized.map { max(params.k, Int((Double(params.k) * $0.1.oversampling).rounded(.up))) } ?? params.k
+            func walk<S: NodeScorer>(_ scorer: S) -> [Candidate] {
+                if count * 10 >= rowCount * 3 {
+                    // Most rows allowed: the usual walk, the others passed through and never returned.
+                    let excluded = allowed.inverted
+                    return excluded.words.withUnsafeBufferPointer {
+                        graph.search(scorer, k: wanted, ef: max(params.ef, wanted), deleted: $0.baseAddress)
+                    }
                 }
-            } else {
                 // Fewer: score allowed rows only; the others are bridges (see HNSWGraph.searchFiltered).
-                hits = allowed.words.withUnsafeBufferPointer {
-                    graph.searchFiltered(query, vectors: vectors.base, dim: dim, distance: distance, k: params.k, ef: params.ef,
-                                         allowed: $0.baseAddress!)
+                return allowed.words.withUnsafeBufferPointer {
+                    graph.searchFiltered(scorer, k: wanted, ef: max(params.ef, wanted), allowed: $0.baseAddress!)
                 }
             }
+            let hits = quantized.map { codes, _ in codes.withScorer(query) { walk($0) } }
+                ?? walk(FloatScorer(query: query, vectors: vectors.base, dim: dim, distance: distance))
             // A walk that found fewer than it could (its neighbourhood ran out of allowed rows)
             // gives way to scoring them all.
             if hits.count >= min(params.k, count) {
-                for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
+                let rescore = quantized?.1.rescore ?? false
+                for h in hits {
+                    let score = rescore ? -distance(query, vectors.base + Int(h.node) * dim, dim) : -h.distance
+                    top.push(ScoredKey(score: score, key: tag << 32 | UInt64(h.node)))
+                }
                 return
             }
         }

@@ -73,7 +73,7 @@ import Testing
                 == JSONParser.parseOrNull(#"{"scalar":{"type":"int8","quantile":0.99,"always_ram":true}}"#))
         var rng = SplitMix64(seed: 11)
         let vectors = (0..<1500).map { _ in rng.vector(16) }
-        let points = vectors.enumerated().map { #"{"id":\#($0.offset),"vector":\#($0.element)}"# }.joined(separator: ",")
+        let points = vectors.enumerated().map { #"{"id":\#($0.offset),"vector":\#($0.element),"payload":{"i":\#($0.offset)}}"# }.joined(separator: ",")
         #expect(t.call(api, "PUT", "/collections/c/points", "{\"points\":[\(points)]}", query: ["wait": "true"]).0 == 200)
         _ = try engine.collection("c").optimize()
         func hits(_ body: String) -> [(Int, Double)] {
@@ -99,6 +99,19 @@ import Testing
             #expect(raw.count == 3 && raw.allSatisfy { id, s in abs(s - truth.first { $0.0 == id }!.1) < 0.1 * max(1, s) })
         }
         #expect(found >= 190, "recall@10 \(Double(found) / 200)")
+        // Filtered (20% and 60% of the points): the walk on codes keeps to the allowed points,
+        // and re-scored scores are exact.
+        var filteredFound = 0
+        for (qi, limit) in [(0, 300), (1, 900), (2, 300), (3, 900)] {
+            let q = rng.vector(16)
+            let truth = vectors.prefix(limit).enumerated().map { ($0.offset, zip(q, $0.element).reduce(0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }.squareRoot()) }
+                .sorted { $0.1 < $1.1 }
+            let got = hits(#"{"query":\#(q),"limit":10,"filter":{"must":[{"key":"i","range":{"lt":\#(limit)}}]},"params":{"hnsw_ef":64,"quantization":{"oversampling":2}}}"#)
+            #expect(got.count == 10 && got.allSatisfy { $0.0 < limit }, "query \(qi)")
+            for (id, score) in got { #expect(abs(score - truth.first { $0.0 == id }!.1) < 1e-4 * max(1, score)) }
+            filteredFound += Set(got.map(\.0)).intersection(truth.prefix(10).map(\.0)).count
+        }
+        #expect(filteredFound >= 36, "filtered recall@10 \(Double(filteredFound) / 40)")
         for (body, status, fragment) in [
             (#"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"product":{"compression":"x16"}}}"#, 400, "product"),
             (#"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"scalar":{"type":"int4"}}}"#, 422, "int8"),
