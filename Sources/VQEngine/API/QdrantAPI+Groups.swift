@@ -30,12 +30,7 @@ extension QdrantAPI {
         var req = searchRequest(query, using, limit: 0)
         req.withPayload = true
         req.filter = QdrantAPI.excluding(excluding, try filter(body))
-        if let params = body["params"], params != .null {
-            if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
-            req.exact = try bool(params, "exact", default: false)
-            req.indexedOnly = try bool(params, "indexed_only", default: false)
-            req.quantization = try quantization(params)
-        }
+        try applySearchParams(body["params"], to: &req)
         let threshold = try scoreThreshold(body)
         var order: [IndexKey] = []
         var hits: [IndexKey: [ScoredPoint]] = [:]

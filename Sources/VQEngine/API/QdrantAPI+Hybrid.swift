@@ -96,12 +96,7 @@ extension QdrantAPI {
             let (query, referenced) = try queryVector(collection, node, q, using: using)
             var req = searchRequest(query, using, limit: limit)
             req.filter = QdrantAPI.excluding(referenced, filter)
-            if let params = node["params"], params != .null {
-                if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
-                req.exact = try bool(params, "exact", default: false)
-                req.indexedOnly = try bool(params, "indexed_only", default: false)
-                req.quantization = try quantization(params)
-            }
+            try applySearchParams(node["params"], to: &req)
             return try collection.search(req).hits.map { ($0.id, $0.rank, $0.score) }
         }
         let lists = try children.map { child in

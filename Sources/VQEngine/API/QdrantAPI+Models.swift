@@ -748,12 +748,7 @@ extension QdrantAPI {
         let selector = try withPayload(body, default: false)
         req.withPayload = selector.wanted
         req.filter = try given ?? filter(body)
-        if let params = body["params"], params != .null {
-            if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
-            req.exact = try bool(params, "exact", default: false)
-            req.indexedOnly = try bool(params, "indexed_only", default: false)
-            req.quantization = try quantization(params)
-        }
+        try applySearchParams(body["params"], to: &req)
         let threshold = try scoreThreshold(body)
         let result = try collection.search(req)
         var hits = result.hits
@@ -772,6 +767,16 @@ extension QdrantAPI {
         try checkSettings(params, "params", allowed: ["hnsw_ef", "exact", "indexed_only", "quantization"],
                           unsupported: ["acorn": "vq's filtered walk is always on"])
         if let q = params?["quantization"], q != .null { _ = try quantization(params!) }
+    }
+
+    /// Search params (`hnsw_ef`, `exact`, `indexed_only`, `quantization`; checked by
+    /// `checkSearchParams`) into `req`; absent or null leaves its defaults.
+    func applySearchParams(_ params: JSON?, to req: inout SearchRequest) throws {
+        guard let params, params != .null else { return }
+        if let ef = params["hnsw_ef"], ef != .null { req.hnswEf = try int(params, "hnsw_ef", default: 0, min: 1) }
+        req.exact = try bool(params, "exact", default: false)
+        req.indexedOnly = try bool(params, "indexed_only", default: false)
+        req.quantization = try quantization(params)
     }
 
     /// params.quantization: {"ignore", "rescore", "oversampling"} (Qdrant's); nil when ignored.

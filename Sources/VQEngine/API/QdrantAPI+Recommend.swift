@@ -182,10 +182,8 @@ extension QdrantAPI {
         for v in vectors {
             var req = SearchRequest(vector: v, limit: wanted, using: using)
             req.filter = filter
-            req.hnswEf = max(wanted, try int(params, "hnsw_ef", default: collection.config.efConstruct, min: 1))
-            req.exact = try bool(params, "exact", default: false)
-            req.indexedOnly = try bool(params, "indexed_only", default: false)
-            req.quantization = try quantization(params)
+            try applySearchParams(params, to: &req)
+            req.hnswEf = max(wanted, req.hnswEf ?? collection.config.efConstruct)
             for h in try collection.search(req).hits { found.insert(h.id) }
         }
         return try collection.retrieve(Array(found), withVector: true, withPayload: withPayload)

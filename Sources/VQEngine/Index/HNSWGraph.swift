@@ -219,20 +219,9 @@ package final class HNSWGraph: @unchecked Sendable {
         let (cur, curDist) = descend(scorer)
         let ef = max(ef, k)
         let stride0 = m0 + 1
-        _ = context.visited.insert(cur)
-        context.frontier.push(Candidate(distance: curDist, node: cur))
-        var bound = Float.infinity
-        if admits(cur) {
-            context.results.push(Candidate(distance: curDist, node: cur))
-            bound = curDist
-        }
+        var bound = context.start(Candidate(distance: curDist, node: cur), returnable: admits(cur))
         var picked = [UInt32](repeating: 0, count: m0)
-        while !context.frontier.isEmpty {
-            let c = context.frontier.top
-            if c.distance > bound && context.results.count >= ef { break }
-            context.frontier.pop()
-            // The next candidate's links are read next: start fetching them now.
-            if !context.frontier.isEmpty { cvq_prefetch(level0 + Int(context.frontier.top.node) * stride0) }
+        while let c = context.next(ef: ef, bound: bound, level0: level0, stride: stride0) {
             let list = level0 + Int(c.node) * stride0
             let n = Int(list[0])
             // Allowed neighbours first, then allowed neighbours of the others while fewer than m
@@ -286,19 +275,8 @@ package final class HNSWGraph: @unchecked Sendable {
             return deleted[Int(node) >> 6] & (1 << UInt64(node & 63)) != 0
         }
         let stride0 = m0 + 1
-        _ = context.visited.insert(entry)
-        context.frontier.push(Candidate(distance: entryDistance, node: entry))
-        var bound = Float.infinity
-        if !isDeleted(entry) {
-            context.results.push(Candidate(distance: entryDistance, node: entry))
-            bound = entryDistance
-        }
-        while !context.frontier.isEmpty {
-            let c = context.frontier.top
-            if c.distance > bound && context.results.count >= ef { break }
-            context.frontier.pop()
-            // The next candidate's links are read next: start fetching them now.
-            if !context.frontier.isEmpty { cvq_prefetch(level0 + Int(context.frontier.top.node) * stride0) }
+        var bound = context.start(Candidate(distance: entryDistance, node: entry), returnable: !isDeleted(entry))
+        while let c = context.next(ef: ef, bound: bound, level0: level0, stride: stride0) {
             let list = level0 + Int(c.node) * stride0
             let n = Int(list[0])
             if n > 0 {
@@ -347,6 +325,28 @@ struct SearchContext: @unchecked Sendable {
     var results = CandidateHeap(max: true, capacity: 256)
 
     private static let pool = Mutex<[SearchContext]>([])
+
+    /// Starts the level-0 beam at `entry` (a result too when `returnable`); returns the bound.
+    @inline(__always)
+    mutating func start(_ entry: Candidate, returnable: Bool) -> Float {
+        _ = visited.insert(entry.node)
+        frontier.push(entry)
+        guard returnable else { return .infinity }
+        results.push(entry)
+        return entry.distance
+    }
+
+    /// The next candidate to expand, or nil when none can improve `ef` results within `bound`;
+    /// starts fetching the following candidate's links (read next).
+    @inline(__always)
+    mutating func next(ef: Int, bound: Float, level0: UnsafePointer<UInt32>, stride: Int) -> Candidate? {
+        guard !frontier.isEmpty else { return nil }
+        let c = frontier.top
+        if c.distance > bound && results.count >= ef { return nil }
+        frontier.pop()
+        if !frontier.isEmpty { cvq_prefetch(level0 + Int(frontier.top.node) * stride) }
+        return c
+    }
 
     /// One step of the level-0 beam: a scored neighbour joins the frontier when it may still
     /// improve the results (fewer than `ef`, or nearer than `bound`), and the results when it
