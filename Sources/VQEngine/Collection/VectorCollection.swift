@@ -300,6 +300,10 @@ package final class VectorCollection: @unchecked Sendable {
         guard request.limit + request.offset <= VectorCollection.maxResults else {
             throw VQError.invalid("limit + offset is \(request.limit + request.offset); expected at most \(VectorCollection.maxResults) (page with scroll for more)")
         }
+        if let q = request.quantization, Double(request.limit + request.offset) * q.oversampling > Double(VectorCollection.maxResults) {
+            throw VQError.invalid("(limit + offset) x oversampling is \(Double(request.limit + request.offset) * q.oversampling); "
+                                  + "expected at most \(VectorCollection.maxResults)")
+        }
         if let ef = request.hnswEf, ef < 1 || ef > VectorCollection.maxResults {
             throw VQError.invalid("hnsw_ef is \(ef); expected 1 to \(VectorCollection.maxResults)")
         }

@@ -159,7 +159,7 @@ package final class VectorStore: @unchecked Sendable {
         guard absentCount > 0, let absent else { return nil }
         let words = (rows + 63) / 64
         var out = [UInt64](repeating: 0, count: words)
-        for w in 0..<min(words, absent.count) { out[w] = deleted[w] | absent.base[w] }
+        for w in 0..<words { out[w] = deleted[w] | (w < absent.count ? absent.base[w] : 0) }
         return out
     }
 

@@ -302,17 +302,7 @@ package enum Operation: Sendable {
                     for _ in 0..<count {
                         switch try r.u8() {
                         case 0: batch.sparse[k].append(nil)
-                        case 1:
-                            let n = Int(try r.u32())
-                            guard n <= r.remaining / 8 else { throw VQError(.corrupt, "a sparse vector claims \(n) entries but the record is too short") }
-                            var indices: [UInt32] = []
-                            indices.reserveCapacity(n)
-                            for _ in 0..<n { indices.append(try r.u32()) }
-                            var values: [Float] = []
-                            try r.floats(n, into: &values)
-                            do { batch.sparse[k].append(try SparseVector(indices: indices, values: values)) } catch let e as VQError {
-                                throw VQError(.corrupt, "upsert record has a bad sparse vector: \(e.message)")
-                            }
+                        case 1: batch.sparse[k].append(try r.sparseVector())
                         case let flag: throw VQError(.corrupt, "upsert record has sparse flag \(flag); expected 0 or 1")
                         }
                     }

@@ -80,6 +80,7 @@ extension ByteReader {
     /// A sparse vector: | n u32 | n x index u32 | n x f32 |, checked (distinct indices, finite values).
     mutating func sparseVector() throws -> SparseVector {
         let n = try count(of: 8, "sparse entries")
+        guard n <= SparseVector.maxEntries else { throw VQError(.corrupt, "a sparse vector has \(n) entries; expected at most \(SparseVector.maxEntries)") }
         var indices: [UInt32] = []
         indices.reserveCapacity(n)
         for _ in 0..<n { indices.append(try u32()) }
@@ -163,6 +164,10 @@ package enum ShardWire {
                 throw VQError(.corrupt, "oversampling is \(oversampling); expected 1 to 100")
             }
             s.quantization = flags & 32 != 0 ? nil : QuantizedSearch(rescore: flags & 64 == 0, oversampling: Double(oversampling))
+            // Re-scoring reads oversampling x k float vectors: bounded like k itself.
+            if let q = s.quantization, Double(k) * q.oversampling > Double(maxResults) {
+                throw VQError(.corrupt, "k x oversampling is \(Double(k) * q.oversampling); expected at most \(maxResults)")
+            }
             guard flags & 24 != 24 else { throw VQError(.corrupt, "a search is both sparse and multi") }
             if flags & 16 != 0 {
                 guard multiDims.indices.contains(v), n == 0 else { throw VQError(.corrupt, "multi-vector \(v) is searched; the shard has \(multiDims.count)") }

@@ -76,6 +76,18 @@ import Testing
         #expect(try ShardWire.decodeSearch(multiBytes, dims: [2], multiDims: [3], maxResults: 10).1.multi?.count == 6)
         #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(multiBytes, dims: [2], multiDims: [4], maxResults: 10) }
         #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(multiBytes, dims: [2], maxResults: 10) }
+        // Oversampling multiplies the re-scoring work: bounded like k.
+        var over = ShardSearch(k: 8, ef: 8)
+        over.quantization = QuantizedSearch(oversampling: 2)
+        #expect(try ShardWire.decodeSearch(ShardWire.encodeSearch([1, 0], over), dims: [2], maxResults: 16).1.quantization?.oversampling == 2)
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(ShardWire.encodeSearch([1, 0], over), dims: [2], maxResults: 15) }
+        // A sparse vector past 65,536 entries is refused in searches and in upserts alike.
+        var big = ShardSearch(k: 1, ef: 1)
+        big.sparse = try SparseVector(indices: (0..<65_537).map(UInt32.init), values: Array(repeating: 1, count: 65_537))
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeSearch(ShardWire.encodeSearch([], big), dims: [2], sparse: 1, maxResults: 10) }
+        var batch = PointBatch(dims: [], sparse: 1)
+        batch.append(id: .number(1), vectors: [], sparse: [big.sparse], payload: nil)
+        #expect(throws: VQError.self) { _ = try VQEngine.Operation.upsert(batch).encode().withUnsafeBytes { try VQEngine.Operation.decode($0) } }
     }
 
     @Test("validation refuses wrong dimensions, non-finite floats and payloads that are not JSON objects")
