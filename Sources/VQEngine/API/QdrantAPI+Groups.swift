@@ -12,13 +12,18 @@
 import Foundation
 
 extension QdrantAPI {
-    /// - Parameter excluding: a point left out (the one a query by id names).
-    func groups(_ collection: VectorCollection, query: QueryVector, using: VectorRef, body: JSON, excluding: PointID? = nil) throws -> JSON {
-        try checkSettings(body, "grouped search", allowed: ["query", "vector", "group_by", "group_size", "limit", "filter", "params",
-                                                            "score_threshold", "with_payload", "with_vector", "with_vectors", "with_lookup", "using"],
-                          unsupported: ["prefetch": "grouped queries take one query vector in vq", "lookup_from": "example ids are looked up in this collection only",
+    /// Checks a grouped request's members before its query is read: `query` lists the members
+    /// naming the query (["vector"] for /search/groups, ["query", "using", "lookup_from"] for /query/groups).
+    func checkGroups(_ body: JSON, query: [String]) throws {
+        try checkSettings(body, "grouped search", allowed: query + ["group_by", "group_size", "limit", "filter", "params",
+                                                                    "score_threshold", "with_payload", "with_vector", "with_vectors", "with_lookup"],
+                          unsupported: ["prefetch": "grouped queries take one query vector in vq",
                                         "shard_key": "vq places points by id; there are no shard keys"])
         try checkSearchParams(body["params"])
+    }
+
+    /// - Parameter excluding: a point left out (the one a query by id names).
+    func groups(_ collection: VectorCollection, query: QueryVector, using: VectorRef, body: JSON, excluding: PointID? = nil) throws -> JSON {
         guard let key = body["group_by"]?.stringValue, !key.isEmpty else { throw VQError.invalid("grouped search needs \"group_by\": a payload key") }
         let groupSize = try int(body, "group_size", default: 3, min: 1)
         let limit = try int(body, "limit", default: 10, min: 1)

@@ -102,7 +102,10 @@ extension QdrantAPI {
         let lists = try children.map { child in
             try evaluate(collection, child, limit: try int(child, "limit", default: 10), inherited: filter, depth: depth + 1)
         }
+        // A node with prefetches fuses or re-ranks exactly: search params do not apply.
+        try refuseMembers(node, ["params"], "a query with prefetch")
         if isFusion(q) {
+            try refuseMembers(node, ["using", "lookup_from"], "a fusion query")
             try rejectUnknown(q, ["fusion", "rrf"], "fusion query")
             if let rrf = q["rrf"], rrf != .null { try rejectUnknown(rrf, ["k"], "rrf") }
             let fused: [PointID: Float]

@@ -33,11 +33,11 @@ extension QdrantAPI {
         }
     }
 
-    /// A boolean setting vq always behaves as `required` for: absent, null or that value pass.
-    func requireFlag(_ body: JSON?, _ key: String, _ required: Bool, _ what: String, _ why: String) throws {
-        guard let v = body?[key], v != .null else { return }
-        guard let b = v.boolValue else { throw VQError.invalid("\(what).\(key) is \(v.typeName); expected true or false") }
-        if b != required { throw VQError.invalid("\(what).\(key) \(b) is not supported: \(why)") }
+    /// Members a request knows but this form of it has no use for: refused by name, not ignored.
+    func refuseMembers(_ body: JSON, _ names: [String], _ form: String) throws {
+        for name in names where body[name].map({ $0 != .null }) ?? false {
+            throw VQError.invalid("\(form) does not take \"\(name)\"")
+        }
     }
 
     /// score_threshold: a number, or absent/null.
@@ -812,6 +812,7 @@ extension QdrantAPI {
         if let prefetch = body["prefetch"], prefetch != .null { return try hybridQuery(collection, body) }
         guard let q = body["query"], q != .null else {
             // No query: the points passing the filter in id order, as Qdrant's query API gives them.
+            try refuseMembers(body, ["score_threshold", "params", "using", "lookup_from"], "a query request without \"query\" (points in id order)")
             let limit = try int(body, "limit", default: 10), offset = try int(body, "offset", default: 0)
             guard limit + offset <= VectorCollection.maxResults else {
                 throw VQError.invalid("limit + offset is \(limit + offset); expected at most \(VectorCollection.maxResults)")
@@ -835,6 +836,7 @@ extension QdrantAPI {
             return .object([("points", .array(try contextSearch(collection, c, body: body)))])
         }
         if let order = q["order_by"], q.objectValue?.count == 1 {
+            try refuseMembers(body, ["offset", "score_threshold", "params", "using", "lookup_from"], "an order_by query (page with order_by.start_from)")
             let limit = try int(body, "limit", default: 10)
             guard limit <= VectorCollection.maxResults else { throw VQError.invalid("limit is \(limit); expected at most \(VectorCollection.maxResults)") }
             return .object([("points", .array(try ordered(collection, order, filter: try filter(body), limit: limit,

@@ -193,11 +193,13 @@ extension QdrantAPI {
         },
         points("POST", "/search/groups", "points.search", .read) { api, col, c in
             let body = try c.body()
+            try api.checkGroups(body, query: ["vector"])
             let (query, using) = try api.namedQuery(body["vector"], col)
             return APIEnvelope.ok(try api.groups(col, query: query, using: using, body: body), since: c.start)
         },
         points("POST", "/query/groups", "points.query", .read) { api, col, c in
             let body = try c.body()
+            try api.checkGroups(body, query: ["query", "using", "lookup_from"])
             guard let q = body["query"], q != .null else { throw VQError.invalid("grouped query needs \"query\": a vector") }
             let using = try api.usingRef(body, col)
             let (v, referenced) = try api.queryVector(col, body, q, using: using)

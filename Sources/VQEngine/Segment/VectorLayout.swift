@@ -132,12 +132,6 @@ package struct VectorLayout: Sendable, Equatable {
             && zip(specs, other.specs).allSatisfy { $0.name == $1.name && $0.dim == $1.dim && $0.distance == $1.distance }
     }
 
-    /// Sets the graph overrides of vector `k` (config updates).
-    package mutating func setHNSW(_ k: Int, m: Int?, efConstruct: Int?) {
-        if let m { specs[k].m = m }
-        if let efConstruct { specs[k].efConstruct = efConstruct }
-    }
-
     /// Checks sizes and names.
     /// - Throws: `.invalidInput` naming the vector.
     package func validate() throws {

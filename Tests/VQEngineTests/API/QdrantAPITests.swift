@@ -192,6 +192,13 @@ import Testing
             ("query", #"{"prefetch":[{"query":[1,0],"lookup_from":{}}],"query":{"fusion":"rrf"}}"#, "lookup_from needs"),
             ("query", #"{"query":[1,0],"limt":3}"#, "limt"),
             ("search", #"{"vector":[1,0],"with_vectors":true,"params":{"hnsw_ef":8,"exactly":true}}"#, "exactly"),
+            // Members a form of the request has no use for.
+            ("query", #"{"prefetch":[{"query":[1,0]}],"query":{"fusion":"rrf"},"using":"image"}"#, "fusion query does not take \"using\""),
+            ("query", #"{"prefetch":[{"query":[1,0]}],"query":[1,0],"params":{"hnsw_ef":8}}"#, "prefetch does not take \"params\""),
+            ("query", #"{"filter":{},"score_threshold":0.5}"#, "does not take \"score_threshold\""),
+            ("query", #"{"query":{"order_by":"n"},"offset":2}"#, "does not take \"offset\""),
+            ("query/groups", #"{"query":[1,0],"vector":[0,1],"group_by":"n"}"#, "\"vector\""),
+            ("search/groups", #"{"vector":[1,0],"using":"image","group_by":"n"}"#, "\"using\""),
         ] {
             let (status, err, _) = t.call(api, "POST", "/collections/c/points/" + path, body)
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
