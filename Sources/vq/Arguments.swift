@@ -91,6 +91,13 @@ struct Arguments {
     /// Whether the option was given on the command line (not only through the environment).
     func given(_ name: String) -> Bool { values[name] != nil }
 
+    /// Refuses options this form of the command has no use for, naming the first one given.
+    func refuse(_ names: [String], _ why: String) throws {
+        if let name = names.first(where: { has($0) || given($0) }) {
+            throw UsageError(message: "--\(name) does not apply \(why)", command: spec.name)
+        }
+    }
+
     /// The option's value, else its environment variable's.
     func string(_ name: String) -> String? {
         if let v = values[name] { return v }

@@ -18,6 +18,21 @@ func bench(_ args: Arguments) throws -> Int32 {
     guard let distance = Distance(name: distanceName) else {
         throw UsageError(message: "--distance is '\(distanceName)'; expected cosine, dot, euclid or manhattan")
     }
+    // Options a scenario has no use for are refused by name, not ignored.
+    try args.refuse(["collection", "clients", "rate"], "without --url (they drive a server)")
+    let generated = ["base", "queries", "groundtruth", "save-dataset", "distance", "k", "m", "ef-construct", "full-scan-threshold",
+                     "quantization", "quantile", "oversampling", "default-path", "default-segment-number", "named-vectors", "duration"]
+    if args.string("scenario") == "sparse" || args.string("scenario") == "multi" {
+        try args.refuse(generated + (args.string("scenario") == "sparse" ? ["ef"] : ["threads"]), "to --scenario \(args.string("scenario")!)")
+        guard args.positionals.isEmpty else {
+            throw UsageError(message: "--scenario \(args.string("scenario")!) generates its data (--synthetic); a dataset directory does not apply")
+        }
+    }
+    if args.string("quantization") == nil { try args.refuse(["quantile"], "without --quantization int8") }
+    if !args.has("default-path") { try args.refuse(["default-segment-number"], "without --default-path") }
+    if args.string("scenario") ?? "recall" != "recall" { try args.refuse(["default-path", "named-vectors", "oversampling"], "outside --scenario recall") }
+    if args.string("scenario") == "write-load" { try args.refuse(["threads"], "to --scenario write-load (one writer, one searcher)") }
+    if args.string("scenario") != "write-load" { try args.refuse(["duration"], "without --scenario write-load or --url") }
     if args.string("scenario") == "sparse" {
         // A generated sparse corpus: --synthetic DOCS,VOCABULARY.
         let spec = (args.string("synthetic") ?? "200000,30000").split(separator: ",").compactMap { Int($0) }

@@ -11,7 +11,10 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     case "table": table = true
     case let other: throw UsageError(message: "--format is '\(other)'; expected json or table" + suggestion(other, ["json", "table"]))
     }
-    if let prefetch = args.string("prefetch") { return try searchPrefetch(args, target, name: name, limit: limit, table: table, prefetch: prefetch) }
+    if let prefetch = args.string("prefetch") {
+        try args.refuse(["queries", "exact", "hnsw-ef", "indexed-only", "oversampling", "no-rescore", "no-quantization"],
+                        "to --prefetch (a hybrid query: give search params inside the prefetch JSON)")
+        return try searchPrefetch(args, target, name: name, limit: limit, table: table, prefetch: prefetch) }
     if args.string("fusion") != nil { throw UsageError(message: "--fusion fuses the searches of --prefetch JSON; give --prefetch") }
     let vectorText = args.string("vector")
     let queriesPath = args.string("queries")
@@ -21,6 +24,7 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
     }
     var sparse: SparseVector?
     if let sparseText {
+        try args.refuse(["exact", "hnsw-ef", "oversampling", "no-rescore", "no-quantization"], "to --sparse (a sparse search is exact, over its postings)")
         guard args.string("using") != nil else { throw UsageError(message: "--sparse needs --using NAME: the sparse vector to search") }
         do { sparse = try SparseVector(json: try JSONParser.parse(sparseText), "--sparse") } catch let e as VQError {
             throw UsageError(message: e.message)

@@ -342,6 +342,13 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         // A missing collection fails at once with the server's message.
         let missing = try vq(["bench", "--url", server.url, "--collection", "nope", "--queries", queries, "--duration", "1"])
         #expect(missing.status != 0 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+        // Options a local scenario has no use for are refused before any work, naming them.
+        for (options, named) in [(["--scenario", "sparse", "--k", "5"], "--k"), (["--synthetic", "100,4", "--quantile", "0.9"], "--quantile"),
+                                 (["--synthetic", "100,4", "--default-segment-number", "2"], "--default-segment-number"),
+                                 (["--synthetic", "100,4", "--clients", "2"], "--clients")] {
+            let refused = try vq(["bench"] + options)
+            #expect(refused.status == 2 && refused.stderr.contains(named + " does not apply"), "\(options): \(refused.stderr)")
+        }
         _ = server.stop()
     }
 
@@ -410,6 +417,11 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         let fusedIDs = fused.stdout.components(separatedBy: "\"id\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
         #expect(fused.status == 0 && fusedIDs == [41, 97, 40, 94], "\(fused.stdout) \(fused.stderr)")
         #expect(try vq(["search", "n", "--prefetch", prefetch, "--fusion", "max", "--url", url]).status == 2)
+        // Flags a form has no use for are refused by name, not ignored.
+        let efPrefetch = try vq(["search", "n", "--prefetch", prefetch, "--fusion", "rrf", "--hnsw-ef", "8", "--url", url])
+        #expect(efPrefetch.status == 2 && efPrefetch.stderr.contains("--hnsw-ef does not apply"), "\(efPrefetch.stderr)")
+        let exactSparse = try vq(["search", "n", "--sparse", #"{"indices":[1],"values":[1]}"#, "--using", "s", "--exact", "--url", url])
+        #expect(exactSparse.status == 2 && exactSparse.stderr.contains("--exact does not apply"), "\(exactSparse.stderr)")
         // A line without vectors of that shape names the problem and its line.
         try writeFile(s.path + "/bad.jsonl", #"{"id":1,"vector":[1,2]}"# + "\n")
         let bad = try vq(["upsert", "n", s.path + "/bad.jsonl", "--url", url])
