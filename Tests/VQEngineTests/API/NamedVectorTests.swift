@@ -215,8 +215,9 @@ import Testing
         }
         // With a sparse vector: kinds 10 and 11, each point's present or not.
         var withSparse = PointBatch(dims: [2], sparse: 1)
+        let sparseOne = try SparseVector(indices: [9, 2], values: [0.5, 1])
         [Float(1), 2].withUnsafeBufferPointer { a in
-            withSparse.append(id: .number(1), vectors: [a], sparse: [try? SparseVector(indices: [9, 2], values: [0.5, 1])], payload: nil)
+            withSparse.append(id: .number(1), vectors: [a], sparse: [sparseOne], payload: nil)
             withSparse.append(id: .number(2), vectors: [a], sparse: [nil], payload: nil)
         }
         for op in [VQEngine.Operation.upsert(withSparse), .updateVectors(withSparse)] {
@@ -523,6 +524,12 @@ extension PointBatch {
         _ = try engine.collection("c").optimize()
         let segments = try engine.collection("c").shards[0].status.segments
         #expect(segments.contains { $0.indexed && !$0.appendable && $0.livePoints > 0 })
+        func hasTokenGraph() throws -> Bool {
+            let shard = try engine.collection("c").shards[0]
+            return shard.lock.read { shard.holder.segments.contains { !$0.appendable && $0.multiStores[0].graph != nil } }
+        }
+        // The wide-ef answers below come through the graph, not the exact scan.
+        #expect(try hasTokenGraph())
         func check(_ when: String) {
             for q in [[[Float(1), 0, 0.5], [-2, 1, 1]], [[0, 1, 0]], [[3, -1, 2], [1, 1, 1], [0, 0, 1]]] {
                 let want = MultiVectorTests.truth(q, among: all, stored: MultiVectorTests.colbert, k: 10)
@@ -536,6 +543,7 @@ extension PointBatch {
         (engine, api) = (nil, nil)
         engine = try Engine(path: tmp.path, warn: { _ in })
         api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(try hasTokenGraph(), "the graph is read back, not dropped")
         check("reopened")
         try engine.close()
     }
