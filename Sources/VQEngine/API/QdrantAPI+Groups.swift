@@ -45,7 +45,7 @@ extension QdrantAPI {
             var found = try collection.search(req).hits
             if let threshold {
                 let higher = higherIsBetter(collection, using)
-                found = found.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+                found = found.filter { QdrantAPI.passes($0.score, threshold, higherIsBetter: higher) }
             }
             order = []
             hits = [:]

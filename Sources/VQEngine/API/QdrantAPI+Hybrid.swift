@@ -39,7 +39,7 @@ extension QdrantAPI {
         var list = try evaluate(collection, body, limit: limit + offset, inherited: nil, depth: 0)
         if let threshold = try scoreThreshold(body) {
             let higher = try higherIsBetter(collection, body)
-            list = list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+            list = list.filter { QdrantAPI.passes($0.score, threshold, higherIsBetter: higher) }
         }
         let page = Array(list.dropFirst(offset).prefix(limit))
         let selector = try withPayload(body, default: false)
@@ -75,7 +75,7 @@ extension QdrantAPI {
         // A prefetch's own score_threshold (the top level applies its own after offset).
         guard depth > 0, let threshold = try scoreThreshold(node) else { return list }
         let higher = try higherIsBetter(collection, node)
-        return list.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+        return list.filter { QdrantAPI.passes($0.score, threshold, higherIsBetter: higher) }
     }
 
     private func evaluateNode(_ collection: VectorCollection, _ node: JSON, limit: Int, inherited: Filter?, depth: Int) throws -> RankedList {

@@ -47,6 +47,11 @@ extension QdrantAPI {
         return d
     }
 
+    /// Whether a score passes a score_threshold: at least it for similarities, at most it for distances.
+    static func passes(_ score: Float, _ threshold: Double, higherIsBetter: Bool) -> Bool {
+        higherIsBetter ? Double(score) >= threshold : Double(score) <= threshold
+    }
+
     func int(_ body: JSON, _ key: String, default d: Int, min lower: Int = 0) throws -> Int {
         guard let v = body[key], v != .null else { return d }
         guard let i = v.intValue, i >= Int64(lower), i <= Int64(Int32.max) else {
@@ -754,7 +759,7 @@ extension QdrantAPI {
         var hits = result.hits
         if let threshold {
             let higher = higherIsBetter(collection, using)
-            hits = hits.filter { higher ? Double($0.score) >= threshold : Double($0.score) <= threshold }
+            hits = hits.filter { QdrantAPI.passes($0.score, threshold, higherIsBetter: higher) }
         }
         let wv = try withVector(body, collection.config.vectors)
         let vectors = try hitVectors(collection, hits.map(\.id), wv)
