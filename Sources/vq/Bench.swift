@@ -30,7 +30,8 @@ func bench(_ args: Arguments) throws -> Int32 {
     }
     if args.string("quantization") == nil { try args.refuse(["quantile"], "without --quantization int8") }
     if !args.has("default-path") { try args.refuse(["default-segment-number"], "without --default-path") }
-    if args.string("scenario") ?? "recall" != "recall" { try args.refuse(["default-path", "named-vectors", "oversampling"], "outside --scenario recall") }
+    if args.string("scenario") ?? "recall" != "recall" { try args.refuse(["default-path", "named-vectors"], "outside --scenario recall") }
+    if args.string("scenario") == "write-load" { try args.refuse(["oversampling"], "to --scenario write-load") }
     if args.string("scenario") == "write-load" { try args.refuse(["threads"], "to --scenario write-load (one writer, one searcher)") }
     if args.string("scenario") != "write-load" { try args.refuse(["duration"], "without --scenario write-load or --url") }
     if args.string("scenario") == "sparse" {
@@ -134,7 +135,8 @@ func bench(_ args: Arguments) throws -> Int32 {
         standardOutput.write(json ? result.json : result.table)
     case "filter":
         let report = try benchFilter(root: root, config: config, dataset: dataset, k: k, efs: args.string("ef") == nil ? [64] : efs,
-                                     threads: threads, seed: UInt64(try args.int("seed", default: 42, in: 0...Int.max)), progress: progress)
+                                     threads: threads, oversampling: oversampling, seed: UInt64(try args.int("seed", default: 42, in: 0...Int.max)),
+                                     progress: progress)
         progress.clear()
         standardOutput.write(json ? report.json : report.table)
     case "write-load":

@@ -49,7 +49,7 @@ struct FilterBenchReport {
 }
 
 func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDataset, k: Int, efs: [Int], threads: Int,
-                 seed: UInt64, progress: StatusLine) throws -> FilterBenchReport {
+                 oversampling: Double = 1, seed: UInt64, progress: StatusLine) throws -> FilterBenchReport {
     var config = base
     config.indexingThreshold = 0
     config.defaultSegmentNumber = 1
@@ -97,7 +97,7 @@ func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDa
     var baselines: [Int: Double] = [:]
     for ef in efs {
         progress.show("bench: unfiltered, ef \(ef)...")
-        baselines[ef] = try benchSearch(collection, d, k: k, ef: ef, threads: 1).qps1
+        baselines[ef] = try benchSearch(collection, d, k: k, ef: ef, threads: 1, oversampling: oversampling).qps1
     }
     var prepared: [(String, Double, Filter, [[Int32]])] = []
     for (label, accept, json) in filters {
@@ -115,7 +115,7 @@ func benchFilter(root: String, config base: CollectionConfig, dataset d: BenchDa
                 progress.show("bench: \(label), \(mode), ef \(ef)...")
                 // Without indexes every query parses every point's payload: 20 queries say enough.
                 let row = try benchSearch(c, d, k: k, ef: ef, threads: 1, filter: filter, truth: truth, passes: mode == "indexed" ? 3 : 1,
-                                          queries: mode == "indexed" ? nil : 20)
+                                          queries: mode == "indexed" ? nil : 20, oversampling: oversampling)
                 rows.append(.init(label: label, selectivity: selectivity, mode: mode, row: row, baseline: baselines[ef] ?? 0))
             }
         }
