@@ -25,7 +25,7 @@ _vq() {
         --max-segment-size) COMPREPLY=(); return ;;
         --max-indexing-threads) COMPREPLY=(); return ;;
         --default-segment-number) COMPREPLY=(); return ;;
-        --quantization) COMPREPLY=($(compgen -W "int8" -- "$cur")); return ;;
+        --quantization) COMPREPLY=($(compgen -W "int8 turbo4" -- "$cur")); return ;;
         --quantile) COMPREPLY=(); return ;;
         --update-queue-size) COMPREPLY=(); return ;;
         --update-queue-bytes) COMPREPLY=(); return ;;
@@ -234,7 +234,7 @@ _vq() {
         --ef-construct) COMPREPLY=(); return ;;
         --threads) COMPREPLY=(); return ;;
         --full-scan-threshold) COMPREPLY=(); return ;;
-        --quantization) COMPREPLY=($(compgen -W "int8" -- "$cur")); return ;;
+        --quantization) COMPREPLY=($(compgen -W "int8 turbo4" -- "$cur")); return ;;
         --quantile) COMPREPLY=(); return ;;
         --oversampling) COMPREPLY=(); return ;;
         --default-segment-number) COMPREPLY=(); return ;;

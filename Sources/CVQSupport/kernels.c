@@ -65,6 +65,17 @@ static int32_t u8i8_dot_generic(const uint8_t *a, const int8_t *b, size_t n) {
     return s;
 }
 
+static int32_t nibble_dot_generic(const uint8_t *codes, const int8_t *q, const int8_t *lut, size_t blocks, int32_t qsum) {
+    (void)qsum;
+    int32_t s = 0;
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *c = codes + 64 * b;
+        const int8_t *x = q + 128 * b;
+        for (size_t j = 0; j < 64; j++) s += (int32_t)lut[c[j] & 15] * x[j] + (int32_t)lut[c[j] >> 4] * x[64 + j];
+    }
+    return s;
+}
+
 static uint32_t u8_l1_generic(const uint8_t *a, const uint8_t *b, size_t n) {
     uint32_t s = 0;
     for (size_t i = 0; i < n; i++) s += (uint32_t)(a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
@@ -287,16 +298,57 @@ static int32_t u8i8_dot_vnni(const uint8_t *a, const int8_t *b, size_t n) {
     return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
 }
 
+/// 4-bit codes: levels by byte shuffles (vpshufb looks a nibble up in a 16-byte table), then
+/// |level| times the query's value with the level's sign (vpmaddubsw; |level|, |q| <= 127 so
+/// no pair saturates).
+__attribute__((target("avx2")))
+static int32_t nibble_dot_avx2(const uint8_t *codes, const int8_t *q, const int8_t *lut, size_t blocks, int32_t qsum) {
+    (void)qsum;
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lut));
+    const __m256i low = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t b = 0; b < blocks; b++) {
+        for (size_t h = 0; h < 2; h++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(codes + 64 * b + 32 * h));
+            __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(v, low));
+            __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+            __m256i qlo = _mm256_loadu_si256((const __m256i *)(q + 128 * b + 32 * h));
+            __m256i qhi = _mm256_loadu_si256((const __m256i *)(q + 128 * b + 64 + 32 * h));
+            __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(lo), _mm256_sign_epi8(qlo, lo)),
+                                         _mm256_maddubs_epi16(_mm256_abs_epi8(hi), _mm256_sign_epi8(qhi, hi)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+        }
+    }
+    return (int32_t)hsum_epi32(acc);
+}
+
+/// 4-bit codes on AVX-512 VNNI: 128 values per block in two vpdpbusd, the levels shifted to
+/// unsigned (level + 128) and 128 qsum taken back at the end.
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static int32_t nibble_dot_vnni(const uint8_t *codes, const int8_t *q, const int8_t *lut, size_t blocks, int32_t qsum) {
+    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)lut), _mm_set1_epi8((char)0x80)));
+    const __m512i low = _mm512_set1_epi8(15);
+    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+    for (size_t b = 0; b < blocks; b++) {
+        __m512i v = _mm512_loadu_si512(codes + 64 * b);
+        __m512i lo = _mm512_shuffle_epi8(table, _mm512_and_si512(v, low));
+        __m512i hi = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+        acc0 = _mm512_dpbusd_epi32(acc0, lo, _mm512_loadu_si512(q + 128 * b));
+        acc1 = _mm512_dpbusd_epi32(acc1, hi, _mm512_loadu_si512(q + 128 * b + 64));
+    }
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1)) - 128 * qsum;
+}
+
 cvq_u8_kernels cvq_select_u8_kernels(int level_limit) {
-    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic, u8i8_dot_generic, "generic"};
+    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic, u8i8_dot_generic, nibble_dot_generic, "generic"};
     if (level_limit >= 2) return k;
     __builtin_cpu_init();
     if (level_limit == 0 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) {
-        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2, u8i8_dot_vnni, "avx512vnni"};
+        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2, u8i8_dot_vnni, nibble_dot_vnni, "avx512vnni"};
         return x;
     }
     if (__builtin_cpu_supports("avx2")) {
-        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2, u8i8_dot_avx2, "avx2"};
+        cvq_u8_kernels x = {u8_dot_avx2, u8_l2sq_avx2, u8_l1_avx2, u8i8_dot_avx2, nibble_dot_avx2, "avx2"};
         return x;
     }
     return k;
@@ -325,7 +377,7 @@ cvq_kernels cvq_select_kernels(int level_limit) {
 
 cvq_u8_kernels cvq_select_u8_kernels(int level_limit) {
     (void)level_limit;
-    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic, u8i8_dot_generic, "generic"};
+    cvq_u8_kernels k = {u8_dot_generic, u8_l2sq_generic, u8_l1_generic, u8i8_dot_generic, nibble_dot_generic, "generic"};
     return k;
 }
 #endif

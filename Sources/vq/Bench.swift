@@ -74,10 +74,7 @@ func bench(_ args: Arguments) throws -> Int32 {
     config.m = try args.int("m", default: 16, in: 2...512)
     config.efConstruct = try args.int("ef-construct", default: 100, in: 4...10_000)
     let oversampling = args.string("oversampling") == nil ? 1 : try args.double("oversampling", in: 1...100)
-    if let kind = args.string("quantization") {
-        guard kind.lowercased() == "int8" else { throw UsageError(message: "--quantization is '\(kind)'; expected int8") }
-        config.scalarQuantile = args.string("quantile") == nil ? 0.99 : try args.double("quantile", in: 0.5...1)
-    }
+    config.quantization = try quantizationFlag(args)
     config.maxIndexingThreads = scenario == "recall" ? threads : 0
     if args.string("full-scan-threshold") != nil { config.fullScanThreshold = try args.int("full-scan-threshold", default: 0, in: 0...Int(Int32.max)) }
     config.maxSegmentSize = max(CollectionConfig.automaticMaxSegmentSize, dataset.count * dataset.dim * 4 / 1024 + 1)

@@ -29,14 +29,7 @@ func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     config.maxIndexingThreads = try args.int("max-indexing-threads", default: 0, in: 0...1024)
     config.defaultSegmentNumber = try args.int("default-segment-number", default: 0, in: 0...1024)
     config.preventUnoptimized = args.has("prevent-unoptimized")
-    if let kind = args.string("quantization") {
-        guard kind.lowercased() == "int8" else {
-            throw UsageError(message: "--quantization is '\(kind)'; expected int8" + suggestion(kind.lowercased(), ["int8"]))
-        }
-        config.scalarQuantile = args.string("quantile") == nil ? 0.99 : try args.double("quantile", in: 0.5...1)
-    } else if args.string("quantile") != nil {
-        throw UsageError(message: "--quantile is for --quantization int8")
-    }
+    config.quantization = try quantizationFlag(args)
     config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
     config.updateQueueBytes = try args.int("update-queue-bytes", default: 1 << 30, in: (1 << 20)...(1 << 40))
     do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }
@@ -54,4 +47,20 @@ func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     w.write(.object([("collection", .string(name)), ("created", .bool(true))]))
     standardOutput.write(bytes: w.bytes + [0x0A])
     return 0
+}
+
+/// `--quantization int8|turbo4` and `--quantile Q` (int8 only; default 0.99); nil without them.
+func quantizationFlag(_ args: Arguments) throws -> Quantization? {
+    guard let kind = args.string("quantization") else {
+        if args.string("quantile") != nil { throw UsageError(message: "--quantile is for --quantization int8") }
+        return nil
+    }
+    switch kind.lowercased() {
+    case "int8": return .scalar(quantile: args.string("quantile") == nil ? 0.99 : try args.double("quantile", in: 0.5...1))
+    case "turbo4":
+        if args.string("quantile") != nil { throw UsageError(message: "--quantile is for --quantization int8, not turbo4") }
+        return .turbo4
+    default:
+        throw UsageError(message: "--quantization is '\(kind)'; expected int8 or turbo4" + suggestion(kind.lowercased(), ["int8", "turbo4"]))
+    }
 }

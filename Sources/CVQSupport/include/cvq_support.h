@@ -35,11 +35,18 @@ typedef uint32_t (*cvq_u8_kernel)(const uint8_t *a, const uint8_t *b, size_t n);
 /// Sum over i of a[i] * b[i], unsigned codes against signed ones (a query's codes minus 128).
 typedef int32_t (*cvq_u8i8_kernel)(const uint8_t *a, const int8_t *b, size_t n);
 
+/// Sum over i of lut[code_i] * q[i] for 4-bit codes in blocks of 128 values: 64 bytes a block,
+/// byte j holding value j in its low nibble and value 64 + j in its high one; `q` holds the
+/// block's 128 signed values in order (each in -127...127), `lut` 16 signed levels, `qsum` the
+/// sum of all of q (AVX-512 VNNI shifts the levels to unsigned and takes 128 qsum back).
+typedef int32_t (*cvq_nibble_kernel)(const uint8_t *codes, const int8_t *q, const int8_t *lut, size_t blocks, int32_t qsum);
+
 typedef struct {
     cvq_u8_kernel dot;
     cvq_u8_kernel l2sq;
     cvq_u8_kernel l1;
     cvq_u8i8_kernel dot_u8i8;
+    cvq_nibble_kernel nibble_dot;
     const char *level;
 } cvq_u8_kernels;
 

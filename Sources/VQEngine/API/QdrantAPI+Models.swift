@@ -264,9 +264,8 @@ extension QdrantAPI {
                 throw VQError.invalid("wal_config.wal_segments_ahead \(ahead.compactText) is not supported: vq creates log files as it fills them (0)")
             }
         } else {
-            try checkSettings(body, "update", allowed: ["params", "hnsw_config", "optimizers_config"],
+            try checkSettings(body, "update", allowed: ["params", "hnsw_config", "optimizers_config", "quantization_config"],
                               unsupported: unsupported.merging(["vectors": "vector settings cannot change",
-                                                                "quantization_config": "quantization is set when the collection is created",
                                                                 "sparse_vectors": "sparse vector settings cannot change",
                                                                 "wal_config": "the log's file size is set when the collection is created"]) { a, _ in a })
             try checkSettings(body["params"], "params", allowed: ["replication_factor", "write_consistency_factor", "read_fan_out_delay_ms",
@@ -283,25 +282,43 @@ extension QdrantAPI {
                                     "memmap_threshold"])
     }
 
-    /// `quantization_config`: `{"scalar": {"type": "int8", "quantile", "always_ram"}}`; the other
-    /// kinds (product, binary, turbo) are refused by name.
+    /// `quantization_config`: `{"scalar": {"type": "int8", "quantile", "always_ram"}}` or
+    /// `{"turbo": {"bits": "bits4", "always_ram"}}`; product and binary quantization and the
+    /// narrower turbo codes are refused by name.
     func applyQuantization(_ c: inout CollectionConfig, _ q: JSON?) throws {
         guard let q, q != .null else { return }
-        try checkSettings(q, "quantization_config", allowed: ["scalar"], unsupported: [
-            "product": "vq offers scalar int8 quantization only", "binary": "vq offers scalar int8 quantization only",
-            "turbo": "vq offers scalar int8 quantization only"])
-        guard let s = q["scalar"], s != .null else { throw VQError.invalid("quantization_config needs \"scalar\": {\"type\": \"int8\"}") }
+        let offered = "vq offers scalar int8 and turbo bits4 quantization"
+        try checkSettings(q, "quantization_config", allowed: ["scalar", "turbo"], unsupported: ["product": offered, "binary": offered])
+        guard case .object(let kinds) = q, kinds.count == 1 else {
+            throw VQError.invalid("quantization_config needs exactly one of \"scalar\": {\"type\": \"int8\"} or \"turbo\": {\"bits\": \"bits4\"}")
+        }
+        let body = kinds[0].1
+        guard case .object = body else { throw VQError.invalid("quantization_config.\(kinds[0].0) is \(body.compactText); expected an object") }
+        if let t = q["turbo"] {
+            try checkSettings(t, "quantization_config.turbo", allowed: ["bits", "always_ram"])
+            if let bits = t["bits"], bits != .null {
+                guard let b = bits.stringValue, ["bits4", "bits2", "bits1_5", "bits1"].contains(b) else {
+                    throw VQError.unknownValue("quantization_config.turbo.bits is \(bits.compactText); expected \"bits4\", \"bits2\", \"bits1_5\" or \"bits1\"")
+                }
+                guard b == "bits4" else { throw VQError.invalid("quantization_config.turbo.bits \"\(b)\" is not supported: vq offers bits4") }
+            }
+            c.quantization = .turbo4
+            if t["always_ram"] != nil && t["always_ram"] != .null { c.quantizationAlwaysRam = try bool(t, "always_ram", default: true) }
+            return
+        }
+        let s = q["scalar"]!
         try checkSettings(s, "quantization_config.scalar", allowed: ["type", "quantile", "always_ram"])
         guard s["type"]?.stringValue == "int8" else {
             throw VQError.unknownValue("quantization_config.scalar.type is \(s["type"]?.compactText ?? "missing"); expected \"int8\"")
         }
-        c.scalarQuantile = 1
+        var quantile = 1.0
         if let v = s["quantile"], v != .null {
             guard let d = v.doubleValue, d >= 0.5, d <= 1 else {
                 throw VQError.invalid("quantization_config.scalar.quantile is \(v.compactText); expected a number from 0.5 to 1")
             }
-            c.scalarQuantile = d
+            quantile = d
         }
+        c.quantization = .scalar(quantile: quantile)
         if s["always_ram"] != nil && s["always_ram"] != .null { c.quantizationAlwaysRam = try bool(s, "always_ram", default: true) }
     }
 
@@ -408,6 +425,21 @@ extension QdrantAPI {
         }
         try applyHNSW(&c, body["hnsw_config"])
         try applyOptimizers(&c, body["optimizers_config"])
+        // A new quantization_config replaces the old one whole ("Disabled": none); the
+        // collection reopens and its indexed segments make their codes again.
+        if let q = body["quantization_config"], q != .null {
+            if case .string(let s) = q {
+                guard s == "Disabled" else { throw VQError.invalid("quantization_config is \(q.compactText); expected an object or \"Disabled\"") }
+                c.quantization = nil
+                c.quantizationAlwaysRam = nil
+            } else {
+                var fresh = c
+                fresh.quantization = nil
+                fresh.quantizationAlwaysRam = nil
+                try applyQuantization(&fresh, q)
+                c = fresh
+            }
+        }
     }
 
     /// A collection's counts; a distributed one's points are one replica of every shard,
@@ -885,6 +917,6 @@ extension CollectionConfig {
     /// `PUT /collections/NAME`'s body for this config.
     package var qdrantCreateBody: JSON {
         .object(qdrantParams + [("hnsw_config", .object(qdrantHNSW)), ("optimizers_config", .object(qdrantOptimizers))]
-                + (scalarQuantile == nil ? [] : [("quantization_config", quantizationJSON)]))
+                + (quantization == nil ? [] : [("quantization_config", quantizationJSON)]))
     }
 }

@@ -43,18 +43,18 @@ package struct CollectionConfig: Sendable, Equatable {
     package var payloadSchema = PayloadSchema()
     /// Megabytes per write-ahead log file (Qdrant's wal_config.wal_capacity_mb).
     package var walCapacityMb = 32
-    /// Scalar int8 quantization of the dense vectors (Qdrant's quantization_config.scalar): the
-    /// share of values its range covers; nil: none.
-    package var scalarQuantile: Double? = nil
-    /// quantization_config.scalar.always_ram (reported back; codes are always in RAM here).
+    /// Quantization of the dense vectors (Qdrant's quantization_config: scalar int8 or turbo
+    /// bits4); nil: none.
+    package var quantization: Quantization? = nil
+    /// quantization_config.*.always_ram (reported back; codes are always in RAM here).
     package var quantizationAlwaysRam: Bool? = nil
 
-    /// Qdrant's `quantization_config`: `{"scalar": {"type": "int8", "quantile", "always_ram"}}` or null.
+    /// Qdrant's `quantization_config`: `{"scalar": {"type": "int8", "quantile", "always_ram"}}`,
+    /// `{"turbo": {"bits": "bits4", "always_ram"}}` or null.
     package var quantizationJSON: JSON {
-        guard let q = scalarQuantile else { return .null }
-        var m: [(String, JSON)] = [("type", .string("int8")), ("quantile", .double(q))]
+        guard let q = quantization, case .object(var m) = q.json[0].1 else { return .null }
         if let r = quantizationAlwaysRam { m.append(("always_ram", .bool(r))) }
-        return .object([("scalar", .object(m))])
+        return .object([(q.json[0].0, .object(m))])
     }
 
     package static let formatVersion = 1
@@ -96,7 +96,7 @@ package struct CollectionConfig: Sendable, Equatable {
         o.backgroundOptimizer = maxOptimizationThreads != 0
         o.payloadSchema = payloadSchema
         o.walFileLimit = walCapacityMb << 20
-        o.scalarQuantile = scalarQuantile
+        o.quantization = quantization
         return o
     }
 
@@ -132,7 +132,10 @@ package struct CollectionConfig: Sendable, Equatable {
         try check((1...100_000_000).contains(updateQueueSize), "update_queue_size", updateQueueSize, "1 to 100000000")
         try check(((1 << 20)...(1 << 40)).contains(updateQueueBytes), "update_queue_bytes", updateQueueBytes, "1048576 (1 MiB) to 1099511627776 (1 TiB)")
         try check((1...4096).contains(walCapacityMb), "wal_capacity_mb", walCapacityMb, "1 to 4096")
-        if let q = scalarQuantile { try check(q >= 0.5 && q <= 1, "quantization_config.scalar.quantile", q, "0.5 to 1") }
+        if case .scalar(let q) = quantization { try check(q >= 0.5 && q <= 1, "quantization_config.scalar.quantile", q, "0.5 to 1") }
+        if quantization == .turbo4, let name = vectors.specs.first(where: { $0.distance == .manhattan })?.name {
+            throw VQError.invalid("quantization_config.turbo needs Cosine, Dot or Euclid distances; vector \(name.isEmpty ? "(unnamed)" : "'\(name)'") is Manhattan")
+        }
     }
 
     package var json: JSON {
@@ -219,8 +222,14 @@ package struct CollectionConfig: Sendable, Equatable {
         // Absent in configs written before these fields.
         walCapacityMb = json["wal_config"]?["wal_capacity_mb"]?.intValue.map { Int($0) } ?? 32
         if let scalar = json["quantization_config"]?["scalar"] {
-            scalarQuantile = scalar["quantile"]?.doubleValue ?? 1
+            quantization = .scalar(quantile: scalar["quantile"]?.doubleValue ?? 1)
             quantizationAlwaysRam = scalar["always_ram"]?.boolValue
+        } else if let turbo = json["quantization_config"]?["turbo"] {
+            guard turbo["bits"]?.stringValue ?? "bits4" == "bits4" else {
+                throw VQError(.corrupt, "\(path) has quantization_config.turbo.bits \(turbo["bits"]!.compactText); this vq reads bits4")
+            }
+            quantization = .turbo4
+            quantizationAlwaysRam = turbo["always_ram"]?.boolValue
         }
         if let schema = json["payload_schema"] {
             do { payloadSchema = try PayloadSchema(json: schema) } catch {

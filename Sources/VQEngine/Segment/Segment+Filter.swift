@@ -258,16 +258,12 @@ extension Segment {
                     graph.searchFiltered(scorer, k: wanted, ef: max(params.ef, wanted), allowed: $0.baseAddress!)
                 }
             }
-            let hits = quantized.map { codes, _ in codes.withScorer(query) { walk($0) } }
+            let hits = quantized.map { codes, _ in codes.withScorer(query, scalar: { walk($0) }, turbo: { walk($0) }) }
                 ?? walk(FloatScorer(query: query, vectors: vectors.base, dim: dim, distance: distance))
             // A walk that found fewer than it could (its neighbourhood ran out of allowed rows)
             // gives way to scoring them all.
             if hits.count >= min(params.k, count) {
-                let rescore = quantized?.1.rescore ?? false
-                for h in hits {
-                    let score = rescore ? -distance(query, vectors.base + Int(h.node) * dim, dim) : -h.distance
-                    top.push(ScoredKey(score: score, key: tag << 32 | UInt64(h.node)))
-                }
+                push(hits, rescore: quantized?.1.rescore ?? false, query: query, store: store, tag: tag, into: &top)
                 return
             }
         }

@@ -2,6 +2,8 @@
 // small enough for a full scan, else an exact scan. The metric is chosen once
 // per query (DistanceFunction); no per-row dispatch beyond one indirect call.
 
+import CVQSupport
+
 /// How one segment should be searched.
 package struct SegmentSearch {
     package var k: Int
@@ -45,12 +47,10 @@ extension Segment {
                 // Walk on the codes; re-score the best `oversampling` x k exactly from the floats.
                 let wanted = max(params.k, Int((Double(params.k) * q.oversampling).rounded(.up)))
                 let hits = withExcluded(excluded) { skip in
-                    codes.withScorer(query) { graph.search($0, k: wanted, ef: max(params.ef, wanted), deleted: skip) }
+                    func walk<S: NodeScorer>(_ scorer: S) -> [Candidate] { graph.search(scorer, k: wanted, ef: max(params.ef, wanted), deleted: skip) }
+                    return codes.withScorer(query, scalar: { walk($0) }, turbo: { walk($0) })
                 }
-                for h in hits {
-                    let score = q.rescore ? -distance(query, store.data.base + Int(h.node) * store.dim, store.dim) : -h.distance
-                    top.push(ScoredKey(score: score, key: tag << 32 | UInt64(h.node)))
-                }
+                push(hits, rescore: q.rescore, query: query, store: store, tag: tag, into: &top)
                 return
             }
             let hits = withExcluded(excluded) { skip in
@@ -60,6 +60,28 @@ extension Segment {
             return
         }
         withExcluded(excluded) { skip in exactSearch(query, store: store, tag: tag, distance: distance, skip: skip, into: &top) }
+    }
+
+    /// Adds hits of a walk on codes to `top`: re-scored exactly from the float vectors when
+    /// `rescore` (each row's lines fetched a few hits ahead: the rows lie anywhere in a mapped
+    /// file), else with the codes' estimate.
+    func push(_ hits: [Candidate], rescore: Bool, query: UnsafePointer<Float>, store: VectorStore, tag: UInt64, into top: inout TopK) {
+        guard rescore else {
+            for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
+            return
+        }
+        let distance = DistanceFunction(store.distance)
+        let base = UnsafePointer(store.data.base), dim = store.dim
+        func fetch(_ i: Int) {
+            let row = UnsafeRawPointer(base + Int(hits[i].node) * dim)
+            for line in Swift.stride(from: 0, to: dim * 4, by: 64) { cvq_prefetch(row + line) }
+        }
+        let ahead = 3
+        for i in 0..<min(ahead, hits.count) { fetch(i) }
+        for (i, h) in hits.enumerated() {
+            if i + ahead < hits.count { fetch(i + ahead) }
+            top.push(ScoredKey(score: -distance(query, base + Int(h.node) * dim, dim), key: tag << 32 | UInt64(h.node)))
+        }
     }
 
     /// Calls `body` with the rows to skip: `excluded` when given, else the deleted rows (nil when none).

@@ -115,12 +115,12 @@ package final class VectorStore: @unchecked Sendable {
     package private(set) var absentCount = 0
     /// The graph over the rows that have the vector; nil until indexed, or when its m is 0.
     package internal(set) var graph: HNSWGraph?
-    /// 8-bit codes of the rows (scalar quantization), with the graph; nil without quantization.
-    package internal(set) var codes: ScalarCodes?
+    /// Quantized codes of the rows (scalar int8 or TurboQuant), with the graph; nil without quantization.
+    package internal(set) var codes: VectorCodes?
 
-    /// Codes the rows (those that lack the vector are coded as zeros and never scored).
-    func makeCodes(rows: Int, quantile: Double) -> ScalarCodes {
-        ScalarCodes(vectors: data.base, count: rows, dim: dim, distance: distance, quantile: quantile) { self.lacks($0) }
+    /// Codes the rows (those that lack the vector are coded too, and never scored).
+    func makeCodes(rows: Int, _ kind: Quantization) -> VectorCodes {
+        VectorCodes(kind, vectors: data.base, count: rows, dim: dim, distance: distance) { [unowned self] in self.lacks($0) }
     }
 
     init(spec: VectorSpec, data: MappedArray<Float>, absent: MappedArray<UInt64>?) {
@@ -204,8 +204,8 @@ package final class Segment: @unchecked Sendable {
     let payloadData: MappedArray<UInt8>
     /// Whether the optimizer has built the graphs (of the vectors whose m is not 0).
     package private(set) var indexed = false
-    /// Scalar quantization's quantile (nil: none).
-    let quantile: Double?
+    /// How indexed segments quantize their dense vectors (nil: not at all).
+    let quantization: Quantization?
     /// The payload indexes, by field name (see Segment+Filter.swift); changed under the shard's
     /// write lock.
     package internal(set) var fieldIndexes: [String: FieldIndex] = [:]
@@ -219,10 +219,10 @@ package final class Segment: @unchecked Sendable {
     /// - Parameter capacity: the most rows it may ever hold; for a sealed segment, its row count.
     /// - Parameter committedFlush: the manifest's flush sequence number (undo files of later flushes are applied).
     /// - Parameter graphs: which vectors have a graph once indexed (all when nil).
-    /// - Parameter quantile: scalar quantization's (indexed segments keep codes of their dense vectors).
+    /// - Parameter quantization: indexed segments keep codes of their dense vectors (nil: none).
     package init(directory: String, info: SegmentInfo, vectors layout: VectorLayout, graphs: [Bool]? = nil, capacity: Int,
-                 committedFlush: UInt64 = 0, quantile: Double? = nil) throws {
-        self.quantile = quantile
+                 committedFlush: UInt64 = 0, quantization: Quantization? = nil) throws {
+        self.quantization = quantization
         self.id = info.id
         self.directory = directory
         self.capacity = max(capacity, info.rows)
@@ -288,7 +288,7 @@ package final class Segment: @unchecked Sendable {
                     try store.openGraph(directory + "/" + MultiStore.graphFile(k), rows: info.rows)
                 }
                 // Codes are derived data: made again at open (a few ms per 100k rows).
-                if let quantile { for store in stores where store.graph != nil { store.codes = store.makeCodes(rows: info.rows, quantile: quantile) } }
+                if let quantization { for store in stores where store.graph != nil { store.codes = store.makeCodes(rows: info.rows, quantization) } }
                 indexed = true
             } catch {
                 for store in stores { store.graph = nil }
@@ -369,14 +369,14 @@ package final class Segment: @unchecked Sendable {
             try g.write(to: directory + "/" + VectorStore.files(k).graph)
             return g
         } + multi
-        let codes = zip(stores, graphs).map { store, g in g == nil ? nil : quantile.map { store.makeCodes(rows: rowCount, quantile: $0) } }
+        let codes = zip(stores, graphs).map { store, g in g == nil ? nil : quantization.map { store.makeCodes(rows: rowCount, $0) } }
         return BuiltIndex(graphs: graphs, codes: codes)
     }
 
     /// Graphs (per dense vector, then per multi-vector) and codes (per dense vector) of a segment.
     package struct BuiltIndex {
         package var graphs: [HNSWGraph?]
-        package var codes: [ScalarCodes?]
+        package var codes: [VectorCodes?]
     }
 
     /// Publishes what `buildIndex` built.

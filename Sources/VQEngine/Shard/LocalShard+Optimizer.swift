@@ -187,7 +187,7 @@ extension LocalShard {
         let directory = DataDirectory.segmentDir(shardDir: self.directory, id: id)
         do {
             let merged = try Segment(directory: directory, info: SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true),
-                                     vectors: options.vectors, capacity: max(1, rowMap.count), quantile: options.scalarQuantile)
+                                     vectors: options.vectors, capacity: max(1, rowMap.count), quantization: options.quantization)
             let bySlot = Dictionary(uniqueKeysWithValues: zip(ordered, sources))
             for from in rowMap {
                 let source = bySlot[Int(from.slot)]!

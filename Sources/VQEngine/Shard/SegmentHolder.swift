@@ -58,7 +58,7 @@ package final class SegmentHolder: @unchecked Sendable {
             slots.append(try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: info.id), info: info,
                                      vectors: options.vectors, graphs: options.graphParams.map { $0.m > 0 },
                                      capacity: info.appendable ? options.segmentCapacity : info.rows, committedFlush: committedFlush,
-                                     quantile: options.scalarQuantile))
+                                     quantization: options.quantization))
         }
         buildLocations()
         for seg in segments { seg.applySchema(schema) }
@@ -115,7 +115,7 @@ package final class SegmentHolder: @unchecked Sendable {
         let id = takeSegmentId()
         let info = SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true)
         let seg = try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: id), info: info,
-                              vectors: options.vectors, capacity: options.segmentCapacity, quantile: options.scalarQuantile)
+                              vectors: options.vectors, capacity: options.segmentCapacity, quantization: options.quantization)
         seg.applySchema(schema)
         appendableSlot = place(seg)
     }

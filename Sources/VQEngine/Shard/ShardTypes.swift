@@ -30,9 +30,9 @@ package struct ShardOptions: Sendable {
     package var backgroundOptimizer = true
     /// Background graph builds (max_indexing_threads 0) use every core rather than all but one.
     package var backgroundUsesEveryCore = false
-    /// Scalar int8 quantization: the quantile its range covers (nil: none); indexed segments
-    /// keep 8-bit codes of their dense vectors in RAM and walk their graphs on them.
-    package var scalarQuantile: Double? = nil
+    /// Quantization (nil: none): indexed segments keep codes of their dense vectors in RAM
+    /// and walk their graphs on them.
+    package var quantization: Quantization? = nil
     /// The payload fields each segment indexes (as opened; `LocalShard.setPayloadSchema` changes it).
     package var payloadSchema = PayloadSchema()
 

@@ -246,8 +246,7 @@ import Testing
             + #""hnsw_config":{"m":8,"on_disk":false},"optimizers_config":{"memmap_threshold":20000},"wal_config":{"wal_capacity_mb":8,"wal_segments_ahead":0}}"#
         #expect(t.call(api, "PUT", "/collections/c", ok).0 == 200)
         #expect(t.call(api, "GET", "/collections/c").1?["result"]?["config"]?["wal_config"]?["wal_capacity_mb"] == .int(8))
-        for (body, fragment) in [(#"{"quantization_config":{"scalar":{"type":"int8"}}}"#, "quantization_config"),
-                                 (#"{"wal_config":{"wal_capacity_mb":64}}"#, "wal_config"), (#"{"vectors":{"":{"on_disk":true}}}"#, "vectors"),
+        for (body, fragment) in [(#"{"wal_config":{"wal_capacity_mb":64}}"#, "wal_config"), (#"{"vectors":{"":{"on_disk":true}}}"#, "vectors"),
                                  (#"{"optimizers_config":{"indexing_threshhold":1}}"#, "indexing_threshhold")] {
             let (status, err, _) = t.call(api, "PATCH", "/collections/c", body)
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
