@@ -53,6 +53,10 @@ typedef struct {
 /// The 8-bit kernels the CPU supports best (AVX-512 VNNI, AVX2 or plain C); `level_limit` as above.
 cvq_u8_kernels cvq_select_u8_kernels(int level_limit);
 
+/// Relaxed atomic add and load on a plain 64-bit counter (Swift's Atomic cannot live in a buffer).
+static inline void cvq_atomic_add(int64_t *p, int64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline int64_t cvq_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
 /// Hints the CPU to fetch `p` into cache for reading.
 static inline void cvq_prefetch(const void *p) {
 #if defined(__GNUC__) || defined(__clang__)

@@ -2,10 +2,10 @@
 // route, and per-collection gauges (points, segments, queue depth, unindexed
 // points, indexing rate) for the collections the server has open.
 
+import CVQSupport
 import Foundation
-import Synchronization
 
-final class Metrics: Sendable {
+final class Metrics: @unchecked Sendable {
     static let buckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
     private struct Route {
@@ -15,28 +15,58 @@ final class Metrics: Sendable {
         var buckets = [Int](repeating: 0, count: Metrics.buckets.count)
     }
 
-    private let routes = Mutex<[String: Route]>([:])
+    /// Per route (in `names` order): requests, errors, nanoseconds, then requests per bucket
+    /// (the first bucket each fits; cumulated when rendered). Relaxed atomic adds: requests on
+    /// every worker count without a lock or an allocation.
+    private static let slots = 3 + buckets.count + 1
+    private let names: [String]
+    private let slot: [String: Int]
+    private let counters: UnsafeMutablePointer<Int64>
+
+    /// - Parameter routes: every route name a request can be recorded under ("other" is added).
+    init(routes: [String]) {
+        names = Array(Set(routes + ["other"])).sorted()
+        slot = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, $0.offset) })
+        counters = .allocate(capacity: names.count * Metrics.slots)
+        counters.initialize(repeating: 0, count: names.count * Metrics.slots)
+    }
+
+    deinit { counters.deallocate() }
 
     func record(route: String, status: Int, seconds: Double) {
-        routes.withLock { all in
-            var r = all[route] ?? Route()
-            r.count += 1
-            if status >= 400 { r.errors += 1 }
-            r.sum += seconds
-            for (i, b) in Metrics.buckets.enumerated() where seconds <= b { r.buckets[i] += 1 }
-            all[route] = r
+        let c = counters + (slot[route] ?? slot["other"]!) * Metrics.slots
+        cvq_atomic_add(c, 1)
+        if status >= 400 { cvq_atomic_add(c + 1, 1) }
+        cvq_atomic_add(c + 2, Int64(max(0, min(seconds, 1e9)) * 1e9))
+        let bucket = Metrics.buckets.firstIndex { seconds <= $0 } ?? Metrics.buckets.count
+        cvq_atomic_add(c + 3 + bucket, 1)
+    }
+
+    /// The routes that have had requests, by name.
+    private var snapshot: [(key: String, value: Route)] {
+        names.enumerated().compactMap { i, name in
+            let c = counters + i * Metrics.slots
+            let count = Int(cvq_atomic_load(c))
+            guard count > 0 else { return nil }
+            var r = Route(count: count, errors: Int(cvq_atomic_load(c + 1)), sum: Double(cvq_atomic_load(c + 2)) / 1e9)
+            var running = 0
+            for b in 0..<Metrics.buckets.count {
+                running += Int(cvq_atomic_load(c + 3 + b))
+                r.buckets[b] = running
+            }
+            return (name, r)
         }
     }
 
     func render(engine: Engine, router: ClusterRouter?) -> String {
         var s = "# HELP vq_http_requests_total Requests by route.\n# TYPE vq_http_requests_total counter\n"
-        let snapshot = routes.withLock { $0 }
-        for (name, r) in snapshot.sorted(by: { $0.key < $1.key }) {
+        let snapshot = self.snapshot
+        for (name, r) in snapshot {
             s += "vq_http_requests_total{route=\"\(name)\"} \(r.count)\n"
             s += "vq_http_request_errors_total{route=\"\(name)\"} \(r.errors)\n"
         }
         s += "# HELP vq_http_request_duration_seconds Request latency by route.\n# TYPE vq_http_request_duration_seconds histogram\n"
-        for (name, r) in snapshot.sorted(by: { $0.key < $1.key }) {
+        for (name, r) in snapshot {
             for (i, b) in Metrics.buckets.enumerated() {
                 s += "vq_http_request_duration_seconds_bucket{route=\"\(name)\",le=\"\(b)\"} \(r.buckets[i])\n"
             }

@@ -32,7 +32,7 @@ package final class QdrantAPI: @unchecked Sendable {
     package static let version = "1.17.1"
     let engine: Engine
     let config: APIConfig
-    let metrics = Metrics()
+    let metrics: Metrics
     /// This peer's cluster membership and shard placement (nil in embedded tests).
     let cluster: ClusterNode?
     let router: ClusterRouter?
@@ -42,6 +42,7 @@ package final class QdrantAPI: @unchecked Sendable {
         self.config = config
         self.cluster = cluster
         self.router = router
+        metrics = Metrics(routes: QdrantAPI.routes.names)
     }
 
     /// How to answer `request` (the route is looked up once): on an event-loop thread when it is

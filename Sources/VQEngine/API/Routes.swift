@@ -72,9 +72,12 @@ struct Route: Sendable {
 /// The routes, grouped by segment count for a short scan.
 struct RouteTable: Sendable {
     private let bySize: [Int: [Route]]
+    /// Every route's name (the metrics' labels).
+    let names: [String]
 
     init(_ routes: [Route]) {
         bySize = Dictionary(grouping: routes) { $0.pattern.count }
+        names = routes.map(\.name)
     }
 
     enum Lookup: Sendable {

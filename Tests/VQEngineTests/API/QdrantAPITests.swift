@@ -9,6 +9,32 @@ import Testing
         return (r.status, try? JSONParser.parse(r.body), r)
     }
 
+    @Test("metrics count requests per route from many threads at once: totals, errors, cumulative buckets")
+    func metricsCounts() throws {
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(call(api, "PUT", "/collections/m", #"{"vectors":{"size":2,"distance":"Dot"}}"#).0 == 200)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<50 { _ = call(api, "POST", "/collections/m/points/query", #"{"query":[1,0]}"#) }
+            for _ in 0..<5 { _ = call(api, "POST", "/collections/m/points/query", #"{"query":[1]}"#) }
+            _ = call(api, "GET", "/no/such/route")
+        }
+        let text = String(decoding: call(api, "GET", "/metrics").2.body, as: UTF8.self)
+        let lines = Set(text.split(separator: "\n").map(String.init))
+        let route = "points.query"
+        #expect(lines.contains("vq_http_requests_total{route=\"\(route)\"} 440"), "\(text.prefix(600))")
+        #expect(lines.contains("vq_http_request_errors_total{route=\"\(route)\"} 40"))
+        #expect(lines.contains("vq_http_request_duration_seconds_bucket{route=\"\(route)\",le=\"5.0\"} 440"))
+        #expect(lines.contains("vq_http_request_duration_seconds_count{route=\"\(route)\"} 440"))
+        #expect(lines.contains("vq_http_requests_total{route=\"other\"} 8") && lines.contains("vq_http_request_errors_total{route=\"other\"} 8"))
+        // Buckets are cumulative: never fewer requests in a wider one.
+        let counts = text.split(separator: "\n").filter { $0.hasPrefix("vq_http_request_duration_seconds_bucket{route=\"\(route)\"") }
+            .compactMap { Int($0.split(separator: " ").last!) }
+        #expect(counts.count == Metrics.buckets.count + 1 && zip(counts, counts.dropFirst()).allSatisfy { $0 <= $1 })
+        try engine.close()
+    }
+
     @Test("back pressure becomes 429 with Retry-After; other kinds map to their statuses")
     func statuses() {
         let overloaded = APIEnvelope.error(VQError(.rateLimited, "queue full"), since: DispatchTime.now().uptimeNanoseconds)
