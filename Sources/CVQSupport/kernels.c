@@ -1,5 +1,6 @@
 // Distance kernels with runtime dispatch: AVX-512F, AVX2+FMA, or plain C.
 #include "cvq_support.h"
+#include <math.h>
 
 static float dot_generic(const float *a, const float *b, size_t n) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -74,6 +75,50 @@ static int32_t nibble_dot_generic(const uint8_t *codes, const int8_t *q, const i
         for (size_t j = 0; j < 64; j++) s += (int32_t)lut[c[j] & 15] * x[j] + (int32_t)lut[c[j] >> 4] * x[64 + j];
     }
     return s;
+}
+
+static void fwht(float *v, size_t n) {
+    for (size_t h = 1; h < n; h *= 2) {
+        for (size_t i = 0; i < n; i += 2 * h) {
+            for (size_t j = i; j < i + h; j++) {
+                float a = v[j], b = v[j + h];
+                v[j] = a + b;
+                v[j + h] = a - b;
+            }
+        }
+    }
+}
+
+void cvq_rotate(const float *x, const float *mean, size_t dim, size_t padded, size_t block, const float *signs,
+                const int32_t *order, int rounds, float *out, float *scratch) {
+    if (mean) {
+        for (size_t i = 0; i < dim; i++) out[i] = x[i] - mean[i];
+    } else {
+        for (size_t i = 0; i < dim; i++) out[i] = x[i];
+    }
+    for (size_t i = dim; i < padded; i++) out[i] = 0;
+    const float norm = 1.0f / sqrtf((float)block);
+    for (int r = 0; r < rounds; r++) {
+        const float *s = signs + (size_t)r * padded;
+        const int32_t *o = order + (size_t)r * padded;
+        for (size_t i = 0; i < padded; i++) scratch[i] = out[o[i]] * s[i];
+        for (size_t start = 0; start < padded; start += block) fwht(scratch + start, block);
+        for (size_t i = 0; i < padded; i++) out[i] = scratch[i] * norm;
+    }
+}
+
+int32_t cvq_quantize_i8(const float *z, size_t n, float scale, int8_t *out) {
+    int32_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = z[i] * scale;
+        v = v < -127.0f ? -127.0f : (v > 127.0f ? 127.0f : v);
+        // Adding and taking away 1.5 * 2^23 rounds to the nearest integer, ties to even.
+        v = (v + 12582912.0f) - 12582912.0f;
+        int32_t c = (int32_t)v;
+        out[i] = (int8_t)c;
+        sum += c;
+    }
+    return sum;
 }
 
 static uint32_t u8_l1_generic(const uint8_t *a, const uint8_t *b, size_t n) {

@@ -53,6 +53,17 @@ typedef struct {
 /// The 8-bit kernels the CPU supports best (AVX-512 VNNI, AVX2 or plain C); `level_limit` as above.
 cvq_u8_kernels cvq_select_u8_kernels(int level_limit);
 
+/// out = R(x - mean) for TurboQuant's rotation (mean may be NULL): `rounds` rounds of a gather
+/// by `order` times `signs` (each `padded` long per round), then orthonormal Walsh-Hadamard
+/// transforms over blocks of `block` (a power of two dividing `padded`). `scratch` holds
+/// `padded` floats.
+void cvq_rotate(const float *x, const float *mean, size_t dim, size_t padded, size_t block, const float *signs,
+                const int32_t *order, int rounds, float *out, float *scratch);
+
+/// Codes z[i] * scale to the nearest integer (ties to even) clamped to -127...127; returns
+/// the sum of the codes.
+int32_t cvq_quantize_i8(const float *z, size_t n, float scale, int8_t *out);
+
 /// Relaxed atomic add and load on a plain 64-bit counter (Swift's Atomic cannot live in a buffer).
 static inline void cvq_atomic_add(int64_t *p, int64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline int64_t cvq_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }

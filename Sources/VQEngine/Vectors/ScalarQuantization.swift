@@ -85,7 +85,7 @@ package final class ScalarCodes: @unchecked Sendable {
 
     @inline(__always)
     func code(_ x: Float) -> UInt8 {
-        let c = ((x - lo) / step).rounded()
+        let c = ((x - lo) / step).rounded(.toNearestOrEven)
         return UInt8(max(0, min(255, c.isNaN ? 0 : c)))
     }
 

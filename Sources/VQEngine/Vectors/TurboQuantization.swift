@@ -112,36 +112,10 @@ struct Rotation: Sendable {
     /// out = R(x - mean) (mean nil: R x); `out` and `scratch` hold `padded` floats each.
     func apply(_ x: UnsafePointer<Float>, minus mean: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>,
                scratch: UnsafeMutablePointer<Float>) {
-        for i in 0..<dim { out[i] = mean.map { x[i] - $0[i] } ?? x[i] }
-        for i in dim..<padded { out[i] = 0 }
-        let norm = 1 / Float(block).squareRoot()
         signs.withUnsafeBufferPointer { signs in
             order.withUnsafeBufferPointer { order in
-                for r in 0..<Rotation.rounds {
-                    let base = r * padded
-                    for i in 0..<padded { scratch[i] = out[Int(order[base + i])] * signs[base + i] }
-                    for start in stride(from: 0, to: padded, by: block) { Rotation.hadamard(scratch + start, block) }
-                    for i in 0..<padded { out[i] = scratch[i] * norm }
-                }
+                cvq_rotate(x, mean, dim, padded, block, signs.baseAddress!, order.baseAddress!, Int32(Rotation.rounds), out, scratch)
             }
-        }
-    }
-
-    /// The unnormalised Walsh-Hadamard transform of `n` (a power of two) values, in place.
-    @inline(__always)
-    static func hadamard(_ v: UnsafeMutablePointer<Float>, _ n: Int) {
-        var h = 1
-        while h < n {
-            var i = 0
-            while i < n {
-                for j in i..<(i + h) {
-                    let a = v[j], b = v[j + h]
-                    v[j] = a + b
-                    v[j + h] = a - b
-                }
-                i += 2 * h
-            }
-            h *= 2
         }
     }
 }
@@ -259,12 +233,7 @@ package final class TurboCodes: @unchecked Sendable {
                 var largest: Float = 0
                 for i in 0..<padded { largest = max(largest, abs(z[i])) }
                 let step = largest > 0 ? largest / 127 : 1
-                var sum: Int32 = 0
-                for i in 0..<padded {
-                    let v = Int8(max(-127, min(127, (z[i] / step).rounded())))
-                    q8[i] = v
-                    sum += Int32(v)
-                }
+                let sum = cvq_quantize_i8(z, padded, 1 / step, q8.baseAddress!)
                 return body(TurboScorer(rows: codes, scales: scales, norms: norms, query: UnsafePointer(q8.baseAddress!), querySum: sum,
                                         table: TurboCodes.table, blocks: padded / 128, step: step, offset: offset, euclid: euclid,
                                         kernel: U8Kernels.selected.nibble_dot))
