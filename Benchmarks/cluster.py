@@ -83,6 +83,12 @@ def load(port, name, shards, replicas, base):
         assert status == 200, body
 
 
+def cpu_seconds(proc):
+    """User + system CPU seconds a process has used so far (fields 14 and 15 of /proc/PID/stat)."""
+    fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(port, bodies, connections=8, seconds=10):
     out = subprocess.run(["wrk", f"-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", ROOT + "/Benchmarks/query.lua",
                           f"http://127.0.0.1:{port}"], env=dict(os.environ, BODIES=bodies), capture_output=True, text=True).stdout
@@ -105,7 +111,9 @@ try:
     wait_until(lambda: cluster_of(sport)["raft_info"]["role"] == "Leader")
     load(sport, "m", 3, 1, base)
     call(sport, "POST", "/collections/m/optimize", timeout=600)
+    before = cpu_seconds(single)
     s_rps, s50, s99, s_err = wrk(sport, bodies)
+    s_cpu = (cpu_seconds(single) - before) / (s_rps * 10)
     single.send_signal(signal.SIGTERM)
     single.wait()
     procs.remove(single)
@@ -120,12 +128,22 @@ try:
     load(pa, "m", 3, 2, base)
     for p in ports:
         call(p, "POST", "/collections/m/optimize", timeout=600)
+    before = [cpu_seconds(p) for p in (a, b, c)]
     c_rps, c50, c99, c_err = wrk(pa, bodies)
+    c_cpu = [(cpu_seconds(p) - t) / (c_rps * 10) for p, t in zip((a, b, c), before)]
     print("| search, 8 connections (wrk) | req/s | p50 | p99 | errors |")
     print("|---|---|---|---|---|")
     print(f"| one peer, 3 shards | {s_rps:,.0f} | {s50} | {s99} | {s_err} |")
     print(f"| 3 peers, 3 shards x 2 replicas, asked of one peer | {c_rps:,.0f} | {c50} | {c99} | {c_err} |")
     print(f"ratio 3 peers / 1 peer: {c_rps / s_rps:.2f}")
+    print(f"server CPU per search: one peer {s_cpu * 1e6:.0f} us; 3 peers: asked {c_cpu[0] * 1e6:.0f} us, "
+          f"others {c_cpu[1] * 1e6:.0f} and {c_cpu[2] * 1e6:.0f} us, total {sum(c_cpu) * 1e6:.0f} us")
+    # With a machine of `cores` each, searches spread over the three peers (each one asked a
+    # third of the time) are bounded by the busiest peer: a third of the total each.
+    cores = os.cpu_count()
+    print(f"bound with one {cores}-core machine per peer, searches asked of every peer in turn: "
+          f"{3 * cores / sum(c_cpu):,.0f} req/s, against one peer's {cores / s_cpu:,.0f} req/s "
+          f"({(3 / sum(c_cpu)) / (1 / s_cpu):.2f}x)")
     print()
 
     # 2. write latency by replication factor
