@@ -4,7 +4,7 @@ _vq() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info check optimize serve join cluster bench help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info get count export delete delete-collection check optimize serve join cluster bench help --help --version" -- "$cur"))
         return
     fi
     local cmd="${COMP_WORDS[1]}"
@@ -33,7 +33,7 @@ _vq() {
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --quantization --quantile --prevent-unoptimized --update-queue-size --update-queue-bytes --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--if-not-exists --dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --quantization --quantile --prevent-unoptimized --update-queue-size --update-queue-bytes --data-dir --url --quiet --help" -- "$cur"))
         fi
         ;;
     upsert)
@@ -128,6 +128,66 @@ _vq() {
         esac
         if [[ "$cur" == -* ]]; then
             COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    get)
+        case "$prev" in
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--with-vectors --data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    count)
+        case "$prev" in
+        --filter) COMPREPLY=(); return ;;
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--filter --data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    export)
+        case "$prev" in
+        --filter) COMPREPLY=(); return ;;
+        --batch-size) COMPREPLY=(); return ;;
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--filter --with-vectors --batch-size --data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    delete)
+        case "$prev" in
+        --ids) COMPREPLY=(); return ;;
+        --filter) COMPREPLY=(); return ;;
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--ids --filter --data-dir --url --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
+        fi
+        ;;
+    delete-collection)
+        case "$prev" in
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--if-exists --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -251,7 +311,7 @@ _vq() {
         fi
         ;;
     help)
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info check optimize serve join cluster bench" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info get count export delete delete-collection check optimize serve join cluster bench" -- "$cur"))
         ;;
     esac
 }

@@ -143,7 +143,8 @@ struct Arguments {
 
     /// Fails on more positionals than the spec names.
     func checkPositionalCount() throws {
-        if positionals.count > spec.arguments.count {
+        // A last argument named `X...` takes any number.
+        if positionals.count > spec.arguments.count && spec.arguments.last?.name.hasSuffix("...") != true {
             let extra = positionals[spec.arguments.count]
             throw UsageError(message: "unexpected argument '\(extra)' for 'vq \(spec.name)'", command: spec.name)
         }

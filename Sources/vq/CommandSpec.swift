@@ -124,10 +124,12 @@ extension CommandSpec {
             description: """
             Creates collection NAME for vectors of --dim dimensions. The parameters are stored in the \
             collection's config and keep their Qdrant names; sizes are kilobytes of vector data, as in Qdrant. \
-            Prints {"collection":NAME,"created":true} on stdout.
+            Prints {"collection":NAME,"created":true} on stdout; with --if-not-exists an existing collection is \
+            left as it is and {"collection":NAME,"created":false} printed.
             """,
             arguments: [ArgumentSpec(name: "NAME", help: "Collection name: letters, digits, '-' and '_'.")],
             options: [
+                OptionSpec(long: "if-not-exists", help: "Succeed without changes when the collection exists (its settings are not compared)."),
                 OptionSpec(long: "dim", value: "N", help: "Vector dimension (required)."),
                 OptionSpec(long: "distance", value: "METRIC", help: "cosine, dot, euclid or manhattan.", defaultText: "cosine",
                            completion: .choices(["cosine", "dot", "euclid", "manhattan"])),
@@ -307,6 +309,71 @@ extension CommandSpec {
             """,
             arguments: [ArgumentSpec(name: "NAME", help: "Collection to describe.", completion: .collection)],
             examples: [("Describe a collection:", "vq info docs")]
+        ),
+        CommandSpec(
+            name: "get",
+            summary: "Print points by id",
+            description: """
+            Prints each point asked for as one JSON line, {"id","payload"} (and "vector" with --with-vectors), \
+            in the order given: the form vq upsert reads. Ids not in the collection are named on stderr and make \
+            the exit status 1.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to read.", completion: .collection),
+                        ArgumentSpec(name: "ID...", help: "Point ids: unsigned integers or UUIDs.")],
+            options: [OptionSpec(long: "with-vectors", help: "Include each point's vectors.")],
+            examples: [("Two points with their vectors:", "vq get docs 7 42 --with-vectors")]
+        ),
+        CommandSpec(
+            name: "count",
+            summary: "Count points, all or those matching a filter",
+            description: """
+            Prints {"collection":NAME,"count":N}, counted exactly; --filter takes a Qdrant filter object.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to count.", completion: .collection)],
+            options: [OptionSpec(long: "filter", value: "JSON", help: "Count only points matching this Qdrant filter.")],
+            examples: [("Points of one category:", #"vq count docs --filter '{"must":[{"key":"lang","match":{"value":"en"}}]}'"#)]
+        ),
+        CommandSpec(
+            name: "export",
+            summary: "Print every point as JSONL that vq upsert reads back",
+            description: """
+            Prints every point (or those matching --filter) as one JSON line in id order, {"id","vector","payload"} \
+            with --with-vectors, paged through the scroll API. `vq export A --with-vectors | vq upsert B -` copies \
+            a collection. The count goes to stderr.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to export.", completion: .collection)],
+            options: [
+                OptionSpec(long: "filter", value: "JSON", help: "Export only points matching this Qdrant filter."),
+                OptionSpec(long: "with-vectors", help: "Include the vectors (needed to upsert the output again)."),
+                OptionSpec(long: "batch-size", value: "N", help: "Points per scroll request.", defaultText: "1000"),
+            ],
+            examples: [("Back up a collection:", "vq export docs --with-vectors > docs.jsonl"),
+                       ("Copy one into another:", "vq export docs --with-vectors | vq upsert docs2 -")]
+        ),
+        CommandSpec(
+            name: "delete",
+            summary: "Delete points by id or by filter",
+            description: """
+            Deletes the points given by --ids or matching --filter (one of them) and waits until it is applied. \
+            Prints {"collection":NAME,"deleted":N}, N the points that matched just before.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to delete from.", completion: .collection)],
+            options: [
+                OptionSpec(long: "ids", value: "ID,...", help: "Point ids separated by commas."),
+                OptionSpec(long: "filter", value: "JSON", help: "Delete the points matching this Qdrant filter."),
+            ],
+            examples: [("Prune stale points in a nightly job:", #"vq delete docs --filter '{"must":[{"key":"day","range":{"lt":20261101}}]}'"#)]
+        ),
+        CommandSpec(
+            name: "delete-collection",
+            summary: "Delete a collection and its data",
+            description: """
+            Deletes collection NAME with all its points. Prints {"collection":NAME,"deleted":true}; a collection \
+            that does not exist is an error (exit 1) unless --if-exists.
+            """,
+            arguments: [ArgumentSpec(name: "NAME", help: "Collection to delete.", completion: .collection)],
+            options: [OptionSpec(long: "if-exists", help: "Succeed (printing \"deleted\":false) when there is no such collection.")],
+            examples: [("Drop a scratch collection:", "vq delete-collection scratch --if-exists")]
         ),
         CommandSpec(
             name: "check",

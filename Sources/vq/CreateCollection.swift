@@ -33,19 +33,28 @@ func createCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     config.updateQueueSize = try args.int("update-queue-size", default: 1_000_000, in: 1...100_000_000)
     config.updateQueueBytes = try args.int("update-queue-bytes", default: 1 << 30, in: (1 << 20)...(1 << 40))
     do { try config.validate() } catch let e as VQError { throw UsageError(message: e.message) }
-    if case .remote(let client) = target {
+    if case .remote = target {
         // The REST API takes no per-collection queue bounds (the server's --update-queue-* set
         // them): refused rather than dropped.
         for flag in ["update-queue-size", "update-queue-bytes"] where args.given(flag) {
             throw UsageError(message: "--\(flag) applies to embedded collections; a server sets it with vq serve --\(flag)")
         }
-        return try remoteCreateCollection(client, name, config)
     }
-    let engine = try openEngine(args, create: true)
-    try engine.createCollection(name, config: config)
-    var w = JSONWriter()
-    w.write(.object([("collection", .string(name)), ("created", .bool(true))]))
-    standardOutput.write(bytes: w.bytes + [0x0A])
+    do {
+        switch target {
+        case .remote(let http): _ = try call(http, "PUT", collectionPath(name), config.qdrantCreateBody)
+        case .embedded:
+            // The engine's own call: the REST body has no place for the update queue's bounds.
+            let engine = try openEngine(args, create: true)
+            defer { try? engine.close() }
+            try engine.createCollection(name, config: config)
+        }
+    } catch let e as VQError where e.kind == .conflict && args.has("if-not-exists") {
+        // Already there: left as it is (its settings are not compared), as SQL's IF NOT EXISTS.
+        printJSON(.object([("collection", .string(name)), ("created", .bool(false))]))
+        return 0
+    }
+    printJSON(.object([("collection", .string(name)), ("created", .bool(true))]))
     return 0
 }
 

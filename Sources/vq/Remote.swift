@@ -53,12 +53,6 @@ func remoteCollections(_ client: HTTPClient) throws -> Int32 {
     return 0
 }
 
-func remoteCreateCollection(_ client: HTTPClient, _ name: String, _ c: CollectionConfig) throws -> Int32 {
-    _ = try call(client, "PUT", "/collections/\(name)", c.qdrantCreateBody)
-    standardOutput.write(bytes: JSONWriter.bytes(.object([("collection", .string(name)), ("created", .bool(true))])) + [0x0A])
-    return 0
-}
-
 func remoteInfo(_ client: HTTPClient, _ name: String) throws -> Int32 {
     standardOutput.write(bytes: JSONWriter.bytes(try call(client, "GET", "/collections/\(name)/info")) + [0x0A])
     return 0

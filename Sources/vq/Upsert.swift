@@ -75,9 +75,19 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         progress.update(count: submitted, bytes: reader.bytesRead)
     }
 
+    var warned = false
+    /// One warning for the Qdrant export fields skipped so far.
+    func warnIgnored() {
+        guard !warned, !reader.ignoredKeys.isEmpty, !args.quiet else { return }
+        warned = true
+        printError("vq: warning: ignored \(reader.ignoredKeys.joined(separator: " and ")) in the input (Qdrant export fields; "
+                   + "vq places points by id and has no order_by values)")
+    }
+    defer { warnIgnored() }
     do {
         while true {
             guard try reader.next(into: &batch) else { break }
+            warnIgnored()
             // Large vectors (multi-vectors) also end a batch: about 16 MiB of JSON through a server.
             if batch.count >= batchSize || (batch.multi.isEmpty ? false : batch.floatCount >= 1 << 20) { try submit() }
         }

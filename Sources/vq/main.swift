@@ -9,6 +9,7 @@
 //   Optimize.swift UpdateCollection.swift Serve.swift (serve and join) Cluster.swift
 //   Bench.swift BenchDataset.swift BenchWriteLoad.swift BenchRemote.swift (vq bench --url)
 //   Remote.swift            --url / served directories: the same commands over HTTP
+//   Client.swift Points.swift   the REST API in-process or over HTTP; get, count, export, delete, delete-collection
 
 #if canImport(Glibc)
 import Glibc
@@ -59,7 +60,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             return 1
         }
         let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster", "update-collection",
-                                          "check", "create-index", "delete-index"]
+                                          "check", "create-index", "delete-index", "get", "count", "export", "delete", "delete-collection"]
         // `vq cluster token` reads the data directory even while a server holds it (never over HTTP).
         let local = spec.name == "cluster" && args.positionals.first == "token"
         let target: Target = remoteCapable.contains(spec.name) && !local ? try resolveTarget(args) : .embedded
@@ -80,6 +81,11 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "update-collection": return try updateCollection(args, target)
         case "create-index": return try createIndex(args, target, delete: false)
         case "delete-index": return try createIndex(args, target, delete: true)
+        case "get": return try getPoints(args, target)
+        case "count": return try countPoints(args, target)
+        case "export": return try exportPoints(args, target)
+        case "delete": return try deletePoints(args, target)
+        case "delete-collection": return try deleteCollection(args, target)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1

@@ -159,6 +159,9 @@ package final class PointReader {
     private let input: BlockReader
     private let idOffset: UInt64
     package private(set) var recordNumber = 0
+    /// Keys of Qdrant's scroll records that carry nothing vq stores (`shard_key`, `order_value`),
+    /// skipped where they occurred; in order of first sight.
+    package private(set) var ignoredKeys: [String] = []
     private var npyRemaining = 0
     /// A named-vector line's vectors, by VectorLayout number, and its sparse ones.
     private var named: [[Float]?] = []
@@ -349,6 +352,10 @@ package final class PointReader {
                     case .object: payload = JSONWriter.bytes(v)
                     default: throw VQError.invalid("\"payload\" is \(v.typeName); expected an object or null")
                     }
+                case "shard_key", "order_value":
+                    // A Qdrant export's: vq places points by id and orders scrolls by id.
+                    _ = try p.parseValue()
+                    if !ignoredKeys.contains(key) { ignoredKeys.append(key) }
                 default:
                     throw VQError.invalid("unknown key \"\(key)\"; expected \"id\", \"vector\" and optionally \"payload\"")
                 }

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+
+/// get, count, export, delete, delete-collection and create-collection --if-not-exists, embedded
+/// and through a server.
+@Suite struct PointVerbsTests {
+    /// 40 points of 4 dimensions with payloads: i, even, and a nested value.
+    func points() -> String {
+        var rng = Rng(state: 21)
+        return jsonl((0..<40).map { _ in rng.vector(4) }) { #"{"i":\#($0),"even":\#($0 % 2 == 0),"tags":{"t":["a","b\#($0)"],"w":\#(Double($0) / 8)}}"# }
+    }
+
+    @Test("each verb prints the same embedded and through a server; deletes by filter and ids; missing ids exit 1")
+    func embeddedAndRemote() throws {
+        let scratch = Scratch()
+        let data = ["--data-dir", scratch.data]
+        try writeFile(scratch.path + "/p.jsonl", points())
+        #expect(try vq(["create-collection", "p", "--dim", "4", "--distance", "dot"] + data).status == 0)
+        #expect(try vq(["upsert", "p", scratch.path + "/p.jsonl", "-q"] + data).status == 0)
+        let even = #"{"must":[{"key":"even","match":{"value":true}}]}"#
+        let reads: [[String]] = [["get", "p", "3", "7", "--with-vectors"], ["get", "p", "12"], ["count", "p"], ["count", "p", "--filter", even],
+                                 ["export", "p", "--with-vectors", "--batch-size", "7", "-q"], ["export", "p", "--filter", even, "-q"]]
+        let embedded = try reads.map { try vq($0 + data) }
+        for (r, argv) in zip(embedded, reads) { #expect(r.status == 0, "\(argv): \(r.stderr)") }
+        #expect(embedded[0].stdout.split(separator: "\n").count == 2 && embedded[0].stdout.hasPrefix(#"{"id":3,"vector":["#))
+        #expect(embedded[1].stdout == #"{"id":12,"payload":{"i":12,"even":true,"tags":{"t":["a","b12"],"w":1.5}}}"# + "\n")
+        #expect(embedded[2].stdout == #"{"collection":"p","count":40}"# + "\n")
+        #expect(embedded[3].stdout == #"{"collection":"p","count":20}"# + "\n")
+        #expect(embedded[4].stdout.split(separator: "\n").count == 40 && embedded[5].stdout.split(separator: "\n").count == 20)
+
+        let server = try ServerProcess(scratch: scratch)
+        let url = ["--url", server.url]
+        for (argv, expected) in zip(reads, embedded) {
+            let r = try vq(argv + url)
+            #expect(r.status == 0 && r.stdout == expected.stdout, "\(argv): \(r.stdout.prefix(200)) \(r.stderr)")
+        }
+        // A missing id: the found ones print, the missing one is named, exit 1.
+        let missing = try vq(["get", "p", "5", "999"] + url)
+        #expect(missing.status == 1 && missing.stdout.hasPrefix(#"{"id":5,"#) && missing.stderr.contains("999"), "\(missing.stderr)")
+        // Deletes, through the server: by filter, then by ids (one already gone).
+        let byFilter = try vq(["delete", "p", "--filter", even] + url)
+        #expect(byFilter.status == 0 && byFilter.stdout == #"{"collection":"p","deleted":20}"# + "\n", "\(byFilter.stderr)")
+        let byIDs = try vq(["delete", "p", "--ids", "1,3,4"] + url)
+        #expect(byIDs.stdout == #"{"collection":"p","deleted":2}"# + "\n", "\(byIDs.stderr)")
+        #expect(try vq(["count", "p"] + url).stdout == #"{"collection":"p","count":18}"# + "\n")
+        #expect(server.stop().0 == 0)
+        #expect(try vq(["count", "p"] + data).stdout == #"{"collection":"p","count":18}"# + "\n", "the deletes are durable")
+
+        // Usage mistakes exit 2 and say what was expected.
+        for (argv, fragment) in [(["delete", "p"], "--ids ID,... or --filter"), (["delete", "p", "--ids", "1", "--filter", even], "not both"),
+                                 (["count", "p", "--filter", "{oops"], "not valid JSON"), (["count", "p", "--filter", "[1]"], "filter object"),
+                                 (["get", "p"], "point ids")] {
+            let r = try vq(argv + data)
+            #expect(r.status == 2 && r.stderr.contains(fragment), "\(argv): \(r.status) \(r.stderr)")
+        }
+    }
+
+    @Test("create-collection --if-not-exists and delete-collection --if-exists make scripts re-runnable")
+    func idempotentCollections() throws {
+        let scratch = Scratch()
+        let data = ["--data-dir", scratch.data]
+        #expect(try vq(["delete-collection", "c", "--if-exists"] + data).stdout == #"{"collection":"c","deleted":false}"# + "\n")
+        #expect(try vq(["create-collection", "c", "--dim", "3", "--if-not-exists"] + data).stdout == #"{"collection":"c","created":true}"# + "\n")
+        let again = try vq(["create-collection", "c", "--dim", "3", "--if-not-exists"] + data)
+        #expect(again.status == 0 && again.stdout == #"{"collection":"c","created":false}"# + "\n")
+        let conflict = try vq(["create-collection", "c", "--dim", "3"] + data)
+        #expect(conflict.status == 1 && conflict.stderr.contains("already exists"))
+        #expect(try vq(["delete-collection", "c"] + data).stdout == #"{"collection":"c","deleted":true}"# + "\n")
+        let gone = try vq(["delete-collection", "c"] + data)
+        #expect(gone.status == 1 && gone.stderr.contains("does not exist") && gone.stderr.contains("--if-exists"))
+        // The same through a server.
+        let server = try ServerProcess(scratch: scratch)
+        let url = ["--url", server.url]
+        #expect(try vq(["create-collection", "c", "--dim", "3", "--if-not-exists"] + url).stdout == #"{"collection":"c","created":true}"# + "\n")
+        #expect(try vq(["create-collection", "c", "--dim", "3", "--if-not-exists"] + url).stdout == #"{"collection":"c","created":false}"# + "\n")
+        #expect(try vq(["delete-collection", "c"] + url).stdout == #"{"collection":"c","deleted":true}"# + "\n")
+        #expect(try vq(["delete-collection", "c"] + url).status == 1)
+        #expect(try vq(["delete-collection", "c", "--if-exists"] + url).stdout == #"{"collection":"c","deleted":false}"# + "\n")
+        #expect(server.stop().0 == 0)
+    }
+
+    @Test("export --with-vectors | upsert copies a collection: ids, vectors and payloads unchanged")
+    func roundTrip() throws {
+        let scratch = Scratch()
+        let data = ["--data-dir", scratch.data]
+        try writeFile(scratch.path + "/p.jsonl", points() + #"{"id":"8f8c7c1e-7ad3-4a5b-9a51-1d2b8c1d6a10","vector":[0.5,-0.25,0.125,3],"payload":{}}"# + "\n")
+        for name in ["a", "b"] { #expect(try vq(["create-collection", name, "--dim", "4", "--distance", "dot"] + data).status == 0) }
+        #expect(try vq(["upsert", "a", scratch.path + "/p.jsonl", "-q"] + data).status == 0)
+        let first = try vq(["export", "a", "--with-vectors", "-q"] + data)
+        #expect(first.status == 0 && first.stdout.split(separator: "\n").count == 41)
+        try writeFile(scratch.path + "/a.jsonl", first.stdout)
+        #expect(try vq(["upsert", "b", scratch.path + "/a.jsonl", "-q"] + data).status == 0)
+        let second = try vq(["export", "b", "--with-vectors", "-q"] + data)
+        #expect(second.stdout == first.stdout)
+        #expect(first.stdout.contains(#"{"id":"8f8c7c1e-7ad3-4a5b-9a51-1d2b8c1d6a10","vector":[0.5,-0.25,0.125,3.0],"payload":{}}"#), "\(first.stdout.suffix(300))")
+        // A Qdrant scroll dump's extra fields load, with one warning for the whole file.
+        let dump = (100..<103).map { #"{"id":\#($0),"payload":{"x":1},"vector":[1,0,0,0],"shard_key":null,"order_value":\#($0)}"# }.joined(separator: "\n")
+        try writeFile(scratch.path + "/dump.jsonl", dump + "\n")
+        let loaded = try vq(["upsert", "b", scratch.path + "/dump.jsonl"] + data)
+        #expect(loaded.status == 0 && loaded.stderr.components(separatedBy: "warning").count == 2 && loaded.stderr.contains("shard_key and order_value"),
+                "\(loaded.stderr)")
+        #expect(try vq(["count", "b"] + data).stdout == #"{"collection":"b","count":44}"# + "\n")
+    }
+}
