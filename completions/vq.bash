@@ -41,11 +41,14 @@ _vq() {
         --format) COMPREPLY=($(compgen -W "jsonl fvecs npy" -- "$cur")); return ;;
         --batch-size) COMPREPLY=(); return ;;
         --id-offset) COMPREPLY=(); return ;;
+        --max-errors) COMPREPLY=(); return ;;
+        --rejects) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --start-line) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--format --batch-size --id-offset --no-optimize --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--format --batch-size --id-offset --no-optimize --max-errors --rejects --start-line --data-dir --url --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         else

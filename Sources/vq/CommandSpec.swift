@@ -180,9 +180,13 @@ extension CommandSpec {
             JSON Lines take one {"id": ID, "vector": [...], "payload": {...}} per line; ids are unsigned integers \
             or UUID strings. A collection with named vectors takes "vector": {"NAME": [...], "SPARSE": {"indices": [...], \
             "values": [...]}}, each optional. In .fvecs and .npy (float32, 2-D) files the id of row i is i plus --id-offset. \
-            A progress bar shows on stderr when it is a terminal; a one-line JSON summary goes to stdout. \
-            Exit status 0 means every point is durable. A bad line stops the run with exit status 2 and names \
-            the line; every point before it is stored, so re-running after a fix is safe (upsert is idempotent).
+            A progress bar shows on stderr when it is a terminal; a one-line JSON summary goes to stdout in every \
+            outcome: points stored, lines rejected, the last line read into a point, "status" ok or failed. \
+            Exit status 0 means every point read is durable, and indexed as the collection's thresholds ask \
+            (embedded or through a server alike; --no-optimize skips the wait). A bad line stops the run with exit \
+            status 2 and names the line; every point before it is stored, so re-running after a fix is safe \
+            (upsert is idempotent). With --max-errors N up to N bad JSON lines are skipped, each named on stderr \
+            (and written whole to --rejects FILE); --start-line resumes a run part-way through its input.
             """,
             arguments: [
                 ArgumentSpec(name: "NAME", help: "Collection to write to.", completion: .collection),
@@ -195,11 +199,18 @@ extension CommandSpec {
                 OptionSpec(long: "id-offset", value: "N", help: "Added to row numbers to make ids (fvecs, npy).", defaultText: "0"),
                 OptionSpec(long: "no-optimize",
                            help: "Exit once the points are durable, without waiting for the optimizer to index them."),
+                OptionSpec(long: "max-errors", value: "N", help: "Skip up to N bad JSON lines (each named on stderr) instead of stopping at the first.",
+                           defaultText: "0"),
+                OptionSpec(long: "rejects", value: "FILE", help: "With --max-errors: write each skipped line to FILE.", completion: .file),
+                OptionSpec(long: "start-line", value: "N", help: "Begin at line (record) N of the input: resume an interrupted run.",
+                           defaultText: "1"),
             ],
             examples: [
                 ("Upsert a JSON Lines file:", "vq upsert docs points.jsonl"),
                 ("From a pipeline:", "gen-embeddings | vq upsert docs -"),
                 ("A second .fvecs file after the first million rows:", "vq upsert docs part2.fvecs --id-offset 1000000"),
+                ("A nightly batch that tolerates a few bad lines:", "vq upsert docs nightly.jsonl --max-errors 100 --rejects bad.jsonl"),
+                ("Resume it after line 25000:", "vq upsert docs nightly.jsonl --max-errors 100 --start-line 25001"),
             ]
         ),
         CommandSpec(

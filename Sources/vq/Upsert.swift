@@ -14,6 +14,9 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     let path = args.positionals.count > 1 ? args.positionals[1] : "-"
     let batchSize = try args.int("batch-size", default: 256, in: 1...1_000_000)
     let idOffset = try args.int("id-offset", default: 0, in: 0...Int.max)
+    let maxErrors = try args.int("max-errors", default: 0, in: 0...Int.max)
+    let startLine = try args.int("start-line", default: 1, in: 1...Int.max)
+    if args.string("rejects") != nil && maxErrors == 0 { throw UsageError(message: "--rejects needs --max-errors N: with none, the first bad line stops the run") }
     let format: PointFormat
     if let text = args.string("format") {
         guard let f = PointFormat(rawValue: text.lowercased()) else {
@@ -22,6 +25,9 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         format = f
     } else {
         format = path == "-" ? .jsonl : (PointFormat(path: path) ?? .jsonl)
+    }
+    if maxErrors > 0 && format != .jsonl {
+        throw UsageError(message: "--max-errors skips bad JSON lines; a \(format.rawValue) file cannot be read past a bad record")
     }
 
     // The sink: where batches go, how they become durable, how the run ends.
@@ -75,6 +81,38 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         progress.update(count: submitted, bytes: reader.bytesRead)
     }
 
+    // Lines refused under --max-errors: named on stderr, kept whole in --rejects FILE.
+    var rejected = 0
+    var lastStored = 0
+    var rejects: FileHandle?
+    func reject(_ e: InputError) throws {
+        rejected += 1
+        reportError(e.description, hint: nil)
+        guard let file = args.string("rejects") else { return }
+        if rejects == nil {
+            guard FileManager.default.createFile(atPath: file, contents: nil) else {
+                throw VQError(.io, "cannot create the rejects file \(file)")
+            }
+            rejects = FileHandle(forWritingAtPath: file)
+        }
+        rejects?.write(Data(reader.rejectedLine + [0x0A]))
+    }
+    defer { try? rejects?.close() }
+    /// One JSON line on stdout, whatever the outcome: what is stored, what was refused, and the
+    /// last line read into a point (a resumed run starts after it, with --start-line).
+    func printSummary(failed: Bool, seconds: Double, durableSeconds: Double, unindexed: JSON) {
+        func ms(_ s: Double) -> JSON { .double((s * 1000).rounded() / 1000) }
+        printJSON(.object([
+            ("collection", .string(name)), ("status", .string(failed ? "failed" : "ok")), ("points", .int(Int64(submitted))),
+            ("batches", .int(Int64(batches))), ("rejected", .int(Int64(rejected))), ("last_line", .int(Int64(lastStored))),
+            ("seconds", ms(seconds)), ("durable_seconds", ms(durableSeconds)),
+            // The rate of making points durable: the indexing wait after is not in it.
+            ("points_per_second", .int(Int64(Double(submitted) / max(durableSeconds, 1e-9)))),
+            ("unindexed_points", unindexed),
+        ]))
+    }
+
+    if startLine > 1 { _ = try reader.skip(toLine: startLine) }
     var warned = false
     /// One warning for the Qdrant export fields skipped so far.
     func warnIgnored() {
@@ -86,7 +124,13 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
     defer { warnIgnored() }
     do {
         while true {
-            guard try reader.next(into: &batch) else { break }
+            do {
+                guard try reader.next(into: &batch) else { break }
+            } catch let e as InputError where rejected < maxErrors {
+                try reject(e)
+                continue
+            }
+            lastStored = reader.recordNumber
             warnIgnored()
             // Large vectors (multi-vectors) also end a batch: about 16 MiB of JSON through a server.
             if batch.count >= batchSize || (batch.multi.isEmpty ? false : batch.floatCount >= 1 << 20) { try submit() }
@@ -99,7 +143,15 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         try makeDurable()
         progress.finish()
         try engine?.close()
-        reportError("\(e.description)", hint: submitted > 0 ? "the \(submitted) points before it are stored; fix the input and run again" : nil)
+        let seconds = Date().timeIntervalSince(start)
+        if maxErrors > 0 {
+            try reject(e)
+            reportError("stopped at line \(e.line): more than --max-errors \(maxErrors) bad lines",
+                        hint: "the \(submitted) good points before it are stored; after a fix, resume with --start-line \(e.line)")
+        } else {
+            reportError(e.description, hint: submitted > 0 ? "the \(submitted) points before it are stored; fix the input and run again" : nil)
+        }
+        printSummary(failed: true, seconds: seconds, durableSeconds: seconds, unindexed: .null)
         return 2
     }
     progress.update(count: submitted, bytes: reader.bytesRead, force: true)
@@ -116,15 +168,25 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         }
         unindexed = .int(Int64(collection.status.unindexedPoints))
         try engine.close()
+    } else if case .remote(let client) = target {
+        // The same as embedded: wait until the server has applied and indexed the points (its
+        // status green: no queue, unindexed points under the threshold), at most 10 minutes.
+        if !args.has("no-optimize") {
+            let status = StatusLine(quiet: args.quiet)
+            status.show("upsert \(name): \(submitted) points durable; indexing...")
+            let deadline = Date().addingTimeInterval(600)
+            while try call(client, "GET", "/collections/\(name)")["status"]?.stringValue != "green"
+                    || (try call(client, "GET", "/collections/\(name)/info")["queue_depth"]?.intValue ?? 0) > 0 {
+                if Date() > deadline {
+                    printError("vq: warning: the server is still indexing \"\(name)\" after 10 minutes; not waiting longer")
+                    break
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            status.clear()
+        }
+        unindexed = try call(client, "GET", "/collections/\(name)/info")["unindexed_points"] ?? .null
     }
-    let seconds = Date().timeIntervalSince(start)
-    let summary: JSON = .object([
-        ("collection", .string(name)), ("points", .int(Int64(submitted))), ("batches", .int(Int64(batches))),
-        ("seconds", .double((seconds * 1000).rounded() / 1000)),
-        ("durable_seconds", .double((durableSeconds * 1000).rounded() / 1000)),
-        ("points_per_second", .int(Int64(Double(submitted) / max(seconds, 1e-9)))),
-        ("unindexed_points", unindexed),
-    ])
-    standardOutput.write(bytes: JSONWriter.bytes(summary) + [0x0A])
+    printSummary(failed: false, seconds: Date().timeIntervalSince(start), durableSeconds: durableSeconds, unindexed: unindexed)
     return 0
 }

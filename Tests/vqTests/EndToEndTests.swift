@@ -95,7 +95,8 @@ import Testing
         let run = try vq(["upsert", "c", "-", "--batch-size", "2", "--data-dir", s.data], stdin: Data((good + bad + "\n" + good).utf8))
         #expect(run.status == 2)
         #expect(run.stderr.contains(message), "\(run.stderr)")
-        #expect(run.stdout.isEmpty)
+        // The summary prints in every outcome: what is stored and the last line read into a point.
+        #expect(run.stdout.hasPrefix(#"{"collection":"c","status":"failed","points":5,"batches":3,"rejected":0,"last_line":5,"#), "\(run.stdout)")
         let info = try vq(["info", "c", "--data-dir", s.data])
         #expect(info.stdout.contains("\"points\":5"))
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 
@@ -100,5 +103,62 @@ import Testing
         #expect(loaded.status == 0 && loaded.stderr.components(separatedBy: "warning").count == 2 && loaded.stderr.contains("shard_key and order_value"),
                 "\(loaded.stderr)")
         #expect(try vq(["count", "b"] + data).stdout == #"{"collection":"b","count":44}"# + "\n")
+    }
+}
+
+/// A nightly batch: bad lines skipped and reported, a run killed part-way and resumed.
+@Suite struct NightlyBatchTests {
+    @Test("--max-errors skips bad lines (stderr, --rejects); SIGKILL part-way, resumed with --start-line: exactly the good lines stored")
+    func killedAndResumed() throws {
+        let scratch = Scratch()
+        let data = ["--data-dir", scratch.data]
+        var rng = Rng(state: 5)
+        let count = 30_000
+        let bad: Set<Int> = [3, 777, 12_345, 29_999]  // 0-based line indexes
+        var lines: [String] = []
+        for i in 0..<count {
+            if bad.contains(i) { lines.append(i % 2 == 0 ? #"{"id":\#(i),"vector":[1,2]}"# : "{oops \(i)") } else {
+                lines.append(#"{"id":\#(i),"vector":[\#(rng.vector(8).map { "\($0)" }.joined(separator: ","))],"payload":{"n":\#(i)}}"#)
+            }
+        }
+        let file = scratch.path + "/nightly.jsonl"
+        try writeFile(file, lines.joined(separator: "\n") + "\n")
+        #expect(try vq(["create-collection", "n", "--dim", "8"] + data).status == 0)
+
+        // Without --max-errors the first bad line stops the run; the summary still prints.
+        let stopped = try vq(["upsert", "n", file, "--no-optimize", "-q"] + data)
+        #expect(stopped.status == 2 && stopped.stderr.contains("line 4:"), "\(stopped.stderr)")
+        #expect(stopped.stdout.contains(#""status":"failed","points":3,"batches":1,"rejected":0,"last_line":3"#), "\(stopped.stdout)")
+        // Too few allowed: stops at the third bad line, names where to resume.
+        let tooMany = try vq(["upsert", "n", file, "--max-errors", "2", "--no-optimize", "-q"] + data)
+        #expect(tooMany.status == 2 && tooMany.stderr.contains("--start-line 12346") && tooMany.stdout.contains(#""rejected":3"#),
+                "\(tooMany.stderr) \(tooMany.stdout)")
+
+        // Start again from an empty collection.
+        #expect(try vq(["delete-collection", "n"] + data).status == 0 && vq(["create-collection", "n", "--dim", "8"] + data).status == 0)
+        // A run killed part-way (wherever it is when the signal lands: any moment is a valid test), then resumed from the
+        // first line whose point is not stored: every good line stored, no bad one.
+        let process = Process()
+        process.executableURL = vqBinary
+        process.arguments = ["upsert", "n", file, "--max-errors", "10", "--batch-size", "64", "--no-optimize", "-q"] + data
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(150_000)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let stored = Set(try vq(["export", "n", "-q"] + data).stdout.split(separator: "\n").compactMap {
+            Int($0.split(separator: ",")[0].dropFirst(6))
+        })
+        let resume = (0..<count).first { !bad.contains($0) && !stored.contains($0) }.map { $0 + 1 } ?? count
+        let rejects = scratch.path + "/rejects.jsonl"
+        let resumed = try vq(["upsert", "n", file, "--max-errors", "10", "--rejects", rejects, "--start-line", "\(resume)", "-q"] + data)
+        let skippedBad = bad.filter { $0 + 1 >= resume }
+        #expect(resumed.status == 0 && resumed.stdout.contains(#""status":"ok""#) && resumed.stdout.contains(#""rejected":\#(skippedBad.count)"#)
+                && resumed.stdout.contains(#""last_line":\#(count - 1)"#), "resumed at \(resume): \(resumed.stdout) \(resumed.stderr)")
+        for i in skippedBad { #expect(resumed.stderr.contains("line \(i + 1):")) }
+        #expect(try String(contentsOfFile: rejects, encoding: .utf8) == skippedBad.sorted().map { lines[$0] + "\n" }.joined())
+        let ids = try vq(["export", "n", "-q"] + data).stdout.split(separator: "\n").compactMap { Int($0.split(separator: ",")[0].dropFirst(6)) }
+        #expect(ids == (0..<count).filter { !bad.contains($0) }, "\(ids.count) stored")
     }
 }

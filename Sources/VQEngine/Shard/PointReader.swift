@@ -162,6 +162,8 @@ package final class PointReader {
     /// Keys of Qdrant's scroll records that carry nothing vq stores (`shard_key`, `order_value`),
     /// skipped where they occurred; in order of first sight.
     package private(set) var ignoredKeys: [String] = []
+    /// The text of the last JSONL line refused (for a rejects file).
+    package private(set) var rejectedLine: [UInt8] = []
     private var npyRemaining = 0
     /// A named-vector line's vectors, by VectorLayout number, and its sparse ones.
     private var named: [[Float]?] = []
@@ -200,6 +202,23 @@ package final class PointReader {
         return true
     }
 
+    /// Passes over the lines (records) before `line` (1-based) without reading their points:
+    /// a resumed run (`vq upsert --start-line`).
+    /// - Returns: false when the input ended first.
+    package func skip(toLine line: Int) throws -> Bool {
+        var scratch: [Float] = []
+        while recordNumber < line - 1 {
+            if format == .jsonl {
+                recordNumber += 1
+                guard try input.nextLine({ _ in () }) != nil else { return false }
+            } else {
+                scratch.removeAll(keepingCapacity: true)
+                guard try next(into: &scratch) != nil else { return false }
+            }
+        }
+        return true
+    }
+
     package var totalBytes: Int? { input.totalBytes }
     package var bytesRead: Int { input.bytesConsumed }
 
@@ -222,9 +241,11 @@ package final class PointReader {
                         return try parsePointLine(line, into: &vectors)
                     } catch let e as JSONParseError {
                         vectors.removeLast(vectors.count - before)
+                        rejectedLine = Array(line)
                         throw fail("invalid JSON: \(e)")
                     } catch let e as VQError {
                         vectors.removeLast(vectors.count - before)
+                        rejectedLine = Array(line)
                         throw fail(e.message)
                     }
                 }
