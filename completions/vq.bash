@@ -31,9 +31,11 @@ _vq() {
         --update-queue-bytes) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--if-not-exists --dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --quantization --quantile --prevent-unoptimized --update-queue-size --update-queue-bytes --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--if-not-exists --dim --distance --shards --replication-factor --write-consistency-factor --read-fan-out-delay-ms --read-fan-out-factor --m --ef-construct --full-scan-threshold --indexing-threshold --max-segment-size --max-indexing-threads --default-segment-number --quantization --quantile --prevent-unoptimized --update-queue-size --update-queue-bytes --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         fi
         ;;
     upsert)
@@ -46,9 +48,11 @@ _vq() {
         --start-line) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--format --batch-size --id-offset --no-optimize --max-errors --rejects --start-line --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--format --batch-size --id-offset --no-optimize --max-errors --rejects --start-line --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         else
@@ -70,9 +74,11 @@ _vq() {
         --format) COMPREPLY=($(compgen -W "json table" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --filter --exact --oversampling --no-rescore --no-quantization --using --sparse --prefetch --fusion --hnsw-ef --indexed-only --format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--vector --queries --limit --with-payload --filter --exact --oversampling --no-rescore --no-quantization --using --sparse --prefetch --fusion --hnsw-ef --indexed-only --format --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -86,9 +92,11 @@ _vq() {
         --prevent-unoptimized) COMPREPLY=($(compgen -W "true false" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--read-fan-out-delay-ms --read-fan-out-factor --write-consistency-factor --indexing-threshold --prevent-unoptimized --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--read-fan-out-delay-ms --read-fan-out-factor --write-consistency-factor --indexing-threshold --prevent-unoptimized --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -97,9 +105,11 @@ _vq() {
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -108,9 +118,11 @@ _vq() {
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -119,18 +131,22 @@ _vq() {
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         fi
         ;;
     info)
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -139,9 +155,11 @@ _vq() {
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--with-vectors --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--with-vectors --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -151,9 +169,11 @@ _vq() {
         --filter) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--filter --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--filter --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -164,9 +184,11 @@ _vq() {
         --batch-size) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--filter --with-vectors --batch-size --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--filter --with-vectors --batch-size --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -177,9 +199,11 @@ _vq() {
         --filter) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--ids --filter --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--ids --filter --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -188,9 +212,11 @@ _vq() {
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--if-exists --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--if-exists --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -199,9 +225,11 @@ _vq() {
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -210,9 +238,11 @@ _vq() {
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--wait --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--wait --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
@@ -238,10 +268,9 @@ _vq() {
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-        --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     join)
@@ -265,10 +294,9 @@ _vq() {
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-        --url) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     cluster)
@@ -276,9 +304,11 @@ _vq() {
         --format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--format --force --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--format --force --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         fi
         ;;
     bench)
@@ -308,9 +338,11 @@ _vq() {
         --rate) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --quantization --quantile --oversampling --default-path --default-segment-number --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --quantization --quantile --oversampling --default-path --default-segment-number --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         fi
         ;;
     help)

@@ -19,11 +19,17 @@ struct Arguments {
     private(set) var flags: Set<String> = []
     private(set) var positionals: [String] = []
     private let environment: [String: String]
+    /// The client config file's settings, by option name (commands that may talk to a server).
+    private var fileValues: [String: String] = [:]
+
+    /// Where an option's value came from: precedence is flag, then environment, then file.
+    enum Source { case flag, environment, file }
 
     /// Parses `args` (after the subcommand name) against `spec`.
     init(spec: CommandSpec, args: [String], environment: [String: String]) throws {
         self.spec = spec
         self.environment = environment
+        if spec.usesData && !spec.peer { fileValues = try ClientConfig.load(environment) }
         let options = spec.allOptions
         var i = 0
         var onlyPositionals = false
@@ -98,11 +104,22 @@ struct Arguments {
         }
     }
 
-    /// The option's value, else its environment variable's.
+    /// The option's value, else its environment variable's, else the client config file's.
     func string(_ name: String) -> String? {
-        if let v = values[name] { return v }
-        if let env = spec.allOptions.first(where: { $0.long == name })?.env, let v = environment[env], !v.isEmpty { return v }
-        return nil
+        source(name).flatMap { source in
+            switch source {
+            case .flag: return values[name]
+            case .environment: return spec.allOptions.first { $0.long == name }?.env.flatMap { environment[$0] }
+            case .file: return fileValues[name]
+            }
+        }
+    }
+
+    /// Where `string(name)` comes from; nil when unset.
+    func source(_ name: String) -> Source? {
+        if values[name] != nil { return .flag }
+        if let env = spec.allOptions.first(where: { $0.long == name })?.env, let v = environment[env], !v.isEmpty { return .environment }
+        return fileValues[name] != nil ? .file : nil
     }
 
     /// An integer option within `range`, or `fallback` when absent.
@@ -180,4 +197,43 @@ func editDistance(_ a: String, _ b: String) -> Int {
         swap(&prev, &cur)
     }
     return prev[b.count]
+}
+
+/// The client config file: `VQ_CONFIG`, else `~/.config/vq/config.json` when it exists. A JSON
+/// object of `url`, `api_key`, `data_dir` and `timeout`; anything else is refused by name.
+enum ClientConfig {
+    static let keys: [String: String] = ["url": "url", "api_key": "api-key", "data_dir": "data-dir", "timeout": "timeout"]
+
+    /// The file's settings by option name.
+    static func load(_ environment: [String: String]) throws -> [String: String] {
+        let path: String
+        if let p = environment["VQ_CONFIG"], !p.isEmpty {
+            guard FileIO.exists(p) else { throw UsageError(message: "VQ_CONFIG names \(p), which does not exist") }
+            path = p
+        } else if let home = environment["HOME"], !home.isEmpty, FileIO.exists(home + "/.config/vq/config.json") {
+            path = home + "/.config/vq/config.json"
+        } else {
+            return [:]
+        }
+        let json: JSON
+        do { json = try JSONParser.parse(try FileIO.readAll(path)) } catch {
+            throw UsageError(message: "the client config \(path) is not valid JSON: \(error)")
+        }
+        guard case .object(let members) = json else { throw UsageError(message: "the client config \(path) is \(json.typeName); expected a JSON object") }
+        var out: [String: String] = [:]
+        for (key, value) in members {
+            guard let option = keys[key] else {
+                throw UsageError(message: "the client config \(path) has an unknown key \"\(key)\"" + suggestion(key, Array(keys.keys))
+                                 + "; expected url, api_key, data_dir or timeout")
+            }
+            switch (key, value) {
+            case ("timeout", _):
+                guard let d = value.doubleValue else { throw UsageError(message: "the client config \(path): timeout is \(value.typeName); expected seconds") }
+                out[option] = String(d)
+            case (_, .string(let s)): out[option] = s
+            default: throw UsageError(message: "the client config \(path): \(key) is \(value.typeName); expected a string")
+            }
+        }
+        return out
+    }
 }

@@ -45,7 +45,7 @@ func benchRemote(_ args: Arguments, _ client: HTTPClient) throws -> Int32 {
     var threads: [Thread] = []
     for c in 0..<clients {
         let t = Thread {
-            guard let http = try? HTTPClient(url: url, timeout: 30) else { errors.add(1, ordering: .relaxed); return }
+            guard let http = try? HTTPClient(url: url, timeout: client.timeout, headers: client.headers) else { errors.add(1, ordering: .relaxed); return }
             var mine: [Double] = []
             var i = c
             let interval = rate.map { UInt64(Double(clients) / $0 * 1e9) } ?? 0

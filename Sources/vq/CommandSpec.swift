@@ -47,9 +47,12 @@ struct CommandSpec {
     var built = true
     /// Whether the data-directory options apply.
     var usesData = true
+    /// A peer (serve, join): it has a data directory but is no client of another server.
+    var peer = false
 
     var allOptions: [OptionSpec] {
-        options + (usesData ? CommandSpec.dataOptions : []) + CommandSpec.globalOptions
+        let data = !usesData ? [] : peer ? [CommandSpec.dataOptions[0]] : CommandSpec.dataOptions + CommandSpec.clientOptions
+        return options + data + CommandSpec.globalOptions
     }
 
     var synopsis: String {
@@ -68,6 +71,14 @@ extension CommandSpec {
                    defaultText: "./vq-data", completion: .directory),
         OptionSpec(long: "url", value: "URL", help: "Talk to the vq server or cluster at URL instead of opening a data directory.",
                    env: "VQ_URL"),
+    ]
+
+    /// How a command reaches a server (with --url, or the server holding the data directory).
+    /// Each may also come from the client config file (VQ_CONFIG, else ~/.config/vq/config.json).
+    static let clientOptions: [OptionSpec] = [
+        OptionSpec(long: "api-key", value: "KEY", help: "API key the server requires (sent as the api-key header).", env: "VQ_API_KEY"),
+        OptionSpec(long: "timeout", value: "S", help: "Seconds to wait for the server's answer to one request.", env: "VQ_TIMEOUT",
+                   defaultText: "30"),
     ]
 
     static let globalOptions: [OptionSpec] = [
@@ -428,7 +439,8 @@ extension CommandSpec {
             examples: [
                 ("Serve ./vq-data on the default port:", "vq serve"),
                 ("On all interfaces with an API key from the environment:", "VQ_API_KEY=secret vq serve --listen 0.0.0.0:6333"),
-            ]
+            ],
+            peer: true
         ),
         CommandSpec(
             name: "join",
@@ -444,7 +456,8 @@ extension CommandSpec {
             arguments: [ArgumentSpec(name: "URL", help: "Any member of the cluster.")],
             options: serveOptions,
             examples: [("Join the cluster of a local peer:",
-                        "VQ_CLUSTER_SECRET=$(vq cluster token --data-dir peer1) vq join http://127.0.0.1:6333 --data-dir peer2 --listen 127.0.0.1:6334")]
+                        "VQ_CLUSTER_SECRET=$(vq cluster token --data-dir peer1) vq join http://127.0.0.1:6333 --data-dir peer2 --listen 127.0.0.1:6334")],
+            peer: true
         ),
         CommandSpec(
             name: "cluster",

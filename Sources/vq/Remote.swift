@@ -8,9 +8,12 @@ enum Target {
 }
 
 /// `--url`/`VQ_URL` means remote; so does a data directory held by a running `vq serve`
-/// (its lock file records the address); otherwise the command opens the directory itself.
+/// (its lock file records the address); otherwise the command opens the directory itself. A
+/// url from the client config file gives way to a data directory given by flag or environment.
 func resolveTarget(_ args: Arguments) throws -> Target {
-    if let url = args.string("url") { return .remote(try HTTPClient(url: url)) }
+    if let url = args.string("url"), !(args.source("url") == .file && [.flag, .environment].contains(args.source("data-dir"))) {
+        return .remote(try httpClient(args, url))
+    }
     let dir = DataDirectory(args.dataDir)
     if FileIO.exists(dir.lockFile) {
         let holder = DirectoryLock.readHolder(dir)
@@ -18,17 +21,22 @@ func resolveTarget(_ args: Arguments) throws -> Target {
             // Only if the holder really still holds it: try the lock without keeping it.
             if (try? DirectoryLock(dir)) == nil {
                 if !args.quiet { printError("vq: \(args.dataDir) is served by process \(pid) at \(address); talking to it") }
-                return .remote(try HTTPClient(url: address))
+                return .remote(try httpClient(args, address))
             }
         }
     }
     return .embedded
 }
 
+/// A client of the server at `url` with the command's --timeout and --api-key.
+func httpClient(_ args: Arguments, _ url: String) throws -> HTTPClient {
+    let timeout = args.string("timeout") == nil ? 30 : try args.double("timeout", in: 0.001...86_400)
+    return try HTTPClient(url: url, timeout: timeout, headers: args.string("api-key").map { [("api-key", $0)] } ?? [])
+}
+
 /// One API call: JSON in, the envelope's `result` out; errors become VQError with the server's message.
 func call(_ client: HTTPClient, _ method: String, _ path: String, _ body: JSON? = nil, rawBody: [UInt8]? = nil) throws -> JSON {
-    var headers: [(String, String)] = []
-    if let key = ProcessInfo.processInfo.environment["VQ_API_KEY"], !key.isEmpty { headers.append(("api-key", key)) }
+    let headers: [(String, String)] = []
     var attempt = 0
     while true {
         let response = try client.send(method, path, body: rawBody ?? body.map { JSONWriter.bytes($0) }, headers: headers)

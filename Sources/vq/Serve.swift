@@ -14,7 +14,14 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         do { file = try JSONParser.parse(try FileIO.readAll(path)) } catch let e as JSONParseError {
             throw UsageError(message: "--config \(path) is not valid JSON: \(e)")
         }
-        guard case .object = file else { throw UsageError(message: "--config \(path) must hold a JSON object") }
+        guard case .object(let members) = file else { throw UsageError(message: "--config \(path) must hold a JSON object") }
+        // Every key names a setting: a misspelt one ("lisen") would otherwise leave its default in force.
+        let known = args.spec.allOptions.filter { $0.long != "config" && $0.long != "help" && $0.long != "quiet" }
+            .map { $0.long.replacingOccurrences(of: "-", with: "_") }
+        for (key, _) in members where !known.contains(key) {
+            throw UsageError(message: "--config \(path) has an unknown setting \"\(key)\"" + suggestion(key, known)
+                             + "; expected the flags' names in snake_case (listen, api_key, data_dir, ...)")
+        }
     }
     func setting(_ flag: String) -> String? {
         if let v = args.string(flag) { return v }
@@ -32,6 +39,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         guard let v = Double(text), v > 0, v < 1e15 else { throw UsageError(message: "--\(flag) is '\(text)'; expected a positive number") }
         return v
     }
+    let dataDir = setting("data-dir") ?? args.dataDir
     let listen = setting("listen") ?? "127.0.0.1:6333"
     guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65_535).contains(port) else {
         throw UsageError(message: "--listen is '\(listen)'; expected HOST:PORT such as 127.0.0.1:6333")
@@ -110,11 +118,11 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     }
     let address = "http://\(http.host):\(server.port)"
     api.advertisedURL = address
-    let (directory, directoryLock) = try Engine.lock(path: args.dataDir, address: address)
+    let (directory, directoryLock) = try Engine.lock(path: dataDir, address: address)
     let advertise = setting("advertise") ?? address
     guard (try? ClusterState.checkURI(advertise)) != nil else { throw UsageError(message: "--advertise is '\(advertise)'; expected http://HOST:PORT") }
     if let join, ClusterNode.hasLog(directory) {
-        throw UsageError(message: "\(args.dataDir) already belongs to a cluster; start it with 'vq serve --data-dir \(args.dataDir)' (it rejoins by itself), not 'vq join \(join)'")
+        throw UsageError(message: "\(dataDir) already belongs to a cluster; start it with 'vq serve --data-dir \(dataDir)' (it rejoins by itself), not 'vq join \(join)'")
     }
     let latencyAware: Bool
     switch setting("read-replica-choice") ?? "latency" {
@@ -135,7 +143,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     if cluster.secretGenerated {
         // Where the secret is, not the secret itself: logs travel further than the data directory.
         log("cluster secret generated", [("file", .string(directory.clusterSecret)),
-                                         ("join", .string("VQ_CLUSTER_SECRET=$(vq cluster token --data-dir \(args.dataDir)) vq join \(advertise)"))])
+                                         ("join", .string("VQ_CLUSTER_SECRET=$(vq cluster token --data-dir \(dataDir)) vq join \(advertise)"))])
     }
     // The graph, each part given what it uses: distributed collections reach their replicas
     // through the router; the driver carries out committed metadata on local data.
@@ -147,7 +155,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     driver.start()
     server.start()
     cluster.start()
-    log("listening", [("address", .string(address)), ("data_dir", .string(args.dataDir)), ("peer_id", .uint(cluster.id))])
+    log("listening", [("address", .string(address)), ("data_dir", .string(dataDir)), ("peer_id", .uint(cluster.id))])
     if let join {
         // Ask the member at URL to add this peer; it forwards to the leader, which commits the
         // address and then the membership change. Retried while the cluster elects a leader.

@@ -162,3 +162,54 @@ import Testing
         #expect(ids == (0..<count).filter { !bad.contains($0) }, "\(ids.count) stored")
     }
 }
+
+/// --api-key, --timeout and the client config file: flags, then environment, then file.
+@Suite struct ClientConfigTests {
+    @Test("api key and url from flag, environment or config file in that order; a url in the file gives way to a given --data-dir; unknown keys refused")
+    func precedence() throws {
+        let server = try ServerProcess(["--api-key", "right-key-0123456789"])
+        defer { _ = server.stop() }
+        let scratch = Scratch()
+        let config = scratch.path + "/config.json"
+        try writeFile(config, #"{"url":"\#(server.url)","api_key":"right-key-0123456789","timeout":5}"#)
+        let env = ["VQ_CONFIG": config]
+        // From the file alone.
+        #expect(try vq(["create-collection", "c", "--dim", "2"], env: env).status == 0)
+        #expect(try vq(["collections"], env: env).stdout == "c\n")
+        // A flag beats the environment, which beats the file.
+        let wrongFlag = try vq(["collections", "--api-key", "wrong-key-0123456789"], env: env.merging(["VQ_API_KEY": "right-key-0123456789"]) { $1 })
+        #expect(wrongFlag.status == 1 && wrongFlag.stderr.contains("API key"), "\(wrongFlag.stderr)")
+        let wrongEnv = try vq(["collections"], env: env.merging(["VQ_API_KEY": "wrong-key-0123456789"]) { $1 })
+        #expect(wrongEnv.status == 1, "\(wrongEnv.stderr)")
+        #expect(try vq(["collections", "--api-key", "right-key-0123456789", "--url", server.url]).stdout == "c\n")
+        let missing = try vq(["collections", "--url", server.url])
+        #expect(missing.status == 1, "no key: \(missing.stderr)")
+        // --data-dir on the command line means this directory, whatever url the file names.
+        let local = try vq(["collections", "--data-dir", scratch.path + "/empty"], env: env)
+        #expect(local.status == 0 && local.stdout.isEmpty, "\(local.stdout) \(local.stderr)")
+        // Mistakes in the file are usage errors naming the key.
+        try writeFile(config, #"{"url":"\#(server.url)","apikey":"x"}"#)
+        let unknown = try vq(["collections"], env: env)
+        #expect(unknown.status == 2 && unknown.stderr.contains("\"apikey\"") && unknown.stderr.contains("api_key"), "\(unknown.stderr)")
+        try writeFile(config, #"{"timeout":"soon"}"#)
+        #expect(try vq(["collections"], env: env).stderr.contains("timeout"))
+        let gone = try vq(["collections"], env: ["VQ_CONFIG": scratch.path + "/nope.json"])
+        #expect(gone.status == 2 && gone.stderr.contains("nope.json"))
+        // vq serve is no client: it takes no --url.
+        #expect(try vq(["serve", "--url", server.url]).status == 2)
+    }
+
+    @Test("vq serve --config refuses unknown settings by name and honours data_dir")
+    func serveConfig() throws {
+        let scratch = Scratch()
+        let file = scratch.path + "/serve.json"
+        try writeFile(file, #"{"lisen":"127.0.0.1:0"}"#)
+        let unknown = try vq(["serve", "--config", file])
+        #expect(unknown.status == 2 && unknown.stderr.contains("\"lisen\"") && unknown.stderr.contains("listen"), "\(unknown.stderr)")
+        // data_dir is used: a directory that cannot be made is named in the failure.
+        try writeFile(scratch.path + "/plain", "not a directory")
+        try writeFile(file, #"{"listen":"127.0.0.1:0","data_dir":"\#(scratch.path)/plain/data"}"#)
+        let bad = try vq(["serve", "--config", file])
+        #expect(bad.status != 0 && bad.stderr.contains(scratch.path + "/plain/data"), "\(bad.stderr)")
+    }
+}

@@ -21,11 +21,14 @@ package final class HTTPClient: Sendable {
     package let host: String
     package let port: Int
     package let timeout: Double
+    /// Sent with every request (an api-key).
+    package let headers: [(String, String)]
     private let idle = Mutex<[Int32]>([])
 
     /// - Parameter url: `http://HOST:PORT` (a trailing slash or path is ignored).
     /// - Throws: `.invalidInput` for anything but an http URL with a numeric IPv4 or localhost host.
-    package init(url: String, timeout: Double = 30) throws {
+    package init(url: String, timeout: Double = 30, headers: [(String, String)] = []) throws {
+        self.headers = headers
         guard url.hasPrefix("http://") else { throw VQError.invalid("URL \(url) is not supported; expected http://HOST:PORT") }
         var rest = url.dropFirst(7)
         if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
@@ -71,7 +74,7 @@ package final class HTTPClient: Sendable {
     /// - Throws: `.io` when the server cannot be reached or the answer is malformed.
     package func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> HTTPResponse {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
-        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        for (k, v) in self.headers + headers { head += "\(k): \(v)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         head += "\r\n"
         var bytes = Array(head.utf8)
