@@ -51,4 +51,40 @@ import Testing
             }
         }
     }
+
+    @Test("scripts/install.sh puts vq, its man pages and completions where man and bash find them")
+    func install() throws {
+        let s = Scratch()
+        let prefix = s.path + "/prefix"
+        let script = Process()
+        script.executableURL = URL(fileURLWithPath: "/bin/bash")
+        script.arguments = [Self.repo + "/scripts/install.sh", prefix]
+        script.environment = ProcessInfo.processInfo.environment.merging(["VQ_BINARY": vqBinary.path]) { $1 }
+        script.standardOutput = FileHandle.nullDevice
+        script.standardError = FileHandle.nullDevice
+        try script.run()
+        script.waitUntilExit()
+        #expect(script.terminationStatus == 0)
+        #expect(FileManager.default.isExecutableFile(atPath: prefix + "/bin/vq"))
+        func shell(_ command: String, _ env: [String: String] = [:]) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = ["-c", command]
+            p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        // man finds the pages under the prefix (man -w: where it would read them).
+        #expect(try shell("man -w vq-upsert", ["MANPATH": prefix + "/share/man"]) == prefix + "/share/man/man1/vq-upsert.1")
+        #expect(try shell("man -w vq", ["MANPATH": prefix + "/share/man"]) == prefix + "/share/man/man1/vq.1")
+        // bash completes commands from the installed file.
+        let words = try shell("source \(prefix)/share/bash-completion/completions/vq; COMP_WORDS=(vq delete); COMP_CWORD=1; _vq; echo ${COMPREPLY[*]}")
+        #expect(Set(words.split(separator: " ")) == ["delete-index", "delete", "delete-collection"], "\(words)")
+        #expect(try shell("\(prefix)/bin/vq --version").hasPrefix("vq "))
+    }
 }
