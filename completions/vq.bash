@@ -270,7 +270,7 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     join)
@@ -296,7 +296,7 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     cluster)

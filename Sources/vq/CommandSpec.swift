@@ -124,8 +124,10 @@ extension CommandSpec {
         OptionSpec(long: "read-replica-choice", value: "HOW",
                    help: "Which replica a read asks first after the local one: latency (fewest outstanding, then recent EWMA) or round-robin.",
                    defaultText: "latency", completion: .choices(["latency", "round-robin"])),
-        OptionSpec(long: "log-format", value: "FORMAT", help: "text or json.", defaultText: "text",
+        OptionSpec(long: "log-format", value: "FORMAT", help: "text or json (one object per line).", defaultText: "text",
                    completion: .choices(["text", "json"])),
+        OptionSpec(long: "log-requests", help: "Log one line per request: method, path, status, response bytes, microseconds."),
+        OptionSpec(long: "verbose", short: "v", help: "Log more: every request (as --log-requests)."),
     ]
 
     static let commands: [CommandSpec] = [
@@ -433,7 +435,9 @@ extension CommandSpec {
             then stops accepting, finishes requests in flight, flushes and releases the directory. The lock file \
             records the address, so embedded commands on the same directory are told where the server is. \
             Settings come from flags, then VQ_* environment variables (VQ_LISTEN, VQ_API_KEY, ...), then --config \
-            FILE (a JSON object with the same names in snake_case), then defaults. Logs go to stderr, one line per event.
+            FILE (a JSON object with the same names in snake_case; an unknown name is refused), then defaults. \
+            Logs go to stderr, one line per event with an ISO-8601 UTC time (--log-format json: one JSON object \
+            per line); --log-requests (or -v) adds one per request.
             """,
             options: serveOptions,
             examples: [

@@ -77,12 +77,14 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     case let other: throw UsageError(message: "--log-format is '\(other)'; expected text or json")
     }
     @Sendable func log(_ event: String, _ fields: [(String, JSON)] = []) {
+        let time = isoTime()
         if jsonLogs {
-            printError(JSONWriter.string(.object([("time", .double(Date().timeIntervalSince1970)), ("event", .string(event))] + fields)))
+            printError(JSONWriter.string(.object([("time", .string(time)), ("event", .string(event))] + fields)))
         } else {
-            printError("vq serve: \(event)" + fields.map { " \($0.0)=\(JSONWriter.string($0.1))" }.joined())
+            printError("\(time) vq serve: \(event)" + fields.map { " \($0.0)=\(JSONWriter.string($0.1))" }.joined())
         }
     }
+    let logRequests = args.has("log-requests") || args.has("verbose") || setting("log-requests") == "true" || setting("verbose") == "true"
 
     // A client that disconnects must not kill the server: writes to it fail with EPIPE instead.
     signal(SIGPIPE, SIG_IGN)
@@ -114,7 +116,16 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     // Bind first (to learn the port), then lock the directory recording the address.
     nonisolated(unsafe) var apiRef: QdrantAPI?
     let server = try HTTPServer(config: http) { request in
-        apiRef?.work(for: request) ?? HTTPWork(inline: true) { HTTPResponse.text(503, "starting") }
+        let work = apiRef?.work(for: request) ?? HTTPWork(inline: true) { HTTPResponse.text(503, "starting") }
+        guard logRequests else { return work }
+        return HTTPWork(inline: work.inline) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let response = work.run()
+            log("request", [("method", .string(request.method)), ("path", .string(request.path)), ("status", .int(Int64(response.status))),
+                            ("bytes", .int(Int64(response.body.count))),
+                            ("us", .int(Int64((DispatchTime.now().uptimeNanoseconds - start) / 1_000)))])
+            return response
+        }
     }
     let address = "http://\(http.host):\(server.port)"
     api.advertisedURL = address
@@ -191,4 +202,16 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     log("stopped")
     _ = sources
     return 0
+}
+
+/// Now as ISO-8601 UTC with milliseconds: 2026-11-29T20:21:00.123Z.
+func isoTime(_ date: Date = Date()) -> String {
+    let seconds = date.timeIntervalSince1970
+    var t = time_t(seconds.rounded(.down))
+    var parts = tm()
+    gmtime_r(&t, &parts)
+    let ms = Int((seconds - seconds.rounded(.down)) * 1000)
+    func pad(_ v: Int32, _ width: Int) -> String { String(repeating: "0", count: max(0, width - String(v).count)) + String(v) }
+    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+        + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Testing
+import VQEngine
 
 /// get, count, export, delete, delete-collection and create-collection --if-not-exists, embedded
 /// and through a server.
@@ -211,5 +212,36 @@ import Testing
         try writeFile(file, #"{"listen":"127.0.0.1:0","data_dir":"\#(scratch.path)/plain/data"}"#)
         let bad = try vq(["serve", "--config", file])
         #expect(bad.status != 0 && bad.stderr.contains(scratch.path + "/plain/data"), "\(bad.stderr)")
+    }
+}
+
+/// vq serve --log-requests / -v: one line per request.
+@Suite struct RequestLogTests {
+    @Test("--log-requests logs method, path, status, bytes and microseconds per request, as JSON with --log-format json; -v as text")
+    func requestLines() throws {
+        let json = try ServerProcess(["--log-requests", "--log-format", "json"])
+        #expect(try vq(["collections", "--url", json.url]).status == 0)
+        #expect(try vq(["info", "nope", "--url", json.url]).status == 1)
+        let (_, log) = json.stop()
+        let events = log.split(separator: "\n").compactMap { try? JSONParser.parse(Array($0.utf8)) }
+        let requests = events.filter { $0["event"]?.stringValue == "request" }
+        func has(_ path: String, _ status: Int64) -> Bool {
+            requests.contains { r in r["method"]?.stringValue == "GET" && r["path"]?.stringValue == path && r["status"]?.intValue == status }
+        }
+        #expect(has("/collections", 200), "\(log)")
+        #expect(has("/collections/nope/info", 404))
+        for r in requests {
+            #expect((r["bytes"]?.intValue ?? -1) > 0 && (r["us"]?.intValue ?? -1) >= 0)
+            let time = r["time"]?.stringValue ?? ""
+            #expect(time.count == 24 && time.hasSuffix("Z") && time.dropFirst(10).hasPrefix("T"), "ISO-8601: \(time)")
+        }
+        let text = try ServerProcess(["-v"])
+        #expect(try vq(["collections", "--url", text.url]).status == 0)
+        let (_, textLog) = text.stop()
+        #expect(textLog.contains(#"vq serve: request method="GET" path="/collections" status=200 bytes="#), "\(textLog)")
+        // Without the flag nothing per request.
+        let quiet = try ServerProcess()
+        #expect(try vq(["collections", "--url", quiet.url]).status == 0)
+        #expect(!quiet.stop().1.contains("request method"))
     }
 }
