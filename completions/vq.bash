@@ -309,6 +309,8 @@ _vq() {
         esac
         if [[ "$cur" == -* ]]; then
             COMPREPLY=($(compgen -W "--format --force --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "status remove-peer token" -- "$cur"))
         fi
         ;;
     bench)
@@ -321,7 +323,7 @@ _vq() {
         --seed) COMPREPLY=(); return ;;
         --save-dataset) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --distance) COMPREPLY=($(compgen -W "cosine dot euclid manhattan" -- "$cur")); return ;;
-        --k) COMPREPLY=(); return ;;
+        --limit|-k) COMPREPLY=(); return ;;
         --ef) COMPREPLY=(); return ;;
         --m) COMPREPLY=(); return ;;
         --ef-construct) COMPREPLY=(); return ;;
@@ -342,7 +344,7 @@ _vq() {
         --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --k --ef --m --ef-construct --threads --full-scan-threshold --quantization --quantile --oversampling --default-path --default-segment-number --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--base --queries --groundtruth --synthetic --queries-count --seed --save-dataset --distance --limit --ef --m --ef-construct --threads --full-scan-threshold --quantization --quantile --oversampling --default-path --default-segment-number --named-vectors --scenario --duration --json --collection --clients --rate --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         fi
         ;;
     help)

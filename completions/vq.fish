@@ -251,7 +251,7 @@ complete -c vq -n '__fish_seen_subcommand_from bench' -l queries-count -x -d 'Qu
 complete -c vq -n '__fish_seen_subcommand_from bench' -l seed -x -d 'Seed for --synthetic.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l save-dataset -r -a '(__fish_complete_directories)' -d 'Also write the dataset (and ground truth) as .fvecs/.ivecs to DIR.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l distance -x -a 'cosine dot euclid manhattan' -d 'cosine, dot, euclid or manhattan.'
-complete -c vq -n '__fish_seen_subcommand_from bench' -l k -x -d 'Neighbours per query (recall@K).'
+complete -c vq -n '__fish_seen_subcommand_from bench' -l limit -s k -x -d 'Neighbours per query (recall@K), as vq search --limit.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l ef -x -d 'hnsw_ef values to sweep, comma-separated.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l m -x -d 'HNSW links per node.'
 complete -c vq -n '__fish_seen_subcommand_from bench' -l ef-construct -x -d 'HNSW build beam width.'

@@ -21,6 +21,8 @@ struct Arguments {
     private let environment: [String: String]
     /// The client config file's settings, by option name (commands that may talk to a server).
     private var fileValues: [String: String] = [:]
+    /// How each option given was spelt (`-k` or `--limit`), for messages.
+    private var spelled: [String: String] = [:]
 
     /// Where an option's value came from: precedence is flag, then environment, then file.
     enum Source { case flag, environment, file }
@@ -83,6 +85,7 @@ struct Arguments {
                     i += 1
                 }
                 values[spec.long] = value
+                spelled[spec.long] = arg.hasPrefix("--") ? "--" + spec.long : "-" + String(spec.short!)
             } else {
                 if inline != nil {
                     throw UsageError(message: "option '--\(spec.long)' takes no value", command: self.spec.name)
@@ -115,6 +118,15 @@ struct Arguments {
         }
     }
 
+    /// The option as the user gave it, for messages: `-k`, `--limit`, `VQ_TIMEOUT`, or the config file's key.
+    func label(_ name: String) -> String {
+        switch source(name) {
+        case .environment?: return spec.allOptions.first { $0.long == name }?.env ?? "--" + name
+        case .file?: return "\(ClientConfig.keys.first { $0.value == name }?.key ?? name) in the client config"
+        default: return spelled[name] ?? "--" + name
+        }
+    }
+
     /// Where `string(name)` comes from; nil when unset.
     func source(_ name: String) -> Source? {
         if values[name] != nil { return .flag }
@@ -128,7 +140,7 @@ struct Arguments {
         guard let v = Int(text), range.contains(v) else {
             let expected = range == Int.min...Int.max ? "an integer"
                 : range.upperBound == Int.max ? "an integer of at least \(range.lowerBound)" : "an integer from \(range.lowerBound) to \(range.upperBound)"
-            throw UsageError(message: "--\(name) is '\(text)'; expected \(expected)", command: spec.name)
+            throw UsageError(message: "\(label(name)) is '\(text)'; expected \(expected)", command: spec.name)
         }
         return v
     }
@@ -137,7 +149,7 @@ struct Arguments {
     func double(_ name: String, in range: ClosedRange<Double>) throws -> Double {
         let text = string(name) ?? ""
         guard let v = Double(text), v.isFinite, range.contains(v) else {
-            throw UsageError(message: "--\(name) is '\(text)'; expected a number from \(range.lowerBound) to \(range.upperBound)", command: spec.name)
+            throw UsageError(message: "\(label(name)) is '\(text)'; expected a number from \(range.lowerBound) to \(range.upperBound)", command: spec.name)
         }
         return v
     }

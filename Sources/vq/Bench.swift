@@ -6,7 +6,7 @@ import VQEngine
 /// Build = ingest through the engine (WAL, queue, segments) + `optimize` (HNSW),
 /// in a temporary data directory unless --data-dir is given.
 func bench(_ args: Arguments) throws -> Int32 {
-    let k = try args.int("k", default: 10, in: 1...1000)
+    let k = try args.int("limit", default: 10, in: 1...1000)
     let threads = try args.int("threads", default: ProcessInfo.processInfo.activeProcessorCount, in: 1...1024)
     let efs = try (args.string("ef") ?? "16,32,48,64,96,128").split(separator: ",").map { text -> Int in
         guard let v = Int(text.trimmingCharacters(in: .whitespaces)), v >= 1 else {
@@ -20,7 +20,7 @@ func bench(_ args: Arguments) throws -> Int32 {
     }
     // Options a scenario has no use for are refused by name, not ignored.
     try args.refuse(["collection", "clients", "rate"], "without --url (they drive a server)")
-    let generated = ["base", "queries", "groundtruth", "save-dataset", "distance", "k", "m", "ef-construct", "full-scan-threshold",
+    let generated = ["base", "queries", "groundtruth", "save-dataset", "distance", "limit", "m", "ef-construct", "full-scan-threshold",
                      "quantization", "quantile", "oversampling", "default-path", "default-segment-number", "named-vectors", "duration"]
     if args.string("scenario") == "sparse" || args.string("scenario") == "multi" {
         try args.refuse(generated + (args.string("scenario") == "sparse" ? ["ef"] : ["threads"]), "to --scenario \(args.string("scenario")!)")
@@ -172,7 +172,7 @@ func loadBenchDataset(_ args: Arguments, k: Int, distance: Distance) throws -> B
     let base = try BenchDataset.readVectors(basePath)
     let queries = try BenchDataset.readVectors(queryPath)
     guard base.dim == queries.dim else {
-        throw VQError.invalid("queries have \(queries.dim) dimensions; the base vectors have \(base.dim)")
+        throw VQError.invalid("queries have \(dimensions(queries.dim)); the base vectors have \(base.dim)")
     }
     var d = BenchDataset(name: URL(fileURLWithPath: basePath).deletingLastPathComponent().lastPathComponent, dim: base.dim,
                          base: base.data, queries: queries.data, truth: [])
@@ -339,8 +339,10 @@ struct BenchResult {
         var s = "dataset \(dataset.name): \(dataset.count) x \(dataset.dim), \(dataset.queryCount) queries, k=\(k), kernels \(Kernels.level)\n"
         s += String(format: "build: ingest %.3f s + index %.3f s = %.3f s (%d threads), %d segment(s)\n", ingestSeconds, indexSeconds,
                     ingestSeconds + indexSeconds, threads, segments)
-        s += String(format: "%6@ %9@ %10@ %10@ %9@ %9@ %9@ %9@\n", "ef", "recall@\(k)", "QPS(1)", "QPS(\(threads))",
-                    "p50 ms", "p95 ms", "p99 ms", "max ms")
+        // Right-aligned over the columns below (String(format:)'s %6@ does not pad on Linux).
+        let heads = ["ef", "recall@\(k)", "QPS(1)", "QPS(\(threads))", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+        let widths = [6, 9, 10, 10, 9, 9, 9, 9]
+        s += zip(heads, widths).map { String(repeating: " ", count: max(0, $1 - $0.count)) + $0 }.joined(separator: " ") + "\n"
         for r in rows {
             s += String(format: "%6d %9.4f %10.0f %10.0f %9.3f %9.3f %9.3f %9.3f\n", r.ef, r.recall, r.qps1, r.qpsN, r.p50, r.p95, r.p99, r.max)
         }

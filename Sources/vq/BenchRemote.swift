@@ -12,7 +12,7 @@ func benchRemote(_ args: Arguments, _ client: HTTPClient) throws -> Int32 {
     }
     let clients = try args.int("clients", default: 8, in: 1...1024)
     let seconds = try args.int("duration", default: 10, in: 1...86_400)
-    let k = try args.int("k", default: 10, in: 1...1000)
+    let k = try args.int("limit", default: 10, in: 1...1000)
     let ef = try args.int("ef", default: 64, in: 1...100_000)
     let path: String
     if let q = args.string("queries") {

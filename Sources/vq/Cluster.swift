@@ -30,7 +30,8 @@ func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
     case "status":
         guard args.positionals.count <= 1 else { throw UsageError(message: "vq cluster status takes no ID") }
         let info = try call(client, "GET", "/cluster")
-        switch (args.string("format") ?? "table").lowercased() {
+        // A table for a person at a terminal, JSON for a pipe (as every other command prints).
+        switch (args.string("format") ?? (isatty(STDOUT_FILENO) == 1 ? "table" : "json")).lowercased() {
         case "json":
             standardOutput.write(JSONWriter.string(info) + "\n")
         case "table":

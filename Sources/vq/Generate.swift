@@ -129,6 +129,8 @@ enum Generate {
             s += "        if [[ \"$cur\" == -* ]]; then\n            COMPREPLY=($(compgen -W \"\(flags)\" -- \"$cur\"))\n"
             if c.arguments.first?.completion == .collection {
                 s += "        elif [ \"$COMP_CWORD\" -eq 2 ]; then\n            COMPREPLY=($(compgen -W \"$(vq collections 2>/dev/null)\" -- \"$cur\"))\n"
+            } else if case .choices(let list)? = c.arguments.first?.completion {
+                s += "        elif [ \"$COMP_CWORD\" -eq 2 ]; then\n            COMPREPLY=($(compgen -W \"\(list.joined(separator: " "))\" -- \"$cur\"))\n"
             }
             if c.arguments.contains(where: { $0.completion == .file }) {
                 s += "        else\n            COMPREPLY=($(compgen -f -- \"$cur\"))\n"

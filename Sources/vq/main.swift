@@ -28,7 +28,12 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
     do {
         switch first {
         case "-h", "--help":
-            standardOutput.write(Help.main)
+            // `vq --help upsert` is `vq help upsert`.
+            if argv.count > 1, let spec = CommandSpec.named(argv[1]) {
+                standardOutput.write(Help.command(spec))
+            } else {
+                standardOutput.write(Help.main)
+            }
             return 0
         case "-V", "--version":
             standardOutput.write("vq \(CommandSpec.version)\n")
@@ -36,7 +41,8 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "--generate":
             return try generate(Array(argv.dropFirst()))
         case "help":
-            guard argv.count > 1 else { standardOutput.write(Help.main); return 0 }
+            // `vq help` and `vq help help`: the overview (help is no command with options of its own).
+            guard argv.count > 1, argv[1] != "help" else { standardOutput.write(Help.main); return 0 }
             guard let spec = CommandSpec.named(argv[1]) else { throw unknownCommand(argv[1]) }
             standardOutput.write(Help.command(spec))
             return 0

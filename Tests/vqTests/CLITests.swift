@@ -12,6 +12,10 @@ import Testing
         #expect(viaHelp.status == 0 && viaFlag.status == 0)
         #expect(viaHelp.stdout == viaFlag.stdout)
         #expect(viaFlag.stdout.contains("--batch-size N"))
+        // `vq --help upsert` is upsert's help; `vq help help` the overview, not an error.
+        #expect(try vq(["--help", "upsert"]).stdout == viaHelp.stdout)
+        let helpHelp = try vq(["help", "help"])
+        #expect(helpHelp.status == 0 && helpHelp.stdout == main.stdout)
     }
 
     @Test("usage mistakes exit 2 with one line naming the closest valid name", arguments: [
@@ -23,6 +27,8 @@ import Testing
         (["search", "c"], "needs exactly one of --vector JSON, --sparse JSON or --queries FILE"),
         (["upsert"], "'vq upsert' needs NAME"),
         (["search", "c", "--limit"], "option '--limit' needs a value (K)"),
+        (["search", "c", "--vector", "[1]", "-k", "abc"], "-k is 'abc'; expected an integer"),
+        (["bench", "--synthetic", "100,4", "-k", "0"], "-k is '0'; expected an integer from 1 to 1000"),
     ])
     func usageErrors(args: [String], message: String) throws {
         let s = Scratch()

@@ -211,7 +211,7 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
             return (raft?["learners"] as? [NSNumber])?.map(\.uint64Value) == [424242]
         }, "\(clusterInfo(a.port) ?? [:])")
         #expect(try request(a.port, "PUT", "/collections/w1", #"{"vectors":{"size":4,"distance":"Dot"}}"#).status == 200)
-        let status = try vq(["cluster", "--url", a.url])
+        let status = try vq(["cluster", "--url", a.url, "--format", "table"])
         #expect(status.stdout.contains("learner") && status.stdout.contains("quorum: yes (1 voter, 1 needed"), "\(status.stdout)")
         a.kill()
         let again = try ServerProcess(scratch: a.scratch)

@@ -129,6 +129,8 @@ import Testing
         #expect(file.status == 2 && file.stderr.contains("cannot open"))
         let dim = try vq(["search", "c", "--vector", "[1,2,3]", "--data-dir", s.data])
         #expect(dim.status == 2 && dim.stderr.contains("vector has 3 dimensions; collection \"c\" expects 2"))
+        let one = try vq(["search", "c", "--vector", "[1]", "--data-dir", s.data])
+        #expect(one.status == 2 && one.stderr.contains("vector has 1 dimension; collection"), "\(one.stderr)")
     }
 
     @Test("a second process is refused the data directory, naming the holder's pid")

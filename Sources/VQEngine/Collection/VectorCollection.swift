@@ -145,7 +145,7 @@ package final class VectorCollection: @unchecked Sendable {
         let spec = config.vectors[k]
         let what = spec.name.isEmpty ? "vector" : "vector \"\(spec.name)\""
         guard vector.count == spec.dim else {
-            throw VQError.invalid("\(what) has \(vector.count) dimensions; collection \"\(name)\" expects \(spec.dim)")
+            throw VQError.invalid("\(what) has \(dimensions(vector.count)); collection \"\(name)\" expects \(spec.dim)")
         }
         if let bad = vector.firstIndex(where: { !$0.isFinite }) {
             throw VQError.invalid("\(what) element \(bad) is \(vector[bad]); expected a finite number")

@@ -143,3 +143,6 @@ func errnoText(_ code: Int32 = errno) -> String {
 func ioError(_ operation: String, _ path: String, _ code: Int32 = errno) -> VQError {
     VQError(code == ENOSPC || code == EDQUOT ? .insufficientStorage : .io, "\(operation) \(path) failed: \(errnoText(code))")
 }
+
+/// "1 dimension", "384 dimensions": for messages.
+package func dimensions(_ n: Int) -> String { n == 1 ? "1 dimension" : "\(n) dimensions" }

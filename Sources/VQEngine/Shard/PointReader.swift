@@ -261,7 +261,7 @@ package final class PointReader {
             }
             guard let found else { return nil }
             if found != dim {
-                throw fail("vector has \(found) dimensions; the collection expects \(dim)")
+                throw fail("vector has \(dimensions(found)); the collection expects \(dim)")
             }
             try readFloats(record - 4, into: &vectors)
             return InputPoint(id: .number(id), payload: nil)
@@ -350,7 +350,7 @@ package final class PointReader {
                             var v: [Float] = []
                             let n = try p.parseFloatArray(into: &v)
                             guard n == layout[k].dim else {
-                                throw VQError.invalid("vector \"\(name)\" has \(n) dimensions; the collection expects \(layout[k].dim)")
+                                throw VQError.invalid("vector \"\(name)\" has \(dimensions(n)); the collection expects \(layout[k].dim)")
                             }
                             named[k] = v
                         } while p.consume(UInt8(ascii: ","))
@@ -363,7 +363,7 @@ package final class PointReader {
                     }
                     let n = try p.parseFloatArray(into: &vectors)
                     guard n == dim else {
-                        throw VQError.invalid("vector has \(n) dimensions; the collection expects \(dim)")
+                        throw VQError.invalid("vector has \(dimensions(n)); the collection expects \(dim)")
                     }
                     sawVector = true
                 case "payload":
