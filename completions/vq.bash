@@ -90,13 +90,15 @@ _vq() {
         --write-consistency-factor) COMPREPLY=(); return ;;
         --indexing-threshold) COMPREPLY=(); return ;;
         --prevent-unoptimized) COMPREPLY=($(compgen -W "true false" -- "$cur")); return ;;
+        --quantization) COMPREPLY=($(compgen -W "int8 turbo4 none" -- "$cur")); return ;;
+        --quantile) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         --api-key) COMPREPLY=(); return ;;
         --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--read-fan-out-delay-ms --read-fan-out-factor --write-consistency-factor --indexing-threshold --prevent-unoptimized --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--read-fan-out-delay-ms --read-fan-out-factor --write-consistency-factor --indexing-threshold --prevent-unoptimized --quantization --quantile --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi

@@ -96,6 +96,8 @@ complete -c vq -n '__fish_seen_subcommand_from update-collection' -l read-fan-ou
 complete -c vq -n '__fish_seen_subcommand_from update-collection' -l write-consistency-factor -x -d 'Replicas that must confirm a write.'
 complete -c vq -n '__fish_seen_subcommand_from update-collection' -l indexing-threshold -x -d 'Vector data at which a segment is indexed; 0 = never.'
 complete -c vq -n '__fish_seen_subcommand_from update-collection' -l prevent-unoptimized -x -a 'true false' -d 'true or false.'
+complete -c vq -n '__fish_seen_subcommand_from update-collection' -l quantization -x -a 'int8 turbo4 none' -d 'int8, turbo4 or none: replaces the quantization; indexed segments make their codes again.'
+complete -c vq -n '__fish_seen_subcommand_from update-collection' -l quantile -x -d 'With --quantization int8: the share of values the code range covers.'
 complete -c vq -n '__fish_seen_subcommand_from update-collection' -l data-dir -r -a '(__fish_complete_directories)' -d 'Data directory to open (embedded mode).'
 complete -c vq -n '__fish_seen_subcommand_from update-collection' -l url -x -d 'Talk to the vq server or cluster at URL instead of opening a data directory.'
 complete -c vq -n '__fish_seen_subcommand_from update-collection' -l api-key -x -d 'API key the server requires (sent as the api-key header).'

@@ -285,8 +285,12 @@ extension CommandSpec {
                 OptionSpec(long: "write-consistency-factor", value: "N", help: "Replicas that must confirm a write."),
                 OptionSpec(long: "indexing-threshold", value: "KB", help: "Vector data at which a segment is indexed; 0 = never."),
                 OptionSpec(long: "prevent-unoptimized", value: "BOOL", help: "true or false.", completion: .choices(["true", "false"])),
+                OptionSpec(long: "quantization", value: "KIND", help: "int8, turbo4 or none: replaces the quantization; indexed segments make their codes again.",
+                           completion: .choices(["int8", "turbo4", "none"])),
+                OptionSpec(long: "quantile", value: "Q", help: "With --quantization int8: the share of values the code range covers.", defaultText: "0.99"),
             ],
-            examples: [("Fan reads out after 20 ms on every peer:", "vq update-collection docs --read-fan-out-delay-ms 20 --url http://127.0.0.1:6333")]
+            examples: [("Fan reads out after 20 ms on every peer:", "vq update-collection docs --read-fan-out-delay-ms 20 --url http://127.0.0.1:6333"),
+                       ("Switch to 4-bit codes:", "vq update-collection docs --quantization turbo4")]
         ),
         CommandSpec(
             name: "create-index",

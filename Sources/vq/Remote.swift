@@ -53,27 +53,6 @@ func call(_ client: HTTPClient, _ method: String, _ path: String, _ body: JSON? 
     }
 }
 
-func remoteCollections(_ client: HTTPClient) throws -> Int32 {
-    let result = try call(client, "GET", "/collections")
-    for c in result["collections"]?.arrayValue ?? [] {
-        if let name = c["name"]?.stringValue { standardOutput.write(name + "\n") }
-    }
-    return 0
-}
-
-func remoteInfo(_ client: HTTPClient, _ name: String) throws -> Int32 {
-    standardOutput.write(bytes: JSONWriter.bytes(try call(client, "GET", "/collections/\(name)/info")) + [0x0A])
-    return 0
-}
-
-func remoteOptimize(_ client: HTTPClient, _ name: String) throws -> Int32 {
-    let r = try call(client, "POST", "/collections/\(name)/optimize")
-    var members = r.objectValue ?? []
-    members.insert(("collection", .string(name)), at: 0)
-    standardOutput.write(bytes: JSONWriter.bytes(.object(members)) + [0x0A])
-    return 0
-}
-
 /// Streams batches as `PUT /points?wait=false` with at most `inFlight` requests outstanding.
 final class RemoteUploader: @unchecked Sendable {
     let client: HTTPClient

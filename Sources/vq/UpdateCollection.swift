@@ -17,30 +17,21 @@ func updateCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
         guard let b = Bool(text.lowercased()) else { throw UsageError(message: "--prevent-unoptimized is '\(text)'; expected true or false") }
         optimizers.append(("prevent_unoptimized", .bool(b)))
     }
-    guard !params.isEmpty || !optimizers.isEmpty else {
+    var quantization: JSON?
+    if let kind = args.string("quantization") {
+        // Qdrant's PATCH form: a new config replaces the old one; "Disabled" removes it.
+        if kind.lowercased() == "none" { quantization = .string("Disabled") } else {
+            quantization = try quantizationFlag(args).map { .object($0.json) }
+        }
+    } else if args.string("quantile") != nil {
+        throw UsageError(message: "--quantile is for --quantization int8")
+    }
+    guard !params.isEmpty || !optimizers.isEmpty || quantization != nil else {
         throw UsageError(message: "nothing to change; name at least one setting (see vq help update-collection)")
     }
-    let patch: JSON = .object((params.isEmpty ? [] : [("params", .object(params))]) + (optimizers.isEmpty ? [] : [("optimizers_config", .object(optimizers))]))
-    switch target {
-    case .remote(let client):
-        _ = try call(client, "PATCH", "/collections/\(name)", patch)
-    case .embedded:
-        let engine = try openEngine(args, create: false)
-        _ = try engine.updateCollection(name) { c in
-            for (k, v) in params {
-                let n = Int(v.intValue ?? 0)
-                switch k {
-                case "read_fan_out_delay_ms": c.readFanOutDelayMs = n
-                case "read_fan_out_factor": c.readFanOutFactor = n
-                default: c.writeConsistencyFactor = n
-                }
-            }
-            for (k, v) in optimizers {
-                if k == "indexing_threshold" { c.indexingThreshold = Int(v.intValue ?? 0) } else { c.preventUnoptimized = v.boolValue ?? false }
-            }
-        }
-        try engine.close()
-    }
+    let patch: JSON = .object((params.isEmpty ? [] : [("params", .object(params))]) + (optimizers.isEmpty ? [] : [("optimizers_config", .object(optimizers))])
+                              + (quantization.map { [("quantization_config", $0)] } ?? []))
+    _ = try withClient(args, target) { client in try client.call("PATCH", collectionPath(name), patch) }
     // The same line remote or embedded: what was set.
     standardOutput.write(bytes: JSONWriter.bytes(.object([("collection", .string(name)), ("updated", patch)])) + [0x0A])
     return 0

@@ -92,7 +92,7 @@ struct PeerView {
         #expect(PeerView(restarted.port)?.id == restartedID)
 
         // vq cluster prints both peers and the leader; remove-peer takes one out; the last one stays.
-        let table = try vq(["cluster", "--url", survivors[0].url])
+        let table = try vq(["cluster", "--url", survivors[0].url, "--format", "table"])
         #expect(table.status == 0)
         #expect(table.lines.count == 5 && table.stdout.contains("leader") && table.stdout.contains(restarted.url), "\(table.stdout)")
         #expect(table.stdout.contains("quorum: yes (2 voters, 2 needed; survives 0 failed peers)"), "\(table.stdout)")

@@ -245,3 +245,36 @@ import VQEngine
         #expect(!quiet.stop().1.contains("request method"))
     }
 }
+
+@Suite struct UpdateQuantizationTests {
+    @Test("update-collection --quantization turbo4|int8|none changes the collection's codes, embedded and through a server")
+    func switchQuantization() throws {
+        let scratch = Scratch()
+        let data = ["--data-dir", scratch.data]
+        var rng = Rng(state: 9)
+        try writeFile(scratch.path + "/p.jsonl", jsonl((0..<300).map { _ in rng.vector(8) }))
+        #expect(try vq(["create-collection", "q", "--dim", "8", "--indexing-threshold", "0"] + data).status == 0)
+        #expect(try vq(["upsert", "q", scratch.path + "/p.jsonl", "-q"] + data).status == 0)
+        #expect(try vq(["optimize", "q"] + data).status == 0)
+        func quantization(_ target: [String]) throws -> String {
+            let info = try vq(["info", "q"] + target)
+            let config = try JSONParser.parse(Array(info.stdout.utf8))["config"]?["quantization_config"]
+            return config.map { JSONWriter.string($0) } ?? "absent"
+        }
+        let set = try vq(["update-collection", "q", "--quantization", "turbo4"] + data)
+        #expect(set.status == 0 && set.stdout == #"{"collection":"q","updated":{"quantization_config":{"turbo":{"bits":"bits4"}}}}"# + "\n", "\(set.stdout) \(set.stderr)")
+        #expect(try quantization(data) == #"{"turbo":{"bits":"bits4"}}"#)
+        let search = try vq(["search", "q", "--vector", "[1,0,0,0,0,0,0,0]", "-k", "3"] + data)
+        let hits = try resultIDs(search.stdout)
+        #expect(search.status == 0 && hits.count == 3, "\(search.stdout) \(search.stderr)")
+        let server = try ServerProcess(scratch: scratch)
+        let url = ["--url", server.url]
+        #expect(try vq(["update-collection", "q", "--quantization", "int8", "--quantile", "0.95"] + url).status == 0)
+        #expect(try quantization(url) == #"{"scalar":{"type":"int8","quantile":0.95}}"#)
+        #expect(try vq(["update-collection", "q", "--quantization", "none"] + url).status == 0)
+        #expect(try quantization(url) == "null")
+        let bad = try vq(["update-collection", "q", "--quantization", "int4"] + url)
+        #expect(bad.status == 2 && bad.stderr.contains("expected int8 or turbo4"))
+        #expect(server.stop().0 == 0)
+    }
+}

@@ -343,7 +343,7 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
         let missing = try vq(["bench", "--url", server.url, "--collection", "nope", "--queries", queries, "--duration", "1"])
         #expect(missing.status != 0 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
         // Options a local scenario has no use for are refused before any work, naming them.
-        for (options, named) in [(["--scenario", "sparse", "--k", "5"], "--k"), (["--synthetic", "100,4", "--quantile", "0.9"], "--quantile"),
+        for (options, named) in [(["--scenario", "sparse", "--limit", "5"], "--limit"), (["--synthetic", "100,4", "--quantile", "0.9"], "--quantile"),
                                  (["--synthetic", "100,4", "--default-segment-number", "2"], "--default-segment-number"),
                                  (["--synthetic", "100,4", "--clients", "2"], "--clients")] {
             let refused = try vq(["bench"] + options)
