@@ -180,6 +180,9 @@ struct Arguments {
     }
 
     var dataDir: String { string("data-dir") ?? "./vq-data" }
+    /// Where vq bench keeps what it builds: only a directory named for it (flag or VQ_DATA_DIR),
+    /// never the client config file's data_dir, which holds someone's collections.
+    var benchDataDir: String? { source("data-dir") == .file ? nil : string("data-dir") }
     var quiet: Bool { has("quiet") }
 }
 

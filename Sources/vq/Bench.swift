@@ -40,7 +40,7 @@ func bench(_ args: Arguments) throws -> Int32 {
         guard spec.count == 2, spec[0] > 0, spec[1] >= 100 else {
             throw UsageError(message: "--synthetic is '\(args.string("synthetic") ?? "")'; with --scenario sparse expected DOCS,VOCABULARY such as 200000,30000")
         }
-        let keep = args.string("data-dir")
+        let keep = args.benchDataDir
         let root = keep ?? (FileManager.default.temporaryDirectory.path + "/vq-bench-\(getpid())")
         defer { if keep == nil { try? FileIO.removeTree(root) } }
         let progress = StatusLine(quiet: args.quiet)
@@ -56,7 +56,7 @@ func bench(_ args: Arguments) throws -> Int32 {
         guard spec.count == 2, spec[0] > 0, (1...4096).contains(spec[1]) else {
             throw UsageError(message: "--synthetic is '\(args.string("synthetic") ?? "")'; with --scenario multi expected DOCS,DIM such as 10000,64")
         }
-        let keep = args.string("data-dir")
+        let keep = args.benchDataDir
         let root = keep ?? (FileManager.default.temporaryDirectory.path + "/vq-bench-\(getpid())")
         defer { if keep == nil { try? FileIO.removeTree(root) } }
         let progress = StatusLine(quiet: args.quiet)
@@ -81,7 +81,7 @@ func bench(_ args: Arguments) throws -> Int32 {
     let json = args.has("json")
     let progress = StatusLine(quiet: args.quiet)
 
-    let keep = args.string("data-dir")
+    let keep = args.benchDataDir
     let root = keep ?? (FileManager.default.temporaryDirectory.path + "/vq-bench-\(getpid())")
     defer { if keep == nil { try? FileIO.removeTree(root) } }
     switch scenario {

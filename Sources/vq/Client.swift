@@ -26,7 +26,9 @@ final class EmbeddedClient: APIClient {
     }
 
     func call(_ method: String, _ path: String, _ body: JSON?, query: [String: String]) throws -> JSON {
-        let response = api.handle(HTTPRequest(method: method, path: path, query: query, body: body.map { JSONWriter.bytes($0) } ?? []))
+        // Paths come percent-encoded, as for a server; the API takes them decoded, as the server's parser hands them on.
+        let response = api.handle(HTTPRequest(method: method, path: path.removingPercentEncoding ?? path, query: query,
+                                              body: body.map { JSONWriter.bytes($0) } ?? []))
         let json = try? JSONParser.parse(response.body)
         if response.status == 200, let json { return json["result"] ?? json }
         let message = json?["status"]?["error"]?.stringValue ?? "status \(response.status)"

@@ -18,16 +18,9 @@ func createIndex(_ args: Arguments, _ target: Target, delete: Bool) throws -> In
             throw UsageError(message: e.message + suggestion(text, PayloadFieldType.allCases.map(\.rawValue)))
         }
     }
-    switch target {
-    case .remote(let client):
-        let path = "/collections/\(name)/index" + (delete ? "/\(percentEncode(field))" : "") + "?wait=true"
-        _ = try call(client, delete ? "DELETE" : "PUT", path,
-                     delete ? nil : .object([("field_name", .string(field)), ("field_schema", schema!.json)]))
-    case .embedded:
-        let engine = try openEngine(args, create: false)
-        _ = try engine.updateCollection(name) { $0.payloadSchema[field] = schema }
-        try engine.close()
-    }
+    let path = collectionPath(name, "/index" + (delete ? "/\(percentEncode(field))" : ""))
+    let body: JSON? = delete ? nil : .object([("field_name", .string(field)), ("field_schema", schema!.json)])
+    _ = try withClient(args, target) { client in try client.call(delete ? "DELETE" : "PUT", path, body, query: ["wait": "true"]) }
     let out: [(String, JSON)] = [("collection", .string(name)), ("field", .string(field))]
         + (delete ? [("deleted", .bool(true))] : [("field_schema", schema!.json)])
     standardOutput.write(bytes: JSONWriter.bytes(.object(out)) + [0x0A])

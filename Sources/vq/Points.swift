@@ -42,11 +42,12 @@ func getPoints(_ args: Arguments, _ target: Target) throws -> Int32 {
         try client.call("POST", collectionPath(name, "/points"),
                         .object([("ids", .array(ids.map(pointID))), ("with_payload", .bool(true)), ("with_vector", .bool(vectors))]))
     }.arrayValue ?? []
-    var byID: [String: JSON] = [:]
-    for r in records { byID[JSONWriter.string(r["id"] ?? .null)] = r }
+    // Keyed by parsed id: a UUID asked for in capitals is the one the API answers in lower case.
+    var byID: [PointID: JSON] = [:]
+    for r in records { if let id = try? PointID(json: r["id"] ?? .null) { byID[id] = r } }
     var missing = 0
     for id in ids {
-        if let r = byID[JSONWriter.string(pointID(id))] {
+        if let key = try? PointID(json: pointID(id)), let r = byID[key] {
             printJSON(recordLine(r, vectors: vectors))
         } else {
             missing += 1

@@ -78,7 +78,10 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "info": return try info(args, target)
         case "optimize": return try optimize(args, target)
         case "bench":
-            if args.string("url") != nil, case .remote(let client) = try resolveTarget(args) { return try benchRemote(args, client) }
+            // A url in the client config file does not turn a local benchmark into a remote one.
+            if let source = args.source("url"), source != .file, case .remote(let client) = try resolveTarget(args) {
+                return try benchRemote(args, client)
+            }
             return try bench(args)
         case "serve": return try serve(args)
         case "join": return try serve(args, join: try args.positional(0))

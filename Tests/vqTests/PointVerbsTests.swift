@@ -97,6 +97,8 @@ import VQEngine
         let second = try vq(["export", "b", "--with-vectors", "-q"] + data)
         #expect(second.stdout == first.stdout)
         #expect(first.stdout.contains(#"{"id":"8f8c7c1e-7ad3-4a5b-9a51-1d2b8c1d6a10","vector":[0.5,-0.25,0.125,3.0],"payload":{}}"#), "\(first.stdout.suffix(300))")
+        let upper = try vq(["get", "a", "8F8C7C1E-7AD3-4A5B-9A51-1D2B8C1D6A10"] + data)
+        #expect(upper.status == 0 && upper.stdout.hasPrefix(#"{"id":"8f8c7c1e-7ad3-4a5b-9a51-1d2b8c1d6a10""#), "\(upper.stdout) \(upper.stderr)")
         // A Qdrant scroll dump's extra fields load, with one warning for the whole file.
         let dump = (100..<103).map { #"{"id":\#($0),"payload":{"x":1},"vector":[1,0,0,0],"shard_key":null,"order_value":\#($0)}"# }.joined(separator: "\n")
         try writeFile(scratch.path + "/dump.jsonl", dump + "\n")
@@ -196,6 +198,10 @@ import VQEngine
         #expect(try vq(["collections"], env: env).stderr.contains("timeout"))
         let gone = try vq(["collections"], env: ["VQ_CONFIG": scratch.path + "/nope.json"])
         #expect(gone.status == 2 && gone.stderr.contains("nope.json"))
+        // vq bench builds locally in a scratch directory whatever the file says.
+        try writeFile(config, #"{"url":"http://127.0.0.1:1","data_dir":"\#(scratch.path)/mine"}"#)
+        let bench = try vq(["bench", "--synthetic", "200,4", "--queries-count", "5", "--ef", "16", "-q"], env: env)
+        #expect(bench.status == 0 && !FileManager.default.fileExists(atPath: scratch.path + "/mine"), "\(bench.stderr)")
         // vq serve is no client: it takes no --url.
         #expect(try vq(["serve", "--url", server.url]).status == 2)
     }
