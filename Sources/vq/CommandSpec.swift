@@ -81,6 +81,10 @@ extension CommandSpec {
                    defaultText: "30"),
     ]
 
+    /// `--quantile Q`, for the commands that take `--quantization int8`.
+    static let quantileOption = OptionSpec(long: "quantile", value: "Q", help: "With --quantization int8: the share of values the code range covers.",
+                                           defaultText: "0.99")
+
     static let globalOptions: [OptionSpec] = [
         OptionSpec(long: "quiet", short: "q", help: "Print no progress or summaries on stderr; errors still print."),
         OptionSpec(long: "help", short: "h", help: "Show this help and exit."),
@@ -171,7 +175,7 @@ extension CommandSpec {
                            help: "Segments the merger aims for; 0 = automatic (optimizer_config.default_segment_number).", defaultText: "0"),
                 OptionSpec(long: "quantization", value: "KIND", help: "Quantize the vectors: int8 (scalar, 1 byte a value) or turbo4 (TurboQuant, 4 bits a value after a rotation); codes in RAM, graphs walked on them, re-scored exactly.",
                            completion: .choices(["int8", "turbo4"])),
-                OptionSpec(long: "quantile", value: "Q", help: "With --quantization int8: the share of values the code range covers.", defaultText: "0.99"),
+                quantileOption,
                 OptionSpec(long: "prevent-unoptimized",
                            help: "Apply updates no faster than they are indexed (optimizer_config.prevent_unoptimized)."),
                 OptionSpec(long: "update-queue-size", value: "N",
@@ -287,7 +291,7 @@ extension CommandSpec {
                 OptionSpec(long: "prevent-unoptimized", value: "BOOL", help: "true or false.", completion: .choices(["true", "false"])),
                 OptionSpec(long: "quantization", value: "KIND", help: "int8, turbo4 or none: replaces the quantization; indexed segments make their codes again.",
                            completion: .choices(["int8", "turbo4", "none"])),
-                OptionSpec(long: "quantile", value: "Q", help: "With --quantization int8: the share of values the code range covers.", defaultText: "0.99"),
+                quantileOption,
             ],
             examples: [("Fan reads out after 20 ms on every peer:", "vq update-collection docs --read-fan-out-delay-ms 20 --url http://127.0.0.1:6333"),
                        ("Switch to 4-bit codes:", "vq update-collection docs --quantization turbo4")]
@@ -536,7 +540,7 @@ extension CommandSpec {
                            defaultText: "10000"),
                 OptionSpec(long: "quantization", value: "KIND", help: "recall: quantize (int8 or turbo4), walk the codes and re-score exactly.",
                            completion: .choices(["int8", "turbo4"])),
-                OptionSpec(long: "quantile", value: "Q", help: "With --quantization int8: the share of values the code range covers.", defaultText: "0.99"),
+                quantileOption,
                 OptionSpec(long: "oversampling", value: "X", help: "With --quantization: re-score X times k candidates exactly.", defaultText: "1"),
                 OptionSpec(long: "default-path",
                            help: "recall: build as a user does (default collection settings, indexing while ingesting, every core) instead of a bulk load."),
