@@ -128,7 +128,7 @@ extension CommandSpec {
         OptionSpec(long: "read-replica-choice", value: "HOW",
                    help: "Which replica a read asks first after the local one: latency (fewest outstanding, then recent EWMA) or round-robin.",
                    defaultText: "latency", completion: .choices(["latency", "round-robin"])),
-        OptionSpec(long: "log-format", value: "FORMAT", help: "text or json (one object per line).", defaultText: "text",
+        OptionSpec(long: "log-format", value: "FORMAT", help: "text or json (one object per line).", env: "VQ_LOG_FORMAT", defaultText: "text",
                    completion: .choices(["text", "json"])),
         OptionSpec(long: "log-requests", help: "Log one line per request: method, path, status, response bytes, microseconds."),
         OptionSpec(long: "verbose", short: "v", help: "Log more: every request (as --log-requests)."),
