@@ -154,6 +154,10 @@ struct PeerView {
             let r = try request(peers[start / 2000 % 3].port, "PUT", "/collections/r/points?wait=true", Self.points(start..<start + 2000))
             #expect(r.status == 200, "\(r.body)")
         }
+        // Reads from one replica per shard: consistency=1 is met, asking replicas to agree is refused, not ignored.
+        #expect(try request(a.port, "POST", "/collections/r/points/query?consistency=1", #"{"query":[0,0,0,0,0,0,0,0],"limit":3}"#).status == 200)
+        let all = try request(a.port, "POST", "/collections/r/points/query?consistency=all", #"{"query":[0,0,0,0,0,0,0,0],"limit":3}"#)
+        #expect(all.status == 400 && all.body.contains("replication_factor 2"), "\(all.body)")
         // Every peer holds 2 of the 3 shards and answers for all of them.
         for p in peers {
             let info = try request(p.port, "GET", "/collections/r/cluster").body

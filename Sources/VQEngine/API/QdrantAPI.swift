@@ -91,6 +91,7 @@ package final class QdrantAPI: @unchecked Sendable {
                 // An alias stands for its collection wherever Qdrant takes one: every collection
                 // route but create, delete and the alias list itself.
                 if route.resolvesAlias, let first = params.first { params[0] = try resolveAlias(first) }
+                try checkQuery(request, route, collection: route.resolvesAlias ? params.first : nil)
                 response = try route.handler(self, RouteCall(request: request, params: params, start: start))
             }
         } catch let e as VQError {
@@ -102,6 +103,38 @@ package final class QdrantAPI: @unchecked Sendable {
         }
         metrics.record(route: name, status: response.status, seconds: APIEnvelope.elapsed(start))
         return response
+    }
+
+    /// Query parameters: Qdrant's that vq honours, each value checked; anything else is refused
+    /// by name (400), never ignored.
+    /// - `wait`, `timeout`: as every write route reads them (harmless elsewhere).
+    /// - `ordering` (writes): weak, medium or strong. vq orders every write of a shard through
+    ///   its primary replica, which is what strong asks; weak and medium get that too.
+    /// - `consistency` (reads): a number, majority, quorum or all. A collection with one replica
+    ///   per shard (any embedded or single-peer one) meets each; asking more than one replica of
+    ///   a replicated collection to agree is not implemented and is refused.
+    func checkQuery(_ r: HTTPRequest, _ route: Route, collection: String?) throws {
+        guard !r.query.isEmpty, route.access != .peer else { return }
+        var allowed = ["wait", "timeout"]
+        if route.access == .write { allowed.append("ordering") }
+        if route.access == .read && collection != nil { allowed.append("consistency") }
+        if route.name == "cluster.remove_peer" { allowed.append("force") }
+        for key in r.query.keys.sorted() where !allowed.contains(key) {
+            throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
+        }
+        if let o = r.query["ordering"], !["weak", "medium", "strong"].contains(o.lowercased()) {
+            throw VQError.unknownValue("ordering is \"\(o)\"; expected weak, medium or strong")
+        }
+        if let c = r.query["consistency"] {
+            let n = Int(c)
+            guard (n ?? 0) >= 1 || ["majority", "quorum", "all"].contains(c.lowercased()) else {
+                throw VQError.unknownValue("consistency is \"\(c)\"; expected a number of at least 1, majority, quorum or all")
+            }
+            if n != 1, let collection, let meta = cluster?.collectionMeta(collection), meta.config.replicationFactor > 1 {
+                throw VQError.invalid("consistency \"\(c)\" is not supported for collection \"\(collection)\" (replication_factor "
+                                      + "\(meta.config.replicationFactor)): vq reads one replica per shard; use consistency=1")
+            }
+        }
     }
 
     /// Checks the credential a route needs.

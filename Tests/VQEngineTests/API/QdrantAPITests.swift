@@ -35,6 +35,35 @@ import Testing
         try engine.close()
     }
 
+    @Test("query parameters: wait, timeout, ordering and consistency are checked and honoured; any other is refused by name")
+    func queryParameters() throws {
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        #expect(call(api, "PUT", "/collections/q", #"{"vectors":{"size":2,"distance":"Dot"}}"#).0 == 200)
+        let upsert = #"{"points":[{"id":1,"vector":[1,0]}]}"#
+        for ordering in ["weak", "medium", "strong"] {
+            #expect(call(api, "PUT", "/collections/q/points", upsert, query: ["wait": "true", "ordering": ordering]).0 == 200)
+        }
+        for consistency in ["1", "2", "majority", "quorum", "all"] {
+            let (s, body, _) = call(api, "POST", "/collections/q/points/query", #"{"query":[1,0]}"#, query: ["consistency": consistency])
+            #expect(s == 200 && body?["result"]?["points"]?.arrayValue?.count == 1, "consistency \(consistency): one replica is all of them")
+        }
+        for (method, path, body, query, status, fragment) in [
+            ("PUT", "/collections/q/points", upsert, ["wait": "true", "ordering": "fast"], 422, "ordering"),
+            ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["consistency": "0"], 422, "consistency"),
+            ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["consistency": "some"], 422, "consistency"),
+            ("PUT", "/collections/q/points", upsert, ["consistency": "all"], 400, "\"consistency\""),
+            ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["ordering": "strong"], 400, "\"ordering\""),
+            ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["exact": "true"], 400, "\"exact\""),
+            ("GET", "/collections", nil, ["consistency": "all"], 400, "\"consistency\""),
+        ] as [(String, String, String?, [String: String], Int, String)] {
+            let (s, err, _) = call(api, method, path, body, query: query)
+            #expect(s == status && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(method) \(path) \(query): \(s) \(err?.compactText ?? "")")
+        }
+        try engine.close()
+    }
+
     @Test("back pressure becomes 429 with Retry-After; other kinds map to their statuses")
     func statuses() {
         let overloaded = APIEnvelope.error(VQError(.rateLimited, "queue full"), since: DispatchTime.now().uptimeNanoseconds)
