@@ -86,6 +86,10 @@ package enum RaftMessage: Sendable, Equatable {
     case appendResponse(success: Bool, match: UInt64, hint: UInt64)
     case installSnapshot(RaftSnapshot)
     case snapshotResponse(match: UInt64)
+    /// Pre-vote (Ongaro's thesis, 9.6): "would you vote for me in the envelope's term?", asked
+    /// before campaigning; answering changes nothing on the receiver.
+    case preVote(lastIndex: UInt64, lastTerm: UInt64)
+    case preVoteResponse(granted: Bool)
 }
 
 /// A message with its routing.
@@ -155,6 +159,8 @@ package final class RaftNode {
     private var electionTimeout = 0
     private var heartbeatElapsed = 0
     private var votes: Set<PeerID> = []
+    /// Pre-vote grants for the term after `term` while this follower asks (nil when not asking).
+    private var preVotes: Set<PeerID>? = nil
     private var nextIndex: [PeerID: UInt64] = [:]
     private var matchIndex: [PeerID: UInt64] = [:]
     /// Peers heard from since the last check-quorum round (leader).
@@ -259,7 +265,9 @@ package final class RaftNode {
                 if active < quorum { try becomeFollower(term: term, leader: nil) }
             }
         } else if electionElapsed >= electionTimeout && voters.contains(id) {
-            try campaign()
+            // A candidate whose election timed out campaigns again at once (it already had a
+            // majority's pre-votes); a follower first asks whether it could win.
+            if role == .candidate { try campaign() } else { try preCampaign() }
         }
     }
 
@@ -317,9 +325,9 @@ package final class RaftNode {
         // would bring every term to the bound, where no one could campaign.
         guard m.term <= RaftNode.maxTerm, m.term <= term + (1 << 32), m.from != id else { return false }
         switch m.message {
-        case let .requestVote(lastIndex, lastTerm):
+        case let .requestVote(lastIndex, lastTerm), let .preVote(lastIndex, lastTerm):
             return lastIndex < UInt64.max / 2 && lastTerm <= m.term
-        case .vote:
+        case .vote, .preVoteResponse:
             return true
         case let .append(prevIndex, prevTerm, entries, _):
             guard prevIndex < UInt64.max / 2, prevTerm <= m.term else { return false }
@@ -340,6 +348,30 @@ package final class RaftNode {
     /// Handles a message from a peer; a malformed one is dropped (Raft tolerates lost messages).
     package func step(_ m: RaftEnvelope) throws {
         guard wellFormed(m) else { return }
+        // Pre-votes move no terms: the question is about a term nobody has entered yet.
+        switch m.message {
+        case let .preVote(lastIndex: li, lastTerm: lt):
+            // Granted for a later term to an up-to-date log, unless a leader was heard within
+            // the election timeout (it is alive: no election is needed).
+            let upToDate = lt > lastTerm || (lt == lastTerm && li >= lastIndex)
+            let leaderAlive = leader != nil && electionElapsed < timing.electionTicks
+            let granted = m.term > term && upToDate && !leaderAlive
+            // A refusal carries this peer's term, so a pre-candidate behind it catches up.
+            ready.messages.append(RaftEnvelope(from: id, to: m.from, term: granted ? m.term : term, message: .preVoteResponse(granted: granted)))
+            return
+        case let .preVoteResponse(granted):
+            if granted {
+                guard m.term == term + 1, var grants = preVotes else { return }
+                grants.insert(m.from)
+                preVotes = grants
+                if voters.filter({ grants.contains($0) }).count >= quorum { try campaign() }
+                return
+            }
+            if m.term > term { try becomeFollower(term: m.term, leader: nil) }
+            return
+        default:
+            break
+        }
         if m.term > term {
             // A vote request while a leader is known and recently heard: ignore (sticky leader).
             if case .requestVote = m.message, leader != nil, electionElapsed < timing.electionTicks { return }
@@ -402,6 +434,8 @@ package final class RaftNode {
             nextIndex[m.from] = max(nextIndex[m.from] ?? 1, match + 1)
             try advanceCommit()
             if (nextIndex[m.from] ?? 1) <= lastIndex { sendAppend(to: m.from) }
+        case .preVote, .preVoteResponse:
+            break  // answered above, before any term change
         }
     }
 
@@ -421,12 +455,14 @@ package final class RaftNode {
         role = .follower
         leader = newLeader
         votes = []
+        preVotes = nil
         activeVoters = 0
         resetElectionTimer()
     }
 
     /// A valid append or snapshot in the current term comes from its one leader.
     private func acceptLeader(_ from: PeerID) throws {
+        preVotes = nil
         if role != .follower || leader != from {
             role = .follower
             leader = from
@@ -436,8 +472,22 @@ package final class RaftNode {
         electionElapsed = 0
     }
 
+    /// Asks the voters whether they would elect this peer in the next term, without entering
+    /// it: a peer cut off from the others (or a returning one) cannot push the cluster's term up
+    /// and depose a working leader; it campaigns only once a majority would vote for it.
+    private func preCampaign() throws {
+        guard term < RaftNode.maxTerm else { return }
+        preVotes = [id]
+        resetElectionTimer()
+        if voters.filter({ preVotes!.contains($0) }).count >= quorum { try campaign(); return }
+        for p in voters where p != id {
+            ready.messages.append(RaftEnvelope(from: id, to: p, term: term + 1, message: .preVote(lastIndex: lastIndex, lastTerm: lastTerm)))
+        }
+    }
+
     private func campaign() throws {
         guard term < RaftNode.maxTerm else { return }
+        preVotes = nil
         term += 1
         votedFor = id
         try storage.saveHardState(RaftHardState(term: term, votedFor: id))

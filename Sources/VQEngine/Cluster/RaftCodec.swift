@@ -63,6 +63,10 @@ package enum RaftCodec {
                 w.u8(5); write(s, &w)
             case let .snapshotResponse(match):
                 w.u8(6); w.u64(match)
+            case let .preVote(lastIndex, lastTerm):
+                w.u8(7); w.u64(lastIndex); w.u64(lastTerm)
+            case let .preVoteResponse(granted):
+                w.u8(8); w.u8(granted ? 1 : 0)
             }
         }
         return w.bytes
@@ -90,6 +94,8 @@ package enum RaftCodec {
                 case 4: message = .appendResponse(success: try r.u8() == 1, match: try r.u64(), hint: try r.u64())
                 case 5: message = .installSnapshot(try readSnapshot(&r))
                 case 6: message = .snapshotResponse(match: try r.u64())
+                case 7: message = .preVote(lastIndex: try r.u64(), lastTerm: try r.u64())
+                case 8: message = .preVoteResponse(granted: try r.u8() == 1)
                 case let tag: throw VQError(.corrupt, "raft message has unknown kind \(tag)")
                 }
                 out.append(RaftEnvelope(from: from, to: to, term: term, message: message))

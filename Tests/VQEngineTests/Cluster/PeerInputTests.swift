@@ -134,7 +134,13 @@ import Testing
     /// A leader of voters {1, 2, 3} that has committed its no-op.
     func leader(learners: Set<PeerID> = []) throws -> RaftNode {
         let node = try RaftNode(id: 1, storage: MemoryRaftStorage(), seed: 7, voters: [1, 2, 3])
-        for _ in 0..<200 where node.role != .candidate { try node.tick() }
+        // It times out and asks for pre-votes; one grant (and its own) make a majority: it campaigns.
+        for _ in 0..<200 where node.role != .candidate {
+            try node.tick()
+            if node.takeReady().messages.contains(where: { if case .preVote = $0.message { return true } else { return false } }) {
+                try node.step(RaftEnvelope(from: 2, to: 1, term: node.term + 1, message: .preVoteResponse(granted: true)))
+            }
+        }
         try node.step(RaftEnvelope(from: 2, to: 1, term: node.term, message: .vote(granted: true)))
         #expect(node.role == .leader)
         node.learners = learners

@@ -43,6 +43,37 @@ import Testing
         }
     }
 
+    @Test("pre-vote: a peer cut off from the others keeps its term, and on its return the leader stays")
+    func preVote() throws {
+        let timing = RaftTiming(electionTicks: 5, heartbeatTicks: 1)
+        let nodes = try (1...3).map { try RaftNode(id: PeerID($0), storage: MemoryRaftStorage(), timing: timing, seed: UInt64($0) * 11, voters: [1, 2, 3]) }
+        /// One tick everywhere, then messages delivered until none are left; `cut`'s are dropped.
+        func round(cut: PeerID?) throws {
+            for n in nodes { try n.tick() }
+            for _ in 0..<20 {
+                var delivered = false
+                for n in nodes {
+                    for m in n.takeReady().messages where m.from != cut && m.to != cut {
+                        delivered = true
+                        try nodes[Int(m.to) - 1].step(m)
+                    }
+                }
+                if !delivered { break }
+            }
+        }
+        for _ in 0..<100 where !nodes.contains(where: { $0.role == .leader }) { try round(cut: nil) }
+        let leader = try #require(nodes.first { $0.role == .leader })
+        let term = leader.term
+        let isolated = nodes.first { $0.id != leader.id }!
+        // Many election timeouts alone: it asks for pre-votes, gets none, never enters a new term.
+        for _ in 0..<200 { try round(cut: isolated.id) }
+        #expect(isolated.term == term && isolated.role != .leader, "isolated at term \(isolated.term), cluster at \(term)")
+        #expect(leader.role == .leader && leader.term == term)
+        // Back: it follows the leader it finds; no election, no new term.
+        for _ in 0..<50 { try round(cut: nil) }
+        #expect(leader.role == .leader && nodes.allSatisfy { $0.term == term } && isolated.leader == leader.id)
+    }
+
     @Test("a single founding peer elects itself and commits alone; a joining peer learns the log")
     func founderAndJoiner() throws {
         let s1 = MemoryRaftStorage()
