@@ -269,6 +269,7 @@ _vq() {
         --cluster-secret) COMPREPLY=(); return ;;
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+        --raft-compact-entries) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
@@ -295,6 +296,7 @@ _vq() {
         --cluster-secret) COMPREPLY=(); return ;;
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+        --raft-compact-entries) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then

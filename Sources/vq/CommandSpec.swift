@@ -130,6 +130,8 @@ extension CommandSpec {
                    defaultText: "latency", completion: .choices(["latency", "round-robin"])),
         OptionSpec(long: "log-format", value: "FORMAT", help: "text or json (one object per line).", env: "VQ_LOG_FORMAT", defaultText: "text",
                    completion: .choices(["text", "json"])),
+        OptionSpec(long: "raft-compact-entries", value: "N", help: "Metadata log entries kept before a snapshot replaces them (tests).",
+                   defaultText: "2000", hidden: true),
         OptionSpec(long: "log-requests", help: "Log one line per request: method, path, status, response bytes, microseconds."),
         OptionSpec(long: "verbose", short: "v", help: "Log more: every request (as --log-requests)."),
     ]

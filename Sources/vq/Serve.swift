@@ -145,6 +145,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     let removed = Locked(false)
     var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))
     clusterOptions.tickMilliseconds = 10
+    clusterOptions.compactAfterEntries = Int(try number("raft-compact-entries", 2000))
     let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil,
                                   log: { event, fields in log(event, fields) },
                                   onRemoved: { _ in

@@ -51,6 +51,35 @@ struct PeerView {
         }
     }
 
+    @Test("a collection deleted while a peer was away, its delete compacted into a snapshot, is deleted on the peer's return")
+    func deleteCompactedAway() throws {
+        let compact = ["--raft-compact-entries", "10"]
+        let a = try ServerProcess(compact)
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let b = try ServerProcess.joining(a, compact)
+        let c = try ServerProcess.joining(a, compact)
+        #expect(settled([a, b, c], count: 3))
+        #expect(try request(a.port, "PUT", "/collections/gone", #"{"vectors":{"size":2,"distance":"Dot"},"replication_factor":3}"#).status == 200)
+        #expect(try request(a.port, "PUT", "/collections/kept", #"{"vectors":{"size":2,"distance":"Dot"},"replication_factor":3}"#).status == 200)
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: c.scratch.data + "/collections/gone") })
+        #expect(c.stop().0 == 0)
+        // While c is away: the delete, then enough metadata changes that the log holding it is
+        // compacted into a snapshot (every 10 entries here).
+        #expect(try request(a.port, "DELETE", "/collections/gone").status == 200)
+        for i in 0..<12 {
+            #expect(try request(a.port, "PUT", "/collections/tmp\(i)", #"{"vectors":{"size":2,"distance":"Dot"}}"#).status == 200)
+            #expect(try request(a.port, "DELETE", "/collections/tmp\(i)").status == 200)
+        }
+        let back = try ServerProcess(compact, scratch: c.scratch)
+        #expect(eventually(30) { !FileManager.default.fileExists(atPath: c.scratch.data + "/collections/gone") }, "gone is still on the returning peer")
+        #expect(FileManager.default.fileExists(atPath: c.scratch.data + "/collections/kept"))
+        let listed = try request(back.port, "GET", "/collections").body
+        #expect(listed.contains("kept") && !listed.contains("gone"), "\(listed)")
+        let log = back.stop().1
+        #expect(log.contains("deleted by the cluster while this peer was away"), "\(log)")
+        for p in [a, b] { _ = p.stop() }
+    }
+
     @Test("join, leader killed and a new one elected, restart at a new address, remove-peer, vq cluster")
     func membership() throws {
         let a = try ServerProcess()

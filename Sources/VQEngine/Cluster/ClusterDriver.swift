@@ -24,7 +24,7 @@ package final class ClusterDriver: Sendable {
     package func start() {
         let effects = Thread { [self] in
             while let next = node.takeEffect() {
-                apply(next.effect, next.state)
+                apply(next.effect, next.state, at: next.index)
                 node.effectDone(next.index)
             }
         }
@@ -40,18 +40,35 @@ package final class ClusterDriver: Sendable {
         recovery.start()
     }
 
-    private func apply(_ effect: ClusterEffect?, _ state: ClusterState) {
+    private func apply(_ effect: ClusterEffect, _ state: ClusterState, at index: UInt64) {
         do {
             switch effect {
-            case .collectionCreated(let name, let config)?:
+            case .collectionCreated(let name, let config):
                 router.forget(name)
+                try node.setManagedCollections(node.managedCollections.merging([name: index]) { _, new in new })
                 if !engine.hasCollection(name) { try engine.createCollection(name, config: config) }
-            case .collectionUpdated(let name, let config)?:
+            case .collectionUpdated(let name, let config):
                 _ = try engine.updateCollection(name) { $0 = config }
-            case .collectionDeleted(let name)?:
+            case .collectionDeleted(let name):
                 router.forget(name)
                 if engine.hasCollection(name) { try engine.deleteCollection(name) }
-            case nil:
+                try node.setManagedCollections(node.managedCollections.filter { $0.key != name })
+            case .snapshotRestored:
+                // A collection the cluster made here at or before the snapshot's index that the
+                // snapshot no longer names was deleted while this peer was away (the delete
+                // compacted into the snapshot): deleted here too. One made after it is not judged.
+                var managed = node.managedCollections
+                for (name, made) in managed.sorted(by: { $0.key < $1.key }) where made <= index && state.collections[name] == nil {
+                    if engine.hasCollection(name) {
+                        router.forget(name)
+                        try engine.deleteCollection(name)
+                        node.logEvent("collection deleted", [("collection", .string(name)),
+                                                             ("reason", .string("deleted by the cluster while this peer was away"))])
+                    }
+                    managed[name] = nil
+                }
+                for name in state.collections.keys where managed[name] == nil { managed[name] = index }
+                try node.setManagedCollections(managed)
                 for (name, meta) in state.collections where !engine.hasCollection(name) {
                     try engine.createCollection(name, config: meta.config)
                 }

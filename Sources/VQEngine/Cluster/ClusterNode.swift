@@ -22,6 +22,8 @@ package struct ClusterOptions: Sendable {
     package var secret: String?
     package var tickMilliseconds = 10
     package var timing = RaftTiming()
+    /// Log entries kept before they are compacted into a snapshot of the metadata.
+    package var compactAfterEntries = 2000
 
     package init(uri: String, secret: String? = nil) {
         self.uri = uri
@@ -57,10 +59,13 @@ package final class ClusterNode: @unchecked Sendable {
     /// delete after a newer create of the same name would destroy data.
     private var effectsDone: UInt64 = 0
     private var effectsPath = ""
+    /// The collections this peer holds because the cluster made them (`cluster/collections`):
+    /// what a snapshot that no longer names one deletes. A collection made embedded and then
+    /// served is not among them.
+    private let managedPath: String
     /// What applied commands mean for local data, not yet carried out, in log order: taken by the
-    /// driver's thread (`ClusterDriver`), never run under this lock. A nil effect follows a
-    /// snapshot restore (reconcile with the whole state).
-    private var pendingEffects: [(index: UInt64, effect: ClusterEffect?, state: ClusterState)] = []
+    /// driver's thread (`ClusterDriver`), never run under this lock.
+    private var pendingEffects: [(index: UInt64, effect: ClusterEffect, state: ClusterState)] = []
     private var effectInProgress: UInt64?
     /// Called once when this peer learns it was removed from the cluster.
     private let onRemoved: @Sendable (String) -> Void
@@ -88,6 +93,7 @@ package final class ClusterNode: @unchecked Sendable {
         self.onRemoved = onRemoved
         let dir = directory.root + "/cluster"
         effectsPath = dir + "/effects"
+        managedPath = dir + "/collections"
         if let data = try? FileIO.readAll(effectsPath), data.count == 8 {
             effectsDone = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         }
@@ -186,7 +192,7 @@ package final class ClusterNode: @unchecked Sendable {
     // MARK: effects on local data
 
     /// The next effect to carry out, in log order; waits for one. - Returns: nil once stopped.
-    package func takeEffect() -> (index: UInt64, effect: ClusterEffect?, state: ClusterState)? {
+    package func takeEffect() -> (index: UInt64, effect: ClusterEffect, state: ClusterState)? {
         lock.lock()
         defer { lock.unlock() }
         while pendingEffects.isEmpty && !stopped { lock.wait() }
@@ -197,6 +203,20 @@ package final class ClusterNode: @unchecked Sendable {
     }
 
     /// Records that the effect of entry `index` was carried out (persisted before the next one).
+    /// The collections the cluster made here (see `managedPath`), each with the log index that
+    /// made it; empty when none are recorded.
+    package var managedCollections: [String: UInt64] {
+        guard let data = try? FileIO.readAll(managedPath), case .object(let members)? = try? JSONParser.parse(data) else { return [:] }
+        var out: [String: UInt64] = [:]
+        for (name, index) in members { if let i = index.uint64Value { out[name] = i } }
+        return out
+    }
+
+    /// Records the collections the cluster made here (before their effects count as done).
+    package func setManagedCollections(_ names: [String: UInt64]) throws {
+        try FileIO.writeAtomically(managedPath, JSONWriter.bytes(.object(names.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) })))
+    }
+
     package func effectDone(_ index: UInt64) {
         var v = index.littleEndian
         try? FileIO.writeAtomically(effectsPath, withUnsafeBytes(of: &v) { Array($0) })
@@ -224,7 +244,7 @@ package final class ClusterNode: @unchecked Sendable {
         // `effectsDone` have their effects carried out, in order; older ones (replayed after a
         // restart) only rebuild the state.
         if let restored = ready.restore, restored.index > effectsDone {
-            pendingEffects.append((restored.index, nil, state))
+            pendingEffects.append((restored.index, .snapshotRestored, state))
         }
         for e in ready.committed {
             if !e.data.isEmpty {
@@ -244,7 +264,7 @@ package final class ClusterNode: @unchecked Sendable {
             view.withLock { $0 = state }
             lock.broadcast()
         }
-        if raft.logLength > 2000 {
+        if raft.logLength > options.compactAfterEntries {
             try raft.compact(upTo: applied, data: Array(JSONWriter.string(state.json).utf8))
         }
         // Every known peer that is not a voter gets the log as a learner (a joiner catching up).

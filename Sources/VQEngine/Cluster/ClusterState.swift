@@ -27,6 +27,9 @@ package enum ClusterEffect: Sendable {
     case collectionCreated(String, CollectionConfig)
     case collectionUpdated(String, CollectionConfig)
     case collectionDeleted(String)
+    /// The state was replaced by a snapshot (a restart, or a peer that was away while the log
+    /// was compacted): local data is brought in line with the whole state.
+    case snapshotRestored
 }
 
 package struct ClusterState: Sendable, Equatable {
