@@ -12,13 +12,20 @@
 # Load is open loop (`vq bench --rate`): RATE requests per second from CLIENTS connections, each
 # request timed from when it was due, so a stall delays what queues behind it, as real traffic.
 #
-#   Benchmarks/tail-latency.sh [MINILM_DIR] [SECONDS_PER_RUN] [CLIENTS] [RATE]
+# MODE network (issue 17) makes X slow through the network instead: the other peers reach X
+# through Benchmarks/delay_proxy.py (X advertises the proxy's address), which holds all of X's
+# traffic for 50 ms at random moments (about every 500 ms) while X itself runs on; the healthy
+# run goes through the same proxy, not holding.
+#
+#   Benchmarks/tail-latency.sh [MINILM_DIR] [SECONDS_PER_RUN] [CLIENTS] [RATE] [process|network]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minilm=${1:-../shared/data/minilm-20k}
 seconds=${2:-20}
 clients=${3:-16}
 rate=${4:-800}
+mode=${5:-process}
+case "$mode" in process|network) ;; *) echo "MODE is '$mode'; expected process or network" >&2; exit 2 ;; esac
 swift build -c release >&2
 vq=$PWD/.build/release/vq
 work=$(mktemp -d)
@@ -26,6 +33,7 @@ pids=()
 stopper=
 cleanup() {
     [ -n "$stopper" ] && kill "$stopper" 2>/dev/null || true
+    [ -n "${proxy:-}" ] && kill "$proxy" 2>/dev/null || true
     for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
@@ -47,7 +55,18 @@ sleep 1
 export VQ_CLUSTER_SECRET=$("$vq" cluster token --data-dir "$work/a")
 "$vq" join "http://127.0.0.1:$pa" --listen 127.0.0.1:0 --data-dir "$work/b" 2>"$work/b.log" & pids+=($!)
 pb=$(port_of "$work/b.log")
-"$vq" join "http://127.0.0.1:$pa" --listen 127.0.0.1:0 --data-dir "$work/x" 2>"$work/x.log" & pids+=($!)
+if [ "$mode" = network ]; then
+    # X listens on a port chosen here and advertises the proxy's: the others reach it through the proxy.
+    read -r xport proxyport < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+    python3 Benchmarks/delay_proxy.py "$proxyport" "$xport" 50 500 17 >"$work/proxy.log" 2>&1 & proxy=$!
+    "$vq" join "http://127.0.0.1:$pa" --listen "127.0.0.1:$xport" --advertise "http://127.0.0.1:$proxyport" \
+        --data-dir "$work/x" 2>"$work/x.log" & pids+=($!)
+else
+    "$vq" join "http://127.0.0.1:$pa" --listen 127.0.0.1:0 --data-dir "$work/x" 2>"$work/x.log" & pids+=($!)
+fi
 px=$(port_of "$work/x.log")
 xpid=${pids[2]}
 sleep 2
@@ -70,6 +89,9 @@ print(f"| {label} | {r['qps']:.0f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r[
 PY
 }
 stall_loop() { while true; do kill -STOP "$xpid"; sleep 0.05; kill -CONT "$xpid"; sleep 0.45; done; }
+start_stalls() { if [ "$mode" = network ]; then kill -USR1 "$proxy"; else stall_loop & stopper=$!; fi; }
+stalled="X stalled 50 ms of 500"
+[ "$mode" = network ] && stalled="X's link held 50 ms at random moments"
 
 echo "| run ($rate req/s open loop, $clients clients, ${seconds} s each) | QPS | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms | extra reads/query | errors |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -78,10 +100,10 @@ echo "$healthy"
 p95=$(echo "$healthy" | awk -F'|' '{print $5}' | tr -d ' ')
 delay=$(python3 -c "import math; print(max(1, math.ceil(float('$p95'))))")
 
-stall_loop & stopper=$!
-run "X stalled 50 ms of 500, fan-out off"
+start_stalls
+run "$stalled, fan-out off"
 "$vq" update-collection m --read-fan-out-delay-ms "$delay" --url "$A" >/dev/null
-run "X stalled, read_fan_out_delay_ms $delay"
+run "$stalled, read_fan_out_delay_ms $delay"
 
 # A again, choosing replicas by recent latency (the default).
 "$vq" update-collection m --read-fan-out-delay-ms 0 --url "$A" >/dev/null
@@ -89,12 +111,12 @@ kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 "$vq" serve --listen "127.0.0.1:$pa" --data-dir "$work/a" 2>"$work/a2.log" & pids[0]=$!
 for _ in $(seq 100); do curl -sf "$A/collections/m" >/dev/null && break; sleep 0.1; done
 sleep 2
-run "latency-aware choice, X stalled, fan-out off"
+run "latency-aware choice, $stalled, fan-out off"
 "$vq" update-collection m --read-fan-out-delay-ms "$delay" --url "$A" >/dev/null
-run "latency-aware choice, X stalled, read_fan_out_delay_ms $delay"
+run "latency-aware choice, $stalled, read_fan_out_delay_ms $delay"
 # Last: factor 1 doubles every shard read; at this rate it overloads two cores, and the
 # backlog it leaves on the peers would spoil any run after it.
 "$vq" update-collection m --read-fan-out-delay-ms 0 --read-fan-out-factor 1 --url "$A" >/dev/null
-run "X stalled, read_fan_out_factor 1"
-kill "$stopper"; stopper=
+run "$stalled, read_fan_out_factor 1"
+[ -n "$stopper" ] && { kill "$stopper"; stopper=; }
 kill -CONT "$xpid" || true
