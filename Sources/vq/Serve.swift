@@ -145,7 +145,10 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     let removed = Locked(false)
     var clusterOptions = ClusterOptions(uri: advertise, secret: setting("cluster-secret"))
     clusterOptions.tickMilliseconds = 10
-    clusterOptions.compactAfterEntries = Int(try number("raft-compact-entries", 2000))
+    if let text = setting("raft-compact-entries") {
+        guard let n = Int(text), n >= 1 else { throw UsageError(message: "--raft-compact-entries is '\(text)'; expected an integer of at least 1") }
+        clusterOptions.compactAfterEntries = n
+    }
     let cluster = try ClusterNode(directory: directory, options: clusterOptions, joining: join != nil,
                                   log: { event, fields in log(event, fields) },
                                   onRemoved: { _ in

@@ -90,10 +90,15 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         reportError(e.description, hint: nil)
         guard let file = args.string("rejects") else { return }
         if rejects == nil {
-            guard FileManager.default.createFile(atPath: file, contents: nil) else {
-                throw VQError(.io, "cannot create the rejects file \(file)")
+            // Appended to: a resumed run (--start-line) keeps what the first one rejected.
+            if !FileManager.default.fileExists(atPath: file) {
+                guard FileManager.default.createFile(atPath: file, contents: nil) else {
+                    throw VQError(.io, "cannot create the rejects file \(file)")
+                }
             }
             rejects = FileHandle(forWritingAtPath: file)
+            guard rejects != nil else { throw VQError(.io, "cannot write the rejects file \(file)") }
+            rejects?.seekToEndOfFile()
         }
         rejects?.write(Data(reader.rejectedLine + [0x0A]))
     }
@@ -153,6 +158,13 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
         }
         printSummary(failed: true, seconds: seconds, durableSeconds: seconds, unindexed: .null)
         return 2
+    } catch {
+        // Not the input (a server's refusal, a lost connection, a disk): the summary still prints,
+        // but what was sent last may not be stored; re-running from an earlier line is safe.
+        try? engine?.close()
+        progress.finish()
+        printSummary(failed: true, seconds: Date().timeIntervalSince(start), durableSeconds: 0, unindexed: .null)
+        throw error
     }
     progress.update(count: submitted, bytes: reader.bytesRead, force: true)
     progress.finish()
@@ -175,8 +187,14 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
             let status = StatusLine(quiet: args.quiet)
             status.show("upsert \(name): \(submitted) points durable; indexing...")
             let deadline = Date().addingTimeInterval(600)
-            while try call(client, "GET", "/collections/\(name)")["status"]?.stringValue != "green"
-                    || (try call(client, "GET", "/collections/\(name)/info")["queue_depth"]?.intValue ?? 0) > 0 {
+            // A collection whose optimizer is off never turns green by itself: only its queue is waited for.
+            let info = try call(client, "GET", "/collections/\(name)")
+            let optimizing = info["config"]?["optimizer_config"]?["max_optimization_threads"] != .int(0)
+            func settled() throws -> Bool {
+                if try (call(client, "GET", "/collections/\(name)/info")["queue_depth"]?.intValue ?? 0) > 0 { return false }
+                return try !optimizing || call(client, "GET", "/collections/\(name)")["status"]?.stringValue == "green"
+            }
+            while try !settled() {
                 if Date() > deadline {
                     printError("vq: warning: the server is still indexing \"\(name)\" after 10 minutes; not waiting longer")
                     break

@@ -15,9 +15,10 @@ final class Metrics: @unchecked Sendable {
         var buckets = [Int](repeating: 0, count: Metrics.buckets.count)
     }
 
-    /// Per route (in `names` order): requests, errors, nanoseconds, then requests per bucket
-    /// (the first bucket each fits; cumulated when rendered). Relaxed atomic adds: requests on
-    /// every worker count without a lock or an allocation.
+    /// Per route (in `names` order): a spare slot, errors, nanoseconds, then requests per bucket
+    /// (the first bucket each fits, the last past every bound; cumulated when rendered, their sum
+    /// the count). Relaxed atomic adds: requests on every worker count without a lock or an
+    /// allocation.
     private static let slots = 3 + buckets.count + 1
     private let names: [String]
     private let slot: [String: Int]
@@ -35,7 +36,6 @@ final class Metrics: @unchecked Sendable {
 
     func record(route: String, status: Int, seconds: Double) {
         let c = counters + (slot[route] ?? slot["other"]!) * Metrics.slots
-        cvq_atomic_add(c, 1)
         if status >= 400 { cvq_atomic_add(c + 1, 1) }
         cvq_atomic_add(c + 2, Int64(max(0, min(seconds, 1e9)) * 1e9))
         let bucket = Metrics.buckets.firstIndex { seconds <= $0 } ?? Metrics.buckets.count
@@ -46,14 +46,16 @@ final class Metrics: @unchecked Sendable {
     private var snapshot: [(key: String, value: Route)] {
         names.enumerated().compactMap { i, name in
             let c = counters + i * Metrics.slots
-            let count = Int(cvq_atomic_load(c))
-            guard count > 0 else { return nil }
-            var r = Route(count: count, errors: Int(cvq_atomic_load(c + 1)), sum: Double(cvq_atomic_load(c + 2)) / 1e9)
+            // The count is the buckets' sum (the last slot is past every bound), read once: no
+            // bucket can then exceed it, as Prometheus requires, while requests are counted.
+            var r = Route(count: 0, errors: Int(cvq_atomic_load(c + 1)), sum: Double(cvq_atomic_load(c + 2)) / 1e9)
             var running = 0
-            for b in 0..<Metrics.buckets.count {
+            for b in 0...Metrics.buckets.count {
                 running += Int(cvq_atomic_load(c + 3 + b))
-                r.buckets[b] = running
+                if b < Metrics.buckets.count { r.buckets[b] = running }
             }
+            guard running > 0 else { return nil }
+            r.count = running
             return (name, r)
         }
     }

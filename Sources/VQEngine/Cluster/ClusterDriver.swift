@@ -45,8 +45,9 @@ package final class ClusterDriver: Sendable {
             switch effect {
             case .collectionCreated(let name, let config):
                 router.forget(name)
-                try node.setManagedCollections(node.managedCollections.merging([name: index]) { _, new in new })
                 if !engine.hasCollection(name) { try engine.createCollection(name, config: config) }
+                // Recorded after: a collection unrecorded by a crash here is only never deleted by a snapshot.
+                try node.setManagedCollections(node.managedCollections.merging([name: index]) { _, new in new })
             case .collectionUpdated(let name, let config):
                 _ = try engine.updateCollection(name) { $0 = config }
             case .collectionDeleted(let name):
@@ -57,20 +58,27 @@ package final class ClusterDriver: Sendable {
                 // A collection the cluster made here at or before the snapshot's index that the
                 // snapshot no longer names was deleted while this peer was away (the delete
                 // compacted into the snapshot): deleted here too. One made after it is not judged.
+                // Each step on its own: one that fails is logged and the others still happen.
                 var managed = node.managedCollections
                 for (name, made) in managed.sorted(by: { $0.key < $1.key }) where made <= index && state.collections[name] == nil {
-                    if engine.hasCollection(name) {
-                        router.forget(name)
-                        try engine.deleteCollection(name)
-                        node.logEvent("collection deleted", [("collection", .string(name)),
-                                                             ("reason", .string("deleted by the cluster while this peer was away"))])
+                    do {
+                        if engine.hasCollection(name) {
+                            router.forget(name)
+                            try engine.deleteCollection(name)
+                            node.logEvent("collection deleted", [("collection", .string(name)),
+                                                                 ("reason", .string("deleted by the cluster while this peer was away"))])
+                        }
+                        managed[name] = nil
+                    } catch {
+                        node.logEvent("error", [("message", .string("deleting collection \(name), gone from the cluster: \(error)"))])
                     }
-                    managed[name] = nil
                 }
                 for name in state.collections.keys where managed[name] == nil { managed[name] = index }
                 try node.setManagedCollections(managed)
                 for (name, meta) in state.collections where !engine.hasCollection(name) {
-                    try engine.createCollection(name, config: meta.config)
+                    do { try engine.createCollection(name, config: meta.config) } catch {
+                        node.logEvent("error", [("message", .string("creating collection \(name) from the cluster's snapshot: \(error)"))])
+                    }
                 }
             }
         } catch {

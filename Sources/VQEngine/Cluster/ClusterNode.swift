@@ -115,7 +115,14 @@ package final class ClusterNode: @unchecked Sendable {
         // is unknown until a leader is heard from, and reaching one needs its address.
         var logged = ClusterState()
         if let s = storage.snapshot, let restored = try? ClusterState(json: try JSONParser.parse(s.data)) { logged = restored }
-        for e in storage.entries where !e.data.isEmpty { _ = try? logged.apply(e.data) }
+        // A data directory from before `cluster/collections` existed: the collections its own
+        // log and snapshot name are the cluster's, each with the index that made it.
+        var made = FileIO.exists(managedPath) ? nil : Dictionary(uniqueKeysWithValues: logged.collections.keys.map { ($0, storage.snapshot?.index ?? 0) })
+        for e in storage.entries where !e.data.isEmpty {
+            _ = try? logged.apply(e.data)
+            if made != nil { for name in logged.collections.keys where made![name] == nil { made![name] = e.index } }
+        }
+        if let made { try FileIO.writeAtomically(managedPath, JSONWriter.bytes(.object(made.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) }))) }
         bootAddresses = logged.peers
         // Removed, and its log's last configuration agrees (a removal that was later undone, or
         // that it stopped before hearing the voters change of, is settled by its peers' 410).

@@ -265,9 +265,9 @@ package final class RaftNode {
                 if active < quorum { try becomeFollower(term: term, leader: nil) }
             }
         } else if electionElapsed >= electionTimeout && voters.contains(id) {
-            // A candidate whose election timed out campaigns again at once (it already had a
-            // majority's pre-votes); a follower first asks whether it could win.
-            if role == .candidate { try campaign() } else { try preCampaign() }
+            // Follower or candidate whose election timed out: first ask whether it could win (a
+            // candidate cut off mid-election must not keep raising its term either).
+            try preCampaign()
         }
     }
 
@@ -478,6 +478,9 @@ package final class RaftNode {
     private func preCampaign() throws {
         guard term < RaftNode.maxTerm else { return }
         preVotes = [id]
+        // The leader has not been heard from for an election timeout: no longer counted alive,
+        // so this peer grants others' pre-votes and votes while it asks for its own.
+        leader = nil
         resetElectionTimer()
         if voters.filter({ preVotes!.contains($0) }).count >= quorum { try campaign(); return }
         for p in voters where p != id {

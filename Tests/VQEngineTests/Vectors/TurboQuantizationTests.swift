@@ -21,6 +21,15 @@ import Testing
         for k in [cvq_select_u8_kernels(0), cvq_select_u8_kernels(1), cvq_select_u8_kernels(2)] {
             #expect(k.nibble_dot(codes, q, lut, blocks, sum) == expected, "\(String(cString: k.level))")
         }
+        // The extremes: every level and query value at +-127 with matching signs, as a query
+        // against its own near-duplicate gives (16-bit sums of pairs would wrap).
+        for (code, value) in [(UInt8(0xFF), Int8(127)), (UInt8(0x00), Int8(-127))] {
+            let c = [UInt8](repeating: code, count: 64 * blocks), x = [Int8](repeating: value, count: 128 * blocks)
+            let total = Int32(128 * blocks) * 127 * 127
+            for k in [cvq_select_u8_kernels(0), cvq_select_u8_kernels(1), cvq_select_u8_kernels(2)] {
+                #expect(k.nibble_dot(c, x, lut, blocks, Int32(value) * Int32(128 * blocks)) == total, "\(String(cString: k.level)) at the extremes")
+            }
+        }
     }
 
     @Test("the rotation is orthonormal: it keeps norms and inner products", arguments: [16, 100, 128, 384, 768])
