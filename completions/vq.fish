@@ -182,7 +182,7 @@ complete -c vq -n '__fish_seen_subcommand_from check' -l timeout -x -d 'Seconds 
 complete -c vq -n '__fish_seen_subcommand_from check' -l quiet -s q -d 'Print no progress or summaries on stderr; errors still print.'
 complete -c vq -n '__fish_seen_subcommand_from check' -l help -s h -d 'Show this help and exit.'
 complete -c vq -n '__fish_seen_subcommand_from optimize' -a '(__vq_collections)'
-complete -c vq -n '__fish_seen_subcommand_from optimize' -l wait -d 'Return once optimization has finished (always so in embedded mode).'
+complete -c vq -n '__fish_seen_subcommand_from optimize' -l wait -d 'Return once optimization has finished: vq always does; accepted for scripts written for it.'
 complete -c vq -n '__fish_seen_subcommand_from optimize' -l data-dir -r -a '(__fish_complete_directories)' -d 'Data directory to open (embedded mode).'
 complete -c vq -n '__fish_seen_subcommand_from optimize' -l url -x -d 'Talk to the vq server or cluster at URL instead of opening a data directory.'
 complete -c vq -n '__fish_seen_subcommand_from optimize' -l api-key -x -d 'API key the server requires (sent as the api-key header).'

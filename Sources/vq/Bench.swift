@@ -31,7 +31,7 @@ func bench(_ args: Arguments) throws -> Int32 {
     if args.string("quantization") == nil { try args.refuse(["quantile"], "without --quantization int8") }
     if !args.has("default-path") { try args.refuse(["default-segment-number"], "without --default-path") }
     if args.string("scenario") ?? "recall" != "recall" { try args.refuse(["default-path", "named-vectors"], "outside --scenario recall") }
-    if args.string("scenario") == "write-load" { try args.refuse(["oversampling"], "to --scenario write-load") }
+    if args.string("scenario") == "write-load" { try args.refuse(["oversampling", "ef"], "to --scenario write-load") }
     if args.string("scenario") == "write-load" { try args.refuse(["threads"], "to --scenario write-load (one writer, one searcher)") }
     if args.string("scenario") != "write-load" { try args.refuse(["duration"], "without --scenario write-load or --url") }
     if args.string("scenario") == "sparse" {

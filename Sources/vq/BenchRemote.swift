@@ -7,6 +7,10 @@ import VQEngine
 /// each) for S seconds; reports QPS and latency percentiles as the clients saw them. Closed loop by
 /// default (each client sends when the last answer came); `--rate R` makes it open loop.
 func benchRemote(_ args: Arguments, _ client: HTTPClient) throws -> Int32 {
+    // Nothing is built or generated: the options that shape a local benchmark are refused, not dropped.
+    try args.refuse(["base", "groundtruth", "synthetic", "queries-count", "seed", "save-dataset", "distance", "m", "ef-construct", "threads",
+                     "full-scan-threshold", "quantization", "quantile", "oversampling", "default-path", "default-segment-number",
+                     "named-vectors", "scenario", "data-dir"], "with --url (it searches the server's collection as it is)")
     guard let name = args.string("collection") else {
         throw UsageError(message: "vq bench --url needs --collection NAME (the collection to search)")
     }

@@ -434,7 +434,7 @@ extension CommandSpec {
             that also talk to servers.
             """,
             arguments: [ArgumentSpec(name: "NAME", help: "Collection to optimize.", completion: .collection)],
-            options: [OptionSpec(long: "wait", help: "Return once optimization has finished (always so in embedded mode).")],
+            options: [OptionSpec(long: "wait", help: "Return once optimization has finished: vq always does; accepted for scripts written for it.")],
             examples: [("Index everything now:", "vq optimize docs")]
         ),
         CommandSpec(

@@ -70,6 +70,13 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         // `vq cluster token` reads the data directory even while a server holds it (never over HTTP).
         let local = spec.name == "cluster" && args.positionals.first == "token"
         let target: Target = remoteCapable.contains(spec.name) && !local ? try resolveTarget(args) : .embedded
+        // A key or timeout given on the command line is for a server: with none, refused (from
+        // the environment or the client config file they are defaults, and stay quiet).
+        if case .embedded = target, !spec.peer, spec.name != "bench" || args.string("url") == nil {
+            for name in ["api-key", "timeout"] where args.source(name) == .flag {
+                throw UsageError(message: "--\(name) applies when talking to a server (--url); this command opens \(args.dataDir) itself")
+            }
+        }
         switch spec.name {
         case "create-collection": return try createCollection(args, target)
         case "upsert": return try upsert(args, target)

@@ -202,6 +202,9 @@ import VQEngine
         try writeFile(config, #"{"url":"http://127.0.0.1:1","data_dir":"\#(scratch.path)/mine"}"#)
         let bench = try vq(["bench", "--synthetic", "200,4", "--queries-count", "5", "--ef", "16", "-q"], env: env)
         #expect(bench.status == 0 && !FileManager.default.fileExists(atPath: scratch.path + "/mine"), "\(bench.stderr)")
+        // A key or timeout on the command line of an embedded run is refused, not dropped.
+        let embeddedKey = try vq(["collections", "--data-dir", scratch.path + "/empty", "--api-key", "x"])
+        #expect(embeddedKey.status == 2 && embeddedKey.stderr.contains("--api-key applies when talking to a server"), "\(embeddedKey.stderr)")
         // vq serve is no client: it takes no --url.
         #expect(try vq(["serve", "--url", server.url]).status == 2)
     }

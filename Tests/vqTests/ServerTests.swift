@@ -349,6 +349,13 @@ func request(_ port: Int, _ method: String, _ path: String, _ body: String? = ni
             let refused = try vq(["bench"] + options)
             #expect(refused.status == 2 && refused.stderr.contains(named + " does not apply"), "\(options): \(refused.stderr)")
         }
+        // And the other way: what shapes a local benchmark, given with --url; --ef where nothing reads it.
+        for (options, named) in [(["--url", server.url, "--collection", "m", "--threads", "2"], "--threads"),
+                                 (["--url", server.url, "--collection", "m", "--scenario", "filter"], "--scenario"),
+                                 (["--synthetic", "100,4", "--scenario", "write-load", "--ef", "32"], "--ef")] {
+            let refused = try vq(["bench"] + options)
+            #expect(refused.status == 2 && refused.stderr.contains(named + " does not apply"), "\(options): \(refused.stderr)")
+        }
         _ = server.stop()
     }
 

@@ -303,7 +303,7 @@ extension QdrantAPI {
                 guard b == "bits4" else { throw VQError.invalid("quantization_config.turbo.bits \"\(b)\" is not supported: vq offers bits4") }
             }
             c.quantization = .turbo4
-            if t["always_ram"] != nil && t["always_ram"] != .null { c.quantizationAlwaysRam = try bool(t, "always_ram", default: true) }
+            try alwaysRam(t, "turbo", &c)
             return
         }
         let s = q["scalar"]!
@@ -319,7 +319,16 @@ extension QdrantAPI {
             quantile = d
         }
         c.quantization = .scalar(quantile: quantile)
-        if s["always_ram"] != nil && s["always_ram"] != .null { c.quantizationAlwaysRam = try bool(s, "always_ram", default: true) }
+        try alwaysRam(s, "scalar", &c)
+    }
+
+    /// `always_ram`: codes are always in RAM here, so true (or absent) is what vq does; false
+    /// (codes on disk with the vectors) is refused rather than stored and ignored.
+    private func alwaysRam(_ q: JSON, _ kind: String, _ c: inout CollectionConfig) throws {
+        guard let v = q["always_ram"], v != .null else { return }
+        guard let b = v.boolValue else { throw VQError.invalid("quantization_config.\(kind).always_ram is \(v.typeName); expected true or false") }
+        guard b else { throw VQError.invalid("quantization_config.\(kind).always_ram false is not supported: vq keeps quantized vectors in RAM") }
+        c.quantizationAlwaysRam = true
     }
 
     /// A vector datatype: float32 is what vq stores; float16 and uint8 are Qdrant's but not
@@ -821,14 +830,14 @@ extension QdrantAPI {
         guard let q = params["quantization"], q != .null else { return QuantizedSearch() }
         try rejectUnknown(q, ["ignore", "rescore", "oversampling"], "params.quantization")
         if try bool(q, "ignore", default: false) { return nil }
-        var out = QuantizedSearch(rescore: try bool(q, "rescore", default: true))
+        var oversampling = 1.0
         if let o = q["oversampling"], o != .null {
             guard let v = o.doubleValue, v >= 1, v <= 100 else {
                 throw VQError.invalid("params.quantization.oversampling is \(o.compactText); expected a number from 1 to 100")
             }
-            out.oversampling = v
+            oversampling = v
         }
-        return out
+        return QuantizedSearch(rescore: try bool(q, "rescore", default: true), oversampling: oversampling)
     }
 
     func search(_ collection: VectorCollection, _ body: JSON) throws -> JSON {

@@ -107,7 +107,8 @@ package final class QdrantAPI: @unchecked Sendable {
 
     /// Query parameters: Qdrant's that vq honours, each value checked; anything else is refused
     /// by name (400), never ignored.
-    /// - `wait`, `timeout`: as every write route reads them (harmless elsewhere).
+    /// - `wait`, `timeout` (writes): their values checked here once for every write route; reads
+    ///   neither wait for anything nor stop early, so there they are refused.
     /// - `ordering` (writes): weak, medium or strong. vq orders every write of a shard through
     ///   its primary replica, which is what strong asks; weak and medium get that too.
     /// - `consistency` (reads): a number, majority, quorum or all. A collection with one replica
@@ -115,13 +116,14 @@ package final class QdrantAPI: @unchecked Sendable {
     ///   a replicated collection to agree is not implemented and is refused.
     func checkQuery(_ r: HTTPRequest, _ route: Route, collection: String?) throws {
         guard !r.query.isEmpty, route.access != .peer else { return }
-        var allowed = ["wait", "timeout"]
-        if route.access == .write { allowed.append("ordering") }
+        var allowed: [String] = []
+        if route.access == .write { allowed += ["wait", "timeout", "ordering"] }
         if route.access == .read && collection != nil { allowed.append("consistency") }
         if route.name == "cluster.remove_peer" { allowed.append("force") }
         for key in r.query.keys.sorted() where !allowed.contains(key) {
             throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
         }
+        if r.query["wait"] != nil || r.query["timeout"] != nil { _ = try writeOptions(r) }
         if let o = r.query["ordering"], !["weak", "medium", "strong"].contains(o.lowercased()) {
             throw VQError.unknownValue("ordering is \"\(o)\"; expected weak, medium or strong")
         }

@@ -231,6 +231,7 @@ package final class Engine: @unchecked Sendable {
         shardSide.replicationFactor = before.replicationFactor
         shardSide.writeConsistencyFactor = before.writeConsistencyFactor
         shardSide.payloadSchema = before.payloadSchema
+        shardSide.quantizationAlwaysRam = before.quantizationAlwaysRam  // reported only: nothing to reopen for
         if shardSide == before {
             open[name]?.updateLive(config)
             rebuild = open[name]

@@ -300,12 +300,21 @@ package final class VectorCollection: @unchecked Sendable {
         guard request.limit + request.offset <= VectorCollection.maxResults else {
             throw VQError.invalid("limit + offset is \(request.limit + request.offset); expected at most \(VectorCollection.maxResults) (page with scroll for more)")
         }
-        if let q = request.quantization, Double(request.limit + request.offset) * q.oversampling > Double(VectorCollection.maxResults) {
-            throw VQError.invalid("(limit + offset) x oversampling is \(Double(request.limit + request.offset) * q.oversampling); "
-                                  + "expected at most \(VectorCollection.maxResults)")
+        // Search settings that would change nothing are refused, not dropped: quantization's
+        // rescore/oversampling where no codes are read, a graph's beam width for a sparse search.
+        if let q = request.quantization, q != QuantizedSearch() {
+            let why = config.quantization == nil ? "collection \"\(name)\" has no quantization_config"
+                : request.sparse != nil ? "sparse vectors have no quantized codes"
+                : request.multi != nil ? "multi-vectors have no quantized codes" : nil
+            if let why { throw VQError.invalid("params.quantization rescore false or oversampling above 1 does not apply: \(why)") }
+            if Double(request.limit + request.offset) * q.oversampling > Double(VectorCollection.maxResults) {
+                throw VQError.invalid("(limit + offset) x oversampling is \(Double(request.limit + request.offset) * q.oversampling); "
+                                      + "expected at most \(VectorCollection.maxResults)")
+            }
         }
-        if let ef = request.hnswEf, ef < 1 || ef > VectorCollection.maxResults {
-            throw VQError.invalid("hnsw_ef is \(ef); expected 1 to \(VectorCollection.maxResults)")
+        if let ef = request.hnswEf {
+            guard ef >= 1 && ef <= VectorCollection.maxResults else { throw VQError.invalid("hnsw_ef is \(ef); expected 1 to \(VectorCollection.maxResults)") }
+            if request.sparse != nil { throw VQError.invalid("hnsw_ef does not apply to a sparse search (it is exact, over the postings)") }
         }
         let k = request.limit + request.offset
         if k == 0 { return SearchResult(hits: [], unindexedSkipped: 0) }

@@ -92,11 +92,13 @@ package struct ShardSearch: Sendable {
 /// How a search uses quantized vectors (Qdrant's search params `quantization`).
 package struct QuantizedSearch: Sendable, Equatable {
     package var rescore = true
-    package var oversampling: Double = 1
+    package private(set) var oversampling: Double = 1
 
+    /// `oversampling` is kept at float32 precision, the precision peers receive it in, so the
+    /// bound every peer checks (k x oversampling) is the one checked here.
     package init(rescore: Bool = true, oversampling: Double = 1) {
         self.rescore = rescore
-        self.oversampling = oversampling
+        self.oversampling = Double(Float(oversampling))
     }
 }
 

@@ -129,7 +129,8 @@ import Testing
             ("POST", "points/query", #"{"query":[1,2]}"#, "no unnamed vector"),
             ("POST", "points/vectors/delete", #"{"points":[1],"vector":["audio"]}"#, "audio"),
         ] {
-            let (status, err, _) = t.call(api, method, "/collections/c/" + path, body, query: ["wait": "true"])
+            // ?wait is a write's (a search refuses it).
+            let (status, err, _) = t.call(api, method, "/collections/c/" + path, body, query: method == "PUT" || path.hasPrefix("points/vectors") ? ["wait": "true"] : [:])
             #expect(status == 400 && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(err?.compactText ?? "")")
         }
         // Reopened: the vectors, what points lack, and the graphs are all read back.

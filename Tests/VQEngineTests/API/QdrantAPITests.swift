@@ -57,6 +57,9 @@ import Testing
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["ordering": "strong"], 400, "\"ordering\""),
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["exact": "true"], 400, "\"exact\""),
             ("GET", "/collections", nil, ["consistency": "all"], 400, "\"consistency\""),
+            ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["timeout": "5"], 400, "\"timeout\""),
+            ("PUT", "/collections/q/points", upsert, ["timeout": "abc"], 400, "timeout"),
+            ("POST", "/collections/q/points/query", #"{"query":[1,0],"params":{"quantization":{"oversampling":2}}}"#, [:], 400, "no quantization_config"),
         ] as [(String, String, String?, [String: String], Int, String)] {
             let (s, err, _) = call(api, method, path, body, query: query)
             #expect(s == status && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(method) \(path) \(query): \(s) \(err?.compactText ?? "")")

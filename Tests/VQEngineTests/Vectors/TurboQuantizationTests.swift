@@ -142,7 +142,13 @@ import Testing
                                       (#""Disabled""#, "null"), (#"{"turbo":{}}"#, #"{"turbo":{"bits":"bits4"}}"#)] {
                 #expect(t.call(api, "PATCH", "/collections/c", #"{"quantization_config":\#(patch)}"#).0 == 200, "\(patch)")
                 #expect(t.call(api, "GET", "/collections/c").1?["result"]?["config"]?["quantization_config"] == JSONParser.parseOrNull(reported), "\(patch)")
-                let r = recall(#"{"hnsw_ef":64,"quantization":{"oversampling":3}}"#, Array(queries.prefix(5)))
+                // Without quantization, oversampling would change nothing: refused, and the search asked without it.
+                let params = patch == #""Disabled""# ? #"{"hnsw_ef":64}"# : #"{"hnsw_ef":64,"quantization":{"oversampling":3}}"#
+                if patch == #""Disabled""# {
+                    let refused = t.call(api, "POST", "/collections/c/points/query", #"{"query":\#(queries[0]),"params":{"quantization":{"oversampling":3}}}"#)
+                    #expect(refused.0 == 400 && refused.1?["status"]?["error"]?.stringValue?.contains("no quantization_config") == true)
+                }
+                let r = recall(params, Array(queries.prefix(5)))
                 #expect(r.found >= 45 && r.exactScores, "after \(patch): \(r.found) of 50")
             }
             for (method, path, body, status, fragment) in [
@@ -153,6 +159,7 @@ import Testing
                 ("PUT", "/collections/d", #"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"turbo":{},"scalar":{"type":"int8"}}}"#, 400, "exactly one"),
                 ("PATCH", "/collections/c", #"{"quantization_config":"Enabled"}"#, 400, "Disabled"),
                 ("PATCH", "/collections/c", #"{"quantization_config":{"binary":{}}}"#, 400, "binary"),
+                ("PUT", "/collections/d", #"{"vectors":{"size":4,"distance":"Dot"},"quantization_config":{"turbo":{"always_ram":false}}}"#, 400, "always_ram"),
             ] {
                 let (s, err, _) = t.call(api, method, path, body)
                 #expect(s == status && err?["status"]?["error"]?.stringValue?.contains(fragment) == true, "\(body): \(s) \(err?.compactText ?? "")")
