@@ -6,7 +6,7 @@ import VQEngine
 // run and one through a server print the same. Records print as the JSONL `vq upsert` reads:
 // {"id", "vector", "payload"}.
 
-/// `--filter JSON`: a Qdrant filter object, or nil without the flag.
+/// `--filter JSON`: a Qdrant filter object (checked as the engine reads it), or nil without the flag.
 func filterFlag(_ args: Arguments) throws -> JSON? {
     guard let text = args.string("filter") else { return nil }
     let json: JSON
@@ -14,6 +14,7 @@ func filterFlag(_ args: Arguments) throws -> JSON? {
         throw UsageError(message: "--filter is not valid JSON (\(error)); expected a filter object such as '{\"must\":[{\"key\":\"k\",\"match\":{\"value\":1}}]}'")
     }
     guard case .object = json else { throw UsageError(message: "--filter is \(json.typeName); expected a filter object such as '{\"must\":[...]}'") }
+    do { _ = try Filter(json: json) } catch let e as VQError { throw UsageError(message: "--filter: \(e.message)") }
     return json
 }
 

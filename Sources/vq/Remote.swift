@@ -36,10 +36,9 @@ func httpClient(_ args: Arguments, _ url: String) throws -> HTTPClient {
 
 /// One API call: JSON in, the envelope's `result` out; errors become VQError with the server's message.
 func call(_ client: HTTPClient, _ method: String, _ path: String, _ body: JSON? = nil, rawBody: [UInt8]? = nil) throws -> JSON {
-    let headers: [(String, String)] = []
     var attempt = 0
     while true {
-        let response = try client.send(method, path, body: rawBody ?? body.map { JSONWriter.bytes($0) }, headers: headers)
+        let response = try client.send(method, path, body: rawBody ?? body.map { JSONWriter.bytes($0) })
         let json = try? JSONParser.parse(response.body)
         if response.status == 200, let json { return json["result"] ?? json }
         if response.status == 429 && attempt < 20 {
@@ -61,7 +60,6 @@ final class RemoteUploader: @unchecked Sendable {
     private let group = DispatchGroup()
     private let lock = NSLock()
     private var failure: (any Error)?
-    private(set) var acknowledged = 0
 
     /// The collection's vectors: batches carry `"vectors": [...]` or `{name: [...]}`.
     let layout: VectorLayout
@@ -133,14 +131,12 @@ final class RemoteUploader: @unchecked Sendable {
         }
         w.raw("]}}")
         let body = w.bytes
-        let count = batch.count
         slots.wait()
         group.enter()
         DispatchQueue.global().async { [self] in
             defer { slots.signal(); group.leave() }
             do {
                 _ = try call(client, "PUT", path, rawBody: body)
-                lock.withLock { acknowledged += count }
             } catch {
                 lock.withLock { if failure == nil { failure = error } }
             }

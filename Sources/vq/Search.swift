@@ -65,13 +65,7 @@ func search(_ args: Arguments, _ target: Target) throws -> Int32 {
                                                oversampling: args.string("oversampling") == nil ? 1 : try args.double("oversampling", in: 1...100))
     }
     request.indexedOnly = args.has("indexed-only")
-    if let text = args.string("filter") {
-        do { request.filter = try Filter(json: try JSONParser.parse(text)) } catch let e as VQError {
-            throw UsageError(message: "--filter: \(e.message)")
-        } catch {
-            throw UsageError(message: "--filter is not valid JSON: \(error)")
-        }
-    }
+    if let filter = try filterFlag(args) { request.filter = try Filter(json: filter) }
     if args.string("hnsw-ef") != nil { request.hnswEf = try args.int("hnsw-ef", default: 0, in: 1...1_000_000) }
     // --using NAME: a named vector (checked here when embedded, by the server when remote).
     let using = args.string("using")
@@ -168,25 +162,10 @@ private func searchPrefetch(_ args: Arguments, _ target: Target, name: String, l
     var body: [(String, JSON)] = [("prefetch", prefetchJSON), ("query", query), ("limit", .int(Int64(limit))),
                                   ("with_payload", .bool(args.has("with-payload")))]
     if let using = args.string("using") { body.append(("using", .string(using))) }
-    if let filter = args.string("filter") {
-        do { body.append(("filter", try JSONParser.parse(filter))) } catch { throw UsageError(message: "--filter is not valid JSON: \(error)") }
-    }
-    let path = "/collections/\(name)/points/query"
+    if let filter = try filterFlag(args) { body.append(("filter", filter)) }
     let result: JSON
     do {
-        switch target {
-        case .embedded:
-            let engine = try openEngine(args, create: false)
-            defer { try? engine.close() }
-            _ = try engine.collection(name)
-            let response = QdrantAPI(engine: engine, config: APIConfig()).handle(HTTPRequest(method: "POST", path: path, body: JSONWriter.bytes(.object(body))))
-            guard response.status == 200, let json = try? JSONParser.parse(response.body) else {
-                throw VQError(status: response.status, body: response.body, from: "query")
-            }
-            result = json["result"] ?? json
-        case .remote(let client):
-            result = try call(client, "POST", path, .object(body))
-        }
+        result = try withClient(args, target) { client in try client.call("POST", collectionPath(name, "/points/query"), .object(body)) }
     } catch let e as VQError where e.kind == .invalidInput {
         throw UsageError(message: e.message)
     }

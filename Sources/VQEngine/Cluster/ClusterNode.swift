@@ -63,6 +63,8 @@ package final class ClusterNode: @unchecked Sendable {
     /// what a snapshot that no longer names one deletes. A collection made embedded and then
     /// served is not among them.
     private let managedPath: String
+    /// That record, read once at start (only the effects thread changes it afterwards).
+    private var managed: [String: UInt64] = [:]
     /// What applied commands mean for local data, not yet carried out, in log order: taken by the
     /// driver's thread (`ClusterDriver`), never run under this lock.
     private var pendingEffects: [(index: UInt64, effect: ClusterEffect, state: ClusterState)] = []
@@ -122,7 +124,13 @@ package final class ClusterNode: @unchecked Sendable {
             _ = try? logged.apply(e.data)
             if made != nil { for name in logged.collections.keys where made![name] == nil { made![name] = e.index } }
         }
-        if let made { try FileIO.writeAtomically(managedPath, JSONWriter.bytes(.object(made.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) }))) }
+        if let made {
+            // Only what the log still names: a name deleted since may be reused by an embedded collection.
+            managed = made.filter { logged.collections[$0.key] != nil }
+            try ClusterNode.writeManaged(managedPath, managed)
+        } else {
+            managed = try ClusterNode.readManaged(managedPath)
+        }
         bootAddresses = logged.peers
         // Removed, and its log's last configuration agrees (a removal that was later undone, or
         // that it stopped before hearing the voters change of, is settled by its peers' 410).
@@ -209,21 +217,32 @@ package final class ClusterNode: @unchecked Sendable {
         return next
     }
 
-    /// Records that the effect of entry `index` was carried out (persisted before the next one).
-    /// The collections the cluster made here (see `managedPath`), each with the log index that
-    /// made it; empty when none are recorded.
-    package var managedCollections: [String: UInt64] {
-        guard let data = try? FileIO.readAll(managedPath), case .object(let members)? = try? JSONParser.parse(data) else { return [:] }
+    /// The collections the cluster made here (see `managedPath`), each with the log index that made it.
+    package var managedCollections: [String: UInt64] { lock.withLock { managed } }
+
+    /// Records the collections the cluster made here (written before it counts).
+    package func setManagedCollections(_ names: [String: UInt64]) throws {
+        try ClusterNode.writeManaged(managedPath, names)
+        lock.withLock { managed = names }
+    }
+
+    private static func writeManaged(_ path: String, _ names: [String: UInt64]) throws {
+        try ChecksummedJSON.write(path, .object(names.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) }))
+    }
+
+    /// - Throws: `.corrupt` for a record that does not check out (never read as "none": that would
+    ///   forget which collections a later snapshot may delete).
+    private static func readManaged(_ path: String) throws -> [String: UInt64] {
+        guard case .object(let members) = try ChecksummedJSON.read(path) else { throw VQError(.corrupt, "\(path) is not an object of collection names") }
         var out: [String: UInt64] = [:]
-        for (name, index) in members { if let i = index.uint64Value { out[name] = i } }
+        for (name, index) in members {
+            guard let i = index.uint64Value else { throw VQError(.corrupt, "\(path) has \(name): \(index.compactText); expected a log index") }
+            out[name] = i
+        }
         return out
     }
 
-    /// Records the collections the cluster made here (before their effects count as done).
-    package func setManagedCollections(_ names: [String: UInt64]) throws {
-        try FileIO.writeAtomically(managedPath, JSONWriter.bytes(.object(names.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) })))
-    }
-
+    /// Records that the effect of entry `index` was carried out (persisted before the next one).
     package func effectDone(_ index: UInt64) {
         var v = index.littleEndian
         try? FileIO.writeAtomically(effectsPath, withUnsafeBytes(of: &v) { Array($0) })

@@ -11,7 +11,8 @@ extension VectorCollection {
             s.segments.map { seg in
                 JSON.object([("shard", .int(Int64(shard))), ("id", .int(Int64(seg.id))), ("rows", .int(Int64(seg.rows))),
                              ("points", .int(Int64(seg.livePoints))), ("deleted", .int(Int64(seg.deleted))),
-                             ("appendable", .bool(seg.appendable)), ("indexed", .bool(seg.indexed))])
+                             ("appendable", .bool(seg.appendable)), ("indexed", .bool(seg.indexed)),
+                             ("quantized_bytes", .int(Int64(seg.codeBytes)))])
             }
         }
         let shards: [JSON] = status.shards.enumerated().map { (i, s) in

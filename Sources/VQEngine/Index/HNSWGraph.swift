@@ -204,13 +204,8 @@ package final class HNSWGraph: @unchecked Sendable {
     /// node's candidates are its allowed neighbours and, through neighbours that are not allowed,
     /// their allowed neighbours (two hops, as ACORN does), up to `m` per node. The walk then
     /// stays within the allowed nodes without losing its way where they are sparse, and scores
-    /// about as many vectors as an unfiltered search.
-    package func searchFiltered(_ query: UnsafePointer<Float>, vectors: UnsafePointer<Float>, dim: Int, distance: DistanceFunction,
-                                k: Int, ef: Int, allowed: UnsafePointer<UInt64>) -> [Candidate] {
-        searchFiltered(FloatScorer(query: query, vectors: vectors, dim: dim, distance: distance), k: k, ef: ef, allowed: allowed)
-    }
-
-    /// `searchFiltered` by `scorer`'s distances (a query's float vectors, or codes).
+    /// about as many vectors as an unfiltered search. Distances are `scorer`'s (a query's float
+    /// vectors, or codes).
     package func searchFiltered<S: NodeScorer>(_ scorer: S, k: Int, ef: Int, allowed: UnsafePointer<UInt64>) -> [Candidate] {
         guard count > 0, k > 0 else { return [] }
         @inline(__always) func admits(_ node: UInt32) -> Bool { allowed[Int(node) >> 6] & (1 << UInt64(node & 63)) != 0 }

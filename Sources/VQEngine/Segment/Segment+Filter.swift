@@ -243,8 +243,8 @@ extension Segment {
         if let graph = store.graph, usesGraph(params, allowed: count) {
             // On codes where the segment has them (the best oversampling x k re-scored from the
             // floats unless asked not to), else on the floats.
-            let quantized = store.codes.flatMap { codes in params.quantization.map { (codes, $0) } }
-            let wanted = quantized.map { max(params.k, Int((Double(params.k) * $0.1.oversampling).rounded(.up))) } ?? params.k
+            let quantized = params.quantized(store)
+            let wanted = params.candidates(quantized?.use)
             func walk<S: NodeScorer>(_ scorer: S) -> [Candidate] {
                 if count * 10 >= rowCount * 3 {
                     // Most rows allowed: the usual walk, the others passed through and never returned.
@@ -263,7 +263,7 @@ extension Segment {
             // A walk that found fewer than it could (its neighbourhood ran out of allowed rows)
             // gives way to scoring them all.
             if hits.count >= min(params.k, count) {
-                push(hits, rescore: quantized?.1.rescore ?? false, query: query, store: store, tag: tag, into: &top)
+                push(hits, rescore: quantized?.use.rescore ?? false, query: query, store: store, tag: tag, into: &top)
                 return
             }
         }

@@ -25,6 +25,16 @@ package struct SegmentSearch {
         self.exact = exact
         self.fullScanRows = fullScanRows
     }
+
+    /// The codes a walk of `store` goes on (nil: its floats), with how they are used.
+    func quantized(_ store: VectorStore) -> (codes: VectorCodes, use: QuantizedSearch)? {
+        store.codes.flatMap { codes in quantization.map { (codes, $0) } }
+    }
+
+    /// Candidates a walk keeps: k, or on codes oversampling x k (the best re-scored exactly).
+    func candidates(_ use: QuantizedSearch?) -> Int {
+        use.map { max(k, Int((Double(k) * $0.oversampling).rounded(.up))) } ?? k
+    }
 }
 
 extension Segment {
@@ -43,28 +53,24 @@ extension Segment {
         // Rows that lack the vector are left out like deleted ones.
         let excluded = store.excluded(deleted: deleted.base, rows: rowCount)
         if let graph = store.graph, usesGraph(params) {
-            if let codes = store.codes, let q = params.quantization {
-                // Walk on the codes; re-score the best `oversampling` x k exactly from the floats.
-                let wanted = max(params.k, Int((Double(params.k) * q.oversampling).rounded(.up)))
-                let hits = withExcluded(excluded) { skip in
-                    func walk<S: NodeScorer>(_ scorer: S) -> [Candidate] { graph.search(scorer, k: wanted, ef: max(params.ef, wanted), deleted: skip) }
-                    return codes.withScorer(query, scalar: { walk($0) }, turbo: { walk($0) })
-                }
-                push(hits, rescore: q.rescore, query: query, store: store, tag: tag, into: &top)
-                return
-            }
+            // On the codes where the segment has them (the best oversampling x k re-scored from
+            // the floats unless asked not to), else on the floats.
+            let quantized = params.quantized(store)
+            let wanted = params.candidates(quantized?.use)
             let hits = withExcluded(excluded) { skip in
-                graph.search(query, vectors: store.data.base, dim: store.dim, distance: distance, k: params.k, ef: params.ef, deleted: skip)
+                func walk<S: NodeScorer>(_ scorer: S) -> [Candidate] { graph.search(scorer, k: wanted, ef: max(params.ef, wanted), deleted: skip) }
+                return quantized.map { codes, _ in codes.withScorer(query, scalar: { walk($0) }, turbo: { walk($0) }) }
+                    ?? walk(FloatScorer(query: query, vectors: store.data.base, dim: store.dim, distance: distance))
             }
-            for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }
+            push(hits, rescore: quantized?.use.rescore ?? false, query: query, store: store, tag: tag, into: &top)
             return
         }
         withExcluded(excluded) { skip in exactSearch(query, store: store, tag: tag, distance: distance, skip: skip, into: &top) }
     }
 
-    /// Adds hits of a walk on codes to `top`: re-scored exactly from the float vectors when
-    /// `rescore` (each row's lines fetched a few hits ahead: the rows lie anywhere in a mapped
-    /// file), else with the codes' estimate.
+    /// Adds hits of a walk to `top`: re-scored exactly from the float vectors when `rescore` (a
+    /// walk on codes; each row's lines fetched a few hits ahead: the rows lie anywhere in a
+    /// mapped file), else with the walk's own distances.
     func push(_ hits: [Candidate], rescore: Bool, query: UnsafePointer<Float>, store: VectorStore, tag: UInt64, into top: inout TopK) {
         guard rescore else {
             for h in hits { top.push(ScoredKey(score: -h.distance, key: tag << 32 | UInt64(h.node))) }

@@ -200,7 +200,17 @@ package final class SparseStore: @unchecked Sendable {
         @inline(__always) func skip(_ row: Int) -> Bool { deleted[row >> 6] & (1 << UInt64(row & 63)) != 0 }
         if let inverted {
             var points = inverted.present
-            if deletedCount > 0 { for row in 0..<rows where skip(row) && !lacks(row) { points -= 1 } }
+            // Only the deleted rows are visited (the set bits), not every row.
+            if deletedCount > 0 {
+                for w in 0..<((rows + 63) >> 6) {
+                    var bits = deleted[w]
+                    while bits != 0 {
+                        let row = w << 6 | bits.trailingZeroBitCount
+                        if row < rows && !lacks(row) { points -= 1 }
+                        bits &= bits - 1
+                    }
+                }
+            }
             return (points, terms.map { t in
                 guard let p = inverted.postings[t] else { return 0 }
                 return deletedCount == 0 ? p.rows.count : p.rows.reduce(0) { $0 + (skip(Int($1)) ? 0 : 1) }

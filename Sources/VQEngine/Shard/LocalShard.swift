@@ -381,14 +381,15 @@ package final class LocalShard: @unchecked Sendable {
 
     // MARK: reading
 
-    /// Top-`k` over the segments; with `indexedOnly`, unindexed segments too big for a full scan are left out.
-    /// - Parameter query: `dim` floats, already normalised for cosine.
-    /// - Returns: the hits and how many live points were skipped.
     /// Live points with sparse vector `store`, and per index of `terms` how many hold it.
     package func sparseStats(store: Int, terms: [UInt32]) -> (points: Int, df: [Int]) {
         precondition(options.vectors.sparse.indices.contains(store), "sparse vector checked by the caller")
         return lock.read { holder.sparseStats(store: store, terms: terms) }
     }
+
+    /// Top-`k` over the segments; with `indexedOnly`, unindexed segments too big for a full scan are left out.
+    /// - Parameter query: `dim` floats, already normalised for cosine.
+    /// - Returns: the hits and how many live points were skipped.
 
     package func search(_ query: UnsafeBufferPointer<Float>, _ request: ShardSearch) -> (hits: [ScoredPoint], skipped: Int) {
         var params = SegmentSearch(k: request.k, ef: request.ef, exact: request.exact, fullScanRows: options.fullScanRows,
@@ -492,7 +493,7 @@ package final class LocalShard: @unchecked Sendable {
         let (points, segs, unindexed, indexedVectors) = lock.read {
             (holder.locations.count, holder.segments.map {
                 SegmentStatus(id: $0.id, rows: $0.rowCount, livePoints: $0.liveCount, deleted: $0.deletedCount,
-                              appendable: $0.appendable, indexed: $0.indexed)
+                              appendable: $0.appendable, indexed: $0.indexed, codeBytes: $0.stores.reduce(0) { $0 + ($1.codes?.byteCount ?? 0) })
             }, holder.unindexedPoints, holder.indexedVectors)
         }
         return withProgress { s in

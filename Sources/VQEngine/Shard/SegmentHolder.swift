@@ -295,7 +295,10 @@ package final class SegmentHolder: @unchecked Sendable {
         segments.reduce(0) { total, seg in
             guard !seg.appendable else { return total }
             let dense = seg.stores.reduce(0) { $0 + ($1.graph == nil ? 0 : max(0, seg.liveCount - $1.absentCount)) }
-            let sparse = seg.sparseStores.reduce(0) { n, store in n + (0..<seg.rowCount).reduce(0) { $0 + (store.lacks($1) || seg.isDeleted($1) ? 0 : 1) } }
+            // Sealed sparse stores know their present rows (their postings); deletions are subtracted.
+            let sparse = seg.sparseStores.reduce(0) { n, store in
+                n + store.stats([], rows: seg.rowCount, deleted: UnsafePointer(seg.deleted.base), deletedCount: seg.deletedCount).points
+            }
             return total + dense + sparse
         }
     }

@@ -167,6 +167,8 @@ package struct SegmentStatus: Sendable {
     package var deleted: Int
     package var appendable: Bool
     package var indexed: Bool
+    /// Bytes of quantized codes the segment holds in RAM (0 without quantization).
+    package var codeBytes = 0
 }
 
 /// What one optimizer run did.

@@ -9,15 +9,16 @@ import Foundation
 
 /// The process's distance kernels.
 package enum Kernels {
-    nonisolated(unsafe) package static let selected: cvq_kernels = {
-        let limit: Int32
+    /// `VQ_SIMD`'s cap: 0 = best available, 1 = at most AVX2, 2 = plain C (every kernel family takes it).
+    package static let limit: Int32 = {
         switch ProcessInfo.processInfo.environment["VQ_SIMD"]?.lowercased() {
-        case "avx2": limit = 1
-        case "generic", "none": limit = 2
-        default: limit = 0
+        case "avx2": return 1
+        case "generic", "none": return 2
+        default: return 0
         }
-        return cvq_select_kernels(limit)
     }()
+
+    nonisolated(unsafe) package static let selected: cvq_kernels = cvq_select_kernels(limit)
 
     /// "avx512", "avx2" or "generic".
     package static var level: String { String(cString: selected.level) }

@@ -18,9 +18,7 @@ import CVQSupport
 
 /// The 8-bit kernels, chosen once per process (VQ_SIMD caps them like the float ones).
 enum U8Kernels {
-    nonisolated(unsafe) static let selected: cvq_u8_kernels = {
-        cvq_select_u8_kernels(Kernels.level == "generic" ? 2 : Kernels.level == "avx2" ? 1 : 0)
-    }()
+    nonisolated(unsafe) static let selected: cvq_u8_kernels = cvq_select_u8_kernels(Kernels.limit)
 }
 
 /// One segment's codes of one vector.

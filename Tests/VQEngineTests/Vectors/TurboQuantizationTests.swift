@@ -131,6 +131,11 @@ import Testing
                 }
                 return (found, exactScores)
             }
+            // vq info reports the codes' bytes: 1,500 rows x (64 padded to 128 dimensions / 2 + 8) + the mean.
+            func quantizedBytes() -> Int64 {
+                (t.call(api, "GET", "/collections/c/info").1?["result"]?["segments"]?.arrayValue ?? []).reduce(0) { $0 + ($1["quantized_bytes"]?.intValue ?? 0) }
+            }
+            #expect(quantizedBytes() == 1500 * (64 + 8) + 64 * 4)
             let queries = (0..<20).map { _ in rng.vector(64) }
             let turbo = recall(#"{"hnsw_ef":64,"quantization":{"oversampling":3}}"#, queries)
             #expect(turbo.found >= 180 && turbo.exactScores, "recall@10 \(Double(turbo.found) / 200)")
@@ -145,6 +150,7 @@ import Testing
                 // Without quantization, oversampling would change nothing: refused, and the search asked without it.
                 let params = patch == #""Disabled""# ? #"{"hnsw_ef":64}"# : #"{"hnsw_ef":64,"quantization":{"oversampling":3}}"#
                 if patch == #""Disabled""# {
+                    #expect(quantizedBytes() == 0)
                     let refused = t.call(api, "POST", "/collections/c/points/query", #"{"query":\#(queries[0]),"params":{"quantization":{"oversampling":3}}}"#)
                     #expect(refused.0 == 400 && refused.1?["status"]?["error"]?.stringValue?.contains("no quantization_config") == true)
                 }
