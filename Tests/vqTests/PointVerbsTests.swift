@@ -47,6 +47,10 @@ import VQEngine
         let byIDs = try vq(["delete", "p", "--ids", "1,3,4"] + url)
         #expect(byIDs.stdout == #"{"collection":"p","deleted":2}"# + "\n", "\(byIDs.stderr)")
         #expect(try vq(["count", "p"] + url).stdout == #"{"collection":"p","count":18}"# + "\n")
+        // A collection whose optimizer is off stays unindexed: the upsert waits for its queue, not for green.
+        #expect(try request(server.port, "PUT", "/collections/off", #"{"vectors":{"size":4,"distance":"Dot"},"optimizers_config":{"indexing_threshold":1,"max_optimization_threads":0}}"#).status == 200)
+        let off = try vq(["upsert", "off", scratch.path + "/p.jsonl", "-q"] + url)
+        #expect(off.status == 0 && off.stdout.contains(#""unindexed_points":40"#) && !off.stderr.contains("still indexing"), "\(off.stdout) \(off.stderr)")
         #expect(server.stop().0 == 0)
         #expect(try vq(["count", "p"] + data).stdout == #"{"collection":"p","count":18}"# + "\n", "the deletes are durable")
 
@@ -139,21 +143,28 @@ import VQEngine
 
         // Start again from an empty collection.
         #expect(try vq(["delete-collection", "n"] + data).status == 0 && vq(["create-collection", "n", "--dim", "8"] + data).status == 0)
-        // A run killed part-way (wherever it is when the signal lands: any moment is a valid test), then resumed from the
-        // first line whose point is not stored: every good line stored, no bad one.
+        // A run killed part-way, then resumed from the first line whose point is not stored:
+        // every good line stored, no bad one.
+        // The run reads the first half of the file from a pipe: once that write returns, it has
+        // read nearly all of it (a pipe holds 64 KiB), and it is still waiting for the rest when
+        // killed, so the kill always lands mid-run, with no sleep.
         let process = Process()
         process.executableURL = vqBinary
-        process.arguments = ["upsert", "n", file, "--max-errors", "10", "--batch-size", "64", "--no-optimize", "-q"] + data
+        process.arguments = ["upsert", "n", "-", "--max-errors", "10", "--batch-size", "64", "--no-optimize", "-q"] + data
+        let input = Pipe()
+        process.standardInput = input
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        usleep(150_000)
+        input.fileHandleForWriting.write(Data((lines.prefix(count / 2).joined(separator: "\n") + "\n").utf8))
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        try? input.fileHandleForWriting.close()
         let stored = Set(try vq(["export", "n", "-q"] + data).stdout.split(separator: "\n").compactMap {
             Int($0.split(separator: ",")[0].dropFirst(6))
         })
         let resume = (0..<count).first { !bad.contains($0) && !stored.contains($0) }.map { $0 + 1 } ?? count
+        #expect(resume <= count / 2 + 1, "the kill landed after the first half: resume at \(resume)")
         let rejects = scratch.path + "/rejects.jsonl"
         let resumed = try vq(["upsert", "n", file, "--max-errors", "10", "--rejects", rejects, "--start-line", "\(resume)", "-q"] + data)
         let skippedBad = bad.filter { $0 + 1 >= resume }

@@ -113,6 +113,9 @@ import Testing
                               params: HNSWParams(m: 12, efConstruct: 64, threads: 1), seed: (seedGraph, kept.map(Int32.init)))!
         }
         #expect(recall(other, merged, DistanceFunction(.euclid), ef: 64) >= 0.9)
+        // ...and really not: its own m, and the survivors' levels drawn anew rather than kept.
+        #expect(other.m == 12)
+        #expect(kept.indices.contains { other.levels[$0] != seedGraph.levels[kept[$0]] })
     }
 
     @Test("tombstoned rows are walked through but never returned")
