@@ -107,6 +107,28 @@ void cvq_rotate(const float *x, const float *mean, size_t dim, size_t padded, si
     }
 }
 
+void cvq_encode_nibbles(const float *z, size_t padded, float scale, const float *bounds, const int8_t *lut,
+                        uint8_t *out, float *fit) {
+    float numerator = 0, denominator = 0;
+    for (size_t b = 0; b < padded / 128; b++) {
+        for (size_t j = 0; j < 64; j++) {
+            const float x = z[128 * b + j], y = z[128 * b + 64 + j];
+            const float tx = x * scale, ty = y * scale;
+            // Branchless: the code is how many bounds the value is above.
+            int cx = 0, cy = 0;
+            for (int k = 0; k < 15; k++) {
+                cx += tx > bounds[k];
+                cy += ty > bounds[k];
+            }
+            const float lx = lut[cx], ly = lut[cy];
+            numerator += x * lx + y * ly;
+            denominator += lx * lx + ly * ly;
+            out[64 * b + j] = (uint8_t)(cx | (cy << 4));
+        }
+    }
+    *fit = denominator > 0 ? numerator / denominator : 0;
+}
+
 int32_t cvq_quantize_i8(const float *z, size_t n, float scale, int8_t *out) {
     int32_t sum = 0;
     for (size_t i = 0; i < n; i++) {

@@ -64,6 +64,13 @@ void cvq_rotate(const float *x, const float *mean, size_t dim, size_t padded, si
 /// the sum of the codes.
 int32_t cvq_quantize_i8(const float *z, size_t n, float scale, int8_t *out);
 
+/// Codes one rotated row `z` (`padded` values, a multiple of 128) to 4-bit levels: each value
+/// times `scale` is placed among the 15 ascending `bounds`, its nibble packed as
+/// cvq_nibble_kernel reads it into `out` (padded / 2 bytes); returns in `fit` the least-squares
+/// factor alpha with z ~ alpha * lut[code].
+void cvq_encode_nibbles(const float *z, size_t padded, float scale, const float *bounds, const int8_t *lut,
+                        uint8_t *out, float *fit);
+
 /// Relaxed atomic add and load on a plain 64-bit counter (Swift's Atomic cannot live in a buffer).
 static inline void cvq_atomic_add(int64_t *p, int64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline int64_t cvq_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }

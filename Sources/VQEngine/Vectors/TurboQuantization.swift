@@ -185,20 +185,7 @@ package final class TurboCodes: @unchecked Sendable {
                     var squares: Float = 0
                     for i in 0..<padded { squares += z[i] * z[i] }
                     let inverse = squares > 0 ? 1 / (squares / Float(padded)).squareRoot() : 0
-                    let out = codes + row * rowBytes
-                    for j in 0..<rowBytes { out[j] = 0 }
-                    var numerator: Float = 0, denominator: Float = 0
-                    for i in 0..<padded {
-                        let t = z[i] * inverse
-                        var c = 0
-                        while c < 15 && t > bounds[c] { c += 1 }
-                        let level = Float(table[c])
-                        numerator += z[i] * level
-                        denominator += level * level
-                        let within = i & 127
-                        out[(i >> 7) * 64 + (within & 63)] |= UInt8(c) << (within >= 64 ? 4 : 0)
-                    }
-                    scales[row] = denominator > 0 ? numerator / denominator : 0
+                    cvq_encode_nibbles(z, padded, inverse, bounds, table, codes + row * rowBytes, scales + row)
                     norms[row] = squares
                 }
             }
