@@ -81,7 +81,7 @@ extension QdrantAPI {
                 if case .multi(let k) = ref {
                     guard multi[k] == nil else { throw VQError.invalid("\(what) names vector \"\(name)\" twice") }
                     var v = try multiVector(value, "\(what).\(name)", dim: layout.multi[k].dim)
-                    try collection.prepareMulti(&v, k)
+                    try collection.prepareMulti(&v, k, normalize: false)  // normalised once, when written
                     multi[k] = v
                     continue
                 }

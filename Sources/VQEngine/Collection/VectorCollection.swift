@@ -154,9 +154,10 @@ package final class VectorCollection: @unchecked Sendable {
     }
 
     /// Checks a value of multi-vector `k` (flat: whole vectors of its size, 1 to 4,096 of them,
-    /// finite) and normalises each vector for cosine.
+    /// finite) and, for a query (`normalize`), normalises each vector for cosine; a point's are
+    /// normalised when its batch is written.
     /// - Throws: `.invalidInput` naming the problem.
-    package func prepareMulti(_ value: inout [Float], _ k: Int) throws {
+    package func prepareMulti(_ value: inout [Float], _ k: Int, normalize: Bool = true) throws {
         guard config.vectors.multi.indices.contains(k) else {
             throw VQError.invalid("multi-vector \(k) is searched; collection \"\(name)\" has \(config.vectors.multi.count)")
         }
@@ -167,11 +168,8 @@ package final class VectorCollection: @unchecked Sendable {
         if let bad = value.firstIndex(where: { !$0.isFinite }) {
             throw VQError.invalid("multi-vector \"\(spec.name)\" element \(bad) is \(value[bad]); expected a finite number")
         }
-        if spec.distance.normalizes {
-            let dim = spec.dim
-            value.withUnsafeMutableBufferPointer { v in
-                for i in 0..<(v.count / dim) { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
-            }
+        if normalize && spec.distance.normalizes {
+            value.withUnsafeMutableBufferPointer { Distance.normalizeRows($0, dim: spec.dim) }
         }
     }
 
@@ -187,19 +185,11 @@ package final class VectorCollection: @unchecked Sendable {
     private func writeBatch(_ batch: inout PointBatch, wait: WriteWait, deadline: Date?, _ make: (PointBatch) -> Operation) throws -> WriteTicket {
         precondition(batch.dims == config.vectors.dims)
         for k in batch.dims.indices where config.vectors[k].distance.normalizes {
-            let dim = batch.dims[k]
-            let count = batch.count
-            batch.vectors[k].withUnsafeMutableBufferPointer { v in
-                for i in 0..<count { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
-            }
+            let dim = batch.dims[k], count = batch.count
+            batch.vectors[k].withUnsafeMutableBufferPointer { Distance.normalizeRows(UnsafeMutableBufferPointer(rebasing: $0[0..<(count * dim)]), dim: dim) }
         }
         for (k, spec) in config.vectors.multi.enumerated() where spec.distance.normalizes && k < batch.multi.count {
-            let dim = spec.dim
-            for i in batch.multi[k].indices {
-                batch.multi[k][i]?.withUnsafeMutableBufferPointer { v in
-                    for j in 0..<(v.count / dim) { Distance.normalize(UnsafeMutableBufferPointer(rebasing: v[(j * dim)..<((j + 1) * dim)])) }
-                }
-            }
+            for i in batch.multi[k].indices { batch.multi[k][i]?.withUnsafeMutableBufferPointer { Distance.normalizeRows($0, dim: spec.dim) } }
         }
         let config = self.config
         var ticket = WriteTicket()

@@ -53,4 +53,9 @@ package enum Distance: String, Sendable, CaseIterable, Codable {
         let inv = 1 / norm
         for i in 0..<v.count { v[i] *= inv }
     }
+
+    /// Normalises each of the `v.count / dim` vectors laid end to end in `v`.
+    package static func normalizeRows(_ v: UnsafeMutableBufferPointer<Float>, dim: Int) {
+        for i in 0..<(v.count / dim) { normalize(UnsafeMutableBufferPointer(rebasing: v[(i * dim)..<((i + 1) * dim)])) }
+    }
 }
