@@ -15,11 +15,11 @@ final class Metrics: @unchecked Sendable {
         var buckets = [Int](repeating: 0, count: Metrics.buckets.count)
     }
 
-    /// Per route (in `names` order): a spare slot, errors, nanoseconds, then requests per bucket
+    /// Per route (in `names` order): errors, nanoseconds, then requests per bucket
     /// (the first bucket each fits, the last past every bound; cumulated when rendered, their sum
     /// the count). Relaxed atomic adds: requests on every worker count without a lock or an
     /// allocation.
-    private static let slots = 3 + buckets.count + 1
+    private static let slots = 2 + buckets.count + 1
     private let names: [String]
     private let slot: [String: Int]
     private let counters: UnsafeMutablePointer<Int64>
@@ -36,10 +36,10 @@ final class Metrics: @unchecked Sendable {
 
     func record(route: String, status: Int, seconds: Double) {
         let c = counters + (slot[route] ?? slot["other"]!) * Metrics.slots
-        if status >= 400 { cvq_atomic_add(c + 1, 1) }
-        cvq_atomic_add(c + 2, Int64(max(0, min(seconds, 1e9)) * 1e9))
+        if status >= 400 { cvq_atomic_add(c, 1) }
+        cvq_atomic_add(c + 1, Int64(max(0, min(seconds, 1e9)) * 1e9))
         let bucket = Metrics.buckets.firstIndex { seconds <= $0 } ?? Metrics.buckets.count
-        cvq_atomic_add(c + 3 + bucket, 1)
+        cvq_atomic_add(c + 2 + bucket, 1)
     }
 
     /// The routes that have had requests, by name.
@@ -48,10 +48,10 @@ final class Metrics: @unchecked Sendable {
             let c = counters + i * Metrics.slots
             // The count is the buckets' sum (the last slot is past every bound), read once: no
             // bucket can then exceed it, as Prometheus requires, while requests are counted.
-            var r = Route(count: 0, errors: Int(cvq_atomic_load(c + 1)), sum: Double(cvq_atomic_load(c + 2)) / 1e9)
+            var r = Route(count: 0, errors: Int(cvq_atomic_load(c)), sum: Double(cvq_atomic_load(c + 1)) / 1e9)
             var running = 0
             for b in 0...Metrics.buckets.count {
-                running += Int(cvq_atomic_load(c + 3 + b))
+                running += Int(cvq_atomic_load(c + 2 + b))
                 if b < Metrics.buckets.count { r.buckets[b] = running }
             }
             guard running > 0 else { return nil }
