@@ -4,7 +4,7 @@ _vq() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info get count export delete delete-collection check optimize serve join cluster bench help --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info get count export delete snapshot delete-collection check optimize serve join cluster bench help --help --version" -- "$cur"))
         return
     fi
     local cmd="${COMP_WORDS[1]}"
@@ -210,6 +210,24 @@ _vq() {
             COMPREPLY=($(compgen -W "$(vq collections 2>/dev/null)" -- "$cur"))
         fi
         ;;
+    snapshot)
+        case "$prev" in
+        --output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --keep) COMPREPLY=(); return ;;
+        --checksum) COMPREPLY=(); return ;;
+        --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --url) COMPREPLY=(); return ;;
+        --api-key) COMPREPLY=(); return ;;
+        --timeout) COMPREPLY=(); return ;;
+        esac
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--full --output --keep --checksum --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
+        elif [ "$COMP_CWORD" -eq 2 ]; then
+            COMPREPLY=($(compgen -W "create list download delete restore" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -f -- "$cur"))
+        fi
+        ;;
     delete-collection)
         case "$prev" in
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
@@ -352,7 +370,7 @@ _vq() {
         fi
         ;;
     help)
-        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info get count export delete delete-collection check optimize serve join cluster bench" -- "$cur"))
+        COMPREPLY=($(compgen -W "create-collection upsert search update-collection create-index delete-index collections info get count export delete snapshot delete-collection check optimize serve join cluster bench" -- "$cur"))
         ;;
     esac
 }

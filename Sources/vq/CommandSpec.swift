@@ -399,6 +399,43 @@ extension CommandSpec {
             examples: [("Prune stale points in a nightly job:", #"vq delete docs --filter '{"must":[{"key":"day","range":{"lt":20261101}}]}'"#)]
         ),
         CommandSpec(
+            name: "snapshot",
+            summary: "Create, list, download, delete or restore snapshots (backups)",
+            description: """
+            Qdrant's snapshots, embedded or through a server (--url, or the server holding --data-dir). A \
+            collection's snapshot is one file (a tar archive) holding its config and every shard's segments as of \
+            one moment, taken while writes and searches go on; it lands in DIR/snapshots/NAME/ (the server's \
+            directory when remote) beside NAME.snapshot.checksum, its SHA-256. create NAME prints \
+            {"name","creation_time","size","checksum"}; --output FILE (or - for stdout) also copies the file out, and \
+            --keep N then deletes all but the newest N of NAME's snapshots. create --full snapshots every collection \
+            and the aliases into DIR/snapshots/. list [NAME] prints one JSON line per snapshot, oldest first (without \
+            NAME: the full ones). download NAME SNAPSHOT copies one to --output (default: a file named SNAPSHOT). \
+            delete NAME SNAPSHOT removes one. restore NAME FILE checks FILE whole (every tar header and every block \
+            checksum of every segment, and --checksum when given) and only then replaces collection NAME with it, \
+            creating it if absent; through a server the file is uploaded (at most 200 MiB; larger ones: put the \
+            file in the server's snapshots directory and PUT /collections/NAME/snapshots/recover with its file:// \
+            location). restore --full FILE restores every collection of a full snapshot, and its aliases, into \
+            --data-dir (no server may hold it). With --full, download and delete take a full snapshot's name.
+            """,
+            arguments: [ArgumentSpec(name: "ACTION", help: "create, list, download, delete or restore.",
+                                     completion: .choices(["create", "list", "download", "delete", "restore"])),
+                        ArgumentSpec(name: "NAME", help: "The collection (not with --full).", optional: true, completion: .collection),
+                        ArgumentSpec(name: "FILE", help: "restore: the snapshot file; download, delete: the snapshot's name.",
+                                     optional: true, completion: .file)],
+            options: [
+                OptionSpec(long: "full", help: "The whole storage: every collection and the aliases."),
+                OptionSpec(long: "output", value: "FILE", help: "create, download: copy the snapshot to FILE (- for stdout).",
+                           completion: .file),
+                OptionSpec(long: "keep", value: "N", help: "create: then delete all but the newest N snapshots of the collection."),
+                OptionSpec(long: "checksum", value: "SHA256", help: "restore: refuse FILE unless its SHA-256 is this."),
+            ],
+            examples: [("Nightly backup of a collection, keeping a week:",
+                        "vq snapshot create docs --url http://127.0.0.1:6333 --output /backup/docs-$(date +%F).snapshot --keep 7"),
+                       ("Restore it into a fresh data directory, then serve it:",
+                        "vq snapshot restore docs /backup/docs-2026-11-29.snapshot --data-dir restored && vq serve --data-dir restored"),
+                       ("List a server's snapshots of docs:", "vq snapshot list docs --url http://127.0.0.1:6333")]
+        ),
+        CommandSpec(
             name: "delete-collection",
             summary: "Delete a collection and its data",
             description: """

@@ -50,6 +50,7 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     http.port = port
     http.limits.maxBodyBytes = Int(try number("max-body-bytes", Double(http.limits.maxBodyBytes)))
     http.limits.maxHeaderBytes = Int(try number("max-header-bytes", Double(http.limits.maxHeaderBytes)))
+    http.limits.uploadPathSuffixes = QdrantAPI.uploadPathSuffixes
     http.maxConnections = Int(try number("max-connections", Double(http.maxConnections)))
     http.idleTimeout = try number("idle-timeout", http.idleTimeout)
     http.headerTimeout = try number("header-timeout", http.headerTimeout)

@@ -10,6 +10,7 @@
 //   Bench.swift BenchDataset.swift BenchWriteLoad.swift BenchRemote.swift (vq bench --url)
 //   Remote.swift            --url / served directories: the same commands over HTTP
 //   Client.swift Points.swift   the REST API in-process or over HTTP; get, count, export, delete, delete-collection
+//   Snapshot.swift          snapshot create, list, download, delete, restore (Qdrant's snapshot API)
 
 #if canImport(Glibc)
 import Glibc
@@ -66,7 +67,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
             return 1
         }
         let remoteCapable: Set<String> = ["create-collection", "upsert", "search", "collections", "info", "optimize", "cluster", "update-collection",
-                                          "check", "create-index", "delete-index", "get", "count", "export", "delete", "delete-collection"]
+                                          "check", "create-index", "delete-index", "get", "count", "export", "delete", "delete-collection", "snapshot"]
         // `vq cluster token` reads the data directory even while a server holds it (never over HTTP).
         let local = spec.name == "cluster" && args.positionals.first == "token"
         let target: Target = remoteCapable.contains(spec.name) && !local ? try resolveTarget(args) : .embedded
@@ -102,6 +103,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         case "export": return try exportPoints(args, target)
         case "delete": return try deletePoints(args, target)
         case "delete-collection": return try deleteCollection(args, target)
+        case "snapshot": return try snapshot(args, target)
         default:
             reportError("'vq \(spec.name)' is not built yet in vq \(CommandSpec.version)")
             return 1

@@ -120,6 +120,7 @@ package final class QdrantAPI: @unchecked Sendable {
         if route.access == .write { allowed += ["wait", "timeout", "ordering"] }
         if route.access == .read && collection != nil { allowed.append("consistency") }
         if route.name == "cluster.remove_peer" { allowed.append("force") }
+        if route.name == "collections.snapshots.upload" { allowed += ["priority", "checksum"] }
         for key in r.query.keys.sorted() where !allowed.contains(key) {
             throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
         }

@@ -42,7 +42,7 @@ struct Route: Sendable {
     /// Whether the first parameter names a collection that may be given by an alias.
     var resolvesAlias: Bool {
         access != .peer && pattern.count >= 2 && pattern[0] == "collections" && pattern[1] == "{name}"
-            && !["collections.create", "collections.delete"].contains(name)
+            && !["collections.create", "collections.delete", "collections.snapshots.recover", "collections.snapshots.upload"].contains(name)
     }
     let handler: @Sendable (QdrantAPI, RouteCall) throws -> HTTPResponse
 
@@ -164,6 +164,36 @@ extension QdrantAPI {
         },
         Route("GET", "collections/{name}/cluster", "collections.cluster", .read, inline: true) { api, c in
             APIEnvelope.ok(try api.collectionCluster(c.params[0]), since: c.start)
+        },
+
+        // Snapshots (Qdrant's): a collection's, and the whole storage's.
+        Route("GET", "collections/{name}/snapshots", "collections.snapshots.list", .read) { api, c in
+            APIEnvelope.ok(.array(try api.engine.listSnapshots(of: c.params[0]).map(\.json)), since: c.start)
+        },
+        Route("POST", "collections/{name}/snapshots", "collections.snapshots.create", .write) { api, c in
+            try api.createSnapshot(c.params[0], c.request, c.start)
+        },
+        Route("GET", "collections/{name}/snapshots/{snapshot}", "collections.snapshots.download", .read) { api, c in
+            try api.downloadSnapshot(c.params[0], c.params[1])
+        },
+        Route("DELETE", "collections/{name}/snapshots/{snapshot}", "collections.snapshots.delete", .write) { api, c in
+            try api.engine.deleteSnapshot(of: c.params[0], c.params[1])
+            return APIEnvelope.ok(.bool(true), since: c.start)
+        },
+        Route("PUT", "collections/{name}/snapshots/recover", "collections.snapshots.recover", .write) { api, c in
+            try api.recoverSnapshot(c.params[0], try c.body(), c.start)
+        },
+        Route("POST", "collections/{name}/snapshots/upload", "collections.snapshots.upload", .write) { api, c in
+            try api.uploadSnapshot(c.params[0], c.request, c.start)
+        },
+        Route("GET", "snapshots", "snapshots.list", .read) { api, c in
+            APIEnvelope.ok(.array(try api.engine.listSnapshots(of: nil).map(\.json)), since: c.start)
+        },
+        Route("POST", "snapshots", "snapshots.create", .write) { api, c in try api.createSnapshot(nil, c.request, c.start) },
+        Route("GET", "snapshots/{snapshot}", "snapshots.download", .read) { api, c in try api.downloadSnapshot(nil, c.params[0]) },
+        Route("DELETE", "snapshots/{snapshot}", "snapshots.delete", .write) { api, c in
+            try api.engine.deleteSnapshot(of: nil, c.params[0])
+            return APIEnvelope.ok(.bool(true), since: c.start)
         },
 
         points("PUT", "", "points.upsert", .write) { api, col, c in try api.upsert(col, c.request, try c.body(), c.start) },

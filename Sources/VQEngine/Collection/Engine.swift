@@ -10,6 +10,9 @@ package final class Engine: @unchecked Sendable {
     private let lock: DirectoryLock
     private let mutex = NSLock()
     private var open: [String: VectorCollection] = [:]
+    /// Collections unpacked from a snapshot, waiting for the cluster's create to adopt them
+    /// (guarded by `mutex`): name -> staged directory.
+    private var staged: [String: String] = [:]
     private let warn: @Sendable (String) -> Void
     /// A peer's cluster placement, given to every collection it opens (nil: all shards local).
     package let placement: (any ReplicaPlacement)?
@@ -88,8 +91,10 @@ package final class Engine: @unchecked Sendable {
         if (try? loadedAliases())?[name] != nil {
             throw VQError(.conflict, "\"\(name)\" is an alias; choose another collection name", hint: "or delete the alias first")
         }
-        let staging = directory.collectionsDir + "/.creating-" + name
-        try FileIO.removeTree(staging)
+        // A snapshot being recovered under this name brings its shards (see `stage`).
+        let adopted = staged.removeValue(forKey: name)
+        let staging = adopted ?? directory.collectionsDir + "/.creating-" + name
+        if adopted == nil { try FileIO.removeTree(staging) }
         do {
             try FileIO.makeDirectories(staging + "/shards")
             try ChecksummedJSON.write(staging + "/config.json", config.json)
@@ -154,6 +159,37 @@ package final class Engine: @unchecked Sendable {
         try FileIO.removeTree(doomed)
         // The collection is gone; a damaged aliases.json must not make that look like a failure.
         try? dropAliases(of: name)
+    }
+
+    /// Makes `dir` (a checked, unpacked snapshot) the data of the next `createCollection(name)`.
+    package func stage(_ name: String, _ dir: String) {
+        mutex.withLock { staged[name] = dir }
+    }
+
+    /// Forgets a staged snapshot that no create adopted, and removes its files.
+    package func unstage(_ name: String) {
+        if let dir = mutex.withLock({ staged.removeValue(forKey: name) }) { try? FileIO.removeTree(dir) }
+    }
+
+    /// Replaces collection `name` (if any) with the collection unpacked in `dir`, at once (a rename).
+    /// - Throws: `.conflict` when `name` is an alias.
+    package func install(_ name: String, from dir: String) throws {
+        try Engine.validateName(name)
+        mutex.lock()
+        defer { mutex.unlock() }
+        if (try? loadedAliases())?[name] != nil {
+            throw VQError(.conflict, "\"\(name)\" is an alias; recover the snapshot under the collection's name")
+        }
+        if let c = open.removeValue(forKey: name) { try? c.close() }
+        let target = directory.collectionDir(name)
+        let doomed = directory.collectionsDir + "/.deleting-" + name
+        try FileIO.removeTree(doomed)
+        if FileIO.exists(target) {
+            guard rename(target, doomed) == 0 else { throw ioError("rename", target) }
+        }
+        guard rename(dir, target) == 0 else { throw ioError("rename", dir) }
+        try FileIO.syncDirectory(directory.collectionsDir)
+        try FileIO.removeTree(doomed)
     }
 
     // MARK: aliases

@@ -70,12 +70,16 @@ package final class HTTPClient: Sendable {
         return fd
     }
 
-    /// Sends one request and returns the response.
+    /// Sends one request and returns the response (a body is JSON unless `headers` give a Content-Type).
     /// - Throws: `.io` when the server cannot be reached or the answer is malformed.
     package func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> HTTPResponse {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
         for (k, v) in self.headers + headers { head += "\(k): \(v)\r\n" }
-        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+        if let body {
+            // JSON unless the caller says otherwise (an upload's multipart body).
+            if !headers.contains(where: { $0.0.lowercased() == "content-type" }) { head += "Content-Type: application/json\r\n" }
+            head += "Content-Length: \(body.count)\r\n"
+        }
         head += "\r\n"
         var bytes = Array(head.utf8)
         if let body { bytes += body }

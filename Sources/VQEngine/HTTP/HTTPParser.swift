@@ -6,8 +6,21 @@ package struct HTTPLimits: Sendable {
     package var maxHeaderBytes = 16 << 10
     package var maxBodyBytes = 32 << 20
     package var maxHeaders = 100
+    /// Requests whose path (before any query) ends with one of these may carry bodies of up to
+    /// `maxUploadBytes` (file uploads) instead of `maxBodyBytes`.
+    package var uploadPathSuffixes: [String] = []
+    package var maxUploadBytes = 200 << 20
 
     package init() {}
+
+    /// The body limit for a request to `target`.
+    package func maxBody(target: Substring) -> Int {
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? target
+        return uploadPathSuffixes.contains { path.hasSuffix($0) } ? max(maxUploadBytes, maxBodyBytes) : maxBodyBytes
+    }
+
+    /// The largest body any request may carry.
+    package var maxAnyBody: Int { uploadPathSuffixes.isEmpty ? maxBodyBytes : max(maxUploadBytes, maxBodyBytes) }
 }
 
 /// The outcome of looking at the bytes received so far.
@@ -104,6 +117,7 @@ package enum HTTPParser {
             }
         }
         if chunked && contentLength != nil { return .error(status: 400, message: "both Content-Length and chunked Transfer-Encoding") }
+        let maxBodyBytes = limits.maxBody(target: Substring(target))
         let bodyStart = headerEnd + 4
         var body: [UInt8] = []
         var consumed = bodyStart
@@ -126,7 +140,7 @@ package enum HTTPParser {
                 while q < lineEnd, let d = hexDigit(bytes[q]) {
                     size = size * 16 + d
                     digits += 1
-                    if size > limits.maxBodyBytes { return .error(status: 413, message: "request body exceeds \(limits.maxBodyBytes) bytes") }
+                    if size > maxBodyBytes { return .error(status: 413, message: "request body exceeds \(maxBodyBytes) bytes") }
                     q += 1
                 }
                 guard digits > 0, q == lineEnd || bytes[q] == UInt8(ascii: ";") else { return .error(status: 400, message: "malformed chunk size") }
@@ -147,7 +161,7 @@ package enum HTTPParser {
                     consumed = t
                     break
                 }
-                if total + size > limits.maxBodyBytes { return .error(status: 413, message: "request body exceeds \(limits.maxBodyBytes) bytes") }
+                if total + size > maxBodyBytes { return .error(status: 413, message: "request body exceeds \(maxBodyBytes) bytes") }
                 let data = lineEnd + 2
                 if data + size + 2 > n {
                     progress = HTTPParseProgress(chunkLine: p, bodyBytes: total)
@@ -172,7 +186,7 @@ package enum HTTPParser {
             }
             progress = HTTPParseProgress()
         } else if let length = contentLength, length > 0 {
-            if length > limits.maxBodyBytes { return .error(status: 413, message: "request body of \(length) bytes exceeds \(limits.maxBodyBytes)") }
+            if length > maxBodyBytes { return .error(status: 413, message: "request body of \(length) bytes exceeds \(maxBodyBytes)") }
             if n - bodyStart < length { return .needMore }
             body = Array(UnsafeBufferPointer(rebasing: bytes[bodyStart..<(bodyStart + length)]))
             consumed = bodyStart + length

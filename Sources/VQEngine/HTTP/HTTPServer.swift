@@ -373,7 +373,7 @@ final class EventLoop: @unchecked Sendable {
     private func wantsInput(_ c: Connection) -> Bool {
         if c.discarding { return !c.peerClosed }
         return !c.busy && !c.peerClosed && !c.closeAfterWrite && c.output.count - c.outputOffset < EventLoop.outputHighWater
-            && c.input.count - c.inputStart <= config.limits.maxBodyBytes + config.limits.maxHeaderBytes + 65_536
+            && c.input.count - c.inputStart <= config.limits.maxAnyBody + config.limits.maxHeaderBytes + 65_536
     }
 
     /// Tells the poller what `c` waits for now.

@@ -58,6 +58,8 @@ package final class LocalShard: @unchecked Sendable {
     private var flushSeq: UInt64
     /// Tests: make the next flush stop after writing segments, before the manifest (a crash there).
     var failBeforeManifestForTesting = false
+    /// Tests: while set, the applier takes nothing from the queue (writes are logged, not applied).
+    let holdApplierForTesting = Mutex(false)
 
     // Guarded by `progress`.
     let progress = NSCondition()
@@ -204,6 +206,7 @@ package final class LocalShard: @unchecked Sendable {
             }
             let deadline = flushMutex.withLock { lastFlush }.addingTimeInterval(options.flushInterval)
             guard let batch = queue.pop(max: options.preventUnoptimized ? 1 : 64, deadline: deadline) else { return }
+            while holdApplierForTesting.withLock({ $0 }) && !withProgress({ $0.closing }) { Thread.sleep(forTimeInterval: 0.001) }
             do {
                 if let last = batch.last {
                     try syncRetrying(upTo: last.op)
@@ -276,41 +279,79 @@ package final class LocalShard: @unchecked Sendable {
     private func flushSegments() throws {
         flushMutex.lock()
         defer { flushMutex.unlock() }
-        lastFlush = Date()
-        bytesSinceFlush = 0
-        let flushed: UInt64? = try lock.read {
-            let (applied, previous) = withProgress { ($0.appliedOp, $0.flushedOp) }
-            let infos = holder.infos
-            let indexFiles = holder.segments.filter(\.needsFieldIndexFile)
-            guard applied != previous || infos != flushedSegments || !indexFiles.isEmpty else { return nil }
-            let seq = flushSeq + 1
-            for seg in holder.segments {
-                try seg.flush(sequence: seq)
-            }
-            // Sealed segments' payload indexes, so the next open reads them instead of every payload
-            // (derived data: one that cannot be written now is tried again at the next flush).
-            for seg in indexFiles { try? seg.writeFieldIndexes() }
-            if failBeforeManifestForTesting { throw VQError(.io, "simulated crash before the manifest (tests)") }
-            // New segment directories must exist durably before the manifest names them.
-            let known = Set(flushedSegments.map(\.id))
-            let fresh = holder.segments.filter { !known.contains($0.id) }
-            for seg in fresh { try FileIO.syncDirectory(seg.directory) }
-            if !fresh.isEmpty { try FileIO.syncDirectory(DataDirectory.segmentsDir(shardDir: directory)) }
-            let manifest: JSON = .object([
-                ("format", .string("vq-shard")), ("version", .int(1)),
-                ("flushed_op", .int(Int64(applied))), ("next_segment_id", .int(Int64(holder.nextSegmentId))),
-                ("flush_seq", .int(Int64(seq))), ("segments", .array(infos.map(\.json))),
-            ])
-            try ChecksummedJSON.write(DataDirectory.manifest(shardDir: directory), manifest)
-            // Committed: the overwrites of this flush stand.
-            for seg in holder.segments { seg.dropUndo() }
-            flushSeq = seq
-            flushedSegments = infos
-            return applied
-        }
+        let flushed = try lock.read { try flushHeld() }
         guard let flushed else { return }
         withProgress { $0.flushedOp = flushed }
         wal.removeFlushed(upTo: flushed)
+    }
+
+    /// Writes what changed and commits a manifest; the caller holds `flushMutex` and the read lock.
+    /// - Returns: the operation the new manifest covers, nil when nothing had changed.
+    private func flushHeld() throws -> UInt64? {
+        lastFlush = Date()
+        bytesSinceFlush = 0
+        let (applied, previous) = withProgress { ($0.appliedOp, $0.flushedOp) }
+        let infos = holder.infos
+        let indexFiles = holder.segments.filter(\.needsFieldIndexFile)
+        guard applied != previous || infos != flushedSegments || !indexFiles.isEmpty else { return nil }
+        let seq = flushSeq + 1
+        for seg in holder.segments {
+            try seg.flush(sequence: seq)
+        }
+        // Sealed segments' payload indexes, so the next open reads them instead of every payload
+        // (derived data: one that cannot be written now is tried again at the next flush).
+        for seg in indexFiles { try? seg.writeFieldIndexes() }
+        if failBeforeManifestForTesting { throw VQError(.io, "simulated crash before the manifest (tests)") }
+        // New segment directories must exist durably before the manifest names them.
+        let known = Set(flushedSegments.map(\.id))
+        let fresh = holder.segments.filter { !known.contains($0.id) }
+        for seg in fresh { try FileIO.syncDirectory(seg.directory) }
+        if !fresh.isEmpty { try FileIO.syncDirectory(DataDirectory.segmentsDir(shardDir: directory)) }
+        try ChecksummedJSON.write(DataDirectory.manifest(shardDir: directory), manifestJSON(op: applied, sequence: seq, infos))
+        // Committed: the overwrites of this flush stand.
+        for seg in holder.segments { seg.dropUndo() }
+        flushSeq = seq
+        flushedSegments = infos
+        return applied
+    }
+
+    /// The manifest (shard.json) of a flush: the segments, the last operation they hold.
+    private func manifestJSON(op: UInt64, sequence: UInt64, _ infos: [SegmentInfo]) -> JSON {
+        .object([
+            ("format", .string("vq-shard")), ("version", .int(1)),
+            ("flushed_op", .int(Int64(op))), ("next_segment_id", .int(Int64(holder.nextSegmentId))),
+            ("flush_seq", .int(Int64(sequence))), ("segments", .array(infos.map(\.json))),
+        ])
+    }
+
+    /// Runs `body` over this shard flushed and held still, holding every write acknowledged
+    /// before the call: the files of the segments the manifest names do not change until it
+    /// returns (the applier and the optimizer's swaps wait; searches go on, and writes are
+    /// still logged, queued and acknowledged, up to the queue's bound).
+    ///
+    /// - Parameter body: gets the manifest (the state at one operation) and the directory of
+    ///   each segment it names.
+    /// - Throws: `.corrupt` when this copy is damaged (a snapshot of it would spread the damage).
+    package func withFlushedFiles<T>(_ body: (_ manifest: JSON, _ segmentDirs: [String]) throws -> T) throws -> T {
+        try checkIntact()
+        // Every write acknowledged before now (durable in the WAL) is in the files: wait until
+        // it is applied (the queue drains at the applier's pace; under prevent_unoptimized, at
+        // the indexing pace).
+        try waitApplied(wal.durableOp)
+        flushMutex.lock()
+        defer { flushMutex.unlock() }
+        let (result, flushed) = try lock.read { () -> (T, UInt64?) in
+            let flushed = try flushHeld()
+            let op = flushed ?? withProgress { $0.flushedOp }
+            let manifest = manifestJSON(op: op, sequence: flushSeq, flushedSegments)
+            let dirs = flushedSegments.map { DataDirectory.segmentDir(shardDir: directory, id: $0.id) }
+            return (try body(manifest, dirs), flushed)
+        }
+        if let flushed {
+            withProgress { $0.flushedOp = flushed }
+            wal.removeFlushed(upTo: flushed)
+        }
+        return result
     }
 
     func withProgress<T>(_ body: (LocalShard) -> T) -> T {

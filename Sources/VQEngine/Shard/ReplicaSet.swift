@@ -87,6 +87,12 @@ package final class ReplicaSet: Sendable {
         return (placement, replicas)
     }
 
+    /// Whether this peer's copy is an active replica (always, when the collection is not distributed).
+    package var activeHere: Bool {
+        guard let (placement, replicas) = distributed else { return true }
+        return replicas.contains { $0.peer == placement.localPeer && $0.state == .active }
+    }
+
     private func remote(_ placement: any ReplicaPlacement, _ peer: PeerID) -> RemoteShard {
         RemoteShard(peer: peer, collection: collection, shard: id, transport: placement)
     }

@@ -8,6 +8,11 @@ package enum ChecksummedJSON {
     private static let marker = Array("#crc32c:".utf8)
 
     package static func write(_ path: String, _ value: JSON) throws {
+        try FileIO.writeAtomically(path, encode(value))
+    }
+
+    /// The file's bytes: the JSON, a newline, the trailer.
+    package static func encode(_ value: JSON) -> [UInt8] {
         var body = JSONWriter.bytes(value)
         body.append(0x0A)
         let crc = CRC32C.checksum(body)
@@ -15,7 +20,7 @@ package enum ChecksummedJSON {
         body.append(contentsOf: marker)
         body.append(contentsOf: (String(repeating: "0", count: 8 - hex.count) + hex).utf8)
         body.append(0x0A)
-        try FileIO.writeAtomically(path, body)
+        return body
     }
 
     /// - Throws: `.corrupt` when the trailer is missing, the checksum differs or the JSON is invalid.

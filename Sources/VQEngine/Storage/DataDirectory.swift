@@ -7,6 +7,9 @@
 //     collections/NAME/shards/N/shard.json      shard manifest: segments, flushed op (checksummed)
 //     collections/NAME/shards/N/wal/OP.wal      WAL files, named by their first operation
 //     collections/NAME/shards/N/segments/ID/    vectors.f32 rows.bin deleted.bits payload.idx payload.dat
+//     snapshots/NAME/NAME-DATE.snapshot         a collection's snapshot (tar; see Engine+Snapshots.swift)
+//     snapshots/NAME/NAME-DATE.snapshot.checksum  its SHA-256 (hex)
+//     snapshots/full-DATE.snapshot              every collection and the aliases
 
 #if canImport(Glibc)
 import Glibc
@@ -35,6 +38,9 @@ package struct DataDirectory: Sendable {
     /// The cluster secret every peer call carries (mode 0600).
     package var clusterSecret: String { clusterDir + "/secret" }
     package func collectionDir(_ name: String) -> String { collectionsDir + "/" + name }
+    package var snapshotsDir: String { root + "/snapshots" }
+    /// A collection's snapshots (full ones sit in `snapshotsDir` itself).
+    package func snapshotsDir(of collection: String) -> String { snapshotsDir + "/" + collection }
     package func collectionConfig(_ name: String) -> String { collectionDir(name) + "/config.json" }
     package func shardDir(_ name: String, _ shard: Int) -> String { collectionDir(name) + "/shards/\(shard)" }
     package static func manifest(shardDir: String) -> String { shardDir + "/shard.json" }

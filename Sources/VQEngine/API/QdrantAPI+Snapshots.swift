@@ -1,0 +1,166 @@
+// Qdrant's snapshot routes: a collection's (create, list, download, delete, recover from a
+// location, recover from an upload) and the full storage's (create, list, download, delete).
+// The files and their checks are Engine+Snapshots.swift's; this file is HTTP and the cluster.
+
+import Foundation
+
+extension QdrantAPI {
+    /// Paths whose bodies may be file uploads (larger than other bodies: see HTTPLimits).
+    package static let uploadPathSuffixes = ["/snapshots/upload"]
+
+    /// `POST /collections/{name}/snapshots` and `POST /snapshots` (`name` nil): with
+    /// `wait=false`, 202 at once and the snapshot is made in the background, as Qdrant answers.
+    func createSnapshot(_ name: String?, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        let make: @Sendable () throws -> SnapshotDescription = { [engine, cluster] in
+            if let name { return try engine.createSnapshot(of: name) }
+            return try engine.createFullSnapshot(aliases: try cluster?.aliases ?? engine.aliases())
+        }
+        if let name { _ = try openCollection(name) }
+        guard try writeOptions(r).0 == .applied || r.query["wait"] == nil else {
+            DispatchQueue.global(qos: .utility).async {
+                do { _ = try make() } catch {
+                    FileHandle.standardError.write(Data("vq: error: snapshot of \(name.map { "collection \($0)" } ?? "the storage") failed: \(error)\n".utf8))
+                }
+            }
+            var w = JSONWriter(capacity: 64)
+            w.raw("{\"result\":null,\"status\":\"accepted\",\"time\":")
+            w.writeDouble(APIEnvelope.elapsed(start))
+            w.raw("}")
+            return .json(202, w.bytes)
+        }
+        return APIEnvelope.ok(try make().json, since: start)
+    }
+
+    /// `GET .../snapshots/{snapshot}`: the file.
+    func downloadSnapshot(_ name: String?, _ snapshot: String) throws -> HTTPResponse {
+        let path = try engine.snapshotPath(of: name, snapshot)
+        guard let size = FileIO.fileSize(path), size <= HTTPClient.maxBodyBytes else {
+            throw VQError.invalid("snapshot \"\(snapshot)\" is larger than the \(HTTPClient.maxBodyBytes) bytes vq sends in one response",
+                                  hint: "copy it from the server's data directory (\(path))")
+        }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream"),
+                                                  ("Content-Disposition", "attachment; filename=\"\(snapshot)\"")],
+                            body: try FileIO.readAll(path))
+    }
+
+    /// `PUT /collections/{name}/snapshots/recover`: {"location": "file:///..." or "http://...",
+    /// "checksum", "priority", "api_key"}.
+    func recoverSnapshot(_ name: String, _ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+        try checkSettings(body, "recover request", allowed: ["location", "priority", "checksum", "api_key"])
+        guard let location = body["location"]?.stringValue else {
+            throw VQError.invalid("recover request needs \"location\": a file:// URL under the server's snapshots directory or an http:// URL")
+        }
+        try checkPriority(body["priority"]?.stringValue)
+        let checksum = try checksumValue(body["checksum"])
+        if location.hasPrefix("file://") {
+            let path = String(location.dropFirst("file://".count))
+            try recover(name, file: try localSnapshotFile(path), checksum: checksum, what: "snapshot \(location)")
+        } else if location.hasPrefix("http://") {
+            let file = engine.directory.snapshotsDir + "/.download-\(name)-\(UUID().uuidString)"
+            defer { FileIO.remove(file) }
+            let key = body["api_key"]?.stringValue
+            try download(location, to: file, apiKey: key)
+            try recover(name, file: file, checksum: checksum, what: "snapshot \(location)")
+        } else {
+            throw VQError.invalid("location \"\(location)\" is not supported; expected file:///PATH (under the server's snapshots directory) or http://HOST:PORT/PATH",
+                                  hint: "vq does not speak https: download the file and upload it (POST /collections/\(name)/snapshots/upload)")
+        }
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    /// `POST /collections/{name}/snapshots/upload`: a multipart/form-data body whose `snapshot`
+    /// part is the file.
+    func uploadSnapshot(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        try checkPriority(r.query["priority"])
+        let checksum = try checksumValue(r.query["checksum"].map { .string($0) })
+        guard let boundary = Multipart.boundary(contentType: r.header("content-type")) else {
+            throw VQError.invalid("upload is \(r.header("content-type") ?? "without a Content-Type"); expected multipart/form-data with a \"snapshot\" file part")
+        }
+        let parts: [FormPart]
+        do { parts = try Multipart.parts(r.body, boundary: boundary) } catch {
+            throw VQError.invalid("upload is not valid multipart/form-data: \(error)")
+        }
+        guard let part = parts.first(where: { $0.name == "snapshot" }) else {
+            throw VQError.invalid("upload has parts [\(parts.map(\.name).joined(separator: ", "))]; expected one named \"snapshot\"")
+        }
+        try FileIO.makeDirectories(engine.directory.snapshotsDir)
+        let file = engine.directory.snapshotsDir + "/.upload-\(name)-\(UUID().uuidString)"
+        defer { FileIO.remove(file) }
+        try FileIO.writeAtomically(file, Array(r.body[part.range]))
+        try recover(name, file: file, checksum: checksum, what: "uploaded snapshot \(part.filename ?? "")")
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    /// Recovers `name` from a local snapshot file: directly on a data directory no cluster
+    /// manages; through consensus on a peer, where the collection is deleted (if present) and
+    /// created again with the snapshot's config, this peer adopting the unpacked files.
+    private func recover(_ name: String, file: String, checksum: String?, what: String) throws {
+        try Engine.validateName(name)
+        guard let cluster else { return try engine.recoverSnapshot(file, as: name, checksum: checksum) }
+        let s = cluster.status
+        guard s.voters == [s.id], s.peers.keys.allSatisfy({ $0 == s.id }) else {
+            throw VQError.invalid("recovering a snapshot into a cluster of \(max(s.voters.count, s.peers.count)) peers is not supported",
+                                  hint: "recover it on a one-peer cluster, then add peers and replicate with POST /collections/\(name)/cluster")
+        }
+        guard cluster.aliases[name] == nil else { throw VQError(.conflict, "\"\(name)\" is an alias; recover the snapshot under the collection's name") }
+        let (dir, snapshotConfig) = try engine.unpackSnapshot(file, as: name, checksum: checksum, what: what)
+        // The cluster's create (below) adopts the unpacked files; if it never does, they go.
+        engine.stage(name, dir)
+        defer { engine.unstage(name) }
+        var config = snapshotConfig
+        // One peer holds every replica: replication settings from a larger cluster cannot be met.
+        config.replicationFactor = 1
+        config.writeConsistencyFactor = 1
+        if cluster.collectionMeta(name) != nil { try cluster.propose(ClusterState.deleteCollection(name)) }
+        let placement = try ClusterState.placement(shards: config.shardNumber, replicas: 1, peers: [s.id])
+        try cluster.propose(ClusterState.createCollection(name, config, placement: placement))
+        guard engine.hasCollection(name) else {
+            throw VQError(.io, "collection \"\(name)\" was not made on this peer from the snapshot (see its log)")
+        }
+    }
+
+    /// Qdrant's `priority`: which data wins where the snapshot and the replicas differ. A
+    /// recover here replaces the collection with the snapshot, which is what "snapshot" asks.
+    private func checkPriority(_ value: String?) throws {
+        guard let value else { return }
+        guard value == "snapshot" else {
+            throw VQError.invalid("priority \"\(value)\" is not supported; vq recovers with priority \"snapshot\" (the snapshot replaces the collection)")
+        }
+    }
+
+    private func checksumValue(_ value: JSON?) throws -> String? {
+        guard let value, value != .null else { return nil }
+        guard let s = value.stringValue, s.utf8.count == 64, s.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) }) else {
+            throw VQError.invalid("checksum is \(value); expected the snapshot's SHA-256 as 64 hex digits")
+        }
+        return s.lowercased()
+    }
+
+    /// A file:// path, allowed only inside this server's snapshots directory (an API key must
+    /// not open any file the server can read).
+    private func localSnapshotFile(_ path: String) throws -> String {
+        let root = engine.directory.snapshotsDir
+        guard let real = realpath(path, nil) else { throw VQError(.notFound, "snapshot file \(path) does not exist on the server") }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        let base = realpath(root, nil).map { p in defer { free(p) }; return String(cString: p) } ?? root
+        guard resolved.hasPrefix(base + "/") else {
+            throw VQError.invalid("snapshot file \(path) is outside the server's snapshots directory \(base)",
+                                  hint: "copy it there first, or upload it (POST .../snapshots/upload)")
+        }
+        return resolved
+    }
+
+    private func download(_ url: String, to file: String, apiKey: String?) throws {
+        let rest = url.dropFirst("http://".count)
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let client = try HTTPClient(url: "http://" + rest[..<slash], timeout: 300)
+        let path = slash == rest.endIndex ? "/" : String(rest[slash...])
+        let response = try client.send("GET", path, headers: apiKey.map { [("api-key", $0)] } ?? [])
+        guard response.status == 200 else {
+            throw VQError.invalid("downloading \(url) answered HTTP \(response.status); expected 200 and the snapshot")
+        }
+        try FileIO.makeDirectories(engine.directory.snapshotsDir)
+        try FileIO.writeAtomically(file, response.body)
+    }
+}
