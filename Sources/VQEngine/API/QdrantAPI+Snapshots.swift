@@ -31,16 +31,13 @@ extension QdrantAPI {
         return APIEnvelope.ok(try make().json, since: start)
     }
 
-    /// `GET .../snapshots/{snapshot}`: the file.
+    /// `GET .../snapshots/{snapshot}`: the file, streamed from disk as the client reads it.
     func downloadSnapshot(_ name: String?, _ snapshot: String) throws -> HTTPResponse {
         let path = try engine.snapshotPath(of: name, snapshot)
-        guard let size = FileIO.fileSize(path), size <= HTTPClient.maxBodyBytes else {
-            throw VQError.invalid("snapshot \"\(snapshot)\" is larger than the \(HTTPClient.maxBodyBytes) bytes vq sends in one response",
-                                  hint: "copy it from the server's data directory (\(path))")
-        }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream"),
-                                                  ("Content-Disposition", "attachment; filename=\"\(snapshot)\"")],
-                            body: try FileIO.readAll(path))
+        var response = HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream"),
+                                                           ("Content-Disposition", "attachment; filename=\"\(snapshot)\"")])
+        response.file = try FileBody(path: path)
+        return response
     }
 
     /// `PUT /collections/{name}/snapshots/recover`: {"location": "file:///..." or "http://...",

@@ -68,9 +68,16 @@ package final class QdrantAPI: @unchecked Sendable {
         path.split(separator: "/", omittingEmptySubsequences: true)
     }
 
-    /// Handles one request.
+    /// Handles one request in this process: a file body comes back read into `body`.
     package func handle(_ request: HTTPRequest) -> HTTPResponse {
-        respond(request, QdrantAPI.routes.lookup(request.method, QdrantAPI.segments(request.path)))
+        var response = respond(request, QdrantAPI.routes.lookup(request.method, QdrantAPI.segments(request.path)))
+        if let file = response.file {
+            response.file = nil
+            do { response.body = try file.readAll() } catch {
+                return APIEnvelope.error(VQError.wrap(error), since: DispatchTime.now().uptimeNanoseconds)
+            }
+        }
+        return response
     }
 
     private func respond(_ request: HTTPRequest, _ lookup: RouteTable.Lookup) -> HTTPResponse {

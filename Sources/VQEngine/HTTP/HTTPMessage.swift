@@ -5,6 +5,12 @@
 //   HTTPServer.swift    epoll (poll elsewhere) event loop + worker pool, keep-alive, pipelining, timeouts
 //   HTTPClient.swift    blocking client with a keep-alive pool, for the CLI and peers
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A parsed request.
 package struct HTTPRequest: Sendable {
     package var method: String
@@ -32,11 +38,49 @@ package struct HTTPRequest: Sendable {
     }
 }
 
+/// A file sent as a response's body, streamed from disk as the client reads it (a download of
+/// any size holds one chunk in memory). Open until the last reference goes.
+package final class FileBody: @unchecked Sendable {
+    package let fd: Int32
+    package let length: Int
+
+    /// Opens `path` for sending.
+    /// - Throws: `.io` (or `.notFound`) when it cannot be opened.
+    package init(path: String) throws {
+        let fd = FileIO.openFD(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ioError("open", path) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            throw ioError("stat", path)
+        }
+        self.fd = fd
+        length = Int(st.st_size)
+    }
+
+    /// The whole file in memory (for callers in this process, not the server).
+    package func readAll() throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: length)
+        var done = 0
+        while done < length {
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw VQError(.io, "a file being sent became shorter (\(done) of \(length) bytes)") }
+            done += n
+        }
+        return out
+    }
+
+    deinit { close(fd) }
+}
+
 /// A response to send.
 package struct HTTPResponse: Sendable {
     package var status: Int
     package var headers: [(String, String)]
     package var body: [UInt8]
+    /// Sent after the head instead of `body`, when set.
+    package var file: FileBody?
 
     package init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -57,14 +101,15 @@ package struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
     }
 
-    /// Status line, headers (with Content-Length and Connection) and body.
+    /// Status line, headers (with Content-Length and Connection) and body (not a `file`: the
+    /// server streams that after these bytes).
     package func serialized(keepAlive: Bool) -> [UInt8] {
         var head = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
-        head += "Content-Length: \(body.count)\r\n"
+        head += "Content-Length: \(file?.length ?? body.count)\r\n"
         head += keepAlive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
         var out = Array(head.utf8)
-        out.append(contentsOf: body)
+        if file == nil { out.append(contentsOf: body) }
         return out
     }
 

@@ -158,6 +158,10 @@ final class EventLoop: @unchecked Sendable {
         var parseProgress = HTTPParseProgress()
         var output: [UInt8] = []
         var outputOffset = 0
+        /// A file body being streamed after `output` (nothing else is answered until it is sent),
+        /// and how much of it has gone into `output`.
+        var file: FileBody?
+        var fileOffset = 0
         var busy = false
         var closeAfterWrite = false
         var peerClosed = false
@@ -179,6 +183,7 @@ final class EventLoop: @unchecked Sendable {
     private struct Completion: @unchecked Sendable {
         var connection: Connection
         var bytes: [UInt8]
+        var file: FileBody?
         var close: Bool
     }
 
@@ -372,7 +377,7 @@ final class EventLoop: @unchecked Sendable {
     /// the peer closed, not while its output backs up, not past the input cap.
     private func wantsInput(_ c: Connection) -> Bool {
         if c.discarding { return !c.peerClosed }
-        return !c.busy && !c.peerClosed && !c.closeAfterWrite && c.output.count - c.outputOffset < EventLoop.outputHighWater
+        return !c.busy && !c.peerClosed && !c.closeAfterWrite && c.file == nil && c.output.count - c.outputOffset < EventLoop.outputHighWater
             && c.input.count - c.inputStart <= config.limits.maxAnyBody + config.limits.maxHeaderBytes + 65_536
     }
 
@@ -429,7 +434,7 @@ final class EventLoop: @unchecked Sendable {
     private func parseNext(_ c: Connection) {
         while true {
             guard connections[c.fd] === c else { return }
-            guard !c.busy, c.input.count > c.inputStart, !c.closeAfterWrite,
+            guard !c.busy, c.input.count > c.inputStart, !c.closeAfterWrite, c.file == nil,
                   c.output.count - c.outputOffset < EventLoop.outputHighWater else { break }
             var progress = c.parseProgress
             let result = c.input.withUnsafeBytes { raw in
@@ -456,17 +461,18 @@ final class EventLoop: @unchecked Sendable {
                 let work = handler(request)
                 if work.inline {
                     // Short reads run here: no hand-off to a worker and back.
-                    let bytes = work.run().serialized(keepAlive: keepAlive)
+                    let response = work.run()
                     c.lastActivity = EventLoop.now()
-                    send(c, bytes)
+                    send(c, response.serialized(keepAlive: keepAlive), file: response.file)
                     continue
                 }
                 c.busy = true
                 let conn = c
                 inFlight.add(1, ordering: .relaxed)
                 workers.async { [self] in
-                    let bytes = work.run().serialized(keepAlive: keepAlive)
-                    completions.withLock { $0.append(Completion(connection: conn, bytes: bytes, close: !keepAlive)) }
+                    let response = work.run()
+                    let bytes = response.serialized(keepAlive: keepAlive)
+                    completions.withLock { $0.append(Completion(connection: conn, bytes: bytes, file: response.file, close: !keepAlive)) }
                     inFlight.subtract(1, ordering: .relaxed)
                     wake()
                 }
@@ -503,7 +509,7 @@ final class EventLoop: @unchecked Sendable {
             c.busy = false
             c.lastActivity = EventLoop.now()
             if done.close { c.closeAfterWrite = true }
-            send(c, done.bytes)
+            send(c, done.bytes, file: done.file)
             guard connections[c.fd] === c else { continue }
             if c.input.count > c.inputStart && !c.closeAfterWrite { c.requestStarted = EventLoop.now() }
             parseNext(c)
@@ -511,7 +517,11 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private func send(_ c: Connection, _ bytes: [UInt8]) {
+    private func send(_ c: Connection, _ bytes: [UInt8], file: FileBody? = nil) {
+        if file != nil {
+            c.file = file
+            c.fileOffset = 0
+        }
         if c.outputOffset >= c.output.count {
             c.output = bytes
             c.outputOffset = 0
@@ -522,7 +532,8 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func flush(_ c: Connection) {
-        while c.outputOffset < c.output.count {
+        let streaming = c.file != nil
+        while c.outputOffset < c.output.count || refill(c) {
             let n = c.output.withUnsafeBytes { write(c.fd, $0.baseAddress! + c.outputOffset, $0.count - c.outputOffset) }
             if n > 0 {
                 c.outputOffset += n
@@ -537,6 +548,7 @@ final class EventLoop: @unchecked Sendable {
             drop(c)
             return
         }
+        guard connections[c.fd] === c else { return }
         c.output = []
         c.outputOffset = 0
         if c.discarding && !c.peerClosed {
@@ -550,18 +562,43 @@ final class EventLoop: @unchecked Sendable {
             drop(c)
             return
         }
+        // Requests that arrived while a file went out waited for it: answer them now.
+        if streaming && c.file == nil { parseNext(c) }
         updateInterest(c)
+    }
+
+    /// Puts the next chunk of a file body into the drained output; false when there is none (or
+    /// the file could not be read: the connection is dropped, the client sees a short body).
+    private func refill(_ c: Connection) -> Bool {
+        guard let file = c.file else { return false }
+        let n = min(1 << 20, file.length - c.fileOffset)
+        guard n > 0 else {
+            c.file = nil
+            c.fileOffset = 0
+            return false
+        }
+        var chunk = [UInt8](repeating: 0, count: n)
+        let got = chunk.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress!, n, off_t(c.fileOffset)) }
+        guard got > 0 else {
+            drop(c)
+            return false
+        }
+        if got < n { chunk.removeLast(n - got) }
+        c.output = chunk
+        c.outputOffset = 0
+        c.fileOffset += got
+        return true
     }
 
     /// Closes connections whose request headers are late or that sat idle too long.
     private func sweep(_ now: Double) {
         for c in Array(connections.values) {
             // A client that stopped reading its answers holds buffers: drop it after the idle timeout.
-            if c.outputOffset < c.output.count && now - c.lastActivity > config.idleTimeout {
+            if (c.outputOffset < c.output.count || c.file != nil) && now - c.lastActivity > config.idleTimeout {
                 drop(c)
                 continue
             }
-            if c.busy { continue }
+            if c.busy || c.file != nil { continue }
             if let started = c.requestStarted, c.input.count > c.inputStart, now - started > config.headerTimeout {
                 c.input.removeAll()
                 c.inputStart = 0
