@@ -54,6 +54,11 @@ import VQEngine
         let uploaded = try vq(["snapshot", "restore", "copy", backup] + url2)
         #expect(uploaded.status == 0, "\(uploaded.stderr)")
         #expect(try vq(["count", "copy"] + url2).stdout == #"{"collection":"copy","count":300}"# + "\n")
+        // Over a collection the server's cluster did not make (restored embedded above): replaced too.
+        #expect(try vq(["upsert", "docs", scratch.path + "/late.jsonl", "-q"] + url2).status == 0)
+        let over = try vq(["snapshot", "restore", "docs", backup] + url2)
+        #expect(over.status == 0, "\(over.stderr)")
+        #expect(try vq(["count", "docs"] + url2).stdout == #"{"collection":"docs","count":300}"# + "\n")
         let wrongSum = try vq(["snapshot", "restore", "copy", backup, "--checksum", String(repeating: "a", count: 64)] + url2)
         #expect(wrongSum.status == 2 && wrongSum.stderr.contains("SHA-256"), "\(wrongSum.stderr)")
         #expect(served.stop().0 == 0)

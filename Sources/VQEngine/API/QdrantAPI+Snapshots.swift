@@ -108,10 +108,15 @@ extension QdrantAPI {
         // One peer holds every replica: replication settings from a larger cluster cannot be met.
         config.replicationFactor = 1
         config.writeConsistencyFactor = 1
-        if cluster.collectionMeta(name) != nil { try cluster.propose(ClusterState.deleteCollection(name)) }
+        if cluster.collectionMeta(name) != nil {
+            try cluster.propose(ClusterState.deleteCollection(name))
+        } else if engine.hasCollection(name) {
+            // Made here before the cluster knew it (embedded): replaced all the same.
+            try engine.deleteCollection(name)
+        }
         let placement = try ClusterState.placement(shards: config.shardNumber, replicas: 1, peers: [s.id])
         try cluster.propose(ClusterState.createCollection(name, config, placement: placement))
-        guard engine.hasCollection(name) else {
+        guard engine.hasCollection(name), !engine.isStaged(name) else {
             throw VQError(.io, "collection \"\(name)\" was not made on this peer from the snapshot (see its log)")
         }
     }

@@ -261,6 +261,16 @@ extension Engine {
             }
             aliases.append(.create(alias: alias, collection: target))
         }
+        // Names that would clash with the aliases here, or aliases with collections, are refused
+        // before anything changes.
+        let here = try self.aliases()
+        if let clash = names.first(where: { here[$0] != nil }) {
+            throw VQError(.conflict, "\(what) holds collection \"\(clash)\", which is an alias in \(directory.root)",
+                          hint: "delete the alias first")
+        }
+        for case let .create(alias, _) in aliases where hasCollection(alias) || names.contains(alias) {
+            throw VQError(.conflict, "\(what) has alias \"\(alias)\", which is a collection's name")
+        }
         // Every collection is checked before any replaces what is here.
         for i in names.indices {
             let dir = staging + "/collections/\(i)"

@@ -166,6 +166,11 @@ package final class Engine: @unchecked Sendable {
         mutex.withLock { staged[name] = dir }
     }
 
+    /// Whether a snapshot is still staged for `name` (no create has adopted it).
+    package func isStaged(_ name: String) -> Bool {
+        mutex.withLock { staged[name] != nil }
+    }
+
     /// Forgets a staged snapshot that no create adopted, and removes its files.
     package func unstage(_ name: String) {
         if let dir = mutex.withLock({ staged.removeValue(forKey: name) }) { try? FileIO.removeTree(dir) }
