@@ -24,8 +24,13 @@ extension QdrantAPI {
     func changeAliases(_ body: JSON, _ start: UInt64) throws -> HTTPResponse {
         let actions = try AliasAction.parse(body)
         if let cluster {
-            // Checked here first, so a bad batch is a 400/404 with its reason, not a silent no-op.
-            _ = try AliasAction.apply(actions, to: cluster.aliases) { cluster.collectionMeta($0) != nil }
+            // Checked here first, so a bad batch is a 400/404 with its reason, not a silent no-op;
+            // a collection this peer does not know yet is looked for again once it has caught up.
+            do {
+                _ = try AliasAction.apply(actions, to: cluster.aliases) { cluster.collectionMeta($0) != nil }
+            } catch let e as VQError where e.kind == .notFound && cluster.catchUp() {
+                _ = try AliasAction.apply(actions, to: cluster.aliases) { cluster.collectionMeta($0) != nil }
+            }
             try cluster.propose(ClusterState.changeAliases(actions))
         } else {
             try engine.changeAliases(actions)

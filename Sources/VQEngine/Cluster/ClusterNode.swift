@@ -578,7 +578,10 @@ package final class ClusterNode: @unchecked Sendable {
                 continue
             }
             do {
-                let client = try HTTPClient(url: leaderURI, timeout: max(0.5, deadline.timeIntervalSinceNow))
+                // At most 2 s per try: a leader that stalls (paused, cut off after accepting the
+                // connection) must not hold the change past the election that replaces it; the
+                // next try asks whoever leads then.
+                let client = try HTTPClient(url: leaderURI, timeout: max(0.5, min(2, deadline.timeIntervalSinceNow)))
                 let r = try forward(client)
                 guard r.status == 200, let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value else {
                     let answer = VQError(status: r.status, body: r.body, from: "the leader at \(leaderURI)")

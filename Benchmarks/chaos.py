@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Network faults between hosts, checked in the style of Jepsen (issue 17).
+
+Each peer runs in its own Linux network namespace with its own address on a bridge this
+script creates (10.231.N.0/24, the test's own hosts only), so peers talk over real
+interfaces, not loopback. Writers upsert through random peers while a seeded schedule
+injects faults; afterwards every link heals and the checker asks:
+
+  - lost:       every write acknowledged (HTTP 200, wait=true) is on every replica;
+  - converged:  the replicas hold the same points (compared after a clean stop, embedded);
+  - leaders:    no two peers were leader in one Raft term (sampled every 50 ms);
+  - metadata:   a metadata change (an alias) succeeds whenever a majority is connected.
+
+Faults: isolate a peer or the leader (its link down), flap a link, one-way partition (the
+peer hears nothing but can send; tc drop on its link, when the kernel has it), pause a peer
+(SIGSTOP), kill and restart a peer (SIGKILL). Needs root and `ip netns`; without them it says
+so and exits 0. Any failure prints the seed: `chaos.py --seed N --rounds R` replays it.
+
+  sudo Benchmarks/chaos.py --vq .build/release/vq --rounds 30 --seed 7
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def http(method, url, body=None, timeout=3.0):
+    """(status, parsed JSON or None); status 0 when the peer could not be reached."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            try:
+                return r.status, json.loads(raw or b"null")
+            except ValueError:
+                return r.status, raw.decode(errors="replace")  # /readyz and friends answer text
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"null")
+        except ValueError:
+            return e.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+class Net:
+    """A bridge and one namespace per peer; removed by `close` whatever happened."""
+
+    def __init__(self, peers):
+        tag = os.getpid() % 10000
+        self.subnet = f"10.231.{os.getpid() % 250}"
+        self.bridge = f"vqb{tag}"
+        self.ns = [f"vqn{tag}-{i}" for i in range(1, peers + 1)]
+        self.host_if = [f"vqh{tag}-{i}" for i in range(1, peers + 1)]
+        self.addr = [f"{self.subnet}.{i}" for i in range(1, peers + 1)]
+        self.made = []
+        sh("ip", "link", "add", self.bridge, "type", "bridge")
+        self.made.append(("link", self.bridge))
+        sh("ip", "addr", "add", f"{self.subnet}.254/24", "dev", self.bridge)
+        sh("ip", "link", "set", self.bridge, "up")
+        for i in range(peers):
+            sh("ip", "netns", "add", self.ns[i])
+            self.made.append(("netns", self.ns[i]))
+            sh("ip", "link", "add", self.host_if[i], "type", "veth", "peer", "name", "eth0", "netns", self.ns[i])
+            sh("ip", "link", "set", self.host_if[i], "master", self.bridge, "up")
+            sh("ip", "-n", self.ns[i], "addr", "add", f"{self.addr[i]}/24", "dev", "eth0")
+            sh("ip", "-n", self.ns[i], "link", "set", "eth0", "up")
+            sh("ip", "-n", self.ns[i], "link", "set", "lo", "up")
+        # One-way partitions need tc's drop action on the host side of a peer's link.
+        self.one_way = sh("tc", "qdisc", "add", "dev", self.host_if[0], "clsact", check=False).returncode == 0 and \
+            sh("tc", "filter", "add", "dev", self.host_if[0], "egress", "matchall", "action", "drop", check=False).returncode == 0
+        if self.one_way:
+            sh("tc", "filter", "del", "dev", self.host_if[0], "egress", check=False)
+
+    def link(self, i, up):
+        sh("ip", "link", "set", self.host_if[i], "up" if up else "down")
+
+    def deafen(self, i, on):
+        """Drops what the bridge sends to peer i (it still sends): a one-way partition."""
+        if on:
+            sh("tc", "qdisc", "add", "dev", self.host_if[i], "clsact", check=False)
+            sh("tc", "filter", "add", "dev", self.host_if[i], "egress", "matchall", "action", "drop")
+        else:
+            sh("tc", "filter", "del", "dev", self.host_if[i], "egress", check=False)
+
+    def close(self):
+        for kind, name in reversed(self.made):
+            if kind == "netns":
+                sh("ip", "netns", "del", name, check=False)
+            else:
+                sh("ip", "link", "del", name, check=False)
+
+
+class Peer:
+    def __init__(self, vq, net, i, root, secret):
+        self.vq, self.net, self.i, self.secret = vq, net, i, secret
+        self.dir = f"{root}/peer{i + 1}"
+        self.url = f"http://{net.addr[i]}:6333"
+        self.proc = None
+        self.log = open(f"{root}/peer{i + 1}.log", "ab")
+
+    def start(self, join=None):
+        cmd = ["ip", "netns", "exec", self.net.ns[self.i], self.vq] + (["join", join] if join else ["serve"]) + [
+            "--data-dir", self.dir, "--listen", f"{self.net.addr[self.i]}:6333", "--cluster-secret", self.secret]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if http("GET", self.url + "/readyz", timeout=1)[0] == 200:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"peer {self.i + 1} exited: see {self.log.name}")
+            time.sleep(0.1)
+        raise RuntimeError(f"peer {self.i + 1} not ready in 30 s")
+
+    def signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vq", default=".build/release/vq")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--writers", type=int, default=2)
+    ap.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    if os.geteuid() != 0 or shutil.which("ip") is None or sh("ip", "netns", "list", check=False).returncode != 0:
+        print("chaos: skipped (needs root and ip netns)")
+        return 0
+    vq = os.path.abspath(args.vq)
+    rng = random.Random(seed)
+    print(f"chaos: seed {seed}, {args.rounds} rounds (replay: chaos.py --seed {seed} --rounds {args.rounds})", flush=True)
+    root = tempfile.mkdtemp(prefix="vq-chaos-")
+    net = Net(3)
+    peers = [Peer(vq, net, i, root, "chaos-secret-0123456789") for i in range(3)]
+    stop = threading.Event()
+    acked, lock = set(), threading.Lock()
+    terms = {}
+    report = {"seed": seed, "rounds": args.rounds, "faults": []}
+    try:
+        peers[0].start()
+        for p in peers[1:]:
+            p.start(join=peers[0].url)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            st, info = http("GET", peers[0].url + "/cluster")
+            if st == 200 and len((info or {}).get("result", {}).get("raft_info", {}).get("voters", [])) == 3:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("three voters not reached in 30 s")
+        st, body = http("PUT", peers[0].url + "/collections/c", {
+            "vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2, "replication_factor": 3}, timeout=20)
+        if st != 200:
+            raise RuntimeError(f"create collection: {st} {body}")
+
+        def writer(w):
+            wr = random.Random(seed * 31 + w)
+            k = w
+            while not stop.is_set():
+                p = wr.choice(peers)
+                vec = [wr.uniform(-1, 1) for _ in range(4)]
+                st, _ = http("PUT", p.url + "/collections/c/points?wait=true",
+                             {"points": [{"id": k, "vector": vec, "payload": {"k": k}}]}, timeout=3)
+                if st == 200:
+                    with lock:
+                        acked.add(k)
+                k += args.writers
+
+        def observer():
+            while not stop.is_set():
+                for p in peers:
+                    st, info = http("GET", p.url + "/cluster", timeout=0.3)
+                    raft = (info or {}).get("result", {}).get("raft_info", {}) if st == 200 else {}
+                    if raft.get("role") == "Leader":
+                        terms.setdefault(raft.get("term"), set()).add(p.i + 1)
+                time.sleep(0.05)
+
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(args.writers)]
+        threads.append(threading.Thread(target=observer, daemon=True))
+        for t in threads:
+            t.start()
+
+        def leader():
+            for p in peers:
+                st, info = http("GET", p.url + "/cluster", timeout=1)
+                raft = (info or {}).get("result", {}).get("raft_info", {}) if st == 200 else {}
+                if raft.get("role") == "Leader":
+                    return p.i
+            return rng.randrange(3)
+
+        kinds = ["isolate", "isolate-leader", "flap", "pause", "kill"] + (["one-way"] if net.one_way else [])
+        alias_ok = alias_tried = 0
+        for r in range(args.rounds):
+            kind = rng.choice(kinds)
+            i = leader() if kind == "isolate-leader" else rng.randrange(3)
+            hold = rng.uniform(1.5, 4.0)
+            report["faults"].append(f"{kind}:{i + 1}")
+            print(f"  round {r + 1}: {kind} peer {i + 1} for {hold:.1f} s", flush=True)
+            majority = [p for p in peers if p.i != i]
+            if kind in ("isolate", "isolate-leader"):
+                net.link(i, False)
+            elif kind == "one-way":
+                net.deafen(i, True)
+            elif kind == "pause":
+                peers[i].signal(signal.SIGSTOP)
+            elif kind == "kill":
+                peers[i].signal(signal.SIGKILL)
+                peers[i].proc.wait()
+            if kind == "flap":
+                end = time.time() + hold
+                while time.time() < end:
+                    net.link(i, False)
+                    time.sleep(0.3)
+                    net.link(i, True)
+                    time.sleep(0.3)
+            else:
+                # A metadata change through the majority side must commit while the fault holds.
+                alias_tried += 1
+                via = rng.choice(majority)
+                began = time.time()
+                st, body = http("POST", via.url + "/collections/aliases",
+                                {"actions": [{"create_alias": {"alias_name": f"a{r}", "collection_name": "c"}}]}, timeout=15)
+                alias_ok += st == 200
+                if st != 200:
+                    report.setdefault("metadata_failures", []).append(
+                        f"round {r + 1} via peer {via.i + 1} after {time.time() - began:.1f} s: {st} {json.dumps(body)[:200]}")
+                time.sleep(max(0.0, hold - (time.time() - began)))
+            if kind in ("isolate", "isolate-leader"):
+                net.link(i, True)
+            elif kind == "one-way":
+                net.deafen(i, False)
+            elif kind == "pause":
+                peers[i].signal(signal.SIGCONT)
+            elif kind == "kill":
+                peers[i].start()
+            time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        # Healed: wait until every peer sees every replica active.
+        healed = time.time()
+        converged = None
+        while time.time() - healed < 120:
+            states = []
+            for p in peers:
+                st, info = http("GET", p.url + "/collections/c/cluster", timeout=2)
+                res = (info or {}).get("result", {}) if st == 200 else {}
+                states += [s.get("state") for s in res.get("local_shards", []) + res.get("remote_shards", [])] if res else ["?"]
+            if states and all(s == "Active" for s in states):
+                converged = time.time() - healed
+                break
+            time.sleep(0.25)
+        report["converged_seconds"] = None if converged is None else round(converged, 2)
+        for p in peers:
+            p.stop()
+        # Each peer's copy, read embedded after a clean stop.
+        exports = []
+        for p in peers:
+            out = sh(vq, "export", "c", "--with-vectors", "-q", "--data-dir", p.dir, check=False)
+            exports.append(out.stdout)
+        ids = [set(json.loads(line)["id"] for line in e.splitlines() if line) for e in exports]
+        lost = {i + 1: len(acked - s) for i, s in enumerate(ids)}
+        report.update({
+            "acknowledged": len(acked), "points": [len(s) for s in ids], "lost": lost,
+            "replicas_equal": len(set(exports)) == 1,
+            "terms_with_two_leaders": sorted(t for t, who in terms.items() if len(who) > 1),
+            "terms_seen": len(terms), "metadata_changes": f"{alias_ok}/{alias_tried}",
+        })
+        ok = sum(lost.values()) == 0 and report["replicas_equal"] and not report["terms_with_two_leaders"] \
+            and alias_ok == alias_tried and converged is not None
+        report["ok"] = ok
+        print(json.dumps(report) if args.json else "\n".join(f"  {k}: {v}" for k, v in report.items() if k != "faults"))
+        if not ok:
+            print(f"chaos: FAILED with seed {seed}; logs in {root}", file=sys.stderr)
+            return 1
+        shutil.rmtree(root, ignore_errors=True)
+        return 0
+    finally:
+        stop.set()
+        for p in peers:
+            p.stop()
+        net.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
