@@ -147,6 +147,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--writers", type=int, default=2)
+    ap.add_argument("--faults", default="", help="comma-separated fault kinds to draw from (default: all)")
     ap.add_argument("--json", action="store_true", help="print the report as one JSON line")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -161,6 +162,7 @@ def main():
     peers = [Peer(vq, net, i, root, "chaos-secret-0123456789") for i in range(3)]
     stop = threading.Event()
     acked, lock = set(), threading.Lock()
+    ack_time = {}
     terms = {}
     report = {"seed": seed, "rounds": args.rounds, "faults": []}
     try:
@@ -176,7 +178,8 @@ def main():
         else:
             raise RuntimeError("three voters not reached in 30 s")
         st, body = http("PUT", peers[0].url + "/collections/c", {
-            "vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2, "replication_factor": 3}, timeout=20)
+            "vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2, "replication_factor": 3,
+            "write_consistency_factor": 2}, timeout=20)
         if st != 200:
             raise RuntimeError(f"create collection: {st} {body}")
 
@@ -191,6 +194,7 @@ def main():
                 if st == 200:
                     with lock:
                         acked.add(k)
+                        ack_time[k] = time.time()
                 k += args.writers
 
         def observer():
@@ -216,13 +220,18 @@ def main():
             return rng.randrange(3)
 
         kinds = ["isolate", "isolate-leader", "flap", "pause", "kill"] + (["one-way"] if net.one_way else [])
+        if args.faults:
+            unknown = set(args.faults.split(",")) - set(kinds)
+            if unknown:
+                raise SystemExit(f"chaos: unknown or unavailable fault kinds {sorted(unknown)}; expected some of {kinds}")
+            kinds = args.faults.split(",")
         alias_ok = alias_tried = 0
         for r in range(args.rounds):
             kind = rng.choice(kinds)
             i = leader() if kind == "isolate-leader" else rng.randrange(3)
             hold = rng.uniform(1.5, 4.0)
             report["faults"].append(f"{kind}:{i + 1}")
-            print(f"  round {r + 1}: {kind} peer {i + 1} for {hold:.1f} s", flush=True)
+            print(f"  round {r + 1} at {time.time():.2f}: {kind} peer {i + 1} for {hold:.1f} s", flush=True)
             majority = [p for p in peers if p.i != i]
             if kind in ("isolate", "isolate-leader"):
                 net.link(i, False)
@@ -289,6 +298,8 @@ def main():
         lost = {i + 1: len(acked - s) for i, s in enumerate(ids)}
         report.update({
             "acknowledged": len(acked), "points": [len(s) for s in ids], "lost": lost,
+            "lost_everywhere": len(acked - set().union(*ids)),
+            "lost_sample": sorted(acked - set().union(*ids))[:10] or sorted(acked - ids[0])[:10],
             "replicas_equal": len(set(exports)) == 1,
             "terms_with_two_leaders": sorted(t for t, who in terms.items() if len(who) > 1),
             "terms_seen": len(terms), "metadata_changes": f"{alias_ok}/{alias_tried}",
@@ -296,6 +307,7 @@ def main():
         ok = sum(lost.values()) == 0 and report["replicas_equal"] and not report["terms_with_two_leaders"] \
             and alias_ok == alias_tried and converged is not None
         report["ok"] = ok
+        report["lost_acked_at"] = [round(ack_time[k], 2) for k in report["lost_sample"] if k in ack_time]
         print(json.dumps(report) if args.json else "\n".join(f"  {k}: {v}" for k, v in report.items() if k != "faults"))
         if not ok:
             print(f"chaos: FAILED with seed {seed}; logs in {root}", file=sys.stderr)

@@ -227,7 +227,9 @@ extension QdrantAPI {
 
     /// `.../apply`: an operation the primary ordered, on a replica.
     func shardApply(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        try collection.replicaSets[shard].applyAsReplica(c.request.body, vectors: collection.config.vectors)
+        // The caller names itself (`x-vq-peer: ID URI`): only the shard's primary may order.
+        let from = c.request.header(ClusterNode.peerHeader).flatMap { $0.split(separator: " ").first }.flatMap { PeerID($0) }
+        try collection.replicaSets[shard].applyAsReplica(c.request.body, vectors: collection.config.vectors, from: from)
         return .text(200, "ok")
     }
 

@@ -80,6 +80,8 @@ package final class ClusterRouter: ReplicaPlacement {
 
     package func refreshMetadata() { node.catchUp() }
 
+    package func confirmMetadata() -> Bool { node.catchUp() }
+
     package func log(_ event: String, _ fields: [(String, JSON)]) { node.logEvent(event, fields) }
 
     package func readOrder(_ peers: [PeerID]) -> [PeerID] { preferred(peers) }

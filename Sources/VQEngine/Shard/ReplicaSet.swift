@@ -62,6 +62,9 @@ package protocol ReplicaPlacement: PeerTransport {
     func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws
     /// Brings this peer's metadata up to the leader's (placement moved on).
     func refreshMetadata()
+    /// Brings this peer's metadata up to the leader's commit; false when that cannot be confirmed
+    /// (no leader reachable in time).
+    func confirmMetadata() -> Bool
     /// The shard's replication position and recent operations here.
     func replication(_ collection: String, _ shard: Int) -> ShardReplication
     func log(_ event: String, _ fields: [(String, JSON)])
@@ -257,8 +260,14 @@ package final class ReplicaSet: Sendable {
                 throw VQError(.busy, "\(what) has no active replica")
             }
             if primary == placement.localPeer {
-                try writeAsPrimary(operation, encoded: encoded, wait: wait, deadline: deadline, config: config)
-                return nil
+                do {
+                    try writeAsPrimary(operation, encoded: encoded, wait: wait, deadline: deadline, config: config)
+                    return nil
+                } catch let e as VQError where e.kind == .busy {
+                    // Replaced as primary (a replica's metadata is newer): ask again.
+                    placement.refreshMetadata()
+                    continue
+                }
             }
             do {
                 try remote(placement, primary).write(encoded, wait, timeout: 3 * placement.callTimeout)
@@ -279,6 +288,13 @@ package final class ReplicaSet: Sendable {
     package func writeAsPrimary(_ operation: Operation, encoded: [UInt8]? = nil, wait: WriteWait, deadline: Date?, config: CollectionConfig) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let replication = placement.replication(collection, id)
+        // Starting to order (after a restart or a failover): only with metadata caught up to the
+        // leader's commit, so a primary that was replaced while it was away (killed, cut off)
+        // never orders on its old view. Checked before the shard's lock (catching up may wait
+        // on effects that take it).
+        if !replication.lock.withLock({ replication.ordering }) && !placement.confirmMetadata() {
+            throw VQError(.busy, "\(what): this peer cannot confirm with the metadata leader that it is still the primary")
+        }
         replication.lock.lock()
         defer { replication.lock.unlock() }
         guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" was deleted") }
@@ -310,18 +326,33 @@ package final class ReplicaSet: Sendable {
         var failures: [(PeerID, String)] = []
         if !others.isEmpty {
             // Replicas in parallel; each gets this operation before the next one (shard lock).
-            let results = Mutex<[(PeerID, String?)]>([])
+            let results = Mutex<[(PeerID, VQError?)]>([])
             DispatchQueue.concurrentPerform(iterations: others.count) { i in
                 let peer = others[i]
                 do {
                     try remote(placement, peer).apply(encoded, wait, seq: seq, epoch: epoch)
                     results.withLock { $0.append((peer, nil)) }
                 } catch {
-                    results.withLock { $0.append((peer, "\(error)")) }
+                    results.withLock { $0.append((peer, VQError.wrap(error))) }
                 }
             }
+            var replaced: VQError?
             for (peer, error) in results.withLock({ $0 }) {
-                if let error { failures.append((peer, error)) } else { acks += 1 }
+                if let error, error.kind == .busy {
+                    replaced = error
+                } else if let error {
+                    failures.append((peer, error.message))
+                } else {
+                    acks += 1
+                }
+            }
+            if let replaced {
+                // A replica knows a newer primary: this peer stops ordering and marks no one Dead.
+                // The operation stays here only (never acknowledged); the current primary's next
+                // write finds this copy different and brings it back by a copy.
+                replication.ordering = false
+                placement.refreshMetadata()
+                throw VQError(.busy, "this peer is no longer the primary of \(what): \(replaced.message)")
             }
         }
         // A replica that missed an acknowledged write must not serve reads: Dead, committed
@@ -337,12 +368,21 @@ package final class ReplicaSet: Sendable {
     ///
     /// Operations come in sequence; one already applied is acknowledged again (a resend), and a
     /// gap is refused, so the primary marks this replica Dead and it catches up.
-    package func applyAsReplica(_ body: [UInt8], vectors: VectorLayout) throws {
+    ///
+    /// - Parameter from: the peer that sent it. When this peer's metadata (caught up to the
+    ///   sender's before the call) names another primary, the sender is a primary that was
+    ///   replaced without knowing it: refused with `.busy`, and the sender does not count this
+    ///   replica as failed (a stale primary must not mark the current one's replicas Dead).
+    package func applyAsReplica(_ body: [UInt8], vectors: VectorLayout, from: PeerID? = nil) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let (operation, bytes, wait, seq, epoch) = try ShardWire.decodeOperation(body, vectors: vectors)
         let replication = placement.replication(collection, id)
         replication.lock.lock()
         defer { replication.lock.unlock() }
+        if let from, let replicas = placement.replicas(collection, id), let primary = replicas.first(where: { $0.state == .active })?.peer,
+           primary != from {
+            throw VQError(.busy, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
+        }
         replication.ordering = false
         if seq != 0 && seq <= replication.lastSeq {
             if replication.epoch(of: seq) == epoch { return }

@@ -26,6 +26,7 @@ final class FlippingPlacement: ReplicaPlacement, @unchecked Sendable {
     func countRead(launched: Int, delayed: Int, fanOutWon: Bool) {}
     func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {}
     func refreshMetadata() {}
+    func confirmMetadata() -> Bool { true }
     func replication(_ collection: String, _ shard: Int) -> ShardReplication { state }
     func log(_ event: String, _ fields: [(String, JSON)]) {}
 }
