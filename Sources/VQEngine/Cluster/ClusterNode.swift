@@ -650,13 +650,22 @@ package final class ClusterNode: @unchecked Sendable {
     /// (Raft's read index, bounded to a few seconds). - Returns: whether it caught up.
     @discardableResult
     package func catchUp(timeout: Double = 5) -> Bool {
-        let (isLeader, leaderURI) = lock.withLock { (raft.role == .leader, raft.leader.flatMap { address($0) }) }
-        if isLeader { return true }
-        guard let leaderURI, let client = try? HTTPClient(url: leaderURI, timeout: timeout),
-              let r = try? client.send("POST", "/internal/commit", body: [], headers: internalHeaders), r.status == 200,
-              let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value else { return false }
-        waitApplied(index, timeout: timeout)
-        return appliedIndex >= index
+        let deadline = Date().addingTimeInterval(timeout)
+        // Whoever leads now, asked again until the deadline: a leader that stalls (paused, cut
+        // off after accepting the connection) costs one second, not the whole wait, and the
+        // next try asks the peer elected in its place.
+        while Date() < deadline {
+            let (isLeader, leaderURI) = lock.withLock { (raft.role == .leader, raft.leader.flatMap { address($0) }) }
+            if isLeader { return true }
+            if let leaderURI, let client = try? HTTPClient(url: leaderURI, timeout: max(0.2, min(1, deadline.timeIntervalSinceNow))),
+               let r = try? client.send("POST", "/internal/commit", body: [], headers: internalHeaders), r.status == 200,
+               let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value {
+                waitApplied(index, timeout: max(0.05, deadline.timeIntervalSinceNow))
+                return appliedIndex >= index
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
     }
 
     /// Waits (bounded) until this peer has applied the metadata log up to `index` and carried
