@@ -311,6 +311,15 @@ def main():
         ok = sum(lost.values()) == 0 and report["replicas_equal"] and not report["terms_with_two_leaders"] \
             and alias_ok == alias_tried and converged is not None
         report["ok"] = ok
+        # Where the gaps are: per peer, the missing acknowledged ids' shards and times (UTC).
+        def shard(k):
+            m = (1 << 64) - 1
+            z = (k + 0x9E3779B97F4A7C15) & m
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+            return (z ^ (z >> 31)) % 2
+        report["gaps"] = {i + 1: [(k, shard(k), time.strftime("%H:%M:%S", time.gmtime(ack_time[k])) + f"{ack_time[k] % 1:.2f}"[1:])
+                                  for k in sorted(acked - s)[:8]] for i, s in enumerate(ids) if acked - s}
         report["lost_acked_at"] = [round(ack_time[k], 2) for k in report["lost_sample"] if k in ack_time]
         print(json.dumps(report) if args.json else "\n".join(f"  {k}: {v}" for k, v in report.items() if k != "faults"))
         if not ok:

@@ -82,6 +82,8 @@ package final class ClusterRouter: ReplicaPlacement {
 
     package func confirmMetadata() -> Bool { node.catchUp() }
 
+    package func isClusterCollection(_ collection: String) -> Bool { node.managedCollections[collection] != nil }
+
     package func log(_ event: String, _ fields: [(String, JSON)]) { node.logEvent(event, fields) }
 
     package func readOrder(_ peers: [PeerID]) -> [PeerID] { preferred(peers) }

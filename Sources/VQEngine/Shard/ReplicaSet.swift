@@ -65,6 +65,9 @@ package protocol ReplicaPlacement: PeerTransport {
     /// Brings this peer's metadata up to the leader's commit; false when that cannot be confirmed
     /// (no leader reachable in time).
     func confirmMetadata() -> Bool
+    /// Whether the cluster made `collection` on this peer (so it is distributed even while this
+    /// peer's metadata does not show it yet, as after a restart before the log is applied again).
+    func isClusterCollection(_ collection: String) -> Bool
     /// The shard's replication position and recent operations here.
     func replication(_ collection: String, _ shard: Int) -> ShardReplication
     func log(_ event: String, _ fields: [(String, JSON)])
@@ -248,7 +251,19 @@ package final class ReplicaSet: Sendable {
     package func write(_ operation: Operation, wait: WriteWait, deadline: Date?, config: CollectionConfig) throws -> UInt64? {
         // One look at the placement decides: local only, or through the replicas. (Deciding and
         // then looking again could find neither, and drop the write.)
-        guard let placement, var current = placement.replicas(collection, id) else { return try local.submit(operation, deadline: deadline) }
+        guard let placement else { return try local.submit(operation, deadline: deadline) }
+        var found = placement.replicas(collection, id)
+        if found == nil {
+            // Not in this peer's metadata. A collection the cluster made here is still
+            // distributed: a write taken locally alone (a restarted peer before its metadata log
+            // is applied again) would be acknowledged on one copy the replicas never get.
+            guard placement.isClusterCollection(collection) else { return try local.submit(operation, deadline: deadline) }
+            guard placement.confirmMetadata(), let caught = placement.replicas(collection, id) else {
+                throw VQError(.busy, "\(what) is not in this peer's metadata yet; retry shortly")
+            }
+            found = caught
+        }
+        guard var current = found else { return nil }
         let encoded = operation.encode()
         for attempt in 0..<4 {
             if attempt > 0 {

@@ -27,6 +27,7 @@ final class FlippingPlacement: ReplicaPlacement, @unchecked Sendable {
     func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {}
     func refreshMetadata() {}
     func confirmMetadata() -> Bool { true }
+    func isClusterCollection(_ collection: String) -> Bool { false }
     func replication(_ collection: String, _ shard: Int) -> ShardReplication { state }
     func log(_ event: String, _ fields: [(String, JSON)]) {}
 }
