@@ -32,7 +32,67 @@ final class FlippingPlacement: ReplicaPlacement, @unchecked Sendable {
     func log(_ event: String, _ fields: [(String, JSON)]) {}
 }
 
+/// A peer just restarted: its metadata does not show the collection the cluster made here until
+/// it catches up with the leader (which `confirms` says it can, or not).
+final class RestartedPlacement: ReplicaPlacement, @unchecked Sendable {
+    let localPeer: PeerID = 1
+    let callTimeout: Double = 1
+    let confirms: Bool
+    let caughtUp = Mutex(false)
+    private let state: ShardReplication
+
+    init(_ dir: String, confirms: Bool) {
+        self.confirms = confirms
+        state = ShardReplication(path: dir + "/seq")
+    }
+
+    func replicas(_ collection: String, _ shard: Int) -> [Replica]? {
+        caughtUp.withLock { $0 } ? [Replica(peer: 1, state: .active)] : nil
+    }
+
+    func post(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double?) throws -> [UInt8] {
+        throw VQError(.unreachable, "no peers in this test")
+    }
+
+    func readOrder(_ peers: [PeerID]) -> [PeerID] { peers }
+    func measureRead<T>(_ peer: PeerID, _ read: () throws -> T) throws -> T { try read() }
+    func countRead(launched: Int, delayed: Int, fanOutWon: Bool) {}
+    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {}
+    func refreshMetadata() { _ = confirmMetadata() }
+    func confirmMetadata() -> Bool {
+        caughtUp.withLock { $0 = $0 || confirms }
+        return confirms
+    }
+    func isClusterCollection(_ collection: String) -> Bool { true }
+    func replication(_ collection: String, _ shard: Int) -> ShardReplication { state }
+    func log(_ event: String, _ fields: [(String, JSON)]) {}
+}
+
 @Suite struct ReplicaSetTests {
+    @Test("a restarted peer whose metadata lacks a cluster collection catches up before writing, or refuses; never writes its copy alone",
+          arguments: [true, false])
+    func restartedPeerWrites(_ leaderReachable: Bool) throws {
+        let tmp = TempDir()
+        let (directory, lock) = try Engine.lock(path: tmp.path, address: nil)
+        let placement = RestartedPlacement(tmp.path, confirms: leaderReachable)
+        let engine = Engine(directory: directory, lock: lock, placement: placement) { _ in }
+        let config = CollectionConfig(dim: 2, distance: .dot)
+        try engine.createCollection("c", config: config)
+        let set = try engine.collection("c").replicaSets[0]
+        var batch = PointBatch(dim: 2)
+        [Float(1), 0].withUnsafeBufferPointer { batch.append(id: .number(1), vector: $0, payload: nil) }
+        if leaderReachable {
+            // Through the primary's path (it orders: sequence 1), not as a local-only write.
+            #expect(try set.write(.upsert(batch), wait: .applied, deadline: nil, config: config) == nil)
+            #expect(placement.replication("c", 0).lastSeq == 1)
+            #expect(set.local.pointCount == 1)
+        } else {
+            #expect(throws: VQError.self) { _ = try set.write(.upsert(batch), wait: .applied, deadline: nil, config: config) }
+            #expect(set.local.pointCount == 0 && set.local.lastOp == 0, "nothing was written locally")
+        }
+        try engine.close()
+    }
+
     @Test("metadata changing between routing and writing never loses an acknowledged batch")
     func noDroppedWrites() throws {
         let tmp = TempDir()
