@@ -202,11 +202,18 @@ def main():
         def writer(w):
             wr = random.Random(seed * 31 + w)
             k = w
+            # Like a client given every peer's address: one that did not answer is left alone for
+            # a second (else a third of the writers' time goes to waiting out an isolated peer).
+            shunned = {}
             while not stop.is_set():
-                p = wr.choice(peers)
+                now = time.time()
+                candidates = [p for p in peers if shunned.get(p.i, 0) <= now] or peers
+                p = wr.choice(candidates)
                 vec = [wr.uniform(-1, 1) for _ in range(4)]
                 st, _ = http("PUT", p.url + "/collections/c/points?wait=true",
                              {"points": [{"id": k, "vector": vec, "payload": {"k": k}}]}, timeout=3)
+                if st == 0:
+                    shunned[p.i] = time.time() + 1.0
                 if st == 200:
                     with lock:
                         acked.add(k)
