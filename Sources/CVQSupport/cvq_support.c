@@ -1,3 +1,5 @@
+#define _GNU_SOURCE  /* memmem */
+#include <string.h>
 #include "cvq_support.h"
 
 #if defined(__x86_64__)
@@ -32,3 +34,8 @@ uint32_t cvq_crc32c_hw(uint32_t crc, const void *data, size_t len) {
 int cvq_has_hw_crc32c(void) { return 0; }
 uint32_t cvq_crc32c_hw(uint32_t crc, const void *data, size_t len) { (void)data; (void)len; return crc; }
 #endif
+
+
+const void *cvq_memmem(const void *hay, size_t hay_len, const void *needle, size_t needle_len) {
+    return memmem(hay, hay_len, needle, needle_len);
+}

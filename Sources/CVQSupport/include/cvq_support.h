@@ -14,6 +14,10 @@ int cvq_has_hw_crc32c(void);
 /// Call only when cvq_has_hw_crc32c() returns 1.
 uint32_t cvq_crc32c_hw(uint32_t crc, const void *data, size_t len);
 
+/* libc's memmem (a GNU extension glibc's Swift module does not export): the first `needle` in
+   `hay`, or NULL; linear whatever the bytes. */
+const void *cvq_memmem(const void *hay, size_t hay_len, const void *needle, size_t needle_len);
+
 /// A distance kernel: inner product, squared L2 or L1 of two float vectors of length n.
 typedef float (*cvq_kernel)(const float *a, const float *b, size_t n);
 

@@ -7,6 +7,8 @@
 //   <bytes>\r\n
 //   --BOUNDARY--\r\n
 
+import CVQSupport
+
 /// One part of a multipart/form-data body.
 package struct FormPart: Sendable {
     /// The form field's name (Content-Disposition's `name`).
@@ -73,21 +75,14 @@ package enum Multipart {
         }
     }
 
-    /// The first index of `needle` in `hay` at or after `from`.
+    /// The first index of `needle` in `hay` at or after `from` (libc's `memmem`, through CVQSupport: linear, whatever
+    /// an upload's bytes are, where a naive scan is quadratic on a body full of near-boundaries).
     private static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
-        guard let firstByte = needle.first, hay.count >= needle.count else { return nil }
-        var i = from
-        let last = hay.count - needle.count
-        return hay.withUnsafeBufferPointer { h in
-            while i <= last {
-                if h[i] == firstByte {
-                    var j = 1
-                    while j < needle.count && h[i + j] == needle[j] { j += 1 }
-                    if j == needle.count { return i }
-                }
-                i += 1
+        guard !needle.isEmpty, from >= 0, from <= hay.count else { return nil }
+        return hay.withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in
+                cvq_memmem(h.baseAddress! + from, h.count - from, n.baseAddress!, n.count).map { $0 - UnsafeRawPointer(h.baseAddress!) }
             }
-            return nil
         }
     }
 }

@@ -224,8 +224,8 @@ package enum TarReader {
                 try FileIO.makeDirectories(target + "/" + relative)
                 continue
             }
-            let padded = size + (512 - size % 512) % 512
-            guard padded <= total - offset else {
+            // Checked before any arithmetic on it: a base-256 size can be near Int.max.
+            guard size <= total - offset, case let padded = size + (512 - size % 512) % 512, padded <= total - offset else {
                 throw bad("entry \"\(relative)\" claims \(size) bytes but the archive ends \(total - offset) bytes later (truncated)")
             }
             let dest = target + "/" + relative

@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test("an archive from outside is refused, naming the fault, before anything lands outside the target",
-          arguments: ["traversal", "absolute", "symlink", "checksum", "truncated", "duplicate", "empty", "no end"])
+          arguments: ["traversal", "absolute", "symlink", "checksum", "truncated", "duplicate", "empty", "no end", "huge size"])
     func tarRefusals(_ fault: String) throws {
         let tmp = TempDir()
         func header(_ name: String, size: Int, type: UInt8 = 0x30) -> [UInt8] {
@@ -83,6 +83,18 @@ import Testing
         case "truncated": archive = Array(entry("big", [UInt8](repeating: 9, count: 4000)).prefix(2048)); expected = "truncated"
         case "duplicate": archive = entry("twice", [1]) + entry("twice", [2]) + end; expected = "appears twice"
         case "empty": archive = []; expected = "empty"
+        case "huge size":
+            // A base-256 size near Int.max (padding it to 512 would overflow), checksum made good.
+            var h = header("big", size: 0)
+            h[124] = 0x80
+            for i in 125..<128 { h[i] = 0 }
+            h[128] = 0x7F  // Int.max in the last eight bytes
+            for i in 129..<136 { h[i] = 0xFF }
+            for i in 148..<156 { h[i] = 0x20 }
+            let sum = String(h.reduce(0) { $0 + Int($1) }, radix: 8)
+            for (i, b) in (String(repeating: "0", count: 6 - sum.count) + sum + "\0 ").utf8.enumerated() { h[148 + i] = b }
+            archive = h + end
+            expected = "truncated"
         default: archive = entry("ok", [1]); expected = "without the end-of-archive"
         }
         try FileIO.writeAtomically(tmp.path + "/x.tar", archive)
