@@ -50,6 +50,9 @@ extension QdrantAPI {
         try checkPriority(body["priority"]?.stringValue)
         let checksum = try checksumValue(body["checksum"])
         if location.hasPrefix("file://") {
+            guard body["api_key"].map({ $0 == .null }) ?? true else {
+                throw VQError.invalid("recover request has \"api_key\", which applies to an http:// location only")
+            }
             let path = String(location.dropFirst("file://".count))
             try recover(name, file: try localSnapshotFile(path), checksum: checksum, what: "snapshot \(location)")
         } else if location.hasPrefix("http://") {
@@ -83,7 +86,11 @@ extension QdrantAPI {
         try FileIO.makeDirectories(engine.directory.snapshotsDir)
         let file = engine.directory.snapshotsDir + "/.upload-\(name)-\(UUID().uuidString)"
         defer { FileIO.remove(file) }
-        try FileIO.writeAtomically(file, Array(r.body[part.range]))
+        // A scratch file the defer removes: written once from the body, no copy, no rename.
+        let fd = FileIO.openFD(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ioError("create", file) }
+        defer { close(fd) }
+        try r.body.withUnsafeBytes { try FileIO.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[part.range]), path: file) }
         try recover(name, file: file, checksum: checksum, what: "uploaded snapshot \(part.filename ?? "")")
         return APIEnvelope.ok(.bool(true), since: start)
     }

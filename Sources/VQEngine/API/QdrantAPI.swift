@@ -127,11 +127,22 @@ package final class QdrantAPI: @unchecked Sendable {
         if route.access == .write { allowed += ["wait", "timeout", "ordering"] }
         if route.access == .read && collection != nil { allowed.append("consistency") }
         if route.name == "cluster.remove_peer" { allowed.append("force") }
-        if route.name == "collections.snapshots.upload" { allowed += ["priority", "checksum"] }
+        // Snapshot routes: `wait` only (no ordering, timeout or consistency means anything there);
+        // create honours wait=false (202, made in the background), the others run to the end.
+        let snapshots = route.name.hasPrefix("collections.snapshots.") || route.name.hasPrefix("snapshots.")
+        if snapshots {
+            allowed = route.access == .write ? ["wait"] : []
+            if route.name == "collections.snapshots.upload" { allowed += ["priority", "checksum"] }
+        }
         for key in r.query.keys.sorted() where !allowed.contains(key) {
             throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
         }
-        if r.query["wait"] != nil || r.query["timeout"] != nil { _ = try writeOptions(r) }
+        if r.query["wait"] != nil || r.query["timeout"] != nil {
+            let (wait, _) = try writeOptions(r)
+            if snapshots && wait != .applied && !route.name.hasSuffix(".create") {
+                throw VQError.invalid("wait=\(r.query["wait"] ?? "") is not supported on \(r.method) \(r.path); it runs to the end (wait=true)")
+            }
+        }
         if let o = r.query["ordering"], !["weak", "medium", "strong"].contains(o.lowercased()) {
             throw VQError.unknownValue("ordering is \"\(o)\"; expected weak, medium or strong")
         }

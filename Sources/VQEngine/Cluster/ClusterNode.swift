@@ -219,6 +219,8 @@ package final class ClusterNode: @unchecked Sendable {
 
     /// The collections the cluster made here (see `managedPath`), each with the log index that made it.
     package var managedCollections: [String: UInt64] { lock.withLock { managed } }
+    /// Whether the cluster made `name` here (one lookup, no copy: asked on the write path).
+    package func manages(_ name: String) -> Bool { lock.withLock { managed[name] != nil } }
 
     /// Records the collections the cluster made here (written before it counts).
     package func setManagedCollections(_ names: [String: UInt64]) throws {
@@ -660,8 +662,8 @@ package final class ClusterNode: @unchecked Sendable {
             if let leaderURI, let client = try? HTTPClient(url: leaderURI, timeout: max(0.2, min(1, deadline.timeIntervalSinceNow))),
                let r = try? client.send("POST", "/internal/commit", body: [], headers: internalHeaders), r.status == 200,
                let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value {
-                waitApplied(index, timeout: max(0.05, deadline.timeIntervalSinceNow))
-                return appliedIndex >= index
+                // Applied and its effects on local data carried out (a created collection open here).
+                return waitApplied(index, timeout: max(0.05, deadline.timeIntervalSinceNow))
             }
             Thread.sleep(forTimeInterval: 0.05)
         }

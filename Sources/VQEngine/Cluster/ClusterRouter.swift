@@ -82,7 +82,7 @@ package final class ClusterRouter: ReplicaPlacement {
 
     package func confirmMetadata() -> Bool { node.catchUp() }
 
-    package func isClusterCollection(_ collection: String) -> Bool { node.managedCollections[collection] != nil }
+    package func isClusterCollection(_ collection: String) -> Bool { node.manages(collection) }
 
     package func log(_ event: String, _ fields: [(String, JSON)]) { node.logEvent(event, fields) }
 

@@ -192,7 +192,11 @@ package final class Engine: @unchecked Sendable {
         if FileIO.exists(target) {
             guard rename(target, doomed) == 0 else { throw ioError("rename", target) }
         }
-        guard rename(dir, target) == 0 else { throw ioError("rename", dir) }
+        guard rename(dir, target) == 0 else {
+            let failure = ioError("rename", dir)
+            if FileIO.exists(doomed) { _ = rename(doomed, target) }  // the old collection stays
+            throw failure
+        }
         try FileIO.syncDirectory(directory.collectionsDir)
         try FileIO.removeTree(doomed)
     }

@@ -72,7 +72,14 @@ package final class HTTPClient: Sendable {
 
     /// Sends one request and returns the response (a body is JSON unless `headers` give a Content-Type).
     /// - Throws: `.io` when the server cannot be reached or the answer is malformed.
+    /// - Throws: `.invalidInput` when the path or a header holds a control character or (the path)
+    ///   a space: text from a request body (a recover's `location`, `api_key`) never splits this one.
     package func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> HTTPResponse {
+        func plain(_ s: String, spaces: Bool) -> Bool { s.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F && (spaces || $0 != 0x20) } }
+        guard plain(path, spaces: false) else { throw VQError.invalid("request path \"\(path)\" holds a space or a control character") }
+        for (k, v) in self.headers + headers where !plain(k, spaces: false) || !plain(v, spaces: true) {
+            throw VQError.invalid("header \(k) holds a control character")
+        }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
         for (k, v) in self.headers + headers { head += "\(k): \(v)\r\n" }
         if let body {

@@ -59,7 +59,7 @@ package final class LocalShard: @unchecked Sendable {
     /// Tests: make the next flush stop after writing segments, before the manifest (a crash there).
     var failBeforeManifestForTesting = false
     /// Tests: while set, the applier takes nothing from the queue (writes are logged, not applied).
-    let holdApplierForTesting = Mutex(false)
+    let holdApplierForTesting = Atomic(false)
 
     // Guarded by `progress`.
     let progress = NSCondition()
@@ -206,7 +206,7 @@ package final class LocalShard: @unchecked Sendable {
             }
             let deadline = flushMutex.withLock { lastFlush }.addingTimeInterval(options.flushInterval)
             guard let batch = queue.pop(max: options.preventUnoptimized ? 1 : 64, deadline: deadline) else { return }
-            while holdApplierForTesting.withLock({ $0 }) && !withProgress({ $0.closing }) { Thread.sleep(forTimeInterval: 0.001) }
+            while holdApplierForTesting.load(ordering: .relaxed) && !withProgress({ $0.closing }) { Thread.sleep(forTimeInterval: 0.001) }
             do {
                 if let last = batch.last {
                     try syncRetrying(upTo: last.op)

@@ -252,18 +252,19 @@ package final class ReplicaSet: Sendable {
         // One look at the placement decides: local only, or through the replicas. (Deciding and
         // then looking again could find neither, and drop the write.)
         guard let placement else { return try local.submit(operation, deadline: deadline) }
-        var found = placement.replicas(collection, id)
-        if found == nil {
-            // Not in this peer's metadata. A collection the cluster made here is still
-            // distributed: a write taken locally alone (a restarted peer before its metadata log
-            // is applied again) would be acknowledged on one copy the replicas never get.
-            guard placement.isClusterCollection(collection) else { return try local.submit(operation, deadline: deadline) }
-            guard placement.confirmMetadata(), let caught = placement.replicas(collection, id) else {
-                throw VQError(.busy, "\(what) is not in this peer's metadata yet; retry shortly")
-            }
-            found = caught
+        // Not in this peer's metadata: a collection the cluster made here is still distributed.
+        // A write taken locally alone (a restarted peer before its metadata log is applied again)
+        // would be acknowledged on one copy the replicas never get.
+        var current: [Replica]
+        if let known = placement.replicas(collection, id) {
+            current = known
+        } else if !placement.isClusterCollection(collection) {
+            return try local.submit(operation, deadline: deadline)
+        } else if placement.confirmMetadata(), let caught = placement.replicas(collection, id) {
+            current = caught
+        } else {
+            throw VQError(.busy, "\(what) is not in this peer's metadata yet; retry shortly")
         }
-        guard var current = found else { return nil }
         let encoded = operation.encode()
         for attempt in 0..<4 {
             if attempt > 0 {
@@ -365,8 +366,8 @@ package final class ReplicaSet: Sendable {
                 // A replica knows a newer primary: this peer stops ordering and marks no one Dead.
                 // The operation stays here only (never acknowledged); the current primary's next
                 // write finds this copy different and brings it back by a copy.
+                // (The caller catches up with the metadata once this shard's lock is let go.)
                 replication.ordering = false
-                placement.refreshMetadata()
                 throw VQError(.busy, "this peer is no longer the primary of \(what): \(replaced.message)")
             }
         }

@@ -128,7 +128,7 @@ import Testing
         // Deterministically: writes acknowledged (durable) but not yet applied when the snapshot is
         // asked for are in it; the snapshot waits for them.
         let shard = try engine.collection("w").shards[0]
-        shard.holdApplierForTesting.withLock { $0 = true }
+        shard.holdApplierForTesting.store(true, ordering: .relaxed)
         var rng = SplitMix64(seed: 9)
         #expect(upsert(api, "w", 300_000..<300_400, &rng, wait: false) == 200)
         let done = Mutex<String?>(nil)
@@ -139,7 +139,7 @@ import Testing
         taker.start()
         Thread.sleep(forTimeInterval: 0.05)
         #expect(done.withLock { $0 } == nil, "the snapshot waits for the acknowledged writes to be applied")
-        shard.holdApplierForTesting.withLock { $0 = false }
+        shard.holdApplierForTesting.store(false, ordering: .relaxed)
         while !taker.isFinished { Thread.sleep(forTimeInterval: 0.002) }
         let held = try engine.snapshotPath(of: "w", try #require(done.withLock { $0 }))
         try engine.recoverSnapshot(held, as: "w3", checksum: nil)
@@ -173,6 +173,15 @@ import Testing
             ("PUT", "/collections/r/snapshots/recover", #"{"location":"https://example.com/x.snapshot"}"#, [:], [], nil, 400, "https"),
             ("PUT", "/collections/r/snapshots/recover", #"{"location":"file://\#(file)","wait":true}"#, [:], [], nil, 400, "wait"),
             ("PUT", "/collections/r/snapshots/recover", #"{}"#, [:], [], nil, 400, "location"),
+            ("PUT", "/collections/r/snapshots/recover", #"{"location":"file://\#(file)","api_key":"k"}"#, [:], [], nil, 400, "api_key"),
+            ("PUT", "/collections/r/snapshots/recover", #"{"location":"http://127.0.0.1:9/x\r\nX-Injected: 1"}"#, [:], [], nil, 400,
+             "control character"),
+            ("PUT", "/collections/r/snapshots/recover", #"{"location":"http://127.0.0.1:9/x","api_key":"k\r\nX: 1"}"#, [:], [], nil, 400,
+             "control character"),
+            ("POST", "/collections/r/snapshots", nil, ["ordering": "strong"], [], nil, 400, "\"ordering\""),
+            ("GET", "/collections/r/snapshots", nil, ["consistency": "all"], [], nil, 400, "\"consistency\""),
+            ("DELETE", "/collections/r/snapshots/\(name)", nil, ["wait": "false"], [], nil, 400, "wait=false"),
+            ("PUT", "/collections/r/snapshots/recover", #"{"location":"file://\#(file)"}"#, ["timeout": "5"], [], nil, 400, "\"timeout\""),
             ("POST", "/collections/r/snapshots/upload", nil, [:], [("content-type", "application/json")], Array("{}".utf8), 400, "multipart"),
             ("POST", "/collections/r/snapshots/upload", nil, [:], [("content-type", good.contentType)], multipart([1, 2], part: "file").body, 400,
              "\"snapshot\""),
