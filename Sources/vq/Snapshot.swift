@@ -148,12 +148,12 @@ private func copyFile(_ from: String, to: String) throws {
     } catch {
         throw VQError(.io, "cannot copy \(from) to \(to): \(error.localizedDescription)")
     }
-    let fd = FileIO.openFD(tmp, O_RDONLY)
-    if fd >= 0 {
-        _ = fsync(fd)
-        close(fd)
-    }
-    guard rename(tmp, to) == 0 else { throw VQError(.io, "cannot rename \(tmp) to \(to)") }
+    let fd = FileIO.openFD(tmp, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw ioError("open", tmp) }
+    defer { close(fd) }
+    try FileIO.sync(fd, path: tmp)
+    guard rename(tmp, to) == 0 else { throw ioError("rename", tmp) }
+    try FileIO.syncDirectory(FileIO.directoryOf(to))
 }
 
 /// `POST /collections/NAME/snapshots/upload` with the file as the `snapshot` part.

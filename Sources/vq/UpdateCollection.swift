@@ -20,7 +20,10 @@ func updateCollection(_ args: Arguments, _ target: Target) throws -> Int32 {
     var quantization: JSON?
     if let kind = args.string("quantization") {
         // Qdrant's PATCH form: a new config replaces the old one; "Disabled" removes it.
-        if kind.lowercased() == "none" { quantization = .string("Disabled") } else {
+        if kind.lowercased() == "none" {
+            if args.string("quantile") != nil { throw UsageError(message: "--quantile does not apply to --quantization none") }
+            quantization = .string("Disabled")
+        } else {
             quantization = try quantizationFlag(args).map { .object($0.json) }
         }
     } else if args.string("quantile") != nil {

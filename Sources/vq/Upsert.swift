@@ -112,12 +112,17 @@ func upsert(_ args: Arguments, _ target: Target) throws -> Int32 {
             ("batches", .int(Int64(batches))), ("rejected", .int(Int64(rejected))), ("last_line", .int(Int64(lastStored))),
             ("seconds", ms(seconds)), ("durable_seconds", ms(durableSeconds)),
             // The rate of making points durable: the indexing wait after is not in it.
-            ("points_per_second", .int(Int64(Double(submitted) / max(durableSeconds, 1e-9)))),
+            ("points_per_second", durableSeconds > 0 ? .int(Int64(Double(submitted) / durableSeconds)) : .null),
             ("unindexed_points", unindexed),
         ]))
     }
 
-    if startLine > 1 { _ = try reader.skip(toLine: startLine) }
+    if startLine > 1 {
+        guard try reader.skip(toLine: startLine) else {
+            throw UsageError(message: "--start-line \(startLine) is past the end of the input (\(reader.recordNumber) records)", command: "upsert")
+        }
+        lastStored = startLine - 1
+    }
     var warned = false
     /// One warning for the Qdrant export fields skipped so far.
     func warnIgnored() {

@@ -73,7 +73,8 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
         let target: Target = remoteCapable.contains(spec.name) && !local ? try resolveTarget(args) : .embedded
         // A key or timeout given on the command line is for a server: with none, refused (from
         // the environment or the client config file they are defaults, and stay quiet).
-        if case .embedded = target, !spec.peer, spec.name != "bench" || args.string("url") == nil {
+        // (bench with a url from the client config file runs locally too: see its dispatch below.)
+        if case .embedded = target, !spec.peer, spec.name != "bench" || args.source("url") == nil || args.source("url") == .file {
             for name in ["api-key", "timeout"] where args.source(name) == .flag {
                 throw UsageError(message: "--\(name) applies when talking to a server (--url); this command opens \(args.dataDir) itself")
             }

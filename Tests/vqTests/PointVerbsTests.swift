@@ -57,7 +57,9 @@ import VQEngine
         // Usage mistakes exit 2 and say what was expected.
         for (argv, fragment) in [(["delete", "p"], "--ids ID,... or --filter"), (["delete", "p", "--ids", "1", "--filter", even], "not both"),
                                  (["count", "p", "--filter", "{oops"], "not valid JSON"), (["count", "p", "--filter", "[1]"], "filter object"),
-                                 (["get", "p"], "point ids")] {
+                                 (["get", "p"], "point ids"),
+                                 (["upsert", "p", scratch.path + "/p.jsonl", "--start-line", "999"], "past the end of the input (40 records)"),
+                                 (["update-collection", "p", "--quantization", "none", "--quantile", "0.9"], "--quantile does not apply")] {
             let r = try vq(argv + data)
             #expect(r.status == 2 && r.stderr.contains(fragment), "\(argv): \(r.status) \(r.stderr)")
         }

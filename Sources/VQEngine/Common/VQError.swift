@@ -140,7 +140,7 @@ func errnoText(_ code: Int32 = errno) -> String {
 
 /// Builds an I/O error naming the operation, the path and the system's reason (a full disk is
 /// `.insufficientStorage`: it passes when space is freed).
-func ioError(_ operation: String, _ path: String, _ code: Int32 = errno) -> VQError {
+package func ioError(_ operation: String, _ path: String, _ code: Int32 = errno) -> VQError {
     VQError(code == ENOSPC || code == EDQUOT ? .insufficientStorage : .io, "\(operation) \(path) failed: \(errnoText(code))")
 }
 

@@ -209,8 +209,8 @@ package final class PointReader {
         var scratch: [Float] = []
         while recordNumber < line - 1 {
             if format == .jsonl {
-                recordNumber += 1
                 guard try input.nextLine({ _ in () }) != nil else { return false }
+                recordNumber += 1
             } else {
                 scratch.removeAll(keepingCapacity: true)
                 guard try next(into: &scratch) != nil else { return false }
