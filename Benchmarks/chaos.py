@@ -168,10 +168,23 @@ def main():
     vq = os.path.abspath(args.vq)
     rng = random.Random(seed)
     print(f"chaos: seed {seed}, {args.rounds} rounds (replay: chaos.py --seed {seed} --rounds {args.rounds})", flush=True)
+    # Leftovers of a run that was killed (its finally never ran) would clash with this one.
+    for ns in sh("ip", "netns", "list", check=False).stdout.split():
+        if ns.startswith("vqn") and "-" in ns:
+            sh("ip", "netns", "del", ns, check=False)
+    for line in sh("ip", "-o", "link", "show", "type", "bridge", check=False).stdout.splitlines():
+        name = line.split(":")[1].strip() if ":" in line else ""
+        if name.startswith("vqb"):
+            sh("ip", "link", "del", name, check=False)
+    # SIGTERM (a CI timeout) runs the cleanup in `finally` too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         net = Net(3)
     except subprocess.CalledProcessError as e:
-        # Root, but no right to make interfaces (a container without CAP_NET_ADMIN).
+        # Root without the right to make interfaces (a container without CAP_NET_ADMIN) is a
+        # skip; any other failure is a failure.
+        if "Operation not permitted" not in e.stderr and "Permission denied" not in e.stderr:
+            raise
         print(f"chaos: skipped (cannot create network namespaces here: {e.stderr.strip()})")
         return 0
     root = tempfile.mkdtemp(prefix="vq-chaos-")
@@ -316,6 +329,8 @@ def main():
         exports = []
         for p in peers:
             out = sh(vq, "export", "c", "--with-vectors", "-q", "--data-dir", p.dir, check=False)
+            if out.returncode != 0:
+                raise RuntimeError(f"export of peer {p.i + 1} failed: {out.stderr.strip()}")
             exports.append(out.stdout)
         ids = [set(json.loads(line)["id"] for line in e.splitlines() if line) for e in exports]
         lost = {i + 1: len(acked - s) for i, s in enumerate(ids)}
@@ -327,11 +342,12 @@ def main():
             "terms_with_two_leaders": sorted(t for t, who in terms.items() if len(who) > 1),
             "terms_seen": len(terms), "metadata_changes": f"{alias_ok}/{alias_tried}",
         })
-        ok = sum(lost.values()) == 0 and report["replicas_equal"] and not report["terms_with_two_leaders"] \
+        # Nothing acknowledged would make every other check vacuous.
+        ok = len(acked) > 0 and sum(lost.values()) == 0 and report["replicas_equal"] and not report["terms_with_two_leaders"] \
             and alias_ok == alias_tried and converged is not None
         report["ok"] = ok
         # Where the gaps are: per peer, the missing acknowledged ids' shards and times (UTC).
-        def shard(k):
+        def shard(k):  # PointID.stableHash % shard_number (mix64), for this report only
             m = (1 << 64) - 1
             z = (k + 0x9E3779B97F4A7C15) & m
             z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release >&2
 vq=.build/release/vq
+# A server named in the environment or a client config file would take these commands over.
+unset VQ_URL VQ_CONFIG VQ_DATA_DIR
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dataset=${1:-}
