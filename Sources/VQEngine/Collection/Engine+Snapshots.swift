@@ -62,21 +62,19 @@ extension Engine {
 
     /// Snapshots every collection, and the aliases, into one file in `snapshots/`.
     package func createFullSnapshot(aliases: [String: String]) throws -> SnapshotDescription {
-        do {
-            try FileIO.makeDirectories(directory.snapshotsDir)
-            let names = collectionNames()
-            let writer = try Engine.freshSnapshot(directory.snapshotsDir, stem: "full")
-            let meta: JSON = .object([
-                ("format", .string("vq-snapshot")), ("version", .int(1)), ("kind", .string("full")),
-                ("collections", .array(names.map { .string($0) })),
-                ("aliases", .object(aliases.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
-            ])
-            try writer.addFile("snapshot.json", contents: JSONWriter.bytes(meta))
-            for (i, name) in names.enumerated() {
-                try writeCollection(try collection(name), to: writer, prefix: "collections/\(i)/")
-            }
-            return try finish(writer)
+        try FileIO.makeDirectories(directory.snapshotsDir)
+        let names = collectionNames()
+        let writer = try Engine.freshSnapshot(directory.snapshotsDir, stem: "full")
+        let meta: JSON = .object([
+            ("format", .string("vq-snapshot")), ("version", .int(1)), ("kind", .string("full")),
+            ("collections", .array(names.map { .string($0) })),
+            ("aliases", .object(aliases.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+        ])
+        try writer.addFile("snapshot.json", contents: JSONWriter.bytes(meta))
+        for (i, name) in names.enumerated() {
+            try writeCollection(try collection(name), to: writer, prefix: "collections/\(i)/")
         }
+        return try finish(writer)
     }
 
     private func finish(_ writer: TarWriter) throws -> SnapshotDescription {
@@ -88,11 +86,7 @@ extension Engine {
     /// A writer of `DIR/STEM-YYYY-MM-DD-HH-MM-SS.snapshot`, named `-2`, `-3`... when that second
     /// is taken (by a snapshot, or one being written at the same time).
     private static func freshSnapshot(_ dir: String, stem: String) throws -> TarWriter {
-        var t = time(nil)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let stamp = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))-\(two(parts.tm_hour))-\(two(parts.tm_min))-\(two(parts.tm_sec))"
+        let stamp = utc(time(nil), dateTime: "-", time: "-")
         var path = "\(dir)/\(stem)-\(stamp)\(snapshotSuffix)"
         var n = 2
         while true {
@@ -177,14 +171,29 @@ extension Engine {
         return directory.snapshotsDir(of: name)
     }
 
-    private static func describe(_ path: String) throws -> SnapshotDescription {
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw ioError("stat", path) }
-        var t = st.st_mtim.tv_sec
+    /// `t` in UTC as YYYY-MM-DD, `dateTime`, then HH, MM and SS separated by `time`.
+    private static func utc(_ t: time_t, dateTime: String, time: String) -> String {
+        var t = t
         var parts = tm()
         gmtime_r(&t, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let created = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))\(dateTime)"
+            + [parts.tm_hour, parts.tm_min, parts.tm_sec].map(two).joined(separator: time)
+    }
+
+    /// Refuses `file` unless its SHA-256 is `checksum` (when one is given).
+    private static func verify(_ file: String, checksum: String?, what: String) throws {
+        guard let checksum else { return }
+        let actual = try SHA256.hex(file: file)
+        guard actual == checksum.lowercased() else {
+            throw VQError.invalid("\(what) has SHA-256 \(actual); the checksum given was \(checksum)")
+        }
+    }
+
+    private static func describe(_ path: String) throws -> SnapshotDescription {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw ioError("stat", path) }
+        let created = utc(st.st_mtim.tv_sec, dateTime: "T", time: ":")
         let sum = (try? FileIO.readAll(path + ".checksum")).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
         return SnapshotDescription(name: String(path.split(separator: "/").last ?? ""), creationTime: created, size: Int(st.st_size),
                                    checksum: sum)
@@ -201,12 +210,7 @@ extension Engine {
     /// - Throws: `.invalidInput` naming what is wrong with the file.
     package func unpackSnapshot(_ file: String, as name: String, checksum: String?, what: String) throws -> (dir: String, config: CollectionConfig) {
         try Engine.validateName(name)
-        if let checksum {
-            let actual = try SHA256.hex(file: file)
-            guard actual == checksum.lowercased() else {
-                throw VQError.invalid("\(what) has SHA-256 \(actual); the checksum given was \(checksum)")
-            }
-        }
+        try Engine.verify(file, checksum: checksum, what: what)
         let staging = directory.collectionsDir + "/.recovering-" + name
         try FileIO.removeTree(staging)
         do {
@@ -236,12 +240,9 @@ extension Engine {
     /// Restores every collection of a full snapshot (replacing those of the same names) and its aliases.
     /// - Returns: the collections restored.
     package func restoreFullSnapshot(_ file: String, checksum: String?) throws -> [String] {
-        if let checksum {
-            let actual = try SHA256.hex(file: file)
-            guard actual == checksum.lowercased() else { throw VQError.invalid("snapshot \(file) has SHA-256 \(actual); the checksum given was \(checksum)") }
-        }
         let what = "snapshot \(file)"
-        let staging = directory.collectionsDir + "/.recovering-full"
+        try Engine.verify(file, checksum: checksum, what: what)
+        let staging = directory.collectionsDir + "/.restoring-all"  // ".recovering-NAME" is per collection
         try FileIO.removeTree(staging)
         defer { try? FileIO.removeTree(staging) }
         _ = try TarReader.extract(file, into: staging, what: what)

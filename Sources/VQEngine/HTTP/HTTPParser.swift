@@ -15,8 +15,9 @@ package struct HTTPLimits: Sendable {
 
     /// The body limit for a request to `target`.
     package func maxBody(target: Substring) -> Int {
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? target
-        return uploadPathSuffixes.contains { path.hasSuffix($0) } ? max(maxUploadBytes, maxBodyBytes) : maxBodyBytes
+        guard !uploadPathSuffixes.isEmpty, maxUploadBytes > maxBodyBytes else { return maxBodyBytes }
+        let path = target[..<(target.firstIndex(of: "?") ?? target.endIndex)]
+        return uploadPathSuffixes.contains { path.hasSuffix($0) } ? maxUploadBytes : maxBodyBytes
     }
 
     /// The largest body any request may carry.
