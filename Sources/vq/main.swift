@@ -128,7 +128,7 @@ func runVQ(_ argv: [String], environment: [String: String]) -> Int32 {
 func exitCode(_ kind: VQErrorKind) -> Int32 {
     switch kind {
     case .invalidInput, .methodNotAllowed: return 2
-    case .unauthorized, .forbidden, .notFound, .conflict, .gone, .busy, .rateLimited, .insufficientStorage, .unreachable, .corrupt, .io,
+    case .unauthorized, .forbidden, .notFound, .conflict, .gone, .notPrimary, .busy, .rateLimited, .insufficientStorage, .unreachable, .corrupt, .io,
          .cancelled, .internal: return 1
     }
 }

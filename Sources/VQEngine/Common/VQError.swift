@@ -28,6 +28,10 @@ package enum VQErrorKind: Sendable, Equatable {
     case conflict
     /// It existed and never will again (a peer removed from the cluster).
     case gone
+    /// A peer sent a shard's operation without being its primary (this replica's metadata names
+    /// another): the sender was replaced and steps back; the replica did not fail (HTTP 421,
+    /// Misdirected Request, so no other 503 reads as this).
+    case notPrimary
     /// Someone else holds the resource, or the cluster cannot decide now (no leader); retry later.
     case busy
     /// Back pressure: the update queue stayed full past the timeout; retry after a pause.
@@ -55,6 +59,7 @@ package enum VQErrorKind: Sendable, Equatable {
         case .methodNotAllowed: 405
         case .conflict: 409
         case .gone: 410
+        case .notPrimary: 421
         case .rateLimited: 429
         case .busy, .cancelled, .unreachable: 503
         case .insufficientStorage: 507
@@ -73,6 +78,7 @@ package enum VQErrorKind: Sendable, Equatable {
         case 405: self = .methodNotAllowed
         case 409: self = .conflict
         case 410: self = .gone
+        case 421: self = .notPrimary
         case 429: self = .rateLimited
         case 503: self = .busy
         case 507: self = .insufficientStorage

@@ -354,7 +354,7 @@ package final class ReplicaSet: Sendable {
             }
             var replaced: VQError?
             for (peer, error) in results.withLock({ $0 }) {
-                if let error, error.kind == .busy {
+                if let error, error.kind == .notPrimary {
                     replaced = error
                 } else if let error {
                     failures.append((peer, error.message))
@@ -397,7 +397,7 @@ package final class ReplicaSet: Sendable {
         defer { replication.lock.unlock() }
         if let from, let replicas = placement.replicas(collection, id), let primary = replicas.first(where: { $0.state == .active })?.peer,
            primary != from {
-            throw VQError(.busy, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
+            throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
         }
         replication.ordering = false
         if seq != 0 && seq <= replication.lastSeq {
