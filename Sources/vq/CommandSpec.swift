@@ -116,6 +116,10 @@ extension CommandSpec {
         OptionSpec(long: "replication-history-bytes", value: "N",
                    help: "Bytes of recent operations each shard keeps so a replica that missed some catches up with just those.",
                    defaultText: "16777216"),
+        OptionSpec(long: "anti-entropy-interval", value: "S",
+                   help: "Seconds between anti-entropy passes: each shard's primary compares its replicas with its copy and "
+                       + "repairs what differs (0: only on demand, vq cluster repair).",
+                   defaultText: "300"),
         OptionSpec(long: "max-buffered-bytes", value: "N",
                    help: "Request input all connections together may hold; past it the largest unfinished request gets 503.",
                    defaultText: "268435456"),

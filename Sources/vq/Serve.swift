@@ -166,7 +166,14 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     let historyBytes = Int(try number("replication-history-bytes", Double(16 << 20)))
     let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, historyBytes: historyBytes)
     let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
-    let driver = ClusterDriver(node: cluster, engine: engine, router: router)
+    var antiEntropy = 300.0
+    if let text = setting("anti-entropy-interval") {
+        guard let v = Double(text), v >= 0, v < 1e9 else {
+            throw UsageError(message: "--anti-entropy-interval is '\(text)'; expected seconds (0 to turn periodic passes off)")
+        }
+        antiEntropy = v
+    }
+    let driver = ClusterDriver(node: cluster, engine: engine, router: router, antiEntropyInterval: antiEntropy)
     apiRef = QdrantAPI(engine: engine, config: api, cluster: cluster, router: router)
     driver.start()
     server.start()

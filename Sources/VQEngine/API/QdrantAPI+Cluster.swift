@@ -187,6 +187,24 @@ extension QdrantAPI {
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
+    /// `POST /collections/{name}/cluster/repair[?shard=N]` (vq's extension): anti-entropy now, on
+    /// every shard (or one): each shard's primary compares its replicas with its copy and repairs
+    /// what differs (`ReplicaSet.reconcile`). Answers with each shard's report once done.
+    func repairCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+        guard let cluster else { throw VQError(.notFound, "this server runs no cluster; repair compares the replicas of a distributed collection") }
+        guard let meta = cluster.collectionMeta(name) else { throw VQError(.notFound, "collection \"\(name)\" is not distributed") }
+        let collection = try openCollection(name)
+        var shards = Array(meta.shards.indices)
+        if let text = r.query["shard"] {
+            guard let s = Int(text), meta.shards.indices.contains(s) else {
+                throw VQError.invalid("shard is \"\(text)\"; expected a shard of \"\(name)\" (0 to \(meta.shards.count - 1))")
+            }
+            shards = [s]
+        }
+        let reports = try shards.map { try collection.replicaSets[$0].repair() }
+        return APIEnvelope.ok(.object([("shards", .array(reports))]), since: start)
+    }
+
     /// This peer's cluster membership. - Throws: `.notFound` on a server without one.
     func node() throws -> ClusterNode {
         guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }

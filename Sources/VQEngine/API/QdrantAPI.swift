@@ -134,6 +134,8 @@ package final class QdrantAPI: @unchecked Sendable {
             allowed = route.access == .write ? ["wait"] : []
             if route.name == "collections.snapshots.upload" { allowed += ["priority", "checksum"] }
         }
+        // vq's repair runs to the end and takes one shard at most.
+        if route.name == "collections.cluster.repair" { allowed = ["shard"] }
         for key in r.query.keys.sorted() where !allowed.contains(key) {
             throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
         }

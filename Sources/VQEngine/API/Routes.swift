@@ -162,6 +162,11 @@ extension QdrantAPI {
         Route("POST", "collections/{name}/cluster", "collections.cluster.update", .write) { api, c in
             try api.updateCollectionCluster(c.params[0], c.request, c.start)
         },
+        // vq's extension: anti-entropy now; compares every replica with its shard's primary and
+        // repairs the difference (`vq cluster repair`).
+        Route("POST", "collections/{name}/cluster/repair", "collections.cluster.repair", .write) { api, c in
+            try api.repairCollection(c.params[0], c.request, c.start)
+        },
         Route("GET", "collections/{name}/cluster", "collections.cluster", .read, inline: true) { api, c in
             APIEnvelope.ok(try api.collectionCluster(c.params[0]), since: c.start)
         },
@@ -283,6 +288,10 @@ extension QdrantAPI {
         shard("receive", "internal.shard.receive") { api, col, s, c in try api.shardReceive(col, s, c) },
         shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
         shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
+        shard("digest", "internal.shard.digest") { _, col, s, c in .binary(try col.replicaSets[s].digestAnswer(c.request.body)) },
+        shard("reconcile", "internal.shard.reconcile") { _, col, s, _ in
+            .binary(JSONWriter.bytes(try col.replicaSets[s].reconcile()))
+        },
     ])
 
     /// A route under `/collections/{name}/points`: the handler gets the open collection.

@@ -7,6 +7,9 @@
 //             skips nor redoes one
 //   recovery  every half second, each shard whose replica here is Dead or Partial asks its
 //             primary to bring it up to date (the missed operations, or a whole copy)
+//   anti-entropy  every `antiEntropyInterval` seconds (`--anti-entropy-interval`; 0: never),
+//             each shard this peer is the primary of compares its other active replicas with
+//             its copy and repairs what differs (`ReplicaSet.reconcile`)
 
 import Foundation
 
@@ -14,11 +17,13 @@ package final class ClusterDriver: Sendable {
     private let node: ClusterNode
     private let engine: Engine
     private let router: ClusterRouter
+    private let antiEntropyInterval: Double
 
-    package init(node: ClusterNode, engine: Engine, router: ClusterRouter) {
+    package init(node: ClusterNode, engine: Engine, router: ClusterRouter, antiEntropyInterval: Double = 300) {
         self.node = node
         self.engine = engine
         self.router = router
+        self.antiEntropyInterval = antiEntropyInterval
     }
 
     package func start() {
@@ -38,6 +43,36 @@ package final class ClusterDriver: Sendable {
         }
         recovery.name = "vq-cluster-recovery"
         recovery.start()
+        guard antiEntropyInterval > 0 else { return }
+        let antiEntropy = Thread { [self] in
+            var next = Date().addingTimeInterval(antiEntropyInterval)
+            while !node.isStopped {
+                Thread.sleep(forTimeInterval: min(0.5, antiEntropyInterval))
+                guard Date() >= next else { continue }
+                reconcileShards()
+                next = Date().addingTimeInterval(antiEntropyInterval)
+            }
+        }
+        antiEntropy.name = "vq-cluster-anti-entropy"
+        antiEntropy.start()
+    }
+
+    /// One anti-entropy pass over the shards this peer is the primary of (with another active replica).
+    private func reconcileShards() {
+        for (name, meta) in node.metadata.collections.sorted(by: { $0.key < $1.key }) {
+            for (s, replicas) in meta.shards.enumerated() where !node.isStopped {
+                let active = replicas.filter { $0.state == .active }
+                guard active.first?.peer == node.id, active.count > 1 else { continue }
+                do {
+                    let collection = try engine.collection(name)
+                    guard collection.replicaSets.indices.contains(s) else { continue }
+                    _ = try collection.replicaSets[s].reconcile()
+                } catch {
+                    node.logEvent("anti-entropy pending", [("collection", .string(name)), ("shard", .int(Int64(s))),
+                                                           ("reason", .string("\(error)"))])
+                }
+            }
+        }
     }
 
     private func apply(_ effect: ClusterEffect, _ state: ClusterState, at index: UInt64) {

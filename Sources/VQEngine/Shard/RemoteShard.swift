@@ -21,12 +21,12 @@ package struct RemoteShard: Sendable {
         self.transport = transport
     }
 
-    private func call(_ action: String, _ body: [UInt8], timeout: Double? = nil) throws -> [UInt8] {
+    func call(_ action: String, _ body: [UInt8], timeout: Double? = nil) throws -> [UInt8] {
         try transport.post(peer, path + action, body, timeout: timeout)
     }
 
     /// An answer that does not decode is the peer's fault, not the caller's input.
-    private func answer<T>(_ decode: () throws -> T) throws -> T {
+    func answer<T>(_ decode: () throws -> T) throws -> T {
         do { return try decode() } catch let e as VQError {
             throw VQError(.io, "peer \(peer): \(e.message)")
         }

@@ -78,7 +78,7 @@ package final class ReplicaSet: Sendable {
     package let id: Int
     /// This peer's copy (every peer keeps one per shard; the placement says whether it counts).
     package let local: LocalShard
-    private let placement: (any ReplicaPlacement)?
+    let placement: (any ReplicaPlacement)?
 
     package init(collection: String, id: Int, local: LocalShard, placement: (any ReplicaPlacement)?) {
         self.collection = collection
@@ -88,7 +88,7 @@ package final class ReplicaSet: Sendable {
     }
 
     /// The placement when the collection is distributed.
-    private var distributed: (any ReplicaPlacement, [Replica])? {
+    var distributed: (any ReplicaPlacement, [Replica])? {
         guard let placement, let replicas = placement.replicas(collection, id) else { return nil }
         return (placement, replicas)
     }
@@ -99,11 +99,11 @@ package final class ReplicaSet: Sendable {
         return replicas.contains { $0.peer == placement.localPeer && $0.state == .active }
     }
 
-    private func remote(_ placement: any ReplicaPlacement, _ peer: PeerID) -> RemoteShard {
+    func remote(_ placement: any ReplicaPlacement, _ peer: PeerID) -> RemoteShard {
         RemoteShard(peer: peer, collection: collection, shard: id, transport: placement)
     }
 
-    private var what: String { "shard \(id) of \"\(collection)\"" }
+    var what: String { "shard \(id) of \"\(collection)\"" }
 
     // MARK: reads
 

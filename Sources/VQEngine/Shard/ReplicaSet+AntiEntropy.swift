@@ -1,0 +1,144 @@
+// Anti-entropy: the primary compares each active replica's content with its own and repairs
+// what differs, so replicas converge even where the write path cannot tell (a write a dying
+// primary sent to some replicas only, a copy damaged and rewritten by hand, a bug).
+//
+//   pass 1  (writes go on) the primary's digest and each replica's (ShardDigest: 256 buckets);
+//           equal digests end it. A bucket can differ only because writes were in flight.
+//   pass 2  (the shard's lock held: no write is ordered, so both copies hold the same
+//           operations once applied) per replica, the content hashes of the differing buckets
+//           only; points the replica lacks or holds differently are sent as an upsert of the
+//           primary's stored point, points only the replica holds as a delete, both unsequenced
+//           (`apply` with sequence 0: the replication position does not move).
+//
+// A replica that cannot be compared (no answer) is reported and left to the write path; one that
+// is known to differ and cannot be repaired is marked Dead, so it serves no reads and is copied.
+
+import Foundation
+
+extension ReplicaSet {
+    /// Points sent per repair call.
+    static let repairBatch = 1000
+
+    /// Compares every other active replica with this peer's copy and repairs the difference
+    /// (this peer must be the shard's primary). Returns the report `repair` gives.
+    package func reconcile() throws -> JSON {
+        guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
+        let started = Date()
+        let me = placement.localPeer
+        guard replicas.first(where: { $0.state == .active })?.peer == me else {
+            throw VQError(.busy, "this peer is not the primary of \(what)")
+        }
+        struct Outcome { var differing = 0, upserted = 0, deleted = 0; var error: String? }
+        let others = replicas.filter { $0.state == .active && $0.peer != me }.map(\.peer)
+        var outcomes: [PeerID: Outcome] = [:]
+        var candidates: [(PeerID, [Int])] = []
+        let mine = try local.digest()
+        for peer in others {
+            do {
+                let diff = mine.differing(from: try remote(placement, peer).digest())
+                outcomes[peer] = Outcome(differing: diff.count)
+                if !diff.isEmpty { candidates.append((peer, diff)) }
+            } catch {
+                outcomes[peer] = Outcome(error: VQError.wrap(error).message)
+            }
+        }
+        var lockHeld = 0.0
+        if !candidates.isEmpty {
+            let replication = placement.replication(collection, id)
+            replication.lock.lock()
+            let locked = Date()
+            defer {
+                replication.lock.unlock()
+            }
+            guard let now = placement.replicas(collection, id), now.first(where: { $0.state == .active })?.peer == me else {
+                throw VQError(.busy, "this peer is no longer the primary of \(what)")
+            }
+            for (peer, buckets) in candidates where now.contains(Replica(peer: peer, state: .active)) {
+                do {
+                    let (upserted, deleted) = try repair(peer, buckets: Set(buckets), placement)
+                    outcomes[peer]?.upserted = upserted
+                    outcomes[peer]?.deleted = deleted
+                    if upserted + deleted > 0 {
+                        placement.log("replica repaired", [("collection", .string(collection)), ("shard", .int(Int64(id))),
+                                                           ("peer", .uint(peer)), ("upserted", .int(Int64(upserted))),
+                                                           ("deleted", .int(Int64(deleted)))])
+                    }
+                } catch {
+                    // Known to differ and not repaired: it must not serve reads; recovery copies it.
+                    let why = "anti-entropy repair failed: \(VQError.wrap(error).message)"
+                    outcomes[peer]?.error = why
+                    try? placement.setReplica(collection, id, peer, .dead, reason: why)
+                }
+            }
+            lockHeld = Date().timeIntervalSince(locked)
+        }
+        let rows: [JSON] = others.map { peer in
+            let o = outcomes[peer] ?? Outcome()
+            var fields: [(String, JSON)] = [("peer_id", .uint(peer)), ("differing_buckets", .int(Int64(o.differing))),
+                                            ("upserted", .int(Int64(o.upserted))), ("deleted", .int(Int64(o.deleted)))]
+            if let e = o.error { fields.append(("error", .string(e))) }
+            return .object(fields)
+        }
+        return .object([("shard_id", .int(Int64(id))), ("primary", .uint(me)), ("points", .int(Int64(mine.points))),
+                        ("buckets", .int(Int64(ShardDigest.buckets))), ("replicas", .array(rows)),
+                        ("seconds", .double(Date().timeIntervalSince(started))), ("writes_held_seconds", .double(lockHeld))])
+    }
+
+    /// Pass 2 for one replica (the shard's lock held): its points in `buckets` made the primary's.
+    private func repair(_ peer: PeerID, buckets: Set<Int>, _ placement: any ReplicaPlacement) throws -> (upserted: Int, deleted: Int) {
+        let destination = remote(placement, peer)
+        let ours = try local.contentHashes(buckets: buckets)
+        let theirs = try destination.contentHashes(buckets: buckets)
+        let extra = theirs.keys.filter { ours[$0] == nil }.sorted()
+        let differ = ours.compactMap { theirs[$0.key] == $0.value ? nil : $0.key }.sorted()
+        if !extra.isEmpty { try destination.apply(Operation.delete(extra).encode(), .applied, seq: 0, epoch: 0) }
+        for start in stride(from: 0, to: differ.count, by: Self.repairBatch) {
+            let batch = local.batch(of: Array(differ[start..<min(differ.count, start + Self.repairBatch)]))
+            try destination.apply(Operation.upsert(batch).encode(), .applied, seq: 0, epoch: 0)
+        }
+        return (differ.count, extra.count)
+    }
+
+    /// Runs `reconcile` on the shard's primary: here when this peer is it, otherwise by asking it.
+    package func repair() throws -> JSON {
+        guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
+        guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+            throw VQError(.busy, "\(what) has no active replica")
+        }
+        if primary == placement.localPeer { return try reconcile() }
+        return try remote(placement, primary).reconcile()
+    }
+
+    /// The peer route's answer to a digest request (`ShardWire.encodeDigestRequest`): this peer's
+    /// copy's summary, or the content hashes of the asked buckets.
+    package func digestAnswer(_ body: [UInt8]) throws -> [UInt8] {
+        let buckets = try ShardWire.decodeDigestRequest(body)
+        try local.checkIntact()
+        guard let buckets else { return ShardWire.encodeDigest(try local.digest()) }
+        return ShardWire.encodeHashes(try local.contentHashes(buckets: buckets))
+    }
+}
+
+extension RemoteShard {
+    /// This replica's digest.
+    package func digest() throws -> ShardDigest {
+        let bytes = try call("digest", ShardWire.encodeDigestRequest(buckets: nil))
+        return try answer { try ShardWire.decodeDigest(bytes) }
+    }
+
+    /// This replica's content hashes of the points in `buckets`.
+    package func contentHashes(buckets: Set<Int>) throws -> [PointID: UInt64] {
+        let bytes = try call("digest", ShardWire.encodeDigestRequest(buckets: buckets.sorted()), timeout: 600)
+        return try answer { try ShardWire.decodeHashes(bytes, buckets: buckets) }
+    }
+
+    /// Asks this replica, the primary, to reconcile the shard's replicas; its report.
+    package func reconcile() throws -> JSON {
+        let bytes = try call("reconcile", [], timeout: 3600)
+        return try answer {
+            let report = try JSONParser.parse(bytes)
+            guard case .object = report else { throw VQError(.corrupt, "a repair report is not a JSON object") }
+            return report
+        }
+    }
+}

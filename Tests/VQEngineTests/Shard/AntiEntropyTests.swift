@@ -1,0 +1,241 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import VQEngine
+
+/// The replica list both peers of a `PairPlacement` see.
+final class SharedReplicas: Sendable {
+    private let list: Mutex<[Replica]>
+    init(_ replicas: [Replica]) { list = Mutex(replicas) }
+    func withLock<T>(_ body: (inout [Replica]) -> T) -> T { list.withLock { body(&$0) } }
+}
+
+/// Two peers in one process: engine 1 and engine 2 each hold a replica of every shard; peer calls
+/// go straight to the other engine's replica set, through the same handlers the peer routes use.
+final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
+    let localPeer: PeerID
+    let callTimeout: Double = 5
+    /// Shared by both peers: the shard's replicas in placement order (peer 1 first: the primary).
+    let shared: SharedReplicas
+    /// Peer calls made, by action.
+    let calls = Mutex<[String: Int]>([:])
+    /// When set, `apply` calls to the other peer fail (an unreachable replica).
+    let failApply = Atomic<Bool>(false)
+    private let state: ShardReplication
+    weak var other: Engine?
+
+    init(_ dir: String, peer: PeerID, shared: SharedReplicas) {
+        localPeer = peer
+        self.shared = shared
+        state = ShardReplication(path: dir + "/seq-\(peer)")
+    }
+
+    func replicas(_ collection: String, _ shard: Int) -> [Replica]? { shared.withLock { $0 } }
+
+    func post(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double?) throws -> [UInt8] {
+        // /internal/shards/{collection}/{shard}/{action}
+        let parts = path.split(separator: "/").map(String.init)
+        let action = parts[4]
+        calls.withLock { $0[action, default: 0] += 1 }
+        guard let other, let shard = Int(parts[3]) else { throw VQError(.unreachable, "peer \(peer) is gone") }
+        let collection = try other.collection(parts[2])
+        let set = collection.replicaSets[shard]
+        switch action {
+        case "apply":
+            if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            try set.applyAsReplica(body, vectors: collection.config.vectors, from: localPeer)
+            return []
+        case "digest": return try set.digestAnswer(body)
+        case "reconcile": return JSONWriter.bytes(try set.reconcile())
+        default: throw VQError(.unreachable, "no \(action) in this test")
+        }
+    }
+
+    func readOrder(_ peers: [PeerID]) -> [PeerID] { peers }
+    func measureRead<T>(_ peer: PeerID, _ read: () throws -> T) throws -> T { try read() }
+    func countRead(launched: Int, delayed: Int, fanOutWon: Bool) {}
+    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {
+        shared.withLock { $0 = $0.map { $0.peer == peer ? Replica(peer: peer, state: state) : $0 } }
+    }
+    func refreshMetadata() {}
+    func confirmMetadata() -> Bool { true }
+    func isClusterCollection(_ collection: String) -> Bool { true }
+    func replication(_ collection: String, _ shard: Int) -> ShardReplication { state }
+    func log(_ event: String, _ fields: [(String, JSON)]) {}
+}
+
+/// A collection "c" (dim 4, cosine, one shard) replicated on two in-process peers.
+struct ReplicaPair {
+    let tmp = TempDir()
+    let shared = SharedReplicas([Replica(peer: 1, state: .active), Replica(peer: 2, state: .active)])
+    let placements: [PairPlacement]
+    let engines: [Engine]
+    let config: CollectionConfig
+
+    init() throws {
+        var config = CollectionConfig(dim: 4, distance: .cosine)
+        config.replicationFactor = 2
+        self.config = config
+        var placements: [PairPlacement] = []
+        var engines: [Engine] = []
+        for peer in [PeerID(1), 2] {
+            let dir = tmp.path + "/p\(peer)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let placement = PairPlacement(dir, peer: peer, shared: shared)
+            let (directory, lock) = try Engine.lock(path: dir, address: nil)
+            let engine = Engine(directory: directory, lock: lock, placement: placement) { _ in }
+            try engine.createCollection("c", config: config)
+            placements.append(placement)
+            engines.append(engine)
+        }
+        placements[0].other = engines[1]
+        placements[1].other = engines[0]
+        self.placements = placements
+        self.engines = engines
+    }
+
+    func set(_ i: Int) throws -> ReplicaSet { try engines[i].collection("c").replicaSets[0] }
+
+    /// Points `ids` with vectors from the id and `tag`, payload {"n": id, "tag": tag}.
+    func batch(_ ids: [UInt64], tag: Int = 0) -> PointBatch {
+        var batch = PointBatch(dim: 4)
+        for id in ids {
+            let v: [Float] = [Float(id % 7) + 1, Float(id % 5), Float(tag), 1]
+            v.withUnsafeBufferPointer { batch.append(id: .number(id), vector: $0, payload: Array("{\"n\":\(id),\"tag\":\(tag)}".utf8)) }
+        }
+        return batch
+    }
+
+    /// Every point of engine `i`'s copy: id, vector and payload, sorted by id.
+    func contents(_ i: Int) throws -> [String] {
+        try set(i).local.scan(filter: nil, withVector: true, withPayload: true)
+            .sorted { $0.id < $1.id }
+            .map { "\($0.id) \($0.vectors) \($0.payload.map { JSONWriter.string($0) } ?? "-")" }
+    }
+
+    func close() throws { for e in engines { try e.close() } }
+}
+
+@Suite struct AntiEntropyTests {
+    @Test("a replica that diverged (an extra point, a missing one, a changed one) is repaired from the primary")
+    func repairsDivergence() throws {
+        let pair = try ReplicaPair()
+        var points = pair.batch(Array(0..<600))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        #expect(try pair.contents(0) == pair.contents(1), "the write path replicated every point")
+        #expect(try pair.set(0).local.digest() == pair.set(1).local.digest())
+
+        // Behind the write path's back, on the replica only: what a primary that died mid-way
+        // (an operation some replicas got) or damage leaves.
+        let replica = try pair.set(1).local
+        try replica.waitApplied(try replica.submit(.upsert(pair.batch([10_000, 10_001]))))
+        try replica.waitApplied(try replica.submit(.delete([.number(3), .number(40)])))
+        try replica.waitApplied(try replica.submit(.upsert(pair.batch([5], tag: 9))))
+        try replica.waitApplied(try replica.submit(.setPayload(ids: [.number(77)], payload: Array("{\"x\":1}".utf8), overwrite: false)))
+        let before = try pair.set(0).local.digest().differing(from: pair.set(1).local.digest())
+        #expect(!before.isEmpty && before.count <= 7)
+
+        // Asked through the replica: it forwards to the primary (peer 1), which repairs.
+        let report = try pair.set(1).repair()
+        #expect(report["primary"]?.uint64Value == 1)
+        #expect(report["points"]?.intValue == 600)
+        let row = try #require(report["replicas"]?.arrayValue?.first)
+        #expect(row["peer_id"]?.uint64Value == 2)
+        #expect(row["differing_buckets"]?.intValue == Int64(before.count))
+        #expect(row["upserted"]?.intValue == 4, "3 and 40 missing, 5 and 77 changed: \(JSONWriter.string(report))")
+        #expect(row["deleted"]?.intValue == 2, "10000 and 10001 extra")
+        #expect(row["error"] == nil)
+        #expect(try pair.contents(0) == pair.contents(1))
+        #expect(try pair.set(0).local.digest() == pair.set(1).local.digest())
+        #expect(pair.shared.withLock { $0 }.allSatisfy { $0.state == .active })
+
+        // Converged: the next pass finds nothing and holds no write.
+        pair.placements[0].calls.withLock { $0 = [:] }
+        let again = try pair.set(0).reconcile()
+        #expect(again["replicas"]?.arrayValue?.first?["differing_buckets"]?.intValue == 0)
+        #expect(again["writes_held_seconds"]?.doubleValue == 0)
+        #expect(pair.placements[0].calls.withLock { $0 } == ["digest": 1], "one summary call and nothing else")
+        try pair.close()
+    }
+
+    @Test("a replica known to differ that cannot be repaired is marked Dead, so it serves no reads")
+    func failedRepairMarksDead() throws {
+        let pair = try ReplicaPair()
+        var points = pair.batch(Array(0..<50))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        let replica = try pair.set(1).local
+        try replica.waitApplied(try replica.submit(.delete([.number(7)])))
+        pair.placements[0].failApply.store(true, ordering: .relaxed)
+        let report = try pair.set(0).reconcile()
+        let row = try #require(report["replicas"]?.arrayValue?.first)
+        let error = row["error"]?.stringValue ?? ""
+        #expect(error.contains("did not answer"), "\(error)")
+        #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
+        try pair.close()
+    }
+
+    @Test("only the primary reconciles; a collection that is not distributed has nothing to compare")
+    func refusals() throws {
+        let pair = try ReplicaPair()
+        #expect(throws: VQError.self) { _ = try pair.set(1).reconcile() }
+        pair.shared.withLock { $0 = [Replica(peer: 1, state: .dead), Replica(peer: 2, state: .dead)] }
+        #expect(throws: VQError.self) { _ = try pair.set(0).repair() }
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path) { _ in }
+        try engine.createCollection("c", config: CollectionConfig(dim: 2, distance: .dot))
+        #expect(throws: VQError.self) { _ = try engine.collection("c").replicaSets[0].repair() }
+        try engine.close()
+        try pair.close()
+    }
+
+    @Test("digest messages from a peer are checked: mode, bucket range, ids in asked buckets, duplicates, length")
+    func hostileDigestMessages() throws {
+        #expect(try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: nil)) == nil)
+        #expect(try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: [3, 255])) == [3, 255])
+        var bad = ShardWire.encodeDigestRequest(buckets: [3])
+        bad[0] = 7
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeDigestRequest(bad) }
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: [256])) }
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeDigestRequest([1, 0xFF, 0xFF, 0xFF, 0x7F]) }
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: nil) + [0]) }
+
+        var d = ShardDigest()
+        d.add(.number(1), 42)
+        #expect(try ShardWire.decodeDigest(ShardWire.encodeDigest(d)) == d)
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeDigest(Array(ShardWire.encodeDigest(d).dropLast())) }
+
+        let id = PointID.number(1)
+        let b = ShardDigest.bucket(id)
+        #expect(try ShardWire.decodeHashes(ShardWire.encodeHashes([id: 9]), buckets: [b]) == [id: 9])
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeHashes(ShardWire.encodeHashes([id: 9]), buckets: [(b + 1) % 256]) }
+        var twice = ByteWriter()
+        twice.u32(2)
+        for _ in 0..<2 { twice.pointID(id); twice.u64(9) }
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeHashes(twice.bytes, buckets: [b]) }
+        var lying = ByteWriter()
+        lying.u32(1_000_000)
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeHashes(lying.bytes, buckets: [b]) }
+    }
+
+    @Test("content hashes see every part of a point and nothing of where it is stored")
+    func contentHashCoversThePoint() throws {
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path) { _ in }
+        try engine.createCollection("c", config: CollectionConfig(dim: 4, distance: .dot))
+        let shard = try engine.collection("c").shards[0]
+        func hashOf(_ v: [Float], _ payload: String?) throws -> UInt64 {
+            var b = PointBatch(dim: 4)
+            v.withUnsafeBufferPointer { b.append(id: .number(1), vector: $0, payload: payload.map { Array($0.utf8) }) }
+            try shard.waitApplied(try shard.submit(.upsert(b)))
+            return try #require(try shard.contentHashes(buckets: [ShardDigest.bucket(.number(1))])[.number(1)])
+        }
+        let base = try hashOf([1, 2, 3, 4], "{\"a\":1}")
+        #expect(try hashOf([1, 2, 3, 4.0001], "{\"a\":1}") != base)
+        #expect(try hashOf([1, 2, 3, 4], "{\"a\":2}") != base)
+        #expect(try hashOf([1, 2, 3, 4], nil) != base)
+        #expect(try hashOf([1, 2, 3, 4], "{\"a\":1}") == base, "rewritten in another row, same content")
+        try shard.flushForTesting()
+        #expect(try hashOf([1, 2, 3, 4], "{\"a\":1}") == base)
+        try engine.close()
+    }
+}
