@@ -282,6 +282,7 @@ _vq() {
         --update-queue-size) COMPREPLY=(); return ;;
         --update-queue-bytes) COMPREPLY=(); return ;;
         --replication-history-bytes) COMPREPLY=(); return ;;
+        --anti-entropy-interval) COMPREPLY=(); return ;;
         --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
         --cluster-secret) COMPREPLY=(); return ;;
@@ -291,7 +292,7 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     join)
@@ -309,6 +310,7 @@ _vq() {
         --update-queue-size) COMPREPLY=(); return ;;
         --update-queue-bytes) COMPREPLY=(); return ;;
         --replication-history-bytes) COMPREPLY=(); return ;;
+        --anti-entropy-interval) COMPREPLY=(); return ;;
         --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
         --cluster-secret) COMPREPLY=(); return ;;
@@ -318,21 +320,22 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     cluster)
         case "$prev" in
         --format) COMPREPLY=($(compgen -W "table json" -- "$cur")); return ;;
+        --shard) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --url) COMPREPLY=(); return ;;
         --api-key) COMPREPLY=(); return ;;
         --timeout) COMPREPLY=(); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--format --force --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--format --force --shard --dry-run --data-dir --url --api-key --timeout --quiet --help" -- "$cur"))
         elif [ "$COMP_CWORD" -eq 2 ]; then
-            COMPREPLY=($(compgen -W "status remove-peer token" -- "$cur"))
+            COMPREPLY=($(compgen -W "status remove-peer repair rebalance token" -- "$cur"))
         fi
         ;;
     bench)

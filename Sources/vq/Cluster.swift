@@ -1,13 +1,15 @@
 import Foundation
 import VQEngine
 
-/// `vq cluster [status | remove-peer ID | token]`: asks a running peer; `token` reads the data
-/// directory (the secret is never served over HTTP).
+/// `vq cluster [status | remove-peer ID | token | repair COLLECTION | rebalance [COLLECTION]]`:
+/// asks a running peer; `token` reads the data directory (the secret is never served over HTTP).
 func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
     let action = args.positionals.first ?? "status"
     // Flags of one action are refused with the others rather than ignored.
     if args.has("force") && action != "remove-peer" { throw UsageError(message: "--force applies to remove-peer only") }
     if args.given("format") && action != "status" { throw UsageError(message: "--format applies to status only") }
+    if args.given("shard") && action != "repair" { throw UsageError(message: "--shard applies to repair only") }
+    if args.has("dry-run") && action != "rebalance" { throw UsageError(message: "--dry-run applies to rebalance only") }
     if action == "token" && args.given("url") {
         throw UsageError(message: "vq cluster token reads --data-dir; the secret is never served over HTTP, so --url does not apply")
     }
@@ -45,8 +47,31 @@ func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
         guard let id = UInt64(text), id > 0 else { throw UsageError(message: "peer id '\(text)' is not a positive integer") }
         _ = try call(client, "DELETE", "/cluster/peer/\(id)" + (args.has("force") ? "?force=true" : ""))
         if !args.has("quiet") { printError("removed peer \(id)") }
+    case "repair":
+        guard args.positionals.count == 2 else { throw UsageError(message: "vq cluster repair needs the COLLECTION whose replicas to compare") }
+        var path = collectionPath(args.positionals[1], "/cluster/repair")
+        if args.given("shard") { path += "?shard=\(try args.int("shard", default: 0, in: 0...1_000_000))" }
+        let report = try call(client, "POST", path)
+        standardOutput.write(JSONWriter.string(report) + "\n")
+        if !args.has("quiet") {
+            let rows = (report["shards"]?.arrayValue ?? []).flatMap { $0["replicas"]?.arrayValue ?? [] }
+            let repaired = rows.reduce(0) { $0 + Int($1["upserted"]?.intValue ?? 0) + Int($1["deleted"]?.intValue ?? 0) }
+            let failed = rows.filter { $0["error"] != nil }.count
+            printError("compared \(rows.count) replicas: \(repaired) points repaired" + (failed > 0 ? ", \(failed) could not be compared or repaired" : ""))
+        }
+    case "rebalance":
+        guard args.positionals.count <= 2 else { throw UsageError(message: "vq cluster rebalance takes at most one COLLECTION") }
+        var query: [String] = []
+        if args.positionals.count == 2 { query.append("collection=" + (args.positionals[1].addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }
+        if args.has("dry-run") { query.append("dry_run=true") }
+        let result = try call(client, "POST", "/cluster/rebalance" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")))
+        standardOutput.write(JSONWriter.string(result) + "\n")
+        if !args.has("quiet") {
+            let n = result["moves"]?.arrayValue?.count ?? 0
+            printError(n == 0 ? "replicas are already even" : args.has("dry-run") ? "\(n) moves planned" : "moved \(n) replicas")
+        }
     default:
-        throw UsageError(message: "unknown cluster action '\(action)'; expected status, remove-peer or token")
+        throw UsageError(message: "unknown cluster action '\(action)'; expected status, remove-peer, token, repair or rebalance")
     }
     return 0
 }

@@ -120,6 +120,9 @@ extension CommandSpec {
                    help: "Seconds between anti-entropy passes: each shard's primary compares its replicas with its copy and "
                        + "repairs what differs (0: only on demand, vq cluster repair).",
                    defaultText: "300"),
+        OptionSpec(long: "auto-rebalance",
+                   help: "When a peer joins or is removed, the Raft leader moves replicas until every peer holds an even share "
+                       + "(give it to every peer; otherwise run vq cluster rebalance)."),
         OptionSpec(long: "max-buffered-bytes", value: "N",
                    help: "Request input all connections together may hold; past it the largest unfinished request gets 503.",
                    defaultText: "268435456"),
@@ -516,7 +519,7 @@ extension CommandSpec {
         ),
         CommandSpec(
             name: "cluster",
-            summary: "Show the cluster's peers and leader, remove a peer, or print the cluster secret",
+            summary: "Show the cluster's peers, remove a peer, repair or rebalance replicas, or print the cluster secret",
             description: """
             Asks a running peer (--url, or the server holding --data-dir) about its cluster. With no ACTION (or \
             status) prints one line per peer: id, URI, role as this peer sees it (leader, follower, or learner: a \
@@ -524,18 +527,27 @@ extension CommandSpec {
             the term, the commit index and whether a majority of voters answers (surviving one failed peer takes \
             three voters). remove-peer ID takes a peer out of the cluster through the Raft leader (refused for the \
             last peer, and for a peer holding replicas unless --force, which first moves each replica to a peer that \
-            has none of its shard, or drops it where no such peer exists); the removed peer stops. token prints the \
-            cluster secret kept in --data-dir (the founding peer generates it); 'vq join' needs it, and it is never \
-            served over HTTP.
+            has none of its shard, or drops it where no such peer exists); the removed peer stops. repair COLLECTION \
+            runs anti-entropy now: each shard's primary compares every active replica with its copy (digests over \
+            256 ranges of point ids, then the points of the ranges that differ) and repairs the difference; prints \
+            each shard's report (servers also do this every --anti-entropy-interval seconds). rebalance [COLLECTION] \
+            moves replicas, one shard transfer at a time while serving, until every voting peer holds an even share \
+            of each collection's; prints the moves (--dry-run: only plans them). token prints the cluster secret \
+            kept in --data-dir (the founding peer generates it); 'vq join' needs it, and it is never served over HTTP.
             """,
-            arguments: [ArgumentSpec(name: "ACTION", help: "status (default), remove-peer or token.", optional: true,
-                                     completion: .choices(["status", "remove-peer", "token"])),
-                        ArgumentSpec(name: "ID", help: "The peer to remove (remove-peer).", optional: true)],
+            arguments: [ArgumentSpec(name: "ACTION", help: "status (default), remove-peer, repair, rebalance or token.", optional: true,
+                                     completion: .choices(["status", "remove-peer", "repair", "rebalance", "token"])),
+                        ArgumentSpec(name: "ID|COLLECTION", help: "The peer to remove (remove-peer); the collection (repair, rebalance).",
+                                     optional: true)],
             options: [OptionSpec(long: "format", value: "FORMAT", help: "table (for people) or json (GET /cluster's result).",
                                  defaultText: "table on a terminal, else json", completion: .choices(["table", "json"])),
-                      OptionSpec(long: "force", help: "remove-peer: move or drop the peer's replicas first instead of refusing.")],
+                      OptionSpec(long: "force", help: "remove-peer: move or drop the peer's replicas first instead of refusing."),
+                      OptionSpec(long: "shard", value: "N", help: "repair: this shard only."),
+                      OptionSpec(long: "dry-run", help: "rebalance: print the moves without making them.")],
             examples: [("Peers of the local server:", "vq cluster --url http://127.0.0.1:6333"),
                        ("Remove a peer:", "vq cluster remove-peer 6560429430443668 --url http://127.0.0.1:6333"),
+                       ("Compare and repair the replicas of a collection:", "vq cluster repair docs --url http://127.0.0.1:6333"),
+                       ("Spread replicas over a peer that just joined:", "vq cluster rebalance --url http://127.0.0.1:6333"),
                        ("Start a second peer with the founder's secret:",
                         "VQ_CLUSTER_SECRET=$(vq cluster token --data-dir p1) vq join http://127.0.0.1:6333 --data-dir p2 --listen 127.0.0.1:6334")]
         ),

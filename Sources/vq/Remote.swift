@@ -30,8 +30,10 @@ func resolveTarget(_ args: Arguments) throws -> Target {
 
 /// A client of the server at `url` with the command's --timeout and --api-key.
 func httpClient(_ args: Arguments, _ url: String) throws -> HTTPClient {
-    // Snapshots copy whole collections: an hour unless told, not the 30 s of other requests.
-    let fallback: Double = args.spec.name == "snapshot" ? 3600 : 30
+    // Snapshots, repairs and rebalancing copy whole collections or shards: an hour unless told,
+    // not the 30 s of other requests.
+    let long = args.spec.name == "snapshot" || (args.spec.name == "cluster" && ["repair", "rebalance"].contains(args.positionals.first ?? ""))
+    let fallback: Double = long ? 3600 : 30
     let timeout = args.string("timeout") == nil ? fallback : try args.double("timeout", in: 0.001...86_400)
     return try HTTPClient(url: url, timeout: timeout, headers: args.string("api-key").map { [("api-key", $0)] } ?? [])
 }

@@ -173,7 +173,8 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         }
         antiEntropy = v
     }
-    let driver = ClusterDriver(node: cluster, engine: engine, router: router, antiEntropyInterval: antiEntropy)
+    let driver = ClusterDriver(node: cluster, engine: engine, router: router, antiEntropyInterval: antiEntropy,
+                               autoRebalance: args.has("auto-rebalance") || setting("auto-rebalance") == "true")
     apiRef = QdrantAPI(engine: engine, config: api, cluster: cluster, router: router)
     driver.start()
     server.start()

@@ -428,5 +428,98 @@ struct PeerView {
         #expect(!(try request(c.port, "GET", "/collections/w/cluster").body.contains("Dead")))
         for p in [a, b, c] { _ = p.stop() }
     }
+
+    /// Replicas per peer of `collection`, as `port`'s GET /collections/NAME/cluster tells.
+    static func replicaCounts(_ port: Int, _ collection: String) -> [String: Int] {
+        guard let r = try? request(port, "GET", "/collections/\(collection)/cluster"),
+              let top = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8))) as? [String: Any],
+              let result = top["result"] as? [String: Any] else { return [:] }
+        var counts: [String: Int] = [:]
+        counts["\(result["peer_id"] ?? "")"] = (result["local_shards"] as? [Any])?.count ?? 0
+        for case let remote as [String: Any] in (result["remote_shards"] as? [Any]) ?? [] {
+            counts["\(remote["peer_id"] ?? "")", default: 0] += 1
+        }
+        return counts
+    }
+
+    @Test("rebalance onto a joined peer (planned, then moved while serving); --auto-rebalance does it by itself; repair finds equal replicas")
+    func rebalanceAndRepair() throws {
+        let x = try ServerProcess(["--auto-rebalance"])
+        #expect(eventually(10) { PeerView(x.port)?.role == "Leader" })
+        // Four shards made while x is alone: all on x.
+        #expect(try request(x.port, "PUT", "/collections/auto", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":4}"#).status == 200)
+        #expect(try request(x.port, "PUT", "/collections/auto/points?wait=true", Self.points(0..<1000)).status == 200)
+        let y = try ServerProcess.joining(x, ["--auto-rebalance"])
+        #expect(settled([x, y], count: 2))
+        // The leader (x) moves two shards to y without being asked.
+        #expect(eventually(30) { Self.replicaCounts(x.port, "auto").values.sorted() == [2, 2] }, "\(Self.replicaCounts(x.port, "auto"))")
+        #expect(try request(y.port, "POST", "/collections/auto/points/count", #"{"exact":true}"#).body.contains(#""count":1000"#))
+        // The moved shards' points leave x (deleted once its replicas are dropped).
+        #expect(eventually(10) { x.logSoFar.components(separatedBy: "dropped replica cleared").count - 1 == 2 }, "\(x.logSoFar)")
+        for p in [x, y] { _ = p.stop() }
+
+        // Without the setting: nothing moves until asked.
+        let a = try ServerProcess()
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let b = try ServerProcess.joining(a)
+        #expect(settled([a, b], count: 2))
+        // A third peer without the setting: nothing moves until asked.
+        #expect(try request(a.port, "PUT", "/collections/r", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":3,"replication_factor":2}"#).status == 200)
+        #expect(try request(b.port, "PUT", "/collections/r/points?wait=true", Self.points(0..<3000)).status == 200)
+        let c = try ServerProcess.joining(a)
+        #expect(settled([a, b, c], count: 3))
+        let cID = try #require(PeerView(c.port)?.id)
+        let planned = try vq(["cluster", "rebalance", "r", "--dry-run", "--url", c.url])
+        #expect(planned.status == 0, "\(planned.stderr)")
+        let plannedMoves = planned.stdout.components(separatedBy: "\"to_peer_id\":\(cID)").count - 1
+        #expect(plannedMoves == 2, "6 replicas over 3 peers: 2 move to the new one: \(planned.stdout)")
+        #expect(Self.replicaCounts(a.port, "r")[cID] == nil, "a dry run moves nothing")
+        // Writes go on while replicas move.
+        let writing = Atomic<Bool>(true)
+        let failures = Mutex<[String]>([])
+        let writePort = b.port
+        let writer = Thread {
+            var start = 3000
+            while writing.load(ordering: .relaxed) && start < 20_000 {
+                do {
+                    let r = try request(writePort, "PUT", "/collections/r/points?wait=true", Self.points(start..<start + 100))
+                    if r.status != 200 { failures.withLock { $0.append("\(r.status) \(r.body.prefix(200))") } }
+                } catch { failures.withLock { $0.append("\(error)") } }
+                start += 100
+            }
+            writing.store(false, ordering: .relaxed)
+        }
+        writer.start()
+        let moved = try vq(["cluster", "rebalance", "--url", b.url])
+        writing.store(false, ordering: .relaxed)
+        #expect(moved.status == 0, "\(moved.stderr)")
+        #expect(moved.stderr.contains("moved 2 replicas"), "\(moved.stderr) \(moved.stdout)")
+        #expect(eventually(10) { !writing.load(ordering: .relaxed) })
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 }.prefix(3))")
+        #expect(Self.replicaCounts(a.port, "r").values.sorted() == [2, 2, 2], "\(Self.replicaCounts(a.port, "r"))")
+        let again = try vq(["cluster", "rebalance", "--url", a.url])
+        #expect(again.status == 0 && again.stderr.contains("already even"), "\(again.stderr)")
+
+        // Every peer answers with every acknowledged point; the replicas agree.
+        func count(_ port: Int) throws -> Int? {
+            let body = try request(port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body
+            return body.range(of: #""count":"#).flatMap { Int(body[$0.upperBound...].prefix { $0.isNumber }) }
+        }
+        let total = try count(a.port)
+        #expect((total ?? 0) >= 3000)
+        for p in [b, c] { #expect(try count(p.port) == total) }
+        let repair = try vq(["cluster", "repair", "r", "--url", c.url])
+        #expect(repair.status == 0, "\(repair.stderr)")
+        #expect(repair.stderr.contains("compared 3 replicas: 0 points repaired"), "\(repair.stderr) \(repair.stdout)")
+        #expect(repair.stdout.components(separatedBy: "\"differing_buckets\":0").count - 1 == 3, "\(repair.stdout)")
+        // Refused by name: an unknown shard, a query it does not take, a flag of another action.
+        #expect(try request(a.port, "POST", "/collections/r/cluster/repair?shard=9").status == 400)
+        #expect(try request(a.port, "POST", "/collections/r/cluster/repair?wait=false").status == 400)
+        #expect(try request(a.port, "POST", "/cluster/rebalance?dry_run=maybe").status == 400)
+        #expect(try request(a.port, "POST", "/cluster/rebalance?collection=nope").status == 404)
+        #expect(try vq(["cluster", "repair", "--url", a.url]).status == 2)
+        #expect(try vq(["cluster", "status", "--dry-run", "--url", a.url]).status == 2)
+        for p in [a, b, c] { _ = p.stop() }
+    }
 }
 

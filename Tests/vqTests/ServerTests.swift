@@ -43,6 +43,20 @@ final class ServerProcess {
 
     var url: String { "http://127.0.0.1:\(port)" }
 
+    /// What it has logged so far (read without blocking).
+    var logSoFar: String {
+        let fd = errPipe.fileHandleForReading.fileDescriptor
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            log += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return log
+    }
+
     /// The cluster secret this peer keeps in its data directory.
     var secret: String {
         ((try? String(contentsOfFile: scratch.data + "/cluster/secret", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)

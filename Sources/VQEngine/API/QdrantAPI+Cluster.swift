@@ -161,23 +161,16 @@ extension QdrantAPI {
             }
             return p
         }
-        /// Adds `to` as a replica of `shard` and copies it from the primary.
-        func replicate(_ shard: Int, to: PeerID) throws {
-            if cluster.collectionMeta(name)?.shards[shard].contains(where: { $0.peer == to }) != true {
-                try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to))
-            }
-            try engine.collection(name).replicaSets[shard].catchUp(to: to, after: nil)
-        }
+        let mover = Rebalancer(node: cluster, engine: engine)
         if let op = body["replicate_shard"] {
-            try replicate(try shardOf(op, "replicate_shard"), to: try peer(op, "to_peer_id", "replicate_shard"))
+            try mover.replicate(name, try shardOf(op, "replicate_shard"), to: try peer(op, "to_peer_id", "replicate_shard"))
         } else if let op = body["move_shard"] {
             let shard = try shardOf(op, "move_shard")
             let from = try peer(op, "from_peer_id", "move_shard"), to = try peer(op, "to_peer_id", "move_shard")
             guard meta.shards[shard].contains(where: { $0.peer == from }) else {
                 throw VQError.invalid("move_shard.from_peer_id \(from) holds no replica of shard \(shard)")
             }
-            try replicate(shard, to: to)
-            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: from))
+            try mover.move(Rebalance.Move(collection: name, shard: shard, from: from, to: to))
         } else if let op = body["drop_replica"] {
             let shard = try shardOf(op, "drop_replica")
             try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: try peer(op, "peer_id", "drop_replica")))
@@ -203,6 +196,39 @@ extension QdrantAPI {
         }
         let reports = try shards.map { try collection.replicaSets[$0].repair() }
         return APIEnvelope.ok(.object([("shards", .array(reports))]), since: start)
+    }
+
+    /// `POST /cluster/rebalance[?collection=NAME][&dry_run=true]` (vq's extension): moves replicas
+    /// until every voting peer holds an even share of each collection's (`Rebalance.plan`), one
+    /// shard transfer at a time while serving. Answers with the moves once done (planned only,
+    /// with dry_run). Runs on the Raft leader (forwarded there, `POST /internal/rebalance`), so
+    /// one peer plans and moves at a time, as `--auto-rebalance` does.
+    func rebalance(_ r: HTTPRequest, _ start: UInt64, forwarded: Bool = false) throws -> HTTPResponse {
+        guard let cluster else { throw VQError(.notFound, "this server runs no cluster; rebalancing moves replicas between peers") }
+        var dryRun = false
+        switch r.query["dry_run"]?.lowercased() {
+        case nil, "false": break
+        case "true": dryRun = true
+        case let other?: throw VQError.invalid("dry_run is \"\(other)\"; expected true or false")
+        }
+        let status = cluster.status
+        if status.role != .leader {
+            guard !forwarded, let leader = status.leader, let uri = cluster.address(of: leader) else {
+                throw VQError(.busy, "no Raft leader is known to run the rebalance; retry shortly")
+            }
+            var query: [String] = []
+            if let c = r.query["collection"] { query.append("collection=" + (c.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }
+            if dryRun { query.append("dry_run=true") }
+            let answer = try HTTPClient(url: uri, timeout: 3600)
+                .send("POST", "/internal/rebalance" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), headers: cluster.internalHeaders)
+            guard answer.status == 200, let json = try? JSONParser.parse(answer.body), case .object? = json["result"] else {
+                throw VQError(status: answer.status == 200 ? 502 : answer.status, body: answer.body, from: "leader \(leader)")
+            }
+            return APIEnvelope.ok(json["result"]!, since: start)
+        }
+        let (moves, done) = try Rebalancer(node: cluster, engine: engine).run(only: r.query["collection"], dryRun: dryRun)
+        return APIEnvelope.ok(.object([("moves", .array(moves.map(\.json))), ("done", .int(Int64(done))), ("dry_run", .bool(dryRun))]),
+                              since: start)
     }
 
     /// This peer's cluster membership. - Throws: `.notFound` on a server without one.

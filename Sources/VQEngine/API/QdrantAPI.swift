@@ -136,6 +136,7 @@ package final class QdrantAPI: @unchecked Sendable {
         }
         // vq's repair runs to the end and takes one shard at most.
         if route.name == "collections.cluster.repair" { allowed = ["shard"] }
+        if route.name == "cluster.rebalance" { allowed = ["collection", "dry_run"] }
         for key in r.query.keys.sorted() where !allowed.contains(key) {
             throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
         }

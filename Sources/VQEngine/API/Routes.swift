@@ -117,6 +117,8 @@ extension QdrantAPI {
         },
         Route("GET", "cluster", "cluster", .read, inline: true) { api, c in APIEnvelope.ok(api.clusterInfo(), since: c.start) },
         Route("DELETE", "cluster/peer/{id}", "cluster.remove_peer", .write) { api, c in try api.removePeer(c.params[0], c.request, c.start) },
+        // vq's extension: even out replicas over the peers (`vq cluster rebalance`).
+        Route("POST", "cluster/rebalance", "cluster.rebalance", .write) { api, c in try api.rebalance(c.request, c.start) },
 
         Route("GET", "collections", "collections.list", .read, inline: true) { api, c in
             let list: [JSON] = api.engine.collectionNames().map { .object([("name", .string($0))]) }
@@ -280,6 +282,7 @@ extension QdrantAPI {
             APIEnvelope.ok(.object([("index", .uint(try api.node().status.commit))]), since: c.start)
         },
         Route("POST", "internal/join", "internal.join", .peer) { api, c in try api.peerJoin(c) },
+        Route("POST", "internal/rebalance", "internal.rebalance", .peer) { api, c in try api.rebalance(c.request, c.start, forwarded: true) },
         shard("write", "internal.shard.write") { api, col, s, c in try api.shardWrite(col, s, c) },
         shard("apply", "internal.shard.apply") { api, col, s, c in try api.shardApply(col, s, c) },
         shard("search", "internal.shard.search") { api, col, s, c in try api.shardSearch(col, s, c) },

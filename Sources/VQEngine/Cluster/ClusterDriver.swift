@@ -10,6 +10,9 @@
 //   anti-entropy  every `antiEntropyInterval` seconds (`--anti-entropy-interval`; 0: never),
 //             each shard this peer is the primary of compares its other active replicas with
 //             its copy and repairs what differs (`ReplicaSet.reconcile`)
+//   rebalance with `--auto-rebalance`, when the voters change (a peer joined or was removed) and
+//             have stayed the same for two seconds, the Raft leader moves replicas until every
+//             peer holds an even share (`Rebalancer`); a failed run is tried again 10 s later
 
 import Foundation
 
@@ -18,12 +21,14 @@ package final class ClusterDriver: Sendable {
     private let engine: Engine
     private let router: ClusterRouter
     private let antiEntropyInterval: Double
+    private let autoRebalance: Bool
 
-    package init(node: ClusterNode, engine: Engine, router: ClusterRouter, antiEntropyInterval: Double = 300) {
+    package init(node: ClusterNode, engine: Engine, router: ClusterRouter, antiEntropyInterval: Double = 300, autoRebalance: Bool = false) {
         self.node = node
         self.engine = engine
         self.router = router
         self.antiEntropyInterval = antiEntropyInterval
+        self.autoRebalance = autoRebalance
     }
 
     package func start() {
@@ -43,6 +48,11 @@ package final class ClusterDriver: Sendable {
         }
         recovery.name = "vq-cluster-recovery"
         recovery.start()
+        if autoRebalance {
+            let rebalance = Thread { [self] in rebalanceOnMembershipChange() }
+            rebalance.name = "vq-cluster-rebalance"
+            rebalance.start()
+        }
         guard antiEntropyInterval > 0 else { return }
         let antiEntropy = Thread { [self] in
             var next = Date().addingTimeInterval(antiEntropyInterval)
@@ -55,6 +65,64 @@ package final class ClusterDriver: Sendable {
         }
         antiEntropy.name = "vq-cluster-anti-entropy"
         antiEntropy.start()
+    }
+
+    /// A shard this peer holds no replica of (dropped: moved away, or never placed here) keeps no
+    /// points: they are deleted (the optimizer reclaims the space) and its replication position
+    /// reset, so a replica added here again later is copied whole. Only with metadata confirmed
+    /// current with the leader, and under the shard's lock, with the
+    /// placement read again inside it: a copy to a replica just added here takes the same lock
+    /// after the add is applied, so it is never cleared.
+    private func clearDropped(_ name: String, _ s: Int) {
+        guard let collection = try? engine.collection(name), collection.replicaSets.indices.contains(s) else { return }
+        let local = collection.replicaSets[s].local
+        guard local.pointCount > 0 else { return }
+        // Only on metadata caught up with the leader's: while the log is applied again after a
+        // restart, an older placement can lack a replica the newer one gives this peer.
+        guard node.catchUp(timeout: 1), node.status.applied >= node.status.commit else { return }
+        let replication = router.replication(name, s)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
+        guard let replicas = node.collectionMeta(name)?.shards[s], !replicas.contains(where: { $0.peer == node.id }) else { return }
+        let ids = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
+        do {
+            try local.waitApplied(try local.submit(.delete(ids)))
+            replication.reset(to: 0, epoch: 0)
+            node.logEvent("dropped replica cleared", [("collection", .string(name)), ("shard", .int(Int64(s))), ("points", .int(Int64(ids.count)))])
+        } catch {
+            node.logEvent("error", [("message", .string("clearing dropped replica of \(name)/\(s): \(error)"))])
+        }
+    }
+
+    /// `--auto-rebalance`: on the leader, a rebalance after each settled change of the voters.
+    private func rebalanceOnMembershipChange() {
+        var balancedFor = node.status.voters
+        var seen = balancedFor
+        var since = Date()
+        var retryAt = Date.distantPast
+        while !node.isStopped {
+            Thread.sleep(forTimeInterval: 0.25)
+            let status = node.status
+            if status.voters != seen {
+                seen = status.voters
+                since = Date()
+            }
+            guard seen != balancedFor, Date().timeIntervalSince(since) >= 2, Date() >= retryAt else { continue }
+            // Only the leader acts (one peer moves replicas); another peer forgets the change, as
+            // the leader saw it too.
+            guard status.role == .leader else {
+                balancedFor = seen
+                continue
+            }
+            do {
+                let (moves, _) = try Rebalancer(node: node, engine: engine).run()
+                node.logEvent("rebalanced", [("reason", .string("the voters changed")), ("moves", .int(Int64(moves.count)))])
+                balancedFor = seen
+            } catch {
+                node.logEvent("rebalance pending", [("reason", .string("\(error)"))])
+                retryAt = Date().addingTimeInterval(10)
+            }
+        }
     }
 
     /// One anti-entropy pass over the shards this peer is the primary of (with another active replica).
@@ -125,7 +193,11 @@ package final class ClusterDriver: Sendable {
         let state = node.metadata
         for (name, meta) in state.collections {
             for (s, replicas) in meta.shards.enumerated() {
-                guard let mine = replicas.first(where: { $0.peer == node.id }), mine.state != .active else { continue }
+                guard let mine = replicas.first(where: { $0.peer == node.id }) else {
+                    clearDropped(name, s)
+                    continue
+                }
+                guard mine.state != .active else { continue }
                 do {
                     let collection = try engine.collection(name)
                     guard collection.replicaSets.indices.contains(s) else { continue }

@@ -1,0 +1,141 @@
+// Rebalancing: moving replicas between peers until every voting peer holds an even share of
+// each collection's replicas (Qdrant's open-source edition leaves this to the operator).
+//
+// The plan (`Rebalance.plan`, a pure function of the metadata) works collection by collection:
+// while the peer holding the most replicas of the collection holds two or more than the peer
+// holding the fewest, one replica moves from the first to the second (a shard the second does not
+// hold yet, a non-primary replica when there is one, so reads and writes keep their primary).
+// Ties go to the peer with more (or fewer) replicas over all collections, then to the lower id, so
+// the plan is deterministic and overall load evens out too.
+//
+// Each move is a shard transfer while serving (`Rebalancer.move`): the target is added as a
+// Partial replica, the primary copies the shard to it (writes keep going to every active
+// replica), it becomes Active, and only then is the source's replica dropped. A move that fails
+// stops the run, leaving every shard with at least its old replicas.
+
+import Foundation
+import Synchronization
+
+package enum Rebalance {
+    package struct Move: Equatable, Sendable, CustomStringConvertible {
+        package var collection: String
+        package var shard: Int
+        package var from: PeerID
+        package var to: PeerID
+
+        package init(collection: String, shard: Int, from: PeerID, to: PeerID) {
+            self.collection = collection
+            self.shard = shard
+            self.from = from
+            self.to = to
+        }
+
+        package var description: String { "\(collection)/\(shard): \(from) -> \(to)" }
+
+        package var json: JSON {
+            .object([("collection", .string(collection)), ("shard_id", .int(Int64(shard))), ("from_peer_id", .uint(from)),
+                     ("to_peer_id", .uint(to))])
+        }
+    }
+
+    /// The moves that even out `collections`' replicas over `peers` (only `only`'s when given).
+    package static func plan(_ collections: [String: CollectionMeta], peers: [PeerID], only: String? = nil) -> [Move] {
+        guard peers.count > 1 else { return [] }
+        var metas = collections
+        var moves: [Move] = []
+        var total: [PeerID: Int] = [:]
+        for p in peers { total[p] = 0 }
+        for meta in metas.values { for replicas in meta.shards { for r in replicas where total[r.peer] != nil { total[r.peer]! += 1 } } }
+        for name in metas.keys.sorted() where only == nil || only == name {
+            // Bounded: each move narrows the gap between two peers, so it ends; the cap is a guard.
+            for _ in 0..<(metas[name]!.shards.count * peers.count + 1) {
+                var load: [PeerID: Int] = [:]
+                for p in peers { load[p] = 0 }
+                for replicas in metas[name]!.shards { for r in replicas where load[r.peer] != nil { load[r.peer]! += 1 } }
+                // Most loaded first (ties: more overall, then lower id); least loaded first likewise.
+                let heavy = peers.sorted { (load[$0]!, total[$0]!, $1) > (load[$1]!, total[$1]!, $0) }
+                let light = peers.sorted { (load[$0]!, total[$0]!, $0) < (load[$1]!, total[$1]!, $1) }
+                var chosen: Move?
+                search: for from in heavy {
+                    for to in light where load[from]! - load[to]! >= 2 {
+                        let shards = metas[name]!.shards
+                        let candidates = shards.indices.filter { s in
+                            shards[s].contains { $0.peer == from } && !shards[s].contains { $0.peer == to }
+                        }
+                        // A replica that is not the primary first (the shard keeps its primary).
+                        let isPrimary = { (s: Int) in shards[s].first(where: { $0.state == .active })?.peer == from }
+                        if let s = candidates.first(where: { !isPrimary($0) }) ?? candidates.first {
+                            chosen = Move(collection: name, shard: s, from: from, to: to)
+                            break search
+                        }
+                    }
+                }
+                guard let move = chosen else { break }
+                var replicas = metas[name]!.shards[move.shard]
+                let at = replicas.firstIndex { $0.peer == move.from }!
+                replicas.remove(at: at)
+                replicas.append(Replica(peer: move.to, state: .active))
+                metas[name]!.shards[move.shard] = replicas
+                total[move.from]! -= 1
+                total[move.to]! += 1
+                moves.append(move)
+            }
+        }
+        return moves
+    }
+}
+
+/// Carries out replica moves through the cluster's metadata and shard transfers.
+package struct Rebalancer: Sendable {
+    private let node: ClusterNode
+    private let engine: Engine
+    /// One run at a time per process (a second is refused, not queued).
+    private static let running = Atomic<Bool>(false)
+
+    package init(node: ClusterNode, engine: Engine) {
+        self.node = node
+        self.engine = engine
+    }
+
+    /// Adds `to` as a replica of the shard (Partial) unless it holds one, and has the primary copy it.
+    package func replicate(_ name: String, _ shard: Int, to: PeerID) throws {
+        if node.collectionMeta(name)?.shards[shard].contains(where: { $0.peer == to }) != true {
+            try node.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to))
+        }
+        try engine.collection(name).replicaSets[shard].catchUp(to: to, after: nil)
+    }
+
+    /// Moves a replica: copies it to `move.to`, then drops `move.from`'s.
+    package func move(_ move: Rebalance.Move) throws {
+        try replicate(move.collection, move.shard, to: move.to)
+        try node.propose(ClusterState.replica("drop_replica", move.collection, shard: move.shard, peer: move.from))
+        node.logEvent("replica moved", [("collection", .string(move.collection)), ("shard", .int(Int64(move.shard))),
+                                        ("from", .uint(move.from)), ("to", .uint(move.to))])
+    }
+
+    /// Plans over the current metadata and voters and, unless `dryRun`, carries the moves out one
+    /// at a time, planning again after each (the metadata may have moved on meanwhile: a replica
+    /// marked Dead, a peer removed). Returns the moves made (or, with `dryRun`, planned).
+    package func run(only: String? = nil, dryRun: Bool = false) throws -> (moves: [Rebalance.Move], done: Int) {
+        if let only, node.collectionMeta(only) == nil { throw VQError(.notFound, "collection \"\(only)\" is not distributed") }
+        guard Self.running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw VQError(.conflict, "a rebalance is already running on this peer")
+        }
+        defer { Self.running.store(false, ordering: .releasing) }
+        func plan() -> [Rebalance.Move] { Rebalance.plan(node.metadata.collections, peers: node.status.voters.sorted(), only: only) }
+        let first = plan()
+        if dryRun { return (first, 0) }
+        var done: [Rebalance.Move] = []
+        var next = first
+        // Bounded: a plan's moves narrow the gaps; twice the first plan (and some) covers replanning.
+        while let m = next.first, done.count < 2 * first.count + 8 {
+            do { try move(m) } catch {
+                let e = VQError.wrap(error)
+                throw VQError(e.kind, "rebalance stopped after \(done.count) moves: moving \(m): \(e.message)")
+            }
+            done.append(m)
+            next = plan()
+        }
+        return (done, done.count)
+    }
+}
