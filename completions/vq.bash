@@ -288,6 +288,7 @@ _vq() {
         --cluster-secret) COMPREPLY=(); return ;;
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+        --shard-transfer) COMPREPLY=($(compgen -W "files records" -- "$cur")); return ;;
         --raft-compact-entries) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
@@ -316,6 +317,7 @@ _vq() {
         --cluster-secret) COMPREPLY=(); return ;;
         --read-replica-choice) COMPREPLY=($(compgen -W "latency round-robin" -- "$cur")); return ;;
         --log-format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+        --shard-transfer) COMPREPLY=($(compgen -W "files records" -- "$cur")); return ;;
         --raft-compact-entries) COMPREPLY=(); return ;;
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac

@@ -54,10 +54,14 @@ func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
         let report = try call(client, "POST", path)
         standardOutput.write(JSONWriter.string(report) + "\n")
         if !args.has("quiet") {
-            let rows = (report["shards"]?.arrayValue ?? []).flatMap { $0["replicas"]?.arrayValue ?? [] }
+            let all = (report["shards"]?.arrayValue ?? []).flatMap { $0["replicas"]?.arrayValue ?? [] }
+            let rows = all.filter { $0["compared"]?.boolValue != false }
             let repaired = rows.reduce(0) { $0 + Int($1["upserted"]?.intValue ?? 0) + Int($1["deleted"]?.intValue ?? 0) }
             let failed = rows.filter { $0["error"] != nil }.count
-            printError("compared \(rows.count) replicas: \(repaired) points repaired" + (failed > 0 ? ", \(failed) could not be compared or repaired" : ""))
+            let recovering = all.count - rows.count
+            printError("compared \(rows.count) replicas: \(repaired) points repaired"
+                       + (failed > 0 ? ", \(failed) could not be compared or repaired" : "")
+                       + (recovering > 0 ? "; \(recovering) not Active (being recovered from the primary), not compared" : ""))
         }
     case "rebalance":
         guard args.positionals.count <= 2 else { throw UsageError(message: "vq cluster rebalance takes at most one COLLECTION") }

@@ -137,6 +137,10 @@ extension CommandSpec {
                    defaultText: "latency", completion: .choices(["latency", "round-robin"])),
         OptionSpec(long: "log-format", value: "FORMAT", help: "text or json (one object per line).", env: "VQ_LOG_FORMAT", defaultText: "text",
                    completion: .choices(["text", "json"])),
+        OptionSpec(long: "shard-transfer", value: "HOW",
+                   help: "How a whole shard is copied to a replica: files (its segment files, graphs included) or records "
+                       + "(every point, indexed again there; benchmarks).",
+                   defaultText: "files", completion: .choices(["files", "records"]), hidden: true),
         OptionSpec(long: "raft-compact-entries", value: "N", help: "Metadata log entries kept before a snapshot replaces them (tests).",
                    defaultText: "2000", hidden: true),
         OptionSpec(long: "log-requests", help: "Log one line per request: method, path, status, response bytes, microseconds."),

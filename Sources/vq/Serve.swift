@@ -164,7 +164,14 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     // The graph, each part given what it uses: distributed collections reach their replicas
     // through the router; the driver carries out committed metadata on local data.
     let historyBytes = Int(try number("replication-history-bytes", Double(16 << 20)))
-    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, historyBytes: historyBytes)
+    let segmentFiles: Bool
+    switch setting("shard-transfer") ?? "files" {
+    case "files": segmentFiles = true
+    case "records": segmentFiles = false
+    case let other: throw UsageError(message: "--shard-transfer is '\(other)'; expected files or records")
+    }
+    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, historyBytes: historyBytes,
+                               segmentFileTransfer: segmentFiles)
     let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
     var antiEntropy = 300.0
     if let text = setting("anti-entropy-interval") {

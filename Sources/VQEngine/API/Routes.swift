@@ -291,6 +291,10 @@ extension QdrantAPI {
         shard("receive", "internal.shard.receive") { api, col, s, c in try api.shardReceive(col, s, c) },
         shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
         shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
+        shard("receive-files", "internal.shard.receive_files") { _, col, s, c in
+            try col.replicaSets[s].receiveFiles(c.request.body)
+            return .text(200, "ok")
+        },
         shard("digest", "internal.shard.digest") { _, col, s, c in .binary(try col.replicaSets[s].digestAnswer(c.request.body)) },
         shard("reconcile", "internal.shard.reconcile") { _, col, s, _ in
             .binary(JSONWriter.bytes(try col.replicaSets[s].reconcile()))

@@ -24,8 +24,12 @@ package final class ClusterRouter: ReplicaPlacement {
     private let latencyAware: Bool
     /// Bytes of recent operations each shard keeps for range catch-ups.
     private let historyBytes: Int
+    /// Whole-shard copies send segment files (`--shard-transfer files`) or every point (`records`).
+    package let segmentFileTransfer: Bool
 
-    package init(node: ClusterNode, directory: DataDirectory, latencyAware: Bool = true, timeout: Double = 10, historyBytes: Int = 16 << 20) {
+    package init(node: ClusterNode, directory: DataDirectory, latencyAware: Bool = true, timeout: Double = 10, historyBytes: Int = 16 << 20,
+                 segmentFileTransfer: Bool = true) {
+        self.segmentFileTransfer = segmentFileTransfer
         self.node = node
         seqDir = directory.root + "/cluster/seq"
         self.latencyAware = latencyAware

@@ -354,6 +354,64 @@ package final class LocalShard: @unchecked Sendable {
         return result
     }
 
+    /// Replaces this shard's points with another copy's segments (a shard transfer): `staged` is
+    /// a shard directory (manifest and segment files) already verified. The segments move into
+    /// this shard under fresh ids and a manifest naming only them commits the change; operation
+    /// numbering then continues past both copies' (rows keep the other copy's versions, and a
+    /// later write must be newer). Waits for the optimizer and every accepted write; searches see
+    /// the old points or the new ones, never a mix.
+    /// - Returns: the points adopted.
+    package func adopt(_ staged: String) throws -> Int {
+        try checkIntact()
+        let manifestPath = DataDirectory.manifest(shardDir: staged)
+        let m = try ChecksummedJSON.read(manifestPath)
+        guard let op = m["flushed_op"]?.intValue, op >= 0, let list = m["segments"]?.arrayValue else {
+            throw VQError.invalid("\(manifestPath) lacks flushed_op or segments")
+        }
+        let infos = try list.map { try SegmentInfo(json: $0, path: manifestPath) }
+        optimizing.lock()
+        defer { optimizing.unlock() }
+        try waitApplied(lastOp)
+        flushMutex.lock()
+        defer { flushMutex.unlock() }
+        let (restartAfter, replaced, points) = try lock.write { () -> (UInt64, [Segment], Int) in
+            // A write accepted meanwhile would be covered by the manifest without being in the
+            // adopted segments (the caller keeps writes away: the shard's replication lock).
+            let applied = withProgress { $0.appliedOp }
+            guard applied == wal.nextOp - 1 else {
+                throw VQError(.conflict, "\(directory): writes arrived while adopting another copy's segments")
+            }
+            let after = max(applied, UInt64(op))
+            var adopted: [Segment] = []
+            do {
+                for info in infos {
+                    var moved = info
+                    moved.id = holder.takeSegmentId()
+                    let target = DataDirectory.segmentDir(shardDir: directory, id: moved.id)
+                    try FileIO.move(DataDirectory.segmentDir(shardDir: staged, id: info.id), to: target)
+                    adopted.append(try Segment(directory: target, info: moved, vectors: options.vectors,
+                                               graphs: options.graphParams.map { $0.m > 0 },
+                                               capacity: moved.appendable ? options.segmentCapacity : moved.rows,
+                                               quantization: options.quantization))
+                }
+            } catch {
+                for seg in adopted { try? FileIO.removeTree(seg.directory) }
+                throw error
+            }
+            let replaced = try holder.replaceAll(with: adopted)
+            withProgress { $0.appliedOp = after }
+            // The commit point: a crash before it opens the old segments (the new directories,
+            // unnamed, are removed); after it, the new ones.
+            guard try flushHeld() != nil else { throw VQError(.io, "\(directory): the adopted segments were not committed") }
+            return (after, replaced, holder.locations.count)
+        }
+        withProgress { $0.flushedOp = restartAfter }
+        try wal.restart(after: restartAfter)
+        for seg in replaced { try? FileIO.removeTree(seg.directory) }
+        withProgress { $0.progress.broadcast() }
+        return points
+    }
+
     func withProgress<T>(_ body: (LocalShard) -> T) -> T {
         progress.lock()
         defer { progress.unlock() }

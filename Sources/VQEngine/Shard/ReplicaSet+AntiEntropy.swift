@@ -72,12 +72,17 @@ extension ReplicaSet {
             }
             lockHeld = Date().timeIntervalSince(locked)
         }
-        let rows: [JSON] = others.map { peer in
+        var rows: [JSON] = others.map { peer in
             let o = outcomes[peer] ?? Outcome()
-            var fields: [(String, JSON)] = [("peer_id", .uint(peer)), ("differing_buckets", .int(Int64(o.differing))),
+            var fields: [(String, JSON)] = [("peer_id", .uint(peer)), ("state", .string(ReplicaState.active.rawValue)),
+                                            ("differing_buckets", .int(Int64(o.differing))),
                                             ("upserted", .int(Int64(o.upserted))), ("deleted", .int(Int64(o.deleted)))]
             if let e = o.error { fields.append(("error", .string(e))) }
             return .object(fields)
+        }
+        // Replicas not Active are being copied or caught up from the primary: not compared.
+        for r in replicas where r.state != .active {
+            rows.append(.object([("peer_id", .uint(r.peer)), ("state", .string(r.state.rawValue)), ("compared", .bool(false))]))
         }
         return .object([("shard_id", .int(Int64(id))), ("primary", .uint(me)), ("points", .int(Int64(mine.points))),
                         ("buckets", .int(Int64(ShardDigest.buckets))), ("replicas", .array(rows)),

@@ -70,7 +70,13 @@ package protocol ReplicaPlacement: PeerTransport {
     func isClusterCollection(_ collection: String) -> Bool
     /// The shard's replication position and recent operations here.
     func replication(_ collection: String, _ shard: Int) -> ShardReplication
+    /// Whether a whole-shard copy sends segment files (else every point, in batches).
+    var segmentFileTransfer: Bool { get }
     func log(_ event: String, _ fields: [(String, JSON)])
+}
+
+extension ReplicaPlacement {
+    package var segmentFileTransfer: Bool { true }
 }
 
 package final class ReplicaSet: Sendable {
@@ -447,8 +453,19 @@ package final class ReplicaSet: Sendable {
             for (seq, epoch, bytes) in missed { try destination.apply(bytes, .durable, seq: seq, epoch: epoch) }
             mode = "range"
             count = missed.count
+        } else if placement.segmentFileTransfer {
+            try local.waitApplied(local.lastOp)
+            let started = Date()
+            let sent = try sendFiles(to: destination, position: (replication.lastSeq, replication.lastEpoch))
+            let seconds = Date().timeIntervalSince(started)
+            mode = "files"
+            count = sent.points
+            placement.log("shard copied", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
+                                           ("bytes", .int(Int64(sent.bytes))), ("seconds", .double(seconds)),
+                                           ("mb_per_s", .double(seconds > 0 ? Double(sent.bytes) / 1e6 / seconds : 0))])
         } else {
             try local.waitApplied(local.lastOp)
+            let started = Date()
             let records = local.scan(filter: nil, withVector: true, withPayload: true)
             let starts = Array(stride(from: 0, to: max(1, records.count), by: 1000))
             for (i, start) in starts.enumerated() {
@@ -458,6 +475,9 @@ package final class ReplicaSet: Sendable {
             }
             mode = "copy"
             count = records.count
+            let seconds = Date().timeIntervalSince(started)
+            placement.log("shard copied", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
+                                           ("points", .int(Int64(count))), ("seconds", .double(seconds))])
         }
         try placement.setReplica(collection, id, target, .active, reason: nil)
         placement.log("replica recovered", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),

@@ -283,6 +283,23 @@ package final class SegmentHolder: @unchecked Sendable {
         for s in sources { slots[s] = nil }
     }
 
+    /// Replaces every segment with `adopted` (another copy's, moved into this shard's directory
+    /// under fresh ids): the id map is rebuilt from them and an appendable segment is kept.
+    /// Caller holds the write lock. - Returns: the segments replaced (their files go once a
+    /// manifest naming the new ones is durable).
+    func replaceAll(with adopted: [Segment]) throws -> [Segment] {
+        let old = segments
+        slots = adopted
+        buildLocations()
+        for seg in adopted { seg.applySchema(schema) }
+        if let i = slots.lastIndex(where: { $0!.appendable && !$0!.isFull }) {
+            appendableSlot = i
+        } else {
+            try addAppendableSegment()
+        }
+        return old
+    }
+
     /// Live vector data in segments that have no graph (the appendable one included), in points.
     var unindexedPoints: Int {
         // Without vectors that want graphs, sealing is all the indexing there is (sparse postings).

@@ -136,6 +136,11 @@ package enum FileIO {
         unlink(path)
     }
 
+    /// Renames `from` to `to` (same file system; a directory to a name that does not exist).
+    package static func move(_ from: String, to: String) throws {
+        guard rename(from, to) == 0 else { throw ioError("rename", from) }
+    }
+
     /// `rm -rf`.
     package static func removeTree(_ path: String) throws {
         guard exists(path) else { return }

@@ -175,7 +175,9 @@ package final class WAL: Sendable {
         guard magic == WAL.magic else { throw VQError(.corrupt, "WAL \(path) has a bad magic number; it is not a vq WAL file") }
         guard version == WAL.version else { throw VQError(.corrupt, "WAL \(path) has format version \(version); this vq reads version \(WAL.version)") }
         guard first == nameOp else { throw VQError(.corrupt, "WAL \(path) starts at operation \(first) but its name says \(nameOp)") }
-        if let expected, first != expected {
+        // A gap below the flushed point loses nothing (those operations are in the segments): a
+        // shard that adopted a copy's segments restarts its log past them (`restart(after:)`).
+        if let expected, first != expected, !(first > expected && first <= replayFrom) {
             throw VQError(.corrupt, "WAL \(path) starts at operation \(first); expected \(expected): operations are missing")
         }
         var op = first
@@ -385,6 +387,28 @@ package final class WAL: Sendable {
             close(f.fd)
             for entry in f.files { FileIO.remove(directory + "/" + entry.name) }
             f = fresh
+        }
+    }
+
+    /// Starts the log again at operation `op + 1`, every operation up to `op` being in the
+    /// segments (a manifest saying so is durable): the files go and numbering jumps ahead (a
+    /// shard adopting another copy's segments, whose rows carry that copy's numbers). Only while
+    /// nothing is pending or failed.
+    package func restart(after op: UInt64) throws {
+        try file.withLock { f in
+            try state.withLock { s in
+                guard s.pending.bytes.isEmpty, s.failed == nil, op + 1 >= s.nextOp else {
+                    throw VQError(.conflict, "WAL in \(directory) has operations in flight; it cannot restart at \(op + 1)")
+                }
+                // The new file first (a crash after it leaves a gap below the flushed point,
+                // which opening accepts), then the old ones go.
+                let fresh = try WAL.createFile(directory: directory, firstOp: op + 1, files: [])
+                close(f.fd)
+                for entry in f.files where entry.firstOp != op + 1 { FileIO.remove(directory + "/" + entry.name) }
+                f = fresh
+                s.nextOp = op + 1
+                s.durableOp = op
+            }
         }
     }
 

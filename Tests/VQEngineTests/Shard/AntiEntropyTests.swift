@@ -21,11 +21,16 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let calls = Mutex<[String: Int]>([:])
     /// When set, `apply` calls to the other peer fail (an unreachable replica).
     let failApply = Atomic<Bool>(false)
+    /// When set, segment-file transfer messages to the other peer fail.
+    let failFiles = Atomic<Bool>(false)
+    /// Whole-shard copies by segment files (else by records).
+    let segmentFileTransfer: Bool
     private let state: ShardReplication
     weak var other: Engine?
 
-    init(_ dir: String, peer: PeerID, shared: SharedReplicas) {
+    init(_ dir: String, peer: PeerID, shared: SharedReplicas, files: Bool = true) {
         localPeer = peer
+        segmentFileTransfer = files
         self.shared = shared
         state = ShardReplication(path: dir + "/seq-\(peer)")
     }
@@ -46,6 +51,13 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             try set.applyAsReplica(body, vectors: collection.config.vectors, from: localPeer)
             return []
         case "digest": return try set.digestAnswer(body)
+        case "receive-files":
+            if failFiles.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            try set.receiveFiles(body)
+            return []
+        case "receive":
+            try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors)
+            return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
         default: throw VQError(.unreachable, "no \(action) in this test")
         }
@@ -69,10 +81,10 @@ struct ReplicaPair {
     let tmp = TempDir()
     let shared = SharedReplicas([Replica(peer: 1, state: .active), Replica(peer: 2, state: .active)])
     let placements: [PairPlacement]
-    let engines: [Engine]
+    var engines: [Engine]
     let config: CollectionConfig
 
-    init() throws {
+    init(files: Bool = true) throws {
         var config = CollectionConfig(dim: 4, distance: .cosine)
         config.replicationFactor = 2
         self.config = config
@@ -81,7 +93,7 @@ struct ReplicaPair {
         for peer in [PeerID(1), 2] {
             let dir = tmp.path + "/p\(peer)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let placement = PairPlacement(dir, peer: peer, shared: shared)
+            let placement = PairPlacement(dir, peer: peer, shared: shared, files: files)
             let (directory, lock) = try Engine.lock(path: dir, address: nil)
             let engine = Engine(directory: directory, lock: lock, placement: placement) { _ in }
             try engine.createCollection("c", config: config)
@@ -114,6 +126,18 @@ struct ReplicaPair {
     }
 
     func close() throws { for e in engines { try e.close() } }
+
+    /// Reopens engine `i` on its directory (a restart), with the same placement.
+    mutating func reopen(_ i: Int) throws {
+        try engines[i].close()
+        // The old engine lets its directory lock go when it is released.
+        var all = engines.enumerated().filter { $0.offset != i }.map(\.element)
+        engines = []
+        let (directory, lock) = try Engine.lock(path: tmp.path + "/p\(i + 1)", address: nil)
+        all.insert(Engine(directory: directory, lock: lock, placement: placements[i]) { _ in }, at: i)
+        engines = all
+        placements[1 - i].other = engines[i]
+    }
 }
 
 @Suite struct AntiEntropyTests {
@@ -171,6 +195,10 @@ struct ReplicaPair {
         let error = row["error"]?.stringValue ?? ""
         #expect(error.contains("did not answer"), "\(error)")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
+        // The next pass lists the Dead replica as not compared.
+        let next = try pair.set(0).reconcile()
+        let dead = try #require(next["replicas"]?.arrayValue?.first)
+        #expect(dead["state"]?.stringValue == "Dead" && dead["compared"]?.boolValue == false, "\(JSONWriter.string(next))")
         try pair.close()
     }
 

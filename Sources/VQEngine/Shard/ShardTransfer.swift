@@ -1,0 +1,250 @@
+// Shard transfer by segment files: a whole-shard copy to a replica (recovery, a new replica, a
+// move) sends the primary's flushed segment files as they are, HNSW graphs included, instead of
+// re-sending every point for the replica to write and index again.
+//
+//   primary   (the shard's replication lock held: no write is ordered meanwhile) holds its copy
+//             flushed and still (`withFlushedFiles`: searches go on), then sends
+//             begin -> every segment file in chunks of `chunkBytes` -> finish (the manifest, the
+//             file list with sizes, and the replication position the copy is at)
+//   replica   stages the files in SHARD.incoming, checks the list (every file, its size, nothing
+//             else), opens the staged shard and verifies every block checksum, then adopts the
+//             segments (`LocalShard.adopt`: one manifest commits them) and takes the position
+//
+// A chunk is written at its offset, so a chunk sent again (a retry after a lost answer) changes
+// nothing; each is retried up to three times. Every byte is from the network: paths are checked
+// (segments/DIGITS/NAME, NAME of [A-Za-z0-9._-], no dot first), offsets bounded, and the staged
+// shard is verified before anything of the live one changes.
+//
+// Wire form (ShardWire conventions):
+//   files  | kind u8 (0 begin, 1 chunk, 2 finish) | transfer u64 |
+//          | chunk:  path blob | offset u64 | bytes blob |
+//          | finish: manifest blob (checksummed JSON) | seq u64 | epoch u64 | count u32 |
+//          |         count x (path blob | size u64) |
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+extension ShardWire {
+    package enum FilesMessage: Equatable {
+        case begin(transfer: UInt64)
+        case chunk(transfer: UInt64, path: String, offset: Int, bytes: [UInt8])
+        case finish(transfer: UInt64, manifest: [UInt8], seq: UInt64, epoch: UInt64, files: [FileEntry])
+    }
+
+    package struct FileEntry: Equatable, Sendable {
+        package var path: String
+        package var size: Int
+        package init(path: String, size: Int) {
+            self.path = path
+            self.size = size
+        }
+    }
+
+    /// Largest file a transfer may stage (1 TiB).
+    static let maxFileBytes = 1 << 40
+
+    package static func encodeFiles(_ m: FilesMessage) -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        switch m {
+        case .begin(let t):
+            w.u8(0); w.u64(t)
+        case .chunk(let t, let path, let offset, let bytes):
+            w.bytes.reserveCapacity(bytes.count + 64)
+            w.u8(1); w.u64(t); w.blob(Array(path.utf8)); w.u64(UInt64(offset)); w.blob(bytes)
+        case .finish(let t, let manifest, let seq, let epoch, let files):
+            w.u8(2); w.u64(t); w.blob(manifest); w.u64(seq); w.u64(epoch)
+            w.u32(UInt32(files.count))
+            for f in files { w.blob(Array(f.path.utf8)); w.u64(UInt64(f.size)) }
+        }
+        return w.bytes
+    }
+
+    package static func decodeFiles(_ bytes: [UInt8]) throws -> FilesMessage {
+        try decode(bytes, "shard transfer message") { r in
+            let kind = try r.u8()
+            let t = try r.u64()
+            switch kind {
+            case 0:
+                return .begin(transfer: t)
+            case 1:
+                let path = try segmentFilePath(try r.blob())
+                let offset = try r.u64()
+                let data = try r.blob()
+                guard offset <= UInt64(maxFileBytes - data.count) else { throw VQError(.corrupt, "chunk at \(offset) of \(path) is past 1 TiB") }
+                return .chunk(transfer: t, path: path, offset: Int(offset), bytes: data)
+            case 2:
+                let manifest = try r.blob()
+                let seq = try r.u64(), epoch = try r.u64()
+                let n = try r.count(of: 12, "files")
+                var files: [FileEntry] = []
+                var seen = Set<String>()
+                for _ in 0..<n {
+                    let path = try segmentFilePath(try r.blob())
+                    let size = try r.u64()
+                    guard size <= UInt64(maxFileBytes) else { throw VQError(.corrupt, "\(path) claims \(size) bytes") }
+                    guard seen.insert(path).inserted else { throw VQError(.corrupt, "\(path) is listed twice") }
+                    files.append(FileEntry(path: path, size: Int(size)))
+                }
+                return .finish(transfer: t, manifest: manifest, seq: seq, epoch: epoch, files: files)
+            default:
+                throw VQError(.corrupt, "unknown shard transfer message kind \(kind)")
+            }
+        }
+    }
+
+    /// `segments/DIGITS/NAME`: the only paths a transfer writes (under the staging directory).
+    static func segmentFilePath(_ raw: [UInt8]) throws -> String {
+        let path = String(decoding: raw, as: UTF8.self)
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        let nameOK = { (s: Substring) in
+            !s.isEmpty && s.count <= 128 && s.first != "."
+                && s.utf8.allSatisfy { c in (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D }
+        }
+        guard raw.count <= 256, parts.count == 3, parts[0] == "segments", !parts[1].isEmpty, parts[1].count <= 20,
+              parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), nameOK(parts[2]) else {
+            throw VQError(.corrupt, "\"\(path.prefix(80))\" is not a segment file path (segments/ID/NAME)")
+        }
+        return path
+    }
+}
+
+extension ReplicaSet {
+    /// Bytes per chunk of a segment-file transfer.
+    static let chunkBytes = 8 << 20
+
+    /// On the primary, with the shard's replication lock held: sends this copy's segment files to
+    /// `destination` (see the file comment). - Returns: points and bytes sent.
+    func sendFiles(to destination: RemoteShard, position: (seq: UInt64, epoch: UInt64)) throws -> (points: Int, bytes: Int) {
+        let transfer = UInt64.random(in: 1...UInt64.max)
+        func send(_ m: ShardWire.FilesMessage, timeout: Double? = nil) throws {
+            let body = ShardWire.encodeFiles(m)
+            var attempt = 0
+            while true {
+                do { return try destination.receiveFiles(body, timeout: timeout) } catch let e as VQError where e.kind == .unreachable && attempt < 3 {
+                    attempt += 1
+                }
+            }
+        }
+        try send(.begin(transfer: transfer))
+        return try local.withFlushedFiles { manifest, dirs in
+            var files: [ShardWire.FileEntry] = []
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: Self.chunkBytes)
+            for dir in dirs {
+                let id = dir.split(separator: "/").last.map(String.init) ?? dir
+                // Undo and temporary files belong to a flush or write in progress (none while held).
+                for name in FileIO.list(dir).sorted() where !name.hasSuffix(".undo") && !name.hasSuffix(".tmp") {
+                    let path = dir + "/" + name, rel = "segments/\(id)/\(name)"
+                    let fd = open(path, O_RDONLY | O_CLOEXEC)
+                    guard fd >= 0 else { throw VQError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+                    defer { close(fd) }
+                    var offset = 0
+                    repeat {
+                        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Self.chunkBytes, off_t(offset)) }
+                        guard n >= 0 else { throw VQError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+                        try send(.chunk(transfer: transfer, path: rel, offset: offset, bytes: Array(buffer[0..<n])))
+                        offset += n
+                        if n == 0 { break }
+                    } while true
+                    files.append(ShardWire.FileEntry(path: rel, size: offset))
+                    total += offset
+                }
+            }
+            // Verifying every block can take a while on a large shard.
+            try send(.finish(transfer: transfer, manifest: ChecksummedJSON.encode(manifest), seq: position.seq, epoch: position.epoch,
+                             files: files), timeout: 600)
+            return (local.pointCount, total)
+        }
+    }
+
+    /// On the receiving replica: one message of a segment-file transfer.
+    package func receiveFiles(_ body: [UInt8]) throws {
+        guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        let message = try ShardWire.decodeFiles(body)
+        let staging = local.directory + ".incoming"
+        let transferFile = staging + "/transfer"
+        func current() -> UInt64? {
+            guard let b = try? FileIO.readAll(transferFile), b.count == 8 else { return nil }
+            return b.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        }
+        let replication = placement.replication(collection, id)
+        switch message {
+        case .begin(let t):
+            replication.lock.lock()
+            defer { replication.lock.unlock() }
+            // Until the finish, this copy matches no one's history: a transfer cut off is redone whole.
+            replication.reset(to: 0, epoch: 0)
+            try FileIO.removeTree(staging)
+            try FileIO.makeDirectories(staging + "/segments")
+            var w = ByteWriter(capacity: 8)
+            w.u64(t)
+            try FileIO.writeAtomically(transferFile, w.bytes)
+        case .chunk(let t, let path, let offset, let bytes):
+            guard current() == t else { throw VQError(.conflict, "no transfer \(t) is under way to \(what)") }
+            let full = staging + "/" + path
+            try FileIO.makeDirectories(FileIO.directoryOf(full))
+            let fd = FileIO.openFD(full, O_WRONLY | O_CREAT | O_CLOEXEC)
+            guard fd >= 0 else { throw VQError(.io, "cannot open \(full): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            try bytes.withUnsafeBytes { try FileIO.pwriteAll(fd, $0, at: offset, path: full) }
+        case .finish(let t, let manifestBytes, let seq, let epoch, let files):
+            replication.lock.lock()
+            defer { replication.lock.unlock() }
+            guard current() == t else { throw VQError(.conflict, "no transfer \(t) is under way to \(what)") }
+            try finishFiles(staging, manifestBytes, files)
+            try FileIO.removeTree(staging)
+            replication.reset(to: seq, epoch: epoch)
+        }
+    }
+
+    /// Checks the staged files against the list and the manifest, verifies the staged shard, and
+    /// adopts it. Nothing of the live copy changes until the checks pass.
+    private func finishFiles(_ staging: String, _ manifestBytes: [UInt8], _ files: [ShardWire.FileEntry]) throws {
+        func bad(_ why: String) -> VQError { VQError.invalid("segment-file transfer to \(what): \(why)") }
+        var present: [String: Int] = [:]
+        for seg in FileIO.list(staging + "/segments") {
+            for name in FileIO.list(staging + "/segments/" + seg) {
+                present["segments/\(seg)/\(name)"] = FileIO.fileSize(staging + "/segments/" + seg + "/" + name) ?? -1
+            }
+        }
+        let listed = Dictionary(files.map { ($0.path, $0.size) }, uniquingKeysWith: { a, _ in a })
+        guard present == listed else {
+            let missing = listed.keys.filter { present[$0] != listed[$0] }.sorted()
+            let extra = present.keys.filter { listed[$0] == nil }.sorted()
+            throw bad("staged files differ from the list (missing or wrong size: \(missing.prefix(3)), not listed: \(extra.prefix(3)))")
+        }
+        let manifestPath = DataDirectory.manifest(shardDir: staging)
+        try FileIO.writeAtomically(manifestPath, manifestBytes)
+        let manifest: JSON
+        do { manifest = try ChecksummedJSON.read(manifestPath) } catch let e as VQError { throw bad("the manifest is unreadable: \(e.message)") }
+        let named = Set((manifest["segments"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue.map { String($0) } })
+        let staged = Set(FileIO.list(staging + "/segments"))
+        guard named == staged else {
+            throw bad("the manifest names segments \(named.sorted()) but \(staged.sorted()) were sent")
+        }
+        // Opened, every block checked, closed: only a whole, intact copy is adopted.
+        var options = local.options
+        options.backgroundOptimizer = false
+        var problems: [String] = []
+        do {
+            let shard = try LocalShard(directory: staging, options: options) { problems.append($0) }
+            problems += shard.check()
+            try shard.close()
+        } catch let e as VQError where e.kind != .io {
+            problems.append(e.message)
+        }
+        guard problems.isEmpty else { throw bad("the staged copy is damaged: \(problems.joined(separator: "; "))") }
+        _ = try local.adopt(staging)
+    }
+}
+
+extension RemoteShard {
+    /// One message of a segment-file transfer to this replica.
+    package func receiveFiles(_ body: [UInt8], timeout: Double? = nil) throws {
+        _ = try call("receive-files", body, timeout: timeout)
+    }
+}
