@@ -7,7 +7,8 @@ interfaces, not loopback. Writers upsert through random peers while a seeded sch
 injects faults; afterwards every link heals and the checker asks:
 
   - lost:       every write acknowledged (HTTP 200, wait=true) is on every replica;
-  - converged:  the replicas hold the same points (compared after a clean stop, embedded);
+  - converged:  the replicas hold the same points (compared after a clean stop, embedded), after an
+                anti-entropy pass (`/cluster/repair`) whose repairs are reported;
   - leaders:    no two peers were leader in one Raft term (sampled every 50 ms);
   - metadata:   a metadata change (an alias) succeeds whenever a majority is connected.
 
@@ -323,6 +324,14 @@ def main():
                 break
             time.sleep(0.25)
         report["converged_seconds"] = None if converged is None else round(converged, 2)
+        # Anti-entropy once converged: what the write path left different is repaired (and
+        # counted), and the equality check below then holds the repaired replicas to it.
+        st, rep = http("POST", peers[0].url + "/collections/c/cluster/repair", timeout=60)
+        rows = [r for s in ((rep or {}).get("result") or {}).get("shards", []) for r in s.get("replicas", [])] if st == 200 else []
+        report["repair"] = {"status": st, "compared": sum(1 for r in rows if r.get("compared", True)),
+                            "differing_buckets": sum(r.get("differing_buckets", 0) for r in rows),
+                            "repaired_points": sum(r.get("upserted", 0) + r.get("deleted", 0) for r in rows),
+                            "errors": [r["error"] for r in rows if "error" in r]}
         for p in peers:
             p.stop()
         # Each peer's copy, read embedded after a clean stop.
@@ -344,7 +353,8 @@ def main():
         })
         # Nothing acknowledged would make every other check vacuous.
         ok = len(acked) > 0 and sum(lost.values()) == 0 and report["replicas_equal"] and not report["terms_with_two_leaders"] \
-            and alias_ok == alias_tried and converged is not None
+            and alias_ok == alias_tried and converged is not None and report["repair"]["status"] == 200 \
+            and not report["repair"]["errors"]
         report["ok"] = ok
         # Where the gaps are: per peer, the missing acknowledged ids' shards and times (UTC).
         def shard(k):  # PointID.stableHash % shard_number (mix64), for this report only

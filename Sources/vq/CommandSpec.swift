@@ -78,7 +78,7 @@ extension CommandSpec {
     static let clientOptions: [OptionSpec] = [
         OptionSpec(long: "api-key", value: "KEY", help: "API key the server requires (sent as the api-key header).", env: "VQ_API_KEY"),
         OptionSpec(long: "timeout", value: "S", help: "Seconds to wait for the server's answer to one request.", env: "VQ_TIMEOUT",
-                   defaultText: "30; 3600 for vq snapshot"),
+                   defaultText: "30; 3600 for vq snapshot, cluster repair and cluster rebalance"),
     ]
 
     /// `--quantile Q`, for the commands that take `--quantization int8`.
