@@ -118,8 +118,8 @@ class Net:
 
 
 class Peer:
-    def __init__(self, vq, net, i, root, secret):
-        self.vq, self.net, self.i, self.secret = vq, net, i, secret
+    def __init__(self, vq, net, i, root, secret, extra=()):
+        self.vq, self.net, self.i, self.secret, self.extra = vq, net, i, secret, list(extra)
         self.dir = f"{root}/peer{i + 1}"
         self.url = f"http://{net.addr[i]}:6333"
         self.proc = None
@@ -127,7 +127,7 @@ class Peer:
 
     def start(self, join=None):
         cmd = ["ip", "netns", "exec", self.net.ns[self.i], self.vq] + (["join", join] if join else ["serve"]) + [
-            "--data-dir", self.dir, "--listen", f"{self.net.addr[self.i]}:6333", "--cluster-secret", self.secret]
+            "--data-dir", self.dir, "--listen", f"{self.net.addr[self.i]}:6333", "--cluster-secret", self.secret] + self.extra
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -161,6 +161,7 @@ def main():
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--faults", default="", help="comma-separated fault kinds to draw from (default: all)")
     ap.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    ap.add_argument("--serve-arg", action="append", default=[], help="an argument given to every peer (repeat: --serve-arg=--peer-timeout --serve-arg=2)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     if os.geteuid() != 0 or shutil.which("ip") is None or sh("ip", "netns", "list", check=False).returncode != 0:
@@ -189,7 +190,7 @@ def main():
         print(f"chaos: skipped (cannot create network namespaces here: {e.stderr.strip()})")
         return 0
     root = tempfile.mkdtemp(prefix="vq-chaos-")
-    peers = [Peer(vq, net, i, root, "chaos-secret-0123456789") for i in range(3)]
+    peers = [Peer(vq, net, i, root, "chaos-secret-0123456789", args.serve_arg) for i in range(3)]
     stop = threading.Event()
     acked, lock = set(), threading.Lock()
     ack_time = {}

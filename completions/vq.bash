@@ -282,6 +282,7 @@ _vq() {
         --update-queue-size) COMPREPLY=(); return ;;
         --update-queue-bytes) COMPREPLY=(); return ;;
         --replication-history-bytes) COMPREPLY=(); return ;;
+        --peer-timeout) COMPREPLY=(); return ;;
         --anti-entropy-interval) COMPREPLY=(); return ;;
         --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
@@ -293,7 +294,7 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --peer-timeout --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     join)
@@ -311,6 +312,7 @@ _vq() {
         --update-queue-size) COMPREPLY=(); return ;;
         --update-queue-bytes) COMPREPLY=(); return ;;
         --replication-history-bytes) COMPREPLY=(); return ;;
+        --peer-timeout) COMPREPLY=(); return ;;
         --anti-entropy-interval) COMPREPLY=(); return ;;
         --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
@@ -322,7 +324,7 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --peer-timeout --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     cluster)

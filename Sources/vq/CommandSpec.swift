@@ -116,6 +116,10 @@ extension CommandSpec {
         OptionSpec(long: "replication-history-bytes", value: "N",
                    help: "Bytes of recent operations each shard keeps so a replica that missed some catches up with just those.",
                    defaultText: "16777216"),
+        OptionSpec(long: "peer-timeout", value: "S",
+                   help: "Seconds a call to another peer may take: a replica that has not taken a write by then is marked Dead "
+                       + "(writes to its shard wait meanwhile), and a read moves on to another replica.",
+                   defaultText: "10"),
         OptionSpec(long: "anti-entropy-interval", value: "S",
                    help: "Seconds between anti-entropy passes: each shard's primary compares its replicas with its copy and "
                        + "repairs what differs (0: only on demand, vq cluster repair).",

@@ -170,7 +170,8 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     case "records": segmentFiles = false
     case let other: throw UsageError(message: "--shard-transfer is '\(other)'; expected files or records")
     }
-    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, historyBytes: historyBytes,
+    let peerTimeout = try number("peer-timeout", 10)
+    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, timeout: peerTimeout, historyBytes: historyBytes,
                                segmentFileTransfer: segmentFiles)
     let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
     var antiEntropy = 300.0

@@ -292,7 +292,8 @@ extension QdrantAPI {
         shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
         shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
         shard("receive-files", "internal.shard.receive_files") { _, col, s, c in
-            try col.replicaSets[s].receiveFiles(c.request.body)
+            let from = c.request.header(ClusterNode.peerHeader).flatMap { $0.split(separator: " ").first }.flatMap { PeerID($0) }
+            try col.replicaSets[s].receiveFiles(c.request.body, from: from)
             return .text(200, "ok")
         },
         shard("digest", "internal.shard.digest") { _, col, s, c in .binary(try col.replicaSets[s].digestAnswer(c.request.body)) },
@@ -315,7 +316,11 @@ extension QdrantAPI {
                               _ handler: @escaping @Sendable (QdrantAPI, VectorCollection, Int, RouteCall) throws -> HTTPResponse) -> Route {
         Route("POST", "internal/shards/{name}/{shard}/" + action, name, .peer) { api, c in
             let cluster = try api.node()
-            if let seen = c.request.header(ClusterNode.appliedHeader).flatMap(UInt64.init) { cluster.waitApplied(seen) }
+            // Placement as the caller saw it or newer, or no answer: a copy sent to a replica this
+            // peer does not know it holds yet must not meet an older placement here.
+            if let seen = c.request.header(ClusterNode.appliedHeader).flatMap(UInt64.init), !cluster.waitApplied(seen) {
+                throw VQError(.busy, "this peer has not applied the cluster metadata up to \(seen) yet; retry shortly")
+            }
             let collection = try api.openCollection(c.params[0])
             guard let shard = Int(c.params[1]), collection.shards.indices.contains(shard) else {
                 throw VQError.invalid("collection \"\(c.params[0])\" has no shard \(c.params[1])")

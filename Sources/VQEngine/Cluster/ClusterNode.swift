@@ -657,8 +657,15 @@ package final class ClusterNode: @unchecked Sendable {
         // off after accepting the connection) costs one second, not the whole wait, and the
         // next try asks the peer elected in its place.
         while Date() < deadline {
-            let (isLeader, leaderURI) = lock.withLock { (raft.role == .leader, raft.leader.flatMap { address($0) }) }
-            if isLeader { return true }
+            let (isLeader, current, leaderURI) = lock.withLock {
+                (raft.role == .leader, raft.leadsWithCurrentCommit && applied >= raft.commitIndex, raft.leader.flatMap { address($0) })
+            }
+            // A new leader knows the whole log only once it has committed an entry of its term.
+            if isLeader {
+                if current { return true }
+                Thread.sleep(forTimeInterval: 0.02)
+                continue
+            }
             if let leaderURI, let client = try? HTTPClient(url: leaderURI, timeout: max(0.2, min(1, deadline.timeIntervalSinceNow))),
                let r = try? client.send("POST", "/internal/commit", body: [], headers: internalHeaders), r.status == 200,
                let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value {

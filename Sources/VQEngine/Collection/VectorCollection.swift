@@ -107,6 +107,8 @@ package final class VectorCollection: @unchecked Sendable {
         var options = config.shardOptions
         options.backgroundUsesEveryCore = everyCore
         for s in 0..<config.shardNumber {
+            // A segment-file transfer cut off by a restart left its staging behind: it starts over.
+            try? FileIO.removeTree(directory.shardDir(name, s) + ".incoming")
             shards.append(try LocalShard(directory: directory.shardDir(name, s), options: options, warn: warn))
         }
         self.shards = shards

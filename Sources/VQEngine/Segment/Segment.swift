@@ -84,7 +84,7 @@ package struct SegmentInfo: Sendable, Equatable {
 
     init(json: JSON, path: String) throws {
         guard let id = json["id"]?.intValue, let rows = json["rows"]?.intValue, let bytes = json["payload_bytes"]?.intValue,
-              let appendable = json["appendable"]?.boolValue, id >= 0, rows >= 0, bytes >= 0 else {
+              let appendable = json["appendable"]?.boolValue, id >= 0, (0...Int64(UInt32.max)).contains(rows), (0...(Int64(1) << 50)).contains(bytes) else {
             throw VQError(.corrupt, "\(path) has a malformed segment entry: \(json.compactText)")
         }
         self.init(id: UInt64(id), rows: Int(rows), payloadBytes: Int(bytes), appendable: appendable,
@@ -92,14 +92,14 @@ package struct SegmentInfo: Sendable, Equatable {
         if let floats = json["multi_floats"] {
             guard let list = floats.arrayValue, list.count <= 64 else { throw VQError(.corrupt, "\(path) has a malformed multi_floats: \(floats.compactText)") }
             multiFloats = try list.map {
-                guard let n = $0.intValue, n >= 0 else { throw VQError(.corrupt, "\(path) has a malformed multi_floats: \(floats.compactText)") }
+                guard let n = $0.intValue, (0...(Int64(1) << 50)).contains(n) else { throw VQError(.corrupt, "\(path) has a malformed multi_floats: \(floats.compactText)") }
                 return Int(n)
             }
         }
         if let entries = json["sparse_entries"] {
             guard let list = entries.arrayValue, list.count <= 64 else { throw VQError(.corrupt, "\(path) has a malformed sparse_entries: \(entries.compactText)") }
             sparseEntries = try list.map {
-                guard let n = $0.intValue, n >= 0 else { throw VQError(.corrupt, "\(path) has a malformed sparse_entries: \(entries.compactText)") }
+                guard let n = $0.intValue, (0...(Int64(1) << 50)).contains(n) else { throw VQError(.corrupt, "\(path) has a malformed sparse_entries: \(entries.compactText)") }
                 return Int(n)
             }
         }

@@ -355,59 +355,83 @@ package final class LocalShard: @unchecked Sendable {
     }
 
     /// Replaces this shard's points with another copy's segments (a shard transfer): `staged` is
-    /// a shard directory (manifest and segment files) already verified. The segments move into
-    /// this shard under fresh ids and a manifest naming only them commits the change; operation
-    /// numbering then continues past both copies' (rows keep the other copy's versions, and a
-    /// later write must be newer). Waits for the optimizer and every accepted write; searches see
-    /// the old points or the new ones, never a mix.
+    /// a shard directory (manifest and segment files, fsynced). The segments move into this
+    /// shard under fresh ids (no manifest names them yet, so a crash removes them on open), are
+    /// opened there and every block checked against its checksums, and only then does a manifest
+    /// naming only them commit the change. Operation numbering then continues past both copies'
+    /// (rows keep the other copy's versions; a later write must be newer). Waits for every
+    /// accepted write and the optimizer; searches see the old points or the new ones, never a mix.
+    /// The caller keeps writes away meanwhile (the shard's replication lock).
     /// - Returns: the points adopted.
     package func adopt(_ staged: String) throws -> Int {
-        try checkIntact()
         let manifestPath = DataDirectory.manifest(shardDir: staged)
         let m = try ChecksummedJSON.read(manifestPath)
-        guard let op = m["flushed_op"]?.intValue, op >= 0, let list = m["segments"]?.arrayValue else {
+        // Values from another peer: bounded before any arithmetic on them.
+        let limit = Int64(1) << 60
+        guard let op = m["flushed_op"]?.intValue, (0..<limit).contains(op), let list = m["segments"]?.arrayValue else {
             throw VQError.invalid("\(manifestPath) lacks flushed_op or segments")
         }
+        let stagedSeq = UInt64(min(max(0, m["flush_seq"]?.intValue ?? 0), limit))
         let infos = try list.map { try SegmentInfo(json: $0, path: manifestPath) }
+        guard Set(infos.map(\.id)).count == infos.count else { throw VQError.invalid("\(manifestPath) names a segment twice") }
+        // Every accepted write applied before the optimizer is held (under prevent_unoptimized
+        // the applier waits for the optimizer).
+        try waitApplied(lastOp)
         optimizing.lock()
         defer { optimizing.unlock() }
-        try waitApplied(lastOp)
+        let ids = lock.write { infos.map { _ in holder.takeSegmentId() } }
+        var adopted: [Segment] = []
+        do {
+            for (info, newID) in zip(infos, ids) {
+                var moved = info
+                moved.id = newID
+                let target = DataDirectory.segmentDir(shardDir: directory, id: newID)
+                try FileIO.move(DataDirectory.segmentDir(shardDir: staged, id: info.id), to: target)
+                let seg = try Segment(directory: target, info: moved, vectors: options.vectors, graphs: options.graphParams.map { $0.m > 0 },
+                                      capacity: moved.appendable ? options.segmentCapacity : moved.rows, committedFlush: stagedSeq,
+                                      quantization: options.quantization)
+                if let problem = LocalShard.verify(seg) { throw VQError.invalid("segment \(info.id) of the copy is damaged: \(problem)") }
+                adopted.append(seg)
+            }
+        } catch {
+            for id in ids { try? FileIO.removeTree(DataDirectory.segmentDir(shardDir: directory, id: id)) }
+            throw error
+        }
         flushMutex.lock()
         defer { flushMutex.unlock() }
-        let (restartAfter, replaced, points) = try lock.write { () -> (UInt64, [Segment], Int) in
-            // A write accepted meanwhile would be covered by the manifest without being in the
-            // adopted segments (the caller keeps writes away: the shard's replication lock).
+        // Past this point a failure leaves memory and disk apart: this copy stops serving
+        // (`damage`) until a restart opens the last committed manifest.
+        func halt(_ e: any Error) -> any Error {
+            damaged.withLock { $0 = $0 ?? "adopting another copy's segments failed midway (\(e)); restart to open the last committed state" }
+            return e
+        }
+        let (after, replaced, points) = try lock.write { () -> (UInt64, [Segment], Int) in
             let applied = withProgress { $0.appliedOp }
             guard applied == wal.nextOp - 1 else {
+                for id in ids { try? FileIO.removeTree(DataDirectory.segmentDir(shardDir: directory, id: id)) }
                 throw VQError(.conflict, "\(directory): writes arrived while adopting another copy's segments")
             }
             let after = max(applied, UInt64(op))
-            var adopted: [Segment] = []
-            do {
-                for info in infos {
-                    var moved = info
-                    moved.id = holder.takeSegmentId()
-                    let target = DataDirectory.segmentDir(shardDir: directory, id: moved.id)
-                    try FileIO.move(DataDirectory.segmentDir(shardDir: staged, id: info.id), to: target)
-                    adopted.append(try Segment(directory: target, info: moved, vectors: options.vectors,
-                                               graphs: options.graphParams.map { $0.m > 0 },
-                                               capacity: moved.appendable ? options.segmentCapacity : moved.rows,
-                                               quantization: options.quantization))
-                }
-            } catch {
-                for seg in adopted { try? FileIO.removeTree(seg.directory) }
+            let replaced: [Segment]
+            do { replaced = try holder.replaceAll(with: adopted) } catch {
+                for id in ids { try? FileIO.removeTree(DataDirectory.segmentDir(shardDir: directory, id: id)) }
                 throw error
             }
-            let replaced = try holder.replaceAll(with: adopted)
             withProgress { $0.appliedOp = after }
-            // The commit point: a crash before it opens the old segments (the new directories,
-            // unnamed, are removed); after it, the new ones.
-            guard try flushHeld() != nil else { throw VQError(.io, "\(directory): the adopted segments were not committed") }
+            // Checksum files of the copy carry its flush numbers: this shard's go on above them.
+            flushSeq = max(flushSeq, stagedSeq)
+            do {
+                // The commit point.
+                guard try flushHeld() != nil else { throw VQError(.io, "\(directory): the adopted segments were not committed") }
+            } catch { throw halt(error) }
             return (after, replaced, holder.locations.count)
         }
-        withProgress { $0.flushedOp = restartAfter }
-        try wal.restart(after: restartAfter)
+        withProgress { $0.flushedOp = after }
+        do { try wal.restart(after: after) } catch { throw halt(error) }
         for seg in replaced { try? FileIO.removeTree(seg.directory) }
+        // A fresh copy: damage found in the old segments (a scrub) no longer applies.
+        damaged.withLock { $0 = nil }
+        storageProblem.withLock { $0 = nil }
         withProgress { $0.progress.broadcast() }
         return points
     }

@@ -85,6 +85,8 @@ package final class ReplicaSet: Sendable {
     /// This peer's copy (every peer keeps one per shard; the placement says whether it counts).
     package let local: LocalShard
     let placement: (any ReplicaPlacement)?
+    /// The last segment-file transfer this copy finished (a finish sent again is answered done).
+    let lastTransfer = Mutex<UInt64>(0)
 
     package init(collection: String, id: Int, local: LocalShard, placement: (any ReplicaPlacement)?) {
         self.collection = collection

@@ -288,15 +288,19 @@ package final class SegmentHolder: @unchecked Sendable {
     /// Caller holds the write lock. - Returns: the segments replaced (their files go once a
     /// manifest naming the new ones is durable).
     func replaceAll(with adopted: [Segment]) throws -> [Segment] {
-        let old = segments
-        slots = adopted
-        buildLocations()
-        for seg in adopted { seg.applySchema(schema) }
-        if let i = slots.lastIndex(where: { $0!.appendable && !$0!.isFull }) {
-            appendableSlot = i
-        } else {
-            try addAppendableSegment()
+        // The appendable segment first: nothing changes when it cannot be made.
+        var fresh: Segment?
+        if !adopted.contains(where: { $0.appendable && !$0.isFull }) {
+            let id = takeSegmentId()
+            fresh = try Segment(directory: DataDirectory.segmentDir(shardDir: shardDir, id: id),
+                                info: SegmentInfo(id: id, rows: 0, payloadBytes: 0, appendable: true),
+                                vectors: options.vectors, capacity: options.segmentCapacity, quantization: options.quantization)
         }
+        let old = segments
+        slots = adopted + (fresh.map { [$0] } ?? [])
+        buildLocations()
+        for seg in segments { seg.applySchema(schema) }
+        appendableSlot = slots.lastIndex { $0!.appendable && !$0!.isFull }!
         return old
     }
 

@@ -12,8 +12,9 @@
 //
 // A chunk is written at its offset, so a chunk sent again (a retry after a lost answer) changes
 // nothing; each is retried up to three times. Every byte is from the network: paths are checked
-// (segments/DIGITS/NAME, NAME of [A-Za-z0-9._-], no dot first), offsets bounded, and the staged
-// shard is verified before anything of the live one changes.
+// (segments/DIGITS/NAME, NAME of [A-Za-z0-9._-], no dot first, no undo or temporary file),
+// offsets bounded and without holes, the sender must be the primary, an Active copy is never
+// replaced, and the staged shard is verified before anything of the live one changes.
 //
 // Wire form (ShardWire conventions):
 //   files  | kind u8 (0 begin, 1 chunk, 2 finish) | transfer u64 |
@@ -104,8 +105,9 @@ extension ShardWire {
             !s.isEmpty && s.count <= 128 && s.first != "."
                 && s.utf8.allSatisfy { c in (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D }
         }
-        guard raw.count <= 256, parts.count == 3, parts[0] == "segments", !parts[1].isEmpty, parts[1].count <= 20,
-              parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), nameOK(parts[2]) else {
+        guard raw.count <= 256, parts.count == 3, parts[0] == "segments", !parts[1].isEmpty, parts[1].count <= 18,
+              parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), nameOK(parts[2]),
+              !parts[2].hasSuffix(".undo"), !parts[2].hasSuffix(".tmp") else {
             throw VQError(.corrupt, "\"\(path.prefix(80))\" is not a segment file path (segments/ID/NAME)")
         }
         return path
@@ -130,6 +132,8 @@ extension ReplicaSet {
             }
         }
         try send(.begin(transfer: transfer))
+        // Counted before the shard is held (the count takes its read lock).
+        let points = local.pointCount
         return try local.withFlushedFiles { manifest, dirs in
             var files: [ShardWire.FileEntry] = []
             var total = 0
@@ -157,14 +161,23 @@ extension ReplicaSet {
             // Verifying every block can take a while on a large shard.
             try send(.finish(transfer: transfer, manifest: ChecksummedJSON.encode(manifest), seq: position.seq, epoch: position.epoch,
                              files: files), timeout: 600)
-            return (local.pointCount, total)
+            return (points, total)
         }
     }
 
-    /// On the receiving replica: one message of a segment-file transfer.
-    package func receiveFiles(_ body: [UInt8]) throws {
+    /// On the receiving replica: one message of a segment-file transfer, from `from` (the
+    /// `x-vq-peer` header), which must be the shard's primary as this peer's metadata says; an
+    /// Active copy is never overwritten. Messages are taken one at a time (the shard's lock).
+    package func receiveFiles(_ body: [UInt8], from: PeerID? = nil) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let message = try ShardWire.decodeFiles(body)
+        guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
+        if let from, let primary = replicas.first(where: { $0.state == .active })?.peer, primary != from {
+            throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
+        }
+        guard replicas.first(where: { $0.peer == placement.localPeer })?.state != .active else {
+            throw VQError(.conflict, "this peer's replica of \(what) is Active; a copy does not replace it")
+        }
         let staging = local.directory + ".incoming"
         let transferFile = staging + "/transfer"
         func current() -> UInt64? {
@@ -172,10 +185,10 @@ extension ReplicaSet {
             return b.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         }
         let replication = placement.replication(collection, id)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
         switch message {
         case .begin(let t):
-            replication.lock.lock()
-            defer { replication.lock.unlock() }
             // Until the finish, this copy matches no one's history: a transfer cut off is redone whole.
             replication.reset(to: 0, epoch: 0)
             try FileIO.removeTree(staging)
@@ -187,22 +200,31 @@ extension ReplicaSet {
             guard current() == t else { throw VQError(.conflict, "no transfer \(t) is under way to \(what)") }
             let full = staging + "/" + path
             try FileIO.makeDirectories(FileIO.directoryOf(full))
+            // Written where the file ends, or again over what was written (a resent chunk): no holes.
+            let size = FileIO.fileSize(full) ?? 0
+            guard offset <= size else { throw VQError.invalid("chunk of \(path) at \(offset) leaves a hole after byte \(size)") }
             let fd = FileIO.openFD(full, O_WRONLY | O_CREAT | O_CLOEXEC)
             guard fd >= 0 else { throw VQError(.io, "cannot open \(full): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
             try bytes.withUnsafeBytes { try FileIO.pwriteAll(fd, $0, at: offset, path: full) }
         case .finish(let t, let manifestBytes, let seq, let epoch, let files):
-            replication.lock.lock()
-            defer { replication.lock.unlock() }
+            // A finish sent again after it completed (its answer was lost) is done.
+            if lastTransfer.withLock({ $0 }) == t { return }
             guard current() == t else { throw VQError(.conflict, "no transfer \(t) is under way to \(what)") }
-            try finishFiles(staging, manifestBytes, files)
-            try FileIO.removeTree(staging)
+            do {
+                try finishFiles(staging, manifestBytes, files)
+            } catch {
+                try? FileIO.removeTree(staging)
+                throw error
+            }
+            try? FileIO.removeTree(staging)
             replication.reset(to: seq, epoch: epoch)
+            lastTransfer.withLock { $0 = t }
         }
     }
 
-    /// Checks the staged files against the list and the manifest, verifies the staged shard, and
-    /// adopts it. Nothing of the live copy changes until the checks pass.
+    /// Checks the staged files against the list, makes them durable, and has the local shard
+    /// adopt them (which verifies every block before anything of the live copy changes).
     private func finishFiles(_ staging: String, _ manifestBytes: [UInt8], _ files: [ShardWire.FileEntry]) throws {
         func bad(_ why: String) -> VQError { VQError.invalid("segment-file transfer to \(what): \(why)") }
         var present: [String: Int] = [:]
@@ -221,23 +243,19 @@ extension ReplicaSet {
         try FileIO.writeAtomically(manifestPath, manifestBytes)
         let manifest: JSON
         do { manifest = try ChecksummedJSON.read(manifestPath) } catch let e as VQError { throw bad("the manifest is unreadable: \(e.message)") }
-        let named = Set((manifest["segments"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue.map { String($0) } })
+        let named = (manifest["segments"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue.map { String($0) } }
         let staged = Set(FileIO.list(staging + "/segments"))
-        guard named == staged else {
+        guard named.count == Set(named).count, Set(named) == staged else {
             throw bad("the manifest names segments \(named.sorted()) but \(staged.sorted()) were sent")
         }
-        // Opened, every block checked, closed: only a whole, intact copy is adopted.
-        var options = local.options
-        options.backgroundOptimizer = false
-        var problems: [String] = []
-        do {
-            let shard = try LocalShard(directory: staging, options: options) { problems.append($0) }
-            problems += shard.check()
-            try shard.close()
-        } catch let e as VQError where e.kind != .io {
-            problems.append(e.message)
+        // Durable before a manifest of this shard names them (the adopt's commit).
+        for path in present.keys {
+            let fd = open(staging + "/" + path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw VQError(.io, "cannot open \(staging)/\(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            try FileIO.sync(fd, path: staging + "/" + path)
         }
-        guard problems.isEmpty else { throw bad("the staged copy is damaged: \(problems.joined(separator: "; "))") }
+        for seg in staged { try FileIO.syncDirectory(staging + "/segments/" + seg) }
         _ = try local.adopt(staging)
     }
 }

@@ -177,7 +177,7 @@ package final class WAL: Sendable {
         guard first == nameOp else { throw VQError(.corrupt, "WAL \(path) starts at operation \(first) but its name says \(nameOp)") }
         // A gap below the flushed point loses nothing (those operations are in the segments): a
         // shard that adopted a copy's segments restarts its log past them (`restart(after:)`).
-        if let expected, first != expected, !(first > expected && first <= replayFrom) {
+        if let expected, first != expected, !(first > expected && first == replayFrom) {
             throw VQError(.corrupt, "WAL \(path) starts at operation \(first); expected \(expected): operations are missing")
         }
         var op = first
@@ -397,7 +397,7 @@ package final class WAL: Sendable {
     package func restart(after op: UInt64) throws {
         try file.withLock { f in
             try state.withLock { s in
-                guard s.pending.bytes.isEmpty, s.failed == nil, op + 1 >= s.nextOp else {
+                guard s.pending.bytes.isEmpty, s.failed == nil, op + 1 >= s.nextOp, s.durableOp + 1 == s.nextOp else {
                     throw VQError(.conflict, "WAL in \(directory) has operations in flight; it cannot restart at \(op + 1)")
                 }
                 // The new file first (a crash after it leaves a gap below the flushed point,

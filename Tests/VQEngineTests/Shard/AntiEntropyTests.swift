@@ -23,6 +23,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let failApply = Atomic<Bool>(false)
     /// When set, segment-file transfer messages to the other peer fail.
     let failFiles = Atomic<Bool>(false)
+    /// When set, a byte of each deleted-rows file sent is flipped.
+    let corruptFiles = Atomic<Bool>(false)
     /// Whole-shard copies by segment files (else by records).
     let segmentFileTransfer: Bool
     private let state: ShardReplication
@@ -53,7 +55,13 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
         case "digest": return try set.digestAnswer(body)
         case "receive-files":
             if failFiles.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
-            try set.receiveFiles(body)
+            var body = body
+            if corruptFiles.load(ordering: .relaxed), case .chunk(let t, let path, let offset, var bytes) = try ShardWire.decodeFiles(body),
+               path.hasSuffix("deleted.bits"), !bytes.isEmpty {
+                bytes[0] ^= 0xFF  // damaged on the way
+                body = ShardWire.encodeFiles(.chunk(transfer: t, path: path, offset: offset, bytes: bytes))
+            }
+            try set.receiveFiles(body, from: localPeer)
             return []
         case "receive":
             try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors)

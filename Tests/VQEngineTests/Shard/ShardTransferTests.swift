@@ -4,7 +4,7 @@ import Testing
 @testable import VQEngine
 
 @Suite struct ShardTransferTests {
-    /// Peer 1 holds 3,000 points (some deleted, an indexed segment with a graph); peer 2's
+    /// Peer 1 holds 3,100 points (some deleted, an indexed segment with a graph); peer 2's
     /// replica is Dead and holds something else.
     static func diverged(files: Bool = true) throws -> ReplicaPair {
         let pair = try ReplicaPair(files: files)
@@ -13,6 +13,8 @@ import Testing
         _ = try pair.engines[0].collection("c").delete([.number(5), .number(2999)], wait: .applied)
         let primary = try pair.set(0).local
         _ = try primary.optimize(force: true)
+        // A delete in the indexed segment: its deleted-rows file is summed again by a later flush.
+        _ = try pair.engines[0].collection("c").delete([.number(6)], wait: .applied)
         // Written after the optimization: in the appendable segment.
         var late = pair.batch(Array(3000..<3100), tag: 1)
         _ = try pair.engines[0].collection("c").upsert(&late, wait: .applied)
@@ -32,7 +34,7 @@ import Testing
         #expect(pair.placements[0].calls.withLock { $0["receive"] } == nil, "no point was sent as a record")
         #expect(try pair.contents(0) == pair.contents(1))
         let copy = try pair.set(1).local
-        #expect(copy.status.indexedVectors == primary.status.indexedVectors && copy.status.indexedVectors >= 2998,
+        #expect(copy.status.indexedVectors == primary.status.indexedVectors && copy.status.indexedVectors >= 2997,
                 "the graph came with the files: \(copy.status.indexedVectors)")
         #expect(copy.status.indexingSeconds == 0)
         #expect(!FileIO.exists(copy.directory + ".incoming"), "the staging directory is gone")
@@ -51,6 +53,20 @@ import Testing
         try pair.reopen(1)
         #expect(try pair.contents(0) == pair.contents(1))
         #expect(try pair.set(1).local.digest() == pair.set(0).local.digest())
+        // The adopted segments kept their block checksums: a flipped byte in the largest summed file is found.
+        let segments = try pair.set(1).local.directory + "/segments"
+        let files = FileIO.list(segments).flatMap { d in FileIO.list(segments + "/" + d).map { segments + "/" + d + "/" + $0 } }
+            .filter { !$0.contains(".sum") && FileIO.exists($0 + ".sum0") || FileIO.exists($0 + ".sum1") }
+        let largest = try #require(files.max { (FileIO.fileSize($0) ?? 0) < (FileIO.fileSize($1) ?? 0) })
+        let fd = FileIO.openFD(largest, O_RDWR)
+        var byte: UInt8 = 0
+        _ = pread(fd, &byte, 1, 100)
+        byte ^= 0xFF
+        _ = pwrite(fd, &byte, 1, 100)
+        close(fd)
+        try pair.reopen(1)
+        let problems = try pair.set(1).local.check()
+        #expect(!problems.isEmpty, "damage in \(largest) went unseen")
         try pair.close()
     }
 
@@ -77,28 +93,71 @@ import Testing
         try pair.close()
     }
 
-    @Test("a damaged or incomplete staged copy is refused before the live shard changes")
+    @Test("a damaged or incomplete staged copy is refused before the live shard changes; only the primary sends, never over an Active copy")
     func refusesDamage() throws {
         let pair = try Self.diverged()
         let replica = try pair.set(1)
         let before = try pair.contents(1)
-        // Send a real begin and chunks by hand, then a finish whose list lies.
-        let t: UInt64 = 42
-        try replica.receiveFiles(ShardWire.encodeFiles(.begin(transfer: t)))
-        try replica.receiveFiles(ShardWire.encodeFiles(.chunk(transfer: t, path: "segments/1/rows.bin", offset: 0, bytes: [1, 2, 3])))
         let manifest = ChecksummedJSON.encode(.object([("format", .string("vq-shard")), ("version", .int(1)), ("flushed_op", .int(1)),
                                                        ("next_segment_id", .int(2)), ("segments", .array([]))]))
-        let missing = ShardWire.encodeFiles(.finish(transfer: t, manifest: manifest, seq: 1, epoch: 1,
-                                                    files: [ShardWire.FileEntry(path: "segments/1/rows.bin", size: 4)]))
-        #expect(throws: VQError.self) { try replica.receiveFiles(missing) }
-        let unnamed = ShardWire.encodeFiles(.finish(transfer: t, manifest: manifest, seq: 1, epoch: 1,
-                                                    files: [ShardWire.FileEntry(path: "segments/1/rows.bin", size: 3)]))
-        #expect(throws: VQError.self) { try replica.receiveFiles(unnamed) }
-        // Another transfer's chunks are refused.
-        #expect(throws: VQError.self) {
-            try replica.receiveFiles(ShardWire.encodeFiles(.chunk(transfer: 7, path: "segments/1/x", offset: 0, bytes: [1])))
+        func staged(_ t: UInt64) throws {
+            try replica.receiveFiles(ShardWire.encodeFiles(.begin(transfer: t)), from: 1)
+            try replica.receiveFiles(ShardWire.encodeFiles(.chunk(transfer: t, path: "segments/1/rows.bin", offset: 0, bytes: [1, 2, 3])), from: 1)
         }
+        // A finish whose list lies about a size.
+        try staged(42)
+        let missing = ShardWire.encodeFiles(.finish(transfer: 42, manifest: manifest, seq: 1, epoch: 1,
+                                                    files: [ShardWire.FileEntry(path: "segments/1/rows.bin", size: 4)]))
+        #expect(throws: VQError.self) { try replica.receiveFiles(missing, from: 1) }
+        #expect(!FileIO.exists(replica.local.directory + ".incoming"), "a failed finish removes the staging")
+        // A manifest that does not name the segment sent.
+        try staged(43)
+        let unnamed = ShardWire.encodeFiles(.finish(transfer: 43, manifest: manifest, seq: 1, epoch: 1,
+                                                    files: [ShardWire.FileEntry(path: "segments/1/rows.bin", size: 3)]))
+        #expect(throws: VQError.self) { try replica.receiveFiles(unnamed, from: 1) }
+        // A chunk that would leave a hole; another transfer's chunk.
+        try staged(44)
+        #expect(throws: VQError.self) {
+            try replica.receiveFiles(ShardWire.encodeFiles(.chunk(transfer: 44, path: "segments/1/rows.bin", offset: 10, bytes: [1])), from: 1)
+        }
+        #expect(throws: VQError.self) {
+            try replica.receiveFiles(ShardWire.encodeFiles(.chunk(transfer: 7, path: "segments/1/x", offset: 0, bytes: [1])), from: 1)
+        }
+        // From a peer that is not the primary; onto an Active copy.
+        #expect(throws: VQError.self) { try replica.receiveFiles(ShardWire.encodeFiles(.begin(transfer: 45)), from: 2) }
+        pair.shared.withLock { $0 = [Replica(peer: 1, state: .active), Replica(peer: 2, state: .active)] }
+        #expect(throws: VQError.self) { try replica.receiveFiles(ShardWire.encodeFiles(.begin(transfer: 46)), from: 1) }
         #expect(try pair.contents(1) == before)
+        try pair.close()
+    }
+
+    @Test("a copy damaged on the way fails its block checksums and is not adopted")
+    func damagedInTransit() throws {
+        let pair = try Self.diverged()
+        let before = try pair.contents(1)
+        pair.placements[0].corruptFiles.store(true, ordering: .relaxed)
+        #expect(throws: VQError.self) { try pair.set(0).transfer(to: 2, after: nil) }
+        #expect(try pair.contents(1) == before)
+        #expect(pair.shared.withLock { $0 }[1].state != .active)
+        let leftovers = try FileIO.list(pair.set(1).local.directory + "/segments").count
+        pair.placements[0].corruptFiles.store(false, ordering: .relaxed)
+        try pair.set(0).transfer(to: 2, after: nil)
+        #expect(try pair.contents(0) == pair.contents(1))
+        #expect(leftovers <= 2, "the refused copy's segments were removed")
+        try pair.close()
+    }
+
+    @Test("a finish sent again after it completed is answered done, not refused")
+    func finishIsIdempotent() throws {
+        let pair = try Self.diverged()
+        try pair.set(0).transfer(to: 2, after: nil)
+        // The transfer's finish, again: the id is the last one the replica completed.
+        let t = try pair.set(1).lastTransfer.withLock { $0 }
+        #expect(t != 0)
+        pair.shared.withLock { $0 = [Replica(peer: 1, state: .active), Replica(peer: 2, state: .partial)] }
+        let finish = ShardWire.encodeFiles(.finish(transfer: t, manifest: [], seq: 0, epoch: 0, files: []))
+        try pair.set(1).receiveFiles(finish, from: 1)
+        #expect(try pair.contents(0) == pair.contents(1))
         try pair.close()
     }
 
@@ -111,7 +170,8 @@ import Testing
         ]
         for m in ok { #expect(try ShardWire.decodeFiles(ShardWire.encodeFiles(m)) == m) }
         for path in ["../x", "segments/1/../../x", "segments/a/x", "segments/1/.hidden", "/etc/passwd", "segments/1/x/y", "segments//x",
-                     "shard.json", "segments/1/", "segments/1/a b", String(repeating: "9", count: 30)] {
+                     "shard.json", "segments/1/", "segments/1/a b", String(repeating: "9", count: 30), "segments/1/rows.bin.undo",
+                     "segments/1/x.tmp"] {
             #expect(throws: VQError.self, "\(path)") {
                 _ = try ShardWire.decodeFiles(ShardWire.encodeFiles(.chunk(transfer: 1, path: path, offset: 0, bytes: [])))
             }
