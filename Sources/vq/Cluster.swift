@@ -53,20 +53,23 @@ func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
         if args.given("shard") { path += "?shard=\(try args.int("shard", default: 0, in: 0...1_000_000))" }
         let report = try call(client, "POST", path)
         standardOutput.write(JSONWriter.string(report) + "\n")
+        let shards = report["shards"]?.arrayValue ?? []
+        let all = shards.flatMap { $0["replicas"]?.arrayValue ?? [] }
+        let rows = all.filter { $0["compared"]?.boolValue != false }
+        let failed = rows.filter { $0["error"] != nil }.count + shards.filter { $0["error"] != nil }.count
         if !args.has("quiet") {
-            let all = (report["shards"]?.arrayValue ?? []).flatMap { $0["replicas"]?.arrayValue ?? [] }
-            let rows = all.filter { $0["compared"]?.boolValue != false }
             let repaired = rows.reduce(0) { $0 + Int($1["upserted"]?.intValue ?? 0) + Int($1["deleted"]?.intValue ?? 0) }
-            let failed = rows.filter { $0["error"] != nil }.count
             let recovering = all.count - rows.count
             printError("compared \(rows.count) replicas: \(repaired) points repaired"
-                       + (failed > 0 ? ", \(failed) could not be compared or repaired" : "")
+                       + (failed > 0 ? ", \(failed) shards or replicas could not be compared or repaired (see \"error\")" : "")
                        + (recovering > 0 ? "; \(recovering) not Active (being recovered from the primary), not compared" : ""))
         }
+        // Something left unchecked is not a success (1, as a failed run; usage errors are 2).
+        if failed > 0 { return 1 }
     case "rebalance":
         guard args.positionals.count <= 2 else { throw UsageError(message: "vq cluster rebalance takes at most one COLLECTION") }
         var query: [String] = []
-        if args.positionals.count == 2 { query.append("collection=" + (args.positionals[1].addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }
+        if args.positionals.count == 2 { query.append("collection=" + (args.positionals[1].addingPercentEncoding(withAllowedCharacters: .urlUnreservedASCII) ?? "")) }
         if args.has("dry-run") { query.append("dry_run=true") }
         let result = try call(client, "POST", "/cluster/rebalance" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")))
         standardOutput.write(JSONWriter.string(result) + "\n")

@@ -174,15 +174,23 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, timeout: peerTimeout, historyBytes: historyBytes,
                                segmentFileTransfer: segmentFiles)
     let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
+    func autoRebalance() throws -> Bool {
+        if args.has("auto-rebalance") { return true }
+        switch setting("auto-rebalance") {
+        case nil, "false": return false
+        case "true": return true
+        case let other?: throw UsageError(message: "auto_rebalance is '\(other)' in the config file; expected true or false")
+        }
+    }
     var antiEntropy = 300.0
     if let text = setting("anti-entropy-interval") {
-        guard let v = Double(text), v >= 0, v < 1e9 else {
-            throw UsageError(message: "--anti-entropy-interval is '\(text)'; expected seconds (0 to turn periodic passes off)")
+        guard let v = Double(text), v == 0 || (v >= 1 && v < 1e9) else {
+            throw UsageError(message: "--anti-entropy-interval is '\(text)'; expected seconds, at least 1 (0 turns periodic passes off)")
         }
         antiEntropy = v
     }
     let driver = ClusterDriver(node: cluster, engine: engine, router: router, antiEntropyInterval: antiEntropy,
-                               autoRebalance: args.has("auto-rebalance") || setting("auto-rebalance") == "true")
+                               autoRebalance: try autoRebalance())
     apiRef = QdrantAPI(engine: engine, config: api, cluster: cluster, router: router)
     driver.start()
     server.start()

@@ -194,7 +194,15 @@ extension QdrantAPI {
             }
             shards = [s]
         }
-        let reports = try shards.map { try collection.replicaSets[$0].repair() }
+        guard shards.allSatisfy(collection.replicaSets.indices.contains) else {
+            throw VQError(.busy, "collection \"\(name)\" is being re-created here; retry shortly")
+        }
+        // One shard's failure is its entry's error, not the loss of the other shards' reports.
+        let reports: [JSON] = shards.map { s in
+            do { return try collection.replicaSets[s].repair() } catch {
+                return .object([("shard_id", .int(Int64(s))), ("error", .string(VQError.wrap(error).message)), ("replicas", .array([]))])
+            }
+        }
         return APIEnvelope.ok(.object([("shards", .array(reports))]), since: start)
     }
 
@@ -217,7 +225,7 @@ extension QdrantAPI {
                 throw VQError(.busy, "no Raft leader is known to run the rebalance; retry shortly")
             }
             var query: [String] = []
-            if let c = r.query["collection"] { query.append("collection=" + (c.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")) }
+            if let c = r.query["collection"] { query.append("collection=" + (c.addingPercentEncoding(withAllowedCharacters: .urlUnreservedASCII) ?? "")) }
             if dryRun { query.append("dry_run=true") }
             let answer = try HTTPClient(url: uri, timeout: 3600)
                 .send("POST", "/internal/rebalance" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), headers: cluster.internalHeaders)

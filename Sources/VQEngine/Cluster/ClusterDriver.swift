@@ -73,17 +73,18 @@ package final class ClusterDriver: Sendable {
     /// current with the leader, and under the shard's lock, with the
     /// placement read again inside it: a copy to a replica just added here takes the same lock
     /// after the add is applied, so it is never cleared.
-    private func clearDropped(_ name: String, _ s: Int) {
+    private func clearDropped(_ name: String, _ s: Int, confirmed: inout Bool?) {
         guard let collection = try? engine.collection(name), collection.replicaSets.indices.contains(s) else { return }
         let local = collection.replicaSets[s].local
         guard local.pointCount > 0 else { return }
         // Only on metadata caught up with the leader's: while the log is applied again after a
         // restart, an older placement can lack a replica the newer one gives this peer.
-        guard node.catchUp(timeout: 1), node.status.applied >= node.status.commit else { return }
+        if confirmed == nil { confirmed = node.catchUp(timeout: 1) }
+        guard confirmed == true else { return }
         let replication = router.replication(name, s)
         replication.lock.lock()
         defer { replication.lock.unlock() }
-        guard let replicas = node.collectionMeta(name)?.shards[s], !replicas.contains(where: { $0.peer == node.id }) else { return }
+        guard let replicas = node.collectionMeta(name)?.shards[safe: s], !replicas.contains(where: { $0.peer == node.id }) else { return }
         let ids = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
         do {
             try local.waitApplied(try local.submit(.delete(ids)))
@@ -191,10 +192,12 @@ package final class ClusterDriver: Sendable {
 
     private func recover() {
         let state = node.metadata
+        // Asked of the leader at most once per pass, and only when a dropped copy holds points.
+        var confirmed: Bool?
         for (name, meta) in state.collections {
             for (s, replicas) in meta.shards.enumerated() {
                 guard let mine = replicas.first(where: { $0.peer == node.id }) else {
-                    clearDropped(name, s)
+                    clearDropped(name, s, confirmed: &confirmed)
                     continue
                 }
                 guard mine.state != .active else { continue }

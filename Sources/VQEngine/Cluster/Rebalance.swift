@@ -9,9 +9,10 @@
 // the plan is deterministic and overall load evens out too.
 //
 // Each move is a shard transfer while serving (`Rebalancer.move`): the target is added as a
-// Partial replica, the primary copies the shard to it (writes keep going to every active
-// replica), it becomes Active, and only then is the source's replica dropped. A move that fails
-// stops the run, leaving every shard with at least its old replicas.
+// Partial replica, the primary copies the shard to it (writes to the shard wait meanwhile), it
+// becomes Active, and only then is the source's replica dropped. A move that fails takes back the
+// replica it added and stops the run, leaving every shard with its old replicas. Only the Raft
+// leader moves (`POST /cluster/rebalance` is forwarded there), one run at a time.
 
 import Foundation
 import Synchronization
@@ -97,17 +98,35 @@ package struct Rebalancer: Sendable {
         self.engine = engine
     }
 
-    /// Adds `to` as a replica of the shard (Partial) unless it holds one, and has the primary copy it.
+    /// Adds `to` as a replica of the shard (Partial) unless it holds one, and has the primary copy
+    /// it. A copy that fails takes back the replica this call added (a target that cannot take it
+    /// must not stay a Partial replica of the shard).
     package func replicate(_ name: String, _ shard: Int, to: PeerID) throws {
-        if node.collectionMeta(name)?.shards[shard].contains(where: { $0.peer == to }) != true {
-            try node.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to))
+        guard let shards = node.collectionMeta(name)?.shards, shards.indices.contains(shard) else {
+            throw VQError(.notFound, "collection \"\(name)\" has no shard \(shard)")
         }
-        try engine.collection(name).replicaSets[shard].catchUp(to: to, after: nil)
+        let added = !shards[shard].contains { $0.peer == to }
+        if added { try node.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to)) }
+        do {
+            let collection = try engine.collection(name)
+            guard collection.replicaSets.indices.contains(shard) else { throw VQError(.notFound, "collection \"\(name)\" has no shard \(shard) here") }
+            try collection.replicaSets[shard].catchUp(to: to, after: nil)
+        } catch {
+            if added { try? node.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: to)) }
+            throw error
+        }
     }
 
     /// Moves a replica: copies it to `move.to`, then drops `move.from`'s.
     package func move(_ move: Rebalance.Move) throws {
         try replicate(move.collection, move.shard, to: move.to)
+        // Dropped only while the new replica is Active (another mover may have changed the shard).
+        // The primary committed that; this peer's metadata may not have applied it yet.
+        let active = { node.collectionMeta(move.collection)?.shards[safe: move.shard]?.contains(Replica(peer: move.to, state: .active)) == true }
+        if !active() { _ = node.catchUp(timeout: 5) }
+        guard active() else {
+            throw VQError(.conflict, "\(move): the new replica is not Active; the old one is kept")
+        }
         try node.propose(ClusterState.replica("drop_replica", move.collection, shard: move.shard, peer: move.from))
         node.logEvent("replica moved", [("collection", .string(move.collection)), ("shard", .int(Int64(move.shard))),
                                         ("from", .uint(move.from)), ("to", .uint(move.to))])
@@ -122,13 +141,22 @@ package struct Rebalancer: Sendable {
             throw VQError(.conflict, "a rebalance is already running on this peer")
         }
         defer { Self.running.store(false, ordering: .releasing) }
-        func plan() -> [Rebalance.Move] { Rebalance.plan(node.metadata.collections, peers: node.status.voters.sorted(), only: only) }
+        // Voters the metadata knows the address of and has not removed.
+        func plan() -> [Rebalance.Move] {
+            let state = node.metadata
+            let peers = node.status.voters.filter { state.peers[$0] != nil && !state.removed.contains($0) }.sorted()
+            return Rebalance.plan(state.collections, peers: peers, only: only)
+        }
         let first = plan()
         if dryRun { return (first, 0) }
         var done: [Rebalance.Move] = []
         var next = first
         // Bounded: a plan's moves narrow the gaps; twice the first plan (and some) covers replanning.
         while let m = next.first, done.count < 2 * first.count + 8 {
+            // One mover at a time: the leader's (a peer that stops leading stops moving).
+            guard node.status.role == .leader, !node.isStopped else {
+                throw VQError(.busy, "rebalance stopped after \(done.count) moves: this peer no longer leads the cluster")
+            }
             do { try move(m) } catch {
                 let e = VQError.wrap(error)
                 throw VQError(e.kind, "rebalance stopped after \(done.count) moves: moving \(m): \(e.message)")

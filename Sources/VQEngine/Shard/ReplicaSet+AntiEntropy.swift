@@ -12,6 +12,8 @@
 //
 // A replica that cannot be compared (no answer) is reported and left to the write path; one that
 // is known to differ and cannot be repaired is marked Dead, so it serves no reads and is copied.
+// Only a primary whose metadata the Raft leader confirms repairs; a replica that names another
+// primary refuses (as for writes), and the repair stops without marking anyone.
 
 import Foundation
 
@@ -44,6 +46,11 @@ extension ReplicaSet {
         }
         var lockHeld = 0.0
         if !candidates.isEmpty {
+            // Repairs overwrite replicas: only a primary whose metadata is confirmed current with the
+            // Raft leader sends them (one replaced while away must not; checked before the lock).
+            guard placement.confirmMetadata() else {
+                throw VQError(.busy, "\(what): this peer cannot confirm with the metadata leader that it is still the primary")
+            }
             let replication = placement.replication(collection, id)
             replication.lock.lock()
             let locked = Date()
@@ -54,15 +61,27 @@ extension ReplicaSet {
                 throw VQError(.busy, "this peer is no longer the primary of \(what)")
             }
             for (peer, buckets) in candidates where now.contains(Replica(peer: peer, state: .active)) {
+                let destination = remote(placement, peer)
+                // Which points differ: a replica that does not answer is reported, not judged (the
+                // buckets may have differed only by writes in flight during the first pass).
+                let plan: (upsert: [PointID], delete: [PointID])
+                do { plan = try difference(destination, buckets: Set(buckets)) } catch {
+                    outcomes[peer]?.error = "could not compare: \(VQError.wrap(error).message)"
+                    continue
+                }
                 do {
-                    let (upserted, deleted) = try repair(peer, buckets: Set(buckets), placement)
-                    outcomes[peer]?.upserted = upserted
-                    outcomes[peer]?.deleted = deleted
-                    if upserted + deleted > 0 {
+                    try send(plan, to: destination)
+                    outcomes[peer]?.upserted = plan.upsert.count
+                    outcomes[peer]?.deleted = plan.delete.count
+                    if !plan.upsert.isEmpty || !plan.delete.isEmpty {
                         placement.log("replica repaired", [("collection", .string(collection)), ("shard", .int(Int64(id))),
-                                                           ("peer", .uint(peer)), ("upserted", .int(Int64(upserted))),
-                                                           ("deleted", .int(Int64(deleted)))])
+                                                           ("peer", .uint(peer)), ("upserted", .int(Int64(plan.upsert.count))),
+                                                           ("deleted", .int(Int64(plan.delete.count)))])
                     }
+                } catch let e as VQError where e.kind == .notPrimary {
+                    // The replica knows a newer primary: this peer stops and marks no one Dead.
+                    replication.ordering = false
+                    throw VQError(.busy, "this peer is no longer the primary of \(what): \(e.message)")
                 } catch {
                     // Known to differ and not repaired: it must not serve reads; recovery copies it.
                     let why = "anti-entropy repair failed: \(VQError.wrap(error).message)"
@@ -89,19 +108,23 @@ extension ReplicaSet {
                         ("seconds", .double(Date().timeIntervalSince(started))), ("writes_held_seconds", .double(lockHeld))])
     }
 
-    /// Pass 2 for one replica (the shard's lock held): its points in `buckets` made the primary's.
-    private func repair(_ peer: PeerID, buckets: Set<Int>, _ placement: any ReplicaPlacement) throws -> (upserted: Int, deleted: Int) {
-        let destination = remote(placement, peer)
+    /// Pass 2 for one replica (the shard's lock held): the points of `buckets` it lacks or holds
+    /// differently, and those only it holds.
+    private func difference(_ destination: RemoteShard, buckets: Set<Int>) throws -> (upsert: [PointID], delete: [PointID]) {
         let ours = try local.contentHashes(buckets: buckets)
         let theirs = try destination.contentHashes(buckets: buckets)
         let extra = theirs.keys.filter { ours[$0] == nil }.sorted()
         let differ = ours.compactMap { theirs[$0.key] == $0.value ? nil : $0.key }.sorted()
-        if !extra.isEmpty { try destination.apply(Operation.delete(extra).encode(), .applied, seq: 0, epoch: 0) }
-        for start in stride(from: 0, to: differ.count, by: Self.repairBatch) {
-            let batch = local.batch(of: Array(differ[start..<min(differ.count, start + Self.repairBatch)]))
+        return (differ, extra)
+    }
+
+    /// Makes the replica's points of a `difference` the primary's: unsequenced applies.
+    private func send(_ plan: (upsert: [PointID], delete: [PointID]), to destination: RemoteShard) throws {
+        if !plan.delete.isEmpty { try destination.apply(Operation.delete(plan.delete).encode(), .applied, seq: 0, epoch: 0) }
+        for start in stride(from: 0, to: plan.upsert.count, by: Self.repairBatch) {
+            let batch = local.batch(of: Array(plan.upsert[start..<min(plan.upsert.count, start + Self.repairBatch)]))
             try destination.apply(Operation.upsert(batch).encode(), .applied, seq: 0, epoch: 0)
         }
-        return (differ.count, extra.count)
     }
 
     /// Runs `reconcile` on the shard's primary: here when this peer is it, otherwise by asking it.

@@ -23,6 +23,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let failApply = Atomic<Bool>(false)
     /// When set, segment-file transfer messages to the other peer fail.
     let failFiles = Atomic<Bool>(false)
+    /// When set, requests for point hashes (the second pass) to the other peer fail.
+    let failHashes = Atomic<Bool>(false)
     /// When set, a byte of each deleted-rows file sent is flipped.
     let corruptFiles = Atomic<Bool>(false)
     /// Whole-shard copies by segment files (else by records).
@@ -52,7 +54,9 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
             try set.applyAsReplica(body, vectors: collection.config.vectors, from: localPeer)
             return []
-        case "digest": return try set.digestAnswer(body)
+        case "digest":
+            if failHashes.load(ordering: .relaxed) && body.first == 1 { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            return try set.digestAnswer(body)
         case "receive-files":
             if failFiles.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
             var body = body
@@ -207,6 +211,22 @@ struct ReplicaPair {
         let next = try pair.set(0).reconcile()
         let dead = try #require(next["replicas"]?.arrayValue?.first)
         #expect(dead["state"]?.stringValue == "Dead" && dead["compared"]?.boolValue == false, "\(JSONWriter.string(next))")
+        try pair.close()
+    }
+
+    @Test("a replica that cannot be compared point by point is reported, not marked Dead")
+    func uncomparedIsNotDead() throws {
+        let pair = try ReplicaPair()
+        var points = pair.batch(Array(0..<50))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        let replica = try pair.set(1).local
+        try replica.waitApplied(try replica.submit(.delete([.number(7)])))
+        pair.placements[0].failHashes.store(true, ordering: .relaxed)
+        let report = try pair.set(0).reconcile()
+        let row = try #require(report["replicas"]?.arrayValue?.first)
+        let error = row["error"]?.stringValue ?? ""
+        #expect(error.hasPrefix("could not compare"), "\(error)")
+        #expect(pair.shared.withLock { $0 }.allSatisfy { $0.state == .active })
         try pair.close()
     }
 
