@@ -4,11 +4,14 @@
 //
 //   pass 1  (writes go on) the primary's digest and each replica's (ShardDigest: 256 buckets);
 //           equal digests end it. A bucket can differ only because writes were in flight.
-//   pass 2  (the shard's lock held: no write is ordered, so both copies hold the same
-//           operations once applied) per replica, the content hashes of the differing buckets
-//           only; points the replica lacks or holds differently are sent as an upsert of the
-//           primary's stored point, points only the replica holds as a delete, both unsequenced
-//           (`apply` with sequence 0: the replication position does not move).
+//   pass 2  (writes go on) per replica, the content hashes of the differing buckets' points;
+//           the points that differ are suspects (a point that differed only while a write was
+//           in flight compares equal and is never held)
+//   pass 3  (the shard's lock held: no write is ordered, so both copies hold the same
+//           operations once applied) the suspects only, compared again; points the replica
+//           lacks or holds differently are sent as an upsert of the primary's stored point,
+//           points only the replica holds as a delete, both unsequenced (`apply` with sequence
+//           0: the replication position does not move).
 //
 // A replica that cannot be compared (no answer) is reported and left to the write path; one that
 // is known to differ and cannot be repaired is marked Dead, so it serves no reads and is copied.
@@ -44,13 +47,30 @@ extension ReplicaSet {
                 outcomes[peer] = Outcome(error: VQError.wrap(error).message)
             }
         }
+        // Pass 2, writes still going on: the points of the differing buckets, compared one by one.
+        // Those that differ now are suspects; a point that differed only while a write was in
+        // flight is equal here and never held.
+        var suspects: [(PeerID, [PointID])] = []
+        for (peer, buckets) in candidates {
+            do {
+                let ours = try local.contentHashes(buckets: Set(buckets))
+                let theirs = try remote(placement, peer).contentHashes(buckets: Set(buckets))
+                let ids = Set(ours.keys).union(theirs.keys).filter { ours[$0] != theirs[$0] }
+                if !ids.isEmpty { suspects.append((peer, ids.sorted())) }
+            } catch {
+                // Not compared: reported, not judged.
+                outcomes[peer]?.error = "could not compare: \(VQError.wrap(error).message)"
+            }
+        }
         var lockHeld = 0.0
-        if !candidates.isEmpty {
+        if !suspects.isEmpty {
             // Repairs overwrite replicas: only a primary whose metadata is confirmed current with the
             // Raft leader sends them (one replaced while away must not; checked before the lock).
             guard placement.confirmMetadata() else {
                 throw VQError(.busy, "\(what): this peer cannot confirm with the metadata leader that it is still the primary")
             }
+            // Pass 3, the shard's lock held (no write is ordered, so both copies hold the same
+            // operations once applied): the suspects only, compared again and repaired.
             let replication = placement.replication(collection, id)
             replication.lock.lock()
             let locked = Date()
@@ -60,12 +80,10 @@ extension ReplicaSet {
             guard let now = placement.replicas(collection, id), now.first(where: { $0.state == .active })?.peer == me else {
                 throw VQError(.busy, "this peer is no longer the primary of \(what)")
             }
-            for (peer, buckets) in candidates where now.contains(Replica(peer: peer, state: .active)) {
+            for (peer, ids) in suspects where now.contains(Replica(peer: peer, state: .active)) {
                 let destination = remote(placement, peer)
-                // Which points differ: a replica that does not answer is reported, not judged (the
-                // buckets may have differed only by writes in flight during the first pass).
                 let plan: (upsert: [PointID], delete: [PointID])
-                do { plan = try difference(destination, buckets: Set(buckets)) } catch {
+                do { plan = try difference(destination, ids: ids) } catch {
                     outcomes[peer]?.error = "could not compare: \(VQError.wrap(error).message)"
                     continue
                 }
@@ -108,11 +126,11 @@ extension ReplicaSet {
                         ("seconds", .double(Date().timeIntervalSince(started))), ("writes_held_seconds", .double(lockHeld))])
     }
 
-    /// Pass 2 for one replica (the shard's lock held): the points of `buckets` it lacks or holds
+    /// Pass 3 for one replica (the shard's lock held): of `ids`, those it lacks or holds
     /// differently, and those only it holds.
-    private func difference(_ destination: RemoteShard, buckets: Set<Int>) throws -> (upsert: [PointID], delete: [PointID]) {
-        let ours = try local.contentHashes(buckets: buckets)
-        let theirs = try destination.contentHashes(buckets: buckets)
+    private func difference(_ destination: RemoteShard, ids: [PointID]) throws -> (upsert: [PointID], delete: [PointID]) {
+        let ours = try local.contentHashes(ids: ids)
+        let theirs = try destination.contentHashes(ids: ids)
         let extra = theirs.keys.filter { ours[$0] == nil }.sorted()
         let differ = ours.compactMap { theirs[$0.key] == $0.value ? nil : $0.key }.sorted()
         return (differ, extra)
@@ -140,10 +158,12 @@ extension ReplicaSet {
     /// The peer route's answer to a digest request (`ShardWire.encodeDigestRequest`): this peer's
     /// copy's summary, or the content hashes of the asked buckets.
     package func digestAnswer(_ body: [UInt8]) throws -> [UInt8] {
-        let buckets = try ShardWire.decodeDigestRequest(body)
         try local.checkIntact()
-        guard let buckets else { return ShardWire.encodeDigest(try local.digest()) }
-        return ShardWire.encodeHashes(try local.contentHashes(buckets: buckets))
+        switch try ShardWire.decodeDigestRequest(body) {
+        case .summary: return ShardWire.encodeDigest(try local.digest())
+        case .buckets(let buckets): return ShardWire.encodeHashes(try local.contentHashes(buckets: buckets))
+        case .points(let ids): return ShardWire.encodeHashes(try local.contentHashes(ids: ids))
+        }
     }
 }
 
@@ -158,6 +178,12 @@ extension RemoteShard {
     package func contentHashes(buckets: Set<Int>) throws -> [PointID: UInt64] {
         let bytes = try call("digest", ShardWire.encodeDigestRequest(buckets: buckets.sorted()), timeout: 600)
         return try answer { try ShardWire.decodeHashes(bytes, buckets: buckets) }
+    }
+
+    /// This replica's content hashes of those of `ids` it holds.
+    package func contentHashes(ids: [PointID]) throws -> [PointID: UInt64] {
+        let bytes = try call("digest", ShardWire.encodeDigestRequest(ids: ids), timeout: 600)
+        return try answer { try ShardWire.decodeHashes(bytes, ids: Set(ids)) }
     }
 
     /// Asks this replica, the primary, to reconcile the shard's replicas; its report.

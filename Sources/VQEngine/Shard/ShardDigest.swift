@@ -11,7 +11,8 @@
 // replicas can agree on. The primary's content wins.
 //
 // Wire forms (ShardWire conventions, every count checked against the bytes present):
-//   digest request  | mode u8 (0 summary, 1 points) | count u32 | count x bucket u32 |
+//   digest request  | mode u8 (0 summary, 1 buckets' points, 2 given points) | count u32 |
+//                   | count x bucket u32 (mode 1) or count x id (mode 2) |
 //   summary         | 256 x (count u32 | sum u64) |
 //   points          | count u32 | count x (id | hash u64) |
 
@@ -186,11 +187,31 @@ extension LocalShard {
         }
     }
 
+    /// The content hashes of those of `ids` this copy holds, once every accepted write is applied.
+    package func contentHashes(ids: [PointID]) throws -> [PointID: UInt64] {
+        try waitApplied(lastOp)
+        return lock.read {
+            var out: [PointID: UInt64] = [:]
+            for id in ids {
+                guard let loc = holder.locations[id], let seg = holder.slots[Int(loc.slot)] else { continue }
+                out[id] = seg.contentHash(Int(loc.row))
+            }
+            return out
+        }
+    }
+
     /// `ids`' stored points as an upsert batch (see `SegmentHolder.batch(of:)`).
     package func batch(of ids: [PointID]) -> PointBatch { lock.read { holder.batch(of: ids) } }
 }
 
 extension ShardWire {
+    /// What a digest request asks for.
+    package enum DigestRequest: Equatable {
+        case summary
+        case buckets(Set<Int>)
+        case points([PointID])
+    }
+
     package static func encodeDigestRequest(buckets: [Int]?) -> [UInt8] {
         var w = ByteWriter(capacity: 5 + 4 * (buckets?.count ?? 0))
         w.u8(buckets == nil ? 0 : 1)
@@ -199,20 +220,39 @@ extension ShardWire {
         return w.bytes
     }
 
-    /// nil: the summary; else the buckets whose points' hashes are wanted.
-    package static func decodeDigestRequest(_ bytes: [UInt8]) throws -> Set<Int>? {
+    package static func encodeDigestRequest(ids: [PointID]) -> [UInt8] {
+        var w = ByteWriter(capacity: 5 + ByteReader.pointIDBytes * ids.count)
+        w.u8(2)
+        w.u32(UInt32(ids.count))
+        for id in ids { w.pointID(id) }
+        return w.bytes
+    }
+
+    package static func decodeDigestRequest(_ bytes: [UInt8]) throws -> DigestRequest {
         try decode(bytes, "digest request") { r in
             let mode = try r.u8()
-            guard mode <= 1 else { throw VQError(.corrupt, "unknown digest mode \(mode)") }
-            let n = try r.count(of: 4, "buckets")
-            var buckets = Set<Int>()
-            for _ in 0..<n {
-                let b = Int(try r.u32())
-                guard b < ShardDigest.buckets else { throw VQError(.corrupt, "bucket \(b) is out of range 0..<\(ShardDigest.buckets)") }
-                buckets.insert(b)
+            switch mode {
+            case 0:
+                guard try r.u32() == 0 else { throw VQError(.corrupt, "a summary request names no buckets") }
+                return .summary
+            case 1:
+                let n = try r.count(of: 4, "buckets")
+                var buckets = Set<Int>()
+                for _ in 0..<n {
+                    let b = Int(try r.u32())
+                    guard b < ShardDigest.buckets else { throw VQError(.corrupt, "bucket \(b) is out of range 0..<\(ShardDigest.buckets)") }
+                    buckets.insert(b)
+                }
+                return .buckets(buckets)
+            case 2:
+                let n = try r.count(of: ByteReader.pointIDBytes, "point ids")
+                var ids: [PointID] = []
+                ids.reserveCapacity(n)
+                for _ in 0..<n { ids.append(try r.pointID()) }
+                return .points(ids)
+            default:
+                throw VQError(.corrupt, "unknown digest mode \(mode)")
             }
-            if mode == 0 && n > 0 { throw VQError(.corrupt, "a summary request names no buckets") }
-            return mode == 0 ? nil : buckets
         }
     }
 
@@ -248,13 +288,22 @@ extension ShardWire {
 
     /// Point hashes, each id once and in one of `buckets` (a peer answering with others is wrong).
     package static func decodeHashes(_ bytes: [UInt8], buckets: Set<Int>) throws -> [PointID: UInt64] {
+        try decodeHashes(bytes) { buckets.contains(ShardDigest.bucket($0)) ? nil : "is not in an asked bucket" }
+    }
+
+    /// Point hashes, each id once and one of `ids`.
+    package static func decodeHashes(_ bytes: [UInt8], ids: Set<PointID>) throws -> [PointID: UInt64] {
+        try decodeHashes(bytes) { ids.contains($0) ? nil : "was not asked for" }
+    }
+
+    private static func decodeHashes(_ bytes: [UInt8], unexpected: (PointID) -> String?) throws -> [PointID: UInt64] {
         try decode(bytes, "point hashes") { r in
             let n = try r.count(of: ByteReader.pointIDBytes + 8, "point hashes")
             var out: [PointID: UInt64] = [:]
             out.reserveCapacity(n)
             for _ in 0..<n {
                 let id = try r.pointID()
-                guard buckets.contains(ShardDigest.bucket(id)) else { throw VQError(.corrupt, "point \(id) is not in an asked bucket") }
+                if let why = unexpected(id) { throw VQError(.corrupt, "point \(id) \(why)") }
                 guard out.updateValue(try r.u64(), forKey: id) == nil else { throw VQError(.corrupt, "point \(id) is listed twice") }
             }
             return out

@@ -23,6 +23,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let failApply = Atomic<Bool>(false)
     /// When set, segment-file transfer messages to the other peer fail.
     let failFiles = Atomic<Bool>(false)
+    /// When set, the other peer's digest summary has one bucket's sum off (as while a write is in flight).
+    let skewSummary = Atomic<Bool>(false)
     /// When set, requests for point hashes (the second pass) to the other peer fail.
     let failHashes = Atomic<Bool>(false)
     /// When set, a byte of each deleted-rows file sent is flipped.
@@ -56,7 +58,10 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             return []
         case "digest":
             if failHashes.load(ordering: .relaxed) && body.first == 1 { throw VQError(.unreachable, "peer \(peer) did not answer") }
-            return try set.digestAnswer(body)
+            var answer = try set.digestAnswer(body)
+            // A summary taken while a write was in flight: one bucket's sum off.
+            if skewSummary.load(ordering: .relaxed) && body.first == 0 { answer[4] ^= 1 }
+            return answer
         case "receive-files":
             if failFiles.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
             var body = body
@@ -214,6 +219,22 @@ struct ReplicaPair {
         try pair.close()
     }
 
+    @Test("a bucket that differed only while a write was in flight is compared point by point without holding writes")
+    func inFlightDifferenceHoldsNothing() throws {
+        let pair = try ReplicaPair()
+        var points = pair.batch(Array(0..<200))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        pair.placements[0].skewSummary.store(true, ordering: .relaxed)
+        pair.placements[0].calls.withLock { $0 = [:] }
+        let report = try pair.set(0).reconcile()
+        let row = try #require(report["replicas"]?.arrayValue?.first)
+        #expect(row["differing_buckets"]?.intValue == 1)
+        #expect(row["upserted"]?.intValue == 0 && row["deleted"]?.intValue == 0)
+        #expect(report["writes_held_seconds"]?.doubleValue == 0, "\(JSONWriter.string(report))")
+        #expect(pair.placements[0].calls.withLock { $0 } == ["digest": 2], "a summary and one bucket's points; nothing applied")
+        try pair.close()
+    }
+
     @Test("a replica that cannot be compared point by point is reported, not marked Dead")
     func uncomparedIsNotDead() throws {
         let pair = try ReplicaPair()
@@ -246,8 +267,11 @@ struct ReplicaPair {
 
     @Test("digest messages from a peer are checked: mode, bucket range, ids in asked buckets, duplicates, length")
     func hostileDigestMessages() throws {
-        #expect(try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: nil)) == nil)
-        #expect(try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: [3, 255])) == [3, 255])
+        #expect(try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: nil)) == .summary)
+        #expect(try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(buckets: [3, 255])) == .buckets([3, 255]))
+        #expect(try ShardWire.decodeDigestRequest(ShardWire.encodeDigestRequest(ids: [.number(4), .uuid(1, 2)])) == .points([.number(4), .uuid(1, 2)]))
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeDigestRequest([2, 5, 0, 0, 0]) }
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeDigestRequest([0, 1, 0, 0, 0, 7, 0, 0, 0]) }
         var bad = ShardWire.encodeDigestRequest(buckets: [3])
         bad[0] = 7
         #expect(throws: VQError.self) { _ = try ShardWire.decodeDigestRequest(bad) }
@@ -264,6 +288,8 @@ struct ReplicaPair {
         let b = ShardDigest.bucket(id)
         #expect(try ShardWire.decodeHashes(ShardWire.encodeHashes([id: 9]), buckets: [b]) == [id: 9])
         #expect(throws: VQError.self) { _ = try ShardWire.decodeHashes(ShardWire.encodeHashes([id: 9]), buckets: [(b + 1) % 256]) }
+        #expect(try ShardWire.decodeHashes(ShardWire.encodeHashes([id: 9]), ids: [id]) == [id: 9])
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeHashes(ShardWire.encodeHashes([id: 9]), ids: [.number(2)]) }
         var twice = ByteWriter()
         twice.u32(2)
         for _ in 0..<2 { twice.pointID(id); twice.u64(9) }
