@@ -114,7 +114,8 @@ extension CommandSpec {
                    help: "Default bound in bytes of each shard's update queue for collections created through this server.",
                    defaultText: "1073741824"),
         OptionSpec(long: "replication-history-bytes", value: "N",
-                   help: "Bytes of recent operations each shard keeps so a replica that missed some catches up with just those.",
+                   help: "Bytes of recent operations each shard keeps (in memory, and logged so a restart keeps them) so a replica "
+                       + "that missed some catches up with just those.",
                    defaultText: "16777216"),
         OptionSpec(long: "peer-timeout", value: "S",
                    help: "Seconds a call to another peer may take: a replica that has not taken a write by then is marked Dead "

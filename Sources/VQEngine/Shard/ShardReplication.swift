@@ -10,6 +10,15 @@
 // last operations (up to 16 MB, `--replication-history-bytes`, or 100,000) stay in memory, trimmed
 // as they go: a replica that missed a range the
 // source still has catches up with just that range; otherwise it gets the whole shard.
+//
+// The history is also logged (`COLLECTION.SHARD.log0` and `.log1`, appended without fsync, as
+// the position): a restarted peer (a primary most of all) still serves ranges. Appends go to one
+// file until it holds the history's byte bound, then to the other, emptied first; together they
+// hold at least the bound's worth of the newest operations, and nothing is written twice.
+//   record | seq u64 | epoch u64 | length u32 | crc32c u32 (of seq, epoch, length, body) | body |
+// On open both are read, each up to its first damaged record; the history is kept only if it runs
+// without a gap up to the position file's (epoch, number) (an OS crash can lose a tail the
+// position kept), else it starts empty and a replica behind it is copied whole, as before.
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +40,11 @@ package final class ShardReplication: @unchecked Sendable {
     private let path: String
     /// `path`, open for the whole life of this state (one pwrite per operation, no open/close).
     private var fd: Int32 = -1
+    /// The history log being appended to (0 or 1), its descriptor and size.
+    private var logIndex = 0
+    private var logFD: Int32 = -1
+    private var logBytes = 0
+    private static let recordHeader = 24
     /// Bytes of recent operations kept for range catch-ups (`--replication-history-bytes`).
     let maxBytes: Int
     static let maxOps = 100_000
@@ -49,9 +63,94 @@ package final class ShardReplication: @unchecked Sendable {
         lastEpoch = epoch
         try? FileIO.makeDirectories(FileIO.directoryOf(path))
         fd = FileIO.openFD(path, O_WRONLY | O_CREAT | O_CLOEXEC)
+        loadHistory()
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit {
+        if fd >= 0 { close(fd) }
+        if logFD >= 0 { close(logFD) }
+    }
+
+    private func logPath(_ i: Int) -> String { path + ".log\(i)" }
+
+    /// The valid records of log `i`, up to its first damaged or torn one.
+    private func readLog(_ i: Int) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])] {
+        guard let data = try? FileIO.readAll(logPath(i)) else { return [] }
+        var out: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])] = []
+        data.withUnsafeBytes { raw in
+            var at = 0
+            while raw.count - at >= Self.recordHeader {
+                let seq = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                let epoch = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 16, as: UInt32.self)))
+                let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 20, as: UInt32.self))
+                guard length <= raw.count - at - Self.recordHeader else { break }
+                let covered = CRC32C.update(CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[at..<(at + 20)])),
+                                            UnsafeRawBufferPointer(rebasing: raw[(at + 24)..<(at + 24 + length)]))
+                guard covered == crc else { break }
+                out.append((seq, epoch, Array(raw[(at + 24)..<(at + 24 + length)])))
+                at += Self.recordHeader + length
+            }
+        }
+        return out
+    }
+
+    /// Reads both logs into the history (when it ends at the position) and opens the one to append to.
+    private func loadHistory() {
+        let logs = [readLog(0), readLog(1)]
+        // Older file first (by first sequence number); the newer one is appended to.
+        let order = (logs[0].first?.seq ?? 0) <= (logs[1].first?.seq ?? 0) ? [0, 1] : [1, 0]
+        var all = logs[order[0]] + logs[order[1]]
+        // Only the run without a gap that ends the logs counts.
+        if let gap = all.indices.dropFirst().last(where: { all[$0].seq != all[$0 - 1].seq + 1 }) { all.removeFirst(gap) }
+        if let last = all.last, last.seq == lastSeq, last.epoch == lastEpoch, lastSeq > 0 {
+            for r in all {
+                recent.append(r)
+                bytes += r.bytes.count
+            }
+            trim()
+        }
+        logIndex = logs[order[1]].isEmpty && !logs[order[0]].isEmpty ? order[0] : order[1]
+        openLog(logIndex, truncate: false)
+        // A log holding something other than the kept history is emptied.
+        if recent.isEmpty && (!logs[0].isEmpty || !logs[1].isEmpty) { clearLogs() }
+    }
+
+    private func openLog(_ i: Int, truncate: Bool) {
+        if logFD >= 0 { close(logFD) }
+        logIndex = i
+        logFD = FileIO.openFD(logPath(i), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0))
+        logBytes = truncate ? 0 : (FileIO.fileSize(logPath(i)) ?? 0)
+    }
+
+    private func clearLogs() {
+        FileIO.remove(logPath(1 - logIndex))
+        openLog(logIndex, truncate: true)
+    }
+
+    /// Appends one operation to the log (switching files once this one holds the bound).
+    private func log(_ seq: UInt64, _ epoch: UInt64, _ op: [UInt8]) {
+        guard logFD >= 0 else { return }
+        if logBytes >= maxBytes {
+            openLog(1 - logIndex, truncate: true)
+        }
+        var w = ByteWriter(capacity: Self.recordHeader + op.count)
+        w.u64(seq)
+        w.u64(epoch)
+        w.u32(UInt32(op.count))
+        let crc = w.bytes.withUnsafeBytes { h in op.withUnsafeBytes { CRC32C.update(CRC32C.update(0, h), $0) } }
+        w.u32(crc)
+        w.bytes.append(contentsOf: op)
+        // Unsynced, like the position: a lost tail only costs a whole copy later.
+        let written = w.bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
+        if written == w.bytes.count {
+            logBytes += written
+        } else {
+            // A short or failed write leaves a record the next open drops, and everything after
+            // it: start the logs over (the history in memory stands).
+            clearLogs()
+        }
+    }
 
     /// The epoch for the next operation this peer orders (a new one when it was not ordering).
     package func epochForOrdering() -> UInt64 {
@@ -68,9 +167,15 @@ package final class ShardReplication: @unchecked Sendable {
         lastEpoch = epoch
         recent.append((seq, epoch, op))
         bytes += op.count
-        // Trimmed as it goes: a dropped operation's bytes are freed at once, and the array's
-        // dropped prefix is compacted once it is half the array, so memory stays within the
-        // byte cap whatever the write pattern.
+        trim()
+        log(seq, epoch, op)
+        persist()
+    }
+
+    /// Trimmed as it goes: a dropped operation's bytes are freed at once, and the array's
+    /// dropped prefix is compacted once it is half the array, so memory stays within the byte
+    /// cap whatever the write pattern.
+    private func trim() {
         while recent.count - head > ShardReplication.maxOps || bytes > maxBytes {
             bytes -= recent[head].bytes.count
             recent[head].bytes = []
@@ -80,7 +185,6 @@ package final class ShardReplication: @unchecked Sendable {
             recent.removeFirst(head)
             head = 0
         }
-        persist()
     }
 
     /// The epoch of operation `seq` if this peer still holds it (or it is the last one).
@@ -99,6 +203,7 @@ package final class ShardReplication: @unchecked Sendable {
         recent = []
         head = 0
         bytes = 0
+        clearLogs()
         persist()
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Testing
 @testable import VQEngine
@@ -113,14 +116,57 @@ import Testing
         #expect(r.range(after: 3, epoch: a &+ 1) == nil)  // another primary's operation 3
         #expect(r.range(after: 0, epoch: 0) == nil)       // no history: copy
         #expect(r.range(after: 9, epoch: a) == nil)       // ahead of us
-        // The position survives a restart; the in-memory history does not.
+        // The position and the history survive a restart (a restarted primary still serves ranges).
         let reopened = ShardReplication(path: path)
         #expect(reopened.lastSeq == 5 && reopened.lastEpoch == a)
         #expect(reopened.range(after: 5, epoch: a)?.isEmpty == true)
-        #expect(reopened.range(after: 4, epoch: a) == nil)
-        // A restarted primary orders under a new epoch; a copy resets the position.
-        #expect(reopened.epochForOrdering() != a)
+        #expect(reopened.range(after: 2, epoch: a)?.map(\.seq) == [3, 4, 5])
+        #expect(reopened.range(after: 2, epoch: a)?.map(\.bytes) == [[3], [4], [5]])
+        // A restarted primary orders under a new epoch and its history goes on from there.
+        let b = reopened.epochForOrdering()
+        #expect(b != a)
+        reopened.applied(6, epoch: b, [6])
+        #expect(ShardReplication(path: path).range(after: 4, epoch: a)?.map(\.epoch) == [a, b])
+        // A copy resets the position and the history.
         reopened.reset(to: 0, epoch: 0)
-        #expect(ShardReplication(path: path).lastSeq == 0)
+        let copied = ShardReplication(path: path)
+        #expect(copied.lastSeq == 0)
+        #expect(copied.range(after: 4, epoch: a) == nil)
+    }
+
+    @Test("the logged history: a torn tail is dropped, a log that does not end at the position is not used, the bound holds across files")
+    func loggedHistory() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/seq/c.0"
+        let r = ShardReplication(path: path, maxBytes: 100)
+        let a = r.epochForOrdering()
+        // 30 operations of 10 bytes: the files switch every 100 bytes.
+        for seq in UInt64(1)...30 { r.applied(seq, epoch: a, Array(repeating: UInt8(seq), count: 10)) }
+        let files = [path + ".log0", path + ".log1"]
+        let sizes: [Int] = files.map { FileIO.fileSize($0) ?? 0 }
+        let total = sizes[0] + sizes[1]
+        // Each file switches once it holds 100 bytes: at most 100 + one 34-byte record each.
+        #expect(total <= 268, "\(sizes): bounded by about twice the history")
+        let kept = try #require(ShardReplication(path: path, maxBytes: 100).range(after: 25, epoch: a))
+        #expect(kept.map(\.seq) == [26, 27, 28, 29, 30])
+        #expect(ShardReplication(path: path, maxBytes: 100).range(after: 15, epoch: a) == nil, "older than the bound")
+
+        // A torn last record (a crash mid-append): the position says 30 but the log ends at 29,
+        // so the history is not trusted (a range from it would skip 30).
+        // The newer log is the one whose first record has the higher sequence number.
+        let firsts: [UInt64] = try files.map { f in
+            let head = try FileIO.readAll(f)
+            return head.count >= 8 ? head.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } : 0
+        }
+        let newest = firsts[0] > firsts[1] ? files[0] : files[1]
+        let size = try #require(FileIO.fileSize(newest))
+        #expect(truncate(newest, off_t(size - 3)) == 0)
+        let torn = ShardReplication(path: path, maxBytes: 100)
+        #expect(torn.lastSeq == 30)
+        #expect(torn.range(after: 27, epoch: a) == nil)
+        // And it starts over cleanly from there.
+        torn.applied(31, epoch: a, [1])
+        torn.applied(32, epoch: a, [2])
+        #expect(ShardReplication(path: path, maxBytes: 100).range(after: 31, epoch: a)?.map(\.seq) == [32])
     }
 }

@@ -31,14 +31,17 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let corruptFiles = Atomic<Bool>(false)
     /// Whole-shard copies by segment files (else by records).
     let segmentFileTransfer: Bool
-    private let state: ShardReplication
+    private let stateLock = Mutex<ShardReplication?>(nil)
+    private let statePath: String
+    private var state: ShardReplication { stateLock.withLock { $0! } }
     weak var other: Engine?
 
     init(_ dir: String, peer: PeerID, shared: SharedReplicas, files: Bool = true) {
         localPeer = peer
         segmentFileTransfer = files
         self.shared = shared
-        state = ShardReplication(path: dir + "/seq-\(peer)")
+        statePath = dir + "/seq-\(peer)"
+        stateLock.withLock { $0 = ShardReplication(path: dir + "/seq-\(peer)") }
     }
 
     func replicas(_ collection: String, _ shard: Int) -> [Replica]? { shared.withLock { $0 } }
@@ -91,6 +94,9 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     func isClusterCollection(_ collection: String) -> Bool { true }
     func replication(_ collection: String, _ shard: Int) -> ShardReplication { state }
     func log(_ event: String, _ fields: [(String, JSON)]) {}
+
+    /// A restart of the replication state: read again from its files.
+    func reopenReplication() { stateLock.withLock { $0 = ShardReplication(path: statePath) } }
 }
 
 /// A collection "c" (dim 4, cosine, one shard) replicated on two in-process peers.

@@ -70,6 +70,28 @@ import Testing
         try pair.close()
     }
 
+    @Test("a restarted primary still serves a replica the operations it missed (the logged history), not a whole copy")
+    func restartedPrimaryServesRange() throws {
+        var pair = try ReplicaPair()
+        var first = pair.batch(Array(0..<100))
+        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
+        // The replica misses three writes (marked Dead), then the primary restarts.
+        pair.placements[0].failApply.store(true, ordering: .relaxed)
+        for i in 0..<3 {
+            var more = pair.batch(Array(UInt64(100 + 10 * i)..<UInt64(110 + 10 * i)))
+            _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        }
+        pair.placements[0].failApply.store(false, ordering: .relaxed)
+        #expect(pair.shared.withLock { $0 }[1].state == .dead)
+        try pair.reopen(0)
+        pair.placements[0].reopenReplication()
+        pair.placements[0].calls.withLock { $0 = [:] }
+        try pair.set(0).transfer(to: 2, after: try pair.set(1).position)
+        #expect(pair.placements[0].calls.withLock { $0 } == ["apply": 3], "the three missed operations, nothing copied whole")
+        #expect(try pair.contents(0) == pair.contents(1))
+        try pair.close()
+    }
+
     @Test("the record copy (--shard-transfer records) gives the same points")
     func recordCopy() throws {
         let pair = try Self.diverged(files: false)
