@@ -177,26 +177,31 @@ def run(method):
     }
 
 
-try:
-    results = [run(m) for m in ("records", "files")]
-finally:
-    for p in procs:
-        p.kill()
-for r in results:
-    print(json.dumps(r))
-rec, fil = results
-print()
-print(f"{rec['points']} points x {dim_of(DATASET + '/base.fvecs')}, shard segment files {fil['shard_mb']:.0f} MB")
-print("| copy method | copy | MB/s | until the copy is indexed | writes acknowledged during the copy | worst write latency |")
-print("|---|---|---|---|---|---|")
-for r in results:
-    print(f"| {r['method']} | {r['copy_s']:.2f} s | {r['mb_s']:.0f} | {r['ready_s']:.2f} s | {r['writes_during']} | {r['worst_write_s']:.2f} s |")
-print(f"files vs records: copy {rec['copy_s'] / fil['copy_s']:.1f}x faster, indexed copy {rec['ready_s'] / fil['ready_s']:.1f}x sooner")
-print()
-print("| anti-entropy | time | result |")
-print("|---|---|---|")
-for r in results:
-    print(f"| equal replicas ({r['method']} copy) | {r['repair_equal_s']:.2f} s | {r['equal_differing']} differing buckets |")
-    print(f"| 1,000 extra + 500 missing on the replica | {r['repair_s']:.2f} s | {r['differing_buckets']} buckets differed; "
-          f"{r['repaired_upserted']} upserted, {r['repaired_deleted']} deleted; writes held {r['held_s']:.3f} s; "
-          f"after: {r['after_differing']} differing |")
+def main():
+    try:
+        results = [run(m) for m in ("records", "files")]
+    finally:
+        for p in procs:
+            p.kill()
+    for r in results:
+        print(json.dumps(r))
+    rec, fil = results
+    print()
+    print(f"{rec['points']} points x {dim_of(DATASET + '/base.fvecs')}, shard segment files {fil['shard_mb']:.0f} MB")
+    print("| copy method | copy | MB/s | until the copy is indexed | writes acknowledged during the copy | worst write latency |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['method']} | {r['copy_s']:.2f} s | {r['mb_s']:.0f} | {r['ready_s']:.2f} s | {r['writes_during']} | {r['worst_write_s']:.2f} s |")
+    print(f"files vs records: copy {rec['copy_s'] / fil['copy_s']:.1f}x faster, indexed copy {rec['ready_s'] / fil['ready_s']:.1f}x sooner")
+    print()
+    print("| anti-entropy | time | result |")
+    print("|---|---|---|")
+    for r in results:
+        print(f"| equal replicas ({r['method']} copy) | {r['repair_equal_s']:.2f} s | {r['equal_differing']} differing buckets |")
+        print(f"| 1,000 extra + 500 missing on the replica | {r['repair_s']:.2f} s | {r['differing_buckets']} buckets differed; "
+              f"{r['repaired_upserted']} upserted, {r['repaired_deleted']} deleted; writes held {r['held_s']:.3f} s; "
+              f"after: {r['after_differing']} differing |")
+
+
+if __name__ == "__main__":
+    main()

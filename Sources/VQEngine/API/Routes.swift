@@ -316,9 +316,11 @@ extension QdrantAPI {
                               _ handler: @escaping @Sendable (QdrantAPI, VectorCollection, Int, RouteCall) throws -> HTTPResponse) -> Route {
         Route("POST", "internal/shards/{name}/{shard}/" + action, name, .peer) { api, c in
             let cluster = try api.node()
-            // Placement as the caller saw it or newer, or no answer: a copy sent to a replica this
-            // peer does not know it holds yet must not meet an older placement here.
-            if let seen = c.request.header(ClusterNode.appliedHeader).flatMap(UInt64.init), !cluster.waitApplied(seen) {
+            // Placement as the caller saw it or newer. A copy must not meet an older placement
+            // here (it could be cleared as a dropped replica): without it, no answer. Other calls
+            // go on after the wait (a slow effect must not make a healthy replica look failed).
+            if let seen = c.request.header(ClusterNode.appliedHeader).flatMap(UInt64.init), !cluster.waitApplied(seen),
+               action == "receive" || action == "receive-files" {
                 throw VQError(.busy, "this peer has not applied the cluster metadata up to \(seen) yet; retry shortly")
             }
             let collection = try api.openCollection(c.params[0])

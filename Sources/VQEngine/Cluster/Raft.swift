@@ -200,11 +200,11 @@ package final class RaftNode {
     package var lastIndex: UInt64 { (snapshot?.index ?? 0) + UInt64(log.count) }
     private var lastTerm: UInt64 { log.last?.term ?? snapshot?.term ?? 0 }
 
-    /// The term of the entry at `index`, nil when compacted away (below the snapshot) or absent.
     /// Whether this peer leads and has committed an entry of its own term (so everything an
     /// earlier leader committed is committed and applied in order here too).
     package var leadsWithCurrentCommit: Bool { role == .leader && termAt(commitIndex) == term }
 
+    /// The term of the entry at `index`, nil when compacted away (below the snapshot) or absent.
     private func termAt(_ index: UInt64) -> UInt64? {
         if index == 0 { return 0 }
         if let s = snapshot, index == s.index { return s.term }

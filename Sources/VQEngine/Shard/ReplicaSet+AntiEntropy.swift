@@ -180,10 +180,16 @@ extension RemoteShard {
         return try answer { try ShardWire.decodeHashes(bytes, buckets: buckets) }
     }
 
-    /// This replica's content hashes of those of `ids` it holds.
+    /// This replica's content hashes of those of `ids` it holds (asked 100,000 at a time, so a
+    /// request stays well under the body limit however far the replica diverged).
     package func contentHashes(ids: [PointID]) throws -> [PointID: UInt64] {
-        let bytes = try call("digest", ShardWire.encodeDigestRequest(ids: ids), timeout: 600)
-        return try answer { try ShardWire.decodeHashes(bytes, ids: Set(ids)) }
+        var out: [PointID: UInt64] = [:]
+        for start in stride(from: 0, to: ids.count, by: 100_000) {
+            let part = Array(ids[start..<min(ids.count, start + 100_000)])
+            let bytes = try call("digest", ShardWire.encodeDigestRequest(ids: part), timeout: 600)
+            out.merge(try answer { try ShardWire.decodeHashes(bytes, ids: Set(part)) }) { a, _ in a }
+        }
+        return out
     }
 
     /// Asks this replica, the primary, to reconcile the shard's replicas; its report.

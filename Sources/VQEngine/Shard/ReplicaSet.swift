@@ -451,8 +451,11 @@ package final class ReplicaSet: Sendable {
         let mode: String
         var count = 0
         if let after, let missed = replication.range(after: after.seq, epoch: after.epoch) {
-            // The missed range: replayed in order through the replica's usual path.
-            for (seq, epoch, bytes) in missed { try destination.apply(bytes, .durable, seq: seq, epoch: epoch) }
+            // The missed range: replayed in order through the replica's usual path, the last one
+            // waited for until applied (so all are) before the replica serves reads again.
+            for (i, (seq, epoch, bytes)) in missed.enumerated() {
+                try destination.apply(bytes, i == missed.count - 1 ? .applied : .durable, seq: seq, epoch: epoch)
+            }
             mode = "range"
             count = missed.count
         } else if placement.segmentFileTransfer {

@@ -16,9 +16,13 @@
 // file until it holds the history's byte bound, then to the other, emptied first; together they
 // hold at least the bound's worth of the newest operations, and nothing is written twice.
 //   record | seq u64 | epoch u64 | length u32 | crc32c u32 (of seq, epoch, length, body) | body |
-// On open both are read, each up to its first damaged record; the history is kept only if it runs
-// without a gap up to the position file's (epoch, number) (an OS crash can lose a tail the
-// position kept), else it starts empty and a replica behind it is copied whole, as before.
+// On open both are read, each up to its first damaged record (a torn tail is cut off); the
+// history is kept only if it runs without a gap up to the position file's (epoch, number) and the
+// machine has not restarted since the files were last written (`COLLECTION.SHARD.boot` holds the
+// kernel's boot id). Neither file is fsynced: a process that dies leaves both in the page cache,
+// but an OS crash can lose the tail of both while the WAL kept operations after it, and a range
+// from that history would skip them. Otherwise the history starts empty and a replica behind it
+// is copied whole, as before. Files switch at the byte bound or at 100,000 operations.
 
 #if canImport(Glibc)
 import Glibc
@@ -44,6 +48,7 @@ package final class ShardReplication: @unchecked Sendable {
     private var logIndex = 0
     private var logFD: Int32 = -1
     private var logBytes = 0
+    private var logRecords = 0
     private static let recordHeader = 24
     /// Bytes of recent operations kept for range catch-ups (`--replication-history-bytes`).
     let maxBytes: Int
@@ -73,10 +78,16 @@ package final class ShardReplication: @unchecked Sendable {
 
     private func logPath(_ i: Int) -> String { path + ".log\(i)" }
 
-    /// The valid records of log `i`, up to its first damaged or torn one.
-    private func readLog(_ i: Int) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])] {
-        guard let data = try? FileIO.readAll(logPath(i)) else { return [] }
+    /// The kernel's boot id (nil where there is none to read): history written under another
+    /// boot may have lost its tail.
+    static let bootID: String? = (try? FileIO.readAll("/proc/sys/kernel/random/boot_id"))
+        .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// The valid records of log `i`, up to its first damaged or torn one, and where they end.
+    private func readLog(_ i: Int) -> (records: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])], end: Int) {
+        guard let data = try? FileIO.readAll(logPath(i)) else { return ([], 0) }
         var out: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])] = []
+        var end = 0
         data.withUnsafeBytes { raw in
             var at = 0
             while raw.count - at >= Self.recordHeader {
@@ -91,27 +102,38 @@ package final class ShardReplication: @unchecked Sendable {
                 out.append((seq, epoch, Array(raw[(at + 24)..<(at + 24 + length)])))
                 at += Self.recordHeader + length
             }
+            end = at
         }
-        return out
+        return (out, end)
     }
 
     /// Reads both logs into the history (when it ends at the position) and opens the one to append to.
     private func loadHistory() {
-        let logs = [readLog(0), readLog(1)]
+        guard maxBytes > 0 else { return }
+        let read = [readLog(0), readLog(1)]
+        let logs = read.map(\.records)
         // Older file first (by first sequence number); the newer one is appended to.
         let order = (logs[0].first?.seq ?? 0) <= (logs[1].first?.seq ?? 0) ? [0, 1] : [1, 0]
         var all = logs[order[0]] + logs[order[1]]
         // Only the run without a gap that ends the logs counts.
         if let gap = all.indices.dropFirst().last(where: { all[$0].seq != all[$0 - 1].seq + 1 }) { all.removeFirst(gap) }
-        if let last = all.last, last.seq == lastSeq, last.epoch == lastEpoch, lastSeq > 0 {
+        let bootPath = path + ".boot"
+        let sameBoot = Self.bootID != nil && (try? FileIO.readAll(bootPath)).map { String(decoding: $0, as: UTF8.self) } == Self.bootID
+        if sameBoot, let last = all.last, last.seq == lastSeq, last.epoch == lastEpoch, lastSeq > 0 {
             for r in all {
                 recent.append(r)
                 bytes += r.bytes.count
             }
             trim()
         }
+        if let id = Self.bootID { try? FileIO.writeAtomically(bootPath, Array(id.utf8)) }
         logIndex = logs[order[1]].isEmpty && !logs[order[0]].isEmpty ? order[0] : order[1]
+        // A torn tail is cut off, so appends follow the last whole record.
+        if let size = FileIO.fileSize(logPath(logIndex)), size > read[logIndex].end {
+            _ = Glibc.truncate(logPath(logIndex), off_t(read[logIndex].end))
+        }
         openLog(logIndex, truncate: false)
+        logRecords = logs[logIndex].count
         // A log holding something other than the kept history is emptied.
         if recent.isEmpty && (!logs[0].isEmpty || !logs[1].isEmpty) { clearLogs() }
     }
@@ -121,6 +143,7 @@ package final class ShardReplication: @unchecked Sendable {
         logIndex = i
         logFD = FileIO.openFD(logPath(i), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0))
         logBytes = truncate ? 0 : (FileIO.fileSize(logPath(i)) ?? 0)
+        if truncate { logRecords = 0 }
     }
 
     private func clearLogs() {
@@ -130,8 +153,14 @@ package final class ShardReplication: @unchecked Sendable {
 
     /// Appends one operation to the log (switching files once this one holds the bound).
     private func log(_ seq: UInt64, _ epoch: UInt64, _ op: [UInt8]) {
-        guard logFD >= 0 else { return }
-        if logBytes >= maxBytes {
+        guard logFD >= 0, maxBytes > 0 else { return }
+        // An operation larger than the whole history is not kept in memory either: the logs
+        // start over after it (a replica behind it is copied whole).
+        guard op.count <= maxBytes, op.count <= Int(UInt32.max) else {
+            clearLogs()
+            return
+        }
+        if logBytes >= maxBytes || logRecords >= ShardReplication.maxOps {
             openLog(1 - logIndex, truncate: true)
         }
         var w = ByteWriter(capacity: Self.recordHeader + op.count)
@@ -145,6 +174,7 @@ package final class ShardReplication: @unchecked Sendable {
         let written = w.bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
         if written == w.bytes.count {
             logBytes += written
+            logRecords += 1
         } else {
             // A short or failed write leaves a record the next open drops, and everything after
             // it: start the logs over (the history in memory stands).

@@ -168,5 +168,28 @@ import Testing
         torn.applied(31, epoch: a, [1])
         torn.applied(32, epoch: a, [2])
         #expect(ShardReplication(path: path, maxBytes: 100).range(after: 31, epoch: a)?.map(\.seq) == [32])
+
+        // Written under another boot (an OS crash may have lost a tail of both files while the
+        // WAL kept operations after it): not trusted.
+        try FileIO.writeAtomically(path + ".boot", Array("another-boot".utf8))
+        #expect(ShardReplication(path: path, maxBytes: 100).range(after: 31, epoch: a) == nil)
+    }
+
+    @Test("a torn record at the end of the log is cut off, so what is appended after it is read back")
+    func tornTailCut() throws {
+        let tmp = TempDir()
+        let path = tmp.path + "/seq/c.0"
+        let r = ShardReplication(path: path)
+        let a = r.epochForOrdering()
+        for seq in UInt64(1)...3 { r.applied(seq, epoch: a, [UInt8(seq)]) }
+        // A half-written fourth record (the process died mid-append), the position still at 3.
+        let log = try #require([path + ".log0", path + ".log1"].first { (FileIO.fileSize($0) ?? 0) > 0 })
+        let fd = FileIO.openFD(log, O_WRONLY | O_APPEND)
+        _ = [UInt8](repeating: 7, count: 10).withUnsafeBytes { write(fd, $0.baseAddress, 10) }
+        close(fd)
+        let reopened = ShardReplication(path: path)
+        #expect(reopened.range(after: 1, epoch: a)?.map(\.seq) == [2, 3])
+        reopened.applied(4, epoch: a, [4])
+        #expect(ShardReplication(path: path).range(after: 1, epoch: a)?.map(\.seq) == [2, 3, 4])
     }
 }
