@@ -3,7 +3,7 @@
 // primary sent to some replicas only, a copy damaged and rewritten by hand, a bug).
 //
 //   pass 1  (writes go on) the primary's digest and each replica's (ShardDigest: 256 buckets);
-//           equal digests end it. A bucket can differ only because writes were in flight.
+//           equal digests end it. A bucket may also differ only because writes were in flight.
 //   pass 2  (writes go on) per replica, the content hashes of the differing buckets' points;
 //           the points that differ are suspects (a point that differed only while a write was
 //           in flight compares equal and is never held)
@@ -138,7 +138,10 @@ extension ReplicaSet {
 
     /// Makes the replica's points of a `difference` the primary's: unsequenced applies.
     private func send(_ plan: (upsert: [PointID], delete: [PointID]), to destination: RemoteShard) throws {
-        if !plan.delete.isEmpty { try destination.apply(Operation.delete(plan.delete).encode(), .applied, seq: 0, epoch: 0) }
+        for start in stride(from: 0, to: plan.delete.count, by: 100 * Self.repairBatch) {
+            let ids = Array(plan.delete[start..<min(plan.delete.count, start + 100 * Self.repairBatch)])
+            try destination.apply(Operation.delete(ids).encode(), .applied, seq: 0, epoch: 0)
+        }
         for start in stride(from: 0, to: plan.upsert.count, by: Self.repairBatch) {
             let batch = local.batch(of: Array(plan.upsert[start..<min(plan.upsert.count, start + Self.repairBatch)]))
             try destination.apply(Operation.upsert(batch).encode(), .applied, seq: 0, epoch: 0)
