@@ -524,7 +524,27 @@ struct PeerView {
         #expect(try request(a.port, "POST", "/cluster/rebalance?collection=nope").status == 404)
         #expect(try vq(["cluster", "repair", "--url", a.url]).status == 2)
         #expect(try vq(["cluster", "status", "--dry-run", "--url", a.url]).status == 2)
-        for p in [a, b, c] { _ = p.stop() }
+
+        // Qdrant's transfer methods: stream_records copies point by point, snapshot by files; the
+        // others, and fields vq does not know, are refused by name.
+        let info = try JSONSerialization.jsonObject(with: Data(try request(a.port, "GET", "/collections/r/cluster").body.utf8)) as? [String: Any]
+        let result = try #require(info?["result"] as? [String: Any])
+        let aID = "\(result["peer_id"] ?? "")"
+        let aShards = Set(((result["local_shards"] as? [[String: Any]]) ?? []).compactMap { $0["shard_id"] as? Int })
+        let lackingShard = try #require([0, 1, 2].first { !aShards.contains($0) })
+        let walDelta = try request(a.port, "POST", "/collections/r/cluster",
+                                   "{\"replicate_shard\":{\"shard_id\":\(lackingShard),\"to_peer_id\":\(aID),\"method\":\"wal_delta\"}}")
+        #expect(walDelta.status == 400 && walDelta.body.contains("method"), "\(walDelta.body)")
+        let unknown = try request(a.port, "POST", "/collections/r/cluster",
+                                  "{\"replicate_shard\":{\"shard_id\":\(lackingShard),\"to_peer_id\":\(aID),\"hurry\":true}}")
+        #expect(unknown.status == 400 && unknown.body.contains("hurry"), "\(unknown.body)")
+        let streamed = try request(a.port, "POST", "/collections/r/cluster",
+                                   "{\"replicate_shard\":{\"shard_id\":\(lackingShard),\"to_peer_id\":\(aID),\"method\":\"stream_records\"}}")
+        #expect(streamed.status == 200, "\(streamed.body)")
+        #expect(try request(a.port, "POST", "/collections/r/cluster",
+                            "{\"drop_replica\":{\"shard_id\":\(lackingShard),\"peer_id\":\(aID)}}").status == 200)
+        let logs = [a, b, c].map { $0.stop().1 }.joined()
+        #expect(logs.contains(#"mode="copy""#) && logs.contains(#"mode="files""#), "a record copy for stream_records, file copies for moves")
     }
 }
 

@@ -144,7 +144,9 @@ extension QdrantAPI {
 
     /// `POST /collections/{name}/cluster`: Qdrant's `move_shard`, `replicate_shard` and
     /// `drop_replica` operations. Answers once the change is done: a new replica is copied from
-    /// the shard's primary and active; a moved shard's old replica is dropped after that.
+    /// the shard's primary and active; a moved shard's old replica is dropped after that. A
+    /// `method` of `snapshot` copies segment files, `stream_records` every point (default: the
+    /// server's `--shard-transfer`); Qdrant's other methods and fields are refused by name.
     func updateCollectionCluster(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
         guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
         guard let meta = cluster.collectionMeta(name) else { throw VQError(.notFound, "collection \"\(name)\" is not distributed") }
@@ -161,17 +163,51 @@ extension QdrantAPI {
             }
             return p
         }
+        /// The operation's fields, each known (Qdrant's others are refused by name, not ignored).
+        func check(_ op: JSON, _ what: String, _ allowed: [String]) throws {
+            guard case .object(let fields) = op else { throw VQError.invalid("\(what) is not an object") }
+            if let unknown = fields.map(\.0).first(where: { !allowed.contains($0) }) {
+                throw VQError.invalid("\(what).\(unknown) is not supported; expected \(allowed.joined(separator: ", "))")
+            }
+        }
+        /// Qdrant's transfer `method`: snapshot (segment files) or stream_records (every point).
+        func method(_ op: JSON, _ what: String) throws -> TransferMethod? {
+            guard let m = op["method"] else { return nil }
+            if let text = m.stringValue, ["wal_delta", "resharding_stream_records"].contains(text) {
+                throw VQError.invalid("\(what).method \(text) is not implemented; use snapshot (segment files) or stream_records")
+            }
+            guard let text = m.stringValue, let method = TransferMethod(rawValue: text) else {
+                throw VQError.unknownValue("\(what).method is \(m.compactText); expected snapshot (segment files) or stream_records "
+                                           + "(wal_delta and resharding_stream_records are not implemented)")
+            }
+            return method
+        }
         let mover = Rebalancer(node: cluster, engine: engine)
+        guard case .object(let ops) = body, ops.count == 1 else {
+            throw VQError.invalid("expected exactly one of move_shard, replicate_shard or drop_replica")
+        }
         if let op = body["replicate_shard"] {
-            try mover.replicate(name, try shardOf(op, "replicate_shard"), to: try peer(op, "to_peer_id", "replicate_shard"))
+            try check(op, "replicate_shard", ["shard_id", "to_peer_id", "from_peer_id", "method"])
+            let shard = try shardOf(op, "replicate_shard")
+            // The copy comes from the shard's primary; a named source must be an Active replica
+            // (which holds the same points), so naming one changes nothing but is checked.
+            if op["from_peer_id"] != nil {
+                let from = try peer(op, "from_peer_id", "replicate_shard")
+                guard meta.shards[shard].contains(Replica(peer: from, state: .active)) else {
+                    throw VQError.invalid("replicate_shard.from_peer_id \(from) holds no Active replica of shard \(shard)")
+                }
+            }
+            try mover.replicate(name, shard, to: try peer(op, "to_peer_id", "replicate_shard"), method: try method(op, "replicate_shard"))
         } else if let op = body["move_shard"] {
+            try check(op, "move_shard", ["shard_id", "to_peer_id", "from_peer_id", "method"])
             let shard = try shardOf(op, "move_shard")
             let from = try peer(op, "from_peer_id", "move_shard"), to = try peer(op, "to_peer_id", "move_shard")
             guard meta.shards[shard].contains(where: { $0.peer == from }) else {
                 throw VQError.invalid("move_shard.from_peer_id \(from) holds no replica of shard \(shard)")
             }
-            try mover.move(Rebalance.Move(collection: name, shard: shard, from: from, to: to))
+            try mover.move(Rebalance.Move(collection: name, shard: shard, from: from, to: to), method: try method(op, "move_shard"))
         } else if let op = body["drop_replica"] {
+            try check(op, "drop_replica", ["shard_id", "peer_id"])
             let shard = try shardOf(op, "drop_replica")
             try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: try peer(op, "peer_id", "drop_replica")))
         } else {
@@ -303,8 +339,8 @@ extension QdrantAPI {
 
     /// `.../transfer`: on the primary, bring a replica up to date.
     func shardTransfer(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let (to, after) = try ShardWire.decodeTransfer(c.request.body)
-        try collection.replicaSets[shard].transfer(to: to, after: after)
+        let (to, after, method) = try ShardWire.decodeTransfer(c.request.body)
+        try collection.replicaSets[shard].transfer(to: to, after: after, method: method)
         return .text(200, "ok")
     }
 

@@ -101,7 +101,7 @@ package struct Rebalancer: Sendable {
     /// Adds `to` as a replica of the shard (Partial) unless it holds one, and has the primary copy
     /// it. A copy that fails takes back the replica this call added (a target that cannot take it
     /// must not stay a Partial replica of the shard).
-    package func replicate(_ name: String, _ shard: Int, to: PeerID) throws {
+    package func replicate(_ name: String, _ shard: Int, to: PeerID, method: TransferMethod? = nil) throws {
         guard let shards = node.collectionMeta(name)?.shards, shards.indices.contains(shard) else {
             throw VQError(.notFound, "collection \"\(name)\" has no shard \(shard)")
         }
@@ -110,7 +110,7 @@ package struct Rebalancer: Sendable {
         do {
             let collection = try engine.collection(name)
             guard collection.replicaSets.indices.contains(shard) else { throw VQError(.notFound, "collection \"\(name)\" has no shard \(shard) here") }
-            try collection.replicaSets[shard].catchUp(to: to, after: nil)
+            try collection.replicaSets[shard].catchUp(to: to, after: nil, method: method)
         } catch {
             if added { try? node.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: to)) }
             throw error
@@ -118,8 +118,8 @@ package struct Rebalancer: Sendable {
     }
 
     /// Moves a replica: copies it to `move.to`, then drops `move.from`'s.
-    package func move(_ move: Rebalance.Move) throws {
-        try replicate(move.collection, move.shard, to: move.to)
+    package func move(_ move: Rebalance.Move, method: TransferMethod? = nil) throws {
+        try replicate(move.collection, move.shard, to: move.to, method: method)
         // Dropped only while the new replica is Active (another mover may have changed the shard).
         // The primary committed that; this peer's metadata may not have applied it yet.
         let active = { node.collectionMeta(move.collection)?.shards[safe: move.shard]?.contains(Replica(peer: move.to, state: .active)) == true }

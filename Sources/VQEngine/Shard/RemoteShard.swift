@@ -69,7 +69,7 @@ package struct RemoteShard: Sendable {
     }
 
     /// Asks this replica, the primary, to bring `target`'s replica up to date.
-    package func transfer(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
-        _ = try call("transfer", ShardWire.encodeTransfer(to: target, after: after), timeout: 600)
+    package func transfer(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod? = nil) throws {
+        _ = try call("transfer", ShardWire.encodeTransfer(to: target, after: after, method: method), timeout: 600)
     }
 }

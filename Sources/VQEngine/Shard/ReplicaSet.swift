@@ -79,6 +79,13 @@ extension ReplicaPlacement {
     package var segmentFileTransfer: Bool { true }
 }
 
+/// How a whole shard is copied to a replica: its segment files (Qdrant's `snapshot` method) or
+/// every point (`stream_records`).
+package enum TransferMethod: String, Sendable {
+    case files = "snapshot"
+    case records = "stream_records"
+}
+
 package final class ReplicaSet: Sendable {
     package let collection: String
     package let id: Int
@@ -434,7 +441,8 @@ package final class ReplicaSet: Sendable {
     /// the operations after `after` when this peer still has them all, otherwise a copy of the
     /// whole shard. Writes to the shard wait meanwhile (its lock), so nothing slips between the
     /// catch-up and the next write.
-    package func transfer(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
+    /// - Parameter method: how a whole copy is made (nil: `placement.segmentFileTransfer`).
+    package func transfer(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod? = nil) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let replication = placement.replication(collection, id)
         replication.lock.lock()
@@ -458,7 +466,7 @@ package final class ReplicaSet: Sendable {
             }
             mode = "range"
             count = missed.count
-        } else if placement.segmentFileTransfer {
+        } else if (method ?? (placement.segmentFileTransfer ? .files : .records)) == .files {
             try local.waitApplied(local.lastOp)
             let started = Date()
             let sent = try sendFiles(to: destination, position: (replication.lastSeq, replication.lastEpoch))
@@ -514,15 +522,15 @@ package final class ReplicaSet: Sendable {
 
     /// Has the primary bring `target`'s replica up to date (`transfer`): here when this peer is
     /// the primary, otherwise by asking it.
-    package func catchUp(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?) throws {
+    package func catchUp(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod? = nil) throws {
         guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
         guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
             throw VQError(.busy, "\(what) has no active replica to copy from")
         }
         if primary == placement.localPeer {
-            try transfer(to: target, after: after)
+            try transfer(to: target, after: after, method: method)
         } else {
-            try remote(placement, primary).transfer(to: target, after: after)
+            try remote(placement, primary).transfer(to: target, after: after, method: method)
         }
     }
 }

@@ -18,7 +18,7 @@
 //               | with vectors: sparse count u8, each present u8 [, sparse vector]; multi count u8,
 //               | each present u8 [, n u32, n x dim x f32] | payload json) |
 //   receive     | flags u8 (1 clear, 2 last) | seq u64 | epoch u64 | records |
-//   transfer    | to u64 | flags u8 (1 after) | seq u64 | epoch u64 |
+//   transfer    | to u64 | flags u8 (1 after, 2 copy by records, 4 copy by files) | seq u64 | epoch u64 |
 //   count       | points u64 |
 //   operation   | wait u8 (1 durable, 2 applied) | seq u64 | epoch u64 | Operation's encoding |
 
@@ -463,19 +463,20 @@ package enum ShardWire {
         }
     }
 
-    package static func encodeTransfer(to: PeerID, after: (seq: UInt64, epoch: UInt64)?) -> [UInt8] {
+    package static func encodeTransfer(to: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod? = nil) -> [UInt8] {
         var w = ByteWriter(capacity: 25)
         w.u64(to)
-        w.u8(after != nil ? 1 : 0)
+        w.u8((after != nil ? 1 : 0) | (method == .records ? 2 : 0) | (method == .files ? 4 : 0))
         w.u64(after?.seq ?? 0)
         w.u64(after?.epoch ?? 0)
         return w.bytes
     }
 
-    package static func decodeTransfer(_ bytes: [UInt8]) throws -> (to: PeerID, after: (seq: UInt64, epoch: UInt64)?) {
+    package static func decodeTransfer(_ bytes: [UInt8]) throws -> (to: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod?) {
         try decode(bytes, "transfer request") { r in
             let to = try r.u64(), flags = try r.u8(), seq = try r.u64(), epoch = try r.u64()
-            return (to, flags & 1 != 0 ? (seq, epoch) : nil)
+            guard flags & ~7 == 0, flags & 6 != 6 else { throw VQError(.corrupt, "transfer flags \(flags) are not understood") }
+            return (to, flags & 1 != 0 ? (seq, epoch) : nil, flags & 2 != 0 ? .records : flags & 4 != 0 ? .files : nil)
         }
     }
 

@@ -206,6 +206,13 @@ import Testing
             _ = try ShardWire.decodeFiles(ShardWire.encodeFiles(.finish(transfer: 1, manifest: [], seq: 0, epoch: 0, files: [twice, twice])))
         }
         #expect(throws: VQError.self) { _ = try ShardWire.decodeFiles([9, 0, 0, 0, 0, 0, 0, 0, 0]) }
+        // The transfer request's method flags: one at most, none unknown.
+        #expect(try ShardWire.decodeTransfer(ShardWire.encodeTransfer(to: 3, after: (4, 5), method: .records)).method == .records)
+        #expect(try ShardWire.decodeTransfer(ShardWire.encodeTransfer(to: 3, after: nil, method: .files)).method == .files)
+        #expect(try ShardWire.decodeTransfer(ShardWire.encodeTransfer(to: 3, after: nil)).method == nil)
+        var both = ShardWire.encodeTransfer(to: 3, after: nil)
+        both[8] = 6
+        #expect(throws: VQError.self) { _ = try ShardWire.decodeTransfer(both) }
         #expect(throws: VQError.self) { _ = try ShardWire.decodeFiles(ShardWire.encodeFiles(.begin(transfer: 1)) + [0]) }
     }
 }
