@@ -546,5 +546,53 @@ struct PeerView {
         let logs = [a, b, c].map { $0.stop().1 }.joined()
         #expect(logs.contains(#"mode="copy""#) && logs.contains(#"mode="files""#), "a record copy for stream_records, file copies for moves")
     }
+
+    @Test("a snapshot recovered into a 3-peer cluster (from the peer's own file, and uploaded through another) gets every replica back, copied from the recovering peer")
+    func snapshotRecoveryInCluster() throws {
+        let a = try ServerProcess()
+        #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
+        let b = try ServerProcess.joining(a)
+        let c = try ServerProcess.joining(a)
+        #expect(settled([a, b, c], count: 3))
+        #expect(try request(a.port, "PUT", "/collections/s", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":2,"replication_factor":2}"#).status == 200)
+        #expect(try request(b.port, "PUT", "/collections/s/points?wait=true", Self.points(0..<500)).status == 200)
+        // A snapshot holds the shards its peer has a replica of: taken where both are.
+        let holder = try #require([a, b, c].first { p in
+            (try? request(p.port, "GET", "/collections/s/cluster").body)?.components(separatedBy: "\"points_count\"").count == 3
+        })
+        let backup = a.scratch.path + "/s.snapshot"
+        let made = try vq(["snapshot", "create", "s", "--output", backup, "--url", holder.url])
+        #expect(made.status == 0, "\(made.stderr)")
+        let name = try #require((try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: Any])?["name"] as? String)
+        // After the snapshot: not in what is recovered.
+        #expect(try request(c.port, "PUT", "/collections/s/points?wait=true", Self.points(500..<600)).status == 200)
+        func count(_ port: Int) throws -> Int? {
+            let body = try request(port, "POST", "/collections/s/points/count", #"{"exact":true}"#).body
+            return body.range(of: #""count":"#).flatMap { Int(body[$0.upperBound...].prefix { $0.isNumber }) }
+        }
+        #expect(try count(a.port) == 600)
+        /// Every shard has `replicas` Active replicas on distinct peers, and every peer counts `points`.
+        func recovered(_ points: Int, replicas: Int) throws {
+            let info = try request(a.port, "GET", "/collections/s/cluster").body
+            #expect(info.components(separatedBy: "\"shard_id\"").count - 1 == 2 * replicas, "\(info)")
+            #expect(!info.contains("Dead") && !info.contains("Partial"), "\(info)")
+            for p in [a, b, c] { #expect(try count(p.port) == points) }
+        }
+        // From the peer's own snapshots directory.
+        let location = "file://\(holder.scratch.data)/snapshots/s/\(name)"
+        let r = try request(holder.port, "PUT", "/collections/s/snapshots/recover", "{\"location\":\"\(location)\"}")
+        #expect(r.status == 200, "\(r.body)")
+        try recovered(500, replicas: 2)
+        // Uploaded through another peer (not the leader).
+        #expect(try request(a.port, "PUT", "/collections/s/points?wait=true", Self.points(500..<700)).status == 200)
+        let other: ServerProcess = try #require([a, b, c].first { $0 !== holder })
+        let uploaded = try vq(["snapshot", "restore", "s", backup, "--url", other.url])
+        #expect(uploaded.status == 0, "\(uploaded.stderr)")
+        try recovered(500, replicas: 2)
+        let repair = try vq(["cluster", "repair", "s", "--url", b.url])
+        #expect(repair.status == 0 && repair.stderr.contains("0 points repaired"), "\(repair.stderr)")
+        let logs = [a, b, c].map { $0.stop().1 }.joined()
+        #expect(logs.contains(#"mode="files""#), "the other replicas were copied as segment files")
+    }
 }
 

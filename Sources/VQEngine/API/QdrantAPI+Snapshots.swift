@@ -97,34 +97,50 @@ extension QdrantAPI {
 
     /// Recovers `name` from a local snapshot file: directly on a data directory no cluster
     /// manages; through consensus on a peer, where the collection is deleted (if present) and
-    /// created again with the snapshot's config, this peer adopting the unpacked files.
+    /// created again with the snapshot's config, this peer adopting the unpacked files as the
+    /// only replica of every shard. In a larger cluster the other replicas (the snapshot's
+    /// `replication_factor`, at most the voters) are then added and copied from this peer's
+    /// shards as segment files, one at a time, before the answer.
     private func recover(_ name: String, file: String, checksum: String?, what: String) throws {
         try Engine.validateName(name)
         guard let cluster else { return try engine.recoverSnapshot(file, as: name, checksum: checksum) }
         let s = cluster.status
-        guard s.voters == [s.id], s.peers.keys.allSatisfy({ $0 == s.id }) else {
-            throw VQError.invalid("recovering a snapshot into a cluster of \(max(s.voters.count, s.peers.count)) peers is not supported",
-                                  hint: "recover it on a one-peer cluster, then add peers and replicate with POST /collections/\(name)/cluster")
+        guard s.voters.contains(s.id) else {
+            throw VQError(.busy, "this peer does not vote in the cluster yet; recover the snapshot through a peer that does")
         }
         guard cluster.aliases[name] == nil else { throw VQError(.conflict, "\"\(name)\" is an alias; recover the snapshot under the collection's name") }
         let (dir, snapshotConfig) = try engine.unpackSnapshot(file, as: name, checksum: checksum, what: what)
         // The cluster's create (below) adopts the unpacked files; if it never does, they go.
         engine.stage(name, dir)
         defer { engine.unstage(name) }
+        let others = s.voters.filter { $0 != s.id }.sorted()
         var config = snapshotConfig
-        // One peer holds every replica: replication settings from a larger cluster cannot be met.
-        config.replicationFactor = 1
-        config.writeConsistencyFactor = 1
+        // As many replicas as the snapshot's collection had, as far as the voters allow.
+        config.replicationFactor = min(max(1, snapshotConfig.replicationFactor), others.count + 1)
+        config.writeConsistencyFactor = min(max(1, snapshotConfig.writeConsistencyFactor), config.replicationFactor)
         if cluster.collectionMeta(name) != nil {
             try cluster.propose(ClusterState.deleteCollection(name))
         } else if engine.hasCollection(name) {
             // Made here before the cluster knew it (embedded): replaced all the same.
             try engine.deleteCollection(name)
         }
-        let placement = try ClusterState.placement(shards: config.shardNumber, replicas: 1, peers: [s.id])
+        let placement = Array(repeating: [s.id], count: config.shardNumber)
         try cluster.propose(ClusterState.createCollection(name, config, placement: placement))
         guard engine.hasCollection(name), !engine.isStaged(name) else {
             throw VQError(.io, "collection \"\(name)\" was not made on this peer from the snapshot (see its log)")
+        }
+        // The other replicas, spread over the other voters, copied from this peer's shards.
+        let mover = Rebalancer(node: cluster, engine: engine)
+        for shard in 0..<config.shardNumber {
+            for r in 0..<(config.replicationFactor - 1) {
+                let target = others[(shard * (config.replicationFactor - 1) + r) % others.count]
+                do { try mover.replicate(name, shard, to: target) } catch {
+                    throw VQError(VQError.wrap(error).kind,
+                                  "collection \"\(name)\" was recovered on peer \(s.id), but copying shard \(shard) to peer \(target) failed: "
+                                      + "\(VQError.wrap(error).message)",
+                                  hint: "add the replica with POST /collections/\(name)/cluster {\"replicate_shard\": {\"shard_id\": \(shard), \"to_peer_id\": \(target)}}")
+                }
+            }
         }
     }
 
