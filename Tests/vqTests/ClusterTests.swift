@@ -554,7 +554,8 @@ struct PeerView {
         let b = try ServerProcess.joining(a)
         let c = try ServerProcess.joining(a)
         #expect(settled([a, b, c], count: 3))
-        #expect(try request(a.port, "PUT", "/collections/s", #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":2,"replication_factor":2}"#).status == 200)
+        #expect(try request(a.port, "PUT", "/collections/s",
+                            #"{"vectors":{"size":8,"distance":"Euclid"},"shard_number":2,"replication_factor":2,"write_consistency_factor":2}"#).status == 200)
         #expect(try request(b.port, "PUT", "/collections/s/points?wait=true", Self.points(0..<500)).status == 200)
         // A snapshot holds the shards its peer has a replica of: taken where both are.
         let holder = try #require([a, b, c].first { p in
@@ -577,6 +578,9 @@ struct PeerView {
             #expect(info.components(separatedBy: "\"shard_id\"").count - 1 == 2 * replicas, "\(info)")
             #expect(!info.contains("Dead") && !info.contains("Partial"), "\(info)")
             for p in [a, b, c] { #expect(try count(p.port) == points) }
+            // The snapshot's write_consistency_factor once every replica is copied.
+            let config = try request(b.port, "GET", "/collections/s").body
+            #expect(config.contains(#""write_consistency_factor":2"#), "\(config)")
         }
         // From the peer's own snapshots directory.
         let location = "file://\(holder.scratch.data)/snapshots/s/\(name)"

@@ -172,7 +172,7 @@ extension QdrantAPI {
         }
         /// Qdrant's transfer `method`: snapshot (segment files) or stream_records (every point).
         func method(_ op: JSON, _ what: String) throws -> TransferMethod? {
-            guard let m = op["method"] else { return nil }
+            guard let m = op["method"], m != .null else { return nil }
             if let text = m.stringValue, ["wal_delta", "resharding_stream_records"].contains(text) {
                 throw VQError.invalid("\(what).method \(text) is not implemented; use snapshot (segment files) or stream_records")
             }
@@ -191,7 +191,7 @@ extension QdrantAPI {
             let shard = try shardOf(op, "replicate_shard")
             // The copy comes from the shard's primary; a named source must be an Active replica
             // (which holds the same points), so naming one changes nothing but is checked.
-            if op["from_peer_id"] != nil {
+            if let f = op["from_peer_id"], f != .null {
                 let from = try peer(op, "from_peer_id", "replicate_shard")
                 guard meta.shards[shard].contains(Replica(peer: from, state: .active)) else {
                     throw VQError.invalid("replicate_shard.from_peer_id \(from) holds no Active replica of shard \(shard)")

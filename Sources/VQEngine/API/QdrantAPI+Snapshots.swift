@@ -109,37 +109,65 @@ extension QdrantAPI {
             throw VQError(.busy, "this peer does not vote in the cluster yet; recover the snapshot through a peer that does")
         }
         guard cluster.aliases[name] == nil else { throw VQError(.conflict, "\"\(name)\" is an alias; recover the snapshot under the collection's name") }
-        let (dir, snapshotConfig) = try engine.unpackSnapshot(file, as: name, checksum: checksum, what: what)
-        // The cluster's create (below) adopts the unpacked files; if it never does, they go.
-        engine.stage(name, dir)
-        defer { engine.unstage(name) }
-        let others = s.voters.filter { $0 != s.id }.sorted()
-        var config = snapshotConfig
-        // As many replicas as the snapshot's collection had, as far as the voters allow.
-        config.replicationFactor = min(max(1, snapshotConfig.replicationFactor), others.count + 1)
-        config.writeConsistencyFactor = min(max(1, snapshotConfig.writeConsistencyFactor), config.replicationFactor)
-        if cluster.collectionMeta(name) != nil {
-            try cluster.propose(ClusterState.deleteCollection(name))
-        } else if engine.hasCollection(name) {
-            // Made here before the cluster knew it (embedded): replaced all the same.
-            try engine.deleteCollection(name)
-        }
-        let placement = Array(repeating: [s.id], count: config.shardNumber)
-        try cluster.propose(ClusterState.createCollection(name, config, placement: placement))
-        guard engine.hasCollection(name), !engine.isStaged(name) else {
-            throw VQError(.io, "collection \"\(name)\" was not made on this peer from the snapshot (see its log)")
-        }
-        // The other replicas, spread over the other voters, copied from this peer's shards.
-        let mover = Rebalancer(node: cluster, engine: engine)
-        for shard in 0..<config.shardNumber {
-            for r in 0..<(config.replicationFactor - 1) {
-                let target = others[(shard * (config.replicationFactor - 1) + r) % others.count]
-                do { try mover.replicate(name, shard, to: target) } catch {
-                    throw VQError(VQError.wrap(error).kind,
-                                  "collection \"\(name)\" was recovered on peer \(s.id), but copying shard \(shard) to peer \(target) failed: "
-                                      + "\(VQError.wrap(error).message)",
-                                  hint: "add the replica with POST /collections/\(name)/cluster {\"replicate_shard\": {\"shard_id\": \(shard), \"to_peer_id\": \(target)}}")
+        // One recovery or rebalance at a time here: replicas added below must not be moved meanwhile.
+        try Rebalancer.exclusively("recovering \"\(name)\"") {
+            let (dir, snapshotConfig) = try engine.unpackSnapshot(file, as: name, checksum: checksum, what: what)
+            // The cluster's create (below) adopts the unpacked files; until it commits, they go on failure.
+            engine.stage(name, dir)
+            var created = false
+            defer { if !created { engine.unstage(name) } }
+            let mover = Rebalancer(node: cluster, engine: engine)
+            let others = mover.placeablePeers.filter { $0 != s.id }
+            var config = snapshotConfig
+            // As many replicas as the snapshot's collection had, as far as the peers allow. Writes
+            // need only this peer's replica until the others are copied (then the snapshot's
+            // write_consistency_factor returns).
+            config.replicationFactor = min(max(1, snapshotConfig.replicationFactor), others.count + 1)
+            config.writeConsistencyFactor = 1
+            if cluster.collectionMeta(name) != nil {
+                try cluster.propose(ClusterState.deleteCollection(name))
+            } else if engine.hasCollection(name) {
+                // Made here before the cluster knew it (embedded): replaced all the same.
+                try engine.deleteCollection(name)
+            }
+            let placement = Array(repeating: [s.id], count: config.shardNumber)
+            try cluster.propose(ClusterState.createCollection(name, config, placement: placement))
+            // Committed: the files stay staged for the create's effect however late it comes.
+            created = true
+            let deadline = Date().addingTimeInterval(120)
+            while !(engine.hasCollection(name) && !engine.isStaged(name)) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            guard engine.hasCollection(name), !engine.isStaged(name) else {
+                throw VQError(.io, "collection \"\(name)\" was created but not yet made from the snapshot on this peer (see its log)")
+            }
+            // The other replicas, spread over the other peers: all added first (each target's
+            // recovery loop then copies its replica even if this peer stops), then copied from
+            // here as segment files, every failure reported.
+            var targets: [(shard: Int, peer: PeerID)] = []
+            for shard in 0..<config.shardNumber {
+                for r in 0..<(config.replicationFactor - 1) {
+                    targets.append((shard, others[(shard * (config.replicationFactor - 1) + r) % others.count]))
                 }
+            }
+            var failures: [String] = []
+            for t in targets {
+                do { try cluster.propose(ClusterState.replica("add_replica", name, shard: t.shard, peer: t.peer)) } catch {
+                    failures.append("adding shard \(t.shard) to peer \(t.peer): \(VQError.wrap(error).message)")
+                }
+            }
+            for t in targets where failures.isEmpty {
+                do { try engine.collection(name).replicaSets[t.shard].catchUp(to: t.peer, after: nil, method: .files) } catch {
+                    failures.append("copying shard \(t.shard) to peer \(t.peer): \(VQError.wrap(error).message)")
+                }
+            }
+            guard failures.isEmpty else {
+                throw VQError(.io, "collection \"\(name)\" was recovered on peer \(s.id), but its other replicas are not all copied yet "
+                                  + "(each peer's recovery goes on trying): \(failures.joined(separator: "; "))",
+                              hint: "watch GET /collections/\(name)/cluster; write_consistency_factor stays 1 until they are Active")
+            }
+            if snapshotConfig.writeConsistencyFactor > 1 {
+                var restored = config
+                restored.writeConsistencyFactor = min(snapshotConfig.writeConsistencyFactor, config.replicationFactor)
+                try cluster.propose(ClusterState.updateCollection(name, restored))
             }
         }
     }

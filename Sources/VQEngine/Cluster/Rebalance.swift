@@ -137,16 +137,27 @@ package struct Rebalancer: Sendable {
     /// marked Dead, a peer removed). Returns the moves made (or, with `dryRun`, planned).
     package func run(only: String? = nil, dryRun: Bool = false) throws -> (moves: [Rebalance.Move], done: Int) {
         if let only, node.collectionMeta(only) == nil { throw VQError(.notFound, "collection \"\(only)\" is not distributed") }
-        guard Self.running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            throw VQError(.conflict, "a rebalance is already running on this peer")
+        return try Self.exclusively("a rebalance") { try runHeld(only: only, dryRun: dryRun) }
+    }
+
+    /// Runs `body` as the only rebalance or snapshot recovery of this process (the leader's, for a
+    /// rebalance): replicas moved by one must not be moved under the other.
+    package static func exclusively<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        guard running.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw VQError(.conflict, "a rebalance or a snapshot recovery is already running on this peer; \(what) waits for it to finish")
         }
-        defer { Self.running.store(false, ordering: .releasing) }
-        // Voters the metadata knows the address of and has not removed.
-        func plan() -> [Rebalance.Move] {
-            let state = node.metadata
-            let peers = node.status.voters.filter { state.peers[$0] != nil && !state.removed.contains($0) }.sorted()
-            return Rebalance.plan(state.collections, peers: peers, only: only)
-        }
+        defer { running.store(false, ordering: .releasing) }
+        return try body()
+    }
+
+    /// Voters the metadata knows the address of and has not removed: where replicas may go.
+    package var placeablePeers: [PeerID] {
+        let state = node.metadata
+        return node.status.voters.filter { state.peers[$0] != nil && !state.removed.contains($0) }.sorted()
+    }
+
+    private func runHeld(only: String?, dryRun: Bool) throws -> (moves: [Rebalance.Move], done: Int) {
+        func plan() -> [Rebalance.Move] { Rebalance.plan(node.metadata.collections, peers: placeablePeers, only: only) }
         let first = plan()
         if dryRun { return (first, 0) }
         var done: [Rebalance.Move] = []
