@@ -574,13 +574,19 @@ struct PeerView {
         #expect(try count(a.port) == 600)
         /// Every shard has `replicas` Active replicas on distinct peers, and every peer counts `points`.
         func recovered(_ points: Int, replicas: Int) throws {
-            let info = try request(a.port, "GET", "/collections/s/cluster").body
-            #expect(info.components(separatedBy: "\"shard_id\"").count - 1 == 2 * replicas, "\(info)")
-            #expect(!info.contains("Dead") && !info.contains("Partial"), "\(info)")
-            for p in [a, b, c] { #expect(try count(p.port) == points) }
-            // The snapshot's write_consistency_factor once every replica is copied.
-            let config = try request(b.port, "GET", "/collections/s").body
-            #expect(config.contains(#""write_consistency_factor":2"#), "\(config)")
+            // As each peer sees it (the recover answered once its own metadata had it all).
+            for p in [a, b, c] {
+                #expect(eventually(10) {
+                    guard let info = try? request(p.port, "GET", "/collections/s/cluster").body else { return false }
+                    return info.components(separatedBy: "\"shard_id\"").count - 1 == 2 * replicas && !info.contains("Dead") && !info.contains("Partial")
+                }, "peer \(p.port): \((try? request(p.port, "GET", "/collections/s/cluster").body) ?? "")")
+                #expect(eventually(10) { (try? count(p.port)) == points })
+            }
+            // The snapshot's write_consistency_factor once every replica is copied (committed
+            // through Raft before the answer; another peer applies it a moment later).
+            #expect(eventually(10) {
+                (try? request(b.port, "GET", "/collections/s").body)?.contains(#""write_consistency_factor":2"#) == true
+            })
         }
         // From the peer's own snapshots directory.
         let location = "file://\(holder.scratch.data)/snapshots/s/\(name)"
