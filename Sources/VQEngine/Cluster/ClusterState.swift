@@ -137,9 +137,13 @@ package struct ClusterState: Sendable, Equatable {
             let n = try name()
             guard let shard = command["shard"]?.intValue.map(Int.init), let peer = command["peer"]?.uint64Value,
                   let state = command["state"]?.stringValue.flatMap(ReplicaState.init(rawValue:)),
-                  let meta = collections[n], meta.shards.indices.contains(shard),
-                  let at = meta.shards[shard].firstIndex(where: { $0.peer == peer }) else {
+                  let meta = collections[n], meta.shards.indices.contains(shard) else {
                 throw VQError.invalid("set_replica names no replica")
+            }
+            // A replica dropped meanwhile (a move finished): its own kind, so a primary marking it
+            // Dead knows there is nothing left to mark.
+            guard let at = meta.shards[shard].firstIndex(where: { $0.peer == peer }) else {
+                throw VQError(.notFound, "peer \(peer) holds no replica of shard \(shard) of \(n) (dropped)")
             }
             // The last active replica stays: a shard with none could never recover.
             if state != .active, meta.shards[shard][at].state == .active,

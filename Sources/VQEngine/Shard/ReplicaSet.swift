@@ -307,8 +307,9 @@ package final class ReplicaSet: Sendable {
                 // It is no longer the primary (metadata moved on): ask again.
                 placement.refreshMetadata()
             } catch let e as VQError where e.kind == .unreachable {
-                // No answer came: the primary is gone; the next active replica leads.
-                try placement.setReplica(collection, id, primary, .dead, reason: e.message)
+                // No answer came: the primary is gone; the next active replica leads (unless it
+                // was dropped meanwhile: then the placement has moved on already).
+                do { try placement.setReplica(collection, id, primary, .dead, reason: e.message) } catch let d as VQError where d.kind == .notFound {}
             }
         }
         throw VQError(.busy, "\(what): no primary replica took the write")
@@ -388,7 +389,12 @@ package final class ReplicaSet: Sendable {
         }
         // A replica that missed an acknowledged write must not serve reads: Dead, committed
         // before the answer.
-        for (peer, why) in failures { try placement.setReplica(collection, id, peer, .dead, reason: why) }
+        for (peer, why) in failures {
+            do { try placement.setReplica(collection, id, peer, .dead, reason: why) } catch let e as VQError where e.kind == .notFound {
+                // Dropped meanwhile (a move finished): no longer a replica, so nothing to mark.
+                continue
+            }
+        }
         let needed = config.writeConsistencyFactor
         if acks < needed {
             throw VQError(.io, "write reached \(acks) of \(what)'s replicas; write_consistency_factor is \(needed)")

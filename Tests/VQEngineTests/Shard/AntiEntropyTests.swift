@@ -21,6 +21,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let calls = Mutex<[String: Int]>([:])
     /// When set, `apply` calls to the other peer fail (an unreachable replica).
     let failApply = Atomic<Bool>(false)
+    /// When set, an `apply` to the other peer fails and its replica is dropped meanwhile.
+    let dropOnApply = Atomic<Bool>(false)
     /// When set, segment-file transfer messages to the other peer fail.
     let failFiles = Atomic<Bool>(false)
     /// When set, the other peer's digest summary has one bucket's sum off (as while a write is in flight).
@@ -56,6 +58,11 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
         let set = collection.replicaSets[shard]
         switch action {
         case "apply":
+            if dropOnApply.load(ordering: .relaxed) {
+                // The replica is dropped (a move finishing) while this operation is on its way.
+                shared.withLock { $0.removeAll { $0.peer == peer } }
+                throw VQError(.unreachable, "peer \(peer) did not answer")
+            }
             if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
             try set.applyAsReplica(body, vectors: collection.config.vectors, from: localPeer)
             return []
@@ -87,6 +94,10 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     func measureRead<T>(_ peer: PeerID, _ read: () throws -> T) throws -> T { try read() }
     func countRead(launched: Int, delayed: Int, fanOutWon: Bool) {}
     func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {
+        // As the cluster's state machine: a replica no longer placed is its own error.
+        guard shared.withLock({ $0.contains { $0.peer == peer } }) else {
+            throw VQError(.notFound, "peer \(peer) holds no replica of shard \(shard) of \(collection) (dropped)")
+        }
         shared.withLock { $0 = $0.map { $0.peer == peer ? Replica(peer: peer, state: state) : $0 } }
     }
     func refreshMetadata() {}

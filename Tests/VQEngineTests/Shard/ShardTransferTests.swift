@@ -92,6 +92,17 @@ import Testing
         try pair.close()
     }
 
+    @Test("a write whose replica is dropped while the write is on its way succeeds: a dropped replica needs no marking")
+    func droppedReplicaDuringWrite() throws {
+        let pair = try ReplicaPair()
+        pair.placements[0].dropOnApply.store(true, ordering: .relaxed)
+        var points = pair.batch(Array(0..<10))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active)])
+        #expect(try pair.set(0).local.pointCount == 10)
+        try pair.close()
+    }
+
     @Test("the record copy (--shard-transfer records) gives the same points")
     func recordCopy() throws {
         let pair = try Self.diverged(files: false)
