@@ -197,7 +197,9 @@ extension QdrantAPI {
                     throw VQError.invalid("replicate_shard.from_peer_id \(from) holds no Active replica of shard \(shard)")
                 }
             }
-            try mover.replicate(name, shard, to: try peer(op, "to_peer_id", "replicate_shard"), method: try method(op, "replicate_shard"))
+            let to = try peer(op, "to_peer_id", "replicate_shard"), how = try method(op, "replicate_shard")
+            // Not while a rebalance or recovery here moves replicas of its own.
+            try Rebalancer.exclusively("replicate_shard") { try mover.replicate(name, shard, to: to, method: how) }
         } else if let op = body["move_shard"] {
             try check(op, "move_shard", ["shard_id", "to_peer_id", "from_peer_id", "method"])
             let shard = try shardOf(op, "move_shard")
@@ -205,7 +207,8 @@ extension QdrantAPI {
             guard meta.shards[shard].contains(where: { $0.peer == from }) else {
                 throw VQError.invalid("move_shard.from_peer_id \(from) holds no replica of shard \(shard)")
             }
-            try mover.move(Rebalance.Move(collection: name, shard: shard, from: from, to: to), method: try method(op, "move_shard"))
+            let how = try method(op, "move_shard")
+            try Rebalancer.exclusively("move_shard") { try mover.move(Rebalance.Move(collection: name, shard: shard, from: from, to: to), method: how) }
         } else if let op = body["drop_replica"] {
             try check(op, "drop_replica", ["shard_id", "peer_id"])
             let shard = try shardOf(op, "drop_replica")
