@@ -287,11 +287,10 @@ extension QdrantAPI {
     /// `POST /internal/raft`: a batch of Raft messages; 410 to a peer that was removed.
     func peerRaft(_ c: RouteCall) throws -> HTTPResponse {
         let cluster = try node()
-        let header = c.request.header(ClusterNode.peerHeader)
-        if let from = header.flatMap({ PeerID($0.prefix { $0 != " " }) }), cluster.wasRemoved(from) {
+        if let from = c.peer, cluster.wasRemoved(from) {
             throw VQError(.gone, "peer \(from) was removed from the cluster")
         }
-        try cluster.receive(c.request.body, peerHeader: header)
+        try cluster.receive(c.request.body, peerHeader: c.request.header(ClusterNode.peerHeader))
         return .text(200, "ok")
     }
 
@@ -319,8 +318,7 @@ extension QdrantAPI {
     /// `.../apply`: an operation the primary ordered, on a replica.
     func shardApply(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         // The caller names itself (`x-vq-peer: ID URI`): only the shard's primary may order.
-        let from = c.request.header(ClusterNode.peerHeader).flatMap { $0.split(separator: " ").first }.flatMap { PeerID($0) }
-        try collection.replicaSets[shard].applyAsReplica(c.request.body, vectors: collection.config.vectors, from: from)
+        try collection.replicaSets[shard].applyAsReplica(c.request.body, vectors: collection.config.vectors, from: c.peer)
         return .text(200, "ok")
     }
 

@@ -28,6 +28,9 @@ struct RouteCall {
 
     /// The request body as JSON (`{}` when empty).
     func body() throws -> JSON { request.body.isEmpty ? .object([]) : try JSONParser.parseRequest(request.body) }
+
+    /// The peer a peer call names itself as (`x-vq-peer: ID URI`), when it does.
+    var peer: PeerID? { request.header(ClusterNode.peerHeader).flatMap { PeerID($0.prefix { $0 != " " }) } }
 }
 
 struct Route: Sendable {
@@ -292,8 +295,7 @@ extension QdrantAPI {
         shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
         shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
         shard("receive-files", "internal.shard.receive_files") { _, col, s, c in
-            let from = c.request.header(ClusterNode.peerHeader).flatMap { $0.split(separator: " ").first }.flatMap { PeerID($0) }
-            try col.replicaSets[s].receiveFiles(c.request.body, from: from)
+            try col.replicaSets[s].receiveFiles(c.request.body, from: c.peer)
             return .text(200, "ok")
         },
         shard("digest", "internal.shard.digest") { _, col, s, c in .binary(try col.replicaSets[s].digestAnswer(c.request.body)) },

@@ -61,13 +61,8 @@ package final class FileBody: @unchecked Sendable {
     /// The whole file in memory (for callers in this process, not the server).
     package func readAll() throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
-        var done = 0
-        while done < length {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw VQError(.io, "a file being sent became shorter (\(done) of \(length) bytes)") }
-            done += n
-        }
+        let done = try out.withUnsafeMutableBytes { try FileIO.readFull(fd, into: $0, at: 0, path: "a file being sent") }
+        guard done == length else { throw VQError(.io, "a file being sent became shorter (\(done) of \(length) bytes)") }
         return out
     }
 

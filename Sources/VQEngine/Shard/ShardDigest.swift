@@ -34,6 +34,14 @@ struct ContentHasher {
 
     mutating func word(_ w: UInt64) { a = Self.mix(a, w) }
 
+    /// A point id: its kind, then its words.
+    mutating func id(_ id: PointID) {
+        switch id {
+        case .number(let n): word(0); word(n)
+        case .uuid(let hi, let lo): word(1); word(hi); word(lo)
+        }
+    }
+
     mutating func bytes(_ raw: UnsafeRawBufferPointer) {
         let n = raw.count
         word(UInt64(n))
@@ -83,10 +91,7 @@ package struct ShardDigest: Equatable, Sendable {
     /// The bucket of `id` (the top byte of a hash of the id).
     package static func bucket(_ id: PointID) -> Int {
         var h = ContentHasher()
-        switch id {
-        case .number(let n): h.word(0); h.word(n)
-        case .uuid(let hi, let lo): h.word(1); h.word(hi); h.word(lo)
-        }
+        h.id(id)
         return Int(h.value >> 56)
     }
 
@@ -109,10 +114,7 @@ extension Segment {
     /// vectors, and payload bytes. Equal content hashes equal on every peer.
     func contentHash(_ row: Int) -> UInt64 {
         var h = ContentHasher()
-        switch record(row).id {
-        case .number(let n): h.word(0); h.word(n)
-        case .uuid(let hi, let lo): h.word(1); h.word(hi); h.word(lo)
-        }
+        h.id(record(row).id)
         for store in stores {
             if store.lacks(row) { h.word(0) } else { h.word(1); h.floats(store.vector(row)) }
         }

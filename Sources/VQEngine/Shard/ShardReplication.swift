@@ -126,11 +126,12 @@ package final class ShardReplication: @unchecked Sendable {
             }
             trim()
         }
-        if let id = Self.bootID { try? FileIO.writeAtomically(bootPath, Array(id.utf8)) }
+        // Written once per boot, not at every open (each write is fsynced).
+        if !sameBoot, let id = Self.bootID { try? FileIO.writeAtomically(bootPath, Array(id.utf8)) }
         logIndex = logs[order[1]].isEmpty && !logs[order[0]].isEmpty ? order[0] : order[1]
         // A torn tail is cut off, so appends follow the last whole record.
         if let size = FileIO.fileSize(logPath(logIndex)), size > read[logIndex].end {
-            _ = Glibc.truncate(logPath(logIndex), off_t(read[logIndex].end))
+            _ = truncate(logPath(logIndex), off_t(read[logIndex].end))
         }
         openLog(logIndex, truncate: false)
         logRecords = logs[logIndex].count
@@ -163,16 +164,23 @@ package final class ShardReplication: @unchecked Sendable {
         if logBytes >= maxBytes || logRecords >= ShardReplication.maxOps {
             openLog(1 - logIndex, truncate: true)
         }
-        var w = ByteWriter(capacity: Self.recordHeader + op.count)
+        var w = ByteWriter(capacity: Self.recordHeader)
         w.u64(seq)
         w.u64(epoch)
         w.u32(UInt32(op.count))
         let crc = w.bytes.withUnsafeBytes { h in op.withUnsafeBytes { CRC32C.update(CRC32C.update(0, h), $0) } }
         w.u32(crc)
-        w.bytes.append(contentsOf: op)
-        // Unsynced, like the position: a lost tail only costs a whole copy later.
-        let written = w.bytes.withUnsafeBytes { write(logFD, $0.baseAddress, $0.count) }
-        if written == w.bytes.count {
+        // Header and body in one call, the body not copied. Unsynced, like the position: a lost
+        // tail only costs a whole copy later.
+        let header = w.bytes
+        let written = header.withUnsafeBytes { h in
+            op.withUnsafeBytes { b in
+                var parts = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress), iov_len: h.count),
+                             iovec(iov_base: UnsafeMutableRawPointer(mutating: b.baseAddress), iov_len: b.count)]
+                return writev(logFD, &parts, 2)
+            }
+        }
+        if written == header.count + op.count {
             logBytes += written
             logRecords += 1
         } else {

@@ -143,17 +143,17 @@ extension ReplicaSet {
                 // Undo and temporary files belong to a flush or write in progress (none while held).
                 for name in FileIO.list(dir).sorted() where !name.hasSuffix(".undo") && !name.hasSuffix(".tmp") {
                     let path = dir + "/" + name, rel = "segments/\(id)/\(name)"
-                    let fd = open(path, O_RDONLY | O_CLOEXEC)
-                    guard fd >= 0 else { throw VQError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+                    let fd = FileIO.openFD(path, O_RDONLY | O_CLOEXEC)
+                    guard fd >= 0 else { throw ioError("open", path) }
                     defer { close(fd) }
                     var offset = 0
-                    repeat {
-                        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Self.chunkBytes, off_t(offset)) }
-                        guard n >= 0 else { throw VQError(.io, "cannot read \(path): \(String(cString: strerror(errno)))") }
+                    // Chunks until a short one (an empty file still sends one, so it is made there).
+                    while true {
+                        let n = try buffer.withUnsafeMutableBytes { try FileIO.readFull(fd, into: $0, at: offset, path: path) }
                         try send(.chunk(transfer: transfer, path: rel, offset: offset, bytes: Array(buffer[0..<n])))
                         offset += n
-                        if n == 0 { break }
-                    } while true
+                        if n < Self.chunkBytes { break }
+                    }
                     files.append(ShardWire.FileEntry(path: rel, size: offset))
                     total += offset
                 }
@@ -250,8 +250,8 @@ extension ReplicaSet {
         }
         // Durable before a manifest of this shard names them (the adopt's commit).
         for path in present.keys {
-            let fd = open(staging + "/" + path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw VQError(.io, "cannot open \(staging)/\(path): \(String(cString: strerror(errno)))") }
+            let fd = FileIO.openFD(staging + "/" + path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw ioError("open", staging + "/" + path) }
             defer { close(fd) }
             try FileIO.sync(fd, path: staging + "/" + path)
         }

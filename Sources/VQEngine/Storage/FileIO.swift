@@ -56,17 +56,23 @@ package enum FileIO {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw ioError("stat", path) }
-        let size = Int(st.st_size)
-        var out = [UInt8](repeating: 0, count: size)
+        var out = [UInt8](repeating: 0, count: Int(st.st_size))
+        let done = try out.withUnsafeMutableBytes { try readFull(fd, into: $0, at: 0, path: path) }
+        if done < out.count { out.removeLast(out.count - done) }
+        return out
+    }
+
+    /// Reads from `offset` into `buffer` until it is full or the file ends, retrying short reads
+    /// and interrupted calls. - Returns: the bytes read (fewer than the buffer only at the end).
+    package static func readFull(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws -> Int {
         var done = 0
-        while done < size {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
             if n < 0 { if errno == EINTR { continue }; throw ioError("read", path) }
             if n == 0 { break }
             done += n
         }
-        if done < size { out.removeLast(size - done) }
-        return out
+        return done
     }
 
     /// Writes all of `bytes` at the file's current offset, retrying short writes.

@@ -304,13 +304,8 @@ package final class MappedArray<Element: BitwiseCopyable>: @unchecked Sendable {
     /// Reads `range` of the file (not the mapping: the file is what the checksums describe).
     private func readFile(_ range: Range<Int>) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: range.count)
-        var done = 0
-        while done < range.count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, range.count - done, off_t(range.lowerBound + done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw n == 0 ? VQError(.corrupt, "\(path) ends at byte \(range.lowerBound + done); expected \(range.upperBound)") : ioError("read", path) }
-            done += n
-        }
+        let done = try out.withUnsafeMutableBytes { try FileIO.readFull(fd, into: $0, at: range.lowerBound, path: path) }
+        guard done == range.count else { throw VQError(.corrupt, "\(path) ends at byte \(range.lowerBound + done); expected \(range.upperBound)") }
         return out
     }
 

@@ -89,8 +89,7 @@ package struct SHA256: Sendable {
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         var offset = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(offset)) }
-            if n < 0 { if errno == EINTR { continue }; throw ioError("read", path) }
+            let n = try chunk.withUnsafeMutableBytes { try FileIO.readFull(fd, into: $0, at: offset, path: path) }
             if n == 0 { break }
             chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             offset += n

@@ -79,8 +79,8 @@ package final class TarWriter {
         var chunk = [UInt8](repeating: 0, count: TarWriter.bufferBytes)
         var done = 0
         while done < size {
-            let n = chunk.withUnsafeMutableBytes { pread(src, $0.baseAddress!, min($0.count, size - done), off_t(done)) }
-            if n < 0 { if errno == EINTR { continue }; throw ioError("read", source) }
+            let want = min(chunk.count, size - done)
+            let n = try chunk.withUnsafeMutableBytes { try FileIO.readFull(src, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<want]), at: done, path: source) }
             if n == 0 { throw VQError(.io, "\(source) became shorter while it was copied into \(path)") }
             try chunk.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             done += n
@@ -295,12 +295,7 @@ package enum TarReader {
 
     private static func readExactly(_ fd: Int32, _ buffer: inout [UInt8], count: Int? = nil, at offset: Int, path: String) throws {
         let want = count ?? buffer.count
-        var done = 0
-        while done < want {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, want - done, off_t(offset + done)) }
-            if n < 0 { if errno == EINTR { continue }; throw ioError("read", path) }
-            if n == 0 { throw VQError.invalid("\(path) ends early, at byte \(offset + done)") }
-            done += n
-        }
+        let done = try buffer.withUnsafeMutableBytes { try FileIO.readFull(fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<want]), at: offset, path: path) }
+        if done < want { throw VQError.invalid("\(path) ends early, at byte \(offset + done)") }
     }
 }
