@@ -80,8 +80,9 @@ extension QdrantAPI {
         do { parts = try Multipart.parts(r.body, boundary: boundary) } catch {
             throw VQError.invalid("upload is not valid multipart/form-data: \(error)")
         }
-        guard let part = parts.first(where: { $0.name == "snapshot" }) else {
-            throw VQError.invalid("upload has parts [\(parts.map(\.name).joined(separator: ", "))]; expected one named \"snapshot\"")
+        // One part, the file: any other would be ignored, so it is refused by name.
+        guard parts.count == 1, let part = parts.first, part.name == "snapshot" else {
+            throw VQError.invalid("upload has parts [\(parts.map(\.name).joined(separator: ", "))]; expected exactly one, named \"snapshot\"")
         }
         try FileIO.makeDirectories(engine.directory.snapshotsDir)
         let file = engine.directory.snapshotsDir + "/.upload-\(name)-\(UUID().uuidString)"

@@ -221,6 +221,8 @@ package enum TarReader {
             let relative = try checkedPath(full, isDirectory: isDirectory, bad: bad)
             guard seen.insert(relative).inserted else { throw bad("entry \"\(relative)\" appears twice") }
             if isDirectory {
+                // A directory's data would otherwise be read as the next headers.
+                guard size == 0 else { throw bad("directory \"\(relative)\" claims \(size) bytes of data") }
                 try FileIO.makeDirectories(target + "/" + relative)
                 continue
             }

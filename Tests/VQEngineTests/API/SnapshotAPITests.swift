@@ -186,6 +186,10 @@ import Testing
             ("POST", "/collections/r/snapshots/upload", nil, [:], [("content-type", good.contentType)], multipart([1, 2], part: "file").body, 400,
              "\"snapshot\""),
             ("POST", "/collections/r/snapshots/upload", nil, ["priority": "no_sync"], [("content-type", good.contentType)], good.body, 400, "priority"),
+            // A second part would be ignored: refused, naming the parts.
+            ("POST", "/collections/r/snapshots/upload", nil, [:], [("content-type", good.contentType)],
+             Array(good.body.dropLast(Array("--b0undary--\r\n".utf8).count)) + Array("--b0undary\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--b0undary--\r\n".utf8),
+             400, "[snapshot, note]"),
             ("POST", "/collections/r/snapshots/upload", nil, [:], [("content-type", good.contentType)], multipart(Array(repeating: 7, count: 2048)).body,
              400, "wrong checksum"),
         ] as [(String, String, String?, [String: String], [(String, String)], [UInt8]?, Int, String)] {

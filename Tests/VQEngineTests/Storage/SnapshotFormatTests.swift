@@ -49,7 +49,8 @@ import Testing
     }
 
     @Test("an archive from outside is refused, naming the fault, before anything lands outside the target",
-          arguments: ["traversal", "absolute", "symlink", "checksum", "truncated", "duplicate", "empty", "no end", "huge size"])
+          arguments: ["traversal", "absolute", "symlink", "checksum", "truncated", "duplicate", "empty", "no end", "huge size",
+                     "directory with data"])
     func tarRefusals(_ fault: String) throws {
         let tmp = TempDir()
         func header(_ name: String, size: Int, type: UInt8 = 0x30) -> [UInt8] {
@@ -82,6 +83,9 @@ import Testing
             expected = "wrong checksum"
         case "truncated": archive = Array(entry("big", [UInt8](repeating: 9, count: 4000)).prefix(2048)); expected = "truncated"
         case "duplicate": archive = entry("twice", [1]) + entry("twice", [2]) + end; expected = "appears twice"
+        case "directory with data":
+            // Its data block would otherwise be read as the next header.
+            archive = entry("dir/", [UInt8](repeating: 7, count: 10), type: 0x35) + end; expected = "claims 10 bytes"
         case "empty": archive = []; expected = "empty"
         case "huge size":
             // A base-256 size near Int.max (padding it to 512 would overflow), checksum made good.
