@@ -37,8 +37,12 @@ package final class LocalShard: @unchecked Sendable {
     private var lastFlush = Date()
     private var bytesSinceFlush = 0
 
-    /// Serialises flushes (applier, optimizer, close).
-    private let flushMutex = NSLock()
+    /// Serialises flushes (applier, optimizer, close); signalled when the last file pin goes.
+    private let flushMutex = NSCondition()
+    /// Copies holding this shard's flushed files (`pinFiles`); guarded by `flushMutex`. While
+    /// one does, no segment file is written or removed: flushes wait (the applier's timed one
+    /// waits for its next turn), and writes are applied in memory and kept in the WAL.
+    private var filePins = 0
     /// Set while the disk refuses writes (see `writeProblem`).
     private let storageProblem = Mutex<String?>(nil)
     private let damaged = Mutex<String?>(nil)
@@ -224,7 +228,7 @@ package final class LocalShard: @unchecked Sendable {
                     wakeOptimizer()
                 }
                 if Date() >= deadline || flushMutex.withLock({ bytesSinceFlush }) >= options.flushBytes {
-                    do { try flush() } catch let e as VQError where e.kind == .insufficientStorage {
+                    do { try flush(timed: true) } catch let e as VQError where e.kind == .insufficientStorage {
                         // A full disk: what is applied stays in the WAL; the flush is tried again.
                         flushMutex.withLock { lastFlush = Date() }
                         storageProblem.withLock { $0 = e.message }
@@ -268,24 +272,44 @@ package final class LocalShard: @unchecked Sendable {
     /// and the optimizer cannot swap segments; searches go on.
     func flushForTesting() throws { try flush() }
 
-    func flush() throws {
-        do { try flushSegments() } catch let e as VQError where e.kind == .corrupt {
+    /// - Parameter timed: the applier's flush by time or bytes, which a file pin puts off to the
+    ///   next interval (every other flush waits for the pins to go).
+    func flush(timed: Bool = false) throws {
+        do { try flushSegments(timed: timed) } catch let e as VQError where e.kind == .corrupt {
             // Bytes a flush was about to replace were damaged: this copy stops here (see `damage`).
             damaged.withLock { $0 = $0 ?? e.message }
             throw e
         }
     }
 
-    private func flushSegments() throws {
+    private func flushSegments(timed: Bool) throws {
         flushMutex.lock()
         defer { flushMutex.unlock() }
+        if timed && filePins > 0 {
+            lastFlush = Date()
+            return
+        }
+        waitForPins()
         let flushed = try lock.read { try flushHeld() }
         guard let flushed else { return }
         withProgress { $0.flushedOp = flushed }
         wal.removeFlushed(upTo: flushed)
     }
 
-    /// Writes what changed and commits a manifest; the caller holds `flushMutex` and the read lock.
+    /// Waits until no copy holds the files (`pinFiles`); the caller holds `flushMutex` (and not `lock`).
+    private func waitForPins() {
+        while filePins > 0 { flushMutex.wait() }
+    }
+
+    /// Waits until no copy holds the files (`pinFiles`).
+    package func waitUntilUnpinned() {
+        flushMutex.lock()
+        waitForPins()
+        flushMutex.unlock()
+    }
+
+    /// Writes what changed and commits a manifest; the caller holds `flushMutex` (no pin is
+    /// held: `waitForPins`) and the read lock.
     /// - Returns: the operation the new manifest covers, nil when nothing had changed.
     private func flushHeld() throws -> UInt64? {
         lastFlush = Date()
@@ -340,6 +364,7 @@ package final class LocalShard: @unchecked Sendable {
         try waitApplied(wal.durableOp)
         flushMutex.lock()
         defer { flushMutex.unlock() }
+        waitForPins()
         let (result, flushed) = try lock.read { () -> (T, UInt64?) in
             let flushed = try flushHeld()
             let op = flushed ?? withProgress { $0.flushedOp }
@@ -352,6 +377,48 @@ package final class LocalShard: @unchecked Sendable {
             wal.removeFlushed(upTo: flushed)
         }
         return result
+    }
+
+    /// Flushes this shard and holds its segment files as they are now, open, until the pin is
+    /// released: a copy reads them while writes go on (applied in memory and kept in the WAL;
+    /// flushes wait meanwhile, so no file named changes or goes). Every write acknowledged
+    /// before the call is in them.
+    /// - Throws: `.corrupt` when this copy is damaged; `.io` when a file cannot be opened.
+    /// - Returns: nil when another copy holds the files now (they are not flushed up to this
+    ///   moment): `waitUntilUnpinned`, then try again.
+    package func pinFiles() throws -> PinnedFiles? {
+        try checkIntact()
+        try waitApplied(wal.durableOp)
+        flushMutex.lock()
+        defer { flushMutex.unlock() }
+        if filePins > 0 { return nil }
+        let (pinned, flushed) = try lock.read { () -> (PinnedFiles, UInt64?) in
+            let flushed = try flushHeld()
+            let op = flushed ?? withProgress { $0.flushedOp }
+            let manifest = manifestJSON(op: op, sequence: flushSeq, flushedSegments)
+            var paths: [(name: String, path: String)] = []
+            for info in flushedSegments {
+                let dir = DataDirectory.segmentDir(shardDir: directory, id: info.id)
+                // Undo and temporary files belong to a flush or write in progress (none now).
+                for name in FileIO.list(dir).sorted() where !name.hasSuffix(".undo") && !name.hasSuffix(".tmp") {
+                    paths.append(("segments/\(info.id)/\(name)", dir + "/" + name))
+                }
+            }
+            let files = try PinnedFiles.open(paths)
+            filePins += 1
+            return (PinnedFiles(manifest: manifest, points: holder.locations.count, files: files) { [weak self] in
+                guard let self else { return }
+                flushMutex.lock()
+                filePins -= 1
+                flushMutex.broadcast()
+                flushMutex.unlock()
+            }, flushed)
+        }
+        if let flushed {
+            withProgress { $0.flushedOp = flushed }
+            wal.removeFlushed(upTo: flushed)
+        }
+        return pinned
     }
 
     /// Replaces this shard's points with another copy's segments (a shard transfer): `staged` is
@@ -399,6 +466,7 @@ package final class LocalShard: @unchecked Sendable {
         }
         flushMutex.lock()
         defer { flushMutex.unlock() }
+        waitForPins()
         // Past this point a failure leaves memory and disk apart: this copy stops serving
         // (`damage`) until a restart opens the last committed manifest.
         func halt(_ e: any Error) -> any Error {

@@ -13,6 +13,10 @@
 // through consensus first, so it stops serving reads. Any peer forwards a write to the primary
 // (`write`); a primary that does not answer is marked Dead and the next active replica leads.
 //
+// Recovery (`transfer`): the primary sends a Dead or new replica the operations it missed, or a
+// whole copy of the shard followed by the operations ordered during it; writes go on meanwhile,
+// held only while the last few are sent and the replica is made Active.
+//
 // Reads: one active replica, the local one when there is one, otherwise in the cluster's order
 // (fewest outstanding, then recent latency); `read_fan_out_delay_ms` and `read_fan_out_factor`
 // race more (`FanOut`); an error moves on to the next replica at once.
@@ -22,6 +26,28 @@ import Synchronization
 
 /// A peer's id in the cluster (random, never reused).
 package typealias PeerID = UInt64
+
+/// Keys held one at a time: `enter` waits while another caller holds the key.
+package final class Gate<Key: Hashable & Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var held = Set<Key>()
+
+    package init() {}
+
+    package func enter(_ key: Key) {
+        condition.lock()
+        while held.contains(key) { condition.wait() }
+        held.insert(key)
+        condition.unlock()
+    }
+
+    package func leave(_ key: Key) {
+        condition.lock()
+        held.remove(key)
+        condition.broadcast()
+        condition.unlock()
+    }
+}
 
 /// A replica's state, as Qdrant names them.
 package enum ReplicaState: String, Sendable {
@@ -94,6 +120,8 @@ package final class ReplicaSet: Sendable {
     let placement: (any ReplicaPlacement)?
     /// The last segment-file transfer this copy finished (a finish sent again is answered done).
     let lastTransfer = Mutex<UInt64>(0)
+    /// Replicas a copy is under way to (one at a time each).
+    let copying = Gate<PeerID>()
 
     package init(collection: String, id: Int, local: LocalShard, placement: (any ReplicaPlacement)?) {
         self.collection = collection
@@ -443,64 +471,158 @@ package final class ReplicaSet: Sendable {
 
     // MARK: recovery and transfers
 
-    /// On the primary: brings `target`'s replica (Dead or Partial) up to date and makes it Active:
-    /// the operations after `after` when this peer still has them all, otherwise a copy of the
-    /// whole shard. Writes to the shard wait meanwhile (its lock), so nothing slips between the
-    /// catch-up and the next write.
+    /// On the primary: brings `target`'s replica (Dead or Partial) up to date and makes it Active.
+    /// Writes to the shard go on meanwhile, except for the last few operations' catch-up:
+    ///
+    /// 1. Under the shard's lock: the starting point. The operations after `after` when this
+    ///    peer still has them all; otherwise a whole copy of the shard as it is now (its segment
+    ///    files pinned, or its points read), at this peer's position. The history after that
+    ///    position is pinned, so the operations ordered during the copy stay (`ShardReplication.pin`).
+    /// 2. Without the lock: the copy is sent; writes go on to the active replicas.
+    /// 3. Catch-up: the operations ordered since, in rounds without the lock while there are
+    ///    many, then the last few under it, and the replica is made Active before the next
+    ///    write is ordered. Each round's last operation is waited for until applied, so all are
+    ///    before the replica serves reads.
+    ///
+    /// One copy to a replica at a time: another call for the same one waits for it, then finds
+    /// the replica Active. When the writes outgrow the pinned history before the copy ends,
+    /// the copy is made once more, holding writes throughout (as copies did before).
     /// - Parameter method: how a whole copy is made (nil: `placement.segmentFileTransfer`).
     package func transfer(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod? = nil) throws {
+        guard placement != nil else { throw VQError(.notFound, "this server runs no cluster") }
+        copying.enter(target)
+        defer { copying.leave(target) }
+        var after = after
+        for attempt in 0..<2 {
+            do {
+                return try transferOnce(to: target, after: after, method: method, holdWrites: attempt > 0)
+            } catch let e as CatchUpLost {
+                // Ordered past the pinned history: once more, holding writes for the catch-up.
+                placement?.log("replica copy outrun by writes", [("collection", .string(collection)), ("shard", .int(Int64(id))),
+                                                                 ("peer", .uint(target)), ("operations", .int(Int64(e.operations)))])
+                after = nil
+            }
+        }
+        throw VQError(.busy, "\(what): writes outran the copy to peer \(target) twice")
+    }
+
+    /// The history a catch-up needed was gone (`transfer` tries once more).
+    private struct CatchUpLost: Error { var operations: Int }
+
+    /// Rounds of catch-up without the shard's lock before the last one under it.
+    static let catchUpRounds = 8
+    /// A catch-up round of at most this many operations is the last (under the shard's lock).
+    static let finalRound = 64
+
+    /// - Parameter holdWrites: hold the shard's lock throughout (writes wait for the whole copy).
+    private func transferOnce(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod?, holdWrites: Bool) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let replication = placement.replication(collection, id)
-        replication.lock.lock()
-        defer { replication.lock.unlock() }
-        guard let replicas = placement.replicas(collection, id), let replica = replicas.first(where: { $0.peer == target }) else {
-            throw VQError(.notFound, "peer \(target) holds no replica of \(what)")
-        }
-        if replica.state == .active { return }
-        guard replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
-            throw VQError(.busy, "this peer is not the primary of \(what)")
-        }
-        if replica.state == .dead { try placement.setReplica(collection, id, target, .partial, reason: nil) }
-        let destination = remote(placement, target)
-        let mode: String
-        var count = 0
-        if let after, let missed = replication.range(after: after.seq, epoch: after.epoch) {
-            // The missed range: replayed in order through the replica's usual path, the last one
-            // waited for until applied (so all are) before the replica serves reads again.
-            for (i, (seq, epoch, bytes)) in missed.enumerated() {
-                try destination.apply(bytes, i == missed.count - 1 ? .applied : .durable, seq: seq, epoch: epoch)
+        if holdWrites { replication.lock.lock() }
+        defer { if holdWrites { replication.lock.unlock() } }
+        // 1. The starting point, under the shard's lock (nil: Active already).
+        enum Copy { case range, files(PinnedFiles), records([PointRecord]) }
+        func start() throws -> (copy: Copy, base: (seq: UInt64, epoch: UInt64))?? {
+            try replication.lock.withLock {
+                guard let replicas = placement.replicas(collection, id), let replica = replicas.first(where: { $0.peer == target }) else {
+                    throw VQError(.notFound, "peer \(target) holds no replica of \(what)")
+                }
+                if replica.state == .active { return .some(nil) }
+                guard replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
+                    throw VQError(.busy, "this peer is not the primary of \(what)")
+                }
+                if replica.state == .dead { try placement.setReplica(collection, id, target, .partial, reason: nil) }
+                let copy: Copy, base: (seq: UInt64, epoch: UInt64)
+                if let after, replication.range(after: after.seq, epoch: after.epoch) != nil {
+                    (copy, base) = (.range, after)
+                } else {
+                    try local.waitApplied(local.lastOp)
+                    base = (replication.lastSeq, replication.lastEpoch)
+                    if (method ?? (placement.segmentFileTransfer ? .files : .records)) == .files {
+                        // Another copy holds the files (they are older than now): wait for it unlocked.
+                        guard let pinned = try local.pinFiles() else { return nil }
+                        copy = .files(pinned)
+                    } else {
+                        copy = .records(local.scan(filter: nil, withVector: true, withPayload: true))
+                    }
+                }
+                replication.pin(base.seq, epoch: base.epoch)
+                return (copy, base)
             }
-            mode = "range"
-            count = missed.count
-        } else if (method ?? (placement.segmentFileTransfer ? .files : .records)) == .files {
-            try local.waitApplied(local.lastOp)
+        }
+        var started: (copy: Copy, base: (seq: UInt64, epoch: UInt64))??
+        while true {
+            local.waitUntilUnpinned()
+            started = try start()
+            if started != nil { break }
+        }
+        guard let (copy, base) = started! else { return }
+        let destination = remote(placement, target)
+        defer { replication.lock.withLock { replication.unpin(base.seq) } }
+        // 2. The copy, while writes go on.
+        var mode = "range", count = 0
+        switch copy {
+        case .range:
+            break
+        case .files(let pinned):
+            defer { pinned.release() }
             let started = Date()
-            let sent = try sendFiles(to: destination, position: (replication.lastSeq, replication.lastEpoch))
+            let bytes = try sendFiles(pinned, to: destination, position: base)
+            pinned.release()
             let seconds = Date().timeIntervalSince(started)
-            mode = "files"
-            count = sent.points
+            (mode, count) = ("files", pinned.points)
             placement.log("shard copied", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
-                                           ("bytes", .int(Int64(sent.bytes))), ("seconds", .double(seconds)),
-                                           ("mb_per_s", .double(seconds > 0 ? Double(sent.bytes) / 1e6 / seconds : 0))])
-        } else {
-            try local.waitApplied(local.lastOp)
+                                           ("bytes", .int(Int64(bytes))), ("seconds", .double(seconds)),
+                                           ("mb_per_s", .double(seconds > 0 ? Double(bytes) / 1e6 / seconds : 0))])
+        case .records(let records):
             let started = Date()
-            let records = local.scan(filter: nil, withVector: true, withPayload: true)
             let starts = Array(stride(from: 0, to: max(1, records.count), by: 1000))
             for (i, start) in starts.enumerated() {
                 let part = Array(records[start..<min(records.count, start + 1000)])
-                try destination.receive(ShardWire.ReceiveBatch(clear: i == 0, last: i == starts.count - 1 ? (replication.lastSeq, replication.lastEpoch) : nil,
-                                                               records: part))
+                try destination.receive(ShardWire.ReceiveBatch(clear: i == 0, last: i == starts.count - 1 ? base : nil, records: part))
             }
-            mode = "copy"
-            count = records.count
-            let seconds = Date().timeIntervalSince(started)
+            (mode, count) = ("copy", records.count)
             placement.log("shard copied", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
-                                           ("points", .int(Int64(count))), ("seconds", .double(seconds))])
+                                           ("points", .int(Int64(count))), ("seconds", .double(Date().timeIntervalSince(started)))])
         }
-        try placement.setReplica(collection, id, target, .active, reason: nil)
-        placement.log("replica recovered", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
-                                            ("mode", .string(mode)), (mode == "range" ? "operations" : "points", .int(Int64(count)))])
+        // 3. The operations ordered since the base: rounds without the lock, the last under it.
+        var at = base
+        var caughtUp = 0
+        for round in 0... {
+            replication.lock.lock()
+            var locked = true
+            defer { if locked { replication.lock.unlock() } }
+            guard let missed = replication.range(after: at.seq, epoch: at.epoch) else {
+                throw CatchUpLost(operations: caughtUp)
+            }
+            let last = holdWrites || missed.count <= Self.finalRound || round >= Self.catchUpRounds
+            if !last {
+                replication.lock.unlock()
+                locked = false
+            } else {
+                // Still the primary, and the replica still placed and not Active (it was not
+                // dropped, or made Active by another, meanwhile).
+                guard let replicas = placement.replicas(collection, id), replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
+                    throw VQError(.busy, "this peer is no longer the primary of \(what)")
+                }
+                guard replicas.contains(where: { $0.peer == target && $0.state == .partial }) else {
+                    throw VQError(.notFound, "peer \(target)'s replica of \(what) was dropped or changed state during its copy")
+                }
+            }
+            for (i, (seq, epoch, bytes)) in missed.enumerated() {
+                try destination.apply(bytes, i == missed.count - 1 ? .applied : .durable, seq: seq, epoch: epoch)
+            }
+            caughtUp += missed.count
+            if let end = missed.last { at = (end.seq, end.epoch) }
+            if last {
+                try placement.setReplica(collection, id, target, .active, reason: nil)
+                if mode == "range" { count = caughtUp }
+                placement.log("replica recovered", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
+                                                    ("mode", .string(mode)), (mode == "range" ? "operations" : "points", .int(Int64(count))),
+                                                    ("caught_up", .int(Int64(caughtUp))), ("final_round", .int(Int64(missed.count)))])
+                return
+            }
+        }
     }
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard). The batch

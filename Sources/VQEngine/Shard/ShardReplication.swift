@@ -9,7 +9,9 @@
 // stale value only replays a few operations, and upserts and deletes replay harmlessly). The
 // last operations (up to 16 MB, `--replication-history-bytes`, or 100,000) stay in memory, trimmed
 // as they go: a replica that missed a range the
-// source still has catches up with just that range; otherwise it gets the whole shard.
+// source still has catches up with just that range; otherwise it gets the whole shard. While a
+// copy is under way, the operations after its starting position are pinned (kept up to four
+// times the bounds, at least 64 MB) for the copy's catch-up.
 //
 // The history is also logged (`COLLECTION.SHARD.log0` and `.log1`, appended without fsync, as
 // the position): a restarted peer (a primary most of all) still serves ranges. Appends go to one
@@ -32,8 +34,9 @@ import Darwin
 import Foundation
 
 package final class ShardReplication: @unchecked Sendable {
-    /// Held while ordering, applying or transferring this shard's operations.
-    package let lock = NSLock()
+    /// Held while ordering, applying or transferring this shard's operations (recursive: a copy
+    /// that holds writes for its whole length takes it once more for each step).
+    package let lock = NSRecursiveLock()
     package private(set) var lastSeq: UInt64
     package private(set) var lastEpoch: UInt64
     /// Whether this peer ordered the last operation in this process (else a new epoch starts).
@@ -41,6 +44,10 @@ package final class ShardReplication: @unchecked Sendable {
     private var recent: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])] = []
     private var head = 0
     private var bytes = 0
+    /// Positions a copy in progress catches up from (`pin`): the operations after each are kept
+    /// beyond the usual bound, up to `pinnedMaxBytes`, and the position's epoch is known here
+    /// even when its own operation is not (a copy reset the history). Count per position.
+    private var pins: [UInt64: (epoch: UInt64, count: Int)] = [:]
     private let path: String
     /// `path`, open for the whole life of this state (one pwrite per operation, no open/close).
     private var fd: Int32 = -1
@@ -53,10 +60,15 @@ package final class ShardReplication: @unchecked Sendable {
     /// Bytes of recent operations kept for range catch-ups (`--replication-history-bytes`).
     let maxBytes: Int
     static let maxOps = 100_000
+    /// Bytes the history may grow to while a copy catches up from a pinned position (beyond
+    /// it, the oldest go and the copy is made again, holding writes).
+    let pinnedMaxBytes: Int
 
-    package init(path: String, maxBytes: Int = 16 << 20) {
+    /// - Parameter pinnedMaxBytes: nil: four times `maxBytes`, at least 64 MB.
+    package init(path: String, maxBytes: Int = 16 << 20, pinnedMaxBytes: Int? = nil) {
         self.path = path
         self.maxBytes = maxBytes
+        self.pinnedMaxBytes = pinnedMaxBytes ?? max(4 * maxBytes, 64 << 20)
         var seq: UInt64 = 0, epoch: UInt64 = 0
         if let data = try? FileIO.readAll(path), data.count == 16 {
             data.withUnsafeBytes {
@@ -214,7 +226,16 @@ package final class ShardReplication: @unchecked Sendable {
     /// dropped prefix is compacted once it is half the array, so memory stays within the byte
     /// cap whatever the write pattern.
     private func trim() {
-        while recent.count - head > ShardReplication.maxOps || bytes > maxBytes {
+        while head < recent.count {
+            // Operations after a pinned position stay, up to the pinned bounds.
+            let pin = pins.keys.min()
+            let held = pin.map { recent[head].seq > $0 } ?? false
+            let over = held
+                ? recent.count - head > 4 * ShardReplication.maxOps || bytes > pinnedMaxBytes
+                : recent.count - head > ShardReplication.maxOps || bytes > maxBytes
+            guard over else { break }
+            // A pin whose next operation goes can no longer serve its copy's catch-up.
+            if held, let pin { pins[pin] = nil }
             bytes -= recent[head].bytes.count
             recent[head].bytes = []
             head += 1
@@ -228,8 +249,24 @@ package final class ShardReplication: @unchecked Sendable {
     /// The epoch of operation `seq` if this peer still holds it (or it is the last one).
     package func epoch(of seq: UInt64) -> UInt64? {
         if seq == lastSeq { return lastEpoch }
-        guard head < recent.count, recent[head].seq <= seq, seq < lastSeq else { return nil }
-        return recent[head + Int(seq - recent[head].seq)].epoch
+        guard seq < lastSeq else { return nil }
+        if head < recent.count, recent[head].seq <= seq { return recent[head + Int(seq - recent[head].seq)].epoch }
+        // Held for a copy's catch-up: its operation may be gone (or never here), the ones after it are not.
+        if let pin = pins[seq], head < recent.count, recent[head].seq == seq + 1 { return pin.epoch }
+        return nil
+    }
+
+    /// Keeps the operations after (`seq`, `epoch`) (this peer's position when a copy of the
+    /// shard starts) for the copy's catch-up, until `unpin`. Call with `lock` held.
+    package func pin(_ seq: UInt64, epoch: UInt64) {
+        pins[seq, default: (epoch, 0)].count += 1
+    }
+
+    /// Lets a `pin` go (a pin the history outgrew, or a reset, is gone already). Call with `lock` held.
+    package func unpin(_ seq: UInt64) {
+        guard let p = pins[seq] else { return }
+        pins[seq] = p.count > 1 ? (p.epoch, p.count - 1) : nil
+        if pins[seq] == nil { trim() }
     }
 
     /// After a whole-shard copy: the data is the source's as of (`epoch`, `seq`), with no history
@@ -241,6 +278,7 @@ package final class ShardReplication: @unchecked Sendable {
         recent = []
         head = 0
         bytes = 0
+        pins = [:]
         clearLogs()
         persist()
     }
@@ -248,8 +286,11 @@ package final class ShardReplication: @unchecked Sendable {
     /// The operations after a replica's last (`epoch`, `seq`), or nil when this peer cannot tell
     /// they follow on from it (it does not hold that operation, or holds a different one there).
     package func range(after seq: UInt64, epoch: UInt64) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])]? {
-        guard seq > 0, seq <= lastSeq, self.epoch(of: seq) == epoch else { return nil }
+        // 0 is no position (a copy under way), unless a copy of a shard never written to pinned it.
+        guard seq > 0 || pins[0] != nil, seq <= lastSeq, self.epoch(of: seq) == epoch else { return nil }
         if seq == lastSeq { return [] }
+        // epoch(of:) found seq, or a pin on it with the next operation kept.
+        guard head < recent.count, recent[head].seq <= seq + 1 else { return nil }
         return Array(recent[(head + Int(seq + 1 - recent[head].seq))...])
     }
 

@@ -2,10 +2,12 @@
 // move) sends the primary's flushed segment files as they are, HNSW graphs included, instead of
 // re-sending every point for the replica to write and index again.
 //
-//   primary   (the shard's replication lock held: no write is ordered meanwhile) holds its copy
-//             flushed and still (`withFlushedFiles`: searches go on), then sends
+//   primary   flushes its copy and pins its files at a replication position, under the shard's
+//             lock (`LocalShard.pinFiles`: the files stay open and unchanged; flushes wait, and
+//             writes go on in memory and the WAL), then, without the lock, sends
 //             begin -> every segment file in chunks of `chunkBytes` -> finish (the manifest, the
-//             file list with sizes, and the replication position the copy is at)
+//             file list with sizes, and the replication position the copy is at); the
+//             operations ordered meanwhile follow (`ReplicaSet.transfer`)
 //   replica   stages the files in SHARD.incoming, checks the list (every file, its size, nothing
 //             else), opens the staged shard and verifies every block checksum, then adopts the
 //             segments (`LocalShard.adopt`: one manifest commits them) and takes the position
@@ -28,6 +30,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 
 extension ShardWire {
     package enum FilesMessage: Equatable {
@@ -118,11 +121,14 @@ extension ReplicaSet {
     /// Bytes per chunk of a segment-file transfer.
     static let chunkBytes = 8 << 20
 
-    /// On the primary, with the shard's replication lock held: sends this copy's segment files to
-    /// `destination` (see the file comment). - Returns: points and bytes sent.
-    func sendFiles(to destination: RemoteShard, position: (seq: UInt64, epoch: UInt64)) throws -> (points: Int, bytes: Int) {
+    /// On the primary: sends `pinned` (this copy's segment files, held as they were at
+    /// `position`) to `destination` (see the file comment). Writes go on meanwhile.
+    /// - Returns: bytes sent.
+    func sendFiles(_ pinned: PinnedFiles, to destination: RemoteShard, position: (seq: UInt64, epoch: UInt64)) throws -> Int {
         let transfer = UInt64.random(in: 1...UInt64.max)
         func send(_ m: ShardWire.FilesMessage, timeout: Double? = nil) throws {
+            // A closing shard lets its pin go soon (its last flush waits for it).
+            if local.withProgress({ $0.closing }) { throw VQError(.cancelled, "the shard is closing; the copy to a replica stopped") }
             let body = ShardWire.encodeFiles(m)
             var attempt = 0
             while true {
@@ -132,37 +138,24 @@ extension ReplicaSet {
             }
         }
         try send(.begin(transfer: transfer))
-        // Counted before the shard is held (the count takes its read lock).
-        let points = local.pointCount
-        return try local.withFlushedFiles { manifest, dirs in
-            var files: [ShardWire.FileEntry] = []
-            var total = 0
-            var buffer = [UInt8](repeating: 0, count: Self.chunkBytes)
-            for dir in dirs {
-                let id = dir.split(separator: "/").last.map(String.init) ?? dir
-                // Undo and temporary files belong to a flush or write in progress (none while held).
-                for name in FileIO.list(dir).sorted() where !name.hasSuffix(".undo") && !name.hasSuffix(".tmp") {
-                    let path = dir + "/" + name, rel = "segments/\(id)/\(name)"
-                    let fd = FileIO.openFD(path, O_RDONLY | O_CLOEXEC)
-                    guard fd >= 0 else { throw ioError("open", path) }
-                    defer { close(fd) }
-                    var offset = 0
-                    // Chunks until a short one (an empty file still sends one, so it is made there).
-                    while true {
-                        let n = try buffer.withUnsafeMutableBytes { try FileIO.readFull(fd, into: $0, at: offset, path: path) }
-                        try send(.chunk(transfer: transfer, path: rel, offset: offset, bytes: Array(buffer[0..<n])))
-                        offset += n
-                        if n < Self.chunkBytes { break }
-                    }
-                    files.append(ShardWire.FileEntry(path: rel, size: offset))
-                    total += offset
-                }
-            }
-            // Verifying every block can take a while on a large shard.
-            try send(.finish(transfer: transfer, manifest: ChecksummedJSON.encode(manifest), seq: position.seq, epoch: position.epoch,
-                             files: files), timeout: 600)
-            return (points, total)
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: Self.chunkBytes)
+        for file in pinned.files {
+            var offset = 0
+            // Chunks up to the size it had when pinned (an empty file still sends one, so it is made there).
+            repeat {
+                let want = min(Self.chunkBytes, file.size - offset)
+                let n = try buffer.withUnsafeMutableBytes { try FileIO.readFull(file.fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<want]), at: offset, path: file.name) }
+                guard n == want else { throw VQError(.io, "\(local.directory)/\(file.name) ended at \(offset + n) bytes while held at \(file.size)") }
+                try send(.chunk(transfer: transfer, path: file.name, offset: offset, bytes: Array(buffer[0..<n])))
+                offset += n
+            } while offset < file.size
+            total += offset
         }
+        // Verifying every block can take a while on a large shard.
+        try send(.finish(transfer: transfer, manifest: ChecksummedJSON.encode(pinned.manifest), seq: position.seq, epoch: position.epoch,
+                         files: pinned.files.map { ShardWire.FileEntry(path: $0.name, size: $0.size) }), timeout: 600)
+        return total
     }
 
     /// On the receiving replica: one message of a segment-file transfer, from `from` (the
@@ -265,4 +258,54 @@ extension RemoteShard {
     package func receiveFiles(_ body: [UInt8], timeout: Double? = nil) throws {
         _ = try call("receive-files", body, timeout: timeout)
     }
+}
+
+/// A shard's flushed segment files held for a copy (`LocalShard.pinFiles`): open, with their
+/// sizes then and the manifest they make up. Until `release`, nothing of them changes.
+package final class PinnedFiles: @unchecked Sendable {
+    package struct File {
+        /// segments/ID/NAME, as a transfer names it.
+        package var name: String
+        package var fd: Int32
+        package var size: Int
+    }
+
+    package let manifest: JSON
+    package let points: Int
+    package let files: [File]
+    private let onRelease: () -> Void
+    private let released = Mutex(false)
+
+    init(manifest: JSON, points: Int, files: [File], onRelease: @escaping () -> Void) {
+        self.manifest = manifest
+        self.points = points
+        self.files = files
+        self.onRelease = onRelease
+    }
+
+    /// Opens every file (all or none).
+    static func open(_ paths: [(name: String, path: String)]) throws -> [File] {
+        var files: [File] = []
+        for (name, path) in paths {
+            let fd = FileIO.openFD(path, O_RDONLY | O_CLOEXEC)
+            var st = stat()
+            guard fd >= 0, fstat(fd, &st) == 0 else {
+                let e = ioError("open", path)
+                if fd >= 0 { close(fd) }
+                for f in files { close(f.fd) }
+                throw e
+            }
+            files.append(File(name: name, fd: fd, size: Int(st.st_size)))
+        }
+        return files
+    }
+
+    /// Closes the files and lets flushes go on. Later calls do nothing.
+    package func release() {
+        guard released.withLock({ let was = $0; $0 = true; return !was }) else { return }
+        for f in files { close(f.fd) }
+        onRelease()
+    }
+
+    deinit { release() }
 }

@@ -175,6 +175,44 @@ import Testing
         #expect(ShardReplication(path: path, maxBytes: 100).range(after: 31, epoch: a) == nil)
     }
 
+    @Test("a copy's pinned position keeps the operations after it beyond the bound, serves a range when its own operation is gone, and goes past its own bound")
+    func pins() throws {
+        let tmp = TempDir()
+        let r = ShardReplication(path: tmp.path + "/seq/c.0", maxBytes: 100, pinnedMaxBytes: 300)
+        let a = r.epochForOrdering()
+        let op = { (seq: UInt64) in [UInt8](repeating: UInt8(truncatingIfNeeded: seq), count: 10) }
+        for seq in UInt64(1)...5 { r.applied(seq, epoch: a, op(seq)) }
+        r.pin(5, epoch: a)
+        // 250 bytes after the pin: past the bound of 100, within the pinned 300.
+        for seq in UInt64(6)...30 { r.applied(seq, epoch: a, op(seq)) }
+        #expect(r.range(after: 5, epoch: a)?.map(\.seq) == Array(6...30))
+        #expect(r.range(after: 3, epoch: a) == nil, "before the pin: trimmed as usual")
+        r.unpin(5)
+        #expect(r.range(after: 5, epoch: a) == nil, "let go: trimmed to the bound again")
+        #expect(r.range(after: 25, epoch: a)?.count == 5)
+        // A position with no operation of its own here (this copy was itself copied there).
+        r.reset(to: 40, epoch: a)
+        r.pin(40, epoch: a)
+        #expect(r.range(after: 40, epoch: a)?.isEmpty == true)
+        let b = r.epochForOrdering()
+        r.applied(41, epoch: b, op(41))
+        r.applied(42, epoch: b, op(42))
+        #expect(r.range(after: 40, epoch: a)?.map(\.seq) == [41, 42])
+        #expect(r.range(after: 40, epoch: b) == nil, "another operation 40")
+        // Past the pinned bound: the oldest go, and the pin with them.
+        for seq in UInt64(43)...80 { r.applied(seq, epoch: b, op(seq)) }
+        #expect(r.range(after: 40, epoch: a) == nil)
+        r.unpin(40)
+        #expect(r.range(after: 75, epoch: b)?.count == 5)
+        // A shard never written to: its copy starts at 0.
+        let fresh = ShardReplication(path: tmp.path + "/seq/c.1")
+        #expect(fresh.range(after: 0, epoch: 0) == nil, "0 is no position")
+        fresh.pin(0, epoch: 0)
+        #expect(fresh.range(after: 0, epoch: 0)?.isEmpty == true)
+        fresh.applied(1, epoch: fresh.epochForOrdering(), [1])
+        #expect(fresh.range(after: 0, epoch: 0)?.map(\.seq) == [1])
+    }
+
     @Test("a torn record at the end of the log is cut off, so what is appended after it is read back")
     func tornTailCut() throws {
         let tmp = TempDir()

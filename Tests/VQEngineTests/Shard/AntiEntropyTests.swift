@@ -31,19 +31,30 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let failHashes = Atomic<Bool>(false)
     /// When set, a byte of each deleted-rows file sent is flipped.
     let corruptFiles = Atomic<Bool>(false)
+    /// Run once, at the first message of a whole-shard copy to the other peer (the copy waits for it).
+    let onCopy = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Events logged, by name.
+    let events = Mutex<[String]>([])
     /// Whole-shard copies by segment files (else by records).
     let segmentFileTransfer: Bool
     private let stateLock = Mutex<ShardReplication?>(nil)
     private let statePath: String
+    private let history: (bytes: Int, pinned: Int)?
     private var state: ShardReplication { stateLock.withLock { $0! } }
     weak var other: Engine?
 
-    init(_ dir: String, peer: PeerID, shared: SharedReplicas, files: Bool = true) {
+    /// - Parameter history: the replication history's bounds (nil: the defaults).
+    init(_ dir: String, peer: PeerID, shared: SharedReplicas, files: Bool = true, history: (bytes: Int, pinned: Int)? = nil) {
         localPeer = peer
         segmentFileTransfer = files
         self.shared = shared
+        self.history = history
         statePath = dir + "/seq-\(peer)"
-        stateLock.withLock { $0 = ShardReplication(path: dir + "/seq-\(peer)") }
+        stateLock.withLock { $0 = Self.replication(statePath, history) }
+    }
+
+    static func replication(_ path: String, _ history: (bytes: Int, pinned: Int)?) -> ShardReplication {
+        history.map { ShardReplication(path: path, maxBytes: $0.bytes, pinnedMaxBytes: $0.pinned) } ?? ShardReplication(path: path)
     }
 
     func replicas(_ collection: String, _ shard: Int) -> [Replica]? { shared.withLock { $0 } }
@@ -74,6 +85,7 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             return answer
         case "receive-files":
             if failFiles.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            if body.first == 1, let hook = onCopy.withLock({ h in defer { h = nil }; return h }) { hook() }
             var body = body
             if corruptFiles.load(ordering: .relaxed), case .chunk(let t, let path, let offset, var bytes) = try ShardWire.decodeFiles(body),
                path.hasSuffix("deleted.bits"), !bytes.isEmpty {
@@ -83,6 +95,7 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             try set.receiveFiles(body, from: localPeer)
             return []
         case "receive":
+            if let hook = onCopy.withLock({ h in defer { h = nil }; return h }) { hook() }
             try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors)
             return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
@@ -104,10 +117,10 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     func confirmMetadata() -> Bool { true }
     func isClusterCollection(_ collection: String) -> Bool { true }
     func replication(_ collection: String, _ shard: Int) -> ShardReplication { state }
-    func log(_ event: String, _ fields: [(String, JSON)]) {}
+    func log(_ event: String, _ fields: [(String, JSON)]) { events.withLock { $0.append(event) } }
 
     /// A restart of the replication state: read again from its files.
-    func reopenReplication() { stateLock.withLock { $0 = ShardReplication(path: statePath) } }
+    func reopenReplication() { stateLock.withLock { $0 = Self.replication(statePath, history) } }
 }
 
 /// A collection "c" (dim 4, cosine, one shard) replicated on two in-process peers.
@@ -118,7 +131,7 @@ struct ReplicaPair {
     var engines: [Engine]
     let config: CollectionConfig
 
-    init(files: Bool = true) throws {
+    init(files: Bool = true, history: (bytes: Int, pinned: Int)? = nil) throws {
         var config = CollectionConfig(dim: 4, distance: .cosine)
         config.replicationFactor = 2
         self.config = config
@@ -127,7 +140,7 @@ struct ReplicaPair {
         for peer in [PeerID(1), 2] {
             let dir = tmp.path + "/p\(peer)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let placement = PairPlacement(dir, peer: peer, shared: shared, files: files)
+            let placement = PairPlacement(dir, peer: peer, shared: shared, files: files, history: history)
             let (directory, lock) = try Engine.lock(path: dir, address: nil)
             let engine = Engine(directory: directory, lock: lock, placement: placement) { _ in }
             try engine.createCollection("c", config: config)

@@ -69,6 +69,47 @@ import Testing
         try shard.close()
     }
 
+    @Test("pinned files stay as they were while writes go on; a flush waits for the pin, and the applier's timed one puts itself off")
+    func pinnedFiles() throws {
+        let tmp = TempDir()
+        var rng = SplitMix64(seed: 9)
+        var options = ShardOptions(dim: 8, distance: .cosine)
+        options.flushBytes = 1  // the applier flushes after every batch
+        let shard = try LocalShard(directory: tmp.path, options: options, warn: { _ in })
+        let (first, _) = batch(0..<100, dim: 8, rng: &rng, payload: true)
+        try shard.waitApplied(try shard.submit(.upsert(first)))
+        let pinned = try #require(try shard.pinFiles())
+        func onDisk() throws -> [String: [UInt8]] {
+            Dictionary(uniqueKeysWithValues: try pinned.files.map { ($0.name, try FileIO.readAll(tmp.path + "/" + $0.name)) })
+        }
+        let before = try onDisk()
+        #expect(pinned.points == 100)
+        #expect(pinned.files.map(\.size) == pinned.files.map { before[$0.name]?.count ?? -1 })
+        #expect(try shard.pinFiles() == nil, "held by another copy: not flushed up to now")
+        // Writes go on (overwrites, new points, a delete), each followed by a timed flush (the
+        // upsert's runs before the delete is taken, so it has run once the delete is applied).
+        let (second, _) = batch(50..<200, dim: 8, rng: &rng, payload: true)
+        try shard.waitApplied(try shard.submit(.upsert(second)))
+        try shard.waitApplied(try shard.submit(.delete([.number(3)])))
+        #expect(shard.pointCount == 199)
+        #expect(try onDisk() == before)
+        // A flush that must happen (the optimizer's, a close's) waits for the pin.
+        let flushed = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? shard.flushForTesting()
+            flushed.signal()
+        }
+        #expect(flushed.wait(timeout: .now() + 0.2) == .timedOut)
+        #expect(try onDisk() == before)
+        pinned.release()
+        #expect(flushed.wait(timeout: .now() + 30) == .success)
+        #expect(try onDisk() != before)
+        try shard.close()
+        let reopened = try LocalShard(directory: tmp.path, options: options, warn: { _ in })
+        #expect(reopened.pointCount == 199)
+        try reopened.close()
+    }
+
     @Test("an unflushed shard replays its WAL on open")
     func replayWithoutFlush() throws {
         let tmp = TempDir()

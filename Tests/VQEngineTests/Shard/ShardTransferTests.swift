@@ -3,11 +3,18 @@ import Synchronization
 import Testing
 @testable import VQEngine
 
+/// A count shared with other threads.
+final class Tally: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
 @Suite struct ShardTransferTests {
     /// Peer 1 holds 3,100 points (some deleted, an indexed segment with a graph); peer 2's
     /// replica is Dead and holds something else.
-    static func diverged(files: Bool = true) throws -> ReplicaPair {
-        let pair = try ReplicaPair(files: files)
+    static func diverged(files: Bool = true, history: (bytes: Int, pinned: Int)? = nil) throws -> ReplicaPair {
+        let pair = try ReplicaPair(files: files, history: history)
         var points = pair.batch(Array(0..<3000))
         _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
         _ = try pair.engines[0].collection("c").delete([.number(5), .number(2999)], wait: .applied)
@@ -67,6 +74,74 @@ import Testing
         try pair.reopen(1)
         let problems = try pair.set(1).local.check()
         #expect(!problems.isEmpty, "damage in \(largest) went unseen")
+        try pair.close()
+    }
+
+    /// Has `pair`'s primary take 100 upserts and a delete from another thread at the first
+    /// message of the next copy, which waits (up to 30 s) for them. - Returns: writes acknowledged.
+    static func writeDuringCopy(_ pair: ReplicaPair) -> Tally {
+        let acknowledged = Tally()
+        let engine = pair.engines[0]
+        let batches = (0..<100).map { i in pair.batch([UInt64(10_000 + i), UInt64(i)], tag: 9) }
+        pair.placements[0].onCopy.withLock {
+            $0 = { [acknowledged] in
+                let done = DispatchSemaphore(value: 0)
+                DispatchQueue.global().async {
+                    for var batch in batches where (try? engine.collection("c").upsert(&batch, wait: .applied)) != nil {
+                        acknowledged.add()
+                    }
+                    if (try? engine.collection("c").delete([.number(7)], wait: .applied)) != nil { acknowledged.add() }
+                    done.signal()
+                }
+                _ = done.wait(timeout: .now() + 30)
+            }
+        }
+        return acknowledged
+    }
+
+    @Test("writes go on while a replica is copied: acknowledged during the copy, and the replica has them before it is Active",
+          arguments: [true, false])
+    func writesGoOnDuringCopy(files: Bool) throws {
+        let pair = try Self.diverged(files: files)
+        let acknowledged = Self.writeDuringCopy(pair)
+        pair.placements[0].calls.withLock { $0 = [:] }
+        try pair.set(0).transfer(to: 2, after: nil)
+        #expect(acknowledged.value == 101, "writes waited for the copy")
+        #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .active)])
+        #expect(pair.placements[0].calls.withLock { $0["apply"] } == 101, "the writes made during the copy followed it, in order")
+        #expect(try pair.contents(0) == pair.contents(1))
+        #expect(try pair.set(1).position == pair.set(0).position)
+        #expect(pair.placements[0].events.withLock { $0 }.filter { $0 == "replica copy outrun by writes" }.isEmpty)
+        // And the next write follows on in sequence.
+        var more = pair.batch([1, 20_000], tag: 5)
+        _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        #expect(try pair.contents(0) == pair.contents(1))
+        try pair.close()
+    }
+
+    @Test("writes that outgrow the pinned history during a copy: the copy is made again, holding writes, and ends equal")
+    func copyOutrunByWrites() throws {
+        let pair = try Self.diverged(history: (bytes: 1000, pinned: 2000))
+        let acknowledged = Self.writeDuringCopy(pair)
+        try pair.set(0).transfer(to: 2, after: nil)
+        #expect(acknowledged.value == 101)
+        #expect(pair.placements[0].events.withLock { $0 }.filter { $0 == "replica copy outrun by writes" }.count == 1)
+        #expect(pair.shared.withLock { $0 }[1].state == .active)
+        #expect(try pair.contents(0) == pair.contents(1))
+        try pair.close()
+    }
+
+    @Test("two calls to copy the same replica at once: one copies, the other waits for it and finds the replica Active")
+    func oneCopyPerReplica() throws {
+        let pair = try Self.diverged()
+        let set = try pair.set(0)
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            do { try set.transfer(to: 2, after: nil) } catch { failures.withLock { $0.append("\(error)") } }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(pair.placements[0].events.withLock { $0 }.filter { $0 == "replica recovered" }.count == 1)
+        #expect(try pair.contents(0) == pair.contents(1))
         try pair.close()
     }
 
