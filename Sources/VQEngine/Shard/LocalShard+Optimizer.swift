@@ -78,7 +78,7 @@ extension LocalShard {
                 report.pointsIndexed += try indexInPlace(slot, foreground: force)
             }
         }
-        if report.tasks > 0 { try flush() }
+        if report.tasks > 0 { try flush(orDefer: true) }
         report.segmentsAfter = lock.read { holder.segments.count }
         report.seconds = Date().timeIntervalSince(start)
         return report
@@ -213,8 +213,7 @@ extension LocalShard {
             throw error
         }
         // The manifest naming the new segment is the commit point; only then may the old files go.
-        try flush()
-        for source in sources { try? FileIO.removeTree(source.directory) }
+        try commitSwap(retiring: sources.map(\.directory))
         let seconds = Date().timeIntervalSince(started)
         // Points that came with a seed graph were not indexed again.
         let inserted = rowMap.count - seededRows
@@ -258,7 +257,7 @@ extension LocalShard {
         let seg = lock.read { holder.slots[slot]! }
         let graph = try seg.buildIndex(buildParams(foreground: foreground), shouldContinue: keepGoing(foreground))
         lock.write { seg.attach(graph) }
-        try flush()
+        try flush(orDefer: true)
         let seconds = Date().timeIntervalSince(started)
         withProgress { s in
             s.indexedPointsTotal += seg.rowCount

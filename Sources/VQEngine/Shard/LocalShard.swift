@@ -40,9 +40,13 @@ package final class LocalShard: @unchecked Sendable {
     /// Serialises flushes (applier, optimizer, close); signalled when the last file pin goes.
     private let flushMutex = NSCondition()
     /// Copies holding this shard's flushed files (`pinFiles`); guarded by `flushMutex`. While
-    /// one does, no segment file is written or removed: flushes wait (the applier's timed one
-    /// waits for its next turn), and writes are applied in memory and kept in the WAL.
+    /// one does, no segment file is written or removed: the applier's and the optimizer's
+    /// flushes are put off to the next one after it (`flush(orDefer:)`), others wait; writes
+    /// are applied in memory and kept in the WAL.
     private var filePins = 0
+    /// Directories of segments the optimizer replaced, removed once a committed manifest no
+    /// longer names them (the next flush); guarded by `flushMutex`.
+    private var retired: [String] = []
     /// Set while the disk refuses writes (see `writeProblem`).
     private let storageProblem = Mutex<String?>(nil)
     private let damaged = Mutex<String?>(nil)
@@ -228,7 +232,7 @@ package final class LocalShard: @unchecked Sendable {
                     wakeOptimizer()
                 }
                 if Date() >= deadline || flushMutex.withLock({ bytesSinceFlush }) >= options.flushBytes {
-                    do { try flush(timed: true) } catch let e as VQError where e.kind == .insufficientStorage {
+                    do { try flush(orDefer: true) } catch let e as VQError where e.kind == .insufficientStorage {
                         // A full disk: what is applied stays in the WAL; the flush is tried again.
                         flushMutex.withLock { lastFlush = Date() }
                         storageProblem.withLock { $0 = e.message }
@@ -272,20 +276,20 @@ package final class LocalShard: @unchecked Sendable {
     /// and the optimizer cannot swap segments; searches go on.
     func flushForTesting() throws { try flush() }
 
-    /// - Parameter timed: the applier's flush by time or bytes, which a file pin puts off to the
-    ///   next interval (every other flush waits for the pins to go).
-    func flush(timed: Bool = false) throws {
-        do { try flushSegments(timed: timed) } catch let e as VQError where e.kind == .corrupt {
+    /// - Parameter orDefer: while a copy pins the files, leave it to the next flush (the
+    ///   applier's by time or bytes, the optimizer's after a swap); otherwise wait for the pins.
+    func flush(orDefer: Bool = false) throws {
+        do { try flushSegments(orDefer: orDefer) } catch let e as VQError where e.kind == .corrupt {
             // Bytes a flush was about to replace were damaged: this copy stops here (see `damage`).
             damaged.withLock { $0 = $0 ?? e.message }
             throw e
         }
     }
 
-    private func flushSegments(timed: Bool) throws {
+    private func flushSegments(orDefer: Bool) throws {
         flushMutex.lock()
         defer { flushMutex.unlock() }
-        if timed && filePins > 0 {
+        if orDefer && filePins > 0 {
             lastFlush = Date()
             return
         }
@@ -308,10 +312,26 @@ package final class LocalShard: @unchecked Sendable {
         flushMutex.unlock()
     }
 
-    /// Writes what changed and commits a manifest; the caller holds `flushMutex` (no pin is
-    /// held: `waitForPins`) and the read lock.
+    /// The optimizer's swap is in memory: flushes it (or, while a copy pins the files, leaves
+    /// it to the next flush), and removes the replaced segments' directories once a committed
+    /// manifest no longer names them.
+    func commitSwap(retiring directories: [String]) throws {
+        flushMutex.withLock { retired += directories }
+        try flush(orDefer: true)
+    }
+
+    /// Writes what changed and commits a manifest, then removes retired segment directories;
+    /// the caller holds `flushMutex` (no pin is held: `waitForPins`) and the read lock.
     /// - Returns: the operation the new manifest covers, nil when nothing had changed.
     private func flushHeld() throws -> UInt64? {
+        let flushed = try flushChanges()
+        // The committed manifest (this one, or the last when nothing changed) names none of them.
+        for dir in retired { try? FileIO.removeTree(dir) }
+        retired = []
+        return flushed
+    }
+
+    private func flushChanges() throws -> UInt64? {
         lastFlush = Date()
         bytesSinceFlush = 0
         let (applied, previous) = withProgress { ($0.appliedOp, $0.flushedOp) }

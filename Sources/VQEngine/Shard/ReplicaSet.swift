@@ -568,7 +568,6 @@ package final class ReplicaSet: Sendable {
             defer { pinned.release() }
             let started = Date()
             let bytes = try sendFiles(pinned, to: destination, position: base)
-            pinned.release()
             let seconds = Date().timeIntervalSince(started)
             (mode, count) = ("files", pinned.points)
             placement.log("shard copied", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
@@ -592,7 +591,7 @@ package final class ReplicaSet: Sendable {
             replication.lock.lock()
             var locked = true
             defer { if locked { replication.lock.unlock() } }
-            guard let missed = replication.range(after: at.seq, epoch: at.epoch) else {
+            guard let missed = replication.range(after: at.seq, epoch: at.epoch, pinned: true) else {
                 throw CatchUpLost(operations: caughtUp)
             }
             let last = holdWrites || missed.count <= Self.finalRound || round >= Self.catchUpRounds

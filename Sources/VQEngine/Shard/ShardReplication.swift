@@ -285,9 +285,11 @@ package final class ShardReplication: @unchecked Sendable {
 
     /// The operations after a replica's last (`epoch`, `seq`), or nil when this peer cannot tell
     /// they follow on from it (it does not hold that operation, or holds a different one there).
-    package func range(after seq: UInt64, epoch: UInt64) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])]? {
-        // 0 is no position (a copy under way), unless a copy of a shard never written to pinned it.
-        guard seq > 0 || pins[0] != nil, seq <= lastSeq, self.epoch(of: seq) == epoch else { return nil }
+    /// - Parameter pinned: `seq` is the position a copy from here pinned (only then may it be 0:
+    ///   the copy of a shard at no position; otherwise 0 is a replica that holds nothing, as while
+    ///   a copy to it is under way).
+    package func range(after seq: UInt64, epoch: UInt64, pinned: Bool = false) -> [(seq: UInt64, epoch: UInt64, bytes: [UInt8])]? {
+        guard seq > 0 || (pinned && pins[0] != nil), seq <= lastSeq, self.epoch(of: seq) == epoch else { return nil }
         if seq == lastSeq { return [] }
         // epoch(of:) found seq, or a pin on it with the next operation kept.
         guard head < recent.count, recent[head].seq <= seq + 1 else { return nil }

@@ -127,11 +127,11 @@ extension ReplicaSet {
     func sendFiles(_ pinned: PinnedFiles, to destination: RemoteShard, position: (seq: UInt64, epoch: UInt64)) throws -> Int {
         let transfer = UInt64.random(in: 1...UInt64.max)
         func send(_ m: ShardWire.FilesMessage, timeout: Double? = nil) throws {
-            // A closing shard lets its pin go soon (its last flush waits for it).
-            if local.withProgress({ $0.closing }) { throw VQError(.cancelled, "the shard is closing; the copy to a replica stopped") }
             let body = ShardWire.encodeFiles(m)
             var attempt = 0
             while true {
+                // A closing shard lets its pin go soon (its last flush waits for it).
+                if local.withProgress({ $0.closing }) { throw VQError(.cancelled, "the shard is closing; the copy to a replica stopped") }
                 do { return try destination.receiveFiles(body, timeout: timeout) } catch let e as VQError where e.kind == .unreachable && attempt < 3 {
                     attempt += 1
                 }
@@ -152,6 +152,8 @@ extension ReplicaSet {
             } while offset < file.size
             total += offset
         }
+        // Every byte is sent: flushes may go on while the replica verifies and adopts them.
+        pinned.release()
         // Verifying every block can take a while on a large shard.
         try send(.finish(transfer: transfer, manifest: ChecksummedJSON.encode(pinned.manifest), seq: position.seq, epoch: position.epoch,
                          files: pinned.files.map { ShardWire.FileEntry(path: $0.name, size: $0.size) }), timeout: 600)
