@@ -184,10 +184,20 @@ struct PeerView {
             let r = try request(peers[start / 2000 % 3].port, "PUT", "/collections/r/points?wait=true", Self.points(start..<start + 2000))
             #expect(r.status == 200, "\(r.body)")
         }
-        // Reads from one replica per shard: consistency=1 is met, asking replicas to agree is refused, not ignored.
-        #expect(try request(a.port, "POST", "/collections/r/points/query?consistency=1", #"{"query":[0,0,0,0,0,0,0,0],"limit":3}"#).status == 200)
-        let all = try request(a.port, "POST", "/collections/r/points/query?consistency=all", #"{"query":[0,0,0,0,0,0,0,0],"limit":3}"#)
-        #expect(all.status == 400 && all.body.contains("replication_factor 2"), "\(all.body)")
+        // Read consistency: one replica per shard by default; 2, majority, quorum and all ask both
+        // replicas of every shard (a position call and the read each), and agree here; more
+        // replicas than the collection has is refused, naming its replication_factor.
+        let one = try request(a.port, "POST", "/collections/r/points/query?consistency=1", #"{"query":[0,0,0,0,0,0,0,0],"limit":3}"#)
+        #expect(one.status == 200)
+        for consistency in ["2", "majority", "quorum", "all"] {
+            let q = try request(a.port, "POST", "/collections/r/points/query?consistency=\(consistency)", #"{"query":[0,0,0,0,0,0,0,0],"limit":3}"#)
+            let ids = { (body: String) in body.components(separatedBy: "\"id\":").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) } }
+            #expect(q.status == 200 && ids(q.body) == ids(one.body) && ids(q.body).count == 3, "\(consistency): \(q.body) against \(one.body)")
+            let counted = try request(b.port, "POST", "/collections/r/points/count?consistency=\(consistency)", #"{"exact":true}"#)
+            #expect(counted.body.contains(#""count":20000"#), "\(counted.body)")
+        }
+        let beyondFactor = try request(a.port, "POST", "/collections/r/points/query?consistency=3", #"{"query":[0,0,0,0,0,0,0,0],"limit":3}"#)
+        #expect(beyondFactor.status == 400 && beyondFactor.body.contains("replication_factor 2"), "\(beyondFactor.body)")
         // Every peer holds 2 of the 3 shards and answers for all of them.
         for p in peers {
             let info = try request(p.port, "GET", "/collections/r/cluster").body
@@ -264,9 +274,14 @@ struct PeerView {
                 #expect(got.body.components(separatedBy: "\"id\"").count - 1 == range.count, "batch \(range) from \(p.port): \(got.body.prefix(200))")
             }
         }
-        // The dead peer's replicas are marked Dead; reads keep working from the survivors.
+        // The dead peer's replicas are marked Dead; reads keep working from the survivors, with
+        // consistency all (the active replicas); 2 cannot be met where one replica is left.
         let view = try request(a.port, "GET", "/collections/r/cluster").body
         #expect(view.contains("Dead"), "\(view)")
+        let allAlive = try request(a.port, "POST", "/collections/r/points/count?consistency=all", #"{"exact":true}"#)
+        #expect(allAlive.body.contains("\"count\":\(total + acked.count * 100)"), "\(allAlive.body)")
+        let two = try request(a.port, "POST", "/collections/r/points/count?consistency=2", #"{"exact":true}"#)
+        #expect(two.status == 503 && two.body.contains("1 are active"), "\(two.body)")
 
         // The peer comes back on its directory: it rejoins, its replicas are copied from the
         // primaries and become Active, and it then answers for everything acknowledged.

@@ -98,8 +98,10 @@ package final class QdrantAPI: @unchecked Sendable {
                 // An alias stands for its collection wherever Qdrant takes one: every collection
                 // route but create, delete and the alias list itself.
                 if route.resolvesAlias, let first = params.first { params[0] = try resolveAlias(first) }
-                try checkQuery(request, route, collection: route.resolvesAlias ? params.first : nil)
-                response = try route.handler(self, RouteCall(request: request, params: params, start: start))
+                let consistency = try checkQuery(request, route, collection: route.resolvesAlias ? params.first : nil)
+                response = try ReadConsistency.$current.withValue(consistency) {
+                    try route.handler(self, RouteCall(request: request, params: params, start: start))
+                }
             }
         } catch let e as VQError {
             response = APIEnvelope.error(e, since: start)
@@ -118,11 +120,13 @@ package final class QdrantAPI: @unchecked Sendable {
     ///   neither wait for anything nor stop early, so there they are refused.
     /// - `ordering` (writes): weak, medium or strong. vq orders every write of a shard through
     ///   its primary replica, which is what strong asks; weak and medium get that too.
-    /// - `consistency` (reads): a number, majority, quorum or all. A collection with one replica
-    ///   per shard (any embedded or single-peer one) meets each; asking more than one replica of
-    ///   a replicated collection to agree is not implemented and is refused.
-    func checkQuery(_ r: HTTPRequest, _ route: Route, collection: String?) throws {
-        guard !r.query.isEmpty, route.access != .peer else { return }
+    /// - `consistency` (reads): a number (at most the collection's replication_factor), majority,
+    ///   quorum or all; see ReplicaSet+Consistency.swift. A collection with one replica per shard
+    ///   (any embedded or single-peer one) meets each with its one copy.
+    /// - Returns: the read consistency asked for (1 when none is).
+    @discardableResult
+    func checkQuery(_ r: HTTPRequest, _ route: Route, collection: String?) throws -> ReadConsistency {
+        guard !r.query.isEmpty, route.access != .peer else { return .factor(1) }
         var allowed: [String] = []
         if route.access == .write { allowed += ["wait", "timeout", "ordering"] }
         if route.access == .read && collection != nil { allowed.append("consistency") }
@@ -149,16 +153,19 @@ package final class QdrantAPI: @unchecked Sendable {
         if let o = r.query["ordering"], !["weak", "medium", "strong"].contains(o.lowercased()) {
             throw VQError.unknownValue("ordering is \"\(o)\"; expected weak, medium or strong")
         }
-        if let c = r.query["consistency"] {
-            let n = Int(c)
-            guard (n ?? 0) >= 1 || ["majority", "quorum", "all"].contains(c.lowercased()) else {
-                throw VQError.unknownValue("consistency is \"\(c)\"; expected a number of at least 1, majority, quorum or all")
-            }
-            if n != 1, let collection, let meta = cluster?.collectionMeta(collection), meta.config.replicationFactor > 1 {
-                throw VQError.invalid("consistency \"\(c)\" is not supported for collection \"\(collection)\" (replication_factor "
-                                      + "\(meta.config.replicationFactor)): vq reads one replica per shard; use consistency=1")
+        guard let c = r.query["consistency"] else { return .factor(1) }
+        let consistency = try ReadConsistency(parsing: c)
+        // A number of replicas the collection does not have is the caller's mistake, not a
+        // passing state of the cluster (fewer active than placed answers 503 when read).
+        // (A collection that is not distributed meets every consistency with its one copy.)
+        if case .factor(let n) = consistency, n > 1, let collection, let meta = cluster?.collectionMeta(collection) {
+            let factor = meta.config.replicationFactor
+            guard n <= factor else {
+                throw VQError.invalid("consistency \(n) asks more replicas than collection \"\(collection)\" has per shard "
+                                      + "(replication_factor \(factor)); expected at most \(factor), majority, quorum or all")
             }
         }
+        return consistency
     }
 
     /// Checks the credential a route needs.

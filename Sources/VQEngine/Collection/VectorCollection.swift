@@ -335,8 +335,10 @@ package final class VectorCollection: @unchecked Sendable {
             defer { results.deinitialize(); results.deallocate() }
             nonisolated(unsafe) let out = results
             let shardRequest = shardRequest, query = query, sets = replicaSets
+            // The request's read consistency, bound again on the threads that run the shards.
+            let consistency = ReadConsistency.current
             DispatchQueue.concurrentPerform(iterations: sets.count) { s in
-                out[s] = Result { try sets[s].search(query, shardRequest, config: config) }
+                out[s] = ReadConsistency.$current.withValue(consistency) { Result { try sets[s].search(query, shardRequest, config: config) } }
             }
             hits = []
             for r in results {

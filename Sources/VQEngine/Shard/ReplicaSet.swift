@@ -152,6 +152,19 @@ package final class ReplicaSet: Sendable {
 
     /// Top-k of one active replica (the query is prepared: dimension checked, normalised).
     package func search(_ query: [Float], _ request: ShardSearch, config: CollectionConfig) throws -> (hits: [ScoredPoint], skipped: Int) {
+        if readsSeveral {
+            let local = self.local
+            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
+                if peer == placement.localPeer {
+                    try local.checkIntact()
+                    return query.withUnsafeBufferPointer { local.search($0, request) }
+                }
+                return try remote(placement, peer).search(query, request)
+            }
+            let hits = Self.merge(answers.map { ($0.position, $0.value.hits) }, threshold: threshold, id: \.id)
+                .sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
+            return (Array(hits.prefix(request.k)), answers.map(\.value.skipped).max() ?? 0)
+        }
         guard let (placement, replicas) = distributed else {
             try local.checkIntact()
             return query.withUnsafeBufferPointer { self.local.search($0, request) }
@@ -178,17 +191,28 @@ package final class ReplicaSet: Sendable {
 
     /// The records of `ids` (or, with ids nil, every point passing `filter`), from one active replica.
     package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, vectors: VectorLayout) throws -> [PointRecord] {
-        try onOneReplica { [local] placement, peer in
-            if let placement, peer != placement.localPeer {
-                return try placement.measureRead(peer) {
-                    try self.remote(placement, peer)
-                        .scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors)
-                }
+        if readsSeveral {
+            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
+                try self.scanOn(placement, peer, ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors)
             }
-            try local.checkIntact()
-            if let ids { return local.retrieve(ids, withVector: withVector, withPayload: withPayload) }
-            return local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
+            return Self.merge(answers.map { ($0.position, $0.value) }, threshold: threshold, id: \.id)
         }
+        return try onOneReplica { [self] placement, peer in
+            try self.scanOn(placement, peer, ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors)
+        }
+    }
+
+    /// The records of `ids` (or every point passing `filter`) on one replica (nil placement: the local copy).
+    private func scanOn(_ placement: (any ReplicaPlacement)?, _ peer: PeerID, ids: [PointID]?, filter: Filter?, withVector: Bool,
+                        withPayload: Bool, vectors: VectorLayout) throws -> [PointRecord] {
+        if let placement, peer != placement.localPeer {
+            return try placement.measureRead(peer) {
+                try remote(placement, peer).scan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors)
+            }
+        }
+        try local.checkIntact()
+        if let ids { return local.retrieve(ids, withVector: withVector, withPayload: withPayload) }
+        return local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
     }
 
 
@@ -205,7 +229,8 @@ package final class ReplicaSet: Sendable {
 
     /// The points passing `filter`, from one active replica.
     package func count(filter: Filter) throws -> Int {
-        try onOneReplica { [local] placement, peer in
+        if readsSeveral { return try scan(ids: nil, filter: filter, withVector: false, withPayload: false, vectors: local.options.vectors).count }
+        return try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
                     try self.remote(placement, peer)
@@ -219,16 +244,17 @@ package final class ReplicaSet: Sendable {
 
     /// Facet counts of indexed field `key` (a remote replica's from its points' payloads).
     package func facet(key: String, schema: PayloadFieldSchema, filter: Filter?) throws -> [IndexKey: Int] {
-        try onOneReplica { [local] placement, peer in
+        if readsSeveral {
+            let records = try scan(ids: nil, filter: filter, withVector: false, withPayload: true, vectors: local.options.vectors)
+            return Self.facetCounts(records, key: key, schema: schema)
+        }
+        return try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
                     try self.remote(placement, peer)
                         .scan(ids: nil, filter: filter, withVector: false, withPayload: true, vectors: nil)
                 }
-                let index = FieldIndex(name: key, schema: schema)
-                var counts: [IndexKey: Int] = [:]
-                for r in records { for k in index.facetKeys(r.payload) { counts[k, default: 0] += 1 } }
-                return counts
+                return Self.facetCounts(records, key: key, schema: schema)
             }
             try local.checkIntact()
             guard let counts = local.facet(key: key, filter: filter) else { throw VQError(.busy, "\(self.what) is still building the index of \"\(key)\"") }
@@ -239,22 +265,19 @@ package final class ReplicaSet: Sendable {
     /// The first `limit` points by the numbers of indexed field `key` (a remote replica's from its payloads).
     package func ordered(key: String, schema: PayloadFieldSchema, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
                          withVector: Bool, withPayload: Bool, vectors: VectorLayout) throws -> [(value: Double, record: PointRecord)] {
-        try onOneReplica { [local] placement, peer in
+        if readsSeveral {
+            let records = try scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, vectors: vectors)
+            return Self.orderedRecords(records, key: key, schema: schema, descending: descending, startFrom: startFrom, limit: limit,
+                                       withPayload: withPayload)
+        }
+        return try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 let records = try placement.measureRead(peer) {
                     try self.remote(placement, peer)
                         .scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, vectors: vectors)
                 }
-                let index = FieldIndex(name: key, schema: schema)
-                var out: [(value: Double, record: PointRecord)] = []
-                for var r in records {
-                    let values = index.orderValues(r.payload).filter { v in startFrom.map { descending ? v <= $0 : v >= $0 } ?? true }
-                    guard let v = descending ? values.max() : values.min() else { continue }
-                    if !withPayload { r.payload = nil }
-                    out.append((v, r))
-                }
-                out.sort { descending ? $0.value > $1.value : $0.value < $1.value }
-                return Array(out.prefix(limit))
+                return Self.orderedRecords(records, key: key, schema: schema, descending: descending, startFrom: startFrom, limit: limit,
+                                           withPayload: withPayload)
             }
             try local.checkIntact()
             guard let out = local.ordered(key: key, filter: filter, descending: descending, startFrom: startFrom, limit: limit,
@@ -267,7 +290,8 @@ package final class ReplicaSet: Sendable {
 
     /// The points in the shard, from one active replica.
     package func count() throws -> Int {
-        try onOneReplica { [local] placement, peer in
+        if readsSeveral { return try scan(ids: nil, filter: nil, withVector: false, withPayload: false, vectors: local.options.vectors).count }
+        return try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
                     try self.remote(placement, peer).count()

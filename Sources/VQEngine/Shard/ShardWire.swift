@@ -494,6 +494,18 @@ package enum ShardWire {
         }
     }
 
+    /// A replica's replication position: | seq u64 | epoch u64 |.
+    package static func encodePosition(_ p: (seq: UInt64, epoch: UInt64)) -> [UInt8] {
+        var w = ByteWriter(capacity: 16)
+        w.u64(p.seq)
+        w.u64(p.epoch)
+        return w.bytes
+    }
+
+    package static func decodePosition(_ bytes: [UInt8]) throws -> (seq: UInt64, epoch: UInt64) {
+        try decode(bytes, "a peer's position answer") { r in (try r.u64(), try r.u64()) }
+    }
+
     // MARK: operations
 
     /// A shard operation on the wire: the wait level, the primary's (seq, epoch) (0: not yet

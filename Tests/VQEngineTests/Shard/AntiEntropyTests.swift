@@ -29,6 +29,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let skewSummary = Atomic<Bool>(false)
     /// When set, requests for point hashes (the second pass) to the other peer fail.
     let failHashes = Atomic<Bool>(false)
+    /// When set, reads of the other peer's replica (search, scan, position) fail (a stalled or cut-off replica).
+    let failReads = Atomic<Bool>(false)
     /// When set, a byte of each deleted-rows file sent is flipped.
     let corruptFiles = Atomic<Bool>(false)
     /// Run once, at the first message of a whole-shard copy to the other peer (the copy waits for it).
@@ -99,6 +101,19 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors)
             return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
+        case "position", "scan", "search":
+            if failReads.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            let local = set.local
+            let vectors = collection.config.vectors
+            if action == "position" { return ShardWire.encodePosition(set.position) }
+            if action == "scan" {
+                let (ids, filter, withVector, withPayload) = try ShardWire.decodeScan(body)
+                let records = ids.map { local.retrieve($0, withVector: withVector, withPayload: withPayload) }
+                    ?? local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
+                return ShardWire.encodeRecords(records, withVector: withVector)
+            }
+            let (vector, request) = try ShardWire.decodeSearch(body, dims: vectors.dims, maxResults: 1000)
+            return ShardWire.encodeHits(vector.withUnsafeBufferPointer { local.search($0, request) })
         default: throw VQError(.unreachable, "no \(action) in this test")
         }
     }

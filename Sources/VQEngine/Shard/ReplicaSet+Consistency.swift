@@ -1,0 +1,172 @@
+// Read consistency: Qdrant's `consistency` query parameter on reads (search, query, retrieve,
+// scroll, count, facet, and the reads the others make): how many replicas of each shard a read
+// asks, and which points it returns.
+//
+//   N (1 by default)  asks N active replicas; returns the points every answer has
+//   majority          asks (active / 2) + 1 of them; the points every answer has
+//   quorum            asks every active replica and needs a majority of answers; the points a
+//                     majority of the active replicas has
+//   all               asks every active replica and needs every answer; the points every answer has
+//
+// Where answers hold a point differently (a write reached one replica and not yet the other),
+// the newest wins: the answer of the replica whose replication position (the last operation it
+// has, read just before its answer) is furthest. All active replicas apply one sequence of
+// operations, so the furthest has every write the others have. A replica that fails is replaced
+// by another active one while one is left; too few answers fail the read (503), naming the
+// shard and each failure. Statistics (a sparse vector's IDF) come from one replica.
+//
+// The consistency is bound for the duration of a request (`ReadConsistency.$current`, set by the
+// API once it has checked the parameter), so every read path of a collection honours it without
+// a parameter of its own; a read that moves to other threads binds it there again.
+
+import Foundation
+import Synchronization
+
+package enum ReadConsistency: Sendable, Equatable, CustomStringConvertible {
+    case factor(Int)
+    case majority
+    case quorum
+    case all
+
+    /// The consistency of the reads of the request this thread serves.
+    @TaskLocal package static var current: ReadConsistency = .factor(1)
+
+    /// - Throws: `.unknownValue` naming the value and what is expected.
+    package init(parsing text: String) throws {
+        switch text.lowercased() {
+        case "majority": self = .majority
+        case "quorum": self = .quorum
+        case "all": self = .all
+        default:
+            guard let n = Int(text), n >= 1 else {
+                throw VQError.unknownValue("consistency is \"\(text)\"; expected a number of at least 1, majority, quorum or all")
+            }
+            self = .factor(n)
+        }
+    }
+
+    package var description: String {
+        switch self {
+        case .factor(let n): return "\(n)"
+        case .majority: return "majority"
+        case .quorum: return "quorum"
+        case .all: return "all"
+        }
+    }
+
+    /// Of `active` replicas: how many to ask, how many answers are needed, and how many of the
+    /// replicas must hold a point for it to be returned.
+    /// - Throws: `.busy` when fewer replicas are active than the consistency asks for.
+    func plan(active: Int, _ what: String) throws -> (ask: Int, need: Int, threshold: Int) {
+        let majority = active / 2 + 1
+        switch self {
+        case .factor(let n):
+            guard n <= active else { throw VQError(.busy, "consistency \(n) asks \(n) replicas of \(what); \(active) are active") }
+            return (n, n, n)
+        case .majority: return (majority, majority, majority)
+        case .quorum: return (active, majority, majority)
+        case .all: return (active, active, active)
+        }
+    }
+}
+
+extension ReplicaSet {
+    /// Whether this read asks more than one replica (a consistency above 1, on a distributed collection).
+    var readsSeveral: Bool { ReadConsistency.current != .factor(1) && distributed != nil }
+
+    /// Runs `read` on as many active replicas as the current consistency asks (replacing one
+    /// that fails while another is left), each with its replication position.
+    /// - Returns: the answers, newest first, and how many replicas must hold a point.
+    /// - Throws: `.busy` naming every failure when too few answered.
+    func onSeveralReplicas<T: Sendable>(_ read: @escaping @Sendable (any ReplicaPlacement, PeerID) throws -> T) throws
+        -> (answers: [(position: UInt64, value: T)], threshold: Int) {
+        guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
+        let consistency = ReadConsistency.current
+        let order = placement.readOrder(replicas.filter { $0.state == .active }.map(\.peer))
+        let plan = try consistency.plan(active: order.count, what)
+        let spare = Mutex(plan.ask)
+        let answers = Mutex<[(position: UInt64, rank: Int, value: T)]>([])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: plan.ask) { slot in
+            var peer = order[slot]
+            while true {
+                do {
+                    let position = try self.readPosition(placement, peer)
+                    let value = try read(placement, peer)
+                    answers.withLock { $0.append((position, order.firstIndex(of: peer) ?? 0, value)) }
+                    return
+                } catch {
+                    failures.withLock { $0.append("peer \(peer): \(VQError.wrap(error).message)") }
+                    guard let next = spare.withLock({ i -> Int? in
+                        defer { i += 1 }
+                        return i < order.count ? i : nil
+                    }) else { return }
+                    peer = order[next]
+                }
+            }
+        }
+        // Newest first; among equals, in the order they were asked (the local replica first).
+        let got = answers.withLock { $0 }.sorted { ($0.position, -$0.rank) > ($1.position, -$1.rank) }.map { ($0.position, $0.value) }
+        guard got.count >= plan.need else {
+            throw VQError(.busy, "consistency \(consistency) needs \(plan.need) answers from the replicas of \(what); \(got.count) answered ("
+                          + failures.withLock { $0 }.joined(separator: "; ") + ")")
+        }
+        return (got, plan.threshold)
+    }
+
+    /// A replica's replication position (its last operation's sequence number).
+    private func readPosition(_ placement: any ReplicaPlacement, _ peer: PeerID) throws -> UInt64 {
+        if peer == placement.localPeer { return position.seq }
+        return try placement.measureRead(peer) { try remote(placement, peer).position().seq }
+    }
+
+    /// The items at least `threshold` answers hold (by `id`), each as the first answer holding it
+    /// (the newest: `onSeveralReplicas` orders them) has it, in that answer's order, then the next's.
+    static func merge<T>(_ answers: [(position: UInt64, value: [T])], threshold: Int, id: (T) -> PointID) -> [T] {
+        var seen: [PointID: (count: Int, index: Int)] = [:]
+        var items: [T] = []
+        for answer in answers {
+            for item in answer.value {
+                let key = id(item)
+                if let s = seen[key] {
+                    seen[key] = (s.count + 1, s.index)
+                } else {
+                    seen[key] = (1, items.count)
+                    items.append(item)
+                }
+            }
+        }
+        return items.enumerated().filter { seen[id($0.element)]!.count >= threshold }.map(\.element)
+    }
+
+    /// Facet counts of `records`' payloads (a remote replica's, or merged answers).
+    static func facetCounts(_ records: [PointRecord], key: String, schema: PayloadFieldSchema) -> [IndexKey: Int] {
+        let index = FieldIndex(name: key, schema: schema)
+        var counts: [IndexKey: Int] = [:]
+        for r in records { for k in index.facetKeys(r.payload) { counts[k, default: 0] += 1 } }
+        return counts
+    }
+
+    /// The first `limit` of `records` by the numbers of field `key` in their payloads.
+    static func orderedRecords(_ records: [PointRecord], key: String, schema: PayloadFieldSchema, descending: Bool, startFrom: Double?,
+                               limit: Int, withPayload: Bool) -> [(value: Double, record: PointRecord)] {
+        let index = FieldIndex(name: key, schema: schema)
+        var out: [(value: Double, record: PointRecord)] = []
+        for var r in records {
+            let values = index.orderValues(r.payload).filter { v in startFrom.map { descending ? v <= $0 : v >= $0 } ?? true }
+            guard let v = descending ? values.max() : values.min() else { continue }
+            if !withPayload { r.payload = nil }
+            out.append((v, r))
+        }
+        out.sort { descending ? $0.value > $1.value : $0.value < $1.value }
+        return Array(out.prefix(limit))
+    }
+}
+
+extension RemoteShard {
+    /// The replica's replication position.
+    package func position() throws -> (seq: UInt64, epoch: UInt64) {
+        let bytes = try call("position", [])
+        return try answer { try ShardWire.decodePosition(bytes) }
+    }
+}
