@@ -55,8 +55,10 @@ package final class QdrantAPI: @unchecked Sendable {
             inline = true
             // A read that may ask other peers (a shard without an active replica here, or
             // read_fan_out_factor racing replicas) goes to a worker.
+            // So does one asking several replicas (a read consistency above 1).
             if let cluster, route.pattern.first == "collections", let name = params.first, let meta = cluster.collectionMeta(name),
-               meta.config.readFanOutFactor > 0 || !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } }) {
+               meta.config.readFanOutFactor > 0 || !meta.shards.allSatisfy({ $0.contains { $0.peer == cluster.id && $0.state == .active } })
+                || (request.query["consistency"].map { (try? ReadConsistency(parsing: $0)) != .factor(1) } ?? false) {
                 inline = false
             }
         }

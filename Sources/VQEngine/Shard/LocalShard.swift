@@ -587,6 +587,17 @@ package final class LocalShard: @unchecked Sendable {
         }
     }
 
+    /// Waits until operation `op` is applied, or until `deadline`. - Returns: whether it is.
+    package func waitApplied(_ op: UInt64, until deadline: Date) throws -> Bool {
+        progress.lock()
+        defer { progress.unlock() }
+        while appliedOp < op {
+            if let failure { throw failure }
+            if !progress.wait(until: deadline) { return appliedOp >= op }
+        }
+        return true
+    }
+
     /// The last operation number handed out.
     package var lastOp: UInt64 { wal.nextOp - 1 }
 

@@ -10,10 +10,16 @@
 //
 // Where answers hold a point differently (a write reached one replica and not yet the other),
 // the newest wins: the answer of the replica whose replication position (the last operation it
-// has, read just before its answer) is furthest. All active replicas apply one sequence of
-// operations, so the furthest has every write the others have. A replica that fails is replaced
-// by another active one while one is left; too few answers fail the read (503), naming the
-// shard and each failure. Statistics (a sparse vector's IDF) come from one replica.
+// has, taken just before its answer, which waits until that operation is applied) is furthest.
+// All active replicas apply one sequence of operations, so the furthest has every write the
+// others have. (Positions are compared by sequence number: a replaced primary that still holds
+// an operation no one acknowledged can win until it is repaired.) Counts are resolved as Qdrant
+// does: the number at least the required replicas reach (the smallest, when all must agree).
+// The replicas are asked at once, each on a thread of its own, and a quorum answers as soon as
+// a majority has. A replica that fails is replaced by another active one while one is left; too
+// few answers fail the read (503), naming the shard and each failure; a read the replica
+// refuses as invalid fails at once. No active replica at all is a 503 too. Statistics (a
+// sparse vector's IDF) come from one replica.
 //
 // The consistency is bound for the duration of a request (`ReadConsistency.$current`, set by the
 // API once it has checked the parameter), so every read path of a collection honours it without
@@ -70,12 +76,23 @@ package enum ReadConsistency: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// The answers of one read of several replicas, as they arrive (guarded by `done`).
+private final class ReadRound<T>: @unchecked Sendable {
+    let done = NSCondition()
+    var answers: [(position: UInt64, rank: Int, value: T)] = []
+    var failures: [String] = []
+    var badInput: VQError?
+    var running = 0
+    var spare = 0
+}
+
 extension ReplicaSet {
     /// Whether this read asks more than one replica (a consistency above 1, on a distributed collection).
     var readsSeveral: Bool { ReadConsistency.current != .factor(1) && distributed != nil }
 
     /// Runs `read` on as many active replicas as the current consistency asks (replacing one
-    /// that fails while another is left), each with its replication position.
+    /// that fails while another is left), each after its replication position, and returns once
+    /// enough have answered (a quorum does not wait for the last replicas).
     /// - Returns: the answers, newest first, and how many replicas must hold a point.
     /// - Throws: `.busy` naming every failure when too few answered.
     func onSeveralReplicas<T: Sendable>(_ read: @escaping @Sendable (any ReplicaPlacement, PeerID) throws -> T) throws
@@ -83,41 +100,78 @@ extension ReplicaSet {
         guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
         let consistency = ReadConsistency.current
         let order = placement.readOrder(replicas.filter { $0.state == .active }.map(\.peer))
+        guard !order.isEmpty else { throw VQError(.busy, "\(what) has no active replica") }
         let plan = try consistency.plan(active: order.count, what)
-        let spare = Mutex(plan.ask)
-        let answers = Mutex<[(position: UInt64, rank: Int, value: T)]>([])
-        let failures = Mutex<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: plan.ask) { slot in
-            var peer = order[slot]
-            while true {
-                do {
-                    let position = try self.readPosition(placement, peer)
-                    let value = try read(placement, peer)
-                    answers.withLock { $0.append((position, order.firstIndex(of: peer) ?? 0, value)) }
-                    return
-                } catch {
-                    failures.withLock { $0.append("peer \(peer): \(VQError.wrap(error).message)") }
-                    guard let next = spare.withLock({ i -> Int? in
-                        defer { i += 1 }
-                        return i < order.count ? i : nil
-                    }) else { return }
-                    peer = order[next]
+        let round = ReadRound<T>()
+        round.spare = plan.ask
+        round.running = plan.ask
+        for slot in 0..<plan.ask {
+            // A thread of its own, as FanOut's: a stalled replica holds it until the peer timeout.
+            Thread.detachNewThread { [self] in
+                var peer = order[slot]
+                while true {
+                    do {
+                        let position = try readPosition(placement, peer)
+                        let value = try read(placement, peer)
+                        round.done.withLock { round.answers.append((position, slot, value)) }
+                        break
+                    } catch let e as VQError where e.kind == .invalidInput {
+                        // The read itself is wrong (every replica would say so).
+                        round.done.withLock { round.badInput = e }
+                        break
+                    } catch {
+                        let next: Int? = round.done.withLock {
+                            round.failures.append("peer \(peer): \(VQError.wrap(error).message)")
+                            defer { round.spare += 1 }
+                            return round.spare < order.count ? round.spare : nil
+                        }
+                        guard let next else { break }
+                        peer = order[next]
+                    }
+                }
+                round.done.withLock {
+                    round.running -= 1
+                    round.done.broadcast()
                 }
             }
         }
+        round.done.lock()
+        while round.answers.count < plan.need && round.running > 0 && round.badInput == nil { round.done.wait() }
+        if let bad = round.badInput {
+            round.done.unlock()
+            throw bad
+        }
         // Newest first; among equals, in the order they were asked (the local replica first).
-        let got = answers.withLock { $0 }.sorted { ($0.position, -$0.rank) > ($1.position, -$1.rank) }.map { ($0.position, $0.value) }
+        let got = round.answers.sorted { ($0.position, -$0.rank) > ($1.position, -$1.rank) }.map { ($0.position, $0.value) }
+        let failures = round.failures
+        round.done.unlock()
         guard got.count >= plan.need else {
             throw VQError(.busy, "consistency \(consistency) needs \(plan.need) answers from the replicas of \(what); \(got.count) answered ("
-                          + failures.withLock { $0 }.joined(separator: "; ") + ")")
+                          + failures.joined(separator: "; ") + ")")
         }
         return (got, plan.threshold)
     }
 
-    /// A replica's replication position (its last operation's sequence number).
+    /// A replica's replication position (`readablePosition`).
     private func readPosition(_ placement: any ReplicaPlacement, _ peer: PeerID) throws -> UInt64 {
-        if peer == placement.localPeer { return position.seq }
-        return try placement.measureRead(peer) { try remote(placement, peer).position().seq }
+        if peer == placement.localPeer { return try readablePosition().seq }
+        return try remote(placement, peer).position().seq
+    }
+
+    /// This replica's position for a read that compares replicas: taken, then every operation
+    /// logged here so far is waited for until applied (at most 2 s), so the read that follows
+    /// sees every operation up to it.
+    package func readablePosition() throws -> (seq: UInt64, epoch: UInt64) {
+        let p = position
+        _ = try local.waitApplied(local.lastOp, until: Date().addingTimeInterval(2))
+        return p
+    }
+
+    /// A count resolved over several replicas' answers: the number at least `threshold` of them
+    /// reach (the smallest when every answer must agree), as Qdrant resolves counts.
+    static func resolveCount(_ counts: [Int], threshold: Int) -> Int {
+        let sorted = counts.sorted(by: >)
+        return sorted[min(sorted.count, max(1, threshold)) - 1]
     }
 
     /// The items at least `threshold` answers hold (by `id`), each as the first answer holding it
@@ -126,8 +180,11 @@ extension ReplicaSet {
         var seen: [PointID: (count: Int, index: Int)] = [:]
         var items: [T] = []
         for answer in answers {
+            // An id counts once per answer (a retrieve may name it twice).
+            var counted = Set<PointID>()
             for item in answer.value {
                 let key = id(item)
+                guard counted.insert(key).inserted else { continue }
                 if let s = seen[key] {
                     seen[key] = (s.count + 1, s.index)
                 } else {

@@ -159,7 +159,7 @@ package final class ReplicaSet: Sendable {
                     try local.checkIntact()
                     return query.withUnsafeBufferPointer { local.search($0, request) }
                 }
-                return try remote(placement, peer).search(query, request)
+                return try placement.measureRead(peer) { try self.remote(placement, peer).search(query, request) }
             }
             let hits = Self.merge(answers.map { ($0.position, $0.value.hits) }, threshold: threshold, id: \.id)
                 .sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
@@ -229,7 +229,12 @@ package final class ReplicaSet: Sendable {
 
     /// The points passing `filter`, from one active replica.
     package func count(filter: Filter) throws -> Int {
-        if readsSeveral { return try scan(ids: nil, filter: filter, withVector: false, withPayload: false, vectors: local.options.vectors).count }
+        if readsSeveral {
+            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
+                try self.scanOn(placement, peer, ids: nil, filter: filter, withVector: false, withPayload: false, vectors: local.options.vectors).count
+            }
+            return Self.resolveCount(answers.map(\.value), threshold: threshold)
+        }
         return try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {
@@ -266,9 +271,16 @@ package final class ReplicaSet: Sendable {
     package func ordered(key: String, schema: PayloadFieldSchema, filter: Filter?, descending: Bool, startFrom: Double?, limit: Int,
                          withVector: Bool, withPayload: Bool, vectors: VectorLayout) throws -> [(value: Double, record: PointRecord)] {
         if readsSeveral {
-            let records = try scan(ids: nil, filter: filter, withVector: withVector, withPayload: true, vectors: vectors)
-            return Self.orderedRecords(records, key: key, schema: schema, descending: descending, startFrom: startFrom, limit: limit,
-                                       withPayload: withPayload)
+            // Ordered by payloads alone; only the winners' vectors are read then.
+            let records = try scan(ids: nil, filter: filter, withVector: false, withPayload: true, vectors: vectors)
+            var top = Self.orderedRecords(records, key: key, schema: schema, descending: descending, startFrom: startFrom, limit: limit,
+                                          withPayload: withPayload)
+            if withVector && !top.isEmpty {
+                let full = try scan(ids: top.map(\.record.id), filter: nil, withVector: true, withPayload: withPayload, vectors: vectors)
+                let byID = Dictionary(full.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                top = top.compactMap { entry in byID[entry.record.id].map { (entry.value, $0) } }
+            }
+            return top
         }
         return try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
@@ -290,7 +302,12 @@ package final class ReplicaSet: Sendable {
 
     /// The points in the shard, from one active replica.
     package func count() throws -> Int {
-        if readsSeveral { return try scan(ids: nil, filter: nil, withVector: false, withPayload: false, vectors: local.options.vectors).count }
+        if readsSeveral {
+            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
+                peer == placement.localPeer ? self.local.pointCount : try placement.measureRead(peer) { try self.remote(placement, peer).count() }
+            }
+            return Self.resolveCount(answers.map(\.value), threshold: threshold)
+        }
         return try onOneReplica { [local] placement, peer in
             if let placement, peer != placement.localPeer {
                 return try placement.measureRead(peer) {

@@ -101,11 +101,12 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors)
             return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
-        case "position", "scan", "search":
+        case "position", "scan", "search", "count":
             if failReads.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
             let local = set.local
             let vectors = collection.config.vectors
-            if action == "position" { return ShardWire.encodePosition(set.position) }
+            if action == "position" { return ShardWire.encodePosition(try set.readablePosition()) }
+            if action == "count" { return ShardWire.encodeCount(local.pointCount) }
             if action == "scan" {
                 let (ids, filter, withVector, withPayload) = try ShardWire.decodeScan(body)
                 let records = ids.map { local.retrieve($0, withVector: withVector, withPayload: withPayload) }

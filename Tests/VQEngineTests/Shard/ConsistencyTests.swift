@@ -41,6 +41,11 @@ import Testing
         }
         #expect(try search(.factor(1)).first == .number(9000))
         #expect(try search(.all).count == 50 && !search(.all).contains(.number(9000)))
+        // An id asked for twice still counts once per replica.
+        let twice = try ReadConsistency.$current.withValue(.all) {
+            try pair.set(0).scan(ids: [.number(9000), .number(9000), .number(1)], filter: nil, withVector: false, withPayload: false, vectors: pair.config.vectors)
+        }
+        #expect(twice.map(\.id) == [.number(1)])
         // Equal positions: the first asked (the local replica) wins; the other replica one
         // operation ahead: its point 3 wins.
         #expect(tag(try scroll(pair, .all), 3) == .int(7))
@@ -67,6 +72,11 @@ import Testing
         pair.shared.withLock { $0[1].state = .dead }
         #expect(try scroll(pair, .all).count == 51)
         #expect(throws: VQError.self) { try scroll(pair, .factor(2)) }
+        // No active replica at all: refused, for every consistency.
+        pair.shared.withLock { $0[0].state = .dead }
+        for consistency in [ReadConsistency.all, .quorum, .majority, .factor(2)] {
+            #expect(throws: VQError.self) { try scroll(pair, consistency) }
+        }
         try pair.close()
     }
 

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Issue 17: read `consistency` on a replicated collection (release build, standard library only).
+
+Three peers (`--peer-timeout 2`) hold DATASET's base vectors in 3 shards x 3 replicas, loaded
+through `vq upsert --url` and indexed. One client sends the first 300 queries (ef 64, limit 10)
+to peer A, one after another, with each consistency (1, 2, majority, quorum, all): reported are
+p50, p99 and recall@10 against the ground truth. Then peer C is stopped (SIGSTOP: a stalled
+replica the cluster has not marked Dead) and the same runs (100 queries each) report what was
+answered, what failed (503 naming the replica) and the latencies; C is continued after.
+
+Usage: Benchmarks/consistency.py [DATASET_DIR]   (default ../shared/data/minilm-20k)
+"""
+import json
+import os
+import signal
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import transfer as t  # the peer, call and vq helpers
+
+DATASET = sys.argv[1] if len(sys.argv) > 1 else t.ROOT + "/../shared/data/minilm-20k"
+CONSISTENCIES = ["1", "2", "majority", "quorum", "all"]
+
+
+def vectors(path, n):
+    out = []
+    with open(path, "rb") as f:
+        while len(out) < n:
+            head = f.read(4)
+            if not head:
+                break
+            d = struct.unpack("<i", head)[0]
+            out.append(list(struct.unpack(f"<{d}{'f' if path.endswith('fvecs') else 'i'}", f.read(4 * d))))
+    return out
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0
+
+
+def run(port, consistency, queries, truth):
+    lat, found, failed, errors = [], 0, 0, set()
+    for i, q in enumerate(queries):
+        s = time.perf_counter()
+        st, r = t.call(port, "POST", f"/collections/m/points/query?consistency={consistency}",
+                       {"query": q, "limit": 10, "params": {"hnsw_ef": 64}}, timeout=30)
+        if st == 200:
+            lat.append(time.perf_counter() - s)
+            if truth:
+                found += len({p["id"] for p in r["result"]["points"]} & set(truth[i][:10]))
+        else:
+            failed += 1
+            errors.add(str(r)[:160])
+    return {"consistency": consistency, "answered": len(lat), "failed": failed, "p50_ms": round(pct(lat, 50) * 1000, 2),
+            "p99_ms": round(pct(lat, 99) * 1000, 2), "recall": round(found / (10 * len(lat)), 4) if truth and lat else None,
+            "errors": sorted(errors)[:1]}
+
+
+def main():
+    base = f"{DATASET}/base.fvecs"
+    dim = t.dim_of(base)
+    serve = ["--peer-timeout", "2"]
+    a, pa = t.start(["serve"] + serve, "a")
+    t.wait_until(lambda: t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["role"] == "Leader", 30)
+    secret = open(f"{t.work}/a/cluster/secret").read().strip()
+    b, pb = t.start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret] + serve, "b")
+    c, pc = t.start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret] + serve, "c")
+    t.wait_until(lambda: len(t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["voters"]) == 3, 60)
+    st, r = t.call(pa, "PUT", "/collections/m", {"vectors": {"size": dim, "distance": "Cosine"}, "shard_number": 3,
+                                                  "replication_factor": 3})
+    assert st == 200, r
+    t.vq("upsert", "m", base, "--url", f"http://127.0.0.1:{pa}", "-q")
+    for p in (pa, pb, pc):
+        t.call(p, "POST", "/collections/m/optimize", timeout=600)
+    queries = vectors(f"{DATASET}/query.fvecs", 300)
+    truth = vectors(f"{DATASET}/groundtruth.ivecs", 300)
+    healthy = [run(pa, cons, queries, truth) for cons in CONSISTENCIES]
+    c.send_signal(signal.SIGSTOP)
+    try:
+        stalled = [run(pa, cons, queries[:100], None) for cons in CONSISTENCIES]
+    finally:
+        c.send_signal(signal.SIGCONT)
+    print(json.dumps({"healthy": healthy, "stalled": stalled}))
+    print()
+    print("| consistency | p50 | p99 | recall@10 | with peer C stopped: answered / failed | p50 | p99 |")
+    print("|---|---|---|---|---|---|---|")
+    for h, s in zip(healthy, stalled):
+        print(f"| {h['consistency']} | {h['p50_ms']} ms | {h['p99_ms']} ms | {h['recall']} | {s['answered']} / {s['failed']} "
+              f"| {s['p50_ms']} ms | {s['p99_ms']} ms |")
+    for s in stalled:
+        if s["errors"]:
+            print(f"{s['consistency']}: {s['errors'][0]}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for p in list(t.procs):
+            p.send_signal(signal.SIGCONT)
+            p.kill()
