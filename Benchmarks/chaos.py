@@ -13,7 +13,7 @@ injects faults; afterwards every link heals and the checker asks:
   - metadata:   a metadata change (an alias) succeeds whenever a majority is connected.
 
 Faults: isolate a peer or the leader (its link down), flap a link, one-way partition (the
-peer hears nothing but can send; tc drop on its link, when the kernel has it), pause a peer
+peer hears nothing but can send: the others resolve its address to a MAC no one has), pause a peer
 (SIGSTOP), kill and restart a peer (SIGKILL). Needs root and `ip netns`; without them it says
 so and exits 0. Any failure prints the seed: `chaos.py --seed N --rounds R` replays the same
 schedule (timing still varies run to run). `--faults kill,pause` draws from those kinds only.
@@ -92,22 +92,28 @@ class Net:
             sh("ip", "-n", self.ns[i], "addr", "add", f"{self.addr[i]}/24", "dev", "eth0")
             sh("ip", "-n", self.ns[i], "link", "set", "eth0", "up")
             sh("ip", "-n", self.ns[i], "link", "set", "lo", "up")
-        # One-way partitions need tc's drop action on the host side of a peer's link.
-        self.one_way = sh("tc", "qdisc", "add", "dev", self.host_if[0], "clsact", check=False).returncode == 0 and \
-            sh("tc", "filter", "add", "dev", self.host_if[0], "egress", "matchall", "action", "drop", check=False).returncode == 0
-        if self.one_way:
-            sh("tc", "filter", "del", "dev", self.host_if[0], "egress", check=False)
+        # One-way partitions: see `deafen` (neighbour entries only; no tc classifier needed).
+        self.one_way = True
 
     def link(self, i, up):
         sh("ip", "link", "set", self.host_if[i], "up" if up else "down")
 
     def deafen(self, i, on):
-        """Drops what the bridge sends to peer i (it still sends): a one-way partition."""
+        """Drops what is sent to peer i (it still sends): a one-way partition. Every other
+        namespace, and the host, resolves peer i's address to a MAC address no one has, so the
+        bridge floods those frames and no one takes them: connections to peer i time out as over
+        a cut link, while what peer i sends arrives. Healing removes the entries (ARP again)."""
+        nowhere = "02:00:5e:00:00:01"
+        for j in range(len(self.ns)):
+            if j != i:
+                if on:
+                    sh("ip", "-n", self.ns[j], "neigh", "replace", self.addr[i], "lladdr", nowhere, "dev", "eth0", "nud", "permanent")
+                else:
+                    sh("ip", "-n", self.ns[j], "neigh", "del", self.addr[i], "dev", "eth0", check=False)
         if on:
-            sh("tc", "qdisc", "add", "dev", self.host_if[i], "clsact", check=False)
-            sh("tc", "filter", "add", "dev", self.host_if[i], "egress", "matchall", "action", "drop")
+            sh("ip", "neigh", "replace", self.addr[i], "lladdr", nowhere, "dev", self.bridge, "nud", "permanent")
         else:
-            sh("tc", "filter", "del", "dev", self.host_if[i], "egress", check=False)
+            sh("ip", "neigh", "del", self.addr[i], "dev", self.bridge, check=False)
 
     def close(self):
         for kind, name in reversed(self.made):

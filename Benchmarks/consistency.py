@@ -5,8 +5,10 @@ Three peers (`--peer-timeout 2`) hold DATASET's base vectors in 3 shards x 3 rep
 through `vq upsert --url` and indexed. One client sends the first 300 queries (ef 64, limit 10)
 to peer A, one after another, with each consistency (1, 2, majority, quorum, all): reported are
 p50, p99 and recall@10 against the ground truth. Then peer C is stopped (SIGSTOP: a stalled
-replica the cluster has not marked Dead) and the same runs (100 queries each) report what was
-answered, what failed (503 naming the replica) and the latencies; C is continued after.
+replica the cluster has not marked Dead) and the same runs (30 queries each) report what was
+answered, what failed (503 naming the replica) and the latencies, first with the collection's
+default fan-out, then with `read_fan_out_delay_ms` 20 (a spare replica asked once 20 ms pass);
+C is continued after.
 
 Usage: Benchmarks/consistency.py [DATASET_DIR]   (default ../shared/data/minilm-20k)
 """
@@ -78,18 +80,23 @@ def main():
     queries = vectors(f"{DATASET}/query.fvecs", 300)
     truth = vectors(f"{DATASET}/groundtruth.ivecs", 300)
     healthy = [run(pa, cons, queries, truth) for cons in CONSISTENCIES]
+    print(json.dumps({"healthy": healthy}), flush=True)
     c.send_signal(signal.SIGSTOP)
     try:
-        stalled = [run(pa, cons, queries[:100], None) for cons in CONSISTENCIES]
+        stalled = [run(pa, cons, queries[:30], None) for cons in CONSISTENCIES]
+        # The collection's read fan-out applies to these reads too: one more replica once 20 ms pass.
+        st, r = t.call(pa, "PATCH", "/collections/m", {"params": {"read_fan_out_delay_ms": 20}})
+        assert st == 200, r
+        hedged = [run(pa, cons, queries[:30], None) for cons in CONSISTENCIES]
     finally:
         c.send_signal(signal.SIGCONT)
-    print(json.dumps({"healthy": healthy, "stalled": stalled}))
+    print(json.dumps({"stalled": stalled, "hedged": hedged}))
     print()
-    print("| consistency | p50 | p99 | recall@10 | with peer C stopped: answered / failed | p50 | p99 |")
-    print("|---|---|---|---|---|---|---|")
-    for h, s in zip(healthy, stalled):
+    print("| consistency | p50 | p99 | recall@10 | peer C stopped: answered / failed | p50 | p99 | and read_fan_out_delay_ms 20: answered / failed | p50 | p99 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for h, s, f in zip(healthy, stalled, hedged):
         print(f"| {h['consistency']} | {h['p50_ms']} ms | {h['p99_ms']} ms | {h['recall']} | {s['answered']} / {s['failed']} "
-              f"| {s['p50_ms']} ms | {s['p99_ms']} ms |")
+              f"| {s['p50_ms']} ms | {s['p99_ms']} ms | {f['answered']} / {f['failed']} | {f['p50_ms']} ms | {f['p99_ms']} ms |")
     for s in stalled:
         if s["errors"]:
             print(f"{s['consistency']}: {s['errors'][0]}")

@@ -39,6 +39,11 @@ package final class ClusterRouter: ReplicaPlacement {
 
     package var localPeer: PeerID { node.id }
 
+    package func readFanOut(_ collection: String) -> (delayMs: Int, factor: Int) {
+        guard let config = node.collectionMeta(collection)?.config else { return (0, 0) }
+        return (config.readFanOutDelayMs, config.readFanOutFactor)
+    }
+
     package func replicas(_ collection: String, _ shard: Int) -> [Replica]? {
         guard let meta = node.collectionMeta(collection), meta.shards.indices.contains(shard) else { return nil }
         return meta.shards[shard]

@@ -16,7 +16,9 @@
 // an operation no one acknowledged can win until it is repaired.) Counts are resolved as Qdrant
 // does: the number at least the required replicas reach (the smallest, when all must agree).
 // The replicas are asked at once, each on a thread of its own, and a quorum answers as soon as
-// a majority has. A replica that fails is replaced by another active one while one is left; too
+// a majority has. The collection's fan-out applies: `read_fan_out_factor` more replicas at once,
+// and one more each `read_fan_out_delay_ms` while too few have answered, so a stalled replica
+// costs that delay rather than the peer timeout. A replica that fails is replaced by another active one while one is left; too
 // few answers fail the read (503), naming the shard and each failure; a read the replica
 // refuses as invalid fails at once. No active replica at all is a 503 too. Statistics (a
 // sparse vector's IDF) come from one replica.
@@ -83,7 +85,7 @@ private final class ReadRound<T>: @unchecked Sendable {
     var failures: [String] = []
     var badInput: VQError?
     var running = 0
-    var spare = 0
+    var launched = 0
 }
 
 extension ReplicaSet {
@@ -102,31 +104,31 @@ extension ReplicaSet {
         let order = placement.readOrder(replicas.filter { $0.state == .active }.map(\.peer))
         guard !order.isEmpty else { throw VQError(.busy, "\(what) has no active replica") }
         let plan = try consistency.plan(active: order.count, what)
+        // The collection's fan-out applies here too: `read_fan_out_factor` more replicas at once,
+        // and one more each `read_fan_out_delay_ms` while too few have answered (a replica that
+        // stalls costs that delay, not the peer timeout).
+        let fanOut = placement.readFanOut(collection)
         let round = ReadRound<T>()
-        round.spare = plan.ask
-        round.running = plan.ask
-        for slot in 0..<plan.ask {
+        @Sendable func launch() {
+            // Called with `round.done` held.
+            guard round.launched < order.count else { return }
+            let peer = order[round.launched]
+            let rank = round.launched
+            round.launched += 1
+            round.running += 1
             // A thread of its own, as FanOut's: a stalled replica holds it until the peer timeout.
             Thread.detachNewThread { [self] in
-                var peer = order[slot]
-                while true {
-                    do {
-                        let position = try readPosition(placement, peer)
-                        let value = try read(placement, peer)
-                        round.done.withLock { round.answers.append((position, slot, value)) }
-                        break
-                    } catch let e as VQError where e.kind == .invalidInput {
-                        // The read itself is wrong (every replica would say so).
-                        round.done.withLock { round.badInput = e }
-                        break
-                    } catch {
-                        let next: Int? = round.done.withLock {
-                            round.failures.append("peer \(peer): \(VQError.wrap(error).message)")
-                            defer { round.spare += 1 }
-                            return round.spare < order.count ? round.spare : nil
-                        }
-                        guard let next else { break }
-                        peer = order[next]
+                do {
+                    let position = try readPosition(placement, peer)
+                    let value = try read(placement, peer)
+                    round.done.withLock { round.answers.append((position, rank, value)) }
+                } catch let e as VQError where e.kind == .invalidInput {
+                    // The read itself is wrong (every replica would say so).
+                    round.done.withLock { round.badInput = e }
+                } catch {
+                    round.done.withLock {
+                        round.failures.append("peer \(peer): \(VQError.wrap(error).message)")
+                        launch()  // another replica in its place, at once
                     }
                 }
                 round.done.withLock {
@@ -136,7 +138,16 @@ extension ReplicaSet {
             }
         }
         round.done.lock()
-        while round.answers.count < plan.need && round.running > 0 && round.badInput == nil { round.done.wait() }
+        for _ in 0..<min(order.count, plan.ask + max(0, fanOut.factor)) { launch() }
+        let delay = Double(fanOut.delayMs) / 1000
+        // (An hour stands for never: Foundation's wait cannot take distantFuture here.)
+        var next = Date().addingTimeInterval(delay > 0 ? delay : 3600)
+        while round.answers.count < plan.need && round.running > 0 && round.badInput == nil {
+            if !round.done.wait(until: next) {
+                if delay > 0 { launch() }
+                next = Date().addingTimeInterval(delay > 0 ? delay : 3600)
+            }
+        }
         if let bad = round.badInput {
             round.done.unlock()
             throw bad
@@ -144,7 +155,9 @@ extension ReplicaSet {
         // Newest first; among equals, in the order they were asked (the local replica first).
         let got = round.answers.sorted { ($0.position, -$0.rank) > ($1.position, -$1.rank) }.map { ($0.position, $0.value) }
         let failures = round.failures
+        let launched = round.launched
         round.done.unlock()
+        placement.countRead(launched: launched, delayed: 0, fanOutWon: false)
         guard got.count >= plan.need else {
             throw VQError(.busy, "consistency \(consistency) needs \(plan.need) answers from the replicas of \(what); \(got.count) answered ("
                           + failures.joined(separator: "; ") + ")")
@@ -152,10 +165,11 @@ extension ReplicaSet {
         return (got, plan.threshold)
     }
 
-    /// A replica's replication position (`readablePosition`).
+    /// A replica's replication position (`readablePosition`). Measured as a read: a replica
+    /// that stalls here is one the read order should move away from, like one that stalls reads.
     private func readPosition(_ placement: any ReplicaPlacement, _ peer: PeerID) throws -> UInt64 {
         if peer == placement.localPeer { return try readablePosition().seq }
-        return try remote(placement, peer).position().seq
+        return try placement.measureRead(peer) { try remote(placement, peer).position().seq }
     }
 
     /// This replica's position for a read that compares replicas: taken, then every operation

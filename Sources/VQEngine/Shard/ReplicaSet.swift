@@ -98,11 +98,16 @@ package protocol ReplicaPlacement: PeerTransport {
     func replication(_ collection: String, _ shard: Int) -> ShardReplication
     /// Whether a whole-shard copy sends segment files (else every point, in batches).
     var segmentFileTransfer: Bool { get }
+    /// The collection's `read_fan_out_delay_ms` and `read_fan_out_factor`, for reads that ask
+    /// several replicas (a read consistency above 1).
+    func readFanOut(_ collection: String) -> (delayMs: Int, factor: Int)
     func log(_ event: String, _ fields: [(String, JSON)])
 }
 
 extension ReplicaPlacement {
     package var segmentFileTransfer: Bool { true }
+    /// The collection's `read_fan_out_delay_ms` and `read_fan_out_factor` (none by default).
+    package func readFanOut(_ collection: String) -> (delayMs: Int, factor: Int) { (0, 0) }
 }
 
 /// How a whole shard is copied to a replica: its segment files (Qdrant's `snapshot` method) or
