@@ -15,7 +15,6 @@ Usage: Benchmarks/consistency.py [DATASET_DIR]   (default ../shared/data/minilm-
 import json
 import os
 import signal
-import struct
 import sys
 import time
 
@@ -24,23 +23,6 @@ import transfer as t  # the peer, call and vq helpers
 
 DATASET = sys.argv[1] if len(sys.argv) > 1 else t.ROOT + "/../shared/data/minilm-20k"
 CONSISTENCIES = ["1", "2", "majority", "quorum", "all"]
-
-
-def vectors(path, n):
-    out = []
-    with open(path, "rb") as f:
-        while len(out) < n:
-            head = f.read(4)
-            if not head:
-                break
-            d = struct.unpack("<i", head)[0]
-            out.append(list(struct.unpack(f"<{d}{'f' if path.endswith('fvecs') else 'i'}", f.read(4 * d))))
-    return out
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0
 
 
 def run(port, consistency, queries, truth):
@@ -56,8 +38,8 @@ def run(port, consistency, queries, truth):
         else:
             failed += 1
             errors.add(str(r)[:160])
-    return {"consistency": consistency, "answered": len(lat), "failed": failed, "p50_ms": round(pct(lat, 50) * 1000, 2),
-            "p99_ms": round(pct(lat, 99) * 1000, 2), "recall": round(found / (10 * len(lat)), 4) if truth and lat else None,
+    return {"consistency": consistency, "answered": len(lat), "failed": failed, "p50_ms": round(t.pct(lat, 50) * 1000, 2),
+            "p99_ms": round(t.pct(lat, 99) * 1000, 2), "recall": round(found / (10 * len(lat)), 4) if truth and lat else None,
             "errors": sorted(errors)[:1]}
 
 
@@ -77,8 +59,8 @@ def main():
     t.vq("upsert", "m", base, "--url", f"http://127.0.0.1:{pa}", "-q")
     for p in (pa, pb, pc):
         t.call(p, "POST", "/collections/m/optimize", timeout=600)
-    queries = vectors(f"{DATASET}/query.fvecs", 300)
-    truth = vectors(f"{DATASET}/groundtruth.ivecs", 300)
+    queries = t.read_vecs(f"{DATASET}/query.fvecs", 300)
+    truth = t.read_vecs(f"{DATASET}/groundtruth.ivecs", 300)
     healthy = [run(pa, cons, queries, truth) for cons in CONSISTENCIES]
     print(json.dumps({"healthy": healthy}), flush=True)
     c.send_signal(signal.SIGSTOP)

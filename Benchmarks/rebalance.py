@@ -12,7 +12,6 @@ Usage: Benchmarks/rebalance.py [DATASET_DIR]   (default /tmp/syn200k)
 """
 import json
 import os
-import struct
 import sys
 import threading
 import time
@@ -21,23 +20,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transfer as t  # the peer, call and vq helpers
 
 DATASET = sys.argv[1] if len(sys.argv) > 1 else "/tmp/syn200k"
-
-
-def queries(path, n=200):
-    out = []
-    with open(path, "rb") as f:
-        for _ in range(n):
-            head = f.read(4)
-            if not head:
-                break
-            d = struct.unpack("<i", head)[0]
-            out.append(list(struct.unpack(f"<{d}f", f.read(4 * d))))
-    return out
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0
 
 
 def main():
@@ -54,7 +36,7 @@ def main():
     points = t.call(pa, "POST", "/collections/r/points/count", {"exact": True})[1]["result"]["count"]
     c, pc = t.start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], "c")
     t.wait_until(lambda: len(t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["voters"]) == 3, 60)
-    qs = queries(f"{DATASET}/query.fvecs")
+    qs = t.read_vecs(f"{DATASET}/query.fvecs", 200)
     log = []  # (kind, start, seconds, ok)
     stop = threading.Event()
 
@@ -104,8 +86,8 @@ def main():
     def summary(kind, lo, hi):
         xs = [(l, ok) for (k, s, l, ok) in log if k == kind and lo <= s < hi]
         lat = [l for l, ok in xs if ok]
-        return {"answered": len(lat), "failed": sum(1 for _, ok in xs if not ok), "p50_ms": round(pct(lat, 50) * 1000, 1),
-                "p99_ms": round(pct(lat, 99) * 1000, 1), "worst_ms": round(max(lat, default=0) * 1000, 1)}
+        return {"answered": len(lat), "failed": sum(1 for _, ok in xs if not ok), "p50_ms": round(t.pct(lat, 50) * 1000, 1),
+                "p99_ms": round(t.pct(lat, 99) * 1000, 1), "worst_ms": round(max(lat, default=0) * 1000, 1)}
 
     report = {
         "points": points, "moves": len(moves), "seconds": round(t1 - t0, 2), "moved_mb": round(moved_bytes / 1e6, 1),

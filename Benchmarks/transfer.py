@@ -89,6 +89,25 @@ def dim_of(fvecs):
         return struct.unpack("<i", f.read(4))[0]
 
 
+def read_vecs(path, n):
+    """The first `n` rows of an .fvecs (floats) or .ivecs (ints) file, as lists."""
+    out = []
+    with open(path, "rb") as f:
+        while len(out) < n:
+            head = f.read(4)
+            if not head:
+                break
+            d = struct.unpack("<i", head)[0]
+            out.append(list(struct.unpack(f"<{d}{'i' if path.endswith('ivecs') else 'f'}", f.read(4 * d))))
+    return out
+
+
+def pct(xs, p):
+    """The p-th percentile of `xs` (0 when empty)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else 0
+
+
 def tree_bytes(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
