@@ -80,7 +80,7 @@ import Testing
         try pair.close()
     }
 
-    @Test("consistency values: numbers from 1, majority, quorum, all; anything else is refused by name")
+    @Test("consistency values: numbers from 1, majority, quorum, all; anything else is refused by name; counts and points resolved over answers")
     func parsing() throws {
         #expect(try ReadConsistency(parsing: "3") == .factor(3))
         #expect(try ReadConsistency(parsing: "Majority") == .majority)
@@ -93,5 +93,13 @@ import Testing
         #expect(try ReadConsistency.majority.plan(active: 3, "s") == (2, 2, 2))
         #expect(try ReadConsistency.all.plan(active: 3, "s") == (3, 3, 3))
         #expect(throws: VQError.self) { try ReadConsistency.factor(4).plan(active: 3, "s") }
+        // Counts: the number at least `threshold` replicas reach.
+        #expect(ReplicaSet.resolveCount([10, 5, 9], threshold: 1) == 10)
+        #expect(ReplicaSet.resolveCount([10, 5, 9], threshold: 2) == 9)
+        #expect(ReplicaSet.resolveCount([10, 5, 9], threshold: 3) == 5)
+        // Merging: a point as the first (newest) answer holds it, kept when enough answers do.
+        let merged = ReplicaSet.merge([(7, [("a", 1), ("b", 1)]), (5, [("a", 2), ("c", 2), ("b", 2)]), (5, [("c", 3)])],
+                                      threshold: 2) { PointID.number(UInt64($0.0.unicodeScalars.first!.value)) }
+        #expect(merged.map { "\($0.0)\($0.1)" } == ["a1", "b1", "c2"])
     }
 }
