@@ -127,6 +127,8 @@ package final class ReplicaSet: Sendable {
     let lastTransfer = Mutex<UInt64>(0)
     /// Replicas a copy is under way to (one at a time each).
     let copying = Gate<PeerID>()
+    /// Free disk bytes a copy to this replica leaves (-1: 1% of the disk, at least 64 MiB; tests set it).
+    let diskReserve = Atomic<Int>(-1)
 
     package init(collection: String, id: Int, local: LocalShard, placement: (any ReplicaPlacement)?) {
         self.collection = collection

@@ -16,7 +16,9 @@
 // nothing; each is retried up to three times. Every byte is from the network: paths are checked
 // (segments/DIGITS/NAME, NAME of [A-Za-z0-9._-], no dot first, no undo or temporary file),
 // offsets bounded and without holes, the sender must be the primary, an Active copy is never
-// replaced, and the staged shard is verified before anything of the live one changes.
+// replaced, and the staged shard is verified before anything of the live one changes. A chunk
+// that would leave the disk below a reserve (1%, at least 64 MiB: what this peer's own WALs and
+// flushes need) stops the copy with 507 and removes what was staged.
 //
 // Wire form (ShardWire conventions):
 //   files  | kind u8 (0 begin, 1 chunk, 2 finish) | transfer u64 |
@@ -193,6 +195,16 @@ extension ReplicaSet {
             try FileIO.writeAtomically(transferFile, w.bytes)
         case .chunk(let t, let path, let offset, let bytes):
             guard current() == t else { throw VQError(.conflict, "no transfer \(t) is under way to \(what)") }
+            // A copy must not fill the disk this peer's WALs and flushes need: past the reserve
+            // it stops, and its staged files go at once.
+            if let (free, total) = FileIO.space(staging) {
+                let reserve = diskReserve.load(ordering: .relaxed) >= 0 ? diskReserve.load(ordering: .relaxed) : max(64 << 20, total / 100)
+                if free - bytes.count < reserve {
+                    try? FileIO.removeTree(staging)
+                    throw VQError(.insufficientStorage, "a copy of \(what) would leave \(max(0, free - bytes.count)) bytes free on this peer's disk; "
+                                  + "it keeps at least \(reserve) (1% of the disk, at least 64 MiB) for its own writes")
+                }
+            }
             let full = staging + "/" + path
             try FileIO.makeDirectories(FileIO.directoryOf(full))
             // Written where the file ends, or again over what was written (a resent chunk): no holes.

@@ -159,4 +159,13 @@ package enum FileIO {
         var st = stat()
         return stat(path, &st) == 0 ? Int(st.st_size) : nil
     }
+
+    /// Bytes an unprivileged writer may still use on the file system holding `path`, and its
+    /// size; nil when it cannot be asked.
+    package static func space(_ path: String) -> (free: Int, total: Int)? {
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return nil }
+        let unit = Int(fs.f_frsize)
+        return (Int(fs.f_bavail) * unit, Int(fs.f_blocks) * unit)
+    }
 }

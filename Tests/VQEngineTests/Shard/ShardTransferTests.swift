@@ -131,6 +131,26 @@ final class Tally: Sendable {
         try pair.close()
     }
 
+    @Test("a copy that would leave the replica's disk below its reserve stops (507) and its staged files go; the live copy is untouched")
+    func diskReserve() throws {
+        let pair = try Self.diverged()
+        let before = try pair.contents(1)
+        try pair.set(1).diskReserve.store(Int.max / 2, ordering: .relaxed)
+        do {
+            try pair.set(0).transfer(to: 2, after: nil)
+            Issue.record("the copy went on past the reserve")
+        } catch let e as VQError {
+            #expect(e.kind == .insufficientStorage && e.message.contains("bytes free"), "\(e.message)")
+        }
+        #expect(!FileIO.exists(try pair.set(1).local.directory + ".incoming"))
+        #expect(try pair.contents(1) == before)
+        #expect(pair.shared.withLock { $0 }[1].state != .active)
+        try pair.set(1).diskReserve.store(-1, ordering: .relaxed)
+        try pair.set(0).transfer(to: 2, after: nil)
+        #expect(try pair.contents(0) == pair.contents(1))
+        try pair.close()
+    }
+
     @Test("two calls to copy the same replica at once: one copies, the other waits for it and finds the replica Active")
     func oneCopyPerReplica() throws {
         let pair = try Self.diverged()
