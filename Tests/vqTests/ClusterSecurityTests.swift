@@ -115,7 +115,8 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
     func hostileInput() throws {
         let a = try ServerProcess()
         #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
-        let secret = ["x-vq-cluster-secret": a.secret]
+        // As a peer sends them: the secret, and who is calling.
+        let secret = ["x-vq-cluster-secret": a.secret, "x-vq-peer": "7 http://127.0.0.1:9"]
         #expect(try request(a.port, "PUT", "/collections/c", #"{"vectors":{"size":4,"distance":"Dot"}}"#).status == 200)
         #expect(try request(a.port, "PUT", "/collections/c/points?wait=true",
                             #"{"points":[{"id":1,"vector":[1,0,0,0],"payload":{"k":1}},{"id":2,"vector":[0,1,0,0]}]}"#).status == 200)
@@ -280,7 +281,8 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
         let a = try ServerProcess()
         #expect(eventually(10) { PeerView(a.port)?.role == "Leader" })
         #expect(try request(a.port, "PUT", "/collections/c", #"{"vectors":{"size":4,"distance":"Dot"}}"#).status == 200)
-        let secret = ["x-vq-cluster-secret": a.secret]
+        // As a peer sends them: the secret, and who is calling (routes that check the sender need it).
+        let secret = ["x-vq-cluster-secret": a.secret, "x-vq-peer": "7 http://127.0.0.1:9"]
         let valid = WireBytes.upsert(count: 2, dim: 4, ids: [1, 2], vectors: [1, 0, 0, 0, 0, 1, 0, 0], payloads: [Array(#"{"a":1}"#.utf8), nil])
         let seeds: [[UInt8]] = [valid, WireBytes.search([1, 0, 0, 0], k: 3, ef: 8), WireBytes.receive(clear: false, dim: 4, records: [(1, [1, 0, 0, 0], nil)]),
                                 Array(#"{"op":"add_peer","id":7,"uri":"http://127.0.0.1:9"}"#.utf8), Array(#"{"voters":[1,2]}"#.utf8)]
@@ -312,6 +314,11 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0
         }
         #expect(try request(a.port, "GET", "/healthz").status == 200)
         #expect(try request(a.port, "PUT", "/collections/c2", #"{"vectors":{"size":4,"distance":"Dot"}}"#).status == 200)
+        // A call that does not name its sender where the receiver checks who sends: refused, naming the header.
+        for route in ["shards/c/0/apply", "shards/c/0/receive", "shards/c/0/receive-files"] {
+            let anonymous = try request(a.port, "POST", "/internal/" + route, bytes: valid, headers: ["x-vq-cluster-secret": a.secret])
+            #expect(anonymous.status == 400 && anonymous.body.contains("x-vq-peer"), "\(route): \(anonymous.status) \(anonymous.body)")
+        }
         let (status, log) = a.stop()
         #expect(status == 0, "\(log.suffix(3000))")
         #expect(statuses[400, default: 0] > 50, "\(statuses)")

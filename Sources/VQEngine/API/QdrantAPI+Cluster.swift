@@ -318,7 +318,7 @@ extension QdrantAPI {
     /// `.../apply`: an operation the primary ordered, on a replica.
     func shardApply(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         // The caller names itself (`x-vq-peer: ID URI`): only the shard's primary may order.
-        try collection.replicaSets[shard].applyAsReplica(c.request.body, vectors: collection.config.vectors, from: c.peer)
+        try collection.replicaSets[shard].applyAsReplica(c.request.body, vectors: collection.config.vectors, from: try c.sender())
         return .text(200, "ok")
     }
 
@@ -347,7 +347,8 @@ extension QdrantAPI {
 
     func shardReceive(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let vectors = collection.config.vectors
-        try collection.replicaSets[shard].receive(try ShardWire.decodeReceive(c.request.body, vectors: vectors), vectors: vectors)
+        let from = try c.sender()
+        try collection.replicaSets[shard].receive(try ShardWire.decodeReceive(c.request.body, vectors: vectors), vectors: vectors, from: from)
         return .text(200, "ok")
     }
 

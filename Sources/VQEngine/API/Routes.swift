@@ -31,6 +31,15 @@ struct RouteCall {
 
     /// The peer a peer call names itself as (`x-vq-peer: ID URI`), when it does.
     var peer: PeerID? { request.header(ClusterNode.peerHeader).flatMap { PeerID($0.prefix { $0 != " " }) } }
+
+    /// The sender, where the receiver checks who sends (an ordered operation, a copy): every
+    /// peer names itself, so a call that does not is refused rather than let through unchecked.
+    func sender() throws -> PeerID {
+        guard let peer else {
+            throw VQError.invalid("a peer call to \(request.path) must name its sender in an x-vq-peer header (ID URI)")
+        }
+        return peer
+    }
 }
 
 struct Route: Sendable {
@@ -296,7 +305,7 @@ extension QdrantAPI {
         shard("position", "internal.shard.position") { _, col, s, _ in .binary(ShardWire.encodePosition(try col.replicaSets[s].readablePosition())) },
         shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
         shard("receive-files", "internal.shard.receive_files") { _, col, s, c in
-            try col.replicaSets[s].receiveFiles(c.request.body, from: c.peer)
+            try col.replicaSets[s].receiveFiles(c.request.body, from: try c.sender())
             return .text(200, "ok")
         },
         shard("digest", "internal.shard.digest") { _, col, s, c in .binary(try col.replicaSets[s].digestAnswer(c.request.body)) },

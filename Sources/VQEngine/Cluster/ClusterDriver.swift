@@ -6,7 +6,9 @@
 //             index is persisted once done (ClusterNode.effectDone), so a restart neither
 //             skips nor redoes one
 //   recovery  every half second, each shard whose replica here is Dead or Partial asks its
-//             primary to bring it up to date (the missed operations, or a whole copy)
+//             primary to bring it up to date (the missed operations, or a whole copy); a
+//             replica first seen Partial waits one pass, so the mover that added it (a move,
+//             `replicate_shard` with its method, a rebalance) copies it as it asked
 //   anti-entropy  every `antiEntropyInterval` seconds (`--anti-entropy-interval`; 0: never),
 //             each shard this peer is the primary of compares its other active replicas with
 //             its copy and repairs what differs (`ReplicaSet.reconcile`)
@@ -15,9 +17,12 @@
 //             peer holds an even share (`Rebalancer`); a failed run is tried again 10 s later
 
 import Foundation
+import Synchronization
 
 package final class ClusterDriver: Sendable {
     private let node: ClusterNode
+    /// Replicas here ("collection/shard") seen Partial in the last recovery pass.
+    private let seenPartial = Mutex<Set<String>>([])
     private let engine: Engine
     private let router: ClusterRouter
     private let antiEntropyInterval: Double
@@ -194,6 +199,9 @@ package final class ClusterDriver: Sendable {
         let state = node.metadata
         // Asked of the leader at most once per pass, and only when a dropped copy holds points.
         var confirmed: Bool?
+        let partialBefore = seenPartial.withLock { $0 }
+        var partialNow = Set<String>()
+        defer { seenPartial.withLock { $0 = partialNow } }
         for (name, meta) in state.collections {
             for (s, replicas) in meta.shards.enumerated() {
                 guard let mine = replicas.first(where: { $0.peer == node.id }) else {
@@ -201,6 +209,11 @@ package final class ClusterDriver: Sendable {
                     continue
                 }
                 guard mine.state != .active else { continue }
+                if mine.state == .partial {
+                    // Just added (or just made Partial by its copy): its mover goes first.
+                    partialNow.insert("\(name)/\(s)")
+                    if !partialBefore.contains("\(name)/\(s)") { continue }
+                }
                 do {
                     let collection = try engine.collection(name)
                     guard collection.replicaSets.indices.contains(s) else { continue }

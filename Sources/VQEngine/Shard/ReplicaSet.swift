@@ -674,8 +674,18 @@ package final class ReplicaSet: Sendable {
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard). The batch
     /// was checked as it was decoded; nothing changes before that.
-    package func receive(_ batch: ShardWire.ReceiveBatch, vectors: VectorLayout) throws {
+    /// - Parameter from: the sender, which must be the shard's primary as this peer's metadata
+    ///   says; an Active copy is never replaced (as for a copy by segment files).
+    package func receive(_ batch: ShardWire.ReceiveBatch, vectors: VectorLayout, from: PeerID? = nil) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        if let replicas = placement.replicas(collection, id) {
+            if let from, let primary = replicas.first(where: { $0.state == .active })?.peer, primary != from {
+                throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
+            }
+            guard replicas.first(where: { $0.peer == placement.localPeer })?.state != .active else {
+                throw VQError(.conflict, "this peer's replica of \(what) is Active; a copy does not replace it")
+            }
+        }
         var points = PointBatch(vectors)
         for r in batch.records {
             let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }

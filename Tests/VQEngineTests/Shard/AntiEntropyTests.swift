@@ -98,7 +98,7 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             return []
         case "receive":
             if let hook = onCopy.withLock({ h in defer { h = nil }; return h }) { hook() }
-            try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors)
+            try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors, from: localPeer)
             return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
         case "position", "scan", "search", "count":

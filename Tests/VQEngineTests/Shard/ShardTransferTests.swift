@@ -151,6 +151,26 @@ final class Tally: Sendable {
         try pair.close()
     }
 
+    @Test("a record copy is taken only from the primary, and never over an Active copy")
+    func recordCopyGuards() throws {
+        let pair = try ReplicaPair(files: false)
+        var points = pair.batch(Array(0..<20))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        let before = try pair.contents(1)
+        let wipe = ShardWire.ReceiveBatch(clear: true, last: (1, 1), records: [])
+        let vectors = pair.config.vectors
+        #expect(throws: VQError.self) { try pair.set(1).receive(wipe, vectors: vectors, from: 1) }  // Active
+        pair.shared.withLock { $0[1].state = .dead }
+        do {
+            try pair.set(1).receive(wipe, vectors: vectors, from: 2)
+            Issue.record("a copy from a peer that is not the primary was taken")
+        } catch let e as VQError {
+            #expect(e.kind == .notPrimary, "\(e.message)")
+        }
+        #expect(try pair.contents(1) == before)
+        try pair.close()
+    }
+
     @Test("two calls to copy the same replica at once: one copies, the other waits for it and finds the replica Active")
     func oneCopyPerReplica() throws {
         let pair = try Self.diverged()
