@@ -359,6 +359,10 @@ package final class ReplicaSet: Sendable {
         let encoded = operation.encode()
         for attempt in 0..<4 {
             if attempt > 0 {
+                // The caller's timeout bounds the search for a primary too (each try is bounded by the peer timeout).
+                if let deadline, Date() >= deadline {
+                    throw VQError(.busy, "\(what): the write's timeout passed while its primary changed (\(attempt) tries); it was not acknowledged")
+                }
                 guard let now = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" was deleted") }
                 current = now
             }

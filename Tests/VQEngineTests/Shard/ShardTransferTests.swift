@@ -218,6 +218,23 @@ final class Tally: Sendable {
         try pair.close()
     }
 
+    @Test("a write whose primary does not answer is tried on the next one only within the write's timeout")
+    func writeRetryDeadline() throws {
+        let pair = try ReplicaPair()
+        // Peer 2 forwards to peer 1, which does not answer (this test's peer calls have no "write").
+        let batch = pair.batch([1, 2])
+        do {
+            _ = try pair.set(1).write(.upsert(batch), wait: .applied, deadline: Date().addingTimeInterval(-1), config: pair.config)
+            Issue.record("the write was tried again past its timeout")
+        } catch let e as VQError {
+            #expect(e.kind == .busy && e.message.contains("timeout"), "\(e.message)")
+        }
+        // Without a timeout the next try goes to peer 2, the primary now.
+        _ = try pair.set(1).write(.upsert(batch), wait: .applied, deadline: nil, config: pair.config)
+        #expect(try pair.set(1).local.pointCount == 2)
+        try pair.close()
+    }
+
     @Test("the record copy (--shard-transfer records) gives the same points")
     func recordCopy() throws {
         let pair = try Self.diverged(files: false)
