@@ -161,6 +161,7 @@ def run(method):
     w.join()
     copy = t1 - t0
     during = [l for (t, l, s) in latencies if t0 <= t <= t1 and s == 200]
+    before = [l for (t, l, s) in latencies if t0 - 1 <= t < t0 and s == 200]
     overlapping = [l for (t, l, s) in latencies if t + l >= t0 and t <= t1]
     failed = sum(1 for (_, _, s) in latencies if s != 200)
 
@@ -188,6 +189,7 @@ def run(method):
     return {
         "method": method, "points": points, "load_s": load, "shard_mb": shard_bytes / 1e6, "copy_s": copy,
         "mb_s": shard_bytes / 1e6 / copy, "ready_s": ready, "writes_during": len(during),
+        "writes_per_s_before": len(before), "writes_per_s_during": len(during) / copy,
         "worst_write_s": max(overlapping) if overlapping else 0, "failed_writes": failed,
         "repair_equal_s": equal_repair, "equal_differing": equal_rows[0].get("differing_buckets"),
         "repair_s": diverged_repair, "repaired_upserted": row.get("upserted"), "repaired_deleted": row.get("deleted"),
@@ -207,10 +209,11 @@ def main():
     rec, fil = results
     print()
     print(f"{rec['points']} points x {dim_of(DATASET + '/base.fvecs')}, shard segment files {fil['shard_mb']:.0f} MB")
-    print("| copy method | copy | MB/s | until the copy is indexed | writes acknowledged during the copy | worst write latency |")
-    print("|---|---|---|---|---|---|")
+    print("| copy method | copy | MB/s | until the copy is indexed | writes acknowledged during the copy | writes/s during (the second before) | worst write latency |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['method']} | {r['copy_s']:.2f} s | {r['mb_s']:.0f} | {r['ready_s']:.2f} s | {r['writes_during']} | {r['worst_write_s']:.2f} s |")
+        print(f"| {r['method']} | {r['copy_s']:.2f} s | {r['mb_s']:.0f} | {r['ready_s']:.2f} s | {r['writes_during']} "
+              f"| {r['writes_per_s_during']:.0f} ({r['writes_per_s_before']}) | {r['worst_write_s']:.2f} s |")
     print(f"files vs records: copy {rec['copy_s'] / fil['copy_s']:.1f}x faster, indexed copy {rec['ready_s'] / fil['ready_s']:.1f}x sooner")
     print()
     print("| anti-entropy | time | result |")
