@@ -101,9 +101,10 @@ package final class QdrantAPI: @unchecked Sendable {
                 // route but create, delete and the alias list itself.
                 if route.resolvesAlias, let first = params.first { params[0] = try resolveAlias(first) }
                 let consistency = try checkQuery(request, route, collection: route.resolvesAlias ? params.first : nil)
-                response = try ReadConsistency.$current.withValue(consistency) {
-                    try route.handler(self, RouteCall(request: request, params: params, start: start))
-                }
+                let call = RouteCall(request: request, params: params, start: start)
+                // Bound only when asked for (1, the default, needs no binding on the hot path).
+                response = consistency == .factor(1) ? try route.handler(self, call)
+                    : try ReadConsistency.$current.withValue(consistency) { try route.handler(self, call) }
             }
         } catch let e as VQError {
             response = APIEnvelope.error(e, since: start)
@@ -126,7 +127,6 @@ package final class QdrantAPI: @unchecked Sendable {
     ///   quorum or all; see ReplicaSet+Consistency.swift. A collection with one replica per shard
     ///   (any embedded or single-peer one) meets each with its one copy.
     /// - Returns: the read consistency asked for (1 when none is).
-    @discardableResult
     func checkQuery(_ r: HTTPRequest, _ route: Route, collection: String?) throws -> ReadConsistency {
         guard !r.query.isEmpty, route.access != .peer else { return .factor(1) }
         var allowed: [String] = []
