@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vqhttp import call, wait_until  # noqa: E402
+
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,27 +43,6 @@ def start(args, name):
             procs.append(p)
             return p, int(m.group(1))
     raise SystemExit(f"{name} did not start")
-
-
-def call(port, method, path, body=None, timeout=60):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    c.request(method, path, body=None if body is None else json.dumps(body), headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, json.loads(data) if data[:1] in (b"{", b"[") else data
-
-
-def wait_until(pred, seconds=30):
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            if pred():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return False
 
 
 def cluster_of(port):

@@ -15,7 +15,6 @@ replica; `files`, the segment files with their HNSW graphs):
 Usage: Benchmarks/transfer.py [DATASET_DIR]   (default /tmp/syn200k: vq bench --synthetic 200000,384
        --save-dataset /tmp/syn200k); prints a table for BENCHMARKS.md.
 """
-import http.client
 import json
 import os
 import re
@@ -26,6 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vqhttp import call, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VQ = ROOT + "/.build/release/vq"
@@ -56,32 +58,11 @@ def stop(p):
     procs.remove(p)
 
 
-def call(port, method, path, body=None, timeout=3600):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    c.request(method, path, body=None if body is None else json.dumps(body), headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, json.loads(data) if data[:1] in (b"{", b"[") else data
-
-
 def vq(*args, stdin=None):
     r = subprocess.run([VQ] + list(args), input=stdin, capture_output=True, env=ENV)
     if r.returncode != 0:
         raise SystemExit(f"vq {' '.join(args)} failed: {r.stderr.decode()[-2000:]}")
     return r.stdout.decode()
-
-
-def wait_until(pred, seconds=600, step=0.05):
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            if pred():
-                return True
-        except OSError:
-            pass
-        time.sleep(step)
-    return False
 
 
 def dim_of(fvecs):
