@@ -69,7 +69,7 @@ func cluster(_ args: Arguments, _ target: Target) throws -> Int32 {
     case "rebalance":
         guard args.positionals.count <= 2 else { throw UsageError(message: "vq cluster rebalance takes at most one COLLECTION") }
         var query: [String] = []
-        if args.positionals.count == 2 { query.append("collection=" + (args.positionals[1].addingPercentEncoding(withAllowedCharacters: .urlUnreservedASCII) ?? "")) }
+        if args.positionals.count == 2 { query.append("collection=" + percentEncode(args.positionals[1])) }
         if args.has("dry-run") { query.append("dry_run=true") }
         let result = try call(client, "POST", "/cluster/rebalance" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")))
         standardOutput.write(JSONWriter.string(result) + "\n")

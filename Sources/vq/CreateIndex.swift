@@ -26,18 +26,3 @@ func createIndex(_ args: Arguments, _ target: Target, delete: Bool) throws -> In
     standardOutput.write(bytes: JSONWriter.bytes(.object(out)) + [0x0A])
     return 0
 }
-
-/// `s` with everything but unreserved characters percent-encoded (one path segment).
-func percentEncode(_ s: String) -> String {
-    var out = ""
-    for b in s.utf8 {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            out.append(Character(UnicodeScalar(b)))
-        default:
-            out += String(format: "%%%02X", b)
-        }
-    }
-    return out
-}

@@ -264,7 +264,7 @@ extension QdrantAPI {
                 throw VQError(.busy, "no Raft leader is known to run the rebalance; retry shortly")
             }
             var query: [String] = []
-            if let c = r.query["collection"] { query.append("collection=" + (c.addingPercentEncoding(withAllowedCharacters: .urlUnreservedASCII) ?? "")) }
+            if let c = r.query["collection"] { query.append("collection=" + percentEncode(c)) }
             if dryRun { query.append("dry_run=true") }
             let answer = try HTTPClient(url: uri, timeout: 3600)
                 .send("POST", "/internal/rebalance" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), headers: cluster.internalHeaders)
