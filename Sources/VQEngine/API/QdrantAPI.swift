@@ -131,7 +131,10 @@ package final class QdrantAPI: @unchecked Sendable {
         guard !r.query.isEmpty, route.access != .peer else { return .factor(1) }
         var allowed: [String] = []
         if route.access == .write { allowed += ["wait", "timeout", "ordering"] }
-        if route.access == .read && collection != nil { allowed.append("consistency") }
+        // Reads of points only (a collection's info, cluster view or aliases read no replica's points).
+        if route.access == .read && collection != nil && (route.name.hasPrefix("points.") || route.name == "collections.facet") {
+            allowed.append("consistency")
+        }
         if route.name == "cluster.remove_peer" { allowed.append("force") }
         // Snapshot routes: `wait` only (no ordering, timeout or consistency means anything there);
         // create honours wait=false (202, made in the background), the others run to the end.
@@ -143,6 +146,8 @@ package final class QdrantAPI: @unchecked Sendable {
         // vq's repair runs to the end and takes one shard at most.
         if route.name == "collections.cluster.repair" { allowed = ["shard"] }
         if route.name == "cluster.rebalance" { allowed = ["collection", "dry_run"] }
+        // Shard operations run to the end (a copy, a move); no wait, timeout or ordering applies.
+        if route.name == "collections.cluster.update" { allowed = [] }
         for key in r.query.keys.sorted() where !allowed.contains(key) {
             throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
         }

@@ -300,11 +300,11 @@ extension QdrantAPI {
         shard("search", "internal.shard.search") { api, col, s, c in try api.shardSearch(col, s, c) },
         shard("sparse-stats", "internal.shard.sparse_stats") { api, col, s, c in try api.shardSparseStats(col, s, c) },
         shard("transfer", "internal.shard.transfer") { api, col, s, c in try api.shardTransfer(col, s, c) },
-        shard("receive", "internal.shard.receive") { api, col, s, c in try api.shardReceive(col, s, c) },
+        shard("receive", "internal.shard.receive", copy: true) { api, col, s, c in try api.shardReceive(col, s, c) },
         shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
         shard("position", "internal.shard.position") { _, col, s, _ in .binary(ShardWire.encodePosition(try col.replicaSets[s].readablePosition())) },
         shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
-        shard("receive-files", "internal.shard.receive_files") { _, col, s, c in
+        shard("receive-files", "internal.shard.receive_files", copy: true) { _, col, s, c in
             try col.replicaSets[s].receiveFiles(c.request.body, from: try c.sender())
             return .text(200, "ok")
         },
@@ -324,15 +324,15 @@ extension QdrantAPI {
 
     /// `POST /internal/shards/{collection}/{shard}/ACTION`: one shard's part of a request. The
     /// caller's metadata index (header) is waited for first, so peers agree on placement.
-    private static func shard(_ action: String, _ name: String,
+    /// - Parameter copy: a shard copy, refused unless this peer's metadata reaches the caller's.
+    private static func shard(_ action: String, _ name: String, copy: Bool = false,
                               _ handler: @escaping @Sendable (QdrantAPI, VectorCollection, Int, RouteCall) throws -> HTTPResponse) -> Route {
         Route("POST", "internal/shards/{name}/{shard}/" + action, name, .peer) { api, c in
             let cluster = try api.node()
             // Placement as the caller saw it or newer. A copy must not meet an older placement
             // here (it could be cleared as a dropped replica): without it, no answer. Other calls
             // go on after the wait (a slow effect must not make a healthy replica look failed).
-            if let seen = c.request.header(ClusterNode.appliedHeader).flatMap(UInt64.init), !cluster.waitApplied(seen),
-               action == "receive" || action == "receive-files" {
+            if let seen = c.request.header(ClusterNode.appliedHeader).flatMap(UInt64.init), !cluster.waitApplied(seen), copy {
                 throw VQError(.busy, "this peer has not applied the cluster metadata up to \(seen) yet; retry shortly")
             }
             let collection = try api.openCollection(c.params[0])

@@ -338,7 +338,8 @@ package final class VectorCollection: @unchecked Sendable {
             // The request's read consistency, bound again on the threads that run the shards.
             let consistency = ReadConsistency.current
             DispatchQueue.concurrentPerform(iterations: sets.count) { s in
-                out[s] = ReadConsistency.$current.withValue(consistency) { Result { try sets[s].search(query, shardRequest, config: config) } }
+                let search = { Result { try sets[s].search(query, shardRequest, config: config) } }
+                out[s] = consistency == .factor(1) ? search() : ReadConsistency.$current.withValue(consistency, operation: search)
             }
             hits = []
             for r in results {
