@@ -270,12 +270,12 @@ package final class LocalShard: @unchecked Sendable {
     /// Why this shard cannot write now (a full disk), nil when it can: `/readyz` says so.
     package var writeProblem: String? { damage ?? storageProblem.withLock { $0 } }
 
+    func flushForTesting() throws { try flush() }
+
     /// Writes segments and the manifest, then drops WAL files the segments now cover.
     ///
     /// Holds the read lock throughout, so the applier cannot change rows mid-flush
     /// and the optimizer cannot swap segments; searches go on.
-    func flushForTesting() throws { try flush() }
-
     /// - Parameter orDefer: while a copy pins the files, leave it to the next flush (the
     ///   applier's by time or bytes, the optimizer's after a swap); otherwise wait for the pins.
     func flush(orDefer: Bool = false) throws {

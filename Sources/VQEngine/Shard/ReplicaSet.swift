@@ -238,7 +238,11 @@ package final class ReplicaSet: Sendable {
     package func count(filter: Filter) throws -> Int {
         if readsSeveral {
             let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
-                try self.scanOn(placement, peer, ids: nil, filter: filter, withVector: false, withPayload: false, vectors: local.options.vectors).count
+                if peer == placement.localPeer {
+                    try local.checkIntact()
+                    return local.count(filter: filter)
+                }
+                return try self.scanOn(placement, peer, ids: nil, filter: filter, withVector: false, withPayload: false, vectors: local.options.vectors).count
             }
             return Self.resolveCount(answers.map(\.value), threshold: threshold)
         }
@@ -604,9 +608,10 @@ package final class ReplicaSet: Sendable {
         }
         var started: (copy: Copy, base: (seq: UInt64, epoch: UInt64))??
         while true {
-            local.waitUntilUnpinned()
             started = try start()
             if started != nil { break }
+            // Only a file copy that met another copy's pin waits here (unlocked), then tries again.
+            local.waitUntilUnpinned()
         }
         guard let (copy, base) = started! else { return }
         let destination = remote(placement, target)
@@ -678,18 +683,10 @@ package final class ReplicaSet: Sendable {
 
     /// On the receiving replica: one batch of a transfer (the first clears the shard). The batch
     /// was checked as it was decoded; nothing changes before that.
-    /// - Parameter from: the sender, which must be the shard's primary as this peer's metadata
-    ///   says; an Active copy is never replaced (as for a copy by segment files).
-    package func receive(_ batch: ShardWire.ReceiveBatch, vectors: VectorLayout, from: PeerID? = nil) throws {
+    /// - Parameter from: the sender (`checkCopy`).
+    package func receive(_ batch: ShardWire.ReceiveBatch, vectors: VectorLayout, from: PeerID) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
-        if let replicas = placement.replicas(collection, id) {
-            if let from, let primary = replicas.first(where: { $0.state == .active })?.peer, primary != from {
-                throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
-            }
-            guard replicas.first(where: { $0.peer == placement.localPeer })?.state != .active else {
-                throw VQError(.conflict, "this peer's replica of \(what) is Active; a copy does not replace it")
-            }
-        }
+        try checkCopy(from: from, placement)
         var points = PointBatch(vectors)
         for r in batch.records {
             let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }

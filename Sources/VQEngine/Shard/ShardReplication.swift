@@ -122,15 +122,16 @@ package final class ShardReplication: @unchecked Sendable {
     /// Reads both logs into the history (when it ends at the position) and opens the one to append to.
     private func loadHistory() {
         guard maxBytes > 0 else { return }
-        let read = [readLog(0), readLog(1)]
+        let bootPath = path + ".boot"
+        let sameBoot = Self.bootID != nil && (try? FileIO.readAll(bootPath)).map { String(decoding: $0, as: UTF8.self) } == Self.bootID
+        // Another boot's logs are not trusted: not read, only emptied.
+        let read = sameBoot ? [readLog(0), readLog(1)] : [(records: [], end: 0), (records: [], end: 0)]
         let logs = read.map(\.records)
         // Older file first (by first sequence number); the newer one is appended to.
         let order = (logs[0].first?.seq ?? 0) <= (logs[1].first?.seq ?? 0) ? [0, 1] : [1, 0]
         var all = logs[order[0]] + logs[order[1]]
         // Only the run without a gap that ends the logs counts.
         if let gap = all.indices.dropFirst().last(where: { all[$0].seq != all[$0 - 1].seq + 1 }) { all.removeFirst(gap) }
-        let bootPath = path + ".boot"
-        let sameBoot = Self.bootID != nil && (try? FileIO.readAll(bootPath)).map { String(decoding: $0, as: UTF8.self) } == Self.bootID
         if sameBoot, let last = all.last, last.seq == lastSeq, last.epoch == lastEpoch, lastSeq > 0 {
             for r in all {
                 recent.append(r)
@@ -147,8 +148,8 @@ package final class ShardReplication: @unchecked Sendable {
         }
         openLog(logIndex, truncate: false)
         logRecords = logs[logIndex].count
-        // A log holding something other than the kept history is emptied.
-        if recent.isEmpty && (!logs[0].isEmpty || !logs[1].isEmpty) { clearLogs() }
+        // A log holding something other than the kept history (or another boot's) is emptied.
+        if !sameBoot || (recent.isEmpty && (!logs[0].isEmpty || !logs[1].isEmpty)) { clearLogs() }
     }
 
     private func openLog(_ i: Int, truncate: Bool) {

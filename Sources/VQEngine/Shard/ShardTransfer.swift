@@ -85,6 +85,8 @@ extension ShardWire {
             case 2:
                 let manifest = try r.blob()
                 let seq = try r.u64(), epoch = try r.u64()
+                // Becomes this replica's position (the next operation is seq + 1): bounded as adopt bounds the manifest's.
+                guard seq < 1 << 60 else { throw VQError(.corrupt, "position \(seq) is out of range") }
                 let n = try r.count(of: 12, "files")
                 var files: [FileEntry] = []
                 var seen = Set<String>()
@@ -165,16 +167,10 @@ extension ReplicaSet {
     /// On the receiving replica: one message of a segment-file transfer, from `from` (the
     /// `x-vq-peer` header), which must be the shard's primary as this peer's metadata says; an
     /// Active copy is never overwritten. Messages are taken one at a time (the shard's lock).
-    package func receiveFiles(_ body: [UInt8], from: PeerID? = nil) throws {
+    package func receiveFiles(_ body: [UInt8], from: PeerID) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let message = try ShardWire.decodeFiles(body)
-        guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
-        if let from, let primary = replicas.first(where: { $0.state == .active })?.peer, primary != from {
-            throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
-        }
-        guard replicas.first(where: { $0.peer == placement.localPeer })?.state != .active else {
-            throw VQError(.conflict, "this peer's replica of \(what) is Active; a copy does not replace it")
-        }
+        try checkCopy(from: from, placement)
         let staging = local.directory + ".incoming"
         let transferFile = staging + "/transfer"
         func current() -> UInt64? {
@@ -227,6 +223,18 @@ extension ReplicaSet {
             try? FileIO.removeTree(staging)
             replication.reset(to: seq, epoch: epoch)
             lastTransfer.withLock { $0 = t }
+        }
+    }
+
+    /// A copy to this replica (by files or records) comes only from the shard's primary as this
+    /// peer's metadata says, and never replaces an Active copy.
+    func checkCopy(from: PeerID, _ placement: any ReplicaPlacement) throws {
+        guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
+        if let primary = replicas.first(where: { $0.state == .active })?.peer, primary != from {
+            throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
+        }
+        guard replicas.first(where: { $0.peer == placement.localPeer })?.state != .active else {
+            throw VQError(.conflict, "this peer's replica of \(what) is Active; a copy does not replace it")
         }
     }
 
