@@ -90,7 +90,7 @@ try:
 
     # 1. search throughput
     single, sport = start(["serve"], "single")
-    wait_until(lambda: cluster_of(sport)["raft_info"]["role"] == "Leader")
+    wait_until(lambda: cluster_of(sport)["raft_info"]["role"] == "Leader", 30)
     load(sport, "m", 3, 1, base)
     call(sport, "POST", "/collections/m/optimize", timeout=600)
     before = cpu_seconds(single)
@@ -101,12 +101,12 @@ try:
     procs.remove(single)
 
     a, pa = start(["serve"], "a")
-    wait_until(lambda: cluster_of(pa)["raft_info"]["role"] == "Leader")
+    wait_until(lambda: cluster_of(pa)["raft_info"]["role"] == "Leader", 30)
     secret = open(f"{work}/a/cluster/secret").read().strip()
     b, pb = start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], "b")
     c, pc = start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], "c")
     ports = [pa, pb, pc]
-    wait_until(lambda: all(len(cluster_of(p)["raft_info"].get("voters", [])) == 3 for p in ports))
+    wait_until(lambda: all(len(cluster_of(p)["raft_info"].get("voters", [])) == 3 for p in ports), 30)
     load(pa, "m", 3, 2, base)
     for p in ports:
         call(p, "POST", "/collections/m/optimize", timeout=600)
