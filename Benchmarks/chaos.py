@@ -24,6 +24,7 @@ report in BENCHMARKS.md.
   sudo Benchmarks/chaos.py --vq .build/release/vq --rounds 30 --seed 7
 """
 import argparse
+import http.client as httpclient
 import json
 import os
 import random
@@ -34,32 +35,34 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 
 def sh(*args, check=True):
     return subprocess.run(args, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def http(method, url, body=None, timeout=3.0):
-    """(status, parsed JSON or None); status 0 when the peer could not be reached."""
+def http(method, url, body=None, timeout=3.0, connect_timeout=None):
+    """(status, parsed JSON or None); status 0 when the peer could not be reached.
+    connect_timeout: seconds to connect (default: timeout), as a client's pool gives up on an
+    address that does not answer sooner than on a request under way."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    host, _, rest = url[len("http://"):].partition("/")
+    name, _, port = host.partition(":")
+    conn = httpclient.HTTPConnection(name, int(port or 80), timeout=connect_timeout or timeout)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            try:
-                return r.status, json.loads(raw or b"null")
-            except ValueError:
-                return r.status, raw.decode(errors="replace")  # /readyz and friends answer text
-    except urllib.error.HTTPError as e:
+        conn.connect()
+        conn.sock.settimeout(timeout)
+        conn.request(method, "/" + rest, body=data, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        raw = r.read()
         try:
-            return e.code, json.loads(e.read() or b"null")
+            return r.status, json.loads(raw or b"null")
         except ValueError:
-            return e.code, None
-    except (OSError, ValueError):
+            return r.status, raw.decode(errors="replace")  # /readyz and friends answer text
+    except (OSError, ValueError, httpclient.HTTPException):
         return 0, None
+    finally:
+        conn.close()
 
 
 class Net:
@@ -167,6 +170,7 @@ def main():
     ap.add_argument("--writers", type=int, default=2)
     ap.add_argument("--faults", default="", help="comma-separated fault kinds to draw from (default: all)")
     ap.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    ap.add_argument("--keep", action="store_true", help="keep the peers' data directories and logs, also after a pass")
     ap.add_argument("--serve-arg", action="append", default=[], help="an argument given to every peer (repeat: --serve-arg=--peer-timeout --serve-arg=2)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -200,8 +204,10 @@ def main():
     stop = threading.Event()
     acked, lock = set(), threading.Lock()
     ack_time = {}
+    tries = []  # (start, end, peer, status) of every write
     terms = {}
     report = {"seed": seed, "rounds": args.rounds, "faults": []}
+    errors = report["write_errors"] = []  # the first few answers other than 200
     try:
         peers[0].start()
         for p in peers[1:]:
@@ -224,17 +230,22 @@ def main():
             wr = random.Random(seed * 31 + w)
             k = w
             # Like a client given every peer's address: one that did not answer is left alone for
-            # a second (else a third of the writers' time goes to waiting out an isolated peer).
+            # 5 s (else most of the writers' time during a fault goes to waiting out the cut-off
+            # peer, and the count says little about the peers that are reachable).
             shunned = {}
             while not stop.is_set():
                 now = time.time()
                 candidates = [p for p in peers if shunned.get(p.i, 0) <= now] or peers
                 p = wr.choice(candidates)
                 vec = [wr.uniform(-1, 1) for _ in range(4)]
-                st, _ = http("PUT", p.url + "/collections/c/points?wait=true",
-                             {"points": [{"id": k, "vector": vec, "payload": {"k": k}}]}, timeout=3)
+                st, answer = http("PUT", p.url + "/collections/c/points?wait=true",
+                             {"points": [{"id": k, "vector": vec, "payload": {"k": k}}]}, timeout=3, connect_timeout=0.5)
+                with lock:
+                    tries.append((now, time.time(), p.i + 1, st))
+                    if st not in (0, 200) and len(errors) < 5:
+                        errors.append(f"peer {p.i + 1}: {st} {json.dumps(answer)[:300]}")
                 if st == 0:
-                    shunned[p.i] = time.time() + 1.0
+                    shunned[p.i] = time.time() + 5.0
                 if st == 200:
                     with lock:
                         acked.add(k)
@@ -252,6 +263,7 @@ def main():
 
         threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(args.writers)]
         threads.append(threading.Thread(target=observer, daemon=True))
+        started = time.time()
         for t in threads:
             t.start()
 
@@ -270,11 +282,13 @@ def main():
                 raise SystemExit(f"chaos: unknown or unavailable fault kinds {sorted(unknown)}; expected some of {kinds}")
             kinds = args.faults.split(",")
         alias_ok = alias_tried = 0
+        windows = []  # [fault start, fault end] per round
         for r in range(args.rounds):
             kind = rng.choice(kinds)
             i = leader() if kind == "isolate-leader" else rng.randrange(3)
             hold = rng.uniform(1.5, 4.0)
             report["faults"].append(f"{kind}:{i + 1}")
+            windows.append([time.time()])
             print(f"  round {r + 1} at {time.time():.2f}: {kind} peer {i + 1} for {hold:.1f} s", flush=True)
             majority = [p for p in peers if p.i != i]
             if kind in ("isolate", "isolate-leader"):
@@ -305,6 +319,7 @@ def main():
                     report.setdefault("metadata_failures", []).append(
                         f"round {r + 1} via peer {via.i + 1} after {time.time() - began:.1f} s: {st} {json.dumps(body)[:200]}")
                 time.sleep(max(0.0, hold - (time.time() - began)))
+            windows[-1].append(time.time())
             if kind in ("isolate", "isolate-leader"):
                 net.link(i, True)
             elif kind == "one-way":
@@ -315,8 +330,25 @@ def main():
                 peers[i].start()
             time.sleep(1.0)
         stop.set()
+        stopped = time.time()
         for t in threads:
             t.join(timeout=10)
+        # The longest time no write was acknowledged, from the writers' start to their stop.
+        times = sorted([started] + [t for t in ack_time.values() if t <= stopped] + [stopped])
+        report["longest_gap_seconds"] = round(max(b - a for a, b in zip(times, times[1:])), 2)
+        # Per fault: writes acknowledged while it held, and the longest time without one then.
+        report["during_faults"] = []
+        for (a, b) in windows:
+            inside = sorted([a] + [t for t in ack_time.values() if a <= t <= b] + [b])
+            # Writes that ended while it held, by the peer asked: "peer:status" -> (count, slowest seconds).
+            ended = {}
+            for (t0, t1, peer, st) in tries:
+                if a <= t1 <= b:
+                    n, slowest = ended.get(f"{peer}:{st}", (0, 0))
+                    ended[f"{peer}:{st}"] = (n + 1, round(max(slowest, t1 - t0), 2))
+            report["during_faults"].append({"seconds": round(b - a, 1), "acknowledged": len(inside) - 2,
+                                            "longest_gap_seconds": round(max(y - x for x, y in zip(inside, inside[1:])), 2),
+                                            "writes_ended": dict(sorted(ended.items()))})
         # Healed: wait until every peer sees every replica active.
         healed = time.time()
         converged = None
@@ -377,7 +409,10 @@ def main():
         if not ok:
             print(f"chaos: FAILED with seed {seed}; logs in {root}", file=sys.stderr)
             return 1
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            print(f"chaos: logs kept in {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
         return 0
     finally:
         stop.set()

@@ -283,6 +283,7 @@ _vq() {
         --update-queue-bytes) COMPREPLY=(); return ;;
         --replication-history-bytes) COMPREPLY=(); return ;;
         --peer-timeout) COMPREPLY=(); return ;;
+        --replica-lag-timeout) COMPREPLY=(); return ;;
         --anti-entropy-interval) COMPREPLY=(); return ;;
         --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
@@ -294,7 +295,7 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --peer-timeout --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --peer-timeout --replica-lag-timeout --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     join)
@@ -313,6 +314,7 @@ _vq() {
         --update-queue-bytes) COMPREPLY=(); return ;;
         --replication-history-bytes) COMPREPLY=(); return ;;
         --peer-timeout) COMPREPLY=(); return ;;
+        --replica-lag-timeout) COMPREPLY=(); return ;;
         --anti-entropy-interval) COMPREPLY=(); return ;;
         --max-buffered-bytes) COMPREPLY=(); return ;;
         --advertise) COMPREPLY=(); return ;;
@@ -324,7 +326,7 @@ _vq() {
         --data-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         esac
         if [[ "$cur" == -* ]]; then
-            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --peer-timeout --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--listen --api-key --read-only-api-key --config --max-body-bytes --max-header-bytes --max-connections --header-timeout --idle-timeout --write-timeout --prevent-unoptimized --update-queue-size --update-queue-bytes --replication-history-bytes --peer-timeout --replica-lag-timeout --anti-entropy-interval --auto-rebalance --max-buffered-bytes --advertise --cluster-secret --read-replica-choice --log-format --log-requests --verbose --data-dir --quiet --help" -- "$cur"))
         fi
         ;;
     cluster)

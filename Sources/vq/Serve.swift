@@ -171,8 +171,8 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     case let other: throw UsageError(message: "--shard-transfer is '\(other)'; expected files or records")
     }
     let peerTimeout = try number("peer-timeout", 10)
-    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, timeout: peerTimeout, historyBytes: historyBytes,
-                               segmentFileTransfer: segmentFiles)
+    let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, timeout: peerTimeout,
+                               lagTimeout: try number("replica-lag-timeout", 1), historyBytes: historyBytes, segmentFileTransfer: segmentFiles)
     let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
     func autoRebalance() throws -> Bool {
         if args.has("auto-rebalance") { return true }

@@ -58,7 +58,7 @@ func runBounded(_ args: [String], seconds: Double) throws -> (Int32, String) {
 func peerID(_ server: ServerProcess) -> UInt64? { PeerView(server.port).flatMap { UInt64($0.id) } }
 
 /// The internal routes a peer serves (all POST), for a collection "c".
-let internalRoutes = ["raft", "propose", "voters", "commit", "join", "shards/c/0/write", "shards/c/0/apply", "shards/c/0/search",
+let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "shards/c/0/write", "shards/c/0/apply", "shards/c/0/search",
                       "shards/c/0/transfer", "shards/c/0/receive", "shards/c/0/count", "shards/c/0/scan", "shards/c/0/position"]
 
 @Suite(.serialized) struct ClusterSecurityTests {

@@ -293,6 +293,9 @@ extension QdrantAPI {
         Route("POST", "internal/commit", "internal.commit", .peer) { api, c in
             APIEnvelope.ok(.object([("index", .uint(try api.node().status.commit))]), since: c.start)
         },
+        // Whether this peer is there at all (a write forwarded to it is slow: is it working or gone?);
+        // answered on the event loop, touching nothing.
+        Route("POST", "internal/ping", "internal.ping", .peer, inline: true) { _, c in APIEnvelope.ok(.bool(true), since: c.start) },
         Route("POST", "internal/join", "internal.join", .peer) { api, c in try api.peerJoin(c) },
         Route("POST", "internal/rebalance", "internal.rebalance", .peer) { api, c in try api.rebalance(c.request, c.start, forwarded: true) },
         shard("write", "internal.shard.write") { api, col, s, c in try api.shardWrite(col, s, c) },

@@ -47,6 +47,9 @@ package final class ClusterNode: @unchecked Sendable {
     private var applied: UInt64 = 0
     /// Terms of recently applied entries, so a proposer can tell its entry from a replacement.
     private var appliedTerms: [UInt64: UInt64] = [:]
+    /// Recently committed entries the state machine refused (by index), so their proposer gets
+    /// the refusal rather than a success: the check when proposing saw an older state.
+    private var refusedEntries: [UInt64: VQError] = [:]
     /// Addresses learned from peers' requests (a joining peer knows no state yet).
     private var learned: [PeerID: String] = [:]
     /// Addresses in the log as it was on open (a restarted peer's state is empty until it hears
@@ -282,12 +285,14 @@ package final class ClusterNode: @unchecked Sendable {
                     }
                 } catch {
                     log("warning", [("message", .string("raft entry \(e.index) ignored: \(error)"))])
+                    refusedEntries[e.index] = VQError.wrap(error)
                 }
             }
             applied = e.index
             appliedTerms[e.index] = e.term
         }
         if appliedTerms.count > 4096 { appliedTerms = appliedTerms.filter { $0.key + 1024 > applied } }
+        if refusedEntries.count > 1024 { refusedEntries = refusedEntries.filter { $0.key + 1024 > applied } }
         if !ready.committed.isEmpty || ready.restore != nil {
             view.withLock { $0 = state }
             lock.broadcast()
@@ -444,11 +449,16 @@ package final class ClusterNode: @unchecked Sendable {
     /// - Throws: `.busy` when no leader could commit it before `timeout`.
     /// - Parameter waitEffects: also wait until its effect on local data (a collection created or
     ///   deleted here) is carried out (read-your-writes).
-    package func propose(_ command: JSON, timeout: Double = 10, waitEffects: Bool = true) throws {
+    /// - Parameter check: refuse at once what the state machine would refuse as things stand
+    ///   (tests turn it off to commit a change that is refused when applied).
+    package func propose(_ command: JSON, timeout: Double = 10, waitEffects: Bool = true, check: Bool = true) throws {
         let bytes = Array(JSONWriter.string(command).utf8)
         // Refuse here, with the reason, what the state machine would ignore as things stand.
-        var probe = lock.withLock { state }
-        _ = try probe.apply(bytes)
+        // (Another change may commit first: then the refusal comes when this one is applied.)
+        if check {
+            var probe = lock.withLock { state }
+            _ = try probe.apply(bytes)
+        }
         let deadline = Date().addingTimeInterval(timeout)
         try untilCommitted(deadline, what: "the metadata change") { [self] in
             if let p = try raft.propose(bytes) { return p }
@@ -564,7 +574,9 @@ package final class ClusterNode: @unchecked Sendable {
                 if let p = proposed {
                     while applied < p.index && Date() < deadline && !stopped && raft.role == .leader { _ = lock.wait(until: min(deadline, Date().addingTimeInterval(0.05))) }
                     let ok = applied >= p.index && (p.term == 0 || appliedTerms[p.index] == p.term)
+                    let refused = ok ? refusedEntries[p.index] : nil
                     lock.unlock()
+                    if let refused { throw refused }
                     if ok { return }
                     lastError = "leadership changed before it committed"
                     continue

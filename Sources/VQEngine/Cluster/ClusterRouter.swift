@@ -20,6 +20,8 @@ package final class ClusterRouter: ReplicaPlacement {
     private let stats = Mutex(ReadStats())
     /// Seconds a peer-to-peer shard call may take.
     package let callTimeout: Double
+    /// Seconds a primary waits for a replica once enough others have a write (`--replica-lag-timeout`).
+    package let replicaLagTimeout: Double
     /// Order replicas by recent latency (default), or plain round robin (`--read-replica-choice`).
     private let latencyAware: Bool
     /// Bytes of recent operations each shard keeps for range catch-ups.
@@ -27,13 +29,14 @@ package final class ClusterRouter: ReplicaPlacement {
     /// Whole-shard copies send segment files (`--shard-transfer files`) or every point (`records`).
     package let segmentFileTransfer: Bool
 
-    package init(node: ClusterNode, directory: DataDirectory, latencyAware: Bool = true, timeout: Double = 10, historyBytes: Int = 16 << 20,
-                 segmentFileTransfer: Bool = true) {
+    package init(node: ClusterNode, directory: DataDirectory, latencyAware: Bool = true, timeout: Double = 10, lagTimeout: Double = 1,
+                 historyBytes: Int = 16 << 20, segmentFileTransfer: Bool = true) {
         self.segmentFileTransfer = segmentFileTransfer
         self.node = node
         seqDir = directory.root + "/cluster/seq"
         self.latencyAware = latencyAware
         callTimeout = timeout
+        replicaLagTimeout = min(lagTimeout, timeout)
         self.historyBytes = historyBytes
     }
 
@@ -78,13 +81,13 @@ package final class ClusterRouter: ReplicaPlacement {
         }
     }
 
-    package func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {
+    package func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?, ifPrimary: PeerID?) throws {
         if state == .dead {
             node.logEvent("replica dead", [("collection", .string(collection)), ("shard", .int(Int64(shard))), ("peer", .uint(peer)),
                                            ("reason", .string(reason ?? ""))])
         }
         // No wait for effects on local data (a replica state has none): callers hold shard locks.
-        try node.propose(ClusterState.setReplica(collection, shard: shard, peer: peer, state), waitEffects: false)
+        try node.propose(ClusterState.setReplica(collection, shard: shard, peer: peer, state, primary: ifPrimary), waitEffects: false)
     }
 
     package func refreshMetadata() { node.catchUp() }

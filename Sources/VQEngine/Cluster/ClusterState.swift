@@ -12,6 +12,8 @@
 //   {"op": "delete_collection", "name": "docs"}          (and its aliases)
 //   {"op": "aliases", "actions": [{"create_alias": {...}}, ...]}   all or nothing (Aliases.swift)
 //   {"op": "set_replica", "name": "docs", "shard": 0, "peer": 7, "state": "Dead"}
+//                                       optionally "primary": 3: only while peer 3 is the shard's
+//                                       primary (its own marks: a replaced primary's are refused)
 //   {"op": "add_replica", "name": "docs", "shard": 0, "peer": 7}      (as Partial, until transferred)
 //   {"op": "drop_replica", "name": "docs", "shard": 0, "peer": 7}
 
@@ -145,6 +147,13 @@ package struct ClusterState: Sendable, Equatable {
             guard let at = meta.shards[shard].firstIndex(where: { $0.peer == peer }) else {
                 throw VQError(.notFound, "peer \(peer) holds no replica of shard \(shard) of \(n) (dropped)")
             }
+            // A primary marking a replica that missed its write: only while it still is the primary.
+            // One that was replaced without knowing it (cut off, paused) must not take another
+            // replica out of service after the fact; its write is then not acknowledged.
+            if let primary = command["primary"]?.uint64Value, let current = meta.shards[shard].first(where: { $0.state == .active })?.peer,
+               current != primary {
+                throw VQError(.conflict, "peer \(primary) is no longer the primary of shard \(shard) of \(n); peer \(current) is")
+            }
             // The last active replica stays: a shard with none could never recover.
             if state != .active, meta.shards[shard][at].state == .active,
                !meta.shards[shard].enumerated().contains(where: { $0.offset != at && $0.element.state == .active }) {
@@ -273,8 +282,9 @@ package struct ClusterState: Sendable, Equatable {
         }
     }
 
-    package static func setReplica(_ name: String, shard: Int, peer: PeerID, _ state: ReplicaState) -> JSON {
+    /// - Parameter primary: set only while this peer is the shard's primary (nil: unconditionally).
+    package static func setReplica(_ name: String, shard: Int, peer: PeerID, _ state: ReplicaState, primary: PeerID? = nil) -> JSON {
         .object([("op", .string("set_replica")), ("name", .string(name)), ("shard", .int(Int64(shard))), ("peer", .uint(peer)),
-                 ("state", .string(state.rawValue))])
+                 ("state", .string(state.rawValue))] + (primary.map { [("primary", JSON.uint($0))] } ?? []))
     }
 }

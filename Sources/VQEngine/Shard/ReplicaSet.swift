@@ -59,6 +59,49 @@ package enum ReplicaState: String, Sendable {
     case partial = "Partial"
 }
 
+/// The answers of a primary's other replicas to one operation, as they come in.
+final class ReplicaAnswers: @unchecked Sendable {
+    typealias Answer = (peer: PeerID, error: VQError?, seconds: Double)
+    private let condition = NSCondition()
+    private var answers: [Answer] = []
+    private let count: Int
+    private let start = DispatchTime.now().uptimeNanoseconds
+
+    init(_ count: Int) { self.count = count }
+
+    /// Seconds since it was made.
+    var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    func add(_ peer: PeerID, _ error: VQError?) {
+        condition.lock()
+        answers.append((peer, error, elapsed))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The answers once every replica has answered, or at `limit` seconds.
+    func waitAll(limit: Double) -> [Answer] { wait(remoteNeeded: .max, lag: 0, limit: limit).answers }
+
+    /// Waits until every replica has answered, one refused as no longer led by this peer
+    /// (`.notPrimary`), or `limit` seconds passed; or, once `remoteNeeded` have taken it, until
+    /// the others have had `lag` seconds, or 4 times the slowest that took it if longer (a
+    /// loaded cluster is slow everywhere; a cut-off replica is slow alone).
+    /// - Returns: the answers so far, and the seconds waited.
+    func wait(remoteNeeded: Int, lag: Double, limit: Double) -> (answers: [Answer], seconds: Double) {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            let now = elapsed
+            if answers.count == count || answers.contains(where: { $0.error?.kind == .notPrimary }) { return (answers, now) }
+            let taken = answers.filter { $0.error == nil }
+            var until = limit
+            if taken.count >= remoteNeeded { until = min(limit, max(lag, 4 * (taken.map(\.seconds).max() ?? 0))) }
+            if now >= until { return (answers, now) }
+            _ = condition.wait(until: Date().addingTimeInterval(until - now))
+        }
+    }
+}
+
 /// Where one replica of a shard is, and its state.
 package struct Replica: Sendable, Equatable {
     package var peer: PeerID
@@ -75,6 +118,9 @@ package protocol ReplicaPlacement: PeerTransport {
     var localPeer: PeerID { get }
     /// Seconds a peer call may take.
     var callTimeout: Double { get }
+    /// Seconds a primary waits, once `write_consistency_factor` replicas have a write, for the
+    /// others (at least 4 times the slowest that answered), before marking them Dead.
+    var replicaLagTimeout: Double { get }
     /// The shard's replicas in placement order, nil when the collection is not distributed.
     func replicas(_ collection: String, _ shard: Int) -> [Replica]?
     /// Active replicas' peers in the order to ask them.
@@ -85,7 +131,8 @@ package protocol ReplicaPlacement: PeerTransport {
     /// whether a delayed one answered first.
     func countRead(launched: Int, delayed: Int, fanOutWon: Bool)
     /// Commits through consensus that `peer`'s replica is now `state`.
-    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws
+    /// - Parameter ifPrimary: only while this peer is the shard's primary (else `.conflict`).
+    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?, ifPrimary: PeerID?) throws
     /// Brings this peer's metadata up to the leader's (placement moved on).
     func refreshMetadata()
     /// Brings this peer's metadata up to the leader's commit; false when that cannot be confirmed
@@ -106,6 +153,10 @@ package protocol ReplicaPlacement: PeerTransport {
 
 extension ReplicaPlacement {
     package var segmentFileTransfer: Bool { true }
+    package var replicaLagTimeout: Double { min(1, callTimeout) }
+    package func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {
+        try setReplica(collection, shard, peer, state, reason: reason, ifPrimary: nil)
+    }
     /// The collection's `read_fan_out_delay_ms` and `read_fan_out_factor` (none by default).
     package func readFanOut(_ collection: String) -> (delayMs: Int, factor: Int) { (0, 0) }
 }
@@ -385,7 +436,7 @@ package final class ReplicaSet: Sendable {
                 }
             }
             do {
-                try remote(placement, primary).write(encoded, wait, timeout: 3 * placement.callTimeout)
+                try forward(placement, to: primary, encoded, wait)
                 return nil
             } catch let e as VQError where e.kind == .busy {
                 // It is no longer the primary (metadata moved on): ask again.
@@ -397,6 +448,41 @@ package final class ReplicaSet: Sendable {
             }
         }
         throw VQError(.busy, "\(what): no primary replica took the write")
+    }
+
+    /// Forwards a write to the shard's primary, checking meanwhile that it is there: while the
+    /// write is unanswered, the primary is pinged every `replicaLagTimeout` seconds, and one that
+    /// does not answer a ping within that either counts as gone (`.unreachable`) at once, rather
+    /// than when the write's own call times out (3 peer timeouts: the primary may itself wait
+    /// for its replicas and for consensus).
+    private func forward(_ placement: any ReplicaPlacement, to primary: PeerID, _ encoded: [UInt8], _ wait: WriteWait) throws {
+        let replica = remote(placement, primary)
+        let answer = ReplicaAnswers(1)
+        let limit = 3 * placement.callTimeout
+        Thread.detachNewThread {
+            do { try replica.write(encoded, wait, timeout: limit); answer.add(primary, nil) } catch { answer.add(primary, VQError.wrap(error)) }
+        }
+        let lag = placement.replicaLagTimeout
+        var checkAt = lag
+        while true {
+            if let first = answer.waitAll(limit: checkAt).first {
+                if let error = first.error { throw error }
+                return
+            }
+            do {
+                _ = try placement.post(primary, "/internal/ping", [], timeout: lag)
+            } catch let e as VQError where e.kind == .unreachable {
+                if let late = answer.waitAll(limit: 0).first {
+                    if let error = late.error { throw error }
+                    return
+                }
+                throw VQError(.unreachable, "peer \(primary) did not answer a write in \(String(format: "%.1f", answer.elapsed)) s, nor a ping in "
+                              + "\(lag) s (--replica-lag-timeout): \(e.message)")
+            } catch {
+                // Any answer (an error included) says the peer is there: keep waiting.
+            }
+            checkAt = answer.elapsed + lag
+        }
     }
 
     /// On the primary: apply locally, then to every other active replica, in one order per shard.
@@ -437,32 +523,22 @@ package final class ReplicaSet: Sendable {
         let epoch = replication.epochForOrdering()
         let seq = replication.lastSeq + 1
         replication.applied(seq, epoch: epoch, encoded)
-        var acks = 1
         let others = replicas.filter { $0.state == .active && $0.peer != placement.localPeer }.map(\.peer)
+        let needed = config.writeConsistencyFactor
+        var acks = 1
         var failures: [(PeerID, String)] = []
         if !others.isEmpty {
             // Replicas in parallel; each gets this operation before the next one (shard lock).
-            let results = Mutex<[(PeerID, VQError?)]>([])
-            DispatchQueue.concurrentPerform(iterations: others.count) { i in
-                let peer = others[i]
-                do {
-                    try remote(placement, peer).apply(encoded, wait, seq: seq, epoch: epoch)
-                    results.withLock { $0.append((peer, nil)) }
-                } catch {
-                    results.withLock { $0.append((peer, VQError.wrap(error))) }
+            let answers = ReplicaAnswers(others.count)
+            for peer in others {
+                let replica = remote(placement, peer)
+                // A thread each: a blocking peer call must not wait for a pool (GCD's starves).
+                Thread.detachNewThread {
+                    do { try replica.apply(encoded, wait, seq: seq, epoch: epoch); answers.add(peer, nil) } catch { answers.add(peer, VQError.wrap(error)) }
                 }
             }
-            var replaced: VQError?
-            for (peer, error) in results.withLock({ $0 }) {
-                if let error, error.kind == .notPrimary {
-                    replaced = error
-                } else if let error {
-                    failures.append((peer, error.message))
-                } else {
-                    acks += 1
-                }
-            }
-            if let replaced {
+            let (answered, waited) = answers.wait(remoteNeeded: needed - 1, lag: placement.replicaLagTimeout, limit: placement.callTimeout + 1)
+            if let replaced = answered.first(where: { $0.error?.kind == .notPrimary })?.error {
                 // A replica knows a newer primary: this peer stops ordering and marks no one Dead.
                 // The operation stays here only (never acknowledged); the current primary's next
                 // write finds this copy different and brings it back by a copy.
@@ -470,16 +546,31 @@ package final class ReplicaSet: Sendable {
                 replication.ordering = false
                 throw VQError(.busy, "this peer is no longer the primary of \(what): \(replaced.message)")
             }
-        }
-        // A replica that missed an acknowledged write must not serve reads: Dead, committed
-        // before the answer.
-        for (peer, why) in failures {
-            do { try placement.setReplica(collection, id, peer, .dead, reason: why) } catch let e as VQError where e.kind == .notFound {
-                // Dropped meanwhile (a move finished): no longer a replica, so nothing to mark.
-                continue
+            for (peer, error, _) in answered {
+                if let error { failures.append((peer, error.message)) } else { acks += 1 }
+            }
+            // Replicas still working on it once enough others have it: lagging (cut off, stalled).
+            // Each is marked Dead (below) rather than holding every write to the shard for the
+            // peer timeout; one that applies it anyway is ahead of nothing it will be sent.
+            for peer in others where !answered.contains(where: { $0.peer == peer }) {
+                failures.append((peer, "did not take operation \(seq) within \(String(format: "%.2f", waited)) s, while \(acks) "
+                                 + "replicas had it (--replica-lag-timeout)"))
             }
         }
-        let needed = config.writeConsistencyFactor
+        // A replica that missed an acknowledged write must not serve reads: Dead, committed
+        // before the answer, and only while this peer is still the primary (a replaced one's
+        // write is not acknowledged).
+        for (peer, why) in failures {
+            do {
+                try placement.setReplica(collection, id, peer, .dead, reason: why, ifPrimary: placement.localPeer)
+            } catch let e as VQError where e.kind == .notFound {
+                // Dropped meanwhile (a move finished): no longer a replica, so nothing to mark.
+                continue
+            } catch let e as VQError where e.kind == .conflict {
+                replication.ordering = false
+                throw VQError(.busy, "this peer is no longer the primary of \(what): \(e.message)")
+            }
+        }
         if acks < needed {
             throw VQError(.io, "write reached \(acks) of \(what)'s replicas; write_consistency_factor is \(needed)")
         }

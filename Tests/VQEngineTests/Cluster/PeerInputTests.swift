@@ -217,8 +217,17 @@ import Testing
         #expect(throws: Never.self) {
             try state.apply(command(#"{"op":"create_collection","name":"c","config":\#(config),"shards":[[1,2]]}"#))
         }
+        // A mark made as a shard's primary holds only while that peer is the primary.
+        #expect(throws: VQError.self) {
+            try state.apply(command(#"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead","primary":2}"#))
+        }
+        #expect(state.collections["c"]?.shards[0].map(\.state) == [.active, .active])
         // Removing a peer drops its replicas, but never a shard's last active one; it cannot return.
         try state.apply(command(#"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead"}"#))
+        #expect(throws: VQError.self) {
+            try state.apply(command(#"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Active","primary":1}"#))
+        }
+        try state.apply(command(#"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead","primary":2}"#))
         #expect(throws: VQError.self) { try state.apply(command(#"{"op":"remove_peer","id":2}"#)) }
         try state.apply(command(#"{"op":"remove_peer","id":1}"#))
         #expect(state.collections["c"]?.shards[0].map(\.peer) == [2])

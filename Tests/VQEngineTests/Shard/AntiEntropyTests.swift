@@ -21,6 +21,22 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let calls = Mutex<[String: Int]>([:])
     /// When set, `apply` calls to the other peer fail (an unreachable replica).
     let failApply = Atomic<Bool>(false)
+    /// When set, an `apply` to the other peer waits (a cut-off or stalled replica) until it is
+    /// cleared, then fails; `applyStalled` says one is waiting.
+    let stallApply = Atomic<Bool>(false)
+    let applyStalled = Atomic<Bool>(false)
+    /// When set, an `apply` to the other peer fails after this peer is marked Dead meanwhile (a
+    /// primary replaced while its write was on its way).
+    let replaceOnApply = Atomic<Bool>(false)
+    /// Seconds the primary waits for a lagging replica once enough others have a write.
+    let replicaLagTimeout: Double = 0.2
+    /// When set, writes forwarded to the other peer are served (else they fail as unreachable);
+    /// while `stallWrite` is set they wait first (`writeStalled` says one is waiting).
+    let forwardWrites = Atomic<Bool>(false)
+    let stallWrite = Atomic<Bool>(false)
+    let writeStalled = Atomic<Bool>(false)
+    /// When set, pings to the other peer fail (it is gone).
+    let failPing = Atomic<Bool>(false)
     /// When set, an `apply` to the other peer fails and its replica is dropped meanwhile.
     let dropOnApply = Atomic<Bool>(false)
     /// When set, segment-file transfer messages to the other peer fail.
@@ -64,6 +80,12 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     func post(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double?) throws -> [UInt8] {
         // /internal/shards/{collection}/{shard}/{action}
         let parts = path.split(separator: "/").map(String.init)
+        guard parts.count == 5 else {
+            guard path == "/internal/ping" else { throw VQError(.notFound, "no \(path) in this test") }
+            calls.withLock { $0["ping", default: 0] += 1 }
+            if failPing.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            return []
+        }
         let action = parts[4]
         calls.withLock { $0[action, default: 0] += 1 }
         guard let other, let shard = Int(parts[3]) else { throw VQError(.unreachable, "peer \(peer) is gone") }
@@ -77,7 +99,28 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
                 throw VQError(.unreachable, "peer \(peer) did not answer")
             }
             if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            if replaceOnApply.load(ordering: .relaxed) {
+                shared.withLock { $0 = $0.map { $0.peer == localPeer ? Replica(peer: localPeer, state: .dead) : $0 } }
+                throw VQError(.unreachable, "peer \(peer) did not answer")
+            }
+            if stallApply.load(ordering: .relaxed) {
+                applyStalled.store(true, ordering: .relaxed)
+                defer { applyStalled.store(false, ordering: .relaxed) }
+                let until = Date().addingTimeInterval(callTimeout)
+                while stallApply.load(ordering: .relaxed) && Date() < until { Thread.sleep(forTimeInterval: 0.005) }
+                throw VQError(.unreachable, "peer \(peer) did not answer")
+            }
             try set.applyAsReplica(body, vectors: collection.config.vectors, from: localPeer)
+            return []
+        case "write" where forwardWrites.load(ordering: .relaxed):
+            if stallWrite.load(ordering: .relaxed) {
+                writeStalled.store(true, ordering: .relaxed)
+                defer { writeStalled.store(false, ordering: .relaxed) }
+                let until = Date().addingTimeInterval(3 * callTimeout)
+                while stallWrite.load(ordering: .relaxed) && Date() < until { Thread.sleep(forTimeInterval: 0.005) }
+            }
+            let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(body, vectors: collection.config.vectors)
+            try set.writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: nil, config: collection.config)
             return []
         case "digest":
             if failHashes.load(ordering: .relaxed) && body.first == 1 { throw VQError(.unreachable, "peer \(peer) did not answer") }
@@ -122,10 +165,14 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     func readOrder(_ peers: [PeerID]) -> [PeerID] { peers }
     func measureRead<T>(_ peer: PeerID, _ read: () throws -> T) throws -> T { try read() }
     func countRead(launched: Int, delayed: Int, fanOutWon: Bool) {}
-    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {
-        // As the cluster's state machine: a replica no longer placed is its own error.
+    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?, ifPrimary: PeerID?) throws {
+        // As the cluster's state machine: a replica no longer placed is its own error, and a
+        // mark made as primary by a peer that no longer is one is refused.
         guard shared.withLock({ $0.contains { $0.peer == peer } }) else {
             throw VQError(.notFound, "peer \(peer) holds no replica of shard \(shard) of \(collection) (dropped)")
+        }
+        if let ifPrimary, let primary = shared.withLock({ $0.first { $0.state == .active }?.peer }), primary != ifPrimary {
+            throw VQError(.conflict, "peer \(ifPrimary) is no longer the primary of shard \(shard) of \(collection); peer \(primary) is")
         }
         shared.withLock { $0 = $0.map { $0.peer == peer ? Replica(peer: peer, state: state) : $0 } }
     }

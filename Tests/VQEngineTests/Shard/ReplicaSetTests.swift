@@ -24,7 +24,7 @@ final class FlippingPlacement: ReplicaPlacement, @unchecked Sendable {
     func readOrder(_ peers: [PeerID]) -> [PeerID] { peers }
     func measureRead<T>(_ peer: PeerID, _ read: () throws -> T) throws -> T { try read() }
     func countRead(launched: Int, delayed: Int, fanOutWon: Bool) {}
-    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {}
+    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?, ifPrimary: PeerID?) throws {}
     func refreshMetadata() {}
     func confirmMetadata() -> Bool { true }
     func isClusterCollection(_ collection: String) -> Bool { false }
@@ -57,7 +57,7 @@ final class RestartedPlacement: ReplicaPlacement, @unchecked Sendable {
     func readOrder(_ peers: [PeerID]) -> [PeerID] { peers }
     func measureRead<T>(_ peer: PeerID, _ read: () throws -> T) throws -> T { try read() }
     func countRead(launched: Int, delayed: Int, fanOutWon: Bool) {}
-    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {}
+    func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?, ifPrimary: PeerID?) throws {}
     func refreshMetadata() { _ = confirmMetadata() }
     func confirmMetadata() -> Bool {
         caughtUp.withLock { $0 = $0 || confirms }

@@ -218,6 +218,79 @@ final class Tally: Sendable {
         try pair.close()
     }
 
+    @Test("a replica that has not taken a write within the lag timeout, while enough others have it, is marked Dead and the write answers; it catches up afterwards")
+    func laggingReplica() throws {
+        let pair = try ReplicaPair()
+        var first = pair.batch(Array(0..<10))
+        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
+        pair.placements[0].stallApply.store(true, ordering: .relaxed)
+        var points = pair.batch(Array(10..<20))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        // Answered while the replica's call is still waiting (it waits up to the 5 s peer timeout).
+        let stalled = pair.placements[0].applyStalled.load(ordering: .relaxed)
+        #expect(stalled, "the write waited for the stalled replica")
+        #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
+        // The next write goes to the active replicas only: no second stall.
+        var more = pair.batch(Array(20..<25))
+        _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        #expect(pair.placements[0].calls.withLock { $0["apply"] } == 2, "one apply before the stall, one stalled, none after")
+        pair.placements[0].stallApply.store(false, ordering: .relaxed)
+        while pair.placements[0].applyStalled.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.005) }
+        try pair.set(0).transfer(to: 2, after: try pair.set(1).position)
+        #expect(pair.shared.withLock { $0 }.allSatisfy { $0.state == .active })
+        #expect(try pair.contents(0) == pair.contents(1))
+        #expect(try pair.set(1).local.pointCount == 25)
+        try pair.close()
+    }
+
+    @Test("a write forwarded to a primary that answers neither it nor a ping goes to the next primary without waiting out the call",
+          arguments: [true, false])
+    func forwardedWriteChecksPrimary(_ primaryGone: Bool) throws {
+        let pair = try ReplicaPair()
+        let peer2 = pair.placements[1]
+        peer2.forwardWrites.store(true, ordering: .relaxed)
+        peer2.stallWrite.store(true, ordering: .relaxed)
+        peer2.failPing.store(primaryGone, ordering: .relaxed)
+        if !primaryGone {
+            // Slow, but there: answers pings, and the write once let go.
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: 0.7)
+                peer2.stallWrite.store(false, ordering: .relaxed)
+            }
+        }
+        var points = pair.batch(Array(0..<10))
+        _ = try pair.engines[1].collection("c").upsert(&points, wait: .applied)
+        if primaryGone {
+            let stalled = peer2.writeStalled.load(ordering: .relaxed)
+            #expect(stalled, "the write waited out the stalled call to the primary")
+            #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .dead), Replica(peer: 2, state: .active)])
+            #expect(try pair.set(1).local.pointCount == 10)
+            peer2.stallWrite.store(false, ordering: .relaxed)
+            while peer2.writeStalled.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.005) }
+        } else {
+            #expect(pair.shared.withLock { $0 }.allSatisfy { $0.state == .active }, "a primary that answers pings stays")
+            #expect(peer2.calls.withLock { $0["ping", default: 0] } >= 2)
+            #expect(try pair.contents(0) == pair.contents(1))
+            #expect(try pair.set(0).local.pointCount == 10)
+        }
+        try pair.close()
+    }
+
+    @Test("a primary replaced while its write was on its way marks no replica Dead and does not acknowledge the write")
+    func replacedPrimaryMarksNoOne() throws {
+        let pair = try ReplicaPair()
+        pair.placements[0].replaceOnApply.store(true, ordering: .relaxed)
+        do {
+            try pair.set(0).writeAsPrimary(.upsert(pair.batch([1])), wait: .applied, deadline: nil, config: pair.config)
+            Issue.record("a replaced primary acknowledged its write")
+        } catch let e as VQError {
+            #expect(e.kind == .busy && e.message.contains("no longer the primary"), "\(e.message)")
+        }
+        #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .dead), Replica(peer: 2, state: .active)],
+                "the replica that serves now stays Active")
+        try pair.close()
+    }
+
     @Test("a write whose primary does not answer is tried on the next one only within the write's timeout")
     func writeRetryDeadline() throws {
         let pair = try ReplicaPair()

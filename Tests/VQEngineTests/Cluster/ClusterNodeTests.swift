@@ -1,0 +1,30 @@
+import Foundation
+import Testing
+@testable import VQEngine
+
+@Suite struct ClusterNodeTests {
+    @Test("a committed change the state machine refuses is reported to its proposer, not answered as done")
+    func refusedEntriesReported() throws {
+        let tmp = TempDir()
+        let (directory, lock) = try Engine.lock(path: tmp.path, address: nil)
+        defer { withExtendedLifetime(lock) {} }
+        let node = try ClusterNode(directory: directory, options: ClusterOptions(uri: "http://127.0.0.1:9", secret: "a-test-secret-of-some-length"),
+                                   joining: false, log: { _, _ in })
+        node.start()
+        defer { node.stop() }
+        func create(_ dim: Int) -> JSON {
+            .object([("op", .string("create_collection")), ("name", .string("c")), ("config", CollectionConfig(dim: dim).json),
+                     ("shards", .array([.array([.uint(node.id)])]))])
+        }
+        try node.propose(create(2), waitEffects: false)
+        // As when two proposals race: each is checked against a state before the other commits,
+        // and the second to commit is refused when applied. Its proposer must hear so.
+        do {
+            try node.propose(create(3), waitEffects: false, check: false)
+            Issue.record("a create the state machine refused was answered as done")
+        } catch let e as VQError {
+            #expect(e.kind == .conflict && e.message.contains("exists"), "\(e.message)")
+        }
+        #expect(node.collectionMeta("c")?.config.vectors.dims == [2])
+    }
+}
