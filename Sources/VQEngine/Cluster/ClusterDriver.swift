@@ -6,7 +6,8 @@
 //             index is persisted once done (ClusterNode.effectDone), so a restart neither
 //             skips nor redoes one
 //   recovery  every half second, each shard whose replica here is Dead or Partial asks its
-//             primary to bring it up to date (the missed operations, or a whole copy); a
+//             primary to bring it up to date (the missed operations, or a whole copy), each
+//             shard on a thread of its own (one slow copy or cut-off primary holds no other); a
 //             replica first seen Partial waits one pass, so the mover that added it (a move,
 //             `replicate_shard` with its method, a rebalance) copies it as it asked
 //   anti-entropy  every `antiEntropyInterval` seconds (`--anti-entropy-interval`; 0: never),
@@ -23,6 +24,8 @@ package final class ClusterDriver: Sendable {
     private let node: ClusterNode
     /// Replicas here ("collection/shard") seen Partial in the last recovery pass.
     private let seenPartial = Mutex<Set<String>>([])
+    /// Replicas here ("collection/shard") a recovery is under way for.
+    private let recovering = Mutex<Set<String>>([])
     private let engine: Engine
     private let router: ClusterRouter
     private let antiEntropyInterval: Double
@@ -214,14 +217,19 @@ package final class ClusterDriver: Sendable {
                     partialNow.insert("\(name)/\(s)")
                     if !partialBefore.contains("\(name)/\(s)") { continue }
                 }
-                do {
-                    let collection = try engine.collection(name)
-                    guard collection.replicaSets.indices.contains(s) else { continue }
-                    let set = collection.replicaSets[s]
-                    try set.catchUp(to: node.id, after: set.position)
-                } catch {
-                    node.logEvent("replica recovery pending", [("collection", .string(name)), ("shard", .int(Int64(s))),
-                                                               ("reason", .string("\(error)"))])
+                let key = "\(name)/\(s)"
+                guard recovering.withLock({ $0.insert(key).inserted }) else { continue }
+                Thread.detachNewThread { [self] in
+                    defer { _ = recovering.withLock { $0.remove(key) } }
+                    do {
+                        let collection = try engine.collection(name)
+                        guard collection.replicaSets.indices.contains(s) else { return }
+                        let set = collection.replicaSets[s]
+                        try set.catchUp(to: node.id, after: set.position)
+                    } catch {
+                        node.logEvent("replica recovery pending", [("collection", .string(name)), ("shard", .int(Int64(s))),
+                                                                   ("reason", .string("\(error)"))])
+                    }
                 }
             }
         }

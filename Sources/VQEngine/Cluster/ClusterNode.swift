@@ -557,7 +557,7 @@ package final class ClusterNode: @unchecked Sendable {
     /// Runs `attempt` on the leader (this peer) or `forward` to the leader until the entry it
     /// created is applied here.
     private func untilCommitted(_ deadline: Date, what: String, attempt: @escaping () throws -> (index: UInt64, term: UInt64)?,
-                                forward: @escaping (HTTPClient) throws -> HTTPResponse) throws {
+                                forward: @escaping @Sendable (HTTPClient) throws -> HTTPResponse) throws {
         var lastError = "no leader is elected"
         while Date() < deadline {
             lock.lock()
@@ -585,18 +585,38 @@ package final class ClusterNode: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: 0.02)
                 continue
             }
-            let leaderURI = raft.leader.flatMap { address($0) }
+            let asked = raft.leader
+            let leaderURI = asked.flatMap { address($0) }
             lock.unlock()
             guard let leaderURI else {
                 Thread.sleep(forTimeInterval: 0.05)
                 continue
             }
             do {
-                // At most 2 s per try: a leader that stalls (paused, cut off after accepting the
-                // connection) must not hold the change past the election that replaces it; the
-                // next try asks whoever leads then.
-                let client = try HTTPClient(url: leaderURI, timeout: max(0.5, min(2, deadline.timeIntervalSinceNow)))
-                let r = try forward(client)
+                // At most 2 s per try, and no longer than it leads: a leader that stalls (paused,
+                // cut off after accepting the connection) must not hold the change past the
+                // election that replaces it; the next try asks whoever leads then.
+                let timeout = max(0.5, min(2, deadline.timeIntervalSinceNow))
+                let client = try HTTPClient(url: leaderURI, timeout: timeout)
+                let answer = Mutex<Result<HTTPResponse, VQError>?>(nil)
+                Thread.detachNewThread {
+                    let r: Result<HTTPResponse, VQError>
+                    do { r = .success(try forward(client)) } catch { r = .failure(VQError.wrap(error)) }
+                    answer.withLock { $0 = r }
+                }
+                let tryEnd = Date().addingTimeInterval(timeout)
+                var result: Result<HTTPResponse, VQError>?
+                // (A peer that lost the leader and knows no other yet keeps waiting for this one.)
+                while result == nil && Date() < tryEnd && lock.withLock({ (raft.leader == asked || raft.leader == nil) && !stopped }) {
+                    Thread.sleep(forTimeInterval: 0.01)
+                    result = answer.withLock { $0 }
+                }
+                result = result ?? answer.withLock { $0 }
+                guard let result else {
+                    lastError = "the leader at \(leaderURI) did not answer (in \(String(format: "%.1f", timeout)) s, or before another was elected)"
+                    continue
+                }
+                let r = try result.get()
                 guard r.status == 200, let index = (try? JSONParser.parse(r.body))?["result"]?["index"]?.uint64Value else {
                     let answer = VQError(status: r.status, body: r.body, from: "the leader at \(leaderURI)")
                     lastError = answer.message
@@ -738,20 +758,33 @@ final class PeerSender: @unchecked Sendable {
     /// Called when the peer answers 410: it knows this peer was removed from the cluster.
     private let gone: @Sendable () -> Void
 
+    /// When a send last failed (uptime nanoseconds): messages queued before it are dropped.
+    private let failedAt = Atomic<UInt64>(0)
+
     init(uri: String, headers: [(String, String)], gone: @escaping @Sendable () -> Void) {
         self.uri = uri
         self.headers = headers
         self.gone = gone
         queue = DispatchQueue(label: "vq-raft-send")
-        client = try? HTTPClient(url: uri, timeout: 1)
+        // Half a second: a peer on the network answers a Raft message in milliseconds, and one
+        // cut off holds the queue no longer than that once it is back.
+        client = try? HTTPClient(url: uri, timeout: 0.5)
     }
 
     func send(_ body: [UInt8]) {
         guard let client, backlog.load(ordering: .relaxed) < 64 else { return }
         backlog.add(1, ordering: .relaxed)
+        let queued = DispatchTime.now().uptimeNanoseconds
         queue.async { [self] in
-            if (try? client.send("POST", "/internal/raft", body: body, headers: headers))?.status == 410 { gone() }
-            backlog.subtract(1, ordering: .relaxed)
+            defer { backlog.subtract(1, ordering: .relaxed) }
+            // Queued while the peer was not answering: stale (Raft sends what matters again), and
+            // sending each would hold the newer ones behind a timeout apiece.
+            if queued < failedAt.load(ordering: .relaxed) { return }
+            do {
+                if try client.send("POST", "/internal/raft", body: body, headers: headers).status == 410 { gone() }
+            } catch {
+                failedAt.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+            }
         }
     }
 }

@@ -42,6 +42,22 @@ package final class ClusterRouter: ReplicaPlacement {
 
     package var localPeer: PeerID { node.id }
 
+    /// Peers that answered neither a call nor a ping, and until when that is believed.
+    private let suspects = Mutex<[PeerID: UInt64]>([:])
+
+    package func suspected(_ peer: PeerID) -> Bool {
+        suspects.withLock { ($0[peer] ?? 0) > DispatchTime.now().uptimeNanoseconds }
+    }
+
+    /// For twice the lag timeout (at least 2 s): long enough for the writes already waiting on
+    /// it, short enough that a peer back from a cut is tried again soon (a call that finds it
+    /// gone again pays the lag timeout once more).
+    package func suspect(_ peer: PeerID) {
+        let until = DispatchTime.now().uptimeNanoseconds + UInt64(max(2, 2 * replicaLagTimeout) * 1e9)
+        suspects.withLock { $0[peer] = until }
+        node.logEvent("peer suspected", [("peer", .uint(peer)), ("seconds", .double(max(2, 2 * replicaLagTimeout)))])
+    }
+
     package func readFanOut(_ collection: String) -> (delayMs: Int, factor: Int) {
         guard let config = node.collectionMeta(collection)?.config else { return (0, 0) }
         return (config.readFanOutDelayMs, config.readFanOutFactor)

@@ -121,6 +121,11 @@ package protocol ReplicaPlacement: PeerTransport {
     /// Seconds a primary waits, once `write_consistency_factor` replicas have a write, for the
     /// others (at least 4 times the slowest that answered), before marking them Dead.
     var replicaLagTimeout: Double { get }
+    /// Whether `peer` recently answered neither a call nor a ping (`suspect`): calls that would
+    /// wait for it count it as gone at once.
+    func suspected(_ peer: PeerID) -> Bool
+    /// Records that `peer` answered neither a call nor a ping, for a few seconds.
+    func suspect(_ peer: PeerID)
     /// The shard's replicas in placement order, nil when the collection is not distributed.
     func replicas(_ collection: String, _ shard: Int) -> [Replica]?
     /// Active replicas' peers in the order to ask them.
@@ -154,6 +159,8 @@ package protocol ReplicaPlacement: PeerTransport {
 extension ReplicaPlacement {
     package var segmentFileTransfer: Bool { true }
     package var replicaLagTimeout: Double { min(1, callTimeout) }
+    package func suspected(_ peer: PeerID) -> Bool { false }
+    package func suspect(_ peer: PeerID) {}
     package func setReplica(_ collection: String, _ shard: Int, _ peer: PeerID, _ state: ReplicaState, reason: String?) throws {
         try setReplica(collection, shard, peer, state, reason: reason, ifPrimary: nil)
     }
@@ -450,38 +457,49 @@ package final class ReplicaSet: Sendable {
         throw VQError(.busy, "\(what): no primary replica took the write")
     }
 
-    /// Forwards a write to the shard's primary, checking meanwhile that it is there: while the
-    /// write is unanswered, the primary is pinged every `replicaLagTimeout` seconds, and one that
-    /// does not answer a ping within that either counts as gone (`.unreachable`) at once, rather
-    /// than when the write's own call times out (3 peer timeouts: the primary may itself wait
-    /// for its replicas and for consensus).
+    /// Forwards a write to the shard's primary (`watched`: one that answers neither it nor a
+    /// ping counts as gone at once, rather than when the write's own call times out, after 3
+    /// peer timeouts: the primary may itself wait for its replicas and for consensus).
     private func forward(_ placement: any ReplicaPlacement, to primary: PeerID, _ encoded: [UInt8], _ wait: WriteWait) throws {
         let replica = remote(placement, primary)
-        let answer = ReplicaAnswers(1)
         let limit = 3 * placement.callTimeout
-        Thread.detachNewThread {
-            do { try replica.write(encoded, wait, timeout: limit); answer.add(primary, nil) } catch { answer.add(primary, VQError.wrap(error)) }
+        try watched(placement, primary, "a write") { try replica.write(encoded, wait, timeout: limit) }
+    }
+
+    /// Runs `call` to `peer`, checking meanwhile that the peer is there: while it is unanswered,
+    /// the peer is pinged (`/internal/ping`) every half `replicaLagTimeout`, and one that does
+    /// not answer a ping within the other half counts as gone (`.unreachable`) at once. (The
+    /// call goes on in the background until its own timeout.)
+    func watched(_ placement: any ReplicaPlacement, _ peer: PeerID, _ what: String, _ call: @escaping @Sendable () throws -> Void) throws {
+        // Just found gone (by another call): not waited for again.
+        if placement.suspected(peer) {
+            throw VQError(.unreachable, "peer \(peer) answered neither a call nor a ping moments ago")
         }
-        let lag = placement.replicaLagTimeout
-        var checkAt = lag
+        let answer = ReplicaAnswers(1)
+        Thread.detachNewThread {
+            do { try call(); answer.add(peer, nil) } catch { answer.add(peer, VQError.wrap(error)) }
+        }
+        let half = placement.replicaLagTimeout / 2
+        var checkAt = half
         while true {
             if let first = answer.waitAll(limit: checkAt).first {
                 if let error = first.error { throw error }
                 return
             }
             do {
-                _ = try placement.post(primary, "/internal/ping", [], timeout: lag)
+                _ = try placement.post(peer, "/internal/ping", [], timeout: half)
             } catch let e as VQError where e.kind == .unreachable {
                 if let late = answer.waitAll(limit: 0).first {
                     if let error = late.error { throw error }
                     return
                 }
-                throw VQError(.unreachable, "peer \(primary) did not answer a write in \(String(format: "%.1f", answer.elapsed)) s, nor a ping in "
-                              + "\(lag) s (--replica-lag-timeout): \(e.message)")
+                placement.suspect(peer)
+                throw VQError(.unreachable, "peer \(peer) did not answer \(what) in \(String(format: "%.1f", answer.elapsed)) s, nor a ping in "
+                              + "\(half) s (--replica-lag-timeout): \(e.message)")
             } catch {
                 // Any answer (an error included) says the peer is there: keep waiting.
             }
-            checkAt = answer.elapsed + lag
+            checkAt = answer.elapsed + half
         }
     }
 
@@ -531,6 +549,11 @@ package final class ReplicaSet: Sendable {
             // Replicas in parallel; each gets this operation before the next one (shard lock).
             let answers = ReplicaAnswers(others.count)
             for peer in others {
+                // Just found gone: missed it, without a wait.
+                if placement.suspected(peer) {
+                    answers.add(peer, VQError(.unreachable, "peer \(peer) answered neither a call nor a ping moments ago"))
+                    continue
+                }
                 let replica = remote(placement, peer)
                 // A thread each: a blocking peer call must not wait for a pool (GCD's starves).
                 Thread.detachNewThread {
@@ -807,7 +830,10 @@ package final class ReplicaSet: Sendable {
         if primary == placement.localPeer {
             try transfer(to: target, after: after, method: method)
         } else {
-            try remote(placement, primary).transfer(to: target, after: after, method: method)
+            // A primary cut off during the copy is given up on at once (the next pass asks
+            // whoever is primary then), not after the copy's 600 s timeout.
+            let source = remote(placement, primary)
+            try watched(placement, primary, "a replica copy") { try source.transfer(to: target, after: after, method: method) }
         }
     }
 }

@@ -30,6 +30,10 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let replaceOnApply = Atomic<Bool>(false)
     /// Seconds the primary waits for a lagging replica once enough others have a write.
     let replicaLagTimeout: Double = 0.2
+    /// Peers found gone (`suspect`), until the test clears them.
+    let suspects = Mutex<Set<PeerID>>([])
+    func suspected(_ peer: PeerID) -> Bool { suspects.withLock { $0.contains(peer) } }
+    func suspect(_ peer: PeerID) { _ = suspects.withLock { $0.insert(peer) } }
     /// When set, writes forwarded to the other peer are served (else they fail as unreachable);
     /// while `stallWrite` is set they wait first (`writeStalled` says one is waiting).
     let forwardWrites = Atomic<Bool>(false)

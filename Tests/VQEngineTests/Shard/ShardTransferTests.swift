@@ -265,6 +265,7 @@ final class Tally: Sendable {
             #expect(stalled, "the write waited out the stalled call to the primary")
             #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .dead), Replica(peer: 2, state: .active)])
             #expect(try pair.set(1).local.pointCount == 10)
+            #expect(peer2.suspected(1), "the primary found gone is suspected, so other writes do not wait for it")
             peer2.stallWrite.store(false, ordering: .relaxed)
             while peer2.writeStalled.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.005) }
         } else {
@@ -273,6 +274,19 @@ final class Tally: Sendable {
             #expect(try pair.contents(0) == pair.contents(1))
             #expect(try pair.set(0).local.pointCount == 10)
         }
+        try pair.close()
+    }
+
+    @Test("a replica of a peer just found gone is not waited for: marked Dead at once, the write answers")
+    func suspectedReplica() throws {
+        let pair = try ReplicaPair()
+        pair.placements[0].suspect(2)
+        pair.placements[0].stallApply.store(true, ordering: .relaxed)
+        var points = pair.batch(Array(0..<5))
+        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        #expect(pair.placements[0].calls.withLock { $0["apply"] } == nil, "nothing sent to the suspected peer")
+        #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
+        pair.placements[0].stallApply.store(false, ordering: .relaxed)
         try pair.close()
     }
 
