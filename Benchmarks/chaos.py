@@ -12,6 +12,12 @@ injects faults; afterwards every link heals and the checker asks:
   - leaders:    no two peers were leader in one Raft term (sampled every 50 ms);
   - metadata:   a metadata change (an alias) succeeds whenever a majority is connected.
 
+It also reports availability: per fault, the writes acknowledged while it held and the longest
+time without one (`during_faults`, with the answers by peer and status), the longest such gap
+over the run, and the first error answers. Writers connect with a 0.5 s timeout and leave a
+peer that did not answer alone for 5 s, so the counts measure the peers, not a client waiting
+out a cut-off address. `--keep` keeps the peers' logs and data after a pass too.
+
 Faults: isolate a peer or the leader (its link down), flap a link, one-way partition (the
 peer hears nothing but can send: the others resolve its address to a MAC no one has), pause a peer
 (SIGSTOP), kill and restart a peer (SIGKILL). Needs root and `ip netns`; without them it says

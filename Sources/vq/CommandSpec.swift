@@ -124,7 +124,8 @@ extension CommandSpec {
         OptionSpec(long: "replica-lag-timeout", value: "S",
                    help: "Seconds a shard's primary waits for a replica that has not taken a write once write_consistency_factor "
                        + "replicas have it (at least 4 times the slowest that did), before marking it Dead and answering; "
-                       + "writes to the shard wait meanwhile. At most --peer-timeout.",
+                       + "writes to the shard wait meanwhile. A peer that leaves a call unanswered for half of it, then a ping "
+                       + "for the other half, is taken as gone. At most --peer-timeout.",
                    defaultText: "1"),
         OptionSpec(long: "anti-entropy-interval", value: "S",
                    help: "Seconds between anti-entropy passes: each shard's primary compares its replicas with its copy and "
