@@ -118,14 +118,15 @@ extension CommandSpec {
                        + "that missed some catches up with just those.",
                    defaultText: "16777216"),
         OptionSpec(long: "peer-timeout", value: "S",
-                   help: "Seconds a call to another peer may take: a replica that has not taken a write by then is marked Dead, "
-                       + "and a read moves on to another replica.",
+                   help: "Seconds a call to another peer may take: a read moves on to another replica, and a replica that has "
+                       + "not taken a write by then is marked Dead (sooner, --replica-lag-timeout, once write_consistency_factor "
+                       + "replicas have it).",
                    defaultText: "10"),
         OptionSpec(long: "replica-lag-timeout", value: "S",
                    help: "Seconds a shard's primary waits for a replica that has not taken a write once write_consistency_factor "
                        + "replicas have it (at least 4 times the slowest that did), before marking it Dead and answering; "
-                       + "writes to the shard wait meanwhile. A peer that leaves a call unanswered for half of it, then a ping "
-                       + "for the other half, is taken as gone. At most --peer-timeout.",
+                       + "writes to the shard wait meanwhile. A primary that leaves a forwarded write or a catch-up request "
+                       + "unanswered for half of it, then a ping for the other half, is taken as gone. At most --peer-timeout.",
                    defaultText: "1"),
         OptionSpec(long: "anti-entropy-interval", value: "S",
                    help: "Seconds between anti-entropy passes: each shard's primary compares its replicas with its copy and "

@@ -6,10 +6,10 @@
 //             index is persisted once done (ClusterNode.effectDone), so a restart neither
 //             skips nor redoes one
 //   recovery  every half second, each shard whose replica here is Dead or Partial asks its
-//             primary to bring it up to date (the missed operations, or a whole copy), each
-//             shard on a thread of its own (one slow copy or cut-off primary holds no other); a
-//             replica first seen Partial waits one pass, so the mover that added it (a move,
-//             `replicate_shard` with its method, a rebalance) copies it as it asked
+//             primary to bring it up to date (the missed operations, or a whole copy), up to 4
+//             shards at once, each on a thread of its own (one slow copy or cut-off primary holds
+//             no other); a replica first seen Partial waits one pass, so the mover that added it
+//             (a move, `replicate_shard` with its method, a rebalance) copies it as it asked
 //   anti-entropy  every `antiEntropyInterval` seconds (`--anti-entropy-interval`; 0: never),
 //             each shard this peer is the primary of compares its other active replicas with
 //             its copy and repairs what differs (`ReplicaSet.reconcile`)
@@ -26,6 +26,8 @@ package final class ClusterDriver: Sendable {
     private let seenPartial = Mutex<Set<String>>([])
     /// Replicas here ("collection/shard") a recovery is under way for.
     private let recovering = Mutex<Set<String>>([])
+    /// Recoveries under way at once, at most.
+    static let parallelRecoveries = 4
     private let engine: Engine
     private let router: ClusterRouter
     private let antiEntropyInterval: Double
@@ -217,8 +219,10 @@ package final class ClusterDriver: Sendable {
                     partialNow.insert("\(name)/\(s)")
                     if !partialBefore.contains("\(name)/\(s)") { continue }
                 }
+                // A few at a time (each holds a worker of its primary, and a record copy its
+                // points): the rest wait for a later pass.
                 let key = "\(name)/\(s)"
-                guard recovering.withLock({ $0.insert(key).inserted }) else { continue }
+                guard recovering.withLock({ $0.count < Self.parallelRecoveries && $0.insert(key).inserted }) else { continue }
                 Thread.detachNewThread { [self] in
                     defer { _ = recovering.withLock { $0.remove(key) } }
                     do {

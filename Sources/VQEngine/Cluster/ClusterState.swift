@@ -142,17 +142,21 @@ package struct ClusterState: Sendable, Equatable {
                   let meta = collections[n], meta.shards.indices.contains(shard) else {
                 throw VQError.invalid("set_replica names no replica")
             }
+            // A primary's mark (a replica that missed its write, or that its copy brought up to
+            // date): only while it still is the primary, checked first (before "dropped").
+            // One that was replaced without knowing it (cut off, paused) must not take another
+            // replica out of service after the fact; its write is then not acknowledged.
+            if let primary = command["primary"]?.uint64Value {
+                let current = meta.shards[shard].first(where: { $0.state == .active })?.peer
+                guard current == primary else {
+                    throw VQError(.conflict, "peer \(primary) is no longer the primary of shard \(shard) of \(n); "
+                                  + (current.map { "peer \($0) is" } ?? "it has no active replica"))
+                }
+            }
             // A replica dropped meanwhile (a move finished): its own kind, so a primary marking it
             // Dead knows there is nothing left to mark.
             guard let at = meta.shards[shard].firstIndex(where: { $0.peer == peer }) else {
                 throw VQError(.notFound, "peer \(peer) holds no replica of shard \(shard) of \(n) (dropped)")
-            }
-            // A primary marking a replica that missed its write: only while it still is the primary.
-            // One that was replaced without knowing it (cut off, paused) must not take another
-            // replica out of service after the fact; its write is then not acknowledged.
-            if let primary = command["primary"]?.uint64Value, let current = meta.shards[shard].first(where: { $0.state == .active })?.peer,
-               current != primary {
-                throw VQError(.conflict, "peer \(primary) is no longer the primary of shard \(shard) of \(n); peer \(current) is")
             }
             // The last active replica stays: a shard with none could never recover.
             if state != .active, meta.shards[shard][at].state == .active,

@@ -104,7 +104,7 @@ extension ReplicaSet {
                     // Known to differ and not repaired: it must not serve reads; recovery copies it.
                     let why = "anti-entropy repair failed: \(VQError.wrap(error).message)"
                     outcomes[peer]?.error = why
-                    try? placement.setReplica(collection, id, peer, .dead, reason: why)
+                    try? placement.setReplica(collection, id, peer, .dead, reason: why, ifPrimary: placement.localPeer)
                 }
             }
             lockHeld = Date().timeIntervalSince(locked)

@@ -65,9 +65,14 @@ final class ReplicaAnswers: @unchecked Sendable {
     private let condition = NSCondition()
     private var answers: [Answer] = []
     private let count: Int
+    /// Peers waited for only while too few others have answered.
+    private let notWaitedFor: Set<PeerID>
     private let start = DispatchTime.now().uptimeNanoseconds
 
-    init(_ count: Int) { self.count = count }
+    init(_ count: Int, notWaitedFor: Set<PeerID> = []) {
+        self.count = count
+        self.notWaitedFor = notWaitedFor
+    }
 
     /// Seconds since it was made.
     var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -85,7 +90,8 @@ final class ReplicaAnswers: @unchecked Sendable {
     /// Waits until every replica has answered, one refused as no longer led by this peer
     /// (`.notPrimary`), or `limit` seconds passed; or, once `remoteNeeded` have taken it, until
     /// the others have had `lag` seconds, or 4 times the slowest that took it if longer (a
-    /// loaded cluster is slow everywhere; a cut-off replica is slow alone).
+    /// loaded cluster is slow everywhere; a cut-off replica is slow alone), and no longer than
+    /// every replica not in `notWaitedFor` has answered.
     /// - Returns: the answers so far, and the seconds waited.
     func wait(remoteNeeded: Int, lag: Double, limit: Double) -> (answers: [Answer], seconds: Double) {
         condition.lock()
@@ -95,7 +101,10 @@ final class ReplicaAnswers: @unchecked Sendable {
             if answers.count == count || answers.contains(where: { $0.error?.kind == .notPrimary }) { return (answers, now) }
             let taken = answers.filter { $0.error == nil }
             var until = limit
-            if taken.count >= remoteNeeded { until = min(limit, max(lag, 4 * (taken.map(\.seconds).max() ?? 0))) }
+            if taken.count >= remoteNeeded {
+                if answers.filter({ !notWaitedFor.contains($0.peer) }).count == count - notWaitedFor.count { return (answers, now) }
+                until = min(limit, max(lag, 4 * (taken.map(\.seconds).max() ?? 0)))
+            }
             if now >= until { return (answers, now) }
             _ = condition.wait(until: Date().addingTimeInterval(until - now))
         }
@@ -471,16 +480,13 @@ package final class ReplicaSet: Sendable {
     /// not answer a ping within the other half counts as gone (`.unreachable`) at once. (The
     /// call goes on in the background until its own timeout.)
     func watched(_ placement: any ReplicaPlacement, _ peer: PeerID, _ what: String, _ call: @escaping @Sendable () throws -> Void) throws {
-        // Just found gone (by another call): not waited for again.
-        if placement.suspected(peer) {
-            throw VQError(.unreachable, "peer \(peer) answered neither a call nor a ping moments ago")
-        }
         let answer = ReplicaAnswers(1)
         Thread.detachNewThread {
             do { try call(); answer.add(peer, nil) } catch { answer.add(peer, VQError.wrap(error)) }
         }
         let half = placement.replicaLagTimeout / 2
-        var checkAt = half
+        // Just found gone by another call: pinged at once (one that answers is waited for as usual).
+        var checkAt = placement.suspected(peer) ? 0 : half
         while true {
             if let first = answer.waitAll(limit: checkAt).first {
                 if let error = first.error { throw error }
@@ -547,13 +553,10 @@ package final class ReplicaSet: Sendable {
         var failures: [(PeerID, String)] = []
         if !others.isEmpty {
             // Replicas in parallel; each gets this operation before the next one (shard lock).
-            let answers = ReplicaAnswers(others.count)
+            // Replicas of a peer just found gone are sent it too, but once enough others have it,
+            // not waited for beyond them.
+            let answers = ReplicaAnswers(others.count, notWaitedFor: Set(others.filter { placement.suspected($0) }))
             for peer in others {
-                // Just found gone: missed it, without a wait.
-                if placement.suspected(peer) {
-                    answers.add(peer, VQError(.unreachable, "peer \(peer) answered neither a call nor a ping moments ago"))
-                    continue
-                }
                 let replica = remote(placement, peer)
                 // A thread each: a blocking peer call must not wait for a pool (GCD's starves).
                 Thread.detachNewThread {
@@ -575,9 +578,11 @@ package final class ReplicaSet: Sendable {
             // Replicas still working on it once enough others have it: lagging (cut off, stalled).
             // Each is marked Dead (below) rather than holding every write to the shard for the
             // peer timeout; one that applies it anyway is ahead of nothing it will be sent.
+            let within = String(format: "%.2f", waited)
             for peer in others where !answered.contains(where: { $0.peer == peer }) {
-                failures.append((peer, "did not take operation \(seq) within \(String(format: "%.2f", waited)) s, while \(acks) "
-                                 + "replicas had it (--replica-lag-timeout)"))
+                failures.append((peer, acks >= needed
+                                 ? "did not take operation \(seq) within \(within) s, while \(acks) replicas had it (--replica-lag-timeout)"
+                                 : "did not take operation \(seq) within \(within) s (--peer-timeout)"))
             }
         }
         // A replica that missed an acknowledged write must not serve reads: Dead, committed
@@ -701,7 +706,7 @@ package final class ReplicaSet: Sendable {
                 guard replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
                     throw VQError(.busy, "this peer is not the primary of \(what)")
                 }
-                if replica.state == .dead { try placement.setReplica(collection, id, target, .partial, reason: nil) }
+                if replica.state == .dead { try placement.setReplica(collection, id, target, .partial, reason: nil, ifPrimary: placement.localPeer) }
                 let copy: Copy, base: (seq: UInt64, epoch: UInt64)
                 if let after, replication.range(after: after.seq, epoch: after.epoch) != nil {
                     (copy, base) = (.range, after)
@@ -785,7 +790,9 @@ package final class ReplicaSet: Sendable {
             caughtUp += missed.count
             if let end = missed.last { at = (end.seq, end.epoch) }
             if last {
-                try placement.setReplica(collection, id, target, .active, reason: nil)
+                // Only while still the primary: one replaced during the copy (another primary
+                // ordered writes this replica never got) must not make it Active.
+                try placement.setReplica(collection, id, target, .active, reason: nil, ifPrimary: placement.localPeer)
                 if mode == "range" { count = caughtUp }
                 placement.log("replica recovered", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
                                                     ("mode", .string(mode)), (mode == "range" ? "operations" : "points", .int(Int64(count))),

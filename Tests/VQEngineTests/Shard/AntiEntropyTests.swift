@@ -29,7 +29,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     /// primary replaced while its write was on its way).
     let replaceOnApply = Atomic<Bool>(false)
     /// Seconds the primary waits for a lagging replica once enough others have a write.
-    let replicaLagTimeout: Double = 0.2
+    var replicaLagTimeout: Double { lagTimeout.withLock { $0 } }
+    let lagTimeout = Mutex<Double>(0.5)
     /// Peers found gone (`suspect`), until the test clears them.
     let suspects = Mutex<Set<PeerID>>([])
     func suspected(_ peer: PeerID) -> Bool { suspects.withLock { $0.contains(peer) } }

@@ -226,9 +226,9 @@ final class Tally: Sendable {
         pair.placements[0].stallApply.store(true, ordering: .relaxed)
         var points = pair.batch(Array(10..<20))
         _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
-        // Answered while the replica's call is still waiting (it waits up to the 5 s peer timeout).
-        let stalled = pair.placements[0].applyStalled.load(ordering: .relaxed)
-        #expect(stalled, "the write waited for the stalled replica")
+        // Answered while the replica's call is still waiting: it waits until the test lets it go
+        // (or the 5 s peer timeout), so seeing it wait now means the write did not wait for it.
+        #expect(Self.eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the stalled replica")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
         // The next write goes to the active replicas only: no second stall.
         var more = pair.batch(Array(20..<25))
@@ -254,15 +254,16 @@ final class Tally: Sendable {
         if !primaryGone {
             // Slow, but there: answers pings, and the write once let go.
             Thread.detachNewThread {
-                Thread.sleep(forTimeInterval: 0.7)
+                Thread.sleep(forTimeInterval: 1.2)
                 peer2.stallWrite.store(false, ordering: .relaxed)
             }
         }
         var points = pair.batch(Array(0..<10))
         _ = try pair.engines[1].collection("c").upsert(&points, wait: .applied)
         if primaryGone {
-            let stalled = peer2.writeStalled.load(ordering: .relaxed)
-            #expect(stalled, "the write waited out the stalled call to the primary")
+            // The forwarded call waits until the test lets it go (or 15 s): seeing it wait now
+            // means the write did not wait for it.
+            #expect(Self.eventually { peer2.writeStalled.load(ordering: .relaxed) }, "the write waited out the stalled call to the primary")
             #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .dead), Replica(peer: 2, state: .active)])
             #expect(try pair.set(1).local.pointCount == 10)
             #expect(peer2.suspected(1), "the primary found gone is suspected, so other writes do not wait for it")
@@ -277,22 +278,37 @@ final class Tally: Sendable {
         try pair.close()
     }
 
-    @Test("a replica of a peer just found gone is not waited for: marked Dead at once, the write answers")
+    @Test("a replica of a peer just found gone is sent the write but not waited for once enough others have it")
     func suspectedReplica() throws {
         let pair = try ReplicaPair()
+        pair.placements[0].lagTimeout.withLock { $0 = 5 }
         pair.placements[0].suspect(2)
         pair.placements[0].stallApply.store(true, ordering: .relaxed)
         var points = pair.batch(Array(0..<5))
         _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
-        #expect(pair.placements[0].calls.withLock { $0["apply"] } == nil, "nothing sent to the suspected peer")
+        // Answered without the 5 s lag timeout, while the replica's call still waits.
+        #expect(Self.eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the suspected replica")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
         pair.placements[0].stallApply.store(false, ordering: .relaxed)
+        while pair.placements[0].applyStalled.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.005) }
         try pair.close()
+    }
+
+    /// Whether `condition` holds within 5 s (a thread the test started reaching its point).
+    static func eventually(_ condition: () -> Bool) -> Bool {
+        let until = Date().addingTimeInterval(5)
+        while Date() < until {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        return false
     }
 
     @Test("a primary replaced while its write was on its way marks no replica Dead and does not acknowledge the write")
     func replacedPrimaryMarksNoOne() throws {
         let pair = try ReplicaPair()
+        // The replica's answer (a failure) comes at once; no lag timeout may end the wait first.
+        pair.placements[0].lagTimeout.withLock { $0 = 5 }
         pair.placements[0].replaceOnApply.store(true, ordering: .relaxed)
         do {
             try pair.set(0).writeAsPrimary(.upsert(pair.batch([1])), wait: .applied, deadline: nil, config: pair.config)
