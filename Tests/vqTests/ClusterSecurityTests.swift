@@ -58,7 +58,7 @@ func runBounded(_ args: [String], seconds: Double) throws -> (Int32, String) {
 func peerID(_ server: ServerProcess) -> UInt64? { PeerView(server.port).flatMap { UInt64($0.id) } }
 
 /// The internal routes a peer serves (all POST), for a collection "c".
-let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "shards/c/0/write", "shards/c/0/apply", "shards/c/0/search",
+let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "shards/c/0/write", "shards/c/0/apply", "shards/c/0/apply-batch", "shards/c/0/search",
                       "shards/c/0/transfer", "shards/c/0/receive", "shards/c/0/count", "shards/c/0/scan", "shards/c/0/position"]
 
 @Suite(.serialized) struct ClusterSecurityTests {
@@ -133,11 +133,27 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "sh
             ("truncated", Array(WireBytes.upsert(count: 1, dim: 4, ids: [9], vectors: [1, 0, 0, 0], payloads: [nil]).prefix(30)), "malformed"),
             ("empty", [], "malformed"),
         ]
-        for action in ["apply", "write"] {
+        for action in ["apply", "write", "apply-batch"] {
             for (what, body, fragment) in bodies {
-                let r = try request(a.port, "POST", "/internal/shards/c/0/\(action)", bytes: body, headers: secret)
+                let sent = action == "apply-batch" ? ShardWire.encodeOperations([body]) : body
+                let r = try request(a.port, "POST", "/internal/shards/c/0/\(action)", bytes: sent, headers: secret)
                 #expect(r.status == 400 && r.body.contains(fragment), "\(action) \(what): \(r.status) \(r.body)")
             }
+        }
+        // A catch-up batch's own framing, and operations without sequence numbers.
+        let one = WireBytes.upsert(count: 1, dim: 4, ids: [9], vectors: [1, 0, 0, 0], payloads: [nil])
+        var huge = ByteWriter()
+        huge.u32(UInt32.max)
+        let batches: [(String, [UInt8], String)] = [
+            ("no operations", ShardWire.encodeOperations([]), "0 operations"),
+            ("2^32-1 operations", huge.bytes, "4294967295 operations"),
+            ("bytes after the last", ShardWire.encodeOperations([one]) + [0], "after its last"),
+            ("a length past the end", Array(ShardWire.encodeOperations([one]).dropLast()), "malformed"),
+            ("no sequence numbers", ShardWire.encodeOperations([one]), "sequence numbers"),
+        ]
+        for (what, body, fragment) in batches {
+            let r = try request(a.port, "POST", "/internal/shards/c/0/apply-batch", bytes: body, headers: secret)
+            #expect(r.status == 400 && r.body.contains(fragment), "apply-batch \(what): \(r.status) \(r.body)")
         }
         let searches: [(String, [UInt8], String)] = [
             ("k 0", WireBytes.search([1, 0, 0, 0], k: 0, ef: 10), "k is 0"),

@@ -300,6 +300,10 @@ extension QdrantAPI {
         Route("POST", "internal/rebalance", "internal.rebalance", .peer) { api, c in try api.rebalance(c.request, c.start, forwarded: true) },
         shard("write", "internal.shard.write") { api, col, s, c in try api.shardWrite(col, s, c) },
         shard("apply", "internal.shard.apply") { api, col, s, c in try api.shardApply(col, s, c) },
+        shard("apply-batch", "internal.shard.apply_batch") { _, col, s, c in
+            try col.replicaSets[s].applyBatchAsReplica(c.request.body, vectors: col.config.vectors, from: try c.sender())
+            return .text(200, "ok")
+        },
         shard("search", "internal.shard.search") { api, col, s, c in try api.shardSearch(col, s, c) },
         shard("sparse-stats", "internal.shard.sparse_stats") { api, col, s, c in try api.shardSparseStats(col, s, c) },
         shard("transfer", "internal.shard.transfer") { api, col, s, c in try api.shardTransfer(col, s, c) },

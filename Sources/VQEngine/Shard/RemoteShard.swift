@@ -63,6 +63,15 @@ package struct RemoteShard: Sendable {
         _ = try call("apply", ShardWire.encodeOperation(operation, wait, seq: seq, epoch: epoch))
     }
 
+    /// Sends operations the primary ordered, in order (a catch-up's batch; the last waited for
+    /// to `wait`, the others made durable with it).
+    package func apply(batch: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])], _ wait: WriteWait) throws {
+        let ops = batch.enumerated().map { i, op in
+            ShardWire.encodeOperation(op.bytes, i == batch.count - 1 ? wait : .durable, seq: op.seq, epoch: op.epoch)
+        }
+        _ = try call("apply-batch", ShardWire.encodeOperations(ops))
+    }
+
     /// One batch of a whole-shard copy to this replica.
     package func receive(_ batch: ShardWire.ReceiveBatch) throws {
         _ = try call("receive", ShardWire.encodeReceive(batch))

@@ -619,11 +619,7 @@ package final class ReplicaSet: Sendable {
         let replication = placement.replication(collection, id)
         replication.lock.lock()
         defer { replication.lock.unlock() }
-        if let from, let replicas = placement.replicas(collection, id), let primary = replicas.first(where: { $0.state == .active })?.peer,
-           primary != from {
-            throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
-        }
-        replication.ordering = false
+        try checkOrderedBy(from, placement, replication)
         if seq != 0 && seq <= replication.lastSeq {
             if replication.epoch(of: seq) == epoch { return }
             throw VQError(.conflict, "replica of \(what) holds a different operation \(seq) (another primary's)")
@@ -635,6 +631,59 @@ package final class ReplicaSet: Sendable {
         try local.waitDurable(op)
         if wait == .applied { try local.waitApplied(op) }
         if seq != 0 { replication.applied(seq, epoch: epoch, bytes) }
+    }
+
+    /// On a replica, under the shard's lock: refuses operations from a peer this peer's
+    /// metadata does not name primary (`applyAsReplica`), and stops ordering here.
+    private func checkOrderedBy(_ from: PeerID?, _ placement: any ReplicaPlacement, _ replication: ShardReplication) throws {
+        if let from, let replicas = placement.replicas(collection, id), let primary = replicas.first(where: { $0.state == .active })?.peer,
+           primary != from {
+            throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
+        }
+        replication.ordering = false
+    }
+
+    /// On a replica: a catch-up's batch of operations the primary ordered (`ShardWire.encodeOperations`),
+    /// applied in order as `applyAsReplica` applies one, but made durable together: one wait for
+    /// the last, instead of one per operation. Every operation is decoded and checked before
+    /// any is applied; those already here (a resend) are skipped.
+    package func applyBatchAsReplica(_ body: [UInt8], vectors: VectorLayout, from: PeerID) throws {
+        guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        let batch = try ShardWire.decodeOperations(body).map { try ShardWire.decodeOperation($0, vectors: vectors) }
+        guard batch.allSatisfy({ $0.seq != 0 }) else { throw VQError.invalid("a batch of operations must carry their sequence numbers") }
+        let replication = placement.replication(collection, id)
+        replication.lock.lock()
+        defer { replication.lock.unlock() }
+        try checkOrderedBy(from, placement, replication)
+        // Submitted, not yet recorded as applied (that waits until they are durable).
+        var submitted: [(op: UInt64, seq: UInt64, epoch: UInt64, bytes: [UInt8])] = []
+        var failure: (any Error)?
+        let deadline = Date().addingTimeInterval(placement.callTimeout)
+        for one in batch {
+            if one.seq <= replication.lastSeq {
+                if replication.epoch(of: one.seq) == one.epoch { continue }
+                failure = VQError(.conflict, "replica of \(what) holds a different operation \(one.seq) (another primary's)")
+                break
+            }
+            let next = (submitted.last?.seq ?? replication.lastSeq) + 1
+            guard one.seq == next else {
+                failure = VQError(.conflict, "replica of \(what) has operations up to \(next - 1) and was sent \(one.seq)")
+                break
+            }
+            do {
+                submitted.append((try local.submit(one.operation, deadline: deadline), one.seq, one.epoch, one.bytes))
+            } catch {
+                failure = error
+                break
+            }
+        }
+        // The WAL is one sequence: the last submitted durable means all of them are.
+        if let last = submitted.last {
+            try local.waitDurable(last.op)
+            if failure == nil, batch.last?.wait == .applied { try local.waitApplied(last.op) }
+            for one in submitted { replication.applied(one.seq, epoch: one.epoch, one.bytes) }
+        }
+        if let failure { throw failure }
     }
 
     /// This peer's last applied (sequence number, epoch) of the shard (where a catch-up starts).
@@ -692,6 +741,7 @@ package final class ReplicaSet: Sendable {
     /// - Parameter holdWrites: hold the shard's lock throughout (writes wait for the whole copy).
     private func transferOnce(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod?, holdWrites: Bool) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
+        let began = DispatchTime.now().uptimeNanoseconds
         let replication = placement.replication(collection, id)
         if holdWrites { replication.lock.lock() }
         defer { if holdWrites { replication.lock.unlock() } }
@@ -784,8 +834,17 @@ package final class ReplicaSet: Sendable {
                     throw VQError(.notFound, "peer \(target)'s replica of \(what) was dropped or changed state during its copy")
                 }
             }
-            for (i, (seq, epoch, bytes)) in missed.enumerated() {
-                try destination.apply(bytes, i == missed.count - 1 ? .applied : .durable, seq: seq, epoch: epoch)
+            // In batches (up to 4,096 operations or about 4 MB), each made durable once on the
+            // replica; the last waited for until applied.
+            var from = 0
+            while from < missed.count {
+                var to = from, bytes = 0
+                while to < missed.count && to - from < ShardWire.maxBatchOperations && (to == from || bytes + missed[to].bytes.count <= 4 << 20) {
+                    bytes += missed[to].bytes.count
+                    to += 1
+                }
+                try destination.apply(batch: Array(missed[from..<to]), to == missed.count ? .applied : .durable)
+                from = to
             }
             caughtUp += missed.count
             if let end = missed.last { at = (end.seq, end.epoch) }
@@ -796,7 +855,8 @@ package final class ReplicaSet: Sendable {
                 if mode == "range" { count = caughtUp }
                 placement.log("replica recovered", [("collection", .string(collection)), ("shard", .int(Int64(id))), ("peer", .uint(target)),
                                                     ("mode", .string(mode)), (mode == "range" ? "operations" : "points", .int(Int64(count))),
-                                                    ("caught_up", .int(Int64(caughtUp))), ("final_round", .int(Int64(missed.count)))])
+                                                    ("caught_up", .int(Int64(caughtUp))), ("final_round", .int(Int64(missed.count))),
+                                                    ("seconds", .double(Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9))])
                 return
             }
         }

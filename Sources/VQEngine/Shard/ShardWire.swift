@@ -519,6 +519,40 @@ package enum ShardWire {
         return w.bytes
     }
 
+    /// Most operations in one batch of a catch-up (`encodeOperations`).
+    package static let maxBatchOperations = 4096
+
+    /// Several operations a primary ordered (each as `encodeOperation` made it), in order: a
+    /// catch-up's batch. u32 count, then each as a u32-length-prefixed byte string.
+    package static func encodeOperations(_ operations: [[UInt8]]) -> [UInt8] {
+        var w = ByteWriter(capacity: 4 + operations.reduce(0) { $0 + 4 + $1.count })
+        w.u32(UInt32(operations.count))
+        for op in operations { w.blob(op) }
+        return w.bytes
+    }
+
+    /// The operations of `encodeOperations`, each still to be decoded (`decodeOperation`).
+    /// - Throws: `.invalidInput` for a count above `maxBatchOperations`, none, or bytes that do
+    ///   not frame exactly.
+    package static func decodeOperations(_ body: [UInt8]) throws -> [[UInt8]] {
+        try body.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            do {
+                let count = Int(try r.u32())
+                guard count >= 1, count <= maxBatchOperations else {
+                    throw VQError.invalid("shard operation batch has \(count) operations; expected 1 to \(maxBatchOperations)")
+                }
+                var out: [[UInt8]] = []
+                out.reserveCapacity(count)
+                for _ in 0..<count { out.append(try r.blob()) }
+                guard r.remaining == 0 else { throw VQError.invalid("shard operation batch has \(r.remaining) bytes after its last operation") }
+                return out
+            } catch let e as VQError where e.kind == .corrupt {
+                throw VQError.invalid("shard operation batch is malformed: \(e.message)")
+            }
+        }
+    }
+
     /// Decodes a peer's shard operation and checks it against the shard's `vectors`, so nothing
     /// that could not be applied reaches the WAL.
     /// - Throws: `.invalidInput` naming what was wrong.

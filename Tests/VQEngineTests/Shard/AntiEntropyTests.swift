@@ -127,6 +127,12 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(body, vectors: collection.config.vectors)
             try set.writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: nil, config: collection.config)
             return []
+        case "apply-batch":
+            if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            let count = try ShardWire.decodeOperations(body).count
+            calls.withLock { $0["apply-batch operations", default: 0] += count }
+            try set.applyBatchAsReplica(body, vectors: collection.config.vectors, from: localPeer)
+            return []
         case "digest":
             if failHashes.load(ordering: .relaxed) && body.first == 1 { throw VQError(.unreachable, "peer \(peer) did not answer") }
             var answer = try set.digestAnswer(body)

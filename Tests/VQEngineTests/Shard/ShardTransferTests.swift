@@ -108,7 +108,7 @@ final class Tally: Sendable {
         try pair.set(0).transfer(to: 2, after: nil)
         #expect(acknowledged.value == 101, "writes waited for the copy")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .active)])
-        #expect(pair.placements[0].calls.withLock { $0["apply"] } == 101, "the writes made during the copy followed it, in order")
+        #expect(pair.placements[0].calls.withLock { $0["apply-batch operations"] } == 101, "the writes made during the copy followed it, in order")
         #expect(try pair.contents(0) == pair.contents(1))
         #expect(try pair.set(1).position == pair.set(0).position)
         #expect(pair.placements[0].events.withLock { $0 }.filter { $0 == "replica copy outrun by writes" }.isEmpty)
@@ -202,7 +202,48 @@ final class Tally: Sendable {
         pair.placements[0].reopenReplication()
         pair.placements[0].calls.withLock { $0 = [:] }
         try pair.set(0).transfer(to: 2, after: try pair.set(1).position)
-        #expect(pair.placements[0].calls.withLock { $0 } == ["apply": 3], "the three missed operations, nothing copied whole")
+        #expect(pair.placements[0].calls.withLock { $0 } == ["apply-batch": 1, "apply-batch operations": 3],
+                "the three missed operations, in one batch, nothing copied whole")
+        #expect(try pair.contents(0) == pair.contents(1))
+        try pair.close()
+    }
+
+    @Test("a catch-up batch is applied in order and made durable once; a resend is skipped; a gap is refused, keeping what came before it")
+    func catchUpBatch() throws {
+        let pair = try ReplicaPair()
+        var first = pair.batch([100])
+        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
+        // Peer 2 misses the next six operations.
+        pair.placements[0].failApply.store(true, ordering: .relaxed)
+        for i in 0..<6 {
+            var more = pair.batch([UInt64(i)])
+            _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        }
+        let replica = try pair.set(1)
+        let at = replica.position
+        let missed = try #require(pair.placements[0].replication("c", 0).range(after: at.seq, epoch: at.epoch))
+        #expect(missed.count == 6)
+        func send(_ ops: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])], from: PeerID = 1) throws {
+            let body = ShardWire.encodeOperations(ops.map { ShardWire.encodeOperation($0.bytes, .applied, seq: $0.seq, epoch: $0.epoch) })
+            try replica.applyBatchAsReplica(body, vectors: pair.config.vectors, from: from)
+        }
+        try send(Array(missed[0..<3]))
+        #expect(replica.position.seq == missed[2].seq && replica.local.pointCount == 4)
+        try send(Array(missed[0..<4]))  // three sent again (skipped), one new
+        #expect(replica.position.seq == missed[3].seq && replica.local.pointCount == 5)
+        #expect(throws: VQError.self) { try send([missed[5]]) }  // the fifth is missing: a gap, nothing applied
+        #expect(replica.position.seq == missed[3].seq && replica.local.pointCount == 5)
+        // The fifth, then one past the end of the sequence: the fifth is kept, the gap refused.
+        var beyond = missed[5]
+        beyond.seq += 1
+        #expect(throws: VQError.self) { try send([missed[4], beyond]) }
+        try replica.local.waitApplied(replica.local.lastOp)  // (a refused batch waits for durability only)
+        #expect(replica.position.seq == missed[4].seq && replica.local.pointCount == 6)
+        // From a peer its metadata does not name primary: refused.
+        #expect(throws: VQError.self) { try send([missed[5]], from: 2) }
+        try send([missed[5]])
+        let primary = try pair.set(0).position
+        #expect(replica.position == primary)
         #expect(try pair.contents(0) == pair.contents(1))
         try pair.close()
     }
