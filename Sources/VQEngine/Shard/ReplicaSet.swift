@@ -628,9 +628,22 @@ package final class ReplicaSet: Sendable {
             throw VQError(.conflict, "replica of \(what) has operations up to \(replication.lastSeq) and was sent \(seq)")
         }
         let op = try local.submit(operation, deadline: Date().addingTimeInterval(placement.callTimeout))
-        try local.waitDurable(op)
+        try waitDurable(op, replication)
         if wait == .applied { try local.waitApplied(op) }
         if seq != 0 { replication.applied(seq, epoch: epoch, bytes) }
+    }
+
+    /// On a replica: waits until operation `op` is durable. When that fails (a full disk), the
+    /// operations submitted stay in the WAL and may still be applied later, so a resend from the
+    /// recorded position could apply them twice: this copy then matches no history (0, 0), and
+    /// comes back by a whole copy.
+    private func waitDurable(_ op: UInt64, _ replication: ShardReplication) throws {
+        do {
+            try local.waitDurable(op)
+        } catch {
+            replication.reset(to: 0, epoch: 0)
+            throw error
+        }
     }
 
     /// On a replica, under the shard's lock: refuses operations from a peer this peer's
@@ -645,8 +658,9 @@ package final class ReplicaSet: Sendable {
 
     /// On a replica: a catch-up's batch of operations the primary ordered (`ShardWire.encodeOperations`),
     /// applied in order as `applyAsReplica` applies one, but made durable together: one wait for
-    /// the last, instead of one per operation. Every operation is decoded and checked before
-    /// any is applied; those already here (a resend) are skipped.
+    /// the last, instead of one per operation. Every operation is decoded and validated before
+    /// any is applied; those already here (a resend) are skipped; at a gap or another primary's
+    /// operation the batch stops, keeping the operations before it, and is refused.
     package func applyBatchAsReplica(_ body: [UInt8], vectors: VectorLayout, from: PeerID) throws {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let batch = try ShardWire.decodeOperations(body).map { try ShardWire.decodeOperation($0, vectors: vectors) }
@@ -679,7 +693,7 @@ package final class ReplicaSet: Sendable {
         }
         // The WAL is one sequence: the last submitted durable means all of them are.
         if let last = submitted.last {
-            try local.waitDurable(last.op)
+            try waitDurable(last.op, replication)
             if failure == nil, batch.last?.wait == .applied { try local.waitApplied(last.op) }
             for one in submitted { replication.applied(one.seq, epoch: one.epoch, one.bytes) }
         }
@@ -737,6 +751,8 @@ package final class ReplicaSet: Sendable {
     static let catchUpRounds = 8
     /// A catch-up round of at most this many operations is the last (under the shard's lock).
     static let finalRound = 64
+    /// Bytes of one catch-up batch on the wire, at most (a single larger operation goes alone).
+    static let catchUpBatchBytes = 1 << 20
 
     /// - Parameter holdWrites: hold the shard's lock throughout (writes wait for the whole copy).
     private func transferOnce(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod?, holdWrites: Bool) throws {
@@ -834,16 +850,27 @@ package final class ReplicaSet: Sendable {
                     throw VQError(.notFound, "peer \(target)'s replica of \(what) was dropped or changed state during its copy")
                 }
             }
-            // In batches (up to 4,096 operations or about 4 MB), each made durable once on the
-            // replica; the last waited for until applied.
+            // In batches (up to 4,096 operations or 1 MiB with their framing, well under any
+            // sensible --max-body-bytes), each made durable once on the replica; the last waited
+            // for until applied.
             var from = 0
             while from < missed.count {
-                var to = from, bytes = 0
-                while to < missed.count && to - from < ShardWire.maxBatchOperations && (to == from || bytes + missed[to].bytes.count <= 4 << 20) {
-                    bytes += missed[to].bytes.count
+                var to = from, bytes = 4
+                while to < missed.count && to - from < ShardWire.maxBatchOperations
+                        && (to == from || bytes + ShardWire.framedSize(missed[to].bytes) <= Self.catchUpBatchBytes) {
+                    bytes += ShardWire.framedSize(missed[to].bytes)
                     to += 1
                 }
-                try destination.apply(batch: Array(missed[from..<to]), to == missed.count ? .applied : .durable)
+                let part = Array(missed[from..<to]), wait: WriteWait = to == missed.count ? .applied : .durable
+                do {
+                    try destination.apply(batch: part, wait)
+                } catch let e as VQError where e.kind == .notFound || e.kind == .invalidInput {
+                    // A peer without apply-batch (an older version), or a body limit below the
+                    // batch (413): one operation per call, as before batches.
+                    for (i, op) in part.enumerated() {
+                        try destination.apply(op.bytes, i == part.count - 1 ? wait : .durable, seq: op.seq, epoch: op.epoch)
+                    }
+                }
                 from = to
             }
             caughtUp += missed.count

@@ -531,6 +531,10 @@ package enum ShardWire {
         return w.bytes
     }
 
+    /// Bytes an operation takes in `encodeOperations`: its length prefix, the `encodeOperation`
+    /// header (wait, sequence, epoch) and the operation.
+    package static func framedSize(_ operation: [UInt8]) -> Int { 4 + 17 + operation.count }
+
     /// The operations of `encodeOperations`, each still to be decoded (`decodeOperation`).
     /// - Throws: `.invalidInput` for a count above `maxBatchOperations`, none, or bytes that do
     ///   not frame exactly.

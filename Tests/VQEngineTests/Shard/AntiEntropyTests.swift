@@ -40,6 +40,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let forwardWrites = Atomic<Bool>(false)
     let stallWrite = Atomic<Bool>(false)
     let writeStalled = Atomic<Bool>(false)
+    /// When set, the other peer has no `apply-batch` route (an older version).
+    let noBatches = Atomic<Bool>(false)
     /// When set, pings to the other peer fail (it is gone).
     let failPing = Atomic<Bool>(false)
     /// When set, an `apply` to the other peer fails and its replica is dropped meanwhile.
@@ -129,6 +131,7 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             return []
         case "apply-batch":
             if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            if noBatches.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route POST \(path)") }
             let count = try ShardWire.decodeOperations(body).count
             calls.withLock { $0["apply-batch operations", default: 0] += count }
             try set.applyBatchAsReplica(body, vectors: collection.config.vectors, from: localPeer)

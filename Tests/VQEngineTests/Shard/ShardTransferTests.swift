@@ -248,6 +248,26 @@ final class Tally: Sendable {
         try pair.close()
     }
 
+    @Test("a catch-up to a peer without batches (an older version) sends one operation per call")
+    func catchUpWithoutBatches() throws {
+        let pair = try ReplicaPair()
+        var first = pair.batch(Array(0..<10))
+        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
+        pair.placements[0].failApply.store(true, ordering: .relaxed)
+        for i in 0..<3 {
+            var more = pair.batch([UInt64(100 + i)])
+            _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        }
+        pair.placements[0].failApply.store(false, ordering: .relaxed)
+        pair.placements[0].noBatches.store(true, ordering: .relaxed)
+        pair.placements[0].calls.withLock { $0 = [:] }
+        try pair.set(0).transfer(to: 2, after: try pair.set(1).position)
+        #expect(pair.placements[0].calls.withLock { $0 } == ["apply-batch": 1, "apply": 3])
+        #expect(pair.shared.withLock { $0 }.allSatisfy { $0.state == .active })
+        #expect(try pair.contents(0) == pair.contents(1))
+        try pair.close()
+    }
+
     @Test("a write whose replica is dropped while the write is on its way succeeds: a dropped replica needs no marking")
     func droppedReplicaDuringWrite() throws {
         let pair = try ReplicaPair()
