@@ -97,8 +97,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for p in list(t.procs):
-            p.kill()
+    t.run_main(main)

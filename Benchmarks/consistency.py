@@ -85,9 +85,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for p in list(t.procs):
-            p.send_signal(signal.SIGCONT)
-            p.kill()
+    t.run_main(main)

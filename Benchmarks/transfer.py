@@ -58,6 +58,17 @@ def stop(p):
     procs.remove(p)
 
 
+def run_main(main):
+    """Runs a benchmark's `main`, killing every peer it started whatever happens (a paused one
+    is resumed first, so it can die)."""
+    try:
+        main()
+    finally:
+        for p in list(procs):
+            p.send_signal(signal.SIGCONT)
+            p.kill()
+
+
 def vq(*args, stdin=None):
     r = subprocess.run([VQ] + list(args), input=stdin, capture_output=True, env=ENV)
     if r.returncode != 0:

@@ -242,6 +242,19 @@ struct ReplicaPair {
         return batch
     }
 
+    /// Writes `first` through peer 1 to both replicas, then one write per entry of `missed` that
+    /// peer 2 misses (so it is marked Dead).
+    func writeWithReplicaMissing(_ missed: [[UInt64]], after first: [UInt64]) throws {
+        var points = batch(first)
+        _ = try engines[0].collection("c").upsert(&points, wait: .applied)
+        placements[0].failApply.store(true, ordering: .relaxed)
+        for ids in missed {
+            var more = batch(ids)
+            _ = try engines[0].collection("c").upsert(&more, wait: .applied)
+        }
+        placements[0].failApply.store(false, ordering: .relaxed)
+    }
+
     /// Every point of engine `i`'s copy: id, vector and payload, sorted by id.
     func contents(_ i: Int) throws -> [String] {
         try set(i).local.scan(filter: nil, withVector: true, withPayload: true)

@@ -188,15 +188,9 @@ final class Tally: Sendable {
     @Test("a restarted primary still serves a replica the operations it missed (the logged history), not a whole copy")
     func restartedPrimaryServesRange() throws {
         var pair = try ReplicaPair()
-        var first = pair.batch(Array(0..<100))
-        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
         // The replica misses three writes (marked Dead), then the primary restarts.
-        pair.placements[0].failApply.store(true, ordering: .relaxed)
-        for i in 0..<3 {
-            var more = pair.batch(Array(UInt64(100 + 10 * i)..<UInt64(110 + 10 * i)))
-            _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
-        }
-        pair.placements[0].failApply.store(false, ordering: .relaxed)
+        let missed: [[UInt64]] = [Array(100..<110), Array(110..<120), Array(120..<130)]
+        try pair.writeWithReplicaMissing(missed, after: Array(0..<100))
         #expect(pair.shared.withLock { $0 }[1].state == .dead)
         try pair.reopen(0)
         pair.placements[0].reopenReplication()
@@ -211,14 +205,8 @@ final class Tally: Sendable {
     @Test("a catch-up batch is applied in order and made durable once; a resend is skipped; a gap is refused, keeping what came before it")
     func catchUpBatch() throws {
         let pair = try ReplicaPair()
-        var first = pair.batch([100])
-        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
-        // Peer 2 misses the next six operations.
-        pair.placements[0].failApply.store(true, ordering: .relaxed)
-        for i in 0..<6 {
-            var more = pair.batch([UInt64(i)])
-            _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
-        }
+        // Peer 2 misses six operations.
+        try pair.writeWithReplicaMissing((0..<6).map { [UInt64($0)] }, after: [100])
         let replica = try pair.set(1)
         let at = replica.position
         let missed = try #require(pair.placements[0].replication("c", 0).range(after: at.seq, epoch: at.epoch))
@@ -251,14 +239,7 @@ final class Tally: Sendable {
     @Test("a catch-up to a peer without batches (an older version) sends one operation per call")
     func catchUpWithoutBatches() throws {
         let pair = try ReplicaPair()
-        var first = pair.batch(Array(0..<10))
-        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
-        pair.placements[0].failApply.store(true, ordering: .relaxed)
-        for i in 0..<3 {
-            var more = pair.batch([UInt64(100 + i)])
-            _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
-        }
-        pair.placements[0].failApply.store(false, ordering: .relaxed)
+        try pair.writeWithReplicaMissing((0..<3).map { [UInt64(100 + $0)] }, after: Array(0..<10))
         pair.placements[0].noBatches.store(true, ordering: .relaxed)
         pair.placements[0].calls.withLock { $0 = [:] }
         try pair.set(0).transfer(to: 2, after: try pair.set(1).position)
