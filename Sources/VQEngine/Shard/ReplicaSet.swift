@@ -130,8 +130,8 @@ package protocol ReplicaPlacement: PeerTransport {
     /// Seconds a primary waits, once `write_consistency_factor` replicas have a write, for the
     /// others (at least 4 times the slowest that answered), before marking them Dead.
     var replicaLagTimeout: Double { get }
-    /// Whether `peer` recently answered neither a call nor a ping (`suspect`): calls that would
-    /// wait for it count it as gone at once.
+    /// Whether `peer` recently answered neither a call nor a ping (`suspect`): a call to it is
+    /// checked with a ping at once, and a primary does not wait for its replica beyond the others.
     func suspected(_ peer: PeerID) -> Bool
     /// Records that `peer` answered neither a call nor a ping, for a few seconds.
     func suspect(_ peer: PeerID)
