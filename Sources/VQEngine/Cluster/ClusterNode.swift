@@ -452,6 +452,12 @@ package final class ClusterNode: @unchecked Sendable {
     /// - Parameter check: refuse at once what the state machine would refuse as things stand
     ///   (tests turn it off to commit a change that is refused when applied).
     package func propose(_ command: JSON, timeout: Double = 10, waitEffects: Bool = true, check: Bool = true) throws {
+        // One proposal id for every try: a try given up on that commits anyway is not applied
+        // twice (a forwarded one keeps its proposer's).
+        var command = command
+        if case .object(let fields) = command, command["pid"] == nil {
+            command = .object(fields + [("pid", .uint(UInt64.random(in: 1..<(1 << 53))))])
+        }
         let bytes = Array(JSONWriter.string(command).utf8)
         // Refuse here, with the reason, what the state machine would ignore as things stand.
         // (Another change may commit first: then the refusal comes when this one is applied.)

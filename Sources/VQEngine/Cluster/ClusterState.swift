@@ -2,7 +2,8 @@
 // same order, so `apply` must be deterministic and must never fail differently on different
 // peers: a command it cannot use is recorded as ignored, not thrown.
 //
-// Commands are JSON objects with an "op":
+// Commands are JSON objects with an "op", and a "pid" (a random proposal id, the same each time
+// its proposer tries again: a command is applied once per pid):
 //   {"op": "add_peer", "id": 7, "uri": "http://127.0.0.1:6334"}   add or re-address a peer (a learner
 //                                                                  until the voters include it)
 //   {"op": "remove_peer", "id": 7}      drops its replicas (refused while it holds a shard's last
@@ -43,6 +44,11 @@ package struct ClusterState: Sendable, Equatable {
     package var removed: Set<PeerID> = []
     /// Collection aliases: alias -> collection.
     package var aliases: [String: String] = [:]
+    /// The proposal ids (`"pid"`) of the last commands applied, oldest first: a command proposed
+    /// again (its proposer gave up on a leader that then committed it anyway) is applied once.
+    package var recentProposals: [UInt64] = []
+    /// Proposal ids kept.
+    static let proposalsKept = 512
 
     package init() {}
 
@@ -66,6 +72,18 @@ package struct ClusterState: Sendable, Equatable {
         guard let command = try? JSONParser.parse(bytes), let op = command["op"]?.stringValue else {
             throw VQError.invalid("not a command object")
         }
+        // Applied already under this proposal id: done, nothing more to do.
+        let pid = command["pid"]?.uint64Value
+        if let pid, recentProposals.contains(pid) { return nil }
+        let effect = try apply(command, op)
+        if let pid {
+            recentProposals.append(pid)
+            if recentProposals.count > Self.proposalsKept { recentProposals.removeFirst(recentProposals.count - Self.proposalsKept) }
+        }
+        return effect
+    }
+
+    private mutating func apply(_ command: JSON, _ op: String) throws -> ClusterEffect? {
         func name() throws -> String {
             guard let n = command["name"]?.stringValue else { throw VQError.invalid("\(op) needs a name") }
             return n
@@ -198,6 +216,7 @@ package struct ClusterState: Sendable, Equatable {
                                     ("shards", .array(meta.shards.map { .array($0.map { .object([("peer", .uint($0.peer)), ("state", .string($0.state.rawValue))]) }) }))]))
             })),
             ("aliases", AliasAction.json(aliases)),
+            ("proposals", .array(recentProposals.map { .uint($0) })),
         ])
     }
 
@@ -233,6 +252,11 @@ package struct ClusterState: Sendable, Equatable {
             collections[n] = CollectionMeta(config: config, shards: shards)
         }
         aliases = try AliasAction.map(json["aliases"] ?? .object([]), what: "cluster snapshot")
+        // (Absent from snapshots before proposal ids.)
+        recentProposals = try (json["proposals"]?.arrayValue ?? []).suffix(Self.proposalsKept).map {
+            guard let id = $0.uint64Value else { throw VQError(.corrupt, "cluster snapshot has a bad proposal id") }
+            return id
+        }
         for (alias, target) in aliases where collections[target] == nil || collections[alias] != nil {
             throw VQError(.corrupt, "cluster snapshot has alias \(alias) for a missing collection \(target), or one that shadows a collection")
         }

@@ -27,4 +27,33 @@ import Testing
         }
         #expect(node.collectionMeta("c")?.config.vectors.dims == [2])
     }
+
+    @Test("a proposal committed again under its id (its proposer tried again) is applied once and answered as done")
+    func proposalsApplyOnce() throws {
+        let tmp = TempDir()
+        let (directory, lock) = try Engine.lock(path: tmp.path, address: nil)
+        defer { withExtendedLifetime(lock) {} }
+        let node = try ClusterNode(directory: directory, options: ClusterOptions(uri: "http://127.0.0.1:9", secret: "a-test-secret-of-some-length"),
+                                   joining: false, log: { _, _ in })
+        node.start()
+        defer { node.stop() }
+        func create(_ pid: UInt64) -> JSON {
+            .object([("op", .string("create_collection")), ("name", .string("c")), ("config", CollectionConfig(dim: 2).json),
+                     ("shards", .array([.array([.uint(node.id)])])), ("pid", .uint(pid))])
+        }
+        try node.propose(create(42), waitEffects: false)
+        try node.propose(create(42), waitEffects: false, check: false)
+        try node.propose(create(42), waitEffects: false)
+        #expect(throws: VQError.self, "another proposal of the same create is refused") { try node.propose(create(43), waitEffects: false) }
+
+        // The state machine alone, and its snapshot: the ids go with it.
+        var state = ClusterState()
+        let bytes = Array(JSONWriter.string(create(7)).utf8)
+        try state.apply(bytes)
+        #expect(try state.apply(bytes) == nil)
+        #expect(throws: VQError.self) { try state.apply(Array(JSONWriter.string(create(8)).utf8)) }
+        let restored = try ClusterState(json: state.json)
+        #expect(restored == state && restored.recentProposals == [7])
+        #expect(try { var r = restored; return try r.apply(bytes) }() == nil)
+    }
 }
