@@ -605,7 +605,7 @@ package final class ClusterNode: @unchecked Sendable {
                 let timeout = max(0.5, min(2, deadline.timeIntervalSinceNow))
                 let client = try HTTPClient(url: leaderURI, timeout: timeout)
                 let answer = Mutex<Result<HTTPResponse, VQError>?>(nil)
-                Thread.detachNewThread {
+                BlockingPool.shared.run {
                     let r: Result<HTTPResponse, VQError>
                     do { r = .success(try forward(client)) } catch { r = .failure(VQError.wrap(error)) }
                     answer.withLock { $0 = r }

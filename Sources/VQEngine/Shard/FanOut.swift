@@ -45,9 +45,9 @@ package enum FanOut {
             guard race.launched < candidates.count else { return }
             let i = race.launched
             race.launched += 1
-            // A thread of its own: a stalled replica blocks its read until the peer timeout, and
-            // must not hold one of the few threads of a shared pool meanwhile.
-            Thread.detachNewThread {
+            // A thread of its own (the blocking pool's: never a wait for a busy one): a stalled
+            // replica blocks its read until the peer timeout.
+            BlockingPool.shared.run {
                 let outcome = Result { try read(candidates[i]) }
                 race.cond.lock()
                 defer { race.cond.unlock() }

@@ -117,7 +117,7 @@ extension ReplicaSet {
             round.launched += 1
             round.running += 1
             // A thread of its own, as FanOut's: a stalled replica holds it until the peer timeout.
-            Thread.detachNewThread { [self] in
+            BlockingPool.shared.run { [self] in
                 do {
                     let position = try readPosition(placement, peer)
                     let value = try read(placement, peer)

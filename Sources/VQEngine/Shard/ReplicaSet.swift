@@ -481,7 +481,7 @@ package final class ReplicaSet: Sendable {
     /// call goes on in the background until its own timeout.)
     func watched(_ placement: any ReplicaPlacement, _ peer: PeerID, _ what: String, _ call: @escaping @Sendable () throws -> Void) throws {
         let answer = ReplicaAnswers(1)
-        Thread.detachNewThread {
+        BlockingPool.shared.run {
             do { try call(); answer.add(peer, nil) } catch { answer.add(peer, VQError.wrap(error)) }
         }
         let half = placement.replicaLagTimeout / 2
@@ -558,8 +558,8 @@ package final class ReplicaSet: Sendable {
             let answers = ReplicaAnswers(others.count, notWaitedFor: Set(others.filter { placement.suspected($0) }))
             for peer in others {
                 let replica = remote(placement, peer)
-                // A thread each: a blocking peer call must not wait for a pool (GCD's starves).
-                Thread.detachNewThread {
+                // A thread each (the blocking pool's): a call to a stalled replica holds it.
+                BlockingPool.shared.run {
                     do { try replica.apply(encoded, wait, seq: seq, epoch: epoch); answers.add(peer, nil) } catch { answers.add(peer, VQError.wrap(error)) }
                 }
             }
