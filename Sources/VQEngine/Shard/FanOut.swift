@@ -1,7 +1,8 @@
 // Delayed fan-out for reads: ask one replica; if it has not answered within `delay`, ask the
 // next one too (and so on, one more per delay); the first answer wins and the others are
 // ignored when they come. With `factor` F, 1 + F replicas are asked at once. A failure asks
-// the next replica at once, whatever the delay.
+// the next replica at once, whatever the delay. `gather` is the same for reads that need
+// several answers (a read consistency above 1).
 
 import Foundation
 import Synchronization
@@ -39,59 +40,87 @@ package enum FanOut {
             }
             throw lastError
         }
+        let gathered = try gather(candidates, need: 1, ask: 1, delay: delay, factor: factor, read)
+        guard let first = gathered.answers.first else {
+            throw gathered.failures.last?.error ?? VQError(.io, "no replica answered")
+        }
+        return FanOutOutcome(result: first.result, winner: first.index, launched: gathered.launched, delayed: gathered.delayed)
+    }
+
+    /// Asks `ask` + `factor` of `candidates` (in order of preference) at once, one more each
+    /// `delay` while fewer than `need` have answered, and another at once in place of each that
+    /// fails, until `need` have answered or every candidate has answered or failed. Each runs on
+    /// a thread of its own (the blocking pool's): a stalled replica holds its read until the
+    /// peer timeout.
+    /// - Parameter delay: seconds before asking one more; 0 = only on failure.
+    /// - Returns: the answers in the order they came, the failures, how many were asked and how
+    ///   many of those because of the delay. Answers that come after it returns are dropped.
+    /// - Throws: a failure that is the read's own fault (`.invalidInput`: every replica would
+    ///   say so), at once.
+    package static func gather<C: Sendable, R: Sendable>(_ candidates: [C], need: Int, ask: Int, delay: Double, factor: Int,
+                                                         _ read: @escaping @Sendable (C) throws -> R) throws -> FanOutGathered<R> {
         let race = FanOutRace<R>()
         @Sendable func launch() {
             // Called with the condition held.
             guard race.launched < candidates.count else { return }
             let i = race.launched
             race.launched += 1
-            // A thread of its own (the blocking pool's: never a wait for a busy one): a stalled
-            // replica blocks its read until the peer timeout.
             BlockingPool.shared.run {
                 let outcome = Result { try read(candidates[i]) }
                 race.cond.lock()
                 defer { race.cond.unlock() }
                 switch outcome {
                 case .success(let r):
-                    if race.winner == nil { race.winner = (i, r) }
+                    race.answers.append((i, r))
                 case .failure(let e):
-                    race.failed += 1
-                    race.lastError = e
+                    race.failures.append((i, e))
                     if let v = e as? VQError, v.kind == .invalidInput { race.badInput = e }
-                    if race.winner == nil && race.badInput == nil { launch() }  // the next one, at once
+                    if race.answers.count < need && race.badInput == nil { launch() }  // another in its place, at once
                 }
                 race.cond.broadcast()
             }
         }
         race.cond.lock()
         defer { race.cond.unlock() }
-        for _ in 0..<min(candidates.count, 1 + max(0, factor)) { launch() }
-        var nextDelay = delay > 0 ? Date().addingTimeInterval(delay) : Date().addingTimeInterval(3600)
-        while race.winner == nil && race.badInput == nil && !(race.failed == race.launched && race.launched == candidates.count) {
+        for _ in 0..<min(candidates.count, max(1, ask) + max(0, factor)) { launch() }
+        // (An hour stands for never: Foundation's wait cannot take distantFuture here.)
+        var nextDelay = Date().addingTimeInterval(delay > 0 ? delay : 3600)
+        while race.answers.count < need && race.badInput == nil
+                && !(race.answers.count + race.failures.count == race.launched && race.launched == candidates.count) {
             // Failures launch the next replica themselves; here only the delay does.
             if !race.cond.wait(until: nextDelay) {
-                if race.winner == nil && race.launched < candidates.count {
+                if delay > 0 && race.launched < candidates.count {
                     race.delayed += 1
                     launch()
                     nextDelay = Date().addingTimeInterval(delay)
                 } else {
-                    nextDelay = Date().addingTimeInterval(3600)  // all asked: wait for an answer or the last failure
+                    nextDelay = Date().addingTimeInterval(3600)  // all asked: wait for answers or the last failure
                 }
             }
         }
         if let badInput = race.badInput { throw badInput }
-        guard let (i, r) = race.winner else { throw race.lastError ?? VQError(.io, "no replica answered") }
-        return FanOutOutcome(result: r, winner: i, launched: race.launched, delayed: race.delayed)
+        return FanOutGathered(answers: race.answers, failures: race.failures, launched: race.launched, delayed: race.delayed)
     }
 }
 
-/// The shared state of one race (guarded by `cond`).
+/// What `FanOut.gather` collected.
+package struct FanOutGathered<R> {
+    /// (index into the candidates, answer), in the order they came.
+    package var answers: [(index: Int, result: R)]
+    /// (index into the candidates, error), in the order they came.
+    package var failures: [(index: Int, error: any Error)]
+    /// How many candidates were asked.
+    package var launched: Int
+    /// How many of those because the delay passed (not because of failures or the factor).
+    package var delayed: Int
+}
+
+/// The shared state of one gather (guarded by `cond`).
 private final class FanOutRace<R>: @unchecked Sendable {
     let cond = NSCondition()
     var launched = 0
     var delayed = 0
-    var failed = 0
-    var winner: (Int, R)?
-    var lastError: (any Error)?
+    var answers: [(index: Int, result: R)] = []
+    var failures: [(index: Int, error: any Error)] = []
     var badInput: (any Error)?
 }

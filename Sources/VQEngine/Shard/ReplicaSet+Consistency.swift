@@ -78,16 +78,6 @@ package enum ReadConsistency: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The answers of one read of several replicas, as they arrive (guarded by `done`).
-private final class ReadRound<T>: @unchecked Sendable {
-    let done = NSCondition()
-    var answers: [(position: UInt64, rank: Int, value: T)] = []
-    var failures: [String] = []
-    var badInput: VQError?
-    var running = 0
-    var launched = 0
-}
-
 extension ReplicaSet {
     /// Whether this read asks more than one replica (a consistency above 1, on a distributed collection).
     var readsSeveral: Bool { ReadConsistency.current != .factor(1) && distributed != nil }
@@ -108,57 +98,15 @@ extension ReplicaSet {
         // and one more each `read_fan_out_delay_ms` while too few have answered (a replica that
         // stalls costs that delay, not the peer timeout).
         let fanOut = placement.readFanOut(collection)
-        let round = ReadRound<T>()
-        @Sendable func launch() {
-            // Called with `round.done` held.
-            guard round.launched < order.count else { return }
-            let peer = order[round.launched]
-            let rank = round.launched
-            round.launched += 1
-            round.running += 1
-            // A thread of its own, as FanOut's: a stalled replica holds it until the peer timeout.
-            BlockingPool.shared.run { [self] in
-                do {
-                    let position = try readPosition(placement, peer)
-                    let value = try read(placement, peer)
-                    round.done.withLock { round.answers.append((position, rank, value)) }
-                } catch let e as VQError where e.kind == .invalidInput {
-                    // The read itself is wrong (every replica would say so).
-                    round.done.withLock { round.badInput = e }
-                } catch {
-                    round.done.withLock {
-                        round.failures.append("peer \(peer): \(VQError.wrap(error).message)")
-                        launch()  // another replica in its place, at once
-                    }
-                }
-                round.done.withLock {
-                    round.running -= 1
-                    round.done.broadcast()
-                }
-            }
+        let gathered = try FanOut.gather(order, need: plan.need, ask: plan.ask, delay: Double(fanOut.delayMs) / 1000,
+                                         factor: fanOut.factor) { [self] peer in
+            (position: try readPosition(placement, peer), value: try read(placement, peer))
         }
-        round.done.lock()
-        for _ in 0..<min(order.count, plan.ask + max(0, fanOut.factor)) { launch() }
-        let delay = Double(fanOut.delayMs) / 1000
-        // (An hour stands for never: Foundation's wait cannot take distantFuture here.)
-        var next = Date().addingTimeInterval(delay > 0 ? delay : 3600)
-        while round.answers.count < plan.need && round.running > 0 && round.badInput == nil {
-            if !round.done.wait(until: next) {
-                if delay > 0 { launch() }
-                next = Date().addingTimeInterval(delay > 0 ? delay : 3600)
-            }
-        }
-        if let bad = round.badInput {
-            round.done.unlock()
-            throw bad
-        }
+        placement.countRead(launched: gathered.launched, delayed: gathered.delayed, fanOutWon: false)
         // Newest first; among equals, in the order they were asked (the local replica first).
-        let got = round.answers.sorted { ($0.position, -$0.rank) > ($1.position, -$1.rank) }.map { ($0.position, $0.value) }
-        let failures = round.failures
-        let launched = round.launched
-        round.done.unlock()
-        placement.countRead(launched: launched, delayed: 0, fanOutWon: false)
+        let got = gathered.answers.sorted { ($0.result.position, -$0.index) > ($1.result.position, -$1.index) }.map { $0.result }
         guard got.count >= plan.need else {
+            let failures = gathered.failures.map { "peer \(order[$0.index]): \(VQError.wrap($0.error).message)" }
             throw VQError(.busy, "consistency \(consistency) needs \(plan.need) answers from the replicas of \(what); \(got.count) answered ("
                           + failures.joined(separator: "; ") + ")")
         }

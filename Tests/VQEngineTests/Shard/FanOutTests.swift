@@ -72,6 +72,29 @@ import Testing
         #expect(throws: VQError.self) { try FanOut.race([0, 1], delay: 10, factor: 0) { try bad.read($0) } }
     }
 
+    @Test("gather: asks `ask` replicas, replaces a failing one at once, adds one per delay while too few answered, and stops at `need`")
+    func gather() throws {
+        // Two needed of three: the failing one is replaced by the third at once.
+        let r = Replicas(["ok", "fail", "ok"])
+        let out = try FanOut.gather([0, 1, 2], need: 2, ask: 2, delay: 10, factor: 0) { try r.read($0) }
+        #expect(Set(out.answers.map(\.index)) == [0, 2] && out.failures.map(\.index) == [1])
+        #expect(out.launched == 3 && out.delayed == 0)
+        // A stalled one: one more after the delay, counted as delayed; the stalled answer is not waited for.
+        let s = Replicas(["ok", "stall", "ok", "ok"])
+        defer { s.release() }
+        let start = Date()
+        let late = try FanOut.gather([0, 1, 2, 3], need: 2, ask: 2, delay: 0.05, factor: 0) { try s.read($0) }
+        #expect(Set(late.answers.map(\.index)) == [0, 2] && late.launched == 3 && late.delayed == 1)
+        #expect(Date().timeIntervalSince(start) >= 0.05 && Date().timeIntervalSince(start) < 3)
+        // Too few can answer: what came, and every failure.
+        let down = Replicas(["ok", "fail", "fail"])
+        let short = try FanOut.gather([0, 1, 2], need: 2, ask: 2, delay: 10, factor: 0) { try down.read($0) }
+        #expect(short.answers.count == 1 && short.failures.count == 2)
+        // Bad input is the caller's: thrown at once.
+        let bad = Replicas(["ok", "bad", "ok"])
+        #expect(throws: VQError.self) { try FanOut.gather([0, 1, 2], need: 2, ask: 2, delay: 10, factor: 0) { try bad.read($0) } }
+    }
+
     @Test("late answers of losers are ignored: one result per race")
     func losersIgnored() throws {
         let r = Replicas(["stall", "ok"])
