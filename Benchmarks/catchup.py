@@ -36,17 +36,14 @@ def main():
     ap.add_argument("--operations", type=int, default=20000)
     args = ap.parse_args(sys.argv[1:])
     t.VQ = os.path.abspath(args.vq)
-    a, pa = t.start(["serve"], "a")
-    t.wait_until(lambda: t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["role"] == "Leader", 30)
-    secret = open(f"{t.work}/a/cluster/secret").read().strip()
     # Three voters, so Raft keeps a majority while one peer is paused.
-    others = [t.start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], name) for name in ("b", "c")]
-    t.wait_until(lambda: len(t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["voters"]) == 3, 30)
+    started = t.three_peers()
+    pa = started[0][1]
     st, body = t.call(pa, "PUT", "/collections/c", {"vectors": {"size": 16, "distance": "Dot"}, "shard_number": 1,
                                                      "replication_factor": 2})
     assert st == 200, body
     # The two peers holding a replica: writes go through the primary, the other (B) is paused.
-    peers = {t.call(port, "GET", "/cluster")[1]["result"]["peer_id"]: (p, port) for p, port in [(a, pa)] + others}
+    peers = {t.call(port, "GET", "/cluster")[1]["result"]["peer_id"]: (p, port) for p, port in started}
     # The peer without a replica lists both in placement order: the primary first.
     views = [t.call(port, "GET", "/collections/c/cluster")[1]["result"] for _, port in peers.values()]
     holders = [r["peer_id"] for r in next(v for v in views if not v["local_shards"])["remote_shards"]]

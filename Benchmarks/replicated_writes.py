@@ -27,15 +27,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=8)
     args = ap.parse_args(sys.argv[1:])
     t.VQ = os.path.abspath(args.vq)
-    a, pa = t.start(["serve"], "a")
-    t.wait_until(lambda: t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["role"] == "Leader", 30)
-    secret = open(f"{t.work}/a/cluster/secret").read().strip()
-    others = [t.start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], name) for name in ("b", "c")]
-    t.wait_until(lambda: len(t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["voters"]) == 3, 30)
+    ports = [port for _, port in t.three_peers()]
+    pa = ports[0]
     st, body = t.call(pa, "PUT", "/collections/c", {"vectors": {"size": 16, "distance": "Dot"}, "shard_number": 3,
                                                      "replication_factor": 3})
     assert st == 200, body
-    ports = [pa] + [port for _, port in others]
     clients = 8
     counts = [0] * clients
     stop = time.time() + args.seconds

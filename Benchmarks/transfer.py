@@ -58,6 +58,16 @@ def stop(p):
     procs.remove(p)
 
 
+def three_peers():
+    """Starts peers a (founding), b and c (joining) and waits for three voters: [(process, port)]."""
+    a, pa = start(["serve"], "a")
+    wait_until(lambda: call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["role"] == "Leader", 30)
+    secret = open(f"{work}/a/cluster/secret").read().strip()
+    peers = [(a, pa)] + [start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], name) for name in ("b", "c")]
+    wait_until(lambda: len(call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["voters"]) == 3, 30)
+    return peers
+
+
 def run_main(main):
     """Runs a benchmark's `main`, killing every peer it started whatever happens (a paused one
     is resumed first, so it can die)."""

@@ -80,3 +80,13 @@ extension ShardWire {
         try decodeOperation(body, vectors: VectorLayout(dim: dim, distance: .cosine))
     }
 }
+
+/// Whether `condition` holds within `seconds` (a thread the test started reaching its point).
+func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    let until = Date().addingTimeInterval(seconds)
+    while Date() < until {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: 0.005)
+    }
+    return false
+}

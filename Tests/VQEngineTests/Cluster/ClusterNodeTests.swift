@@ -3,15 +3,20 @@ import Testing
 @testable import VQEngine
 
 @Suite struct ClusterNodeTests {
-    @Test("a committed change the state machine refuses is reported to its proposer, not answered as done")
-    func refusedEntriesReported() throws {
-        let tmp = TempDir()
+    /// A one-peer cluster in `tmp`, started (it elects itself), and its directory's lock.
+    static func founder(_ tmp: TempDir) throws -> (ClusterNode, DirectoryLock) {
         let (directory, lock) = try Engine.lock(path: tmp.path, address: nil)
-        defer { withExtendedLifetime(lock) {} }
         let node = try ClusterNode(directory: directory, options: ClusterOptions(uri: "http://127.0.0.1:9", secret: "a-test-secret-of-some-length"),
                                    joining: false, log: { _, _ in })
         node.start()
-        defer { node.stop() }
+        return (node, lock)
+    }
+
+    @Test("a committed change the state machine refuses is reported to its proposer, not answered as done")
+    func refusedEntriesReported() throws {
+        let tmp = TempDir()
+        let (node, lock) = try Self.founder(tmp)
+        defer { withExtendedLifetime(lock) { node.stop() } }
         func create(_ dim: Int) -> JSON {
             .object([("op", .string("create_collection")), ("name", .string("c")), ("config", CollectionConfig(dim: dim).json),
                      ("shards", .array([.array([.uint(node.id)])]))])
@@ -31,12 +36,8 @@ import Testing
     @Test("a proposal committed again under its id (its proposer tried again) is applied once and answered as done")
     func proposalsApplyOnce() throws {
         let tmp = TempDir()
-        let (directory, lock) = try Engine.lock(path: tmp.path, address: nil)
-        defer { withExtendedLifetime(lock) {} }
-        let node = try ClusterNode(directory: directory, options: ClusterOptions(uri: "http://127.0.0.1:9", secret: "a-test-secret-of-some-length"),
-                                   joining: false, log: { _, _ in })
-        node.start()
-        defer { node.stop() }
+        let (node, lock) = try Self.founder(tmp)
+        defer { withExtendedLifetime(lock) { node.stop() } }
         func create(_ pid: UInt64) -> JSON {
             .object([("op", .string("create_collection")), ("name", .string("c")), ("config", CollectionConfig(dim: 2).json),
                      ("shards", .array([.array([.uint(node.id)])])), ("pid", .uint(pid))])

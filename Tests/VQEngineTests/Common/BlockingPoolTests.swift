@@ -4,16 +4,6 @@ import Testing
 @testable import VQEngine
 
 @Suite struct BlockingPoolTests {
-    /// Whether `condition` holds within 5 s.
-    static func eventually(_ condition: () -> Bool) -> Bool {
-        let until = Date().addingTimeInterval(5)
-        while Date() < until {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
-        return false
-    }
-
     @Test("every task gets a thread at once, even while all the others block; idle threads are used again, and end once idle long enough")
     func threads() {
         let pool = BlockingPool(idleSeconds: 0.5)
@@ -25,18 +15,18 @@ import Testing
                 while !release.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.001) }
             }
         }
-        #expect(Self.eventually { started.load(ordering: .relaxed) == 20 }, "a task waited for a busy thread")
+        #expect(eventually { started.load(ordering: .relaxed) == 20 }, "a task waited for a busy thread")
         #expect(pool.threadCount.all == 20)
         release.store(true, ordering: .relaxed)
-        #expect(Self.eventually { pool.threadCount.idle == 20 })
+        #expect(eventually { pool.threadCount.idle == 20 })
         // One task at a time now: the idle threads take them, none is started.
         let done = Atomic<Int>(0)
         for _ in 0..<50 {
             let before = done.load(ordering: .relaxed)
             pool.run { done.add(1, ordering: .relaxed) }
-            #expect(Self.eventually { done.load(ordering: .relaxed) == before + 1 })
+            #expect(eventually { done.load(ordering: .relaxed) == before + 1 })
         }
         #expect(pool.threadCount.all == 20, "a thread was started while others were idle")
-        #expect(Self.eventually { pool.threadCount.all == 0 }, "idle threads did not end")
+        #expect(eventually { pool.threadCount.all == 0 }, "idle threads did not end")
     }
 }

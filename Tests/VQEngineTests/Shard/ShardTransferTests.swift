@@ -270,7 +270,7 @@ final class Tally: Sendable {
         _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
         // Answered while the replica's call is still waiting: it waits until the test lets it go
         // (or the 5 s peer timeout), so seeing it wait now means the write did not wait for it.
-        #expect(Self.eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the stalled replica")
+        #expect(eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the stalled replica")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
         // The next write goes to the active replicas only: no second stall.
         var more = pair.batch(Array(20..<25))
@@ -305,7 +305,7 @@ final class Tally: Sendable {
         if primaryGone {
             // The forwarded call waits until the test lets it go (or 15 s): seeing it wait now
             // means the write did not wait for it.
-            #expect(Self.eventually { peer2.writeStalled.load(ordering: .relaxed) }, "the write waited out the stalled call to the primary")
+            #expect(eventually { peer2.writeStalled.load(ordering: .relaxed) }, "the write waited out the stalled call to the primary")
             #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .dead), Replica(peer: 2, state: .active)])
             #expect(try pair.set(1).local.pointCount == 10)
             #expect(peer2.suspected(1), "the primary found gone is suspected, so other writes do not wait for it")
@@ -329,21 +329,11 @@ final class Tally: Sendable {
         var points = pair.batch(Array(0..<5))
         _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
         // Answered without the 5 s lag timeout, while the replica's call still waits.
-        #expect(Self.eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the suspected replica")
+        #expect(eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the suspected replica")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
         pair.placements[0].stallApply.store(false, ordering: .relaxed)
         while pair.placements[0].applyStalled.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.005) }
         try pair.close()
-    }
-
-    /// Whether `condition` holds within 5 s (a thread the test started reaching its point).
-    static func eventually(_ condition: () -> Bool) -> Bool {
-        let until = Date().addingTimeInterval(5)
-        while Date() < until {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
-        return false
     }
 
     @Test("a primary replaced while its write was on its way marks no replica Dead and does not acknowledge the write")
