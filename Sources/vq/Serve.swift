@@ -171,8 +171,12 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     case let other: throw UsageError(message: "--shard-transfer is '\(other)'; expected files or records")
     }
     let peerTimeout = try number("peer-timeout", 10)
+    let lagTimeout = try number("replica-lag-timeout", min(1, peerTimeout))
+    guard lagTimeout <= peerTimeout else {
+        throw UsageError(message: "--replica-lag-timeout is \(lagTimeout); expected at most --peer-timeout (\(peerTimeout))")
+    }
     let router = ClusterRouter(node: cluster, directory: directory, latencyAware: latencyAware, timeout: peerTimeout,
-                               lagTimeout: try number("replica-lag-timeout", 1), historyBytes: historyBytes, segmentFileTransfer: segmentFiles)
+                               lagTimeout: lagTimeout, historyBytes: historyBytes, segmentFileTransfer: segmentFiles)
     let engine = Engine(directory: directory, lock: directoryLock, placement: router) { log("warning", [("message", .string($0))]) }
     func autoRebalance() throws -> Bool {
         if args.has("auto-rebalance") { return true }

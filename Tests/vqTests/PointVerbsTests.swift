@@ -234,6 +234,9 @@ import VQEngine
         try writeFile(file, #"{"listen":"127.0.0.1:0","data_dir":"\#(scratch.path)/plain/data"}"#)
         let bad = try vq(["serve", "--config", file])
         #expect(bad.status != 0 && bad.stderr.contains(scratch.path + "/plain/data"), "\(bad.stderr)")
+        // A lag timeout past the peer timeout is refused, not quietly lowered.
+        let lag = try vq(["serve", "--listen", "127.0.0.1:0", "--data-dir", scratch.path + "/lag", "--peer-timeout", "2", "--replica-lag-timeout", "3"])
+        #expect(lag.status == 2 && lag.stderr.contains("--replica-lag-timeout is 3.0; expected at most --peer-timeout (2.0)"), "\(lag.stderr)")
     }
 }
 

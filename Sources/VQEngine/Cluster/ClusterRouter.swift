@@ -36,7 +36,7 @@ package final class ClusterRouter: ReplicaPlacement {
         seqDir = directory.root + "/cluster/seq"
         self.latencyAware = latencyAware
         callTimeout = timeout
-        replicaLagTimeout = min(lagTimeout, timeout)
+        replicaLagTimeout = lagTimeout
         self.historyBytes = historyBytes
     }
 
@@ -53,9 +53,14 @@ package final class ClusterRouter: ReplicaPlacement {
     /// it, short enough that a peer back from a cut is tried again soon (a call that finds it
     /// gone again pays the lag timeout once more).
     package func suspect(_ peer: PeerID) {
-        let until = DispatchTime.now().uptimeNanoseconds + UInt64(max(2, 2 * replicaLagTimeout) * 1e9)
-        suspects.withLock { $0[peer] = until }
-        node.logEvent("peer suspected", [("peer", .uint(peer)), ("seconds", .double(max(2, 2 * replicaLagTimeout)))])
+        let now = DispatchTime.now().uptimeNanoseconds
+        let until = now + UInt64(max(2, 2 * replicaLagTimeout) * 1e9)
+        // Logged when it starts, not for every call that finds the peer gone meanwhile.
+        let already = suspects.withLock { s in
+            defer { s[peer] = until }
+            return (s[peer] ?? 0) > now
+        }
+        if !already { node.logEvent("peer suspected", [("peer", .uint(peer)), ("seconds", .double(max(2, 2 * replicaLagTimeout)))]) }
     }
 
     package func readFanOut(_ collection: String) -> (delayMs: Int, factor: Int) {

@@ -73,7 +73,7 @@ package struct ClusterState: Sendable, Equatable {
             throw VQError.invalid("not a command object")
         }
         // Applied already under this proposal id: done, nothing more to do.
-        let pid = command["pid"]?.uint64Value
+        let pid = try Self.optionalID(command, "pid", op)
         if let pid, recentProposals.contains(pid) { return nil }
         let effect = try apply(command, op)
         if let pid {
@@ -164,7 +164,7 @@ package struct ClusterState: Sendable, Equatable {
             // date): only while it still is the primary, checked first (before "dropped").
             // One that was replaced without knowing it (cut off, paused) must not take another
             // replica out of service after the fact; its write is then not acknowledged.
-            if let primary = command["primary"]?.uint64Value {
+            if let primary = try Self.optionalID(command, "primary", op) {
                 let current = meta.shards[shard].first(where: { $0.state == .active })?.peer
                 guard current == primary else {
                     throw VQError(.conflict, "peer \(primary) is no longer the primary of shard \(shard) of \(n); "
@@ -253,9 +253,14 @@ package struct ClusterState: Sendable, Equatable {
         }
         aliases = try AliasAction.map(json["aliases"] ?? .object([]), what: "cluster snapshot")
         // (Absent from snapshots before proposal ids.)
-        recentProposals = try (json["proposals"]?.arrayValue ?? []).suffix(Self.proposalsKept).map {
-            guard let id = $0.uint64Value else { throw VQError(.corrupt, "cluster snapshot has a bad proposal id") }
-            return id
+        if let proposals = json["proposals"] {
+            guard let list = proposals.arrayValue, list.count <= Self.proposalsKept else {
+                throw VQError(.corrupt, "cluster snapshot's proposals are not a list of at most \(Self.proposalsKept) ids")
+            }
+            recentProposals = try list.map {
+                guard let id = $0.uint64Value else { throw VQError(.corrupt, "cluster snapshot has a bad proposal id") }
+                return id
+            }
         }
         for (alias, target) in aliases where collections[target] == nil || collections[alias] != nil {
             throw VQError(.corrupt, "cluster snapshot has alias \(alias) for a missing collection \(target), or one that shadows a collection")
@@ -292,6 +297,14 @@ package struct ClusterState: Sendable, Equatable {
 
     package static func replica(_ op: String, _ name: String, shard: Int, peer: PeerID) -> JSON {
         .object([("op", .string(op)), ("name", .string(name)), ("shard", .int(Int64(shard))), ("peer", .uint(peer))])
+    }
+
+    /// A command's optional peer or proposal id: absent, or an unsigned integer (anything else is
+    /// refused, never read as absent).
+    static func optionalID(_ command: JSON, _ field: String, _ op: String) throws -> UInt64? {
+        guard let value = command[field] else { return nil }
+        guard let id = value.uint64Value else { throw VQError.invalid("\(op)'s \"\(field)\" is \(JSONWriter.string(value)); expected an unsigned integer") }
+        return id
     }
 
     /// Checks a peer's address: `http://HOST:PORT`.

@@ -86,7 +86,7 @@ extension ShardWire {
                 let manifest = try r.blob()
                 let seq = try r.u64(), epoch = try r.u64()
                 // Becomes this replica's position (the next operation is seq + 1): bounded as adopt bounds the manifest's.
-                guard seq < 1 << 60 else { throw VQError(.corrupt, "position \(seq) is out of range") }
+                guard seq < ShardWire.maxSeq else { throw VQError(.corrupt, "position \(seq) is out of range") }
                 let n = try r.count(of: 12, "files")
                 var files: [FileEntry] = []
                 var seen = Set<String>()
@@ -230,7 +230,11 @@ extension ReplicaSet {
     /// peer's metadata says, and never replaces an Active copy.
     func checkCopy(from: PeerID, _ placement: any ReplicaPlacement) throws {
         guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
-        if let primary = replicas.first(where: { $0.state == .active })?.peer, primary != from {
+        // Only from the primary: a shard with no active replica has none, and takes no copy.
+        guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+            throw VQError(.busy, "\(what) has no active replica here, so no primary may copy to it; retry once the metadata has one")
+        }
+        guard primary == from else {
             throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
         }
         guard replicas.first(where: { $0.peer == placement.localPeer })?.state != .active else {

@@ -451,8 +451,9 @@ package enum ShardWire {
     package static func decodeReceive(_ bytes: [UInt8], vectors: VectorLayout) throws -> ReceiveBatch {
         try decode(bytes, "transfer batch") { r in
             let flags = try r.u8()
+            guard flags & ~3 == 0 else { throw VQError(.corrupt, "transfer batch flags \(flags) are not understood") }
             let seq = try r.u64(), epoch = try r.u64()
-            guard seq < 1 << 62 else { throw VQError(.corrupt, "sequence number \(seq) is out of range") }
+            guard seq < maxSeq else { throw VQError(.corrupt, "sequence number \(seq) is out of range") }
             let records = try records(&r, dims: vectors.dims, sparse: vectors.sparse.count, multiDims: vectors.multi.map(\.dim))
             for rec in records where rec.vectors.count != vectors.count || rec.sparse.count != vectors.sparse.count
                 || rec.multi.count != vectors.multi.count
@@ -476,6 +477,7 @@ package enum ShardWire {
         try decode(bytes, "transfer request") { r in
             let to = try r.u64(), flags = try r.u8(), seq = try r.u64(), epoch = try r.u64()
             guard flags & ~7 == 0, flags & 6 != 6 else { throw VQError(.corrupt, "transfer flags \(flags) are not understood") }
+            guard seq < maxSeq else { throw VQError(.corrupt, "position \(seq) is out of range") }
             return (to, flags & 1 != 0 ? (seq, epoch) : nil, flags & 2 != 0 ? .records : flags & 4 != 0 ? .files : nil)
         }
     }
@@ -503,7 +505,11 @@ package enum ShardWire {
     }
 
     package static func decodePosition(_ bytes: [UInt8]) throws -> (seq: UInt64, epoch: UInt64) {
-        try decode(bytes, "a peer's position answer") { r in (try r.u64(), try r.u64()) }
+        try decode(bytes, "a peer's position answer") { r in
+            let seq = try r.u64(), epoch = try r.u64()
+            guard seq < maxSeq else { throw VQError(.corrupt, "position \(seq) is out of range") }
+            return (seq, epoch)
+        }
     }
 
     // MARK: operations
@@ -518,6 +524,10 @@ package enum ShardWire {
         w.bytes += operation
         return w.bytes
     }
+
+    /// Sequence numbers (operation positions) a peer may send are below this: far beyond any
+    /// shard's life, and far enough below 2^64 that the next one never overflows.
+    package static let maxSeq: UInt64 = 1 << 60
 
     /// Most operations in one batch of a catch-up (`encodeOperations`).
     package static let maxBatchOperations = 4096
@@ -569,7 +579,7 @@ package enum ShardWire {
             (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)),
              UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 9, as: UInt64.self)))
         }
-        guard seq < 1 << 62 else { throw VQError.invalid("shard operation sequence number \(seq) is out of range") }
+        guard seq < maxSeq else { throw VQError.invalid("shard operation sequence number \(seq) is out of range") }
         let bytes = Array(body[17...])
         let op: Operation
         do {

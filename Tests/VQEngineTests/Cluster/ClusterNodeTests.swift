@@ -55,6 +55,12 @@ import Testing
         #expect(throws: VQError.self) { try state.apply(Array(JSONWriter.string(create(8)).utf8)) }
         let restored = try ClusterState(json: state.json)
         #expect(restored == state && restored.recentProposals == [7])
+        // A snapshot's proposals are a list of ids, at most as many as are kept.
+        for bad: JSON in [.string("7"), .array([.string("x")]), .array(Array(repeating: .uint(1), count: ClusterState.proposalsKept + 1))] {
+            guard case .object(let fields) = state.json else { return }
+            let json = JSON.object(fields.filter { $0.0 != "proposals" } + [("proposals", bad)])
+            #expect(throws: VQError.self) { try ClusterState(json: json) }
+        }
         #expect(try { var r = restored; return try r.apply(bytes) }() == nil)
     }
 }

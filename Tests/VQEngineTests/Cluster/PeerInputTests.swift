@@ -171,6 +171,22 @@ import Testing
         #expect(follower.lastIndex == 0 && follower.commitIndex == 0)
     }
 
+    @Test("sequence numbers from a peer are bounded by one limit in every answer and message; unknown batch flags are refused")
+    func sequenceBounds() throws {
+        let huge = ShardWire.maxSeq
+        #expect(throws: VQError.self) { try ShardWire.decodePosition(ShardWire.encodePosition((huge, 1))) }
+        #expect(try ShardWire.decodePosition(ShardWire.encodePosition((huge - 1, 1))).seq == huge - 1)
+        #expect(throws: VQError.self) { try ShardWire.decodeTransfer(ShardWire.encodeTransfer(to: 2, after: (huge, 1))) }
+        let vectors = CollectionConfig(dim: 4).vectors
+        #expect(throws: VQError.self) {
+            try ShardWire.decodeReceive(ShardWire.encodeReceive(ShardWire.ReceiveBatch(clear: false, last: (huge, 1), records: [])), vectors: vectors)
+        }
+        var flagged = ShardWire.encodeReceive(ShardWire.ReceiveBatch(clear: true, last: nil, records: []))
+        flagged[0] |= 8
+        #expect(throws: VQError.self) { try ShardWire.decodeReceive(flagged, vectors: vectors) }
+        #expect(throws: VQError.self) { try ShardWire.decodeOperation(ShardWire.encodeOperation([0], .durable, seq: huge, epoch: 1), vectors: vectors) }
+    }
+
     @Test("a learner receives the log but does not count toward commits; a voter does")
     func learners() throws {
         let node = try leader(learners: [4])
@@ -217,6 +233,13 @@ import Testing
         #expect(throws: Never.self) {
             try state.apply(command(#"{"op":"create_collection","name":"c","config":\#(config),"shards":[[1,2]]}"#))
         }
+        // A "primary" or "pid" that is not an unsigned integer is refused, never read as absent.
+        for bad in [#"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead","primary":"2"}"#,
+                    #"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead","primary":-1}"#,
+                    #"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead","pid":"x"}"#] {
+            #expect(throws: VQError.self, "\(bad)") { try state.apply(command(bad)) }
+        }
+        #expect(state.collections["c"]?.shards[0].map(\.state) == [.active, .active])
         // A mark made as a shard's primary holds only while that peer is the primary.
         #expect(throws: VQError.self) {
             try state.apply(command(#"{"op":"set_replica","name":"c","shard":0,"peer":1,"state":"Dead","primary":2}"#))

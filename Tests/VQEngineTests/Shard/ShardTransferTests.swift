@@ -167,6 +167,9 @@ final class Tally: Sendable {
         } catch let e as VQError {
             #expect(e.kind == .notPrimary, "\(e.message)")
         }
+        // With no active replica there is no primary: no one's copy is taken.
+        pair.shared.withLock { $0[0].state = .dead }
+        #expect(throws: VQError.self) { try pair.set(1).receive(wipe, vectors: vectors, from: 1) }
         #expect(try pair.contents(1) == before)
         try pair.close()
     }
