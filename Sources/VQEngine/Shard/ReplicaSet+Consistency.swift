@@ -102,7 +102,8 @@ extension ReplicaSet {
                                          factor: fanOut.factor) { [self] peer in
             (position: try readPosition(placement, peer), value: try read(placement, peer))
         }
-        placement.countRead(launched: gathered.launched, delayed: gathered.delayed, fanOutWon: false)
+        // Extra reads are those beyond the replicas the consistency itself asks for.
+        placement.countRead(launched: gathered.launched - plan.ask + 1, delayed: gathered.delayed, fanOutWon: false)
         // Newest first; among equals, in the order they were asked (the local replica first).
         let got = gathered.answers.sorted { ($0.result.position, -$0.index) > ($1.result.position, -$1.index) }.map { $0.result }
         guard got.count >= plan.need else {
@@ -125,7 +126,11 @@ extension ReplicaSet {
     /// sees every operation up to it.
     package func readablePosition() throws -> (seq: UInt64, epoch: UInt64) {
         let p = position
-        _ = try local.waitApplied(local.lastOp, until: Date().addingTimeInterval(2))
+        // A replica whose applier is behind would answer older records than its position says
+        // (and win the merge with them): it does not answer; the read asks another.
+        guard try local.waitApplied(local.lastOp, until: Date().addingTimeInterval(2)) else {
+            throw VQError(.busy, "\(what) has operations logged up to \(p.seq) that are not applied yet")
+        }
         return p
     }
 

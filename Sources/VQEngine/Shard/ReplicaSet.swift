@@ -458,9 +458,14 @@ package final class ReplicaSet: Sendable {
                 // It is no longer the primary (metadata moved on): ask again.
                 placement.refreshMetadata()
             } catch let e as VQError where e.kind == .unreachable {
-                // No answer came: the primary is gone; the next active replica leads (unless it
-                // was dropped meanwhile: then the placement has moved on already).
-                do { try placement.setReplica(collection, id, primary, .dead, reason: e.message) } catch let d as VQError where d.kind == .notFound {}
+                // No answer came: the primary is gone; the next active replica leads. Only while it
+                // is still the primary: another forwarder may have replaced it already (and it may
+                // be back as a replica), or it was dropped; then the placement has moved on.
+                do {
+                    try placement.setReplica(collection, id, primary, .dead, reason: e.message, ifPrimary: primary)
+                } catch let d as VQError where d.kind == .notFound || d.kind == .conflict {
+                    placement.refreshMetadata()
+                }
             }
         }
         throw VQError(.busy, "\(what): no primary replica took the write")

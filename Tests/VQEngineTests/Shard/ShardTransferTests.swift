@@ -330,8 +330,10 @@ final class Tally: Sendable {
         pair.placements[0].suspect(2)
         pair.placements[0].stallApply.store(true, ordering: .relaxed)
         var points = pair.batch(Array(0..<5))
+        let began = Date()
         _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
         // Answered without the 5 s lag timeout, while the replica's call still waits.
+        #expect(Date().timeIntervalSince(began) < 2.5, "the write waited out the lag timeout for the suspected replica")
         #expect(eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the suspected replica")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
         pair.placements[0].stallApply.store(false, ordering: .relaxed)
