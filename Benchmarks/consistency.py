@@ -46,13 +46,7 @@ def run(port, consistency, queries, truth):
 def main():
     base = f"{DATASET}/base.fvecs"
     dim = t.dim_of(base)
-    serve = ["--peer-timeout", "2"]
-    a, pa = t.start(["serve"] + serve, "a")
-    t.wait_until(lambda: t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["role"] == "Leader", 30)
-    secret = open(f"{t.work}/a/cluster/secret").read().strip()
-    b, pb = t.start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret] + serve, "b")
-    c, pc = t.start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret] + serve, "c")
-    t.wait_until(lambda: len(t.call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["voters"]) == 3, 60)
+    (a, pa), (b, pb), (c, pc) = t.three_peers(["--peer-timeout", "2"])
     st, r = t.call(pa, "PUT", "/collections/m", {"vectors": {"size": dim, "distance": "Cosine"}, "shard_number": 3,
                                                   "replication_factor": 3})
     assert st == 200, r

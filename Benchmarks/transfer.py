@@ -58,12 +58,13 @@ def stop(p):
     procs.remove(p)
 
 
-def three_peers():
-    """Starts peers a (founding), b and c (joining) and waits for three voters: [(process, port)]."""
-    a, pa = start(["serve"], "a")
+def three_peers(extra=()):
+    """Starts peers a (founding), b and c (joining), each with the server flags `extra`, and waits
+    for three voters: [(process, port)]."""
+    a, pa = start(["serve", *extra], "a")
     wait_until(lambda: call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["role"] == "Leader", 30)
     secret = open(f"{work}/a/cluster/secret").read().strip()
-    peers = [(a, pa)] + [start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret], name) for name in ("b", "c")]
+    peers = [(a, pa)] + [start(["join", f"http://127.0.0.1:{pa}", "--cluster-secret", secret, *extra], name) for name in ("b", "c")]
     wait_until(lambda: len(call(pa, "GET", "/cluster")[1]["result"]["raft_info"]["voters"]) == 3, 30)
     return peers
 

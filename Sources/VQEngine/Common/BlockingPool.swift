@@ -10,7 +10,7 @@ package final class BlockingPool: @unchecked Sendable {
     package static let shared = BlockingPool(idleSeconds: 30)
 
     private let condition = NSCondition()
-    private var tasks: [@Sendable () -> Void] = []
+    private var tasks = Fifo<@Sendable () -> Void>()
     /// Threads waiting for a task (one signalled but not yet awake still counts).
     private var idle = 0
     /// Threads running.
@@ -54,7 +54,7 @@ package final class BlockingPool: @unchecked Sendable {
                     return
                 }
             }
-            let task = tasks.removeFirst()
+            let task = tasks.popFirst()!
             condition.unlock()
             task()
             condition.lock()
