@@ -119,9 +119,10 @@ package final class QdrantAPI: @unchecked Sendable {
 
     /// Query parameters: Qdrant's that vq honours, each value checked; anything else is refused
     /// by name (400), never ignored.
-    /// - `wait`, `timeout` (writes): their values checked here once for every write route; reads
-    ///   neither wait for anything nor stop early, so there they are refused.
-    /// - `ordering` (writes): weak, medium or strong. vq orders every write of a shard through
+    /// - `wait`, `timeout` (writes of points; `wait` also on payload index changes): their values
+    ///   checked here once; other routes neither wait for anything nor stop early, so there they
+    ///   are refused.
+    /// - `ordering` (writes of points and index changes): weak, medium or strong. vq orders every write of a shard through
     ///   its primary replica, which is what strong asks; weak and medium get that too.
     /// - `consistency` (reads): a number (at most the collection's replication_factor), majority,
     ///   quorum or all; see ReplicaSet+Consistency.swift. A collection with one replica per shard
@@ -130,7 +131,11 @@ package final class QdrantAPI: @unchecked Sendable {
     func checkQuery(_ r: HTTPRequest, _ route: Route, collection: String?) throws -> ReadConsistency {
         guard !r.query.isEmpty, route.access != .peer else { return .factor(1) }
         var allowed: [String] = []
-        if route.access == .write { allowed += ["wait", "timeout", "ordering"] }
+        // Writes of points take all three; a payload index change waits (and is ordered) like
+        // one but has no timeout; other writes (collections, aliases, optimize, ...) run to the
+        // end and take none of them.
+        if route.access == .write && route.name.hasPrefix("points.") { allowed += ["wait", "timeout", "ordering"] }
+        if route.access == .write && route.name.hasPrefix("collections.index.") { allowed += ["wait", "ordering"] }
         // Reads of points only (a collection's info, cluster view or aliases read no replica's points).
         if route.access == .read && collection != nil && (route.name.hasPrefix("points.") || route.name == "collections.facet") {
             allowed.append("consistency")
@@ -146,8 +151,6 @@ package final class QdrantAPI: @unchecked Sendable {
         // vq's repair runs to the end and takes one shard at most.
         if route.name == "collections.cluster.repair" { allowed = ["shard"] }
         if route.name == "cluster.rebalance" { allowed = ["collection", "dry_run"] }
-        // Shard operations run to the end (a copy, a move); no wait, timeout or ordering applies.
-        if route.name == "collections.cluster.update" { allowed = [] }
         for key in r.query.keys.sorted() where !allowed.contains(key) {
             throw VQError.invalid("query parameter \"\(key)\" is not supported on \(r.method) \(r.path); expected \(allowed.joined(separator: ", "))")
         }

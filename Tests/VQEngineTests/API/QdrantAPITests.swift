@@ -49,6 +49,7 @@ import Testing
             let (s, body, _) = call(api, "POST", "/collections/q/points/query", #"{"query":[1,0]}"#, query: ["consistency": consistency])
             #expect(s == 200 && body?["result"]?["points"]?.arrayValue?.count == 1, "consistency \(consistency): one replica is all of them")
         }
+        #expect(call(api, "PUT", "/collections/q/index", #"{"field_name":"k","field_schema":"keyword"}"#, query: ["wait": "true", "ordering": "weak"]).0 == 200)
         for (method, path, body, query, status, fragment) in [
             ("PUT", "/collections/q/points", upsert, ["wait": "true", "ordering": "fast"], 422, "ordering"),
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["consistency": "0"], 422, "consistency"),
@@ -59,6 +60,11 @@ import Testing
             ("GET", "/collections", nil, ["consistency": "all"], 400, "\"consistency\""),
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["timeout": "5"], 400, "\"timeout\""),
             ("PUT", "/collections/q/points", upsert, ["timeout": "abc"], 400, "timeout"),
+            // Writes that are not of points run to the end: wait, timeout and ordering mean nothing there.
+            ("PATCH", "/collections/q", #"{"optimizers_config":{}}"#, ["timeout": "5"], 400, "\"timeout\""),
+            ("DELETE", "/collections/q", nil, ["wait": "true"], 400, "\"wait\""),
+            ("POST", "/collections/q/optimize", nil, ["ordering": "strong"], 400, "\"ordering\""),
+            ("PUT", "/collections/q/index", #"{"field_name":"k","field_schema":"keyword"}"#, ["timeout": "5"], 400, "\"timeout\""),
             ("POST", "/collections/q/points/query", #"{"query":[1,0],"params":{"quantization":{"oversampling":2}}}"#, [:], 400, "no quantization_config"),
         ] as [(String, String, String?, [String: String], Int, String)] {
             let (s, err, _) = call(api, method, path, body, query: query)
