@@ -869,9 +869,11 @@ package final class ReplicaSet: Sendable {
                 let part = Array(missed[from..<to]), wait: WriteWait = to == missed.count ? .applied : .durable
                 do {
                     try destination.apply(batch: part, wait)
-                } catch let e as VQError where e.kind == .notFound || e.kind == .invalidInput {
-                    // A peer without apply-batch (an older version), or a body limit below the
-                    // batch (413): one operation per call, as before batches.
+                } catch let e as VQError where (e.kind == .notFound && e.message.contains("no route for"))
+                                                || (e.kind == .invalidInput && e.message.contains("exceeds")) {
+                    // A peer without apply-batch (an older version: its router's 404), or a body
+                    // limit below the batch (its parser's 413): one operation per call, as before
+                    // batches. (Anything else the batch met, one call each would meet too.)
                     for (i, op) in part.enumerated() {
                         try destination.apply(op.bytes, i == part.count - 1 ? wait : .durable, seq: op.seq, epoch: op.epoch)
                     }

@@ -131,7 +131,7 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             return []
         case "apply-batch":
             if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
-            if noBatches.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route POST \(path)") }
+            if noBatches.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route for POST \(path)") }
             let count = try ShardWire.decodeOperations(body).count
             calls.withLock { $0["apply-batch operations", default: 0] += count }
             try set.applyBatchAsReplica(body, vectors: collection.config.vectors, from: localPeer)
