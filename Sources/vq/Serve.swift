@@ -39,6 +39,13 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
         guard let v = Double(text), v > 0, v < 1e15 else { throw UsageError(message: "--\(flag) is '\(text)'; expected a positive number") }
         return v
     }
+    /// A duration: a positive number of seconds, at most a day (far larger deadlines overflow
+    /// the clock that waits on them).
+    func seconds(_ flag: String, _ fallback: Double) throws -> Double {
+        let v = try number(flag, fallback)
+        guard v <= 86_400 else { throw UsageError(message: "--\(flag) is '\(setting(flag) ?? "")'; expected a positive number of seconds, at most 86400") }
+        return v
+    }
     let dataDir = setting("data-dir") ?? args.dataDir
     let listen = setting("listen") ?? "127.0.0.1:6333"
     guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65_535).contains(port) else {
@@ -52,12 +59,12 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     http.limits.maxHeaderBytes = Int(try number("max-header-bytes", Double(http.limits.maxHeaderBytes)))
     http.limits.uploadPathSuffixes = QdrantAPI.uploadPathSuffixes
     http.maxConnections = Int(try number("max-connections", Double(http.maxConnections)))
-    http.idleTimeout = try number("idle-timeout", http.idleTimeout)
-    http.headerTimeout = try number("header-timeout", http.headerTimeout)
+    http.idleTimeout = try seconds("idle-timeout", http.idleTimeout)
+    http.headerTimeout = try seconds("header-timeout", http.headerTimeout)
     var api = APIConfig()
     api.apiKey = setting("api-key")
     api.readOnlyApiKey = setting("read-only-api-key")
-    api.writeTimeout = try number("write-timeout", api.writeTimeout)
+    api.writeTimeout = try seconds("write-timeout", api.writeTimeout)
     api.preventUnoptimized = args.has("prevent-unoptimized") || setting("prevent-unoptimized") == "true"
     api.updateQueueSize = Int(try number("update-queue-size", Double(api.updateQueueSize)))
     api.updateQueueBytes = Int(try number("update-queue-bytes", Double(api.updateQueueBytes)))
@@ -170,8 +177,8 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     case "records": segmentFiles = false
     case let other: throw UsageError(message: "--shard-transfer is '\(other)'; expected files or records")
     }
-    let peerTimeout = try number("peer-timeout", 10)
-    let lagTimeout = try number("replica-lag-timeout", min(1, peerTimeout))
+    let peerTimeout = try seconds("peer-timeout", 10)
+    let lagTimeout = try seconds("replica-lag-timeout", min(1, peerTimeout))
     guard lagTimeout <= peerTimeout else {
         throw UsageError(message: "--replica-lag-timeout is \(lagTimeout); expected at most --peer-timeout (\(peerTimeout))")
     }

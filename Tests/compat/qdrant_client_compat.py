@@ -20,7 +20,7 @@ client = QdrantClient(url=url, prefer_grpc=False, timeout=10)
 name = "compat"
 
 assert not client.collection_exists(name)
-client.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+client.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE), timeout=30)
 assert client.collection_exists(name)
 info = client.get_collection(name)
 assert info.config.params.vectors.size == 4, info
@@ -94,7 +94,7 @@ assert client.update_collection_aliases(change_aliases_operations=[
 assert client.count("compat-alias").count == 18
 assert [(a.alias_name, a.collection_name) for a in client.get_aliases().aliases] == [("compat-alias", name)]
 assert [a.alias_name for a in client.get_collection_aliases(name).aliases] == ["compat-alias"]
-client.update_collection_aliases(change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="compat-alias"))])
+client.update_collection_aliases(change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="compat-alias"))], timeout=30)
 assert client.get_aliases().aliases == []
 
 # Recommendations from example ids (the examples are not returned).
@@ -131,7 +131,7 @@ results = client.batch_update_points(name, update_operations=[
 assert len(results) == 3 and all(r.status == models.UpdateStatus.COMPLETED for r in results), results
 assert client.count(name).count == 18 and client.retrieve(name, ids=[50]) == []
 
-client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=20000))
+client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=20000), timeout=30)
 assert client.get_collection(name).config.optimizer_config.indexing_threshold == 20000
 
 # Named vectors: each searched by `using`; a point may lack one; one vector updated or deleted.
@@ -157,7 +157,7 @@ client.delete_vectors(named, vectors=["text"], points=[1], wait=True)
 assert set(client.retrieve(named, ids=[1], with_vectors=True)[0].vector) == {"image"}
 near2 = client.query_points(named, query=2, using="text", limit=3).points
 assert [p.id for p in near2] == [3], near2  # the point queried by is left out, as in Qdrant
-client.delete_collection(named)
+client.delete_collection(named, timeout=30)
 
 # Sparse + dense hybrid: RRF over a dense and a sparse prefetch, as computed here from each list.
 hybrid = "compat_hybrid"

@@ -115,9 +115,24 @@ struct PeerView {
         let restarting = survivors[1]
         let restartedID = PeerView(restarting.port)!.id
         #expect(restarting.stop().0 == 0)
+        // One of two voters cannot commit: a metadata change's ?timeout bounds the wait (Qdrant's
+        // "wait for operation commit"), answered 503 after it rather than after the default 10 s.
+        let vectors = #"{"vectors":{"size":2,"distance":"Dot"}}"#
+        let began = Date()
+        let alone = try request(survivors[0].port, "PUT", "/collections/uncommitted?timeout=1", vectors)
+        #expect(alone.status == 503 && alone.body.contains("did not commit in time"), "\(alone.status) \(alone.body)")
+        #expect(Date().timeIntervalSince(began) < 6)
         let restarted = try ServerProcess(scratch: restarting.scratch)
         let pair = [survivors[0], restarted]
         #expect(settled(pair, count: 2))
+        // The timed-out change was not taken back (as in Qdrant): if it reached the leader's log
+        // it commits once a majority is back (the peer that was asked may have forwarded it to
+        // the stopped leader instead). A change made after it commits after it, so then its fate
+        // is known; both go, so the peers hold no replicas when one is removed below.
+        #expect(try request(survivors[0].port, "PUT", "/collections/after", vectors).status == 200)
+        for name in ["uncommitted", "after"] where try request(survivors[0].port, "GET", "/collections/\(name)").status == 200 {
+            #expect(try request(survivors[0].port, "DELETE", "/collections/\(name)").body.contains(#""result":true"#))
+        }
         #expect(eventually(10) { PeerView(survivors[0].port)?.peers[restartedID] == restarted.url })
         #expect(PeerView(restarted.port)?.id == restartedID)
 

@@ -237,6 +237,9 @@ import VQEngine
         // A lag timeout past the peer timeout is refused, not quietly lowered.
         let lag = try vq(["serve", "--listen", "127.0.0.1:0", "--data-dir", scratch.path + "/lag", "--peer-timeout", "2", "--replica-lag-timeout", "3"])
         #expect(lag.status == 2 && lag.stderr.contains("--replica-lag-timeout is 3.0; expected at most --peer-timeout (2.0)"), "\(lag.stderr)")
+        // A duration past a day is refused: a deadline that far overflows the clock waiting on it.
+        let long = try vq(["serve", "--listen", "127.0.0.1:0", "--data-dir", scratch.path + "/long", "--write-timeout", "1e12"])
+        #expect(long.status == 2 && long.stderr.contains("--write-timeout is '1e12'; expected a positive number of seconds, at most 86400"), "\(long.stderr)")
     }
 }
 

@@ -21,7 +21,7 @@ extension QdrantAPI {
     }
 
     /// `POST /collections/aliases`: create, delete and rename aliases, all or nothing.
-    func changeAliases(_ body: JSON, _ start: UInt64) throws -> HTTPResponse {
+    func changeAliases(_ body: JSON, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
         let actions = try AliasAction.parse(body)
         if let cluster {
             // Checked here first, so a bad batch is a 400/404 with its reason, not a silent no-op;
@@ -31,7 +31,7 @@ extension QdrantAPI {
             } catch let e as VQError where e.kind == .notFound && cluster.catchUp() {
                 _ = try AliasAction.apply(actions, to: cluster.aliases) { cluster.collectionMeta($0) != nil }
             }
-            try cluster.propose(ClusterState.changeAliases(actions))
+            try cluster.propose(ClusterState.changeAliases(actions), timeout: try commitTimeout(r))
         } else {
             try engine.changeAliases(actions)
         }
@@ -99,18 +99,19 @@ extension QdrantAPI {
         case "true", "": force = true
         case let other?: throw VQError.invalid("force is \"\(other)\"; expected true or false")
         }
+        let timeout = try timeoutParameter(r)
         if force {
             for (name, shard) in cluster.metadata.replicas(of: id) {
-                try moveOff(id, name, shard, cluster: cluster)
+                try moveOff(id, name, shard, cluster: cluster, timeout: timeout ?? 10)
             }
         }
-        try cluster.removePeer(id)
+        try cluster.removePeer(id, timeout: timeout ?? 20)
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
     /// Takes `peer`'s replica of `shard` away: to the voter with the fewest replicas that holds
     /// none of this shard (copied from the primary), else dropped when another replica is active.
-    private func moveOff(_ peer: PeerID, _ name: String, _ shard: Int, cluster: ClusterNode) throws {
+    private func moveOff(_ peer: PeerID, _ name: String, _ shard: Int, cluster: ClusterNode, timeout: Double) throws {
         let state = cluster.metadata
         guard let shards = state.collections[name]?.shards, shards.indices.contains(shard) else { return }
         let replicas = shards[shard]
@@ -121,22 +122,22 @@ extension QdrantAPI {
         let what = "\(name)/\(shard)"
         if othersActive {
             // Another replica can serve and be copied from: drop this one first, so nothing waits on it.
-            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: peer))
+            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: peer), timeout: timeout)
             if let target {
-                try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target))
+                try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target), timeout: timeout)
                 try engine.collection(name).replicaSets[shard].catchUp(to: target, after: nil)
             }
         } else {
             guard let target else {
                 throw VQError.invalid("peer \(peer) holds the only active replica of \(what) and no other peer can take it")
             }
-            try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target))
+            try cluster.propose(ClusterState.replica("add_replica", name, shard: shard, peer: target), timeout: timeout)
             do {
                 try engine.collection(name).replicaSets[shard].catchUp(to: target, after: nil)
             } catch {
                 throw VQError(.io, "peer \(peer) holds the only active replica of \(what) and it could not be copied to peer \(target): \(error)")
             }
-            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: peer))
+            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: peer), timeout: timeout)
         }
         cluster.logEvent("replica moved off a removed peer", [("collection", .string(name)), ("shard", .int(Int64(shard))),
                                                                ("from", .uint(peer)), ("to", target.map { .uint($0) } ?? .null)])
@@ -182,7 +183,8 @@ extension QdrantAPI {
             }
             return method
         }
-        let mover = Rebalancer(node: cluster, engine: engine)
+        let timeout = try commitTimeout(r)
+        let mover = Rebalancer(node: cluster, engine: engine, commitTimeout: timeout)
         guard case .object(let ops) = body, ops.count == 1 else {
             throw VQError.invalid("expected exactly one of move_shard, replicate_shard or drop_replica")
         }
@@ -212,7 +214,7 @@ extension QdrantAPI {
         } else if let op = body["drop_replica"] {
             try check(op, "drop_replica", ["shard_id", "peer_id"])
             let shard = try shardOf(op, "drop_replica")
-            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: try peer(op, "peer_id", "drop_replica")))
+            try cluster.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: try peer(op, "peer_id", "drop_replica")), timeout: timeout)
         } else {
             throw VQError.invalid("expected one of move_shard, replicate_shard or drop_replica")
         }

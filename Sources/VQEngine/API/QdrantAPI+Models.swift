@@ -90,13 +90,25 @@ extension QdrantAPI {
         case "true", "1", "": wait = .applied
         case let other?: throw VQError.invalid("wait is \"\(other)\"; expected true or false")
         }
-        var timeout = config.writeTimeout
-        if let t = r.query["timeout"] {
-            guard let v = Double(t), v > 0 else { throw VQError.invalid("timeout is \"\(t)\"; expected a positive number of seconds") }
-            timeout = v
-        }
-        return (wait, Date().addingTimeInterval(timeout))
+        return (wait, Date().addingTimeInterval(try timeoutParameter(r) ?? config.writeTimeout))
     }
+
+    /// The longest `?timeout=S` taken: a day. (Far larger deadlines overflow the clock that
+    /// waits on them: Foundation's `NSCondition.wait(until:)` traps past about 9.2e9 s.)
+    static let maxTimeout: Double = 86_400
+
+    /// `?timeout=S`, checked: a positive number of seconds, at most a day; nil when not given.
+    func timeoutParameter(_ r: HTTPRequest) throws -> Double? {
+        guard let t = r.query["timeout"] else { return nil }
+        guard let v = Double(t), v > 0, v <= Self.maxTimeout else {
+            throw VQError.invalid("timeout is \"\(t)\"; expected a positive number of seconds, at most \(Int(Self.maxTimeout))")
+        }
+        return v
+    }
+
+    /// How long a metadata change may take to commit through Raft: `?timeout=S` (Qdrant's "wait
+    /// for operation commit"), else 10 s. Without a cluster a change commits at once, locally.
+    func commitTimeout(_ r: HTTPRequest) throws -> Double { try timeoutParameter(r) ?? 10 }
 
     func updateResult(_ ticket: WriteTicket, _ wait: WriteWait, _ start: UInt64) -> HTTPResponse {
         APIEnvelope.ok(.object([("operation_id", .int(Int64(ticket.ops.values.max() ?? 0))),
@@ -182,7 +194,7 @@ extension QdrantAPI {
             }
             let placement = try ClusterState.placement(shards: c.shardNumber, replicas: c.replicationFactor, peers: cluster.status.voters)
             do {
-                try cluster.propose(ClusterState.createCollection(name, c, placement: placement))
+                try cluster.propose(ClusterState.createCollection(name, c, placement: placement), timeout: try commitTimeout(r))
             } catch let e as VQError where e.kind == .conflict && cluster.collectionMeta(name)?.config == c {
                 // Committed by an attempt whose answer was lost (a leader change): it is ours.
             }
@@ -378,7 +390,7 @@ extension QdrantAPI {
                   c.replicationFactor == meta.config.replicationFactor else {
                 throw VQError.invalid("vector size, distance, shard_number and replication_factor cannot change; create a new collection")
             }
-            try cluster.propose(ClusterState.updateCollection(name, c))
+            try cluster.propose(ClusterState.updateCollection(name, c), timeout: try commitTimeout(r))
             return APIEnvelope.ok(.bool(true), since: start)
         }
         _ = try engine.updateCollection(name) { c in try changeCollection(&c, body) }

@@ -120,8 +120,11 @@ package final class QdrantAPI: @unchecked Sendable {
     /// Query parameters: Qdrant's that vq honours, each value checked; anything else is refused
     /// by name (400), never ignored.
     /// - `wait`, `timeout` (writes of points; `wait` also on payload index changes): their values
-    ///   checked here once; other routes neither wait for anything nor stop early, so there they
-    ///   are refused.
+    ///   checked here once.
+    /// - `timeout` on metadata changes (collections created, updated or deleted, aliases, shard
+    ///   moves, peers removed): how long the change may take to commit through Raft
+    ///   (`commitTimeout`), as Qdrant's "wait for operation commit".
+    /// - Other routes neither wait for anything nor stop early, so there these are refused.
     /// - `ordering` (writes of points and index changes): weak, medium or strong. vq orders every write of a shard through
     ///   its primary replica, which is what strong asks; weak and medium get that too.
     /// - `consistency` (reads): a number (at most the collection's replication_factor), majority,
@@ -132,10 +135,11 @@ package final class QdrantAPI: @unchecked Sendable {
         guard !r.query.isEmpty, route.access != .peer else { return .factor(1) }
         var allowed: [String] = []
         // Writes of points take all three; a payload index change waits (and is ordered) like
-        // one but has no timeout; other writes (collections, aliases, optimize, ...) run to the
-        // end and take none of them.
+        // one but has no timeout; metadata changes bound their commit by a timeout; other writes
+        // (optimize, repair, ...) run to the end and take none of them.
         if route.access == .write && route.name.hasPrefix("points.") { allowed += ["wait", "timeout", "ordering"] }
         if route.access == .write && route.name.hasPrefix("collections.index.") { allowed += ["wait", "ordering"] }
+        if Self.commitRoutes.contains(route.name) { allowed.append("timeout") }
         // Reads of points only (a collection's info, cluster view or aliases read no replica's points).
         if route.access == .read && collection != nil && (route.name.hasPrefix("points.") || route.name == "collections.facet") {
             allowed.append("consistency")
@@ -178,6 +182,10 @@ package final class QdrantAPI: @unchecked Sendable {
         return consistency
     }
 
+    /// Routes that change the cluster's metadata and take Qdrant's `timeout` for its commit.
+    static let commitRoutes: Set<String> = ["collections.create", "collections.update", "collections.delete",
+                                            "collections.aliases.update", "collections.cluster.update", "cluster.remove_peer"]
+
     /// Checks the credential a route needs.
     /// - Throws: `.unauthorized` without a valid key, `.forbidden` for a key that may not do this
     ///   (the read-only key writing; anything but the cluster secret on a peer route).
@@ -219,11 +227,11 @@ package final class QdrantAPI: @unchecked Sendable {
 
     /// `DELETE /collections/{name}` (through Raft for a distributed collection): `true` when it was deleted, `false` when there was none (as
     /// Qdrant answers: clients and test fixtures delete before every create).
-    func deleteCollection(_ name: String, _ start: UInt64) throws -> HTTPResponse {
+    func deleteCollection(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
         try Engine.validateName(name)
         // A peer behind the leader may not know the collection yet: ask after catching up.
         if let cluster, cluster.collectionMeta(name) != nil || (cluster.catchUp() && cluster.collectionMeta(name) != nil) {
-            try cluster.propose(ClusterState.deleteCollection(name))
+            try cluster.propose(ClusterState.deleteCollection(name), timeout: try commitTimeout(r))
         } else {
             do { try engine.deleteCollection(name) } catch let e as VQError where e.kind == .notFound {
                 return APIEnvelope.ok(.bool(false), since: start)

@@ -137,7 +137,7 @@ extension QdrantAPI {
             return APIEnvelope.ok(.object([("collections", .array(list))]), since: c.start)
         },
         Route("PUT", "collections/{name}", "collections.create", .write) { api, c in try api.createCollection(c.params[0], c.request, c.start) },
-        Route("POST", "collections/aliases", "collections.aliases.update", .write) { api, c in try api.changeAliases(try c.body(), c.start) },
+        Route("POST", "collections/aliases", "collections.aliases.update", .write) { api, c in try api.changeAliases(try c.body(), c.request, c.start) },
         Route("GET", "aliases", "aliases.list", .read, inline: true) { api, c in APIEnvelope.ok(try api.aliasList(of: nil), since: c.start) },
         Route("GET", "collections/{name}/aliases", "collections.aliases", .read, inline: true) { api, c in
             APIEnvelope.ok(try api.aliasList(of: c.params[0]), since: c.start)
@@ -146,7 +146,7 @@ extension QdrantAPI {
             APIEnvelope.ok(try api.collectionInfo(c.params[0]), since: c.start)
         },
         Route("PATCH", "collections/{name}", "collections.update", .write) { api, c in try api.updateCollection(c.params[0], c.request, c.start) },
-        Route("DELETE", "collections/{name}", "collections.delete", .write) { api, c in try api.deleteCollection(c.params[0], c.start) },
+        Route("DELETE", "collections/{name}", "collections.delete", .write) { api, c in try api.deleteCollection(c.params[0], c.request, c.start) },
         Route("GET", "collections/{name}/exists", "collections.exists", .read, inline: true) { api, c in
             let name = c.params[0]
             let exists = (try? Engine.validateName(name)) != nil && api.engine.hasCollection(name)

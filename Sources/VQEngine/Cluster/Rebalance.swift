@@ -90,12 +90,15 @@ package enum Rebalance {
 package struct Rebalancer: Sendable {
     private let node: ClusterNode
     private let engine: Engine
+    /// How long each metadata change may take to commit.
+    private let commitTimeout: Double
     /// One run at a time per process (a second is refused, not queued).
     private static let running = Atomic<Bool>(false)
 
-    package init(node: ClusterNode, engine: Engine) {
+    package init(node: ClusterNode, engine: Engine, commitTimeout: Double = 10) {
         self.node = node
         self.engine = engine
+        self.commitTimeout = commitTimeout
     }
 
     /// Adds `to` as a replica of the shard (Partial) unless it holds one, and has the primary copy
@@ -106,13 +109,13 @@ package struct Rebalancer: Sendable {
             throw VQError(.notFound, "collection \"\(name)\" has no shard \(shard)")
         }
         let added = !shards[shard].contains { $0.peer == to }
-        if added { try node.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to)) }
+        if added { try node.propose(ClusterState.replica("add_replica", name, shard: shard, peer: to), timeout: commitTimeout) }
         do {
             let collection = try engine.collection(name)
             guard collection.replicaSets.indices.contains(shard) else { throw VQError(.notFound, "collection \"\(name)\" has no shard \(shard) here") }
             try collection.replicaSets[shard].catchUp(to: to, after: nil, method: method)
         } catch {
-            if added { try? node.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: to)) }
+            if added { try? node.propose(ClusterState.replica("drop_replica", name, shard: shard, peer: to), timeout: commitTimeout) }
             throw error
         }
     }
@@ -127,7 +130,7 @@ package struct Rebalancer: Sendable {
         guard active() else {
             throw VQError(.conflict, "\(move): the new replica is not Active; the old one is kept")
         }
-        try node.propose(ClusterState.replica("drop_replica", move.collection, shard: move.shard, peer: move.from))
+        try node.propose(ClusterState.replica("drop_replica", move.collection, shard: move.shard, peer: move.from), timeout: commitTimeout)
         node.logEvent("replica moved", [("collection", .string(move.collection)), ("shard", .int(Int64(move.shard))),
                                         ("from", .uint(move.from)), ("to", .uint(move.to))])
     }

@@ -50,6 +50,12 @@ import Testing
             #expect(s == 200 && body?["result"]?["points"]?.arrayValue?.count == 1, "consistency \(consistency): one replica is all of them")
         }
         #expect(call(api, "PUT", "/collections/q/index", #"{"field_name":"k","field_schema":"keyword"}"#, query: ["wait": "true", "ordering": "weak"]).0 == 200)
+        // Metadata changes take Qdrant's timeout (a server without a cluster commits at once).
+        #expect(call(api, "PUT", "/collections/t", #"{"vectors":{"size":2,"distance":"Dot"}}"#, query: ["timeout": "30"]).0 == 200)
+        #expect(call(api, "PATCH", "/collections/t", #"{"optimizers_config":{}}"#, query: ["timeout": "30"]).0 == 200)
+        #expect(call(api, "POST", "/collections/aliases", #"{"actions":[{"create_alias":{"collection_name":"t","alias_name":"u"}}]}"#,
+                     query: ["timeout": "30"]).0 == 200)
+        #expect(call(api, "DELETE", "/collections/t", nil, query: ["timeout": "30"]).1?["result"] == .bool(true))
         for (method, path, body, query, status, fragment) in [
             ("PUT", "/collections/q/points", upsert, ["wait": "true", "ordering": "fast"], 422, "ordering"),
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["consistency": "0"], 422, "consistency"),
@@ -60,10 +66,15 @@ import Testing
             ("GET", "/collections", nil, ["consistency": "all"], 400, "\"consistency\""),
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["timeout": "5"], 400, "\"timeout\""),
             ("PUT", "/collections/q/points", upsert, ["timeout": "abc"], 400, "timeout"),
-            // Writes that are not of points run to the end: wait, timeout and ordering mean nothing there.
-            ("PATCH", "/collections/q", #"{"optimizers_config":{}}"#, ["timeout": "5"], 400, "\"timeout\""),
+            // A deadline past what the clock can wait on (NSCondition traps) is refused, not taken.
+            ("PUT", "/collections/q/points", upsert, ["timeout": "1e12", "wait": "true"], 400, "at most 86400"),
+            ("PUT", "/collections/q/points", upsert, ["timeout": "inf"], 400, "at most 86400"),
+            // Metadata changes take a timeout for their commit (checked the same way), nothing else.
+            ("PATCH", "/collections/q", #"{"optimizers_config":{}}"#, ["timeout": "0"], 400, "timeout"),
+            ("PUT", "/collections/r", #"{"vectors":{"size":2,"distance":"Dot"}}"#, ["timeout": "1e12"], 400, "at most 86400"),
             ("DELETE", "/collections/q", nil, ["wait": "true"], 400, "\"wait\""),
             ("POST", "/collections/q/optimize", nil, ["ordering": "strong"], 400, "\"ordering\""),
+            ("POST", "/collections/q/optimize", nil, ["timeout": "5"], 400, "\"timeout\""),
             ("PUT", "/collections/q/index", #"{"field_name":"k","field_schema":"keyword"}"#, ["timeout": "5"], 400, "\"timeout\""),
             ("POST", "/collections/q/points/query", #"{"query":[1,0],"params":{"quantization":{"oversampling":2}}}"#, [:], 400, "no quantization_config"),
         ] as [(String, String, String?, [String: String], Int, String)] {
