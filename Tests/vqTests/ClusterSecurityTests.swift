@@ -151,6 +151,9 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "sh
             ("a length past the end", Array(ShardWire.encodeOperations([one]).dropLast()), "malformed"),
             ("no sequence numbers", ShardWire.encodeOperations([one]), "sequence numbers"),
         ]
+        // A forwarded write's timeout is bounded as the API's is.
+        let late = try request(a.port, "POST", "/internal/shards/c/0/write?timeout=1e12", bytes: one, headers: secret)
+        #expect(late.status == 400 && late.body.contains("at most 86400"), "\(late.status) \(late.body)")
         for (what, body, fragment) in batches {
             let r = try request(a.port, "POST", "/internal/shards/c/0/apply-batch", bytes: body, headers: secret)
             #expect(r.status == 400 && r.body.contains(fragment), "apply-batch \(what): \(r.status) \(r.body)")

@@ -308,11 +308,13 @@ extension QdrantAPI {
         return APIEnvelope.ok(.object([("index", .uint(cluster.status.applied))]), since: c.start)
     }
 
-    /// `.../write`: a write forwarded to this peer as the shard's primary.
+    /// `.../write[?timeout=S]`: a write forwarded to this peer as the shard's primary; it waits
+    /// on a full update queue for what is left of the caller's timeout (else `--write-timeout`).
     func shardWrite(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let config = collection.config
         let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(c.request.body, vectors: config.vectors)
-        try collection.replicaSets[shard].writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: Date().addingTimeInterval(self.config.writeTimeout),
+        let timeout = try timeoutParameter(c.request) ?? self.config.writeTimeout
+        try collection.replicaSets[shard].writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: Date().addingTimeInterval(timeout),
                                                           config: config)
         return .text(200, "ok")
     }

@@ -95,11 +95,14 @@ extension QdrantAPI {
 
     /// The longest `?timeout=S` taken: a day. (Far larger deadlines overflow the clock that
     /// waits on them: Foundation's `NSCondition.wait(until:)` traps past about 9.2e9 s.)
-    static let maxTimeout: Double = 86_400
+    package static let maxTimeout: Double = 86_400
 
     /// `?timeout=S`, checked: a positive number of seconds, at most a day; nil when not given.
-    func timeoutParameter(_ r: HTTPRequest) throws -> Double? {
-        guard let t = r.query["timeout"] else { return nil }
+    func timeoutParameter(_ r: HTTPRequest) throws -> Double? { try Self.timeout(r.query["timeout"]) }
+
+    /// A `timeout` parameter's text, checked (see `timeoutParameter`).
+    package static func timeout(_ text: String?) throws -> Double? {
+        guard let t = text else { return nil }
         guard let v = Double(t), v > 0, v <= Self.maxTimeout else {
             throw VQError.invalid("timeout is \"\(t)\"; expected a positive number of seconds, at most \(Int(Self.maxTimeout))")
         }

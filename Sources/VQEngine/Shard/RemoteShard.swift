@@ -54,8 +54,11 @@ package struct RemoteShard: Sendable {
     }
 
     /// Forwards a write to this replica as the shard's primary (it orders and replicates).
-    package func write(_ operation: [UInt8], _ wait: WriteWait, timeout: Double) throws {
-        _ = try call("write", ShardWire.encodeOperation(operation, wait), timeout: timeout)
+    /// - Parameter queueTimeout: how long the primary may wait on a full update queue (the
+    ///   caller's `?timeout`, what is left of it); the primary's `--write-timeout` when nil.
+    package func write(_ operation: [UInt8], _ wait: WriteWait, timeout: Double, queueTimeout: Double? = nil) throws {
+        let query = queueTimeout.map { "?timeout=\(min(QdrantAPI.maxTimeout, max(0.001, $0)))" } ?? ""
+        _ = try call("write" + query, ShardWire.encodeOperation(operation, wait), timeout: timeout)
     }
 
     /// Sends an operation the primary (this peer) ordered as (`seq`, `epoch`).

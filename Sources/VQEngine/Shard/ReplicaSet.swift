@@ -452,7 +452,7 @@ package final class ReplicaSet: Sendable {
                 }
             }
             do {
-                try forward(placement, to: primary, encoded, wait)
+                try forward(placement, to: primary, encoded, wait, deadline: deadline)
                 return nil
             } catch let e as VQError where e.kind == .busy {
                 // It is no longer the primary (metadata moved on): ask again.
@@ -473,11 +473,14 @@ package final class ReplicaSet: Sendable {
 
     /// Forwards a write to the shard's primary (`watched`: one that answers neither it nor a
     /// ping counts as gone at once, rather than when the write's own call times out, after 3
-    /// peer timeouts: the primary may itself wait for its replicas and for consensus).
-    private func forward(_ placement: any ReplicaPlacement, to primary: PeerID, _ encoded: [UInt8], _ wait: WriteWait) throws {
+    /// peer timeouts: the primary may itself wait for its replicas and for consensus). The
+    /// primary waits on a full update queue until `deadline` (what is left of the caller's
+    /// timeout), as a write taken here would.
+    private func forward(_ placement: any ReplicaPlacement, to primary: PeerID, _ encoded: [UInt8], _ wait: WriteWait, deadline: Date?) throws {
         let replica = remote(placement, primary)
-        let limit = 3 * placement.callTimeout
-        try watched(placement, primary, "a write") { try replica.write(encoded, wait, timeout: limit) }
+        let queueTimeout = deadline.map { $0.timeIntervalSinceNow }
+        let limit = 3 * placement.callTimeout + max(0, queueTimeout ?? 0)
+        try watched(placement, primary, "a write") { try replica.write(encoded, wait, timeout: limit, queueTimeout: queueTimeout) }
     }
 
     /// Runs `call` to `peer`, checking meanwhile that the peer is there: while it is unanswered,

@@ -84,6 +84,9 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
 
     func replicas(_ collection: String, _ shard: Int) -> [Replica]? { shared.withLock { $0 } }
 
+    /// How long a forwarded write without a timeout waits for room (the server's --write-timeout).
+    static let writeTimeout = 10.0
+
     func post(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double?) throws -> [UInt8] {
         // /internal/shards/{collection}/{shard}/{action}
         let parts = path.split(separator: "/").map(String.init)
@@ -93,7 +96,10 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             if failPing.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
             return []
         }
-        let action = parts[4]
+        // The action, and the one query parameter a peer call takes (a forwarded write's timeout).
+        let action = String(parts[4].prefix { $0 != "?" })
+        let timeout = try QdrantAPI.timeout(parts[4].split(separator: "?").dropFirst().first?.split(separator: "&")
+            .first { $0.hasPrefix("timeout=") }.map { String($0.dropFirst(8)) })
         calls.withLock { $0[action, default: 0] += 1 }
         guard let other, let shard = Int(parts[3]) else { throw VQError(.unreachable, "peer \(peer) is gone") }
         let collection = try other.collection(parts[2])
@@ -127,7 +133,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
                 while stallWrite.load(ordering: .relaxed) && Date() < until { Thread.sleep(forTimeInterval: 0.005) }
             }
             let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(body, vectors: collection.config.vectors)
-            try set.writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: nil, config: collection.config)
+            try set.writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: Date().addingTimeInterval(timeout ?? Self.writeTimeout),
+                                   config: collection.config)
             return []
         case "apply-batch":
             if failApply.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
@@ -208,9 +215,10 @@ struct ReplicaPair {
     var engines: [Engine]
     let config: CollectionConfig
 
-    init(files: Bool = true, history: (bytes: Int, pinned: Int)? = nil) throws {
+    init(files: Bool = true, history: (bytes: Int, pinned: Int)? = nil, updateQueueSize: Int? = nil) throws {
         var config = CollectionConfig(dim: 4, distance: .cosine)
         config.replicationFactor = 2
+        if let updateQueueSize { config.updateQueueSize = updateQueueSize }
         self.config = config
         var placements: [PairPlacement] = []
         var engines: [Engine] = []

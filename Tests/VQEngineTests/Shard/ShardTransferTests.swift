@@ -323,6 +323,36 @@ final class Tally: Sendable {
         try pair.close()
     }
 
+    @Test("a write forwarded to its primary waits on the primary's full update queue for what is left of the caller's timeout")
+    func forwardedWriteTimeout() throws {
+        let pair = try ReplicaPair(updateQueueSize: 1)
+        pair.placements[1].forwardWrites.store(true, ordering: .relaxed)
+        // The primary's applier takes the first write and stops; the second fills its queue.
+        let primary = try pair.set(0).local
+        primary.holdApplierForTesting.store(true, ordering: .relaxed)
+        for id in [UInt64(1), 2] {
+            var points = pair.batch([id])
+            _ = try pair.engines[0].collection("c").upsert(&points, wait: .durable)
+        }
+        // Through the replica: its timeout reaches the primary, which refuses once it passes
+        // (with no timeout carried, the primary would wait for room until the call gave up).
+        var third = pair.batch([3])
+        let began = Date()
+        do {
+            _ = try pair.engines[1].collection("c").upsert(&third, wait: .durable, deadline: Date().addingTimeInterval(0.3))
+            Issue.record("a write past a full queue was acknowledged")
+        } catch let e as VQError {
+            #expect(e.kind == .rateLimited, "\(e)")
+        }
+        #expect(Date().timeIntervalSince(began) < PairPlacement.writeTimeout / 2, "the primary waited its own write timeout, not the caller's")
+        #expect(pair.placements[1].calls.withLock { $0["write", default: 0] } == 1)
+        primary.holdApplierForTesting.store(false, ordering: .relaxed)
+        var again = pair.batch([3])
+        _ = try pair.engines[1].collection("c").upsert(&again, wait: .applied)
+        #expect(try pair.set(0).local.pointCount == 3)
+        try pair.close()
+    }
+
     @Test("a replica of a peer just found gone is sent the write but not waited for once enough others have it")
     func suspectedReplica() throws {
         let pair = try ReplicaPair()
