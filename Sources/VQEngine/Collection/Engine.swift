@@ -177,6 +177,8 @@ package final class Engine: @unchecked Sendable {
     }
 
     /// Replaces collection `name` (if any) with the collection unpacked in `dir`, at once (a rename).
+    /// The old collection is moved aside first; a crash before the new one is in place puts it
+    /// back when the directory is next opened (`DataDirectory.finishReplacements`).
     /// - Throws: `.conflict` when `name` is an alias.
     package func install(_ name: String, from dir: String) throws {
         try Engine.validateName(name)
@@ -187,18 +189,18 @@ package final class Engine: @unchecked Sendable {
         }
         if let c = open.removeValue(forKey: name) { try? c.close() }
         let target = directory.collectionDir(name)
-        let doomed = directory.collectionsDir + "/.deleting-" + name
-        try FileIO.removeTree(doomed)
+        let aside = directory.replacedDir(name)
+        try FileIO.removeTree(aside)
         if FileIO.exists(target) {
-            guard rename(target, doomed) == 0 else { throw ioError("rename", target) }
+            guard rename(target, aside) == 0 else { throw ioError("rename", target) }
         }
         guard rename(dir, target) == 0 else {
             let failure = ioError("rename", dir)
-            if FileIO.exists(doomed) { _ = rename(doomed, target) }  // the old collection stays
+            if FileIO.exists(aside) { _ = rename(aside, target) }  // the old collection stays
             throw failure
         }
         try FileIO.syncDirectory(directory.collectionsDir)
-        try FileIO.removeTree(doomed)
+        try FileIO.removeTree(aside)
     }
 
     // MARK: aliases

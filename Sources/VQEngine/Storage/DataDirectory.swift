@@ -38,6 +38,9 @@ package struct DataDirectory: Sendable {
     /// The cluster secret every peer call carries (mode 0600).
     package var clusterSecret: String { clusterDir + "/secret" }
     package func collectionDir(_ name: String) -> String { collectionsDir + "/" + name }
+    /// Where `Engine.install` keeps the collection it replaces until the new one is in place.
+    package func replacedDir(_ name: String) -> String { collectionsDir + "/" + DataDirectory.replacedPrefix + name }
+    static let replacedPrefix = ".replaced-"
     package var snapshotsDir: String { root + "/snapshots" }
     /// A collection's snapshots (full ones sit in `snapshotsDir` itself).
     package func snapshotsDir(of collection: String) -> String { snapshotsDir + "/" + collection }
@@ -86,6 +89,26 @@ package struct DataDirectory: Sendable {
             }
         } else {
             try FileIO.writeAtomically(marker, Array("{\"format\":\"vq-data\",\"version\":\(DataDirectory.formatVersion)}\n".utf8))
+        }
+        try finishReplacements()
+    }
+
+    /// Finishes a collection's replacement (`Engine.install`: a snapshot recovered over it) that a
+    /// crash cut short. The old collection was moved aside first: when the new one is not in its
+    /// place, the old one goes back (the recover was never acknowledged); when it is, the old one
+    /// goes. Either way the collection is whole.
+    func finishReplacements() throws {
+        for entry in FileIO.list(collectionsDir) where entry.hasPrefix(DataDirectory.replacedPrefix) {
+            let name = String(entry.dropFirst(DataDirectory.replacedPrefix.count))
+            let aside = collectionsDir + "/" + entry
+            if FileIO.exists(collectionDir(name)) {
+                try FileIO.removeTree(aside)
+            } else {
+                guard rename(aside, collectionDir(name)) == 0 else {
+                    throw VQError(.io, "cannot put collection \"\(name)\" back from \(aside): \(String(cString: strerror(errno)))")
+                }
+                try FileIO.syncDirectory(collectionsDir)
+            }
         }
     }
 }

@@ -255,4 +255,45 @@ import Testing
         #expect(try fresh.aliases() == ["latest": "two"])
         try fresh.close()
     }
+
+    @Test("a recover over a collection that a crash cut short leaves the collection whole: the old one back, or the new one alone")
+    func replacementCutShort() throws {
+        let tmp = TempDir()
+        let directory = DataDirectory(tmp.path)
+        /// The directory opened (its replacements finished), used and closed.
+        func opened(_ body: (Engine, QdrantAPI) throws -> Void) throws {
+            let engine = try Engine(path: tmp.path, warn: { _ in })
+            try body(engine, QdrantAPI(engine: engine, config: APIConfig()))
+            try engine.close()
+        }
+        var old = "", newer = "", file = ""
+        try opened { engine, api in
+            var rng = SplitMix64(seed: 8)
+            #expect(call(api, "PUT", "/collections/r", #"{"vectors":{"size":8,"distance":"Dot"}}"#).0 == 200)
+            #expect(upsert(api, "r", 0..<30, &rng) == 200)
+            old = dump(api, "r")
+            file = try engine.snapshotPath(of: "r", try #require(call(api, "POST", "/collections/r/snapshots").1?["result"]?["name"]?.stringValue))
+            #expect(upsert(api, "r", 30..<40, &rng) == 200)
+            newer = dump(api, "r")
+        }
+        // Cut short after the old collection was moved aside, before the new one took its place.
+        #expect(rename(directory.collectionDir("r"), directory.replacedDir("r")) == 0)
+        try opened { engine, api in
+            #expect(dump(api, "r") == newer, "the collection that was being replaced is back")
+            #expect(!FileIO.exists(directory.replacedDir("r")))
+            try engine.recoverSnapshot(file, as: "s", checksum: nil)
+        }
+        // Cut short after the new one took its place, before the old one was removed.
+        #expect(rename(directory.collectionDir("r"), directory.replacedDir("r")) == 0)
+        #expect(rename(directory.collectionDir("s"), directory.collectionDir("r")) == 0)
+        try opened { engine, api in
+            #expect(dump(api, "r") == old, "the recovered collection stays")
+            #expect(!FileIO.exists(directory.replacedDir("r")) && engine.collectionNames() == ["r"])
+            // And a recover whole: nothing is left aside.
+            var rng = SplitMix64(seed: 1)
+            #expect(upsert(api, "r", 50..<60, &rng) == 200)
+            try engine.recoverSnapshot(file, as: "r", checksum: nil)
+            #expect(dump(api, "r") == old && FileIO.list(directory.collectionsDir) == ["r"])
+        }
+    }
 }
