@@ -59,7 +59,7 @@ func peerID(_ server: ServerProcess) -> UInt64? { PeerView(server.port).flatMap 
 
 /// The internal routes a peer serves (all POST), for a collection "c".
 let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "shards/c/0/write", "shards/c/0/apply", "shards/c/0/apply-batch", "shards/c/0/search",
-                      "shards/c/0/transfer", "shards/c/0/receive", "shards/c/0/count", "shards/c/0/scan", "shards/c/0/position"]
+                      "shards/c/0/transfer", "shards/c/0/receive", "shards/c/0/count", "shards/c/0/scan", "shards/c/0/position", "shards/c/0/at-position"]
 
 @Suite(.serialized) struct ClusterSecurityTests {
     @Test("a fresh vq serve closes every internal route: it generates a secret (0600) that vq cluster token prints and vq join needs")
@@ -171,6 +171,15 @@ let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "sh
             let r = try request(a.port, "POST", "/internal/shards/c/0/search", bytes: body, headers: secret)
             #expect(r.status == 400 && r.body.contains(fragment), "\(what): \(r.status) \(r.body)")
         }
+        // A read at a position: the read is named by a known code, and its own body is checked as it is alone.
+        for (what, body, fragment) in [("no read", [], "names read none"), ("read 9", [9], "names read 9"),
+                                       ("a 2-d search", [1] + WireBytes.search([1, 0], k: 1, ef: 4), "2 dimensions"),
+                                       ("a truncated scan", [2, 1], "malformed")] as [(String, [UInt8], String)] {
+            let r = try request(a.port, "POST", "/internal/shards/c/0/at-position", bytes: body, headers: secret)
+            #expect(r.status == 400 && r.body.contains(fragment), "at-position \(what): \(r.status) \(r.body)")
+        }
+        let counted = try request(a.port, "POST", "/internal/shards/c/0/at-position", bytes: [3], headers: secret)
+        #expect(counted.status == 200 && counted.headers.lowercased().contains("content-length: 24"), "\(counted.headers)")
         let receives: [(String, [UInt8])] = [
             ("payload not an object", WireBytes.receive(clear: false, dim: 4, records: [(9, [1, 0, 0, 0], Array("\"text\"".utf8))])),
             ("wrong dimension", WireBytes.receive(clear: false, dim: 2, records: [(9, [1, 0], nil)])),

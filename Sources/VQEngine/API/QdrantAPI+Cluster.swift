@@ -361,6 +361,23 @@ extension QdrantAPI {
         return .binary(ShardWire.encodeSparseCounts(try readable(collection, shard).sparseStats(store: store, terms: terms)))
     }
 
+    /// `.../at-position`: a read (search, scan or count) answered after this replica's
+    /// replication position (`readablePosition`), the position first: a consistency read
+    /// compares replicas by it, and asks for both in one call.
+    func shardAtPosition(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
+        let (action, body) = try ShardWire.decodeAtPosition(c.request.body)
+        let position = try collection.replicaSets[shard].readablePosition()
+        var request = c.request
+        request.body = body
+        let inner = RouteCall(request: request, params: c.params, start: c.start)
+        let answer = switch action {
+        case .search: try shardSearch(collection, shard, inner)
+        case .scan: try shardScan(collection, shard, inner)
+        case .count: try shardCount(collection, shard, inner)
+        }
+        return .binary(ShardWire.encodeAtPositionAnswer(position, answer.body))
+    }
+
     func shardCount(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         .binary(ShardWire.encodeCount(try readable(collection, shard).pointCount))
     }

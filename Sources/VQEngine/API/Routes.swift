@@ -309,6 +309,7 @@ extension QdrantAPI {
         shard("transfer", "internal.shard.transfer") { api, col, s, c in try api.shardTransfer(col, s, c) },
         shard("receive", "internal.shard.receive", copy: true) { api, col, s, c in try api.shardReceive(col, s, c) },
         shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
+        shard("at-position", "internal.shard.at_position") { api, col, s, c in try api.shardAtPosition(col, s, c) },
         shard("position", "internal.shard.position") { _, col, s, _ in .binary(ShardWire.encodePosition(try col.replicaSets[s].readablePosition())) },
         shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
         shard("receive-files", "internal.shard.receive_files", copy: true) { _, col, s, c in

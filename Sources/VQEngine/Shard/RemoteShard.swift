@@ -32,15 +32,64 @@ package struct RemoteShard: Sendable {
         }
     }
 
+    /// One read a replica answers (search, scan or count): the call and how its answer decodes.
+    package struct Read<T>: Sendable {
+        let action: ShardWire.ReadAction
+        let body: [UInt8]
+        let decode: @Sendable ([UInt8]) throws -> T
+
+        /// The same call, its answer turned into something else.
+        package func map<U>(_ transform: @escaping @Sendable (T) -> U) -> Read<U> {
+            let decode = self.decode
+            return Read<U>(action: action, body: body) { transform(try decode($0)) }
+        }
+    }
+
+    /// Runs `read` on this replica.
+    package func run<T>(_ read: Read<T>) throws -> T {
+        let bytes = try call(read.action.rawValue, read.body)
+        return try answer { try read.decode(bytes) }
+    }
+
+    /// Runs `read` on this replica after its replication position (`readablePosition`), in one
+    /// call (`at-position`); a peer without that route (an older version) is asked for its
+    /// position and then the read, in two.
+    package func runAtPosition<T>(_ read: Read<T>) throws -> (position: UInt64, value: T) {
+        let bytes: [UInt8]
+        do {
+            bytes = try call("at-position", ShardWire.encodeAtPosition(read.action, read.body))
+        } catch let e as VQError where e.kind == .notFound && e.message.contains("no route for") {
+            let position = try self.position().seq
+            return (position, try run(read))
+        }
+        return try answer {
+            let (position, rest) = try ShardWire.decodeAtPositionAnswer(bytes)
+            return (position.seq, try read.decode(rest))
+        }
+    }
+
+    package func searchRead(_ query: [Float], _ request: ShardSearch) -> Read<(hits: [ScoredPoint], skipped: Int)> {
+        Read(action: .search, body: ShardWire.encodeSearch(query, request)) { try ShardWire.decodeHits($0, maxHits: request.k) }
+    }
+
+    package func scanRead(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, vectors: VectorLayout?) -> Read<[PointRecord]> {
+        let dims = withVector ? vectors?.dims ?? [] : [], sparse = withVector ? vectors?.sparse.count ?? 0 : 0
+        let multiDims = withVector ? vectors?.multi.map(\.dim) ?? [] : []
+        return Read(action: .scan, body: ShardWire.encodeScan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload)) {
+            try ShardWire.decodeRecords($0, dims: dims, sparse: sparse, multiDims: multiDims)
+        }
+    }
+
+    package func countRead() -> Read<Int> {
+        Read(action: .count, body: []) { try ShardWire.decodeCount($0) }
+    }
+
     package func search(_ query: [Float], _ request: ShardSearch) throws -> (hits: [ScoredPoint], skipped: Int) {
-        let bytes = try call("search", ShardWire.encodeSearch(query, request))
-        return try answer { try ShardWire.decodeHits(bytes, maxHits: request.k) }
+        try run(searchRead(query, request))
     }
 
     package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, vectors: VectorLayout?) throws -> [PointRecord] {
-        let bytes = try call("scan", ShardWire.encodeScan(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload))
-        return try answer { try ShardWire.decodeRecords(bytes, dims: withVector ? vectors?.dims ?? [] : [], sparse: withVector ? vectors?.sparse.count ?? 0 : 0,
-                                                    multiDims: withVector ? vectors?.multi.map(\.dim) ?? [] : []) }
+        try run(scanRead(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors))
     }
 
     package func sparseStats(store: Int, terms: [UInt32]) throws -> (points: Int, df: [Int]) {
@@ -48,10 +97,7 @@ package struct RemoteShard: Sendable {
         return try answer { try ShardWire.decodeSparseCounts(bytes, terms: terms.count) }
     }
 
-    package func count() throws -> Int {
-        let bytes = try call("count", [])
-        return try answer { try ShardWire.decodeCount(bytes) }
-    }
+    package func count() throws -> Int { try run(countRead()) }
 
     /// Forwards a write to this replica as the shard's primary (it orders and replicates).
     /// - Parameter queueTimeout: how long the primary may wait on a full update queue (the

@@ -10,7 +10,8 @@
 //
 // Where answers hold a point differently (a write reached one replica and not yet the other),
 // the newest wins: the answer of the replica whose replication position (the last operation it
-// has, taken just before its answer, which waits until that operation is applied) is furthest.
+// has, taken just before its answer, which waits until that operation is applied; another
+// peer's replica sends it with its answer, in one call) is furthest.
 // All active replicas apply one sequence of operations, so the furthest has every write the
 // others have. (Positions are compared by sequence number: a replaced primary that still holds
 // an operation no one acknowledged can win until it is repaired.) Counts are resolved as Qdrant
@@ -82,12 +83,16 @@ extension ReplicaSet {
     /// Whether this read asks more than one replica (a consistency above 1, on a distributed collection).
     var readsSeveral: Bool { ReadConsistency.current != .factor(1) && distributed != nil }
 
-    /// Runs `read` on as many active replicas as the current consistency asks (replacing one
-    /// that fails while another is left), each after its replication position, and returns once
+    /// Reads on as many active replicas as the current consistency asks (replacing one that
+    /// fails while another is left), each after its replication position, and returns once
     /// enough have answered (a quorum does not wait for the last replicas).
+    /// - Parameters:
+    ///   - local: the read on this peer's replica.
+    ///   - remote: the read another peer's replica is asked, in one call with its position.
     /// - Returns: the answers, newest first, and how many replicas must hold a point.
     /// - Throws: `.busy` naming every failure when too few answered.
-    func onSeveralReplicas<T: Sendable>(_ read: @escaping @Sendable (any ReplicaPlacement, PeerID) throws -> T) throws
+    func onSeveralReplicas<T: Sendable>(local read: @escaping @Sendable () throws -> T,
+                                        remote ask: @escaping @Sendable (RemoteShard) -> RemoteShard.Read<T>) throws
         -> (answers: [(position: UInt64, value: T)], threshold: Int) {
         guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
         let consistency = ReadConsistency.current
@@ -100,7 +105,10 @@ extension ReplicaSet {
         let fanOut = placement.readFanOut(collection)
         let gathered = try FanOut.gather(order, need: plan.need, ask: plan.ask, delay: Double(fanOut.delayMs) / 1000,
                                          factor: fanOut.factor) { [self] peer in
-            (position: try readPosition(placement, peer), value: try read(placement, peer))
+            if peer == placement.localPeer { return (position: try readablePosition().seq, value: try read()) }
+            // Measured as a read: a replica that stalls is one the read order should move away from.
+            let replica = remote(placement, peer)
+            return try placement.measureRead(peer) { try replica.runAtPosition(ask(replica)) }
         }
         // Extra reads are those beyond the replicas the consistency itself asks for.
         placement.countRead(launched: gathered.launched - plan.ask + 1, delayed: gathered.delayed, fanOutWon: false)
@@ -112,13 +120,6 @@ extension ReplicaSet {
                           + failures.joined(separator: "; ") + ")")
         }
         return (got, plan.threshold)
-    }
-
-    /// A replica's replication position (`readablePosition`). Measured as a read: a replica
-    /// that stalls here is one the read order should move away from, like one that stalls reads.
-    private func readPosition(_ placement: any ReplicaPlacement, _ peer: PeerID) throws -> UInt64 {
-        if peer == placement.localPeer { return try readablePosition().seq }
-        return try placement.measureRead(peer) { try remote(placement, peer).position().seq }
     }
 
     /// This replica's position for a read that compares replicas: taken, then every operation

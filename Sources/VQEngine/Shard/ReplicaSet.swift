@@ -228,13 +228,10 @@ package final class ReplicaSet: Sendable {
     package func search(_ query: [Float], _ request: ShardSearch, config: CollectionConfig) throws -> (hits: [ScoredPoint], skipped: Int) {
         if readsSeveral {
             let local = self.local
-            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
-                if peer == placement.localPeer {
-                    try local.checkIntact()
-                    return query.withUnsafeBufferPointer { local.search($0, request) }
-                }
-                return try placement.measureRead(peer) { try self.remote(placement, peer).search(query, request) }
-            }
+            let (answers, threshold) = try onSeveralReplicas(local: {
+                try local.checkIntact()
+                return query.withUnsafeBufferPointer { local.search($0, request) }
+            }, remote: { $0.searchRead(query, request) })
             let hits = Self.merge(answers.map { ($0.position, $0.value.hits) }, threshold: threshold, id: \.id)
                 .sorted { $0.rank > $1.rank || ($0.rank == $1.rank && $0.id < $1.id) }
             return (Array(hits.prefix(request.k)), answers.map(\.value.skipped).max() ?? 0)
@@ -266,9 +263,9 @@ package final class ReplicaSet: Sendable {
     /// The records of `ids` (or, with ids nil, every point passing `filter`), from one active replica.
     package func scan(ids: [PointID]?, filter: Filter?, withVector: Bool, withPayload: Bool, vectors: VectorLayout) throws -> [PointRecord] {
         if readsSeveral {
-            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
-                try self.scanOn(placement, peer, ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors)
-            }
+            let (answers, threshold) = try onSeveralReplicas(local: { [self] in
+                try self.scanOn(nil, 0, ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors)
+            }, remote: { $0.scanRead(ids: ids, filter: filter, withVector: withVector, withPayload: withPayload, vectors: vectors) })
             return Self.merge(answers.map { ($0.position, $0.value) }, threshold: threshold, id: \.id)
         }
         return try onOneReplica { [self] placement, peer in
@@ -304,13 +301,10 @@ package final class ReplicaSet: Sendable {
     /// The points passing `filter`, from one active replica.
     package func count(filter: Filter) throws -> Int {
         if readsSeveral {
-            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
-                if peer == placement.localPeer {
-                    try local.checkIntact()
-                    return local.count(filter: filter)
-                }
-                return try self.scanOn(placement, peer, ids: nil, filter: filter, withVector: false, withPayload: false, vectors: local.options.vectors).count
-            }
+            let (answers, threshold) = try onSeveralReplicas(local: { [local] in
+                try local.checkIntact()
+                return local.count(filter: filter)
+            }, remote: { $0.scanRead(ids: nil, filter: filter, withVector: false, withPayload: false, vectors: nil).map(\.count) })
             return Self.resolveCount(answers.map(\.value), threshold: threshold)
         }
         return try onOneReplica { [local] placement, peer in
@@ -381,9 +375,7 @@ package final class ReplicaSet: Sendable {
     /// The points in the shard, from one active replica.
     package func count() throws -> Int {
         if readsSeveral {
-            let (answers, threshold) = try onSeveralReplicas { [self] placement, peer in
-                peer == placement.localPeer ? self.local.pointCount : try placement.measureRead(peer) { try self.remote(placement, peer).count() }
-            }
+            let (answers, threshold) = try onSeveralReplicas(local: { [local] in local.pointCount }, remote: { $0.countRead() })
             return Self.resolveCount(answers.map(\.value), threshold: threshold)
         }
         return try onOneReplica { [local] placement, peer in

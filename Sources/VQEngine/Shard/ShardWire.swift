@@ -496,6 +496,38 @@ package enum ShardWire {
         }
     }
 
+    /// The reads a replica answers after its position (`at-position`).
+    package enum ReadAction: String, Sendable, CaseIterable {
+        case search, scan, count
+
+        var code: UInt8 {
+            switch self {
+            case .search: 1
+            case .scan: 2
+            case .count: 3
+            }
+        }
+    }
+
+    /// A read asked after the replica's position: | action u8 | the read's own body |.
+    package static func encodeAtPosition(_ action: ReadAction, _ body: [UInt8]) -> [UInt8] { [action.code] + body }
+
+    package static func decodeAtPosition(_ bytes: [UInt8]) throws -> (action: ReadAction, body: [UInt8]) {
+        guard let code = bytes.first, let action = ReadAction.allCases.first(where: { $0.code == code }) else {
+            throw VQError.invalid("a read at a position is malformed: it names read \(bytes.first.map(String.init) ?? "none"); "
+                                  + "expected 1 (search), 2 (scan) or 3 (count)")
+        }
+        return (action, Array(bytes.dropFirst()))
+    }
+
+    /// Its answer: the position (as `encodePosition`), then the read's own answer.
+    package static func encodeAtPositionAnswer(_ p: (seq: UInt64, epoch: UInt64), _ answer: [UInt8]) -> [UInt8] { encodePosition(p) + answer }
+
+    package static func decodeAtPositionAnswer(_ bytes: [UInt8]) throws -> (position: (seq: UInt64, epoch: UInt64), rest: [UInt8]) {
+        guard bytes.count >= 16 else { throw VQError.invalid("a peer's answer at a position is malformed: \(bytes.count) bytes, under a position's 16") }
+        return (try decodePosition(Array(bytes.prefix(16))), Array(bytes.dropFirst(16)))
+    }
+
     /// A replica's replication position: | seq u64 | epoch u64 |.
     package static func encodePosition(_ p: (seq: UInt64, epoch: UInt64)) -> [UInt8] {
         var w = ByteWriter(capacity: 16)

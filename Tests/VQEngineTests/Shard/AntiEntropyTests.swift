@@ -42,6 +42,8 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let writeStalled = Atomic<Bool>(false)
     /// When set, the other peer has no `apply-batch` route (an older version).
     let noBatches = Atomic<Bool>(false)
+    /// The peer has no `at-position` route (an older version): reads at a position take two calls.
+    let noAtPosition = Atomic(false)
     /// When set, pings to the other peer fail (it is gone).
     let failPing = Atomic<Bool>(false)
     /// When set, an `apply` to the other peer fails and its replica is dropped meanwhile.
@@ -165,6 +167,12 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors, from: localPeer)
             return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
+        case "at-position":
+            if noAtPosition.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route for POST \(path)") }
+            // The position call, then the read, as one answer (the server's shardAtPosition).
+            let (read, inner) = try ShardWire.decodeAtPosition(body)
+            let position = try post(peer, "/internal/shards/\(parts[2])/\(parts[3])/position", [], timeout: timeout)
+            return position + (try post(peer, "/internal/shards/\(parts[2])/\(parts[3])/\(read.rawValue)", inner, timeout: timeout))
         case "position", "scan", "search", "count":
             if failReads.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
             let local = set.local
