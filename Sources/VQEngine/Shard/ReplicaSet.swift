@@ -194,7 +194,7 @@ package final class ReplicaSet: Sendable {
     let lastTransfer = Mutex<UInt64>(0)
     /// Replicas a copy is under way to (one at a time each).
     let copying = Gate<PeerID>()
-    /// Free disk bytes a copy to this replica leaves (-1: 1% of the disk, at least 64 MiB; tests set it).
+    /// Free disk bytes a copy to this replica (files or records) leaves (-1: 1% of the disk, at least 64 MiB; tests set it).
     let diskReserve = Atomic<Int>(-1)
 
     package init(collection: String, id: Int, local: LocalShard, placement: (any ReplicaPlacement)?) {
@@ -902,6 +902,9 @@ package final class ReplicaSet: Sendable {
             let payload: [UInt8]? = r.payload.map { JSONWriter.bytes($0) }
             withOptionalBuffers(r.vectors) { points.append(id: r.id, vectors: $0, sparse: r.sparse, multi: r.multi, payload: payload) }
         }
+        // As a file copy: not past the disk's reserve (the points go to the WAL, then a segment).
+        let operation = Operation.upsert(points)
+        try checkDiskReserve(adding: 2 * operation.encodedSize, at: local.directory)
         let replication = placement.replication(collection, id)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -911,7 +914,7 @@ package final class ReplicaSet: Sendable {
             let existing = local.scan(filter: nil, withVector: false, withPayload: false).map(\.id)
             if !existing.isEmpty { try local.waitApplied(try local.submit(.delete(existing))) }
         }
-        if points.count > 0 { try local.waitApplied(try local.submit(.upsert(points))) }
+        if points.count > 0 { try local.waitApplied(try local.submit(operation)) }
         // The last batch: the shard is now the source's as of its sequence number.
         if let last = batch.last { replication.reset(to: last.seq, epoch: last.epoch) }
     }

@@ -18,7 +18,8 @@
 // offsets bounded and without holes, the sender must be the primary, an Active copy is never
 // replaced, and the staged shard is verified before anything of the live one changes. A chunk
 // that would leave the disk below a reserve (1%, at least 64 MiB: what this peer's own WALs and
-// flushes need) stops the copy with 507 and removes what was staged.
+// flushes need) stops the copy with 507 and removes what was staged (a record copy's batch too,
+// before it changes anything).
 //
 // Wire form (ShardWire conventions):
 //   files  | kind u8 (0 begin, 1 chunk, 2 finish) | transfer u64 |
@@ -122,6 +123,18 @@ extension ShardWire {
 }
 
 extension ReplicaSet {
+    /// A copy must not fill the disk this peer's WALs and flushes need: `bytes` more that would
+    /// leave less than the reserve free (1% of the disk, at least 64 MiB) are refused with 507.
+    func checkDiskReserve(adding bytes: Int, at path: String) throws {
+        guard let (free, total) = FileIO.space(path) else { return }
+        let set = diskReserve.load(ordering: .relaxed)
+        let reserve = set >= 0 ? set : max(64 << 20, total / 100)
+        if free - bytes < reserve {
+            throw VQError(.insufficientStorage, "a copy of \(what) would leave \(max(0, free - bytes)) bytes free on this peer's disk; "
+                          + "it keeps at least \(reserve) (1% of the disk, at least 64 MiB) for its own writes")
+        }
+    }
+
     /// Bytes per chunk of a segment-file transfer.
     static let chunkBytes = 8 << 20
 
@@ -191,15 +204,10 @@ extension ReplicaSet {
             try FileIO.writeAtomically(transferFile, w.bytes)
         case .chunk(let t, let path, let offset, let bytes):
             guard current() == t else { throw VQError(.conflict, "no transfer \(t) is under way to \(what)") }
-            // A copy must not fill the disk this peer's WALs and flushes need: past the reserve
-            // it stops, and its staged files go at once.
-            if let (free, total) = FileIO.space(staging) {
-                let reserve = diskReserve.load(ordering: .relaxed) >= 0 ? diskReserve.load(ordering: .relaxed) : max(64 << 20, total / 100)
-                if free - bytes.count < reserve {
-                    try? FileIO.removeTree(staging)
-                    throw VQError(.insufficientStorage, "a copy of \(what) would leave \(max(0, free - bytes.count)) bytes free on this peer's disk; "
-                                  + "it keeps at least \(reserve) (1% of the disk, at least 64 MiB) for its own writes")
-                }
+            // Past the reserve the copy stops, and its staged files go at once.
+            do { try checkDiskReserve(adding: bytes.count, at: staging) } catch {
+                try? FileIO.removeTree(staging)
+                throw error
             }
             let full = staging + "/" + path
             try FileIO.makeDirectories(FileIO.directoryOf(full))

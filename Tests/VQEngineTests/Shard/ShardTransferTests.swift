@@ -131,9 +131,10 @@ final class Tally: Sendable {
         try pair.close()
     }
 
-    @Test("a copy that would leave the replica's disk below its reserve stops (507) and its staged files go; the live copy is untouched")
-    func diskReserve() throws {
-        let pair = try Self.diverged()
+    @Test("a copy (files, or records) that would leave the replica's disk below its reserve stops (507) and its staged files go; the live copy is untouched",
+          arguments: [true, false])
+    func diskReserve(_ files: Bool) throws {
+        let pair = try Self.diverged(files: files)
         let before = try pair.contents(1)
         try pair.set(1).diskReserve.store(Int.max / 2, ordering: .relaxed)
         do {
