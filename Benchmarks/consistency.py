@@ -10,7 +10,9 @@ answered, what failed (503 naming the replica) and the latencies, first with the
 default fan-out, then with `read_fan_out_delay_ms` 20 (a spare replica asked once 20 ms pass);
 C is continued after.
 
-Usage: Benchmarks/consistency.py [DATASET_DIR]   (default ../shared/data/minilm-20k)
+With --healthy only the first part runs (about a minute), for repeated runs comparing builds.
+
+Usage: Benchmarks/consistency.py [--healthy] [DATASET_DIR]   (default ../shared/data/minilm-20k)
 """
 import json
 import os
@@ -21,7 +23,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transfer as t  # the peer, call and vq helpers
 
-DATASET = sys.argv[1] if len(sys.argv) > 1 else t.ROOT + "/../shared/data/minilm-20k"
+ARGS = [a for a in sys.argv[1:] if a != "--healthy"]
+HEALTHY_ONLY = "--healthy" in sys.argv[1:]
+DATASET = ARGS[0] if ARGS else t.ROOT + "/../shared/data/minilm-20k"
 CONSISTENCIES = ["1", "2", "majority", "quorum", "all"]
 
 
@@ -57,6 +61,10 @@ def main():
     truth = t.read_vecs(f"{DATASET}/groundtruth.ivecs", 300)
     healthy = [run(pa, cons, queries, truth) for cons in CONSISTENCIES]
     print(json.dumps({"healthy": healthy}), flush=True)
+    if HEALTHY_ONLY:
+        for h in healthy:
+            print(f"| {h['consistency']} | {h['p50_ms']} ms | {h['p99_ms']} ms | {h['recall']} |")
+        return
     c.send_signal(signal.SIGSTOP)
     try:
         stalled = [run(pa, cons, queries[:30], None) for cons in CONSISTENCIES]
