@@ -333,15 +333,6 @@ extension QdrantAPI {
         return local
     }
 
-    func shardSearch(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let local = try readable(collection, shard)
-        let vectors = collection.config.vectors
-        let (vector, request) = try ShardWire.decodeSearch(c.request.body, dims: vectors.dims, sparse: vectors.sparse.count,
-                                                           multiDims: vectors.multi.map(\.dim), maxResults: VectorCollection.maxResults)
-        let result = vector.withUnsafeBufferPointer { local.search($0, request) }
-        return .binary(ShardWire.encodeHits(result))
-    }
-
     /// `.../transfer`: on the primary, bring a replica up to date.
     func shardTransfer(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let (to, after, method) = try ShardWire.decodeTransfer(c.request.body)
@@ -359,34 +350,5 @@ extension QdrantAPI {
     func shardSparseStats(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
         let (store, terms) = try ShardWire.decodeSparseStats(c.request.body, sparse: collection.config.vectors.sparse.count)
         return .binary(ShardWire.encodeSparseCounts(try readable(collection, shard).sparseStats(store: store, terms: terms)))
-    }
-
-    /// `.../at-position`: a read (search, scan or count) answered after this replica's
-    /// replication position (`readablePosition`), the position first: a consistency read
-    /// compares replicas by it, and asks for both in one call.
-    func shardAtPosition(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let (action, body) = try ShardWire.decodeAtPosition(c.request.body)
-        let position = try collection.replicaSets[shard].readablePosition()
-        var request = c.request
-        request.body = body
-        let inner = RouteCall(request: request, params: c.params, start: c.start)
-        let answer = switch action {
-        case .search: try shardSearch(collection, shard, inner)
-        case .scan: try shardScan(collection, shard, inner)
-        case .count: try shardCount(collection, shard, inner)
-        }
-        return .binary(ShardWire.encodeAtPositionAnswer(position, answer.body))
-    }
-
-    func shardCount(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        .binary(ShardWire.encodeCount(try readable(collection, shard).pointCount))
-    }
-
-    func shardScan(_ collection: VectorCollection, _ shard: Int, _ c: RouteCall) throws -> HTTPResponse {
-        let (ids, filter, withVector, withPayload) = try ShardWire.decodeScan(c.request.body)
-        let local = try readable(collection, shard)
-        let records = ids.map { local.retrieve($0, withVector: withVector, withPayload: withPayload) }
-            ?? local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
-        return .binary(ShardWire.encodeRecords(records, withVector: withVector))
     }
 }

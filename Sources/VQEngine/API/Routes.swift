@@ -304,14 +304,16 @@ extension QdrantAPI {
             try col.replicaSets[s].applyBatchAsReplica(c.request.body, vectors: col.config.vectors, from: try c.sender())
             return .text(200, "ok")
         },
-        shard("search", "internal.shard.search") { api, col, s, c in try api.shardSearch(col, s, c) },
+        shard("search", "internal.shard.search") { _, col, s, c in .binary(try col.replicaSets[s].answer(.search, c.request.body, vectors: col.config.vectors)) },
         shard("sparse-stats", "internal.shard.sparse_stats") { api, col, s, c in try api.shardSparseStats(col, s, c) },
         shard("transfer", "internal.shard.transfer") { api, col, s, c in try api.shardTransfer(col, s, c) },
         shard("receive", "internal.shard.receive", copy: true) { api, col, s, c in try api.shardReceive(col, s, c) },
-        shard("count", "internal.shard.count") { api, col, s, c in try api.shardCount(col, s, c) },
-        shard("at-position", "internal.shard.at_position") { api, col, s, c in try api.shardAtPosition(col, s, c) },
+        shard("count", "internal.shard.count") { _, col, s, c in .binary(try col.replicaSets[s].answer(.count, c.request.body, vectors: col.config.vectors)) },
+        shard("at-position", "internal.shard.at_position") { _, col, s, c in
+            .binary(try col.replicaSets[s].answerAtPosition(c.request.body, vectors: col.config.vectors))
+        },
         shard("position", "internal.shard.position") { _, col, s, _ in .binary(ShardWire.encodePosition(try col.replicaSets[s].readablePosition())) },
-        shard("scan", "internal.shard.scan") { api, col, s, c in try api.shardScan(col, s, c) },
+        shard("scan", "internal.shard.scan") { _, col, s, c in .binary(try col.replicaSets[s].answer(.scan, c.request.body, vectors: col.config.vectors)) },
         shard("receive-files", "internal.shard.receive_files", copy: true) { _, col, s, c in
             try col.replicaSets[s].receiveFiles(c.request.body, from: try c.sender())
             return .text(200, "ok")

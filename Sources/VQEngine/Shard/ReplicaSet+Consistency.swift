@@ -122,6 +122,35 @@ extension ReplicaSet {
         return (got, plan.threshold)
     }
 
+    /// Answers another peer's read of this copy (the routes `search`, `scan` and `count`): the
+    /// request decoded and checked, the read run on the local copy, the answer encoded.
+    package func answer(_ action: ShardWire.ReadAction, _ body: [UInt8], vectors: VectorLayout) throws -> [UInt8] {
+        try local.checkIntact()
+        switch action {
+        case .search:
+            let (vector, request) = try ShardWire.decodeSearch(body, dims: vectors.dims, sparse: vectors.sparse.count,
+                                                               multiDims: vectors.multi.map(\.dim), maxResults: VectorCollection.maxResults)
+            return ShardWire.encodeHits(vector.withUnsafeBufferPointer { local.search($0, request) })
+        case .scan:
+            let (ids, filter, withVector, withPayload) = try ShardWire.decodeScan(body)
+            let records = ids.map { local.retrieve($0, withVector: withVector, withPayload: withPayload) }
+                ?? local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
+            return ShardWire.encodeRecords(records, withVector: withVector)
+        case .count:
+            guard body.isEmpty else { throw VQError.invalid("a count request has a body of \(body.count) bytes; expected none") }
+            return ShardWire.encodeCount(local.pointCount)
+        }
+    }
+
+    /// Answers a read at this copy's position (the route `at-position`): the position
+    /// (`readablePosition`) first, then the read's answer. A consistency read compares replicas
+    /// by it, and asks for both in one call.
+    package func answerAtPosition(_ body: [UInt8], vectors: VectorLayout) throws -> [UInt8] {
+        let (action, read) = try ShardWire.decodeAtPosition(body)
+        let position = try readablePosition()
+        return ShardWire.encodeAtPositionAnswer(position, try answer(action, read, vectors: vectors))
+    }
+
     /// This replica's position for a read that compares replicas: taken, then every operation
     /// logged here so far is waited for until applied (at most 2 s), so the read that follows
     /// sees every operation up to it.

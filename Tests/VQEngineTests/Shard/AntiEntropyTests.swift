@@ -167,26 +167,13 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors, from: localPeer)
             return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
-        case "at-position":
-            if noAtPosition.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route for POST \(path)") }
-            // The position call, then the read, as one answer (the server's shardAtPosition).
-            let (read, inner) = try ShardWire.decodeAtPosition(body)
-            let position = try post(peer, "/internal/shards/\(parts[2])/\(parts[3])/position", [], timeout: timeout)
-            return position + (try post(peer, "/internal/shards/\(parts[2])/\(parts[3])/\(read.rawValue)", inner, timeout: timeout))
-        case "position", "scan", "search", "count":
+        case "at-position", "position", "scan", "search", "count":
+            if action == "at-position" && noAtPosition.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route for POST \(path)") }
             if failReads.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
-            let local = set.local
-            let vectors = collection.config.vectors
+            // As the server's routes answer them.
             if action == "position" { return ShardWire.encodePosition(try set.readablePosition()) }
-            if action == "count" { return ShardWire.encodeCount(local.pointCount) }
-            if action == "scan" {
-                let (ids, filter, withVector, withPayload) = try ShardWire.decodeScan(body)
-                let records = ids.map { local.retrieve($0, withVector: withVector, withPayload: withPayload) }
-                    ?? local.scan(filter: filter, withVector: withVector, withPayload: withPayload)
-                return ShardWire.encodeRecords(records, withVector: withVector)
-            }
-            let (vector, request) = try ShardWire.decodeSearch(body, dims: vectors.dims, maxResults: 1000)
-            return ShardWire.encodeHits(vector.withUnsafeBufferPointer { local.search($0, request) })
+            if action == "at-position" { return try set.answerAtPosition(body, vectors: collection.config.vectors) }
+            return try set.answer(ShardWire.ReadAction(rawValue: action)!, body, vectors: collection.config.vectors)
         default: throw VQError(.unreachable, "no \(action) in this test")
         }
     }
