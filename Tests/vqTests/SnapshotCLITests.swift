@@ -54,6 +54,17 @@ import VQEngine
         let uploaded = try vq(["snapshot", "restore", "copy", backup] + url2)
         #expect(uploaded.status == 0, "\(uploaded.stderr)")
         #expect(try vq(["count", "copy"] + url2).stdout == #"{"collection":"copy","count":300}"# + "\n")
+        // From an http:// location (here the server's own download route), written to a file as it arrives.
+        let made = try request(served.port, "POST", "/collections/docs/snapshots?wait=true")
+        let name = try #require(JSONParser.parse(Array(made.body.utf8))["result"]?["name"]?.stringValue, "\(made.body)")
+        let source = "http://127.0.0.1:\(served.port)/collections/docs/snapshots/"
+        let fetched = try request(served.port, "PUT", "/collections/fetched/snapshots/recover", #"{"location":"\#(source)\#(name)"}"#)
+        #expect(fetched.status == 200, "\(fetched.body)")
+        #expect(try vq(["count", "fetched"] + url2).stdout == #"{"collection":"fetched","count":300}"# + "\n")
+        let missing = try request(served.port, "PUT", "/collections/fetched/snapshots/recover", #"{"location":"\#(source)nope.snapshot"}"#)
+        #expect(missing.status == 400 && missing.body.contains("answered HTTP 404"), "\(missing.body)")
+        #expect(!FileIO.list(fresh.data + "/snapshots").contains { $0.hasPrefix(".download-") }, "no download is left behind")
+        #expect(try request(served.port, "DELETE", "/collections/fetched").status == 200)
         // Over a collection the server's cluster did not make (restored embedded above): replaced too.
         #expect(try vq(["upsert", "docs", scratch.path + "/late.jsonl", "-q"] + url2).status == 0)
         let over = try vq(["snapshot", "restore", "docs", backup] + url2)

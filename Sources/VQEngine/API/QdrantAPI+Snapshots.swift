@@ -210,11 +210,21 @@ extension QdrantAPI {
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let client = try HTTPClient(url: "http://" + rest[..<slash], timeout: 300)
         let path = slash == rest.endIndex ? "/" : String(rest[slash...])
-        let response = try client.send("GET", path, headers: apiKey.map { [("api-key", $0)] } ?? [])
-        guard response.status == 200 else {
-            throw VQError.invalid("downloading \(url) answered HTTP \(response.status); expected 200 and the snapshot")
+        let dir = engine.directory.snapshotsDir
+        try FileIO.makeDirectories(dir)
+        // Written to the file as it arrives (no size limit but the disk's).
+        let (status, message) = try client.download(path, headers: apiKey.map { [("api-key", $0)] } ?? [], to: file) { length in
+            // The file and the collection unpacked from it, beside what this server's own writes need.
+            guard let (free, total) = FileIO.space(dir) else { return }
+            let reserve = max(64 << 20, total / 100)
+            guard free - 2 * length >= reserve else {
+                throw VQError(.insufficientStorage, "the snapshot at \(url) is \(length) bytes; downloading and unpacking it would leave "
+                              + "\(max(0, free - 2 * length)) bytes free on this server's disk, under the \(reserve) it keeps for its own writes")
+            }
         }
-        try FileIO.makeDirectories(engine.directory.snapshotsDir)
-        try FileIO.writeAtomically(file, response.body)
+        guard status == 200 else {
+            let detail = message.isEmpty ? "" : ": " + String(message.prefix(200))
+            throw VQError.invalid("downloading \(url) answered HTTP \(status); expected 200 and the snapshot\(detail)")
+        }
     }
 }

@@ -75,21 +75,7 @@ package final class HTTPClient: Sendable {
     /// - Throws: `.invalidInput` when the path or a header holds a control character or (the path)
     ///   a space: text from a request body (a recover's `location`, `api_key`) never splits this one.
     package func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> HTTPResponse {
-        func plain(_ s: String, spaces: Bool) -> Bool { s.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F && (spaces || $0 != 0x20) } }
-        guard plain(path, spaces: false) else { throw VQError.invalid("request path \"\(path)\" holds a space or a control character") }
-        for (k, v) in self.headers + headers where !plain(k, spaces: false) || !plain(v, spaces: true) {
-            throw VQError.invalid("header \(k) holds a control character")
-        }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
-        for (k, v) in self.headers + headers { head += "\(k): \(v)\r\n" }
-        if let body {
-            // JSON unless the caller says otherwise (an upload's multipart body).
-            if !headers.contains(where: { $0.0.lowercased() == "content-type" }) { head += "Content-Type: application/json\r\n" }
-            head += "Content-Length: \(body.count)\r\n"
-        }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
-        if let body { bytes += body }
+        let bytes = try request(method, path, body: body, headers: headers)
         for attempt in 0..<2 {
             let pooled = idle.withLock { $0.popLast() }
             let fd = try pooled ?? connect()
@@ -105,36 +91,109 @@ package final class HTTPClient: Sendable {
         throw VQError(.unreachable, "no response from http://\(host):\(port)")
     }
 
-    private func exchange(_ fd: Int32, _ bytes: [UInt8]) throws -> (response: HTTPResponse, keepAlive: Bool) {
+    /// GETs `path` into `file` as its body arrives (a snapshot may be larger than memory), on a
+    /// connection of its own, and makes the file durable.
+    /// - Parameter room: given the body's length before a byte of it is written; throws to refuse it
+    ///   (a disk without the room).
+    /// - Returns: the status, and for any but 200 the start of the answer's body (nothing written).
+    package func download(_ path: String, headers: [(String, String)] = [], to file: String,
+                          room: (Int) throws -> Void) throws -> (status: Int, message: String) {
+        let bytes = try request("GET", path, body: nil, headers: headers)
+        let fd = try connect()
+        defer { close(fd) }
+        try sendAll(fd, bytes)
+        var head = try readHead(fd)
+        guard head.status == 200 else {
+            while head.rest.count < min(head.length, 64 << 10), let more = try readSome(fd) { head.rest += more }
+            return (head.status, String(decoding: head.rest.prefix(64 << 10), as: UTF8.self))
+        }
+        try room(head.length)
+        let out = FileIO.openFD(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC)
+        guard out >= 0 else { throw ioError("create", file) }
+        var done = false
+        defer {
+            close(out)
+            if !done { FileIO.remove(file) }
+        }
+        var written = 0
+        var chunk = Array(head.rest.prefix(head.length))
+        while true {
+            try chunk.withUnsafeBytes { raw in
+                var at = 0
+                while at < raw.count {
+                    let n = write(out, raw.baseAddress! + at, raw.count - at)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { throw ioError("write", file) }
+                    at += n
+                }
+            }
+            written += chunk.count
+            if written >= head.length { break }
+            guard let more = try readSome(fd) else {
+                throw VQError(.unreachable, "http://\(host):\(port) closed the connection after \(written) of \(head.length) bytes")
+            }
+            chunk = Array(more.prefix(head.length - written))
+        }
+        try FileIO.sync(out, path: file)
+        done = true
+        return (200, "")
+    }
+
+    /// A request's bytes: its head and its body.
+    private func request(_ method: String, _ path: String, body: [UInt8]?, headers: [(String, String)]) throws -> [UInt8] {
+        func plain(_ s: String, spaces: Bool) -> Bool { s.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F && (spaces || $0 != 0x20) } }
+        guard plain(path, spaces: false) else { throw VQError.invalid("request path \"\(path)\" holds a space or a control character") }
+        for (k, v) in self.headers + headers where !plain(k, spaces: false) || !plain(v, spaces: true) {
+            throw VQError.invalid("header \(k) holds a control character")
+        }
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
+        for (k, v) in self.headers + headers { head += "\(k): \(v)\r\n" }
+        if let body {
+            // JSON unless the caller says otherwise (an upload's multipart body).
+            if !headers.contains(where: { $0.0.lowercased() == "content-type" }) { head += "Content-Type: application/json\r\n" }
+            head += "Content-Length: \(body.count)\r\n"
+        }
+        head += "\r\n"
+        return Array(head.utf8) + (body ?? [])
+    }
+
+    private func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { throw VQError(.unreachable, "sending to http://\(host):\(port) failed: \(errnoText())") }
             done += n
         }
-        var data: [UInt8] = []
+    }
+
+    /// The next bytes from the server, or nil once it has closed the connection.
+    private func readSome(_ fd: Int32) throws -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
-        var headEnd = -1
-        var length = -1
-        var status = 0
-        var keepAlive = true
-        var headers: [(String, String)] = []
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw VQError(.unreachable, "reading from http://\(host):\(port) failed: \(errnoText())") }
+            return n == 0 ? nil : Array(buffer[0..<n])
+        }
+    }
+
+    /// A response's head, read and checked (a peer's answer is untrusted input: its head is
+    /// bounded and scanned once), and the bytes after it read with it.
+    private func readHead(_ fd: Int32) throws -> (status: Int, headers: [(String, String)], length: Int, keepAlive: Bool, rest: [UInt8]) {
+        var data: [UInt8] = []
         var scanned = 0
         while true {
-            if headEnd < 0, data.count >= 4 {
-                // A peer's answer is untrusted input: its head is bounded and scanned once, its
-                // body no larger than maxBodyBytes.
+            if data.count >= 4 {
                 for i in max(0, scanned - 3)...(data.count - 4) where data[i] == 13 && data[i + 1] == 10 && data[i + 2] == 13 && data[i + 3] == 10 {
-                    headEnd = i
-                    break
-                }
-                if headEnd >= 0 {
-                    let head = String(decoding: data[0..<headEnd], as: UTF8.self).split(separator: "\r\n")
+                    let head = String(decoding: data[0..<i], as: UTF8.self).split(separator: "\r\n")
                     let statusParts = head.first?.split(separator: " ") ?? []
-                    guard statusParts.count >= 2, let s = Int(statusParts[1]) else {
+                    guard statusParts.count >= 2, let status = Int(statusParts[1]) else {
                         throw VQError(.io, "malformed response from http://\(host):\(port)")
                     }
-                    status = s
+                    var headers: [(String, String)] = []
+                    var length = -1
+                    var keepAlive = true
                     for line in head.dropFirst() {
                         guard let colon = line.firstIndex(of: ":") else { continue }
                         let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharactersSpaceTab()
@@ -143,27 +202,32 @@ package final class HTTPClient: Sendable {
                         if name == "connection" && value.lowercased() == "close" { keepAlive = false }
                     }
                     guard length >= 0 else { throw VQError(.io, "response from http://\(host):\(port) has no Content-Length") }
-                    guard length <= HTTPClient.maxBodyBytes else {
-                        throw VQError(.io, "response from http://\(host):\(port) claims \(length) bytes; at most \(HTTPClient.maxBodyBytes) are read")
-                    }
-                } else {
-                    scanned = data.count
-                    guard data.count <= HTTPClient.maxHeadBytes else {
-                        throw VQError(.io, "response head from http://\(host):\(port) exceeds \(HTTPClient.maxHeadBytes) bytes")
-                    }
+                    return (status, headers, length, keepAlive, Array(data[(i + 4)...]))
                 }
+                scanned = data.count
             }
-            if headEnd >= 0 && data.count >= headEnd + 4 + length {
-                let body = Array(data[(headEnd + 4)..<(headEnd + 4 + length)])
-                return (HTTPResponse(status: status, headers: headers, body: body), keepAlive)
+            guard data.count <= HTTPClient.maxHeadBytes else {
+                throw VQError(.io, "response head from http://\(host):\(port) exceeds \(HTTPClient.maxHeadBytes) bytes")
             }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                throw VQError(.unreachable, n == 0 ? "http://\(host):\(port) closed the connection" : "reading from http://\(host):\(port) failed: \(errnoText())")
-            }
-            data += buffer[0..<n]
+            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
+            data += more
         }
+    }
+
+    private func exchange(_ fd: Int32, _ bytes: [UInt8]) throws -> (response: HTTPResponse, keepAlive: Bool) {
+        try sendAll(fd, bytes)
+        let head = try readHead(fd)
+        // Held in memory: no larger than maxBodyBytes (a download of more goes to a file).
+        guard head.length <= HTTPClient.maxBodyBytes else {
+            throw VQError(.io, "response from http://\(host):\(port) claims \(head.length) bytes; at most \(HTTPClient.maxBodyBytes) are read")
+        }
+        var body = head.rest
+        body.reserveCapacity(head.length)
+        while body.count < head.length {
+            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
+            body += more
+        }
+        return (HTTPResponse(status: head.status, headers: head.headers, body: Array(body.prefix(head.length))), head.keepAlive)
     }
 }
 
