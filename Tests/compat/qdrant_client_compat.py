@@ -44,7 +44,7 @@ hits = client.query_points(name, query=[1.0, 0.1, 0.0, 0.5], limit=3,
 assert len(hits) == 3 and all(h.payload["city"] == "Paris" for h in hits), hits
 assert hits[0].id == 1 and hits[0].score >= hits[1].score, hits
 
-near = client.query_points(name, query=[0.0, 1.0, 0.0, 0.0], limit=1).points
+near = client.query_points(name, query=[0.0, 1.0, 0.0, 0.0], limit=1, timeout=5).points
 assert str(near[0].id) == u, near
 
 ranged = client.count(name, count_filter=models.Filter(must=[models.FieldCondition(key="n", range=models.Range(gte=5, lt=10))]))

@@ -102,9 +102,13 @@ package final class QdrantAPI: @unchecked Sendable {
                 if route.resolvesAlias, let first = params.first { params[0] = try resolveAlias(first) }
                 let consistency = try checkQuery(request, route, collection: route.resolvesAlias ? params.first : nil)
                 let call = RouteCall(request: request, params: params, start: start)
+                let deadline = route.access == .read ? try timeoutParameter(request).map(ReadDeadline.init(seconds:)) : nil
                 // Bound only when asked for (1, the default, needs no binding on the hot path).
-                response = consistency == .factor(1) ? try route.handler(self, call)
-                    : try ReadConsistency.$current.withValue(consistency) { try route.handler(self, call) }
+                let run = {
+                    consistency == .factor(1) ? try route.handler(self, call)
+                        : try ReadConsistency.$current.withValue(consistency) { try route.handler(self, call) }
+                }
+                response = deadline == nil ? try run() : try ReadDeadline.$current.withValue(deadline) { try run() }
             }
         } catch let e as VQError {
             response = APIEnvelope.error(e, since: start)
@@ -127,6 +131,8 @@ package final class QdrantAPI: @unchecked Sendable {
     /// - Other routes neither wait for anything nor stop early, so there these are refused.
     /// - `ordering` (writes of points and index changes): weak, medium or strong. vq orders every write of a shard through
     ///   its primary replica, which is what strong asks; weak and medium get that too.
+    /// - `timeout` (reads of points): the seconds by which the read answers; waits for other
+    ///   peers' replicas end then (503), and peer calls are cut to what is left (`ReadDeadline`).
     /// - `consistency` (reads): a number (at most the collection's replication_factor), majority,
     ///   quorum or all; see ReplicaSet+Consistency.swift. A collection with one replica per shard
     ///   (any embedded or single-peer one) meets each with its one copy.
@@ -140,9 +146,10 @@ package final class QdrantAPI: @unchecked Sendable {
         if route.access == .write && route.name.hasPrefix("points.") { allowed += ["wait", "timeout", "ordering"] }
         if route.access == .write && route.name.hasPrefix("collections.index.") { allowed += ["wait", "ordering"] }
         if Self.commitRoutes.contains(route.name) { allowed.append("timeout") }
-        // Reads of points only (a collection's info, cluster view or aliases read no replica's points).
+        // Reads of points only (a collection's info, cluster view or aliases read no replica's
+        // points): how many replicas answer, and by when (`ReadDeadline`).
         if route.access == .read && collection != nil && (route.name.hasPrefix("points.") || route.name == "collections.facet") {
-            allowed.append("consistency")
+            allowed += ["consistency", "timeout"]
         }
         if route.name == "cluster.remove_peer" { allowed.append("force") }
         // Snapshot routes: `wait` only (no ordering, timeout or consistency means anything there);

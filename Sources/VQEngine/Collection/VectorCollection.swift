@@ -335,11 +335,12 @@ package final class VectorCollection: @unchecked Sendable {
             defer { results.deinitialize(); results.deallocate() }
             nonisolated(unsafe) let out = results
             let shardRequest = shardRequest, query = query, sets = replicaSets
-            // The request's read consistency, bound again on the threads that run the shards.
-            let consistency = ReadConsistency.current
+            // The request's read consistency and deadline, bound again on the threads that run the shards.
+            let consistency = ReadConsistency.current, deadline = ReadDeadline.current
             DispatchQueue.concurrentPerform(iterations: sets.count) { s in
                 let search = { Result { try sets[s].search(query, shardRequest, config: config) } }
-                out[s] = consistency == .factor(1) ? search() : ReadConsistency.$current.withValue(consistency, operation: search)
+                let bound = { consistency == .factor(1) ? search() : ReadConsistency.$current.withValue(consistency, operation: search) }
+                out[s] = deadline == nil ? bound() : ReadDeadline.$current.withValue(deadline, operation: bound)
             }
             hits = []
             for r in results {

@@ -7,6 +7,29 @@
 import Foundation
 import Synchronization
 
+/// A read's deadline: Qdrant's `timeout` on reads, bound for the request as its consistency is
+/// (`ReadDeadline.$current`). Waits for other peers' replicas end there (503 naming it), and a
+/// peer call is given no longer than what is left of it. A read of this peer's own replica is
+/// not cut short (it runs in memory, without waiting on anyone).
+package struct ReadDeadline: Sendable {
+    package let at: Date
+    package let seconds: Double
+
+    @TaskLocal package static var current: ReadDeadline?
+
+    package init(seconds: Double) {
+        self.seconds = seconds
+        at = Date().addingTimeInterval(seconds)
+    }
+
+    var remaining: Double { at.timeIntervalSinceNow }
+
+    /// The error of a read still waiting when the deadline passes.
+    func passed(_ what: String) -> VQError {
+        VQError(.busy, "\(what) did not finish within the request's timeout of \(seconds) s")
+    }
+}
+
 package struct FanOutOutcome<R> {
     package var result: R
     /// Index (into the candidates) of the replica that answered first.
@@ -26,8 +49,9 @@ package enum FanOut {
     package static func race<C: Sendable, R: Sendable>(_ candidates: [C], delay: Double, factor: Int,
                                                        _ read: @escaping @Sendable (C) throws -> R) throws -> FanOutOutcome<R> {
         precondition(!candidates.isEmpty)
-        // Nothing to race: ask in turn, moving on only on failure.
-        if candidates.count == 1 || (delay <= 0 && factor <= 0) {
+        // Nothing to race: ask in turn, moving on only on failure. (A read with a deadline is
+        // asked on a thread of its own, so the wait for it can end there.)
+        if ReadDeadline.current == nil && (candidates.count == 1 || (delay <= 0 && factor <= 0)) {
             var lastError: any Error = VQError(.io, "no replica answered")
             for (i, c) in candidates.enumerated() {
                 do {
@@ -56,17 +80,20 @@ package enum FanOut {
     /// - Returns: the answers in the order they came, the failures, how many were asked and how
     ///   many of those because of the delay. Answers that come after it returns are dropped.
     /// - Throws: a failure that is the read's own fault (`.invalidInput`: every replica would
-    ///   say so), at once.
+    ///   say so), at once; `.busy` when the request's deadline (`ReadDeadline`) passes with
+    ///   fewer than `need` answers.
     package static func gather<C: Sendable, R: Sendable>(_ candidates: [C], need: Int, ask: Int, delay: Double, factor: Int,
                                                          _ read: @escaping @Sendable (C) throws -> R) throws -> FanOutGathered<R> {
         let race = FanOutRace<R>()
+        let deadline = ReadDeadline.current
         @Sendable func launch() {
             // Called with the condition held.
             guard race.launched < candidates.count else { return }
             let i = race.launched
             race.launched += 1
             BlockingPool.shared.run {
-                let outcome = Result { try read(candidates[i]) }
+                // The deadline goes with the read (its peer call is cut to it).
+                let outcome = ReadDeadline.$current.withValue(deadline) { Result { try read(candidates[i]) } }
                 race.cond.lock()
                 defer { race.cond.unlock() }
                 switch outcome {
@@ -88,7 +115,12 @@ package enum FanOut {
         while race.answers.count < need && race.badInput == nil
                 && !(race.answers.count + race.failures.count == race.launched && race.launched == candidates.count) {
             // Failures launch the next replica themselves; here only the delay does.
-            if !race.cond.wait(until: nextDelay) {
+            if !race.cond.wait(until: min(nextDelay, deadline?.at ?? nextDelay)) {
+                if let deadline, deadline.remaining <= 0 {
+                    // The answers that come later are dropped; their calls end by the deadline too.
+                    if race.answers.count < need && race.badInput == nil { throw deadline.passed("the read") }
+                    break
+                }
                 if delay > 0 && race.launched < candidates.count {
                     race.delayed += 1
                     launch()

@@ -4,6 +4,8 @@
 
 /// Sends one peer call; implemented by the cluster (`ClusterRouter`).
 package protocol PeerTransport: AnyObject, Sendable {
+    /// Seconds a peer call may take.
+    var callTimeout: Double { get }
     /// POSTs `body` to `path` on `peer`.
     /// - Returns: the body of a 200 answer.
     /// - Throws: `.unreachable` when no answer came, else the answer's error (`VQError(status:body:from:)`).
@@ -21,8 +23,15 @@ package struct RemoteShard: Sendable {
         self.transport = transport
     }
 
+    /// - Parameter timeout: the call's own; else the peer timeout, cut to what is left of the
+    ///   request's deadline (`ReadDeadline`) when it has one.
     func call(_ action: String, _ body: [UInt8], timeout: Double? = nil) throws -> [UInt8] {
-        try transport.post(peer, path + action, body, timeout: timeout)
+        var limit = timeout
+        if limit == nil, let deadline = ReadDeadline.current {
+            guard deadline.remaining > 0 else { throw deadline.passed("the read of peer \(peer)'s replica") }
+            limit = min(transport.callTimeout, deadline.remaining)
+        }
+        return try transport.post(peer, path + action, body, timeout: limit)
     }
 
     /// An answer that does not decode is the peer's fault, not the caller's input.

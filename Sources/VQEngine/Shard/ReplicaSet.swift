@@ -125,8 +125,6 @@ package struct Replica: Sendable, Equatable {
 /// What a replica set needs from the cluster.
 package protocol ReplicaPlacement: PeerTransport {
     var localPeer: PeerID { get }
-    /// Seconds a peer call may take.
-    var callTimeout: Double { get }
     /// Seconds a primary waits, once `write_consistency_factor` replicas have a write, for the
     /// others (at least 4 times the slowest that answered), before marking them Dead.
     var replicaLagTimeout: Double { get }

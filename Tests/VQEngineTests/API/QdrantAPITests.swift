@@ -35,7 +35,7 @@ import Testing
         try engine.close()
     }
 
-    @Test("query parameters: wait, timeout, ordering and consistency are checked and honoured; any other is refused by name")
+    @Test("query parameters: wait, timeout (of writes, metadata changes and reads), ordering and consistency are checked and honoured; any other is refused by name")
     func queryParameters() throws {
         let tmp = TempDir()
         let engine = try Engine(path: tmp.path, warn: { _ in })
@@ -45,6 +45,9 @@ import Testing
         for ordering in ["weak", "medium", "strong"] {
             #expect(call(api, "PUT", "/collections/q/points", upsert, query: ["wait": "true", "ordering": ordering]).0 == 200)
         }
+        // A read's timeout: the local copy answers within it.
+        let timed = call(api, "POST", "/collections/q/points/query", #"{"query":[1,0]}"#, query: ["timeout": "5", "consistency": "all"])
+        #expect(timed.0 == 200 && timed.1?["result"]?["points"]?.arrayValue?.count == 1)
         for consistency in ["1", "2", "majority", "quorum", "all"] {
             let (s, body, _) = call(api, "POST", "/collections/q/points/query", #"{"query":[1,0]}"#, query: ["consistency": consistency])
             #expect(s == 200 && body?["result"]?["points"]?.arrayValue?.count == 1, "consistency \(consistency): one replica is all of them")
@@ -64,7 +67,8 @@ import Testing
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["ordering": "strong"], 400, "\"ordering\""),
             ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["exact": "true"], 400, "\"exact\""),
             ("GET", "/collections", nil, ["consistency": "all"], 400, "\"consistency\""),
-            ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["timeout": "5"], 400, "\"timeout\""),
+            ("GET", "/collections/q", nil, ["timeout": "5"], 400, "\"timeout\""),
+            ("POST", "/collections/q/points/query", #"{"query":[1,0]}"#, ["timeout": "0"], 400, "timeout"),
             ("PUT", "/collections/q/points", upsert, ["timeout": "abc"], 400, "timeout"),
             // A deadline past what the clock can wait on (NSCondition traps) is refused, not taken.
             ("PUT", "/collections/q/points", upsert, ["timeout": "1e12", "wait": "true"], 400, "at most 86400"),

@@ -56,6 +56,10 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     let failHashes = Atomic<Bool>(false)
     /// When set, reads of the other peer's replica (search, scan, position) fail (a stalled or cut-off replica).
     let failReads = Atomic<Bool>(false)
+    /// When set, reads of the other peer's replica get no answer: each waits out its call's
+    /// timeout (the last one given is `readTimeout`), then fails.
+    let stallReads = Atomic<Bool>(false)
+    let readTimeout = Mutex<Double?>(nil)
     /// When set, a byte of each deleted-rows file sent is flipped.
     let corruptFiles = Atomic<Bool>(false)
     /// Run once, at the first message of a whole-shard copy to the other peer (the copy waits for it).
@@ -100,7 +104,7 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
         }
         // The action, and the one query parameter a peer call takes (a forwarded write's timeout).
         let action = String(parts[4].prefix { $0 != "?" })
-        let timeout = try QdrantAPI.timeout(parts[4].split(separator: "?").dropFirst().first?.split(separator: "&")
+        let queueTimeout = try QdrantAPI.timeout(parts[4].split(separator: "?").dropFirst().first?.split(separator: "&")
             .first { $0.hasPrefix("timeout=") }.map { String($0.dropFirst(8)) })
         calls.withLock { $0[action, default: 0] += 1 }
         guard let other, let shard = Int(parts[3]) else { throw VQError(.unreachable, "peer \(peer) is gone") }
@@ -135,7 +139,7 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
                 while stallWrite.load(ordering: .relaxed) && Date() < until { Thread.sleep(forTimeInterval: 0.005) }
             }
             let (operation, bytes, wait, _, _) = try ShardWire.decodeOperation(body, vectors: collection.config.vectors)
-            try set.writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: Date().addingTimeInterval(timeout ?? Self.writeTimeout),
+            try set.writeAsPrimary(operation, encoded: bytes, wait: wait, deadline: Date().addingTimeInterval(queueTimeout ?? Self.writeTimeout),
                                    config: collection.config)
             return []
         case "apply-batch":
@@ -170,6 +174,12 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
         case "at-position", "position", "scan", "search", "count":
             if action == "at-position" && noAtPosition.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route for POST \(path)") }
             if failReads.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }
+            if stallReads.load(ordering: .relaxed) {
+                readTimeout.withLock { $0 = timeout }
+                let until = Date().addingTimeInterval(timeout ?? callTimeout)
+                while stallReads.load(ordering: .relaxed) && Date() < until { Thread.sleep(forTimeInterval: 0.005) }
+                throw VQError(.unreachable, "peer \(peer) did not answer in \(timeout ?? callTimeout) s")
+            }
             // As the server's routes answer them.
             if action == "position" { return ShardWire.encodePosition(try set.readablePosition()) }
             if action == "at-position" { return try set.answerAtPosition(body, vectors: collection.config.vectors) }

@@ -65,6 +65,27 @@ import Testing
         try pair.close()
     }
 
+    @Test("a read's timeout: a replica that does not answer is waited for until then, not the peer timeout, and its call is cut to it")
+    func readTimeout() throws {
+        let pair = try Self.differing()
+        pair.placements[0].stallReads.store(true, ordering: .relaxed)
+        defer { pair.placements[0].stallReads.store(false, ordering: .relaxed) }
+        let began = Date()
+        do {
+            _ = try ReadDeadline.$current.withValue(ReadDeadline(seconds: 0.3)) { try scroll(pair, .all) }
+            Issue.record("a read waiting on a stalled replica answered")
+        } catch let e as VQError {
+            #expect(e.kind == .busy && e.message.contains("timeout of 0.3 s"), "\(e.message)")
+        }
+        // The peer timeout here is 5 s: the read ended at its own.
+        #expect(Date().timeIntervalSince(began) < pair.placements[0].callTimeout / 2)
+        #expect((pair.placements[0].readTimeout.withLock { $0 } ?? 99) <= 0.3)
+        // What this peer answers alone is not held up by it.
+        let local = try ReadDeadline.$current.withValue(ReadDeadline(seconds: 0.3)) { try scroll(pair, .factor(1)) }
+        #expect(local.count == 51)
+        try pair.close()
+    }
+
     @Test("a replica that does not answer: consistency 1 reads another, 2, majority, quorum and all fail naming it; a Dead replica is not asked")
     func unanswered() throws {
         let pair = try Self.differing()
