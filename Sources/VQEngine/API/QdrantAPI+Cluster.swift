@@ -10,7 +10,7 @@ extension QdrantAPI {
     func resolveAlias(_ name: String) throws -> String {
         if let cluster {
             if let target = cluster.aliases[name] { return target }
-            if cluster.collectionMeta(name) == nil && !engine.hasCollection(name) && cluster.catchUp() {
+            if cluster.collectionMeta(name) == nil && !engine.hasCollection(name) && cluster.catchUp(timeout: catchUpTimeout) {
                 return cluster.aliases[name] ?? name
             }
             return name
@@ -19,6 +19,10 @@ extension QdrantAPI {
         // themselves until it is repaired (changing aliases reports the damage).
         return (try? engine.aliases())?[name] ?? name
     }
+
+    /// How long a request may wait to catch up with the leader's metadata: 5 s, or what is left
+    /// of a read's deadline.
+    var catchUpTimeout: Double { ReadDeadline.current.map { max(0.001, min(5, $0.remaining)) } ?? 5 }
 
     /// `POST /collections/aliases`: create, delete and rename aliases, all or nothing.
     func changeAliases(_ body: JSON, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
@@ -52,7 +56,7 @@ extension QdrantAPI {
         do {
             return try engine.collection(name)
         } catch let e as VQError where e.kind == .notFound {
-            guard let cluster, cluster.catchUp() else { throw e }
+            guard let cluster, cluster.catchUp(timeout: catchUpTimeout) else { throw e }
             return try engine.collection(name)
         }
     }

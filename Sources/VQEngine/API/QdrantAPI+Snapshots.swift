@@ -215,11 +215,12 @@ extension QdrantAPI {
         // Written to the file as it arrives (no size limit but the disk's).
         let (status, message) = try client.download(path, headers: apiKey.map { [("api-key", $0)] } ?? [], to: file) { length in
             // The file and the collection unpacked from it, beside what this server's own writes need.
+            // (The length is the remote server's word: compared without arithmetic that could overflow.)
             guard let (free, total) = FileIO.space(dir) else { return }
             let reserve = max(64 << 20, total / 100)
-            guard free - 2 * length >= reserve else {
-                throw VQError(.insufficientStorage, "the snapshot at \(url) is \(length) bytes; downloading and unpacking it would leave "
-                              + "\(max(0, free - 2 * length)) bytes free on this server's disk, under the \(reserve) it keeps for its own writes")
+            guard free >= reserve, length <= (free - reserve) / 2 else {
+                throw VQError(.insufficientStorage, "the snapshot at \(url) is \(length) bytes; downloading and unpacking it needs twice that "
+                              + "on this server's disk beside the \(reserve) it keeps for its own writes, and \(free) are free")
             }
         }
         guard status == 200 else {

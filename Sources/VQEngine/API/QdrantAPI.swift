@@ -97,15 +97,17 @@ package final class QdrantAPI: @unchecked Sendable {
             case .found(let route, var params):
                 name = route.name
                 try authorize(request, route.access)
-                // An alias stands for its collection wherever Qdrant takes one: every collection
-                // route but create, delete and the alias list itself.
-                if route.resolvesAlias, let first = params.first { params[0] = try resolveAlias(first) }
-                let consistency = try checkQuery(request, route, collection: route.resolvesAlias ? params.first : nil)
-                let call = RouteCall(request: request, params: params, start: start)
+                // A read's deadline counts from here: finding its collection (a catch-up with the
+                // leader for a name this peer does not know yet) is part of the read.
                 let deadline = route.access == .read ? try timeoutParameter(request).map(ReadDeadline.init(seconds:)) : nil
-                // Bound only when asked for (1, the default, needs no binding on the hot path).
-                let run = {
-                    consistency == .factor(1) ? try route.handler(self, call)
+                let run = { [self] in
+                    // An alias stands for its collection wherever Qdrant takes one: every collection
+                    // route but create, delete and the alias list itself.
+                    if route.resolvesAlias, let first = params.first { params[0] = try resolveAlias(first) }
+                    let consistency = try checkQuery(request, route, collection: route.resolvesAlias ? params.first : nil)
+                    let call = RouteCall(request: request, params: params, start: start)
+                    // Bound only when asked for (1, the default, needs no binding on the hot path).
+                    return consistency == .factor(1) ? try route.handler(self, call)
                         : try ReadConsistency.$current.withValue(consistency) { try route.handler(self, call) }
                 }
                 response = deadline == nil ? try run() : try ReadDeadline.$current.withValue(deadline) { try run() }

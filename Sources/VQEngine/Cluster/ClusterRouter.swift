@@ -73,20 +73,21 @@ package final class ClusterRouter: ReplicaPlacement {
         return meta.shards[shard]
     }
 
-    private func client(_ peer: PeerID, timeout: Double) throws -> HTTPClient {
+    /// One client (and its pool of connections) per peer address; a call's own timeout is set
+    /// per request (timeouts vary per call: what is left of a read's or a write's deadline).
+    private func client(_ peer: PeerID) throws -> HTTPClient {
         guard let uri = node.address(of: peer) else { throw VQError(.unreachable, "peer \(peer) has no known address") }
-        let key = "\(uri) \(timeout)"
         return try clients.withLock { cache in
-            if let c = cache[key] { return c }
-            let c = try HTTPClient(url: uri, timeout: timeout)
-            cache[key] = c
+            if let c = cache[uri] { return c }
+            let c = try HTTPClient(url: uri, timeout: callTimeout)
+            cache[uri] = c
             return c
         }
     }
 
     package func post(_ peer: PeerID, _ path: String, _ body: [UInt8], timeout: Double?) throws -> [UInt8] {
-        let r = try client(peer, timeout: timeout ?? callTimeout).send("POST", path, body: body,
-                                      headers: node.internalHeaders + [(ClusterNode.appliedHeader, String(node.appliedIndex))])
+        let r = try client(peer).send("POST", path, body: body, headers: node.internalHeaders + [(ClusterNode.appliedHeader, String(node.appliedIndex))],
+                                      timeout: timeout ?? callTimeout)
         guard r.status == 200 else { throw VQError(status: r.status, body: r.body, from: "peer \(peer)") }
         return r.body
     }

@@ -91,6 +91,8 @@ package final class Engine: @unchecked Sendable {
         if (try? loadedAliases())?[name] != nil {
             throw VQError(.conflict, "\"\(name)\" is an alias; choose another collection name", hint: "or delete the alias first")
         }
+        // A copy left aside by a recover (`install`) must not come back in its place.
+        try FileIO.removeTree(directory.replacedDir(name))
         // A snapshot being recovered under this name brings its shards (see `stage`).
         let adopted = staged.removeValue(forKey: name)
         let staging = adopted ?? directory.collectionsDir + "/.creating-" + name
@@ -148,6 +150,8 @@ package final class Engine: @unchecked Sendable {
         try Engine.validateName(name)
         mutex.lock()
         defer { mutex.unlock() }
+        // A copy left aside by a recover (`install`) must not come back in its place.
+        try FileIO.removeTree(directory.replacedDir(name))
         guard FileIO.exists(directory.collectionConfig(name)) else {
             throw VQError(.notFound, "collection \"\(name)\" does not exist in \(directory.root)")
         }
@@ -190,6 +194,8 @@ package final class Engine: @unchecked Sendable {
         if let c = open.removeValue(forKey: name) { try? c.close() }
         let target = directory.collectionDir(name)
         let aside = directory.replacedDir(name)
+        // Every entry of the new tree is on disk before the old one is moved aside for it.
+        try FileIO.syncTree(dir)
         try FileIO.removeTree(aside)
         if FileIO.exists(target) {
             guard rename(target, aside) == 0 else { throw ioError("rename", target) }
@@ -200,7 +206,9 @@ package final class Engine: @unchecked Sendable {
             throw failure
         }
         try FileIO.syncDirectory(directory.collectionsDir)
-        try FileIO.removeTree(aside)
+        // Replaced: what is left aside goes now, or when the directory is next opened, or before
+        // the name is next created or deleted (it must never come back).
+        if (try? FileIO.removeTree(aside)) == nil { warn("could not remove \(aside) yet; it goes when the data directory is next opened") }
     }
 
     // MARK: aliases

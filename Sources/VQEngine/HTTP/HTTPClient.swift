@@ -46,7 +46,16 @@ package final class HTTPClient: Sendable {
 
     deinit { idle.withLock { for fd in $0 { close(fd) } } }
 
-    private func connect() throws -> Int32 {
+    /// Sets how long a send or a read (and a connect) on `fd` may wait: at least a millisecond
+    /// (a zero timeval would mean forever).
+    private static func setTimeouts(_ fd: Int32, _ seconds: Double) {
+        let t = max(0.001, seconds)
+        var tv = timeval(tv_sec: Int(t), tv_usec: .init((t - Double(Int(t))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    private func connect(timeout: Double) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ioError("socket", "") }
         var addr = sockaddr_in()
@@ -56,9 +65,7 @@ package final class HTTPClient: Sendable {
             close(fd)
             throw VQError.invalid("host \(host) is not an IPv4 address")
         }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: .init((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        HTTPClient.setTimeouts(fd, timeout)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { systemConnect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
@@ -74,21 +81,45 @@ package final class HTTPClient: Sendable {
     /// - Throws: `.io` when the server cannot be reached or the answer is malformed.
     /// - Throws: `.invalidInput` when the path or a header holds a control character or (the path)
     ///   a space: text from a request body (a recover's `location`, `api_key`) never splits this one.
-    package func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = []) throws -> HTTPResponse {
+    /// - Parameter timeout: for this request, instead of the client's.
+    package func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [],
+                      timeout: Double? = nil) throws -> HTTPResponse {
         let bytes = try request(method, path, body: body, headers: headers)
+        let seconds = timeout ?? self.timeout
         for attempt in 0..<2 {
             let pooled = idle.withLock { $0.popLast() }
-            let fd = try pooled ?? connect()
+            let fd = try pooled ?? connect(timeout: seconds)
+            if pooled != nil && seconds != self.timeout { HTTPClient.setTimeouts(fd, seconds) }
             do {
                 let response = try exchange(fd, bytes)
-                if response.keepAlive { idle.withLock { $0.append(fd) } } else { close(fd) }
+                if response.keepAlive {
+                    if seconds != self.timeout { HTTPClient.setTimeouts(fd, self.timeout) }
+                    idle.withLock { $0.append(fd) }
+                } else {
+                    close(fd)
+                }
                 return response.response
-            } catch {
+            } catch let e as StaleConnection where pooled != nil && attempt == 0 {
+                // The server closed the pooled connection before it read this request (an idle
+                // keep-alive it let go): nothing was done; sent again on a fresh connection.
+                _ = e
                 close(fd)
-                if pooled == nil || attempt == 1 { throw error }
+            } catch let e as StaleConnection {
+                close(fd)
+                throw e.error
+            } catch {
+                // A timeout or a failure after the request may have been taken: never sent twice.
+                close(fd)
+                throw error
             }
         }
         throw VQError(.unreachable, "no response from http://\(host):\(port)")
+    }
+
+    /// A connection that failed before a byte of the answer came (closed or reset): on a pooled
+    /// connection, the server let it go idle; the request can go again on a fresh one.
+    private struct StaleConnection: Error {
+        let error: VQError
     }
 
     /// GETs `path` into `file` as its body arrives (a snapshot may be larger than memory), on a
@@ -99,14 +130,26 @@ package final class HTTPClient: Sendable {
     package func download(_ path: String, headers: [(String, String)] = [], to file: String,
                           room: (Int) throws -> Void) throws -> (status: Int, message: String) {
         let bytes = try request("GET", path, body: nil, headers: headers)
-        let fd = try connect()
+        let fd = try connect(timeout: timeout)
         defer { close(fd) }
-        try sendAll(fd, bytes)
-        var head = try readHead(fd)
-        guard head.status == 200 else {
-            while head.rest.count < min(head.length, 64 << 10), let more = try readSome(fd) { head.rest += more }
-            return (head.status, String(decoding: head.rest.prefix(64 << 10), as: UTF8.self))
+        do {
+            try sendAll(fd, bytes)
+            var head = try readHead(fd, needLength: false)
+            guard head.status == 200 else {
+                // The start of the answer, however it is framed (to its length, else to the close).
+                let want = head.length >= 0 ? min(head.length, 64 << 10) : 64 << 10
+                while head.rest.count < want, let more = try readSome(fd) { head.rest += more }
+                return (head.status, String(decoding: head.rest.prefix(want), as: UTF8.self))
+            }
+            guard head.length >= 0 else { throw VQError(.io, "the answer from http://\(host):\(port) has no Content-Length") }
+            return try store(fd, head, to: file, room: room)
+        } catch let e as StaleConnection {
+            throw e.error
         }
+    }
+
+    /// The body of a 200 answer to `download`, written to `file` as it arrives.
+    private func store(_ fd: Int32, _ head: Head, to file: String, room: (Int) throws -> Void) throws -> (status: Int, message: String) {
         try room(head.length)
         let out = FileIO.openFD(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC)
         guard out >= 0 else { throw ioError("create", file) }
@@ -139,6 +182,16 @@ package final class HTTPClient: Sendable {
         return (200, "")
     }
 
+    /// A response's head, and the bytes read after it with it.
+    private struct Head {
+        var status: Int
+        var headers: [(String, String)]
+        /// Its Content-Length (-1 when it gave none).
+        var length: Int
+        var keepAlive: Bool
+        var rest: [UInt8]
+    }
+
     /// A request's bytes: its head and its body.
     private func request(_ method: String, _ path: String, body: [UInt8]?, headers: [(String, String)]) throws -> [UInt8] {
         func plain(_ s: String, spaces: Bool) -> Bool { s.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F && (spaces || $0 != 0x20) } }
@@ -157,12 +210,18 @@ package final class HTTPClient: Sendable {
         return Array(head.utf8) + (body ?? [])
     }
 
+    /// - Throws: `StaleConnection` when the connection was closed or reset (the server let it go).
     private func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { throw VQError(.unreachable, "sending to http://\(host):\(port) failed: \(errnoText())") }
+            if n <= 0 {
+                let code = errno
+                let error = VQError(.unreachable, "sending to http://\(host):\(port) failed: \(errnoText(code))")
+                if code == EPIPE || code == ECONNRESET { throw StaleConnection(error: error) }
+                throw error
+            }
             done += n
         }
     }
@@ -173,14 +232,21 @@ package final class HTTPClient: Sendable {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw VQError(.unreachable, "reading from http://\(host):\(port) failed: \(errnoText())") }
+            if n < 0 {
+                let code = errno
+                let error = VQError(.unreachable, "reading from http://\(host):\(port) failed: \(errnoText(code))")
+                if code == ECONNRESET { throw StaleConnection(error: error) }
+                throw error
+            }
             return n == 0 ? nil : Array(buffer[0..<n])
         }
     }
 
     /// A response's head, read and checked (a peer's answer is untrusted input: its head is
     /// bounded and scanned once), and the bytes after it read with it.
-    private func readHead(_ fd: Int32) throws -> (status: Int, headers: [(String, String)], length: Int, keepAlive: Bool, rest: [UInt8]) {
+    /// - Parameter needLength: whether a head without Content-Length is refused.
+    /// - Throws: `StaleConnection` when the server closed or reset the connection before a byte.
+    private func readHead(_ fd: Int32, needLength: Bool = true) throws -> Head {
         var data: [UInt8] = []
         var scanned = 0
         while true {
@@ -201,16 +267,22 @@ package final class HTTPClient: Sendable {
                         if name == "content-length" { length = Int(value) ?? -1 }
                         if name == "connection" && value.lowercased() == "close" { keepAlive = false }
                     }
-                    guard length >= 0 else { throw VQError(.io, "response from http://\(host):\(port) has no Content-Length") }
-                    return (status, headers, length, keepAlive, Array(data[(i + 4)...]))
+                    guard length >= 0 || !needLength else { throw VQError(.io, "response from http://\(host):\(port) has no Content-Length") }
+                    return Head(status: status, headers: headers, length: length, keepAlive: keepAlive, rest: Array(data[(i + 4)...]))
                 }
                 scanned = data.count
             }
+            let more: [UInt8]?
+            do { more = try readSome(fd) } catch let e as StaleConnection where !data.isEmpty { throw e.error }
+            guard let more else {
+                let error = VQError(.unreachable, "http://\(host):\(port) closed the connection")
+                if data.isEmpty { throw StaleConnection(error: error) }
+                throw error
+            }
+            data += more
             guard data.count <= HTTPClient.maxHeadBytes else {
                 throw VQError(.io, "response head from http://\(host):\(port) exceeds \(HTTPClient.maxHeadBytes) bytes")
             }
-            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
-            data += more
         }
     }
 
@@ -222,12 +294,16 @@ package final class HTTPClient: Sendable {
             throw VQError(.io, "response from http://\(host):\(port) claims \(head.length) bytes; at most \(HTTPClient.maxBodyBytes) are read")
         }
         var body = head.rest
-        body.reserveCapacity(head.length)
+        body.reserveCapacity(min(head.length, 1 << 20))  // the claim grows the buffer only as bytes come
         while body.count < head.length {
-            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
+            let more: [UInt8]?
+            do { more = try readSome(fd) } catch let e as StaleConnection { throw e.error }  // past the head: taken
+            guard let more else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
             body += more
         }
-        return (HTTPResponse(status: head.status, headers: head.headers, body: Array(body.prefix(head.length))), head.keepAlive)
+        // Bytes past the body are no answer to anything: the connection is not used again.
+        let clean = body.count == head.length
+        return (HTTPResponse(status: head.status, headers: head.headers, body: Array(body.prefix(head.length))), head.keepAlive && clean)
     }
 }
 

@@ -8,9 +8,10 @@ import Foundation
 import Synchronization
 
 /// A read's deadline: Qdrant's `timeout` on reads, bound for the request as its consistency is
-/// (`ReadDeadline.$current`). Waits for other peers' replicas end there (503 naming it), and a
-/// peer call is given no longer than what is left of it. A read of this peer's own replica is
-/// not cut short (it runs in memory, without waiting on anyone).
+/// (`ReadDeadline.$current`). A peer call is given no longer than what is left of it, and a read
+/// that asks several replicas at once (fan-out, consistency) stops waiting for them then (503
+/// naming it). A read of this peer's own replica asked alone is not cut short (it runs in
+/// memory, waiting on no one).
 package struct ReadDeadline: Sendable {
     package let at: Date
     package let seconds: Double
@@ -25,8 +26,10 @@ package struct ReadDeadline: Sendable {
     var remaining: Double { at.timeIntervalSinceNow }
 
     /// The error of a read still waiting when the deadline passes.
-    func passed(_ what: String) -> VQError {
-        VQError(.busy, "\(what) did not finish within the request's timeout of \(seconds) s")
+    /// - Parameter failures: what the replicas asked so far answered instead.
+    func passed(_ what: String, failures: [String] = []) -> VQError {
+        VQError(.busy, "\(what) did not finish within the request's timeout of \(seconds) s"
+                + (failures.isEmpty ? "" : " (" + failures.joined(separator: "; ") + ")"))
     }
 }
 
@@ -49,11 +52,14 @@ package enum FanOut {
     package static func race<C: Sendable, R: Sendable>(_ candidates: [C], delay: Double, factor: Int,
                                                        _ read: @escaping @Sendable (C) throws -> R) throws -> FanOutOutcome<R> {
         precondition(!candidates.isEmpty)
-        // Nothing to race: ask in turn, moving on only on failure. (A read with a deadline is
-        // asked on a thread of its own, so the wait for it can end there.)
-        if ReadDeadline.current == nil && (candidates.count == 1 || (delay <= 0 && factor <= 0)) {
+        // Nothing to race: ask in turn, moving on only on failure (each peer call is cut to what
+        // is left of the request's deadline; none is tried once it has passed).
+        if candidates.count == 1 || (delay <= 0 && factor <= 0) {
             var lastError: any Error = VQError(.io, "no replica answered")
             for (i, c) in candidates.enumerated() {
+                if i > 0, let deadline = ReadDeadline.current, deadline.remaining <= 0 {
+                    throw deadline.passed("the read", failures: ["\(VQError.wrap(lastError).message)"])
+                }
                 do {
                     return FanOutOutcome(result: try read(c), winner: i, launched: i + 1, delayed: 0)
                 } catch let e as VQError where e.kind == .invalidInput {
@@ -75,7 +81,8 @@ package enum FanOut {
     /// `delay` while fewer than `need` have answered, and another at once in place of each that
     /// fails, until `need` have answered or every candidate has answered or failed. Each runs on
     /// a thread of its own (the blocking pool's): a stalled replica holds its read until the
-    /// peer timeout.
+    /// peer timeout, or what is left of the request's deadline (`ReadDeadline`), when that is
+    /// sooner; the wait here ends at the deadline too.
     /// - Parameter delay: seconds before asking one more; 0 = only on failure.
     /// - Returns: the answers in the order they came, the failures, how many were asked and how
     ///   many of those because of the delay. Answers that come after it returns are dropped.
@@ -116,11 +123,8 @@ package enum FanOut {
                 && !(race.answers.count + race.failures.count == race.launched && race.launched == candidates.count) {
             // Failures launch the next replica themselves; here only the delay does.
             if !race.cond.wait(until: min(nextDelay, deadline?.at ?? nextDelay)) {
-                if let deadline, deadline.remaining <= 0 {
-                    // The answers that come later are dropped; their calls end by the deadline too.
-                    if race.answers.count < need && race.badInput == nil { throw deadline.passed("the read") }
-                    break
-                }
+                // The answers that come later are dropped; their calls end by the deadline too.
+                if let deadline, deadline.remaining <= 0 { break }
                 if delay > 0 && race.launched < candidates.count {
                     race.delayed += 1
                     launch()
@@ -131,6 +135,10 @@ package enum FanOut {
             }
         }
         if let badInput = race.badInput { throw badInput }
+        // Too few answers by the deadline: that is the reason, whatever the replicas said.
+        if let deadline, deadline.remaining <= 0, race.answers.count < need {
+            throw deadline.passed("the read", failures: race.failures.map { VQError.wrap($0.error).message })
+        }
         return FanOutGathered(answers: race.answers, failures: race.failures, launched: race.launched, delayed: race.delayed)
     }
 }

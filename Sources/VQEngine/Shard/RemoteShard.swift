@@ -26,12 +26,15 @@ package struct RemoteShard: Sendable {
     /// - Parameter timeout: the call's own; else the peer timeout, cut to what is left of the
     ///   request's deadline (`ReadDeadline`) when it has one.
     func call(_ action: String, _ body: [UInt8], timeout: Double? = nil) throws -> [UInt8] {
-        var limit = timeout
-        if limit == nil, let deadline = ReadDeadline.current {
-            guard deadline.remaining > 0 else { throw deadline.passed("the read of peer \(peer)'s replica") }
-            limit = min(transport.callTimeout, deadline.remaining)
+        guard timeout == nil, let deadline = ReadDeadline.current else { return try transport.post(peer, path + action, body, timeout: timeout) }
+        let left = deadline.remaining
+        guard left > 0.001 else { throw deadline.passed("the read of peer \(peer)'s replica") }
+        do {
+            return try transport.post(peer, path + action, body, timeout: min(transport.callTimeout, left))
+        } catch let e as VQError where e.kind == .unreachable && deadline.remaining <= 0.001 {
+            // Cut to the deadline, it ran out: that is what happened, not the peer's absence.
+            throw deadline.passed("the read of peer \(peer)'s replica")
         }
-        return try transport.post(peer, path + action, body, timeout: limit)
     }
 
     /// An answer that does not decode is the peer's fault, not the caller's input.

@@ -91,7 +91,19 @@ package struct DataDirectory: Sendable {
             try FileIO.writeAtomically(marker, Array("{\"format\":\"vq-data\",\"version\":\(DataDirectory.formatVersion)}\n".utf8))
         }
         try finishReplacements()
+        // Work a crash cut short that no one will finish: staged collections, deletes half done,
+        // snapshot downloads and uploads (each is made again from the start when asked again).
+        for entry in FileIO.list(collectionsDir) where DataDirectory.stagingPrefixes.contains(where: entry.hasPrefix) {
+            try? FileIO.removeTree(collectionsDir + "/" + entry)
+        }
+        for entry in FileIO.list(snapshotsDir) where entry.hasPrefix(".download-") || entry.hasPrefix(".upload-") {
+            FileIO.remove(snapshotsDir + "/" + entry)
+        }
     }
+
+    /// Directories under collections/ that hold work under way (`finishReplacements` handles
+    /// `.replaced-`).
+    static let stagingPrefixes = [".creating-", ".deleting-", ".recovering-", ".restoring-all"]
 
     /// Finishes a collection's replacement (`Engine.install`: a snapshot recovered over it) that a
     /// crash cut short. The old collection was moved aside first: when the new one is not in its

@@ -106,6 +106,14 @@ package enum FileIO {
     }
 
     /// Makes a directory's entries (creations, renames, removals) durable.
+    /// fsyncs every directory under `path` and `path` itself, deepest first: the entries of a
+    /// tree written file by file (each file synced as written) are on disk before it is renamed
+    /// into place.
+    package static func syncTree(_ path: String) throws {
+        for entry in list(path) where isDirectory(path + "/" + entry) { try syncTree(path + "/" + entry) }
+        try syncDirectory(path)
+    }
+
     package static func syncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ioError("open directory", path) }

@@ -295,5 +295,30 @@ import Testing
             try engine.recoverSnapshot(file, as: "r", checksum: nil)
             #expect(dump(api, "r") == old && FileIO.list(directory.collectionsDir) == ["r"])
         }
+        // A copy left aside (its removal failed) never comes back once the collection is deleted;
+        // work a crash cut short (a delete, a staged copy, a download) is cleared on opening.
+        try FileManager.default.copyItem(atPath: directory.collectionDir("r"), toPath: directory.replacedDir("r"))
+        try FileIO.makeDirectories(directory.collectionsDir + "/.deleting-gone/shards")
+        try FileIO.makeDirectories(directory.collectionsDir + "/.recovering-half")
+        try FileIO.writeAtomically(directory.snapshotsDir + "/.download-r-1", [1, 2, 3])
+        try opened { _, api in
+            #expect(call(api, "DELETE", "/collections/r").1?["result"] == .bool(true))
+        }
+        try opened { engine, _ in
+            #expect(engine.collectionNames().isEmpty && FileIO.list(directory.collectionsDir).isEmpty, "\(FileIO.list(directory.collectionsDir))")
+            #expect(!FileIO.list(directory.snapshotsDir).contains { $0.hasPrefix(".download-") })
+        }
+    }
+
+    @Test("a recover from an http:// location whose answer claims an impossible length is refused (507), not a crash")
+    func hugeDownload() throws {
+        let tmp = TempDir()
+        let engine = try Engine(path: tmp.path, warn: { _ in })
+        let api = QdrantAPI(engine: engine, config: APIConfig())
+        let liar = try CannedServer([[Array("HTTP/1.1 200 OK\r\nContent-Length: \(Int.max)\r\n\r\nxx".utf8)]])
+        let (status, body, _) = call(api, "PUT", "/collections/r/snapshots/recover", #"{"location":"http://127.0.0.1:\#(liar.port)/s.snapshot"}"#)
+        #expect(status == 507 && body?["status"]?["error"]?.stringValue?.contains("\(Int.max) bytes") == true, "\(status) \(body?.compactText ?? "")")
+        #expect(!FileIO.list(engine.directory.snapshotsDir).contains { $0.hasPrefix(".download-") })
+        try engine.close()
     }
 }

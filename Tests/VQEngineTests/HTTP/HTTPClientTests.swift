@@ -2,17 +2,24 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import Testing
 @testable import VQEngine
 
-/// A server on 127.0.0.1 that answers one connection with fixed bytes (after reading the
-/// request's head), then closes it: answers no real server would give, cut short or refused.
+/// A server on 127.0.0.1 that plays a script: for each connection it accepts (in order), for each
+/// entry it reads a request's head and writes the entry's bytes (`piece` bytes at a time), or,
+/// for nil, answers nothing and holds the connection 0.3 s; then it closes the connection.
+/// Answers no real server would give: cut short, split, refused, or let go.
 final class CannedServer: @unchecked Sendable {
     let port: Int
+    /// Connections accepted so far.
+    var accepted: Int { counter.value.load(ordering: .relaxed) }
+    private final class Counter: Sendable { let value = Atomic<Int>(0) }
+    private let counter = Counter()
     private let listener: Int32
     private let thread: Thread
 
-    init(_ response: [UInt8]) throws {
+    init(_ connections: [[[UInt8]?]], piece: Int = 0) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         listener = fd
         var addr = sockaddr_in()
@@ -22,16 +29,28 @@ final class CannedServer: @unchecked Sendable {
         let bound = withUnsafeMutablePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
         }
-        guard bound, listen(fd, 1) == 0 else { close(fd); throw VQError(.io, "cannot listen on 127.0.0.1") }
+        guard bound, listen(fd, 4) == 0 else { close(fd); throw VQError(.io, "cannot listen on 127.0.0.1") }
         port = Int(UInt16(bigEndian: addr.sin_port))
+        let counter = self.counter
         thread = Thread {
-            let c = accept(fd, nil, nil)
-            guard c >= 0 else { return }
-            var head: [UInt8] = []
-            var byte: UInt8 = 0
-            while !head.suffix(4).elementsEqual([13, 10, 13, 10]) && read(c, &byte, 1) == 1 { head.append(byte) }
-            _ = response.withUnsafeBytes { write(c, $0.baseAddress!, $0.count) }
-            close(c)
+            for script in connections {
+                let c = accept(fd, nil, nil)
+                guard c >= 0 else { return }
+                counter.value.add(1, ordering: .relaxed)
+                for answer in script {
+                    var head: [UInt8] = []
+                    var byte: UInt8 = 0
+                    while !head.suffix(4).elementsEqual([13, 10, 13, 10]) && read(c, &byte, 1) == 1 { head.append(byte) }
+                    guard let answer else { Thread.sleep(forTimeInterval: 0.3); break }
+                    let step = piece > 0 ? piece : max(1, answer.count)
+                    for start in stride(from: 0, to: answer.count, by: step) {
+                        let part = Array(answer[start..<min(answer.count, start + step)])
+                        _ = part.withUnsafeBytes { write(c, $0.baseAddress!, $0.count) }
+                        if piece > 0 { usleep(1000) }
+                    }
+                }
+                close(c)
+            }
         }
         thread.start()
     }
@@ -40,8 +59,8 @@ final class CannedServer: @unchecked Sendable {
 }
 
 @Suite struct HTTPClientTests {
-    static func answer(_ status: String, length: Int, _ body: [UInt8]) -> [UInt8] {
-        Array("HTTP/1.1 \(status)\r\nContent-Length: \(length)\r\n\r\n".utf8) + body
+    static func answer(_ status: String, length: Int, _ body: [UInt8], extra: String = "") -> [UInt8] {
+        Array("HTTP/1.1 \(status)\r\nContent-Length: \(length)\r\n\(extra)\r\n".utf8) + body
     }
 
     @Test("a download goes to a file as it arrives; one refused, cut short or answered with an error leaves no file")
@@ -49,22 +68,25 @@ final class CannedServer: @unchecked Sendable {
         let tmp = TempDir()
         let file = tmp.path + "/got"
         let body = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let whole = try CannedServer(Self.answer("200 OK", length: body.count, body))
+        let whole = try CannedServer([[Self.answer("200 OK", length: body.count, body)]])
         var asked = -1
         let (status, _) = try HTTPClient(url: "http://127.0.0.1:\(whole.port)").download("/s", to: file) { asked = $0 }
         #expect(status == 200 && asked == body.count)
         #expect(try FileIO.readAll(file) == body)
+
+        // Refused before a byte is written (a disk without the room): the file there stays as it was.
+        let refused = try CannedServer([[Self.answer("200 OK", length: body.count, body)]])
+        do {
+            _ = try HTTPClient(url: "http://127.0.0.1:\(refused.port)").download("/s", to: file) { _ in throw VQError(.insufficientStorage, "no room") }
+            Issue.record("a download with no room was written")
+        } catch let e as VQError {
+            #expect(e.kind == .insufficientStorage, "\(e)")
+        }
+        #expect(try FileIO.readAll(file) == body)
         FileIO.remove(file)
 
-        // Refused before a byte is written (a disk without the room).
-        let refused = try CannedServer(Self.answer("200 OK", length: body.count, body))
-        #expect(throws: VQError.self) {
-            _ = try HTTPClient(url: "http://127.0.0.1:\(refused.port)").download("/s", to: file) { _ in throw VQError(.insufficientStorage, "no room") }
-        }
-        #expect(!FileIO.exists(file))
-
         // Cut short: the connection closes before the length it claimed.
-        let short = try CannedServer(Self.answer("200 OK", length: 100, Array(body.prefix(50))))
+        let short = try CannedServer([[Self.answer("200 OK", length: 100, Array(body.prefix(50)))]])
         do {
             _ = try HTTPClient(url: "http://127.0.0.1:\(short.port)").download("/s", to: file) { _ in }
             Issue.record("a body cut short was taken")
@@ -73,12 +95,45 @@ final class CannedServer: @unchecked Sendable {
         }
         #expect(!FileIO.exists(file))
 
-        // An error: its status and the start of its body, nothing written.
-        let missing = try CannedServer(Self.answer("404 Not Found", length: 4, Array("gone".utf8)))
-        let (notFound, message) = try HTTPClient(url: "http://127.0.0.1:\(missing.port)").download("/s", to: file) { _ in
-            Issue.record("an error's body was offered to the file")
+        // An error: its status and the start of its body, nothing written; also without a length.
+        let missing = try CannedServer([[Self.answer("404 Not Found", length: 4, Array("gone".utf8))],
+                                        [Array("HTTP/1.1 403 Forbidden\r\n\r\nno key".utf8)]])
+        let client = try HTTPClient(url: "http://127.0.0.1:\(missing.port)")
+        for (code, text) in [(404, "gone"), (403, "no key")] {
+            let (status, message) = try client.download("/s", to: file) { _ in Issue.record("an error's body was offered to the file") }
+            #expect(status == code && message == text)
         }
-        #expect(notFound == 404 && message == "gone")
         #expect(!FileIO.exists(file))
+    }
+
+    @Test("send: a head split across reads; a pooled connection the server let go is tried again once; one that timed out is not")
+    func send() throws {
+        let ok = Self.answer("200 OK", length: 2, Array("hi".utf8))
+        // Byte by byte, then the server lets the kept-alive connection go: the next request
+        // finds it closed and goes again on a fresh one.
+        let server = try CannedServer([[ok], [ok]], piece: 1)
+        let client = try HTTPClient(url: "http://127.0.0.1:\(server.port)", timeout: 5)
+        for _ in 0..<2 {
+            let r = try client.send("GET", "/x")
+            #expect(r.status == 200 && r.body == Array("hi".utf8))
+        }
+        #expect(server.accepted == 2)
+
+        // Answered once, then silent: the second request times out (its own timeout, not the
+        // client's 5 s) and is not sent again. (A second connection would be accepted once the
+        // first is let go, 0.3 s in.)
+        let silent = try CannedServer([[ok, nil], [ok]])
+        let slow = try HTTPClient(url: "http://127.0.0.1:\(silent.port)", timeout: 5)
+        #expect(try slow.send("GET", "/x").status == 200)
+        #expect(throws: VQError.self) { _ = try slow.send("POST", "/write", body: [], timeout: 0.2) }
+        Thread.sleep(forTimeInterval: 0.6)
+        #expect(silent.accepted == 1, "a request that may have been taken is never sent twice")
+
+        // Bytes past the body: the answer is taken, and the connection (whose next answer would
+        // be the junk, then nothing) is not used again.
+        let extra = try CannedServer([[ok + Array("junk".utf8), nil], [ok]])
+        let c2 = try HTTPClient(url: "http://127.0.0.1:\(extra.port)", timeout: 2)
+        #expect(try c2.send("GET", "/x").body == Array("hi".utf8))
+        #expect(try c2.send("GET", "/x").body == Array("hi".utf8))
     }
 }
