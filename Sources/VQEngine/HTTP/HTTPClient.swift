@@ -87,7 +87,8 @@ package final class HTTPClient: Sendable {
         let bytes = try request(method, path, body: body, headers: headers)
         let seconds = timeout ?? self.timeout
         for attempt in 0..<2 {
-            let pooled = idle.withLock { $0.popLast() }
+            // A request sent again goes on a fresh connection (the others pooled may be stale too).
+            let pooled = attempt == 0 ? idle.withLock { $0.popLast() } : nil
             let fd = try pooled ?? connect(timeout: seconds)
             if pooled != nil && seconds != self.timeout { HTTPClient.setTimeouts(fd, seconds) }
             do {
@@ -99,10 +100,9 @@ package final class HTTPClient: Sendable {
                     close(fd)
                 }
                 return response.response
-            } catch let e as StaleConnection where pooled != nil && attempt == 0 {
+            } catch is StaleConnection where pooled != nil {
                 // The server closed the pooled connection before it read this request (an idle
                 // keep-alive it let go): nothing was done; sent again on a fresh connection.
-                _ = e
                 close(fd)
             } catch let e as StaleConnection {
                 close(fd)
