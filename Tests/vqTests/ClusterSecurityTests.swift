@@ -59,7 +59,7 @@ func peerID(_ server: ServerProcess) -> UInt64? { PeerView(server.port).flatMap 
 
 /// The internal routes a peer serves (all POST), for a collection "c".
 let internalRoutes = ["raft", "propose", "voters", "commit", "ping", "join", "shards/c/0/write", "shards/c/0/apply", "shards/c/0/apply-batch", "shards/c/0/search",
-                      "shards/c/0/transfer", "shards/c/0/receive", "shards/c/0/count", "shards/c/0/scan", "shards/c/0/position", "shards/c/0/at-position"]
+                      "shards/c/0/transfer", "shards/c/0/receive", "shards/c/0/count", "shards/c/0/scan", "shards/c/0/position", "shards/c/0/at-position", "collections/c/cluster", "rebalance"]
 
 @Suite(.serialized) struct ClusterSecurityTests {
     @Test("a fresh vq serve closes every internal route: it generates a secret (0600) that vq cluster token prints and vq join needs")

@@ -322,9 +322,14 @@ struct PeerView {
         }
         #expect(holders.count == 2, "\(shard0)")
         let lacking = try #require(ids.first { !holders.contains($0) })
-        let move = try request(b.port, "POST", "/collections/r/cluster",
+        // Asked of a follower: checked there, carried out by the leader (as rebalances are).
+        let follower = try #require([a, b, back].first { PeerView($0.port)?.role == "Follower" })
+        let move = try request(follower.port, "POST", "/collections/r/cluster",
                                "{\"move_shard\":{\"shard_id\":0,\"from_peer_id\":\(holders[0]),\"to_peer_id\":\(lacking)}}")
         #expect(move.status == 200, "\(move.body)")
+        let badMove = try request(follower.port, "POST", "/collections/r/cluster",
+                                  "{\"move_shard\":{\"shard_id\":9,\"from_peer_id\":\(holders[0]),\"to_peer_id\":\(lacking)}}")
+        #expect(badMove.status == 400 && badMove.body.contains("shard_id"), "\(badMove.body)")
         let moved = [a, b, back][ids.firstIndex(of: lacking)!]
         #expect(try request(moved.port, "GET", "/collections/r/cluster").body.contains(#"{"shard_id":0,"points_count""#))
         #expect(try request(b.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
@@ -346,8 +351,11 @@ struct PeerView {
         #expect(try request(back.port, "POST", "/collections/r/points/count", #"{"exact":true}"#).body.contains("\"count\":\(expected)"))
         // The restarted peer caught up with the operations it missed; the moved shard was copied
         // whole, as its segment files.
-        let logs = [a, b, back].map { $0.stop().1 }.joined()
+        let each = [a, b, back].map { $0.stop().1 }
+        let logs = each.joined()
         #expect(logs.contains(#"mode="range""#), "\(logs.suffix(3000))")
+        #expect(!each[[a, b, back].firstIndex { $0 === follower }!].contains(#"replica moved collection="r""#), "the follower forwarded the move")
+        #expect(logs.contains(#"replica moved collection="r""#))
         #expect(logs.contains(#"mode="files""#))
         #expect(!logs.contains(#"mode="copy""#), "no copy point by point")
     }

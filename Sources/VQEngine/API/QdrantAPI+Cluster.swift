@@ -152,7 +152,9 @@ extension QdrantAPI {
     /// the shard's primary and active; a moved shard's old replica is dropped after that. A
     /// `method` of `snapshot` copies segment files, `stream_records` every point (default: the
     /// server's `--shard-transfer`); Qdrant's other methods and fields are refused by name.
-    func updateCollectionCluster(_ name: String, _ r: HTTPRequest, _ start: UInt64) throws -> HTTPResponse {
+    /// Moves and copies, checked here, are carried out by the Raft leader (forwarded there,
+    /// `POST /internal/collections/{name}/cluster`), one at a time with its rebalances.
+    func updateCollectionCluster(_ name: String, _ r: HTTPRequest, _ start: UInt64, forwarded: Bool = false) throws -> HTTPResponse {
         guard let cluster else { throw VQError(.notFound, "this server runs no cluster") }
         guard let meta = cluster.collectionMeta(name) else { throw VQError(.notFound, "collection \"\(name)\" is not distributed") }
         let body = try JSONParser.parseRequest(r.body)
@@ -204,6 +206,7 @@ extension QdrantAPI {
                 }
             }
             let to = try peer(op, "to_peer_id", "replicate_shard"), how = try method(op, "replicate_shard")
+            if let answer = try onLeader(name, r, start, cluster: cluster, forwarded: forwarded) { return answer }
             // Not while a rebalance or recovery here moves replicas of its own.
             try Rebalancer.exclusively("replicate_shard") { try mover.replicate(name, shard, to: to, method: how) }
         } else if let op = body["move_shard"] {
@@ -214,6 +217,7 @@ extension QdrantAPI {
                 throw VQError.invalid("move_shard.from_peer_id \(from) holds no replica of shard \(shard)")
             }
             let how = try method(op, "move_shard")
+            if let answer = try onLeader(name, r, start, cluster: cluster, forwarded: forwarded) { return answer }
             try Rebalancer.exclusively("move_shard") { try mover.move(Rebalance.Move(collection: name, shard: shard, from: from, to: to), method: how) }
         } else if let op = body["drop_replica"] {
             try check(op, "drop_replica", ["shard_id", "peer_id"])
@@ -222,6 +226,22 @@ extension QdrantAPI {
         } else {
             throw VQError.invalid("expected one of move_shard, replicate_shard or drop_replica")
         }
+        return APIEnvelope.ok(.bool(true), since: start)
+    }
+
+    /// Runs a checked move or copy on the Raft leader, as rebalances run, so one peer moves
+    /// replicas at a time: forwarded there from any other peer (nil: this peer leads, or the
+    /// request was forwarded here already and is carried out here).
+    private func onLeader(_ name: String, _ r: HTTPRequest, _ start: UInt64, cluster: ClusterNode, forwarded: Bool) throws -> HTTPResponse? {
+        let status = cluster.status
+        guard status.role != .leader && !forwarded else { return nil }
+        guard let leader = status.leader, let uri = cluster.address(of: leader) else {
+            throw VQError(.busy, "no Raft leader is known to carry out the shard transfer; retry shortly")
+        }
+        let query = r.query["timeout"].map { "?timeout=" + percentEncode($0) } ?? ""
+        let answer = try HTTPClient(url: uri, timeout: 3600)
+            .send("POST", "/internal/collections/\(percentEncode(name))/cluster" + query, body: r.body, headers: cluster.internalHeaders)
+        guard answer.status == 200 else { throw VQError(status: answer.status, body: answer.body, from: "leader \(leader)") }
         return APIEnvelope.ok(.bool(true), since: start)
     }
 

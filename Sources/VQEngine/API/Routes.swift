@@ -298,6 +298,10 @@ extension QdrantAPI {
         Route("POST", "internal/ping", "internal.ping", .peer, inline: true) { _, c in APIEnvelope.ok(.bool(true), since: c.start) },
         Route("POST", "internal/join", "internal.join", .peer) { api, c in try api.peerJoin(c) },
         Route("POST", "internal/rebalance", "internal.rebalance", .peer) { api, c in try api.rebalance(c.request, c.start, forwarded: true) },
+        // A move or copy asked of another peer, carried out here (the leader).
+        Route("POST", "internal/collections/{name}/cluster", "internal.collection_cluster", .peer) { api, c in
+            try api.updateCollectionCluster(c.params[0], c.request, c.start, forwarded: true)
+        },
         shard("write", "internal.shard.write") { api, col, s, c in try api.shardWrite(col, s, c) },
         shard("apply", "internal.shard.apply") { api, col, s, c in try api.shardApply(col, s, c) },
         shard("apply-batch", "internal.shard.apply_batch") { _, col, s, c in
