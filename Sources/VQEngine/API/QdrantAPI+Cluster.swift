@@ -234,14 +234,24 @@ extension QdrantAPI {
     /// request was forwarded here already and is carried out here).
     private func onLeader(_ name: String, _ r: HTTPRequest, _ start: UInt64, cluster: ClusterNode, forwarded: Bool) throws -> HTTPResponse? {
         let status = cluster.status
-        guard status.role != .leader && !forwarded else { return nil }
+        if status.role == .leader { return nil }
+        // Sent here as the leader, which this peer no longer is: not carried out beside the new one's moves.
+        guard !forwarded else { throw VQError(.busy, "this peer no longer leads the cluster; retry the shard transfer") }
         guard let leader = status.leader, let uri = cluster.address(of: leader) else {
             throw VQError(.busy, "no Raft leader is known to carry out the shard transfer; retry shortly")
         }
         let query = r.query["timeout"].map { "?timeout=" + percentEncode($0) } ?? ""
         let answer = try HTTPClient(url: uri, timeout: 3600)
             .send("POST", "/internal/collections/\(percentEncode(name))/cluster" + query, body: r.body, headers: cluster.internalHeaders)
-        guard answer.status == 200 else { throw VQError(status: answer.status, body: answer.body, from: "leader \(leader)") }
+        guard answer.status == 200 else {
+            let e = VQError(status: answer.status, body: answer.body, from: "leader \(leader)")
+            // The caller's input and the cluster's state come back as they are; the leader's
+            // refusal of this peer (its secret, a route it lacks) is no fault of the caller's.
+            if [401, 403, 404, 405].contains(answer.status) {
+                throw VQError(.io, "the leader (peer \(leader)) could not carry out the shard transfer: \(e.message)")
+            }
+            throw e
+        }
         return APIEnvelope.ok(.bool(true), since: start)
     }
 

@@ -186,6 +186,9 @@ package final class Engine: @unchecked Sendable {
     /// - Throws: `.conflict` when `name` is an alias.
     package func install(_ name: String, from dir: String) throws {
         try Engine.validateName(name)
+        // Every entry of the new tree is on disk before the old one is moved aside for it (the
+        // staged tree is this call's own: synced before the engine's lock is taken).
+        try FileIO.syncTree(dir)
         mutex.lock()
         defer { mutex.unlock() }
         if (try? loadedAliases())?[name] != nil {
@@ -194,8 +197,6 @@ package final class Engine: @unchecked Sendable {
         if let c = open.removeValue(forKey: name) { try? c.close() }
         let target = directory.collectionDir(name)
         let aside = directory.replacedDir(name)
-        // Every entry of the new tree is on disk before the old one is moved aside for it.
-        try FileIO.syncTree(dir)
         try FileIO.removeTree(aside)
         if FileIO.exists(target) {
             guard rename(target, aside) == 0 else { throw ioError("rename", target) }

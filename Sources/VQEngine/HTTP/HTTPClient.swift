@@ -88,7 +88,7 @@ package final class HTTPClient: Sendable {
         let seconds = timeout ?? self.timeout
         for attempt in 0..<2 {
             // A request sent again goes on a fresh connection (the others pooled may be stale too).
-            let pooled = attempt == 0 ? idle.withLock { $0.popLast() } : nil
+            let pooled = attempt == 0 ? takeIdle() : nil
             let fd = try pooled ?? connect(timeout: seconds)
             if pooled != nil && seconds != self.timeout { HTTPClient.setTimeouts(fd, seconds) }
             do {
@@ -101,8 +101,8 @@ package final class HTTPClient: Sendable {
                 }
                 return response.response
             } catch is StaleConnection where pooled != nil {
-                // The server closed the pooled connection before it read this request (an idle
-                // keep-alive it let go): nothing was done; sent again on a fresh connection.
+                // The pooled connection failed while the request was being sent (the server let
+                // it go): the request was not taken; sent again on a fresh connection.
                 close(fd)
             } catch let e as StaleConnection {
                 close(fd)
@@ -116,10 +116,24 @@ package final class HTTPClient: Sendable {
         throw VQError(.unreachable, "no response from http://\(host):\(port)")
     }
 
-    /// A connection that failed before a byte of the answer came (closed or reset): on a pooled
-    /// connection, the server let it go idle; the request can go again on a fresh one.
+    /// A connection that failed while the request was being sent (closed or reset): on a pooled
+    /// connection, the server let it go idle; the request can go again on a fresh one. (Once the
+    /// request is sent, no failure is retried: the server may have taken it.)
     private struct StaleConnection: Error {
         let error: VQError
+    }
+
+    /// A pooled connection the server has not closed or reset meanwhile (one it has is dropped:
+    /// an idle keep-alive the server let go), or nil.
+    private func takeIdle() -> Int32? {
+        while let fd = idle.withLock({ $0.popLast() }) {
+            var byte: UInt8 = 0
+            let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            // Nothing to read and still open: usable. (Bytes waiting would be no answer to anything.)
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return fd }
+            close(fd)
+        }
+        return nil
     }
 
     /// GETs `path` into `file` as its body arrives (a snapshot may be larger than memory), on a
@@ -214,7 +228,8 @@ package final class HTTPClient: Sendable {
     private func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+            // (MSG_NOSIGNAL: a connection the server closed is an error here, not a SIGPIPE.)
+            let n = bytes.withUnsafeBytes { systemSend(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 {
                 let code = errno
@@ -232,12 +247,7 @@ package final class HTTPClient: Sendable {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 {
-                let code = errno
-                let error = VQError(.unreachable, "reading from http://\(host):\(port) failed: \(errnoText(code))")
-                if code == ECONNRESET { throw StaleConnection(error: error) }
-                throw error
-            }
+            if n < 0 { throw VQError(.unreachable, "reading from http://\(host):\(port) failed: \(errnoText())") }
             return n == 0 ? nil : Array(buffer[0..<n])
         }
     }
@@ -245,7 +255,6 @@ package final class HTTPClient: Sendable {
     /// A response's head, read and checked (a peer's answer is untrusted input: its head is
     /// bounded and scanned once), and the bytes after it read with it.
     /// - Parameter needLength: whether a head without Content-Length is refused.
-    /// - Throws: `StaleConnection` when the server closed or reset the connection before a byte.
     private func readHead(_ fd: Int32, needLength: Bool = true) throws -> Head {
         var data: [UInt8] = []
         var scanned = 0
@@ -272,13 +281,7 @@ package final class HTTPClient: Sendable {
                 }
                 scanned = data.count
             }
-            let more: [UInt8]?
-            do { more = try readSome(fd) } catch let e as StaleConnection where !data.isEmpty { throw e.error }
-            guard let more else {
-                let error = VQError(.unreachable, "http://\(host):\(port) closed the connection")
-                if data.isEmpty { throw StaleConnection(error: error) }
-                throw error
-            }
+            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
             data += more
             guard data.count <= HTTPClient.maxHeadBytes else {
                 throw VQError(.io, "response head from http://\(host):\(port) exceeds \(HTTPClient.maxHeadBytes) bytes")
@@ -296,15 +299,18 @@ package final class HTTPClient: Sendable {
         var body = head.rest
         body.reserveCapacity(min(head.length, 1 << 20))  // the claim grows the buffer only as bytes come
         while body.count < head.length {
-            let more: [UInt8]?
-            do { more = try readSome(fd) } catch let e as StaleConnection { throw e.error }  // past the head: taken
-            guard let more else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
+            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
             body += more
         }
         // Bytes past the body are no answer to anything: the connection is not used again.
         let clean = body.count == head.length
         return (HTTPResponse(status: head.status, headers: head.headers, body: Array(body.prefix(head.length))), head.keepAlive && clean)
     }
+}
+
+/// send(2) without SIGPIPE, for types whose own `send` would shadow it.
+func systemSend(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    send(fd, buffer, count, Int32(MSG_NOSIGNAL))
 }
 
 /// connect(2), for types whose own `connect` would shadow it.

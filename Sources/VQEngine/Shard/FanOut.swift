@@ -109,7 +109,8 @@ package enum FanOut {
                 case .failure(let e):
                     race.failures.append((i, e))
                     if let v = e as? VQError, v.kind == .invalidInput { race.badInput = e }
-                    if race.answers.count < need && race.badInput == nil { launch() }  // another in its place, at once
+                    // Another in its place, at once (none once the deadline has passed: no one waits for it).
+                    if race.answers.count < need && race.badInput == nil && (deadline?.remaining ?? 1) > 0 { launch() }
                 }
                 race.cond.broadcast()
             }
