@@ -23,7 +23,8 @@ package final class HTTPClient: Sendable {
     package let timeout: Double
     /// Sent with every request (an api-key).
     package let headers: [(String, String)]
-    private let idle = Mutex<[Int32]>([])
+    /// Pooled connections, each with the timeout its socket has now.
+    private let idle = Mutex<[(fd: Int32, timeout: Double)]>([])
 
     /// - Parameter url: `http://HOST:PORT` (a trailing slash or path is ignored).
     /// - Throws: `.invalidInput` for anything but an http URL with a numeric IPv4 or localhost host.
@@ -44,7 +45,7 @@ package final class HTTPClient: Sendable {
         self.timeout = timeout
     }
 
-    deinit { idle.withLock { for fd in $0 { close(fd) } } }
+    deinit { idle.withLock { for c in $0 { close(c.fd) } } }
 
     /// Sets how long a send or a read (and a connect) on `fd` may wait: at least a millisecond
     /// (a zero timeval would mean forever).
@@ -89,13 +90,13 @@ package final class HTTPClient: Sendable {
         for attempt in 0..<2 {
             // A request sent again goes on a fresh connection (the others pooled may be stale too).
             let pooled = attempt == 0 ? takeIdle() : nil
-            let fd = try pooled ?? connect(timeout: seconds)
-            if pooled != nil && seconds != self.timeout { HTTPClient.setTimeouts(fd, seconds) }
+            let fd = try pooled?.fd ?? connect(timeout: seconds)
+            // Set only when it differs (callers with a timeout of their own mostly use the same one).
+            if let pooled, pooled.timeout != seconds { HTTPClient.setTimeouts(fd, seconds) }
             do {
                 let response = try exchange(fd, bytes)
                 if response.keepAlive {
-                    if seconds != self.timeout { HTTPClient.setTimeouts(fd, self.timeout) }
-                    idle.withLock { $0.append(fd) }
+                    idle.withLock { $0.append((fd, seconds)) }
                 } else {
                     close(fd)
                 }
@@ -125,13 +126,13 @@ package final class HTTPClient: Sendable {
 
     /// A pooled connection the server has not closed or reset meanwhile (one it has is dropped:
     /// an idle keep-alive the server let go), or nil.
-    private func takeIdle() -> Int32? {
-        while let fd = idle.withLock({ $0.popLast() }) {
+    private func takeIdle() -> (fd: Int32, timeout: Double)? {
+        while let c = idle.withLock({ $0.popLast() }) {
             var byte: UInt8 = 0
-            let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            let n = recv(c.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
             // Nothing to read and still open: usable. (Bytes waiting would be no answer to anything.)
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return fd }
-            close(fd)
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return c }
+            close(c.fd)
         }
         return nil
     }

@@ -469,7 +469,8 @@ package final class ReplicaSet: Sendable {
     private func forward(_ placement: any ReplicaPlacement, to primary: PeerID, _ encoded: [UInt8], _ wait: WriteWait, deadline: Date?) throws {
         let replica = remote(placement, primary)
         let queueTimeout = deadline.map { $0.timeIntervalSinceNow }
-        let limit = 3 * placement.callTimeout + max(0, queueTimeout ?? 0)
+        // In whole seconds: one limit for most writes, so a pooled connection keeps its setting.
+        let limit = (3 * placement.callTimeout + max(0, queueTimeout ?? 0)).rounded(.up)
         try watched(placement, primary, "a write") { try replica.write(encoded, wait, timeout: limit, queueTimeout: queueTimeout) }
     }
 
