@@ -32,10 +32,8 @@ def states(port):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--vq", default=t.VQ)
     ap.add_argument("--operations", type=int, default=20000)
-    args = ap.parse_args(sys.argv[1:])
-    t.VQ = os.path.abspath(args.vq)
+    args = t.parse_args(ap)
     # Three voters, so Raft keeps a majority while one peer is paused.
     started = t.three_peers()
     pa = started[0][1]

@@ -24,10 +24,8 @@ import transfer as t  # the peer, call and wait helpers
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--vq", default=t.VQ)
     ap.add_argument("--seconds", type=float, default=8)
-    args = ap.parse_args(sys.argv[1:])
-    t.VQ = os.path.abspath(args.vq)
+    args = t.parse_args(ap)
     peers = t.three_peers()
     ports = [port for _, port in peers]
     pa = ports[0]

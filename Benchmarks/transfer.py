@@ -58,6 +58,16 @@ def stop(p):
     procs.remove(p)
 
 
+def parse_args(ap):
+    """Parses a benchmark's arguments, adding `--vq PATH` (default: the release build), which
+    the peers it starts then run."""
+    global VQ
+    ap.add_argument("--vq", default=VQ)
+    args = ap.parse_args(sys.argv[1:])
+    VQ = os.path.abspath(args.vq)
+    return args
+
+
 def three_peers(extra=()):
     """Starts peers a (founding), b and c (joining), each with the server flags `extra`, and waits
     for three voters: [(process, port)]."""

@@ -12,15 +12,18 @@ import Testing
         return (node, lock)
     }
 
+    /// A proposal creating collection "c" (`dim`-d, one shard on `node`), under proposal id `pid` when given.
+    static func create(_ node: ClusterNode, dim: Int = 2, pid: UInt64? = nil) -> JSON {
+        .object([("op", .string("create_collection")), ("name", .string("c")), ("config", CollectionConfig(dim: dim).json),
+                 ("shards", .array([.array([.uint(node.id)])]))] + (pid.map { [("pid", .uint($0))] } ?? []))
+    }
+
     @Test("a committed change the state machine refuses is reported to its proposer, not answered as done")
     func refusedEntriesReported() throws {
         let tmp = TempDir()
         let (node, lock) = try Self.founder(tmp)
         defer { withExtendedLifetime(lock) { node.stop() } }
-        func create(_ dim: Int) -> JSON {
-            .object([("op", .string("create_collection")), ("name", .string("c")), ("config", CollectionConfig(dim: dim).json),
-                     ("shards", .array([.array([.uint(node.id)])]))])
-        }
+        func create(_ dim: Int) -> JSON { Self.create(node, dim: dim) }
         try node.propose(create(2), waitEffects: false)
         // As when two proposals race: each is checked against a state before the other commits,
         // and the second to commit is refused when applied. Its proposer must hear so.
@@ -38,10 +41,7 @@ import Testing
         let tmp = TempDir()
         let (node, lock) = try Self.founder(tmp)
         defer { withExtendedLifetime(lock) { node.stop() } }
-        func create(_ pid: UInt64) -> JSON {
-            .object([("op", .string("create_collection")), ("name", .string("c")), ("config", CollectionConfig(dim: 2).json),
-                     ("shards", .array([.array([.uint(node.id)])])), ("pid", .uint(pid))])
-        }
+        func create(_ pid: UInt64) -> JSON { Self.create(node, pid: pid) }
         try node.propose(create(42), waitEffects: false)
         try node.propose(create(42), waitEffects: false, check: false)
         try node.propose(create(42), waitEffects: false)

@@ -255,16 +255,18 @@ struct ReplicaPair {
         return batch
     }
 
+    /// Upserts points `ids` (as `batch` makes them) through engine `via`, waited for to `wait`.
+    func upsert(_ ids: [UInt64], tag: Int = 0, via: Int = 0, wait: WriteWait = .applied) throws {
+        var points = batch(ids, tag: tag)
+        _ = try engines[via].collection("c").upsert(&points, wait: wait)
+    }
+
     /// Writes `first` through peer 1 to both replicas, then one write per entry of `missed` that
     /// peer 2 misses (so it is marked Dead).
     func writeWithReplicaMissing(_ missed: [[UInt64]], after first: [UInt64]) throws {
-        var points = batch(first)
-        _ = try engines[0].collection("c").upsert(&points, wait: .applied)
+        try upsert(first)
         placements[0].failApply.store(true, ordering: .relaxed)
-        for ids in missed {
-            var more = batch(ids)
-            _ = try engines[0].collection("c").upsert(&more, wait: .applied)
-        }
+        for ids in missed { try upsert(ids) }
         placements[0].failApply.store(false, ordering: .relaxed)
     }
 
@@ -335,8 +337,7 @@ struct ReplicaPair {
     @Test("a replica known to differ that cannot be repaired is marked Dead, so it serves no reads")
     func failedRepairMarksDead() throws {
         let pair = try ReplicaPair()
-        var points = pair.batch(Array(0..<50))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<50))
         let replica = try pair.set(1).local
         try replica.waitApplied(try replica.submit(.delete([.number(7)])))
         pair.placements[0].failApply.store(true, ordering: .relaxed)
@@ -371,8 +372,7 @@ struct ReplicaPair {
     @Test("a replica that cannot be compared point by point is reported, not marked Dead")
     func uncomparedIsNotDead() throws {
         let pair = try ReplicaPair()
-        var points = pair.batch(Array(0..<50))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<50))
         let replica = try pair.set(1).local
         try replica.waitApplied(try replica.submit(.delete([.number(7)])))
         pair.placements[0].failHashes.store(true, ordering: .relaxed)

@@ -8,8 +8,7 @@ import Testing
     /// consistency 1, and first) also holds point 9000, and point 3 with tag 7.
     static func differing() throws -> ReplicaPair {
         let pair = try ReplicaPair()
-        var points = pair.batch(Array(0..<50))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<50))
         let mine = try pair.set(0).local
         try mine.waitApplied(try mine.submit(.upsert(pair.batch([9000, 3], tag: 7))))
         return pair

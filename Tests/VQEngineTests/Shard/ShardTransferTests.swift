@@ -15,16 +15,14 @@ final class Tally: Sendable {
     /// replica is Dead and holds something else.
     static func diverged(files: Bool = true, history: (bytes: Int, pinned: Int)? = nil) throws -> ReplicaPair {
         let pair = try ReplicaPair(files: files, history: history)
-        var points = pair.batch(Array(0..<3000))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<3000))
         _ = try pair.engines[0].collection("c").delete([.number(5), .number(2999)], wait: .applied)
         let primary = try pair.set(0).local
         _ = try primary.optimize(force: true)
         // A delete in the indexed segment: its deleted-rows file is summed again by a later flush.
         _ = try pair.engines[0].collection("c").delete([.number(6)], wait: .applied)
         // Written after the optimization: in the appendable segment.
-        var late = pair.batch(Array(3000..<3100), tag: 1)
-        _ = try pair.engines[0].collection("c").upsert(&late, wait: .applied)
+        try pair.upsert(Array(3000..<3100), tag: 1)
         let replica = try pair.set(1).local
         try replica.waitApplied(try replica.submit(.upsert(pair.batch([50_000, 50_001], tag: 7))))
         pair.shared.withLock { $0 = [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)] }
@@ -48,15 +46,13 @@ final class Tally: Sendable {
         // The replica's position is the primary's: the next write follows on in sequence.
         let (mine, theirs) = (try pair.set(1).position, try pair.set(0).position)
         #expect(mine == theirs && mine.seq > 0)
-        var more = pair.batch([7, 9000], tag: 3)
-        _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        try pair.upsert([7, 9000], tag: 3)
         #expect(try pair.contents(0) == pair.contents(1))
         // A restart opens the adopted segments (the manifest committed them) and writes after it
         // are newer than the adopted rows.
         try pair.reopen(1)
         #expect(try pair.contents(0) == pair.contents(1))
-        var after = pair.batch([7, 9001], tag: 4)
-        _ = try pair.engines[0].collection("c").upsert(&after, wait: .applied)
+        try pair.upsert([7, 9001], tag: 4)
         try pair.reopen(1)
         #expect(try pair.contents(0) == pair.contents(1))
         #expect(try pair.set(1).local.digest() == pair.set(0).local.digest())
@@ -113,8 +109,7 @@ final class Tally: Sendable {
         #expect(try pair.set(1).position == pair.set(0).position)
         #expect(pair.placements[0].events.withLock { $0 }.filter { $0 == "replica copy outrun by writes" }.isEmpty)
         // And the next write follows on in sequence.
-        var more = pair.batch([1, 20_000], tag: 5)
-        _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        try pair.upsert([1, 20_000], tag: 5)
         #expect(try pair.contents(0) == pair.contents(1))
         try pair.close()
     }
@@ -155,8 +150,7 @@ final class Tally: Sendable {
     @Test("a record copy is taken only from the primary, and never over an Active copy")
     func recordCopyGuards() throws {
         let pair = try ReplicaPair(files: false)
-        var points = pair.batch(Array(0..<20))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<20))
         let before = try pair.contents(1)
         let wipe = ShardWire.ReceiveBatch(clear: true, last: (1, 1), records: [])
         let vectors = pair.config.vectors
@@ -257,8 +251,7 @@ final class Tally: Sendable {
     func droppedReplicaDuringWrite() throws {
         let pair = try ReplicaPair()
         pair.placements[0].dropOnApply.store(true, ordering: .relaxed)
-        var points = pair.batch(Array(0..<10))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<10))
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active)])
         #expect(try pair.set(0).local.pointCount == 10)
         try pair.close()
@@ -267,18 +260,15 @@ final class Tally: Sendable {
     @Test("a replica that has not taken a write within the lag timeout, while enough others have it, is marked Dead and the write answers; it catches up afterwards")
     func laggingReplica() throws {
         let pair = try ReplicaPair()
-        var first = pair.batch(Array(0..<10))
-        _ = try pair.engines[0].collection("c").upsert(&first, wait: .applied)
+        try pair.upsert(Array(0..<10))
         pair.placements[0].stallApply.store(true, ordering: .relaxed)
-        var points = pair.batch(Array(10..<20))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(10..<20))
         // Answered while the replica's call is still waiting: it waits until the test lets it go
         // (or the 5 s peer timeout), so seeing it wait now means the write did not wait for it.
         #expect(eventually { pair.placements[0].applyStalled.load(ordering: .relaxed) }, "the write waited for the stalled replica")
         #expect(pair.shared.withLock { $0 } == [Replica(peer: 1, state: .active), Replica(peer: 2, state: .dead)])
         // The next write goes to the active replicas only: no second stall.
-        var more = pair.batch(Array(20..<25))
-        _ = try pair.engines[0].collection("c").upsert(&more, wait: .applied)
+        try pair.upsert(Array(20..<25))
         #expect(pair.placements[0].calls.withLock { $0["apply"] } == 2, "one apply before the stall, one stalled, none after")
         pair.placements[0].stallApply.store(false, ordering: .relaxed)
         while pair.placements[0].applyStalled.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.005) }
@@ -304,8 +294,7 @@ final class Tally: Sendable {
                 peer2.stallWrite.store(false, ordering: .relaxed)
             }
         }
-        var points = pair.batch(Array(0..<10))
-        _ = try pair.engines[1].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<10), via: 1)
         if primaryGone {
             // The forwarded call waits until the test lets it go (or 15 s): seeing it wait now
             // means the write did not wait for it.
@@ -332,8 +321,7 @@ final class Tally: Sendable {
         let primary = try pair.set(0).local
         primary.holdApplierForTesting.store(true, ordering: .relaxed)
         for id in [UInt64(1), 2] {
-            var points = pair.batch([id])
-            _ = try pair.engines[0].collection("c").upsert(&points, wait: .durable)
+            try pair.upsert([id], wait: .durable)
         }
         // Through the replica: its timeout reaches the primary, which refuses once it passes
         // (with no timeout carried, the primary would wait for room until the call gave up).
@@ -348,8 +336,7 @@ final class Tally: Sendable {
         #expect(Date().timeIntervalSince(began) < PairPlacement.writeTimeout / 2, "the primary waited its own write timeout, not the caller's")
         #expect(pair.placements[1].calls.withLock { $0["write", default: 0] } == 1)
         primary.holdApplierForTesting.store(false, ordering: .relaxed)
-        var again = pair.batch([3])
-        _ = try pair.engines[1].collection("c").upsert(&again, wait: .applied)
+        try pair.upsert([3], via: 1)
         #expect(try pair.set(0).local.pointCount == 3)
         try pair.close()
     }
