@@ -191,6 +191,8 @@ extension QdrantAPI {
         }
         let timeout = try commitTimeout(r)
         let mover = Rebalancer(node: cluster, engine: engine, commitTimeout: timeout)
+        let leaderPath = "/internal/collections/\(percentEncode(name))/cluster"
+        let leaderQuery = r.query["timeout"].map { ["timeout=" + percentEncode($0)] } ?? []
         guard case .object(let ops) = body, ops.count == 1 else {
             throw VQError.invalid("expected exactly one of move_shard, replicate_shard or drop_replica")
         }
@@ -206,7 +208,9 @@ extension QdrantAPI {
                 }
             }
             let to = try peer(op, "to_peer_id", "replicate_shard"), how = try method(op, "replicate_shard")
-            if let answer = try onLeader(name, r, start, cluster: cluster, forwarded: forwarded) { return answer }
+            if try onLeader(cluster, "replicate_shard", path: leaderPath, query: leaderQuery, body: r.body, forwarded: forwarded) != nil {
+                return APIEnvelope.ok(.bool(true), since: start)
+            }
             // Not while a rebalance or recovery here moves replicas of its own.
             try Rebalancer.exclusively("replicate_shard") { try mover.replicate(name, shard, to: to, method: how) }
         } else if let op = body["move_shard"] {
@@ -217,7 +221,9 @@ extension QdrantAPI {
                 throw VQError.invalid("move_shard.from_peer_id \(from) holds no replica of shard \(shard)")
             }
             let how = try method(op, "move_shard")
-            if let answer = try onLeader(name, r, start, cluster: cluster, forwarded: forwarded) { return answer }
+            if try onLeader(cluster, "move_shard", path: leaderPath, query: leaderQuery, body: r.body, forwarded: forwarded) != nil {
+                return APIEnvelope.ok(.bool(true), since: start)
+            }
             try Rebalancer.exclusively("move_shard") { try mover.move(Rebalance.Move(collection: name, shard: shard, from: from, to: to), method: how) }
         } else if let op = body["drop_replica"] {
             try check(op, "drop_replica", ["shard_id", "peer_id"])
@@ -229,30 +235,28 @@ extension QdrantAPI {
         return APIEnvelope.ok(.bool(true), since: start)
     }
 
-    /// Runs a checked move or copy on the Raft leader, as rebalances run, so one peer moves
-    /// replicas at a time: forwarded there from any other peer (nil: this peer leads, or the
-    /// request was forwarded here already and is carried out here).
-    private func onLeader(_ name: String, _ r: HTTPRequest, _ start: UInt64, cluster: ClusterNode, forwarded: Bool) throws -> HTTPResponse? {
+    /// Runs on the Raft leader what must run there (shard moves and copies, rebalances), so one
+    /// peer moves replicas at a time: nil when this peer leads; else the leader's `result`, asked
+    /// of it at the peer route `path`. A request forwarded here that finds this peer no longer
+    /// leading is refused (503), not run beside the new leader's moves.
+    private func onLeader(_ cluster: ClusterNode, _ what: String, path: String, query: [String] = [], body: [UInt8]? = nil,
+                          forwarded: Bool) throws -> JSON? {
         let status = cluster.status
         if status.role == .leader { return nil }
-        // Sent here as the leader, which this peer no longer is: not carried out beside the new one's moves.
-        guard !forwarded else { throw VQError(.busy, "this peer no longer leads the cluster; retry the shard transfer") }
+        guard !forwarded else { throw VQError(.busy, "this peer no longer leads the cluster; retry \(what)") }
         guard let leader = status.leader, let uri = cluster.address(of: leader) else {
-            throw VQError(.busy, "no Raft leader is known to carry out the shard transfer; retry shortly")
+            throw VQError(.busy, "no Raft leader is known to run \(what); retry shortly")
         }
-        let query = r.query["timeout"].map { "?timeout=" + percentEncode($0) } ?? ""
         let answer = try HTTPClient(url: uri, timeout: 3600)
-            .send("POST", "/internal/collections/\(percentEncode(name))/cluster" + query, body: r.body, headers: cluster.internalHeaders)
-        guard answer.status == 200 else {
-            let e = VQError(status: answer.status, body: answer.body, from: "leader \(leader)")
+            .send("POST", path + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: body, headers: cluster.internalHeaders)
+        guard answer.status == 200, let result = (try? JSONParser.parse(answer.body))?["result"] else {
+            let e = VQError(status: answer.status == 200 ? 502 : answer.status, body: answer.body, from: "leader \(leader)")
             // The caller's input and the cluster's state come back as they are; the leader's
             // refusal of this peer (its secret, a route it lacks) is no fault of the caller's.
-            if [401, 403, 404, 405].contains(answer.status) {
-                throw VQError(.io, "the leader (peer \(leader)) could not carry out the shard transfer: \(e.message)")
-            }
+            if [401, 403, 404, 405].contains(answer.status) { throw VQError(.io, "the leader (peer \(leader)) could not run \(what): \(e.message)") }
             throw e
         }
-        return APIEnvelope.ok(.bool(true), since: start)
+        return result
     }
 
     /// `POST /collections/{name}/cluster/repair[?shard=N]` (vq's extension): anti-entropy now, on
@@ -294,20 +298,11 @@ extension QdrantAPI {
         case "true": dryRun = true
         case let other?: throw VQError.invalid("dry_run is \"\(other)\"; expected true or false")
         }
-        let status = cluster.status
-        if status.role != .leader {
-            guard !forwarded, let leader = status.leader, let uri = cluster.address(of: leader) else {
-                throw VQError(.busy, "no Raft leader is known to run the rebalance; retry shortly")
-            }
-            var query: [String] = []
-            if let c = r.query["collection"] { query.append("collection=" + percentEncode(c)) }
-            if dryRun { query.append("dry_run=true") }
-            let answer = try HTTPClient(url: uri, timeout: 3600)
-                .send("POST", "/internal/rebalance" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), headers: cluster.internalHeaders)
-            guard answer.status == 200, let json = try? JSONParser.parse(answer.body), case .object? = json["result"] else {
-                throw VQError(status: answer.status == 200 ? 502 : answer.status, body: answer.body, from: "leader \(leader)")
-            }
-            return APIEnvelope.ok(json["result"]!, since: start)
+        var query: [String] = []
+        if let c = r.query["collection"] { query.append("collection=" + percentEncode(c)) }
+        if dryRun { query.append("dry_run=true") }
+        if let result = try onLeader(cluster, "the rebalance", path: "/internal/rebalance", query: query, forwarded: forwarded) {
+            return APIEnvelope.ok(result, since: start)
         }
         let (moves, done) = try Rebalancer(node: cluster, engine: engine).run(only: r.query["collection"], dryRun: dryRun)
         return APIEnvelope.ok(.object([("moves", .array(moves.map(\.json))), ("done", .int(Int64(done))), ("dry_run", .bool(dryRun))]),
