@@ -43,7 +43,9 @@ func serve(_ args: Arguments, join: String? = nil) throws -> Int32 {
     /// the clock that waits on them).
     func seconds(_ flag: String, _ fallback: Double) throws -> Double {
         let v = try number(flag, fallback)
-        guard v <= 86_400 else { throw UsageError(message: "--\(flag) is '\(setting(flag) ?? "")'; expected a positive number of seconds, at most 86400") }
+        guard v <= QdrantAPI.maxTimeout else {
+            throw UsageError(message: "--\(flag) is '\(setting(flag) ?? "")'; expected a positive number of seconds, at most \(Int(QdrantAPI.maxTimeout))")
+        }
         return v
     }
     let dataDir = setting("data-dir") ?? args.dataDir

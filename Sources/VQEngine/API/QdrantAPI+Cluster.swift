@@ -103,13 +103,12 @@ extension QdrantAPI {
         case "true", "": force = true
         case let other?: throw VQError.invalid("force is \"\(other)\"; expected true or false")
         }
-        let timeout = try timeoutParameter(r)
         if force {
             for (name, shard) in cluster.metadata.replicas(of: id) {
-                try moveOff(id, name, shard, cluster: cluster, timeout: timeout ?? 10)
+                try moveOff(id, name, shard, cluster: cluster, timeout: try commitTimeout(r))
             }
         }
-        try cluster.removePeer(id, timeout: timeout ?? 20)
+        try cluster.removePeer(id, timeout: try commitTimeout(r, fallback: 20))
         return APIEnvelope.ok(.bool(true), since: start)
     }
 

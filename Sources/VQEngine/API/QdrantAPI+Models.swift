@@ -110,8 +110,8 @@ extension QdrantAPI {
     }
 
     /// How long a metadata change may take to commit through Raft: `?timeout=S` (Qdrant's "wait
-    /// for operation commit"), else 10 s. Without a cluster a change commits at once, locally.
-    func commitTimeout(_ r: HTTPRequest) throws -> Double { try timeoutParameter(r) ?? 10 }
+    /// for operation commit"), else `fallback`. Without a cluster a change commits at once, locally.
+    func commitTimeout(_ r: HTTPRequest, fallback: Double = 10) throws -> Double { try timeoutParameter(r) ?? fallback }
 
     func updateResult(_ ticket: WriteTicket, _ wait: WriteWait, _ start: UInt64) -> HTTPResponse {
         APIEnvelope.ok(.object([("operation_id", .int(Int64(ticket.ops.values.max() ?? 0))),

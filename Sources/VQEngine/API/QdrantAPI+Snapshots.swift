@@ -217,7 +217,7 @@ extension QdrantAPI {
             // The file and the collection unpacked from it, beside what this server's own writes need.
             // (The length is the remote server's word: compared without arithmetic that could overflow.)
             guard let (free, total) = FileIO.space(dir) else { return }
-            let reserve = max(64 << 20, total / 100)
+            let reserve = FileIO.reserve(total: total)
             guard free >= reserve, length <= (free - reserve) / 2 else {
                 throw VQError(.insufficientStorage, "the snapshot at \(url) is \(length) bytes; downloading and unpacking it needs twice that "
                               + "on this server's disk beside the \(reserve) it keeps for its own writes, and \(free) are free")

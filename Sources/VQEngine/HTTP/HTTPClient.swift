@@ -176,15 +176,7 @@ package final class HTTPClient: Sendable {
         var written = 0
         var chunk = Array(head.rest.prefix(head.length))
         while true {
-            try chunk.withUnsafeBytes { raw in
-                var at = 0
-                while at < raw.count {
-                    let n = write(out, raw.baseAddress! + at, raw.count - at)
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw ioError("write", file) }
-                    at += n
-                }
-            }
+            try chunk.withUnsafeBytes { try FileIO.writeAll(out, $0, path: file) }
             written += chunk.count
             if written >= head.length { break }
             guard let more = try readSome(fd) else {

@@ -664,6 +664,11 @@ package final class ReplicaSet: Sendable {
         guard let placement else { throw VQError(.notFound, "this server runs no cluster") }
         let batch = try ShardWire.decodeOperations(body).map { try ShardWire.decodeOperation($0, vectors: vectors) }
         guard batch.allSatisfy({ $0.seq != 0 }) else { throw VQError.invalid("a batch of operations must carry their sequence numbers") }
+        // The batch is made durable as one and waited for as its last says: an earlier operation
+        // asking to be waited for until applied would be a wait this batch does not keep.
+        guard batch.dropLast().allSatisfy({ $0.wait == .durable }) else {
+            throw VQError.invalid("a batch of operations may ask wait=applied of its last operation only")
+        }
         let replication = placement.replication(collection, id)
         replication.lock.lock()
         defer { replication.lock.unlock() }
@@ -852,7 +857,7 @@ package final class ReplicaSet: Sendable {
             // In batches (up to 4,096 operations or 1 MiB with their framing, well under any
             // sensible --max-body-bytes), each made durable once on the replica; the last waited
             // for until applied.
-            var from = 0
+            var from = 0, batches = true
             while from < missed.count {
                 var to = from, bytes = 4
                 while to < missed.count && to - from < ShardWire.maxBatchOperations
@@ -861,13 +866,21 @@ package final class ReplicaSet: Sendable {
                     to += 1
                 }
                 let part = Array(missed[from..<to]), wait: WriteWait = to == missed.count ? .applied : .durable
-                do {
-                    try destination.apply(batch: part, wait)
-                } catch let e as VQError where (e.kind == .notFound && e.message.contains("no route for"))
-                                                || (e.kind == .invalidInput && e.message.contains("exceeds")) {
-                    // A peer without apply-batch (an older version: its router's 404), or a body
-                    // limit below the batch (its parser's 413): one operation per call, as before
-                    // batches. (Anything else the batch met, one call each would meet too.)
+                var sent = false
+                if batches {
+                    do {
+                        try destination.apply(batch: part, wait)
+                        sent = true
+                    } catch let e as VQError where (e.kind == .notFound && e.message.contains("no route for"))
+                                                    || (e.kind == .invalidInput && e.message.contains("exceeds")) {
+                        // A peer without apply-batch (an older version: its router's 404), or a
+                        // body limit below the batch (its parser's 413): one operation per call,
+                        // as before batches, for the rest of this catch-up. (Anything else the
+                        // batch met, one call each would meet too.)
+                        batches = false
+                    }
+                }
+                if !sent {
                     for (i, op) in part.enumerated() {
                         try destination.apply(op.bytes, i == part.count - 1 ? wait : .durable, seq: op.seq, epoch: op.epoch)
                     }

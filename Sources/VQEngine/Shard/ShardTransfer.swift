@@ -128,7 +128,7 @@ extension ReplicaSet {
     func checkDiskReserve(adding bytes: Int, at path: String) throws {
         guard let (free, total) = FileIO.space(path) else { return }
         let set = diskReserve.load(ordering: .relaxed)
-        let reserve = set >= 0 ? set : max(64 << 20, total / 100)
+        let reserve = set >= 0 ? set : FileIO.reserve(total: total)
         if free - bytes < reserve {
             throw VQError(.insufficientStorage, "a copy of \(what) would leave \(max(0, free - bytes)) bytes free on this peer's disk; "
                           + "it keeps at least \(reserve) (1% of the disk, at least 64 MiB) for its own writes")

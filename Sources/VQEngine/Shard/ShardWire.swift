@@ -581,21 +581,14 @@ package enum ShardWire {
     /// - Throws: `.invalidInput` for a count above `maxBatchOperations`, none, or bytes that do
     ///   not frame exactly.
     package static func decodeOperations(_ body: [UInt8]) throws -> [[UInt8]] {
-        try body.withUnsafeBytes { raw in
-            var r = ByteReader(raw)
-            do {
-                let count = Int(try r.u32())
-                guard count >= 1, count <= maxBatchOperations else {
-                    throw VQError.invalid("shard operation batch has \(count) operations; expected 1 to \(maxBatchOperations)")
-                }
-                var out: [[UInt8]] = []
-                out.reserveCapacity(count)
-                for _ in 0..<count { out.append(try r.blob()) }
-                guard r.remaining == 0 else { throw VQError.invalid("shard operation batch has \(r.remaining) bytes after its last operation") }
-                return out
-            } catch let e as VQError where e.kind == .corrupt {
-                throw VQError.invalid("shard operation batch is malformed: \(e.message)")
+        try decode(body, "shard operation batch") { r in
+            let count = Int(try r.u32())
+            guard count >= 1, count <= maxBatchOperations else {
+                throw VQError.invalid("shard operation batch has \(count) operations; expected 1 to \(maxBatchOperations)")
             }
+            let operations = try (0..<count).map { _ in try r.blob() }
+            guard r.remaining == 0 else { throw VQError.invalid("shard operation batch has \(r.remaining) bytes after its last operation") }
+            return operations
         }
     }
 

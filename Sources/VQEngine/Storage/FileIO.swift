@@ -105,7 +105,6 @@ package enum FileIO {
         if rc != 0 { throw ioError("fsync", path) }
     }
 
-    /// Makes a directory's entries (creations, renames, removals) durable.
     /// fsyncs every directory under `path` and `path` itself, deepest first: the entries of a
     /// tree written file by file (each file synced as written) are on disk before it is renamed
     /// into place.
@@ -114,6 +113,7 @@ package enum FileIO {
         try syncDirectory(path)
     }
 
+    /// Makes a directory's entries (creations, renames, removals) durable.
     package static func syncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ioError("open directory", path) }
@@ -170,6 +170,10 @@ package enum FileIO {
 
     /// Bytes an unprivileged writer may still use on the file system holding `path`, and its
     /// size; nil when it cannot be asked.
+    /// Free bytes this process keeps on a disk of `total` bytes for its own writes (WALs,
+    /// flushes) when it takes in copies, snapshots and downloads: 1%, at least 64 MiB.
+    package static func reserve(total: Int) -> Int { max(64 << 20, total / 100) }
+
     package static func space(_ path: String) -> (free: Int, total: Int)? {
         var fs = statvfs()
         guard statvfs(path, &fs) == 0 else { return nil }

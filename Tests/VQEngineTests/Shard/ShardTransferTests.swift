@@ -209,10 +209,21 @@ final class Tally: Sendable {
         let at = replica.position
         let missed = try #require(pair.placements[0].replication("c", 0).range(after: at.seq, epoch: at.epoch))
         #expect(missed.count == 6)
-        func send(_ ops: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])], from: PeerID = 1) throws {
-            let body = ShardWire.encodeOperations(ops.map { ShardWire.encodeOperation($0.bytes, .applied, seq: $0.seq, epoch: $0.epoch) })
+        // As the primary sends them: durable, the last waited for until applied.
+        func send(_ ops: [(seq: UInt64, epoch: UInt64, bytes: [UInt8])], from: PeerID = 1, wait: WriteWait = .durable) throws {
+            let body = ShardWire.encodeOperations(ops.enumerated().map { i, op in
+                ShardWire.encodeOperation(op.bytes, i == ops.count - 1 ? .applied : wait, seq: op.seq, epoch: op.epoch)
+            })
             try replica.applyBatchAsReplica(body, vectors: pair.config.vectors, from: from)
         }
+        // An earlier operation asking to be applied before the answer: a wait the batch does not keep, refused.
+        do {
+            try send(Array(missed[0..<3]), wait: .applied)
+            Issue.record("a batch asking wait=applied before its last was taken")
+        } catch let e as VQError {
+            #expect(e.kind == .invalidInput && e.message.contains("its last operation only"), "\(e.message)")
+        }
+        #expect(replica.position == at)
         try send(Array(missed[0..<3]))
         #expect(replica.position.seq == missed[2].seq && replica.local.pointCount == 4)
         try send(Array(missed[0..<4]))  // three sent again (skipped), one new
