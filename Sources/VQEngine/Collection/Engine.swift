@@ -91,8 +91,6 @@ package final class Engine: @unchecked Sendable {
         if (try? loadedAliases())?[name] != nil {
             throw VQError(.conflict, "\"\(name)\" is an alias; choose another collection name", hint: "or delete the alias first")
         }
-        // A copy left aside by a recover (`install`) must not come back in its place.
-        try FileIO.removeTree(directory.replacedDir(name))
         // A snapshot being recovered under this name brings its shards (see `stage`).
         let adopted = staged.removeValue(forKey: name)
         let staging = adopted ?? directory.collectionsDir + "/.creating-" + name
@@ -150,13 +148,11 @@ package final class Engine: @unchecked Sendable {
         try Engine.validateName(name)
         mutex.lock()
         defer { mutex.unlock() }
-        // A copy left aside by a recover (`install`) must not come back in its place.
-        try FileIO.removeTree(directory.replacedDir(name))
         guard FileIO.exists(directory.collectionConfig(name)) else {
             throw VQError(.notFound, "collection \"\(name)\" does not exist in \(directory.root)")
         }
         if let c = open.removeValue(forKey: name) { try? c.close() }
-        let doomed = directory.collectionsDir + "/.deleting-" + name
+        let doomed = directory.deletingDir(name)
         try FileIO.removeTree(doomed)
         guard rename(directory.collectionDir(name), doomed) == 0 else { throw ioError("rename", directory.collectionDir(name)) }
         try FileIO.syncDirectory(directory.collectionsDir)
@@ -207,9 +203,14 @@ package final class Engine: @unchecked Sendable {
             throw failure
         }
         try FileIO.syncDirectory(directory.collectionsDir)
-        // Replaced: what is left aside goes now, or when the directory is next opened, or before
-        // the name is next created or deleted (it must never come back).
-        if (try? FileIO.removeTree(aside)) == nil { warn("could not remove \(aside) yet; it goes when the data directory is next opened") }
+        // Replaced: the old copy becomes a delete under way (never to come back in its place),
+        // removed now, or when the directory is next opened if that fails.
+        let doomed = directory.deletingDir(name)
+        try? FileIO.removeTree(doomed)
+        if FileIO.exists(aside) && rename(aside, doomed) != 0 {
+            warn("could not move \(aside) to \(doomed): \(String(cString: strerror(errno)))")
+        }
+        try? FileIO.removeTree(doomed)
     }
 
     // MARK: aliases

@@ -41,6 +41,8 @@ package struct DataDirectory: Sendable {
     /// Where `Engine.install` keeps the collection it replaces until the new one is in place.
     package func replacedDir(_ name: String) -> String { collectionsDir + "/" + DataDirectory.replacedPrefix + name }
     static let replacedPrefix = ".replaced-"
+    /// Where a collection goes while it is deleted (swept when the directory is opened).
+    package func deletingDir(_ name: String) -> String { collectionsDir + "/.deleting-" + name }
     package var snapshotsDir: String { root + "/snapshots" }
     /// A collection's snapshots (full ones sit in `snapshotsDir` itself).
     package func snapshotsDir(of collection: String) -> String { snapshotsDir + "/" + collection }

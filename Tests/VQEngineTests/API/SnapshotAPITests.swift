@@ -295,7 +295,7 @@ import Testing
             try engine.recoverSnapshot(file, as: "r", checksum: nil)
             #expect(dump(api, "r") == old && FileIO.list(directory.collectionsDir) == ["r"])
         }
-        // A copy left aside (its removal failed) never comes back once the collection is deleted;
+        // A copy left aside by a crash after the swap goes when the directory is opened, so it never comes back after a delete;
         // work a crash cut short (a delete, a staged copy, a download) is cleared on opening.
         try FileManager.default.copyItem(atPath: directory.collectionDir("r"), toPath: directory.replacedDir("r"))
         try FileIO.makeDirectories(directory.collectionsDir + "/.deleting-gone/shards")
