@@ -149,22 +149,23 @@ package final class HTTPClient: Sendable {
         defer { close(fd) }
         do {
             try sendAll(fd, bytes)
-            var head = try readHead(fd, needLength: false)
+            var buffer = HTTPClient.readBuffer()
+            var head = try readHead(fd, &buffer, needLength: false)
             guard head.status == 200 else {
                 // The start of the answer, however it is framed (to its length, else to the close).
                 let want = head.length >= 0 ? min(head.length, 64 << 10) : 64 << 10
-                while head.rest.count < want, let more = try readSome(fd) { head.rest += more }
+                while head.rest.count < want, let more = try readSome(fd, &buffer) { head.rest += more }
                 return (head.status, String(decoding: head.rest.prefix(want), as: UTF8.self))
             }
             guard head.length >= 0 else { throw VQError(.io, "the answer from http://\(host):\(port) has no Content-Length") }
-            return try store(fd, head, to: file, room: room)
+            return try store(fd, head, &buffer, to: file, room: room)
         } catch let e as StaleConnection {
             throw e.error
         }
     }
 
     /// The body of a 200 answer to `download`, written to `file` as it arrives.
-    private func store(_ fd: Int32, _ head: Head, to file: String, room: (Int) throws -> Void) throws -> (status: Int, message: String) {
+    private func store(_ fd: Int32, _ head: Head, _ buffer: inout [UInt8], to file: String, room: (Int) throws -> Void) throws -> (status: Int, message: String) {
         try room(head.length)
         let out = FileIO.openFD(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC)
         guard out >= 0 else { throw ioError("create", file) }
@@ -179,7 +180,7 @@ package final class HTTPClient: Sendable {
             try chunk.withUnsafeBytes { try FileIO.writeAll(out, $0, path: file) }
             written += chunk.count
             if written >= head.length { break }
-            guard let more = try readSome(fd) else {
+            guard let more = try readSome(fd, &buffer) else {
                 throw VQError(.unreachable, "http://\(host):\(port) closed the connection after \(written) of \(head.length) bytes")
             }
             chunk = Array(more.prefix(head.length - written))
@@ -234,21 +235,24 @@ package final class HTTPClient: Sendable {
         }
     }
 
-    /// The next bytes from the server, or nil once it has closed the connection.
-    private func readSome(_ fd: Int32) throws -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    /// The next bytes from the server, read into `buffer` (one per exchange), or nil once it has
+    /// closed the connection.
+    private func readSome(_ fd: Int32, _ buffer: inout [UInt8]) throws -> ArraySlice<UInt8>? {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { throw VQError(.unreachable, "reading from http://\(host):\(port) failed: \(errnoText())") }
-            return n == 0 ? nil : Array(buffer[0..<n])
+            return n == 0 ? nil : buffer[0..<n]
         }
     }
+
+    /// A buffer for one exchange's reads.
+    private static func readBuffer() -> [UInt8] { [UInt8](repeating: 0, count: 64 << 10) }
 
     /// A response's head, read and checked (a peer's answer is untrusted input: its head is
     /// bounded and scanned once), and the bytes after it read with it.
     /// - Parameter needLength: whether a head without Content-Length is refused.
-    private func readHead(_ fd: Int32, needLength: Bool = true) throws -> Head {
+    private func readHead(_ fd: Int32, _ buffer: inout [UInt8], needLength: Bool = true) throws -> Head {
         var data: [UInt8] = []
         var scanned = 0
         while true {
@@ -274,7 +278,7 @@ package final class HTTPClient: Sendable {
                 }
                 scanned = data.count
             }
-            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
+            guard let more = try readSome(fd, &buffer) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
             data += more
             guard data.count <= HTTPClient.maxHeadBytes else {
                 throw VQError(.io, "response head from http://\(host):\(port) exceeds \(HTTPClient.maxHeadBytes) bytes")
@@ -284,7 +288,8 @@ package final class HTTPClient: Sendable {
 
     private func exchange(_ fd: Int32, _ bytes: [UInt8]) throws -> (response: HTTPResponse, keepAlive: Bool) {
         try sendAll(fd, bytes)
-        let head = try readHead(fd)
+        var buffer = HTTPClient.readBuffer()
+        let head = try readHead(fd, &buffer)
         // Held in memory: no larger than maxBodyBytes (a download of more goes to a file).
         guard head.length <= HTTPClient.maxBodyBytes else {
             throw VQError(.io, "response from http://\(host):\(port) claims \(head.length) bytes; at most \(HTTPClient.maxBodyBytes) are read")
@@ -292,7 +297,7 @@ package final class HTTPClient: Sendable {
         var body = head.rest
         body.reserveCapacity(min(head.length, 1 << 20))  // the claim grows the buffer only as bytes come
         while body.count < head.length {
-            guard let more = try readSome(fd) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
+            guard let more = try readSome(fd, &buffer) else { throw VQError(.unreachable, "http://\(host):\(port) closed the connection") }
             body += more
         }
         // Bytes past the body are no answer to anything: the connection is not used again.
