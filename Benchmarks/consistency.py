@@ -12,8 +12,9 @@ C is continued after.
 
 With --healthy only the first part runs (about a minute), for repeated runs comparing builds.
 
-Usage: Benchmarks/consistency.py [--healthy] [DATASET_DIR]   (default ../shared/data/minilm-20k)
+Usage: Benchmarks/consistency.py [--healthy] [--vq PATH] [DATASET_DIR]   (default ../shared/data/minilm-20k)
 """
+import argparse
 import json
 import os
 import signal
@@ -23,9 +24,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import transfer as t  # the peer, call and vq helpers
 
-ARGS = [a for a in sys.argv[1:] if a != "--healthy"]
-HEALTHY_ONLY = "--healthy" in sys.argv[1:]
-DATASET = ARGS[0] if ARGS else t.ROOT + "/../shared/data/minilm-20k"
 CONSISTENCIES = ["1", "2", "majority", "quorum", "all"]
 
 
@@ -48,7 +46,11 @@ def run(port, consistency, queries, truth):
 
 
 def main():
-    base = f"{DATASET}/base.fvecs"
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset", nargs="?", default=t.ROOT + "/../shared/data/minilm-20k")
+    ap.add_argument("--healthy", action="store_true", help="only the healthy runs (about a minute)")
+    args = t.parse_args(ap)
+    base = f"{args.dataset}/base.fvecs"
     dim = t.dim_of(base)
     (a, pa), (b, pb), (c, pc) = t.three_peers(["--peer-timeout", "2"])
     st, r = t.call(pa, "PUT", "/collections/m", {"vectors": {"size": dim, "distance": "Cosine"}, "shard_number": 3,
@@ -57,11 +59,11 @@ def main():
     t.vq("upsert", "m", base, "--url", f"http://127.0.0.1:{pa}", "-q")
     for p in (pa, pb, pc):
         t.call(p, "POST", "/collections/m/optimize", timeout=600)
-    queries = t.read_vecs(f"{DATASET}/query.fvecs", 300)
-    truth = t.read_vecs(f"{DATASET}/groundtruth.ivecs", 300)
+    queries = t.read_vecs(f"{args.dataset}/query.fvecs", 300)
+    truth = t.read_vecs(f"{args.dataset}/groundtruth.ivecs", 300)
     healthy = [run(pa, cons, queries, truth) for cons in CONSISTENCIES]
     print(json.dumps({"healthy": healthy}), flush=True)
-    if HEALTHY_ONLY:
+    if args.healthy:
         for h in healthy:
             print(f"| {h['consistency']} | {h['p50_ms']} ms | {h['p99_ms']} ms | {h['recall']} |")
         return

@@ -184,7 +184,15 @@ import Testing
         var flagged = ShardWire.encodeReceive(ShardWire.ReceiveBatch(clear: true, last: nil, records: []))
         flagged[0] |= 8
         #expect(throws: VQError.self) { try ShardWire.decodeReceive(flagged, vectors: vectors) }
-        #expect(throws: VQError.self) { try ShardWire.decodeOperation(ShardWire.encodeOperation([0], .durable, seq: huge, epoch: 1), vectors: vectors) }
+        // A valid operation, so only its sequence number can be what is refused.
+        let delete = Operation.delete([.number(1)]).encode()
+        #expect(try ShardWire.decodeOperation(ShardWire.encodeOperation(delete, .durable, seq: huge - 1, epoch: 1), vectors: vectors).seq == huge - 1)
+        do {
+            _ = try ShardWire.decodeOperation(ShardWire.encodeOperation(delete, .durable, seq: huge, epoch: 1), vectors: vectors)
+            Issue.record("an operation numbered past the bound was taken")
+        } catch let e as VQError {
+            #expect(e.kind == .invalidInput && e.message.contains("out of range"), "\(e.message)")
+        }
     }
 
     @Test("a learner receives the log but does not count toward commits; a voter does")

@@ -296,8 +296,7 @@ struct ReplicaPair {
     @Test("a replica that diverged (an extra point, a missing one, a changed one) is repaired from the primary")
     func repairsDivergence() throws {
         let pair = try ReplicaPair()
-        var points = pair.batch(Array(0..<600))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<600))
         #expect(try pair.contents(0) == pair.contents(1), "the write path replicated every point")
         #expect(try pair.set(0).local.digest() == pair.set(1).local.digest())
 
@@ -356,8 +355,7 @@ struct ReplicaPair {
     @Test("a bucket that differed only while a write was in flight is compared point by point without holding writes")
     func inFlightDifferenceHoldsNothing() throws {
         let pair = try ReplicaPair()
-        var points = pair.batch(Array(0..<200))
-        _ = try pair.engines[0].collection("c").upsert(&points, wait: .applied)
+        try pair.upsert(Array(0..<200))
         pair.placements[0].skewSummary.store(true, ordering: .relaxed)
         pair.placements[0].calls.withLock { $0 = [:] }
         let report = try pair.set(0).reconcile()
