@@ -165,7 +165,7 @@ package struct ClusterState: Sendable, Equatable {
             // One that was replaced without knowing it (cut off, paused) must not take another
             // replica out of service after the fact; its write is then not acknowledged.
             if let primary = try Self.optionalID(command, "primary", op) {
-                let current = meta.shards[shard].first(where: { $0.state == .active })?.peer
+                let current = meta.shards[shard].primary
                 guard current == primary else {
                     throw VQError(.conflict, "peer \(primary) is no longer the primary of shard \(shard) of \(n); "
                                   + (current.map { "peer \($0) is" } ?? "it has no active replica"))

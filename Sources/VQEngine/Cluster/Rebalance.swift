@@ -64,7 +64,7 @@ package enum Rebalance {
                             shards[s].contains { $0.peer == from } && !shards[s].contains { $0.peer == to }
                         }
                         // A replica that is not the primary first (the shard keeps its primary).
-                        let isPrimary = { (s: Int) in shards[s].first(where: { $0.state == .active })?.peer == from }
+                        let isPrimary = { (s: Int) in shards[s].primary == from }
                         if let s = candidates.first(where: { !isPrimary($0) }) ?? candidates.first {
                             chosen = Move(collection: name, shard: s, from: from, to: to)
                             break search

@@ -30,7 +30,7 @@ extension ReplicaSet {
         guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
         let started = Date()
         let me = placement.localPeer
-        guard replicas.first(where: { $0.state == .active })?.peer == me else {
+        guard replicas.primary == me else {
             throw VQError(.busy, "this peer is not the primary of \(what)")
         }
         struct Outcome { var differing = 0, upserted = 0, deleted = 0; var error: String? }
@@ -77,7 +77,7 @@ extension ReplicaSet {
             defer {
                 replication.lock.unlock()
             }
-            guard let now = placement.replicas(collection, id), now.first(where: { $0.state == .active })?.peer == me else {
+            guard let now = placement.replicas(collection, id), now.primary == me else {
                 throw VQError(.busy, "this peer is no longer the primary of \(what)")
             }
             for (peer, ids) in suspects where now.contains(Replica(peer: peer, state: .active)) {
@@ -151,7 +151,7 @@ extension ReplicaSet {
     /// Runs `reconcile` on the shard's primary: here when this peer is it, otherwise by asking it.
     package func repair() throws -> JSON {
         guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
-        guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+        guard let primary = replicas.primary else {
             throw VQError(.busy, "\(what) has no active replica")
         }
         if primary == placement.localPeer { return try reconcile() }

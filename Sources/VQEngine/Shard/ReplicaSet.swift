@@ -122,6 +122,12 @@ package struct Replica: Sendable, Equatable {
     }
 }
 
+extension Array where Element == Replica {
+    /// The shard's primary: its first Active replica (placement order). Every peer, and the
+    /// metadata's state machine, takes the same one from the same list.
+    package var primary: PeerID? { first(where: { $0.state == .active })?.peer }
+}
+
 /// What a replica set needs from the cluster.
 package protocol ReplicaPlacement: PeerTransport {
     var localPeer: PeerID { get }
@@ -428,7 +434,7 @@ package final class ReplicaSet: Sendable {
                 current = now
             }
             let replicas = current
-            guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+            guard let primary = replicas.primary else {
                 throw VQError(.busy, "\(what) has no active replica")
             }
             if primary == placement.localPeer {
@@ -524,7 +530,7 @@ package final class ReplicaSet: Sendable {
         defer { replication.lock.unlock() }
         guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" was deleted") }
         // Only the primary orders: one that has been replaced says so, and the caller asks again.
-        guard replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
+        guard replicas.primary == placement.localPeer else {
             replication.ordering = false
             throw VQError(.busy, "this peer is not the primary of \(what)")
         }
@@ -648,7 +654,7 @@ package final class ReplicaSet: Sendable {
     /// On a replica, under the shard's lock: refuses operations from a peer this peer's
     /// metadata does not name primary (`applyAsReplica`), and stops ordering here.
     private func checkOrderedBy(_ from: PeerID?, _ placement: any ReplicaPlacement, _ replication: ShardReplication) throws {
-        if let from, let replicas = placement.replicas(collection, id), let primary = replicas.first(where: { $0.state == .active })?.peer,
+        if let from, let replicas = placement.replicas(collection, id), let primary = replicas.primary,
            primary != from {
             throw VQError(.notPrimary, "peer \(from) is not the primary of \(what); peer \(primary) is, as this replica's metadata says")
         }
@@ -773,7 +779,7 @@ package final class ReplicaSet: Sendable {
                     throw VQError(.notFound, "peer \(target) holds no replica of \(what)")
                 }
                 if replica.state == .active { return .some(nil) }
-                guard replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
+                guard replicas.primary == placement.localPeer else {
                     throw VQError(.busy, "this peer is not the primary of \(what)")
                 }
                 if replica.state == .dead { try placement.setReplica(collection, id, target, .partial, reason: nil, ifPrimary: placement.localPeer) }
@@ -847,7 +853,7 @@ package final class ReplicaSet: Sendable {
             } else {
                 // Still the primary, and the replica still placed and not Active (it was not
                 // dropped, or made Active by another, meanwhile).
-                guard let replicas = placement.replicas(collection, id), replicas.first(where: { $0.state == .active })?.peer == placement.localPeer else {
+                guard let replicas = placement.replicas(collection, id), replicas.primary == placement.localPeer else {
                     throw VQError(.busy, "this peer is no longer the primary of \(what)")
                 }
                 guard replicas.contains(where: { $0.peer == target && $0.state == .partial }) else {
@@ -935,7 +941,7 @@ package final class ReplicaSet: Sendable {
     /// the primary, otherwise by asking it.
     package func catchUp(to target: PeerID, after: (seq: UInt64, epoch: UInt64)?, method: TransferMethod? = nil) throws {
         guard let (placement, replicas) = distributed else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
-        guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+        guard let primary = replicas.primary else {
             throw VQError(.busy, "\(what) has no active replica to copy from")
         }
         if primary == placement.localPeer {

@@ -239,7 +239,7 @@ extension ReplicaSet {
     func checkCopy(from: PeerID, _ placement: any ReplicaPlacement) throws {
         guard let replicas = placement.replicas(collection, id) else { throw VQError(.notFound, "collection \"\(collection)\" is not distributed") }
         // Only from the primary: a shard with no active replica has none, and takes no copy.
-        guard let primary = replicas.first(where: { $0.state == .active })?.peer else {
+        guard let primary = replicas.primary else {
             throw VQError(.busy, "\(what) has no active replica here, so no primary may copy to it; retry once the metadata has one")
         }
         guard primary == from else {
