@@ -198,6 +198,9 @@ package final class ReplicaSet: Sendable {
     let lastTransfer = Mutex<UInt64>(0)
     /// Replicas a copy is under way to (one at a time each).
     let copying = Gate<PeerID>()
+    /// Replicas this peer has asked the primary to copy to, while the call is out: one at a time
+    /// each (a call given up on as unanswered still holds its thread until its own timeout).
+    let askedCopies = Mutex<Set<PeerID>>([])
     /// Free disk bytes a copy to this replica (files or records) leaves (-1: 1% of the disk, at least 64 MiB; tests set it).
     let diskReserve = Atomic<Int>(-1)
 
@@ -950,7 +953,13 @@ package final class ReplicaSet: Sendable {
             // A primary cut off during the copy is given up on at once (the next pass asks
             // whoever is primary then), not after the copy's 600 s timeout.
             let source = remote(placement, primary)
-            try watched(placement, primary, "a replica copy") { try source.transfer(to: target, after: after, method: method) }
+            guard askedCopies.withLock({ $0.insert(target).inserted }) else {
+                throw VQError(.busy, "\(what): a copy to peer \(target) asked of peer \(primary) is still under way")
+            }
+            try watched(placement, primary, "a replica copy") { [self] in
+                defer { _ = askedCopies.withLock { $0.remove(target) } }
+                try source.transfer(to: target, after: after, method: method)
+            }
         }
     }
 }

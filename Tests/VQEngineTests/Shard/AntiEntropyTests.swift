@@ -59,6 +59,10 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
     /// When set, reads of the other peer's replica get no answer: each waits out its call's
     /// timeout (the last one given is `readTimeout`), then fails.
     let stallReads = Atomic<Bool>(false)
+    /// When set, a request to the other peer to copy a replica waits until cleared, then fails;
+    /// `transferStalled` says one is waiting.
+    let stallTransfer = Atomic<Bool>(false)
+    let transferStalled = Atomic<Bool>(false)
     let readTimeout = Mutex<Double?>(nil)
     /// When set, a byte of each deleted-rows file sent is flipped.
     let corruptFiles = Atomic<Bool>(false)
@@ -171,6 +175,17 @@ final class PairPlacement: ReplicaPlacement, @unchecked Sendable {
             try set.receive(try ShardWire.decodeReceive(body, vectors: collection.config.vectors), vectors: collection.config.vectors, from: localPeer)
             return []
         case "reconcile": return JSONWriter.bytes(try set.reconcile())
+        case "transfer":
+            if stallTransfer.load(ordering: .relaxed) {
+                transferStalled.store(true, ordering: .relaxed)
+                defer { transferStalled.store(false, ordering: .relaxed) }
+                let until = Date().addingTimeInterval(timeout ?? callTimeout)
+                while stallTransfer.load(ordering: .relaxed) && Date() < until { Thread.sleep(forTimeInterval: 0.005) }
+                throw VQError(.unreachable, "peer \(peer) did not answer")
+            }
+            let (to, after, method) = try ShardWire.decodeTransfer(body)
+            try set.transfer(to: to, after: after, method: method)
+            return []
         case "at-position", "position", "scan", "search", "count":
             if action == "at-position" && noAtPosition.load(ordering: .relaxed) { throw VQError(.notFound, "peer \(peer): no route for POST \(path)") }
             if failReads.load(ordering: .relaxed) { throw VQError(.unreachable, "peer \(peer) did not answer") }

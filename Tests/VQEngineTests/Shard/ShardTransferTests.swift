@@ -352,6 +352,31 @@ final class Tally: Sendable {
         try pair.close()
     }
 
+    @Test("a replica asks its primary for one copy at a time: one given up on as unanswered holds off another until its call ends")
+    func oneAskedCopyAtATime() throws {
+        let pair = try ReplicaPair()
+        try pair.writeWithReplicaMissing([[1]], after: [0])
+        let asker = pair.placements[1]
+        asker.stallTransfer.store(true, ordering: .relaxed)
+        asker.failPing.store(true, ordering: .relaxed)
+        #expect(throws: VQError.self, "the primary answers neither the copy nor a ping") { try pair.set(1).catchUp(to: 2, after: pair.set(1).position) }
+        #expect(eventually { asker.transferStalled.load(ordering: .relaxed) }, "the call given up on is still out")
+        do {
+            try pair.set(1).catchUp(to: 2, after: pair.set(1).position)
+            Issue.record("a second copy was asked while the first call was out")
+        } catch let e as VQError {
+            #expect(e.kind == .busy && e.message.contains("still under way"), "\(e.message)")
+        }
+        #expect(asker.calls.withLock { $0["transfer", default: 0] } == 1)
+        asker.stallTransfer.store(false, ordering: .relaxed)
+        asker.failPing.store(false, ordering: .relaxed)
+        #expect(eventually { !asker.transferStalled.load(ordering: .relaxed) && (try? pair.set(1).askedCopies.withLock { $0.isEmpty }) == true })
+        // Once that call has ended, the replica asks again and is copied.
+        try pair.set(1).catchUp(to: 2, after: pair.set(1).position)
+        #expect(try pair.contents(0) == pair.contents(1))
+        try pair.close()
+    }
+
     @Test("a replica of a peer just found gone is sent the write but not waited for once enough others have it")
     func suspectedReplica() throws {
         let pair = try ReplicaPair()
